@@ -1,0 +1,104 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Dependencies are deliberate: every one costs minutes of cold build in CI.
+// The agent's data path needs NIO only; NIOHTTP2 is used solely by the mock
+// provider, so the agent's HTTP/2 client is always tested against a peer we
+// did not write.
+let package = Package(
+    name: "sluice",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sluice-agent", targets: ["sluice-agent"]),
+        .executable(name: "sluice-mock-provider", targets: ["sluice-mock-provider"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // C stays in these two thin targets; only SluiceHTTP2 imports them.
+        .systemLibrary(
+            name: "CNghttp2",
+            pkgConfig: "libnghttp2",
+            providers: [.apt(["libnghttp2-dev"]), .brew(["nghttp2"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"]), .brew(["openssl@3"])]
+        ),
+        .target(
+            name: "SluiceHTTP2",
+            dependencies: [
+                "CNghttp2",
+                "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        // Pure: JSON scanning, OpenAI request/response handling, SSE, usage. No I/O.
+        .target(
+            name: "SluiceAPI",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // Pure: catalog, prices and cost. No I/O, no clock of its own.
+        .target(name: "SluicePolicy"),
+        .target(
+            name: "SluiceAgent",
+            dependencies: [
+                "SluiceHTTP2", "SluiceAPI", "SluicePolicy",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .target(
+            name: "SluiceTestSupport",
+            dependencies: [
+                "SluiceHTTP2", "SluiceAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
+            name: "sluice-agent",
+            dependencies: [
+                "SluiceAgent",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "sluice-mock-provider",
+            dependencies: [
+                "SluiceTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "SluiceAPITests", dependencies: ["SluiceAPI"]),
+        .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy"]),
+        .testTarget(
+            name: "SluiceHTTP2Tests",
+            dependencies: ["SluiceHTTP2", "SluiceTestSupport"]
+        ),
+        .testTarget(
+            name: "SluiceAgentTests",
+            dependencies: ["SluiceAgent", "SluiceTestSupport", "SluiceAPI"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

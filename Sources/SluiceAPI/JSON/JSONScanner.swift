@@ -1,0 +1,331 @@
+/// The kind of a JSON value found by ``JSONScanner``.
+public enum JSONValueKind: Sendable, Equatable {
+    case object, array, string, number, bool, null
+}
+
+/// One member of a JSON object, as byte offsets into the scanned document.
+public struct JSONMember: Sendable, Equatable {
+    /// The decoded key (escapes resolved), so `"mod\u0065l"` is found as `model`.
+    public var key: String
+    /// From the key's opening quote to the end of the value.
+    public var memberRange: Range<Int>
+    /// The value's bytes, quotes included for strings.
+    public var valueRange: Range<Int>
+    public var kind: JSONValueKind
+}
+
+/// Why a document was rejected. Offsets are byte positions; no input bytes are echoed.
+public struct JSONScanError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Reason: Sendable, Equatable {
+        case syntax(String)
+        case tooDeep(limit: Int)
+        case duplicateKey(String)
+        case notAnObject
+    }
+    public var reason: Reason
+    public var offset: Int
+
+    public var description: String {
+        switch reason {
+        case .syntax(let what): "malformed JSON at byte \(offset): \(what)"
+        case .tooDeep(let limit): "JSON nested deeper than \(limit) levels at byte \(offset)"
+        case .duplicateKey(let key): "duplicate key \"\(key.prefix(64))\" at byte \(offset)"
+        case .notAnObject: "the body must be a JSON object"
+        }
+    }
+}
+
+/// A strict, allocation-light JSON validator that reports an object's members as byte ranges.
+///
+/// It checks the whole RFC 8259 grammar, UTF-8 validity and lone surrogates, caps nesting
+/// depth (so hostile input cannot exhaust a small task stack), and rejects duplicate keys in
+/// any object, so a field checked by policy is always the field that is forwarded.
+public struct JSONScanner {
+    private let bytes: UnsafeRawBufferPointer
+    private var position = 0
+    private let maxDepth: Int
+
+    /// Validates `bytes` as one JSON object and returns its top-level members in order.
+    public static func scanObject(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws(JSONScanError) -> [JSONMember] {
+        var scanner = JSONScanner(bytes: bytes, maxDepth: maxDepth)
+        scanner.skipWhitespace()
+        guard scanner.peek() == UInt8(ascii: "{") else { throw JSONScanError(reason: .notAnObject, offset: scanner.position) }
+        var members: [JSONMember] = []
+        try scanner.scanObjectBody(depth: 1, collect: &members)
+        scanner.skipWhitespace()
+        guard scanner.position == bytes.count else { throw scanner.error("trailing bytes after the document") }
+        return members
+    }
+
+    /// Members of the object at `range` (a range previously returned for an object value).
+    public static func members(ofObjectAt range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> [JSONMember] {
+        // The range was validated by scanObject, so this cannot fail; depth was already checked.
+        let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
+        guard let inner = try? scanObject(slice, maxDepth: Int.max) else { return [] }
+        return inner.map { member in
+            JSONMember(key: member.key,
+                       memberRange: (member.memberRange.lowerBound + range.lowerBound)..<(member.memberRange.upperBound + range.lowerBound),
+                       valueRange: (member.valueRange.lowerBound + range.lowerBound)..<(member.valueRange.upperBound + range.lowerBound),
+                       kind: member.kind)
+        }
+    }
+
+    /// Decodes the JSON string whose quoted bytes are at `range`.
+    public static func decodeString(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> String? {
+        var scanner = JSONScanner(bytes: bytes, maxDepth: 1)
+        scanner.position = range.lowerBound
+        return try? scanner.scanString(decode: true)
+    }
+
+    /// Reads the integer at `range`, if it is one that fits in Int64 (no fraction or exponent).
+    public static func integer(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> Int64? {
+        var value: Int64 = 0
+        var negative = false
+        var index = range.lowerBound
+        if index < range.upperBound, bytes[index] == UInt8(ascii: "-") { negative = true; index += 1 }
+        guard index < range.upperBound else { return nil }
+        while index < range.upperBound {
+            let byte = bytes[index]
+            guard byte >= 0x30, byte <= 0x39 else { return nil }
+            let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (plus, overflow2) = times.addingReportingOverflow(Int64(byte - 0x30))
+            guard !overflow1, !overflow2 else { return nil }
+            value = plus
+            index += 1
+        }
+        return negative ? -value : value
+    }
+
+    private init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+        self.bytes = bytes
+        self.maxDepth = maxDepth
+    }
+
+    private func peek() -> UInt8? { position < bytes.count ? bytes[position] : nil }
+
+    private func error(_ what: String) -> JSONScanError { JSONScanError(reason: .syntax(what), offset: position) }
+
+    private mutating func skipWhitespace() {
+        while position < bytes.count {
+            switch bytes[position] {
+            case 0x20, 0x09, 0x0A, 0x0D: position += 1
+            default: return
+            }
+        }
+    }
+
+    private mutating func expect(_ byte: UInt8, _ what: String) throws(JSONScanError) {
+        guard peek() == byte else { throw error("expected \(what)") }
+        position += 1
+    }
+
+    /// Scans `{ ... }` starting at the opening brace; members are collected only when asked.
+    private mutating func scanObjectBody(depth: Int, collect: inout [JSONMember]) throws(JSONScanError) {
+        guard depth <= maxDepth else { throw JSONScanError(reason: .tooDeep(limit: maxDepth), offset: position) }
+        try expect(UInt8(ascii: "{"), "{")
+        skipWhitespace()
+        if peek() == UInt8(ascii: "}") { position += 1; return }
+        var keys: [String] = []
+        while true {
+            skipWhitespace()
+            let memberStart = position
+            guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
+            let key = try scanString(decode: true) ?? ""
+            if keys.contains(key) {
+                throw JSONScanError(reason: .duplicateKey(key), offset: memberStart)
+            }
+            keys.append(key)
+            skipWhitespace()
+            try expect(UInt8(ascii: ":"), ":")
+            skipWhitespace()
+            let valueStart = position
+            let kind = try scanValue(depth: depth)
+            if depth == 1 {
+                collect.append(JSONMember(key: key, memberRange: memberStart..<position, valueRange: valueStart..<position, kind: kind))
+            }
+            skipWhitespace()
+            switch peek() {
+            case UInt8(ascii: ","): position += 1
+            case UInt8(ascii: "}"): position += 1; return
+            default: throw error("expected , or }")
+            }
+        }
+    }
+
+    private mutating func scanValue(depth: Int) throws(JSONScanError) -> JSONValueKind {
+        guard let byte = peek() else { throw error("unexpected end of input") }
+        switch byte {
+        case UInt8(ascii: "{"):
+            var ignored: [JSONMember] = []
+            try scanObjectBody(depth: depth + 1, collect: &ignored)
+            return .object
+        case UInt8(ascii: "["):
+            try scanArray(depth: depth + 1)
+            return .array
+        case UInt8(ascii: "\""):
+            _ = try scanString(decode: false)
+            return .string
+        case UInt8(ascii: "t"): try scanLiteral("true"); return .bool
+        case UInt8(ascii: "f"): try scanLiteral("false"); return .bool
+        case UInt8(ascii: "n"): try scanLiteral("null"); return .null
+        case UInt8(ascii: "-"), 0x30...0x39: try scanNumber(); return .number
+        default: throw error("unexpected character")
+        }
+    }
+
+    private mutating func scanArray(depth: Int) throws(JSONScanError) {
+        guard depth <= maxDepth else { throw JSONScanError(reason: .tooDeep(limit: maxDepth), offset: position) }
+        try expect(UInt8(ascii: "["), "[")
+        skipWhitespace()
+        if peek() == UInt8(ascii: "]") { position += 1; return }
+        while true {
+            skipWhitespace()
+            _ = try scanValue(depth: depth)
+            skipWhitespace()
+            switch peek() {
+            case UInt8(ascii: ","): position += 1
+            case UInt8(ascii: "]"): position += 1; return
+            default: throw error("expected , or ]")
+            }
+        }
+    }
+
+    private mutating func scanLiteral(_ literal: StaticString) throws(JSONScanError) {
+        let count = literal.utf8CodeUnitCount
+        guard position + count <= bytes.count else { throw error("unexpected end of input") }
+        for index in 0..<count where bytes[position + index] != literal.utf8Start[index] {
+            throw error("invalid literal")
+        }
+        position += count
+    }
+
+    private mutating func scanNumber() throws(JSONScanError) {
+        if peek() == UInt8(ascii: "-") { position += 1 }
+        guard let first = peek(), first >= 0x30, first <= 0x39 else { throw error("invalid number") }
+        position += 1
+        if first != 0x30 { skipDigits() }
+        if peek() == UInt8(ascii: ".") {
+            position += 1
+            guard let digit = peek(), digit >= 0x30, digit <= 0x39 else { throw error("invalid number") }
+            skipDigits()
+        }
+        if peek() == UInt8(ascii: "e") || peek() == UInt8(ascii: "E") {
+            position += 1
+            if peek() == UInt8(ascii: "+") || peek() == UInt8(ascii: "-") { position += 1 }
+            guard let digit = peek(), digit >= 0x30, digit <= 0x39 else { throw error("invalid number") }
+            skipDigits()
+        }
+    }
+
+    private mutating func skipDigits() {
+        while let byte = peek(), byte >= 0x30, byte <= 0x39 { position += 1 }
+    }
+
+    /// Scans a string starting at its opening quote, validating escapes and UTF-8.
+    /// Returns the decoded text when `decode` is set.
+    private mutating func scanString(decode: Bool) throws(JSONScanError) -> String? {
+        try expect(UInt8(ascii: "\""), "\"")
+        var decoded: [UInt8] = []
+        var runStart = position
+        while true {
+            guard position < bytes.count else { throw error("unterminated string") }
+            let byte = bytes[position]
+            switch byte {
+            case UInt8(ascii: "\""):
+                if decode { decoded.append(contentsOf: bytes[runStart..<position]) }
+                position += 1
+                return decode ? String(decoding: decoded, as: UTF8.self) : nil
+            case UInt8(ascii: "\\"):
+                if decode { decoded.append(contentsOf: bytes[runStart..<position]) }
+                position += 1
+                try scanEscape(into: &decoded, decode: decode)
+                runStart = position
+            case 0x00..<0x20:
+                throw error("control character in string")
+            case 0x20..<0x80:
+                position += 1
+            default:
+                try skipUTF8Sequence(lead: byte)
+            }
+        }
+    }
+
+    private mutating func scanEscape(into decoded: inout [UInt8], decode: Bool) throws(JSONScanError) {
+        guard let byte = peek() else { throw error("unterminated escape") }
+        position += 1
+        let simple: UInt8?
+        switch byte {
+        case UInt8(ascii: "\""): simple = 0x22
+        case UInt8(ascii: "\\"): simple = 0x5C
+        case UInt8(ascii: "/"): simple = 0x2F
+        case UInt8(ascii: "b"): simple = 0x08
+        case UInt8(ascii: "f"): simple = 0x0C
+        case UInt8(ascii: "n"): simple = 0x0A
+        case UInt8(ascii: "r"): simple = 0x0D
+        case UInt8(ascii: "t"): simple = 0x09
+        case UInt8(ascii: "u"): simple = nil
+        default: throw error("invalid escape")
+        }
+        if let simple {
+            if decode { decoded.append(simple) }
+            return
+        }
+        var scalar = try scanHex4()
+        if scalar >= 0xD800, scalar <= 0xDBFF {
+            // A high surrogate must be followed by an escaped low surrogate.
+            guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") else {
+                throw error("lone surrogate")
+            }
+            position += 2
+            let low = try scanHex4()
+            guard low >= 0xDC00, low <= 0xDFFF else { throw error("lone surrogate") }
+            scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+        } else if scalar >= 0xDC00, scalar <= 0xDFFF {
+            throw error("lone surrogate")
+        }
+        if decode, let unicode = Unicode.Scalar(scalar) {
+            decoded.append(contentsOf: Array(String(Character(unicode)).utf8))
+        }
+    }
+
+    private mutating func scanHex4() throws(JSONScanError) -> UInt32 {
+        guard position + 4 <= bytes.count else { throw error("short \\u escape") }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let byte = bytes[position]
+            let digit: UInt32
+            switch byte {
+            case 0x30...0x39: digit = UInt32(byte - 0x30)
+            case 0x41...0x46: digit = UInt32(byte - 0x41 + 10)
+            case 0x61...0x66: digit = UInt32(byte - 0x61 + 10)
+            default: throw error("invalid \\u escape")
+            }
+            value = value << 4 | digit
+            position += 1
+        }
+        return value
+    }
+
+    /// Validates one multi-byte UTF-8 sequence: no overlongs, no surrogates, nothing past U+10FFFF.
+    private mutating func skipUTF8Sequence(lead: UInt8) throws(JSONScanError) {
+        let length: Int
+        var minimum: UInt32
+        var scalar: UInt32
+        switch lead {
+        case 0xC2...0xDF: length = 2; minimum = 0x80; scalar = UInt32(lead & 0x1F)
+        case 0xE0...0xEF: length = 3; minimum = 0x800; scalar = UInt32(lead & 0x0F)
+        case 0xF0...0xF4: length = 4; minimum = 0x10000; scalar = UInt32(lead & 0x07)
+        default: throw error("invalid UTF-8")
+        }
+        guard position + length <= bytes.count else { throw error("truncated UTF-8") }
+        for offset in 1..<length {
+            let continuation = bytes[position + offset]
+            guard continuation & 0xC0 == 0x80 else { throw error("invalid UTF-8") }
+            scalar = scalar << 6 | UInt32(continuation & 0x3F)
+        }
+        guard scalar >= minimum, scalar <= 0x10FFFF, !(0xD800...0xDFFF).contains(scalar) else {
+            throw error("invalid UTF-8")
+        }
+        position += length
+    }
+}

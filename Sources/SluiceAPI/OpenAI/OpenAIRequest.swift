@@ -1,0 +1,165 @@
+/// The OpenAI endpoints the agent serves.
+public enum OpenAIEndpoint: String, Sendable, CaseIterable {
+    case chatCompletions = "/v1/chat/completions"
+    case completions = "/v1/completions"
+    case embeddings = "/v1/embeddings"
+
+    /// The path below the provider's base URL (which already ends in `/v1` for OpenAI).
+    public var upstreamSuffix: String {
+        switch self {
+        case .chatCompletions: "/chat/completions"
+        case .completions: "/completions"
+        case .embeddings: "/embeddings"
+        }
+    }
+
+    /// Whether the endpoint can stream (and so can carry `stream_options`).
+    public var canStream: Bool { self != .embeddings }
+}
+
+/// Why a request body was refused before anything was sent upstream (400).
+public struct RequestBodyError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    /// The OpenAI `param` the error is about, when there is one.
+    public var param: String?
+    public var code: String
+
+    public init(_ message: String, param: String? = nil, code: String) {
+        self.message = message
+        self.param = param
+        self.code = code
+    }
+
+    public var description: String { message }
+}
+
+/// An inbound OpenAI request body: validated once, then forwarded as the caller's own bytes
+/// with only the fields Sluice must change spliced in.
+public struct OpenAIRequest: Sendable {
+    /// Body fields that would let a caller choose the upstream host or credentials.
+    /// Callers never choose those: they come from policy only.
+    public static let forbiddenFields: Set<String> = [
+        "api_base", "base_url", "api_key", "user_config", "extra_headers", "custom_llm_provider",
+        "azure_endpoint", "api_version", "litellm_params",
+    ]
+
+    public let endpoint: OpenAIEndpoint
+    public let body: [UInt8]
+    public let members: [JSONMember]
+    /// The alias the caller asked for.
+    public let model: String
+    public let stream: Bool
+    /// The caller set `stream_options.include_usage: true` itself.
+    public let callerRequestedUsage: Bool
+    /// The end user named by the body's `user` field, if any.
+    public let user: String?
+
+    /// Validates `body` for `endpoint`.
+    public init(endpoint: OpenAIEndpoint, body: [UInt8], maxDepth: Int = 64) throws(RequestBodyError) {
+        self.endpoint = endpoint
+        self.body = body
+        let scanned = body.withUnsafeBytes { bytes in
+            Result { () throws(JSONScanError) in try JSONScanner.scanObject(bytes, maxDepth: maxDepth) }
+        }
+        let members: [JSONMember]
+        switch scanned {
+        case .success(let found):
+            members = found
+        case .failure(let error):
+            switch error.reason {
+            case .tooDeep: throw RequestBodyError(error.description, code: "json_too_deep")
+            case .duplicateKey: throw RequestBodyError(error.description, code: "duplicate_key")
+            default: throw RequestBodyError(error.description, code: "invalid_json")
+            }
+        }
+        self.members = members
+        if let forbidden = members.first(where: { Self.forbiddenFields.contains($0.key) }) {
+            throw RequestBodyError("the field \"\(forbidden.key)\" is not accepted: upstreams and credentials come from policy",
+                                   param: forbidden.key, code: "forbidden_field")
+        }
+        guard let modelMember = members.first(where: { $0.key == "model" }) else {
+            throw RequestBodyError("the body has no \"model\" field", param: "model", code: "missing_model")
+        }
+        guard modelMember.kind == .string,
+              let model = body.withUnsafeBytes({ JSONScanner.decodeString(at: modelMember.valueRange, in: $0) }),
+              !model.isEmpty else {
+            throw RequestBodyError("\"model\" must be a non-empty string", param: "model", code: "invalid_model")
+        }
+        self.model = model
+
+        var stream = false
+        if let streamMember = members.first(where: { $0.key == "stream" }) {
+            switch streamMember.kind {
+            case .bool: stream = body[streamMember.valueRange.lowerBound] == UInt8(ascii: "t")
+            case .null: stream = false
+            default: throw RequestBodyError("\"stream\" must be a boolean", param: "stream", code: "invalid_stream")
+            }
+        }
+        if stream, !endpoint.canStream {
+            throw RequestBodyError("\(endpoint.rawValue) does not stream", param: "stream", code: "invalid_stream")
+        }
+        self.stream = stream
+
+        var requestedUsage = false
+        if let options = members.first(where: { $0.key == "stream_options" }), options.kind == .object {
+            let inner = body.withUnsafeBytes { JSONScanner.members(ofObjectAt: options.valueRange, in: $0) }
+            if let include = inner.first(where: { $0.key == "include_usage" }), include.kind == .bool {
+                requestedUsage = body[include.valueRange.lowerBound] == UInt8(ascii: "t")
+            }
+        }
+        self.callerRequestedUsage = requestedUsage
+
+        if let userMember = members.first(where: { $0.key == "user" }), userMember.kind == .string {
+            self.user = body.withUnsafeBytes { JSONScanner.decodeString(at: userMember.valueRange, in: $0) }
+        } else {
+            self.user = nil
+        }
+    }
+
+    /// The body to send upstream: `model` rewritten to the upstream name and, for streams,
+    /// `stream_options.include_usage` switched on so usage arrives in the last chunk.
+    /// Every other byte is the caller's.
+    public func upstreamBody(model upstreamModel: String) -> [UInt8] {
+        var edits: [(range: Range<Int>, replacement: [UInt8])] = []
+        if let modelMember = members.first(where: { $0.key == "model" }) {
+            var literal: [UInt8] = []
+            appendJSONString(upstreamModel, to: &literal)
+            edits.append((modelMember.valueRange, literal))
+        }
+        if stream, !callerRequestedUsage {
+            edits.append(contentsOf: includeUsageEdits())
+        }
+        return body.withUnsafeBytes { splice($0, edits: edits) }
+    }
+
+    private func includeUsageEdits() -> [(range: Range<Int>, replacement: [UInt8])] {
+        let on = Array("{\"include_usage\":true}".utf8)
+        guard let options = members.first(where: { $0.key == "stream_options" }), options.kind == .object else {
+            if let options = members.first(where: { $0.key == "stream_options" }) {
+                // null (or another non-object): replace it outright.
+                return [(options.valueRange, on)]
+            }
+            // Insert a new member just before the closing brace of the top-level object.
+            let closing = body.lastIndex(of: UInt8(ascii: "}"))!
+            return [(closing..<closing, Array(",\"stream_options\":".utf8) + on)]
+        }
+        let inner = body.withUnsafeBytes { JSONScanner.members(ofObjectAt: options.valueRange, in: $0) }
+        if let include = inner.first(where: { $0.key == "include_usage" }) {
+            return [(include.valueRange, Array("true".utf8))]
+        }
+        let afterBrace = options.valueRange.lowerBound + 1
+        let separator = inner.isEmpty ? "" : ","
+        return [(afterBrace..<afterBrace, Array("\"include_usage\":true\(separator)".utf8))]
+    }
+}
+
+extension Array where Element == UInt8 {
+    fileprivate func lastIndex(of byte: UInt8) -> Int? {
+        var index = count - 1
+        while index >= 0 {
+            if self[index] == byte { return index }
+            index -= 1
+        }
+        return nil
+    }
+}

@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+import SluiceAPI
+import SluiceHTTP2
+import SluicePolicy
+import Synchronization
+
+/// What every request needs, shared by all connections: configuration, identity, the
+/// upstream client and the audit sink. Immutable after start, so it is freely shared.
+public final class AgentRuntime: Sendable {
+    public let configuration: AgentConfiguration
+    public let identity: ServiceIdentity
+    let upstream: UpstreamClient
+    let audit: any AuditSink
+    let requestIDs = RequestIDGenerator()
+    let inFlight = InFlightTracker()
+    /// Every provider credential, for scrubbing provider answers.
+    let scrubber: CredentialScrubber
+    private let draining = Atomic<Bool>(false)
+
+    public init(configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink) {
+        self.configuration = configuration
+        self.identity = identity
+        self.upstream = upstream
+        self.audit = audit
+        let secrets = configuration.catalog.names.flatMap { name in
+            configuration.catalog.alias(named: name)!.deployments.map { $0.credential.reveal() }
+        }
+        self.scrubber = CredentialScrubber(secrets: secrets)
+    }
+
+    /// Set once shutdown begins: `/readyz` turns 503 so the pod leaves rotation.
+    var isDraining: Bool { draining.load(ordering: .relaxed) }
+    func beginDraining() { draining.store(true, ordering: .relaxed) }
+}
+
+/// Request ids: a random per-process prefix and a counter, so they are unique across
+/// pods and restarts without a syscall per request.
+final class RequestIDGenerator: Sendable {
+    private let prefix: String
+    private let counter = Atomic<UInt64>(0)
+
+    init() {
+        let random = UInt64.random(in: .min ... .max)
+        prefix = String(random, radix: 16)
+    }
+
+    func next() -> String {
+        let value = counter.add(1, ordering: .relaxed).newValue
+        return "\(prefix)-\(String(value, radix: 16))"
+    }
+}
+
+/// Counts requests being served, so shutdown can wait for them to finish.
+final class InFlightTracker: Sendable {
+    private let state = Mutex<(count: Int, waiters: [CheckedContinuation<Void, Never>])>((0, []))
+
+    func enter() { state.withLock { $0.count += 1 } }
+
+    func leave() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.count -= 1
+            guard state.count == 0 else { return [] }
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    var count: Int { state.withLock { $0.count } }
+
+    /// Returns once no request is in flight.
+    func waitUntilIdle() async {
+        await withCheckedContinuation { continuation in
+            let idle = state.withLock { state -> Bool in
+                if state.count == 0 { return true }
+                state.waiters.append(continuation)
+                return false
+            }
+            if idle { continuation.resume() }
+        }
+    }
+}
+
+/// Monotonic and wall clocks, read in one place (the pure targets never read clocks).
+enum Clocks {
+    static func wallNanoseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
+    }
+}

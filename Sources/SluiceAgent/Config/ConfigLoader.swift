@@ -1,0 +1,200 @@
+import SluicePolicy
+import Yams
+
+/// Why a configuration file was refused. The message names the file's path to the bad
+/// field; it never contains a credential.
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Reads a LiteLLM-compatible `config.yaml`: `model_list` entries with `model_name`,
+/// `litellm_params` (`model`, `api_base`, `api_key`, `rpm`, `tpm`, …) and `model_info`
+/// prices, plus Sluice's own `sluice_settings`. Unknown fields produce warnings, not errors.
+public struct ConfigLoader {
+    public let environment: [String: String]
+
+    public init(environment: [String: String]) {
+        self.environment = environment
+    }
+
+    /// Known LiteLLM sections the agent has no use for: ignored with one warning each.
+    static let ignoredSections: Set<String> = ["litellm_settings", "general_settings", "router_settings", "environment_variables"]
+    static let knownParams: Set<String> = ["model", "api_base", "api_key", "rpm", "tpm", "ssl_verify", "weight", "timeout", "stream_timeout"]
+    static let knownInfo: Set<String> = ["input_cost_per_token", "output_cost_per_token", "id", "mode", "base_model"]
+
+    public func load(yaml: String) throws(ConfigError) -> AgentConfiguration {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            throw ConfigError("the file is not valid YAML: \(error)")
+        }
+        guard let root, let top = root.mapping else { throw ConfigError("the file must be a YAML mapping with a model_list") }
+        var warnings: [String] = []
+        var settings = AgentSettings()
+        var aliases: [String: (deployments: [Deployment], price: Price?)] = [:]
+        var order: [String] = []
+        var sawModelList = false
+
+        for (keyNode, value) in top {
+            let key = keyNode.string ?? ""
+            switch key {
+            case "model_list":
+                sawModelList = true
+                guard let entries = value.sequence else { throw ConfigError("model_list must be a list") }
+                for (index, entry) in entries.enumerated() {
+                    guard let parsed = try parseEntry(entry, index: index, warnings: &warnings) else { continue }
+                    if aliases[parsed.deployment.alias] == nil {
+                        order.append(parsed.deployment.alias)
+                        aliases[parsed.deployment.alias] = ([], nil)
+                    }
+                    aliases[parsed.deployment.alias]!.deployments.append(parsed.deployment)
+                    if let price = parsed.price {
+                        if let existing = aliases[parsed.deployment.alias]!.price, existing != price {
+                            warnings.append("model_list[\(index)]: \(parsed.deployment.alias) has differing prices across deployments; the first is used")
+                        } else {
+                            aliases[parsed.deployment.alias]!.price = price
+                        }
+                    }
+                }
+            case "sluice_settings":
+                settings = try parseSettings(value, warnings: &warnings)
+            default:
+                if Self.ignoredSections.contains(key) {
+                    warnings.append("\(key) is a LiteLLM section the agent does not use; ignored")
+                } else {
+                    warnings.append("unknown top-level field \(key); ignored")
+                }
+            }
+        }
+        guard sawModelList else { throw ConfigError("the file has no model_list") }
+        let catalog = Catalog(order.map { name in
+            ModelAlias(name: name, deployments: aliases[name]!.deployments, price: aliases[name]!.price)
+        })
+        return AgentConfiguration(catalog: catalog, settings: settings, warnings: warnings)
+    }
+
+    private func parseEntry(_ entry: Node, index: Int, warnings: inout [String]) throws(ConfigError) -> (deployment: Deployment, price: Price?)? {
+        let at = "model_list[\(index)]"
+        guard let mapping = entry.mapping else { throw ConfigError("\(at) must be a mapping") }
+        guard let alias = mapping["model_name"]?.string, !alias.isEmpty else { throw ConfigError("\(at).model_name is missing") }
+        guard let params = mapping["litellm_params"]?.mapping else { throw ConfigError("\(at).litellm_params is missing") }
+        for (keyNode, _) in mapping {
+            let key = keyNode.string ?? ""
+            if !["model_name", "litellm_params", "model_info"].contains(key) {
+                warnings.append("\(at).\(key) is not used by the agent; ignored")
+            }
+        }
+        for (keyNode, _) in params where !Self.knownParams.contains(keyNode.string ?? "") {
+            warnings.append("\(at).litellm_params.\(keyNode.string ?? "?") is not used by the agent; ignored")
+        }
+        guard let model = params["model"]?.string, !model.isEmpty else { throw ConfigError("\(at).litellm_params.model is missing") }
+        let provider: String
+        let upstreamModel: String
+        if let slash = model.firstIndex(of: "/") {
+            provider = String(model[..<slash])
+            upstreamModel = String(model[model.index(after: slash)...])
+        } else {
+            provider = "openai"
+            upstreamModel = model
+        }
+        guard provider == "openai" else {
+            warnings.append("\(at) (\(alias)): provider \"\(provider)\" is not supported by this agent yet; deployment skipped")
+            return nil
+        }
+        guard !upstreamModel.isEmpty else { throw ConfigError("\(at).litellm_params.model names no upstream model") }
+
+        let endpoint: Endpoint
+        do {
+            endpoint = try Endpoint(parsing: params["api_base"]?.string ?? "https://api.openai.com/v1")
+        } catch {
+            throw ConfigError("\(at).litellm_params.\(error.message)")
+        }
+        let credential = try resolveCredential(params["api_key"], at: "\(at).litellm_params.api_key")
+
+        var caFile: String?
+        if let verify = params["ssl_verify"] {
+            if let flag = verify.bool {
+                guard flag else {
+                    throw ConfigError("\(at).litellm_params.ssl_verify: false is refused; give the path of a CA bundle to trust instead")
+                }
+            } else if let path = verify.string {
+                caFile = path
+            }
+        }
+        let weight = params["weight"]?.int ?? 1
+        guard weight >= 1 else { throw ConfigError("\(at).litellm_params.weight must be at least 1") }
+        let rpm = try positiveInt(params["rpm"], at: "\(at).litellm_params.rpm")
+        let tpm = try positiveInt(params["tpm"], at: "\(at).litellm_params.tpm")
+        let timeout = params["timeout"]?.float ?? params["stream_timeout"]?.float
+
+        var price: Price?
+        if let info = mapping["model_info"]?.mapping {
+            for (keyNode, _) in info where !Self.knownInfo.contains(keyNode.string ?? "") {
+                warnings.append("\(at).model_info.\(keyNode.string ?? "?") is not used by the agent; ignored")
+            }
+            let input = info["input_cost_per_token"]?.float
+            let output = info["output_cost_per_token"]?.float
+            if input != nil || output != nil {
+                do {
+                    price = try Price(inputUSDPerToken: input ?? 0, outputUSDPerToken: output ?? 0)
+                } catch {
+                    throw ConfigError("\(at).model_info: \(error.message)")
+                }
+            }
+        }
+        let deployment = Deployment(alias: alias, dialect: .openAI, upstreamModel: upstreamModel, endpoint: endpoint,
+                                    credential: credential, caFile: caFile, weight: weight,
+                                    requestsPerMinute: rpm, tokensPerMinute: tpm, timeoutSeconds: timeout)
+        return (deployment, price)
+    }
+
+    /// `os.environ/NAME` reads the environment; anything else is the key itself.
+    private func resolveCredential(_ node: Node?, at path: String) throws(ConfigError) -> Secret {
+        guard let raw = node?.string else { return Secret("") }
+        if raw.hasPrefix("os.environ/") {
+            let name = String(raw.dropFirst("os.environ/".count))
+            guard let value = environment[name], !value.isEmpty else {
+                throw ConfigError("\(path) refers to the environment variable \(name), which is not set")
+            }
+            return Secret(value)
+        }
+        return Secret(raw)
+    }
+
+    private func positiveInt(_ node: Node?, at path: String) throws(ConfigError) -> Int? {
+        guard let node else { return nil }
+        guard let value = node.int, value > 0 else { throw ConfigError("\(path) must be a positive whole number") }
+        return value
+    }
+
+    private func parseSettings(_ node: Node, warnings: inout [String]) throws(ConfigError) -> AgentSettings {
+        guard let mapping = node.mapping else { throw ConfigError("sluice_settings must be a mapping") }
+        var settings = AgentSettings()
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? ""
+            func seconds() throws(ConfigError) -> Double {
+                guard let number = value.float, number > 0, number.isFinite else {
+                    throw ConfigError("sluice_settings.\(key) must be a positive number of seconds")
+                }
+                return number
+            }
+            switch key {
+            case "max_request_body_bytes":
+                guard let bytes = value.int, bytes > 0 else { throw ConfigError("sluice_settings.max_request_body_bytes must be positive") }
+                settings.maxRequestBodyBytes = bytes
+            case "max_json_depth":
+                guard let depth = value.int, (2...512).contains(depth) else { throw ConfigError("sluice_settings.max_json_depth must be 2...512") }
+                settings.maxJSONDepth = depth
+            case "connect_timeout_seconds": settings.connectTimeoutSeconds = try seconds()
+            case "first_byte_timeout_seconds": settings.firstByteTimeoutSeconds = try seconds()
+            case "idle_timeout_seconds": settings.idleTimeoutSeconds = try seconds()
+            case "drain_timeout_seconds": settings.drainTimeoutSeconds = try seconds()
+            default: warnings.append("sluice_settings.\(key) is unknown; ignored")
+            }
+        }
+        return settings
+    }
+}

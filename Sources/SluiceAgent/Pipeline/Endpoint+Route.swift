@@ -1,0 +1,26 @@
+import SluiceAPI
+
+/// What an inbound request asks for, from its method and path alone (query ignored).
+/// Matching is on the exact path: no normalisation that could make two paths look alike.
+enum AgentRoute: Equatable {
+    case openAI(OpenAIEndpoint)
+    case listModels
+    case health
+    case ready
+    case methodNotAllowed(allowed: String)
+    case notFound
+
+    init(method: String, uri: String) {
+        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+        if let endpoint = OpenAIEndpoint(rawValue: path) {
+            self = method == "POST" ? .openAI(endpoint) : .methodNotAllowed(allowed: "POST")
+            return
+        }
+        switch path {
+        case "/v1/models": self = method == "GET" ? .listModels : .methodNotAllowed(allowed: "GET")
+        case "/healthz": self = method == "GET" ? .health : .methodNotAllowed(allowed: "GET")
+        case "/readyz": self = method == "GET" ? .ready : .methodNotAllowed(allowed: "GET")
+        default: self = .notFound
+        }
+    }
+}

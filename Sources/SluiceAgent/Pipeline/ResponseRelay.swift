@@ -1,0 +1,275 @@
+import NIOCore
+import NIOHTTP1
+import SluiceAPI
+import SluiceHTTP2
+import SluicePolicy
+
+/// Step 7 (stream back): relays one upstream answer to the caller as it arrives.
+///
+/// - Streams pass event by event through ``OpenAIStreamFilter`` (which reads usage and
+///   hides what Sluice added), never buffered whole.
+/// - Other successful answers pass through byte for byte; a bounded copy is kept to read usage.
+/// - Upstream errors are buffered (bounded), scrubbed of credentials, and passed on with
+///   their status; a non-JSON error body is wrapped in the OpenAI error shape.
+///
+/// Flow-control window goes back upstream only once a write to the caller completes.
+/// All methods run on the caller's connection event loop.
+final class ResponseRelay: UpstreamResponseDelegate {
+    /// Largest non-streamed answer copied for usage extraction; bigger ones are still relayed.
+    static let usageCaptureLimit = 8 << 20
+    /// Largest upstream error body kept (they are short; anything longer is cut).
+    static let errorBodyLimit = 64 << 10
+
+    private enum Mode {
+        case awaitingHead
+        case events(SSEDecoder, OpenAIStreamFilter)
+        case passthrough(capture: [UInt8], overflowed: Bool)
+        case upstreamError(status: Int, headers: [(name: String, value: String)], body: [UInt8])
+        case finished
+    }
+
+    private let channel: any Channel
+    private let permit: Authorize.Permit
+    private let deployment: Deployment
+    private let account: Account
+    private let runtime: AgentRuntime
+    private let onComplete: (ResponseEnding) -> Void
+    var call: UpstreamCall?
+    private var mode = Mode.awaitingHead
+    private var headSent = false
+    private var timeToFirstByte: TimeAmount?
+    private var httpVersion: UpstreamProtocol?
+    private var outstandingWrites = 0
+
+    init(channel: any Channel, permit: Authorize.Permit, deployment: Deployment, account: Account, runtime: AgentRuntime,
+         onComplete: @escaping (ResponseEnding) -> Void) {
+        self.channel = channel
+        self.permit = permit
+        self.deployment = deployment
+        self.account = account
+        self.runtime = runtime
+        self.onComplete = onComplete
+    }
+
+    // MARK: - Upstream events
+
+    func upstreamReceivedHead(_ head: UpstreamResponseHead) {
+        guard case .awaitingHead = mode else { return }
+        timeToFirstByte = .now() - account.startedAt
+        httpVersion = head.httpVersion
+        if head.status >= 400 {
+            mode = .upstreamError(status: head.status, headers: head.headers, body: [])
+            return
+        }
+        let isEventStream = head.header("content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
+        var headers = relayedHeaders(head.headers, keepLength: !isEventStream)
+        if isEventStream {
+            headers.replaceOrAdd(name: "cache-control", value: "no-cache")
+            mode = .events(SSEDecoder(), OpenAIStreamFilter(callerRequestedUsage: permit.request.callerRequestedUsage))
+        } else {
+            mode = .passthrough(capture: [], overflowed: false)
+        }
+        sendHead(status: head.status, headers: headers)
+    }
+
+    func upstreamReceivedBody(_ chunk: ByteBuffer) {
+        let size = chunk.readableBytes
+        switch mode {
+        case .events(var decoder, var filter):
+            mode = .finished  // avoid copy-on-write while mutating the decoder
+            var forward: [UInt8] = []
+            let pushed = chunk.withUnsafeReadableBytes { bytes in
+                Result { () throws(SSEDecodingError) in try decoder.push(bytes) }
+            }
+            switch pushed {
+            case .success(let events):
+                for event in events { forward.append(contentsOf: filter.filter(event)) }
+                mode = .events(decoder, filter)
+            case .failure(let error):
+                mode = .events(decoder, filter)
+                failStream(code: "upstream_malformed_sse", message: "the provider sent a malformed event stream: \(error.message)")
+                call?.cancel()
+                return
+            }
+            if forward.isEmpty {
+                call?.consumed(size)  // held in the decoder, which is bounded
+            } else {
+                writeBody(channel.allocator.buffer(bytes: forward), returningWindow: size)
+            }
+        case .passthrough(var capture, var overflowed):
+            if !overflowed {
+                if capture.count + size <= Self.usageCaptureLimit {
+                    capture.append(contentsOf: chunk.readableBytesView)
+                } else {
+                    overflowed = true
+                    capture = []
+                }
+            }
+            mode = .passthrough(capture: capture, overflowed: overflowed)
+            writeBody(chunk, returningWindow: size)
+        case .upstreamError(let status, let headers, var body):
+            if body.count < Self.errorBodyLimit {
+                body.append(contentsOf: chunk.readableBytesView.prefix(Self.errorBodyLimit - body.count))
+            }
+            mode = .upstreamError(status: status, headers: headers, body: body)
+            call?.consumed(size)
+        case .awaitingHead, .finished:
+            call?.consumed(size)
+        }
+    }
+
+    func upstreamFinished() {
+        switch mode {
+        case .events(var decoder, let filter):
+            let tail = decoder.remainder()
+            if !tail.isEmpty { writeBody(channel.allocator.buffer(bytes: tail), returningWindow: 0) }
+            let completed = filter.sawDone && !filter.sawErrorEvent
+            let usage = filter.usage ?? estimatedUsage(completionBytes: filter.dataBytes)
+            finish(status: 200, usage: usage, streamCompleted: completed,
+                   errorCode: filter.sawErrorEvent ? "upstream_stream_error_event" : (filter.sawDone ? nil : "upstream_stream_incomplete"))
+        case .passthrough(let capture, let overflowed):
+            let usage = overflowed ? nil : capture.withUnsafeBytes { TokenUsage.fromOpenAIResponse($0) }
+            finish(status: 200, usage: usage ?? estimatedUsage(completionBytes: capture.count), streamCompleted: nil, errorCode: nil)
+        case .upstreamError(let status, _, let body):
+            relayUpstreamError(status: status, body: body)
+        case .awaitingHead, .finished:
+            break
+        }
+    }
+
+    func upstreamFailed(_ error: UpstreamError) {
+        switch mode {
+        case .awaitingHead, .upstreamError:
+            let status = error.isTimeout ? 504 : 502
+            let openAIError = OpenAIError(status: status, message: "upstream \(deployment.endpoint) failed: \(error.message)",
+                                          type: "upstream_error", code: error.kind.rawValue)
+            sendError(openAIError)
+            account.record(status: status, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
+                           timeToFirstByte: timeToFirstByte, errorCode: error.kind.rawValue)
+            mode = .finished
+            onComplete(.complete)
+        case .events(_, let filter):
+            // The caller already has a 200 and a stream prefix: end it with an error event.
+            failStream(code: error.kind.rawValue, message: "upstream failed mid-stream: \(error.message)", filter: filter)
+        case .passthrough:
+            // Part of a plain body is out; the only honest signal left is to cut the connection.
+            account.record(status: 200, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
+                           usage: nil, timeToFirstByte: timeToFirstByte, errorCode: error.kind.rawValue)
+            mode = .finished
+            onComplete(.abort)
+        case .finished:
+            break
+        }
+    }
+
+    /// The caller went away: stop the upstream and record what was used so far.
+    func clientDisconnected() {
+        switch mode {
+        case .finished:
+            return
+        case .events(_, let filter):
+            call?.cancel()
+            let usage = filter.usage ?? estimatedUsage(completionBytes: filter.dataBytes)
+            account.record(status: 499, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
+                           usage: usage, streamCompleted: false, timeToFirstByte: timeToFirstByte, errorCode: "client_disconnected")
+        default:
+            call?.cancel()
+            account.record(status: 499, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
+                           usage: estimatedUsage(completionBytes: 0), timeToFirstByte: timeToFirstByte, errorCode: "client_disconnected")
+        }
+        mode = .finished
+    }
+
+    // MARK: - Writing to the caller
+
+    private func sendHead(status: Int, headers: HTTPHeaders) {
+        headSent = true
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+        channel.write(HTTPServerResponsePart.head(head), promise: nil)
+    }
+
+    private func writeBody(_ buffer: ByteBuffer, returningWindow bytes: Int) {
+        let call = self.call
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.whenComplete { result in
+            // Window goes back only for bytes that really left; a failed write means the
+            // caller is gone, which channelInactive handles.
+            if case .success = result, bytes > 0 { call?.consumed(bytes) }
+        }
+        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: promise)
+    }
+
+    private func finish(status: Int, usage: TokenUsage?, streamCompleted: Bool?, errorCode: String?) {
+        mode = .finished
+        account.record(status: status, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
+                       usage: usage, streamCompleted: streamCompleted, timeToFirstByte: timeToFirstByte, errorCode: errorCode)
+        onComplete(.complete)
+    }
+
+    private func failStream(code: String, message: String, filter: OpenAIStreamFilter? = nil) {
+        let event = OpenAIError(status: 502, message: message, type: "upstream_error", code: code).sseEvent
+        writeBody(channel.allocator.buffer(bytes: event), returningWindow: 0)
+        var usage: TokenUsage?
+        if let filter { usage = filter.usage ?? estimatedUsage(completionBytes: filter.dataBytes) }
+        if case .events(_, let current) = mode, filter == nil {
+            usage = current.usage ?? estimatedUsage(completionBytes: current.dataBytes)
+        }
+        mode = .finished
+        account.record(status: 200, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
+                       usage: usage, streamCompleted: false, timeToFirstByte: timeToFirstByte, errorCode: code)
+        onComplete(.complete)
+    }
+
+    private func relayUpstreamError(status: Int, body: [UInt8]) {
+        let scrubbed = runtime.scrubber.scrub(body)
+        let isOpenAIShaped = scrubbed.withUnsafeBytes { bytes in
+            (try? JSONScanner.scanObject(bytes))?.contains(where: { $0.key == "error" && $0.kind == .object }) ?? false
+        }
+        let payload = isOpenAIShaped ? scrubbed : OpenAIError(
+            status: status, message: "upstream \(deployment.endpoint) answered HTTP \(status)",
+            type: "upstream_error", code: "upstream_http_\(status)").body
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(payload.count))
+        headers.add(name: "x-sluice-request-id", value: account.requestID)
+        sendHead(status: status, headers: headers)
+        channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: payload))), promise: nil)
+        mode = .finished
+        account.record(status: status, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
+                       timeToFirstByte: timeToFirstByte, errorCode: "upstream_http_\(status)")
+        onComplete(.complete)
+    }
+
+    private func sendError(_ error: OpenAIError) {
+        let payload = error.body
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(payload.count))
+        headers.add(name: "x-sluice-request-id", value: account.requestID)
+        sendHead(status: error.status, headers: headers)
+        channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: payload))), promise: nil)
+    }
+
+    /// Provider headers worth passing on (rate-limit hints, processing time, ids), minus
+    /// hop-by-hop ones and cookies.
+    private func relayedHeaders(_ upstream: [(name: String, value: String)], keepLength: Bool) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        for header in upstream {
+            switch header.name {
+            case "connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "proxy-connection",
+                 "set-cookie", "alt-svc", "server":
+                continue
+            case "content-length":
+                if keepLength { headers.add(name: header.name, value: header.value) }
+            default:
+                headers.add(name: header.name, value: header.value)
+            }
+        }
+        headers.add(name: "x-sluice-request-id", value: account.requestID)
+        return headers
+    }
+
+    private func estimatedUsage(completionBytes: Int) -> TokenUsage {
+        TokenUsage.estimate(promptBytes: permit.request.body.count, completionBytes: completionBytes)
+    }
+}

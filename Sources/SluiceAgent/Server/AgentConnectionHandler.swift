@@ -1,0 +1,230 @@
+import NIOCore
+import NIOHTTP1
+import SluiceAPI
+
+/// One caller connection (HTTP/1.1, keep-alive). `HTTPServerPipelineHandler` sits in front,
+/// so pipelined requests reach this handler one at a time, each after the previous
+/// response ended.
+///
+/// Bodies are collected up to the configured cap; a larger body is refused with 413 as soon
+/// as its size is known (from `Content-Length`, or once the bytes cross the cap), and the
+/// rest is never read: the connection closes.
+final class AgentConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private enum State {
+        case idle
+        case receiving(Request)
+        /// The answer was given early (413); the rest of the body is dropped until close.
+        case discarding
+        case responding(ResponseRelay?)
+    }
+
+    private struct Request {
+        var head: HTTPRequestHead
+        var route: AgentRoute
+        var body: ByteBuffer?
+        var account: Account
+    }
+
+    private let runtime: AgentRuntime
+    private var state = State.idle
+    private var keepAlive = true
+    /// The current request counts towards in-flight (entered at its head, left at its end).
+    private var requestOpen = false
+    private var channel: (any Channel)?
+
+    init(runtime: AgentRuntime) {
+        self.runtime = runtime
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(var head):
+            ScrubHeaders.apply(&head.headers)
+            keepAlive = head.isKeepAlive
+            let account = Account(runtime: runtime, requestID: runtime.requestIDs.next(), method: head.method.rawValue,
+                                  path: String(head.uri.prefix(256)), startedAt: .now(), startedAtWall: Clocks.wallNanoseconds())
+            let request = Request(head: head, route: AgentRoute(method: head.method.rawValue, uri: head.uri), body: nil, account: account)
+            runtime.inFlight.enter()
+            requestOpen = true
+            if let declared = head.headers.first(name: "content-length").flatMap(Int.init),
+               declared > runtime.configuration.settings.maxRequestBodyBytes {
+                refuseTooLarge(context: context, request: request)
+                return
+            }
+            state = .receiving(request)
+        case .body(var chunk):
+            guard case .receiving(var request) = state else { return }
+            let size = (request.body?.readableBytes ?? 0) + chunk.readableBytes
+            guard size <= runtime.configuration.settings.maxRequestBodyBytes else {
+                refuseTooLarge(context: context, request: request)
+                return
+            }
+            state = .idle  // drop the enum's reference so the buffer appends in place
+            if request.body == nil {
+                request.body = chunk
+            } else {
+                request.body!.writeBuffer(&chunk)
+            }
+            state = .receiving(request)
+        case .end:
+            guard case .receiving(let request) = state else { return }
+            state = .responding(nil)
+            dispatch(context: context, request: request)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .responding(let relay) = state {
+            relay?.clientDisconnected()
+            finishRequest()
+        } else if case .receiving(let request) = state {
+            request.account.record(status: 499, errorCode: "client_disconnected")
+            finishRequest()
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+
+    // MARK: - Dispatch
+
+    private func dispatch(context: ChannelHandlerContext, request: Request) {
+        switch request.route {
+        case .openAI(let endpoint):
+            forward(context: context, request: request, endpoint: endpoint)
+        case .listModels:
+            var body: [UInt8] = Array(#"{"object":"list","data":["#.utf8)
+            for (index, name) in runtime.configuration.catalog.names.enumerated() {
+                if index > 0 { body.append(UInt8(ascii: ",")) }
+                body.append(contentsOf: #"{"id":"#.utf8)
+                appendJSONString(name, to: &body)
+                body.append(contentsOf: #","object":"model","created":0,"owned_by":"sluice"}"#.utf8)
+            }
+            body.append(contentsOf: "]}".utf8)
+            respond(context: context, request: request, status: 200, body: body)
+        case .health:
+            respond(context: context, request: request, status: 200, body: Array(#"{"status":"ok"}"#.utf8))
+        case .ready:
+            if runtime.isDraining {
+                respond(context: context, request: request, status: 503, body: Array(#"{"status":"draining"}"#.utf8))
+            } else {
+                let aliases = runtime.configuration.catalog.names.count
+                respond(context: context, request: request, status: 200, body: Array(#"{"status":"ready","aliases":\#(aliases)}"#.utf8))
+            }
+        case .methodNotAllowed(let allowed):
+            respondError(context: context, request: request, OpenAIError(
+                status: 405, message: "\(request.head.method.rawValue) is not allowed here; use \(allowed)",
+                type: "invalid_request_error", code: "method_not_allowed"), extraHeaders: [("allow", allowed)])
+        case .notFound:
+            respondError(context: context, request: request, OpenAIError(
+                status: 404, message: "no such endpoint: \(request.head.uri.prefix(128))",
+                type: "invalid_request_error", code: "unknown_endpoint"))
+        }
+    }
+
+    private func forward(context: ChannelHandlerContext, request: Request, endpoint: OpenAIEndpoint) {
+        let bytes = request.body.map { Array($0.readableBytesView) } ?? []
+        let permit: Authorize.Permit
+        switch Authorize.check(endpoint: endpoint, body: bytes, runtime: runtime) {
+        case .failure(let denial):
+            respondError(context: context, request: request, denial)
+            return
+        case .success(let granted):
+            permit = granted
+        }
+        let deployment = Route.pick(permit.alias)
+        let upstreamRequest = Forward.request(for: permit, deployment: deployment, settings: runtime.configuration.settings,
+                                              allocator: context.channel.allocator)
+        let relay = ResponseRelay(channel: context.channel, permit: permit, deployment: deployment, account: request.account,
+                                  runtime: runtime) { [self] ending in
+            self.responseEnded(ending)
+        }
+        state = .responding(relay)
+        relay.call = runtime.upstream.execute(upstreamRequest, to: Route.origin(of: deployment), on: context.eventLoop, delegate: relay)
+    }
+
+    // MARK: - Answers given here
+
+    private func respond(context: ChannelHandlerContext, request: Request, status: Int, body: [UInt8],
+                         extraHeaders: [(String, String)] = [], errorCode: String? = nil) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(body.count))
+        headers.add(name: "x-sluice-request-id", value: request.account.requestID)
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        // Successful probes are not audited: kubelet asks every few seconds.
+        if status >= 400 || (request.route != .health && request.route != .ready) {
+            request.account.record(status: status, errorCode: errorCode)
+        }
+        responseEnded(.complete)
+    }
+
+    private func respondError(context: ChannelHandlerContext, request: Request, _ error: OpenAIError, extraHeaders: [(String, String)] = []) {
+        respond(context: context, request: request, status: error.status, body: error.body, extraHeaders: extraHeaders, errorCode: error.code)
+    }
+
+    private func refuseTooLarge(context: ChannelHandlerContext, request: Request) {
+        keepAlive = false  // the rest of the body is never read, so the connection cannot be reused
+        state = .discarding
+        let limit = runtime.configuration.settings.maxRequestBodyBytes
+        respondError(context: context, request: request, OpenAIError(
+            status: 413, message: "the request body exceeds the limit of \(limit) bytes",
+            type: "invalid_request_error", code: "request_too_large"))
+    }
+
+    /// Ends the current response (the relay or a local answer has written head and body).
+    private func responseEnded(_ ending: ResponseEnding) {
+        let wasDiscarding: Bool
+        if case .discarding = state { wasDiscarding = true } else { wasDiscarding = false }
+        finishRequest()
+        if wasDiscarding { state = .discarding }
+        guard let channel else { return }
+        switch ending {
+        case .abort:
+            channel.close(promise: nil)
+        case .complete where keepAlive && !wasDiscarding:
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
+        case .complete, .completeAndClose:
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        channel = context.channel
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        channel = nil
+    }
+
+    private func finishRequest() {
+        if requestOpen {
+            requestOpen = false
+            runtime.inFlight.leave()
+        }
+        state = .idle
+    }
+}
+
+/// How a response ended, which decides what happens to the connection.
+enum ResponseEnding {
+    /// Fully written: the connection may carry the next request (if the caller keeps it alive).
+    case complete
+    /// Fully written, but the connection must close after it.
+    case completeAndClose
+    /// Cut short after part of the body went out: close without a final chunk, so the
+    /// caller cannot mistake the truncated body for a whole one.
+    case abort
+}
+
+@available(*, unavailable)
+extension AgentConnectionHandler: Sendable {}

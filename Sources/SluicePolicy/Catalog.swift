@@ -1,0 +1,157 @@
+/// The wire dialect a deployment speaks.
+public enum ProviderDialect: String, Sendable, Hashable {
+    /// OpenAI and every OpenAI-compatible server (vLLM, Ollama, Groq…).
+    case openAI = "openai"
+}
+
+/// Where a deployment lives: `https://host:port/base` (HTTP/2 over TLS, HTTP/1.1 by ALPN)
+/// or `http://host:port/base` (h2c with prior knowledge, HTTP/1.1 fallback).
+public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+    public enum Scheme: String, Sendable { case https, http }
+    public var scheme: Scheme
+    public var host: String
+    public var port: Int
+    /// Path prefix every call goes below, without a trailing slash (`/v1`).
+    public var basePath: String
+
+    public init(scheme: Scheme, host: String, port: Int, basePath: String) {
+        self.scheme = scheme
+        self.host = host
+        self.port = port
+        self.basePath = basePath
+    }
+
+    /// Parses an absolute `http(s)://` URL. No user info, query or fragment is accepted:
+    /// nothing else may ride along into the upstream request.
+    public init(parsing url: String) throws(CatalogError) {
+        let lowered = url.lowercased()
+        let scheme: Scheme
+        let rest: Substring
+        if lowered.hasPrefix("https://") {
+            scheme = .https
+            rest = url.dropFirst(8)
+        } else if lowered.hasPrefix("http://") {
+            scheme = .http
+            rest = url.dropFirst(7)
+        } else {
+            throw CatalogError("api_base \"\(url)\" must start with https:// or http://")
+        }
+        guard !rest.contains("@"), !rest.contains("?"), !rest.contains("#"),
+              !rest.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } ?? false }) else {
+            throw CatalogError("api_base \"\(url)\" may not carry user info, a query, a fragment or whitespace")
+        }
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let authority = rest[rest.startIndex..<slash]
+        var path = String(rest[slash...])
+        while path.hasSuffix("/") { path.removeLast() }
+        var host: Substring
+        var port = scheme == .https ? 443 : 80
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { throw CatalogError("api_base \"\(url)\" has a malformed IPv6 address") }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            let after = authority[authority.index(after: close)...]
+            if after.hasPrefix(":") {
+                guard let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) else { throw CatalogError("api_base \"\(url)\" has an invalid port") }
+                port = parsed
+            }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[authority.startIndex..<colon]
+            guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else {
+                throw CatalogError("api_base \"\(url)\" has an invalid port")
+            }
+            port = parsed
+        } else {
+            host = authority
+        }
+        guard !host.isEmpty else { throw CatalogError("api_base \"\(url)\" has no host") }
+        self.init(scheme: scheme, host: String(host), port: port, basePath: path)
+    }
+
+    public var description: String {
+        let defaultPort = scheme == .https ? 443 : 80
+        let hostPart = host.contains(":") ? "[\(host)]" : host
+        return "\(scheme.rawValue)://\(hostPart)\(port == defaultPort ? "" : ":\(port)")\(basePath)"
+    }
+}
+
+/// One concrete place an alias can be served from.
+public struct Deployment: Sendable, Hashable {
+    public var alias: String
+    public var dialect: ProviderDialect
+    /// The model name the provider knows.
+    public var upstreamModel: String
+    public var endpoint: Endpoint
+    public var credential: Secret
+    /// A PEM CA bundle to trust instead of the system store (LiteLLM's `ssl_verify: <path>`).
+    public var caFile: String?
+    public var weight: Int
+    public var requestsPerMinute: Int?
+    public var tokensPerMinute: Int?
+    /// Longest wait for the provider's first byte, when set for this deployment.
+    public var timeoutSeconds: Double?
+
+    public init(alias: String, dialect: ProviderDialect, upstreamModel: String, endpoint: Endpoint, credential: Secret,
+                caFile: String? = nil, weight: Int = 1, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil,
+                timeoutSeconds: Double? = nil) {
+        self.alias = alias
+        self.dialect = dialect
+        self.upstreamModel = upstreamModel
+        self.endpoint = endpoint
+        self.credential = credential
+        self.caFile = caFile
+        self.weight = weight
+        self.requestsPerMinute = requestsPerMinute
+        self.tokensPerMinute = tokensPerMinute
+        self.timeoutSeconds = timeoutSeconds
+    }
+}
+
+/// A name callers use, and the deployments behind it.
+public struct ModelAlias: Sendable, Hashable {
+    public var name: String
+    public var deployments: [Deployment]
+    /// Nil when the catalog has no price for it: such calls are flagged, never counted as $0.
+    public var price: Price?
+
+    public init(name: String, deployments: [Deployment], price: Price?) {
+        self.name = name
+        self.deployments = deployments
+        self.price = price
+    }
+
+    /// Picks a deployment by weight from a caller-supplied number in `0..<totalWeight`,
+    /// so the choice is testable without a random source.
+    public func deployment(forRoll roll: Int) -> Deployment {
+        var remaining = roll
+        for deployment in deployments {
+            if remaining < deployment.weight { return deployment }
+            remaining -= deployment.weight
+        }
+        return deployments[deployments.count - 1]
+    }
+
+    public var totalWeight: Int { deployments.reduce(0) { $0 + $1.weight } }
+}
+
+/// Why a catalog could not be built.
+public struct CatalogError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Every alias callers may name, in configuration order.
+public struct Catalog: Sendable {
+    public private(set) var aliases: [String: ModelAlias] = [:]
+    public private(set) var names: [String] = []
+
+    public init(_ aliases: [ModelAlias]) {
+        for alias in aliases {
+            if self.aliases[alias.name] == nil { names.append(alias.name) }
+            self.aliases[alias.name] = alias
+        }
+    }
+
+    /// Exact match only: no case folding, no prefix or path games.
+    public func alias(named name: String) -> ModelAlias? { aliases[name] }
+}

@@ -1,0 +1,51 @@
+/// What the mock provider does for one request, read from the upstream model name:
+/// `name+directive+directive=value…`. Because the agent forwards the body and rewrites only
+/// the model, a test picks a fault by pointing an alias at e.g. `mock+rst_after=3`.
+///
+/// Directives: `status=N` (answer N with an OpenAI error body), `rst_after=N` (reset the
+/// stream after N chunks), `goaway_once` (the first such request on a server sends GOAWAY
+/// below its own stream and never answers it), `first_byte_delay_ms=N`, `chunks=N`,
+/// `chunk_delay_ms=N`, `malformed_sse` (a chunk of invalid JSON and no `[DONE]`),
+/// `no_usage` (never send usage), `hang_after=N` (stop sending after N chunks, keep the
+/// stream open), `big_body=N` (a non-streamed body of about N bytes), `mid_stream_error`
+/// (an `error` event after the first chunk), `echo_key` (with `status`: the error message
+/// quotes the caller's bearer key in full and half-masked, as some providers do).
+public struct MockBehaviour: Sendable, Equatable {
+    public var model: String
+    public var status: Int = 200
+    public var resetAfterChunks: Int?
+    public var goAwayOnce = false
+    public var firstByteDelayMilliseconds = 0
+    public var chunks: Int?
+    public var chunkDelayMilliseconds: Int?
+    public var malformedSSE = false
+    public var noUsage = false
+    public var hangAfterChunks: Int?
+    public var bigBodyBytes: Int?
+    public var midStreamError = false
+    public var echoKey = false
+
+    public init(model: String) {
+        self.model = model
+        for directive in model.split(separator: "+").dropFirst() {
+            let parts = directive.split(separator: "=", maxSplits: 1)
+            let name = String(parts[0])
+            let value = parts.count > 1 ? Int(parts[1]) : nil
+            switch name {
+            case "status": status = value ?? 500
+            case "rst_after": resetAfterChunks = value ?? 0
+            case "goaway_once": goAwayOnce = true
+            case "first_byte_delay_ms": firstByteDelayMilliseconds = value ?? 0
+            case "chunks": chunks = value
+            case "chunk_delay_ms": chunkDelayMilliseconds = value
+            case "malformed_sse": malformedSSE = true
+            case "no_usage": noUsage = true
+            case "hang_after": hangAfterChunks = value ?? 0
+            case "big_body": bigBodyBytes = value
+            case "mid_stream_error": midStreamError = true
+            case "echo_key": echoKey = true
+            default: continue
+            }
+        }
+    }
+}

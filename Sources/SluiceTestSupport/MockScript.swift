@@ -1,0 +1,114 @@
+import NIOCore
+import SluiceAPI
+
+/// One step of a scripted answer. Transports (HTTP/2, HTTP/1.1) only know how to play these.
+enum MockStep: Sendable {
+    case head(status: Int, headers: [(String, String)])
+    case data([UInt8])
+    case delay(milliseconds: Int)
+    case end
+    /// RST_STREAM(INTERNAL_ERROR) on HTTP/2; a dropped connection on HTTP/1.1.
+    case reset
+    /// GOAWAY whose last stream id lies below the current stream, which is then left unanswered.
+    case goAway
+    /// Stop here and keep the stream open.
+    case hang
+}
+
+/// Builds the deterministic OpenAI-compatible answer to one request.
+struct MockScript {
+    static let words = ["Sluice", "mock", "says", "hello", "and", "counts", "every", "token", "it", "streams"]
+
+    let defaultChunks: Int
+    let defaultChunkDelayMilliseconds: Int
+
+    func steps(method: String, path: String, authorization: String?, body: [UInt8], goAwayAvailable: () -> Bool) -> [MockStep] {
+        guard method == "POST" else {
+            if path.hasSuffix("/models") {
+                return json(200, #"{"object":"list","data":[{"id":"mock","object":"model","created":0,"owned_by":"sluice-mock"}]}"#)
+            }
+            return error(404, "no such route", type: "invalid_request_error", code: "not_found")
+        }
+        let request = body.withUnsafeBytes { try? JSONScanner.scanObject($0) }
+        guard let request else { return error(400, "body is not a JSON object", type: "invalid_request_error", code: "invalid_json") }
+        let model = body.withUnsafeBytes { bytes in
+            request.first(where: { $0.key == "model" }).flatMap { JSONScanner.decodeString(at: $0.valueRange, in: bytes) }
+        } ?? "mock"
+        let behaviour = MockBehaviour(model: model)
+        var steps: [MockStep] = []
+        if behaviour.goAwayOnce, goAwayAvailable() { return [.goAway] }
+        if behaviour.firstByteDelayMilliseconds > 0 { steps.append(.delay(milliseconds: behaviour.firstByteDelayMilliseconds)) }
+        if behaviour.status != 200 {
+            var message = "mock provider answered \(behaviour.status)"
+            if behaviour.echoKey, let key = authorization?.split(separator: " ").last {
+                message += "; Incorrect API key provided: \(key) (\(key.prefix(8))************\(key.suffix(4)))"
+            }
+            return steps + error(behaviour.status, message,
+                                 type: behaviour.status == 429 ? "rate_limit_exceeded" : "server_error", code: "mock_\(behaviour.status)")
+        }
+        let stream = request.first(where: { $0.key == "stream" }).map { body[$0.valueRange.lowerBound] == UInt8(ascii: "t") } ?? false
+        var includeUsage = false
+        if let options = request.first(where: { $0.key == "stream_options" }), options.kind == .object {
+            let inner = body.withUnsafeBytes { JSONScanner.members(ofObjectAt: options.valueRange, in: $0) }
+            includeUsage = inner.first(where: { $0.key == "include_usage" }).map { body[$0.valueRange.lowerBound] == UInt8(ascii: "t") } ?? false
+        }
+        let promptTokens = max(1, body.count / 4)
+        let chunkCount = behaviour.chunks ?? defaultChunks
+        let delay = behaviour.chunkDelayMilliseconds ?? defaultChunkDelayMilliseconds
+
+        if path.hasSuffix("/embeddings") {
+            return steps + json(200, #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0023,-0.0091,0.0154,0.0042]}],"model":\#(jsonString(model)),"usage":{"prompt_tokens":\#(promptTokens),"total_tokens":\#(promptTokens)}}"#)
+        }
+        let isChat = path.hasSuffix("/chat/completions")
+        if !stream {
+            let text = (0..<chunkCount).map { Self.words[$0 % Self.words.count] }.joined(separator: " ")
+            var content = text
+            if let big = behaviour.bigBodyBytes { content = String(repeating: "x", count: big) }
+            let usage = behaviour.noUsage ? "" : #","usage":{"prompt_tokens":\#(promptTokens),"completion_tokens":\#(chunkCount),"total_tokens":\#(promptTokens + chunkCount)}"#
+            let choice = isChat
+                ? #"{"index":0,"message":{"role":"assistant","content":\#(jsonString(content))},"finish_reason":"stop"}"#
+                : #"{"index":0,"text":\#(jsonString(content)),"finish_reason":"stop"}"#
+            let object = isChat ? "chat.completion" : "text_completion"
+            return steps + json(200, #"{"id":"mock-1","object":"\#(object)","created":1700000000,"model":\#(jsonString(model)),"choices":[\#(choice)]\#(usage)}"#)
+        }
+
+        steps.append(.head(status: 200, headers: [("content-type", "text/event-stream"), ("cache-control", "no-cache")]))
+        let usageNull = includeUsage && !behaviour.noUsage ? #","usage":null"# : ""
+        for index in 0..<chunkCount {
+            if let reset = behaviour.resetAfterChunks, index == reset { return steps + [.reset] }
+            if let hang = behaviour.hangAfterChunks, index == hang { return steps + [.hang] }
+            if index > 0, delay > 0 { steps.append(.delay(milliseconds: delay)) }
+            let word = Self.words[index % Self.words.count] + (index + 1 < chunkCount ? " " : "")
+            let delta = isChat ? #"{"index":0,"delta":{"content":\#(jsonString(word))},"finish_reason":null}"#
+                               : #"{"index":0,"text":\#(jsonString(word)),"finish_reason":null}"#
+            let object = isChat ? "chat.completion.chunk" : "text_completion"
+            steps.append(.data(Array(#"data: {"id":"mock-1","object":"\#(object)","created":1700000000,"model":\#(jsonString(model)),"choices":[\#(delta)]\#(usageNull)}"#.utf8) + [0x0A, 0x0A]))
+            if index == 0, behaviour.midStreamError {
+                steps.append(.data(Array(#"data: {"error":{"message":"overloaded","type":"server_error","code":"overloaded"}}"#.utf8) + [0x0A, 0x0A]))
+                steps.append(.end)
+                return steps
+            }
+            if index == 0, behaviour.malformedSSE {
+                steps.append(.data(Array("data: {\"id\": broken\n\n".utf8)))
+                steps.append(.end)
+                return steps
+            }
+        }
+        if let reset = behaviour.resetAfterChunks, reset >= chunkCount { return steps + [.reset] }
+        if includeUsage, !behaviour.noUsage {
+            steps.append(.data(Array(#"data: {"id":"mock-1","object":"chat.completion.chunk","created":1700000000,"model":\#(jsonString(model)),"choices":[],"usage":{"prompt_tokens":\#(promptTokens),"completion_tokens":\#(chunkCount),"total_tokens":\#(promptTokens + chunkCount)}}"#.utf8) + [0x0A, 0x0A]))
+        }
+        steps.append(.data(Array("data: [DONE]\n\n".utf8)))
+        steps.append(.end)
+        return steps
+    }
+
+    private func json(_ status: Int, _ body: String) -> [MockStep] {
+        let bytes = Array(body.utf8)
+        return [.head(status: status, headers: [("content-type", "application/json"), ("content-length", String(bytes.count))]), .data(bytes), .end]
+    }
+
+    private func error(_ status: Int, _ message: String, type: String, code: String) -> [MockStep] {
+        json(status, String(decoding: OpenAIError(status: status, message: message, type: type, code: code).body, as: UTF8.self))
+    }
+}

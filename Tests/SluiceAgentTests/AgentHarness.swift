@@ -1,0 +1,94 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SluiceAgent
+import SluiceHTTP2
+import SluiceTestSupport
+
+/// A real agent on 127.0.0.1 (port 0) in front of a real mock provider, for one test.
+final class AgentHarness: @unchecked Sendable {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let certificate: TestCertificate
+    let mock: MockProvider
+    let audit = MemoryAuditSink()
+    private(set) var agentPort = 0
+    private var serviceTask: Task<Void, any Error>?
+    private var serviceGroup: ServiceGroup?
+
+    enum Upstream { case tls, h2c, http1 }
+
+    /// - Parameter aliases: alias → upstream model (mock directives go in the model name).
+    init(upstream: Upstream = .tls, aliases: [String: String] = ["gpt-test": "mock"], settings: String = "",
+         mockConfigure: (inout MockProvider.Configuration) -> Void = { _ in }) async throws {
+        certificate = try TestCertificate()
+        var configuration: MockProvider.Configuration
+        switch upstream {
+        case .tls: configuration = .init(transport: .tls(certificate.serverConfiguration))
+        case .h2c: configuration = .init(transport: .plaintext)
+        case .http1: configuration = .init(transport: .http1Only)
+        }
+        mockConfigure(&configuration)
+        mock = try MockProvider(configuration: configuration, group: group)
+        let mockPort = try await mock.start()
+        let scheme = upstream == .tls ? "https" : "http"
+        var yaml = "model_list:\n"
+        for (alias, model) in aliases.sorted(by: { $0.key < $1.key }) {
+            yaml += """
+              - model_name: \(alias)
+                litellm_params:
+                  model: openai/\(model)
+                  api_base: \(scheme)://127.0.0.1:\(mockPort)/v1
+                  api_key: sk-test-provider-secret-0123456789
+                  ssl_verify: \(certificate.certificatePath)
+                model_info:
+                  input_cost_per_token: 0.000001
+                  output_cost_per_token: 0.000002
+
+            """
+        }
+        yaml += settings
+        try await startAgent(yaml: yaml)
+    }
+
+    func startAgent(yaml: String) async throws {
+        let configuration = try ConfigLoader(environment: [:]).load(yaml: yaml)
+        var upstreamSettings = UpstreamClient.Configuration()
+        upstreamSettings.connectTimeout = .seconds(2)
+        let runtime = AgentRuntime(
+            configuration: configuration,
+            identity: ServiceIdentity(service: "checkout", namespace: "shop", pod: "checkout-7d9f"),
+            upstream: UpstreamClient(group: group, configuration: upstreamSettings), audit: audit)
+        let server = AgentServer(runtime: runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0),
+                                 logger: Logger(label: "test"))
+        let serviceGroup = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: Logger(label: "test")))
+        self.serviceGroup = serviceGroup
+        serviceTask = Task { try await serviceGroup.run() }
+        agentPort = try await server.boundPort.get()
+    }
+
+    func post(_ json: String, path: String = "/v1/chat/completions", headers: [(String, String)] = []) async throws -> TestResponse {
+        try await TestHTTPClient.post(path, json: json, headers: headers, port: agentPort, group: group)
+    }
+
+    func chat(model: String = "gpt-test", stream: Bool = false, extra: String = "") async throws -> TestResponse {
+        try await post(#"{"model":"\#(model)","stream":\#(stream),"messages":[{"role":"user","content":"Hello there"}]\#(extra)}"#)
+    }
+
+    /// The first `count` audit lines, decoded, once they have been written.
+    func auditRecords(_ count: Int) async -> [[String: Any]] {
+        await audit.waitForLines(count).prefix(count).compactMap { line in
+            (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+        }
+    }
+
+    func shutdown() async throws {
+        await serviceGroup?.triggerGracefulShutdown()
+        try await serviceTask?.value
+        try await mock.stop()
+        try await group.shutdownGracefully()
+        certificate.directory.remove()
+    }
+}
+
+import Foundation

@@ -1,0 +1,72 @@
+import NIOCore
+import NIOPosix
+import SluiceHTTP2
+import SluiceTestSupport
+import Testing
+
+@Suite("UpstreamClient against the mock provider (swift-nio-http2)")
+struct UpstreamClientTests {
+    static func chatBody(model: String, stream: Bool = false) -> ByteBuffer {
+        ByteBuffer(string: #"{"model":"\#(model)","stream":\#(stream),"messages":[{"role":"user","content":"hi"}]}"#)
+    }
+
+    func send(_ client: UpstreamClient, origin: UpstreamOrigin, model: String, stream: Bool = false,
+              loop: any EventLoop, firstByteTimeout: TimeAmount = .seconds(10), idleTimeout: TimeAmount = .seconds(10))
+        async throws -> Result<(UpstreamResponseHead, [UInt8]), UpstreamError> {
+        let delegate = CollectingDelegate(eventLoop: loop)
+        let request = UpstreamRequest(method: "POST", path: "/v1/chat/completions",
+                                      headers: [("content-type", "application/json")],
+                                      body: Self.chatBody(model: model, stream: stream),
+                                      firstByteTimeout: firstByteTimeout, idleTimeout: idleTimeout)
+        let call = try await loop.submit {
+            client.execute(request, to: origin, on: loop, delegate: delegate)
+        }.get()
+        try await loop.submit { delegate.call = call }.get()
+        return try await delegate.result.get()
+    }
+
+    @Test("h2 over TLS with a verified self-signed certificate", arguments: [false, true])
+    func tlsHTTP2(stream: Bool) async throws {
+        let certificate = try TestCertificate()
+        defer { certificate.directory.remove() }
+        let mock = try MockProvider(configuration: .init(transport: .tls(certificate.serverConfiguration)))
+        let port = try await mock.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = UpstreamClient(group: group)
+        let origin = UpstreamOrigin(scheme: .https, host: "127.0.0.1", port: port, trustRoots: .caFile(certificate.certificatePath))
+
+        let result = try await send(client, origin: origin, model: "mock", stream: stream, loop: group.next())
+        let (head, body) = try result.get()
+        #expect(head.status == 200)
+        #expect(head.httpVersion == .http2)
+        let text = String(decoding: body, as: UTF8.self)
+        #expect(text.contains("Sluice"))
+        #expect(mock.requests.first?.httpVersion == "h2")
+        client.shutdown()
+        try await mock.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("TLS fails closed when the certificate is not trusted")
+    func untrustedCertificate() async throws {
+        let certificate = try TestCertificate()
+        let other = try TestCertificate()
+        defer { certificate.directory.remove(); other.directory.remove() }
+        let mock = try MockProvider(configuration: .init(transport: .tls(certificate.serverConfiguration)))
+        let port = try await mock.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = UpstreamClient(group: group)
+        let origin = UpstreamOrigin(scheme: .https, host: "127.0.0.1", port: port, trustRoots: .caFile(other.certificatePath))
+        let result = try await send(client, origin: origin, model: "mock", loop: group.next())
+        guard case .failure(let error) = result else {
+            Issue.record("an untrusted certificate was accepted")
+            return
+        }
+        #expect(error.kind == .tlsFailed)
+        #expect(error.message.contains("certificate verify failed") || error.message.contains("verification"))
+        #expect(mock.requests.isEmpty)
+        client.shutdown()
+        try await mock.stop()
+        try await group.shutdownGracefully()
+    }
+}
