@@ -268,6 +268,8 @@ final class MockHTTP2StreamHandler: ChannelInboundHandler, MockResponseWriter {
     private var path = ""
     private var headers: [(name: String, value: String)] = []
     private var body: [UInt8] = []
+    /// The last DATA write: a reset waits for it, because RST_STREAM discards queued DATA.
+    private var lastWrite: EventLoopFuture<Void>?
     var channelContext: ChannelHandlerContext?
 
     init(provider: MockProvider) { self.provider = provider }
@@ -308,7 +310,7 @@ final class MockHTTP2StreamHandler: ChannelInboundHandler, MockResponseWriter {
     func writeData(_ bytes: [UInt8]) {
         guard let context = channelContext else { return }
         let buffer = context.channel.allocator.buffer(bytes: bytes)
-        context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(buffer)))), promise: nil)
+        lastWrite = context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(buffer)))))
     }
 
     func end() {
@@ -317,7 +319,15 @@ final class MockHTTP2StreamHandler: ChannelInboundHandler, MockResponseWriter {
     }
 
     func reset() {
-        channelContext?.writeAndFlush(wrapOutboundOut(.rstStream(.internalError)), promise: nil)
+        guard let context = channelContext else { return }
+        let frame = wrapOutboundOut(.rstStream(.internalError))
+        guard let lastWrite else {
+            context.writeAndFlush(frame, promise: nil)
+            return
+        }
+        lastWrite.assumeIsolated().whenComplete { _ in
+            context.writeAndFlush(frame, promise: nil)
+        }
     }
 
     func goAway() {

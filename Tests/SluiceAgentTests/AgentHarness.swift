@@ -82,6 +82,14 @@ final class AgentHarness: @unchecked Sendable {
         }
     }
 
+    /// Shuts down when the test already stopped the mock itself.
+    func shutdownAgentOnly() async throws {
+        await serviceGroup?.triggerGracefulShutdown()
+        try await serviceTask?.value
+        try await group.shutdownGracefully()
+        certificate.directory.remove()
+    }
+
     func shutdown() async throws {
         await serviceGroup?.triggerGracefulShutdown()
         try await serviceTask?.value

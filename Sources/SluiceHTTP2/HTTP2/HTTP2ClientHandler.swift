@@ -25,6 +25,12 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     private var ready = false
     private var goAwayLastStreamID: Int32?
     private var closed = false
+    /// True while nghttp2 is on the stack (inside mem_recv). Callbacks reach the pool, which
+    /// may start, cancel or close synchronously; nghttp2 forbids mem_send and session_del
+    /// from inside its own callbacks, so those wait until mem_recv returns.
+    private var insideNghttp2 = false
+    private var flushDeferred = false
+    private var sessionToDelete: OpaquePointer?
     private let events: any ConnectionEvents
     private let authority: String
     private let scheme: String
@@ -98,8 +104,15 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
+        insideNghttp2 = true
         let result = bytes.withUnsafeReadableBytes { raw in
             nghttp2_session_mem_recv(session, raw.baseAddress?.assumingMemoryBound(to: UInt8.self), raw.count)
+        }
+        insideNghttp2 = false
+        if let deferred = sessionToDelete {
+            sessionToDelete = nil
+            nghttp2_session_del(deferred)
+            return
         }
         if result < 0 {
             let reason = String(cString: nghttp2_strerror(Int32(result)))
@@ -162,7 +175,9 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
                 events.streamFailed(stream.call, error)
             }
         }
-        if let session { nghttp2_session_del(session) }
+        if let session {
+            if insideNghttp2 { sessionToDelete = session } else { nghttp2_session_del(session) }
+        }
         session = nil
         if ready {
             events.connectionClosed()
@@ -173,6 +188,11 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 
     /// Writes every frame nghttp2 has queued, in one buffer.
     private func flushSession() {
+        if insideNghttp2 {
+            flushDeferred = true
+            return
+        }
+        flushDeferred = false
         guard let session, let context else { return }
         var out: ByteBuffer?
         while true {
