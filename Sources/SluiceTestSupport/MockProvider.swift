@@ -53,6 +53,9 @@ public final class MockProvider: Sendable {
         var connectionsOpened = 0
         var requests: [RecordedRequest] = []
         var goAwaySent = false
+        /// Streams the client abandoned (reset or closed) before the answer ended.
+        var streamsAbandoned = 0
+        var waiters: [(predicate: @Sendable (Counters) -> Bool, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
     public let configuration: Configuration
@@ -102,6 +105,47 @@ public final class MockProvider: Sendable {
         if ownsGroup { try await group.shutdownGracefully() }
     }
 
+    /// Returns once the provider has seen `count` requests (a signal for tests).
+    public func waitForRequests(_ count: Int) async {
+        await waitUntil { $0.requests.count >= count }
+    }
+
+    /// Returns once `count` streams were abandoned by the client before they ended.
+    public func waitForAbandonedStreams(_ count: Int) async {
+        await waitUntil { $0.streamsAbandoned >= count }
+    }
+
+    public var streamsAbandoned: Int { counters.withLockedValue { $0.streamsAbandoned } }
+
+    private func waitUntil(_ predicate: @escaping @Sendable (Counters) -> Bool) async {
+        await withCheckedContinuation { continuation in
+            let satisfied = counters.withLockedValue { counters -> Bool in
+                if predicate(counters) { return true }
+                counters.waiters.append((predicate, continuation))
+                return false
+            }
+            if satisfied { continuation.resume() }
+        }
+    }
+
+    /// Applies `change` and wakes the waiters it satisfies.
+    private func update(_ change: (inout Counters) -> Void) {
+        let ready = counters.withLockedValue { counters -> [CheckedContinuation<Void, Never>] in
+            change(&counters)
+            var ready: [CheckedContinuation<Void, Never>] = []
+            let snapshot = counters
+            counters.waiters.removeAll { waiter in
+                guard waiter.predicate(snapshot) else { return false }
+                ready.append(waiter.continuation)
+                return true
+            }
+            return ready
+        }
+        for continuation in ready { continuation.resume() }
+    }
+
+    func streamAbandoned() { update { $0.streamsAbandoned += 1 } }
+
     /// Every request seen so far, oldest first (at most the last 1,000).
     public var requests: [RecordedRequest] { counters.withLockedValue { $0.requests } }
     /// TCP connections accepted so far.
@@ -110,7 +154,7 @@ public final class MockProvider: Sendable {
     // MARK: - Connections
 
     private func configureConnection(_ channel: any Channel) throws {
-        counters.withLockedValue { $0.connectionsOpened += 1 }
+        update { $0.connectionsOpened += 1 }
         let pipeline = channel.pipeline.syncOperations
         switch configuration.transport {
         case .tls:
@@ -148,7 +192,7 @@ public final class MockProvider: Sendable {
     // MARK: - Requests
 
     func record(_ request: RecordedRequest) {
-        counters.withLockedValue { counters in
+        update { counters in
             if counters.requests.count >= 1000 { counters.requests.removeFirst() }
             counters.requests.append(request)
         }
@@ -270,6 +314,8 @@ final class MockHTTP2StreamHandler: ChannelInboundHandler, MockResponseWriter {
     private var body: [UInt8] = []
     /// The last DATA write: a reset waits for it, because RST_STREAM discards queued DATA.
     private var lastWrite: EventLoopFuture<Void>?
+    private var answered = false
+    private var ended = false
     var channelContext: ChannelHandlerContext?
 
     init(provider: MockProvider) { self.provider = provider }
@@ -296,7 +342,13 @@ final class MockHTTP2StreamHandler: ChannelInboundHandler, MockResponseWriter {
         }
     }
 
+    func channelInactive(context: ChannelHandlerContext) {
+        if answered, !ended { provider.streamAbandoned() }
+        context.fireChannelInactive()
+    }
+
     private func respond() {
+        answered = true
         let request = MockProvider.RecordedRequest(method: method, path: path, headers: headers, body: body, httpVersion: "h2")
         play(provider.script(for: request)[...])
     }
@@ -315,11 +367,13 @@ final class MockHTTP2StreamHandler: ChannelInboundHandler, MockResponseWriter {
 
     func end() {
         guard let context = channelContext else { return }
+        ended = true
         context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: nil)
     }
 
     func reset() {
         guard let context = channelContext else { return }
+        ended = true
         let frame = wrapOutboundOut(.rstStream(.internalError))
         guard let lastWrite else {
             context.writeAndFlush(frame, promise: nil)
@@ -331,6 +385,7 @@ final class MockHTTP2StreamHandler: ChannelInboundHandler, MockResponseWriter {
     }
 
     func goAway() {
+        ended = true
         guard let context = channelContext, let parent = context.channel.parent else { return }
         context.channel.getOption(HTTP2StreamChannelOptions.streamID).whenSuccess { streamID in
             // The last stream id lies below this stream, so the client knows it went unprocessed.

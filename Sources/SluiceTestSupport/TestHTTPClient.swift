@@ -108,6 +108,11 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        promise?.fail(TestClientError(message: "connection ended before a response"))
+        promise = nil
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         promise?.fail(TestClientError(message: "connection closed before a complete response (status \(head.map { String($0.status.code) } ?? "none"), \(body.count) body bytes)"))
         promise = nil

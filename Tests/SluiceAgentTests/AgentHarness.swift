@@ -33,6 +33,7 @@ final class AgentHarness: @unchecked Sendable {
         let mockPort = try await mock.start()
         let scheme = upstream == .tls ? "https" : "http"
         var yaml = "model_list:\n"
+        if aliases.isEmpty { yaml += "  []\n" }
         for (alias, model) in aliases.sorted(by: { $0.key < $1.key }) {
             yaml += """
               - model_name: \(alias)
@@ -67,6 +68,13 @@ final class AgentHarness: @unchecked Sendable {
         agentPort = try await server.boundPort.get()
     }
 
+    /// Replaces the running agent with one serving `yaml` (same mock, same group).
+    func restartAgent(yaml: String) async throws {
+        await serviceGroup?.triggerGracefulShutdown()
+        try await serviceTask?.value
+        try await startAgent(yaml: yaml)
+    }
+
     func post(_ json: String, path: String = "/v1/chat/completions", headers: [(String, String)] = []) async throws -> TestResponse {
         try await TestHTTPClient.post(path, json: json, headers: headers, port: agentPort, group: group)
     }
@@ -80,6 +88,21 @@ final class AgentHarness: @unchecked Sendable {
         await audit.waitForLines(count).prefix(count).compactMap { line in
             (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
         }
+    }
+
+    /// Begins graceful shutdown and returns once the agent has drained and stopped.
+    func stopAgent() async throws {
+        await serviceGroup?.triggerGracefulShutdown()
+        try await serviceTask?.value
+        serviceGroup = nil
+        serviceTask = nil
+    }
+
+    /// Finishes a test that already stopped the agent with ``stopAgent()``.
+    func shutdownAfterStop() async throws {
+        try await mock.stop()
+        try await group.shutdownGracefully()
+        certificate.directory.remove()
     }
 
     /// Shuts down when the test already stopped the mock itself.

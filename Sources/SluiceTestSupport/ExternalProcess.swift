@@ -1,0 +1,62 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// A helper process (nghttpd, …) started for one test and stopped by PID.
+public final class ExternalProcess: @unchecked Sendable {
+    // Set once at start; Process itself is thread-safe for terminate/waitUntilExit.
+    private let process = Process()
+    public let port: Int
+
+    /// Starts `executable` and returns once `port` on 127.0.0.1 accepts connections.
+    public init(executable: String, arguments: [String], port: Int, group: any EventLoopGroup) async throws {
+        self.port = port
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // The port opening is the readiness signal; there is no other.
+        for _ in 0..<500 {
+            if let channel = try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get() {
+                try? await channel.close()
+                return
+            }
+            guard process.isRunning else { throw TestClientError(message: "\(executable) exited with \(process.terminationStatus)") }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        process.terminate()
+        throw TestClientError(message: "\(executable) did not open port \(port)")
+    }
+
+    /// Sends SIGTERM and waits (briefly) for the exit. `waitUntilExit` needs a run loop,
+    /// which async tests do not have, so the exit is observed by polling.
+    public func stop() async {
+        guard process.isRunning else { return }
+        process.terminate()
+        for _ in 0..<50 where process.isRunning {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        // nghttpd (Debian 1.52) does not exit on SIGTERM or SIGINT.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        for _ in 0..<300 where process.isRunning {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    /// A port that was free a moment ago (bound with port 0, then released).
+    public static func freePort(group: any EventLoopGroup) async throws -> Int {
+        let channel = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress!.port!
+        try await channel.close()
+        return port
+    }
+
+    /// The first of `candidates` that exists.
+    public static func find(_ candidates: [String]) -> String? {
+        candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+}
