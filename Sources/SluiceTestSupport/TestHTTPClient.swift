@@ -42,6 +42,29 @@ public enum TestHTTPClient {
         return response
     }
 
+    /// Sends `raw` (several requests back to back) and returns the first `count` responses.
+    public static func sendPipelined(raw: [UInt8], expecting count: Int, port: Int, host: String = "127.0.0.1",
+                                     group: any EventLoopGroup) async throws -> [TestResponse] {
+        let collector = ResponseCollector(expecting: count)
+        let writer = RawBytesWriter()
+        let channel = try await ClientBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(writer)
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+                    try channel.pipeline.syncOperations.addHandler(collector)
+                }
+            }
+            .connect(host: host, port: port).get()
+        for _ in 0..<count {
+            try await channel.writeAndFlush(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")))
+        }
+        try await channel.eventLoop.flatSubmit { writer.send(raw) }.get()
+        let responses = try await collector.all.get()
+        try? await channel.close()
+        return responses
+    }
+
     /// POSTs a JSON body.
     public static func post(_ path: String, json: String, headers: [(String, String)] = [], port: Int,
                             group: any EventLoopGroup) async throws -> TestResponse {
@@ -83,9 +106,17 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     private var head: HTTPResponseHead?
     private var body: [UInt8] = []
     private var promise: EventLoopPromise<TestResponse>?
-    private let ready = NIOLockedValueBox<EventLoopFuture<TestResponse>?>(nil)
+    private var allPromise: EventLoopPromise<[TestResponse]>?
+    private var collected: [TestResponse] = []
+    private let expecting: Int
+    private let ready = NIOLockedValueBox<(EventLoopFuture<TestResponse>, EventLoopFuture<[TestResponse]>)?>(nil)
 
-    var response: EventLoopFuture<TestResponse> { ready.withLockedValue { $0! } }
+    init(expecting: Int = 1) {
+        self.expecting = expecting
+    }
+
+    var response: EventLoopFuture<TestResponse> { ready.withLockedValue { $0!.0 } }
+    var all: EventLoopFuture<[TestResponse]> { ready.withLockedValue { $0!.1 } }
 
     static var failed: EventLoopFuture<Void> {
         EmbeddedEventLoop().makeFailedFuture(TestClientError(message: "not connected"))
@@ -93,8 +124,10 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         let promise = context.eventLoop.makePromise(of: TestResponse.self)
+        let allPromise = context.eventLoop.makePromise(of: [TestResponse].self)
         self.promise = promise
-        ready.withLockedValue { $0 = promise.futureResult }
+        self.allPromise = allPromise
+        ready.withLockedValue { $0 = (promise.futureResult, allPromise.futureResult) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -103,24 +136,36 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         case .body(let buffer): body.append(contentsOf: buffer.readableBytesView)
         case .end:
             guard let head else { return }
-            promise?.succeed(TestResponse(status: Int(head.status.code), headers: head.headers.map { ($0.name, $0.value) }, body: body))
+            let response = TestResponse(status: Int(head.status.code), headers: head.headers.map { ($0.name, $0.value) }, body: body)
+            promise?.succeed(response)
             promise = nil
+            collected.append(response)
+            self.head = nil
+            body = []
+            if collected.count == expecting {
+                allPromise?.succeed(collected)
+                allPromise = nil
+            }
         }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        promise?.fail(TestClientError(message: "connection ended before a response"))
+        fail(TestClientError(message: "connection ended before a response"))
+    }
+
+    private func fail(_ error: Error) {
+        promise?.fail(error)
         promise = nil
+        allPromise?.fail(error)
+        allPromise = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        promise?.fail(TestClientError(message: "connection closed before a complete response (status \(head.map { String($0.status.code) } ?? "none"), \(body.count) body bytes)"))
-        promise = nil
+        fail(TestClientError(message: "connection closed before a complete response (status \(head.map { String($0.status.code) } ?? "none"), \(body.count) body bytes)"))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        promise?.fail(error)
-        promise = nil
+        fail(error)
         context.close(promise: nil)
     }
 }

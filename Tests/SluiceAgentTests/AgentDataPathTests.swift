@@ -80,6 +80,20 @@ struct AgentDataPathTests {
         try await harness.shutdown()
     }
 
+    @Test("pipelined keep-alive requests are answered in order on one connection")
+    func pipelining() async throws {
+        let harness = try await AgentHarness(aliases: ["slow": "mock+first_byte_delay_ms=50", "fast": "mock"])
+        func request(_ model: String) -> String {
+            let body = #"{"model":"\#(model)","messages":[]}"#
+            return "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        }
+        let responses = try await TestHTTPClient.sendPipelined(raw: Array((request("slow") + request("fast") + request("nope")).utf8),
+                                                               expecting: 3, port: harness.agentPort, group: harness.group)
+        #expect(responses.map(\.status) == [200, 200, 404])
+        #expect(harness.mock.requests.map { String(decoding: $0.body, as: UTF8.self).contains("first_byte_delay") } == [true, false])
+        try await harness.shutdown()
+    }
+
     @Test("inbound identity headers are dropped and never reach the provider")
     func identityHeadersScrubbed() async throws {
         let harness = try await AgentHarness()

@@ -1,0 +1,115 @@
+import SluiceAgent
+import SluicePolicy
+import Testing
+
+@Suite("LiteLLM-compatible configuration")
+struct ConfigLoaderTests {
+    static let litellm = """
+        model_list:
+          - model_name: gpt-4o
+            litellm_params:
+              model: openai/gpt-4o
+              api_key: os.environ/OPENAI_API_KEY
+              rpm: 480
+              tpm: 800000
+            model_info:
+              input_cost_per_token: 2.5e-06
+              output_cost_per_token: 1.0e-05
+          - model_name: gpt-4o
+            litellm_params: {model: openai/gpt-4o, api_base: "https://eu.example.com/openai/v1/", api_key: sk-literal-key, weight: 3}
+          - model_name: local-llama
+            litellm_params:
+              model: openai/meta-llama/Llama-3.1-8B-Instruct
+              api_base: http://vllm.ml.svc:8000/v1
+              api_key: none
+              timeout: 30
+              max_retries: 2
+          - model_name: claude
+            litellm_params:
+              model: anthropic/claude-sonnet-4
+              api_key: os.environ/ANTHROPIC_API_KEY
+        litellm_settings:
+          drop_params: true
+        router_settings:
+          routing_strategy: simple-shuffle
+        general_settings:
+          master_key: sk-1234
+        """
+
+    @Test("a real LiteLLM config.yaml loads as-is, with warnings for what is not used")
+    func loadsLiteLLM() throws {
+        let configuration = try ConfigLoader(environment: ["OPENAI_API_KEY": "sk-from-env-123456789"]).load(yaml: Self.litellm)
+        let catalog = configuration.catalog
+        #expect(catalog.names == ["gpt-4o", "local-llama"])
+        let gpt = try #require(catalog.alias(named: "gpt-4o"))
+        #expect(gpt.deployments.count == 2)
+        #expect(gpt.deployments[0].endpoint.description == "https://api.openai.com/v1")
+        #expect(gpt.deployments[0].credential.reveal() == "sk-from-env-123456789")
+        #expect(gpt.deployments[0].requestsPerMinute == 480)
+        #expect(gpt.deployments[1].endpoint == Endpoint(scheme: .https, host: "eu.example.com", port: 443, basePath: "/openai/v1"))
+        #expect(gpt.deployments[1].weight == 3)
+        #expect(gpt.price == (try Price(inputUSDPerToken: 2.5e-06, outputUSDPerToken: 1.0e-05)))
+        let llama = try #require(catalog.alias(named: "local-llama"))
+        #expect(llama.deployments[0].upstreamModel == "meta-llama/Llama-3.1-8B-Instruct")
+        #expect(llama.deployments[0].endpoint.scheme == .http)
+        #expect(llama.deployments[0].timeoutSeconds == 30)
+        #expect(llama.price == nil)
+        let warnings = configuration.warnings.joined(separator: "\n")
+        #expect(warnings.contains("max_retries"))
+        #expect(warnings.contains("anthropic"))
+        #expect(warnings.contains("litellm_settings"))
+        #expect(!warnings.contains("sk-"))
+    }
+
+    func failure(_ yaml: String, environment: [String: String] = [:]) -> String? {
+        do {
+            _ = try ConfigLoader(environment: environment).load(yaml: yaml)
+            return nil
+        } catch {
+            return error.message
+        }
+    }
+
+    @Test("refuses what cannot be right, saying where")
+    func refusals() {
+        #expect(failure("model_list: [") != nil)
+        #expect(failure("general_settings: {}")?.contains("no model_list") == true)
+        #expect(failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_key: os.environ/MISSING}")?
+            .contains("MISSING") == true)
+        #expect(failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, ssl_verify: false}")?
+            .contains("ssl_verify") == true)
+        #expect(failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_base: \"ftp://h\"}")?
+            .contains("model_list[0].litellm_params.api_base") == true)
+        #expect(failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n    model_info: {input_cost_per_token: 2.5}")?
+            .contains("per-1M") == true)
+        #expect(failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, rpm: -1}")?
+            .contains("rpm") == true)
+        let secret = failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_key: sk-secret-123456, api_base: \"https://u:p@h\"}")
+        #expect(secret?.contains("sk-secret") == false)
+    }
+
+    @Test("reads sluice_settings")
+    func settings() throws {
+        let configuration = try ConfigLoader(environment: [:]).load(yaml: """
+            model_list: []
+            sluice_settings: {max_request_body_bytes: 2048, idle_timeout_seconds: 1.5, max_json_depth: 32, bogus: 1}
+            """)
+        #expect(configuration.settings.maxRequestBodyBytes == 2048)
+        #expect(configuration.settings.idleTimeoutSeconds == 1.5)
+        #expect(configuration.settings.maxJSONDepth == 32)
+        #expect(configuration.warnings.contains { $0.contains("bogus") })
+    }
+
+    @Test("listen addresses: loopback or not")
+    func listenAddresses() throws {
+        #expect(try ListenAddress(parsing: "127.0.0.1:4000").isLoopback)
+        #expect(try ListenAddress(parsing: "127.10.0.3:4000").isLoopback)
+        #expect(try ListenAddress(parsing: "[::1]:4000") == ListenAddress(host: "::1", port: 4000))
+        #expect(try ListenAddress(parsing: "localhost:1").isLoopback)
+        #expect(try !ListenAddress(parsing: "0.0.0.0:4000").isLoopback)
+        #expect(try !ListenAddress(parsing: "10.0.0.8:4000").isLoopback)
+        #expect(try !ListenAddress(parsing: "127.evil.com:4000").isLoopback)
+        #expect(throws: ConfigError.self) { try ListenAddress(parsing: "4000") }
+        #expect(throws: ConfigError.self) { try ListenAddress(parsing: "h:99999") }
+    }
+}

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# The data-path benchmark: one run prints one table (see bench/README.md).
+#
+#   bench/run.sh                 15 s per load point (the default)
+#   BENCH_DURATION=5 bench/run.sh
+#
+# Upstream: sluice-mock-provider over HTTP/2 + TLS on loopback (it answers in microseconds).
+# Paths compared, with wrk (HTTP/1.1 keep-alive) as the client:
+#   direct  wrk → mock (HTTPS/1.1)
+#   sluice  wrk → sluice-agent → mock (h2 over TLS)
+#   nghttpx wrk → nghttpx (HTTP/1.1 in) → mock (h2 over TLS): the C reverse-proxy reference
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/install-deps.sh --test
+command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
+
+duration="${BENCH_DURATION:-15}"
+mock_port="${BENCH_MOCK_PORT:-18443}"
+agent_port="${BENCH_AGENT_PORT:-14000}"
+nghttpx_port="${BENCH_NGHTTPX_PORT:-13000}"
+state=".state/bench"
+mkdir -p "$state"
+
+swift build -c release --product sluice-agent >/dev/null
+swift build -c release --product sluice-mock-provider >/dev/null
+bin="$(swift build -c release --show-bin-path)"
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+wait_port() { for _ in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 never opened"; exit 1; }
+
+"$bin/sluice-mock-provider" --listen "127.0.0.1:$mock_port" --cert-dir "$state/cert" >"$state/mock.log" 2>&1 &
+pids+=($!)
+wait_port "$mock_port"
+cert="$state/cert/cert.pem"
+
+cat > "$state/agent.yaml" <<YAML
+model_list:
+  - model_name: bench
+    litellm_params: {model: openai/bench, api_base: "https://127.0.0.1:$mock_port/v1", api_key: sk-bench-not-a-key, ssl_verify: "$cert"}
+    model_info: {input_cost_per_token: 0.00000015, output_cost_per_token: 0.0000006}
+  - model_name: bench-stream
+    litellm_params: {model: "openai/mock+chunks=50+chunk_delay_ms=20", api_base: "https://127.0.0.1:$mock_port/v1", api_key: sk-bench-not-a-key, ssl_verify: "$cert"}
+    model_info: {input_cost_per_token: 0.00000015, output_cost_per_token: 0.0000006}
+YAML
+# Audit lines go to a file, as a container runtime would collect them.
+"$bin/sluice-agent" --config "$state/agent.yaml" --listen "127.0.0.1:$agent_port" >"$state/audit.jsonl" 2>"$state/agent.log" &
+agent_pid=$!
+pids+=($agent_pid)
+wait_port "$agent_port"
+
+nghttpx --frontend="127.0.0.1,$nghttpx_port;no-tls" --backend="127.0.0.1,$mock_port;;tls;proto=h2" \
+  --cacert="$cert" --workers=1 --no-ocsp --log-level=ERROR --accesslog-file=/dev/null \
+  --errorlog-file="$state/nghttpx.log" >/dev/null 2>&1 &
+nghttpx_pid=$!
+pids+=($nghttpx_pid)
+wait_port "$nghttpx_port"
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk "/^$2:/ {print \$2}" "/proc/$1/status"; }
+ticks_per_second=$(getconf CLK_TCK)
+
+# Warm up every path (connections, TLS sessions, page cache).
+for url in "https://127.0.0.1:$mock_port" "http://127.0.0.1:$agent_port" "http://127.0.0.1:$nghttpx_port"; do
+  wrk -t1 -c4 -d2s -s bench/post.lua "$url/v1/chat/completions" >/dev/null
+done
+idle_rss=$(rss_kb "$agent_pid" VmRSS)
+
+declare -A rps p50 p99 errs cpu_us
+run_point() {  # name url connections pid-to-measure
+  local name=$1 url=$2 connections=$3 pid=${4:-}
+  local threads=2; [[ $connections -lt 2 ]] && threads=1
+  local before=0; [[ -n "$pid" ]] && before=$(cpu_ticks "$pid")
+  local line
+  line=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --timeout 10s -s bench/post.lua "$url/v1/chat/completions" | grep '^RESULT')
+  local requests duration_us errors p50_us p99_us
+  eval "$(echo "$line" | sed 's/^RESULT //')"
+  local key="$name/$connections"
+  rps[$key]=$(python3 -c "print(round($requests / ($duration_us / 1e6)))")
+  p50[$key]=$(python3 -c "print(f'{$p50_us / 1000:.3f}')")
+  p99[$key]=$(python3 -c "print(f'{$p99_us / 1000:.3f}')")
+  errs[$key]=$errors
+  if [[ -n "$pid" ]]; then
+    local after; after=$(cpu_ticks "$pid")
+    cpu_us[$key]=$(python3 -c "print(f'{($after - $before) / $ticks_per_second / max(1, $requests) * 1e6:.1f}')")
+  else
+    cpu_us[$key]="-"
+  fi
+}
+
+for connections in 1 16 64; do
+  run_point direct "https://127.0.0.1:$mock_port" "$connections"
+  run_point sluice "http://127.0.0.1:$agent_port" "$connections" "$agent_pid"
+  run_point nghttpx "http://127.0.0.1:$nghttpx_port" "$connections" "$nghttpx_pid"
+done
+busy_hwm=$(rss_kb "$agent_pid" VmHWM)
+
+# 256 concurrent streams held open (50 chunks, 20 ms apart: about 1 s each).
+BENCH_MODEL=bench-stream BENCH_STREAM=1 wrk -t2 -c256 -d10s --timeout 10s -s bench/post.lua \
+  "http://127.0.0.1:$agent_port/v1/chat/completions" > "$state/streams.txt"
+stream_line=$(grep '^RESULT' "$state/streams.txt")
+stream_hwm=$(rss_kb "$agent_pid" VmHWM)
+
+# Added time to first byte on streams (steady state, one keep-alive connection each).
+read -r ttfb_direct_p50 ttfb_direct_p99 < <(python3 bench/ttfb.py "https://127.0.0.1:$mock_port/v1/chat/completions" mock 300 "$cert")
+read -r ttfb_agent_p50 ttfb_agent_p99 < <(python3 bench/ttfb.py "http://127.0.0.1:$agent_port/v1/chat/completions" bench 300)
+
+ratio() { python3 -c "a, b = $1, $2; print(f'{a / b:.2f}' if b else '-')"; }
+added() { python3 -c "print(f'{$1 - $2:.3f}')"; }
+
+{
+  echo "## Data-path benchmark ($(date -u +%Y-%m-%d), ${duration}s per point, $(nproc) cores)"
+  echo
+  echo "| path | conns | req/s | p50 ms | p99 ms | errors | CPU µs/req |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for connections in 1 16 64; do
+    for name in direct sluice nghttpx; do
+      key="$name/$connections"
+      echo "| $name | $connections | ${rps[$key]} | ${p50[$key]} | ${p99[$key]} | ${errs[$key]} | ${cpu_us[$key]} |"
+    done
+  done
+  echo
+  sluice_added_p99=$(added "${p99[sluice/16]}" "${p99[direct/16]}")
+  nghttpx_added_p99=$(added "${p99[nghttpx/16]}" "${p99[direct/16]}")
+  echo "| target | sluice | nghttpx | ratio | goal |"
+  echo "| --- | ---: | ---: | ---: | --- |"
+  echo "| throughput at c=64 (req/s) | ${rps[sluice/64]} | ${rps[nghttpx/64]} | $(ratio "${rps[sluice/64]}" "${rps[nghttpx/64]}") | ≥ 0.8 |"
+  echo "| added p99 at c=16 (ms) | $sluice_added_p99 | $nghttpx_added_p99 | $(ratio "$sluice_added_p99" "$nghttpx_added_p99") | ≤ 1.5 |"
+  echo "| CPU per request at c=64 (µs) | ${cpu_us[sluice/64]} | ${cpu_us[nghttpx/64]} | $(ratio "${cpu_us[sluice/64]}" "${cpu_us[nghttpx/64]}") | ≤ 1.25 |"
+  echo
+  echo "| agent memory | value | goal |"
+  echo "| --- | ---: | --- |"
+  echo "| idle RSS after warm-up | $((idle_rss / 1024)) MB ($idle_rss kB) | ≤ 16 MB |"
+  echo "| peak RSS during the c=1…64 runs | $((busy_hwm / 1024)) MB | |"
+  echo "| peak RSS with 256 streams open | $((stream_hwm / 1024)) MB ($stream_hwm kB) | ≤ 48 MB |"
+  echo
+  echo "256-stream run: $(echo "$stream_line" | sed 's/^RESULT //')"
+  echo
+  echo "| time to first byte, streams | p50 ms | p99 ms |"
+  echo "| --- | ---: | ---: |"
+  echo "| direct to the mock (HTTPS/1.1) | $ttfb_direct_p50 | $ttfb_direct_p99 |"
+  echo "| through sluice-agent | $ttfb_agent_p50 | $ttfb_agent_p99 |"
+  echo "| added by the agent | $(added "$ttfb_agent_p50" "$ttfb_direct_p50") | $(added "$ttfb_agent_p99" "$ttfb_direct_p99") |"
+} | tee "$state/results.md"
