@@ -9,7 +9,9 @@ import NIOCore
 public final class UpstreamCall: Sendable {
     let request: UpstreamRequest
     let callerLoop: any EventLoop
-    private let delegate: NIOLoopBound<any UpstreamResponseDelegate>
+    /// Released after the final event (or a cancel): the delegate usually holds this call,
+    /// and the cycle must not outlive the call.
+    private let delegate: NIOLoopBoundBox<(any UpstreamResponseDelegate)?>
     private let state: NIOLockedValueBox<State>
 
     struct State {
@@ -27,7 +29,7 @@ public final class UpstreamCall: Sendable {
     init(request: UpstreamRequest, callerLoop: any EventLoop, delegate: any UpstreamResponseDelegate) {
         self.request = request
         self.callerLoop = callerLoop
-        self.delegate = NIOLoopBound(delegate, eventLoop: callerLoop)
+        self.delegate = NIOLoopBoundBox(delegate, eventLoop: callerLoop)
         self.state = NIOLockedValueBox(State())
     }
 
@@ -47,6 +49,7 @@ public final class UpstreamCall: Sendable {
             return state.connection.map { ($0, state.streamID) }
         }
         if let (connection, streamID) = target { connection.cancel(streamID: streamID) }
+        onCallerLoop(releasingDelegate: true) { _ in }
     }
 
     var isCancelled: Bool { state.withLockedValue { $0.cancelled } }
@@ -84,7 +87,7 @@ public final class UpstreamCall: Sendable {
             return !state.completed
         }
         guard deliver else { return }
-        onCallerLoop { $0.upstreamFinished() }
+        onCallerLoop(releasingDelegate: true) { $0.upstreamFinished() }
     }
 
     /// Whether a failed attempt may be replayed: the peer never processed it, nothing of
@@ -110,15 +113,20 @@ public final class UpstreamCall: Sendable {
             return !state.completed
         }
         guard deliver else { return }
-        onCallerLoop { $0.upstreamFailed(error) }
+        onCallerLoop(releasingDelegate: true) { $0.upstreamFailed(error) }
     }
 
-    private func onCallerLoop(_ body: @escaping @Sendable (any UpstreamResponseDelegate) -> Void) {
+    private func onCallerLoop(releasingDelegate: Bool = false, _ body: @escaping @Sendable (any UpstreamResponseDelegate) -> Void) {
+        let delegate = self.delegate
+        let deliver: @Sendable () -> Void = {
+            guard let target = delegate.value else { return }
+            if releasingDelegate { delegate.value = nil }
+            body(target)
+        }
         if callerLoop.inEventLoop {
-            body(delegate.value)
+            deliver()
         } else {
-            let delegate = self.delegate
-            callerLoop.execute { body(delegate.value) }
+            callerLoop.execute(deliver)
         }
     }
 }

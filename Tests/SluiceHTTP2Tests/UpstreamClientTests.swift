@@ -70,3 +70,46 @@ struct UpstreamClientTests {
         try await group.shutdownGracefully()
     }
 }
+
+/// Holds its call strongly, as the agent's relay does.
+final class CallHoldingDelegate: UpstreamResponseDelegate, @unchecked Sendable {
+    var call: UpstreamCall?
+    let done: EventLoopPromise<Void>
+    init(eventLoop: any EventLoop) { done = eventLoop.makePromise() }
+    func upstreamReceivedHead(_ head: UpstreamResponseHead) {}
+    func upstreamReceivedBody(_ chunk: ByteBuffer) { call?.consumed(chunk.readableBytes) }
+    func upstreamFinished() { done.succeed(()) }
+    func upstreamFailed(_ error: UpstreamError) { done.fail(error) }
+}
+
+@Suite("Call lifetime")
+struct CallLifetimeTests {
+    @Test("a finished call and a delegate that holds it are both freed")
+    func noCycle() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
+        let port = try await mock.start()
+        let client = UpstreamClient(group: group)
+        let loop = group.next()
+        let origin = UpstreamOrigin(scheme: .http, host: "127.0.0.1", port: port)
+        weak var weakDelegate: CallHoldingDelegate?
+        weak var weakCall: UpstreamCall?
+        do {
+            let delegate = CallHoldingDelegate(eventLoop: loop)
+            try await loop.submit {
+                delegate.call = client.execute(UpstreamRequest(method: "POST", path: "/v1/chat/completions", headers: [],
+                                                               body: ByteBuffer(string: #"{"model":"mock"}"#)),
+                                               to: origin, on: loop, delegate: delegate)
+            }.get()
+            weakCall = try await loop.submit { delegate.call }.get()
+            weakDelegate = delegate
+            try await delegate.done.futureResult.get()
+        }
+        try await loop.submit {}.get()  // let the stream-close bookkeeping run
+        #expect(weakDelegate == nil)
+        #expect(weakCall == nil)
+        client.shutdown()
+        try await mock.stop()
+        try await group.shutdownGracefully()
+    }
+}

@@ -35,7 +35,15 @@ final class ResponseRelay: UpstreamResponseDelegate {
     private let runtime: AgentRuntime
     private let onComplete: (ResponseEnding) -> Void
     var call: UpstreamCall?
-    private var mode = Mode.awaitingHead
+    private var mode = Mode.awaitingHead {
+        didSet {
+            // The call holds this relay until its final event; dropping it here too means
+            // no cycle survives a finished request whichever side ends first.
+            if case .finished = mode, !keepCallForConsumption { call = nil }
+        }
+    }
+    /// While a decoder step swaps `mode` out temporarily, the call must stay.
+    private var keepCallForConsumption = false
     private var headSent = false
     private var timeToFirstByte: TimeAmount?
     private var httpVersion: UpstreamProtocol?
@@ -76,7 +84,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
         let size = chunk.readableBytes
         switch mode {
         case .events(var decoder, var filter):
+            keepCallForConsumption = true
             mode = .finished  // avoid copy-on-write while mutating the decoder
+            keepCallForConsumption = false
             var forward: [UInt8] = []
             let pushed = chunk.withUnsafeReadableBytes { bytes in
                 Result { () throws(SSEDecodingError) in try decoder.push(bytes) }
@@ -87,8 +97,8 @@ final class ResponseRelay: UpstreamResponseDelegate {
                 mode = .events(decoder, filter)
             case .failure(let error):
                 mode = .events(decoder, filter)
-                failStream(code: "upstream_malformed_sse", message: "the provider sent a malformed event stream: \(error.message)")
                 call?.cancel()
+                failStream(code: "upstream_malformed_sse", message: "the provider sent a malformed event stream: \(error.message)")
                 return
             }
             if forward.isEmpty {
