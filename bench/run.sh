@@ -21,9 +21,9 @@ nghttpx_port="${BENCH_NGHTTPX_PORT:-13000}"
 state=".state/bench"
 mkdir -p "$state"
 
-swift build -c release --product sluice-agent >/dev/null
-swift build -c release --product sluice-mock-provider >/dev/null
-bin="$(swift build -c release --show-bin-path)"
+swift build -c release --static-swift-stdlib --product sluice-agent >/dev/null
+swift build -c release --static-swift-stdlib --product sluice-mock-provider >/dev/null
+bin="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; }

@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 
 config="${1:-config/example.yaml}"
-swift build -c release --product sluice-agent
-swift build -c release --product sluice-mock-provider
-bin="$(swift build -c release --show-bin-path)"
+swift build -c release --static-swift-stdlib --product sluice-agent
+swift build -c release --static-swift-stdlib --product sluice-mock-provider
+bin="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 
 mkdir -p .state
 mock_pid=""

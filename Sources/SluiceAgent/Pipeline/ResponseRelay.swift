@@ -206,7 +206,23 @@ final class ResponseRelay: UpstreamResponseDelegate {
             // caller is gone, which channelInactive handles.
             if case .success = result, bytes > 0 { call?.consumed(bytes) }
         }
-        channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: promise)
+        channel.write(HTTPServerResponsePart.body(.byteBuffer(buffer)), promise: promise)
+        scheduleFlush()
+    }
+
+    private var flushScheduled = false
+
+    /// One flush per event-loop tick: everything relayed from one upstream read (often
+    /// head, body and end together) leaves in one system call, and nothing waits longer
+    /// than the current tick.
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        let channel = self.channel
+        channel.eventLoop.assumeIsolated().execute { [self] in
+            self.flushScheduled = false
+            channel.flush()
+        }
     }
 
     private func finish(status: Int, usage: TokenUsage?, streamCompleted: Bool?, errorCode: String?) {

@@ -80,6 +80,7 @@ public final class AgentServer: Service {
             logger.warning("drain timeout reached; closing remaining calls", metadata: ["in_flight": "\(runtime.inFlight.count)"])
         }
         runtime.upstream.shutdown()
+        runtime.audit.flush()
         logger.info("sluice-agent stopped")
     }
 }
