@@ -131,12 +131,15 @@ added() { python3 -c "print(f'{$1 - $2:.3f}')"; }
     done
   done
   echo
+  sluice_added_p99_c1=$(added "${p99[sluice/1]}" "${p99[direct/1]}")
+  nghttpx_added_p99_c1=$(added "${p99[nghttpx/1]}" "${p99[direct/1]}")
   sluice_added_p99=$(added "${p99[sluice/16]}" "${p99[direct/16]}")
   nghttpx_added_p99=$(added "${p99[nghttpx/16]}" "${p99[direct/16]}")
   echo "| target | sluice | nghttpx | ratio | goal |"
   echo "| --- | ---: | ---: | ---: | --- |"
   echo "| throughput at c=64 (req/s) | ${rps[sluice/64]} | ${rps[nghttpx/64]} | $(ratio "${rps[sluice/64]}" "${rps[nghttpx/64]}") | ≥ 0.8 |"
   echo "| added p99 at c=16 (ms) | $sluice_added_p99 | $nghttpx_added_p99 | $(ratio "$sluice_added_p99" "$nghttpx_added_p99") | ≤ 1.5 |"
+  echo "| added p99 at c=1 (ms) | $sluice_added_p99_c1 | $nghttpx_added_p99_c1 | $(ratio "$sluice_added_p99_c1" "$nghttpx_added_p99_c1") | (no queueing) |"
   echo "| CPU per request at c=64 (µs) | ${cpu_us[sluice/64]} | ${cpu_us[nghttpx/64]} | $(ratio "${cpu_us[sluice/64]}" "${cpu_us[nghttpx/64]}") | ≤ 1.25 |"
   echo
   echo "| agent memory | value | goal |"

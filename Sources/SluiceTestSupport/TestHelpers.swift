@@ -25,9 +25,10 @@ public struct TestCertificate: Sendable {
     public var certificatePath: String { directory.file("cert.pem") }
     public var privateKeyPath: String { directory.file("key.pem") }
 
-    public init() throws {
+    public init(subjectAltNames: String = "DNS:localhost,IP:127.0.0.1,IP:::1") throws {
         directory = try TemporaryDirectory(prefix: "sluice-cert")
-        try SelfSignedCertificate.generate(certificatePath: directory.file("cert.pem"), privateKeyPath: directory.file("key.pem"))
+        try SelfSignedCertificate.generate(certificatePath: directory.file("cert.pem"), privateKeyPath: directory.file("key.pem"),
+                                           subjectAltNames: subjectAltNames)
     }
 
     public var serverConfiguration: TLSServerConfiguration {

@@ -80,6 +80,21 @@ struct AgentDataPathTests {
         try await harness.shutdown()
     }
 
+    @Test("beyond the peer's MAX_CONCURRENT_STREAMS, more connections open")
+    func moreConnectionsBeyondStreamLimit() async throws {
+        let harness = try await AgentHarness(aliases: ["slow": "mock+chunks=5+chunk_delay_ms=40"],
+                                             mockConfigure: { $0.maxConcurrentStreams = 10 })
+        let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<30 {
+                group.addTask { try await harness.chat(model: "slow", stream: true).status }
+            }
+            return try await group.reduce(into: [Int]()) { $0.append($1) }
+        }
+        #expect(statuses.count == 30 && statuses.allSatisfy { $0 == 200 })
+        #expect(harness.mock.connectionsOpened == 3)
+        try await harness.shutdown()
+    }
+
     @Test("pipelined keep-alive requests are answered in order on one connection")
     func pipelining() async throws {
         let harness = try await AgentHarness(aliases: ["slow": "mock+first_byte_delay_ms=50", "fast": "mock"])

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOPosix
 import SluiceHTTP2
@@ -42,6 +43,72 @@ struct UpstreamClientTests {
         let text = String(decoding: body, as: UTF8.self)
         #expect(text.contains("Sluice"))
         #expect(mock.requests.first?.httpVersion == "h2")
+        client.shutdown()
+        try await mock.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("TLS fails closed when the certificate names another host")
+    func wrongHost() async throws {
+        let certificate = try TestCertificate(subjectAltNames: "DNS:api.other.example")
+        defer { certificate.directory.remove() }
+        let mock = try MockProvider(configuration: .init(transport: .tls(certificate.serverConfiguration)))
+        let port = try await mock.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = UpstreamClient(group: group)
+        for host in ["127.0.0.1", "localhost"] {
+            let origin = UpstreamOrigin(scheme: .https, host: host, port: port, trustRoots: .caFile(certificate.certificatePath))
+            let result = try await send(client, origin: origin, model: "mock", loop: group.next())
+            guard case .failure(let error) = result else {
+                Issue.record("a certificate for another host was accepted for \(host)")
+                continue
+            }
+            #expect(error.kind == .tlsFailed)
+        }
+        #expect(mock.requests.isEmpty)
+        client.shutdown()
+        try await mock.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("https falls back to HTTP/1.1 when ALPN does not offer h2")
+    func alpnHTTP1() async throws {
+        let certificate = try TestCertificate()
+        defer { certificate.directory.remove() }
+        var settings = certificate.serverConfiguration
+        settings.applicationProtocols = ["http/1.1"]
+        let mock = try MockProvider(configuration: .init(transport: .tls(settings)))
+        let port = try await mock.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let client = UpstreamClient(group: group)
+        let origin = UpstreamOrigin(scheme: .https, host: "localhost", port: port, trustRoots: .caFile(certificate.certificatePath))
+        for stream in [false, true] {
+            let (head, body) = try await send(client, origin: origin, model: "mock", stream: stream, loop: group.next()).get()
+            #expect(head.status == 200)
+            #expect(head.httpVersion == .http1)
+            #expect(String(decoding: body, as: UTF8.self).contains("Sluice"))
+        }
+        #expect(mock.requests.map(\.httpVersion) == ["http/1.1", "http/1.1"])
+        #expect(mock.connectionsOpened == 1)  // kept alive and reused
+        client.shutdown()
+        try await mock.stop()
+        try await group.shutdownGracefully()
+    }
+
+    @Test("the system trust store honours SSL_CERT_FILE")
+    func systemStoreHonoursEnvironment() async throws {
+        let certificate = try TestCertificate()
+        defer { certificate.directory.remove() }
+        let mock = try MockProvider(configuration: .init(transport: .tls(certificate.serverConfiguration)))
+        let port = try await mock.start()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        // Read by OpenSSL when the origin's context is built; no other test uses .system.
+        setenv("SSL_CERT_FILE", certificate.certificatePath, 1)
+        defer { unsetenv("SSL_CERT_FILE") }
+        let client = UpstreamClient(group: group)
+        let origin = UpstreamOrigin(scheme: .https, host: "127.0.0.1", port: port, trustRoots: .system)
+        let (head, _) = try await send(client, origin: origin, model: "mock", loop: group.next()).get()
+        #expect(head.status == 200)
         client.shutdown()
         try await mock.stop()
         try await group.shutdownGracefully()

@@ -5,7 +5,10 @@ internal import COpenSSL
 /// run over real, verified TLS: clients trust exactly this certificate as their CA file.
 public enum SelfSignedCertificate {
     /// Generates the key pair and certificate and writes them to the given paths.
-    public static func generate(certificatePath: String, privateKeyPath: String, commonName: String = "sluice-mock-provider") throws(TLSError) {
+    /// - Parameter subjectAltNames: OpenSSL's SAN syntax; tests pass other names to check
+    ///   that a certificate for a different host is refused.
+    public static func generate(certificatePath: String, privateKeyPath: String, commonName: String = "sluice-mock-provider",
+                                subjectAltNames: String = "DNS:localhost,IP:127.0.0.1,IP:::1") throws(TLSError) {
         guard let key = COpenSSL_EC_P256_keygen() else { throw TLSError("key generation failed: \(drainOpenSSLErrors())") }
         defer { EVP_PKEY_free(key) }
         guard let certificate = X509_new() else { throw TLSError("X509_new failed") }
@@ -22,7 +25,7 @@ public enum SelfSignedCertificate {
         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, commonName, -1, -1, 0)
         X509_set_issuer_name(certificate, name)
         for (nid, value) in [
-            (NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1"),
+            (NID_subject_alt_name, subjectAltNames),
             (NID_basic_constraints, "critical,CA:TRUE"),
             (NID_key_usage, "critical,digitalSignature,keyCertSign"),
             (NID_ext_key_usage, "serverAuth"),
