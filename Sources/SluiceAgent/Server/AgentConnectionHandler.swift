@@ -87,8 +87,48 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
+    /// Requests the HTTP/1.1 parser rejected get 431 (header block too large) or 400
+    /// (conflicting `Content-Length`/`Transfer-Encoding`, bad chunking, invalid characters),
+    /// and the connection closes: after a framing error nothing further on it can be trusted.
+    /// A response already under way cannot be replaced, so then the connection just closes.
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
+        guard let parserError = error as? HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        let answer: OpenAIError
+        if case .headerOverflow = parserError {
+            answer = OpenAIError(status: 431, message: "request headers are too large", type: "invalid_request_error",
+                                 code: "request_header_fields_too_large")
+        } else {
+            answer = OpenAIError(status: 400, message: "malformed HTTP request: \(parserError)", type: "invalid_request_error",
+                                 code: "malformed_http")
+        }
+        switch state {
+        case .responding, .discarding:
+            context.close(promise: nil)
+        case .idle, .receiving:
+            let account: Account
+            if case .receiving(let request) = state {
+                account = request.account
+            } else {
+                account = Account(runtime: runtime, requestID: runtime.requestIDs.next(), method: "-", path: "-",
+                                  startedAt: .now(), startedAtWall: Clocks.wallNanoseconds())
+            }
+            account.record(status: answer.status, errorCode: answer.code)
+            finishRequest()
+            state = .discarding
+            let body = answer.body
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "application/json")
+            headers.add(name: "content-length", value: String(body.count))
+            headers.add(name: "connection", value: "close")
+            let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status), headers: headers)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
     }
 
     // MARK: - Dispatch

@@ -39,10 +39,6 @@ public final class AgentServer: Service {
                     channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
                         try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
-                        try pipeline.addHandler(ProtocolErrorHandler { status, code in
-                            Account(runtime: runtime, requestID: runtime.requestIDs.next(), method: "-", path: "-",
-                                    startedAt: .now(), startedAtWall: Clocks.wallNanoseconds()).record(status: status, errorCode: code)
-                        })
                         try pipeline.addHandler(AgentConnectionHandler(runtime: runtime))
                     }
                 }

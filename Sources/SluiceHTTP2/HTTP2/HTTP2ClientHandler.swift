@@ -31,6 +31,12 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     private var insideNghttp2 = false
     private var flushDeferred = false
     private var sessionToDelete: OpaquePointer?
+    /// A flush is queued for the end of this event-loop tick (see ``flushSession()``).
+    private var flushQueued = false
+    /// The one timer of this connection: it checks every stream's deadlines.
+    private var sweeper: Scheduled<Void>?
+    /// How often deadlines are checked; timeouts fire up to this much late.
+    static let sweepInterval = TimeAmount.milliseconds(50)
     private let events: any ConnectionEvents
     private let authority: String
     private let scheme: String
@@ -46,8 +52,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         var finished = false
         /// Bytes received but not yet reported written by the caller.
         var unconsumed = 0
+        let startedAt = NIODeadline.now()
         var lastActivity = NIODeadline.now()
-        var timer: Scheduled<Void>?
 
         init(call: UpstreamCall) {
             self.call = call
@@ -165,8 +171,9 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         closed = true
         let open = streams
         streams.removeAll()
+        sweeper?.cancel()
+        sweeper = nil
         for (streamID, stream) in open {
-            stream.timer?.cancel()
             guard !stream.finished else { continue }
             // Streams above a GOAWAY's last id were never processed and may be replayed.
             if let last = goAwayLastStreamID, streamID > last {
@@ -186,8 +193,20 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         }
     }
 
-    /// Writes every frame nghttp2 has queued, in one buffer.
+    /// Queues one write of everything nghttp2 has pending, at the end of this tick: the
+    /// calls started and the windows returned during one tick share one TLS record and
+    /// one system call, as a C proxy's event loop would.
     private func flushSession() {
+        guard !flushQueued, let context else { return }
+        flushQueued = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            self.flushQueued = false
+            self.flushSessionNow()
+        }
+    }
+
+    /// Writes every frame nghttp2 has queued, in one buffer.
+    private func flushSessionNow() {
         if insideNghttp2 {
             flushDeferred = true
             return
@@ -264,7 +283,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
             resetStream(streamID)
             return
         }
-        armTimer(for: stream, streamID: streamID, timeout: request.firstByteTimeout, kind: .firstByteTimeout, context: context)
+        ensureSweeper(context: context)
         flushSession()
     }
 
@@ -291,7 +310,6 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 
     private func resetStream(_ streamID: Int32) {
         guard let session, !closed, let stream = streams.removeValue(forKey: streamID) else { return }
-        stream.timer?.cancel()
         releaseWindow(of: stream, session: session)
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, UInt32(NGHTTP2_CANCEL.rawValue))
         events.streamClosed()
@@ -306,38 +324,40 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         }
     }
 
-    private func armTimer(for stream: StreamState, streamID: Int32, timeout: TimeAmount, kind: UpstreamError.Kind, context: ChannelHandlerContext) {
-        stream.timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
-            self.timerFired(streamID: streamID, kind: kind)
+    private func ensureSweeper(context: ChannelHandlerContext) {
+        guard sweeper == nil, !streams.isEmpty else { return }
+        sweeper = context.eventLoop.assumeIsolated().scheduleTask(in: Self.sweepInterval) { [self] in
+            self.sweeper = nil
+            self.sweepDeadlines()
+            if let context = self.context { self.ensureSweeper(context: context) }
         }
     }
 
-    /// Idle timers are not moved per frame; when one fires early it re-arms for the rest.
-    private func timerFired(streamID: Int32, kind: UpstreamError.Kind) {
-        guard let stream = streams[streamID], let context else { return }
-        if kind == .idleTimeout {
-            let idle = stream.call.request.idleTimeout
-            let quietFor = NIODeadline.now() - stream.lastActivity
-            if quietFor < idle {
-                armTimer(for: stream, streamID: streamID, timeout: idle - quietFor, kind: .idleTimeout, context: context)
-                return
+    /// Fails streams past their first-byte deadline, or silent for longer than their idle
+    /// timeout once the response has started.
+    private func sweepDeadlines() {
+        let now = NIODeadline.now()
+        var expired: [(Int32, StreamState, UpstreamError.Kind)] = []
+        for (streamID, stream) in streams where !stream.finished {
+            let request = stream.call.request
+            if !stream.responseStarted {
+                if now - stream.startedAt >= request.firstByteTimeout { expired.append((streamID, stream, .firstByteTimeout)) }
+            } else if now - stream.lastActivity >= request.idleTimeout {
+                expired.append((streamID, stream, .idleTimeout))
             }
         }
-        let seconds = Double((kind == .idleTimeout ? stream.call.request.idleTimeout : stream.call.request.firstByteTimeout).nanoseconds) / 1e9
-        let what = kind == .idleTimeout ? "no data from upstream for" : "no response from upstream within"
-        resetStream(streamID)
-        events.streamFailed(stream.call, UpstreamError(kind, "\(what) \(seconds)s"))
+        for (streamID, stream, kind) in expired {
+            let request = stream.call.request
+            let seconds = Double((kind == .idleTimeout ? request.idleTimeout : request.firstByteTimeout).nanoseconds) / 1e9
+            let what = kind == .idleTimeout ? "no data from upstream for" : "no response from upstream within"
+            resetStream(streamID)
+            events.streamFailed(stream.call, UpstreamError(kind, "\(what) \(seconds)s"))
+        }
     }
 
     private func noteActivity(_ stream: StreamState, streamID: Int32) {
         stream.lastActivity = .now()
-        if !stream.responseStarted {
-            stream.responseStarted = true
-            stream.timer?.cancel()
-            if let context {
-                armTimer(for: stream, streamID: streamID, timeout: stream.call.request.idleTimeout, kind: .idleTimeout, context: context)
-            }
-        }
+        stream.responseStarted = true
     }
 
     // MARK: - nghttp2 callbacks (on the event loop, inside mem_recv / mem_send)
@@ -394,7 +414,6 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         }
         if endStream, !stream.finished {
             stream.finished = true
-            stream.timer?.cancel()
             stream.call.deliverFinished()
         }
     }
@@ -414,7 +433,6 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 
     fileprivate func onStreamClose(streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
-        stream.timer?.cancel()
         if let session { releaseWindow(of: stream, session: session) }
         events.streamClosed()
         guard !stream.finished else { return }
