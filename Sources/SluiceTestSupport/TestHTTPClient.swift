@@ -20,26 +20,7 @@ public enum TestHTTPClient {
     /// Sends `raw` on a new connection and returns the first response. Fails if the server
     /// closes the connection without answering.
     public static func send(raw: [UInt8], port: Int, host: String = "127.0.0.1", group: any EventLoopGroup) async throws -> TestResponse {
-        let collector = ResponseCollector()
-        let writer = RawBytesWriter()
-        let channel = try await ClientBootstrap(group: group)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    // The raw writer sits below the decoder, which only accepts request parts.
-                    try channel.pipeline.syncOperations.addHandler(writer)
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try channel.pipeline.syncOperations.addHandler(collector)
-                }
-            }
-            .connect(host: host, port: port).get()
-        // Let the decoder observe a request (it only parses solicited responses); the raw
-        // writer swallows it and sends the caller's bytes instead.
-        let head = HTTPRequestHead(version: .http1_1, method: raw.starts(with: Array("HEAD".utf8)) ? .HEAD : .POST, uri: "/")
-        try await channel.writeAndFlush(HTTPClientRequestPart.head(head))
-        try await channel.eventLoop.flatSubmit { writer.send(raw) }.get()
-        let response = try await collector.response.get()
-        try? await channel.close()
-        return response
+        try await sendPipelined(raw: raw, expecting: 1, port: port, host: host, group: group)[0]
     }
 
     /// Sends `raw` (several requests back to back) and returns the first `count` responses.
@@ -56,8 +37,11 @@ public enum TestHTTPClient {
                 }
             }
             .connect(host: host, port: port).get()
+        // Let the decoder observe requests (it only parses solicited responses); the raw
+        // writer swallows them and sends the caller's bytes instead.
+        let method: HTTPMethod = raw.starts(with: Array("HEAD".utf8)) ? .HEAD : .POST
         for _ in 0..<count {
-            try await channel.writeAndFlush(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")))
+            try await channel.writeAndFlush(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: "/")))
         }
         try await channel.eventLoop.flatSubmit { writer.send(raw) }.get()
         let responses = try await collector.all.get()
@@ -98,36 +82,32 @@ final class RawBytesWriter: ChannelOutboundHandler, @unchecked Sendable {
     }
 }
 
-/// Gathers one response; fails if the connection ends first.
+/// Gathers the first `expecting` responses; fails if the connection ends first.
 final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     // Touched only on the channel's event loop.
     typealias InboundIn = HTTPClientResponsePart
 
     private var head: HTTPResponseHead?
     private var body: [UInt8] = []
-    private var promise: EventLoopPromise<TestResponse>?
-    private var allPromise: EventLoopPromise<[TestResponse]>?
+    private var promise: EventLoopPromise<[TestResponse]>?
     private var collected: [TestResponse] = []
     private let expecting: Int
-    private let ready = NIOLockedValueBox<(EventLoopFuture<TestResponse>, EventLoopFuture<[TestResponse]>)?>(nil)
+    private let ready = NIOLockedValueBox<EventLoopFuture<[TestResponse]>?>(nil)
 
     init(expecting: Int = 1) {
         self.expecting = expecting
     }
 
-    var response: EventLoopFuture<TestResponse> { ready.withLockedValue { $0!.0 } }
-    var all: EventLoopFuture<[TestResponse]> { ready.withLockedValue { $0!.1 } }
+    var all: EventLoopFuture<[TestResponse]> { ready.withLockedValue { $0! } }
 
     static var failed: EventLoopFuture<Void> {
         EmbeddedEventLoop().makeFailedFuture(TestClientError(message: "not connected"))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        let promise = context.eventLoop.makePromise(of: TestResponse.self)
-        let allPromise = context.eventLoop.makePromise(of: [TestResponse].self)
+        let promise = context.eventLoop.makePromise(of: [TestResponse].self)
         self.promise = promise
-        self.allPromise = allPromise
-        ready.withLockedValue { $0 = (promise.futureResult, allPromise.futureResult) }
+        ready.withLockedValue { $0 = promise.futureResult }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -136,15 +116,12 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         case .body(let buffer): body.append(contentsOf: buffer.readableBytesView)
         case .end:
             guard let head else { return }
-            let response = TestResponse(status: Int(head.status.code), headers: head.headers.map { ($0.name, $0.value) }, body: body)
-            promise?.succeed(response)
-            promise = nil
-            collected.append(response)
+            collected.append(TestResponse(status: Int(head.status.code), headers: head.headers.map { ($0.name, $0.value) }, body: body))
             self.head = nil
             body = []
             if collected.count == expecting {
-                allPromise?.succeed(collected)
-                allPromise = nil
+                promise?.succeed(collected)
+                promise = nil
             }
         }
     }
@@ -153,20 +130,18 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         fail(TestClientError(message: "connection ended before a response"))
     }
 
-    private func fail(_ error: Error) {
-        promise?.fail(error)
-        promise = nil
-        allPromise?.fail(error)
-        allPromise = nil
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
-        fail(TestClientError(message: "connection closed before a complete response (status \(head.map { String($0.status.code) } ?? "none"), \(body.count) body bytes)"))
+        fail(TestClientError(message: "connection closed after \(collected.count) complete responses (status \(head.map { String($0.status.code) } ?? "none"), \(body.count) body bytes)"))
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         fail(error)
         context.close(promise: nil)
+    }
+
+    private func fail(_ error: Error) {
+        promise?.fail(error)
+        promise = nil
     }
 }
 
