@@ -158,9 +158,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
                            timeToFirstByte: timeToFirstByte, errorCode: error.kind.rawValue)
             mode = .finished
             onComplete(.complete)
-        case .events(_, let filter):
+        case .events:
             // The caller already has a 200 and a stream prefix: end it with an error event.
-            failStream(code: error.kind.rawValue, message: "upstream failed mid-stream: \(error.message)", filter: filter)
+            failStream(code: error.kind.rawValue, message: "upstream failed mid-stream: \(error.message)")
         case .passthrough:
             // Part of a plain body is out; the only honest signal left is to cut the connection.
             account.record(status: 200, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
@@ -232,13 +232,13 @@ final class ResponseRelay: UpstreamResponseDelegate {
         onComplete(.complete)
     }
 
-    private func failStream(code: String, message: String, filter: OpenAIStreamFilter? = nil) {
+    /// Ends a started stream with an SSE error event; usage is what the stream showed so far.
+    private func failStream(code: String, message: String) {
         let event = OpenAIError(status: 502, message: message, type: "upstream_error", code: code).sseEvent
         writeBody(channel.allocator.buffer(bytes: event), returningWindow: 0)
         var usage: TokenUsage?
-        if let filter { usage = filter.usage ?? estimatedUsage(completionBytes: filter.dataBytes) }
-        if case .events(_, let current) = mode, filter == nil {
-            usage = current.usage ?? estimatedUsage(completionBytes: current.dataBytes)
+        if case .events(_, let filter) = mode {
+            usage = filter.usage ?? estimatedUsage(completionBytes: filter.dataBytes)
         }
         mode = .finished
         account.record(status: 200, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,

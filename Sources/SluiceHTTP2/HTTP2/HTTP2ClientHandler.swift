@@ -29,7 +29,6 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     /// may start, cancel or close synchronously; nghttp2 forbids mem_send and session_del
     /// from inside its own callbacks, so those wait until mem_recv returns.
     private var insideNghttp2 = false
-    private var flushDeferred = false
     private var sessionToDelete: OpaquePointer?
     /// The one timer of this connection: it checks every stream's deadlines.
     private var sweeper: Scheduled<Void>?
@@ -200,11 +199,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 
     /// Writes every frame nghttp2 has queued, in one buffer.
     private func flushSessionNow() {
-        if insideNghttp2 {
-            flushDeferred = true
-            return
-        }
-        flushDeferred = false
+        // channelRead flushes once mem_recv has returned.
+        if insideNghttp2 { return }
         guard let session, let context else { return }
         var out: ByteBuffer?
         while true {

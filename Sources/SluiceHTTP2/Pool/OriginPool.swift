@@ -252,7 +252,7 @@ final class OriginPool: Sendable {
         for entry in entries where entry.hasConnection { entry.connection.close() }
     }
 
-    /// Connections open or opening, by phase; for tests and metrics.
+    /// Connections open or opening; for tests and metrics.
     func connectionCount() -> Int {
         state.withLockedValue { $0.entries.count }
     }
