@@ -21,6 +21,8 @@ public final class AgentRuntime: Sendable {
     /// Every provider credential, for scrubbing provider answers.
     let scrubber: CredentialScrubber
     private let draining = Atomic<Bool>(false)
+    /// Caller connections currently open.
+    let openConnections = Atomic<Int>(0)
 
     public init(configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink) {
         self.configuration = configuration

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import SluiceTestSupport
 import Testing
 
@@ -127,6 +129,37 @@ struct AgentErrorTests {
         let response = try await harness.chat(model: "slow")
         #expect(response.status == 504)
         #expect(try errorBody(response).code == "upstream_first_byte_timeout")
+        try await harness.shutdown()
+    }
+
+    @Test("a request that trickles in is cut off: 408 mid-body, a silent close mid-headers")
+    func slowCallers() async throws {
+        let harness = try await AgentHarness(settings: "sluice_settings:\n  request_read_timeout_seconds: 0.3\n")
+        let slowBody = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"model\""
+        let response = try await TestHTTPClient.send(raw: Array(slowBody.utf8), port: harness.agentPort, group: harness.group)
+        #expect(response.status == 408)
+        #expect(try errorBody(response).code == "request_timeout")
+        let slowHeaders = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Trickle: a"
+        await #expect(throws: TestClientError.self) {
+            _ = try await TestHTTPClient.send(raw: Array(slowHeaders.utf8), port: harness.agentPort, group: harness.group)
+        }
+        #expect(harness.mock.requests.isEmpty)
+        try await harness.shutdown()
+    }
+
+    @Test("connections beyond max_connections are closed on accept")
+    func connectionCap() async throws {
+        let harness = try await AgentHarness(settings: "sluice_settings:\n  max_connections: 2\n")
+        // Two callers hold the two allowed connections; a third is closed on accept.
+        var held: [any Channel] = []
+        for _ in 0..<2 {
+            let channel = try await ClientBootstrap(group: harness.group).connect(host: "127.0.0.1", port: harness.agentPort).get()
+            held.append(channel)
+        }
+        await #expect(throws: (any Error).self) {
+            _ = try await TestHTTPClient.get("/healthz", port: harness.agentPort, group: harness.group)
+        }
+        for channel in held { try await channel.close() }
         try await harness.shutdown()
     }
 }

@@ -27,6 +27,12 @@ public struct AgentSettings: Sendable, Equatable {
     public var idleTimeoutSeconds = 120.0
     /// How long SIGTERM waits for in-flight calls before closing them.
     public var drainTimeoutSeconds = 30.0
+    /// Longest time a caller connection may take to deliver a whole request, counted from
+    /// accept or from the end of the previous response. Bounds slowloris-style trickling
+    /// and idle keep-alive connections alike.
+    public var requestReadTimeoutSeconds = 30.0
+    /// Caller connections served at once; more are closed on accept.
+    public var maxConnections = 4096
 
     public init() {}
 }

@@ -192,6 +192,10 @@ public struct ConfigLoader {
             case "first_byte_timeout_seconds": settings.firstByteTimeoutSeconds = try seconds()
             case "idle_timeout_seconds": settings.idleTimeoutSeconds = try seconds()
             case "drain_timeout_seconds": settings.drainTimeoutSeconds = try seconds()
+            case "request_read_timeout_seconds": settings.requestReadTimeoutSeconds = try seconds()
+            case "max_connections":
+                guard let count = value.int, count > 0 else { throw ConfigError("sluice_settings.max_connections must be positive") }
+                settings.maxConnections = count
             default: warnings.append("sluice_settings.\(key) is unknown; ignored")
             }
         }

@@ -34,6 +34,10 @@ final class AgentConnectionHandler: ChannelInboundHandler {
     /// The current request counts towards in-flight (entered at its head, left at its end).
     private var requestOpen = false
     private var channel: (any Channel)?
+    /// When the connection began waiting for the current request; nil while responding.
+    private var waitingSince: NIODeadline? = .now()
+    /// The connection's one timer (see ``armReadDeadline``).
+    private var readDeadline: Scheduled<Void>?
 
     init(runtime: AgentRuntime) {
         self.runtime = runtime
@@ -71,6 +75,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             state = .receiving(request)
         case .end:
             guard case .receiving(let request) = state else { return }
+            waitingSince = nil
             state = .responding(nil)
             dispatch(context: context, request: request)
         }
@@ -240,18 +245,77 @@ final class AgentConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         channel = context.channel
+        armReadDeadline()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        readDeadline?.cancel()
         channel = nil
     }
 
-    private func finishRequest() {
+    /// Each request must arrive whole within `request_read_timeout_seconds` of the
+    /// connection starting to wait for it. A caller trickling bytes (slowloris) or a body
+    /// gets 408; a connection idle between requests is closed quietly. One timer per
+    /// connection re-arms itself, rather than one per request.
+    private func armReadDeadline(in delay: TimeAmount? = nil) {
+        guard let channel else { return }
+        let timeout = readTimeout
+        readDeadline = channel.eventLoop.assumeIsolated().scheduleTask(in: delay ?? timeout) { [self] in
+            self.readDeadline = nil
+            guard let since = self.waitingSince else {
+                self.armReadDeadline()  // responding: the clock restarts when it ends
+                return
+            }
+            let waited = NIODeadline.now() - since
+            if waited < timeout {
+                self.armReadDeadline(in: timeout - waited)
+            } else {
+                self.readDeadlinePassed()
+            }
+        }
+    }
+
+    private var readTimeout: TimeAmount {
+        .nanoseconds(Int64(runtime.configuration.settings.requestReadTimeoutSeconds * 1e9))
+    }
+
+    private func readDeadlinePassed() {
+        guard let channel else { return }
+        switch state {
+        case .receiving(let request):
+            let answer = OpenAIError(status: 408, message: "the request did not arrive within \(runtime.configuration.settings.requestReadTimeoutSeconds)s",
+                                     type: "invalid_request_error", code: "request_timeout")
+            keepAlive = false
+            state = .discarding
+            request.account.record(status: 408, errorCode: answer.code)
+            requestOpenLeave()
+            let body = answer.body
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "application/json")
+            headers.add(name: "content-length", value: String(body.count))
+            headers.add(name: "connection", value: "close")
+            let head = HTTPResponseHead(version: .http1_1, status: .requestTimeout, headers: headers)
+            channel.write(HTTPServerResponsePart.head(head), promise: nil)
+            channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
+            channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
+        case .idle:
+            channel.close(promise: nil)
+        case .responding, .discarding:
+            armReadDeadline()
+        }
+    }
+
+    private func requestOpenLeave() {
         if requestOpen {
             requestOpen = false
             runtime.inFlight.leave()
         }
+    }
+
+    private func finishRequest() {
+        requestOpenLeave()
         state = .idle
+        waitingSince = .now()
     }
 }
 

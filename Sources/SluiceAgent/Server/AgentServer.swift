@@ -36,7 +36,14 @@ public final class AgentServer: Service {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
+                    // Beyond the cap a connection is closed at once: bounded memory beats
+                    // serving everyone slowly.
+                    let open = runtime.openConnections.add(1, ordering: .relaxed).newValue
+                    channel.closeFuture.whenComplete { _ in runtime.openConnections.subtract(1, ordering: .relaxed) }
+                    guard open <= runtime.configuration.settings.maxConnections else {
+                        return channel.close()
+                    }
+                    return channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
                         try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
                         try pipeline.addHandler(AgentConnectionHandler(runtime: runtime))
