@@ -44,7 +44,6 @@ final class ResponseRelay: UpstreamResponseDelegate {
     }
     /// While a decoder step swaps `mode` out temporarily, the call must stay.
     private var keepCallForConsumption = false
-    private var headSent = false
     private var timeToFirstByte: TimeAmount?
     private var httpVersion: UpstreamProtocol?
     private var outstandingWrites = 0
@@ -193,7 +192,6 @@ final class ResponseRelay: UpstreamResponseDelegate {
     // MARK: - Writing to the caller
 
     private func sendHead(status: Int, headers: HTTPHeaders) {
-        headSent = true
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
         channel.write(HTTPServerResponsePart.head(head), promise: nil)
     }
@@ -254,12 +252,7 @@ final class ResponseRelay: UpstreamResponseDelegate {
         let payload = isOpenAIShaped ? scrubbed : OpenAIError(
             status: status, message: "upstream \(deployment.endpoint) answered HTTP \(status)",
             type: "upstream_error", code: "upstream_http_\(status)").body
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(payload.count))
-        headers.add(name: "x-sluice-request-id", value: account.requestID)
-        sendHead(status: status, headers: headers)
-        channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: payload))), promise: nil)
+        writeJSONResponse(payload, status: status, on: channel, requestID: account.requestID, close: false)
         mode = .finished
         account.record(status: status, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
                        timeToFirstByte: timeToFirstByte, errorCode: "upstream_http_\(status)")
@@ -267,13 +260,7 @@ final class ResponseRelay: UpstreamResponseDelegate {
     }
 
     private func sendError(_ error: OpenAIError) {
-        let payload = error.body
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(payload.count))
-        headers.add(name: "x-sluice-request-id", value: account.requestID)
-        sendHead(status: error.status, headers: headers)
-        channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: payload))), promise: nil)
+        writeJSONResponse(error.body, status: error.status, on: channel, requestID: account.requestID, close: false)
     }
 
     /// Provider headers worth passing on (rate-limit hints, processing time, ids), minus

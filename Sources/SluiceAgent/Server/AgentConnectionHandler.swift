@@ -120,20 +120,19 @@ final class AgentConnectionHandler: ChannelInboundHandler {
                 account = Account(runtime: runtime, requestID: runtime.requestIDs.next(), method: "-", path: "-",
                                   startedAt: .now(), startedAtWall: Clocks.wallNanoseconds())
             }
-            account.record(status: answer.status, errorCode: answer.code)
-            finishRequest()
-            state = .discarding
-            let body = answer.body
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "application/json")
-            headers.add(name: "content-length", value: String(body.count))
-            headers.add(name: "connection", value: "close")
-            let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: answer.status), headers: headers)
-            context.write(wrapOutboundOut(.head(head)), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+            answerAndClose(answer, account: account, on: context.channel)
         }
+    }
+
+    /// The last answer on a connection that cannot be trusted further: audited, written,
+    /// then closed once it is out.
+    private func answerAndClose(_ answer: OpenAIError, account: Account, on channel: any Channel) {
+        account.record(status: answer.status, errorCode: answer.code)
+        finishRequest()
+        keepAlive = false
+        state = .discarding
+        writeJSONResponse(answer.body, status: answer.status, on: channel, requestID: account.requestID, close: true)
+        channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
     }
 
     // MARK: - Dispatch
@@ -197,15 +196,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
 
     private func respond(context: ChannelHandlerContext, request: Request, status: Int, body: [UInt8],
                          extraHeaders: [(String, String)] = [], errorCode: String? = nil) {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(body.count))
-        headers.add(name: "x-sluice-request-id", value: request.account.requestID)
-        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
-        if !keepAlive { headers.add(name: "connection", value: "close") }
-        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        writeJSONResponse(body, status: status, on: context.channel, requestID: request.account.requestID,
+                          close: !keepAlive, extraHeaders: extraHeaders)
         // Successful probes are not audited: kubelet asks every few seconds.
         if status >= 400 || (request.route != .health && request.route != .ready) {
             request.account.record(status: status, errorCode: errorCode)
@@ -285,19 +277,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         case .receiving(let request):
             let answer = OpenAIError(status: 408, message: "the request did not arrive within \(runtime.configuration.settings.requestReadTimeoutSeconds)s",
                                      type: "invalid_request_error", code: "request_timeout")
-            keepAlive = false
-            state = .discarding
-            request.account.record(status: 408, errorCode: answer.code)
-            requestOpenLeave()
-            let body = answer.body
-            var headers = HTTPHeaders()
-            headers.add(name: "content-type", value: "application/json")
-            headers.add(name: "content-length", value: String(body.count))
-            headers.add(name: "connection", value: "close")
-            let head = HTTPResponseHead(version: .http1_1, status: .requestTimeout, headers: headers)
-            channel.write(HTTPServerResponsePart.head(head), promise: nil)
-            channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
-            channel.writeAndFlush(HTTPServerResponsePart.end(nil)).whenComplete { _ in channel.close(promise: nil) }
+            answerAndClose(answer, account: request.account, on: channel)
         case .idle:
             channel.close(promise: nil)
         case .responding, .discarding:
