@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# A quick before/after check for request-path changes: the agent alone at c=64 against the
+# mock, two 10 s wrk runs, printing req/s and the agent's CPU µs per request.
+#   bench/quick.sh LABEL     (run bench/run.sh first once: it builds and makes the cert)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+label="${1:-run}"
+state=".state/bench"
+[[ -f "$state/agent.yaml" && -f "$state/cert/cert.pem" ]] || { echo "run bench/run.sh once first"; exit 1; }
+swift build -c release --static-swift-stdlib --product sluice-agent >/dev/null
+bin="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+"$bin/sluice-mock-provider" --listen 127.0.0.1:18443 --cert-dir "$state/cert" >/dev/null 2>&1 & mock=$!
+"$bin/sluice-agent" --config "$state/agent.yaml" --listen 127.0.0.1:14000 >/dev/null 2>&1 & agent=$!
+trap 'kill -9 $agent $mock 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/14000) 2>/dev/null && break; sleep 0.05; done
+url=http://127.0.0.1:14000/v1/chat/completions
+wrk -t2 -c64 -d2s -s bench/post.lua "$url" >/dev/null
+for _ in 1 2; do
+  before=$(awk '{print $14 + $15}' "/proc/$agent/stat")
+  line=$(wrk -t2 -c64 -d10s -s bench/post.lua "$url" | grep '^RESULT')
+  after=$(awk '{print $14 + $15}' "/proc/$agent/stat")
+  requests=$(echo "$line" | sed 's/.*requests=\([0-9]*\).*/\1/')
+  python3 -c "print('$label', 'req/s', round($requests / 10), 'cpu_us/req', round(($after - $before) / $(getconf CLK_TCK) / $requests * 1e6, 1))"
+done
