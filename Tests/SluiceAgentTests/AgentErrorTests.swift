@@ -57,7 +57,7 @@ struct AgentErrorTests {
         let harness = try await AgentHarness(settings: "sluice_settings:\n  max_request_body_bytes: 1024\n")
         // Declares 100 MB but sends only a few bytes: the answer must not wait for the rest.
         let raw = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n{\"model\""
-        let response = try await TestHTTPClient.send(raw: Array(raw.utf8), port: harness.agentPort, group: harness.group)
+        let response = try await harness.send(raw: raw)
         #expect(response.status == 413)
         #expect(try errorBody(response).code == "request_too_large")
         #expect(response.header("connection") == "close")
@@ -70,7 +70,7 @@ struct AgentErrorTests {
         let chunk = String(repeating: "a", count: 600)
         let raw = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
             + "258\r\n\(chunk)\r\n258\r\n\(chunk)\r\n"  // 2 × 600 bytes, never terminated
-        let response = try await TestHTTPClient.send(raw: Array(raw.utf8), port: harness.agentPort, group: harness.group)
+        let response = try await harness.send(raw: raw)
         #expect(response.status == 413)
         #expect(harness.mock.requests.isEmpty)
         try await harness.shutdown()
@@ -80,12 +80,12 @@ struct AgentErrorTests {
     func malformedHTTP() async throws {
         let harness = try await AgentHarness()
         let big = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "b", count: 100_000))\r\n\r\n"
-        let headers = try await TestHTTPClient.send(raw: Array(big.utf8), port: harness.agentPort, group: harness.group)
+        let headers = try await harness.send(raw: big)
         #expect(headers.status == 431)
         #expect(try errorBody(headers).code == "request_header_fields_too_large")
 
         let smuggle = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-        let framing = try await TestHTTPClient.send(raw: Array(smuggle.utf8), port: harness.agentPort, group: harness.group)
+        let framing = try await harness.send(raw: smuggle)
         #expect(framing.status == 400)
         #expect(try errorBody(framing).code == "malformed_http")
         #expect(harness.mock.requests.isEmpty)
@@ -136,12 +136,12 @@ struct AgentErrorTests {
     func slowCallers() async throws {
         let harness = try await AgentHarness(settings: "sluice_settings:\n  request_read_timeout_seconds: 0.3\n")
         let slowBody = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"model\""
-        let response = try await TestHTTPClient.send(raw: Array(slowBody.utf8), port: harness.agentPort, group: harness.group)
+        let response = try await harness.send(raw: slowBody)
         #expect(response.status == 408)
         #expect(try errorBody(response).code == "request_timeout")
         let slowHeaders = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Trickle: a"
         await #expect(throws: TestClientError.self) {
-            _ = try await TestHTTPClient.send(raw: Array(slowHeaders.utf8), port: harness.agentPort, group: harness.group)
+            _ = try await harness.send(raw: slowHeaders)
         }
         #expect(harness.mock.requests.isEmpty)
         try await harness.shutdown()

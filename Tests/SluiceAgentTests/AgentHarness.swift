@@ -75,6 +75,11 @@ final class AgentHarness: @unchecked Sendable {
         try await startAgent(yaml: yaml)
     }
 
+    /// Sends raw request bytes (malformed ones included) and returns the first response.
+    func send(raw text: String) async throws -> TestResponse {
+        try await TestHTTPClient.send(raw: Array(text.utf8), port: agentPort, group: group)
+    }
+
     func post(_ json: String, path: String = "/v1/chat/completions", headers: [(String, String)] = []) async throws -> TestResponse {
         try await TestHTTPClient.post(path, json: json, headers: headers, port: agentPort, group: group)
     }

@@ -47,14 +47,9 @@ final class WithholdingDelegate: UpstreamResponseDelegate, @unchecked Sendable {
 struct FlowControlTests {
     @Test("a stream whose caller does not consume stops at its window; others on the connection still flow")
     func backPressure() async throws {
-        let certificate = try TestCertificate()
-        defer { certificate.directory.remove() }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let mock = try MockProvider(configuration: .init(transport: .tls(certificate.serverConfiguration)), group: group)
-        let port = try await mock.start()
-        let client = UpstreamClient(group: group)
-        let origin = UpstreamOrigin(scheme: .https, host: "127.0.0.1", port: port, trustRoots: .caFile(certificate.certificatePath))
-        let loop = group.next()
+        let fixture = try await UpstreamFixture()
+        let (client, mock, origin) = (fixture.client, fixture.mock, fixture.tlsOrigin())
+        let loop = fixture.group.next()
         let body = ByteBuffer(string: #"{"model":"mock+big_body=4000000","messages":[]}"#)
 
         let slow = WithholdingDelegate(threshold: 512 * 1024, eventLoop: loop)
@@ -84,8 +79,6 @@ struct FlowControlTests {
         let total = try await slow.finished.futureResult.get()
         #expect(total > 4_000_000)
 
-        client.shutdown()
-        try await mock.stop()
-        try await group.shutdownGracefully()
+        try await fixture.stop()
     }
 }

@@ -28,113 +28,78 @@ struct UpstreamClientTests {
 
     @Test("h2 over TLS with a verified self-signed certificate", arguments: [false, true])
     func tlsHTTP2(stream: Bool) async throws {
-        let certificate = try TestCertificate()
-        defer { certificate.directory.remove() }
-        let mock = try MockProvider(configuration: .init(transport: .tls(certificate.serverConfiguration)))
-        let port = try await mock.start()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = UpstreamClient(group: group)
-        let origin = UpstreamOrigin(scheme: .https, host: "127.0.0.1", port: port, trustRoots: .caFile(certificate.certificatePath))
-
-        let result = try await send(client, origin: origin, model: "mock", stream: stream, loop: group.next())
+        let fixture = try await UpstreamFixture()
+        let result = try await send(fixture.client, origin: fixture.tlsOrigin(), model: "mock", stream: stream, loop: fixture.group.next())
         let (head, body) = try result.get()
         #expect(head.status == 200)
         #expect(head.httpVersion == .http2)
         let text = String(decoding: body, as: UTF8.self)
         #expect(text.contains("Sluice"))
-        #expect(mock.requests.first?.httpVersion == "h2")
-        client.shutdown()
-        try await mock.stop()
-        try await group.shutdownGracefully()
+        #expect(fixture.mock.requests.first?.httpVersion == "h2")
+        try await fixture.stop()
     }
 
     @Test("TLS fails closed when the certificate names another host")
     func wrongHost() async throws {
-        let certificate = try TestCertificate(subjectAltNames: "DNS:api.other.example")
-        defer { certificate.directory.remove() }
-        let mock = try MockProvider(configuration: .init(transport: .tls(certificate.serverConfiguration)))
-        let port = try await mock.start()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = UpstreamClient(group: group)
+        let fixture = try await UpstreamFixture(certificate: try TestCertificate(subjectAltNames: "DNS:api.other.example"))
         for host in ["127.0.0.1", "localhost"] {
-            let origin = UpstreamOrigin(scheme: .https, host: host, port: port, trustRoots: .caFile(certificate.certificatePath))
-            let result = try await send(client, origin: origin, model: "mock", loop: group.next())
+            let result = try await send(fixture.client, origin: fixture.tlsOrigin(host: host), model: "mock", loop: fixture.group.next())
             guard case .failure(let error) = result else {
                 Issue.record("a certificate for another host was accepted for \(host)")
                 continue
             }
             #expect(error.kind == .tlsFailed)
         }
-        #expect(mock.requests.isEmpty)
-        client.shutdown()
-        try await mock.stop()
-        try await group.shutdownGracefully()
+        #expect(fixture.mock.requests.isEmpty)
+        try await fixture.stop()
     }
 
     @Test("https falls back to HTTP/1.1 when ALPN does not offer h2")
     func alpnHTTP1() async throws {
-        let certificate = try TestCertificate()
-        defer { certificate.directory.remove() }
-        var settings = certificate.serverConfiguration
-        settings.applicationProtocols = ["http/1.1"]
-        let mock = try MockProvider(configuration: .init(transport: .tls(settings)))
-        let port = try await mock.start()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = UpstreamClient(group: group)
-        let origin = UpstreamOrigin(scheme: .https, host: "localhost", port: port, trustRoots: .caFile(certificate.certificatePath))
+        let fixture = try await UpstreamFixture { certificate in
+            var settings = certificate.serverConfiguration
+            settings.applicationProtocols = ["http/1.1"]
+            return .tls(settings)
+        }
         for stream in [false, true] {
-            let (head, body) = try await send(client, origin: origin, model: "mock", stream: stream, loop: group.next()).get()
+            let (head, body) = try await send(fixture.client, origin: fixture.tlsOrigin(host: "localhost"), model: "mock", stream: stream,
+                                              loop: fixture.group.next()).get()
             #expect(head.status == 200)
             #expect(head.httpVersion == .http1)
             #expect(String(decoding: body, as: UTF8.self).contains("Sluice"))
         }
-        #expect(mock.requests.map(\.httpVersion) == ["http/1.1", "http/1.1"])
-        #expect(mock.connectionsOpened == 1)  // kept alive and reused
-        client.shutdown()
-        try await mock.stop()
-        try await group.shutdownGracefully()
+        #expect(fixture.mock.requests.map(\.httpVersion) == ["http/1.1", "http/1.1"])
+        #expect(fixture.mock.connectionsOpened == 1)  // kept alive and reused
+        try await fixture.stop()
     }
 
     @Test("the system trust store honours SSL_CERT_FILE")
     func systemStoreHonoursEnvironment() async throws {
-        let certificate = try TestCertificate()
-        defer { certificate.directory.remove() }
-        let mock = try MockProvider(configuration: .init(transport: .tls(certificate.serverConfiguration)))
-        let port = try await mock.start()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let fixture = try await UpstreamFixture()
         // Read by OpenSSL when the origin's context is built; no other test uses .system.
-        setenv("SSL_CERT_FILE", certificate.certificatePath, 1)
+        setenv("SSL_CERT_FILE", fixture.certificate.certificatePath, 1)
         defer { unsetenv("SSL_CERT_FILE") }
-        let client = UpstreamClient(group: group)
-        let origin = UpstreamOrigin(scheme: .https, host: "127.0.0.1", port: port, trustRoots: .system)
-        let (head, _) = try await send(client, origin: origin, model: "mock", loop: group.next()).get()
+        let origin = fixture.tlsOrigin(trustRoots: .system)
+        let (head, _) = try await send(fixture.client, origin: origin, model: "mock", loop: fixture.group.next()).get()
         #expect(head.status == 200)
-        client.shutdown()
-        try await mock.stop()
-        try await group.shutdownGracefully()
+        try await fixture.stop()
     }
 
     @Test("TLS fails closed when the certificate is not trusted")
     func untrustedCertificate() async throws {
-        let certificate = try TestCertificate()
+        let fixture = try await UpstreamFixture()
         let other = try TestCertificate()
-        defer { certificate.directory.remove(); other.directory.remove() }
-        let mock = try MockProvider(configuration: .init(transport: .tls(certificate.serverConfiguration)))
-        let port = try await mock.start()
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let client = UpstreamClient(group: group)
-        let origin = UpstreamOrigin(scheme: .https, host: "127.0.0.1", port: port, trustRoots: .caFile(other.certificatePath))
-        let result = try await send(client, origin: origin, model: "mock", loop: group.next())
+        defer { other.directory.remove() }
+        let origin = fixture.tlsOrigin(trustRoots: .caFile(other.certificatePath))
+        let result = try await send(fixture.client, origin: origin, model: "mock", loop: fixture.group.next())
         guard case .failure(let error) = result else {
             Issue.record("an untrusted certificate was accepted")
             return
         }
         #expect(error.kind == .tlsFailed)
         #expect(error.message.contains("certificate verify failed") || error.message.contains("verification"))
-        #expect(mock.requests.isEmpty)
-        client.shutdown()
-        try await mock.stop()
-        try await group.shutdownGracefully()
+        #expect(fixture.mock.requests.isEmpty)
+        try await fixture.stop()
     }
 }
 
@@ -153,12 +118,10 @@ final class CallHoldingDelegate: UpstreamResponseDelegate, @unchecked Sendable {
 struct CallLifetimeTests {
     @Test("a finished call and a delegate that holds it are both freed")
     func noCycle() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
-        let port = try await mock.start()
-        let client = UpstreamClient(group: group)
-        let loop = group.next()
-        let origin = UpstreamOrigin(scheme: .http, host: "127.0.0.1", port: port)
+        let fixture = try await UpstreamFixture { _ in .plaintext }
+        let loop = fixture.group.next()
+        let client = fixture.client
+        let origin = fixture.plainOrigin
         weak var weakDelegate: CallHoldingDelegate?
         weak var weakCall: UpstreamCall?
         do {
@@ -175,8 +138,6 @@ struct CallLifetimeTests {
         try await loop.submit {}.get()  // let the stream-close bookkeeping run
         #expect(weakDelegate == nil)
         #expect(weakCall == nil)
-        client.shutdown()
-        try await mock.stop()
-        try await group.shutdownGracefully()
+        try await fixture.stop()
     }
 }

@@ -39,11 +39,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
         didSet {
             // The call holds this relay until its final event; dropping it here too means
             // no cycle survives a finished request whichever side ends first.
-            if case .finished = mode, !keepCallForConsumption { call = nil }
+            if case .finished = mode { call = nil }
         }
     }
-    /// While a decoder step swaps `mode` out temporarily, the call must stay.
-    private var keepCallForConsumption = false
     private var timeToFirstByte: TimeAmount?
     private var httpVersion: UpstreamProtocol?
     private var outstandingWrites = 0
@@ -83,9 +81,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
         let size = chunk.readableBytes
         switch mode {
         case .events(var decoder, var filter):
-            keepCallForConsumption = true
-            mode = .finished  // avoid copy-on-write while mutating the decoder
-            keepCallForConsumption = false
+            // Park mode elsewhere while the decoder mutates, so its buffer is not copied;
+            // .awaitingHead is never observed and, unlike .finished, keeps the call.
+            mode = .awaitingHead
             var forward: [UInt8] = []
             let pushed = chunk.withUnsafeReadableBytes { bytes in
                 Result { () throws(SSEDecodingError) in try decoder.push(bytes) }
