@@ -19,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        // HMAC-SHA256 of virtual keys (and, for the control plane, Ed25519 bundle signatures).
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // C stays in these two thin targets; only SluiceHTTP2 imports them.
@@ -47,8 +49,8 @@ let package = Package(
             name: "SluiceAPI",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
-        // Pure: catalog, prices and cost. No I/O, no clock of its own.
-        .target(name: "SluicePolicy"),
+        // Pure: policy model, decisions, limits, catalog, prices and cost. No I/O, no clock of its own.
+        .target(name: "SluicePolicy", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(
             name: "SluiceAgent",
             dependencies: [

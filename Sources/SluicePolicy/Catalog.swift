@@ -112,11 +112,15 @@ public struct ModelAlias: Sendable, Hashable {
     public var deployments: [Deployment]
     /// Nil when the catalog has no price for it: such calls are flagged, never counted as $0.
     public var price: Price?
+    /// The longest answer the model can give (`model_info.max_output_tokens`): what a call
+    /// without `max_tokens` reserves.
+    public var maxOutputTokens: Int?
 
-    public init(name: String, deployments: [Deployment], price: Price?) {
+    public init(name: String, deployments: [Deployment], price: Price?, maxOutputTokens: Int? = nil) {
         self.name = name
         self.deployments = deployments
         self.price = price
+        self.maxOutputTokens = maxOutputTokens
     }
 
     /// Picks a deployment by weight from a caller-supplied number in `0..<totalWeight`,

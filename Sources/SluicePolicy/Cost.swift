@@ -62,3 +62,17 @@ public struct Price: Sendable, Hashable {
         return Cost(picoUSD: input) + Cost(picoUSD: output)
     }
 }
+
+extension Cost {
+    /// Converts a configured USD amount; nil for negative, non-finite or absurd (≥ $9M) values.
+    public init?(usd: Double) {
+        guard usd.isFinite, usd >= 0, usd < 9_000_000 else { return nil }
+        self.init(picoUSD: Int64((usd * 1e12).rounded()))
+    }
+
+    /// Subtracts, saturating rather than trapping.
+    public static func - (lhs: Cost, rhs: Cost) -> Cost {
+        let (difference, overflow) = lhs.picoUSD.subtractingReportingOverflow(rhs.picoUSD)
+        return Cost(picoUSD: overflow ? (rhs.picoUSD > 0 ? .min : .max) : difference)
+    }
+}

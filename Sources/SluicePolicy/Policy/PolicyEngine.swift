@@ -1,0 +1,237 @@
+/// Who is calling, once authenticated. Keys are named by id only.
+public struct Caller: Sendable, Equatable {
+    public let keyID: String?
+    public let team: String?
+    public let project: String?
+    /// `namespace/service` of the agent's workload.
+    public let service: String
+    /// Index into the policy's keys, or -1 for a keyless call.
+    let keyIndex: Int
+}
+
+/// An admitted call: who, which alias, and what was reserved for it.
+public struct Admission: Sendable, Equatable {
+    public let caller: Caller
+    public let alias: String
+    public let reservation: Reservation
+    /// The alias has no price: the audit line must say so, and budgets did not see it.
+    public let priceMissing: Bool
+}
+
+/// Makes every decision for one agent from a ``Policy``: authentication, model rules,
+/// prompt filters and limits. Pure: time comes in as nanoseconds since the Unix epoch,
+/// and the only shared state is the ``Limiter`` (kept across policy reloads).
+public final class PolicyEngine: Sendable {
+    public let policy: Policy
+    public let limiter: Limiter
+    /// This agent's service identity and its settings (the `*` entry when not listed).
+    public let serviceName: String
+    private let service: ServicePolicy?
+    private let hasher: KeyHasher?
+    private let keysByBucket: [UInt64: Int]
+    private let keySlots: [Int32]
+    private let projectSlots: [String: Int32]
+    private let teamSlots: [String: Int32]
+    private let modelSlots: [String: Int32]
+    /// Slot for keyless calls (service limits, or the default ones when it has none).
+    private let keylessSlot: Int32?
+    /// Slot every keyed call also passes (the service's own limits), when it has any.
+    private let sharedServiceSlot: Int32?
+    /// Limits behind each slot, to know whether a spend budget applies without the lock.
+    private let spendLimited: Set<Int32>
+
+    /// Compiles `policy` for the service `serviceName` (`namespace/service`), binding its
+    /// limits to `limiter`'s slots. Throws when the policy does not validate.
+    public init(policy: Policy, serviceName: String, limiter: Limiter) throws(PolicyError) {
+        try policy.validate()
+        self.policy = policy
+        self.limiter = limiter
+        self.serviceName = serviceName
+        let service = policy.services[serviceName] ?? policy.services["*"]
+        self.service = service
+        hasher = policy.keyPepper.map { KeyHasher(pepper: $0) }
+
+        var spendLimited: Set<Int32> = []
+        func bind(_ scope: Scope, _ limits: Limits) -> Int32? {
+            guard !limits.isEmpty else { return nil }
+            let slot = limiter.bind(scope, limits: limits)
+            if limits.hasSpendLimit { spendLimited.insert(slot) }
+            return slot
+        }
+        var byBucket: [UInt64: Int] = [:]
+        var keySlots: [Int32] = []
+        for (index, key) in policy.keys.enumerated() {
+            guard byBucket[key.hash.bucket] == nil else {
+                throw PolicyError("keys \"\(key.id)\" and \"\(policy.keys[byBucket[key.hash.bucket]!].id)\" collide in the key index")
+            }
+            byBucket[key.hash.bucket] = index
+            let chainHasLimits = !key.limits.isEmpty || !(policy.teams[key.team]?.limits.isEmpty ?? true)
+                || !(key.project.flatMap { policy.projects[$0]?.limits.isEmpty } ?? true)
+            keySlots.append(bind(Scope(.key, key.id), chainHasLimits ? key.limits : policy.defaultLimits) ?? -1)
+        }
+        keysByBucket = byBucket
+        self.keySlots = keySlots
+        projectSlots = policy.projects.compactMapValues { bind(Scope(.project, $0.name), $0.limits) }
+        teamSlots = policy.teams.compactMapValues { bind(Scope(.team, $0.name), $0.limits) }
+        modelSlots = policy.modelLimits.reduce(into: [:]) { slots, entry in
+            if let slot = bind(Scope(.model, entry.key), entry.value) { slots[entry.key] = slot }
+        }
+        let serviceLimits = service?.limits ?? .none
+        sharedServiceSlot = bind(Scope(.service, serviceName), serviceLimits)
+        keylessSlot = serviceLimits.isEmpty ? bind(Scope(.service, serviceName), policy.defaultLimits) : sharedServiceSlot
+        for (name, limits) in policy.endUserLimits where limits.hasSpendLimit {
+            spendLimited.insert(limiter.bind(Scope(.user, name), limits: limits))
+        }
+        self.spendLimited = spendLimited
+    }
+
+    // MARK: - Identity
+
+    /// Who is calling: the virtual key presented, or the service itself when it may call
+    /// keyless. When the policy defines no keys at all, presented tokens are ignored (SDKs
+    /// insist on sending one).
+    public func authenticate(presentedKey: String?, now: Int64) -> Result<Caller, Denial> {
+        guard let presentedKey, let hasher, !policy.keys.isEmpty else {
+            guard service?.keylessAllowed == true else {
+                return .failure(Denial(.missingKey, "no API key was given, and service \"\(serviceName)\" does not allow keyless callers",
+                                       rule: "service \"\(serviceName)\" keyless"))
+            }
+            return .success(Caller(keyID: nil, team: nil, project: nil, service: serviceName, keyIndex: -1))
+        }
+        let hash = hasher.hash(presentedKey)
+        guard let index = keysByBucket[hash.bucket], policy.keys[index].hash.constantTimeEquals(hash) else {
+            return .failure(Denial(.invalidKey, "the API key is not valid", rule: "virtual key"))
+        }
+        let key = policy.keys[index]
+        if key.revoked {
+            return .failure(Denial(.revokedKey, "API key \"\(key.id)\" has been revoked", rule: "key \"\(key.id)\" revoked"))
+        }
+        if let expiresAt = key.expiresAt, now / 1_000_000_000 >= expiresAt {
+            return .failure(Denial(.expiredKey, "API key \"\(key.id)\" has expired", rule: "key \"\(key.id)\" expires_at"))
+        }
+        return .success(Caller(keyID: key.id, team: key.team, project: key.project, service: serviceName, keyIndex: index))
+    }
+
+    // MARK: - Model rules
+
+    /// The alias, if it exists and every rule on the caller's path allows it. A deny on any
+    /// scope beats an allow on any other.
+    public func authorize(_ caller: Caller, model name: String) -> Result<ModelAlias, Denial> {
+        guard let alias = policy.catalog.alias(named: name) else {
+            return .failure(Denial(.unknownModel, "the model `\(name.prefix(128))` does not exist or is not configured", rule: "catalog"))
+        }
+        let key = caller.keyIndex >= 0 ? policy.keys[caller.keyIndex] : nil
+        let team = caller.team.flatMap { policy.teams[$0] }
+        let project = caller.project.flatMap { policy.projects[$0] }
+        // Deny lists first, in every scope, then allow lists.
+        if let key, key.models.denied.contains(name) { return .failure(notAllowed(name, "key \"\(key.id)\" denied_models")) }
+        if let project, project.models.denied.contains(name) { return .failure(notAllowed(name, "project \"\(project.name)\" denied_models")) }
+        if let team, team.models.denied.contains(name) { return .failure(notAllowed(name, "team \"\(team.name)\" denied_models")) }
+        if let service, service.models.denied.contains(name) { return .failure(notAllowed(name, "service \"\(serviceName)\" denied_models")) }
+        if let only = policy.onlyAllowModels, !only.contains(name) { return .failure(notAllowed(name, "only_allow_models")) }
+        if let service, let allowed = service.models.allowed, !allowed.contains(name) {
+            return .failure(notAllowed(name, "service \"\(serviceName)\" allowed_models"))
+        }
+        if let team, let allowed = team.models.allowed, !allowed.contains(name) { return .failure(notAllowed(name, "team \"\(team.name)\" allowed_models")) }
+        if let project, let allowed = project.models.allowed, !allowed.contains(name) {
+            return .failure(notAllowed(name, "project \"\(project.name)\" allowed_models"))
+        }
+        if let key, let allowed = key.models.allowed, !allowed.contains(name) { return .failure(notAllowed(name, "key \"\(key.id)\" allowed_models")) }
+        return .success(alias)
+    }
+
+    private func notAllowed(_ model: String, _ rule: String) -> Denial {
+        Denial(.modelNotAllowed, "the model `\(model.prefix(128))` is not allowed by \(rule)", rule: rule)
+    }
+
+    // MARK: - Prompt filters
+
+    /// Whether any prompt filter (global, or the caller's team's) needs the message text.
+    public func hasPromptFilters(for caller: Caller) -> Bool {
+        !policy.promptFilters.isEmpty || !(caller.team.flatMap { policy.teams[$0]?.promptFilters.isEmpty == false } ?? false)
+    }
+
+    /// The first filter that matches any of `texts`, as a denial naming the filter only.
+    public func screen(_ caller: Caller, texts: [String]) -> Denial? {
+        let teamFilters = caller.team.flatMap { policy.teams[$0]?.promptFilters } ?? []
+        for filter in policy.promptFilters + teamFilters where texts.contains(where: filter.matches) {
+            let scope = policy.promptFilters.contains(where: { $0.name == filter.name }) ? "global" : "team \"\(caller.team ?? "")\""
+            return Denial(.promptBlocked, "the prompt was blocked by the \(scope) prompt filter \"\(filter.name)\"",
+                          rule: "filter \"\(filter.name)\"")
+        }
+        return nil
+    }
+
+    // MARK: - Limits
+
+    /// Reserves what the call may use from every limit that applies to it.
+    ///
+    /// - Parameters:
+    ///   - promptTokens: an estimate of the prompt's tokens.
+    ///   - maxOutputTokens: the call's `max_tokens`, if it set one.
+    public func admit(_ caller: Caller, alias: ModelAlias, endUser: String?, promptTokens: Int, maxOutputTokens: Int?,
+                      now: Int64) -> Result<Admission, Denial> {
+        var slots = ScopeSlots()
+        if caller.keyIndex >= 0 {
+            let keySlot = keySlots[caller.keyIndex]
+            if keySlot >= 0 { slots[.key] = keySlot }
+            if let project = caller.project { slots[.project] = projectSlots[project] }
+            if let team = caller.team { slots[.team] = teamSlots[team] }
+            slots[.service] = sharedServiceSlot
+        } else {
+            slots[.service] = keylessSlot
+        }
+        slots[.model] = modelSlots[alias.name]
+        if let endUser {
+            let limits = policy.endUserLimits[endUser] ?? policy.endUserDefaultLimits
+            if !limits.isEmpty {
+                guard let slot = limiter.endUserSlot(endUser, limits: limits, now: now) else {
+                    return .failure(Denial(.tooManyEndUsers, "too many distinct end users are being tracked; retry shortly",
+                                           rule: "end user table", retryAfterSeconds: 1))
+                }
+                slots[.user] = slot
+            }
+        }
+        var priceMissing = false
+        var demand = Demand(tokens: promptTokens + (maxOutputTokens ?? alias.maxOutputTokens ?? policy.defaultMaxOutputTokens), cost: .zero)
+        if let price = alias.price {
+            demand.cost = price.cost(promptTokens: promptTokens, completionTokens: demand.tokens - promptTokens)
+        } else {
+            priceMissing = true
+            var budgeted = false
+            slots.forEach { if spendLimited.contains(Int32($0)) { budgeted = true } }
+            if policy.unpricedModels == .deny || (policy.unpricedModels == .denyWhenBudgeted && budgeted) {
+                return .failure(Denial(.priceMissing, "the model `\(alias.name)` has no price, so its spend cannot be counted; the policy refuses unpriced models\(budgeted ? " under a budget" : "")",
+                                       rule: "unpriced_models"))
+            }
+        }
+        let seconds = now / 1_000_000_000
+        let zone = policy.timeZone
+        let reserved = limiter.reserve(slots, demand: demand, now: now, dayNumber: zone.dayNumber(at: seconds),
+                                       monthNumber: zone.monthNumber(at: seconds),
+                                       nextDayStart: zone.startOfNextDay(after: seconds) * 1_000_000_000,
+                                       nextMonthStart: zone.startOfNextMonth(after: seconds) * 1_000_000_000)
+        switch reserved {
+        case .success(let reservation):
+            return .success(Admission(caller: caller, alias: alias.name, reservation: reservation, priceMissing: priceMissing))
+        case .failure(let denial):
+            return .failure(denial)
+        }
+    }
+
+    /// Swaps the reservation for what the call used.
+    public func settle(_ admission: Admission, promptTokens: Int, completionTokens: Int, now: Int64) {
+        let price = policy.catalog.alias(named: admission.alias)?.price
+        let cost = price?.cost(promptTokens: promptTokens, completionTokens: completionTokens) ?? .zero
+        let seconds = now / 1_000_000_000
+        limiter.settle(admission.reservation, tokens: promptTokens + completionTokens, cost: cost, now: now,
+                       dayNumber: policy.timeZone.dayNumber(at: seconds), monthNumber: policy.timeZone.monthNumber(at: seconds))
+    }
+
+    /// Gives back the whole reservation of a call that failed without using anything.
+    public func release(_ admission: Admission, now: Int64) {
+        let seconds = now / 1_000_000_000
+        limiter.release(admission.reservation, now: now, dayNumber: policy.timeZone.dayNumber(at: seconds),
+                        monthNumber: policy.timeZone.monthNumber(at: seconds))
+    }
+}
