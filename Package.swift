@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         // HMAC-SHA256 of virtual keys (and, for the control plane, Ed25519 bundle signatures).
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C stays in these two thin targets; only SluiceHTTP2 imports them.
@@ -60,7 +62,10 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .target(
@@ -78,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "sluice-agent",
             dependencies: [
-                "SluiceAgent",
+                "SluiceAgent", "SluicePolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -99,7 +104,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceAgentTests",
-            dependencies: ["SluiceAgent", "SluiceTestSupport", "SluiceAPI"]
+            dependencies: ["SluiceAgent", "SluiceTestSupport", "SluiceAPI", "SluicePolicy"]
         ),
     ],
     swiftLanguageModes: [.v6]

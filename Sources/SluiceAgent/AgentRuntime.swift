@@ -9,30 +9,45 @@ import SluiceHTTP2
 import SluicePolicy
 import Synchronization
 
-/// What every request needs, shared by all connections: configuration, identity, the
-/// upstream client and the audit sink. Immutable after start, so it is freely shared.
+/// What every request needs, shared by all connections: the policy in force, identity,
+/// the upstream client and the audit sink. Only the policy changes after start (on reload).
 public final class AgentRuntime: Sendable {
-    public let configuration: AgentConfiguration
+    /// Server knobs, fixed at start: a reload changes policy and catalog, not these.
+    public let settings: AgentSettings
     public let identity: ServiceIdentity
     let upstream: UpstreamClient
     let audit: any AuditSink
+    let metrics: AgentMetrics
     let requestIDs = RequestIDGenerator()
     let inFlight = InFlightTracker()
-    /// Every provider credential, for scrubbing provider answers.
-    let scrubber: CredentialScrubber
+    /// Limit state, kept across reloads.
+    let limiter = Limiter()
+    private let active: Mutex<ActivePolicy>
     private let draining = Atomic<Bool>(false)
     /// Caller connections currently open.
     let openConnections = Atomic<Int>(0)
 
-    public init(configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink) {
-        self.configuration = configuration
+    public init(configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink,
+                metrics: AgentMetrics = AgentMetrics()) throws(PolicyError) {
+        settings = configuration.settings
         self.identity = identity
         self.upstream = upstream
         self.audit = audit
-        let secrets = configuration.catalog.names.flatMap { name in
-            configuration.catalog.alias(named: name)!.deployments.map { $0.credential.reveal() }
-        }
-        self.scrubber = CredentialScrubber(secrets: secrets)
+        self.metrics = metrics
+        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: Clocks.wallNanoseconds())
+        active = Mutex(policy)
+        metrics.policyLoaded(policy)
+    }
+
+    /// The policy in force now. Take it once per request.
+    public var activePolicy: ActivePolicy { active.withLock { $0 } }
+
+    /// Puts `configuration`'s policy in force, or throws and leaves the current one.
+    /// Connections and calls in flight are untouched; new calls see the new policy.
+    public func reload(_ configuration: AgentConfiguration) throws(PolicyError) {
+        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: Clocks.wallNanoseconds())
+        active.withLock { $0 = policy }
+        metrics.policyLoaded(policy)
     }
 
     /// Set once shutdown begins: `/readyz` turns 503 so the pod leaves rotation.

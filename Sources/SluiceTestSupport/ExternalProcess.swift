@@ -12,12 +12,20 @@ public final class ExternalProcess: @unchecked Sendable {
     public let port: Int
 
     /// Starts `executable` and returns once `port` on 127.0.0.1 accepts connections.
-    public init(executable: String, arguments: [String], port: Int, group: any EventLoopGroup) async throws {
+    /// `stderrPath`, when given, receives the process's standard error (created or truncated).
+    public init(executable: String, arguments: [String], port: Int, group: any EventLoopGroup,
+                environment: [String: String]? = nil, stderrPath: String? = nil) async throws {
         self.port = port
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        if let stderrPath {
+            _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+            process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
         // The port opening is the readiness signal; there is no other.
         for _ in 0..<500 {
@@ -30,6 +38,11 @@ public final class ExternalProcess: @unchecked Sendable {
         }
         process.terminate()
         throw TestClientError(message: "\(executable) did not open port \(port)")
+    }
+
+    /// Sends `signal` (SIGHUP, …) to the process.
+    public func send(signal: Int32) {
+        kill(process.processIdentifier, signal)
     }
 
     /// Sends SIGTERM and waits (briefly) for the exit. `waitUntilExit` needs a run loop,

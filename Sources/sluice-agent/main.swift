@@ -5,12 +5,21 @@ import NIOPosix
 import ServiceLifecycle
 import SluiceAgent
 import SluiceHTTP2
+import SluicePolicy
 
 @main
 struct SluiceAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice-agent",
-        abstract: "The Sluice sidecar: an OpenAI-compatible endpoint on loopback that enforces policy and forwards over HTTP/2.")
+        abstract: "The Sluice sidecar: an OpenAI-compatible endpoint on loopback that enforces policy and forwards over HTTP/2.",
+        subcommands: [Serve.self, NewKey.self, HashKey.self],
+        defaultSubcommand: Serve.self)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the agent (the default when no subcommand is given).")
 
     @Option(help: "Path of the LiteLLM-compatible YAML configuration.")
     var config: String
@@ -23,6 +32,12 @@ struct SluiceAgentCommand: AsyncParsableCommand {
 
     @Option(help: "Event-loop threads. One is plenty for a sidecar; more only for very high request rates.")
     var threads = 1
+
+    @Option(help: "Address of the admin listener serving Prometheus /metrics, HOST:PORT; \"off\" disables it.")
+    var metricsListen = "127.0.0.1:9464"
+
+    @Option(help: "How often to check the configuration file for changes, in seconds; 0 reloads on SIGHUP only.")
+    var reloadPollSeconds = 2.0
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
@@ -37,11 +52,16 @@ struct SluiceAgentCommand: AsyncParsableCommand {
         let logger = Logger(label: "sluice-agent")
 
         let address: ListenAddress
+        let metricsAddress: ListenAddress?
         let configuration: AgentConfiguration
         do {
             address = try ListenAddress(parsing: listen)
             guard address.isLoopback || allowNonLoopback else {
                 throw ConfigError("refusing to listen on \(address): the agent serves only its own pod over loopback, and anyone who can reach a non-loopback address could spend this service's budget. Pass --allow-non-loopback to do it anyway.")
+            }
+            metricsAddress = metricsListen == "off" ? nil : try ListenAddress(parsing: metricsListen)
+            if let metricsAddress, !metricsAddress.isLoopback, !allowNonLoopback {
+                throw ConfigError("refusing to serve metrics on \(metricsAddress): pass --allow-non-loopback to expose the admin port beyond loopback")
             }
             let text: String
             do {
@@ -62,21 +82,80 @@ struct SluiceAgentCommand: AsyncParsableCommand {
         var upstreamSettings = UpstreamClient.Configuration()
         upstreamSettings.connectTimeout = .nanoseconds(Int64(configuration.settings.connectTimeoutSeconds * 1e9))
         let upstream = UpstreamClient(group: group, configuration: upstreamSettings)
-        let runtime = AgentRuntime(configuration: configuration,
-                                   identity: ServiceIdentity.fromEnvironment(ProcessInfo.processInfo.environment),
-                                   upstream: upstream, audit: FileDescriptorAuditSink())
-        let server = AgentServer(runtime: runtime, group: group, address: address, logger: logger)
-        let services = ServiceGroup(configuration: .init(
-            services: [.init(service: server)],
+        let environment = ProcessInfo.processInfo.environment
+        let identity = ServiceIdentity.fromEnvironment(environment, overrides: configuration.identity)
+        let runtime: AgentRuntime
+        do {
+            runtime = try AgentRuntime(configuration: configuration, identity: identity, upstream: upstream, audit: FileDescriptorAuditSink())
+        } catch {
+            FileHandle.standardError.write(Data("sluice-agent: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
+        logger.info("policy in force", metadata: ["version": "\(runtime.activePolicy.version)", "service": "\(identity.qualifiedName)",
+                                                  "keys": "\(configuration.policy.keys.count)"])
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: AgentServer(runtime: runtime, group: group, address: address, logger: logger)),
+            .init(service: ConfigReloader(path: config, runtime: runtime, environment: environment, logger: logger,
+                                          pollInterval: reloadPollSeconds > 0 ? .milliseconds(Int64(reloadPollSeconds * 1000)) : nil)),
+        ]
+        if let metricsAddress {
+            services.append(.init(service: MetricsServer(runtime: runtime, group: group, address: metricsAddress, logger: logger)))
+        }
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {
-            try await services.run()
+            try await serviceGroup.run()
         } catch {
             logger.error("sluice-agent failed: \(error)")
             try? await group.shutdownGracefully()
             throw ExitCode(1)
         }
         try await group.shutdownGracefully()
+    }
+}
+
+/// Reads the pepper from the environment variable named by `--pepper-env`.
+private func pepper(fromEnvironment name: String) throws -> Secret {
+    guard let value = ProcessInfo.processInfo.environment[name], value.utf8.count >= 16 else {
+        FileHandle.standardError.write(Data("sluice-agent: set \(name) to the key pepper (at least 16 bytes), as in sluice_policy.key_pepper\n".utf8))
+        throw ExitCode(2)
+    }
+    return Secret(value)
+}
+
+struct NewKey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "new-key",
+        abstract: "Mint a virtual key: prints the key once (give it to the caller) and the hash line for sluice_policy.keys.")
+
+    @Option(help: "Environment variable holding the key pepper.")
+    var pepperEnv = "SLUICE_KEY_PEPPER"
+
+    func run() throws {
+        let hasher = KeyHasher(pepper: try pepper(fromEnvironment: pepperEnv))
+        var generator = SystemRandomNumberGenerator()
+        let key = VirtualKey.generate(using: &generator)
+        print("key:  \(key)")
+        print("hash: \(hasher.hash(key).encoded)")
+    }
+}
+
+struct HashKey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hash-key",
+        abstract: "Print the hash of a key read from standard input (never from the command line, where ps and shell history would keep it).")
+
+    @Option(help: "Environment variable holding the key pepper.")
+    var pepperEnv = "SLUICE_KEY_PEPPER"
+
+    func run() throws {
+        let hasher = KeyHasher(pepper: try pepper(fromEnvironment: pepperEnv))
+        guard let line = readLine(strippingNewline: true), !line.isEmpty else {
+            FileHandle.standardError.write(Data("sluice-agent: give the key on standard input\n".utf8))
+            throw ExitCode(2)
+        }
+        print(hasher.hash(line.trimmingCharacters(in: .whitespaces)).encoded)
     }
 }

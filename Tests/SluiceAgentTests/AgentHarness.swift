@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import SluiceAgent
+import SluiceAPI
 import SluiceHTTP2
 import SluiceTestSupport
 
@@ -13,6 +14,10 @@ final class AgentHarness: @unchecked Sendable {
     let mock: MockProvider
     let audit = MemoryAuditSink()
     private(set) var agentPort = 0
+    private(set) var metricsPort = 0
+    private(set) var runtime: AgentRuntime?
+    /// The YAML the agent was started with, for tests that reload an edited copy.
+    private(set) var yaml = ""
     private var serviceTask: Task<Void, any Error>?
     private var serviceGroup: ServiceGroup?
 
@@ -53,19 +58,25 @@ final class AgentHarness: @unchecked Sendable {
     }
 
     func startAgent(yaml: String) async throws {
+        self.yaml = yaml
         let configuration = try ConfigLoader(environment: [:]).load(yaml: yaml)
         var upstreamSettings = UpstreamClient.Configuration()
         upstreamSettings.connectTimeout = .seconds(2)
-        let runtime = AgentRuntime(
+        let runtime = try AgentRuntime(
             configuration: configuration,
             identity: ServiceIdentity(service: "checkout", namespace: "shop", pod: "checkout-7d9f"),
             upstream: UpstreamClient(group: group, configuration: upstreamSettings), audit: audit)
+        self.runtime = runtime
         let server = AgentServer(runtime: runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0),
                                  logger: Logger(label: "test"))
-        let serviceGroup = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: Logger(label: "test")))
+        let metrics = MetricsServer(runtime: runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0),
+                                    logger: Logger(label: "test"))
+        let serviceGroup = ServiceGroup(configuration: .init(services: [.init(service: server), .init(service: metrics)],
+                                                             logger: Logger(label: "test")))
         self.serviceGroup = serviceGroup
         serviceTask = Task { try await serviceGroup.run() }
         agentPort = try await server.boundPort.get()
+        metricsPort = try await metrics.boundPort.get()
     }
 
     /// Replaces the running agent with one serving `yaml` (same mock, same group).
@@ -84,8 +95,15 @@ final class AgentHarness: @unchecked Sendable {
         try await TestHTTPClient.post(path, json: json, headers: headers, port: agentPort, group: group)
     }
 
-    func chat(model: String = "gpt-test", stream: Bool = false, extra: String = "") async throws -> TestResponse {
-        try await post(#"{"model":"\#(model)","stream":\#(stream),"messages":[{"role":"user","content":"Hello there"}]\#(extra)}"#)
+    func chat(model: String = "gpt-test", stream: Bool = false, extra: String = "", key: String? = nil,
+              content: String = "Hello there") async throws -> TestResponse {
+        try await post(#"{"model":"\#(model)","stream":\#(stream),"messages":[{"role":"user","content":\#(jsonString(content))}]\#(extra)}"#,
+                       headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [])
+    }
+
+    /// The Prometheus text the admin port serves.
+    func metricsText() async throws -> String {
+        try await TestHTTPClient.get("/metrics", port: metricsPort, group: group).text
     }
 
     /// The first `count` audit lines, decoded, once they have been written.

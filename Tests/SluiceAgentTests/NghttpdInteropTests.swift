@@ -50,8 +50,10 @@ struct NghttpdInteropTests {
         let body = #"{"model":"echo","messages":[{"role":"user","content":"héllo \"world\""}],"temperature":0.5}"#
         let response = try await harness.post(body)
         #expect(response.status == 200)
-        // nghttpd echoed exactly the forwarded body: only the model changed.
-        #expect(response.text == body.replacingOccurrences(of: #""model":"echo""#, with: #""model":"echo-upstream""#))
+        // nghttpd echoed exactly the forwarded body: the model changed, and the service
+        // identity went in as `user` because the caller named none.
+        #expect(response.text == body.replacingOccurrences(of: #""model":"echo""#, with: #""model":"echo-upstream""#)
+            .replacingOccurrences(of: "0.5}", with: #"0.5,"user":"shop/checkout"}"#))
         let record = try #require(await harness.auditRecords(1).first)
         #expect(record["http_version"] as? String == "h2")
         #expect(record["usage_estimated"] as? Bool == true)  // an echo carries no usage block
@@ -60,8 +62,8 @@ struct NghttpdInteropTests {
         let results = try await withThrowingTaskGroup(of: Bool.self) { tasks in
             for index in 0..<50 {
                 tasks.addTask {
-                    let own = #"{"model":"echo","n":\#(index)}"#
-                    return try await harness.post(own).text == #"{"model":"echo-upstream","n":\#(index)}"#
+                    let own = #"{"model":"echo","n":\#(index),"user":"u\#(index)"}"#
+                    return try await harness.post(own).text == #"{"model":"echo-upstream","n":\#(index),"user":"u\#(index)"}"#
                 }
             }
             return try await tasks.reduce(into: [Bool]()) { $0.append($1) }

@@ -70,6 +70,29 @@ public struct JSONScanner {
         }
     }
 
+    /// The elements of the array at `range` (a range previously returned for an array value),
+    /// as value ranges and kinds.
+    public static func elements(ofArrayAt range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> [(range: Range<Int>, kind: JSONValueKind)] {
+        var scanner = JSONScanner(bytes: bytes, maxDepth: Int.max)
+        scanner.position = range.lowerBound
+        var elements: [(range: Range<Int>, kind: JSONValueKind)] = []
+        guard scanner.peek() == UInt8(ascii: "[") else { return [] }
+        scanner.position += 1
+        scanner.skipWhitespace()
+        if scanner.peek() == UInt8(ascii: "]") { return [] }
+        // Already validated by scanObject, so a failure here means a caller passed a bad range.
+        while scanner.position < range.upperBound {
+            scanner.skipWhitespace()
+            let start = scanner.position
+            guard let kind = try? scanner.scanValue(depth: 0) else { return elements }
+            elements.append((start..<scanner.position, kind))
+            scanner.skipWhitespace()
+            guard scanner.peek() == UInt8(ascii: ",") else { break }
+            scanner.position += 1
+        }
+        return elements
+    }
+
     /// Decodes the JSON string whose quoted bytes are at `range`.
     public static func decodeString(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> String? {
         var scanner = JSONScanner(bytes: bytes, maxDepth: 1)

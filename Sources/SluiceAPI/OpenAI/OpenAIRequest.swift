@@ -53,6 +53,9 @@ public struct OpenAIRequest: Sendable {
     public let callerRequestedUsage: Bool
     /// The end user named by the body's `user` field, if any.
     public let user: String?
+    /// The most the answer may use: `max_completion_tokens` or `max_tokens`, times `n`.
+    /// Nil when the caller set no cap.
+    public let maxOutputTokens: Int?
 
     /// Validates `body` for `endpoint`.
     public init(endpoint: OpenAIEndpoint, body: [UInt8], maxDepth: Int = 64) throws(RequestBodyError) {
@@ -109,22 +112,89 @@ public struct OpenAIRequest: Sendable {
         }
         self.callerRequestedUsage = requestedUsage
 
-        if let userMember = members.first(where: { $0.key == "user" }), userMember.kind == .string {
+        if let userMember = members.first(where: { $0.key == "user" }) {
+            guard userMember.kind == .string || userMember.kind == .null else {
+                throw RequestBodyError("\"user\" must be a string", param: "user", code: "invalid_user")
+            }
             self.user = body.withUnsafeBytes { JSONScanner.decodeString(at: userMember.valueRange, in: $0) }
         } else {
             self.user = nil
         }
+
+        func positiveInteger(_ name: String) throws(RequestBodyError) -> Int? {
+            guard let member = members.first(where: { $0.key == name }), member.kind != .null else { return nil }
+            guard member.kind == .number,
+                  let value = body.withUnsafeBytes({ JSONScanner.integer(at: member.valueRange, in: $0) }),
+                  value >= 0, value <= 100_000_000 else {
+                throw RequestBodyError("\"\(name)\" must be a whole number from 0 to 100000000", param: name, code: "invalid_\(name)")
+            }
+            return Int(value)
+        }
+        let newCap = try positiveInteger("max_completion_tokens")
+        let oldCap = try positiveInteger("max_tokens")
+        let cap = newCap ?? oldCap
+        let choices = try positiveInteger("n") ?? 1
+        self.maxOutputTokens = cap.map { $0 * max(1, min(choices, 128)) }
     }
 
-    /// The body to send upstream: `model` rewritten to the upstream name and, for streams,
+    /// The text a prompt filter reads: message contents (strings, and the `text` of content
+    /// parts) for chat, `prompt` for completions, `input` for embeddings. Token arrays and
+    /// images have no text and are skipped.
+    public func promptTexts() -> [String] {
+        body.withUnsafeBytes { bytes in
+            var texts: [String] = []
+            func collect(_ range: Range<Int>, _ kind: JSONValueKind, depth: Int) {
+                switch kind {
+                case .string:
+                    if let text = JSONScanner.decodeString(at: range, in: bytes) { texts.append(text) }
+                case .array where depth < 3:
+                    for element in JSONScanner.elements(ofArrayAt: range, in: bytes) { collect(element.range, element.kind, depth: depth + 1) }
+                case .object where depth < 3:
+                    for member in JSONScanner.members(ofObjectAt: range, in: bytes) where member.key == "text" || member.key == "content" {
+                        collect(member.valueRange, member.kind, depth: depth + 1)
+                    }
+                default:
+                    break
+                }
+            }
+            for member in members {
+                switch (endpoint, member.key) {
+                case (.chatCompletions, "messages"):
+                    for message in JSONScanner.elements(ofArrayAt: member.valueRange, in: bytes) where message.kind == .object {
+                        for field in JSONScanner.members(ofObjectAt: message.range, in: bytes) where field.key == "content" {
+                            collect(field.valueRange, field.kind, depth: 1)
+                        }
+                    }
+                case (.completions, "prompt"), (.embeddings, "input"):
+                    collect(member.valueRange, member.kind, depth: 1)
+                default:
+                    break
+                }
+            }
+            return texts
+        }
+    }
+
+    /// The body to send upstream: `model` rewritten to the upstream name, `user` set to
+    /// `defaultUser` when the caller named none, and, for streams,
     /// `stream_options.include_usage` switched on so usage arrives in the last chunk.
     /// Every other byte is the caller's.
-    public func upstreamBody(model upstreamModel: String) -> [UInt8] {
+    public func upstreamBody(model upstreamModel: String, defaultUser: String? = nil) -> [UInt8] {
         var edits: [(range: Range<Int>, replacement: [UInt8])] = []
         if let modelMember = members.first(where: { $0.key == "model" }) {
             var literal: [UInt8] = []
             appendJSONString(upstreamModel, to: &literal)
             edits.append((modelMember.valueRange, literal))
+        }
+        if let defaultUser, user == nil {
+            var literal: [UInt8] = []
+            appendJSONString(defaultUser, to: &literal)
+            if let userMember = members.first(where: { $0.key == "user" }) {
+                edits.append((userMember.valueRange, literal))  // "user": null
+            } else {
+                let closing = body.lastIndex(of: UInt8(ascii: "}"))!
+                edits.append((closing..<closing, Array(",\"user\":".utf8) + literal))
+            }
         }
         if stream, !callerRequestedUsage {
             edits.append(contentsOf: includeUsageEdits())

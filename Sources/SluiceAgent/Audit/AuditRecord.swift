@@ -8,6 +8,14 @@ struct AuditRecord {
     var identity: ServiceIdentity
     var method: String
     var path: String
+    /// The virtual key's id (never the key), its team and project.
+    var keyID: String?
+    var team: String?
+    var project: String?
+    /// The end user the caller named in the body's `user` field.
+    var endUser: String?
+    /// The policy rule that refused the call (`team "ml" tokens_per_minute`, `filter "ssn"`).
+    var rule: String?
     var alias: String?
     var upstreamModel: String?
     var deployment: String?
@@ -45,6 +53,11 @@ struct AuditRecord {
         string("service", identity.service)
         string("namespace", identity.namespace)
         string("pod", identity.pod)
+        string("service_account", identity.serviceAccount.isEmpty ? nil : identity.serviceAccount)
+        string("key_id", keyID)
+        string("team", team)
+        string("project", project)
+        string("end_user", endUser.map { String($0.prefix(128)) })
         string("method", method)
         string("path", path)
         string("alias", alias)
@@ -62,6 +75,7 @@ struct AuditRecord {
         number("latency_ms", formatDecimal(latencySeconds * 1000, places: 3))
         number("ttfb_ms", timeToFirstByteSeconds.map { formatDecimal($0 * 1000, places: 3) })
         string("error", errorCode)
+        string("rule", rule)
         out.append(contentsOf: "}\n".utf8)
         return out
     }

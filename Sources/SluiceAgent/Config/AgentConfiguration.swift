@@ -2,15 +2,35 @@ import SluicePolicy
 
 /// Everything the agent reads from its YAML file.
 public struct AgentConfiguration: Sendable {
-    public var catalog: Catalog
+    /// Catalog, keys, rules and limits (an open policy when the file has no `sluice_policy`).
+    public var policy: Policy
     public var settings: AgentSettings
+    /// Identity fields from `sluice_identity`, used where the environment gives none.
+    public var identity: IdentityOverrides
     /// Things in the file the agent ignored, to be logged once at start.
     public var warnings: [String]
 
-    public init(catalog: Catalog, settings: AgentSettings = AgentSettings(), warnings: [String] = []) {
-        self.catalog = catalog
+    public var catalog: Catalog { policy.catalog }
+
+    public init(policy: Policy, settings: AgentSettings = AgentSettings(), identity: IdentityOverrides = IdentityOverrides(),
+                warnings: [String] = []) {
+        self.policy = policy
         self.settings = settings
+        self.identity = identity
         self.warnings = warnings
+    }
+}
+
+/// Identity fields a configuration file may set.
+public struct IdentityOverrides: Sendable, Equatable {
+    public var service: String?
+    public var namespace: String?
+    public var serviceAccount: String?
+
+    public init(service: String? = nil, namespace: String? = nil, serviceAccount: String? = nil) {
+        self.service = service
+        self.namespace = namespace
+        self.serviceAccount = serviceAccount
     }
 }
 
@@ -51,12 +71,17 @@ public struct ServiceIdentity: Sendable, Equatable {
         self.serviceAccount = serviceAccount
     }
 
-    /// Reads `SLUICE_SERVICE`, `SLUICE_NAMESPACE`, `POD_NAME` and `SLUICE_SERVICE_ACCOUNT`.
-    public static func fromEnvironment(_ environment: [String: String]) -> ServiceIdentity {
-        ServiceIdentity(
-            service: environment["SLUICE_SERVICE"] ?? "unknown",
-            namespace: environment["SLUICE_NAMESPACE"] ?? "default",
-            pod: environment["POD_NAME"] ?? environment["HOSTNAME"] ?? "local",
-            serviceAccount: environment["SLUICE_SERVICE_ACCOUNT"] ?? "")
+    /// `namespace/service`: how policy names this workload.
+    public var qualifiedName: String { "\(namespace)/\(service)" }
+
+    /// Reads `SLUICE_SERVICE`, `SLUICE_NAMESPACE`, `POD_NAME` and `SLUICE_SERVICE_ACCOUNT`
+    /// (the Downward API convention); the file's `sluice_identity` fills what they leave unset.
+    public static func fromEnvironment(_ environment: [String: String], overrides: IdentityOverrides = IdentityOverrides()) -> ServiceIdentity {
+        func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        return ServiceIdentity(
+            service: value("SLUICE_SERVICE") ?? overrides.service ?? "unknown",
+            namespace: value("SLUICE_NAMESPACE") ?? overrides.namespace ?? "default",
+            pod: value("POD_NAME") ?? value("HOSTNAME") ?? "local",
+            serviceAccount: value("SLUICE_SERVICE_ACCOUNT") ?? overrides.serviceAccount ?? "")
     }
 }

@@ -22,7 +22,8 @@ public struct ConfigLoader {
     /// Known LiteLLM sections the agent has no use for: ignored with one warning each.
     static let ignoredSections: Set<String> = ["litellm_settings", "general_settings", "router_settings", "environment_variables"]
     static let knownParams: Set<String> = ["model", "api_base", "api_key", "rpm", "tpm", "ssl_verify", "weight", "timeout", "stream_timeout"]
-    static let knownInfo: Set<String> = ["input_cost_per_token", "output_cost_per_token", "id", "mode", "base_model"]
+    static let knownInfo: Set<String> = ["input_cost_per_token", "output_cost_per_token", "id", "mode", "base_model",
+                                         "max_output_tokens", "max_tokens"]
 
     public func load(yaml: String) throws(ConfigError) -> AgentConfiguration {
         let root: Node?
@@ -34,9 +35,11 @@ public struct ConfigLoader {
         guard let root, let top = root.mapping else { throw ConfigError("the file must be a YAML mapping with a model_list") }
         var warnings: [String] = []
         var settings = AgentSettings()
-        var aliases: [String: (deployments: [Deployment], price: Price?)] = [:]
+        var aliases: [String: (deployments: [Deployment], price: Price?, maxOutput: Int?)] = [:]
         var order: [String] = []
         var sawModelList = false
+        var policyNode: Node?
+        var identity = IdentityOverrides()
 
         for (keyNode, value) in top {
             let key = keyNode.string ?? ""
@@ -48,9 +51,13 @@ public struct ConfigLoader {
                     guard let parsed = try parseEntry(entry, index: index, warnings: &warnings) else { continue }
                     if aliases[parsed.deployment.alias] == nil {
                         order.append(parsed.deployment.alias)
-                        aliases[parsed.deployment.alias] = ([], nil)
+                        aliases[parsed.deployment.alias] = ([], nil, nil)
                     }
                     aliases[parsed.deployment.alias]!.deployments.append(parsed.deployment)
+                    if let maxOutput = parsed.maxOutputTokens {
+                        let current = aliases[parsed.deployment.alias]!.maxOutput
+                        aliases[parsed.deployment.alias]!.maxOutput = min(current ?? maxOutput, maxOutput)
+                    }
                     if let price = parsed.price {
                         if let existing = aliases[parsed.deployment.alias]!.price, existing != price {
                             warnings.append("model_list[\(index)]: \(parsed.deployment.alias) has differing prices across deployments; the first is used")
@@ -61,6 +68,10 @@ public struct ConfigLoader {
                 }
             case "sluice_settings":
                 settings = try parseSettings(value, warnings: &warnings)
+            case "sluice_policy":
+                policyNode = value
+            case "sluice_identity":
+                identity = try parseIdentity(value, warnings: &warnings)
             default:
                 if Self.ignoredSections.contains(key) {
                     warnings.append("\(key) is a LiteLLM section the agent does not use; ignored")
@@ -71,12 +82,23 @@ public struct ConfigLoader {
         }
         guard sawModelList else { throw ConfigError("the file has no model_list") }
         let catalog = Catalog(order.map { name in
-            ModelAlias(name: name, deployments: aliases[name]!.deployments, price: aliases[name]!.price)
+            ModelAlias(name: name, deployments: aliases[name]!.deployments, price: aliases[name]!.price,
+                       maxOutputTokens: aliases[name]!.maxOutput)
         })
-        return AgentConfiguration(catalog: catalog, settings: settings, warnings: warnings)
+        let version = contentVersion(yaml)
+        var policy: Policy
+        if let policyNode {
+            policy = try PolicyLoader(environment: environment, catalog: catalog).load(policyNode, version: version, warnings: &warnings)
+        } else {
+            warnings.append("there is no sluice_policy section: every caller is served without a key and without limits")
+            policy = .open(catalog: catalog)
+            policy.version = version
+        }
+        return AgentConfiguration(policy: policy, settings: settings, identity: identity, warnings: warnings)
     }
 
-    private func parseEntry(_ entry: Node, index: Int, warnings: inout [String]) throws(ConfigError) -> (deployment: Deployment, price: Price?)? {
+    private func parseEntry(_ entry: Node, index: Int, warnings: inout [String]) throws(ConfigError)
+        -> (deployment: Deployment, price: Price?, maxOutputTokens: Int?)? {
         let at = "model_list[\(index)]"
         guard let mapping = entry.mapping else { throw ConfigError("\(at) must be a mapping") }
         guard let alias = mapping["model_name"]?.string, !alias.isEmpty else { throw ConfigError("\(at).model_name is missing") }
@@ -131,7 +153,9 @@ public struct ConfigLoader {
         let timeout = params["timeout"]?.float ?? params["stream_timeout"]?.float
 
         var price: Price?
+        var maxOutputTokens: Int?
         if let info = mapping["model_info"]?.mapping {
+            maxOutputTokens = try positiveInt(info["max_output_tokens"] ?? info["max_tokens"], at: "\(at).model_info.max_output_tokens")
             for (keyNode, _) in info where !Self.knownInfo.contains(keyNode.string ?? "") {
                 warnings.append("\(at).model_info.\(keyNode.string ?? "?") is not used by the agent; ignored")
             }
@@ -148,7 +172,7 @@ public struct ConfigLoader {
         let deployment = Deployment(alias: alias, dialect: .openAI, upstreamModel: upstreamModel, endpoint: endpoint,
                                     credential: credential, caFile: caFile, weight: weight,
                                     requestsPerMinute: rpm, tokensPerMinute: tpm, timeoutSeconds: timeout)
-        return (deployment, price)
+        return (deployment, price, maxOutputTokens)
     }
 
     /// `os.environ/NAME` reads the environment; anything else is the key itself.
@@ -168,6 +192,24 @@ public struct ConfigLoader {
         guard let node else { return nil }
         guard let value = node.int, value > 0 else { throw ConfigError("\(path) must be a positive whole number") }
         return value
+    }
+
+    /// `sluice_identity`: who this agent serves, when not given by the Downward API
+    /// environment (which wins where both are set).
+    private func parseIdentity(_ node: Node, warnings: inout [String]) throws(ConfigError) -> IdentityOverrides {
+        guard let mapping = node.mapping else { throw ConfigError("sluice_identity must be a mapping") }
+        var identity = IdentityOverrides()
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? ""
+            guard let text = value.string, !text.isEmpty else { throw ConfigError("sluice_identity.\(key) must be a non-empty string") }
+            switch key {
+            case "service": identity.service = text
+            case "namespace": identity.namespace = text
+            case "service_account": identity.serviceAccount = text
+            default: warnings.append("sluice_identity.\(key) is unknown; ignored")
+            }
+        }
+        return identity
     }
 
     private func parseSettings(_ node: Node, warnings: inout [String]) throws(ConfigError) -> AgentSettings {
@@ -201,4 +243,16 @@ public struct ConfigLoader {
         }
         return settings
     }
+}
+
+/// A short stable version for a configuration: FNV-1a of its text, in hex. Two agents with
+/// the same file report the same policy version.
+func contentVersion(_ text: String) -> String {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in text.utf8 {
+        hash ^= UInt64(byte)
+        hash = hash &* 0x0000_0100_0000_01b3
+    }
+    let hex = String(hash, radix: 16)
+    return String(repeating: "0", count: 16 - hex.count) + hex
 }

@@ -2,8 +2,9 @@ import NIOCore
 import SluiceAPI
 import SluicePolicy
 
-/// Step 8 (account): turns what a call used into cost and one audit line.
-/// Tokens come from the provider's usage block; an estimate is used only when it is absent.
+/// Step 8 (account): turns what a call used into cost, settles its reservation, and writes
+/// one audit line and the metrics. Tokens come from the provider's usage block; an estimate
+/// is used only when it is absent. A call that used nothing gives its reservation back.
 struct Account {
     let runtime: AgentRuntime
     let requestID: String
@@ -12,22 +13,32 @@ struct Account {
     let startedAt: NIODeadline
     let startedAtWall: Int64
 
-    func record(status: Int, permit: Authorize.Permit? = nil, deployment: Deployment? = nil, httpVersion: String? = nil,
-                usage: TokenUsage? = nil, streamCompleted: Bool? = nil, timeToFirstByte: TimeAmount? = nil, errorCode: String? = nil) {
+    func record(status: Int, permit: Authorize.Permit? = nil, refusal: Authorize.Refusal? = nil, deployment: Deployment? = nil,
+                httpVersion: String? = nil, usage: TokenUsage? = nil, streamCompleted: Bool? = nil, timeToFirstByte: TimeAmount? = nil,
+                errorCode: String? = nil) {
+        let latency = NIODeadline.now() - startedAt
         var record = AuditRecord(
             timestampNanoseconds: startedAtWall, requestID: requestID, identity: runtime.identity,
             method: method, path: path, status: status,
-            latencySeconds: Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9)
-        record.alias = permit?.alias.name
+            latencySeconds: Double(latency.nanoseconds) / 1e9)
+        let caller = permit?.admission.caller ?? refusal?.caller
+        record.keyID = caller?.keyID
+        record.team = caller?.team
+        record.project = caller?.project
+        record.endUser = permit?.request.user
+        record.rule = refusal?.denial?.rule
+        record.alias = permit?.alias.name ?? refusal?.alias
         record.upstreamModel = deployment?.upstreamModel
         record.deployment = deployment.map { $0.endpoint.description }
         record.httpVersion = httpVersion
         record.stream = permit?.request.stream ?? false
         record.streamCompleted = streamCompleted
         record.usage = usage
+        var cost: Cost?
         if let usage, let alias = permit?.alias {
             if let price = alias.price {
-                record.costUSD = price.cost(promptTokens: usage.promptTokens, completionTokens: usage.completionTokens).usd
+                cost = price.cost(promptTokens: usage.promptTokens, completionTokens: usage.completionTokens)
+                record.costUSD = cost?.usd
             } else {
                 // Never counted as $0 in silence: flagged for the operator.
                 record.priceMissing = true
@@ -36,5 +47,17 @@ struct Account {
         record.timeToFirstByteSeconds = timeToFirstByte.map { Double($0.nanoseconds) / 1e9 }
         record.errorCode = errorCode
         runtime.audit.write(record.jsonLine)
+
+        if let permit {
+            let now = Clocks.wallNanoseconds()
+            if let usage {
+                permit.engine.settle(permit.admission, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, now: now)
+            } else {
+                permit.engine.release(permit.admission, now: now)
+            }
+            runtime.metrics.completed(alias: permit.alias.name, team: caller?.team, status: status, usage: usage, cost: cost,
+                                      latencyNanoseconds: latency.nanoseconds, timeToFirstByteNanoseconds: timeToFirstByte?.nanoseconds,
+                                      errorCode: errorCode)
+        }
     }
 }

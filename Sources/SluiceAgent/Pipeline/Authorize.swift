@@ -1,26 +1,69 @@
+import NIOHTTP1
 import SluiceAPI
 import SluicePolicy
 
-/// Step 3 (authorize): the body is well-formed and the alias exists. Later issues add
-/// keys, allow/deny lists and prompt filters here; each denial names its rule.
+/// Steps 2–4 (identify, authorize, limit): who is calling, whether they may use the model
+/// and this prompt, and whether every limit that applies still has room. Each denial names
+/// its rule; an admitted call carries its reservation until ``Account`` settles it.
 enum Authorize {
     struct Permit {
         let request: OpenAIRequest
         let alias: ModelAlias
+        let admission: Admission
+        /// The policy that admitted the call settles it (and scrubs its answer), even if a
+        /// reload replaced it since.
+        let policy: ActivePolicy
+        var engine: PolicyEngine { policy.engine }
     }
 
-    static func check(endpoint: OpenAIEndpoint, body: [UInt8], runtime: AgentRuntime) -> Result<Permit, OpenAIError> {
+    /// What went wrong, and as far as the decision got (for the audit line).
+    struct Refusal: Error {
+        let error: OpenAIError
+        var denial: Denial?
+        var caller: Caller?
+        var alias: String?
+        var headers: [(String, String)] = []
+    }
+
+    static func check(endpoint: OpenAIEndpoint, headers: HTTPHeaders, body: [UInt8], runtime: AgentRuntime) -> Result<Permit, Refusal> {
+        let policy = runtime.activePolicy
+        let engine = policy.engine
+        let now = Clocks.wallNanoseconds()
+        let caller: Caller
+        switch engine.authenticate(presentedKey: Identify.presentedKey(in: headers), now: now) {
+        case .success(let found): caller = found
+        case .failure(let denial): return .failure(refusal(denial))
+        }
         let request: OpenAIRequest
         do {
-            request = try OpenAIRequest(endpoint: endpoint, body: body, maxDepth: runtime.configuration.settings.maxJSONDepth)
+            request = try OpenAIRequest(endpoint: endpoint, body: body, maxDepth: runtime.settings.maxJSONDepth)
         } catch {
-            return .failure(OpenAIError(status: 400, message: error.message, type: "invalid_request_error", code: error.code, param: error.param))
+            return .failure(Refusal(error: OpenAIError(status: 400, message: error.message, type: "invalid_request_error",
+                                                       code: error.code, param: error.param), caller: caller))
         }
-        guard let alias = runtime.configuration.catalog.alias(named: request.model) else {
-            // The name is echoed JSON-escaped and truncated: it is caller input.
-            return .failure(OpenAIError(status: 404, message: "The model `\(request.model.prefix(128))` does not exist or is not configured in this agent.",
-                                        type: "invalid_request_error", code: "model_not_found", param: "model"))
+        let alias: ModelAlias
+        switch engine.authorize(caller, model: request.model) {
+        case .success(let found): alias = found
+        case .failure(let denial): return .failure(refusal(denial, caller: caller, param: "model"))
         }
-        return .success(Permit(request: request, alias: alias))
+        if engine.hasPromptFilters(for: caller), let denial = engine.screen(caller, texts: request.promptTexts()) {
+            return .failure(refusal(denial, caller: caller, alias: alias.name, param: "messages"))
+        }
+        let promptTokens = TokenUsage.estimate(promptBytes: body.count, completionBytes: 0).promptTokens
+        switch engine.admit(caller, alias: alias, endUser: request.user, promptTokens: promptTokens,
+                            maxOutputTokens: request.maxOutputTokens, now: now) {
+        case .success(let admission):
+            return .success(Permit(request: request, alias: alias, admission: admission, policy: policy))
+        case .failure(let denial):
+            return .failure(refusal(denial, caller: caller, alias: alias.name, param: nil))
+        }
+    }
+
+    private static func refusal(_ denial: Denial, caller: Caller? = nil, alias: String? = nil, param: String? = nil) -> Refusal {
+        var headers = RateLimitHeaders.fields(for: denial.rateLimits)
+        if let retry = denial.retryAfterSeconds { headers.append(("retry-after", String(retry))) }
+        let error = OpenAIError(status: denial.status, message: denial.message, type: denial.type, code: denial.reason.rawValue,
+                                param: denial.status == 404 || denial.reason == .modelNotAllowed ? "model" : param)
+        return Refusal(error: error, denial: denial, caller: caller, alias: alias, headers: headers)
     }
 }

@@ -243,14 +243,15 @@ final class ResponseRelay: UpstreamResponseDelegate {
     }
 
     private func relayUpstreamError(status: Int, body: [UInt8]) {
-        let scrubbed = runtime.scrubber.scrub(body)
+        let scrubbed = permit.policy.scrubber.scrub(body)
         let isOpenAIShaped = scrubbed.withUnsafeBytes { bytes in
             (try? JSONScanner.scanObject(bytes))?.contains(where: { $0.key == "error" && $0.kind == .object }) ?? false
         }
         let payload = isOpenAIShaped ? scrubbed : OpenAIError(
             status: status, message: "upstream \(deployment.endpoint) answered HTTP \(status)",
             type: "upstream_error", code: "upstream_http_\(status)").body
-        writeJSONResponse(payload, status: status, on: channel, requestID: account.requestID, close: false)
+        writeJSONResponse(payload, status: status, on: channel, requestID: account.requestID, close: false,
+                          extraHeaders: rateLimitFields)
         mode = .finished
         account.record(status: status, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
                        timeToFirstByte: timeToFirstByte, errorCode: "upstream_http_\(status)")
@@ -258,11 +259,18 @@ final class ResponseRelay: UpstreamResponseDelegate {
     }
 
     private func sendError(_ error: OpenAIError) {
-        writeJSONResponse(error.body, status: error.status, on: channel, requestID: account.requestID, close: false)
+        writeJSONResponse(error.body, status: error.status, on: channel, requestID: account.requestID, close: false,
+                          extraHeaders: rateLimitFields)
     }
 
-    /// Provider headers worth passing on (rate-limit hints, processing time, ids), minus
-    /// hop-by-hop ones and cookies.
+    /// The caller's own limits, as they stood at admission.
+    private var rateLimitFields: [(String, String)] {
+        RateLimitHeaders.fields(for: permit.admission.reservation.status)
+    }
+
+    /// Provider headers worth passing on (processing time, ids), minus hop-by-hop ones,
+    /// cookies and the provider's rate-limit headers: the caller's limits are Sluice's, so
+    /// those headers carry the caller's own tightest limit instead.
     private func relayedHeaders(_ upstream: [(name: String, value: String)], keepLength: Bool) -> HTTPHeaders {
         var headers = HTTPHeaders()
         for header in upstream {
@@ -272,11 +280,14 @@ final class ResponseRelay: UpstreamResponseDelegate {
                 continue
             case "content-length":
                 if keepLength { headers.add(name: header.name, value: header.value) }
+            case _ where header.name.hasPrefix("x-ratelimit-"):
+                continue
             default:
                 headers.add(name: header.name, value: header.value)
             }
         }
         headers.add(name: "x-sluice-request-id", value: account.requestID)
+        for (name, value) in rateLimitFields { headers.add(name: name, value: value) }
         return headers
     }
 

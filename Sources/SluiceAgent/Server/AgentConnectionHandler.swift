@@ -54,7 +54,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             runtime.inFlight.enter()
             requestOpen = true
             if let declared = head.headers.first(name: "content-length").flatMap(Int.init),
-               declared > runtime.configuration.settings.maxRequestBodyBytes {
+               declared > runtime.settings.maxRequestBodyBytes {
                 refuseTooLarge(context: context, request: request)
                 return
             }
@@ -62,7 +62,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         case .body(var chunk):
             guard case .receiving(var request) = state else { return }
             let size = (request.body?.readableBytes ?? 0) + chunk.readableBytes
-            guard size <= runtime.configuration.settings.maxRequestBodyBytes else {
+            guard size <= runtime.settings.maxRequestBodyBytes else {
                 refuseTooLarge(context: context, request: request)
                 return
             }
@@ -143,7 +143,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             forward(context: context, request: request, endpoint: endpoint)
         case .listModels:
             var body: [UInt8] = Array(#"{"object":"list","data":["#.utf8)
-            for (index, name) in runtime.configuration.catalog.names.enumerated() {
+            for (index, name) in runtime.activePolicy.configuration.catalog.names.enumerated() {
                 if index > 0 { body.append(UInt8(ascii: ",")) }
                 body.append(contentsOf: #"{"id":"#.utf8)
                 appendJSONString(name, to: &body)
@@ -157,7 +157,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             if runtime.isDraining {
                 respond(context: context, request: request, status: 503, body: Array(#"{"status":"draining"}"#.utf8))
             } else {
-                let aliases = runtime.configuration.catalog.names.count
+                let aliases = runtime.activePolicy.configuration.catalog.names.count
                 respond(context: context, request: request, status: 200, body: Array(#"{"status":"ready","aliases":\#(aliases)}"#.utf8))
             }
         case .methodNotAllowed(let allowed):
@@ -174,16 +174,19 @@ final class AgentConnectionHandler: ChannelInboundHandler {
     private func forward(context: ChannelHandlerContext, request: Request, endpoint: OpenAIEndpoint) {
         let bytes = request.body.map { Array($0.readableBytesView) } ?? []
         let permit: Authorize.Permit
-        switch Authorize.check(endpoint: endpoint, body: bytes, runtime: runtime) {
-        case .failure(let denial):
-            respondError(context: context, request: request, denial)
+        switch Authorize.check(endpoint: endpoint, headers: request.head.headers, body: bytes, runtime: runtime) {
+        case .failure(let refusal):
+            runtime.metrics.decision(alias: refusal.alias, team: refusal.caller?.team, reason: refusal.error.code)
+            respond(context: context, request: request, status: refusal.error.status, body: refusal.error.body,
+                    extraHeaders: refusal.headers, errorCode: refusal.error.code, refusal: refusal)
             return
         case .success(let granted):
             permit = granted
         }
+        runtime.metrics.decision(alias: permit.alias.name, team: permit.admission.caller.team, reason: nil)
         let deployment = Route.pick(permit.alias)
-        let upstreamRequest = Forward.request(for: permit, deployment: deployment, settings: runtime.configuration.settings,
-                                              allocator: context.channel.allocator)
+        let upstreamRequest = Forward.request(for: permit, deployment: deployment, settings: runtime.settings,
+                                              identity: runtime.identity, allocator: context.channel.allocator)
         let relay = ResponseRelay(channel: context.channel, permit: permit, deployment: deployment, account: request.account,
                                   runtime: runtime) { [self] ending in
             self.responseEnded(ending)
@@ -195,12 +198,12 @@ final class AgentConnectionHandler: ChannelInboundHandler {
     // MARK: - Answers given here
 
     private func respond(context: ChannelHandlerContext, request: Request, status: Int, body: [UInt8],
-                         extraHeaders: [(String, String)] = [], errorCode: String? = nil) {
+                         extraHeaders: [(String, String)] = [], errorCode: String? = nil, refusal: Authorize.Refusal? = nil) {
         writeJSONResponse(body, status: status, on: context.channel, requestID: request.account.requestID,
                           close: !keepAlive, extraHeaders: extraHeaders)
         // Successful probes are not audited: kubelet asks every few seconds.
         if status >= 400 || (request.route != .health && request.route != .ready) {
-            request.account.record(status: status, errorCode: errorCode)
+            request.account.record(status: status, refusal: refusal, errorCode: errorCode)
         }
         responseEnded(.complete)
     }
@@ -212,7 +215,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
     private func refuseTooLarge(context: ChannelHandlerContext, request: Request) {
         keepAlive = false  // the rest of the body is never read, so the connection cannot be reused
         state = .discarding
-        let limit = runtime.configuration.settings.maxRequestBodyBytes
+        let limit = runtime.settings.maxRequestBodyBytes
         respondError(context: context, request: request, OpenAIError(
             status: 413, message: "the request body exceeds the limit of \(limit) bytes",
             type: "invalid_request_error", code: "request_too_large"))
@@ -268,14 +271,14 @@ final class AgentConnectionHandler: ChannelInboundHandler {
     }
 
     private var readTimeout: TimeAmount {
-        .nanoseconds(Int64(runtime.configuration.settings.requestReadTimeoutSeconds * 1e9))
+        .nanoseconds(Int64(runtime.settings.requestReadTimeoutSeconds * 1e9))
     }
 
     private func readDeadlinePassed() {
         guard let channel else { return }
         switch state {
         case .receiving(let request):
-            let answer = OpenAIError(status: 408, message: "the request did not arrive within \(runtime.configuration.settings.requestReadTimeoutSeconds)s",
+            let answer = OpenAIError(status: 408, message: "the request did not arrive within \(runtime.settings.requestReadTimeoutSeconds)s",
                                      type: "invalid_request_error", code: "request_timeout")
             answerAndClose(answer, account: request.account, on: channel)
         case .idle:

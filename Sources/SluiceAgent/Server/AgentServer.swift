@@ -40,7 +40,7 @@ public final class AgentServer: Service {
                     // serving everyone slowly.
                     let open = runtime.openConnections.add(1, ordering: .relaxed).newValue
                     channel.closeFuture.whenComplete { _ in runtime.openConnections.subtract(1, ordering: .relaxed) }
-                    guard open <= runtime.configuration.settings.maxConnections else {
+                    guard open <= runtime.settings.maxConnections else {
                         return channel.close()
                     }
                     return channel.eventLoop.makeCompletedFuture {
@@ -58,14 +58,14 @@ public final class AgentServer: Service {
         let port = channel.localAddress?.port ?? address.port
         boundPromise.succeed(port)
         logger.info("sluice-agent listening", metadata: ["address": "\(address.host):\(port)",
-                                                        "aliases": "\(runtime.configuration.catalog.names.count)"])
+                                                        "aliases": "\(runtime.activePolicy.configuration.catalog.names.count)"])
 
         try? await gracefulShutdown()
 
         runtime.beginDraining()
         logger.info("draining", metadata: ["in_flight": "\(runtime.inFlight.count)"])
         try? await channel.close()
-        let drainTimeout = runtime.configuration.settings.drainTimeoutSeconds
+        let drainTimeout = runtime.settings.drainTimeoutSeconds
         let drained = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
                 await runtime.inFlight.waitUntilIdle()

@@ -103,7 +103,10 @@ public final class Limiter: Sendable {
                 }
             }
             if let refusal {
-                return .failure(state.slots[refusal.slot].denial(kind: refusal.kind, demand: demand, retryNanos: refusal.retryNanos))
+                var denial = state.slots[refusal.slot].denial(kind: refusal.kind, demand: demand, retryNanos: refusal.retryNanos)
+                slots.forEach { state.slots[$0].report(into: &status, now: now, nextDayStart: nextDayStart) }
+                denial.rateLimits = status
+                return .failure(denial)
             }
             slots.forEach { index in
                 state.slots[index].take(demand)

@@ -23,6 +23,8 @@ public struct Denial: Error, Sendable, Equatable {
     public var rule: String
     /// Whole seconds after which the same call could succeed, for `Retry-After`.
     public var retryAfterSeconds: Int?
+    /// For limit denials: the tightest limits as they stood, for the `x-ratelimit-*` headers.
+    public var rateLimits: RateLimitStatus?
 
     public init(_ reason: Reason, _ message: String, rule: String, retryAfterSeconds: Int? = nil) {
         self.reason = reason
