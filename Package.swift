@@ -11,6 +11,8 @@ let package = Package(
     products: [
         .executable(name: "sluice-agent", targets: ["sluice-agent"]),
         .executable(name: "sluice-mock-provider", targets: ["sluice-mock-provider"]),
+        // For bench/policy (the decision microbenchmark), which builds it as a dependency.
+        .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),

@@ -30,6 +30,12 @@ sluice-agent is starting on http://127.0.0.1:4000. Try:
   curl -sN http://127.0.0.1:4000/v1/chat/completions -H 'content-type: application/json' \
     -d '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"Hello"}]}'
 
+  # refused by the example policy's prompt filter (403, names the filter):
+  curl -s http://127.0.0.1:4000/v1/chat/completions -H 'content-type: application/json' \
+    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"my ssn is 123-45-6789"}]}'
+
+  curl -s http://127.0.0.1:9464/metrics     # Prometheus metrics
+
 Audit lines (one JSON object per request) print below. Ctrl-C stops it.
 
 MSG

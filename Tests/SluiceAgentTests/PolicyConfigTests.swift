@@ -1,0 +1,93 @@
+import SluiceAgent
+import SluicePolicy
+import Testing
+
+@Suite("sluice_policy configuration")
+struct PolicyConfigTests {
+    static let catalog = """
+        model_list:
+          - model_name: a
+            litellm_params: {model: openai/a}
+            model_info: {input_cost_per_token: 0.000001, output_cost_per_token: 0.000002, max_output_tokens: 512}
+
+        """
+
+    func load(_ policy: String, environment: [String: String] = [:]) throws -> AgentConfiguration {
+        try ConfigLoader(environment: environment).load(yaml: Self.catalog + policy)
+    }
+
+    func refusal(_ policy: String) -> String? {
+        do {
+            _ = try load(policy)
+            return nil
+        } catch {
+            return (error as? ConfigError)?.message ?? "\(error)"
+        }
+    }
+
+    @Test("a full policy loads: keys by hash, teams, projects, services, shorthand, zone")
+    func loads() throws {
+        let hash = KeyHasher(pepper: Secret("pepper-from-env-0123456789")).hash("sk-sluice-x").encoded
+        let configuration = try load("""
+            sluice_policy:
+              key_pepper: os.environ/PEPPER
+              time_zone: "+05:30"
+              unpriced_models: flag
+              only_allow_models: [a]
+              default_limits: {requests_per_minute: 60}
+              rate_limits: {default: 1000/day, ml: 200, user_abc: 10, "key:ci": 5/min}
+              teams:
+                ml: {denied_models: [b], limits: {daily_spend_usd: 2.5}}
+              projects:
+                search: {team: ml}
+              services:
+                shop/checkout: {keyless: allowed}
+              keys:
+                - {id: ci, hash: "\(hash)", team: ml, project: search, expires_at: "2027-01-31T12:00:00+01:00", metadata: {owner: alice}}
+            """, environment: ["PEPPER": "pepper-from-env-0123456789"])
+        let policy = configuration.policy
+        #expect(policy.keys[0].expiresAt == CivilDate(year: 2027, month: 1, day: 31).dayNumber * 86_400 + 11 * 3600)
+        #expect(policy.keys[0].metadata == ["owner": "alice"] && policy.keys[0].limits == Limits(requestsPerMinute: 5))
+        #expect(policy.teams["ml"]?.limits == Limits(requestsPerMinute: 200, dailySpend: Cost(usd: 2.5)))
+        #expect(policy.endUserLimits["user_abc"] == Limits(requestsPerMinute: 10))
+        #expect(policy.defaultLimits == Limits(requestsPerMinute: 60, requestsPerDay: 1000))
+        #expect(policy.timeZone.offset(at: 0) == 19_800 && policy.unpricedModels == .flag)
+        #expect(policy.services["shop/checkout"]?.keylessAllowed == true)
+        #expect(configuration.catalog.alias(named: "a")?.maxOutputTokens == 512)
+        #expect(configuration.warnings.contains { $0.contains("denied_models names b") })
+    }
+
+    @Test("bad policies are refused with the path to the fault, never a secret")
+    func refusals() {
+        let hash = KeyHasher(pepper: Secret("p")).hash("k").encoded
+        #expect(refusal("sluice_policy:\n  keys:\n    - {id: x, hash: \"\(hash)\", team: t}\n")?.contains("key_pepper must be set") == true)
+        #expect(refusal("sluice_policy:\n  key_pepper: 0123456789abcdefXX\n  keys:\n    - {id: x, hash: \"\(hash)\", team: t}\n")?
+            .contains("team \"t\", which is not defined") == true)
+        #expect(refusal("sluice_policy:\n  keys:\n    - {id: x, team: t}\n")?.contains("hash is missing") == true)
+        #expect(refusal("sluice_policy:\n  key_pepper: os.environ/NOPE\n")?.contains("NOPE, which is not set") == true)
+        #expect(refusal("sluice_policy:\n  teams: {t: {limits: {requests_per_hour: 3}}}\n")?.contains("requests_per_hour is not a limit") == true)
+        #expect(refusal("sluice_policy:\n  teams: {t: {limits: {daily_spend_usd: -1}}}\n")?.contains("daily_spend_usd") == true)
+        #expect(refusal("sluice_policy:\n  time_zone: Mars/Olympus\n")?.contains("no time zone") == true)
+        #expect(refusal("sluice_policy:\n  time_zone: ../../etc/passwd\n")?.contains("must be UTC") == true)
+        #expect(refusal("sluice_policy:\n  prompt_filters: [{name: bad, pattern: '(unclosed'}]\n")?.contains("invalid pattern") == true)
+        #expect(refusal("sluice_policy:\n  teams: {a: {}}\n  rate_limits: {a: 5}\n")?.contains("both a team and a model") == true)
+        #expect(refusal("sluice_policy:\n  rate_limits: {x: 5/week}\n")?.contains("unknown period") == true)
+        #expect(refusal("sluice_policy:\n  services: {checkout: {keyless: allowed}}\n")?.contains("namespace/service") == true)
+        let secret = "0123456789abcdefSECRET"
+        let message = refusal("sluice_policy:\n  key_pepper: \(secret)\n  keys:\n    - {id: x, hash: \"\(hash)\", team: t}\n") ?? ""
+        #expect(!message.contains(secret))
+    }
+
+    @Test("a named IANA zone is read from the system's zoneinfo")
+    func namedZone() throws {
+        let policy = try load("sluice_policy:\n  time_zone: Europe/Berlin\n").policy
+        #expect(policy.timeZone.name == "Europe/Berlin" && policy.timeZone.offset(at: 0) == 3600)
+    }
+
+    @Test("without sluice_policy the agent runs open, and says so")
+    func openPolicy() throws {
+        let configuration = try ConfigLoader(environment: [:]).load(yaml: Self.catalog)
+        #expect(configuration.policy.services["*"]?.keylessAllowed == true)
+        #expect(configuration.warnings.contains { $0.contains("no sluice_policy") })
+    }
+}
