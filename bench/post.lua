@@ -3,6 +3,9 @@ local model = os.getenv("BENCH_MODEL") or "bench"
 local stream = os.getenv("BENCH_STREAM") == "1"
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+-- BENCH_KEY sends a virtual key, so the policy engine authenticates every request.
+local key = os.getenv("BENCH_KEY")
+if key then wrk.headers["Authorization"] = "Bearer " .. key end
 wrk.body = '{"model":"' .. model .. '","stream":' .. tostring(stream) ..
   ',"messages":[{"role":"user","content":"Say hello to the benchmark"}]}'
 

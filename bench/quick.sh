@@ -2,6 +2,8 @@
 # A quick before/after check for request-path changes: the agent alone at c=64 against the
 # mock, two 10 s wrk runs, printing req/s and the agent's CPU µs per request.
 #   bench/quick.sh LABEL     (run bench/run.sh first once: it builds and makes the cert)
+#   BENCH_POLICY=1 bench/quick.sh LABEL   adds a policy: a virtual key on every request,
+#                            limits on key, team, service and model, and a prompt filter
 set -euo pipefail
 cd "$(dirname "$0")/.."
 label="${1:-run}"
@@ -10,7 +12,24 @@ state=".state/bench"
 swift build -c release --static-swift-stdlib --product sluice-agent >/dev/null
 bin="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 "$bin/sluice-mock-provider" --listen 127.0.0.1:18443 --cert-dir "$state/cert" >/dev/null 2>&1 & mock=$!
-"$bin/sluice-agent" --config "$state/agent.yaml" --listen 127.0.0.1:14000 >/dev/null 2>&1 & agent=$!
+config="$state/agent.yaml"
+if [[ "${BENCH_POLICY:-0}" == "1" ]]; then
+  export SLUICE_KEY_PEPPER=bench-pepper-0123456789abcdef
+  export BENCH_KEY=sk-sluice-BenchKey00000000000000000000000
+  hash=$(echo "$BENCH_KEY" | "$bin/sluice-agent" hash-key)
+  config="$state/agent-policy.yaml"
+  cat "$state/agent.yaml" - > "$config" <<YAML
+sluice_policy:
+  key_pepper: os.environ/SLUICE_KEY_PEPPER
+  prompt_filters: [{name: us-ssn, pattern: '\\b\\d{3}-\\d{2}-\\d{4}\\b'}]
+  teams: {bench: {limits: {requests_per_minute: 100000000, tokens_per_minute: 1000000000}}}
+  services: {"default/unknown": {limits: {max_parallel_requests: 100000}}}
+  models: {bench: {limits: {requests_per_minute: 100000000}}}
+  keys:
+    - {id: bench, hash: "$hash", team: bench, limits: {requests_per_minute: 100000000, daily_spend_usd: 1000000}}
+YAML
+fi
+"$bin/sluice-agent" --config "$config" --listen 127.0.0.1:14000 --metrics-listen off >/dev/null 2>&1 & agent=$!
 trap 'kill -9 $agent $mock 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/14000) 2>/dev/null && break; sleep 0.05; done
 url=http://127.0.0.1:14000/v1/chat/completions

@@ -27,12 +27,12 @@ public final class AgentRuntime: Sendable {
     /// Caller connections currently open.
     let openConnections = Atomic<Int>(0)
 
-    public init(configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink,
-                metrics: AgentMetrics = AgentMetrics()) throws(PolicyError) {
+    public init(configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink) throws(PolicyError) {
         settings = configuration.settings
         self.identity = identity
         self.upstream = upstream
         self.audit = audit
+        let metrics = AgentMetrics(identity: identity)
         self.metrics = metrics
         let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: Clocks.wallNanoseconds())
         active = Mutex(policy)

@@ -8,17 +8,22 @@ public enum ProviderDialect: String, Sendable, Hashable {
 /// or `http://host:port/base` (h2c with prior knowledge, HTTP/1.1 fallback).
 public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     public enum Scheme: String, Sendable { case https, http }
-    public var scheme: Scheme
-    public var host: String
-    public var port: Int
+    public let scheme: Scheme
+    public let host: String
+    public let port: Int
     /// Path prefix every call goes below, without a trailing slash (`/v1`).
-    public var basePath: String
+    public let basePath: String
+    /// The URL as text, made once: every audit line names the deployment.
+    public let description: String
 
     public init(scheme: Scheme, host: String, port: Int, basePath: String) {
         self.scheme = scheme
         self.host = host
         self.port = port
         self.basePath = basePath
+        let defaultPort = scheme == .https ? 443 : 80
+        let hostPart = host.contains(":") ? "[\(host)]" : host
+        description = "\(scheme.rawValue)://\(hostPart)\(port == defaultPort ? "" : ":\(port)")\(basePath)"
     }
 
     /// Parses an absolute `http(s)://` URL. No user info, query or fragment is accepted:
@@ -67,11 +72,6 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         self.init(scheme: scheme, host: String(host), port: port, basePath: path)
     }
 
-    public var description: String {
-        let defaultPort = scheme == .https ? 443 : 80
-        let hostPart = host.contains(":") ? "[\(host)]" : host
-        return "\(scheme.rawValue)://\(hostPart)\(port == defaultPort ? "" : ":\(port)")\(basePath)"
-    }
 }
 
 /// One concrete place an alias can be served from.

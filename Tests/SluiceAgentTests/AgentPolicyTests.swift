@@ -171,15 +171,16 @@ struct AgentPolicyTests {
         _ = try await harness.chat()
         _ = await harness.audit.waitForLines(3)
         let text = try await harness.metricsText()
-        #expect(text.contains(#"sluice_requests_total{alias="gpt-test",team="ml",decision="allow"} 1"#))
-        #expect(text.contains(#"sluice_denials_total{reason="model_not_allowed"} 1"#))
-        #expect(text.contains(#"sluice_denials_total{reason="missing_api_key"} 1"#))
-        #expect(text.contains(#"sluice_tokens_total{alias="gpt-test",team="ml",direction="out"} 8"#))
-        #expect(text.contains("sluice_cost_usd_total{alias=\"gpt-test\",team=\"ml\"}"))
+        let service = #"service="shop/checkout","#
+        #expect(text.contains(#"sluice_requests_total{\#(service)alias="gpt-test",team="ml",decision="allow"} 1"#))
+        #expect(text.contains(#"sluice_denials_total{\#(service)reason="model_not_allowed"} 1"#))
+        #expect(text.contains(#"sluice_denials_total{\#(service)reason="missing_api_key"} 1"#))
+        #expect(text.contains(#"sluice_tokens_total{\#(service)alias="gpt-test",team="ml",direction="out"} 8"#))
+        #expect(text.contains(#"sluice_cost_usd_total{\#(service)alias="gpt-test",team="ml"}"#))
         #expect(text.contains("sluice_upstream_latency_seconds_bucket"))
-        #expect(text.contains("sluice_time_to_first_byte_seconds_count{alias=\"gpt-test\"} 1"))
-        #expect(text.contains(#"sluice_limit_remaining{scope_kind="key",scope="live",limit="requests_per_minute"}"#))
-        #expect(text.contains("sluice_policy_info{version=") && text.contains("sluice_policy_age_seconds"))
+        #expect(text.contains(#"sluice_time_to_first_byte_seconds_count{\#(service)alias="gpt-test"} 1"#))
+        #expect(text.contains(#"sluice_limit_remaining{\#(service)scope_kind="key",scope="live",limit="requests_per_minute"}"#))
+        #expect(text.contains("sluice_policy_info{\(service)version=") && text.contains("sluice_policy_age_seconds"))
         #expect(!text.contains("sk-sluice") && !text.contains("sk-test-provider-secret"))
         try await harness.shutdown()
     }
@@ -224,7 +225,7 @@ struct AgentPolicyTests {
             return
         }
         #expect(why.contains("team \"nobody\""))
-        #expect(try await harness.metricsText().contains(#"sluice_policy_reloads_total{result="rejected"} 2"#))
+        #expect(try await harness.metricsText().contains(#"sluice_policy_reloads_total{service="shop/checkout",result="rejected"} 2"#))
         try await harness.shutdown()
     }
 }

@@ -118,6 +118,11 @@ struct PolicyEngineTests {
         let engine = try Fixture.engine(Fixture.policy(teams: [TeamPolicy(name: "ml", promptFilters: [secret])]) { $0.promptFilters = [ssn] })
         let caller = try #require(engine.authenticate(presentedKey: Fixture.plaintext("k1"), now: Fixture.noon).successValue)
         #expect(engine.hasPromptFilters(for: caller))
+        // With no filters anywhere the message text is never extracted.
+        let unfiltered = try Fixture.engine(Fixture.policy())
+        #expect(!unfiltered.hasPromptFilters(for: try #require(unfiltered.authenticate(presentedKey: Fixture.plaintext("k1"), now: Fixture.noon).successValue)))
+        let keyless = try Fixture.engine(Fixture.policy(service: ServicePolicy(name: Fixture.service, keylessAllowed: true)))
+        #expect(!keyless.hasPromptFilters(for: try #require(keyless.authenticate(presentedKey: nil, now: Fixture.noon).successValue)))
         #expect(engine.screen(caller, texts: ["hello", "what is 2+2"]) == nil)
         let global = try #require(engine.screen(caller, texts: ["my ssn is 123-45-6789"]))
         #expect(global.status == 403 && global.rule == "filter \"ssn\"" && !global.message.contains("123"))

@@ -7,9 +7,12 @@ import Synchronization
 /// The agent's metrics, through swift-metrics into its own Prometheus registry (no global
 /// bootstrap, so several agents can live in one test process).
 ///
-/// Label values are bounded: aliases outside the catalog are `unknown`, teams come from
+/// Every series carries the workload's identity (`service` = `namespace/service`). Other
+/// label values are bounded: aliases outside the catalog are `unknown`, teams come from
 /// policy, and end users never appear. No label ever carries a key or a prompt.
 public final class AgentMetrics: Sendable {
+    /// Put first on every series.
+    private let identityLabels: [(String, String)]
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
     private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
@@ -18,7 +21,8 @@ public final class AgentMetrics: Sendable {
     private let gauges = Mutex<[String: CoreMetrics.Gauge]>([:])
     private let policy = Mutex<(version: String, loadedAt: Int64)?>(nil)
 
-    public init() {
+    public init(identity: ServiceIdentity) {
+        identityLabels = [("service", identity.qualifiedName)]
         registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         let latencyBuckets: [Duration] = [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500),
@@ -29,35 +33,71 @@ public final class AgentMetrics: Sendable {
 
     // MARK: - Request path
 
-    /// One decision: `allow`, or `deny` with the rule's reason code.
-    func decision(alias: String?, team: String?, reason: String?) {
-        let aliasLabel = alias ?? "unknown"
-        let teamLabel = team ?? "none"
-        counter("sluice_requests_total", [("alias", aliasLabel), ("team", teamLabel), ("decision", reason == nil ? "allow" : "deny")]).increment()
-        if let reason {
-            counter("sluice_denials_total", [("reason", reason)]).increment()
+    /// The handles one (alias, team) pair's admitted calls touch, made once and then found
+    /// with a single lookup: the allow path builds no label strings.
+    final class CallHandles: Sendable {
+        let alias: String
+        let allowed: CoreMetrics.Counter
+        let tokensIn: CoreMetrics.Counter
+        let tokensOut: CoreMetrics.Counter
+        let cost: FloatingPointCounter
+        let latency: CoreMetrics.Timer
+        let timeToFirstByte: CoreMetrics.Timer
+        /// `sluice_upstream_responses_total` by status class, index 1...5.
+        let responses: [CoreMetrics.Counter]
+
+        fileprivate init(alias: String, team: String, metrics: AgentMetrics) {
+            self.alias = alias
+            allowed = metrics.counter("sluice_requests_total", [("alias", alias), ("team", team), ("decision", "allow")])
+            tokensIn = metrics.counter("sluice_tokens_total", [("alias", alias), ("team", team), ("direction", "in")])
+            tokensOut = metrics.counter("sluice_tokens_total", [("alias", alias), ("team", team), ("direction", "out")])
+            cost = metrics.floatCounter("sluice_cost_usd_total", [("alias", alias), ("team", team)])
+            latency = metrics.timer("sluice_upstream_latency_seconds", [("alias", alias)])
+            timeToFirstByte = metrics.timer("sluice_time_to_first_byte_seconds", [("alias", alias)])
+            responses = (0...5).map { metrics.counter("sluice_upstream_responses_total", [("alias", alias), ("status_class", "\($0)xx")]) }
         }
     }
 
+    private struct CallLabels: Hashable {
+        let alias: String
+        let team: String?
+    }
+
+    private let callHandles = Mutex<[CallLabels: CallHandles]>([:])
+
+    /// An admitted call: counts the decision and returns the handles its completion uses.
+    func allowed(alias: String, team: String?) -> CallHandles {
+        let labels = CallLabels(alias: alias, team: team)
+        let handles = callHandles.withLock { cache in
+            if let found = cache[labels] { return found }
+            let made = CallHandles(alias: alias, team: team ?? "none", metrics: self)
+            cache[labels] = made
+            return made
+        }
+        handles.allowed.increment()
+        return handles
+    }
+
+    /// A refused call, with the rule's reason code.
+    func denied(alias: String?, team: String?, reason: String) {
+        counter("sluice_requests_total", [("alias", alias ?? "unknown"), ("team", team ?? "none"), ("decision", "deny")]).increment()
+        counter("sluice_denials_total", [("reason", reason)]).increment()
+    }
+
     /// A call that went upstream ended: its outcome, usage, cost and timings.
-    func completed(alias: String, team: String?, status: Int, usage: TokenUsage?, cost: Cost?, latencyNanoseconds: Int64,
+    func completed(_ handles: CallHandles, status: Int, usage: TokenUsage?, cost: Cost?, latencyNanoseconds: Int64,
                    timeToFirstByteNanoseconds: Int64?, errorCode: String?) {
-        let teamLabel = team ?? "none"
-        counter("sluice_upstream_responses_total", [("alias", alias), ("status_class", "\(status / 100)xx")]).increment()
+        handles.responses[min(5, max(0, status / 100))].increment()
         if let errorCode {
-            counter("sluice_upstream_failures_total", [("alias", alias), ("fault", errorCode)]).increment()
+            counter("sluice_upstream_failures_total", [("alias", handles.alias), ("fault", errorCode)]).increment()
         }
         if let usage {
-            counter("sluice_tokens_total", [("alias", alias), ("team", teamLabel), ("direction", "in")]).increment(by: Int64(usage.promptTokens))
-            counter("sluice_tokens_total", [("alias", alias), ("team", teamLabel), ("direction", "out")]).increment(by: Int64(usage.completionTokens))
+            handles.tokensIn.increment(by: Int64(usage.promptTokens))
+            handles.tokensOut.increment(by: Int64(usage.completionTokens))
         }
-        if let cost {
-            floatCounter("sluice_cost_usd_total", [("alias", alias), ("team", teamLabel)]).increment(by: cost.usd)
-        }
-        timer("sluice_upstream_latency_seconds", [("alias", alias)]).recordNanoseconds(latencyNanoseconds)
-        if let timeToFirstByteNanoseconds {
-            timer("sluice_time_to_first_byte_seconds", [("alias", alias)]).recordNanoseconds(timeToFirstByteNanoseconds)
-        }
+        if let cost { handles.cost.increment(by: cost.usd) }
+        handles.latency.recordNanoseconds(latencyNanoseconds)
+        if let timeToFirstByteNanoseconds { handles.timeToFirstByte.recordNanoseconds(timeToFirstByteNanoseconds) }
     }
 
     // MARK: - Policy
@@ -113,31 +153,31 @@ public final class AgentMetrics: Sendable {
         return key
     }
 
-    private func counter(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Counter {
+    fileprivate func counter(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Counter {
         let id = key(name, labels)
         return counters.withLock { cache in
             if let found = cache[id] { return found }
-            let made = CoreMetrics.Counter(label: name, dimensions: labels, factory: factory)
+            let made = CoreMetrics.Counter(label: name, dimensions: identityLabels + labels, factory: factory)
             cache[id] = made
             return made
         }
     }
 
-    private func floatCounter(_ name: String, _ labels: [(String, String)]) -> FloatingPointCounter {
+    fileprivate func floatCounter(_ name: String, _ labels: [(String, String)]) -> FloatingPointCounter {
         let id = key(name, labels)
         return floatCounters.withLock { cache in
             if let found = cache[id] { return found }
-            let made = FloatingPointCounter(label: name, dimensions: labels, factory: factory)
+            let made = FloatingPointCounter(label: name, dimensions: identityLabels + labels, factory: factory)
             cache[id] = made
             return made
         }
     }
 
-    private func timer(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Timer {
+    fileprivate func timer(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Timer {
         let id = key(name, labels)
         return timers.withLock { cache in
             if let found = cache[id] { return found }
-            let made = CoreMetrics.Timer(label: name, dimensions: labels, factory: factory)
+            let made = CoreMetrics.Timer(label: name, dimensions: identityLabels + labels, factory: factory)
             cache[id] = made
             return made
         }
@@ -147,7 +187,7 @@ public final class AgentMetrics: Sendable {
         let id = key(name, labels)
         return gauges.withLock { cache in
             if let found = cache[id] { return found }
-            let made = CoreMetrics.Gauge(label: name, dimensions: labels, factory: factory)
+            let made = CoreMetrics.Gauge(label: name, dimensions: identityLabels + labels, factory: factory)
             cache[id] = made
             return made
         }

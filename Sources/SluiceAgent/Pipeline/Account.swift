@@ -55,7 +55,7 @@ struct Account {
             } else {
                 permit.engine.release(permit.admission, now: now)
             }
-            runtime.metrics.completed(alias: permit.alias.name, team: caller?.team, status: status, usage: usage, cost: cost,
+            runtime.metrics.completed(permit.metrics, status: status, usage: usage, cost: cost,
                                       latencyNanoseconds: latency.nanoseconds, timeToFirstByteNanoseconds: timeToFirstByte?.nanoseconds,
                                       errorCode: errorCode)
         }

@@ -14,6 +14,8 @@ enum Authorize {
         /// reload replaced it since.
         let policy: ActivePolicy
         var engine: PolicyEngine { policy.engine }
+        /// Metric handles for this call's alias and team, found once at admission.
+        let metrics: AgentMetrics.CallHandles
     }
 
     /// What went wrong, and as far as the decision got (for the audit line).
@@ -53,7 +55,8 @@ enum Authorize {
         switch engine.admit(caller, alias: alias, endUser: request.user, promptTokens: promptTokens,
                             maxOutputTokens: request.maxOutputTokens, now: now) {
         case .success(let admission):
-            return .success(Permit(request: request, alias: alias, admission: admission, policy: policy))
+            return .success(Permit(request: request, alias: alias, admission: admission, policy: policy,
+                                   metrics: runtime.metrics.allowed(alias: alias.name, team: caller.team)))
         case .failure(let denial):
             return .failure(refusal(denial, caller: caller, alias: alias.name, param: nil))
         }

@@ -176,14 +176,13 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         let permit: Authorize.Permit
         switch Authorize.check(endpoint: endpoint, headers: request.head.headers, body: bytes, runtime: runtime) {
         case .failure(let refusal):
-            runtime.metrics.decision(alias: refusal.alias, team: refusal.caller?.team, reason: refusal.error.code)
+            runtime.metrics.denied(alias: refusal.alias, team: refusal.caller?.team, reason: refusal.error.code)
             respond(context: context, request: request, status: refusal.error.status, body: refusal.error.body,
                     extraHeaders: refusal.headers, errorCode: refusal.error.code, refusal: refusal)
             return
         case .success(let granted):
             permit = granted
         }
-        runtime.metrics.decision(alias: permit.alias.name, team: permit.admission.caller.team, reason: nil)
         let deployment = Route.pick(permit.alias)
         let upstreamRequest = Forward.request(for: permit, deployment: deployment, settings: runtime.settings,
                                               identity: runtime.identity, allocator: context.channel.allocator)

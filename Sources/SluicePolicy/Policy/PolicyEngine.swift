@@ -148,7 +148,9 @@ public final class PolicyEngine: Sendable {
 
     /// Whether any prompt filter (global, or the caller's team's) needs the message text.
     public func hasPromptFilters(for caller: Caller) -> Bool {
-        !policy.promptFilters.isEmpty || !(caller.team.flatMap { policy.teams[$0]?.promptFilters.isEmpty == false } ?? false)
+        if !policy.promptFilters.isEmpty { return true }
+        guard let team = caller.team else { return false }
+        return policy.teams[team]?.promptFilters.isEmpty == false
     }
 
     /// The first filter that matches any of `texts`, as a denial naming the filter only.

@@ -94,24 +94,27 @@ private func hexValue(_ byte: UInt8) -> UInt8? {
 
 /// Hashes presented keys with the policy's pepper.
 public struct KeyHasher: Sendable {
-    private let pepper: Pepper
+    private let keyed: Keyed
 
-    /// A `SymmetricKey` is never mutated after creation, so sharing it across threads is
-    /// safe even though this version of swift-crypto does not mark it Sendable.
-    private struct Pepper: @unchecked Sendable {
-        let key: SymmetricKey
+    /// An HMAC already keyed with the pepper: each hash copies it and feeds only the
+    /// presented key, so the pepper's two padded blocks are not hashed again per call.
+    /// The stored value is never mutated (copies are), so sharing it across threads is
+    /// safe although this version of swift-crypto does not mark it Sendable.
+    private struct Keyed: @unchecked Sendable {
+        let hmac: HMAC<SHA256>
     }
 
     /// - Parameter pepper: at least 16 bytes of secret material from configuration.
     public init(pepper: Secret) {
-        self.pepper = Pepper(key: SymmetricKey(data: Array(pepper.reveal().utf8)))
+        keyed = Keyed(hmac: HMAC<SHA256>(key: SymmetricKey(data: Array(pepper.reveal().utf8))))
     }
 
     public func hash(_ presented: String) -> KeyHash {
         var presented = presented
         return presented.withUTF8 { bytes in
-            let code = HMAC<SHA256>.authenticationCode(for: UnsafeRawBufferPointer(bytes), using: pepper.key)
-            return code.withUnsafeBytes { KeyHash(raw: $0) }
+            var hmac = keyed.hmac
+            hmac.update(data: UnsafeRawBufferPointer(bytes))
+            return hmac.finalize().withUnsafeBytes { KeyHash(raw: $0) }
         }
     }
 }
