@@ -16,29 +16,23 @@ public struct ModelRules: Sendable, Equatable {
 public struct PromptFilter: Sendable {
     public let name: String
     public let pattern: String
-    private let regex: SendableRegex
+    private let compiled: PromptPattern
 
-    /// Compiles `pattern` (Swift regex syntax, which accepts PCRE-style patterns such as
-    /// `(?i)\bpassword\b`).
+    /// Compiles `pattern`: PCRE-style syntax such as `(?i)\bpassword\b` or
+    /// `\b\d{3}-\d{2}-\d{4}\b`, matched by a POSIX engine (see ``PromptPattern``).
     public init(name: String, pattern: String) throws(PolicyError) {
         self.name = name
         self.pattern = pattern
         do {
-            regex = SendableRegex(try Regex(pattern))
+            compiled = try PromptPattern(pattern)
         } catch {
-            throw PolicyError("prompt filter \"\(name)\" has an invalid pattern: \(error)")
+            throw PolicyError("prompt filter \"\(name)\" has an invalid pattern: \(error.message)")
         }
     }
 
     public func matches(_ text: String) -> Bool {
-        text.contains(regex.regex)
+        compiled.matches(text)
     }
-}
-
-/// A compiled regex is an immutable program: safe to share although not marked Sendable.
-private struct SendableRegex: @unchecked Sendable {
-    let regex: Regex<AnyRegexOutput>
-    init(_ regex: Regex<AnyRegexOutput>) { self.regex = regex }
 }
 
 public struct TeamPolicy: Sendable {

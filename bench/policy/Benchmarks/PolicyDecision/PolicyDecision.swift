@@ -69,6 +69,21 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // Prompt filters run only when one is configured; this is their cost on a short chat.
+    let filtered = try! PolicyEngine(
+        policy: Policy(version: "bench", catalog: setup.engine.policy.catalog,
+                       services: ["shop/checkout": ServicePolicy(name: "shop/checkout", keylessAllowed: true)],
+                       promptFilters: [try! PromptFilter(name: "us-ssn", pattern: #"\b\d{3}-\d{2}-\d{4}\b"#),
+                                       try! PromptFilter(name: "codename", pattern: #"(?i)project\s+nightingale"#)]),
+        serviceName: "shop/checkout", limiter: Limiter())
+    let keyless = try! filtered.authenticate(presentedKey: nil, now: now).get()
+    let texts = ["You are a helpful assistant.", "Say hello to the benchmark, and tell me a short joke about HTTP/2 flow control."]
+    Benchmark("prompt filters: 2 patterns over a 2-message chat (no match)") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(filtered.screen(keyless, texts: texts))
+        }
+    }
+
     Benchmark("authenticate: HMAC-SHA256 + constant-time lookup") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(setup.engine.authenticate(presentedKey: setup.presentedKey, now: now))
