@@ -15,10 +15,9 @@ public final class AgentMetrics: Sendable {
     private let identityLabels: [(String, String)]
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
-    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
-    private let floatCounters = Mutex<[String: FloatingPointCounter]>([:])
-    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
-    private let gauges = Mutex<[String: CoreMetrics.Gauge]>([:])
+    /// Every handle made so far, by name and labels: swift-metrics handles are meant to be
+    /// created once and kept.
+    private let handles = Mutex<[String: any Sendable]>([:])
     private let policy = Mutex<(version: String, loadedAt: Int64)?>(nil)
 
     public init(identity: ServiceIdentity) {
@@ -154,40 +153,29 @@ public final class AgentMetrics: Sendable {
     }
 
     fileprivate func counter(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Counter {
-        let id = key(name, labels)
-        return counters.withLock { cache in
-            if let found = cache[id] { return found }
-            let made = CoreMetrics.Counter(label: name, dimensions: identityLabels + labels, factory: factory)
-            cache[id] = made
-            return made
-        }
+        handle(name, labels) { CoreMetrics.Counter(label: name, dimensions: $0, factory: $1) }
     }
 
     fileprivate func floatCounter(_ name: String, _ labels: [(String, String)]) -> FloatingPointCounter {
-        let id = key(name, labels)
-        return floatCounters.withLock { cache in
-            if let found = cache[id] { return found }
-            let made = FloatingPointCounter(label: name, dimensions: identityLabels + labels, factory: factory)
-            cache[id] = made
-            return made
-        }
+        handle(name, labels) { FloatingPointCounter(label: name, dimensions: $0, factory: $1) }
     }
 
     fileprivate func timer(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Timer {
-        let id = key(name, labels)
-        return timers.withLock { cache in
-            if let found = cache[id] { return found }
-            let made = CoreMetrics.Timer(label: name, dimensions: identityLabels + labels, factory: factory)
-            cache[id] = made
-            return made
-        }
+        handle(name, labels) { CoreMetrics.Timer(label: name, dimensions: $0, factory: $1) }
     }
 
     private func gauge(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Gauge {
+        handle(name, labels) { CoreMetrics.Gauge(label: name, dimensions: $0, factory: $1) }
+    }
+
+    /// The handle for `name` and `labels`, made by `make` (with the identity labels put
+    /// first) the first time it is asked for.
+    private func handle<Handle: Sendable>(_ name: String, _ labels: [(String, String)],
+                                          make: ([(String, String)], PrometheusMetricsFactory) -> Handle) -> Handle {
         let id = key(name, labels)
-        return gauges.withLock { cache in
-            if let found = cache[id] { return found }
-            let made = CoreMetrics.Gauge(label: name, dimensions: identityLabels + labels, factory: factory)
+        return handles.withLock { cache in
+            if let found = cache[id] as? Handle { return found }
+            let made = make(identityLabels + labels, factory)
             cache[id] = made
             return made
         }
