@@ -55,6 +55,11 @@ let package = Package(
         ),
         // Pure: policy model, decisions, limits, catalog, prices and cost. No I/O, no clock of its own.
         .target(name: "SluicePolicy", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // Pure: agent <-> control-plane messages (policy bundle, usage batch), signing.
+        .target(
+            name: "SluiceWire",
+            dependencies: ["SluicePolicy", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .target(
             name: "SluiceAgent",
             dependencies: [
@@ -100,6 +105,7 @@ let package = Package(
         ),
         .testTarget(name: "SluiceAPITests", dependencies: ["SluiceAPI"]),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy"]),
+        .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire", "SluicePolicy", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "SluiceHTTP2Tests",
             dependencies: ["SluiceHTTP2", "SluiceTestSupport"]

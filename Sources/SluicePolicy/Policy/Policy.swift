@@ -84,6 +84,10 @@ public struct KeyPolicy: Sendable {
     /// Stable id, used in audit lines, metrics and denials in place of the key.
     public var id: String
     public var hash: KeyHash
+    /// After a rotation with a grace period: the old secret's hash, accepted until
+    /// `previousHashValidUntil` (Unix seconds).
+    public var previousHash: KeyHash?
+    public var previousHashValidUntil: Int64?
     public var team: String
     public var project: String?
     public var metadata: [String: String]
@@ -93,10 +97,13 @@ public struct KeyPolicy: Sendable {
     public var models: ModelRules
     public var limits: Limits
 
-    public init(id: String, hash: KeyHash, team: String, project: String? = nil, metadata: [String: String] = [:],
+    public init(id: String, hash: KeyHash, previousHash: KeyHash? = nil, previousHashValidUntil: Int64? = nil, team: String,
+                project: String? = nil, metadata: [String: String] = [:],
                 expiresAt: Int64? = nil, revoked: Bool = false, models: ModelRules = .any, limits: Limits = .none) {
         self.id = id
         self.hash = hash
+        self.previousHash = previousHash
+        self.previousHashValidUntil = previousHashValidUntil
         self.team = team
         self.project = project
         self.metadata = metadata
@@ -147,6 +154,9 @@ public struct Policy: Sendable {
     public var defaultMaxOutputTokens: Int
     /// The HMAC pepper virtual keys are hashed with; nil when the policy has no keys.
     public var keyPepper: Secret?
+    /// Budgets the whole fleet has spent (from the control plane): calls in these scopes are
+    /// refused until the instant given (Unix seconds), whatever this agent's own counters say.
+    public var exhausted: [Scope: ExhaustedBudget] = [:]
 
     public init(version: String = "0", catalog: Catalog, keys: [KeyPolicy] = [], teams: [String: TeamPolicy] = [:],
                 projects: [String: ProjectPolicy] = [:], services: [String: ServicePolicy] = [:],
@@ -191,6 +201,9 @@ public struct Policy: Sendable {
         for key in keys {
             guard ids.insert(key.id).inserted else { throw PolicyError("key id \"\(key.id)\" appears twice") }
             guard hashes.insert(key.hash).inserted else { throw PolicyError("key \"\(key.id)\" has the same hash as another key") }
+            if let previous = key.previousHash {
+                guard hashes.insert(previous).inserted else { throw PolicyError("key \"\(key.id)\"'s previous hash is also another key's") }
+            }
             guard teams[key.team] != nil else { throw PolicyError("key \"\(key.id)\" names team \"\(key.team)\", which is not defined") }
             if let project = key.project {
                 guard let found = projects[project] else { throw PolicyError("key \"\(key.id)\" names project \"\(project)\", which is not defined") }
@@ -203,6 +216,17 @@ public struct Policy: Sendable {
             throw PolicyError("project \"\(project.name)\" names team \"\(project.team)\", which is not defined")
         }
         guard defaultMaxOutputTokens > 0 else { throw PolicyError("default_max_output_tokens must be positive") }
+    }
+}
+
+/// A budget spent fleet-wide, as the control plane reports it.
+public struct ExhaustedBudget: Sendable, Equatable {
+    public var limit: LimitKind
+    public var until: Int64
+
+    public init(limit: LimitKind, until: Int64) {
+        self.limit = limit
+        self.until = until
     }
 }
 

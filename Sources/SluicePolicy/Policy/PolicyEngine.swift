@@ -9,6 +9,12 @@ public struct Caller: Sendable, Equatable {
     let keyIndex: Int
 }
 
+/// Which of a key's hashes a lookup matched.
+private struct KeyEntry {
+    let index: Int
+    let isPrevious: Bool
+}
+
 /// An admitted call: who, which alias, and what was reserved for it.
 public struct Admission: Sendable, Equatable {
     public let caller: Caller
@@ -28,7 +34,7 @@ public final class PolicyEngine: Sendable {
     public let serviceName: String
     private let service: ServicePolicy?
     private let hasher: KeyHasher?
-    private let keysByBucket: [UInt64: Int]
+    private let keysByBucket: [UInt64: KeyEntry]
     private let keySlots: [Int32]
     private let projectSlots: [String: Int32]
     private let teamSlots: [String: Int32]
@@ -58,13 +64,15 @@ public final class PolicyEngine: Sendable {
             if limits.hasSpendLimit { spendLimited.insert(slot) }
             return slot
         }
-        var byBucket: [UInt64: Int] = [:]
+        var byBucket: [UInt64: KeyEntry] = [:]
         var keySlots: [Int32] = []
         for (index, key) in policy.keys.enumerated() {
-            guard byBucket[key.hash.bucket] == nil else {
-                throw PolicyError("keys \"\(key.id)\" and \"\(policy.keys[byBucket[key.hash.bucket]!].id)\" collide in the key index")
+            for (hash, isPrevious) in [(key.hash, false)] + (key.previousHash.map { [($0, true)] } ?? []) {
+                if let other = byBucket[hash.bucket] {
+                    throw PolicyError("keys \"\(key.id)\" and \"\(policy.keys[other.index].id)\" collide in the key index")
+                }
+                byBucket[hash.bucket] = KeyEntry(index: index, isPrevious: isPrevious)
             }
-            byBucket[key.hash.bucket] = index
             let chainHasLimits = !key.limits.isEmpty || !(policy.teams[key.team]?.limits.isEmpty ?? true)
                 || !(key.project.flatMap { policy.projects[$0]?.limits.isEmpty } ?? true)
             keySlots.append(bind(Scope(.key, key.id), chainHasLimits ? key.limits : policy.defaultLimits) ?? -1)
@@ -99,10 +107,19 @@ public final class PolicyEngine: Sendable {
             return .success(Caller(keyID: nil, team: nil, project: nil, service: serviceName, keyIndex: -1))
         }
         let hash = hasher.hash(presentedKey)
-        guard let index = keysByBucket[hash.bucket], policy.keys[index].hash.constantTimeEquals(hash) else {
+        guard let entry = keysByBucket[hash.bucket] else {
             return .failure(Denial(.invalidKey, "the API key is not valid", rule: "virtual key"))
         }
+        let index = entry.index
         let key = policy.keys[index]
+        let stored = entry.isPrevious ? key.previousHash! : key.hash
+        guard stored.constantTimeEquals(hash) else {
+            return .failure(Denial(.invalidKey, "the API key is not valid", rule: "virtual key"))
+        }
+        if entry.isPrevious, now / 1_000_000_000 >= key.previousHashValidUntil ?? 0 {
+            return .failure(Denial(.expiredKey, "this secret of API key \"\(key.id)\" was rotated and its grace period has ended",
+                                   rule: "key \"\(key.id)\" rotated"))
+        }
         if key.revoked {
             return .failure(Denial(.revokedKey, "API key \"\(key.id)\" has been revoked", rule: "key \"\(key.id)\" revoked"))
         }
@@ -184,6 +201,7 @@ public final class PolicyEngine: Sendable {
             slots[.service] = keylessSlot
         }
         slots[.model] = modelSlots[alias.name]
+        if !policy.exhausted.isEmpty, let denial = fleetExhaustion(caller, now: now) { return .failure(denial) }
         if let endUser {
             let limits = policy.endUserLimits[endUser] ?? policy.endUserDefaultLimits
             if !limits.isEmpty {
@@ -219,6 +237,22 @@ public final class PolicyEngine: Sendable {
         case .failure(let denial):
             return .failure(denial)
         }
+    }
+
+    /// A budget on the caller's path that the whole fleet has spent.
+    private func fleetExhaustion(_ caller: Caller, now: Int64) -> Denial? {
+        let seconds = now / 1_000_000_000
+        var scopes = [Scope(.service, serviceName)]
+        if let keyID = caller.keyID { scopes.append(Scope(.key, keyID)) }
+        if let team = caller.team { scopes.append(Scope(.team, team)) }
+        if let project = caller.project { scopes.append(Scope(.project, project)) }
+        for scope in scopes {
+            guard let exhausted = policy.exhausted[scope], seconds < exhausted.until else { continue }
+            let period = exhausted.limit == .monthlySpend ? "monthly" : "daily"
+            return Denial(.budgetExceeded, "\(period) budget exhausted across the fleet: \(scope) has spent its \(exhausted.limit.rawValue)",
+                          rule: "\(scope) \(exhausted.limit.rawValue) (fleet)", retryAfterSeconds: Int(max(1, exhausted.until - seconds)))
+        }
+        return nil
     }
 
     /// Swaps the reservation for what the call used.

@@ -1,0 +1,305 @@
+import SluicePolicy
+
+/// The policy as it travels from the control plane to agents: everything an agent decides
+/// from, with no secret in it. Provider credentials are named (`credential_ref`), never
+/// carried: each agent resolves them from its own environment. Key material is the keyed
+/// hash only, plus a fingerprint of the pepper so an agent can tell it holds the right one.
+public struct PolicyDocument: Codable, Sendable, Equatable {
+    /// Rises with every change in the control plane's store.
+    public var version: Int64
+    /// Unix seconds when this document was built.
+    public var issuedAt: Int64
+    public var keyPepperFingerprint: String?
+    public var models: [ModelDocument]
+    public var keys: [KeyDocument]
+    public var teams: [TeamDocument]
+    public var projects: [ProjectDocument]
+    public var services: [ServiceDocument]
+    public var settings: SettingsDocument
+    /// Scopes whose budget is spent fleet-wide: agents refuse them until the window rolls.
+    public var exhausted: [ExhaustedScope]
+
+    public init(version: Int64, issuedAt: Int64, keyPepperFingerprint: String? = nil, models: [ModelDocument] = [],
+                keys: [KeyDocument] = [], teams: [TeamDocument] = [], projects: [ProjectDocument] = [],
+                services: [ServiceDocument] = [], settings: SettingsDocument = SettingsDocument(), exhausted: [ExhaustedScope] = []) {
+        self.version = version
+        self.issuedAt = issuedAt
+        self.keyPepperFingerprint = keyPepperFingerprint
+        self.models = models
+        self.keys = keys
+        self.teams = teams
+        self.projects = projects
+        self.services = services
+        self.settings = settings
+        self.exhausted = exhausted
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case version, issuedAt = "issued_at", keyPepperFingerprint = "key_pepper_fingerprint", models, keys, teams, projects,
+             services, settings, exhausted
+    }
+}
+
+/// Limits as configuration and the admin API write them (USD as decimal numbers).
+public struct LimitsDocument: Codable, Sendable, Equatable {
+    public var requestsPerMinute: Int?
+    public var tokensPerMinute: Int?
+    public var requestsPerDay: Int?
+    public var maxParallelRequests: Int?
+    public var dailySpendUSD: Double?
+    public var monthlySpendUSD: Double?
+
+    public init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, requestsPerDay: Int? = nil,
+                maxParallelRequests: Int? = nil, dailySpendUSD: Double? = nil, monthlySpendUSD: Double? = nil) {
+        self.requestsPerMinute = requestsPerMinute
+        self.tokensPerMinute = tokensPerMinute
+        self.requestsPerDay = requestsPerDay
+        self.maxParallelRequests = maxParallelRequests
+        self.dailySpendUSD = dailySpendUSD
+        self.monthlySpendUSD = monthlySpendUSD
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case requestsPerMinute = "requests_per_minute", tokensPerMinute = "tokens_per_minute", requestsPerDay = "requests_per_day",
+             maxParallelRequests = "max_parallel_requests", dailySpendUSD = "daily_spend_usd", monthlySpendUSD = "monthly_spend_usd"
+    }
+
+    /// Checks every value the way the agent's file loader does.
+    public func limits(at path: String) throws(WireError) -> Limits {
+        func count(_ value: Int?, _ name: String) throws(WireError) -> Int? {
+            guard let value else { return nil }
+            guard value > 0, value <= 1_000_000_000 else { throw WireError("\(path).\(name) must be a whole number from 1 to 1e9") }
+            return value
+        }
+        func usd(_ value: Double?, _ name: String) throws(WireError) -> Cost? {
+            guard let value else { return nil }
+            guard let cost = Cost(usd: value) else { throw WireError("\(path).\(name) must be a non-negative amount of US dollars") }
+            return cost
+        }
+        return Limits(requestsPerMinute: try count(requestsPerMinute, "requests_per_minute"),
+                      tokensPerMinute: try count(tokensPerMinute, "tokens_per_minute"),
+                      requestsPerDay: try count(requestsPerDay, "requests_per_day"),
+                      maxParallelRequests: try count(maxParallelRequests, "max_parallel_requests"),
+                      dailySpend: try usd(dailySpendUSD, "daily_spend_usd"),
+                      monthlySpend: try usd(monthlySpendUSD, "monthly_spend_usd"))
+    }
+}
+
+public struct DeploymentDocument: Codable, Sendable, Equatable {
+    /// `openai` today; the dialect of the upstream.
+    public var provider: String
+    public var apiBase: String
+    public var upstreamModel: String
+    /// The environment variable on the agent that holds the provider key.
+    public var credentialRef: String?
+    public var weight: Int
+    public var rpm: Int?
+    public var tpm: Int?
+
+    public init(provider: String = "openai", apiBase: String, upstreamModel: String, credentialRef: String? = nil,
+                weight: Int = 1, rpm: Int? = nil, tpm: Int? = nil) {
+        self.provider = provider
+        self.apiBase = apiBase
+        self.upstreamModel = upstreamModel
+        self.credentialRef = credentialRef
+        self.weight = weight
+        self.rpm = rpm
+        self.tpm = tpm
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case provider, apiBase = "api_base", upstreamModel = "upstream_model", credentialRef = "credential_ref", weight, rpm, tpm
+    }
+}
+
+public struct ModelDocument: Codable, Sendable, Equatable {
+    public var alias: String
+    public var deployments: [DeploymentDocument]
+    public var inputCostPerToken: Double?
+    public var outputCostPerToken: Double?
+    public var maxOutputTokens: Int?
+    public var limits: LimitsDocument?
+
+    public init(alias: String, deployments: [DeploymentDocument], inputCostPerToken: Double? = nil, outputCostPerToken: Double? = nil,
+                maxOutputTokens: Int? = nil, limits: LimitsDocument? = nil) {
+        self.alias = alias
+        self.deployments = deployments
+        self.inputCostPerToken = inputCostPerToken
+        self.outputCostPerToken = outputCostPerToken
+        self.maxOutputTokens = maxOutputTokens
+        self.limits = limits
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case alias, deployments, inputCostPerToken = "input_cost_per_token", outputCostPerToken = "output_cost_per_token",
+             maxOutputTokens = "max_output_tokens", limits
+    }
+}
+
+public struct KeyDocument: Codable, Sendable, Equatable {
+    public var id: String
+    /// `hmac-sha256:<hex>`.
+    public var hash: String
+    /// While a rotation's grace period runs, the previous secret's hash, and until when.
+    public var previousHash: String?
+    public var previousHashExpiresAt: Int64?
+    public var team: String
+    public var project: String?
+    public var metadata: [String: String]
+    public var expiresAt: Int64?
+    public var revoked: Bool
+    public var allowedModels: [String]?
+    public var deniedModels: [String]
+    public var limits: LimitsDocument?
+
+    public init(id: String, hash: String, previousHash: String? = nil, previousHashExpiresAt: Int64? = nil, team: String,
+                project: String? = nil, metadata: [String: String] = [:], expiresAt: Int64? = nil, revoked: Bool = false,
+                allowedModels: [String]? = nil, deniedModels: [String] = [], limits: LimitsDocument? = nil) {
+        self.id = id
+        self.hash = hash
+        self.previousHash = previousHash
+        self.previousHashExpiresAt = previousHashExpiresAt
+        self.team = team
+        self.project = project
+        self.metadata = metadata
+        self.expiresAt = expiresAt
+        self.revoked = revoked
+        self.allowedModels = allowedModels
+        self.deniedModels = deniedModels
+        self.limits = limits
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, hash, previousHash = "previous_hash", previousHashExpiresAt = "previous_hash_expires_at", team, project, metadata,
+             expiresAt = "expires_at", revoked, allowedModels = "allowed_models", deniedModels = "denied_models", limits
+    }
+}
+
+public struct TeamDocument: Codable, Sendable, Equatable {
+    public var name: String
+    public var allowedModels: [String]?
+    public var deniedModels: [String]
+    public var limits: LimitsDocument?
+    public var promptFilters: [PromptFilterDocument]
+
+    public init(name: String, allowedModels: [String]? = nil, deniedModels: [String] = [], limits: LimitsDocument? = nil,
+                promptFilters: [PromptFilterDocument] = []) {
+        self.name = name
+        self.allowedModels = allowedModels
+        self.deniedModels = deniedModels
+        self.limits = limits
+        self.promptFilters = promptFilters
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, allowedModels = "allowed_models", deniedModels = "denied_models", limits, promptFilters = "prompt_filters"
+    }
+}
+
+public struct ProjectDocument: Codable, Sendable, Equatable {
+    public var name: String
+    public var team: String
+    public var allowedModels: [String]?
+    public var deniedModels: [String]
+    public var limits: LimitsDocument?
+
+    public init(name: String, team: String, allowedModels: [String]? = nil, deniedModels: [String] = [], limits: LimitsDocument? = nil) {
+        self.name = name
+        self.team = team
+        self.allowedModels = allowedModels
+        self.deniedModels = deniedModels
+        self.limits = limits
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, team, allowedModels = "allowed_models", deniedModels = "denied_models", limits
+    }
+}
+
+public struct ServiceDocument: Codable, Sendable, Equatable {
+    /// `namespace/service`, or `*`.
+    public var name: String
+    public var keyless: Bool
+    public var allowedModels: [String]?
+    public var deniedModels: [String]
+    public var limits: LimitsDocument?
+
+    public init(name: String, keyless: Bool = false, allowedModels: [String]? = nil, deniedModels: [String] = [], limits: LimitsDocument? = nil) {
+        self.name = name
+        self.keyless = keyless
+        self.allowedModels = allowedModels
+        self.deniedModels = deniedModels
+        self.limits = limits
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, keyless, allowedModels = "allowed_models", deniedModels = "denied_models", limits
+    }
+}
+
+public struct PromptFilterDocument: Codable, Sendable, Equatable {
+    public var name: String
+    public var pattern: String
+
+    public init(name: String, pattern: String) {
+        self.name = name
+        self.pattern = pattern
+    }
+}
+
+/// Fleet-wide settings.
+public struct SettingsDocument: Codable, Sendable, Equatable {
+    public var onlyAllowModels: [String]?
+    public var promptFilters: [PromptFilterDocument]
+    public var defaultLimits: LimitsDocument?
+    public var endUserDefaultLimits: LimitsDocument?
+    public var timeZone: String
+    public var unpricedModels: String
+    public var defaultMaxOutputTokens: Int
+    /// Percentage of a budget at which the soft-budget webhook fires.
+    public var softBudgetPercent: Int?
+    public var budgetWebhookURL: String?
+
+    public init(onlyAllowModels: [String]? = nil, promptFilters: [PromptFilterDocument] = [], defaultLimits: LimitsDocument? = nil,
+                endUserDefaultLimits: LimitsDocument? = nil, timeZone: String = "UTC", unpricedModels: String = "deny_when_budgeted",
+                defaultMaxOutputTokens: Int = 4096, softBudgetPercent: Int? = nil, budgetWebhookURL: String? = nil) {
+        self.onlyAllowModels = onlyAllowModels
+        self.promptFilters = promptFilters
+        self.defaultLimits = defaultLimits
+        self.endUserDefaultLimits = endUserDefaultLimits
+        self.timeZone = timeZone
+        self.unpricedModels = unpricedModels
+        self.defaultMaxOutputTokens = defaultMaxOutputTokens
+        self.softBudgetPercent = softBudgetPercent
+        self.budgetWebhookURL = budgetWebhookURL
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case onlyAllowModels = "only_allow_models", promptFilters = "prompt_filters", defaultLimits = "default_limits",
+             endUserDefaultLimits = "end_user_default_limits", timeZone = "time_zone", unpricedModels = "unpriced_models",
+             defaultMaxOutputTokens = "default_max_output_tokens", softBudgetPercent = "soft_budget_percent",
+             budgetWebhookURL = "budget_webhook_url"
+    }
+}
+
+/// A scope whose budget the fleet has spent, and until when (Unix seconds).
+public struct ExhaustedScope: Codable, Sendable, Equatable {
+    public var kind: String
+    public var name: String
+    public var limit: String
+    public var until: Int64
+
+    public init(kind: String, name: String, limit: String, until: Int64) {
+        self.kind = kind
+        self.name = name
+        self.limit = limit
+        self.until = until
+    }
+}
+
+/// Why a wire message was refused; names the field at fault.
+public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,60 @@
+import Crypto
+import Foundation
+
+/// A policy document as signed bytes: the control plane signs the exact JSON it serves with
+/// its Ed25519 key, and an agent verifies those bytes before decoding them, so nothing that
+/// was not signed is ever interpreted.
+public struct SignedBundle: Codable, Sendable, Equatable {
+    /// The document's JSON, base64.
+    public var payload: String
+    /// Ed25519 signature over the payload bytes, base64.
+    public var signature: String
+    /// Identifies the signing key (first 8 bytes of SHA-256 of the public key, hex), so keys
+    /// can be rotated.
+    public var keyID: String
+
+    enum CodingKeys: String, CodingKey {
+        case payload, signature, keyID = "key_id"
+    }
+
+    /// Signs `document` with `key`.
+    public static func sign(_ document: PolicyDocument, with key: Curve25519.Signing.PrivateKey) throws -> SignedBundle {
+        let bytes = try WireCoding.encoder.encode(document)
+        let signature = try key.signature(for: bytes)
+        return SignedBundle(payload: bytes.base64EncodedString(), signature: signature.base64EncodedString(),
+                            keyID: keyIdentifier(key.publicKey))
+    }
+
+    /// Verifies the signature with `publicKey`, then decodes the document.
+    public func verified(with publicKey: Curve25519.Signing.PublicKey) throws(WireError) -> PolicyDocument {
+        guard let bytes = Data(base64Encoded: payload), let signatureBytes = Data(base64Encoded: signature) else {
+            throw WireError("the bundle's payload or signature is not base64")
+        }
+        guard keyID == Self.keyIdentifier(publicKey) else {
+            throw WireError("the bundle is signed by key \(keyID.prefix(16)), not the configured one (\(Self.keyIdentifier(publicKey)))")
+        }
+        guard publicKey.isValidSignature(signatureBytes, for: bytes) else {
+            throw WireError("the bundle's signature does not verify")
+        }
+        do {
+            return try WireCoding.decoder.decode(PolicyDocument.self, from: bytes)
+        } catch {
+            throw WireError("the bundle's payload is not a policy document: \(error)")
+        }
+    }
+
+    public static func keyIdentifier(_ publicKey: Curve25519.Signing.PublicKey) -> String {
+        SHA256.hash(data: publicKey.rawRepresentation).prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// JSON settings shared by both ends: sorted keys so equal documents are equal bytes.
+public enum WireCoding {
+    public static var encoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+
+    public static var decoder: JSONDecoder { JSONDecoder() }
+}

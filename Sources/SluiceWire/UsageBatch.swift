@@ -1,0 +1,104 @@
+/// One batch of usage an agent flushes. `(agent_id, epoch, sequence)` makes it idempotent:
+/// the control plane applies a batch once, and answers a repeat with the same
+/// acknowledgement. A new epoch begins whenever the agent's spool is lost or reset, so a
+/// sequence number is never reused for different contents.
+public struct UsageBatch: Codable, Sendable, Equatable {
+    public var agentID: String
+    public var epoch: String
+    public var sequence: Int64
+    public var deltas: [UsageDelta]
+
+    public init(agentID: String, epoch: String, sequence: Int64, deltas: [UsageDelta]) {
+        self.agentID = agentID
+        self.epoch = epoch
+        self.sequence = sequence
+        self.deltas = deltas
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case agentID = "agent_id", epoch, sequence, deltas
+    }
+
+    /// Bounds and shapes a control plane checks before touching its store.
+    public func validate() throws(WireError) {
+        guard !agentID.isEmpty, agentID.utf8.count <= 200 else { throw WireError("agent_id must be 1 to 200 bytes") }
+        guard !epoch.isEmpty, epoch.utf8.count <= 100 else { throw WireError("epoch must be 1 to 100 bytes") }
+        guard sequence >= 1 else { throw WireError("sequence must be 1 or more") }
+        guard deltas.count <= 10_000 else { throw WireError("a batch holds at most 10000 deltas") }
+        for (index, delta) in deltas.enumerated() { try delta.validate(at: "deltas[\(index)]") }
+    }
+}
+
+/// Usage of one (hour, team, project, service, key, model) cell.
+public struct UsageDelta: Codable, Sendable, Equatable {
+    /// Start of the hour (Unix seconds, a multiple of 3600) the calls were made in.
+    public var hour: Int64
+    public var team: String?
+    public var project: String?
+    /// `namespace/service`.
+    public var service: String
+    public var keyID: String?
+    public var model: String
+    public var requests: Int64
+    public var promptTokens: Int64
+    public var completionTokens: Int64
+    /// Cost in pico-USD (integer, exact).
+    public var costPicoUSD: Int64
+    /// Refusals by reason code.
+    public var denials: [String: Int64]
+
+    public init(hour: Int64, team: String? = nil, project: String? = nil, service: String, keyID: String? = nil, model: String,
+                requests: Int64 = 0, promptTokens: Int64 = 0, completionTokens: Int64 = 0, costPicoUSD: Int64 = 0, denials: [String: Int64] = [:]) {
+        self.hour = hour
+        self.team = team
+        self.project = project
+        self.service = service
+        self.keyID = keyID
+        self.model = model
+        self.requests = requests
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.costPicoUSD = costPicoUSD
+        self.denials = denials
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case hour, team, project, service, keyID = "key_id", model, requests, promptTokens = "prompt_tokens",
+             completionTokens = "completion_tokens", costPicoUSD = "cost_pico_usd", denials
+    }
+
+    func validate(at path: String) throws(WireError) {
+        guard hour >= 0, hour % 3600 == 0 else { throw WireError("\(path).hour must be the start of an hour in Unix seconds") }
+        for (name, value) in [("requests", requests), ("prompt_tokens", promptTokens), ("completion_tokens", completionTokens),
+                              ("cost_pico_usd", costPicoUSD)] where value < 0 {
+            throw WireError("\(path).\(name) must not be negative")
+        }
+        guard denials.values.allSatisfy({ $0 >= 0 }), denials.count <= 64 else {
+            throw WireError("\(path).denials must hold at most 64 non-negative counts")
+        }
+        for text in [team, project, keyID, Optional(service), Optional(model)].compactMap({ $0 }) where text.utf8.count > 200 {
+            throw WireError("\(path): names are at most 200 bytes")
+        }
+    }
+}
+
+/// The control plane's answer to a usage batch: everything up to `sequence` in `epoch` is
+/// durably applied, and the agent may delete it from its spool.
+public struct UsageAck: Codable, Sendable, Equatable {
+    public var agentID: String
+    public var epoch: String
+    public var acknowledgedSequence: Int64
+    /// The batch had been applied before (a retry): nothing was added twice.
+    public var duplicate: Bool
+
+    public init(agentID: String, epoch: String, acknowledgedSequence: Int64, duplicate: Bool) {
+        self.agentID = agentID
+        self.epoch = epoch
+        self.acknowledgedSequence = acknowledgedSequence
+        self.duplicate = duplicate
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case agentID = "agent_id", epoch, acknowledgedSequence = "acknowledged_sequence", duplicate
+    }
+}

@@ -1,0 +1,122 @@
+import Crypto
+import Foundation
+import SluicePolicy
+import SluiceWire
+import Testing
+
+@Suite("Wire: signed bundles, usage batches, document → policy")
+struct WireTests {
+    static let pepper = Secret("wire-test-pepper-0123456789")
+
+    static func document() -> PolicyDocument {
+        let hasher = KeyHasher(pepper: pepper)
+        return PolicyDocument(
+            version: 42, issuedAt: 1_795_435_200,
+            models: [ModelDocument(alias: "gpt-4o-mini", deployments: [DeploymentDocument(apiBase: "https://api.openai.com/v1", upstreamModel: "gpt-4o-mini",
+                                                                                           credentialRef: "OPENAI_API_KEY")],
+                                   inputCostPerToken: 0.00000015, outputCostPerToken: 0.0000006, maxOutputTokens: 16384,
+                                   limits: LimitsDocument(tokensPerMinute: 1_000_000)),
+                     ModelDocument(alias: "claude", deployments: [DeploymentDocument(provider: "anthropic", apiBase: "https://api.anthropic.com",
+                                                                                     upstreamModel: "claude-sonnet-4")])],
+            keys: [KeyDocument(id: "ci", hash: hasher.hash("sk-sluice-new").encoded, previousHash: hasher.hash("sk-sluice-old").encoded,
+                               previousHashExpiresAt: 1_795_435_260, team: "ml", metadata: ["owner": "alice"],
+                               limits: LimitsDocument(requestsPerMinute: 60, monthlySpendUSD: 200))],
+            teams: [TeamDocument(name: "ml", deniedModels: ["claude"], promptFilters: [PromptFilterDocument(name: "ssn", pattern: #"\d{3}-\d{2}-\d{4}"#)])],
+            services: [ServiceDocument(name: "shop/checkout", keyless: true)],
+            settings: SettingsDocument(onlyAllowModels: ["gpt-4o-mini"], timeZone: "UTC"),
+            exhausted: [ExhaustedScope(kind: "team", name: "ml", limit: "daily_spend_usd", until: 1_795_478_400)])
+    }
+
+    static let context = PolicyDocument.LocalContext(keyPepper: pepper, credential: { $0 == "OPENAI_API_KEY" ? Secret("sk-provider") : nil },
+                                                     timeZone: { TimeZoneRules(fixedOffset: $0) })
+
+    @Test("a signed bundle verifies, and any change to payload or key is refused")
+    func signing() throws {
+        let key = Curve25519.Signing.PrivateKey()
+        let bundle = try SignedBundle.sign(Self.document(), with: key)
+        #expect(try bundle.verified(with: key.publicKey) == Self.document())
+        var tampered = bundle
+        var bytes = try #require(Data(base64Encoded: bundle.payload))
+        bytes[bytes.count / 2] ^= 0x01
+        tampered.payload = bytes.base64EncodedString()
+        #expect(throws: WireError.self) { try tampered.verified(with: key.publicKey) }
+        let stranger = Curve25519.Signing.PrivateKey()
+        #expect(throws: WireError.self) { try bundle.verified(with: stranger.publicKey) }
+        var forged = try SignedBundle.sign(Self.document(), with: stranger)
+        forged.keyID = bundle.keyID  // claims the right key id, but the signature is a stranger's
+        #expect(throws: WireError.self) { try forged.verified(with: key.publicKey) }
+        // Equal documents are equal bytes (sorted keys), so a version's payload is stable.
+        #expect(try SignedBundle.sign(Self.document(), with: key).payload == bundle.payload)
+    }
+
+    @Test("a document becomes the engine's policy; unknown providers are skipped and reported")
+    func conversion() throws {
+        let (policy, warnings) = try Self.document().policy(in: Self.context)
+        #expect(policy.version == "42" && policy.catalog.names == ["gpt-4o-mini"])
+        #expect(warnings.count == 1 && warnings[0].contains("anthropic"))
+        #expect(policy.catalog.alias(named: "gpt-4o-mini")?.deployments[0].credential.reveal() == "sk-provider")
+        #expect(policy.keys[0].limits == Limits(requestsPerMinute: 60, monthlySpend: Cost(usd: 200)))
+        #expect(policy.exhausted[Scope(.team, "ml")] == ExhaustedBudget(limit: .dailySpend, until: 1_795_478_400))
+        #expect(policy.modelLimits["gpt-4o-mini"] == Limits(tokensPerMinute: 1_000_000))
+
+        let engine = try PolicyEngine(policy: policy, serviceName: "shop/checkout", limiter: Limiter())
+        let now: Int64 = 1_795_435_200 * 1_000_000_000
+        // The old secret works during its grace period and not after; the new one works.
+        #expect(engine.authenticate(presentedKey: "sk-sluice-old", now: now).successValue?.keyID == "ci")
+        #expect(engine.authenticate(presentedKey: "sk-sluice-old", now: now + 60_000_000_000).failureValue?.reason == .expiredKey)
+        let caller = try #require(engine.authenticate(presentedKey: "sk-sluice-new", now: now).successValue)
+        // The team's budget is spent fleet-wide: refused here whatever the local counters say.
+        let alias = try #require(engine.authorize(caller, model: "gpt-4o-mini").successValue)
+        let denial = try #require(engine.admit(caller, alias: alias, endUser: nil, promptTokens: 1, maxOutputTokens: 1, now: now).failureValue)
+        #expect(denial.reason == .budgetExceeded && denial.rule.contains("(fleet)") && denial.retryAfterSeconds == 43_200)
+    }
+
+    @Test("a document that fails any check is refused whole")
+    func refusals() {
+        var missingCredential = Self.document()
+        missingCredential.models[0].deployments[0].credentialRef = "NOT_SET"
+        #expect(throws: WireError.self) { try missingCredential.policy(in: Self.context) }
+        var badLimit = Self.document()
+        badLimit.keys[0].limits = LimitsDocument(requestsPerMinute: 0)
+        #expect(throws: WireError.self) { try badLimit.policy(in: Self.context) }
+        var badZone = Self.document()
+        badZone.settings.timeZone = "Mars/Olympus"
+        #expect(throws: WireError.self) { try badZone.policy(in: Self.context) }
+        var dangling = Self.document()
+        dangling.keys[0].team = "nobody"
+        #expect(throws: WireError.self) { try dangling.policy(in: Self.context) }
+    }
+
+    @Test("usage batches round-trip and are bounded")
+    func usage() throws {
+        let batch = UsageBatch(agentID: "shop/checkout/pod-1", epoch: "e1", sequence: 7, deltas: [
+            UsageDelta(hour: 1_795_435_200, team: "ml", service: "shop/checkout", keyID: "ci", model: "gpt-4o-mini",
+                       requests: 3, promptTokens: 90, completionTokens: 30, costPicoUSD: 31_500_000, denials: ["rate_limit_exceeded": 1]),
+        ])
+        let bytes = try WireCoding.encoder.encode(batch)
+        #expect(String(decoding: bytes, as: UTF8.self).contains(#""cost_pico_usd":31500000"#))
+        #expect(try WireCoding.decoder.decode(UsageBatch.self, from: bytes) == batch)
+        try batch.validate()
+        var bad = batch
+        bad.deltas[0].hour += 1
+        #expect(throws: WireError.self) { try bad.validate() }
+        bad = batch
+        bad.sequence = 0
+        #expect(throws: WireError.self) { try bad.validate() }
+        bad = batch
+        bad.deltas[0].requests = -1
+        #expect(throws: WireError.self) { try bad.validate() }
+    }
+}
+
+extension Result {
+    var failureValue: Failure? {
+        if case .failure(let failure) = self { return failure }
+        return nil
+    }
+
+    var successValue: Success? {
+        if case .success(let success) = self { return success }
+        return nil
+    }
+}
