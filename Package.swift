@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // C stays in these two thin targets; only SluiceHTTP2 imports them.
@@ -59,6 +60,16 @@ let package = Package(
         .target(
             name: "SluiceWire",
             dependencies: ["SluicePolicy", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // The control plane: store (SQLite, PostgreSQL), admin and agent APIs, aggregation.
+        .target(
+            name: "SluiceControl",
+            dependencies: [
+                "SluiceWire", "SluicePolicy",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "SluiceAgent",
@@ -105,6 +116,7 @@ let package = Package(
         ),
         .testTarget(name: "SluiceAPITests", dependencies: ["SluiceAPI"]),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy"]),
+        .testTarget(name: "SluiceControlTests", dependencies: ["SluiceControl", "SluiceWire", "SluiceTestSupport"]),
         .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire", "SluicePolicy", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "SluiceHTTP2Tests",

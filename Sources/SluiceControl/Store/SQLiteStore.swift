@@ -1,0 +1,272 @@
+import Foundation
+import GRDB
+import SluiceWire
+
+/// The embedded store: one SQLite file in WAL mode, so reads never wait for the writer.
+/// Writes take the lock up front (`BEGIN IMMEDIATE`) and wait up to the busy timeout for
+/// another process; a write that still finds the database busy is retried a few times.
+public final class SQLiteStore: Store {
+    private let pool: DatabasePool
+    private let clock: @Sendable () -> Int64
+
+    /// - Parameters:
+    ///   - path: the database file (created with its directory's permissions).
+    ///   - clock: Unix seconds, injected so tests control `created_at`/`updated_at`.
+    public init(path: String, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(5)
+        configuration.foreignKeysEnabled = true
+        pool = try DatabasePool(path: path, configuration: configuration)
+        self.clock = clock
+    }
+
+    // MARK: - Schema
+
+    public func migrate() async throws {
+        try await write { db in
+            // Each statement is idempotent, so every replica may run them at every start.
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS sluice_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                INSERT INTO sluice_meta (name, value) VALUES ('policy_version', 1), ('schema_version', 1) ON CONFLICT (name) DO NOTHING;
+                CREATE TABLE IF NOT EXISTS entities (
+                    kind TEXT NOT NULL, name TEXT NOT NULL, team TEXT, project TEXT, body TEXT NOT NULL,
+                    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (kind, name));
+                CREATE INDEX IF NOT EXISTS entities_team ON entities (team);
+                CREATE INDEX IF NOT EXISTS entities_project ON entities (project);
+                CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+                CREATE TABLE IF NOT EXISTS usage_marks (
+                    agent_id TEXT NOT NULL, epoch TEXT NOT NULL, sequence INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                    PRIMARY KEY (agent_id, epoch));
+                CREATE TABLE IF NOT EXISTS usage_rollups (
+                    granularity TEXT NOT NULL, start INTEGER NOT NULL, team TEXT NOT NULL, project TEXT NOT NULL,
+                    service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL,
+                    requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+                    cost_pico INTEGER NOT NULL,
+                    PRIMARY KEY (granularity, start, team, project, service, key_id, model));
+                CREATE TABLE IF NOT EXISTS denial_rollups (
+                    granularity TEXT NOT NULL, start INTEGER NOT NULL, team TEXT NOT NULL, project TEXT NOT NULL,
+                    service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
+                    PRIMARY KEY (granularity, start, team, project, service, key_id, model, reason));
+                """)
+        }
+    }
+
+    // MARK: - Entities
+
+    @discardableResult
+    public func put(_ entity: Entity, mode: PutMode) async throws -> Int64 {
+        let body = try EntityCoding.encode(entity)
+        let now = clock()
+        return try await write { db in
+            let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?",
+                                           arguments: [entity.kind.rawValue, entity.name]) ?? false
+            switch mode {
+            case .create where exists:
+                throw StoreError(.conflict, "\(entity.kind.rawValue) \"\(entity.name)\" already exists")
+            case .update where !exists:
+                throw StoreError(.notFound, "no \(entity.kind.rawValue) \"\(entity.name)\"")
+            default:
+                break
+            }
+            for (kind, name) in References.required(by: entity) {
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name]) ?? false else {
+                    throw StoreError(.invalid, "\(entity.kind.rawValue) \"\(entity.name)\" refers to \(kind.rawValue) \"\(name)\", which does not exist")
+                }
+            }
+            if let project = entity.project, let team = entity.team {
+                let owner = try String.fetchOne(db, sql: "SELECT team FROM entities WHERE kind = 'project' AND name = ?", arguments: [project])
+                guard owner == team else {
+                    throw StoreError(.invalid, "project \"\(project)\" belongs to team \"\(owner ?? "?")\", not \"\(team)\"")
+                }
+            }
+            try db.execute(sql: """
+                INSERT INTO entities (kind, name, team, project, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body = excluded.body,
+                    updated_at = excluded.updated_at
+                """, arguments: [entity.kind.rawValue, entity.name, entity.team, entity.project, body, now, now])
+            return try Self.bumpVersion(db)
+        }
+    }
+
+    public func entity(_ kind: EntityKind, name: String) async throws -> Entity? {
+        let body = try await pool.read { db in
+            try String.fetchOne(db, sql: "SELECT body FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
+        }
+        return try body.map { try EntityCoding.decode(kind, $0) }
+    }
+
+    public func entities(_ kind: EntityKind) async throws -> [Entity] {
+        let bodies = try await pool.read { db in
+            try String.fetchAll(db, sql: "SELECT body FROM entities WHERE kind = ? ORDER BY name", arguments: [kind.rawValue])
+        }
+        return try bodies.map { try EntityCoding.decode(kind, $0) }
+    }
+
+    @discardableResult
+    public func delete(_ kind: EntityKind, name: String) async throws -> Int64 {
+        try await write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name]) ?? false else {
+                throw StoreError(.notFound, "no \(kind.rawValue) \"\(name)\"")
+            }
+            let column = kind == .team ? "team" : (kind == .project ? "project" : nil)
+            if let column {
+                let users = try String.fetchAll(db, sql: "SELECT kind || ' \"' || name || '\"' FROM entities WHERE \(column) = ? ORDER BY kind, name LIMIT 5",
+                                                arguments: [name])
+                guard users.isEmpty else {
+                    throw StoreError(.conflict, "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", ")); delete or move those first")
+                }
+            }
+            try db.execute(sql: "DELETE FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
+            return try Self.bumpVersion(db)
+        }
+    }
+
+    public func settings() async throws -> SettingsDocument {
+        let body = try await pool.read { db in try String.fetchOne(db, sql: "SELECT body FROM settings WHERE id = 1") }
+        return try body.map(EntityCoding.decodeSettings) ?? SettingsDocument()
+    }
+
+    @discardableResult
+    public func setSettings(_ settings: SettingsDocument) async throws -> Int64 {
+        let body = try EntityCoding.encodeSettings(settings)
+        return try await write { db in
+            try db.execute(sql: "INSERT INTO settings (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body", arguments: [body])
+            return try Self.bumpVersion(db)
+        }
+    }
+
+    public func snapshot() async throws -> PolicySnapshot {
+        // One read transaction: the version and the rows are the same state.
+        let (version, rows, settingsBody) = try await pool.read { db in
+            let version = try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = 'policy_version'") ?? 0
+            let rows = try Row.fetchAll(db, sql: "SELECT kind, body FROM entities ORDER BY kind, name").map { row in
+                (row["kind"] as String, row["body"] as String)
+            }
+            let settings = try String.fetchOne(db, sql: "SELECT body FROM settings WHERE id = 1")
+            return (version, rows, settings)
+        }
+        let entities = try rows.map { kind, body in
+            guard let entityKind = EntityKind(rawValue: kind) else { throw StoreError(.invalid, "unknown entity kind \(kind) in the store") }
+            return try EntityCoding.decode(entityKind, body)
+        }
+        return PolicySnapshot(version: version, entities: entities, settings: try settingsBody.map(EntityCoding.decodeSettings) ?? SettingsDocument())
+    }
+
+    public func policyVersion() async throws -> Int64 {
+        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = 'policy_version'") ?? 0 }
+    }
+
+    private static func bumpVersion(_ db: Database) throws -> Int64 {
+        try db.execute(sql: "UPDATE sluice_meta SET value = value + 1 WHERE name = 'policy_version'")
+        return try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = 'policy_version'") ?? 0
+    }
+
+    // MARK: - Usage
+
+    public func apply(_ batch: UsageBatch) async throws -> UsageAck {
+        try batch.validateForStore()
+        let now = clock()
+        return try await write { db in
+            let mark = try Int64.fetchOne(db, sql: "SELECT sequence FROM usage_marks WHERE agent_id = ? AND epoch = ?",
+                                          arguments: [batch.agentID, batch.epoch]) ?? 0
+            if batch.sequence <= mark {
+                return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: mark, duplicate: true)
+            }
+            guard batch.sequence == mark + 1 else {
+                throw StoreError(.conflict, "batch \(batch.sequence) of epoch \(batch.epoch) arrived before \(mark + 1); send \(mark + 1) first")
+            }
+            for delta in batch.deltas {
+                for (granularity, start) in [("hour", delta.hour), ("day", delta.hour - delta.hour % 86_400)] {
+                    let cell: [DatabaseValueConvertible] = [granularity, start, delta.team ?? "", delta.project ?? "", delta.service,
+                                                            delta.keyID ?? "", delta.model]
+                    if delta.requests > 0 || delta.promptTokens > 0 || delta.completionTokens > 0 || delta.costPicoUSD > 0 {
+                        try db.execute(sql: """
+                            INSERT INTO usage_rollups (granularity, start, team, project, service, key_id, model,
+                                                       requests, prompt_tokens, completion_tokens, cost_pico)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            ON CONFLICT (granularity, start, team, project, service, key_id, model) DO UPDATE SET
+                                requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                                completion_tokens = completion_tokens + excluded.completion_tokens, cost_pico = cost_pico + excluded.cost_pico
+                            """, arguments: StatementArguments(cell + [delta.requests, delta.promptTokens, delta.completionTokens, delta.costPicoUSD]))
+                    }
+                    for (reason, count) in delta.denials where count > 0 {
+                        try db.execute(sql: """
+                            INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model, reason, count)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO UPDATE SET
+                                count = count + excluded.count
+                            """, arguments: StatementArguments(cell + [reason, count]))
+                    }
+                }
+            }
+            try db.execute(sql: """
+                INSERT INTO usage_marks (agent_id, epoch, sequence, updated_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (agent_id, epoch) DO UPDATE SET sequence = excluded.sequence, updated_at = excluded.updated_at
+                """, arguments: [batch.agentID, batch.epoch, batch.sequence, now])
+            return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: batch.sequence, duplicate: false)
+        }
+    }
+
+    public func usage(_ query: UsageQuery) async throws -> [UsageRow] {
+        let statement = UsageSQL.select(query)
+        return try await pool.read { db in
+            try Row.fetchAll(db, sql: statement.sql, arguments: StatementArguments(statement.arguments)).map { row in
+                var group: [String: String] = [:]
+                for dimension in query.groupBy {
+                    group[dimension.rawValue] = dimension == .day ? String(row["g_day"] as Int64) : (row["g_\(dimension.rawValue)"] as String)
+                }
+                return UsageRow(group: group, requests: row["requests"], promptTokens: row["prompt_tokens"],
+                                completionTokens: row["completion_tokens"], costPicoUSD: row["cost_pico"])
+            }
+        }
+    }
+
+    // MARK: - Agents
+
+    public func registerAgent(id: String, tokenHash: String) async throws {
+        let now = clock()
+        try await write { db in
+            try db.execute(sql: "INSERT INTO agents (id, token_hash, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash",
+                           arguments: [id, tokenHash, now])
+        }
+    }
+
+    public func agent(tokenHash: String) async throws -> String? {
+        try await pool.read { db in try String.fetchOne(db, sql: "SELECT id FROM agents WHERE token_hash = ?", arguments: [tokenHash]) }
+    }
+
+    // MARK: - Transactions
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction, retrying when another process holds
+    /// the database past the busy timeout.
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await pool.writeWithoutTransaction { db in
+                    var result: T?
+                    try db.inTransaction(.immediate) {
+                        result = try body(db)
+                        return .commit
+                    }
+                    return result!
+                }
+            } catch let error as DatabaseError where (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED) && attempt < 5 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(20 * attempt))
+            }
+        }
+    }
+}
+
+extension UsageBatch {
+    /// Wire checks plus what the store needs.
+    func validateForStore() throws {
+        do {
+            try validate()
+        } catch {
+            throw StoreError(.invalid, error.message)
+        }
+    }
+}

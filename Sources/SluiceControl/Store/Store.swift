@@ -1,0 +1,166 @@
+import SluiceWire
+
+/// What the control plane keeps: policy entities, fleet settings, agents, and usage
+/// rollups. Two implementations share one conformance suite: SQLite (the zero-setup
+/// default) and PostgreSQL (several replicas).
+///
+/// Every write that changes policy raises the policy version in the same transaction, so
+/// a bundle built from one snapshot always carries the version of exactly that state.
+public protocol Store: Sendable {
+    /// Creates or upgrades the schema. Safe to run at every start, on every replica.
+    func migrate() async throws
+
+    /// Creates (`mode == .create`), replaces (`.update`) or upserts an entity after checking
+    /// that what it refers to exists. Returns the new policy version.
+    @discardableResult
+    func put(_ entity: Entity, mode: PutMode) async throws -> Int64
+    func entity(_ kind: EntityKind, name: String) async throws -> Entity?
+    func entities(_ kind: EntityKind) async throws -> [Entity]
+    /// Deletes an entity no other one refers to. Returns the new policy version.
+    @discardableResult
+    func delete(_ kind: EntityKind, name: String) async throws -> Int64
+
+    func settings() async throws -> SettingsDocument
+    @discardableResult
+    func setSettings(_ settings: SettingsDocument) async throws -> Int64
+
+    /// Every entity and the settings, read in one transaction, with their version.
+    func snapshot() async throws -> PolicySnapshot
+    func policyVersion() async throws -> Int64
+
+    /// Applies `batch` exactly once: the batch must be the next in its (agent, epoch)
+    /// sequence; a repeat of an applied one is acknowledged without adding anything.
+    func apply(_ batch: UsageBatch) async throws -> UsageAck
+    /// Spend and tokens from the rollups, grouped as asked.
+    func usage(_ query: UsageQuery) async throws -> [UsageRow]
+
+    /// Agent credentials: only a hash of the token is kept.
+    func registerAgent(id: String, tokenHash: String) async throws
+    func agent(tokenHash: String) async throws -> String?
+}
+
+public enum PutMode: Sendable {
+    case create, update, upsert
+}
+
+/// The kinds of policy entity, each kept as its wire document.
+public enum EntityKind: String, Sendable, CaseIterable {
+    case team, project, service, model, key
+}
+
+/// One policy entity.
+public enum Entity: Sendable, Equatable {
+    case team(TeamDocument)
+    case project(ProjectDocument)
+    case service(ServiceDocument)
+    case model(ModelDocument)
+    case key(KeyDocument)
+
+    public var kind: EntityKind {
+        switch self {
+        case .team: .team
+        case .project: .project
+        case .service: .service
+        case .model: .model
+        case .key: .key
+        }
+    }
+
+    public var name: String {
+        switch self {
+        case .team(let team): team.name
+        case .project(let project): project.name
+        case .service(let service): service.name
+        case .model(let model): model.alias
+        case .key(let key): key.id
+        }
+    }
+
+    /// The team an entity belongs to, if any (projects and keys).
+    public var team: String? {
+        switch self {
+        case .project(let project): project.team
+        case .key(let key): key.team
+        default: nil
+        }
+    }
+
+    /// The project a key belongs to, if any.
+    public var project: String? {
+        if case .key(let key) = self { return key.project }
+        return nil
+    }
+}
+
+/// Everything policy is built from, at one version.
+public struct PolicySnapshot: Sendable, Equatable {
+    public var version: Int64
+    public var entities: [Entity]
+    public var settings: SettingsDocument
+}
+
+/// Why a store operation was refused; `status` is the HTTP status the admin API answers.
+public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case notFound, conflict, invalid
+    }
+    public var kind: Kind
+    public var message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    public var status: Int {
+        switch kind {
+        case .notFound: 404
+        case .conflict: 409
+        case .invalid: 400
+        }
+    }
+}
+
+/// Which rollup cells to sum, and how to group them.
+public struct UsageQuery: Sendable, Equatable {
+    public enum Dimension: String, Sendable, CaseIterable {
+        case team, project, service, key, model, day
+    }
+    public var groupBy: [Dimension]
+    /// Unix seconds, inclusive start and exclusive end (whole hours are summed).
+    public var from: Int64
+    public var to: Int64
+    /// Only the top `limit` rows by cost, when set.
+    public var limit: Int?
+
+    public init(groupBy: [Dimension], from: Int64, to: Int64, limit: Int? = nil) {
+        self.groupBy = groupBy
+        self.from = from
+        self.to = to
+        self.limit = limit
+    }
+}
+
+/// One group of usage.
+public struct UsageRow: Sendable, Equatable, Codable {
+    /// The group's value per dimension (`""` where a call had none, e.g. keyless).
+    public var group: [String: String]
+    public var requests: Int64
+    public var promptTokens: Int64
+    public var completionTokens: Int64
+    public var costPicoUSD: Int64
+
+    public init(group: [String: String], requests: Int64, promptTokens: Int64, completionTokens: Int64, costPicoUSD: Int64) {
+        self.group = group
+        self.requests = requests
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.costPicoUSD = costPicoUSD
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case group, requests, promptTokens = "prompt_tokens", completionTokens = "completion_tokens", costPicoUSD = "cost_pico_usd"
+    }
+}

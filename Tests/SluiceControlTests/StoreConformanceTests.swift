@@ -1,0 +1,177 @@
+import SluiceControl
+import SluiceTestSupport
+import SluiceWire
+import Testing
+
+/// One suite for every store: each test takes a fresh store from `StoreFixture`, which
+/// makes a SQLite file (and, where a server is available, a PostgreSQL database).
+@Suite("Store conformance")
+struct StoreConformanceTests {
+    static let hour: Int64 = 1_795_435_200  // 2026-11-23T12:00:00Z
+
+    @Test("migrations are idempotent and the policy version starts at 1", arguments: StoreFixture.kinds)
+    func migrations(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        try await fixture.store.migrate()
+        try await fixture.store.migrate()
+        #expect(try await fixture.store.policyVersion() == 1)
+    }
+
+    @Test("create, update, upsert, delete; every write raises the version", arguments: StoreFixture.kinds)
+    func entities(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let store = fixture.store
+        #expect(try await store.put(.team(TeamDocument(name: "ml")), mode: .create) == 2)
+        await #expect(throws: StoreError(.conflict, "team \"ml\" already exists")) {
+            try await store.put(.team(TeamDocument(name: "ml")), mode: .create)
+        }
+        await #expect(throws: StoreError.self) { try await store.put(.team(TeamDocument(name: "nope")), mode: .update) }
+        #expect(try await store.put(.team(TeamDocument(name: "ml", deniedModels: ["gpt-4o"])), mode: .update) == 3)
+        #expect(try await store.entity(.team, name: "ml") == .team(TeamDocument(name: "ml", deniedModels: ["gpt-4o"])))
+        try await store.put(.project(ProjectDocument(name: "search", team: "ml")), mode: .upsert)
+        try await store.put(.key(KeyDocument(id: "k1", hash: "hmac-sha256:" + String(repeating: "0", count: 64), team: "ml", project: "search")),
+                            mode: .create)
+        #expect(try await store.entities(.key).count == 1)
+        #expect(try await store.policyVersion() == 5)
+        #expect(try await store.entity(.key, name: "nope") == nil)
+    }
+
+    @Test("references must exist, and what is referred to cannot be deleted", arguments: StoreFixture.kinds)
+    func references(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let store = fixture.store
+        let hash = "hmac-sha256:" + String(repeating: "1", count: 64)
+        await #expect(throws: StoreError.self) { try await store.put(.key(KeyDocument(id: "k", hash: hash, team: "ghost")), mode: .create) }
+        try await store.put(.team(TeamDocument(name: "a")), mode: .create)
+        try await store.put(.team(TeamDocument(name: "b")), mode: .create)
+        try await store.put(.project(ProjectDocument(name: "p", team: "a")), mode: .create)
+        do {
+            try await store.put(.key(KeyDocument(id: "k", hash: hash, team: "b", project: "p")), mode: .create)
+            Issue.record("a key in team b was accepted in team a's project")
+        } catch let error as StoreError {
+            #expect(error.kind == .invalid && error.message.contains("belongs to team \"a\""))
+        }
+        do {
+            try await store.delete(.team, name: "a")
+            Issue.record("a team with a project was deleted")
+        } catch let error as StoreError {
+            #expect(error.kind == .conflict && error.message.contains("project \"p\""))
+        }
+        try await store.delete(.project, name: "p")
+        try await store.delete(.team, name: "a")
+        await #expect(throws: StoreError.self) { try await store.delete(.team, name: "a") }
+    }
+
+    @Test("a snapshot's version matches its contents", arguments: StoreFixture.kinds)
+    func snapshot(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let store = fixture.store
+        try await store.put(.team(TeamDocument(name: "ml")), mode: .create)
+        try await store.setSettings(SettingsDocument(onlyAllowModels: ["a"], timeZone: "Europe/Berlin"))
+        let snapshot = try await store.snapshot()
+        #expect(snapshot.version == 3 && snapshot.entities == [.team(TeamDocument(name: "ml"))])
+        #expect(snapshot.settings.timeZone == "Europe/Berlin" && snapshot.settings.onlyAllowModels == ["a"])
+    }
+
+    static func batch(_ sequence: Int64, agent: String = "a1", epoch: String = "e1", cost: Int64 = 1_000, team: String = "ml",
+                      model: String = "gpt-4o-mini", hour: Int64 = hour) -> UsageBatch {
+        UsageBatch(agentID: agent, epoch: epoch, sequence: sequence, deltas: [
+            UsageDelta(hour: hour, team: team, service: "shop/checkout", keyID: "k1", model: model, requests: 2, promptTokens: 20,
+                       completionTokens: 10, costPicoUSD: cost, denials: ["rate_limit_exceeded": 1]),
+        ])
+    }
+
+    @Test("usage batches apply exactly once, in order per agent and epoch", arguments: StoreFixture.kinds)
+    func exactlyOnce(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let store = fixture.store
+        #expect(try await store.apply(Self.batch(1)) == UsageAck(agentID: "a1", epoch: "e1", acknowledgedSequence: 1, duplicate: false))
+        #expect(try await store.apply(Self.batch(1)) == UsageAck(agentID: "a1", epoch: "e1", acknowledgedSequence: 1, duplicate: true))
+        await #expect(throws: StoreError.self) { try await store.apply(Self.batch(3)) }
+        #expect(try await store.apply(Self.batch(2)).acknowledgedSequence == 2)
+        // A new epoch starts its own sequence.
+        #expect(try await store.apply(Self.batch(1, epoch: "e2")).duplicate == false)
+        let total = try await store.usage(UsageQuery(groupBy: [], from: Self.hour, to: Self.hour + 3600))
+        #expect(total == [UsageRow(group: [:], requests: 6, promptTokens: 60, completionTokens: 30, costPicoUSD: 3_000)])
+    }
+
+    @Test("the same batch sent 20 times at once is applied once", arguments: StoreFixture.kinds)
+    func concurrentDuplicates(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let store = fixture.store
+        let acks = try await withThrowingTaskGroup(of: UsageAck.self) { group in
+            for _ in 0..<20 { group.addTask { try await store.apply(Self.batch(1)) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(acks.filter { !$0.duplicate }.count == 1 && acks.allSatisfy { $0.acknowledgedSequence == 1 })
+        let total = try await store.usage(UsageQuery(groupBy: [], from: Self.hour, to: Self.hour + 3600))
+        #expect(total.first?.costPicoUSD == 1_000)
+    }
+
+    @Test("usage groups by any dimension and day, from rollups; top N by cost", arguments: StoreFixture.kinds)
+    func usageQueries(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let store = fixture.store
+        let day = Self.hour - Self.hour % 86_400
+        _ = try await store.apply(Self.batch(1, cost: 5_000, team: "ml", model: "a"))
+        _ = try await store.apply(Self.batch(2, cost: 7_000, team: "ml", model: "b"))
+        _ = try await store.apply(Self.batch(3, cost: 1_000, team: "web", model: "a", hour: Self.hour + 86_400))
+        let byTeam = try await store.usage(UsageQuery(groupBy: [.team], from: day, to: day + 2 * 86_400))
+        #expect(byTeam == [UsageRow(group: ["team": "ml"], requests: 4, promptTokens: 40, completionTokens: 20, costPicoUSD: 12_000),
+                           UsageRow(group: ["team": "web"], requests: 2, promptTokens: 20, completionTokens: 10, costPicoUSD: 1_000)])
+        let byDayModel = try await store.usage(UsageQuery(groupBy: [.day, .model], from: day, to: day + 2 * 86_400))
+        #expect(byDayModel.map(\.group) == [["day": String(day), "model": "b"], ["day": String(day), "model": "a"],
+                                            ["day": String(day + 86_400), "model": "a"]])
+        let top = try await store.usage(UsageQuery(groupBy: [.key], from: day, to: day + 2 * 86_400, limit: 1))
+        #expect(top == [UsageRow(group: ["key": "k1"], requests: 6, promptTokens: 60, completionTokens: 30, costPicoUSD: 13_000)])
+        // An hourly range reads the hourly cells.
+        let firstHour = try await store.usage(UsageQuery(groupBy: [.model], from: Self.hour, to: Self.hour + 3600))
+        #expect(firstHour.map(\.costPicoUSD) == [7_000, 5_000])
+    }
+
+    @Test("agent tokens are found by their hash only", arguments: StoreFixture.kinds)
+    func agents(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        try await fixture.store.registerAgent(id: "shop/checkout/pod-1", tokenHash: "h1")
+        #expect(try await fixture.store.agent(tokenHash: "h1") == "shop/checkout/pod-1")
+        #expect(try await fixture.store.agent(tokenHash: "h2") == nil)
+    }
+}
+
+@Suite("SQLite store")
+struct SQLiteStoreTests {
+    @Test("two stores on one file (as two processes would be) lose no update under concurrent writes")
+    func twoWriters() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("shared.db")
+        let first = try SQLiteStore(path: path)
+        let second = try SQLiteStore(path: path)
+        try await first.migrate()
+        try await second.migrate()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, store) in [first, second].enumerated() {
+                group.addTask {
+                    for sequence in 1...50 {
+                        _ = try await store.apply(StoreConformanceTests.batch(Int64(sequence), agent: "agent-\(index)"))
+                        try await store.put(.team(TeamDocument(name: "t-\(index)-\(sequence)")), mode: .create)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let hour = StoreConformanceTests.hour
+        let total = try await first.usage(UsageQuery(groupBy: [], from: hour, to: hour + 3600))
+        #expect(total.first?.requests == 200 && total.first?.costPicoUSD == 100_000)
+        #expect(try await second.policyVersion() == 101)
+        #expect(try await first.entities(.team).count == 100)
+    }
+}
