@@ -11,6 +11,7 @@ let package = Package(
     products: [
         .executable(name: "sluice-agent", targets: ["sluice-agent"]),
         .executable(name: "sluice-mock-provider", targets: ["sluice-mock-provider"]),
+        .executable(name: "sluice-control", targets: ["sluice-control"]),
         // For bench/policy (the decision microbenchmark), which builds it as a dependency.
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
     ],
@@ -26,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
     ],
     targets: [
         // C stays in these two thin targets; only SluiceHTTP2 imports them.
@@ -67,6 +69,7 @@ let package = Package(
             dependencies: [
                 "SluiceWire", "SluicePolicy",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -102,6 +105,15 @@ let package = Package(
             name: "sluice-agent",
             dependencies: [
                 "SluiceAgent", "SluicePolicy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "sluice-control",
+            dependencies: [
+                "SluiceControl", "SluicePolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

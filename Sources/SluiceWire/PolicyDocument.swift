@@ -151,6 +151,10 @@ public struct KeyDocument: Codable, Sendable, Equatable {
     public var allowedModels: [String]?
     public var deniedModels: [String]
     public var limits: LimitsDocument?
+    /// The key's first characters, for listings (`sk-sluice-AbCd`). Not secret; left out
+    /// of bundles all the same, since agents have no use for it.
+    public var prefix: String?
+    public var createdAt: Int64?
 
     public init(id: String, hash: String, previousHash: String? = nil, previousHashExpiresAt: Int64? = nil, team: String,
                 project: String? = nil, metadata: [String: String] = [:], expiresAt: Int64? = nil, revoked: Bool = false,
@@ -171,7 +175,8 @@ public struct KeyDocument: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case id, hash, previousHash = "previous_hash", previousHashExpiresAt = "previous_hash_expires_at", team, project, metadata,
-             expiresAt = "expires_at", revoked, allowedModels = "allowed_models", deniedModels = "denied_models", limits
+             expiresAt = "expires_at", revoked, allowedModels = "allowed_models", deniedModels = "denied_models", limits, prefix,
+             createdAt = "created_at"
     }
 }
 
@@ -302,4 +307,84 @@ public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+// Decoding with defaults: lists, maps and flags may be left out of a document (an admin
+// API body or a bundle), and mean "none" / false.
+
+extension DeploymentDocument {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(provider: try container.decodeIfPresent(String.self, forKey: .provider) ?? "openai",
+                  apiBase: try container.decode(String.self, forKey: .apiBase),
+                  upstreamModel: try container.decode(String.self, forKey: .upstreamModel),
+                  credentialRef: try container.decodeIfPresent(String.self, forKey: .credentialRef),
+                  weight: try container.decodeIfPresent(Int.self, forKey: .weight) ?? 1,
+                  rpm: try container.decodeIfPresent(Int.self, forKey: .rpm), tpm: try container.decodeIfPresent(Int.self, forKey: .tpm))
+    }
+}
+
+extension KeyDocument {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(id: try container.decode(String.self, forKey: .id), hash: try container.decode(String.self, forKey: .hash),
+                  previousHash: try container.decodeIfPresent(String.self, forKey: .previousHash),
+                  previousHashExpiresAt: try container.decodeIfPresent(Int64.self, forKey: .previousHashExpiresAt),
+                  team: try container.decode(String.self, forKey: .team), project: try container.decodeIfPresent(String.self, forKey: .project),
+                  metadata: try container.decodeIfPresent([String: String].self, forKey: .metadata) ?? [:],
+                  expiresAt: try container.decodeIfPresent(Int64.self, forKey: .expiresAt),
+                  revoked: try container.decodeIfPresent(Bool.self, forKey: .revoked) ?? false,
+                  allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
+                  deniedModels: try container.decodeIfPresent([String].self, forKey: .deniedModels) ?? [],
+                  limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
+        prefix = try container.decodeIfPresent(String.self, forKey: .prefix)
+        createdAt = try container.decodeIfPresent(Int64.self, forKey: .createdAt)
+    }
+}
+
+extension TeamDocument {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try container.decode(String.self, forKey: .name),
+                  allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
+                  deniedModels: try container.decodeIfPresent([String].self, forKey: .deniedModels) ?? [],
+                  limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits),
+                  promptFilters: try container.decodeIfPresent([PromptFilterDocument].self, forKey: .promptFilters) ?? [])
+    }
+}
+
+extension ProjectDocument {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try container.decode(String.self, forKey: .name), team: try container.decode(String.self, forKey: .team),
+                  allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
+                  deniedModels: try container.decodeIfPresent([String].self, forKey: .deniedModels) ?? [],
+                  limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
+    }
+}
+
+extension ServiceDocument {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try container.decode(String.self, forKey: .name),
+                  keyless: try container.decodeIfPresent(Bool.self, forKey: .keyless) ?? false,
+                  allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
+                  deniedModels: try container.decodeIfPresent([String].self, forKey: .deniedModels) ?? [],
+                  limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
+    }
+}
+
+extension SettingsDocument {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(onlyAllowModels: try container.decodeIfPresent([String].self, forKey: .onlyAllowModels),
+                  promptFilters: try container.decodeIfPresent([PromptFilterDocument].self, forKey: .promptFilters) ?? [],
+                  defaultLimits: try container.decodeIfPresent(LimitsDocument.self, forKey: .defaultLimits),
+                  endUserDefaultLimits: try container.decodeIfPresent(LimitsDocument.self, forKey: .endUserDefaultLimits),
+                  timeZone: try container.decodeIfPresent(String.self, forKey: .timeZone) ?? "UTC",
+                  unpricedModels: try container.decodeIfPresent(String.self, forKey: .unpricedModels) ?? "deny_when_budgeted",
+                  defaultMaxOutputTokens: try container.decodeIfPresent(Int.self, forKey: .defaultMaxOutputTokens) ?? 4096,
+                  softBudgetPercent: try container.decodeIfPresent(Int.self, forKey: .softBudgetPercent),
+                  budgetWebhookURL: try container.decodeIfPresent(String.self, forKey: .budgetWebhookURL))
+    }
 }

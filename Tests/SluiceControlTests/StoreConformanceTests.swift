@@ -16,6 +16,8 @@ struct StoreConformanceTests {
         try await fixture.store.migrate()
         try await fixture.store.migrate()
         #expect(try await fixture.store.policyVersion() == 1)
+        // An empty range sums to no rows, not a row of nulls.
+        #expect(try await fixture.store.usage(UsageQuery(groupBy: [], from: 0, to: 3600)).isEmpty)
     }
 
     @Test("create, update, upsert, delete; every write raises the version", arguments: StoreFixture.kinds)

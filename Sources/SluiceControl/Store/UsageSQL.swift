@@ -24,6 +24,8 @@ enum UsageSQL {
         ]).joined(separator: ", ")
         sql += " FROM usage_rollups WHERE granularity = '\(granularity)' AND start >= ? AND start < ?"
         if !grouped.isEmpty { sql += " GROUP BY " + grouped.joined(separator: ", ") }
+        // Without it, an ungrouped sum over no cells is one row of NULLs.
+        sql += " HAVING COUNT(*) > 0"
         sql += " ORDER BY cost_pico DESC" + (grouped.isEmpty ? "" : ", " + grouped.joined(separator: ", "))
         var arguments = [query.from, query.to]
         if let limit = query.limit {

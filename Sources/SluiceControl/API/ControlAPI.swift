@@ -1,0 +1,260 @@
+import Crypto
+import Foundation
+import Hummingbird
+import Logging
+import SluicePolicy
+import SluiceWire
+
+/// The control plane's HTTP surface: the admin API under `/v1/admin` (admin token only),
+/// the agent API under `/v1/agent` (per-agent tokens only), `/openapi.json` and `/healthz`.
+/// Neither kind of credential opens the other's routes, and a data-plane virtual key opens
+/// none. Errors are JSON: `{"error":{"message","type","code"}}`.
+public struct ControlAPI: Sendable {
+    public let store: any Store
+    public let publisher: PolicyPublisher
+    let adminToken: Secret
+    let keyHasher: KeyHasher
+    /// Largest request body read (bytes).
+    static let maxBody = 4 << 20
+
+    public init(store: any Store, publisher: PolicyPublisher, adminToken: Secret, keyPepper: Secret) {
+        self.store = store
+        self.publisher = publisher
+        self.adminToken = adminToken
+        keyHasher = KeyHasher(pepper: keyPepper)
+    }
+
+    /// Every route and its method, as served; the OpenAPI document is checked against it.
+    public static let routes: [(method: String, path: String)] = [
+        ("GET", "/healthz"), ("GET", "/openapi.json"),
+        ("GET", "/v1/admin/teams"), ("POST", "/v1/admin/teams"), ("GET", "/v1/admin/teams/{name}"),
+        ("PUT", "/v1/admin/teams/{name}"), ("DELETE", "/v1/admin/teams/{name}"),
+        ("GET", "/v1/admin/projects"), ("POST", "/v1/admin/projects"), ("GET", "/v1/admin/projects/{name}"),
+        ("PUT", "/v1/admin/projects/{name}"), ("DELETE", "/v1/admin/projects/{name}"),
+        ("GET", "/v1/admin/services"), ("POST", "/v1/admin/services"), ("GET", "/v1/admin/services/{namespace}/{service}"),
+        ("PUT", "/v1/admin/services/{namespace}/{service}"), ("DELETE", "/v1/admin/services/{namespace}/{service}"),
+        ("GET", "/v1/admin/models"), ("POST", "/v1/admin/models"), ("GET", "/v1/admin/models/{alias}"),
+        ("PUT", "/v1/admin/models/{alias}"), ("DELETE", "/v1/admin/models/{alias}"),
+        ("GET", "/v1/admin/keys"), ("POST", "/v1/admin/keys"), ("GET", "/v1/admin/keys/{id}"), ("PATCH", "/v1/admin/keys/{id}"),
+        ("POST", "/v1/admin/keys/{id}/rotate"), ("POST", "/v1/admin/keys/{id}/revoke"),
+        ("GET", "/v1/admin/settings"), ("PUT", "/v1/admin/settings"),
+        ("GET", "/v1/admin/usage"), ("POST", "/v1/admin/agents"),
+        ("GET", "/v1/agent/policy"), ("POST", "/v1/agent/usage"),
+    ]
+
+    public func router() -> Router<ControlContext> {
+        let router = Router(context: ControlContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.get("/healthz") { _, _ in try jsonResponse(["status": "ok"]) }
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.json)))
+        }
+
+        let admin = router.group("/v1/admin").add(middleware: AdminAuthMiddleware(token: adminToken))
+        entityRoutes(admin, path: "teams", kind: .team, TeamDocument.self, name: { $0.name }, wrap: Entity.team)
+        entityRoutes(admin, path: "projects", kind: .project, ProjectDocument.self, name: { $0.name }, wrap: Entity.project)
+        entityRoutes(admin, path: "models", parameter: "alias", kind: .model, ModelDocument.self, name: { $0.alias }, wrap: Entity.model)
+        serviceRoutes(admin)
+        keyRoutes(admin)
+        admin.get("settings") { _, _ in try jsonResponse(try await store.settings()) }
+        admin.put("settings") { request, context in
+            let settings = try await decode(SettingsDocument.self, request, context)
+            try Validation.check(settings)
+            try await store.setSettings(settings)
+            publisher.policyChanged()
+            return try jsonResponse(settings)
+        }
+        admin.get("usage") { request, _ in try jsonResponse(try await store.usage(try UsageParameters.query(request))) }
+        admin.post("agents") { request, context in
+            let body = try await decode(AgentRegistration.self, request, context)
+            guard !body.id.isEmpty, body.id.utf8.count <= 200 else { throw APIError(400, "id must be 1 to 200 bytes", code: "invalid_id") }
+            var generator = SystemRandomNumberGenerator()
+            let token = "sat-" + VirtualKey.generate(using: &generator).dropFirst(VirtualKey.prefix.count)
+            try await store.registerAgent(id: body.id, tokenHash: keyHasher.hash(token).encoded)
+            return try jsonResponse(["id": body.id, "token": token], status: .created)
+        }
+
+        let agent = router.group("/v1/agent").add(middleware: AgentAuthMiddleware(store: store, hasher: keyHasher))
+        agent.get("policy") { request, context in try await policy(request) }
+        agent.post("usage") { request, context in
+            let batch = try await decode(UsageBatch.self, request, context)
+            guard let agentID = context.agentID, batch.agentID == agentID else {
+                throw APIError(403, "a batch may only carry the authenticated agent's own id", code: "agent_mismatch")
+            }
+            return try jsonResponse(try await store.apply(batch))
+        }
+        return router
+    }
+
+    // MARK: - Agent API
+
+    /// The signed bundle; `If-None-Match` with the current version's tag answers 304,
+    /// after waiting up to `?wait=` seconds (at most 60) for a newer version.
+    private func policy(_ request: Request) async throws -> Response {
+        let known = request.headers[.ifNoneMatch].flatMap(Self.version(fromTag:))
+        let wait = min(60, max(0, Int(request.uri.queryParameters.get("wait") ?? "0") ?? 0))
+        if let known, wait > 0 {
+            _ = try await publisher.waitForVersion(above: known, timeout: .seconds(wait))
+        }
+        let (version, body) = try await publisher.bundle()
+        let tag = "\"v\(version)\""
+        if let known, known >= version {
+            return Response(status: .notModified, headers: [.eTag: tag])
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json", .eTag: tag, .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    static func version(fromTag tag: String) -> Int64? {
+        var text = Substring(tag)
+        if text.hasPrefix("W/") { text = text.dropFirst(2) }
+        guard text.hasPrefix("\"v"), text.hasSuffix("\"") else { return nil }
+        return Int64(text.dropFirst(2).dropLast())
+    }
+
+    // MARK: - Entities
+
+    private func entityRoutes<Document: Codable & Sendable>(
+        _ group: RouterGroup<ControlContext>, path: String, parameter: String = "name", kind: EntityKind, _ type: Document.Type,
+        name: @escaping @Sendable (Document) -> String, wrap: @escaping @Sendable (Document) -> Entity
+    ) {
+        let store = self.store
+        let publisher = self.publisher
+        group.get(RouterPath(path)) { _, _ in try jsonResponse(try await store.entities(kind).map(Self.payload)) }
+        group.post(RouterPath(path)) { request, context in
+            let document = try await decode(Document.self, request, context)
+            let entity = wrap(document)
+            try Validation.check(entity)
+            try await store.put(entity, mode: .create)
+            publisher.policyChanged()
+            return try jsonResponse(Self.payload(entity), status: .created)
+        }
+        group.get(RouterPath("\(path)/:\(parameter)")) { _, context in
+            let key = try context.parameters.require(parameter)
+            guard let entity = try await store.entity(kind, name: key) else { throw APIError(404, "no \(kind.rawValue) \"\(key)\"", code: "not_found") }
+            return try jsonResponse(Self.payload(entity))
+        }
+        group.put(RouterPath("\(path)/:\(parameter)")) { request, context in
+            let key = try context.parameters.require(parameter)
+            let document = try await decode(Document.self, request, context)
+            guard name(document) == key else { throw APIError(400, "the body names \"\(name(document))\", the path \"\(key)\"", code: "name_mismatch") }
+            let entity = wrap(document)
+            try Validation.check(entity)
+            try await store.put(entity, mode: .update)
+            publisher.policyChanged()
+            return try jsonResponse(Self.payload(entity))
+        }
+        group.delete(RouterPath("\(path)/:\(parameter)")) { _, context in
+            try await store.delete(kind, name: try context.parameters.require(parameter))
+            publisher.policyChanged()
+            return Response(status: .noContent)
+        }
+    }
+
+    /// Services are named `namespace/service`, so their paths have two segments.
+    private func serviceRoutes(_ group: RouterGroup<ControlContext>) {
+        let store = self.store
+        let publisher = self.publisher
+        group.get("services") { _, _ in try jsonResponse(try await store.entities(.service).map(Self.payload)) }
+        group.post("services") { request, context in
+            let document = try await decode(ServiceDocument.self, request, context)
+            try Validation.check(.service(document))
+            try await store.put(.service(document), mode: .create)
+            publisher.policyChanged()
+            return try jsonResponse(document, status: .created)
+        }
+        group.get("services/:namespace/:service") { _, context in
+            let name = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("service"))"
+            guard let entity = try await store.entity(.service, name: name) else { throw APIError(404, "no service \"\(name)\"", code: "not_found") }
+            return try jsonResponse(Self.payload(entity))
+        }
+        group.put("services/:namespace/:service") { request, context in
+            let name = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("service"))"
+            let document = try await decode(ServiceDocument.self, request, context)
+            guard document.name == name else { throw APIError(400, "the body names \"\(document.name)\", the path \"\(name)\"", code: "name_mismatch") }
+            try Validation.check(.service(document))
+            try await store.put(.service(document), mode: .update)
+            publisher.policyChanged()
+            return try jsonResponse(document)
+        }
+        group.delete("services/:namespace/:service") { _, context in
+            let name = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("service"))"
+            try await store.delete(.service, name: name)
+            publisher.policyChanged()
+            return Response(status: .noContent)
+        }
+    }
+
+    static func payload(_ entity: Entity) -> AnyEncodable {
+        switch entity {
+        case .team(let document): AnyEncodable(document)
+        case .project(let document): AnyEncodable(document)
+        case .service(let document): AnyEncodable(document)
+        case .model(let document): AnyEncodable(document)
+        case .key(let document): AnyEncodable(KeyView(document))
+        }
+    }
+}
+
+/// Wraps any Encodable so lists of mixed documents can be encoded.
+struct AnyEncodable: Encodable, Sendable {
+    private let encodeValue: @Sendable (any Encoder) throws -> Void
+
+    init<Value: Encodable & Sendable>(_ value: Value) {
+        encodeValue = { try value.encode(to: $0) }
+    }
+
+    func encode(to encoder: any Encoder) throws { try encodeValue(encoder) }
+}
+
+struct AgentRegistration: Codable, Sendable {
+    var id: String
+}
+
+/// An error the API answers with its own status and code.
+struct APIError: Error {
+    var status: Int
+    var message: String
+    var code: String
+
+    init(_ status: Int, _ message: String, code: String) {
+        self.status = status
+        self.message = message
+        self.code = code
+    }
+}
+
+/// Reads a JSON body (bounded) into `type`, with a clear 400 on malformed input.
+func decode<Value: Decodable>(_ type: Value.Type, _ request: Request, _ context: ControlContext) async throws -> Value {
+    var request = request
+    let buffer: ByteBuffer
+    do {
+        buffer = try await request.collectBody(upTo: ControlAPI.maxBody)
+    } catch {
+        throw APIError(413, "the body exceeds \(ControlAPI.maxBody) bytes", code: "request_too_large")
+    }
+    do {
+        return try WireCoding.decoder.decode(Value.self, from: Data(buffer.readableBytesView))
+    } catch let error as DecodingError {
+        throw APIError(400, "the body is not a valid \(Value.self): \(describe(error))", code: "invalid_body")
+    } catch {
+        throw APIError(400, "the body is not valid JSON", code: "invalid_json")
+    }
+}
+
+private func describe(_ error: DecodingError) -> String {
+    func path(_ context: DecodingError.Context) -> String {
+        context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+    }
+    switch error {
+    case .keyNotFound(let key, let context): return "missing field \(path(context)).\(key.stringValue)"
+    case .typeMismatch(_, let context), .valueNotFound(_, let context): return "wrong type at \(path(context))"
+    case .dataCorrupted(let context): return "malformed at \(path(context))"
+    @unknown default: return "malformed"
+    }
+}
+
+func jsonResponse<Value: Encodable>(_ value: Value, status: HTTPResponse.Status = .ok) throws -> Response {
+    let body = try WireCoding.encoder.encode(value)
+    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+}

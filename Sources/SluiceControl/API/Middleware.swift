@@ -1,0 +1,111 @@
+import Hummingbird
+import SluicePolicy
+import SluiceWire
+
+/// Turns store and API errors into JSON error bodies with their status; anything else is
+/// a 500 that says only that it was internal (details go to the log, not the caller).
+struct ErrorMiddleware: RouterMiddleware {
+    typealias Context = ControlContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return errorResponse(status: error.status, message: error.message, code: error.code)
+        } catch let error as StoreError {
+            let code = switch error.kind {
+            case .notFound: "not_found"
+            case .conflict: "conflict"
+            case .invalid: "invalid"
+            }
+            return errorResponse(status: error.status, message: error.message, code: code)
+        } catch let error as HTTPError {
+            return errorResponse(status: error.status.code, message: error.body ?? "\(error.status.reasonPhrase)", code: "http_\(error.status.code)")
+        } catch {
+            context.logger.error("internal error", metadata: ["error": "\(error)"])
+            return errorResponse(status: 500, message: "internal error; see the control plane's log", code: "internal_error")
+        }
+    }
+}
+
+func errorResponse(status: Int, message: String, code: String) -> Response {
+    var body: [UInt8] = Array(#"{"error":{"message":"#.utf8)
+    body += Array(jsonQuoted(message).utf8)
+    body += Array(#","type":"#.utf8) + Array(jsonQuoted(status >= 500 ? "server_error" : "invalid_request_error").utf8)
+    body += Array(#","code":"#.utf8) + Array(jsonQuoted(code).utf8) + Array("}}".utf8)
+    return Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+}
+
+private func jsonQuoted(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}
+
+/// `Authorization: Bearer <admin token>`, compared in constant time. Nothing else opens
+/// the admin routes: not an agent token, not a virtual key.
+struct AdminAuthMiddleware: RouterMiddleware {
+    typealias Context = ControlContext
+    let token: Secret
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let presented = bearer(request), constantTimeEqual(presented, token.reveal()) else {
+            return errorResponse(status: 401, message: "the admin API needs Authorization: Bearer <admin token>", code: "unauthorized")
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Per-request state: the agent a request was authenticated as.
+public struct ControlContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// Set by ``AgentAuthMiddleware``; nil on every other route.
+    public var agentID: String?
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+    }
+}
+
+/// `Authorization: Bearer <agent token>`, found by its keyed hash.
+struct AgentAuthMiddleware: RouterMiddleware {
+    typealias Context = ControlContext
+    let store: any Store
+    let hasher: KeyHasher
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let presented = bearer(request), presented.hasPrefix("sat-"),
+              let agentID = try await store.agent(tokenHash: hasher.hash(presented).encoded) else {
+            return errorResponse(status: 401, message: "the agent API needs Authorization: Bearer <agent token> (issued by POST /v1/admin/agents)",
+                                 code: "unauthorized")
+        }
+        var context = context
+        context.agentID = agentID
+        return try await next(request, context)
+    }
+}
+
+private func bearer(_ request: Request) -> String? {
+    guard let value = request.headers[.authorization], value.count > 7, value.prefix(7).lowercased() == "bearer " else { return nil }
+    return String(value.dropFirst(7))
+}
+
+/// Equal-length comparison without an early exit; lengths are not secret.
+func constantTimeEqual(_ lhs: String, _ rhs: String) -> Bool {
+    let left = Array(lhs.utf8)
+    let right = Array(rhs.utf8)
+    guard left.count == right.count else { return false }
+    var difference: UInt8 = 0
+    for index in left.indices { difference |= left[index] ^ right[index] }
+    return difference == 0
+}

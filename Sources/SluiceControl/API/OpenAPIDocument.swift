@@ -1,0 +1,118 @@
+import Foundation
+
+/// The OpenAPI 3.1 description of every route `ControlAPI` serves, built from its route
+/// table so the two cannot drift (a test checks both ways).
+enum OpenAPIDocument {
+    static let json: [UInt8] = {
+        var paths: [String: [String: Any]] = [:]
+        for route in ControlAPI.routes {
+            paths[route.path, default: [:]][route.method.lowercased()] = operation(route.method, route.path)
+        }
+        let document: [String: Any] = [
+            "openapi": "3.1.0",
+            "info": ["title": "Sluice control plane", "version": "1",
+                     "description": "Admin API (admin token) and agent API (per-agent tokens). Keys are returned once, on creation and rotation, and never appear in URLs."],
+            "paths": paths,
+            "components": [
+                "securitySchemes": [
+                    "admin": ["type": "http", "scheme": "bearer", "description": "SLUICE_ADMIN_TOKEN"],
+                    "agent": ["type": "http", "scheme": "bearer", "description": "an agent token from POST /v1/admin/agents"],
+                ],
+                "schemas": schemas,
+            ],
+        ]
+        return Array((try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data())
+    }()
+
+    private static func operation(_ method: String, _ path: String) -> [String: Any] {
+        var operation: [String: Any] = ["operationId": operationID(method, path)]
+        if path.hasPrefix("/v1/admin") { operation["security"] = [["admin": [String]()]] }
+        if path.hasPrefix("/v1/agent") { operation["security"] = [["agent": [String]()]] }
+        let parameters = path.split(separator: "/").filter { $0.hasPrefix("{") }.map { segment -> [String: Any] in
+            ["name": String(segment.dropFirst().dropLast()), "in": "path", "required": true, "schema": ["type": "string"]]
+        }
+        var allParameters = parameters
+        if path == "/v1/agent/policy" {
+            allParameters.append(["name": "wait", "in": "query", "schema": ["type": "integer", "minimum": 0, "maximum": 60]])
+            allParameters.append(["name": "If-None-Match", "in": "header", "schema": ["type": "string"]])
+        }
+        if path == "/v1/admin/usage" {
+            for name in ["group_by", "from", "to", "since", "limit"] {
+                allParameters.append(["name": name, "in": "query", "schema": ["type": name == "limit" || name == "from" || name == "to" ? "integer" : "string"]])
+            }
+        }
+        if !allParameters.isEmpty { operation["parameters"] = allParameters }
+        if let schema = requestSchema(method, path) {
+            operation["requestBody"] = ["required": true, "content": ["application/json": ["schema": ["$ref": "#/components/schemas/\(schema)"]]]]
+        }
+        var responses: [String: Any] = ["default": ["description": "error", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]]
+        let success = method == "POST" && !path.hasSuffix("/rotate") && !path.hasSuffix("/revoke") && !path.hasPrefix("/v1/agent") ? "201" : (method == "DELETE" ? "204" : "200")
+        responses[success] = ["description": "success"]
+        if path == "/v1/agent/policy" { responses["304"] = ["description": "not modified"] }
+        operation["responses"] = responses
+        return operation
+    }
+
+    private static func operationID(_ method: String, _ path: String) -> String {
+        let words = path.split(separator: "/").filter { !$0.hasPrefix("{") && $0 != "v1" }.map { String($0).replacingOccurrences(of: ".", with: "_") }
+        return method.lowercased() + "_" + words.joined(separator: "_") + (path.hasSuffix("}") ? "_one" : "")
+    }
+
+    private static func requestSchema(_ method: String, _ path: String) -> String? {
+        guard method != "GET", method != "DELETE" else { return nil }
+        if path.hasPrefix("/v1/admin/teams") { return "Team" }
+        if path.hasPrefix("/v1/admin/projects") { return "Project" }
+        if path.hasPrefix("/v1/admin/services") { return "Service" }
+        if path.hasPrefix("/v1/admin/models") { return "Model" }
+        if path.hasSuffix("/rotate") { return "RotateRequest" }
+        if path.hasSuffix("/revoke") { return nil }
+        if path.hasPrefix("/v1/admin/keys") { return "KeyRequest" }
+        if path == "/v1/admin/settings" { return "Settings" }
+        if path == "/v1/admin/agents" { return "AgentRegistration" }
+        if path == "/v1/agent/usage" { return "UsageBatch" }
+        return nil
+    }
+
+    private static func object(_ properties: [String: Any], required: [String] = []) -> [String: Any] {
+        var schema: [String: Any] = ["type": "object", "properties": properties]
+        if !required.isEmpty { schema["required"] = required }
+        return schema
+    }
+
+    private static var string: [String: Any] { ["type": "string"] }
+    private static var integer: [String: Any] { ["type": "integer"] }
+    private static var number: [String: Any] { ["type": "number"] }
+    private static var strings: [String: Any] { ["type": "array", "items": ["type": "string"]] }
+    private static var limits: [String: Any] { ["$ref": "#/components/schemas/Limits"] }
+
+    private static var schemas: [String: Any] { [
+        "Error": object(["error": object(["message": string, "type": string, "code": string])]),
+        "Limits": object(["requests_per_minute": integer, "tokens_per_minute": integer, "requests_per_day": integer,
+                          "max_parallel_requests": integer, "daily_spend_usd": number, "monthly_spend_usd": number]),
+        "PromptFilter": object(["name": string, "pattern": string], required: ["name", "pattern"]),
+        "Team": object(["name": string, "allowed_models": strings, "denied_models": strings, "limits": limits,
+                        "prompt_filters": ["type": "array", "items": ["$ref": "#/components/schemas/PromptFilter"]]], required: ["name"]),
+        "Project": object(["name": string, "team": string, "allowed_models": strings, "denied_models": strings, "limits": limits],
+                          required: ["name", "team"]),
+        "Service": object(["name": string, "keyless": ["type": "boolean"], "allowed_models": strings, "denied_models": strings,
+                           "limits": limits], required: ["name"]),
+        "Deployment": object(["provider": string, "api_base": string, "upstream_model": string, "credential_ref": string,
+                              "weight": integer, "rpm": integer, "tpm": integer], required: ["api_base", "upstream_model"]),
+        "Model": object(["alias": string, "deployments": ["type": "array", "items": ["$ref": "#/components/schemas/Deployment"]],
+                         "input_cost_per_token": number, "output_cost_per_token": number, "max_output_tokens": integer, "limits": limits],
+                        required: ["alias", "deployments"]),
+        "KeyRequest": object(["id": string, "team": string, "project": string, "metadata": ["type": "object", "additionalProperties": string],
+                              "allowed_models": strings, "denied_models": strings, "limits": limits, "expires_at": integer]),
+        "RotateRequest": object(["grace_period_seconds": integer]),
+        "Settings": object(["only_allow_models": strings, "prompt_filters": ["type": "array", "items": ["$ref": "#/components/schemas/PromptFilter"]],
+                            "default_limits": limits, "end_user_default_limits": limits, "time_zone": string, "unpriced_models": string,
+                            "default_max_output_tokens": integer, "soft_budget_percent": integer, "budget_webhook_url": string]),
+        "AgentRegistration": object(["id": string], required: ["id"]),
+        "UsageDelta": object(["hour": integer, "team": string, "project": string, "service": string, "key_id": string, "model": string,
+                              "requests": integer, "prompt_tokens": integer, "completion_tokens": integer, "cost_pico_usd": integer,
+                              "denials": ["type": "object", "additionalProperties": integer]], required: ["hour", "service", "model"]),
+        "UsageBatch": object(["agent_id": string, "epoch": string, "sequence": integer,
+                              "deltas": ["type": "array", "items": ["$ref": "#/components/schemas/UsageDelta"]]],
+                             required: ["agent_id", "epoch", "sequence", "deltas"]),
+    ] }
+}

@@ -1,0 +1,100 @@
+import Crypto
+import Foundation
+import SluicePolicy
+import SluiceWire
+import Synchronization
+
+/// Builds, signs and caches the policy bundle, and lets agents wait for the next version.
+///
+/// A change made through this process wakes waiting agents at once; a change made by
+/// another replica on the same database is noticed by re-reading the version at least
+/// every `pollInterval`, so long-polls on every replica answer within that interval.
+public final class PolicyPublisher: Sendable {
+    private let store: any Store
+    private let signingKey: SigningKey
+    private let pepperFingerprint: String
+    private let pollInterval: Duration
+    private let cache = Mutex<(version: Int64, body: [UInt8])?>(nil)
+    private let waiters = Mutex<[UUID: CheckedContinuation<Void, Never>]>([:])
+
+    /// Curve25519 keys are immutable values; this wrapper only lets them cross isolation.
+    struct SigningKey: @unchecked Sendable {
+        let key: Curve25519.Signing.PrivateKey
+    }
+
+    public init(store: any Store, signingKey: Curve25519.Signing.PrivateKey, keyPepper: Secret, pollInterval: Duration = .seconds(1)) {
+        self.store = store
+        self.signingKey = SigningKey(key: signingKey)
+        pepperFingerprint = Self.fingerprint(of: keyPepper)
+        self.pollInterval = pollInterval
+    }
+
+    /// A non-secret fingerprint of the pepper, so an agent can tell it holds the right one.
+    public static func fingerprint(of pepper: Secret) -> String {
+        SHA256.hash(data: Array(("sluice-key-pepper:" + pepper.reveal()).utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The signed bundle's JSON for the current version (built once per version).
+    public func bundle() async throws -> (version: Int64, body: [UInt8]) {
+        let version = try await store.policyVersion()
+        if let cached = cache.withLock({ $0 }), cached.version == version { return cached }
+        let snapshot = try await store.snapshot()
+        let document = Self.document(from: snapshot, pepperFingerprint: pepperFingerprint, now: Int64(Date().timeIntervalSince1970))
+        let signed = try SignedBundle.sign(document, with: signingKey.key)
+        let body = Array(try WireCoding.encoder.encode(signed))
+        cache.withLock { current in
+            if (current?.version ?? 0) < snapshot.version { current = (snapshot.version, body) }
+        }
+        return (snapshot.version, body)
+    }
+
+    static func document(from snapshot: PolicySnapshot, pepperFingerprint: String, now: Int64) -> PolicyDocument {
+        var document = PolicyDocument(version: snapshot.version, issuedAt: now, keyPepperFingerprint: pepperFingerprint,
+                                      settings: snapshot.settings)
+        for entity in snapshot.entities {
+            switch entity {
+            case .team(let team): document.teams.append(team)
+            case .project(let project): document.projects.append(project)
+            case .service(let service): document.services.append(service)
+            case .model(let model): document.models.append(model)
+            case .key(var key):
+                key.prefix = nil
+                key.createdAt = nil
+                document.keys.append(key)
+            }
+        }
+        return document
+    }
+
+    /// Returns once the policy version is above `version`, or after `timeout`.
+    public func waitForVersion(above version: Int64, timeout: Duration) async throws -> Int64 {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let current = try await store.policyVersion()
+            if current > version || ContinuousClock.now >= deadline { return current }
+            let slice = min(pollInterval, deadline - ContinuousClock.now)
+            await waitForChange(upTo: slice)
+        }
+    }
+
+    /// Wakes every waiting long-poll: called after a write through this process.
+    public func policyChanged() {
+        let woken = waiters.withLock { waiters -> [CheckedContinuation<Void, Never>] in
+            defer { waiters.removeAll() }
+            return Array(waiters.values)
+        }
+        for waiter in woken { waiter.resume() }
+    }
+
+    private func waitForChange(upTo duration: Duration) async {
+        let id = UUID()
+        await withCheckedContinuation { continuation in
+            // Registered before the timer starts, so neither wake-up can be missed.
+            waiters.withLock { $0[id] = continuation }
+            Task {
+                try? await Task.sleep(for: duration)
+                if let waiter = self.waiters.withLock({ $0.removeValue(forKey: id) }) { waiter.resume() }
+            }
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluiceControl
+import SluicePolicy
+
+@main
+struct SluiceControlCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sluice-control",
+        abstract: "The Sluice control plane: keys, teams, catalog, limits and fleet usage, served to agents as signed policy bundles.")
+
+    @Option(help: "Address to listen on, HOST:PORT.")
+    var listen = "127.0.0.1:8080"
+
+    @Option(help: "Database: sqlite:PATH. The default is sluice.db in the data directory.")
+    var db: String?
+
+    @Option(help: "Directory for the database, the bundle signing key and the key pepper.")
+    var dataDir = ".state/control"
+
+    @Option(help: "File holding the admin token (otherwise SLUICE_ADMIN_TOKEN).")
+    var adminTokenFile: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "sluice-control")
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            let parts = listen.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
+                throw ControlStartError("--listen must be HOST:PORT, for example 127.0.0.1:8080")
+            }
+            let directory = try ControlDataDirectory(path: dataDir)
+            let adminToken = try readAdminToken(environment: environment)
+            let path: String
+            switch db {
+            case nil: path = "\(dataDir)/sluice.db"
+            case let value? where value.hasPrefix("sqlite:"): path = String(value.dropFirst("sqlite:".count))
+            case let value?:
+                throw ControlStartError("--db \(value.split(separator: "@").last ?? "") is not supported by this build: use sqlite:PATH")
+            }
+            let store = try SQLiteStore(path: path)
+            try await store.migrate()
+            let pepper = try directory.keyPepper(environment: environment)
+            let publisher = PolicyPublisher(store: store, signingKey: try directory.signingKey(), keyPepper: pepper)
+            let api = ControlAPI(store: store, publisher: publisher, adminToken: adminToken, keyPepper: pepper)
+            let application = makeControlApplication(api: api, host: String(parts[0]), port: port, logger: logger) { bound in
+                logger.info("sluice-control listening", metadata: ["address": "\(parts[0]):\(bound)", "db": "\(path)",
+                                                                   "public_key": "\(dataDir)/signing-key.pub"])
+            }
+            let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        } catch let error as ControlStartError {
+            FileHandle.standardError.write(Data("sluice-control: \(error.message)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+
+    private func readAdminToken(environment: [String: String]) throws -> Secret {
+        var token = environment["SLUICE_ADMIN_TOKEN"] ?? ""
+        if let adminTokenFile {
+            guard let text = try? String(contentsOfFile: adminTokenFile, encoding: .utf8) else {
+                throw ControlStartError("cannot read --admin-token-file \(adminTokenFile)")
+            }
+            token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard token.utf8.count >= 16 else {
+            throw ControlStartError("set SLUICE_ADMIN_TOKEN (or --admin-token-file) to an admin token of at least 16 characters")
+        }
+        return Secret(token)
+    }
+}

@@ -1,0 +1,218 @@
+import Crypto
+import Foundation
+import Logging
+import NIOPosix
+import ServiceLifecycle
+import SluiceControl
+import SluicePolicy
+import SluiceTestSupport
+import SluiceWire
+import Testing
+
+/// A control plane on 127.0.0.1 (port 0) over a fresh SQLite store, for one test.
+final class ControlHarness: @unchecked Sendable {
+    static let adminToken = "admin-token-for-tests-0123456789"
+    static let pepper = Secret("control-test-pepper-0123456789")
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let directory: TemporaryDirectory
+    let signingKey = Curve25519.Signing.PrivateKey()
+    let store: SQLiteStore
+    private(set) var port = 0
+    private var serviceGroup: ServiceGroup?
+    private var task: Task<Void, any Error>?
+
+    init() async throws {
+        directory = try TemporaryDirectory()
+        store = try SQLiteStore(path: directory.file("control.db"))
+        try await store.migrate()
+        let publisher = PolicyPublisher(store: store, signingKey: signingKey, keyPepper: Self.pepper, pollInterval: .milliseconds(200))
+        let api = ControlAPI(store: store, publisher: publisher, adminToken: Secret(Self.adminToken), keyPepper: Self.pepper)
+        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        let application = makeControlApplication(api: api, host: "127.0.0.1", port: 0, logger: Logger(label: "test")) { port in
+            continuation.yield(port)
+        }
+        let serviceGroup = ServiceGroup(configuration: .init(services: [application], logger: Logger(label: "test")))
+        self.serviceGroup = serviceGroup
+        task = Task { try await serviceGroup.run() }
+        for await bound in stream {
+            port = bound
+            break
+        }
+    }
+
+    func request(_ method: String, _ path: String, json: String? = nil, token: String? = adminToken,
+                 headers: [(String, String)] = []) async throws -> TestResponse {
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        if let token { text += "Authorization: Bearer \(token)\r\n" }
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        let body = json ?? ""
+        text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        return try await TestHTTPClient.send(raw: Array(text.utf8), port: port, group: group)
+    }
+
+    func json(_ response: TestResponse) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+    }
+
+    func agentToken(_ id: String = "shop/checkout/pod-1") async throws -> String {
+        let response = try await request("POST", "/v1/admin/agents", json: #"{"id":"\#(id)"}"#)
+        return try #require(try json(response)["token"] as? String)
+    }
+
+    func shutdown() async throws {
+        await serviceGroup?.triggerGracefulShutdown()
+        try await task?.value
+        try await group.shutdownGracefully()
+        directory.remove()
+    }
+}
+
+@Suite("Control plane HTTP API")
+struct ControlAPITests {
+    @Test("admin routes need the admin token; agent routes need an agent token; neither opens the other")
+    func authentication() async throws {
+        let control = try await ControlHarness()
+        #expect(try await control.request("GET", "/v1/admin/teams", token: nil).status == 401)
+        #expect(try await control.request("GET", "/v1/admin/teams", token: "wrong-token-0123456789").status == 401)
+        let agentToken = try await control.agentToken()
+        #expect(try await control.request("GET", "/v1/admin/teams", token: agentToken).status == 401)
+        #expect(try await control.request("GET", "/v1/agent/policy", token: ControlHarness.adminToken).status == 401)
+        #expect(try await control.request("GET", "/v1/agent/policy", token: agentToken).status == 200)
+        let refused = try await control.request("GET", "/v1/admin/teams", token: nil)
+        #expect(refused.text.contains(#""code":"unauthorized""#))
+        try await control.shutdown()
+    }
+
+    @Test("a key is shown once at creation; listings show id and prefix, never the secret or its hash")
+    func keys() async throws {
+        let control = try await ControlHarness()
+        #expect(try await control.request("POST", "/v1/admin/teams", json: #"{"name":"marketing"}"#).status == 201)
+        #expect(try await control.request("POST", "/v1/admin/projects", json: #"{"name":"website","team":"marketing"}"#).status == 201)
+        let created = try await control.request("POST", "/v1/admin/keys", json: """
+            {"team":"marketing","project":"website","allowed_models":["gpt4_limited"],"metadata":{"owner":"marketing-team","env":"prod"},
+             "limits":{"requests_per_minute":60,"tokens_per_minute":60000,"monthly_spend_usd":200}}
+            """)
+        #expect(created.status == 201)
+        let body = try control.json(created)
+        let secret = try #require(body["key"] as? String)
+        let details = try #require(body["details"] as? [String: Any])
+        let id = try #require(details["id"] as? String)
+        #expect(secret.hasPrefix("sk-sluice-") && secret.count == 42)
+        #expect(details["prefix"] as? String == String(secret.prefix(14)))
+        let listing = try await control.request("GET", "/v1/admin/keys")
+        #expect(listing.status == 200 && listing.text.contains(id) && !listing.text.contains(secret) && !listing.text.contains("hmac-sha256"))
+        let one = try await control.request("GET", "/v1/admin/keys/\(id)")
+        #expect(!one.text.contains(secret) && one.text.contains(#""owner":"marketing-team""#))
+
+        // An update applies without rotating; rotation issues a new secret with a grace period.
+        let patched = try await control.request("PATCH", "/v1/admin/keys/\(id)", json: #"{"limits":{"requests_per_minute":120}}"#)
+        #expect(patched.status == 200 && patched.text.contains(#""requests_per_minute":120"#))
+        let rotated = try control.json(try await control.request("POST", "/v1/admin/keys/\(id)/rotate", json: #"{"grace_period_seconds":3600}"#))
+        let newSecret = try #require(rotated["key"] as? String)
+        #expect(newSecret != secret)
+        let revoked = try await control.request("POST", "/v1/admin/keys/\(id)/revoke", json: "{}")
+        #expect(revoked.status == 200 && revoked.text.contains(#""revoked":true"#))
+        #expect(try await control.request("POST", "/v1/admin/keys/\(id)/rotate", json: "{}").status == 409)
+        // A key for a team that does not exist, and a project of another team, are refused.
+        #expect(try await control.request("POST", "/v1/admin/keys", json: #"{"team":"ghosts"}"#).status == 400)
+        #expect(try await control.request("DELETE", "/v1/admin/teams/marketing").status == 409)
+        try await control.shutdown()
+    }
+
+    @Test("the bundle is signed, carries key hashes not keys, and answers If-None-Match with 304")
+    func bundle() async throws {
+        let control = try await ControlHarness()
+        let token = try await control.agentToken()
+        _ = try await control.request("POST", "/v1/admin/teams", json: #"{"name":"ml","denied_models":["gpt-4o"]}"#)
+        _ = try await control.request("POST", "/v1/admin/models", json: """
+            {"alias":"gpt-4o-mini","deployments":[{"api_base":"https://api.openai.com/v1","upstream_model":"gpt-4o-mini","credential_ref":"OPENAI_API_KEY"}],
+             "input_cost_per_token":0.00000015,"output_cost_per_token":0.0000006}
+            """)
+        _ = try await control.request("POST", "/v1/admin/services", json: #"{"name":"shop/checkout","keyless":true}"#)
+        let secret = try #require(try control.json(try await control.request("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#))["key"] as? String)
+        let response = try await control.request("GET", "/v1/agent/policy", token: token)
+        #expect(response.status == 200)
+        let tag = try #require(response.header("etag"))
+        #expect(tag == "\"v5\"")  // 1 at start, then four writes
+        #expect(!response.text.contains(secret))
+        let bundle = try WireCoding.decoder.decode(SignedBundle.self, from: Data(response.body))
+        let document = try bundle.verified(with: control.signingKey.publicKey)
+        #expect(document.version == 5 && document.keys.map(\.id) == ["ci"] && document.keys[0].prefix == nil)
+        #expect(document.keys[0].hash == KeyHasher(pepper: ControlHarness.pepper).hash(secret).encoded)
+        #expect(document.keyPepperFingerprint == PolicyPublisher.fingerprint(of: ControlHarness.pepper))
+        #expect(document.services.first?.keyless == true && document.teams.first?.deniedModels == ["gpt-4o"])
+        let unchanged = try await control.request("GET", "/v1/agent/policy", token: token, headers: [("If-None-Match", tag)])
+        #expect(unchanged.status == 304 && unchanged.body.isEmpty)
+        // The bundle turns into an engine policy on the agent's side.
+        let context = PolicyDocument.LocalContext(keyPepper: ControlHarness.pepper, credential: { _ in Secret("sk-provider") },
+                                                  timeZone: { TimeZoneRules(fixedOffset: $0) })
+        #expect(try document.policy(in: context).policy.keys.count == 1)
+        try await control.shutdown()
+    }
+
+    @Test("a long-poll answers as soon as the policy changes")
+    func longPoll() async throws {
+        let control = try await ControlHarness()
+        let token = try await control.agentToken()
+        _ = try await control.request("POST", "/v1/admin/teams", json: #"{"name":"ml"}"#)
+        _ = try await control.request("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#)
+        let tag = try #require(try await control.request("GET", "/v1/agent/policy", token: token).header("etag"))
+        let started = ContinuousClock.now
+        let poll = Task { try await control.request("GET", "/v1/agent/policy?wait=30", token: token, headers: [("If-None-Match", tag)]) }
+        // The poll must be waiting before the change, or the test proves nothing: an
+        // immediate answer would be a 200 for an older version, caught below.
+        try await Task.sleep(for: .milliseconds(300))
+        _ = try await control.request("POST", "/v1/admin/keys/ci/revoke", json: "{}")
+        let answer = try await poll.value
+        let waited = ContinuousClock.now - started
+        #expect(answer.status == 200 && answer.header("etag") != tag)
+        let document = try WireCoding.decoder.decode(SignedBundle.self, from: Data(answer.body)).verified(with: control.signingKey.publicKey)
+        #expect(document.keys.first?.revoked == true)
+        #expect(waited < .seconds(2))
+        // With nothing changing, the long-poll ends at its wait with 304.
+        let idle = try await control.request("GET", "/v1/agent/policy?wait=1", token: token, headers: [("If-None-Match", answer.header("etag") ?? "")])
+        #expect(idle.status == 304)
+        try await control.shutdown()
+    }
+
+    @Test("usage batches over HTTP apply once and only for the authenticated agent")
+    func usage() async throws {
+        let control = try await ControlHarness()
+        let token = try await control.agentToken("agent-1")
+        let batch = #"{"agent_id":"agent-1","epoch":"e1","sequence":1,"deltas":[{"hour":1795435200,"team":"ml","service":"shop/checkout","key_id":"ci","model":"gpt-4o-mini","requests":3,"prompt_tokens":30,"completion_tokens":9,"cost_pico_usd":9000,"denials":{}}]}"#
+        let first = try await control.request("POST", "/v1/agent/usage", json: batch, token: token)
+        #expect(first.status == 200 && first.text.contains(#""acknowledged_sequence":1"#) && first.text.contains(#""duplicate":false"#))
+        let again = try await control.request("POST", "/v1/agent/usage", json: batch, token: token)
+        #expect(again.text.contains(#""duplicate":true"#))
+        let impostor = try await control.request("POST", "/v1/agent/usage", json: batch.replacingOccurrences(of: "agent-1", with: "agent-2"), token: token)
+        #expect(impostor.status == 403)
+        #expect(try await control.request("POST", "/v1/agent/usage", json: "{not json", token: token).status == 400)
+        let usage = try await control.request("GET", "/v1/admin/usage?group_by=team,model&from=1795435200&to=1795438800")
+        #expect(usage.status == 200 && usage.text.contains(#""cost_pico_usd":9000"#) && usage.text.contains(#""team":"ml""#))
+        #expect(try await control.request("GET", "/v1/admin/usage?group_by=colour").status == 400)
+        try await control.shutdown()
+    }
+
+    @Test("/openapi.json describes exactly the routes served, and every one of them answers")
+    func openAPI() async throws {
+        let control = try await ControlHarness()
+        let response = try await control.request("GET", "/openapi.json", token: nil)
+        let document = try control.json(response)
+        #expect(document["openapi"] as? String == "3.1.0")
+        let paths = try #require(document["paths"] as? [String: [String: Any]])
+        var documented: Set<String> = []
+        for (path, operations) in paths { for method in operations.keys { documented.insert("\(method.uppercased()) \(path)") } }
+        let served = Set(ControlAPI.routes.map { "\($0.method) \($0.path)" })
+        #expect(documented == served)
+        // Every documented route is really routed: no 404 "no such route" for any of them.
+        let agentToken = try await control.agentToken()
+        for route in ControlAPI.routes {
+            let path = route.path.replacingOccurrences(of: "{namespace}/{service}", with: "ns/svc")
+                .replacingOccurrences(of: "{name}", with: "x").replacingOccurrences(of: "{alias}", with: "x").replacingOccurrences(of: "{id}", with: "x")
+            let token = route.path.hasPrefix("/v1/agent") ? agentToken : ControlHarness.adminToken
+            let answer = try await control.request(route.method, path, json: "{}", token: token)
+            #expect(answer.status != 404 || answer.text.contains("\"not_found\""), "\(route.method) \(route.path) is not routed")
+        }
+        try await control.shutdown()
+    }
+}
