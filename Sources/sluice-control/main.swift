@@ -14,7 +14,7 @@ struct SluiceControlCommand: AsyncParsableCommand {
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = "127.0.0.1:8080"
 
-    @Option(help: "Database: sqlite:PATH. The default is sluice.db in the data directory.")
+    @Option(help: "Database: sqlite:PATH, or postgres://user[:password]@host[:port]/database for several replicas. The default is sluice.db in the data directory.")
     var db: String?
 
     @Option(help: "Directory for the database, the bundle signing key and the key pepper.")
@@ -42,20 +42,32 @@ struct SluiceControlCommand: AsyncParsableCommand {
             }
             let directory = try ControlDataDirectory(path: dataDir)
             let adminToken = try readAdminToken(environment: environment)
-            let path: String
+            let store: any Store
+            let described: String
             switch db {
-            case nil: path = "\(dataDir)/sluice.db"
-            case let value? where value.hasPrefix("sqlite:"): path = String(value.dropFirst("sqlite:".count))
+            case nil:
+                described = "\(dataDir)/sluice.db"
+                store = try SQLiteStore(path: described)
+            case let value? where value.hasPrefix("sqlite:"):
+                described = String(value.dropFirst("sqlite:".count))
+                store = try SQLiteStore(path: described)
+            case let value? where value.hasPrefix("postgres://") || value.hasPrefix("postgresql://"):
+                // Never log the password: only the part after the credentials.
+                described = "postgres://…@" + (value.split(separator: "@").last.map(String.init) ?? "")
+                do {
+                    store = try PostgresStore(url: value, logger: logger)
+                } catch let error as StoreError {
+                    throw ControlStartError(error.message)
+                }
             case let value?:
-                throw ControlStartError("--db \(value.split(separator: "@").last ?? "") is not supported by this build: use sqlite:PATH")
+                throw ControlStartError("--db must be sqlite:PATH or postgres://user@host/database, not \(value.prefix(12))…")
             }
-            let store = try SQLiteStore(path: path)
             try await store.migrate()
             let pepper = try directory.keyPepper(environment: environment)
             let publisher = PolicyPublisher(store: store, signingKey: try directory.signingKey(), keyPepper: pepper)
             let api = ControlAPI(store: store, publisher: publisher, adminToken: adminToken, keyPepper: pepper)
             let application = makeControlApplication(api: api, host: String(parts[0]), port: port, logger: logger) { bound in
-                logger.info("sluice-control listening", metadata: ["address": "\(parts[0]):\(bound)", "db": "\(path)",
+                logger.info("sluice-control listening", metadata: ["address": "\(parts[0]):\(bound)", "db": "\(described)",
                                                                    "public_key": "\(dataDir)/signing-key.pub"])
             }
             let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -1,3 +1,4 @@
+import Logging
 import SluiceControl
 import SluiceTestSupport
 import SluiceWire
@@ -175,5 +176,46 @@ struct SQLiteStoreTests {
         #expect(total.first?.requests == 200 && total.first?.costPicoUSD == 100_000)
         #expect(try await second.policyVersion() == 101)
         #expect(try await first.entities(.team).count == 100)
+    }
+}
+
+@Suite("PostgreSQL store")
+struct PostgresStoreTests {
+    @Test("two stores on one database (two replicas) serve consistently under concurrent writes")
+    func twoReplicas() async throws {
+        let url = try StoreFixture.newPostgresDatabase()
+        let first = try PostgresStore(url: url, logger: Logger(label: "test"))
+        let second = try PostgresStore(url: url, logger: Logger(label: "test"))
+        defer {
+            first.shutdown()
+            second.shutdown()
+        }
+        // Both migrate at once, as replicas starting together would.
+        async let migrated1: Void = first.migrate()
+        async let migrated2: Void = second.migrate()
+        _ = try await (migrated1, migrated2)
+        try await first.put(.team(TeamDocument(name: "shared")), mode: .create)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, store) in [first, second].enumerated() {
+                group.addTask {
+                    for sequence in 1...25 {
+                        _ = try await store.apply(StoreConformanceTests.batch(Int64(sequence), agent: "agent-\(index)"))
+                        // Both replicas also apply the other's batches: each must count once.
+                        _ = try await store.apply(StoreConformanceTests.batch(Int64(sequence), agent: "agent-\(1 - index)"))
+                        try await store.put(.project(ProjectDocument(name: "p-\(index)-\(sequence)", team: "shared")), mode: .create)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let hour = StoreConformanceTests.hour
+        for store in [first, second] {
+            let total = try await store.usage(UsageQuery(groupBy: [], from: hour, to: hour + 3600))
+            #expect(total.first?.requests == 100 && total.first?.costPicoUSD == 50_000)
+            #expect(try await store.policyVersion() == 52)
+            #expect(try await store.entities(.project).count == 50)
+        }
+        // A delete racing a reference: the team cannot go while projects use it, on either replica.
+        await #expect(throws: StoreError.self) { try await second.delete(.team, name: "shared") }
     }
 }

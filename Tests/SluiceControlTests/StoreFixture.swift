@@ -1,26 +1,44 @@
+import Logging
 import SluiceControl
 import SluiceTestSupport
 
-/// A fresh, migrated store of one kind, in a temporary place removed afterwards.
+/// A fresh, migrated store of one kind: a SQLite file in a temporary directory, or a new
+/// database on the test process's PostgreSQL server. Both kinds run every conformance test.
 struct StoreFixture {
     enum Kind: String, Sendable, CustomStringConvertible {
-        case sqlite
+        case sqlite, postgres
         var description: String { rawValue }
     }
 
-    static let kinds: [Kind] = [.sqlite]
+    static let kinds: [Kind] = [.sqlite, .postgres]
 
     let store: any Store
     private let directory: TemporaryDirectory
+    private let postgres: PostgresStore?
 
     init(_ kind: Kind) async throws {
         directory = try TemporaryDirectory()
         switch kind {
         case .sqlite:
             store = try SQLiteStore(path: directory.file("sluice.db"), clock: { 1_795_435_200 })
+            postgres = nil
+        case .postgres:
+            let url = try Self.newPostgresDatabase()
+            let created = try PostgresStore(url: url, logger: Logger(label: "test"), clock: { 1_795_435_200 })
+            store = created
+            postgres = created
         }
         try await store.migrate()
     }
 
-    func remove() { directory.remove() }
+    /// A URL for a new, empty database on the shared test server.
+    static func newPostgresDatabase() throws -> String {
+        let server = try TemporaryPostgres.server()
+        return "postgres://postgres@127.0.0.1:\(server.port)/\(try server.createDatabase())"
+    }
+
+    func remove() {
+        postgres?.shutdown()
+        directory.remove()
+    }
 }

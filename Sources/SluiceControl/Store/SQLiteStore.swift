@@ -209,7 +209,7 @@ public final class SQLiteStore: Store {
     }
 
     public func usage(_ query: UsageQuery) async throws -> [UsageRow] {
-        let statement = UsageSQL.select(query)
+        let statement = UsageSQL.select(query) { _ in "?" }
         return try await pool.read { db in
             try Row.fetchAll(db, sql: statement.sql, arguments: StatementArguments(statement.arguments)).map { row in
                 var group: [String: String] = [:]

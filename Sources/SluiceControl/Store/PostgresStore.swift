@@ -1,0 +1,340 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SluiceWire
+
+/// The store for several control-plane replicas on one PostgreSQL database.
+///
+/// Transactions run at READ COMMITTED with explicit row locks taken in one fixed order:
+/// every policy write first locks the policy-version row, so policy writes serialise and a
+/// reference check cannot race a delete; a usage batch locks its (agent, epoch) mark row,
+/// so two replicas given the same batch apply it once. A transaction that still fails with
+/// a serialization failure or deadlock is retried.
+public final class PostgresStore: Store {
+    private let client: PostgresClient
+    private let logger: Logger
+    private let clock: @Sendable () -> Int64
+    private let runner: Task<Void, Never>
+
+    /// Connects to `postgres://user[:password]@host[:port]/database` (TLS off: use a local
+    /// or otherwise protected network path). The connection pool runs until ``shutdown()``.
+    public init(url: String, logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws {
+        guard let components = URLComponents(string: url), components.scheme == "postgres" || components.scheme == "postgresql",
+              let host = components.host, let user = components.user else {
+            throw StoreError(.invalid, "the database URL must look like postgres://user[:password]@host[:port]/database")
+        }
+        let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        var configuration = PostgresClient.Configuration(host: host, port: components.port ?? 5432, username: user,
+                                                         password: components.password, database: database.isEmpty ? nil : database,
+                                                         tls: .disable)
+        configuration.options.maximumConnections = 20
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        self.logger = logger
+        self.clock = clock
+        runner = Task { await client.run() }
+    }
+
+    /// Closes the pool.
+    public func shutdown() {
+        runner.cancel()
+    }
+
+    // MARK: - Schema
+
+    public func migrate() async throws {
+        try await transaction { connection in
+            // Replicas starting together take turns here.
+            try await connection.query("SELECT pg_advisory_xact_lock(7423990)", logger: self.logger)
+            for statement in [
+                "CREATE TABLE IF NOT EXISTS sluice_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+                "INSERT INTO sluice_meta (name, value) VALUES ('policy_version', 1), ('schema_version', 1) ON CONFLICT (name) DO NOTHING",
+                """
+                CREATE TABLE IF NOT EXISTS entities (kind TEXT NOT NULL, name TEXT NOT NULL, team TEXT, project TEXT, body TEXT NOT NULL,
+                    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (kind, name))
+                """,
+                "CREATE INDEX IF NOT EXISTS entities_team ON entities (team)",
+                "CREATE INDEX IF NOT EXISTS entities_project ON entities (project)",
+                "CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL)",
+                """
+                CREATE TABLE IF NOT EXISTS usage_marks (agent_id TEXT NOT NULL, epoch TEXT NOT NULL, sequence BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL, PRIMARY KEY (agent_id, epoch))
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS usage_rollups (granularity TEXT NOT NULL, start BIGINT NOT NULL, team TEXT NOT NULL,
+                    project TEXT NOT NULL, service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, requests BIGINT NOT NULL,
+                    prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL, cost_pico BIGINT NOT NULL,
+                    PRIMARY KEY (granularity, start, team, project, service, key_id, model))
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS denial_rollups (granularity TEXT NOT NULL, start BIGINT NOT NULL, team TEXT NOT NULL,
+                    project TEXT NOT NULL, service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, reason TEXT NOT NULL,
+                    count BIGINT NOT NULL, PRIMARY KEY (granularity, start, team, project, service, key_id, model, reason))
+                """,
+            ] {
+                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+            }
+        }
+    }
+
+    // MARK: - Entities
+
+    @discardableResult
+    public func put(_ entity: Entity, mode: PutMode) async throws -> Int64 {
+        let body = try EntityCoding.encode(entity)
+        let now = clock()
+        return try await transaction { connection in
+            let version = try await self.lockPolicy(connection)
+            let kind = entity.kind.rawValue
+            let name = entity.name
+            let exists = try await self.exists(connection, kind: kind, name: name)
+            switch mode {
+            case .create where exists: throw StoreError(.conflict, "\(kind) \"\(name)\" already exists")
+            case .update where !exists: throw StoreError(.notFound, "no \(kind) \"\(name)\"")
+            default: break
+            }
+            for (requiredKind, requiredName) in References.required(by: entity) {
+                guard try await self.exists(connection, kind: requiredKind.rawValue, name: requiredName) else {
+                    throw StoreError(.invalid, "\(kind) \"\(name)\" refers to \(requiredKind.rawValue) \"\(requiredName)\", which does not exist")
+                }
+            }
+            if let project = entity.project, let team = entity.team {
+                let owner = try await connection.query("SELECT team FROM entities WHERE kind = 'project' AND name = \(project)", logger: self.logger)
+                    .decode(String?.self).first(where: { _ in true }) ?? nil
+                guard owner == team else {
+                    throw StoreError(.invalid, "project \"\(project)\" belongs to team \"\(owner ?? "?")\", not \"\(team)\"")
+                }
+            }
+            try await connection.query("""
+                INSERT INTO entities (kind, name, team, project, body, created_at, updated_at)
+                VALUES (\(kind), \(name), \(entity.team), \(entity.project), \(body), \(now), \(now))
+                ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body = excluded.body,
+                    updated_at = excluded.updated_at
+                """, logger: self.logger)
+            return try await self.bump(connection, from: version)
+        }
+    }
+
+    public func entity(_ kind: EntityKind, name: String) async throws -> Entity? {
+        let rows = try await client.query("SELECT body FROM entities WHERE kind = \(kind.rawValue) AND name = \(name)", logger: logger)
+        for try await body in rows.decode(String.self) { return try EntityCoding.decode(kind, body) }
+        return nil
+    }
+
+    public func entities(_ kind: EntityKind) async throws -> [Entity] {
+        var result: [Entity] = []
+        let rows = try await client.query("SELECT body FROM entities WHERE kind = \(kind.rawValue) ORDER BY name", logger: logger)
+        for try await body in rows.decode(String.self) { result.append(try EntityCoding.decode(kind, body)) }
+        return result
+    }
+
+    @discardableResult
+    public func delete(_ kind: EntityKind, name: String) async throws -> Int64 {
+        try await transaction { connection in
+            let version = try await self.lockPolicy(connection)
+            guard try await self.exists(connection, kind: kind.rawValue, name: name) else {
+                throw StoreError(.notFound, "no \(kind.rawValue) \"\(name)\"")
+            }
+            if kind == .team || kind == .project {
+                let query: PostgresQuery = kind == .team
+                    ? "SELECT kind || ' \"' || name || '\"' FROM entities WHERE team = \(name) ORDER BY kind, name LIMIT 5"
+                    : "SELECT kind || ' \"' || name || '\"' FROM entities WHERE project = \(name) ORDER BY kind, name LIMIT 5"
+                var users: [String] = []
+                for try await user in try await connection.query(query, logger: self.logger).decode(String.self) { users.append(user) }
+                guard users.isEmpty else {
+                    throw StoreError(.conflict, "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", ")); delete or move those first")
+                }
+            }
+            try await connection.query("DELETE FROM entities WHERE kind = \(kind.rawValue) AND name = \(name)", logger: self.logger)
+            return try await self.bump(connection, from: version)
+        }
+    }
+
+    public func settings() async throws -> SettingsDocument {
+        let rows = try await client.query("SELECT body FROM settings WHERE id = 1", logger: logger)
+        for try await body in rows.decode(String.self) { return try EntityCoding.decodeSettings(body) }
+        return SettingsDocument()
+    }
+
+    @discardableResult
+    public func setSettings(_ settings: SettingsDocument) async throws -> Int64 {
+        let body = try EntityCoding.encodeSettings(settings)
+        return try await transaction { connection in
+            let version = try await self.lockPolicy(connection)
+            try await connection.query("INSERT INTO settings (id, body) VALUES (1, \(body)) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                                       logger: self.logger)
+            return try await self.bump(connection, from: version)
+        }
+    }
+
+    public func snapshot() async throws -> PolicySnapshot {
+        // REPEATABLE READ: the version and the rows come from one snapshot.
+        try await transaction(isolation: "REPEATABLE READ READ ONLY") { connection in
+            var version: Int64 = 0
+            for try await value in try await connection.query("SELECT value FROM sluice_meta WHERE name = 'policy_version'", logger: self.logger)
+                .decode(Int64.self) { version = value }
+            var entities: [Entity] = []
+            for try await (kind, body) in try await connection.query("SELECT kind, body FROM entities ORDER BY kind, name", logger: self.logger)
+                .decode((String, String).self) {
+                guard let entityKind = EntityKind(rawValue: kind) else { throw StoreError(.invalid, "unknown entity kind \(kind) in the store") }
+                entities.append(try EntityCoding.decode(entityKind, body))
+            }
+            var settings = SettingsDocument()
+            for try await body in try await connection.query("SELECT body FROM settings WHERE id = 1", logger: self.logger).decode(String.self) {
+                settings = try EntityCoding.decodeSettings(body)
+            }
+            return PolicySnapshot(version: version, entities: entities, settings: settings)
+        }
+    }
+
+    public func policyVersion() async throws -> Int64 {
+        for try await value in try await client.query("SELECT value FROM sluice_meta WHERE name = 'policy_version'", logger: logger).decode(Int64.self) {
+            return value
+        }
+        return 0
+    }
+
+    private func lockPolicy(_ connection: PostgresConnection) async throws -> Int64 {
+        for try await value in try await connection.query("SELECT value FROM sluice_meta WHERE name = 'policy_version' FOR UPDATE", logger: logger)
+            .decode(Int64.self) { return value }
+        throw StoreError(.invalid, "the store is not migrated")
+    }
+
+    private func bump(_ connection: PostgresConnection, from version: Int64) async throws -> Int64 {
+        try await connection.query("UPDATE sluice_meta SET value = \(version + 1) WHERE name = 'policy_version'", logger: logger)
+        return version + 1
+    }
+
+    private func exists(_ connection: PostgresConnection, kind: String, name: String) async throws -> Bool {
+        for try await _ in try await connection.query("SELECT 1 FROM entities WHERE kind = \(kind) AND name = \(name)", logger: logger).decode(Int32.self) {
+            return true
+        }
+        return false
+    }
+
+    // MARK: - Usage
+
+    public func apply(_ batch: UsageBatch) async throws -> UsageAck {
+        try batch.validateForStore()
+        let now = clock()
+        return try await transaction { connection in
+            // The mark row exists before it is locked, so two first batches cannot both pass.
+            try await connection.query("""
+                INSERT INTO usage_marks (agent_id, epoch, sequence, updated_at) VALUES (\(batch.agentID), \(batch.epoch), 0, \(now))
+                ON CONFLICT (agent_id, epoch) DO NOTHING
+                """, logger: self.logger)
+            var mark: Int64 = 0
+            for try await value in try await connection.query(
+                "SELECT sequence FROM usage_marks WHERE agent_id = \(batch.agentID) AND epoch = \(batch.epoch) FOR UPDATE", logger: self.logger
+            ).decode(Int64.self) { mark = value }
+            if batch.sequence <= mark {
+                return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: mark, duplicate: true)
+            }
+            guard batch.sequence == mark + 1 else {
+                throw StoreError(.conflict, "batch \(batch.sequence) of epoch \(batch.epoch) arrived before \(mark + 1); send \(mark + 1) first")
+            }
+            for delta in batch.deltas {
+                for (granularity, start) in [("hour", delta.hour), ("day", delta.hour - delta.hour % 86_400)] {
+                    let team = delta.team ?? ""
+                    let project = delta.project ?? ""
+                    let key = delta.keyID ?? ""
+                    if delta.requests > 0 || delta.promptTokens > 0 || delta.completionTokens > 0 || delta.costPicoUSD > 0 {
+                        try await connection.query("""
+                            INSERT INTO usage_rollups (granularity, start, team, project, service, key_id, model,
+                                                       requests, prompt_tokens, completion_tokens, cost_pico)
+                            VALUES (\(granularity), \(start), \(team), \(project), \(delta.service), \(key), \(delta.model),
+                                    \(delta.requests), \(delta.promptTokens), \(delta.completionTokens), \(delta.costPicoUSD))
+                            ON CONFLICT (granularity, start, team, project, service, key_id, model) DO UPDATE SET
+                                requests = usage_rollups.requests + excluded.requests,
+                                prompt_tokens = usage_rollups.prompt_tokens + excluded.prompt_tokens,
+                                completion_tokens = usage_rollups.completion_tokens + excluded.completion_tokens,
+                                cost_pico = usage_rollups.cost_pico + excluded.cost_pico
+                            """, logger: self.logger)
+                    }
+                    for (reason, count) in delta.denials where count > 0 {
+                        try await connection.query("""
+                            INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model, reason, count)
+                            VALUES (\(granularity), \(start), \(team), \(project), \(delta.service), \(key), \(delta.model), \(reason), \(count))
+                            ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO UPDATE SET
+                                count = denial_rollups.count + excluded.count
+                            """, logger: self.logger)
+                    }
+                }
+            }
+            try await connection.query("""
+                UPDATE usage_marks SET sequence = \(batch.sequence), updated_at = \(now)
+                WHERE agent_id = \(batch.agentID) AND epoch = \(batch.epoch)
+                """, logger: self.logger)
+            return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: batch.sequence, duplicate: false)
+        }
+    }
+
+    public func usage(_ query: UsageQuery) async throws -> [UsageRow] {
+        let statement = UsageSQL.select(query) { "$\($0)" }
+        var binds = PostgresBindings()
+        for argument in statement.arguments { binds.append(argument) }
+        let rows = try await client.query(PostgresQuery(unsafeSQL: statement.sql, binds: binds), logger: logger)
+        var result: [UsageRow] = []
+        for try await row in rows {
+            let columns = row.makeRandomAccess()
+            var group: [String: String] = [:]
+            for (index, dimension) in query.groupBy.enumerated() {
+                group[dimension.rawValue] = dimension == .day ? String(try columns[index].decode(Int64.self)) : try columns[index].decode(String.self)
+            }
+            let base = query.groupBy.count
+            result.append(UsageRow(group: group, requests: try columns[base].decode(Int64.self), promptTokens: try columns[base + 1].decode(Int64.self),
+                                   completionTokens: try columns[base + 2].decode(Int64.self), costPicoUSD: try columns[base + 3].decode(Int64.self)))
+        }
+        return result
+    }
+
+    // MARK: - Agents
+
+    public func registerAgent(id: String, tokenHash: String) async throws {
+        let now = clock()
+        try await client.query("""
+            INSERT INTO agents (id, token_hash, created_at) VALUES (\(id), \(tokenHash), \(now))
+            ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash
+            """, logger: logger)
+    }
+
+    public func agent(tokenHash: String) async throws -> String? {
+        for try await id in try await client.query("SELECT id FROM agents WHERE token_hash = \(tokenHash)", logger: logger).decode(String.self) {
+            return id
+        }
+        return nil
+    }
+
+    // MARK: - Transactions
+
+    /// Runs `body` in a transaction, retrying on serialization failure (40001) or deadlock
+    /// (40P01). Errors thrown by `body` itself surface unchanged.
+    private func transaction<T: Sendable>(isolation: String = "READ COMMITTED",
+                                          _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await client.withConnection { connection in
+                    try await connection.query(PostgresQuery(unsafeSQL: "BEGIN ISOLATION LEVEL \(isolation)"), logger: self.logger)
+                    do {
+                        let result = try await body(connection)
+                        try await connection.query("COMMIT", logger: self.logger)
+                        return result
+                    } catch {
+                        _ = try? await connection.query("ROLLBACK", logger: self.logger)
+                        throw error
+                    }
+                }
+            } catch let error as PSQLError where Self.isRetryable(error) && attempt < 8 {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(Int64.random(in: 5...20) * Int64(attempt)))
+            }
+        }
+    }
+
+    private static func isRetryable(_ error: PSQLError) -> Bool {
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40001" || state == "40P01"
+    }
+}

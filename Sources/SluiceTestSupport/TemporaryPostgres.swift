@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Synchronization
+
+/// A real PostgreSQL server for the tests that need one: its own cluster in a temporary
+/// directory, listening on 127.0.0.1 on a free port, started once per test process and
+/// stopped when the process exits. Each caller gets a fresh database.
+///
+/// The server binaries come from Debian's `postgresql` package, which `scripts/test.sh`
+/// installs. PostgreSQL refuses to run as root, so as root the cluster belongs to the
+/// `postgres` user the package creates.
+public final class TemporaryPostgres: Sendable {
+    public let port: Int
+    public let directory: String
+    private let binaries: String
+    private let runAs: String?
+    private let databases = Atomic<Int>(0)
+
+    private static let shared = Mutex<TemporaryPostgres?>(nil)
+
+    /// The process-wide server, started on first use.
+    public static func server() throws -> TemporaryPostgres {
+        try shared.withLock { server in
+            if let server { return server }
+            let started = try TemporaryPostgres()
+            server = started
+            atexit { TemporaryPostgres.shared.withLock { $0?.stop() } }
+            return started
+        }
+    }
+
+    private init() throws {
+        guard let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?.sorted().last
+            .map({ "/usr/lib/postgresql/\($0)/bin" }), FileManager.default.isExecutableFile(atPath: "\(bin)/initdb") else {
+            throw TestClientError(message: "PostgreSQL is not installed: run scripts/test.sh, which installs Debian's postgresql package")
+        }
+        binaries = bin
+        runAs = getuid() == 0 ? "postgres" : nil
+        directory = NSTemporaryDirectory() + "sluice-pg-\(UInt32.random(in: .min ... .max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        if let runAs {
+            guard let user = getpwnam(runAs) else { throw TestClientError(message: "no \(runAs) user to run PostgreSQL as") }
+            chown(directory, user.pointee.pw_uid, user.pointee.pw_gid)
+        }
+        port = Self.freePort()
+        try run("\(binaries)/initdb", ["-D", "\(directory)/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
+        try run("\(binaries)/pg_ctl", ["-D", "\(directory)/data", "-l", "\(directory)/server.log", "-w", "-t", "60", "start", "-o",
+                                      "-p \(port) -c listen_addresses=127.0.0.1 -k \(directory) -c fsync=off -c max_connections=200"])
+    }
+
+    /// A new, empty database, and its name.
+    public func createDatabase() throws -> String {
+        let name = "sluice_test_\(databases.add(1, ordering: .relaxed).newValue)"
+        try run("\(binaries)/createdb", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", name])
+        return name
+    }
+
+    func stop() {
+        try? run("\(binaries)/pg_ctl", ["-D", "\(directory)/data", "-m", "immediate", "-w", "stop"])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Runs a command to completion with posix_spawn and waitpid: deterministic, and free of
+    /// the run-loop and pipe pitfalls of Foundation's Process with a daemonising child.
+    /// Output goes to a file, not a pipe: the server pg_ctl starts would hold a pipe open.
+    private func run(_ executable: String, _ arguments: [String]) throws {
+        let argv = runAs.map { ["/usr/sbin/runuser", "-u", $0, "--", executable] } ?? [executable]
+        let outputPath = "\(directory)/command.log"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let all = argv + arguments
+        var cArguments = all.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, all[0], &actions, nil, &cArguments, environ)
+        guard spawned == 0 else { throw TestClientError(message: "cannot start \(all[0]): error \(spawned)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        let exited = (status & 0x7f) == 0
+        let code = (status >> 8) & 0xff
+        guard exited, code == 0 else {
+            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+            throw TestClientError(message: "\(URL(fileURLWithPath: executable).lastPathComponent) failed: \(text.suffix(500))")
+        }
+    }
+
+    private static func freePort() -> Int {
+        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(socketFD) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
