@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "sluice-agent", targets: ["sluice-agent"]),
         .executable(name: "sluice-mock-provider", targets: ["sluice-mock-provider"]),
         .executable(name: "sluice-control", targets: ["sluice-control"]),
+        .executable(name: "sluice", targets: ["sluice"]),
         // For bench/policy (the decision microbenchmark), which builds it as a dependency.
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
     ],
@@ -119,6 +120,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "sluice",
+            dependencies: [
+                "SluiceWire",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(

@@ -98,6 +98,7 @@ struct ControlAPITests {
         let details = try #require(body["details"] as? [String: Any])
         let id = try #require(details["id"] as? String)
         #expect(secret.hasPrefix("sk-sluice-") && secret.count == 42)
+        #expect(!secret.contains(id.dropFirst(4)))  // the made-up id shares nothing with the secret
         #expect(details["prefix"] as? String == String(secret.prefix(14)))
         let listing = try await control.request("GET", "/v1/admin/keys")
         #expect(listing.status == 200 && listing.text.contains(id) && !listing.text.contains(secret) && !listing.text.contains("hmac-sha256"))

@@ -85,7 +85,8 @@ extension ControlAPI {
             guard let team = body.team else { throw APIError(400, "team is required", code: "missing_team") }
             var generator = SystemRandomNumberGenerator()
             let secret = VirtualKey.generate(using: &generator)
-            let id = body.id ?? "key_" + String(secret.suffix(12))
+            // The id is drawn separately: nothing of the secret may appear in listings or bundles.
+            let id = body.id ?? "key_" + String(VirtualKey.generate(using: &generator).suffix(12))
             var key = KeyDocument(id: id, hash: hasher.hash(secret).encoded, team: team, project: body.project,
                                   metadata: body.metadata ?? [:], expiresAt: body.expiresAt, allowedModels: body.allowedModels,
                                   deniedModels: body.deniedModels ?? [], limits: body.limits)

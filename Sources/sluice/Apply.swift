@@ -1,0 +1,173 @@
+import ArgumentParser
+import Foundation
+import SluiceWire
+import Yams
+
+/// A declarative policy file. Each section present is made to match exactly (entities not
+/// listed are deleted); a section left out is not touched. Keys are not here: their secrets
+/// are issued by `sluice keys create`, never written in files.
+struct PolicyFile: Codable {
+    var teams: [TeamDocument]?
+    var projects: [ProjectDocument]?
+    var services: [ServiceDocument]?
+    var models: [ModelDocument]?
+    var settings: SettingsDocument?
+}
+
+struct Apply: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Make the control plane's policy match a YAML file: shows the changes, then applies them.")
+    @Option(name: .shortAndLong, help: "The policy file (YAML).") var file: String
+    @Flag(help: "Show the changes without applying them.") var dryRun = false
+    @OptionGroup var connection: Connection
+
+    func run() async throws {
+        try await perform {
+            let text: String
+            do {
+                text = try String(contentsOfFile: file, encoding: .utf8)
+            } catch {
+                throw AdminClient.Failure(description: "cannot read \(file)")
+            }
+            let desired: PolicyFile
+            do {
+                desired = try YAMLDecoder().decode(PolicyFile.self, from: text)
+            } catch {
+                throw AdminClient.Failure(description: "\(file) is not a policy file: \(error)")
+            }
+            let client = try connection.client()
+            let plan = try await PolicyPlan.make(desired: desired, client: client, kinds: PolicyPlan.Kind.allCases)
+            try await plan.run(client: client, dryRun: dryRun)
+        }
+    }
+}
+
+/// The changes that make the server match a file, in an order references allow.
+struct PolicyPlan {
+    enum Kind: String, CaseIterable {
+        case teams, projects, services, models, settings
+    }
+
+    enum Change {
+        case create(kind: Kind, name: String, body: Data)
+        case update(kind: Kind, name: String, body: Data, fields: [String])
+        case delete(kind: Kind, name: String)
+        case settings(body: Data, fields: [String])
+    }
+
+    var changes: [Change] = []
+
+    static func make(desired: PolicyFile, client: AdminClient, kinds: [Kind]) async throws -> PolicyPlan {
+        var plan = PolicyPlan()
+        var deletions: [Change] = []
+        func reconcile<Document: Codable>(_ kind: Kind, _ wanted: [Document]?, name: (Document) -> String) async throws {
+            guard kinds.contains(kind), let wanted else { return }
+            let current = try WireCoding.decoder.decode([Document].self, from: try await client.send("GET", "/v1/admin/\(kind.rawValue)"))
+            let currentByName = Dictionary(current.map { (name($0), $0) }, uniquingKeysWith: { first, _ in first })
+            let wantedNames = Set(wanted.map(name))
+            for document in wanted {
+                let body = try WireCoding.encoder.encode(document)
+                if let existing = currentByName[name(document)] {
+                    let fields = try changedFields(try WireCoding.encoder.encode(existing), body)
+                    if !fields.isEmpty { plan.changes.append(.update(kind: kind, name: name(document), body: body, fields: fields)) }
+                } else {
+                    plan.changes.append(.create(kind: kind, name: name(document), body: body))
+                }
+            }
+            for existing in current where !wantedNames.contains(name(existing)) {
+                deletions.insert(.delete(kind: kind, name: name(existing)), at: 0)
+            }
+        }
+        try await reconcile(.teams, desired.teams) { $0.name }
+        try await reconcile(.projects, desired.projects) { $0.name }
+        try await reconcile(.services, desired.services) { $0.name }
+        try await reconcile(.models, desired.models) { $0.alias }
+        if kinds.contains(.settings), let settings = desired.settings {
+            let current = try await client.send("GET", "/v1/admin/settings")
+            let body = try WireCoding.encoder.encode(settings)
+            let fields = try changedFields(current, body)
+            if !fields.isEmpty { plan.changes.append(.settings(body: body, fields: fields)) }
+        }
+        // Deletions last, dependents first (reverse of creation order).
+        plan.changes += deletions
+        return plan
+    }
+
+    /// Top-level fields whose JSON differs.
+    static func changedFields(_ old: Data, _ new: Data) throws -> [String] {
+        let before = try JSONSerialization.jsonObject(with: old) as? [String: Any] ?? [:]
+        let after = try JSONSerialization.jsonObject(with: new) as? [String: Any] ?? [:]
+        return Set(before.keys).union(after.keys).sorted().filter { key in
+            let left = before[key].flatMap { try? JSONSerialization.data(withJSONObject: ["v": $0], options: [.sortedKeys]) }
+            let right = after[key].flatMap { try? JSONSerialization.data(withJSONObject: ["v": $0], options: [.sortedKeys]) }
+            return left != right
+        }
+    }
+
+    func run(client: AdminClient, dryRun: Bool) async throws {
+        if changes.isEmpty {
+            print("no changes: the control plane already matches")
+            return
+        }
+        for change in changes {
+            switch change {
+            case .create(let kind, let name, _): print("+ \(kind.rawValue.dropLast()) \(name)")
+            case .update(let kind, let name, _, let fields): print("~ \(kind.rawValue.dropLast()) \(name): \(fields.joined(separator: ", "))")
+            case .delete(let kind, let name): print("- \(kind.rawValue.dropLast()) \(name)")
+            case .settings(_, let fields): print("~ settings: \(fields.joined(separator: ", "))")
+            }
+        }
+        guard !dryRun else {
+            print("(dry run: nothing changed)")
+            return
+        }
+        for change in changes {
+            switch change {
+            case .create(let kind, _, let body): try await client.send("POST", "/v1/admin/\(kind.rawValue)", body: body)
+            case .update(let kind, let name, let body, _): try await client.send("PUT", "/v1/admin/\(kind.rawValue)/\(name)", body: body)
+            case .delete(let kind, let name): try await client.send("DELETE", "/v1/admin/\(kind.rawValue)/\(name)")
+            case .settings(let body, _): try await client.send("PUT", "/v1/admin/settings", body: body)
+            }
+        }
+        print("applied \(changes.count) change\(changes.count == 1 ? "" : "s")")
+    }
+}
+
+/// Reads a LiteLLM `config.yaml` `model_list` into catalog entries. Provider keys are
+/// referenced, never copied: `api_key: os.environ/NAME` becomes `credential_ref: NAME`,
+/// and a literal key is refused.
+enum LiteLLMImport {
+    static func models(fromFile path: String) throws -> [ModelDocument] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw AdminClient.Failure(description: "cannot read \(path)") }
+        guard let root = (try? Yams.compose(yaml: text)) ?? nil, let entries = root["model_list"]?.sequence else {
+            throw AdminClient.Failure(description: "\(path) has no model_list")
+        }
+        var models: [String: ModelDocument] = [:]
+        var order: [String] = []
+        for (index, entry) in entries.enumerated() {
+            guard let alias = entry["model_name"]?.string, let params = entry["litellm_params"], let model = params["model"]?.string else {
+                throw AdminClient.Failure(description: "model_list[\(index)] needs model_name and litellm_params.model")
+            }
+            let provider = model.contains("/") ? String(model.split(separator: "/", maxSplits: 1)[0]) : "openai"
+            let upstream = model.contains("/") ? String(model.split(separator: "/", maxSplits: 1)[1]) : model
+            var credential: String?
+            if let key = params["api_key"]?.string {
+                guard key.hasPrefix("os.environ/") else {
+                    throw AdminClient.Failure(description: "model_list[\(index)] (\(alias)) has a literal api_key: use os.environ/NAME, so the key stays in the agents' environment")
+                }
+                credential = String(key.dropFirst("os.environ/".count))
+            }
+            let deployment = DeploymentDocument(provider: provider, apiBase: params["api_base"]?.string ?? "https://api.openai.com/v1",
+                                                upstreamModel: upstream, credentialRef: credential, weight: params["weight"]?.int ?? 1,
+                                                rpm: params["rpm"]?.int, tpm: params["tpm"]?.int)
+            if models[alias] == nil {
+                order.append(alias)
+                let info = entry["model_info"]
+                models[alias] = ModelDocument(alias: alias, deployments: [], inputCostPerToken: info?["input_cost_per_token"]?.float,
+                                              outputCostPerToken: info?["output_cost_per_token"]?.float,
+                                              maxOutputTokens: info?["max_output_tokens"]?.int)
+            }
+            models[alias]!.deployments.append(deployment)
+        }
+        return order.map { models[$0]! }
+    }
+}

@@ -1,0 +1,179 @@
+import ArgumentParser
+import Foundation
+
+struct Teams: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "teams", abstract: "Teams: who spends.",
+                                                    subcommands: [Create.self, List.self, Get.self, Delete.self])
+    static let columns = ["name", "allowed_models", "denied_models", "limits"]
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a team (or replace it with --replace).")
+        @Argument var name: String
+        @Option(help: "Comma-separated aliases the team may use.") var models: String?
+        @Option(help: "Comma-separated aliases the team may not use.") var deny: String?
+        @Flag(help: "Replace an existing team instead of failing.") var replace = false
+        @OptionGroup var limits: LimitOptions
+        @OptionGroup var connection: Connection
+
+        func run() async throws {
+            try await perform {
+                var body: [String: Any] = ["name": name, "denied_models": list(deny) ?? []]
+                if let allowed = list(models) { body["allowed_models"] = allowed }
+                if let limits = limits.json { body["limits"] = limits }
+                let data = try await connection.client().send(replace ? "PUT" : "POST", replace ? "/v1/admin/teams/\(name)" : "/v1/admin/teams",
+                                                              body: try jsonBody(body))
+                try Printer.show(data, format: try connection.format(), columns: Teams.columns)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/teams"), format: try connection.format(), columns: Teams.columns) }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        @Argument var name: String
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/teams/\(name)"), format: try connection.format(), columns: Teams.columns) }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        @Argument var name: String
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                try await connection.client().send("DELETE", "/v1/admin/teams/\(name)")
+                print("deleted team \(name)")
+            }
+        }
+    }
+}
+
+struct Projects: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "projects", abstract: "Projects: a team's applications.",
+                                                    subcommands: [Create.self, List.self, Delete.self])
+    static let columns = ["name", "team", "allowed_models", "denied_models", "limits"]
+
+    struct Create: AsyncParsableCommand {
+        @Argument var name: String
+        @Option(help: "The team it belongs to.") var team: String
+        @Option(help: "Comma-separated aliases it may use.") var models: String?
+        @OptionGroup var limits: LimitOptions
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                var body: [String: Any] = ["name": name, "team": team]
+                if let allowed = list(models) { body["allowed_models"] = allowed }
+                if let limits = limits.json { body["limits"] = limits }
+                try Printer.show(try await connection.client().send("POST", "/v1/admin/projects", body: try jsonBody(body)),
+                                 format: try connection.format(), columns: Projects.columns)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/projects"), format: try connection.format(), columns: Projects.columns) }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        @Argument var name: String
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                try await connection.client().send("DELETE", "/v1/admin/projects/\(name)")
+                print("deleted project \(name)")
+            }
+        }
+    }
+}
+
+struct Services: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "services", abstract: "Service identities (namespace/service) and their settings.",
+                                                    subcommands: [Set.self, List.self, Delete.self])
+    static let columns = ["name", "keyless", "allowed_models", "denied_models", "limits"]
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create or replace a service's settings.")
+        @Argument(help: "namespace/service") var name: String
+        @Flag(help: "Callers without a virtual key are served as the service itself.") var keyless = false
+        @Option(help: "Comma-separated aliases it may use.") var models: String?
+        @OptionGroup var limits: LimitOptions
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                var body: [String: Any] = ["name": name, "keyless": keyless]
+                if let allowed = list(models) { body["allowed_models"] = allowed }
+                if let limits = limits.json { body["limits"] = limits }
+                let client = try connection.client()
+                let exists = (try? await client.send("GET", "/v1/admin/services/\(name)")) != nil
+                let data = try await client.send(exists ? "PUT" : "POST", exists ? "/v1/admin/services/\(name)" : "/v1/admin/services",
+                                                 body: try jsonBody(body))
+                try Printer.show(data, format: try connection.format(), columns: Services.columns)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/services"), format: try connection.format(), columns: Services.columns) }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        @Argument var name: String
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                try await connection.client().send("DELETE", "/v1/admin/services/\(name)")
+                print("deleted service \(name)")
+            }
+        }
+    }
+}
+
+struct Models: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "models", abstract: "The model catalog: aliases, deployments and prices.",
+                                                    subcommands: [List.self, Delete.self, Import.self])
+    static let columns = ["alias", "deployments.0.upstream_model", "input_cost_per_token", "output_cost_per_token", "limits"]
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/models"), format: try connection.format(), columns: Models.columns) }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        @Argument var alias: String
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                try await connection.client().send("DELETE", "/v1/admin/models/\(alias)")
+                print("deleted model \(alias)")
+            }
+        }
+    }
+
+    struct Import: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Import a LiteLLM config.yaml's model_list as the catalog (creating or replacing aliases).")
+        @Option(name: .shortAndLong, help: "The LiteLLM config.yaml.") var file: String
+        @Flag(help: "Show what would change without changing it.") var dryRun = false
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                let models = try LiteLLMImport.models(fromFile: file)
+                let plan = try await PolicyPlan.make(desired: PolicyFile(models: models), client: try connection.client(), kinds: [.models])
+                try await plan.run(client: try connection.client(), dryRun: dryRun)
+            }
+        }
+    }
+}

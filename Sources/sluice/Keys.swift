@@ -1,0 +1,156 @@
+import ArgumentParser
+import Foundation
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "keys", abstract: "Virtual keys: create, list, change, rotate, revoke.",
+                                                    subcommands: [Create.self, List.self, Get.self, Update.self, Rotate.self, Revoke.self])
+    static let columns = ["id", "prefix", "team", "project", "allowed_models", "limits", "metadata", "revoked"]
+
+    struct KeyFields: ParsableArguments {
+        @Option(help: "The key's team.") var team: String?
+        @Option(help: "The key's project (in that team).") var project: String?
+        @Option(help: "Comma-separated aliases the key may use.") var models: String?
+        @Option(help: "Comma-separated aliases the key may not use.") var deny: String?
+        @Option(help: "Metadata as key=value; repeat for more.") var meta: [String] = []
+        @Option(help: "Expiry as Unix seconds.") var expiresAt: Int64?
+        @OptionGroup var limits: LimitOptions
+
+        func body() throws -> [String: Any] {
+            var body: [String: Any] = [:]
+            if let team { body["team"] = team }
+            if let project { body["project"] = project }
+            if let allowed = list(models) { body["allowed_models"] = allowed }
+            if let denied = list(deny) { body["denied_models"] = denied }
+            if !meta.isEmpty {
+                var metadata: [String: String] = [:]
+                for pair in meta {
+                    let parts = pair.split(separator: "=", maxSplits: 1)
+                    guard parts.count == 2 else { throw ValidationError("--meta takes key=value, not \(pair)") }
+                    metadata[String(parts[0])] = String(parts[1])
+                }
+                body["metadata"] = metadata
+            }
+            if let expiresAt { body["expires_at"] = expiresAt }
+            if let limits = limits.json { body["limits"] = limits }
+            return body
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key. The key is printed once: store it now.")
+        @Option(help: "An id for the key (one is made up otherwise).") var id: String?
+        @OptionGroup var fields: KeyFields
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                var body = try fields.body()
+                guard body["team"] != nil else { throw ValidationError("--team is required") }
+                if let id { body["id"] = id }
+                let data = try await connection.client().send("POST", "/v1/admin/keys", body: try jsonBody(body))
+                try Keys.showIssued(data, format: try connection.format())
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/keys"), format: try connection.format(), columns: Keys.columns) }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        @Argument var id: String
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/keys/\(id)"), format: try connection.format(), columns: Keys.columns) }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change a key's settings; every agent applies it, the secret stays the same.")
+        @Argument var id: String
+        @OptionGroup var fields: KeyFields
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                let data = try await connection.client().send("PATCH", "/v1/admin/keys/\(id)", body: try jsonBody(try fields.body()))
+                try Printer.show(data, format: try connection.format(), columns: Keys.columns)
+            }
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Issue a new secret for the same key id; the old one works for --grace.")
+        @Argument var id: String
+        @Option(help: "How long the old secret keeps working, e.g. 3600s, 30m, 24h (default: not at all).") var grace: String?
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                var seconds: Int64 = 0
+                if let grace {
+                    let units: [Character: Int64] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
+                    guard let unit = grace.last.flatMap({ units[$0] }), let amount = Int64(grace.dropLast()) else {
+                        throw ValidationError("--grace takes a duration like 3600s, 30m, 24h or 2d")
+                    }
+                    seconds = amount * unit
+                }
+                let data = try await connection.client().send("POST", "/v1/admin/keys/\(id)/rotate",
+                                                              body: try jsonBody(["grace_period_seconds": seconds]))
+                try Keys.showIssued(data, format: try connection.format())
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        @Argument var id: String
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                let data = try await connection.client().send("POST", "/v1/admin/keys/\(id)/revoke", body: try jsonBody([:]))
+                try Printer.show(data, format: try connection.format(), columns: Keys.columns)
+            }
+        }
+    }
+
+    static func showIssued(_ data: Data, format: OutputFormat) throws {
+        if format == .json {
+            try Printer.show(data, format: .json, columns: [])
+            return
+        }
+        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        print("key: \(object["key"] as? String ?? "?")")
+        print("(shown once: store it now; only its hash is kept)")
+        let details = try JSONSerialization.data(withJSONObject: object["details"] ?? [:])
+        try Printer.show(details, format: .table, columns: columns)
+    }
+}
+
+struct Usage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "usage", abstract: "Spend and tokens, grouped, from the control plane's rollups.")
+    @Option(help: "Comma-separated: team, project, service, key, model, day.") var by: String = "team"
+    @Option(help: "How far back: 30d, 12h.") var since: String = "30d"
+    @Option(help: "Only the top N groups by spend.") var top: Int?
+    @OptionGroup var connection: Connection
+
+    func run() async throws {
+        try await perform {
+            var path = "/v1/admin/usage?group_by=\(by)&since=\(since)"
+            if let top { path += "&limit=\(top)" }
+            let data = try await connection.client().send("GET", path)
+            if try connection.format() == .json {
+                try Printer.show(data, format: .json, columns: [])
+                return
+            }
+            let rows = (try JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
+            let dimensions = by.split(separator: ",").map(String.init)
+            Printer.table(rows.map { row in
+                let group = row["group"] as? [String: Any] ?? [:]
+                let picos = (row["cost_pico_usd"] as? Int) ?? 0
+                return dimensions.map { Printer.text(group[$0]).isEmpty ? "-" : Printer.text(group[$0]) }
+                    + [Printer.text(row["requests"]), Printer.text(row["prompt_tokens"]), Printer.text(row["completion_tokens"]),
+                       String(format: "%.6f", Double(picos) / 1e12)]
+            }, headers: dimensions + ["requests", "tokens_in", "tokens_out", "cost_usd"])
+        }
+    }
+}

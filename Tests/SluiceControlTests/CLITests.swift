@@ -1,0 +1,85 @@
+import Foundation
+import SluiceTestSupport
+import Testing
+
+/// The real `sluice` binary against a real control plane on 127.0.0.1.
+@Suite("sluice CLI")
+struct CLITests {
+    static var binary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("sluice").path
+    }
+
+    /// Runs `sluice` with the control plane's URL and token; returns status and output.
+    func sluice(_ arguments: [String], port: Int, token: String = ControlHarness.adminToken) async throws -> (status: Int32, output: String) {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let outputPath = directory.file("out.txt")
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = arguments
+        process.environment = ["SLUICE_URL": "http://127.0.0.1:\(port)", "SLUICE_ADMIN_TOKEN": token]
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        // waitUntilExit needs a run loop async tests lack; the exit is observed by polling.
+        while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+        try handle.close()
+        return (process.terminationStatus, try String(contentsOfFile: outputPath, encoding: .utf8))
+    }
+
+    @Test("create a team and a key as in the docs, import a LiteLLM catalog, apply a policy file idempotently")
+    func workflow() async throws {
+        let control = try await ControlHarness()
+        let port = control.port
+        #expect(try await sluice(["teams", "create", "marketing", "--monthly-budget", "500"], port: port).status == 0)
+        #expect(try await sluice(["projects", "create", "website-ai-assistant", "--team", "marketing"], port: port).status == 0)
+        let litellm = control.directory.file("litellm.yaml")
+        try """
+            model_list:
+              - model_name: gpt4_limited
+                litellm_params: {model: openai/gpt-4o, api_key: os.environ/OPENAI_API_KEY, rpm: 100}
+                model_info: {input_cost_per_token: 0.0000025, output_cost_per_token: 0.00001}
+              - model_name: internal-embeddings
+                litellm_params: {model: openai/text-embedding-3-small, api_base: "http://vllm:8000/v1"}
+            """.write(toFile: litellm, atomically: true, encoding: .utf8)
+        let imported = try await sluice(["models", "import", "-f", litellm], port: port)
+        #expect(imported.status == 0 && imported.output.contains("+ model gpt4_limited") && imported.output.contains("applied 2 changes"))
+        let created = try await sluice(["keys", "create", "--team", "marketing", "--project", "website-ai-assistant",
+                                        "--models", "gpt4_limited,internal-embeddings", "--rpm", "60", "--tpm", "60000",
+                                        "--monthly-budget", "200", "--meta", "owner=marketing-team", "--meta", "env=prod"], port: port)
+        #expect(created.status == 0 && created.output.contains("key: sk-sluice-") && created.output.contains("shown once"))
+        let key = try #require(created.output.split(separator: "\n").first { $0.hasPrefix("key: ") }).dropFirst(5)
+        let listed = try await sluice(["keys", "list"], port: port)
+        #expect(listed.output.contains("owner=marketing-team") && !listed.output.contains(key))
+        let asJSON = try await sluice(["keys", "list", "--output", "json"], port: port)
+        #expect(asJSON.output.contains(#""monthly_spend_usd" : 200"#))
+
+        let policy = control.directory.file("policy.yaml")
+        try """
+            teams:
+              - name: marketing
+                limits: {monthly_spend_usd: 800}
+              - name: support
+                denied_models: [gpt4_limited]
+            services:
+              - {name: shop/checkout, keyless: true}
+            settings:
+              time_zone: Europe/Berlin
+            """.write(toFile: policy, atomically: true, encoding: .utf8)
+        let dry = try await sluice(["apply", "-f", policy, "--dry-run"], port: port)
+        #expect(dry.output.contains("~ team marketing: limits") && dry.output.contains("+ team support") && dry.output.contains("dry run"))
+        #expect(try await sluice(["teams", "list"], port: port).output.contains("support") == false)
+        let applied = try await sluice(["apply", "-f", policy], port: port)
+        #expect(applied.status == 0 && applied.output.contains("applied 4 changes"))
+        #expect(try await sluice(["apply", "-f", policy], port: port).output.contains("no changes"))
+
+        // Errors say what to do.
+        let inUse = try await sluice(["teams", "delete", "marketing"], port: port)
+        #expect(inUse.status == 1 && inUse.output.contains("still used by") && inUse.output.contains("delete or move those first"))
+        let badToken = try await sluice(["teams", "list"], port: port, token: "wrong-token-0123456789")
+        #expect(badToken.status == 1 && badToken.output.contains("check SLUICE_ADMIN_TOKEN"))
+        try await control.shutdown()
+    }
+}
