@@ -75,6 +75,7 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
@@ -139,7 +140,10 @@ let package = Package(
         ),
         .testTarget(name: "SluiceAPITests", dependencies: ["SluiceAPI"]),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy"]),
-        .testTarget(name: "SluiceControlTests", dependencies: ["SluiceControl", "SluiceWire", "SluiceTestSupport"]),
+        .testTarget(
+            name: "SluiceControlTests",
+            dependencies: ["SluiceControl", "SluiceWire", "SluiceTestSupport", .product(name: "Hummingbird", package: "hummingbird")]
+        ),
         .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire", "SluicePolicy", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "SluiceHTTP2Tests",

@@ -60,12 +60,37 @@ public final class ExternalProcess: @unchecked Sendable {
         }
     }
 
-    /// A port that was free a moment ago (bound with port 0, then released).
+    /// A port that was free a moment ago, for a process that binds it itself.
+    ///
+    /// It is drawn below the kernel's ephemeral range (32768 and up): a port obtained by
+    /// binding port 0 and releasing it can be handed straight to another test's listener or
+    /// outgoing connection before the process gets to bind it; these ports never are.
     public static func freePort(group: any EventLoopGroup) async throws -> Int {
-        let channel = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress!.port!
-        try await channel.close()
-        return port
+        for _ in 0..<50 {
+            let candidate = Int.random(in: 10_000..<20_000)
+            if let channel = try? await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: candidate).get() {
+                try await channel.close()
+                return candidate
+            }
+        }
+        throw TestClientError(message: "no free port found between 10000 and 20000")
+    }
+
+    /// A port that refuses connections for as long as the returned socket is kept: bound,
+    /// never listening, so no other test can take it either.
+    public static func refusingPort() throws -> (port: Int, close: @Sendable () -> Void) {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+        guard bound == 0 else {
+            close(descriptor)
+            throw TestClientError(message: "cannot bind a refusing port")
+        }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+        return (Int(UInt16(bigEndian: address.sin_port)), { close(descriptor) })
     }
 
     /// The first of `candidates` that exists.

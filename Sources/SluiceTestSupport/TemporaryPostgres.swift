@@ -19,16 +19,28 @@ public final class TemporaryPostgres: Sendable {
     private let databases = Atomic<Int>(0)
 
     private static let shared = Mutex<TemporaryPostgres?>(nil)
+    private static let registry = Registry()
+
+    /// Starts the server once; concurrent callers wait for the same start by suspending,
+    /// never by blocking a thread of the (small) cooperative pool, which the PostgreSQL
+    /// client's own tasks need in order to run.
+    private actor Registry {
+        private var starting: Task<TemporaryPostgres, any Error>?
+
+        func server() async throws -> TemporaryPostgres {
+            if let starting { return try await starting.value }
+            let task = Task { try await offPool { try TemporaryPostgres() } }
+            starting = task
+            let server = try await task.value
+            TemporaryPostgres.shared.withLock { $0 = server }
+            atexit { TemporaryPostgres.shared.withLock { $0?.stop() } }
+            return server
+        }
+    }
 
     /// The process-wide server, started on first use.
-    public static func server() throws -> TemporaryPostgres {
-        try shared.withLock { server in
-            if let server { return server }
-            let started = try TemporaryPostgres()
-            server = started
-            atexit { TemporaryPostgres.shared.withLock { $0?.stop() } }
-            return started
-        }
+    public static func server() async throws -> TemporaryPostgres {
+        try await registry.server()
     }
 
     private init() throws {
@@ -44,16 +56,32 @@ public final class TemporaryPostgres: Sendable {
             guard let user = getpwnam(runAs) else { throw TestClientError(message: "no \(runAs) user to run PostgreSQL as") }
             chown(directory, user.pointee.pw_uid, user.pointee.pw_gid)
         }
-        port = Self.freePort()
-        try run("\(binaries)/initdb", ["-D", "\(directory)/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"])
-        try run("\(binaries)/pg_ctl", ["-D", "\(directory)/data", "-l", "\(directory)/server.log", "-w", "-t", "60", "start", "-o",
-                                      "-p \(port) -c listen_addresses=127.0.0.1 -k \(directory) -c fsync=off -c max_connections=200"])
+        try Self.run("\(binaries)/initdb", ["-D", "\(directory)/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+                     runAs: runAs, directory: directory)
+        // The port is drawn below the kernel's ephemeral range (32768 and up), so it can
+        // never be the "free port" another test just obtained by binding port 0.
+        var chosen = 0
+        for _ in 0..<10 {
+            let candidate = Int.random(in: 20_000..<30_000)
+            guard Self.isFree(candidate) else { continue }
+            do {
+                try Self.run("\(binaries)/pg_ctl", ["-D", "\(directory)/data", "-l", "\(directory)/server.log", "-w", "-t", "60", "start", "-o",
+                                                   "-p \(candidate) -c listen_addresses=127.0.0.1 -k \(directory) -c fsync=off -c max_connections=200"],
+                             runAs: runAs, directory: directory)
+                chosen = candidate
+                break
+            } catch {
+                continue  // taken between the check and the start: draw again
+            }
+        }
+        guard chosen > 0 else { throw TestClientError(message: "PostgreSQL could not start on a free port; see \(directory)/server.log") }
+        port = chosen
     }
 
     /// A new, empty database, and its name.
-    public func createDatabase() throws -> String {
+    public func createDatabase() async throws -> String {
         let name = "sluice_test_\(databases.add(1, ordering: .relaxed).newValue)"
-        try run("\(binaries)/createdb", ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", name])
+        try await offPool { try self.run("\(self.binaries)/createdb", ["-h", "127.0.0.1", "-p", String(self.port), "-U", "postgres", name]) }
         return name
     }
 
@@ -66,6 +94,10 @@ public final class TemporaryPostgres: Sendable {
     /// the run-loop and pipe pitfalls of Foundation's Process with a daemonising child.
     /// Output goes to a file, not a pipe: the server pg_ctl starts would hold a pipe open.
     private func run(_ executable: String, _ arguments: [String]) throws {
+        try Self.run(executable, arguments, runAs: runAs, directory: directory)
+    }
+
+    private static func run(_ executable: String, _ arguments: [String], runAs: String?, directory: String) throws {
         let argv = runAs.map { ["/usr/sbin/runuser", "-u", $0, "--", executable] } ?? [executable]
         let outputPath = "\(directory)/command.log"
         var actions = posix_spawn_file_actions_t()
@@ -74,6 +106,10 @@ public final class TemporaryPostgres: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else the test process has open may leak into the server, which outlives the
+        // test that started it: an inherited listening socket would keep another test's port
+        // bound, and connections to it would be accepted and then reset.
+        markEveryDescriptorCloseOnExec()
         let all = argv + arguments
         var cArguments = all.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
@@ -90,16 +126,34 @@ public final class TemporaryPostgres: Sendable {
         }
     }
 
-    private static func freePort() -> Int {
+    private static func isFree(_ port: Int) -> Bool {
         let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(socketFD) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
+        address.sin_port = UInt16(port).bigEndian
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, length) } } == 0
+    }
+}
+
+/// Runs blocking work (spawning and waiting for a command) on its own thread, suspending
+/// the caller meanwhile.
+private func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread { continuation.resume(with: Result { try body() }) }
+        thread.start()
+    }
+}
+
+/// Sets close-on-exec on every descriptor above stderr (the test process itself is not
+/// affected: the flag only matters to programs it starts).
+private func markEveryDescriptorCloseOnExec() {
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+    for entry in entries {
+        guard let descriptor = Int32(entry), descriptor > 2 else { continue }
+        let flags = fcntl(descriptor, F_GETFD)
+        if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
     }
 }

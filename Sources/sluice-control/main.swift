@@ -64,13 +64,15 @@ struct SluiceControlCommand: AsyncParsableCommand {
             }
             try await store.migrate()
             let pepper = try directory.keyPepper(environment: environment)
-            let publisher = PolicyPublisher(store: store, signingKey: try directory.signingKey(), keyPepper: pepper)
-            let api = ControlAPI(store: store, publisher: publisher, adminToken: adminToken, keyPepper: pepper)
+            let budgets = BudgetWatcher(store: store, logger: logger)
+            let publisher = PolicyPublisher(store: store, signingKey: try directory.signingKey(), keyPepper: pepper, budgets: budgets)
+            let api = ControlAPI(store: store, publisher: publisher, adminToken: adminToken, keyPepper: pepper, budgets: budgets)
             let application = makeControlApplication(api: api, host: String(parts[0]), port: port, logger: logger) { bound in
                 logger.info("sluice-control listening", metadata: ["address": "\(parts[0]):\(bound)", "db": "\(described)",
                                                                    "public_key": "\(dataDir)/signing-key.pub"])
             }
-            let group = ServiceGroup(configuration: .init(services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            let group = ServiceGroup(configuration: .init(services: [application, budgets], gracefulShutdownSignals: [.sigterm, .sigint],
+                                                          logger: logger))
             try await group.run()
         } catch let error as ControlStartError {
             FileHandle.standardError.write(Data("sluice-control: \(error.message)\n".utf8))

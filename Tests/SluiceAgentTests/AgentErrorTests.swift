@@ -112,14 +112,16 @@ struct AgentErrorTests {
     @Test("502 when the upstream is unreachable or its certificate is untrusted")
     func unreachable() async throws {
         let harness = try await AgentHarness()
-        let port = harness.mock.port
-        try await harness.mock.stop()
+        // A port held bound but never listening refuses every connection, and no other
+        // test can be handed it meanwhile (a stopped server's port could be).
+        let refusing = try ExternalProcess.refusingPort()
+        defer { refusing.close() }
+        try await harness.restartAgent(yaml: harness.yaml.replacingOccurrences(of: "127.0.0.1:\(harness.mock.port)", with: "127.0.0.1:\(refusing.port)"))
         let refused = try await harness.chat()
         #expect(refused.status == 502)
         #expect(try errorBody(refused).code == "upstream_connect_failed")
         #expect(!refused.text.contains("sk-test"))
-        _ = port
-        try await harness.shutdownAgentOnly()
+        try await harness.shutdown()
     }
 
     @Test("504 when the first byte does not come in time")

@@ -25,8 +25,11 @@ final class ControlHarness: @unchecked Sendable {
         directory = try TemporaryDirectory()
         store = try SQLiteStore(path: directory.file("control.db"))
         try await store.migrate()
-        let publisher = PolicyPublisher(store: store, signingKey: signingKey, keyPepper: Self.pepper, pollInterval: .milliseconds(200))
-        let api = ControlAPI(store: store, publisher: publisher, adminToken: Secret(Self.adminToken), keyPepper: Self.pepper)
+        // interval 0: every batch is checked against the budgets, so tests need no waiting.
+        let budgets = BudgetWatcher(store: store, logger: Logger(label: "test"), interval: 0)
+        let publisher = PolicyPublisher(store: store, signingKey: signingKey, keyPepper: Self.pepper, pollInterval: .milliseconds(200),
+                                        budgets: budgets)
+        let api = ControlAPI(store: store, publisher: publisher, adminToken: Secret(Self.adminToken), keyPepper: Self.pepper, budgets: budgets)
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         let application = makeControlApplication(api: api, host: "127.0.0.1", port: 0, logger: Logger(label: "test")) { port in
             continuation.yield(port)

@@ -183,7 +183,7 @@ struct SQLiteStoreTests {
 struct PostgresStoreTests {
     @Test("two stores on one database (two replicas) serve consistently under concurrent writes")
     func twoReplicas() async throws {
-        let url = try StoreFixture.newPostgresDatabase()
+        let url = try await StoreFixture.newPostgresDatabase()
         let first = try PostgresStore(url: url, logger: Logger(label: "test"))
         let second = try PostgresStore(url: url, logger: Logger(label: "test"))
         defer {

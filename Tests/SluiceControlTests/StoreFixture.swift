@@ -23,7 +23,7 @@ struct StoreFixture {
             store = try SQLiteStore(path: directory.file("sluice.db"), clock: { 1_795_435_200 })
             postgres = nil
         case .postgres:
-            let url = try Self.newPostgresDatabase()
+            let url = try await Self.newPostgresDatabase()
             let created = try PostgresStore(url: url, logger: Logger(label: "test"), clock: { 1_795_435_200 })
             store = created
             postgres = created
@@ -32,9 +32,9 @@ struct StoreFixture {
     }
 
     /// A URL for a new, empty database on the shared test server.
-    static func newPostgresDatabase() throws -> String {
-        let server = try TemporaryPostgres.server()
-        return "postgres://postgres@127.0.0.1:\(server.port)/\(try server.createDatabase())"
+    static func newPostgresDatabase() async throws -> String {
+        let server = try await TemporaryPostgres.server()
+        return "postgres://postgres@127.0.0.1:\(server.port)/\(try await server.createDatabase())"
     }
 
     func remove() {

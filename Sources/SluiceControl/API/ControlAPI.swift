@@ -12,14 +12,16 @@ import SluiceWire
 public struct ControlAPI: Sendable {
     public let store: any Store
     public let publisher: PolicyPublisher
+    public let budgets: BudgetWatcher?
     let adminToken: Secret
     let keyHasher: KeyHasher
     /// Largest request body read (bytes).
     static let maxBody = 4 << 20
 
-    public init(store: any Store, publisher: PolicyPublisher, adminToken: Secret, keyPepper: Secret) {
+    public init(store: any Store, publisher: PolicyPublisher, adminToken: Secret, keyPepper: Secret, budgets: BudgetWatcher? = nil) {
         self.store = store
         self.publisher = publisher
+        self.budgets = budgets
         self.adminToken = adminToken
         keyHasher = KeyHasher(pepper: keyPepper)
     }
@@ -81,7 +83,9 @@ public struct ControlAPI: Sendable {
             guard let agentID = context.agentID, batch.agentID == agentID else {
                 throw APIError(403, "a batch may only carry the authenticated agent's own id", code: "agent_mismatch")
             }
-            return try jsonResponse(try await store.apply(batch))
+            let ack = try await store.apply(batch)
+            if !ack.duplicate, let budgets, await budgets.usageArrived() { publisher.policyChanged() }
+            return try jsonResponse(ack)
         }
         return router
     }

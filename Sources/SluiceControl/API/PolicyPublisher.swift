@@ -14,6 +14,7 @@ public final class PolicyPublisher: Sendable {
     private let signingKey: SigningKey
     private let pepperFingerprint: String
     private let pollInterval: Duration
+    private let budgets: BudgetWatcher?
     private let cache = Mutex<(version: Int64, body: [UInt8])?>(nil)
     private let waiters = Mutex<[UUID: CheckedContinuation<Void, Never>]>([:])
 
@@ -22,8 +23,10 @@ public final class PolicyPublisher: Sendable {
         let key: Curve25519.Signing.PrivateKey
     }
 
-    public init(store: any Store, signingKey: Curve25519.Signing.PrivateKey, keyPepper: Secret, pollInterval: Duration = .seconds(1)) {
+    public init(store: any Store, signingKey: Curve25519.Signing.PrivateKey, keyPepper: Secret, pollInterval: Duration = .seconds(1),
+                budgets: BudgetWatcher? = nil) {
         self.store = store
+        self.budgets = budgets
         self.signingKey = SigningKey(key: signingKey)
         pepperFingerprint = Self.fingerprint(of: keyPepper)
         self.pollInterval = pollInterval
@@ -39,7 +42,10 @@ public final class PolicyPublisher: Sendable {
         let version = try await store.policyVersion()
         if let cached = cache.withLock({ $0 }), cached.version == version { return cached }
         let snapshot = try await store.snapshot()
-        let document = Self.document(from: snapshot, pepperFingerprint: pepperFingerprint, now: Int64(Date().timeIntervalSince1970))
+        var document = Self.document(from: snapshot, pepperFingerprint: pepperFingerprint, now: Int64(Date().timeIntervalSince1970))
+        // Evaluated afresh for every new version: another replica may have raised the
+        // version because a budget ran out.
+        document.exhausted = try await budgets?.exhaustedScopes() ?? []
         let signed = try SignedBundle.sign(document, with: signingKey.key)
         let body = Array(try WireCoding.encoder.encode(signed))
         cache.withLock { current in

@@ -57,6 +57,7 @@ public final class PostgresStore: Store {
                 "CREATE INDEX IF NOT EXISTS entities_project ON entities (project)",
                 "CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)",
                 "CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS notices (key TEXT PRIMARY KEY, sent_at BIGINT NOT NULL)",
                 """
                 CREATE TABLE IF NOT EXISTS usage_marks (agent_id TEXT NOT NULL, epoch TEXT NOT NULL, sequence BIGINT NOT NULL,
                     updated_at BIGINT NOT NULL, PRIMARY KEY (agent_id, epoch))
@@ -287,6 +288,23 @@ public final class PostgresStore: Store {
                                    completionTokens: try columns[base + 2].decode(Int64.self), costPicoUSD: try columns[base + 3].decode(Int64.self)))
         }
         return result
+    }
+
+    @discardableResult
+    public func bumpPolicyVersion() async throws -> Int64 {
+        try await transaction { connection in
+            let version = try await self.lockPolicy(connection)
+            return try await self.bump(connection, from: version)
+        }
+    }
+
+    public func recordNotice(_ key: String) async throws -> Bool {
+        let now = clock()
+        var inserted = false
+        for try await _ in try await client.query(
+            "INSERT INTO notices (key, sent_at) VALUES (\(key), \(now)) ON CONFLICT (key) DO NOTHING RETURNING 1", logger: logger
+        ).decode(Int32.self) { inserted = true }
+        return inserted
     }
 
     // MARK: - Agents

@@ -35,6 +35,7 @@ public final class SQLiteStore: Store {
                 CREATE INDEX IF NOT EXISTS entities_project ON entities (project);
                 CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
                 CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+                CREATE TABLE IF NOT EXISTS notices (key TEXT PRIMARY KEY, sent_at INTEGER NOT NULL);
                 CREATE TABLE IF NOT EXISTS usage_marks (
                     agent_id TEXT NOT NULL, epoch TEXT NOT NULL, sequence INTEGER NOT NULL, updated_at INTEGER NOT NULL,
                     PRIMARY KEY (agent_id, epoch));
@@ -219,6 +220,19 @@ public final class SQLiteStore: Store {
                 return UsageRow(group: group, requests: row["requests"], promptTokens: row["prompt_tokens"],
                                 completionTokens: row["completion_tokens"], costPicoUSD: row["cost_pico"])
             }
+        }
+    }
+
+    @discardableResult
+    public func bumpPolicyVersion() async throws -> Int64 {
+        try await write { db in try Self.bumpVersion(db) }
+    }
+
+    public func recordNotice(_ key: String) async throws -> Bool {
+        let now = clock()
+        return try await write { db in
+            try db.execute(sql: "INSERT INTO notices (key, sent_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", arguments: [key, now])
+            return db.changesCount > 0
         }
     }
 

@@ -34,6 +34,15 @@ public protocol Store: Sendable {
     /// Spend and tokens from the rollups, grouped as asked.
     func usage(_ query: UsageQuery) async throws -> [UsageRow]
 
+    /// Raises the policy version without changing an entity: a fleet budget ran out or
+    /// recovered, so agents must fetch a bundle that says so.
+    @discardableResult
+    func bumpPolicyVersion() async throws -> Int64
+
+    /// Records that a one-time notice (a soft-budget webhook) went out; false if some
+    /// replica recorded it already, so each notice is sent once across replicas.
+    func recordNotice(_ key: String) async throws -> Bool
+
     /// Agent credentials: only a hash of the token is kept.
     func registerAgent(id: String, tokenHash: String) async throws
     func agent(tokenHash: String) async throws -> String?

@@ -71,6 +71,17 @@ public struct TimeZoneRules: Sendable, Equatable {
         return date.year * 12 + (date.month - 1)
     }
 
+    /// The first instant of the local day containing `instant`.
+    public func startOfDay(containing instant: Int64) -> Int64 {
+        localMidnight(dayNumber: dayNumber(at: instant))
+    }
+
+    /// The first instant of the local month containing `instant`.
+    public func startOfMonth(containing instant: Int64) -> Int64 {
+        let date = CivilDate(dayNumber: dayNumber(at: instant))
+        return localMidnight(dayNumber: CivilDate(year: date.year, month: date.month, day: 1).dayNumber)
+    }
+
     /// The first instant of the local day after the one containing `instant`.
     public func startOfNextDay(after instant: Int64) -> Int64 {
         localMidnight(dayNumber: dayNumber(at: instant) + 1)
