@@ -13,8 +13,10 @@ let package = Package(
         .executable(name: "sluice-mock-provider", targets: ["sluice-mock-provider"]),
         .executable(name: "sluice-control", targets: ["sluice-control"]),
         .executable(name: "sluice", targets: ["sluice"]),
-        // For bench/policy (the decision microbenchmark), which builds it as a dependency.
+        // For the benchmark packages under bench/, which build these as dependencies.
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
+        .library(name: "SluiceControl", targets: ["SluiceControl"]),
+        .library(name: "SluiceTestSupport", targets: ["SluiceTestSupport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
