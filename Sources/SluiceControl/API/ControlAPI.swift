@@ -13,12 +13,16 @@ public struct ControlAPI: Sendable {
     public let store: any Store
     public let publisher: PolicyPublisher
     public let budgets: BudgetWatcher?
+    /// Ways for agents to authenticate beyond issued tokens.
+    let extraAgentAuthenticators: [any AgentAuthenticator]
     let adminToken: Secret
     let keyHasher: KeyHasher
     /// Largest request body read (bytes).
     static let maxBody = 4 << 20
 
-    public init(store: any Store, publisher: PolicyPublisher, adminToken: Secret, keyPepper: Secret, budgets: BudgetWatcher? = nil) {
+    public init(store: any Store, publisher: PolicyPublisher, adminToken: Secret, keyPepper: Secret, budgets: BudgetWatcher? = nil,
+                agentAuthenticators: [any AgentAuthenticator] = []) {
+        extraAgentAuthenticators = agentAuthenticators
         self.store = store
         self.publisher = publisher
         self.budgets = budgets
@@ -76,7 +80,8 @@ public struct ControlAPI: Sendable {
             return try jsonResponse(["id": body.id, "token": token], status: .created)
         }
 
-        let agent = router.group("/v1/agent").add(middleware: AgentAuthMiddleware(store: store, hasher: keyHasher))
+        let agent = router.group("/v1/agent").add(middleware: AgentAuthMiddleware(
+            authenticators: [IssuedTokenAuthenticator(store: store, hasher: keyHasher)] + extraAgentAuthenticators))
         agent.get("policy") { request, context in try await policy(request) }
         agent.post("usage") { request, context in
             let batch = try await decode(UsageBatch.self, request, context)

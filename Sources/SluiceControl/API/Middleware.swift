@@ -77,15 +77,38 @@ public struct ControlContext: RequestContext {
     }
 }
 
-/// `Authorization: Bearer <agent token>`, found by its keyed hash.
-struct AgentAuthMiddleware: RouterMiddleware {
-    typealias Context = ControlContext
+/// How an agent proves who it is. Agent tokens issued by the admin API are one way; a
+/// verifier for Kubernetes projected service-account tokens (audience-bound JWTs checked
+/// against the cluster's keys) is meant to be another implementation of this protocol.
+public protocol AgentAuthenticator: Sendable {
+    /// The agent id a bearer credential proves, or nil if this authenticator does not accept it.
+    func agentID(forBearer credential: String) async throws -> String?
+}
+
+/// Tokens from `POST /v1/admin/agents` (`sat-…`), found by their keyed hash.
+public struct IssuedTokenAuthenticator: AgentAuthenticator {
     let store: any Store
     let hasher: KeyHasher
 
+    public func agentID(forBearer credential: String) async throws -> String? {
+        guard credential.hasPrefix("sat-") else { return nil }
+        return try await store.agent(tokenHash: hasher.hash(credential).encoded)
+    }
+}
+
+/// `Authorization: Bearer <credential>`, accepted by the first authenticator that knows it.
+struct AgentAuthMiddleware: RouterMiddleware {
+    typealias Context = ControlContext
+    let authenticators: [any AgentAuthenticator]
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let presented = bearer(request), presented.hasPrefix("sat-"),
-              let agentID = try await store.agent(tokenHash: hasher.hash(presented).encoded) else {
+        var agentID: String?
+        if let presented = bearer(request) {
+            for authenticator in authenticators where agentID == nil {
+                agentID = try await authenticator.agentID(forBearer: presented)
+            }
+        }
+        guard let agentID else {
             return errorResponse(status: 401, message: "the agent API needs Authorization: Bearer <agent token> (issued by POST /v1/admin/agents)",
                                  code: "unauthorized")
         }
