@@ -3,7 +3,7 @@ import Foundation
 
 struct Teams: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "teams", abstract: "Teams: who spends.",
-                                                    subcommands: [Create.self, List.self, Get.self, Delete.self])
+                                                    subcommands: [Create.self, List.self, Get.self, Update.self, Delete.self])
     static let columns = ["name", "allowed_models", "denied_models", "limits"]
 
     struct Create: AsyncParsableCommand {
@@ -22,6 +22,25 @@ struct Teams: AsyncParsableCommand {
                 if let limits = limits.json { body["limits"] = limits }
                 let data = try await connection.client().send(replace ? "PUT" : "POST", replace ? "/v1/admin/teams/\(name)" : "/v1/admin/teams",
                                                               body: try jsonBody(body))
+                try Printer.show(data, format: try connection.format(), columns: Teams.columns)
+            }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Replace a team's settings with the ones given.")
+        @Argument var name: String
+        @Option(help: "Comma-separated aliases the team may use.") var models: String?
+        @Option(help: "Comma-separated aliases the team may not use.") var deny: String?
+        @OptionGroup var limits: LimitOptions
+        @OptionGroup var connection: Connection
+
+        func run() async throws {
+            try await perform {
+                var body: [String: Any] = ["name": name, "denied_models": list(deny) ?? []]
+                if let allowed = list(models) { body["allowed_models"] = allowed }
+                if let limits = limits.json { body["limits"] = limits }
+                let data = try await connection.client().send("PUT", "/v1/admin/teams/\(name)", body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Teams.columns)
             }
         }
@@ -97,7 +116,7 @@ struct Projects: AsyncParsableCommand {
 
 struct Services: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "services", abstract: "Service identities (namespace/service) and their settings.",
-                                                    subcommands: [Set.self, List.self, Delete.self])
+                                                    subcommands: [Set.self, List.self, Get.self, Delete.self])
     static let columns = ["name", "keyless", "allowed_models", "denied_models", "limits"]
 
     struct Set: AsyncParsableCommand {
@@ -128,6 +147,14 @@ struct Services: AsyncParsableCommand {
         }
     }
 
+    struct Get: AsyncParsableCommand {
+        @Argument(help: "namespace/service") var name: String
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/services/\(name)"), format: try connection.format(), columns: Services.columns) }
+        }
+    }
+
     struct Delete: AsyncParsableCommand {
         @Argument var name: String
         @OptionGroup var connection: Connection
@@ -142,13 +169,65 @@ struct Services: AsyncParsableCommand {
 
 struct Models: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "models", abstract: "The model catalog: aliases, deployments and prices.",
-                                                    subcommands: [List.self, Delete.self, Import.self])
+                                                    subcommands: [Create.self, List.self, Get.self, Update.self, Delete.self, Import.self])
     static let columns = ["alias", "deployments.0.upstream_model", "input_cost_per_token", "output_cost_per_token", "limits"]
 
     struct List: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/models"), format: try connection.format(), columns: Models.columns) }
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add an alias with one deployment.")
+        @Argument var alias: String
+        @Option(help: "Upstream base URL, e.g. https://api.openai.com/v1.") var apiBase: String
+        @Option(help: "The model name the provider knows.") var upstreamModel: String
+        @Option(help: "Environment variable on the agents holding the provider key.") var credentialRef: String?
+        @Option(help: "USD per input token.") var inputCost: Double?
+        @Option(help: "USD per output token.") var outputCost: Double?
+        @Flag(help: "Replace an existing alias instead of failing.") var replace = false
+        @OptionGroup var connection: Connection
+
+        func run() async throws {
+            try await perform {
+                var deployment: [String: Any] = ["api_base": apiBase, "upstream_model": upstreamModel]
+                if let credentialRef { deployment["credential_ref"] = credentialRef }
+                var body: [String: Any] = ["alias": alias, "deployments": [deployment]]
+                if let inputCost { body["input_cost_per_token"] = inputCost }
+                if let outputCost { body["output_cost_per_token"] = outputCost }
+                let data = try await connection.client().send(replace ? "PUT" : "POST", replace ? "/v1/admin/models/\(alias)" : "/v1/admin/models",
+                                                              body: try jsonBody(body))
+                try Printer.show(data, format: try connection.format(), columns: Models.columns)
+            }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change an alias's prices (deployments stay as they are).")
+        @Argument var alias: String
+        @Option(help: "USD per input token.") var inputCost: Double?
+        @Option(help: "USD per output token.") var outputCost: Double?
+        @OptionGroup var connection: Connection
+
+        func run() async throws {
+            try await perform {
+                let client = try connection.client()
+                var body = try JSONSerialization.jsonObject(with: try await client.send("GET", "/v1/admin/models/\(alias)")) as? [String: Any] ?? [:]
+                if let inputCost { body["input_cost_per_token"] = inputCost }
+                if let outputCost { body["output_cost_per_token"] = outputCost }
+                let data = try await client.send("PUT", "/v1/admin/models/\(alias)", body: try jsonBody(body))
+                try Printer.show(data, format: try connection.format(), columns: Models.columns)
+            }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        @Argument var alias: String
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/models/\(alias)"), format: try connection.format(), columns: Models.columns) }
         }
     }
 

@@ -75,6 +75,13 @@ struct CLITests {
         #expect(applied.status == 0 && applied.output.contains("applied 4 changes"))
         #expect(try await sluice(["apply", "-f", policy], port: port).output.contains("no changes"))
 
+        // Every noun has its verbs.
+        #expect(try await sluice(["teams", "update", "support", "--deny", "gpt4_limited", "--rpm", "30"], port: port).output.contains("requests_per_minute=30"))
+        #expect(try await sluice(["services", "get", "shop/checkout"], port: port).output.contains("yes"))
+        #expect(try await sluice(["models", "create", "local", "--api-base", "http://vllm:8000/v1", "--upstream-model", "llama"], port: port).status == 0)
+        #expect(try await sluice(["models", "update", "local", "--input-cost", "0.0000001"], port: port).output.contains("1e-07"))
+        #expect(try await sluice(["models", "get", "local"], port: port).output.contains("llama"))
+
         // Errors say what to do.
         let inUse = try await sluice(["teams", "delete", "marketing"], port: port)
         #expect(inUse.status == 1 && inUse.output.contains("still used by") && inUse.output.contains("delete or move those first"))
