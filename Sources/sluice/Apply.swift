@@ -133,8 +133,8 @@ struct PolicyPlan {
 }
 
 /// Reads a LiteLLM `config.yaml` `model_list` into catalog entries. Provider keys are
-/// referenced, never copied: `api_key: os.environ/NAME` becomes `credential_ref: NAME`,
-/// and a literal key is refused.
+/// referenced, never copied: `api_key: os.environ/NAME` becomes `credential_ref: NAME`; a
+/// literal key is left behind with a warning (the control plane never holds provider keys).
 enum LiteLLMImport {
     static func models(fromFile path: String) throws -> [ModelDocument] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw AdminClient.Failure(description: "cannot read \(path)") }
@@ -150,11 +150,12 @@ enum LiteLLMImport {
             let provider = model.contains("/") ? String(model.split(separator: "/", maxSplits: 1)[0]) : "openai"
             let upstream = model.contains("/") ? String(model.split(separator: "/", maxSplits: 1)[1]) : model
             var credential: String?
-            if let key = params["api_key"]?.string {
-                guard key.hasPrefix("os.environ/") else {
-                    throw AdminClient.Failure(description: "model_list[\(index)] (\(alias)) has a literal api_key: use os.environ/NAME, so the key stays in the agents' environment")
+            if let key = params["api_key"]?.string, !key.isEmpty {
+                if key.hasPrefix("os.environ/") {
+                    credential = String(key.dropFirst("os.environ/".count))
+                } else {
+                    FileHandle.standardError.write(Data("sluice: model_list[\(index)] (\(alias)): a literal api_key is not imported; give agents the key in an environment variable and set credential_ref\n".utf8))
                 }
-                credential = String(key.dropFirst("os.environ/".count))
             }
             let deployment = DeploymentDocument(provider: provider, apiBase: params["api_base"]?.string ?? "https://api.openai.com/v1",
                                                 upstreamModel: upstream, credentialRef: credential, weight: params["weight"]?.int ?? 1,
