@@ -6,6 +6,14 @@ struct Teams: AsyncParsableCommand {
                                                     subcommands: [Create.self, List.self, Get.self, Update.self, Delete.self])
     static let columns = ["name", "allowed_models", "denied_models", "limits"]
 
+    /// A team's JSON from the command-line options shared by create and update.
+    static func body(name: String, models: String?, deny: String?, limits: LimitOptions) -> [String: Any] {
+        var body: [String: Any] = ["name": name, "denied_models": list(deny) ?? []]
+        if let allowed = list(models) { body["allowed_models"] = allowed }
+        if let limits = limits.json { body["limits"] = limits }
+        return body
+    }
+
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a team (or replace it with --replace).")
         @Argument var name: String
@@ -17,9 +25,7 @@ struct Teams: AsyncParsableCommand {
 
         func run() async throws {
             try await perform {
-                var body: [String: Any] = ["name": name, "denied_models": list(deny) ?? []]
-                if let allowed = list(models) { body["allowed_models"] = allowed }
-                if let limits = limits.json { body["limits"] = limits }
+                let body = Teams.body(name: name, models: models, deny: deny, limits: limits)
                 let data = try await connection.client().send(replace ? "PUT" : "POST", replace ? "/v1/admin/teams/\(name)" : "/v1/admin/teams",
                                                               body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Teams.columns)
@@ -37,9 +43,7 @@ struct Teams: AsyncParsableCommand {
 
         func run() async throws {
             try await perform {
-                var body: [String: Any] = ["name": name, "denied_models": list(deny) ?? []]
-                if let allowed = list(models) { body["allowed_models"] = allowed }
-                if let limits = limits.json { body["limits"] = limits }
+                let body = Teams.body(name: name, models: models, deny: deny, limits: limits)
                 let data = try await connection.client().send("PUT", "/v1/admin/teams/\(name)", body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Teams.columns)
             }
