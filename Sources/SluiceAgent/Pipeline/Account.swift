@@ -34,27 +34,25 @@ struct Account {
         record.stream = permit?.request.stream ?? false
         record.streamCompleted = streamCompleted
         record.usage = usage
+        // Settling prices the call: the engine that admitted it is the one source of cost,
+        // for the budgets, the audit line and the metrics alike.
         var cost: Cost?
-        if let usage, let alias = permit?.alias {
-            if let price = alias.price {
-                cost = price.cost(promptTokens: usage.promptTokens, completionTokens: usage.completionTokens)
-                record.costUSD = cost?.usd
+        if let permit {
+            let now = Clocks.wallNanoseconds()
+            if let usage {
+                cost = permit.engine.settle(permit.admission, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, now: now)
+                // Never counted as $0 in silence: an unpriced alias is flagged for the operator.
+                record.priceMissing = cost == nil
             } else {
-                // Never counted as $0 in silence: flagged for the operator.
-                record.priceMissing = true
+                permit.engine.release(permit.admission, now: now)
             }
         }
+        record.costUSD = cost?.usd
         record.timeToFirstByteSeconds = timeToFirstByte.map { Double($0.nanoseconds) / 1e9 }
         record.errorCode = errorCode
         runtime.audit.write(record.jsonLine)
 
         if let permit {
-            let now = Clocks.wallNanoseconds()
-            if let usage {
-                permit.engine.settle(permit.admission, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, now: now)
-            } else {
-                permit.engine.release(permit.admission, now: now)
-            }
             runtime.metrics.completed(permit.metrics, status: status, usage: usage, cost: cost,
                                       latencyNanoseconds: latency.nanoseconds, timeToFirstByteNanoseconds: timeToFirstByte?.nanoseconds,
                                       errorCode: errorCode)

@@ -29,27 +29,19 @@ struct ErrorMiddleware: RouterMiddleware {
 }
 
 func errorResponse(status: Int, message: String, code: String) -> Response {
-    var body: [UInt8] = Array(#"{"error":{"message":"#.utf8)
-    body += Array(jsonQuoted(message).utf8)
-    body += Array(#","type":"#.utf8) + Array(jsonQuoted(status >= 500 ? "server_error" : "invalid_request_error").utf8)
-    body += Array(#","code":"#.utf8) + Array(jsonQuoted(code).utf8) + Array("}}".utf8)
-    return Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    let body = ErrorBody(error: .init(message: message, type: status >= 500 ? "server_error" : "invalid_request_error", code: code))
+    let bytes = (try? WireCoding.encoder.encode(body)).map(Array.init) ?? Array(#"{"error":{"code":"internal_error"}}"#.utf8)
+    return Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
 }
 
-private func jsonQuoted(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-        default: out.unicodeScalars.append(scalar)
-        }
+/// The OpenAI-shaped error body the agent uses too.
+private struct ErrorBody: Encodable {
+    struct Detail: Encodable {
+        var message: String
+        var type: String
+        var code: String
     }
-    return out + "\""
+    var error: Detail
 }
 
 /// `Authorization: Bearer <admin token>`, compared in constant time. Nothing else opens
