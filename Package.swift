@@ -83,7 +83,8 @@ let package = Package(
         .target(
             name: "SluiceAgent",
             dependencies: [
-                "SluiceHTTP2", "SluiceAPI", "SluicePolicy",
+                "SluiceHTTP2", "SluiceAPI", "SluicePolicy", "SluiceWire",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -150,6 +151,11 @@ let package = Package(
         .testTarget(
             name: "SluiceHTTP2Tests",
             dependencies: ["SluiceHTTP2", "SluiceTestSupport"]
+        ),
+        .testTarget(
+            name: "SluiceSyncTests",
+            dependencies: ["SluiceAgent", "SluiceControl", "SluiceWire", "SluicePolicy", "SluiceHTTP2", "SluiceTestSupport",
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "SluiceAgentTests",

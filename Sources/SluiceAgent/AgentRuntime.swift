@@ -26,15 +26,27 @@ public final class AgentRuntime: Sendable {
     private let draining = Atomic<Bool>(false)
     /// Caller connections currently open.
     let openConnections = Atomic<Int>(0)
+    /// Set when policy comes from a control plane: its freshness gates every call.
+    public let sync: SyncStatus?
+    /// Set when usage is spooled for a control plane: every call's usage is appended.
+    public let spool: UsageSpool?
+    /// Wall-clock nanoseconds. Injected so that tests can stand an hour in for a second;
+    /// limits, budgets, usage hours and policy age all read this one clock.
+    let now: @Sendable () -> Int64
 
-    public init(configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink) throws(PolicyError) {
+    public init(configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink,
+                sync: SyncStatus? = nil, spool: UsageSpool? = nil,
+                clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }) throws(PolicyError) {
         settings = configuration.settings
         self.identity = identity
         self.upstream = upstream
         self.audit = audit
+        self.sync = sync
+        self.spool = spool
+        now = clock
         let metrics = AgentMetrics(identity: identity)
         self.metrics = metrics
-        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: Clocks.wallNanoseconds())
+        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: clock())
         active = Mutex(policy)
         metrics.policyLoaded(policy)
     }
@@ -45,7 +57,7 @@ public final class AgentRuntime: Sendable {
     /// Puts `configuration`'s policy in force, or throws and leaves the current one.
     /// Connections and calls in flight are untouched; new calls see the new policy.
     public func reload(_ configuration: AgentConfiguration) throws(PolicyError) {
-        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: Clocks.wallNanoseconds())
+        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: now())
         active.withLock { $0 = policy }
         metrics.policyLoaded(policy)
     }
@@ -104,8 +116,8 @@ final class InFlightTracker: Sendable {
 }
 
 /// Monotonic and wall clocks, read in one place (the pure targets never read clocks).
-enum Clocks {
-    static func wallNanoseconds() -> Int64 {
+public enum Clocks {
+    public static func wallNanoseconds() -> Int64 {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         return Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)

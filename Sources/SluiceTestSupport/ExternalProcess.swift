@@ -4,12 +4,15 @@ import Glibc
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 
 /// A helper process (nghttpd, …) started for one test and stopped by PID.
 public final class ExternalProcess: @unchecked Sendable {
     // Set once at start; Process itself is thread-safe for terminate/waitUntilExit.
     private let process = Process()
     public let port: Int
+    /// Set by Foundation's termination handler: the exit is a signal, not a poll.
+    private let exit = ExitState()
 
     /// Starts `executable` and returns once `port` on 127.0.0.1 accepts connections.
     /// `stderrPath`, when given, receives the process's standard error (created or truncated).
@@ -26,6 +29,16 @@ public final class ExternalProcess: @unchecked Sendable {
         } else {
             process.standardError = FileHandle.nullDevice
         }
+        let exit = self.exit
+        process.terminationHandler = { finished in
+            let status = finished.terminationStatus
+            let waiters = exit.state.withLock { state -> [CheckedContinuation<Int32, Never>] in
+                state.status = status
+                defer { state.waiters.removeAll() }
+                return state.waiters
+            }
+            for waiter in waiters { waiter.resume(returning: status) }
+        }
         try process.run()
         // The port opening is the readiness signal; there is no other.
         for _ in 0..<500 {
@@ -38,6 +51,20 @@ public final class ExternalProcess: @unchecked Sendable {
         }
         process.terminate()
         throw TestClientError(message: "\(executable) did not open port \(port)")
+    }
+
+    public var isRunning: Bool { process.isRunning }
+
+    /// Returns the exit status (or the signal that ended it) once the process has exited.
+    public func waitForExit() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let status = exit.state.withLock { state -> Int32? in
+                if let status = state.status { return status }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let status { continuation.resume(returning: status) }
+        }
     }
 
     /// Sends `signal` (SIGHUP, …) to the process.
@@ -97,4 +124,8 @@ public final class ExternalProcess: @unchecked Sendable {
     public static func find(_ candidates: [String]) -> String? {
         candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
+}
+
+private final class ExitState: Sendable {
+    let state = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
 }

@@ -148,4 +148,5 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
 public struct TestClientError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
+    public init(message: String) { self.message = message }
 }

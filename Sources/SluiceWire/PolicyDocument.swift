@@ -264,10 +264,18 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
     /// Percentage of a budget at which the soft-budget webhook fires.
     public var softBudgetPercent: Int?
     public var budgetWebhookURL: String?
+    /// What agents do while they cannot write usage to disk: `allow_in_memory` (keep
+    /// serving, holding up to `usage_spool_memory_cap` calls' usage in memory) or
+    /// `fail_closed` (refuse calls with 503 until the disk takes writes again).
+    public var usageSpoolFailure: String
+    public var usageSpoolMemoryCap: Int
 
     public init(onlyAllowModels: [String]? = nil, promptFilters: [PromptFilterDocument] = [], defaultLimits: LimitsDocument? = nil,
                 endUserDefaultLimits: LimitsDocument? = nil, timeZone: String = "UTC", unpricedModels: String = "deny_when_budgeted",
-                defaultMaxOutputTokens: Int = 4096, softBudgetPercent: Int? = nil, budgetWebhookURL: String? = nil) {
+                defaultMaxOutputTokens: Int = 4096, softBudgetPercent: Int? = nil, budgetWebhookURL: String? = nil,
+                usageSpoolFailure: String = "allow_in_memory", usageSpoolMemoryCap: Int = 100_000) {
+        self.usageSpoolFailure = usageSpoolFailure
+        self.usageSpoolMemoryCap = usageSpoolMemoryCap
         self.onlyAllowModels = onlyAllowModels
         self.promptFilters = promptFilters
         self.defaultLimits = defaultLimits
@@ -283,7 +291,8 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
         case onlyAllowModels = "only_allow_models", promptFilters = "prompt_filters", defaultLimits = "default_limits",
              endUserDefaultLimits = "end_user_default_limits", timeZone = "time_zone", unpricedModels = "unpriced_models",
              defaultMaxOutputTokens = "default_max_output_tokens", softBudgetPercent = "soft_budget_percent",
-             budgetWebhookURL = "budget_webhook_url"
+             budgetWebhookURL = "budget_webhook_url", usageSpoolFailure = "usage_spool_failure",
+             usageSpoolMemoryCap = "usage_spool_memory_cap"
     }
 }
 
@@ -385,6 +394,8 @@ extension SettingsDocument {
                   unpricedModels: try container.decodeIfPresent(String.self, forKey: .unpricedModels) ?? "deny_when_budgeted",
                   defaultMaxOutputTokens: try container.decodeIfPresent(Int.self, forKey: .defaultMaxOutputTokens) ?? 4096,
                   softBudgetPercent: try container.decodeIfPresent(Int.self, forKey: .softBudgetPercent),
-                  budgetWebhookURL: try container.decodeIfPresent(String.self, forKey: .budgetWebhookURL))
+                  budgetWebhookURL: try container.decodeIfPresent(String.self, forKey: .budgetWebhookURL),
+                  usageSpoolFailure: try container.decodeIfPresent(String.self, forKey: .usageSpoolFailure) ?? "allow_in_memory",
+                  usageSpoolMemoryCap: try container.decodeIfPresent(Int.self, forKey: .usageSpoolMemoryCap) ?? 100_000)
     }
 }

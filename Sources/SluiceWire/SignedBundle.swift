@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SluicePolicy
 
 /// A policy document as signed bytes: the control plane signs the exact JSON it serves with
 /// its Ed25519 key, and an agent verifies those bytes before decoding them, so nothing that
@@ -57,4 +58,39 @@ public enum WireCoding {
     }
 
     public static var decoder: JSONDecoder { JSONDecoder() }
+}
+
+extension PolicyDocument {
+    /// A non-secret fingerprint of the key pepper, so an agent can tell it holds the one the
+    /// control plane hashed keys with.
+    public static func pepperFingerprint(of pepper: Secret) -> String {
+        SHA256.hash(data: Array(("sluice-key-pepper:" + pepper.reveal()).utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+extension SignedBundle {
+    /// Everything an agent checks before a bundle may replace its policy: the bytes parse,
+    /// the signature verifies with `publicKey`, the version is above `currentVersion` (a
+    /// bundle may never roll policy back), and the pepper the keys were hashed with is the
+    /// one this agent holds (else no key would ever match).
+    public static func open(_ bytes: [UInt8], publicKey: Curve25519.Signing.PublicKey, above currentVersion: Int64?,
+                            pepper: Secret?) throws(WireError) -> PolicyDocument {
+        let bundle: SignedBundle
+        do {
+            bundle = try WireCoding.decoder.decode(SignedBundle.self, from: Data(bytes))
+        } catch {
+            throw WireError("the bundle is not signed-bundle JSON (truncated or damaged)")
+        }
+        let document = try bundle.verified(with: publicKey)
+        if let currentVersion, document.version <= currentVersion {
+            throw WireError("the bundle's version \(document.version) is not above the version in force (\(currentVersion)): refusing to roll back")
+        }
+        if let expected = document.keyPepperFingerprint, !document.keys.isEmpty {
+            guard let pepper else { throw WireError("the bundle holds keys but this agent has no key pepper (set SLUICE_KEY_PEPPER)") }
+            guard PolicyDocument.pepperFingerprint(of: pepper) == expected else {
+                throw WireError("this agent's key pepper (fingerprint \(PolicyDocument.pepperFingerprint(of: pepper))) is not the control plane's (\(expected))")
+            }
+        }
+        return document
+    }
 }

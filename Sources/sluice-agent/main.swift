@@ -21,8 +21,32 @@ struct Serve: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the agent (the default when no subcommand is given).")
 
-    @Option(help: "Path of the LiteLLM-compatible YAML configuration.")
-    var config: String
+    @Option(help: "Path of the LiteLLM-compatible YAML configuration. With --control-plane it is optional and supplies only sluice_settings and sluice_identity.")
+    var config: String?
+
+    @Option(help: "Base URL of the control plane (http:// or https://). Policy then comes from it, and usage goes to it.")
+    var controlPlane: String?
+
+    @Option(help: "File holding this agent's token for the control plane (from POST /v1/admin/agents).")
+    var agentTokenFile: String?
+
+    @Option(help: "File holding the control plane's Ed25519 public key, base64 (its data directory's signing-key.pub).")
+    var policyPublicKey: String?
+
+    @Option(help: "PEM file of CAs to trust for an https control plane (default: the system store).")
+    var controlPlaneCa: String?
+
+    @Option(help: "Directory for the cached policy bundle and the usage spool (mode 0700).")
+    var stateDir = ".state/agent"
+
+    @Option(help: "How often usage is flushed to the control plane, in seconds.")
+    var flushIntervalSeconds = 5.0
+
+    @Option(help: "Longest time the control plane may go unconfirmed before calls get 503 (fail closed), in seconds.")
+    var policyMaxAgeSeconds = 86_400.0
+
+    @Option(help: "Environment variable holding the key pepper, needed when the control plane's policy holds keys.")
+    var pepperEnv = "SLUICE_KEY_PEPPER"
 
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = "127.0.0.1:4000"
@@ -63,13 +87,20 @@ struct Serve: AsyncParsableCommand {
             if let metricsAddress, !metricsAddress.isLoopback, !allowNonLoopback {
                 throw ConfigError("refusing to serve metrics on \(metricsAddress): pass --allow-non-loopback to expose the admin port beyond loopback")
             }
-            let text: String
-            do {
-                text = try String(contentsOfFile: config, encoding: .utf8)
-            } catch {
-                throw ConfigError("cannot read the configuration file \(config): \(error.localizedDescription)")
+            try CrashPoints.configure(environment: ProcessInfo.processInfo.environment)
+            if let config {
+                let text: String
+                do {
+                    text = try String(contentsOfFile: config, encoding: .utf8)
+                } catch {
+                    throw ConfigError("cannot read the configuration file \(config): \(error.localizedDescription)")
+                }
+                configuration = try ConfigLoader(environment: ProcessInfo.processInfo.environment).load(yaml: text)
+            } else if controlPlane != nil {
+                configuration = AgentConfiguration(policy: Policy(version: "none", catalog: Catalog([])))
+            } else {
+                throw ConfigError("give --config FILE, or --control-plane URL with --agent-token-file and --policy-public-key")
             }
-            configuration = try ConfigLoader(environment: ProcessInfo.processInfo.environment).load(yaml: text)
         } catch let error as ConfigError {
             FileHandle.standardError.write(Data("sluice-agent: \(error.message)\n".utf8))
             throw ExitCode(2)
@@ -85,19 +116,38 @@ struct Serve: AsyncParsableCommand {
         let environment = ProcessInfo.processInfo.environment
         let identity = ServiceIdentity.fromEnvironment(environment, overrides: configuration.identity)
         let runtime: AgentRuntime
-        do {
-            runtime = try AgentRuntime(configuration: configuration, identity: identity, upstream: upstream, audit: FileDescriptorAuditSink())
-        } catch {
-            FileHandle.standardError.write(Data("sluice-agent: \(error.message)\n".utf8))
-            throw ExitCode(2)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let controlPlane {
+            let link: ControlPlaneMode
+            do {
+                link = try ControlPlaneMode.start(
+                    url: controlPlane, tokenFile: agentTokenFile, publicKeyFile: policyPublicKey, caFile: controlPlaneCa,
+                    stateDirectory: stateDir, local: configuration, identity: identity, upstream: upstream, group: group,
+                    maxPolicyAgeSeconds: policyMaxAgeSeconds, flushInterval: .milliseconds(Int64(flushIntervalSeconds * 1000)),
+                    pepper: environment[pepperEnv].flatMap { $0.isEmpty ? nil : Secret($0) }, logger: logger)
+            } catch {
+                FileHandle.standardError.write(Data("sluice-agent: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+            runtime = link.runtime
+            // Shut down in reverse: the server drains first, then the last usage is flushed.
+            services = [.init(service: link.flusher), .init(service: link.policySync)]
+        } else {
+            do {
+                runtime = try AgentRuntime(configuration: configuration, identity: identity, upstream: upstream, audit: FileDescriptorAuditSink())
+            } catch {
+                FileHandle.standardError.write(Data("sluice-agent: \(error.message)\n".utf8))
+                throw ExitCode(2)
+            }
+            logger.info("policy in force", metadata: ["version": "\(runtime.activePolicy.version)", "service": "\(identity.qualifiedName)",
+                                                      "keys": "\(configuration.policy.keys.count)"])
+            if let config {
+                services.append(.init(service: ConfigReloader(
+                    path: config, runtime: runtime, environment: environment, logger: logger,
+                    pollInterval: reloadPollSeconds > 0 ? .milliseconds(Int64(reloadPollSeconds * 1000)) : nil)))
+            }
         }
-        logger.info("policy in force", metadata: ["version": "\(runtime.activePolicy.version)", "service": "\(identity.qualifiedName)",
-                                                  "keys": "\(configuration.policy.keys.count)"])
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: AgentServer(runtime: runtime, group: group, address: address, logger: logger)),
-            .init(service: ConfigReloader(path: config, runtime: runtime, environment: environment, logger: logger,
-                                          pollInterval: reloadPollSeconds > 0 ? .milliseconds(Int64(reloadPollSeconds * 1000)) : nil)),
-        ]
+        services.append(.init(service: AgentServer(runtime: runtime, group: group, address: address, logger: logger)))
         if let metricsAddress {
             services.append(.init(service: MetricsServer(runtime: runtime, group: group, address: metricsAddress, logger: logger)))
         }

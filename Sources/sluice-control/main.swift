@@ -71,7 +71,7 @@ struct SluiceControlCommand: AsyncParsableCommand {
                 logger.info("sluice-control listening", metadata: ["address": "\(parts[0]):\(bound)", "db": "\(described)",
                                                                    "public_key": "\(dataDir)/signing-key.pub"])
             }
-            let group = ServiceGroup(configuration: .init(services: [application, budgets], gracefulShutdownSignals: [.sigterm, .sigint],
+            let group = ServiceGroup(configuration: .init(services: [application, budgets, publisher], gracefulShutdownSignals: [.sigterm, .sigint],
                                                           logger: logger))
             try await group.run()
         } catch let error as ControlStartError {

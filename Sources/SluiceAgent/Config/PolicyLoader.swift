@@ -241,7 +241,7 @@ struct PolicyLoader {
     }
 
     /// `UTC`, a fixed offset (`+05:30`), or an IANA name read from the system's zoneinfo.
-    private func timeZone(_ name: String, at path: String) throws(ConfigError) -> TimeZoneRules {
+    func timeZone(_ name: String, at path: String) throws(ConfigError) -> TimeZoneRules {
         if let fixed = TimeZoneRules(fixedOffset: name) { return fixed }
         guard !name.isEmpty, !name.contains(".."), !name.hasPrefix("/"),
               name.allSatisfy({ $0.isLetter || $0.isNumber || "/_-+".contains($0) }) else {

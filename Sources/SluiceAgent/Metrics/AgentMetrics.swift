@@ -117,11 +117,38 @@ public final class AgentMetrics: Sendable {
         counter("sluice_policy_reloads_total", [("result", "rejected")]).increment()
     }
 
-    /// Refreshes the gauges that are read rather than counted (policy age, what the limits
-    /// have left), then renders the registry in the Prometheus text format.
-    func render(limiter: Limiter, timeZone: TimeZoneRules, now: Int64) -> [UInt8] {
-        if let loadedAt = policy.withLock({ $0?.loadedAt }) {
+    // MARK: - Control plane
+
+    func syncFailed() { counter("sluice_policy_sync_errors_total", []).increment() }
+
+    func flushFailed() { counter("sluice_usage_flush_errors_total", []).increment() }
+
+    func batchFlushed(bytes: Int, duplicate: Bool) {
+        counter("sluice_usage_batches_flushed_total", [("result", duplicate ? "duplicate" : "applied")]).increment()
+        counter("sluice_usage_flushed_bytes_total", []).increment(by: Int64(bytes))
+    }
+
+    func spoolPending(batches: Int) { gauge("sluice_usage_spool_pending_batches", []).record(batches) }
+
+    /// Refreshes the gauges that are read rather than counted (policy age, sync and spool
+    /// state, what the limits have left), then renders the registry in the Prometheus text
+    /// format. With a control plane, the policy's age counts from its last confirmation.
+    func render(runtime: AgentRuntime, timeZone: TimeZoneRules, now: Int64) -> [UInt8] {
+        let limiter = runtime.limiter
+        if let sync = runtime.sync {
+            let report = sync.report(at: now)
+            if let age = report.ageSeconds { gauge("sluice_policy_age_seconds", []).record(age) }
+            gauge("sluice_policy_stale", []).record(report.stale ? 1 : 0)
+            gauge("sluice_policy_sync_ok", []).record(report.lastError == nil ? 1 : 0)
+            gauge("sluice_usage_flush_ok", []).record(report.lastFlushError == nil ? 1 : 0)
+        } else if let loadedAt = policy.withLock({ $0?.loadedAt }) {
             gauge("sluice_policy_age_seconds", []).record(Double(now - loadedAt) / 1e9)
+        }
+        if let spool = runtime.spool {
+            let health = spool.health
+            gauge("sluice_usage_spool_held_in_memory", []).record(health.heldInMemory)
+            gauge("sluice_usage_spool_disk_ok", []).record(health.lastError == nil ? 1 : 0)
+            gauge("sluice_usage_spool_records_total", []).record(health.appendedTotal)
         }
         let seconds = now / 1_000_000_000
         for (scope, snapshot) in limiter.snapshots(now: now, dayNumber: timeZone.dayNumber(at: seconds),

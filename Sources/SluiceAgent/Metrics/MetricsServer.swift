@@ -77,8 +77,7 @@ private final class MetricsHandler: ChannelInboundHandler {
             var contentType = "text/plain; charset=utf-8"
             if path == "/metrics", head.method == .GET {
                 let policy = runtime.activePolicy
-                body = runtime.metrics.render(limiter: runtime.limiter, timeZone: policy.configuration.policy.timeZone,
-                                              now: Clocks.wallNanoseconds())
+                body = runtime.metrics.render(runtime: runtime, timeZone: policy.configuration.policy.timeZone, now: runtime.now())
                 contentType = "text/plain; version=0.0.4; charset=utf-8"
                 status = .ok
             } else if path == "/metrics" {

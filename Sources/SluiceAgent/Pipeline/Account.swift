@@ -38,7 +38,7 @@ struct Account {
         // for the budgets, the audit line and the metrics alike.
         var cost: Cost?
         if let permit {
-            let now = Clocks.wallNanoseconds()
+            let now = runtime.now()
             if let usage {
                 cost = permit.engine.settle(permit.admission, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, now: now)
                 // Never counted as $0 in silence: an unpriced alias is flagged for the operator.
@@ -48,6 +48,10 @@ struct Account {
             }
         }
         record.costUSD = cost?.usd
+        if let spool = runtime.spool, let entry = SpoolEntry.record(for: caller, permit: permit, refusal: refusal, usage: usage, cost: cost,
+                                                service: runtime.identity.qualifiedName, at: startedAtWall) {
+            spool.append(entry)
+        }
         record.timeToFirstByteSeconds = timeToFirstByte.map { Double($0.nanoseconds) / 1e9 }
         record.errorCode = errorCode
         runtime.audit.write(record.jsonLine)

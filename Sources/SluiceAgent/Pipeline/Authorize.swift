@@ -28,9 +28,10 @@ enum Authorize {
     }
 
     static func check(endpoint: OpenAIEndpoint, headers: HTTPHeaders, body: [UInt8], runtime: AgentRuntime) -> Result<Permit, Refusal> {
+        let now = runtime.now()
+        if let refusal = Gate.check(runtime: runtime, now: now) { return .failure(refusal) }
         let policy = runtime.activePolicy
         let engine = policy.engine
-        let now = Clocks.wallNanoseconds()
         let caller: Caller
         switch engine.authenticate(presentedKey: Identify.presentedKey(in: headers), now: now) {
         case .success(let found): caller = found

@@ -49,7 +49,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             ScrubHeaders.apply(&head.headers)
             keepAlive = head.isKeepAlive
             let account = Account(runtime: runtime, requestID: runtime.requestIDs.next(), method: head.method.rawValue,
-                                  path: String(head.uri.prefix(256)), startedAt: .now(), startedAtWall: Clocks.wallNanoseconds())
+                                  path: String(head.uri.prefix(256)), startedAt: .now(), startedAtWall: runtime.now())
             let request = Request(head: head, route: AgentRoute(method: head.method.rawValue, uri: head.uri), body: nil, account: account)
             runtime.inFlight.enter()
             requestOpen = true
@@ -118,7 +118,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
                 account = request.account
             } else {
                 account = Account(runtime: runtime, requestID: runtime.requestIDs.next(), method: "-", path: "-",
-                                  startedAt: .now(), startedAtWall: Clocks.wallNanoseconds())
+                                  startedAt: .now(), startedAtWall: runtime.now())
             }
             answerAndClose(answer, account: account, on: context.channel)
         }
@@ -154,12 +154,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         case .health:
             respond(context: context, request: request, status: 200, body: Array(#"{"status":"ok"}"#.utf8))
         case .ready:
-            if runtime.isDraining {
-                respond(context: context, request: request, status: 503, body: Array(#"{"status":"draining"}"#.utf8))
-            } else {
-                let aliases = runtime.activePolicy.configuration.catalog.names.count
-                respond(context: context, request: request, status: 200, body: Array(#"{"status":"ready","aliases":\#(aliases)}"#.utf8))
-            }
+            let readiness = Readiness(runtime: runtime)
+            respond(context: context, request: request, status: readiness.status, body: readiness.body)
         case .methodNotAllowed(let allowed):
             respondError(context: context, request: request, OpenAIError(
                 status: 405, message: "\(request.head.method.rawValue) is not allowed here; use \(allowed)",
@@ -198,12 +194,14 @@ final class AgentConnectionHandler: ChannelInboundHandler {
 
     private func respond(context: ChannelHandlerContext, request: Request, status: Int, body: [UInt8],
                          extraHeaders: [(String, String)] = [], errorCode: String? = nil, refusal: Authorize.Refusal? = nil) {
-        writeJSONResponse(body, status: status, on: context.channel, requestID: request.account.requestID,
-                          close: !keepAlive, extraHeaders: extraHeaders)
+        // Accounted before the answer leaves, as every call is: a caller that saw its
+        // answer can count on its usage being spooled.
         // Successful probes are not audited: kubelet asks every few seconds.
         if status >= 400 || (request.route != .health && request.route != .ready) {
             request.account.record(status: status, refusal: refusal, errorCode: errorCode)
         }
+        writeJSONResponse(body, status: status, on: context.channel, requestID: request.account.requestID,
+                          close: !keepAlive, extraHeaders: extraHeaders)
         responseEnded(.complete)
     }
 

@@ -82,7 +82,12 @@ public struct ControlAPI: Sendable {
 
         let agent = router.group("/v1/agent").add(middleware: AgentAuthMiddleware(
             authenticators: [IssuedTokenAuthenticator(store: store, hasher: keyHasher)] + extraAgentAuthenticators))
-        agent.get("policy") { request, context in try await policy(request) }
+        agent.get("policy") { request, context in
+            var response = try await policy(request)
+            // The agent learns the id to tag its usage batches with from here.
+            if let id = context.agentID { response.headers[.init("sluice-agent-id")!] = id }
+            return response
+        }
         agent.post("usage") { request, context in
             let batch = try await decode(UsageBatch.self, request, context)
             guard let agentID = context.agentID, batch.agentID == agentID else {
@@ -102,12 +107,15 @@ public struct ControlAPI: Sendable {
     private func policy(_ request: Request) async throws -> Response {
         let known = request.headers[.ifNoneMatch].flatMap(Self.version(fromTag:))
         let wait = min(60, max(0, Int(request.uri.queryParameters.get("wait") ?? "0") ?? 0))
-        if let known, wait > 0 {
+        // Only an agent holding exactly the current version waits: one ahead of this store
+        // (a restored or replaced database) gets the bundle at once, and refuses it as a
+        // rollback rather than being told its newer policy is current.
+        if let known, wait > 0, try await store.policyVersion() == known {
             _ = try await publisher.waitForVersion(above: known, timeout: .seconds(wait))
         }
         let (version, body) = try await publisher.bundle()
         let tag = "\"v\(version)\""
-        if let known, known >= version {
+        if let known, known == version {
             return Response(status: .notModified, headers: [.eTag: tag])
         }
         return Response(status: .ok, headers: [.contentType: "application/json", .eTag: tag, .cacheControl: "no-store"],

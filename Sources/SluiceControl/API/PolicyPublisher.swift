@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ServiceLifecycle
 import SluicePolicy
 import SluiceWire
 import Synchronization
@@ -9,7 +10,11 @@ import Synchronization
 /// A change made through this process wakes waiting agents at once; a change made by
 /// another replica on the same database is noticed by re-reading the version at least
 /// every `pollInterval`, so long-polls on every replica answer within that interval.
-public final class PolicyPublisher: Sendable {
+///
+/// Run as a service (listed after the HTTP server), it ends every waiting long-poll when
+/// graceful shutdown begins, so agents re-poll elsewhere at once and the server's drain
+/// is not held up for a poll's full wait.
+public final class PolicyPublisher: Service, Sendable {
     private let store: any Store
     private let signingKey: SigningKey
     private let pepperFingerprint: String
@@ -17,6 +22,7 @@ public final class PolicyPublisher: Sendable {
     private let budgets: BudgetWatcher?
     private let cache = Mutex<(version: Int64, body: [UInt8])?>(nil)
     private let waiters = Mutex<[UUID: CheckedContinuation<Void, Never>]>([:])
+    private let closing = Atomic<Bool>(false)
 
     /// Curve25519 keys are immutable values; this wrapper only lets them cross isolation.
     struct SigningKey: @unchecked Sendable {
@@ -34,7 +40,7 @@ public final class PolicyPublisher: Sendable {
 
     /// A non-secret fingerprint of the pepper, so an agent can tell it holds the right one.
     public static func fingerprint(of pepper: Secret) -> String {
-        SHA256.hash(data: Array(("sluice-key-pepper:" + pepper.reveal()).utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        PolicyDocument.pepperFingerprint(of: pepper)
     }
 
     /// The signed bundle's JSON for the current version (built once per version).
@@ -77,10 +83,16 @@ public final class PolicyPublisher: Sendable {
         let deadline = ContinuousClock.now + timeout
         while true {
             let current = try await store.policyVersion()
-            if current > version || ContinuousClock.now >= deadline { return current }
+            if current > version || ContinuousClock.now >= deadline || closing.load(ordering: .acquiring) { return current }
             let slice = min(pollInterval, deadline - ContinuousClock.now)
             await waitForChange(upTo: slice)
         }
+    }
+
+    public func run() async throws {
+        try? await gracefulShutdown()
+        closing.store(true, ordering: .releasing)
+        policyChanged()
     }
 
     /// Wakes every waiting long-poll: called after a write through this process.
@@ -97,6 +109,10 @@ public final class PolicyPublisher: Sendable {
         await withCheckedContinuation { continuation in
             // Registered before the timer starts, so neither wake-up can be missed.
             waiters.withLock { $0[id] = continuation }
+            if closing.load(ordering: .acquiring), let waiter = waiters.withLock({ $0.removeValue(forKey: id) }) {
+                waiter.resume()
+                return
+            }
             Task {
                 try? await Task.sleep(for: duration)
                 if let waiter = self.waiters.withLock({ $0.removeValue(forKey: id) }) { waiter.resume() }

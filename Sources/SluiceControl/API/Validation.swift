@@ -75,6 +75,12 @@ enum Validation {
         if let percent = settings.softBudgetPercent, !(1...100).contains(percent) {
             throw APIError(400, "soft_budget_percent must be 1 to 100", code: "invalid_settings")
         }
+        guard ["allow_in_memory", "fail_closed"].contains(settings.usageSpoolFailure) else {
+            throw APIError(400, "usage_spool_failure must be allow_in_memory or fail_closed", code: "invalid_settings")
+        }
+        guard (0...10_000_000).contains(settings.usageSpoolMemoryCap) else {
+            throw APIError(400, "usage_spool_memory_cap must be 0 to 10000000", code: "invalid_settings")
+        }
     }
 
     private static func compile(_ filter: PromptFilterDocument) throws -> PromptFilter {

@@ -232,9 +232,6 @@ public final class PostgresStore: Store {
             if batch.sequence <= mark {
                 return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: mark, duplicate: true)
             }
-            guard batch.sequence == mark + 1 else {
-                throw StoreError(.conflict, "batch \(batch.sequence) of epoch \(batch.epoch) arrived before \(mark + 1); send \(mark + 1) first")
-            }
             for delta in batch.deltas {
                 for (granularity, start) in [("hour", delta.hour), ("day", delta.hour - delta.hour % 86_400)] {
                     let team = delta.team ?? ""

@@ -28,8 +28,11 @@ public protocol Store: Sendable {
     func snapshot() async throws -> PolicySnapshot
     func policyVersion() async throws -> Int64
 
-    /// Applies `batch` exactly once: the batch must be the next in its (agent, epoch)
-    /// sequence; a repeat of an applied one is acknowledged without adding anything.
+    /// Applies `batch` exactly once: a batch at or below the (agent, epoch) mark is a repeat
+    /// and is acknowledged without adding anything. Agents send in order and move on only
+    /// after an acknowledgement, so a batch above the mark was never applied; a gap (the
+    /// database was restored from a backup older than the agent's last acknowledgement) is
+    /// accepted rather than leaving the agent stuck behind usage the store forgot.
     func apply(_ batch: UsageBatch) async throws -> UsageAck
     /// Spend and tokens from the rollups, grouped as asked.
     func usage(_ query: UsageQuery) async throws -> [UsageRow]

@@ -1,0 +1,124 @@
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import SluiceWire
+
+/// Every `interval`, seals the spool into a batch and sends every waiting batch to the
+/// control plane, oldest first. A batch leaves the spool only once acknowledged, so a
+/// failure at any point means it is sent again, and the control plane's
+/// `(agent_id, epoch, sequence)` check makes the repeat count once.
+///
+/// Listed before the server in the service group, so on SIGTERM it is stopped after the
+/// server has drained: its last flush carries the usage of the final calls.
+public final class UsageFlusher: Service {
+    private let runtime: AgentRuntime
+    private let spool: UsageSpool
+    private let client: ControlPlaneClient
+    private let interval: Duration
+    private let shutdownDeadline: Duration
+    private let logger: Logger
+
+    public init(runtime: AgentRuntime, spool: UsageSpool, client: ControlPlaneClient, interval: Duration,
+                shutdownDeadline: Duration = .seconds(10), logger: Logger) {
+        self.runtime = runtime
+        self.spool = spool
+        self.client = client
+        self.interval = interval
+        self.shutdownDeadline = shutdownDeadline
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.interval)
+                if Task.isCancelled { break }
+                _ = await self.flush()
+            }
+        }
+        // The server has drained (it stops first): send what the last calls used.
+        let deadline = ContinuousClock.now + shutdownDeadline
+        while ContinuousClock.now < deadline {
+            if await flush() {
+                logger.info("usage flushed at shutdown", metadata: ["acknowledged_sequence": "\(spool.health.acknowledgedSequence)"])
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        logger.error("usage not fully flushed at shutdown; it stays in the spool and is sent by the next start",
+                     metadata: ["pending_batches": "\((try? spool.pending().count) ?? -1)", "directory": "\(spool.directory)"])
+    }
+
+    /// One cycle: seal, then send until the spool is empty or a send fails. True when
+    /// nothing is left to send.
+    @discardableResult
+    public func flush() async -> Bool {
+        guard let status = runtime.sync, let agentID = await agentID(status) else { return false }
+        let pending: [UsageSpool.PendingBatch]
+        do {
+            pending = try spool.seal(agentID: agentID)
+        } catch {
+            report(status, "cannot seal the usage spool: \(error.message)")
+            return false
+        }
+        runtime.metrics.spoolPending(batches: pending.count)
+        for entry in pending {
+            CrashPoints.reach(.beforeSend)
+            let body: [UInt8]
+            do {
+                body = Array(try WireCoding.encoder.encode(entry.batch))
+            } catch {
+                report(status, "cannot encode batch \(entry.batch.sequence): \(error)")
+                return false
+            }
+            let response: ControlPlaneClient.Response
+            do {
+                response = try await client.post("/v1/agent/usage", json: body, timeout: .seconds(30))
+            } catch {
+                report(status, "usage flush: control plane unreachable: \(error.message)")
+                return false
+            }
+            guard response.status == 200,
+                  let ack = try? WireCoding.decoder.decode(UsageAck.self, from: Data(response.body)),
+                  ack.epoch == entry.batch.epoch, ack.acknowledgedSequence >= entry.batch.sequence else {
+                let detail = String(decoding: response.body.prefix(300), as: UTF8.self)
+                report(status, "usage flush: batch \(entry.batch.epoch)/\(entry.batch.sequence) not acknowledged (HTTP \(response.status)): \(detail)")
+                return false
+            }
+            CrashPoints.reach(.afterCommit)
+            do {
+                try spool.acknowledge(entry.batch)
+            } catch {
+                report(status, "cannot remove acknowledged batch \(entry.batch.sequence): \(error.message)")
+                return false
+            }
+            runtime.metrics.batchFlushed(bytes: body.count, duplicate: ack.duplicate)
+        }
+        status.flushFailed(nil)
+        runtime.metrics.spoolPending(batches: 0)
+        return true
+    }
+
+    /// The id batches are tagged with: the control plane names it in every policy answer.
+    /// Before the policy poll has had one (or once it has stopped, at shutdown), a quick
+    /// poll asks for it; until then usage waits on disk.
+    private func agentID(_ status: SyncStatus) async -> String? {
+        if let known = status.agentID { return known }
+        var headers: [(name: String, value: String)] = []
+        if let version = status.version { headers.append(("if-none-match", "\"v\(version)\"")) }
+        guard let response = try? await client.get("/v1/agent/policy?wait=0", headers: headers, timeout: .seconds(10)),
+              let id = response.header("sluice-agent-id"), !id.isEmpty else {
+            logger.debug("usage flush waits for the control plane to name this agent")
+            return nil
+        }
+        status.learned(agentID: id)
+        return id
+    }
+
+    private func report(_ status: SyncStatus, _ message: String) {
+        status.flushFailed(message)
+        runtime.metrics.flushFailed()
+        logger.warning("\(message)")
+    }
+}

@@ -1,0 +1,121 @@
+/// One call's usage as the agent spools it: a line of JSON appended before the call's
+/// accounting is done. Records are folded into ``UsageDelta`` cells only when a batch is
+/// sealed, so the per-call cost is one small write.
+public struct UsageRecord: Codable, Sendable, Equatable {
+    /// Start of the hour (Unix seconds) the call was made in.
+    public var hour: Int64
+    public var team: String?
+    public var project: String?
+    public var service: String
+    public var keyID: String?
+    /// The alias asked for; empty when the call was refused before a model was known.
+    public var model: String
+    /// 1 for a call that was forwarded, 0 for a refusal.
+    public var requests: Int64
+    public var promptTokens: Int64
+    public var completionTokens: Int64
+    public var costPicoUSD: Int64
+    /// The refusal's reason code, for calls refused by policy.
+    public var denial: String?
+
+    public init(hour: Int64, team: String? = nil, project: String? = nil, service: String, keyID: String? = nil, model: String,
+                requests: Int64, promptTokens: Int64 = 0, completionTokens: Int64 = 0, costPicoUSD: Int64 = 0, denial: String? = nil) {
+        self.hour = hour
+        self.team = team
+        self.project = project
+        self.service = service
+        self.keyID = keyID
+        self.model = model
+        self.requests = requests
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.costPicoUSD = costPicoUSD
+        self.denial = denial
+    }
+
+    /// Short keys: the spool holds one of these per call.
+    enum CodingKeys: String, CodingKey {
+        case hour = "h", team = "t", project = "p", service = "s", keyID = "k", model = "m", requests = "r",
+             promptTokens = "pt", completionTokens = "ct", costPicoUSD = "c", denial = "d"
+    }
+
+    /// The record as one line of JSON with its newline, written by hand because it is
+    /// built once per call on the event loop; ``JSONDecoder`` reads it back.
+    public var jsonLine: [UInt8] {
+        var line: [UInt8] = []
+        line.reserveCapacity(160)
+        line.append(contentsOf: #"{"h":"#.utf8)
+        line.append(contentsOf: String(hour).utf8)
+        for (key, value) in [("t", team), ("p", project), ("s", service), ("k", keyID), ("m", model), ("d", denial)] {
+            guard let value else { continue }
+            line.append(contentsOf: ",\"\(key)\":".utf8)
+            Self.appendQuoted(value, to: &line)
+        }
+        for (key, value) in [("r", requests), ("pt", promptTokens), ("ct", completionTokens), ("c", costPicoUSD)] where value != 0 || key == "r" {
+            line.append(contentsOf: ",\"\(key)\":\(value)".utf8)
+        }
+        line.append(contentsOf: "}\n".utf8)
+        return line
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        hour = try container.decode(Int64.self, forKey: .hour)
+        team = try container.decodeIfPresent(String.self, forKey: .team)
+        project = try container.decodeIfPresent(String.self, forKey: .project)
+        service = try container.decode(String.self, forKey: .service)
+        keyID = try container.decodeIfPresent(String.self, forKey: .keyID)
+        model = try container.decode(String.self, forKey: .model)
+        requests = try container.decode(Int64.self, forKey: .requests)
+        promptTokens = try container.decodeIfPresent(Int64.self, forKey: .promptTokens) ?? 0
+        completionTokens = try container.decodeIfPresent(Int64.self, forKey: .completionTokens) ?? 0
+        costPicoUSD = try container.decodeIfPresent(Int64.self, forKey: .costPicoUSD) ?? 0
+        denial = try container.decodeIfPresent(String.self, forKey: .denial)
+    }
+
+    private static func appendQuoted(_ text: String, to line: inout [UInt8]) {
+        line.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): line.append(contentsOf: #"\""#.utf8)
+            case UInt8(ascii: "\\"): line.append(contentsOf: #"\\"#.utf8)
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                line.append(contentsOf: #"\u00"#.utf8)
+                line.append(hex[Int(byte >> 4)])
+                line.append(hex[Int(byte & 0xF)])
+            default: line.append(byte)
+            }
+        }
+        line.append(UInt8(ascii: "\""))
+    }
+}
+
+extension UsageRecord {
+    /// Folds records into one delta per (hour, team, project, service, key, model) cell,
+    /// in a stable order, so a batch is small and its bytes repeatable.
+    public static func deltas(_ records: [UsageRecord]) -> [UsageDelta] {
+        var cells: [UsageCell: UsageDelta] = [:]
+        for record in records {
+            let cell = UsageCell(hour: record.hour, team: record.team, project: record.project, service: record.service,
+                            keyID: record.keyID, model: record.model)
+            var delta = cells[cell] ?? UsageDelta(hour: record.hour, team: record.team, project: record.project, service: record.service,
+                                                  keyID: record.keyID, model: record.model)
+            delta.requests += record.requests
+            delta.promptTokens += record.promptTokens
+            delta.completionTokens += record.completionTokens
+            delta.costPicoUSD += record.costPicoUSD
+            if let denial = record.denial { delta.denials[denial, default: 0] += 1 }
+            cells[cell] = delta
+        }
+        return cells.values.sorted { left, right in
+            (left.hour, left.team ?? "", left.project ?? "", left.service, left.keyID ?? "", left.model)
+                < (right.hour, right.team ?? "", right.project ?? "", right.service, right.keyID ?? "", right.model)
+        }
+    }
+}
+
+private struct UsageCell: Hashable {
+    var hour: Int64
+    var team: String?, project: String?, service: String, keyID: String?, model: String
+}

@@ -1,0 +1,257 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import NIOCore
+import NIOPosix
+import SluiceAgent
+import SluiceTestSupport
+import Synchronization
+import Testing
+
+/// Fault tests on real processes: `sluice-control` and `sluice-agent` binaries, killed with
+/// SIGKILL, on real sockets, a real SQLite file and a real PostgreSQL server.
+@Suite("fault tests: real agents and control planes, killed and restarted", .serialized)
+struct AgentFaultTests {
+    static func binary(_ name: String) -> String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name).path
+    }
+
+    /// A `sluice-control` process that can be killed and started again on the same port,
+    /// database and data directory.
+    final class ControlProcess: @unchecked Sendable {
+        let port: Int
+        let database: String
+        let dataDirectory: String
+        let logPath: String
+        let group: any EventLoopGroup
+        private(set) var process: ExternalProcess?
+
+        init(port: Int, database: String, dataDirectory: String, logPath: String, group: any EventLoopGroup) {
+            self.port = port
+            self.database = database
+            self.dataDirectory = dataDirectory
+            self.logPath = logPath
+            self.group = group
+        }
+
+        func start() async throws {
+            process = try await ExternalProcess(
+                executable: AgentFaultTests.binary("sluice-control"),
+                arguments: ["--listen", "127.0.0.1:\(port)", "--db", database, "--data-dir", dataDirectory],
+                port: port, group: group,
+                environment: ["SLUICE_ADMIN_TOKEN": SyncHarness.adminToken, "SLUICE_KEY_PEPPER": SyncHarness.pepper.reveal(), "PATH": "/usr/bin:/bin"],
+                stderrPath: logPath)
+        }
+
+        func kill9() async {
+            guard let process else { return }
+            process.send(signal: SIGKILL)
+            _ = await process.waitForExit()
+            self.process = nil
+        }
+
+        func admin(_ method: String, _ path: String, json: String = "") async throws -> TestResponse {
+            let text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer \(SyncHarness.adminToken)\r\n"
+                + "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)"
+            return try await TestHTTPClient.send(raw: Array(text.utf8), port: port, group: group)
+        }
+
+        func totals() async throws -> (requests: Int64, prompt: Int64, completion: Int64) {
+            let response = try await admin("GET", "/v1/admin/usage?to=\(Int64(Date().timeIntervalSince1970) + 86_400)")
+            let rows = try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]] ?? []
+            var totals: (requests: Int64, prompt: Int64, completion: Int64) = (0, 0, 0)
+            for row in rows {
+                totals.requests += (row["requests"] as? NSNumber)?.int64Value ?? 0
+                totals.prompt += (row["prompt_tokens"] as? NSNumber)?.int64Value ?? 0
+                totals.completion += (row["completion_tokens"] as? NSNumber)?.int64Value ?? 0
+            }
+            return totals
+        }
+
+        /// A model on `mockPort`, every service keyless, and a token file for `agentID`.
+        func seed(mockPort: Int, agentIDs: [String], directory: TemporaryDirectory) async throws {
+            #expect(try await admin("POST", "/v1/admin/models", json: """
+                {"alias":"gpt-test","deployments":[{"api_base":"http://127.0.0.1:\(mockPort)/v1","upstream_model":"mock"}],
+                 "input_cost_per_token":0.000001,"output_cost_per_token":0.000002}
+                """).status == 201)
+            #expect(try await admin("POST", "/v1/admin/services", json: #"{"name":"*","keyless":true}"#).status == 201)
+            for id in agentIDs {
+                let response = try await admin("POST", "/v1/admin/agents", json: #"{"id":"\#(id)"}"#)
+                let token = (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["token"] as? String ?? ""
+                try token.write(toFile: directory.file("\(id).token"), atomically: true, encoding: .utf8)
+            }
+        }
+    }
+
+    /// Starts a `sluice-agent` process for `id` and returns once it is ready (policy in force).
+    static func startAgent(id: String, control: ControlProcess, directory: TemporaryDirectory, group: any EventLoopGroup,
+                           flushIntervalSeconds: Double, crashAt: String? = nil) async throws -> ExternalProcess {
+        let port = try await ExternalProcess.freePort(group: group)
+        var environment = ["PATH": "/usr/bin:/bin", "SLUICE_SERVICE": "checkout", "SLUICE_NAMESPACE": "shop", "POD_NAME": id]
+        if let crashAt { environment["SLUICE_TEST_CRASH_AT"] = crashAt }
+        let agent = try await ExternalProcess(
+            executable: binary("sluice-agent"),
+            arguments: ["--control-plane", "http://127.0.0.1:\(control.port)", "--agent-token-file", directory.file("\(id).token"),
+                        "--policy-public-key", "\(control.dataDirectory)/signing-key.pub", "--state-dir", directory.file("\(id)-state"),
+                        "--listen", "127.0.0.1:\(port)", "--metrics-listen", "off", "--flush-interval-seconds", String(flushIntervalSeconds)],
+            port: port, group: group, environment: environment, stderrPath: directory.file("\(id).log"))
+        let ready = await eventually { (try? await TestHTTPClient.get("/readyz", port: port, group: group).status) == 200 }
+        #expect(ready, "agent \(id) never became ready")
+        return agent
+    }
+
+    /// What callers saw: calls answered 200 and the usage those answers carried.
+    final class Ledger: Sendable {
+        let totals = Mutex<(requests: Int64, prompt: Int64, completion: Int64)>((0, 0, 0))
+
+        /// One call; true when it was answered 200 (and counted).
+        @discardableResult
+        func call(port: Int, group: any EventLoopGroup, content: String) async -> Bool {
+            guard let response = try? await TestHTTPClient.post(
+                "/v1/chat/completions", json: #"{"model":"gpt-test","messages":[{"role":"user","content":"\#(content)"}]}"#, port: port, group: group),
+                response.status == 200,
+                let body = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+                let usage = body["usage"] as? [String: Any] else { return false }
+            totals.withLock {
+                $0.requests += 1
+                $0.prompt += (usage["prompt_tokens"] as? NSNumber)?.int64Value ?? 0
+                $0.completion += (usage["completion_tokens"] as? NSNumber)?.int64Value ?? 0
+            }
+            return true
+        }
+    }
+
+    static func spoolFiles(_ directory: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "\(directory)/spool")) ?? [])
+            .filter { $0.hasPrefix("batch-") || $0.hasPrefix("journal-") }.sorted()
+    }
+
+    @Test("an agent killed with SIGKILL at every point of the flush cycle, 100 times over: totals exactly equal its ledger")
+    func agentKilledDuringFlush() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let directory = try TemporaryDirectory()
+        let mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
+        let mockPort = try await mock.start()
+        let control = ControlProcess(port: try await ExternalProcess.freePort(group: group), database: "sqlite:\(directory.file("control.db"))",
+                                     dataDirectory: directory.file("control"), logPath: directory.file("control.log"), group: group)
+        try await control.start()
+        try await control.seed(mockPort: mockPort, agentIDs: ["pod-1"], directory: directory)
+        let ledger = Ledger()
+        var killedBy: [String: Int] = [:]
+
+        // Each cycle: calls answered in full, then SIGTERM, whose final flush is where the
+        // agent dies: at a named point of the cycle (the agent kills itself with SIGKILL
+        // there), or by a SIGKILL from here at a random moment of the flush.
+        let points = UsageSpool.CrashPoint.allCases.map(\.rawValue) + ["random"]
+        for cycle in 0..<100 {
+            let point = points[cycle % points.count]
+            let agent = try await Self.startAgent(id: "pod-1", control: control, directory: directory, group: group, flushIntervalSeconds: 3600,
+                                                  crashAt: point == "random" ? nil : point)
+            for call in 0..<(1 + cycle % 3) {
+                #expect(await ledger.call(port: agent.port, group: group, content: "cycle \(cycle) call \(call)"))
+            }
+            agent.send(signal: SIGTERM)
+            if point == "random" {
+                try await Task.sleep(for: .microseconds(Int.random(in: 0..<20_000)))
+                agent.send(signal: SIGKILL)
+            }
+            let status = await agent.waitForExit()
+            killedBy[status == SIGKILL ? point : "\(point) (exited \(status))", default: 0] += 1
+        }
+        // Every named point was reached and killed the agent there.
+        for point in UsageSpool.CrashPoint.allCases {
+            #expect(killedBy[point.rawValue] == 20, "\(point.rawValue): \(killedBy)")
+        }
+
+        // A last clean run sends whatever the kills left behind, then stops cleanly.
+        let last = try await Self.startAgent(id: "pod-1", control: control, directory: directory, group: group, flushIntervalSeconds: 3600)
+        last.send(signal: SIGTERM)
+        #expect(await last.waitForExit() == 0)
+        #expect(Self.spoolFiles(directory.file("pod-1-state")).isEmpty)
+        let calls: Int64 = (0..<100).reduce(0) { sum, cycle in sum + 1 + Int64(cycle % 3) }
+        #expect(ledger.totals.withLock { $0.requests } == calls)
+        try await Self.expectTotals(of: control, equal: ledger)
+        try await Self.tearDown(control: control, mock: mock, group: group, directory: directory)
+    }
+
+    /// The control plane's totals against what callers were answered: exactly equal.
+    static func expectTotals(of control: ControlProcess, equal ledger: Ledger) async throws {
+        let expected = ledger.totals.withLock { $0 }
+        let totals = try await control.totals()
+        #expect(totals.requests == expected.requests && totals.prompt == expected.prompt && totals.completion == expected.completion,
+                "server \(totals) vs ledger \(expected)")
+    }
+
+    static func tearDown(control: ControlProcess, mock: MockProvider, group: MultiThreadedEventLoopGroup, directory: TemporaryDirectory) async throws {
+        await control.kill9()
+        try await mock.stop()
+        try await group.shutdownGracefully()
+        directory.remove()
+    }
+
+    @Test("the control plane is SIGKILLed in the middle of flushes and restarted, again and again: no loss, no double count",
+          arguments: ["sqlite", "postgres"])
+    func controlPlaneKilledDuringFlushes(store: String) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let directory = try TemporaryDirectory()
+        let mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
+        let mockPort = try await mock.start()
+        var database = "sqlite:\(directory.file("control.db"))"
+        if store == "postgres" {
+            let server = try await TemporaryPostgres.server()
+            database = "postgres://postgres@127.0.0.1:\(server.port)/\(try await server.createDatabase())"
+        }
+        let control = ControlProcess(port: try await ExternalProcess.freePort(group: group), database: database,
+                                     dataDirectory: directory.file("control"), logPath: directory.file("control.log"), group: group)
+        try await control.start()
+        let ids = ["pod-1", "pod-2", "pod-3"]
+        try await control.seed(mockPort: mockPort, agentIDs: ids, directory: directory)
+        var agents: [ExternalProcess] = []
+        for id in ids {
+            agents.append(try await Self.startAgent(id: id, control: control, directory: directory, group: group, flushIntervalSeconds: 0.05))
+        }
+        let ledger = Ledger()
+        let running = RunningFlag()
+
+        // Steady calls on every agent while the control plane dies and comes back.
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            for agent in agents {
+                let port = agent.port
+                tasks.addTask {
+                    var call = 0
+                    while running.isSet {
+                        #expect(await ledger.call(port: port, group: group, content: "call \(call)"))
+                        call += 1
+                    }
+                }
+            }
+            for _ in 0..<5 {
+                try await Task.sleep(for: .milliseconds(Int.random(in: 150..<400)))
+                await control.kill9()
+                try await Task.sleep(for: .milliseconds(Int.random(in: 50..<250)))
+                try await control.start()
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            running.clear()
+            try await tasks.waitForAll()
+        }
+
+        // Drain: each agent stops on SIGTERM after its final flush.
+        for agent in agents {
+            agent.send(signal: SIGTERM)
+            #expect(await agent.waitForExit() == 0)
+        }
+        for id in ids { #expect(Self.spoolFiles(directory.file("\(id)-state")).isEmpty, "\(id) left usage behind") }
+        #expect(ledger.totals.withLock { $0.requests } > 50)
+        try await Self.expectTotals(of: control, equal: ledger)
+        try await Self.tearDown(control: control, mock: mock, group: group, directory: directory)
+    }
+}
+
+/// Tells load loops to stop.
+final class RunningFlag: Sendable {
+    private let value = Atomic<Bool>(true)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func clear() { value.store(false, ordering: .relaxed) }
+}

@@ -1,0 +1,187 @@
+import Foundation
+import SluiceAgent
+import SluiceTestSupport
+import Testing
+
+@Suite("agent ↔ control plane: policy sync, fail-static, usage flush")
+struct PolicySyncTests {
+    @Test("a revoked key and a newly blocked model are refused by the agent within 2 s of the admin change")
+    func revocationPropagates() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"ml"}"#)
+        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#) as? [String: Any]
+        let key = try #require(created?["key"] as? String)
+        let agent = try await harness.startAgent(id: "pod-1")
+        #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
+
+        let revokedAt = ContinuousClock.now
+        _ = try await harness.adminJSON("POST", "/v1/admin/keys/ci/revoke")
+        #expect(await eventually(timeout: .seconds(2)) { (try? await agent.chat(key: key).status) == 401 })
+        let revocation = ContinuousClock.now - revokedAt
+        #expect(revocation < .seconds(2))
+
+        _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"only_allow_models":["another"]}"#)
+        let blockedAt = ContinuousClock.now
+        #expect(await eventually(timeout: .seconds(2)) { (try? await agent.chat().status) == 403 })
+        #expect(ContinuousClock.now - blockedAt < .seconds(2))
+        let refused = try await agent.chat()
+        #expect(refused.text.contains("model_not_allowed"))
+        try await agent.stop()
+        try await harness.shutdown()
+    }
+
+    @Test("control plane away: the cached policy keeps being enforced, then past the maximum age calls get 503 naming the cause")
+    func failStaticThenClosed() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        let clock = TestClock()
+        let agent = try await harness.startAgent(id: "pod-1", clock: clock, maxPolicyAgeSeconds: 600)
+        #expect(await eventually { (try? await agent.chat().status) == 200 })
+        let ready = try await agent.readiness()
+        #expect(ready.status == 200)
+        let policy = try #require(ready.body["policy"] as? [String: Any])
+        #expect((policy["version"] as? Int ?? 0) > 0 && policy["source"] as? String == "control_plane")
+
+        try await harness.stopControl()
+        // The agent notices the outage on its next poll and says so (its last answer, a
+        // 304 sent as the control plane stopped, is handled by then).
+        #expect(await eventually { ((try? await agent.readiness().body["policy"] as? [String: Any])?["last_sync_error"] as? String) != nil })
+        clock.advance(seconds: 300)
+        #expect(try await agent.chat().status == 200)
+        #expect(try await agent.readiness().status == 200)
+
+        clock.advance(seconds: 301)
+        let stale = try await agent.chat()
+        #expect(stale.status == 503)
+        #expect(stale.text.contains(#""code":"policy_stale""#) && stale.text.contains("maximum age of 600 s"))
+        #expect(stale.text.contains("last sync error: control plane unreachable"))
+        let notReady = try await agent.readiness()
+        #expect(notReady.status == 503 && notReady.body["status"] as? String == "policy_stale")
+
+        // Back: the policy is confirmed again and calls flow.
+        try await harness.startControl()
+        #expect(await eventually { (try? await agent.chat().status) == 200 })
+        try await agent.stop()
+        try await harness.shutdown()
+    }
+
+    @Test("a restarted agent serves at once from its cached bundle while the control plane is down")
+    func servesFromCache() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        let token = try await harness.agentToken("pod-1")
+        let state = harness.directory.file("pod-1-state")
+        let first = try await harness.startAgent(id: "pod-1", token: token, stateDirectory: state)
+        #expect(await eventually { (try? await first.chat().status) == 200 })
+        try await first.stop()
+        try await harness.stopControl()
+
+        let second = try await harness.startAgent(id: "pod-1", token: token, stateDirectory: state)
+        #expect(try await second.chat().status == 200)
+        try await second.stop()
+
+        // A damaged cache is refused whole: the agent waits for the control plane (503).
+        let cache = "\(state)/policy-bundle.json"
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: cache))
+        try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: cache))
+        let third = try await harness.startAgent(id: "pod-1", token: token, stateDirectory: state)
+        let refused = try await third.chat()
+        #expect(refused.status == 503 && refused.text.contains("no policy yet"))
+        try await harness.startControl()
+        #expect(await eventually { (try? await third.chat().status) == 200 })
+        try await third.stop()
+        try await harness.shutdown()
+    }
+
+    @Test("a rolled-back or foreign-signed bundle from the control plane is refused and the old policy kept")
+    func refusesRollbackAndForeignKey() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        let agent = try await harness.startAgent(id: "pod-1")
+        #expect(await eventually { (try? await agent.chat().status) == 200 })
+        // A backup of the control plane's database, taken now.
+        try await harness.stopControl()
+        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: harness.directory.file("control.db\(suffix)")) {
+            try FileManager.default.copyItem(atPath: harness.directory.file("control.db\(suffix)"), toPath: harness.directory.file("backup.db\(suffix)"))
+        }
+        try await harness.startControl()
+        _ = try await harness.adminJSON("POST", "/v1/admin/models", json: """
+            {"alias":"second","deployments":[{"api_base":"http://127.0.0.1:\(harness.mockPort)/v1","upstream_model":"mock"}]}
+            """)
+        #expect(await eventually { (try? await agent.chat(model: "second").status) == 200 })
+        let version = try #require(agent.runtime.sync?.version)
+
+        // The backup is restored: the control plane serves an older version.
+        try await harness.stopControl()
+        try await harness.startControl(database: "backup.db")
+        let rollback = await eventually {
+            (agent.runtime.sync?.report(at: Clocks.wallNanoseconds()).lastError ?? "").contains("refusing to roll back")
+        }
+        #expect(rollback)
+        #expect(agent.runtime.sync?.version == version)
+        #expect(try await agent.chat(model: "second").status == 200)
+
+        // The current database, another signing key: the signature is not the configured one.
+        try await harness.stopControl()
+        try await harness.startControl(newSigningKey: true)
+        #expect(try await harness.admin("DELETE", "/v1/admin/models/second").status == 204)
+        let foreign = await eventually {
+            (agent.runtime.sync?.report(at: Clocks.wallNanoseconds()).lastError ?? "").contains("not the configured one")
+        }
+        #expect(foreign)
+        #expect(agent.runtime.sync?.version == version)
+        #expect(try await agent.chat(model: "second").status == 200)
+        try await agent.stop()
+        try await harness.shutdown()
+    }
+
+    @Test("an hour without the control plane: calls are served, and the whole backlog is flushed exactly once on reconnect")
+    func hourLongOutage() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        let clock = TestClock()
+        let agent = try await harness.startAgent(id: "pod-1", clock: clock, maxPolicyAgeSeconds: 7200, flushInterval: .milliseconds(50))
+        #expect(await eventually { (try? await agent.chat().status) == 200 })
+        try await harness.stopControl()
+        // Six ten-minute steps of the agent's clock, each with calls: usage lands in
+        // different hours, and the policy ages an hour without going stale.
+        for step in 0..<6 {
+            clock.advance(seconds: 600)
+            for call in 0..<5 {
+                #expect(try await agent.chat(content: "step \(step) call \(call)").status == 200)
+            }
+        }
+        #expect(await agent.mode.flusher.flush() == false)  // nowhere to send it
+        try await harness.startControl()
+        let ledger = agent.ledger.withLock { $0 }
+        #expect(ledger.requests == 31)
+        let flushed = await eventually {
+            let totals = try? await harness.totals()
+            return totals?.requests == ledger.requests
+        }
+        #expect(flushed)
+        // Sent again and again (a retry after a lost answer looks the same): counted once.
+        #expect(await agent.mode.flusher.flush())
+        let totals = try await harness.totals()
+        #expect(totals.requests == ledger.requests && totals.prompt == ledger.prompt && totals.completion == ledger.completion)
+        #expect(try agent.mode.spool.pending().isEmpty)
+        try await agent.stop()
+        try await harness.shutdown()
+    }
+
+    @Test("SIGTERM's path: the last calls' usage is flushed before the agent exits")
+    func drainThenFlush() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        // A flush interval no test waits for: only the shutdown flush can deliver.
+        let agent = try await harness.startAgent(id: "pod-1", flushInterval: .seconds(3600))
+        #expect(await eventually { (try? await agent.chat().status) == 200 })
+        for _ in 0..<4 { #expect(try await agent.chat().status == 200) }
+        try await agent.stop()
+        let ledger = agent.ledger.withLock { $0 }
+        let totals = try await harness.totals()
+        #expect(totals.requests == ledger.requests && totals.prompt == ledger.prompt && totals.completion == ledger.completion)
+        try await harness.shutdown()
+    }
+}

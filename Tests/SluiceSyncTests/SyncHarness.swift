@@ -1,0 +1,220 @@
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import SluiceAgent
+import SluiceControl
+import SluiceHTTP2
+import SluicePolicy
+import SluiceTestSupport
+import Synchronization
+
+/// A wall clock a test can move: real time plus an offset, so an hour can pass in a step.
+final class TestClock: Sendable {
+    private let offset = Atomic<Int64>(0)
+
+    var now: @Sendable () -> Int64 { { [self] in Clocks.wallNanoseconds() + self.offset.load(ordering: .relaxed) } }
+
+    func advance(seconds: Int64) { offset.add(seconds * 1_000_000_000, ordering: .relaxed) }
+}
+
+/// A real control plane (SQLite file, fixed port so that it can be stopped and started
+/// again at the same address), a real mock provider, and real agents wired to both, all on
+/// 127.0.0.1 in this process.
+final class SyncHarness: @unchecked Sendable {
+    static let adminToken = "sync-admin-token-0123456789"
+    static let pepper = Secret("sync-test-pepper-0123456789")
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let directory: TemporaryDirectory
+    let mock: MockProvider
+    private(set) var mockPort = 0
+    let controlPort: Int
+    private(set) var signingKey = Curve25519.Signing.PrivateKey()
+    private var control: (group: ServiceGroup, task: Task<Void, any Error>)?
+
+    init() async throws {
+        directory = try TemporaryDirectory()
+        mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
+        mockPort = try await mock.start()
+        controlPort = try await ExternalProcess.freePort(group: group)
+        try await startControl()
+    }
+
+    var publicKeyText: String { signingKey.publicKey.rawRepresentation.base64EncodedString() }
+
+    /// Starts the control plane on `controlPort`, on `database` (the same file by default,
+    /// so a restart keeps its state).
+    func startControl(database: String = "control.db", newSigningKey: Bool = false) async throws {
+        if newSigningKey { signingKey = Curve25519.Signing.PrivateKey() }
+        let store = try SQLiteStore(path: directory.file(database))
+        try await store.migrate()
+        let publisher = PolicyPublisher(store: store, signingKey: signingKey, keyPepper: Self.pepper, pollInterval: .milliseconds(200))
+        let api = ControlAPI(store: store, publisher: publisher, adminToken: Secret(Self.adminToken), keyPepper: Self.pepper)
+        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        let application = makeControlApplication(api: api, host: "127.0.0.1", port: controlPort, logger: Logger(label: "control")) { port in
+            continuation.yield(port)
+        }
+        let serviceGroup = ServiceGroup(configuration: .init(services: [application, publisher], logger: Logger(label: "control")))
+        let task = Task { try await serviceGroup.run() }
+        control = (serviceGroup, task)
+        for await _ in stream { break }
+    }
+
+    func stopControl() async throws {
+        guard let control else { return }
+        await control.group.triggerGracefulShutdown()
+        try await control.task.value
+        self.control = nil
+    }
+
+    // MARK: - Admin API
+
+    func admin(_ method: String, _ path: String, json: String = "") async throws -> TestResponse {
+        let text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer \(Self.adminToken)\r\n"
+            + "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)"
+        return try await TestHTTPClient.send(raw: Array(text.utf8), port: controlPort, group: group)
+    }
+
+    func adminJSON(_ method: String, _ path: String, json: String = "") async throws -> Any {
+        let response = try await admin(method, path, json: json)
+        guard (200..<300).contains(response.status) else {
+            throw TestClientError(message: "\(method) \(path) answered \(response.status): \(response.text)")
+        }
+        return try JSONSerialization.jsonObject(with: Data(response.body))
+    }
+
+    /// One alias on the mock provider, priced, and every service allowed keyless.
+    func seedPolicy(alias: String = "gpt-test") async throws {
+        _ = try await adminJSON("POST", "/v1/admin/models", json: """
+            {"alias":"\(alias)","deployments":[{"api_base":"http://127.0.0.1:\(mockPort)/v1","upstream_model":"mock"}],
+             "input_cost_per_token":0.000001,"output_cost_per_token":0.000002}
+            """)
+        _ = try await adminJSON("POST", "/v1/admin/services", json: #"{"name":"*","keyless":true}"#)
+    }
+
+    func agentToken(_ id: String) async throws -> String {
+        let body = try await adminJSON("POST", "/v1/admin/agents", json: #"{"id":"\#(id)"}"#) as? [String: Any]
+        return body?["token"] as? String ?? ""
+    }
+
+    /// Fleet totals from the control plane: requests, prompt and completion tokens, cost.
+    func totals() async throws -> (requests: Int64, prompt: Int64, completion: Int64, cost: Int64) {
+        // Up to a day ahead: tests move the agents' clock forward.
+        let rows = try await adminJSON("GET", "/v1/admin/usage?to=\(Int64(Date().timeIntervalSince1970) + 86_400)") as? [[String: Any]] ?? []
+        var totals: (requests: Int64, prompt: Int64, completion: Int64, cost: Int64) = (0, 0, 0, 0)
+        for row in rows {
+            totals.requests += (row["requests"] as? NSNumber)?.int64Value ?? 0
+            totals.prompt += (row["prompt_tokens"] as? NSNumber)?.int64Value ?? 0
+            totals.completion += (row["completion_tokens"] as? NSNumber)?.int64Value ?? 0
+            totals.cost += (row["cost_pico_usd"] as? NSNumber)?.int64Value ?? 0
+        }
+        return totals
+    }
+
+    // MARK: - Agents
+
+    /// An agent in this process, wired to the control plane.
+    final class Agent: @unchecked Sendable {
+        let mode: ControlPlaneMode
+        let server: AgentServer
+        let serviceGroup: ServiceGroup
+        let task: Task<Void, any Error>
+        let port: Int
+        let stateDirectory: String
+        let group: any EventLoopGroup
+        /// What the callers saw: calls answered 200 and the usage their answers carried.
+        let ledger = Mutex<(requests: Int64, prompt: Int64, completion: Int64)>((0, 0, 0))
+
+        init(mode: ControlPlaneMode, server: AgentServer, serviceGroup: ServiceGroup, task: Task<Void, any Error>, port: Int,
+             stateDirectory: String, group: any EventLoopGroup) {
+            self.mode = mode
+            self.server = server
+            self.serviceGroup = serviceGroup
+            self.task = task
+            self.port = port
+            self.stateDirectory = stateDirectory
+            self.group = group
+        }
+
+        var runtime: AgentRuntime { mode.runtime }
+
+        func chat(model: String = "gpt-test", key: String? = nil, content: String = "Hello there") async throws -> TestResponse {
+            let json = #"{"model":"\#(model)","messages":[{"role":"user","content":"\#(content)"}]}"#
+            let response = try await TestHTTPClient.post("/v1/chat/completions", json: json,
+                                                         headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [], port: port, group: group)
+            if response.status == 200, let body = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+               let usage = body["usage"] as? [String: Any] {
+                let prompt = (usage["prompt_tokens"] as? NSNumber)?.int64Value ?? 0
+                let completion = (usage["completion_tokens"] as? NSNumber)?.int64Value ?? 0
+                ledger.withLock {
+                    $0.requests += 1
+                    $0.prompt += prompt
+                    $0.completion += completion
+                }
+            }
+            return response
+        }
+
+        func readiness() async throws -> (status: Int, body: [String: Any]) {
+            let response = try await TestHTTPClient.get("/readyz", port: port, group: group)
+            return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:])
+        }
+
+        /// SIGTERM's path: drain, then the final flush.
+        func stop() async throws {
+            await serviceGroup.triggerGracefulShutdown()
+            try await task.value
+        }
+    }
+
+    func startAgent(id: String, token: String? = nil, stateDirectory: String? = nil, clock: TestClock = TestClock(),
+                    maxPolicyAgeSeconds: Double = 3600, flushInterval: Duration = .milliseconds(100), publicKey: String? = nil) async throws -> Agent {
+        let agentToken: String
+        if let token {
+            agentToken = token
+        } else {
+            agentToken = try await self.agentToken(id)
+        }
+        let tokenFile = directory.file("\(id).token")
+        let keyFile = directory.file("\(id).pub")
+        try agentToken.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        try (publicKey ?? publicKeyText).write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let state = stateDirectory ?? directory.file("\(id)-state")
+        var upstreamSettings = UpstreamClient.Configuration()
+        upstreamSettings.connectTimeout = .seconds(2)
+        let upstream = UpstreamClient(group: group, configuration: upstreamSettings)
+        let mode = try ControlPlaneMode.start(
+            url: "http://127.0.0.1:\(controlPort)", tokenFile: tokenFile, publicKeyFile: keyFile, caFile: nil, stateDirectory: state,
+            local: AgentConfiguration(policy: Policy(version: "none", catalog: Catalog([]))),
+            identity: ServiceIdentity(service: "checkout", namespace: "shop", pod: id), upstream: upstream, group: group,
+            maxPolicyAgeSeconds: maxPolicyAgeSeconds, flushInterval: flushInterval, shutdownFlushDeadline: .seconds(1), pepper: Self.pepper, logger: Logger(label: id),
+            audit: MemoryAuditSink(), clock: clock.now)
+        let server = AgentServer(runtime: mode.runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0), logger: Logger(label: id))
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: [.init(service: mode.flusher), .init(service: mode.policySync), .init(service: server)], logger: Logger(label: id)))
+        let task = Task { try await serviceGroup.run() }
+        let port = try await server.boundPort.get()
+        return Agent(mode: mode, server: server, serviceGroup: serviceGroup, task: task, port: port, stateDirectory: state, group: group)
+    }
+
+    func shutdown() async throws {
+        try await stopControl()
+        try await mock.stop()
+        try await group.shutdownGracefully()
+        directory.remove()
+    }
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; true when it held.
+/// Used where the thing awaited is another process's or service's progress, which sends
+/// this test no signal.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return try await condition()
+}
