@@ -16,6 +16,7 @@ let package = Package(
         // For the benchmark packages under bench/, which build these as dependencies.
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
         .library(name: "SluiceControl", targets: ["SluiceControl"]),
+        .library(name: "SluiceAgent", targets: ["SluiceAgent"]),
         .library(name: "SluiceTestSupport", targets: ["SluiceTestSupport"]),
     ],
     dependencies: [

@@ -4,6 +4,9 @@
 #   bench/quick.sh LABEL     (run bench/run.sh first once: it builds and makes the cert)
 #   BENCH_POLICY=1 bench/quick.sh LABEL   adds a policy: a virtual key on every request,
 #                            limits on key, team, service and model, and a prompt filter
+#   BENCH_CONTROL=1 bench/quick.sh LABEL  runs the agent on a control plane instead of a
+#                            file: policy from a signed bundle, every call's usage spooled
+#                            to disk and flushed every 5 s
 set -euo pipefail
 cd "$(dirname "$0")/.."
 label="${1:-run}"
@@ -29,9 +32,32 @@ sluice_policy:
     - {id: bench, hash: "$hash", team: bench, limits: {requests_per_minute: 100000000, daily_spend_usd: 1000000}}
 YAML
 fi
-"$bin/sluice-agent" --config "$config" --listen 127.0.0.1:14000 --metrics-listen off >/dev/null 2>&1 & agent=$!
-trap 'kill -9 $agent $mock 2>/dev/null || true' EXIT
+control=""
+if [[ "${BENCH_CONTROL:-0}" == "1" ]]; then
+  # Dynamically linked: the control plane's webhook client needs libcurl, which has no static archive here.
+  swift build -c release --product sluice-control >/dev/null 2>&1
+  control_bin="$(swift build -c release --show-bin-path)"
+  rm -rf "$state/control" "$state/agent-state" && mkdir -p "$state/control"
+  export SLUICE_ADMIN_TOKEN=bench-admin-token-0123456789
+  "$control_bin/sluice-control" --listen 127.0.0.1:18080 --data-dir "$state/control" --db "sqlite:$state/control/control.db" \
+    >"$state/control.log" 2>&1 & control=$!
+  for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/18080) 2>/dev/null && break; sleep 0.05; done
+  admin() { curl -sf -X "$1" "http://127.0.0.1:18080$2" -H "authorization: Bearer $SLUICE_ADMIN_TOKEN" -d "${3:-}"; }
+  admin POST /v1/admin/models '{"alias":"bench","deployments":[{"api_base":"https://127.0.0.1:18443/v1","upstream_model":"mock"}],"input_cost_per_token":0.000001,"output_cost_per_token":0.000002}' >/dev/null
+  admin POST /v1/admin/services '{"name":"*","keyless":true}' >/dev/null
+  admin POST /v1/admin/agents '{"id":"bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' > "$state/control/agent-token"
+  # The bundle names no CA; the mock's self-signed certificate is trusted through OpenSSL's default store.
+  SSL_CERT_FILE="$state/cert/cert.pem" "$bin/sluice-agent" --control-plane http://127.0.0.1:18080 \
+    --agent-token-file "$state/control/agent-token" --policy-public-key "$state/control/signing-key.pub" \
+    --state-dir "$state/agent-state" --listen 127.0.0.1:14000 --metrics-listen off >/dev/null 2>&1 & agent=$!
+else
+  "$bin/sluice-agent" --config "$config" --listen 127.0.0.1:14000 --metrics-listen off >/dev/null 2>&1 & agent=$!
+fi
+trap 'kill -9 $agent $mock $control 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/14000) 2>/dev/null && break; sleep 0.05; done
+if [[ -n "$control" ]]; then
+  for _ in $(seq 1 100); do curl -sf http://127.0.0.1:14000/readyz >/dev/null && break; sleep 0.05; done
+fi
 url=http://127.0.0.1:14000/v1/chat/completions
 wrk -t2 -c64 -d2s -s bench/post.lua "$url" >/dev/null
 for _ in 1 2; do

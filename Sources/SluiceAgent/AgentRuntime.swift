@@ -17,7 +17,7 @@ public final class AgentRuntime: Sendable {
     public let identity: ServiceIdentity
     let upstream: UpstreamClient
     let audit: any AuditSink
-    let metrics: AgentMetrics
+    public let metrics: AgentMetrics
     let requestIDs = RequestIDGenerator()
     let inFlight = InFlightTracker()
     /// Limit state, kept across reloads.
@@ -30,12 +30,14 @@ public final class AgentRuntime: Sendable {
     public let sync: SyncStatus?
     /// Set when usage is spooled for a control plane: every call's usage is appended.
     public let spool: UsageSpool?
+    /// Set with a control plane: this agent's shares of fleet-wide limits.
+    public let leases: LeaseTable?
     /// Wall-clock nanoseconds. Injected so that tests can stand an hour in for a second;
     /// limits, budgets, usage hours and policy age all read this one clock.
     let now: @Sendable () -> Int64
 
     public init(configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink,
-                sync: SyncStatus? = nil, spool: UsageSpool? = nil,
+                sync: SyncStatus? = nil, spool: UsageSpool? = nil, leases: LeaseTable? = nil,
                 clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }) throws(PolicyError) {
         settings = configuration.settings
         self.identity = identity
@@ -43,10 +45,12 @@ public final class AgentRuntime: Sendable {
         self.audit = audit
         self.sync = sync
         self.spool = spool
+        self.leases = leases
         now = clock
         let metrics = AgentMetrics(identity: identity)
         self.metrics = metrics
-        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: clock())
+        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: clock(),
+                                      localLimits: leases?.localLimits(now: clock()) ?? { $1 })
         active = Mutex(policy)
         metrics.policyLoaded(policy)
     }
@@ -57,7 +61,8 @@ public final class AgentRuntime: Sendable {
     /// Puts `configuration`'s policy in force, or throws and leaves the current one.
     /// Connections and calls in flight are untouched; new calls see the new policy.
     public func reload(_ configuration: AgentConfiguration) throws(PolicyError) {
-        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: now())
+        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: now(),
+                                      localLimits: leases?.localLimits(now: now()) ?? { $1 })
         active.withLock { $0 = policy }
         metrics.policyLoaded(policy)
     }

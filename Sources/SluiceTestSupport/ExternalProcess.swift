@@ -55,6 +55,8 @@ public final class ExternalProcess: @unchecked Sendable {
 
     public var isRunning: Bool { process.isRunning }
 
+    public var processIdentifier: Int32 { process.processIdentifier }
+
     /// Returns the exit status (or the signal that ended it) once the process has exited.
     public func waitForExit() async -> Int32 {
         await withCheckedContinuation { continuation in

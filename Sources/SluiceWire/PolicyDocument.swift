@@ -269,13 +269,26 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
     /// `fail_closed` (refuse calls with 503 until the disk takes writes again).
     public var usageSpoolFailure: String
     public var usageSpoolMemoryCap: Int
+    /// How long an agent's share of a fleet-wide per-minute limit stays valid unrenewed.
+    public var leaseSeconds: Int
+    /// What an agent enforces for a fleet-wide limit it holds no valid lease for:
+    /// `fraction` (`lease_fallback_fraction` of the limit), `zero` or `unlimited`.
+    public var leaseFallback: String
+    public var leaseFallbackFraction: Double
+    /// Every active agent's floor, as a percentage of an even split of the limit.
+    public var leaseMinimumSharePercent: Int
 
     public init(onlyAllowModels: [String]? = nil, promptFilters: [PromptFilterDocument] = [], defaultLimits: LimitsDocument? = nil,
                 endUserDefaultLimits: LimitsDocument? = nil, timeZone: String = "UTC", unpricedModels: String = "deny_when_budgeted",
                 defaultMaxOutputTokens: Int = 4096, softBudgetPercent: Int? = nil, budgetWebhookURL: String? = nil,
-                usageSpoolFailure: String = "allow_in_memory", usageSpoolMemoryCap: Int = 100_000) {
+                usageSpoolFailure: String = "allow_in_memory", usageSpoolMemoryCap: Int = 100_000, leaseSeconds: Int = 15,
+                leaseFallback: String = "fraction", leaseFallbackFraction: Double = 0.1, leaseMinimumSharePercent: Int = 50) {
         self.usageSpoolFailure = usageSpoolFailure
         self.usageSpoolMemoryCap = usageSpoolMemoryCap
+        self.leaseSeconds = leaseSeconds
+        self.leaseFallback = leaseFallback
+        self.leaseFallbackFraction = leaseFallbackFraction
+        self.leaseMinimumSharePercent = leaseMinimumSharePercent
         self.onlyAllowModels = onlyAllowModels
         self.promptFilters = promptFilters
         self.defaultLimits = defaultLimits
@@ -292,7 +305,18 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
              endUserDefaultLimits = "end_user_default_limits", timeZone = "time_zone", unpricedModels = "unpriced_models",
              defaultMaxOutputTokens = "default_max_output_tokens", softBudgetPercent = "soft_budget_percent",
              budgetWebhookURL = "budget_webhook_url", usageSpoolFailure = "usage_spool_failure",
-             usageSpoolMemoryCap = "usage_spool_memory_cap"
+             usageSpoolMemoryCap = "usage_spool_memory_cap", leaseSeconds = "lease_seconds", leaseFallback = "lease_fallback",
+             leaseFallbackFraction = "lease_fallback_fraction", leaseMinimumSharePercent = "lease_minimum_share_percent"
+    }
+
+    /// The fallback as the engine applies it, or nil when the fields are invalid.
+    public var fallback: LeaseFallback? {
+        switch leaseFallback {
+        case "fraction": leaseFallbackFraction > 0 && leaseFallbackFraction <= 1 ? .fraction(leaseFallbackFraction) : nil
+        case "zero": .zero
+        case "unlimited": .unlimited
+        default: nil
+        }
     }
 }
 
@@ -396,6 +420,10 @@ extension SettingsDocument {
                   softBudgetPercent: try container.decodeIfPresent(Int.self, forKey: .softBudgetPercent),
                   budgetWebhookURL: try container.decodeIfPresent(String.self, forKey: .budgetWebhookURL),
                   usageSpoolFailure: try container.decodeIfPresent(String.self, forKey: .usageSpoolFailure) ?? "allow_in_memory",
-                  usageSpoolMemoryCap: try container.decodeIfPresent(Int.self, forKey: .usageSpoolMemoryCap) ?? 100_000)
+                  usageSpoolMemoryCap: try container.decodeIfPresent(Int.self, forKey: .usageSpoolMemoryCap) ?? 100_000,
+                  leaseSeconds: try container.decodeIfPresent(Int.self, forKey: .leaseSeconds) ?? 15,
+                  leaseFallback: try container.decodeIfPresent(String.self, forKey: .leaseFallback) ?? "fraction",
+                  leaseFallbackFraction: try container.decodeIfPresent(Double.self, forKey: .leaseFallbackFraction) ?? 0.1,
+                  leaseMinimumSharePercent: try container.decodeIfPresent(Int.self, forKey: .leaseMinimumSharePercent) ?? 50)
     }
 }

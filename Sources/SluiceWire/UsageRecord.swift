@@ -40,22 +40,58 @@ public struct UsageRecord: Codable, Sendable, Equatable {
     }
 
     /// The record as one line of JSON with its newline, written by hand because it is
-    /// built once per call on the event loop; ``JSONDecoder`` reads it back.
+    /// built once per call on the event loop (no interpolation, no intermediate
+    /// collections); ``JSONDecoder`` reads it back.
     public var jsonLine: [UInt8] {
         var line: [UInt8] = []
-        line.reserveCapacity(160)
+        line.reserveCapacity(192)
         line.append(contentsOf: #"{"h":"#.utf8)
-        line.append(contentsOf: String(hour).utf8)
-        for (key, value) in [("t", team), ("p", project), ("s", service), ("k", keyID), ("m", model), ("d", denial)] {
-            guard let value else { continue }
-            line.append(contentsOf: ",\"\(key)\":".utf8)
-            Self.appendQuoted(value, to: &line)
+        Self.appendNumber(hour, to: &line)
+        Self.appendField(#","t":"#, team, to: &line)
+        Self.appendField(#","p":"#, project, to: &line)
+        Self.appendField(#","s":"#, service, to: &line)
+        Self.appendField(#","k":"#, keyID, to: &line)
+        Self.appendField(#","m":"#, model, to: &line)
+        Self.appendField(#","d":"#, denial, to: &line)
+        line.append(contentsOf: #","r":"#.utf8)
+        Self.appendNumber(requests, to: &line)
+        if promptTokens != 0 {
+            line.append(contentsOf: #","pt":"#.utf8)
+            Self.appendNumber(promptTokens, to: &line)
         }
-        for (key, value) in [("r", requests), ("pt", promptTokens), ("ct", completionTokens), ("c", costPicoUSD)] where value != 0 || key == "r" {
-            line.append(contentsOf: ",\"\(key)\":\(value)".utf8)
+        if completionTokens != 0 {
+            line.append(contentsOf: #","ct":"#.utf8)
+            Self.appendNumber(completionTokens, to: &line)
+        }
+        if costPicoUSD != 0 {
+            line.append(contentsOf: #","c":"#.utf8)
+            Self.appendNumber(costPicoUSD, to: &line)
         }
         line.append(contentsOf: "}\n".utf8)
         return line
+    }
+
+    private static func appendField(_ key: StaticString, _ value: String?, to line: inout [UInt8]) {
+        guard let value else { return }
+        key.withUTF8Buffer { line.append(contentsOf: $0) }
+        appendQuoted(value, to: &line)
+    }
+
+    private static func appendNumber(_ value: Int64, to line: inout [UInt8]) {
+        if value < 0 { line.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            repeat {
+                buffer[19 - count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+                count += 1
+            } while magnitude > 0
+            line.append(contentsOf: buffer[(20 - count)...])
+        }
     }
 
     public init(from decoder: any Decoder) throws {

@@ -185,15 +185,18 @@ final class SyncHarness: @unchecked Sendable {
         var upstreamSettings = UpstreamClient.Configuration()
         upstreamSettings.connectTimeout = .seconds(2)
         let upstream = UpstreamClient(group: group, configuration: upstreamSettings)
+        // Outages are made on purpose here: their warnings would only bury a failure's output.
+        var logger = Logger(label: id)
+        logger.logLevel = .error
         let mode = try ControlPlaneMode.start(
             url: "http://127.0.0.1:\(controlPort)", tokenFile: tokenFile, publicKeyFile: keyFile, caFile: nil, stateDirectory: state,
             local: AgentConfiguration(policy: Policy(version: "none", catalog: Catalog([]))),
             identity: ServiceIdentity(service: "checkout", namespace: "shop", pod: id), upstream: upstream, group: group,
-            maxPolicyAgeSeconds: maxPolicyAgeSeconds, flushInterval: flushInterval, shutdownFlushDeadline: .seconds(1), pepper: Self.pepper, logger: Logger(label: id),
+            maxPolicyAgeSeconds: maxPolicyAgeSeconds, flushInterval: flushInterval, shutdownFlushDeadline: .seconds(1), pepper: Self.pepper, logger: logger,
             audit: MemoryAuditSink(), clock: clock.now)
-        let server = AgentServer(runtime: mode.runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0), logger: Logger(label: id))
+        let server = AgentServer(runtime: mode.runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0), logger: logger)
         let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: mode.flusher), .init(service: mode.policySync), .init(service: server)], logger: Logger(label: id)))
+            services: [.init(service: mode.flusher), .init(service: mode.policySync), .init(service: server)], logger: logger))
         let task = Task { try await serviceGroup.run() }
         let port = try await server.boundPort.get()
         return Agent(mode: mode, server: server, serviceGroup: serviceGroup, task: task, port: port, stateDirectory: state, group: group)

@@ -128,6 +128,10 @@ public final class AgentMetrics: Sendable {
         counter("sluice_usage_flushed_bytes_total", []).increment(by: Int64(bytes))
     }
 
+    func leasesRenewed(_ count: Int) { counter("sluice_lease_renewals_total", [("result", "ok")]).increment() }
+
+    func leaseRenewalFailed() { counter("sluice_lease_renewals_total", [("result", "failed")]).increment() }
+
     func spoolPending(batches: Int) { gauge("sluice_usage_spool_pending_batches", []).record(batches) }
 
     /// Refreshes the gauges that are read rather than counted (policy age, sync and spool
@@ -143,6 +147,12 @@ public final class AgentMetrics: Sendable {
             gauge("sluice_usage_flush_ok", []).record(report.lastFlushError == nil ? 1 : 0)
         } else if let loadedAt = policy.withLock({ $0?.loadedAt }) {
             gauge("sluice_policy_age_seconds", []).record(Double(now - loadedAt) / 1e9)
+        }
+        if let leases = runtime.leases {
+            for share in leases.held(now: now) {
+                gauge("sluice_lease_share_per_minute", [("scope_kind", share.scope.kind.rawValue), ("scope", share.scope.name),
+                                                        ("limit", share.limit)]).record(share.perMinute)
+            }
         }
         if let spool = runtime.spool {
             let health = spool.health

@@ -46,9 +46,13 @@ public struct ControlPlaneMode: Sendable {
             logger.error("the cached policy bundle is refused; waiting for the control plane",
                          metadata: ["path": "\(source.cachePath)", "error": "\(error)"])
         }
-        if let cached { configuration = cached.accepted.configuration }
+        let leases = LeaseTable()
+        if let cached {
+            configuration = cached.accepted.configuration
+            leases.setFallback(cached.accepted.leaseFallback)
+        }
         let runtime = try AgentRuntime(configuration: configuration, identity: identity, upstream: upstream, audit: audit,
-                                       sync: status, spool: spool, clock: clock)
+                                       sync: status, spool: spool, leases: leases, clock: clock)
         if let cached {
             status.policyLoadedFromCache(version: cached.accepted.version, confirmedAt: cached.confirmedAt)
             spool.setFailureMode(cached.accepted.spoolFailure, memoryCap: cached.accepted.spoolMemoryCap)

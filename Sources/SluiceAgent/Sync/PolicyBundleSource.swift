@@ -48,6 +48,7 @@ public struct PolicyBundleSource: Sendable {
         public var configuration: AgentConfiguration
         public var spoolFailure: UsageSpool.FailureMode
         public var spoolMemoryCap: Int
+        public var leaseFallback: LeaseFallback
         let bytes: [UInt8]
     }
 
@@ -64,9 +65,12 @@ public struct PolicyBundleSource: Sendable {
         guard let failure = UsageSpool.FailureMode(rawValue: document.settings.usageSpoolFailure) else {
             throw WireError("settings.usage_spool_failure must be allow_in_memory or fail_closed")
         }
+        guard let fallback = document.settings.fallback else {
+            throw WireError("settings.lease_fallback must be fraction (with lease_fallback_fraction in (0, 1]), zero or unlimited")
+        }
         let configuration = AgentConfiguration(policy: policy, settings: settings, identity: identity, warnings: warnings)
         return Accepted(version: document.version, configuration: configuration, spoolFailure: failure,
-                        spoolMemoryCap: max(0, document.settings.usageSpoolMemoryCap), bytes: bytes)
+                        spoolMemoryCap: max(0, document.settings.usageSpoolMemoryCap), leaseFallback: fallback, bytes: bytes)
     }
 
     /// The cached bundle and when it was last confirmed (wall nanoseconds), or nil when

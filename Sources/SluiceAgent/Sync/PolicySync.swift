@@ -90,6 +90,8 @@ public final class PolicySync: Service {
             fail(status, "bundle rejected, version \(current.map(String.init) ?? "none") stays in force: \(error.message)")
             return false
         }
+        // The fallback is read by the engine the reload builds.
+        runtime.leases?.setFallback(accepted.leaseFallback)
         do {
             try runtime.reload(accepted.configuration)
         } catch {

@@ -35,6 +35,7 @@ public final class UsageFlusher: Service {
                 try? await Task.sleep(for: self.interval)
                 if Task.isCancelled { break }
                 _ = await self.flush()
+                await self.renewLeases()
             }
         }
         // The server has drained (it stops first): send what the last calls used.
@@ -98,6 +99,32 @@ public final class UsageFlusher: Service {
         status.flushFailed(nil)
         runtime.metrics.spoolPending(batches: 0)
         return true
+    }
+
+    /// Reports this agent's demand for fleet-wide limits and takes the shares granted;
+    /// shares not renewed in time fall back to the policy's fallback.
+    func renewLeases() async {
+        guard let leases = runtime.leases, let status = runtime.sync else { return }
+        let demands = leases.demands(limiter: runtime.limiter, engine: runtime.activePolicy.engine, now: runtime.now())
+        var grants: [LeaseGrant] = []
+        if !demands.isEmpty, status.agentID != nil {
+            let request = LeaseRequest(instance: spool.health.epoch, demands: demands)
+            do {
+                let body = Array(try WireCoding.encoder.encode(request))
+                let response = try await client.post("/v1/agent/leases", json: body, timeout: .seconds(10))
+                guard response.status == 200 else {
+                    throw ControlPlaneClient.Failure(message: "HTTP \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+                }
+                grants = try WireCoding.decoder.decode(LeaseAnswer.self, from: Data(response.body)).grants
+                runtime.metrics.leasesRenewed(grants.count)
+            } catch {
+                runtime.metrics.leaseRenewalFailed()
+                logger.warning("lease renewal failed; shares not renewed fall back when they expire", metadata: ["error": "\(error)"])
+            }
+        }
+        let now = runtime.now()
+        let changed = leases.update(grants, now: now)
+        leases.apply(changed, engine: runtime.activePolicy.engine, limiter: runtime.limiter, now: now)
     }
 
     /// The id batches are tagged with: the control plane names it in every policy answer.

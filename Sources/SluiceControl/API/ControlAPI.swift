@@ -13,6 +13,7 @@ public struct ControlAPI: Sendable {
     public let store: any Store
     public let publisher: PolicyPublisher
     public let budgets: BudgetWatcher?
+    public let leases: LeaseBook
     /// Ways for agents to authenticate beyond issued tokens.
     let extraAgentAuthenticators: [any AgentAuthenticator]
     let adminToken: Secret
@@ -26,6 +27,7 @@ public struct ControlAPI: Sendable {
         self.store = store
         self.publisher = publisher
         self.budgets = budgets
+        leases = LeaseBook(store: store)
         self.adminToken = adminToken
         keyHasher = KeyHasher(pepper: keyPepper)
     }
@@ -45,7 +47,7 @@ public struct ControlAPI: Sendable {
         ("POST", "/v1/admin/keys/{id}/rotate"), ("POST", "/v1/admin/keys/{id}/revoke"),
         ("GET", "/v1/admin/settings"), ("PUT", "/v1/admin/settings"),
         ("GET", "/v1/admin/usage"), ("POST", "/v1/admin/agents"),
-        ("GET", "/v1/agent/policy"), ("POST", "/v1/agent/usage"),
+        ("GET", "/v1/agent/policy"), ("POST", "/v1/agent/usage"), ("POST", "/v1/agent/leases"),
     ]
 
     public func router() -> Router<ControlContext> {
@@ -96,6 +98,15 @@ public struct ControlAPI: Sendable {
             let ack = try await store.apply(batch)
             if !ack.duplicate, let budgets, await budgets.usageArrived() { publisher.policyChanged() }
             return try jsonResponse(ack)
+        }
+        agent.post("leases") { request, context in
+            let renewal = try await decode(LeaseRequest.self, request, context)
+            guard let agentID = context.agentID else { throw APIError(403, "no agent identity", code: "agent_mismatch") }
+            do {
+                return try jsonResponse(try await leases.renew(agentID: agentID, request: renewal))
+            } catch let error as WireError {
+                throw APIError(400, error.message, code: "invalid_body")
+            }
         }
         return router
     }

@@ -70,6 +70,7 @@ enum OpenAPIDocument {
         if path == "/v1/admin/settings" { return "Settings" }
         if path == "/v1/admin/agents" { return "AgentRegistration" }
         if path == "/v1/agent/usage" { return "UsageBatch" }
+        if path == "/v1/agent/leases" { return "LeaseRequest" }
         return nil
     }
 
@@ -106,7 +107,10 @@ enum OpenAPIDocument {
         "RotateRequest": object(["grace_period_seconds": integer]),
         "Settings": object(["only_allow_models": strings, "prompt_filters": ["type": "array", "items": ["$ref": "#/components/schemas/PromptFilter"]],
                             "default_limits": limits, "end_user_default_limits": limits, "time_zone": string, "unpriced_models": string,
-                            "default_max_output_tokens": integer, "soft_budget_percent": integer, "budget_webhook_url": string]),
+                            "default_max_output_tokens": integer, "soft_budget_percent": integer, "budget_webhook_url": string,
+                            "usage_spool_failure": ["type": "string", "enum": ["allow_in_memory", "fail_closed"]], "usage_spool_memory_cap": integer,
+                            "lease_seconds": integer, "lease_fallback": ["type": "string", "enum": ["fraction", "zero", "unlimited"]],
+                            "lease_fallback_fraction": number, "lease_minimum_share_percent": integer]),
         "AgentRegistration": object(["id": string], required: ["id"]),
         "UsageDelta": object(["hour": integer, "team": string, "project": string, "service": string, "key_id": string, "model": string,
                               "requests": integer, "prompt_tokens": integer, "completion_tokens": integer, "cost_pico_usd": integer,
@@ -114,5 +118,9 @@ enum OpenAPIDocument {
         "UsageBatch": object(["agent_id": string, "epoch": string, "sequence": integer,
                               "deltas": ["type": "array", "items": ["$ref": "#/components/schemas/UsageDelta"]]],
                              required: ["agent_id", "epoch", "sequence", "deltas"]),
+        "LeaseDemand": object(["scope_kind": string, "scope": string, "limit": ["type": "string", "enum": ["requests_per_minute", "tokens_per_minute"]],
+                               "per_minute": number, "limit_value": integer], required: ["scope_kind", "scope", "limit", "per_minute", "limit_value"]),
+        "LeaseRequest": object(["instance": string, "demands": ["type": "array", "items": ["$ref": "#/components/schemas/LeaseDemand"]]],
+                               required: ["instance", "demands"]),
     ] }
 }

@@ -81,6 +81,13 @@ enum Validation {
         guard (0...10_000_000).contains(settings.usageSpoolMemoryCap) else {
             throw APIError(400, "usage_spool_memory_cap must be 0 to 10000000", code: "invalid_settings")
         }
+        guard (1...3600).contains(settings.leaseSeconds) else { throw APIError(400, "lease_seconds must be 1 to 3600", code: "invalid_settings") }
+        guard settings.fallback != nil else {
+            throw APIError(400, "lease_fallback must be fraction (with lease_fallback_fraction in (0, 1]), zero or unlimited", code: "invalid_settings")
+        }
+        guard (0...100).contains(settings.leaseMinimumSharePercent) else {
+            throw APIError(400, "lease_minimum_share_percent must be 0 to 100", code: "invalid_settings")
+        }
     }
 
     private static func compile(_ filter: PromptFilterDocument) throws -> PromptFilter {

@@ -97,6 +97,10 @@ public final class Limiter: Sendable {
             var status = RateLimitStatus()
             slots.forEach { index in
                 state.slots[index].refresh(now: now, dayNumber: dayNumber, monthNumber: monthNumber)
+                // Demand counts what was asked, admitted or not: a scope starved of share
+                // shows its full want, so the next lease can give it more.
+                state.slots[index].demandRequests += 1
+                state.slots[index].demandTokens += Int64(demand.tokens)
                 if refusal == nil, let (kind, retry) = state.slots[index].refusal(for: demand, now: now,
                                                                                  nextDayStart: nextDayStart, nextMonthStart: nextMonthStart) {
                     refusal = (index, kind, retry)
@@ -152,6 +156,21 @@ public final class Limiter: Sendable {
             for index in state.slots.indices where !state.slots[index].limits.isEmpty && !state.slots[index].isFree {
                 state.slots[index].refresh(now: now, dayNumber: dayNumber, monthNumber: monthNumber)
                 result.append((state.slots[index].scope, state.slots[index].snapshot))
+            }
+            return result
+        }
+    }
+
+    /// Requests and tokens asked of each scope of `kinds` since the last call, then zeroed:
+    /// what an agent reports as its demand when it renews its leases.
+    public func takeDemand(kinds: Set<Scope.Kind>) -> [(scope: Scope, requests: Int64, tokens: Int64)] {
+        state.withLock { state in
+            var result: [(scope: Scope, requests: Int64, tokens: Int64)] = []
+            for index in state.slots.indices where !state.slots[index].isFree && kinds.contains(state.slots[index].scope.kind) {
+                guard state.slots[index].demandRequests > 0 else { continue }
+                result.append((state.slots[index].scope, state.slots[index].demandRequests, state.slots[index].demandTokens))
+                state.slots[index].demandRequests = 0
+                state.slots[index].demandTokens = 0
             }
             return result
         }
@@ -235,6 +254,9 @@ private struct SlotState {
     var daySpend = Cost.zero
     var monthSpend = Cost.zero
     var inFlight = 0
+    /// Asked since the last ``Limiter/takeDemand(kinds:)``.
+    var demandRequests: Int64 = 0
+    var demandTokens: Int64 = 0
 
     init(scope: Scope, limits: Limits) {
         self.scope = scope
@@ -303,7 +325,7 @@ private struct SlotState {
             return (.maxParallelRequests, nil)
         }
         if let rpm = limits.requestsPerMinute, requestLevel < Self.scale {
-            return (.requestsPerMinute, nanosToRefill(Self.scale - requestLevel, perMinute: rpm))
+            return (.requestsPerMinute, rpm > 0 ? nanosToRefill(Self.scale - requestLevel, perMinute: rpm) : nil)
         }
         if let rpd = limits.requestsPerDay, dayRequests + 1 > rpd {
             return (.requestsPerDay, nextDayStart - now)
@@ -324,6 +346,9 @@ private struct SlotState {
 
     /// Time for `units` to flow in at `perMinute` (one unit per microsecond per unit of rate).
     private func nanosToRefill(_ units: Int64, perMinute: Int) -> Int64 {
+        // A rate of 0 (an agent holding no share of a fleet limit) never refills on its own.
+        guard units > 0 else { return 0 }
+        guard perMinute > 0 else { return .max }
         let micros = (units + Int64(perMinute) - 1) / Int64(perMinute)
         return micros.multipliedReportingOverflow(by: 1000).overflow ? .max : micros * 1000
     }

@@ -46,9 +46,16 @@ public final class PolicyEngine: Sendable {
     /// Limits behind each slot, to know whether a spend budget applies without the lock.
     private let spendLimited: Set<Int32>
 
+    /// Every named scope this engine bound, with the policy's limits for it (before
+    /// `localLimits`): what leases of fleet-wide limits are applied to.
+    public let boundLimits: [Scope: Limits]
+
     /// Compiles `policy` for the service `serviceName` (`namespace/service`), binding its
-    /// limits to `limiter`'s slots. Throws when the policy does not validate.
-    public init(policy: Policy, serviceName: String, limiter: Limiter) throws(PolicyError) {
+    /// limits to `limiter`'s slots. `localLimits` turns a scope's policy limits into what
+    /// this agent enforces (its share of a fleet-wide limit); by default they are the same.
+    /// Throws when the policy does not validate.
+    public init(policy: Policy, serviceName: String, limiter: Limiter,
+                localLimits: (Scope, Limits) -> Limits = { $1 }) throws(PolicyError) {
         try policy.validate()
         self.policy = policy
         self.limiter = limiter
@@ -58,9 +65,11 @@ public final class PolicyEngine: Sendable {
         hasher = policy.keyPepper.map { KeyHasher(pepper: $0) }
 
         var spendLimited: Set<Int32> = []
+        var bound: [Scope: Limits] = [:]
         func bind(_ scope: Scope, _ limits: Limits) -> Int32? {
             guard !limits.isEmpty else { return nil }
-            let slot = limiter.bind(scope, limits: limits)
+            bound[scope] = limits
+            let slot = limiter.bind(scope, limits: localLimits(scope, limits))
             if limits.hasSpendLimit { spendLimited.insert(slot) }
             return slot
         }
@@ -91,6 +100,7 @@ public final class PolicyEngine: Sendable {
             spendLimited.insert(limiter.bind(Scope(.user, name), limits: limits))
         }
         self.spendLimited = spendLimited
+        boundLimits = bound
     }
 
     // MARK: - Identity

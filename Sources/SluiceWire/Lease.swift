@@ -1,0 +1,95 @@
+/// An agent's lease renewal (`POST /v1/agent/leases`), sent once per flush cycle: its
+/// demand for every fleet-wide limit it has seen calls under or holds a share of.
+public struct LeaseRequest: Codable, Sendable, Equatable {
+    /// Tells apart pods that share an agent id (the spool's epoch).
+    public var instance: String
+    public var demands: [LeaseDemand]
+
+    public init(instance: String, demands: [LeaseDemand]) {
+        self.instance = instance
+        self.demands = demands
+    }
+
+    public func validate() throws(WireError) {
+        guard !instance.isEmpty, instance.utf8.count <= 100 else { throw WireError("instance must be 1 to 100 bytes") }
+        guard demands.count <= 10_000 else { throw WireError("a renewal holds at most 10000 demands") }
+        for (index, demand) in demands.enumerated() {
+            guard LeaseLimit(rawValue: demand.limit) != nil else {
+                throw WireError("demands[\(index)].limit must be requests_per_minute or tokens_per_minute")
+            }
+            guard demand.perMinute.isFinite, demand.perMinute >= 0 else { throw WireError("demands[\(index)].per_minute must be a non-negative number") }
+            guard demand.scope.utf8.count <= 200, demand.scopeKind.utf8.count <= 20 else {
+                throw WireError("demands[\(index)].scope is longer than 200 bytes")
+            }
+            guard (0...1_000_000_000).contains(demand.limitValue) else { throw WireError("demands[\(index)].limit_value must be 0 to 1e9") }
+        }
+    }
+}
+
+/// The limits leases split.
+public enum LeaseLimit: String, Sendable {
+    case requestsPerMinute = "requests_per_minute"
+    case tokensPerMinute = "tokens_per_minute"
+}
+
+/// Demand for one limit of one scope, in units per minute (admitted and refused alike).
+public struct LeaseDemand: Codable, Sendable, Equatable {
+    public var scopeKind: String
+    public var scope: String
+    public var limit: String
+    public var perMinute: Double
+    /// The fleet limit as this agent's policy states it. The control plane splits the
+    /// smallest value its active agents report, so a policy change being rolled out never
+    /// grants more than either version allows.
+    public var limitValue: Int
+
+    public init(scopeKind: String, scope: String, limit: String, perMinute: Double, limitValue: Int) {
+        self.scopeKind = scopeKind
+        self.scope = scope
+        self.limit = limit
+        self.perMinute = perMinute
+        self.limitValue = limitValue
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case scopeKind = "scope_kind", scope, limit, perMinute = "per_minute", limitValue = "limit_value"
+    }
+}
+
+/// This agent's share of one fleet-wide limit, valid for `validSeconds` from when the agent
+/// receives it (a duration rather than a time, so clocks need not agree).
+public struct LeaseGrant: Codable, Sendable, Equatable {
+    public var scopeKind: String
+    public var scope: String
+    public var limit: String
+    public var perMinute: Int
+    public var validSeconds: Int
+
+    public init(scopeKind: String, scope: String, limit: String, perMinute: Int, validSeconds: Int) {
+        self.scopeKind = scopeKind
+        self.scope = scope
+        self.limit = limit
+        self.perMinute = perMinute
+        self.validSeconds = validSeconds
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case scopeKind = "scope_kind", scope, limit, perMinute = "per_minute", validSeconds = "valid_seconds"
+    }
+}
+
+/// The answer to a renewal: a grant for every demanded limit the policy has.
+public struct LeaseAnswer: Codable, Sendable, Equatable {
+    public var grants: [LeaseGrant]
+    /// Agents sharing each granted limit, by `kind/scope/limit`, for metrics and tests.
+    public var activeAgents: [String: Int]
+
+    public init(grants: [LeaseGrant], activeAgents: [String: Int] = [:]) {
+        self.grants = grants
+        self.activeAgents = activeAgents
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case grants, activeAgents = "active_agents"
+    }
+}

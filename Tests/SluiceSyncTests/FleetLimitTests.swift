@@ -1,0 +1,115 @@
+import Foundation
+import SluiceAgent
+import SluicePolicy
+import SluiceTestSupport
+import Synchronization
+import Testing
+
+@Suite("fleet-wide limits by leases")
+struct FleetLimitTests {
+    /// Calls answered 200 inside the measuring window, and calls tried there, per agent.
+    final class Tally: Sendable {
+        let counts = Mutex<[Int: (admitted: Int, tried: Int)]>([:])
+
+        func record(agent: Int, admitted: Bool) {
+            counts.withLock {
+                $0[agent, default: (0, 0)].tried += 1
+                if admitted { $0[agent, default: (0, 0)].admitted += 1 }
+            }
+        }
+    }
+
+    @Test("20 agents under uneven load hold a team's requests per minute within 2 % fleet-wide; quiet agents are not starved")
+    func twentyAgentsShareATeamLimit() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        let perMinute = 6_000
+        _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: """
+            {"lease_seconds":5,"lease_fallback":"zero","lease_minimum_share_percent":50}
+            """)
+        _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_minute":\#(perMinute)}}"#)
+        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#) as? [String: Any]
+        let key = try #require(created?["key"] as? String)
+
+        var agents: [SyncHarness.Agent] = []
+        for index in 0..<20 {
+            agents.append(try await harness.startAgent(id: "pod-\(index)", flushInterval: .milliseconds(100)))
+        }
+        for agent in agents {
+            #expect(await eventually { (try? await agent.readiness().status) == 200 })
+        }
+        let heavy = 0..<4
+        let tally = Tally()
+        let window = (start: ContinuousClock.now + .seconds(3), end: ContinuousClock.now + .seconds(13))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, agent) in agents.enumerated() {
+                // Busy agents: two callers each, backing off 20 ms after a refusal, so
+                // they always want more than their share. Quiet ones: one call every 500 ms.
+                for _ in 0..<(heavy.contains(index) ? 2 : 1) {
+                    group.addTask {
+                        while ContinuousClock.now < window.end {
+                            let response = try await agent.chat(key: key)
+                            let finished = ContinuousClock.now
+                            if finished >= window.start, finished < window.end {
+                                tally.record(agent: index, admitted: response.status == 200)
+                            }
+                            #expect(response.status == 200 || response.status == 429, "agent \(index): \(response.status) \(response.text)")
+                            if heavy.contains(index) {
+                                if response.status == 429 { try await Task.sleep(for: .milliseconds(20)) }
+                            } else {
+                                try await Task.sleep(for: .milliseconds(500))
+                            }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let counts = tally.counts.withLock { $0 }
+        let admitted = counts.values.map(\.admitted).reduce(0, +)
+        let allowed = Double(perMinute) * 10 / 60  // one bucket's refill over the 10 s window
+        let callers = 4 * 2 + 16
+        // Within 2 %, plus one call in flight per caller at the window's edges.
+        #expect(Double(admitted) <= allowed * 1.02 + Double(callers), "admitted \(admitted) of \(allowed)")
+        // The limit is used, not wasted: quiet agents take less than their floor, so a
+        // little of it goes unused.
+        #expect(Double(admitted) >= allowed * 0.7, "admitted only \(admitted) of \(allowed)")
+        for index in 4..<20 {
+            let count = counts[index] ?? (0, 0)
+            #expect(count.tried > 0 && count.admitted == count.tried, "quiet agent \(index) starved: \(count)")
+        }
+        for index in heavy {
+            #expect((counts[index]?.admitted ?? 0) > 0, "busy agent \(index) got nothing")
+        }
+        for agent in agents { try await agent.stop() }
+        try await harness.shutdown()
+    }
+
+    @Test("a share not renewed within the lease time falls back to the policy's fallback")
+    func leaseExpiresToFallback() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"lease_seconds":5,"lease_fallback":"zero"}"#)
+        _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_minute":600}}"#)
+        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#) as? [String: Any]
+        let key = try #require(created?["key"] as? String)
+        let clock = TestClock()
+        let agent = try await harness.startAgent(id: "pod-1", clock: clock, flushInterval: .milliseconds(50))
+        // No lease yet: the fallback (zero) refuses; the refusals are the demand that earns one.
+        #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
+        let share = agent.runtime.leases?.held(now: clock.now()).first { $0.scope == Scope(.team, "ml") }
+        #expect(share?.perMinute == 600 && share?.limit == "requests_per_minute")
+
+        try await harness.stopControl()
+        clock.advance(seconds: 6)
+        #expect(await eventually { (try? await agent.chat(key: key).status) == 429 })
+        let refused = try await agent.chat(key: key)
+        #expect(refused.text.contains(#"team \"ml\" allows 0 requests per minute"#))
+        #expect(agent.runtime.leases?.held(now: clock.now()).isEmpty == true)
+
+        try await harness.startControl()
+        #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
+        try await agent.stop()
+        try await harness.shutdown()
+    }
+}
