@@ -49,8 +49,9 @@ public final class AgentRuntime: Sendable {
         now = clock
         let metrics = AgentMetrics(identity: identity)
         self.metrics = metrics
-        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: clock(),
-                                      localLimits: leases?.localLimits(now: clock()) ?? { $1 })
+        let start = clock()
+        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: start,
+                                      localLimits: leases?.localLimits(now: start, windows: Self.windows(configuration.policy.timeZone, start)) ?? { $1 })
         active = Mutex(policy)
         metrics.policyLoaded(policy)
     }
@@ -61,10 +62,16 @@ public final class AgentRuntime: Sendable {
     /// Puts `configuration`'s policy in force, or throws and leaves the current one.
     /// Connections and calls in flight are untouched; new calls see the new policy.
     public func reload(_ configuration: AgentConfiguration) throws(PolicyError) {
-        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: now(),
-                                      localLimits: leases?.localLimits(now: now()) ?? { $1 })
+        let time = now()
+        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: time,
+                                      localLimits: leases?.localLimits(now: time, windows: Self.windows(configuration.policy.timeZone, time)) ?? { $1 })
         active.withLock { $0 = policy }
         metrics.policyLoaded(policy)
+    }
+
+    /// The day and month `time` (wall nanoseconds) falls in, in `zone`.
+    static func windows(_ zone: TimeZoneRules, _ time: Int64) -> LeaseTable.Windows {
+        LeaseTable.Windows(day: zone.dayNumber(at: time / 1_000_000_000), month: zone.monthNumber(at: time / 1_000_000_000))
     }
 
     /// Set once shutdown begins: `/readyz` turns 503 so the pod leaves rotation.

@@ -14,25 +14,36 @@ public struct LeaseRequest: Codable, Sendable, Equatable {
         guard !instance.isEmpty, instance.utf8.count <= 100 else { throw WireError("instance must be 1 to 100 bytes") }
         guard demands.count <= 10_000 else { throw WireError("a renewal holds at most 10000 demands") }
         for (index, demand) in demands.enumerated() {
-            guard LeaseLimit(rawValue: demand.limit) != nil else {
-                throw WireError("demands[\(index)].limit must be requests_per_minute or tokens_per_minute")
+            guard let limit = LeaseLimit(rawValue: demand.limit) else {
+                throw WireError("demands[\(index)].limit must be requests_per_minute, tokens_per_minute, daily_spend or monthly_spend")
             }
             guard demand.perMinute.isFinite, demand.perMinute >= 0 else { throw WireError("demands[\(index)].per_minute must be a non-negative number") }
             guard demand.scope.utf8.count <= 200, demand.scopeKind.utf8.count <= 20 else {
                 throw WireError("demands[\(index)].scope is longer than 200 bytes")
             }
-            guard (0...1_000_000_000).contains(demand.limitValue) else { throw WireError("demands[\(index)].limit_value must be 0 to 1e9") }
+            guard (0...(limit.isSpend ? Int(Int64.max / 2) : 1_000_000_000)).contains(demand.limitValue) else {
+                throw WireError("demands[\(index)].limit_value is out of range")
+            }
+            if let own = demand.ownSpent, !(0...Int(Int64.max / 2)).contains(own) {
+                throw WireError("demands[\(index)].own_spent is out of range")
+            }
         }
     }
 }
 
-/// The limits leases split.
-public enum LeaseLimit: String, Sendable {
+/// The limits leases split: rates (a share per minute) and budgets (a share, in pico-USD,
+/// of what the fleet has left in the current window).
+public enum LeaseLimit: String, Sendable, CaseIterable {
     case requestsPerMinute = "requests_per_minute"
     case tokensPerMinute = "tokens_per_minute"
+    case dailySpend = "daily_spend"
+    case monthlySpend = "monthly_spend"
+
+    public var isSpend: Bool { self == .dailySpend || self == .monthlySpend }
 }
 
-/// Demand for one limit of one scope, in units per minute (admitted and refused alike).
+/// Demand for one limit of one scope, per minute (admitted and refused alike): requests,
+/// tokens, or estimated pico-USD for a budget.
 public struct LeaseDemand: Codable, Sendable, Equatable {
     public var scopeKind: String
     public var scope: String
@@ -42,22 +53,28 @@ public struct LeaseDemand: Codable, Sendable, Equatable {
     /// smallest value its active agents report, so a policy change being rolled out never
     /// grants more than either version allows.
     public var limitValue: Int
+    /// For a budget: what this agent has spent in the current window (pico-USD), calls in
+    /// flight included.
+    public var ownSpent: Int?
 
-    public init(scopeKind: String, scope: String, limit: String, perMinute: Double, limitValue: Int) {
+    public init(scopeKind: String, scope: String, limit: String, perMinute: Double, limitValue: Int, ownSpent: Int? = nil) {
         self.scopeKind = scopeKind
         self.scope = scope
         self.limit = limit
         self.perMinute = perMinute
         self.limitValue = limitValue
+        self.ownSpent = ownSpent
     }
 
     enum CodingKeys: String, CodingKey {
-        case scopeKind = "scope_kind", scope, limit, perMinute = "per_minute", limitValue = "limit_value"
+        case scopeKind = "scope_kind", scope, limit, perMinute = "per_minute", limitValue = "limit_value", ownSpent = "own_spent"
     }
 }
 
 /// This agent's share of one fleet-wide limit, valid for `validSeconds` from when the agent
-/// receives it (a duration rather than a time, so clocks need not agree).
+/// receives it (a duration rather than a time, so clocks need not agree). `perMinute` is a
+/// rate for requests and tokens; for a budget it is the most this agent may have spent in
+/// the current window (pico-USD), its own spend included.
 public struct LeaseGrant: Codable, Sendable, Equatable {
     public var scopeKind: String
     public var scope: String

@@ -56,15 +56,22 @@ struct LeaseSplitTests {
         #expect(LeaseSplit.split(capacity: 100, claims: [], minimumPercent: 50).isEmpty)
     }
 
-    @Test("the fallback without a lease: a fraction (at least 1), zero, or no limit")
+    @Test("the fallback without a lease: a fraction (at least 1 a minute), zero, or no limit; a held share or cap wins")
     func fallback() {
-        let limits = Limits(requestsPerMinute: 600, tokensPerMinute: 90_000, requestsPerDay: 5)
-        #expect(FleetLimits.local(limits, requestsShare: nil, tokensShare: nil, fallback: .fraction(0.1))
-                == Limits(requestsPerMinute: 60, tokensPerMinute: 9_000, requestsPerDay: 5))
-        #expect(FleetLimits.local(limits, requestsShare: 200, tokensShare: nil, fallback: .zero)
-                == Limits(requestsPerMinute: 200, tokensPerMinute: 0, requestsPerDay: 5))
-        #expect(FleetLimits.local(limits, requestsShare: nil, tokensShare: nil, fallback: .unlimited) == Limits(requestsPerDay: 5))
+        let limits = Limits(requestsPerMinute: 600, tokensPerMinute: 90_000, requestsPerDay: 5, dailySpend: Cost(picoUSD: 1_000))
+        #expect(FleetLimits.local(limits, shares: .init(), fallback: .fraction(0.1))
+                == Limits(requestsPerMinute: 60, tokensPerMinute: 9_000, requestsPerDay: 5, dailySpend: Cost(picoUSD: 100)))
+        #expect(FleetLimits.local(limits, shares: .init(requestsPerMinute: 200, dailySpendCap: Cost(picoUSD: 700)), fallback: .zero)
+                == Limits(requestsPerMinute: 200, tokensPerMinute: 0, requestsPerDay: 5, dailySpend: Cost(picoUSD: 700)))
+        #expect(FleetLimits.local(limits, shares: .init(), fallback: .unlimited) == Limits(requestsPerDay: 5))
         #expect(LeaseFallback.fraction(0.001).capacity(forLimit: 10) == 1)
+    }
+
+    @Test("spend-sized capacities beyond 2^53 still split into shares that never exceed them")
+    func hugeCapacities() {
+        let capacity = 9_000_000_000_000_000_007
+        let shares = LeaseSplit.split(capacity: capacity, claims: claims([3e15, 7e15, 1, 0]), minimumPercent: 50)
+        #expect(shares.values.reduce(0, +) == capacity)
     }
 
     @Test("an agent holding a share of 0 refuses without a retry time it cannot keep, and counts the demand it turned away")

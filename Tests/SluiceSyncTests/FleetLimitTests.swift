@@ -19,17 +19,20 @@ struct FleetLimitTests {
         }
     }
 
+    /// Leases of 5 s that fall back to zero, a team "ml" with `limits`, and a key in it.
+    static func team(limits: String, on harness: SyncHarness) async throws -> String {
+        _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"lease_seconds":5,"lease_fallback":"zero","lease_minimum_share_percent":50}"#)
+        _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"ml","limits":\#(limits)}"#)
+        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#) as? [String: Any]
+        return try #require(created?["key"] as? String)
+    }
+
     @Test("20 agents under uneven load hold a team's requests per minute within 2 % fleet-wide; quiet agents are not starved")
     func twentyAgentsShareATeamLimit() async throws {
         let harness = try await SyncHarness()
         try await harness.seedPolicy()
         let perMinute = 6_000
-        _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: """
-            {"lease_seconds":5,"lease_fallback":"zero","lease_minimum_share_percent":50}
-            """)
-        _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_minute":\#(perMinute)}}"#)
-        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#) as? [String: Any]
-        let key = try #require(created?["key"] as? String)
+        let key = try await Self.team(limits: #"{"requests_per_minute":\#(perMinute)}"#, on: harness)
 
         var agents: [SyncHarness.Agent] = []
         for index in 0..<20 {
@@ -89,10 +92,7 @@ struct FleetLimitTests {
     func leaseExpiresToFallback() async throws {
         let harness = try await SyncHarness()
         try await harness.seedPolicy()
-        _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"lease_seconds":5,"lease_fallback":"zero"}"#)
-        _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_minute":600}}"#)
-        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#) as? [String: Any]
-        let key = try #require(created?["key"] as? String)
+        let key = try await Self.team(limits: #"{"requests_per_minute":600}"#, on: harness)
         let clock = TestClock()
         let agent = try await harness.startAgent(id: "pod-1", clock: clock, flushInterval: .milliseconds(50))
         // No lease yet: the fallback (zero) refuses; the refusals are the demand that earns one.
@@ -110,6 +110,53 @@ struct FleetLimitTests {
         try await harness.startControl()
         #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
         try await agent.stop()
+        try await harness.shutdown()
+    }
+
+    @Test("5 agents spending against one team's daily budget stop at it: the budget is split, not multiplied")
+    func sharedDailyBudget() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        let budget = 0.004  // about 100 calls of this size
+        let key = try await Self.team(limits: #"{"daily_spend_usd":\#(budget)}"#, on: harness)
+        var agents: [SyncHarness.Agent] = []
+        for index in 0..<5 {
+            agents.append(try await harness.startAgent(id: "pod-\(index)", flushInterval: .milliseconds(50)))
+        }
+        for agent in agents { #expect(await eventually { (try? await agent.readiness().status) == 200 }) }
+        // Everyone calls until the budget is gone everywhere: 2 s of refusals in a row.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for agent in agents {
+                for _ in 0..<2 {
+                    group.addTask {
+                        var refusedSince: ContinuousClock.Instant?
+                        let deadline = ContinuousClock.now + .seconds(30)
+                        while ContinuousClock.now < deadline {
+                            let status = try await agent.chat(key: key, maxTokens: 10).status
+                            #expect(status == 200 || status == 429)
+                            if status == 200 {
+                                refusedSince = nil
+                            } else {
+                                if refusedSince == nil { refusedSince = .now }
+                                if let since = refusedSince, ContinuousClock.now - since > .seconds(2) { return }
+                                try await Task.sleep(for: .milliseconds(20))
+                            }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        for agent in agents { try await agent.stop() }
+        let spent = Double(try await harness.totals().cost) / 1e12
+        let served = agents.map { $0.ledger.withLock { $0.requests } }
+        // Caps never add up to more than the budget, so the fleet stops at it (a call's cost
+        // is estimated at admission and settled after, so allow 2 %), and not far below it.
+        #expect(spent <= budget * 1.02, "spent $\(spent) of $\(budget); calls per agent \(served)")
+        #expect(spent >= budget * 0.9, "spent only $\(spent) of $\(budget); calls per agent \(served)")
+        // The agent that asks first can take much of the rest before the others' demand
+        // shows; it is shared out as they renew.
+        #expect(served.filter { $0 > 0 }.count >= 2, "calls per agent \(served)")
         try await harness.shutdown()
     }
 }

@@ -184,4 +184,51 @@ struct PolicySyncTests {
         #expect(totals.requests == ledger.requests && totals.prompt == ledger.prompt && totals.completion == ledger.completion)
         try await harness.shutdown()
     }
+
+    @Test("disk full with fail_closed: the call whose usage could not be written is kept, new calls get 503, and all of it is flushed once the disk recovers")
+    func diskFullFailsClosed() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"usage_spool_failure":"fail_closed"}"#)
+        let state = harness.directory.file("pod-1-state")
+        let agent = try await harness.startAgent(id: "pod-1", stateDirectory: state, flushInterval: .milliseconds(50))
+        #expect(await eventually { (try? await agent.chat().status) == 200 })
+        #expect(await eventually { (try? agent.mode.spool.pending().isEmpty) == true && agent.mode.spool.health.acknowledgedSequence >= 1 })
+        // The next journals the spool will open answer every write with ENOSPC (/dev/full).
+        let spool = "\(state)/spool"
+        let next = (try FileManager.default.contentsOfDirectory(atPath: spool).compactMap { name -> Int? in
+            guard name.hasPrefix("journal-"), name.hasSuffix(".log") else { return nil }
+            return Int(name.dropFirst(8).dropLast(4))
+        }.max() ?? 0) + 1
+        let blocked = (next..<(next + 500)).map { "\(spool)/journal-\($0).log" }
+        for path in blocked where !FileManager.default.fileExists(atPath: path) {
+            try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: "/dev/full")
+        }
+        // The journal in use may still take writes; calls go on until one is refused.
+        var refused: TestResponse?
+        for _ in 0..<200 {
+            let response = try await agent.chat()
+            if response.status == 503 {
+                refused = response
+                break
+            }
+            #expect(response.status == 200)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let answer = try #require(refused)
+        #expect(answer.text.contains(#""code":"usage_spool_unavailable""#) && answer.text.contains("No space left on device"))
+        let ready = try await agent.readiness()
+        #expect(ready.status == 503 && ready.body["status"] as? String == "usage_spool_unavailable")
+        let spoolState = try #require(ready.body["usage_spool"] as? [String: Any])
+        #expect((spoolState["held_in_memory"] as? Int ?? 0) >= 1 && (spoolState["disk_error"] as? String)?.contains("No space left") == true)
+
+        for path in blocked { try? FileManager.default.removeItem(atPath: path) }
+        #expect(await eventually { (try? await agent.chat().status) == 200 })
+        let ledger = agent.ledger.withLock { $0 }
+        #expect(await eventually { (try? await harness.totals().requests) == ledger.requests })
+        try await agent.stop()
+        let totals = try await harness.totals()
+        #expect(totals.requests == ledger.requests && totals.prompt == ledger.prompt && totals.completion == ledger.completion)
+        try await harness.shutdown()
+    }
 }

@@ -140,8 +140,9 @@ final class SyncHarness: @unchecked Sendable {
 
         var runtime: AgentRuntime { mode.runtime }
 
-        func chat(model: String = "gpt-test", key: String? = nil, content: String = "Hello there") async throws -> TestResponse {
-            let json = #"{"model":"\#(model)","messages":[{"role":"user","content":"\#(content)"}]}"#
+        func chat(model: String = "gpt-test", key: String? = nil, content: String = "Hello there", maxTokens: Int? = nil) async throws -> TestResponse {
+            let limit = maxTokens.map { #","max_tokens":\#($0)"# } ?? ""
+            let json = #"{"model":"\#(model)","messages":[{"role":"user","content":"\#(content)"}]\#(limit)}"#
             let response = try await TestHTTPClient.post("/v1/chat/completions", json: json,
                                                          headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [], port: port, group: group)
             if response.status == 200, let body = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],

@@ -3,11 +3,13 @@ import SluicePolicy
 import SluiceWire
 import Synchronization
 
-/// This agent's shares of fleet-wide per-minute limits, and the demand it reports for them.
+/// This agent's shares of fleet-wide limits, and the demand it reports for them.
 ///
-/// A named scope's requests and tokens per minute are enforced with the buckets of the
-/// policy engine, at this agent's leased share while the lease is valid and at the
-/// policy's fallback otherwise (before the first lease, or once one expired unrenewed).
+/// A named scope's requests and tokens per minute and its daily and monthly budgets are
+/// enforced with the buckets and windows of the policy engine: at this agent's leased share
+/// while the lease is valid, at the policy's fallback otherwise (before the first lease, or
+/// once one expired unrenewed). A budget's share is a cap on this agent's own spend in the
+/// window.
 public final class LeaseTable: Sendable {
     struct Key: Hashable {
         var scope: Scope
@@ -15,14 +17,24 @@ public final class LeaseTable: Sendable {
     }
 
     private struct Grant {
-        var perMinute: Int
+        /// Per minute for a rate; pico-USD for a budget.
+        var amount: Int
         var expiresAt: Int64
+        /// For a budget: the local spend cap, good in the window it was granted in.
+        var cap: Cost?
+        var window: Int64
+    }
+
+    /// The calendar windows `now` falls in, in the policy's time zone.
+    struct Windows {
+        var day: Int64
+        var month: Int64
     }
 
     private struct State {
         var grants: [Key: Grant] = [:]
         var fallback: LeaseFallback = .fraction(0.1)
-        /// Smoothed demand, units per minute.
+        /// Smoothed demand per minute.
         var demand: [Key: Double] = [:]
         var lastSample: Int64?
     }
@@ -39,21 +51,25 @@ public final class LeaseTable: Sendable {
     }
 
     /// What this agent enforces for a scope whose policy limits are `limits`, at `now`.
-    func localLimits(now: Int64) -> (Scope, Limits) -> Limits {
+    func localLimits(now: Int64, windows: Windows) -> (Scope, Limits) -> Limits {
         let (grants, fallback) = state.withLock { ($0.grants, $0.fallback) }
         return { scope, limits in
             guard FleetLimits.leasedKinds.contains(scope.kind) else { return limits }
-            func share(_ limit: LeaseLimit) -> Int? {
-                grants[Key(scope: scope, limit: limit)].flatMap { $0.expiresAt > now ? $0.perMinute : nil }
+            func grant(_ limit: LeaseLimit) -> Grant? {
+                grants[Key(scope: scope, limit: limit)].flatMap { $0.expiresAt > now ? $0 : nil }
             }
-            return FleetLimits.local(limits, requestsShare: share(.requestsPerMinute), tokensShare: share(.tokensPerMinute), fallback: fallback)
+            let daily = grant(.dailySpend).flatMap { $0.window == windows.day ? $0.cap : nil }
+            let monthly = grant(.monthlySpend).flatMap { $0.window == windows.month ? $0.cap : nil }
+            let shares = FleetLimits.Shares(requestsPerMinute: grant(.requestsPerMinute)?.amount, tokensPerMinute: grant(.tokensPerMinute)?.amount,
+                                            dailySpendCap: daily, monthlySpendCap: monthly)
+            return FleetLimits.local(limits, shares: shares, fallback: fallback)
         }
     }
 
     /// Samples what callers asked of each fleet-limited scope since the last renewal and
     /// returns the demands to report: smoothed, per minute, with the limit as the policy in
     /// force states it.
-    func demands(limiter: Limiter, engine: PolicyEngine, now: Int64) -> [LeaseDemand] {
+    func demands(limiter: Limiter, engine: PolicyEngine, now: Int64, spent: (Scope) -> (day: Cost, month: Cost)?) -> [LeaseDemand] {
         let samples = limiter.takeDemand(kinds: FleetLimits.leasedKinds)
         return state.withLock { state in
             let elapsedMinutes = state.lastSample.map { Double(max(1, now - $0)) / 60e9 } ?? 0
@@ -63,6 +79,8 @@ public final class LeaseTable: Sendable {
                 for sample in samples {
                     fresh[Key(scope: sample.scope, limit: .requestsPerMinute)] = Double(sample.requests) / elapsedMinutes
                     fresh[Key(scope: sample.scope, limit: .tokensPerMinute)] = Double(sample.tokens) / elapsedMinutes
+                    fresh[Key(scope: sample.scope, limit: .dailySpend)] = Double(sample.cost.picoUSD) / elapsedMinutes
+                    fresh[Key(scope: sample.scope, limit: .monthlySpend)] = Double(sample.cost.picoUSD) / elapsedMinutes
                 }
             }
             // An average over about the last ten seconds, whatever the flush interval: a
@@ -75,26 +93,45 @@ public final class LeaseTable: Sendable {
             }
             var demands: [LeaseDemand] = []
             for (key, perMinute) in state.demand {
-                guard let limits = engine.boundLimits[key.scope] else { continue }
-                let value = key.limit == .requestsPerMinute ? limits.requestsPerMinute : limits.tokensPerMinute
-                guard let value else { continue }
+                guard let limits = engine.boundLimits[key.scope], let value = Self.value(of: key.limit, in: limits) else { continue }
+                var own: Int?
+                if key.limit.isSpend {
+                    let windowSpend = spent(key.scope) ?? (.zero, .zero)
+                    own = Int((key.limit == .dailySpend ? windowSpend.day : windowSpend.month).picoUSD)
+                }
                 demands.append(LeaseDemand(scopeKind: key.scope.kind.rawValue, scope: key.scope.name, limit: key.limit.rawValue,
-                                           perMinute: perMinute, limitValue: value))
+                                           perMinute: perMinute, limitValue: value, ownSpent: own))
             }
             return demands.sorted { ($0.scopeKind, $0.scope, $0.limit) < ($1.scopeKind, $1.scope, $1.limit) }
         }
     }
 
+    private static func value(of limit: LeaseLimit, in limits: Limits) -> Int? {
+        switch limit {
+        case .requestsPerMinute: limits.requestsPerMinute
+        case .tokensPerMinute: limits.tokensPerMinute
+        case .dailySpend: limits.dailySpend.map { Int($0.picoUSD) }
+        case .monthlySpend: limits.monthlySpend.map { Int($0.picoUSD) }
+        }
+    }
+
     /// Takes new grants and drops expired ones; returns the scopes whose local limits
-    /// changed, to be bound again.
-    func update(_ grants: [LeaseGrant], now: Int64) -> Set<Scope> {
+    /// changed, to be bound again. A budget's grant is a cap on this agent's spend in the
+    /// window it was granted in.
+    func update(_ grants: [LeaseGrant], now: Int64, windows: Windows) -> Set<Scope> {
         state.withLock { state in
             var changed: Set<Scope> = []
             for grant in grants {
                 guard let kind = Scope.Kind(rawValue: grant.scopeKind), let limit = LeaseLimit(rawValue: grant.limit) else { continue }
                 let key = Key(scope: Scope(kind, grant.scope), limit: limit)
-                let renewed = Grant(perMinute: max(0, grant.perMinute), expiresAt: now + Int64(max(1, grant.validSeconds)) * 1_000_000_000)
-                if state.grants[key]?.perMinute != renewed.perMinute { changed.insert(key.scope) }
+                var renewed = Grant(amount: max(0, grant.perMinute), expiresAt: now + Int64(max(1, grant.validSeconds)) * 1_000_000_000,
+                                    cap: nil, window: 0)
+                if limit.isSpend {
+                    renewed.cap = Cost(picoUSD: Int64(renewed.amount))
+                    renewed.window = limit == .dailySpend ? windows.day : windows.month
+                }
+                let previous = state.grants[key]
+                if previous?.amount != renewed.amount || previous?.cap != renewed.cap { changed.insert(key.scope) }
                 state.grants[key] = renewed
             }
             for (key, grant) in state.grants where grant.expiresAt <= now {
@@ -106,20 +143,21 @@ public final class LeaseTable: Sendable {
     }
 
     /// Binds `scopes` again at their current local limits.
-    func apply(_ scopes: Set<Scope>, engine: PolicyEngine, limiter: Limiter, now: Int64) {
+    func apply(_ scopes: Set<Scope>, engine: PolicyEngine, limiter: Limiter, now: Int64, windows: Windows) {
         guard !scopes.isEmpty else { return }
-        let local = localLimits(now: now)
+        let local = localLimits(now: now, windows: windows)
         for scope in scopes {
             guard let limits = engine.boundLimits[scope] else { continue }
             _ = limiter.bind(scope, limits: local(scope, limits))
         }
     }
 
-    /// Shares held now, for metrics and tests.
+    /// Shares held now, for metrics and tests: a rate per minute, or a budget's amount in
+    /// pico-USD.
     public func held(now: Int64) -> [(scope: Scope, limit: String, perMinute: Int)] {
         state.withLock { state in
             state.grants.compactMap { key, grant in
-                grant.expiresAt > now ? (key.scope, key.limit.rawValue, grant.perMinute) : nil
+                grant.expiresAt > now ? (key.scope, key.limit.rawValue, grant.amount) : nil
             }
         }
     }

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import SluiceWire
+import Synchronization
 
 /// Every `interval`, seals the spool into a batch and sends every waiting batch to the
 /// control plane, oldest first. A batch leaves the spool only once acknowledged, so a
@@ -18,6 +19,8 @@ public final class UsageFlusher: Service {
     private let interval: Duration
     private let shutdownDeadline: Duration
     private let logger: Logger
+    /// The disk error last logged, so a failing disk is reported once, and its recovery too.
+    private let reportedDiskError = Mutex<String?>(nil)
 
     public init(runtime: AgentRuntime, spool: UsageSpool, client: ControlPlaneClient, interval: Duration,
                 shutdownDeadline: Duration = .seconds(10), logger: Logger) {
@@ -55,6 +58,7 @@ public final class UsageFlusher: Service {
     /// nothing is left to send.
     @discardableResult
     public func flush() async -> Bool {
+        defer { reportDiskState() }
         guard let status = runtime.sync, let agentID = await agentID(status) else { return false }
         let pending: [UsageSpool.PendingBatch]
         do {
@@ -105,7 +109,11 @@ public final class UsageFlusher: Service {
     /// shares not renewed in time fall back to the policy's fallback.
     func renewLeases() async {
         guard let leases = runtime.leases, let status = runtime.sync else { return }
-        let demands = leases.demands(limiter: runtime.limiter, engine: runtime.activePolicy.engine, now: runtime.now())
+        let sampled = runtime.now()
+        let sampledWindows = AgentRuntime.windows(runtime.activePolicy.configuration.policy.timeZone, sampled)
+        let demands = leases.demands(limiter: runtime.limiter, engine: runtime.activePolicy.engine, now: sampled) { [limiter = runtime.limiter] scope in
+            limiter.windowSpend(scope, now: sampled, dayNumber: sampledWindows.day, monthNumber: sampledWindows.month)
+        }
         var grants: [LeaseGrant] = []
         if !demands.isEmpty, status.agentID != nil {
             let request = LeaseRequest(instance: spool.health.epoch, demands: demands)
@@ -123,8 +131,10 @@ public final class UsageFlusher: Service {
             }
         }
         let now = runtime.now()
-        let changed = leases.update(grants, now: now)
-        leases.apply(changed, engine: runtime.activePolicy.engine, limiter: runtime.limiter, now: now)
+        let policy = runtime.activePolicy
+        let windows = AgentRuntime.windows(policy.configuration.policy.timeZone, now)
+        let changed = leases.update(grants, now: now, windows: windows)
+        leases.apply(changed, engine: policy.engine, limiter: runtime.limiter, now: now, windows: windows)
     }
 
     /// The id batches are tagged with: the control plane names it in every policy answer.
@@ -141,6 +151,23 @@ public final class UsageFlusher: Service {
         }
         status.learned(agentID: id)
         return id
+    }
+
+    /// Logs when the spool starts or stops refusing writes (the metrics and /readyz show it
+    /// all along).
+    private func reportDiskState() {
+        let health = spool.health
+        let previous = reportedDiskError.withLock { reported in
+            defer { reported = health.lastError }
+            return reported
+        }
+        if let error = health.lastError, error != previous {
+            logger.error("usage spool cannot write to disk; usage is held in memory", metadata: [
+                "error": "\(error)", "held_in_memory": "\(health.heldInMemory)", "directory": "\(spool.directory)",
+                "refusing_calls": "\(spool.refusesCalls)"])
+        } else if health.lastError == nil, previous != nil {
+            logger.notice("usage spool writes to disk again; held usage written", metadata: ["directory": "\(spool.directory)"])
+        }
     }
 
     private func report(_ status: SyncStatus, _ message: String) {

@@ -96,6 +96,7 @@ public struct ControlAPI: Sendable {
                 throw APIError(403, "a batch may only carry the authenticated agent's own id", code: "agent_mismatch")
             }
             let ack = try await store.apply(batch)
+            if !ack.duplicate { leases.usageArrived() }
             if !ack.duplicate, let budgets, await budgets.usageArrived() { publisher.policyChanged() }
             return try jsonResponse(ack)
         }

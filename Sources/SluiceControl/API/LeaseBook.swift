@@ -3,11 +3,13 @@ import SluicePolicy
 import SluiceWire
 import Synchronization
 
-/// Shares of fleet-wide per-minute limits among the agents enforcing them.
+/// Shares of fleet-wide limits among the agents enforcing them.
 ///
 /// Every renewal records the agent's demand per limit; an agent that has not renewed within
 /// the lease time is no longer counted. Each renewal is answered with the agent's share,
-/// split (``LeaseSplit``) among the agents active on that limit at that moment. Demand
+/// split (``LeaseSplit``) among the agents active on that limit at that moment: of the rate
+/// for requests and tokens per minute, and of what the fleet has left of a daily or monthly
+/// budget (budget minus the spend in the usage rollups, in the settings' time zone). Demand
 /// lives in this process's memory: with several replicas, an agent's renewals must reach
 /// the same one (see docs/sync.md).
 public final class LeaseBook: Sendable {
@@ -18,13 +20,23 @@ public final class LeaseBook: Sendable {
         var demand: Double
         var limitValue: Int
         var seenAt: ContinuousClock.Instant
+        /// Budgets only: the agent's own spend in the window, and the cap last granted.
+        var own = 0
+        var cap = 0
     }
 
     private struct State {
         /// `kind/scope/limit` → instance → claim.
         var claims: [String: [String: Claim]] = [:]
         /// Settings as of a policy version, so a renewal reads the store once (the version).
-        var settings: (version: Int64, leaseSeconds: Int, minimumPercent: Int)?
+        var settings: (version: Int64, leaseSeconds: Int, minimumPercent: Int, zone: TimeZoneRules)?
+        /// Fleet spend per scope in a window, read at most once a second.
+        var spend: [SpendWindow: (readAt: ContinuousClock.Instant, byName: [String: Int64])] = [:]
+    }
+
+    private struct SpendWindow: Hashable {
+        var dimension: UsageQuery.Dimension
+        var start: Int64
     }
 
     public init(store: any Store) {
@@ -34,22 +46,37 @@ public final class LeaseBook: Sendable {
     /// Records `request`'s demands for `agentID` and answers with its shares.
     public func renew(agentID: String, request: LeaseRequest, now: ContinuousClock.Instant = .now) async throws -> LeaseAnswer {
         try request.validate()
-        let (leaseSeconds, minimumPercent) = try await settings()
+        let (leaseSeconds, minimumPercent, zone) = try await settings()
         let instance = "\(agentID)/\(request.instance)"
         let horizon = now - .seconds(leaseSeconds)
+        var fleetSpent: [String: Int] = [:]
+        for demand in request.demands {
+            guard let limit = LeaseLimit(rawValue: demand.limit), limit.isSpend,
+                  let dimension = UsageQuery.Dimension(rawValue: demand.scopeKind), dimension != .day else { continue }
+            let spent = try await fleetSpend(dimension, limit: limit, zone: zone, now: now)[demand.scope] ?? 0
+            fleetSpent["\(demand.scopeKind)/\(demand.scope)/\(demand.limit)"] = Int(spent)
+        }
         return state.withLock { state in
             var answer = LeaseAnswer(grants: [])
             for demand in request.demands {
                 let key = "\(demand.scopeKind)/\(demand.scope)/\(demand.limit)"
                 var claims = state.claims[key] ?? [:]
-                claims[instance] = Claim(demand: demand.perMinute, limitValue: demand.limitValue, seenAt: now)
+                let own = demand.ownSpent ?? 0
+                claims[instance] = Claim(demand: demand.perMinute, limitValue: demand.limitValue, seenAt: now, own: own,
+                                         cap: max(claims[instance]?.cap ?? 0, own))
                 claims = claims.filter { $0.value.seenAt >= horizon }
+                let limitValue = claims.values.map(\.limitValue).min() ?? 0
+                let grant: Int
+                if let spent = fleetSpent[key] {
+                    grant = Self.budgetCap(for: instance, in: &claims, budget: limitValue, fleetSpent: spent, minimumPercent: minimumPercent)
+                } else {
+                    let shares = LeaseSplit.split(capacity: limitValue, claims: claims.map { .init(agent: $0.key, demand: $0.value.demand) },
+                                                  minimumPercent: minimumPercent)
+                    grant = shares[instance] ?? 0
+                }
                 state.claims[key] = claims
-                let capacity = claims.values.map(\.limitValue).min() ?? 0
-                let shares = LeaseSplit.split(capacity: capacity, claims: claims.map { .init(agent: $0.key, demand: $0.value.demand) },
-                                              minimumPercent: minimumPercent)
                 answer.grants.append(LeaseGrant(scopeKind: demand.scopeKind, scope: demand.scope, limit: demand.limit,
-                                                perMinute: shares[instance] ?? 0, validSeconds: leaseSeconds))
+                                                perMinute: grant, validSeconds: leaseSeconds))
                 answer.activeAgents[key] = claims.count
             }
             // Forget limits nobody has claimed for a lease time.
@@ -60,13 +87,58 @@ public final class LeaseBook: Sendable {
         }
     }
 
-    private func settings() async throws -> (leaseSeconds: Int, minimumPercent: Int) {
+    private func settings() async throws -> (leaseSeconds: Int, minimumPercent: Int, zone: TimeZoneRules) {
         let version = try await store.policyVersion()
         if let cached = state.withLock({ $0.settings }), cached.version == version {
-            return (cached.leaseSeconds, cached.minimumPercent)
+            return (cached.leaseSeconds, cached.minimumPercent, cached.zone)
         }
         let settings = try await store.settings()
-        state.withLock { $0.settings = (version, settings.leaseSeconds, settings.leaseMinimumSharePercent) }
-        return (settings.leaseSeconds, settings.leaseMinimumSharePercent)
+        let zone = TimeZones.rules(named: settings.timeZone) ?? .utc
+        state.withLock { $0.settings = (version, settings.leaseSeconds, settings.leaseMinimumSharePercent, zone) }
+        return (settings.leaseSeconds, settings.leaseMinimumSharePercent, zone)
+    }
+
+    /// The cap on `instance`'s own spend in a budget's window.
+    ///
+    /// Caps are granted so that, together with what agents no longer active spent, they
+    /// never add up to more than the budget: an agent gets its share (by ``LeaseSplit``) of
+    /// what nobody has spent yet, but no more than what the other agents' caps leave, and
+    /// never less than it has already spent. Agents holding more than their share give it
+    /// back when they renew, so caps follow demand within a few cycles.
+    private static func budgetCap(for instance: String, in claims: inout [String: Claim], budget: Int, fleetSpent: Int,
+                                  minimumPercent: Int) -> Int {
+        let activeOwn = claims.values.map(\.own).reduce(0, +)
+        // Spend in the rollups beyond what active agents report is by agents gone away.
+        let departed = max(0, fleetSpent - activeOwn)
+        let unspent = max(0, budget - departed - activeOwn)
+        let shares = LeaseSplit.split(capacity: unspent, claims: claims.map { .init(agent: $0.key, demand: $0.value.demand) },
+                                      minimumPercent: minimumPercent)
+        let own = claims[instance]?.own ?? 0
+        let others = claims.filter { $0.key != instance }.values.map { max($0.cap, $0.own) }.reduce(0, +)
+        let available = budget - departed - others
+        let cap = max(own, min(own + (shares[instance] ?? 0), available))
+        claims[instance]?.cap = cap
+        return cap
+    }
+
+    /// Usage was applied through this process: budgets' spend is read afresh.
+    public func usageArrived() {
+        state.withLock { $0.spend.removeAll() }
+    }
+
+    /// The fleet's spend by scope name in the day or month containing now, from the
+    /// rollups (as the budget watcher reads them). Cached until usage arrives here, and for
+    /// at most a second (another replica may have taken some).
+    private func fleetSpend(_ dimension: UsageQuery.Dimension, limit: LeaseLimit, zone: TimeZoneRules,
+                            now: ContinuousClock.Instant) async throws -> [String: Int64] {
+        let seconds = Int64(Date().timeIntervalSince1970)
+        let start = limit == .dailySpend ? zone.startOfDay(containing: seconds) : zone.startOfMonth(containing: seconds)
+        let end = limit == .dailySpend ? zone.startOfNextDay(after: seconds) : zone.startOfNextMonth(after: seconds)
+        let window = SpendWindow(dimension: dimension, start: start)
+        if let cached = state.withLock({ $0.spend[window] }), now - cached.readAt < .seconds(1) { return cached.byName }
+        let rows = try await store.usage(UsageQuery(groupBy: [dimension], from: start - start % 3600, to: end))
+        let byName = Dictionary(rows.map { ($0.group[dimension.rawValue] ?? "", $0.costPicoUSD) }, uniquingKeysWith: +)
+        state.withLock { $0.spend[window] = (now, byName) }
+        return byName
     }
 }

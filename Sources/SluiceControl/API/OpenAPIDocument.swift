@@ -118,8 +118,10 @@ enum OpenAPIDocument {
         "UsageBatch": object(["agent_id": string, "epoch": string, "sequence": integer,
                               "deltas": ["type": "array", "items": ["$ref": "#/components/schemas/UsageDelta"]]],
                              required: ["agent_id", "epoch", "sequence", "deltas"]),
-        "LeaseDemand": object(["scope_kind": string, "scope": string, "limit": ["type": "string", "enum": ["requests_per_minute", "tokens_per_minute"]],
-                               "per_minute": number, "limit_value": integer], required: ["scope_kind", "scope", "limit", "per_minute", "limit_value"]),
+        "LeaseDemand": object(["scope_kind": string, "scope": string,
+                               "limit": ["type": "string", "enum": ["requests_per_minute", "tokens_per_minute", "daily_spend", "monthly_spend"]],
+                               "per_minute": number, "limit_value": integer, "own_spent": integer],
+                              required: ["scope_kind", "scope", "limit", "per_minute", "limit_value"]),
         "LeaseRequest": object(["instance": string, "demands": ["type": "array", "items": ["$ref": "#/components/schemas/LeaseDemand"]]],
                                required: ["instance", "demands"]),
     ] }

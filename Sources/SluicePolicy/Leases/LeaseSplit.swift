@@ -47,6 +47,13 @@ public enum LeaseSplit {
     private static func apportion(_ shares: [Double], capacity: Int, agents: [String]) -> [String: Int] {
         var whole = shares.map { Int($0.rounded(.down)) }
         var left = capacity - whole.reduce(0, +)
+        // Capacities beyond 2^53 (spend in pico-USD) lose precision as doubles: never hand
+        // out more than there is.
+        while left < 0, let largest = whole.indices.max(by: { whole[$0] < whole[$1] }), whole[largest] > 0 {
+            let taken = min(whole[largest], -left)
+            whole[largest] -= taken
+            left += taken
+        }
         let order = shares.indices.sorted { left, right in
             let a = shares[left] - shares[left].rounded(.down), b = shares[right] - shares[right].rounded(.down)
             return a != b ? a > b : agents[left] < agents[right]
@@ -73,6 +80,15 @@ public enum LeaseFallback: Sendable, Equatable {
     /// No limit at all on this agent.
     case unlimited
 
+    /// The local cap for a fleet budget of `budget`, or nil for no cap.
+    public func spendCap(forBudget budget: Cost) -> Cost? {
+        switch self {
+        case .fraction(let fraction): Cost(picoUSD: Int64((Double(budget.picoUSD) * fraction).rounded(.down)))
+        case .zero: .zero
+        case .unlimited: nil
+        }
+    }
+
     /// The per-minute capacity for a fleet limit of `limit`, or nil for no limit.
     public func capacity(forLimit limit: Int) -> Int? {
         switch self {
@@ -83,19 +99,38 @@ public enum LeaseFallback: Sendable, Equatable {
     }
 }
 
-/// The limits that are shared by the fleet and split by leases: requests and tokens per
-/// minute on named scopes (keys, projects, teams, services, models). End users' limits and
-/// the daily and spend windows are not leased (spend is held fleet-wide by the control
-/// plane's exhausted list).
+/// The limits that are shared by the fleet and split by leases, on named scopes (keys,
+/// projects, teams, services, models): requests and tokens per minute (a share of the rate)
+/// and daily and monthly spend (a share of what the fleet has left in the window). End
+/// users' limits, requests per day and parallel calls are not leased.
 public enum FleetLimits {
     public static let leasedKinds: Set<Scope.Kind> = [.key, .project, .team, .service, .model]
 
+    /// One agent's hold on each fleet-wide limit of a scope: nil where it holds no lease.
+    public struct Shares: Sendable, Equatable {
+        public var requestsPerMinute: Int?
+        public var tokensPerMinute: Int?
+        /// The most this agent may have spent in the current day (its own spend when the
+        /// lease was granted, plus the amount granted).
+        public var dailySpendCap: Cost?
+        public var monthlySpendCap: Cost?
+
+        public init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, dailySpendCap: Cost? = nil, monthlySpendCap: Cost? = nil) {
+            self.requestsPerMinute = requestsPerMinute
+            self.tokensPerMinute = tokensPerMinute
+            self.dailySpendCap = dailySpendCap
+            self.monthlySpendCap = monthlySpendCap
+        }
+    }
+
     /// `limits` as one agent enforces it: its leased shares where it holds them, the
     /// fallback for the rest.
-    public static func local(_ limits: Limits, requestsShare: Int?, tokensShare: Int?, fallback: LeaseFallback) -> Limits {
+    public static func local(_ limits: Limits, shares: Shares, fallback: LeaseFallback) -> Limits {
         var local = limits
-        if let rpm = limits.requestsPerMinute { local.requestsPerMinute = requestsShare ?? fallback.capacity(forLimit: rpm) }
-        if let tpm = limits.tokensPerMinute { local.tokensPerMinute = tokensShare ?? fallback.capacity(forLimit: tpm) }
+        if let rpm = limits.requestsPerMinute { local.requestsPerMinute = shares.requestsPerMinute ?? fallback.capacity(forLimit: rpm) }
+        if let tpm = limits.tokensPerMinute { local.tokensPerMinute = shares.tokensPerMinute ?? fallback.capacity(forLimit: tpm) }
+        if let daily = limits.dailySpend { local.dailySpend = shares.dailySpendCap ?? fallback.spendCap(forBudget: daily) }
+        if let monthly = limits.monthlySpend { local.monthlySpend = shares.monthlySpendCap ?? fallback.spendCap(forBudget: monthly) }
         return local
     }
 }

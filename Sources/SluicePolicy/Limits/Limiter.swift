@@ -101,6 +101,7 @@ public final class Limiter: Sendable {
                 // shows its full want, so the next lease can give it more.
                 state.slots[index].demandRequests += 1
                 state.slots[index].demandTokens += Int64(demand.tokens)
+                state.slots[index].demandCost += demand.cost.picoUSD
                 if refusal == nil, let (kind, retry) = state.slots[index].refusal(for: demand, now: now,
                                                                                  nextDayStart: nextDayStart, nextMonthStart: nextMonthStart) {
                     refusal = (index, kind, retry)
@@ -161,18 +162,38 @@ public final class Limiter: Sendable {
         }
     }
 
-    /// Requests and tokens asked of each scope of `kinds` since the last call, then zeroed:
-    /// what an agent reports as its demand when it renews its leases.
-    public func takeDemand(kinds: Set<Scope.Kind>) -> [(scope: Scope, requests: Int64, tokens: Int64)] {
+    /// What was asked of one scope since the last ``takeDemand(kinds:)``.
+    public struct AskedDemand: Sendable, Equatable {
+        public var scope: Scope
+        public var requests: Int64
+        public var tokens: Int64
+        public var cost: Cost
+    }
+
+    /// Requests, tokens and estimated cost asked of each scope of `kinds` since the last
+    /// call, then zeroed: what an agent reports as its demand when it renews its leases.
+    public func takeDemand(kinds: Set<Scope.Kind>) -> [AskedDemand] {
         state.withLock { state in
-            var result: [(scope: Scope, requests: Int64, tokens: Int64)] = []
+            var result: [AskedDemand] = []
             for index in state.slots.indices where !state.slots[index].isFree && kinds.contains(state.slots[index].scope.kind) {
                 guard state.slots[index].demandRequests > 0 else { continue }
-                result.append((state.slots[index].scope, state.slots[index].demandRequests, state.slots[index].demandTokens))
+                result.append(AskedDemand(scope: state.slots[index].scope, requests: state.slots[index].demandRequests,
+                                          tokens: state.slots[index].demandTokens, cost: Cost(picoUSD: state.slots[index].demandCost)))
                 state.slots[index].demandRequests = 0
                 state.slots[index].demandTokens = 0
+                state.slots[index].demandCost = 0
             }
             return result
+        }
+    }
+
+    /// What one scope has spent in its current day and month windows (reserved calls
+    /// included), or nil when it has no slot.
+    public func windowSpend(_ scope: Scope, now: Int64, dayNumber: Int64, monthNumber: Int64) -> (day: Cost, month: Cost)? {
+        state.withLock { state in
+            guard let index = state.index[scope] else { return nil }
+            state.slots[Int(index)].refresh(now: now, dayNumber: dayNumber, monthNumber: monthNumber)
+            return (state.slots[Int(index)].daySpend, state.slots[Int(index)].monthSpend)
         }
     }
 
@@ -257,6 +278,7 @@ private struct SlotState {
     /// Asked since the last ``Limiter/takeDemand(kinds:)``.
     var demandRequests: Int64 = 0
     var demandTokens: Int64 = 0
+    var demandCost: Int64 = 0
 
     init(scope: Scope, limits: Limits) {
         self.scope = scope
