@@ -141,4 +141,27 @@ struct UsageSpoolTests {
         let pending = try spool.seal(agentID: "a")
         #expect(pending.map { $0.batch.deltas[0].requests } == [3])
     }
+
+    @Test("a damaged batch file is set aside as *.corrupt and counted; the spool carries on")
+    func corruptBatch() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.file("spool")
+        do {
+            let spool = try UsageSpool(directory: path)
+            spool.append(Self.record())
+            _ = try spool.seal(agentID: "a")
+        }
+        try Data("{\"batch\":{\"agent_id\":".utf8).write(to: URL(fileURLWithPath: "\(path)/batch-1.json"))
+        let reopened = try UsageSpool(directory: path)
+        #expect(reopened.health.quarantined == 1)
+        #expect(Self.files(path).contains("batch-1.json.corrupt"))
+        #expect(try reopened.pending().isEmpty)
+        reopened.append(Self.record())
+        // Its sequence is never reused (it may have been sent), not after a restart either.
+        #expect(try reopened.seal(agentID: "a").map(\.batch.sequence) == [2])
+        reopened.append(Self.record())
+        let third = try UsageSpool(directory: path)
+        #expect(try third.seal(agentID: "a").map(\.batch.sequence) == [2, 3])
+    }
 }

@@ -159,6 +159,7 @@ public final class AgentMetrics: Sendable {
             gauge("sluice_usage_spool_held_in_memory", []).record(health.heldInMemory)
             gauge("sluice_usage_spool_disk_ok", []).record(health.lastError == nil ? 1 : 0)
             gauge("sluice_usage_spool_records_total", []).record(health.appendedTotal)
+            gauge("sluice_usage_spool_quarantined_files", []).record(health.quarantined)
         }
         let seconds = now / 1_000_000_000
         for (scope, snapshot) in limiter.snapshots(now: now, dayNumber: timeZone.dayNumber(at: seconds),

@@ -47,6 +47,7 @@ struct Readiness {
                 appendJSONString(health.epoch, to: &body)
                 number("acknowledged_sequence", String(health.acknowledgedSequence))
                 number("held_in_memory", String(health.heldInMemory))
+                number("quarantined_files", String(health.quarantined))
                 field("disk_error", health.lastError)
                 field("last_flush_error", report.lastFlushError)
                 body.append(UInt8(ascii: "}"))

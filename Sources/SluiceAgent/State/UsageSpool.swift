@@ -72,6 +72,8 @@ public final class UsageSpool: Sendable {
         var lastError: StateFileError?
         var mode: FailureMode = .allowInMemory
         var memoryCap: Int
+        /// Damaged batch files renamed to `*.corrupt` and left out.
+        var quarantined: Int
         var appendedTotal = 0
 
         var refusesCalls: Bool { !held.isEmpty && (mode == .failClosed || held.count >= memoryCap) }
@@ -99,17 +101,25 @@ public final class UsageSpool: Sendable {
         }
 
         var highestSequence = acknowledged
+        var quarantined = 0
         var highestJournal = 0
         for name in names {
             if let number = Self.number(in: name, prefix: "journal-", suffix: ".log") { highestJournal = max(highestJournal, number) }
         }
         for name in names {
-            guard Self.number(in: name, prefix: "batch-", suffix: ".json") != nil else {
+            guard let number = Self.number(in: name, prefix: "batch-", suffix: ".json") else {
                 if name.contains(".tmp-") { try DurableFiles.remove("\(directory)/\(name)") }
+                // A set-aside batch's number may have been sent: it is never used again.
+                if let damaged = Self.number(in: name, prefix: "batch-", suffix: ".json.corrupt") {
+                    highestSequence = max(highestSequence, Int64(damaged))
+                }
                 continue
             }
             let path = "\(directory)/\(name)"
-            guard let pending = try Self.readBatch(path) else { continue }
+            guard let pending = try Self.readBatch(path, quarantined: &quarantined) else {
+                highestSequence = max(highestSequence, Int64(number))
+                continue
+            }
             if pending.batch.epoch == epoch, pending.batch.sequence <= acknowledged {
                 // Acknowledged before a crash that came before the file's deletion.
                 try DurableFiles.remove(path)
@@ -123,7 +133,7 @@ public final class UsageSpool: Sendable {
             highestJournal = max(highestJournal, pending.journals.max() ?? 0)
         }
         state = Mutex(State(epoch: epoch, nextSequence: highestSequence + 1, acknowledged: acknowledged,
-                            journalNumber: highestJournal + 1, memoryCap: memoryCap))
+                            journalNumber: highestJournal + 1, memoryCap: memoryCap, quarantined: quarantined))
     }
 
     /// Sets what happens while the disk refuses writes (from the policy's settings).
@@ -212,9 +222,11 @@ public final class UsageSpool: Sendable {
     /// Every sealed batch not yet acknowledged, oldest first.
     public func pending() throws(StateFileError) -> [PendingBatch] {
         var batches: [PendingBatch] = []
+        var quarantined = 0
+        defer { if quarantined > 0 { state.withLock { $0.quarantined += quarantined } } }
         for name in try DurableFiles.list(directory) {
             guard Self.number(in: name, prefix: "batch-", suffix: ".json") != nil,
-                  let pending = try Self.readBatch("\(directory)/\(name)") else { continue }
+                  let pending = try Self.readBatch("\(directory)/\(name)", quarantined: &quarantined) else { continue }
             batches.append(pending)
         }
         // The current epoch last: batches left from an older epoch go first, in order.
@@ -240,12 +252,15 @@ public final class UsageSpool: Sendable {
         public var heldInMemory: Int
         public var appendedTotal: Int
         public var lastError: String?
+        /// Damaged batch files renamed to `*.corrupt` and left out.
+        public var quarantined: Int
     }
 
     public var health: Health {
         state.withLock { state in
             Health(epoch: state.epoch, acknowledgedSequence: state.acknowledged, heldInMemory: state.held.count,
-                   appendedTotal: state.appendedTotal, lastError: state.held.isEmpty ? nil : state.lastError?.message)
+                   appendedTotal: state.appendedTotal, lastError: state.held.isEmpty ? nil : state.lastError?.message,
+                   quarantined: state.quarantined)
         }
     }
 
@@ -291,13 +306,17 @@ public final class UsageSpool: Sendable {
         return records
     }
 
-    private static func readBatch(_ path: String) throws(StateFileError) -> PendingBatch? {
+    /// A batch file, or nil when it is gone or damaged. Batch files are written atomically,
+    /// so damage came from outside (a disk fault, a person): the file is renamed to
+    /// `*.corrupt` for a person to look at, and the spool carries on without it.
+    private static func readBatch(_ path: String, quarantined: inout Int) throws(StateFileError) -> PendingBatch? {
         guard let bytes = try DurableFiles.read(path, limit: 64 << 20) else { return nil }
         do {
             return try WireCoding.decoder.decode(PendingBatch.self, from: Data(bytes))
         } catch {
-            // Written atomically, so this is outside damage: keep it for a person to look at.
-            throw StateFileError("unreadable batch file", path, code: EIO)
+            guard rename(path, "\(path).corrupt") == 0 else { throw StateFileError("cannot set aside the damaged batch file", path) }
+            quarantined += 1
+            return nil
         }
     }
 
