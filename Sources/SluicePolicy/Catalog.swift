@@ -2,6 +2,16 @@
 public enum ProviderDialect: String, Sendable, Hashable {
     /// OpenAI and every OpenAI-compatible server (vLLM, Ollama, Groq…).
     case openAI = "openai"
+    /// Anthropic's Messages API (`x-api-key`, `anthropic-version`); calls are translated.
+    case anthropic = "anthropic"
+
+    /// The API base a deployment of this dialect uses when the configuration names none.
+    public var defaultAPIBase: String {
+        switch self {
+        case .openAI: "https://api.openai.com/v1"
+        case .anthropic: "https://api.anthropic.com/v1"
+        }
+    }
 }
 
 /// Where a deployment lives: `https://host:port/base` (HTTP/2 over TLS, HTTP/1.1 by ALPN)

@@ -9,7 +9,11 @@
 /// `no_usage` (never send usage), `hang_after=N` (stop sending after N chunks, keep the
 /// stream open), `big_body=N` (a non-streamed body of about N bytes), `mid_stream_error`
 /// (an `error` event after the first chunk), `echo_key` (with `status`: the error message
-/// quotes the caller's bearer key in full and half-masked, as some providers do).
+/// quotes the caller's bearer key in full and half-masked, as some providers do),
+/// `tool_call` (answer with a call to the request's first tool).
+///
+/// The same directives apply on `/v1/messages`, answered in Anthropic's format; there
+/// `mid_stream_error` is an `overloaded_error` event inside the 200 stream.
 public struct MockBehaviour: Sendable, Equatable {
     public var model: String
     public var status: Int = 200
@@ -24,6 +28,7 @@ public struct MockBehaviour: Sendable, Equatable {
     public var bigBodyBytes: Int?
     public var midStreamError = false
     public var echoKey = false
+    public var toolCall = false
 
     public init(model: String) {
         self.model = model
@@ -44,6 +49,7 @@ public struct MockBehaviour: Sendable, Equatable {
             case "big_body": bigBodyBytes = value
             case "mid_stream_error": midStreamError = true
             case "echo_key": echoKey = true
+            case "tool_call": toolCall = true
             default: continue
             }
         }

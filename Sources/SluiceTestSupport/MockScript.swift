@@ -35,6 +35,10 @@ struct MockScript {
             request.first(where: { $0.key == "model" }).flatMap { JSONScanner.decodeString(at: $0.valueRange, in: bytes) }
         } ?? "mock"
         let behaviour = MockBehaviour(model: model)
+        if path.hasSuffix("/messages") {
+            return AnthropicMockScript(defaultChunks: defaultChunks, defaultChunkDelayMilliseconds: defaultChunkDelayMilliseconds)
+                .steps(body: body, model: model, behaviour: behaviour)
+        }
         var steps: [MockStep] = []
         if behaviour.goAwayOnce, goAwayAvailable() { return [.goAway] }
         if behaviour.firstByteDelayMilliseconds > 0 { steps.append(.delay(milliseconds: behaviour.firstByteDelayMilliseconds)) }
@@ -103,7 +107,7 @@ struct MockScript {
         return steps
     }
 
-    private func json(_ status: Int, _ body: String) -> [MockStep] {
+    func json(_ status: Int, _ body: String) -> [MockStep] {
         let bytes = Array(body.utf8)
         return [.head(status: status, headers: [("content-type", "application/json"), ("content-length", String(bytes.count))]), .data(bytes), .end]
     }

@@ -30,7 +30,7 @@ extension PolicyDocument {
             guard !model.alias.isEmpty else { throw WireError("models[\(index)].alias is empty") }
             var deployments: [Deployment] = []
             for (position, deployment) in model.deployments.enumerated() {
-                guard deployment.provider == "openai" else {
+                guard let dialect = ProviderDialect(rawValue: deployment.provider) else {
                     warnings.append("\(path).deployments[\(position)]: provider \(deployment.provider) is not supported by this agent; skipped")
                     continue
                 }
@@ -48,7 +48,7 @@ extension PolicyDocument {
                     credential = found
                 }
                 guard deployment.weight >= 1 else { throw WireError("\(path).deployments[\(position)].weight must be at least 1") }
-                deployments.append(Deployment(alias: model.alias, dialect: .openAI, upstreamModel: deployment.upstreamModel, endpoint: endpoint,
+                deployments.append(Deployment(alias: model.alias, dialect: dialect, upstreamModel: deployment.upstreamModel, endpoint: endpoint,
                                               credential: credential, weight: deployment.weight,
                                               requestsPerMinute: deployment.rpm, tokensPerMinute: deployment.tpm))
             }

@@ -28,6 +28,10 @@ struct ConfigLoaderTests {
             litellm_params:
               model: anthropic/claude-sonnet-4
               api_key: os.environ/ANTHROPIC_API_KEY
+          - model_name: gemini
+            litellm_params:
+              model: gemini/gemini-2.5-flash
+              api_key: os.environ/GEMINI_API_KEY
         litellm_settings:
           drop_params: true
         router_settings:
@@ -38,9 +42,12 @@ struct ConfigLoaderTests {
 
     @Test("a real LiteLLM config.yaml loads as-is, with warnings for what is not used")
     func loadsLiteLLM() throws {
-        let configuration = try ConfigLoader(environment: ["OPENAI_API_KEY": "sk-from-env-123456789"]).load(yaml: Self.litellm)
+        let configuration = try ConfigLoader(environment: ["OPENAI_API_KEY": "sk-from-env-123456789", "ANTHROPIC_API_KEY": "sk-ant-from-env-1234"])
+            .load(yaml: Self.litellm)
         let catalog = configuration.catalog
-        #expect(catalog.names == ["gpt-4o", "local-llama"])
+        #expect(catalog.names == ["gpt-4o", "local-llama", "claude"])
+        let claude = try #require(catalog.alias(named: "claude")?.deployments.first)
+        #expect(claude.dialect == .anthropic && claude.endpoint.description == "https://api.anthropic.com/v1")
         let gpt = try #require(catalog.alias(named: "gpt-4o"))
         #expect(gpt.deployments.count == 2)
         #expect(gpt.deployments[0].endpoint.description == "https://api.openai.com/v1")
@@ -56,7 +63,7 @@ struct ConfigLoaderTests {
         #expect(llama.price == nil)
         let warnings = configuration.warnings.joined(separator: "\n")
         #expect(warnings.contains("max_retries"))
-        #expect(warnings.contains("anthropic"))
+        #expect(warnings.contains("gemini") && !warnings.contains("anthropic"))
         #expect(warnings.contains("litellm_settings"))
         #expect(!warnings.contains("sk-"))
     }

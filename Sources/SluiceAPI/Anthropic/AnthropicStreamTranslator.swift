@@ -29,10 +29,15 @@ public struct AnthropicStreamTranslator: Sendable {
     }
 
     /// Usage as far as the stream went: input from `message_start`, output from the last
-    /// `message_delta`. Nil before `message_start`.
+    /// `message_delta`. A stream cut before that counts its output from the text relayed,
+    /// marked estimated. Nil before `message_start`.
     public var usage: TokenUsage? {
         guard !id.isEmpty || inputTokens > 0 else { return nil }
-        return TokenUsage(promptTokens: inputTokens, completionTokens: outputTokens ?? 0, estimated: outputTokens == nil)
+        guard let outputTokens else {
+            let seen = TokenUsage.estimate(promptBytes: 0, completionBytes: dataBytes).completionTokens
+            return TokenUsage(promptTokens: inputTokens, completionTokens: dataBytes == 0 ? 0 : seen, estimated: true)
+        }
+        return TokenUsage(promptTokens: inputTokens, completionTokens: outputTokens)
     }
 
     /// The OpenAI SSE bytes for one Anthropic event (often none).

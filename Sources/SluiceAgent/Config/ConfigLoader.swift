@@ -122,7 +122,7 @@ public struct ConfigLoader {
             provider = "openai"
             upstreamModel = model
         }
-        guard provider == "openai" else {
+        guard let dialect = ProviderDialect(rawValue: provider) else {
             warnings.append("\(at) (\(alias)): provider \"\(provider)\" is not supported by this agent yet; deployment skipped")
             return nil
         }
@@ -130,7 +130,7 @@ public struct ConfigLoader {
 
         let endpoint: Endpoint
         do {
-            endpoint = try Endpoint(parsing: params["api_base"]?.string ?? "https://api.openai.com/v1")
+            endpoint = try Endpoint(parsing: params["api_base"]?.string ?? dialect.defaultAPIBase)
         } catch {
             throw ConfigError("\(at).litellm_params.\(error.message)")
         }
@@ -169,7 +169,7 @@ public struct ConfigLoader {
                 }
             }
         }
-        let deployment = Deployment(alias: alias, dialect: .openAI, upstreamModel: upstreamModel, endpoint: endpoint,
+        let deployment = Deployment(alias: alias, dialect: dialect, upstreamModel: upstreamModel, endpoint: endpoint,
                                     credential: credential, caFile: caFile, weight: weight,
                                     requestsPerMinute: rpm, tokensPerMinute: tpm, timeoutSeconds: timeout)
         return (deployment, price, maxOutputTokens)

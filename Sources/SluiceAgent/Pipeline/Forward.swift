@@ -3,26 +3,53 @@ import SluiceAPI
 import SluiceHTTP2
 import SluicePolicy
 
-/// Step 6 (forward): the upstream request. Headers come from an allowlist plus the
-/// provider credential; nothing the caller sent in headers goes upstream unchecked.
+/// Step 6 (forward): the upstream request, in the deployment's dialect. Headers come from
+/// an allowlist plus the provider credential; nothing the caller sent in headers goes
+/// upstream unchecked. A body that cannot be said in the provider's dialect is refused
+/// here (400), before anything is sent.
 enum Forward {
+    /// The Messages API version sent to Anthropic.
+    static let anthropicVersion = "2023-06-01"
+
     static func request(for permit: Authorize.Permit, deployment: Deployment, settings: AgentSettings, identity: ServiceIdentity,
-                        allocator: ByteBufferAllocator) -> UpstreamRequest {
-        // The provider's `user` field names the workload when the caller named no end user,
-        // so the provider's own abuse reports point at a service rather than at nobody.
-        let body = permit.request.upstreamBody(model: deployment.upstreamModel, defaultUser: identity.qualifiedName)
+                        allocator: ByteBufferAllocator) throws(RequestBodyError) -> UpstreamRequest {
         var headers: [(name: String, value: String)] = [
             ("content-type", "application/json"),
             ("accept", permit.request.stream ? "text/event-stream" : "application/json"),
             ("user-agent", "sluice-agent/0.1"),
         ]
-        if !deployment.credential.isEmpty {
-            headers.append(("authorization", "Bearer " + deployment.credential.reveal()))
+        let body: [UInt8]
+        let path: String
+        switch deployment.dialect {
+        case .openAI:
+            // The provider's `user` field names the workload when the caller named no end
+            // user, so the provider's own abuse reports point at a service rather than at nobody.
+            body = permit.request.upstreamBody(model: deployment.upstreamModel, defaultUser: identity.qualifiedName)
+            path = deployment.endpoint.basePath + permit.request.endpoint.upstreamSuffix
+            if !deployment.credential.isEmpty { headers.append(("authorization", "Bearer " + deployment.credential.reveal())) }
+        case .anthropic:
+            guard permit.request.endpoint == .chatCompletions else {
+                throw RequestBodyError("\(permit.alias.name) is served by Anthropic, which has no \(permit.request.endpoint.rawValue); use /v1/chat/completions",
+                                       code: "unsupported_endpoint")
+            }
+            let request: JSONValue
+            do {
+                request = try JSONValue.parseObject(permit.request.body, maxDepth: settings.maxJSONDepth)
+            } catch {
+                throw RequestBodyError("the body is not valid JSON: \(error)", code: "invalid_json")
+            }
+            body = try AnthropicRequest.body(from: request, upstreamModel: deployment.upstreamModel,
+                                             defaultMaxTokens: permit.alias.maxOutputTokens ?? permit.engine.policy.defaultMaxOutputTokens,
+                                             defaultUser: identity.qualifiedName)
+            let base = deployment.endpoint.basePath
+            path = base + (base.hasSuffix("/v1") ? "/messages" : "/v1/messages")
+            headers.append(("anthropic-version", anthropicVersion))
+            if !deployment.credential.isEmpty { headers.append(("x-api-key", deployment.credential.reveal())) }
         }
         let firstByte = deployment.timeoutSeconds ?? settings.firstByteTimeoutSeconds
         return UpstreamRequest(
             method: "POST",
-            path: deployment.endpoint.basePath + permit.request.endpoint.upstreamSuffix,
+            path: path,
             headers: headers,
             body: allocator.buffer(bytes: body),
             firstByteTimeout: .nanoseconds(Int64(firstByte * 1e9)),

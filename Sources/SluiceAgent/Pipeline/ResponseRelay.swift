@@ -23,7 +23,11 @@ final class ResponseRelay: UpstreamResponseDelegate {
     private enum Mode {
         case awaitingHead
         case events(SSEDecoder, OpenAIStreamFilter)
+        /// An Anthropic stream, translated event by event into OpenAI chunks.
+        case translatedEvents(SSEDecoder, AnthropicStreamTranslator)
         case passthrough(capture: [UInt8], overflowed: Bool)
+        /// An Anthropic answer, read whole (bounded) and translated once complete.
+        case translatedBody([UInt8])
         case upstreamError(status: Int, headers: [(name: String, value: String)], body: [UInt8])
         case finished
     }
@@ -67,6 +71,19 @@ final class ResponseRelay: UpstreamResponseDelegate {
             return
         }
         let isEventStream = head.header("content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
+        if deployment.dialect == .anthropic {
+            guard isEventStream else {
+                // Sent once translated: its length is not known before.
+                mode = .translatedBody([])
+                return
+            }
+            var headers = relayedHeaders(head.headers, keepLength: false)
+            headers.replaceOrAdd(name: "cache-control", value: "no-cache")
+            mode = .translatedEvents(SSEDecoder(), AnthropicStreamTranslator(
+                model: permit.alias.name, created: runtime.now() / 1_000_000_000, callerRequestedUsage: permit.request.callerRequestedUsage))
+            sendHead(status: head.status, headers: headers)
+            return
+        }
         var headers = relayedHeaders(head.headers, keepLength: !isEventStream)
         if isEventStream {
             headers.replaceOrAdd(name: "cache-control", value: "no-cache")
@@ -103,6 +120,36 @@ final class ResponseRelay: UpstreamResponseDelegate {
             } else {
                 writeBody(channel.allocator.buffer(bytes: forward), returningWindow: size)
             }
+        case .translatedEvents(var decoder, var translator):
+            mode = .awaitingHead
+            var forward: [UInt8] = []
+            let pushed = chunk.withUnsafeReadableBytes { bytes in
+                Result { () throws(SSEDecodingError) in try decoder.push(bytes) }
+            }
+            mode = .translatedEvents(decoder, translator)
+            guard case .success(let events) = pushed else {
+                call?.cancel()
+                failStream(code: "upstream_malformed_sse", message: "the provider sent a malformed event stream")
+                return
+            }
+            for event in events { forward.append(contentsOf: translator.translate(event)) }
+            mode = .translatedEvents(decoder, translator)
+            if forward.isEmpty {
+                call?.consumed(size)
+            } else {
+                writeBody(channel.allocator.buffer(bytes: forward), returningWindow: size)
+            }
+        case .translatedBody(var body):
+            guard body.count + size <= Self.usageCaptureLimit else {
+                call?.cancel()
+                mode = .awaitingHead
+                upstreamFailed(UpstreamError(.protocolError, "the provider's answer exceeds \(Self.usageCaptureLimit) bytes"))
+                return
+            }
+            mode = .awaitingHead
+            body.append(contentsOf: chunk.readableBytesView)
+            mode = .translatedBody(body)
+            call?.consumed(size)
         case .passthrough(var capture, var overflowed):
             if !overflowed {
                 if capture.count + size <= Self.usageCaptureLimit {
@@ -134,6 +181,26 @@ final class ResponseRelay: UpstreamResponseDelegate {
             let usage = filter.usage ?? estimatedUsage(completionBytes: filter.dataBytes)
             finish(status: 200, usage: usage, streamCompleted: completed,
                    errorCode: filter.sawErrorEvent ? "upstream_stream_error_event" : (filter.sawDone ? nil : "upstream_stream_incomplete"))
+        case .translatedEvents(var decoder, let translator):
+            _ = decoder.remainder()  // an unfinished Anthropic event has nothing to translate
+            let usage = translator.usage ?? estimatedUsage(completionBytes: translator.dataBytes)
+            let errorCode = translator.errorType.map { "upstream_\($0)" } ?? (translator.sawStop ? nil : "upstream_stream_incomplete")
+            finish(status: 200, usage: usage, streamCompleted: translator.sawStop && translator.errorType == nil, errorCode: errorCode)
+        case .translatedBody(let body):
+            guard let translated = AnthropicResponse.chatCompletion(from: body, model: permit.alias.name,
+                                                                    created: runtime.now() / 1_000_000_000) else {
+                mode = .awaitingHead
+                upstreamFailed(UpstreamError(.protocolError, "the provider's answer is not a Messages response"))
+                return
+            }
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "application/json")
+            headers.add(name: "content-length", value: String(translated.body.count))
+            headers.add(name: "x-sluice-request-id", value: account.requestID)
+            for (name, value) in rateLimitFields { headers.add(name: name, value: value) }
+            sendHead(status: 200, headers: headers)
+            writeBody(channel.allocator.buffer(bytes: translated.body), returningWindow: 0)
+            finish(status: 200, usage: translated.usage ?? estimatedUsage(completionBytes: body.count), streamCompleted: nil, errorCode: nil)
         case .passthrough(let capture, let overflowed):
             let usage = overflowed ? nil : capture.withUnsafeBytes { TokenUsage.fromOpenAIResponse($0) }
             finish(status: 200, usage: usage ?? estimatedUsage(completionBytes: capture.count), streamCompleted: nil, errorCode: nil)
@@ -146,7 +213,7 @@ final class ResponseRelay: UpstreamResponseDelegate {
 
     func upstreamFailed(_ error: UpstreamError) {
         switch mode {
-        case .awaitingHead, .upstreamError:
+        case .awaitingHead, .upstreamError, .translatedBody:
             let status = error.isTimeout ? 504 : 502
             let openAIError = OpenAIError(status: status, message: "upstream \(deployment.endpoint) failed: \(error.message)",
                                           type: "upstream_error", code: error.kind.rawValue)
@@ -155,7 +222,7 @@ final class ResponseRelay: UpstreamResponseDelegate {
                            timeToFirstByte: timeToFirstByte, errorCode: error.kind.rawValue)
             mode = .finished
             onComplete(.complete)
-        case .events:
+        case .events, .translatedEvents:
             // The caller already has a 200 and a stream prefix: end it with an error event.
             failStream(code: error.kind.rawValue, message: "upstream failed mid-stream: \(error.message)")
         case .passthrough:
@@ -177,6 +244,11 @@ final class ResponseRelay: UpstreamResponseDelegate {
         case .events(_, let filter):
             call?.cancel()
             let usage = filter.usage ?? estimatedUsage(completionBytes: filter.dataBytes)
+            account.record(status: 499, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
+                           usage: usage, streamCompleted: false, timeToFirstByte: timeToFirstByte, errorCode: "client_disconnected")
+        case .translatedEvents(_, let translator):
+            call?.cancel()
+            let usage = translator.usage ?? estimatedUsage(completionBytes: translator.dataBytes)
             account.record(status: 499, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
                            usage: usage, streamCompleted: false, timeToFirstByte: timeToFirstByte, errorCode: "client_disconnected")
         default:
@@ -235,6 +307,8 @@ final class ResponseRelay: UpstreamResponseDelegate {
         var usage: TokenUsage?
         if case .events(_, let filter) = mode {
             usage = filter.usage ?? estimatedUsage(completionBytes: filter.dataBytes)
+        } else if case .translatedEvents(_, let translator) = mode {
+            usage = translator.usage ?? estimatedUsage(completionBytes: translator.dataBytes)
         }
         mode = .finished
         account.record(status: 200, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
@@ -244,6 +318,17 @@ final class ResponseRelay: UpstreamResponseDelegate {
 
     private func relayUpstreamError(status: Int, body: [UInt8]) {
         let scrubbed = permit.policy.scrubber.scrub(body)
+        if deployment.dialect == .anthropic {
+            // In the caller's dialect, status and type kept.
+            let error = AnthropicResponse.error(from: scrubbed, status: status) ?? OpenAIError(
+                status: status, message: "upstream \(deployment.endpoint) answered HTTP \(status)", type: "upstream_error", code: "upstream_http_\(status)")
+            writeJSONResponse(error.body, status: status, on: channel, requestID: account.requestID, close: false, extraHeaders: rateLimitFields)
+            mode = .finished
+            account.record(status: status, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
+                           timeToFirstByte: timeToFirstByte, errorCode: "upstream_\(error.code)")
+            onComplete(.complete)
+            return
+        }
         let isOpenAIShaped = scrubbed.withUnsafeBytes { bytes in
             (try? JSONScanner.scanObject(bytes))?.contains(where: { $0.key == "error" && $0.kind == .object }) ?? false
         }

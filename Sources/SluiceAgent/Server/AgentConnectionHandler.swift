@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import SluiceAPI
+import SluiceHTTP2
 
 /// One caller connection (HTTP/1.1, keep-alive). `HTTPServerPipelineHandler` sits in front,
 /// so pipelined requests reach this handler one at a time, each after the previous
@@ -180,8 +181,18 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             permit = granted
         }
         let deployment = Route.pick(permit.alias)
-        let upstreamRequest = Forward.request(for: permit, deployment: deployment, settings: runtime.settings,
-                                              identity: runtime.identity, allocator: context.channel.allocator)
+        let upstreamRequest: UpstreamRequest
+        do throws(RequestBodyError) {
+            upstreamRequest = try Forward.request(for: permit, deployment: deployment, settings: runtime.settings,
+                                                  identity: runtime.identity, allocator: context.channel.allocator)
+        } catch {
+            // Admitted, but not expressible in the provider's dialect: the reservation goes back.
+            let refusal = OpenAIError(status: 400, message: error.message, type: "invalid_request_error", code: error.code, param: error.param)
+            request.account.record(status: 400, permit: permit, deployment: deployment, errorCode: error.code)
+            writeJSONResponse(refusal.body, status: 400, on: context.channel, requestID: request.account.requestID, close: !keepAlive)
+            responseEnded(.complete)
+            return
+        }
         let relay = ResponseRelay(channel: context.channel, permit: permit, deployment: deployment, account: request.account,
                                   runtime: runtime) { [self] ending in
             self.responseEnded(ending)
