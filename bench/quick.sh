@@ -4,6 +4,8 @@
 #   bench/quick.sh LABEL     (run bench/run.sh first once: it builds and makes the cert)
 #   BENCH_POLICY=1 bench/quick.sh LABEL   adds a policy: a virtual key on every request,
 #                            limits on key, team, service and model, and a prompt filter
+#   BENCH_ANTHROPIC=1 bench/quick.sh LABEL  the same calls to an anthropic/ deployment:
+#                            every request and answer translated (BENCH_STREAM=1 streams)
 #   BENCH_CONTROL=1 bench/quick.sh LABEL  runs the agent on a control plane instead of a
 #                            file: policy from a signed bundle, every call's usage spooled
 #                            to disk and flushed every 5 s
@@ -13,6 +15,7 @@ label="${1:-run}"
 state=".state/bench"
 [[ -f "$state/agent.yaml" && -f "$state/cert/cert.pem" ]] || { echo "run bench/run.sh once first"; exit 1; }
 swift build -c release --static-swift-stdlib --product sluice-agent >/dev/null
+swift build -c release --static-swift-stdlib --product sluice-mock-provider >/dev/null
 bin="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 "$bin/sluice-mock-provider" --listen 127.0.0.1:18443 --cert-dir "$state/cert" >/dev/null 2>&1 & mock=$!
 config="$state/agent.yaml"
@@ -31,6 +34,10 @@ sluice_policy:
   keys:
     - {id: bench, hash: "$hash", team: bench, limits: {requests_per_minute: 100000000, daily_spend_usd: 1000000}}
 YAML
+fi
+if [[ "${BENCH_ANTHROPIC:-0}" == "1" ]]; then
+  config="$state/agent-anthropic.yaml"
+  sed 's#model: openai/bench#model: anthropic/bench#' "$state/agent.yaml" > "$config"
 fi
 control=""
 if [[ "${BENCH_CONTROL:-0}" == "1" ]]; then
