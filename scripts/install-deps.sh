@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(libnghttp2-dev libssl-dev libsqlite3-dev pkg-config curl tzdata)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(nghttp2-server nghttp2-client nghttp2-proxy wrk postgresql)
+  packages+=(nghttp2-server nghttp2-client nghttp2-proxy wrk postgresql python3-venv)
 fi
 
 missing=()

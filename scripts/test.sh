@@ -4,6 +4,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh --test
 
+# The official openai and anthropic Python SDKs from PyPI, in a venv of their own, for the
+# tests that drive the agent with them unchanged but for base_url.
+venv=.state/sdk-venv
+if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import openai, anthropic" 2>/dev/null; then
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "openai>=1.40,<3" "anthropic>=0.40,<1"
+fi
+export SLUICE_SDK_PYTHON="$PWD/$venv/bin/python"
+
 # One build for app and tests, then run without rebuilding (avoids a second pass over deps).
 swift build --build-tests
 swift test --skip-build

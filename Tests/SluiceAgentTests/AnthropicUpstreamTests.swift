@@ -9,7 +9,7 @@ struct AnthropicUpstreamTests {
     /// A harness whose aliases point at the mock in Anthropic's dialect.
     static func harness() async throws -> AgentHarness {
         let harness = try await AgentHarness(aliases: ["gpt-test": "mock"])
-        var yaml = "model_list:\n"
+        var yaml = harness.yaml  // keeps the OpenAI alias beside the Anthropic ones
         for (alias, model) in [("claude", "mock"), ("claude-tools", "mock+tool_call"), ("claude-overloaded", "mock+status=529"),
                                ("claude-breaks", "mock+mid_stream_error")] {
             yaml += """
@@ -133,6 +133,25 @@ struct AnthropicUpstreamTests {
         #expect(records[1]["stream_completed"] as? Bool == false && (records[1]["completion_tokens"] as? Int ?? 0) > 0)
         // Two calls reached the provider; the refused ones did not.
         #expect(harness.mock.requests.count == 2)
+        try await harness.shutdown()
+    }
+
+    /// The Python interpreter of the venv `scripts/test.sh` makes, with the official SDKs.
+    static var sdkPython: String? { ProcessInfo.processInfo.environment["SLUICE_SDK_PYTHON"] }
+
+    @Test("the official openai Python SDK, unchanged but for base_url, works against OpenAI and Anthropic deployments",
+          .enabled(if: sdkPython != nil, "set SLUICE_SDK_PYTHON (scripts/test.sh makes the venv)"))
+    func officialOpenAISDK() async throws {
+        let harness = try await Self.harness()
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("sdk/openai_sdk_check.py").path
+        let output = try TemporaryDirectory()
+        let process = try await ExternalScript.run(try #require(Self.sdkPython), arguments: [script, "http://127.0.0.1:\(harness.agentPort)/v1"],
+                                                   outputDirectory: output)
+        #expect(process.status == 0, "\(process.output)")
+        // Every check ran (the script stops at the first failure).
+        #expect(process.output.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count == 12, "\(process.output)")
+        output.remove()
         try await harness.shutdown()
     }
 }
