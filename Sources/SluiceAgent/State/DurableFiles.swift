@@ -57,7 +57,7 @@ enum DurableFiles {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65_536)
         while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            let count = chunk.withUnsafeMutableBytes { systemRead(descriptor, $0.baseAddress, $0.count) }
             if count < 0, errno == EINTR { continue }
             guard count >= 0 else { throw StateFileError("cannot read", path) }
             if count == 0 { return bytes }
@@ -114,6 +114,11 @@ enum DurableFiles {
         defer { close(descriptor) }
         guard fsync(descriptor) == 0 else { throw StateFileError("cannot flush directory", name) }
     }
+}
+
+/// `read(2)`, named apart from the instance methods called `read` in scope above.
+private func systemRead(_ descriptor: Int32, _ buffer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
+    read(descriptor, buffer, count)
 }
 
 /// A file opened for appending, one `write` per record so that a record is whole or
