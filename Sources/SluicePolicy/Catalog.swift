@@ -4,14 +4,22 @@ public enum ProviderDialect: String, Sendable, Hashable {
     case openAI = "openai"
     /// Anthropic's Messages API (`x-api-key`, `anthropic-version`); calls are translated.
     case anthropic = "anthropic"
+    /// Azure OpenAI: the OpenAI wire format at a deployment URL, with `api-version` and an
+    /// `api-key` header.
+    case azure = "azure"
 
-    /// The API base a deployment of this dialect uses when the configuration names none.
-    public var defaultAPIBase: String {
+    /// The API base a deployment of this dialect uses when the configuration names none
+    /// (nil: it must be given, as every Azure resource has its own).
+    public var defaultAPIBase: String? {
         switch self {
         case .openAI: "https://api.openai.com/v1"
         case .anthropic: "https://api.anthropic.com/v1"
+        case .azure: nil
         }
     }
+
+    /// The Azure OpenAI API version used when a deployment names none.
+    public static let defaultAzureAPIVersion = "2024-10-21"
 }
 
 /// Where a deployment lives: `https://host:port/base` (HTTP/2 over TLS, HTTP/1.1 by ALPN)
@@ -99,10 +107,13 @@ public struct Deployment: Sendable, Hashable {
     public var tokensPerMinute: Int?
     /// Longest wait for the provider's first byte, when set for this deployment.
     public var timeoutSeconds: Double?
+    /// Azure OpenAI's `api-version` (letters, digits, `-` and `.` only).
+    public var apiVersion: String?
 
     public init(alias: String, dialect: ProviderDialect, upstreamModel: String, endpoint: Endpoint, credential: Secret,
                 caFile: String? = nil, weight: Int = 1, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil,
-                timeoutSeconds: Double? = nil) {
+                timeoutSeconds: Double? = nil, apiVersion: String? = nil) {
+        self.apiVersion = apiVersion
         self.alias = alias
         self.dialect = dialect
         self.upstreamModel = upstreamModel
@@ -168,4 +179,16 @@ public struct Catalog: Sendable {
 
     /// Exact match only: no case folding, no prefix or path games.
     public func alias(named name: String) -> ModelAlias? { aliases[name] }
+}
+
+extension Deployment {
+    /// Whether an Azure deployment name may go into a URL's path as it is.
+    public static func isValidAzureDeployment(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 200 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-._+=".contains($0)) }
+    }
+
+    /// Whether `version` may go into a URL's query as it is.
+    public static func isValidAPIVersion(_ version: String) -> Bool {
+        !version.isEmpty && version.count <= 40 && version.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }
+    }
 }

@@ -22,7 +22,9 @@ struct MockScript {
     let defaultChunks: Int
     let defaultChunkDelayMilliseconds: Int
 
-    func steps(method: String, path: String, authorization: String?, body: [UInt8], goAwayAvailable: () -> Bool) -> [MockStep] {
+    func steps(method: String, path fullPath: String, authorization: String?, body: [UInt8], goAwayAvailable: () -> Bool) -> [MockStep] {
+        // Routes by path alone: Azure-style calls carry `?api-version=…`.
+        let path = fullPath.split(separator: "?", maxSplits: 1).first.map(String.init) ?? fullPath
         guard method == "POST" else {
             if path.hasSuffix("/models") {
                 return json(200, #"{"object":"list","data":[{"id":"mock","object":"model","created":0,"owned_by":"sluice-mock"}]}"#)

@@ -48,9 +48,18 @@ extension PolicyDocument {
                     credential = found
                 }
                 guard deployment.weight >= 1 else { throw WireError("\(path).deployments[\(position)].weight must be at least 1") }
+                if dialect == .azure {
+                    guard Deployment.isValidAzureDeployment(deployment.upstreamModel) else {
+                        throw WireError("\(path).deployments[\(position)].upstream_model must be an Azure deployment name (letters, digits, - . _)")
+                    }
+                    if let version = deployment.apiVersion, !Deployment.isValidAPIVersion(version) {
+                        throw WireError("\(path).deployments[\(position)].api_version must be letters, digits, - and .")
+                    }
+                }
                 deployments.append(Deployment(alias: model.alias, dialect: dialect, upstreamModel: deployment.upstreamModel, endpoint: endpoint,
                                               credential: credential, weight: deployment.weight,
-                                              requestsPerMinute: deployment.rpm, tokensPerMinute: deployment.tpm))
+                                              requestsPerMinute: deployment.rpm, tokensPerMinute: deployment.tpm,
+                                              apiVersion: dialect == .azure ? deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion : nil))
             }
             guard !deployments.isEmpty else { continue }
             var price: Price?

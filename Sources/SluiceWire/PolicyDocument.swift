@@ -86,7 +86,7 @@ public struct LimitsDocument: Codable, Sendable, Equatable {
 }
 
 public struct DeploymentDocument: Codable, Sendable, Equatable {
-    /// `openai` today; the dialect of the upstream.
+    /// The dialect of the upstream: `openai`, `anthropic` or `azure`.
     public var provider: String
     public var apiBase: String
     public var upstreamModel: String
@@ -95,9 +95,12 @@ public struct DeploymentDocument: Codable, Sendable, Equatable {
     public var weight: Int
     public var rpm: Int?
     public var tpm: Int?
+    /// Azure OpenAI's `api-version` (default 2024-10-21).
+    public var apiVersion: String?
 
     public init(provider: String = "openai", apiBase: String, upstreamModel: String, credentialRef: String? = nil,
-                weight: Int = 1, rpm: Int? = nil, tpm: Int? = nil) {
+                weight: Int = 1, rpm: Int? = nil, tpm: Int? = nil, apiVersion: String? = nil) {
+        self.apiVersion = apiVersion
         self.provider = provider
         self.apiBase = apiBase
         self.upstreamModel = upstreamModel
@@ -108,7 +111,8 @@ public struct DeploymentDocument: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case provider, apiBase = "api_base", upstreamModel = "upstream_model", credentialRef = "credential_ref", weight, rpm, tpm
+        case provider, apiBase = "api_base", upstreamModel = "upstream_model", credentialRef = "credential_ref", weight, rpm, tpm,
+             apiVersion = "api_version"
     }
 }
 
@@ -353,7 +357,8 @@ extension DeploymentDocument {
                   upstreamModel: try container.decode(String.self, forKey: .upstreamModel),
                   credentialRef: try container.decodeIfPresent(String.self, forKey: .credentialRef),
                   weight: try container.decodeIfPresent(Int.self, forKey: .weight) ?? 1,
-                  rpm: try container.decodeIfPresent(Int.self, forKey: .rpm), tpm: try container.decodeIfPresent(Int.self, forKey: .tpm))
+                  rpm: try container.decodeIfPresent(Int.self, forKey: .rpm), tpm: try container.decodeIfPresent(Int.self, forKey: .tpm),
+                  apiVersion: try container.decodeIfPresent(String.self, forKey: .apiVersion))
     }
 }
 

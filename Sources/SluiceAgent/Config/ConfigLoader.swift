@@ -21,7 +21,8 @@ public struct ConfigLoader {
 
     /// Known LiteLLM sections the agent has no use for: ignored with one warning each.
     static let ignoredSections: Set<String> = ["litellm_settings", "general_settings", "router_settings", "environment_variables"]
-    static let knownParams: Set<String> = ["model", "api_base", "api_key", "rpm", "tpm", "ssl_verify", "weight", "timeout", "stream_timeout"]
+    static let knownParams: Set<String> = ["model", "api_base", "api_key", "rpm", "tpm", "ssl_verify", "weight", "timeout", "stream_timeout",
+                                           "api_version"]
     static let knownInfo: Set<String> = ["input_cost_per_token", "output_cost_per_token", "id", "mode", "base_model",
                                          "max_output_tokens", "max_tokens"]
 
@@ -128,11 +129,25 @@ public struct ConfigLoader {
         }
         guard !upstreamModel.isEmpty else { throw ConfigError("\(at).litellm_params.model names no upstream model") }
 
+        guard let base = params["api_base"]?.string ?? dialect.defaultAPIBase else {
+            throw ConfigError("\(at).litellm_params.api_base is required for \(provider)/ (https://NAME.openai.azure.com)")
+        }
         let endpoint: Endpoint
         do {
-            endpoint = try Endpoint(parsing: params["api_base"]?.string ?? dialect.defaultAPIBase)
+            endpoint = try Endpoint(parsing: base)
         } catch {
             throw ConfigError("\(at).litellm_params.\(error.message)")
+        }
+        var apiVersion: String?
+        if dialect == .azure {
+            guard Deployment.isValidAzureDeployment(upstreamModel) else {
+                throw ConfigError("\(at).litellm_params.model: the Azure deployment name must be letters, digits and - . _ only")
+            }
+            let version = params["api_version"]?.string ?? ProviderDialect.defaultAzureAPIVersion
+            guard Deployment.isValidAPIVersion(version) else {
+                throw ConfigError("\(at).litellm_params.api_version must be letters, digits, - and . (like 2024-10-21)")
+            }
+            apiVersion = version
         }
         let credential = try resolveCredential(params["api_key"], at: "\(at).litellm_params.api_key")
 
@@ -171,7 +186,7 @@ public struct ConfigLoader {
         }
         let deployment = Deployment(alias: alias, dialect: dialect, upstreamModel: upstreamModel, endpoint: endpoint,
                                     credential: credential, caFile: caFile, weight: weight,
-                                    requestsPerMinute: rpm, tokensPerMinute: tpm, timeoutSeconds: timeout)
+                                    requestsPerMinute: rpm, tokensPerMinute: tpm, timeoutSeconds: timeout, apiVersion: apiVersion)
         return (deployment, price, maxOutputTokens)
     }
 

@@ -27,6 +27,13 @@ enum Forward {
             body = permit.request.upstreamBody(model: deployment.upstreamModel, defaultUser: identity.qualifiedName)
             path = deployment.endpoint.basePath + permit.request.endpoint.upstreamSuffix
             if !deployment.credential.isEmpty { headers.append(("authorization", "Bearer " + deployment.credential.reveal())) }
+        case .azure:
+            // The OpenAI wire format at the deployment's own URL; the body's model is the
+            // deployment name, which Azure ignores in favour of the path.
+            body = permit.request.upstreamBody(model: deployment.upstreamModel, defaultUser: identity.qualifiedName)
+            path = deployment.endpoint.basePath + "/openai/deployments/" + deployment.upstreamModel + permit.request.endpoint.upstreamSuffix
+                + "?api-version=" + (deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion)
+            if !deployment.credential.isEmpty { headers.append(("api-key", deployment.credential.reveal())) }
         case .anthropic:
             guard permit.request.endpoint == .chatCompletions else {
                 throw RequestBodyError("\(permit.alias.name) is served by Anthropic, which has no \(permit.request.endpoint.rawValue); use /v1/chat/completions",

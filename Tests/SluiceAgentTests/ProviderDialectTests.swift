@@ -1,11 +1,13 @@
 import Foundation
+import SluiceAgent
 import SluiceTestSupport
 import Testing
 
-/// OpenAI callers, Anthropic deployments: the agent translates both ways, through a real
-/// agent and the mock provider's Anthropic mode over HTTP/2 and TLS.
-@Suite("Anthropic upstream")
-struct AnthropicUpstreamTests {
+/// OpenAI callers, Anthropic and Azure deployments: the agent speaks each provider's dialect
+/// (translating Anthropic both ways), through a real agent and the mock provider over HTTP/2
+/// and TLS.
+@Suite("Provider dialects upstream")
+struct ProviderDialectTests {
     /// A harness whose aliases point at the mock in Anthropic's dialect.
     static func harness() async throws -> AgentHarness {
         let harness = try await AgentHarness(aliases: ["gpt-test": "mock"])
@@ -153,5 +155,41 @@ struct AnthropicUpstreamTests {
         #expect(process.output.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count == 12, "\(process.output)")
         output.remove()
         try await harness.shutdown()
+    }
+
+    @Test("an azure/ deployment gets the OpenAI body at its deployment URL, with api-version and an api-key header")
+    func azureDeployment() async throws {
+        let harness = try await AgentHarness(aliases: ["gpt-test": "mock"])
+        try await harness.restartAgent(yaml: harness.yaml + """
+              - model_name: gpt-azure
+                litellm_params:
+                  model: azure/mock
+                  api_base: https://127.0.0.1:\(harness.mock.port)
+                  api_version: 2025-01-01-preview
+                  api_key: azure-test-provider-secret-0123456789
+                  ssl_verify: \(harness.certificate.certificatePath)
+
+            """)
+        let reply = try await harness.chat(model: "gpt-azure")
+        #expect(reply.status == 200 && reply.text.contains("Sluice mock says hello"))
+        let streamed = try await harness.chat(model: "gpt-azure", stream: true)
+        #expect(streamed.status == 200 && streamed.text.hasSuffix("data: [DONE]\n\n"))
+        let seen = harness.mock.requests
+        #expect(seen.map(\.path) == Array(repeating: "/openai/deployments/mock/chat/completions?api-version=2025-01-01-preview", count: 2))
+        #expect(seen.allSatisfy { $0.header("api-key") == "azure-test-provider-secret-0123456789" && $0.header("authorization") == nil })
+        #expect((await harness.auditRecords(2)).allSatisfy { ($0["completion_tokens"] as? Int) == 8 })
+        try await harness.shutdown()
+
+        func loadError(_ params: String) -> String? {
+            do throws(ConfigError) {
+                _ = try ConfigLoader(environment: [:]).load(yaml: "model_list:\n  - model_name: a\n    litellm_params: {\(params)}\n")
+                return nil
+            } catch {
+                return error.message
+            }
+        }
+        #expect(loadError("model: azure/gpt4o")?.contains("api_base is required") == true)
+        #expect(loadError(#"model: "azure/gpt4o?x=1", api_base: "https://r.openai.azure.com""#)?.contains("deployment name") == true)
+        #expect(loadError(#"model: azure/gpt4o, api_base: "https://r.openai.azure.com", api_version: "2024&x=1""#)?.contains("api_version") == true)
     }
 }
