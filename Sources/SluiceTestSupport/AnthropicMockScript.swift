@@ -34,7 +34,7 @@ struct AnthropicMockScript {
             var content = [#"{"type":"text","text":\#(jsonString(words.joined()))}"#]
             if let tool { content.append(#"{"type":"tool_use","id":"toolu_mock_1","name":\#(jsonString(tool)),"input":{"city":"Paris"}}"#) }
             let usage = behaviour.noUsage ? "" : #","usage":{"input_tokens":\#(inputTokens),"output_tokens":\#(chunkCount),"cache_creation_input_tokens":0,"cache_read_input_tokens":0}"#
-            return steps + MockScript(defaultChunks: 0, defaultChunkDelayMilliseconds: 0).json(200, """
+            return steps + MockScript.json(200, """
                 {"id":"msg_mock_1","type":"message","role":"assistant","model":\(jsonString(model)),"content":[\(content.joined(separator: ","))],"stop_reason":"\(stopReason)","stop_sequence":null\(usage)}
                 """)
         }
@@ -70,6 +70,6 @@ struct AnthropicMockScript {
     }
 
     private func error(_ status: Int, _ type: String, _ message: String) -> [MockStep] {
-        MockScript(defaultChunks: 0, defaultChunkDelayMilliseconds: 0).json(status, #"{"type":"error","error":{"type":"\#(type)","message":\#(jsonString(message))}}"#)
+        MockScript.json(status, #"{"type":"error","error":{"type":"\#(type)","message":\#(jsonString(message))}}"#)
     }
 }

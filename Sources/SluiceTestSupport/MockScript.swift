@@ -27,7 +27,7 @@ struct MockScript {
         let path = fullPath.split(separator: "?", maxSplits: 1).first.map(String.init) ?? fullPath
         guard method == "POST" else {
             if path.hasSuffix("/models") {
-                return json(200, #"{"object":"list","data":[{"id":"mock","object":"model","created":0,"owned_by":"sluice-mock"}]}"#)
+                return Self.json(200, #"{"object":"list","data":[{"id":"mock","object":"model","created":0,"owned_by":"sluice-mock"}]}"#)
             }
             return error(404, "no such route", type: "invalid_request_error", code: "not_found")
         }
@@ -63,7 +63,7 @@ struct MockScript {
         let delay = behaviour.chunkDelayMilliseconds ?? defaultChunkDelayMilliseconds
 
         if path.hasSuffix("/embeddings") {
-            return steps + json(200, #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0023,-0.0091,0.0154,0.0042]}],"model":\#(jsonString(model)),"usage":{"prompt_tokens":\#(promptTokens),"total_tokens":\#(promptTokens)}}"#)
+            return steps + Self.json(200, #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0023,-0.0091,0.0154,0.0042]}],"model":\#(jsonString(model)),"usage":{"prompt_tokens":\#(promptTokens),"total_tokens":\#(promptTokens)}}"#)
         }
         let isChat = path.hasSuffix("/chat/completions")
         if !stream {
@@ -75,7 +75,7 @@ struct MockScript {
                 ? #"{"index":0,"message":{"role":"assistant","content":\#(jsonString(content))},"finish_reason":"stop"}"#
                 : #"{"index":0,"text":\#(jsonString(content)),"finish_reason":"stop"}"#
             let object = isChat ? "chat.completion" : "text_completion"
-            return steps + json(200, #"{"id":"mock-1","object":"\#(object)","created":1700000000,"model":\#(jsonString(model)),"choices":[\#(choice)]\#(usage)}"#)
+            return steps + Self.json(200, #"{"id":"mock-1","object":"\#(object)","created":1700000000,"model":\#(jsonString(model)),"choices":[\#(choice)]\#(usage)}"#)
         }
 
         steps.append(.head(status: 200, headers: [("content-type", "text/event-stream"), ("cache-control", "no-cache")]))
@@ -109,12 +109,13 @@ struct MockScript {
         return steps
     }
 
-    func json(_ status: Int, _ body: String) -> [MockStep] {
+    /// A whole JSON answer with its length.
+    static func json(_ status: Int, _ body: String) -> [MockStep] {
         let bytes = Array(body.utf8)
         return [.head(status: status, headers: [("content-type", "application/json"), ("content-length", String(bytes.count))]), .data(bytes), .end]
     }
 
     private func error(_ status: Int, _ message: String, type: String, code: String) -> [MockStep] {
-        json(status, String(decoding: OpenAIError(status: status, message: message, type: type, code: code).body, as: UTF8.self))
+        Self.json(status, String(decoding: OpenAIError(status: status, message: message, type: type, code: code).body, as: UTF8.self))
     }
 }

@@ -58,6 +58,18 @@ public enum TestHTTPClient {
         return try await send(raw: Array(request.utf8), port: port, group: group)
     }
 
+    /// One request with a JSON body (empty when nil) and, when given, a bearer token, on a
+    /// connection closed after the answer: how tests drive an admin or agent API.
+    public static func request(_ method: String, _ path: String, json: String? = nil, bearer: String? = nil,
+                               headers: [(String, String)] = [], port: Int, group: any EventLoopGroup) async throws -> TestResponse {
+        let body = json ?? ""
+        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        if let bearer { text += "Authorization: Bearer \(bearer)\r\n" }
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        return try await send(raw: Array(text.utf8), port: port, group: group)
+    }
+
     public static func get(_ path: String, port: Int, group: any EventLoopGroup) async throws -> TestResponse {
         try await send(raw: Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8), port: port, group: group)
     }

@@ -130,8 +130,7 @@ struct Serve: AsyncParsableCommand {
                 throw ExitCode(2)
             }
             runtime = link.runtime
-            // Shut down in reverse: the server drains first, then the last usage is flushed.
-            services = [.init(service: link.flusher), .init(service: link.policySync)]
+            services = link.services
         } else {
             do {
                 runtime = try AgentRuntime(configuration: configuration, identity: identity, upstream: upstream, audit: FileDescriptorAuditSink())

@@ -45,12 +45,7 @@ final class ControlHarness: @unchecked Sendable {
 
     func request(_ method: String, _ path: String, json: String? = nil, token: String? = adminToken,
                  headers: [(String, String)] = []) async throws -> TestResponse {
-        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-        if let token { text += "Authorization: Bearer \(token)\r\n" }
-        for (name, value) in headers { text += "\(name): \(value)\r\n" }
-        let body = json ?? ""
-        text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-        return try await TestHTTPClient.send(raw: Array(text.utf8), port: port, group: group)
+        try await TestHTTPClient.request(method, path, json: json, bearer: token, headers: headers, port: port, group: group)
     }
 
     func json(_ response: TestResponse) throws -> [String: Any] {

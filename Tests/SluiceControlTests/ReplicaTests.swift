@@ -35,10 +35,7 @@ struct ReplicaTests {
         let replicas = started
         @Sendable func call(_ replica: ExternalProcess, _ method: String, _ path: String, json: String = "", token: String = ControlHarness.adminToken,
                             headers: [(String, String)] = []) async throws -> TestResponse {
-            var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer \(token)\r\n"
-            for (name, value) in headers { text += "\(name): \(value)\r\n" }
-            text += "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)"
-            return try await TestHTTPClient.send(raw: Array(text.utf8), port: replica.port, group: group)
+            try await TestHTTPClient.request(method, path, json: json, bearer: token, headers: headers, port: replica.port, group: group)
         }
         let publicKey = try Curve25519.Signing.PublicKey(
             rawRepresentation: try #require(Data(base64Encoded: try String(contentsOfFile: "\(shared)/signing-key.pub", encoding: .utf8)

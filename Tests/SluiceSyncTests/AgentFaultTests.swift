@@ -52,21 +52,7 @@ struct AgentFaultTests {
         }
 
         func admin(_ method: String, _ path: String, json: String = "") async throws -> TestResponse {
-            let text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer \(SyncHarness.adminToken)\r\n"
-                + "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)"
-            return try await TestHTTPClient.send(raw: Array(text.utf8), port: port, group: group)
-        }
-
-        func totals() async throws -> (requests: Int64, prompt: Int64, completion: Int64) {
-            let response = try await admin("GET", "/v1/admin/usage?to=\(Int64(Date().timeIntervalSince1970) + 86_400)")
-            let rows = try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]] ?? []
-            var totals: (requests: Int64, prompt: Int64, completion: Int64) = (0, 0, 0)
-            for row in rows {
-                totals.requests += (row["requests"] as? NSNumber)?.int64Value ?? 0
-                totals.prompt += (row["prompt_tokens"] as? NSNumber)?.int64Value ?? 0
-                totals.completion += (row["completion_tokens"] as? NSNumber)?.int64Value ?? 0
-            }
-            return totals
+            try await TestHTTPClient.request(method, path, json: json, bearer: SyncHarness.adminToken, port: port, group: group)
         }
 
         /// A model on `mockPort`, every service keyless, and a token file for `agentID`.
@@ -101,25 +87,12 @@ struct AgentFaultTests {
         return agent
     }
 
-    /// What callers saw: calls answered 200 and the usage those answers carried.
-    final class Ledger: Sendable {
-        let totals = Mutex<(requests: Int64, prompt: Int64, completion: Int64)>((0, 0, 0))
-
-        /// One call; true when it was answered 200 (and counted).
-        @discardableResult
-        func call(port: Int, group: any EventLoopGroup, content: String) async -> Bool {
-            guard let response = try? await TestHTTPClient.post(
-                "/v1/chat/completions", json: #"{"model":"gpt-test","messages":[{"role":"user","content":"\#(content)"}]}"#, port: port, group: group),
-                response.status == 200,
-                let body = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
-                let usage = body["usage"] as? [String: Any] else { return false }
-            totals.withLock {
-                $0.requests += 1
-                $0.prompt += (usage["prompt_tokens"] as? NSNumber)?.int64Value ?? 0
-                $0.completion += (usage["completion_tokens"] as? NSNumber)?.int64Value ?? 0
-            }
-            return true
-        }
+    /// One call to `port`, counted in `ledger`; true when it was answered 200.
+    static func call(_ ledger: Ledger, port: Int, group: any EventLoopGroup, content: String) async -> Bool {
+        guard let response = try? await TestHTTPClient.post(
+            "/v1/chat/completions", json: #"{"model":"gpt-test","messages":[{"role":"user","content":"\#(content)"}]}"#, port: port, group: group)
+        else { return false }
+        return ledger.count(response)
     }
 
     static func spoolFiles(_ directory: String) -> [String] {
@@ -149,7 +122,7 @@ struct AgentFaultTests {
             let agent = try await Self.startAgent(id: "pod-1", control: control, directory: directory, group: group, flushIntervalSeconds: 3600,
                                                   crashAt: point == "random" ? nil : point)
             for call in 0..<(1 + cycle % 3) {
-                #expect(await ledger.call(port: agent.port, group: group, content: "cycle \(cycle) call \(call)"))
+                #expect(await Self.call(ledger, port: agent.port, group: group, content: "cycle \(cycle) call \(call)"))
             }
             agent.send(signal: SIGTERM)
             if point == "random" {
@@ -170,17 +143,15 @@ struct AgentFaultTests {
         #expect(await last.waitForExit() == 0)
         #expect(Self.spoolFiles(directory.file("pod-1-state")).isEmpty)
         let calls: Int64 = (0..<100).reduce(0) { sum, cycle in sum + 1 + Int64(cycle % 3) }
-        #expect(ledger.totals.withLock { $0.requests } == calls)
+        #expect(ledger.value.requests == calls)
         try await Self.expectTotals(of: control, equal: ledger)
         try await Self.tearDown(control: control, mock: mock, group: group, directory: directory)
     }
 
     /// The control plane's totals against what callers were answered: exactly equal.
     static func expectTotals(of control: ControlProcess, equal ledger: Ledger) async throws {
-        let expected = ledger.totals.withLock { $0 }
-        let totals = try await control.totals()
-        #expect(totals.requests == expected.requests && totals.prompt == expected.prompt && totals.completion == expected.completion,
-                "server \(totals) vs ledger \(expected)")
+        let totals = try await UsageTotals.recorded(adminToken: SyncHarness.adminToken, port: control.port, group: control.group).totals
+        #expect(totals == ledger.value)
     }
 
     static func tearDown(control: ControlProcess, mock: MockProvider, group: MultiThreadedEventLoopGroup, directory: TemporaryDirectory) async throws {
@@ -221,7 +192,7 @@ struct AgentFaultTests {
                 tasks.addTask {
                     var call = 0
                     while running.isSet {
-                        #expect(await ledger.call(port: port, group: group, content: "call \(call)"))
+                        #expect(await Self.call(ledger, port: port, group: group, content: "call \(call)"))
                         call += 1
                     }
                 }
@@ -243,7 +214,7 @@ struct AgentFaultTests {
             #expect(await agent.waitForExit() == 0)
         }
         for id in ids { #expect(Self.spoolFiles(directory.file("\(id)-state")).isEmpty, "\(id) left usage behind") }
-        #expect(ledger.totals.withLock { $0.requests } > 50)
+        #expect(ledger.value.requests > 50)
         try await Self.expectTotals(of: control, equal: ledger)
         try await Self.tearDown(control: control, mock: mock, group: group, directory: directory)
     }

@@ -148,8 +148,8 @@ struct FleetLimitTests {
             try await group.waitForAll()
         }
         for agent in agents { try await agent.stop() }
-        let spent = Double(try await harness.totals().cost) / 1e12
-        let served = agents.map { $0.ledger.withLock { $0.requests } }
+        let spent = Double(try await harness.spentPicoUSD()) / 1e12
+        let served = agents.map { $0.ledger.value.requests }
         // Caps never add up to more than the budget, so the fleet stops at it (a call's cost
         // is estimated at admission and settled after, so allow 2 %), and not far below it.
         #expect(spent <= budget * 1.02, "spent $\(spent) of $\(budget); calls per agent \(served)")

@@ -154,7 +154,7 @@ struct PolicySyncTests {
         }
         #expect(await agent.mode.flusher.flush() == false)  // nowhere to send it
         try await harness.startControl()
-        let ledger = agent.ledger.withLock { $0 }
+        let ledger = agent.ledger.value
         #expect(ledger.requests == 31)
         let flushed = await eventually {
             let totals = try? await harness.totals()
@@ -164,7 +164,7 @@ struct PolicySyncTests {
         // Sent again and again (a retry after a lost answer looks the same): counted once.
         #expect(await agent.mode.flusher.flush())
         let totals = try await harness.totals()
-        #expect(totals.requests == ledger.requests && totals.prompt == ledger.prompt && totals.completion == ledger.completion)
+        #expect(totals == ledger)
         #expect(try agent.mode.spool.pending().isEmpty)
         try await agent.stop()
         try await harness.shutdown()
@@ -179,9 +179,9 @@ struct PolicySyncTests {
         #expect(await eventually { (try? await agent.chat().status) == 200 })
         for _ in 0..<4 { #expect(try await agent.chat().status == 200) }
         try await agent.stop()
-        let ledger = agent.ledger.withLock { $0 }
+        let ledger = agent.ledger.value
         let totals = try await harness.totals()
-        #expect(totals.requests == ledger.requests && totals.prompt == ledger.prompt && totals.completion == ledger.completion)
+        #expect(totals == ledger)
         try await harness.shutdown()
     }
 
@@ -224,11 +224,11 @@ struct PolicySyncTests {
 
         for path in blocked { try? FileManager.default.removeItem(atPath: path) }
         #expect(await eventually { (try? await agent.chat().status) == 200 })
-        let ledger = agent.ledger.withLock { $0 }
+        let ledger = agent.ledger.value
         #expect(await eventually { (try? await harness.totals().requests) == ledger.requests })
         try await agent.stop()
         let totals = try await harness.totals()
-        #expect(totals.requests == ledger.requests && totals.prompt == ledger.prompt && totals.completion == ledger.completion)
+        #expect(totals == ledger)
         try await harness.shutdown()
     }
 }

@@ -72,9 +72,7 @@ final class SyncHarness: @unchecked Sendable {
     // MARK: - Admin API
 
     func admin(_ method: String, _ path: String, json: String = "") async throws -> TestResponse {
-        let text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer \(Self.adminToken)\r\n"
-            + "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)"
-        return try await TestHTTPClient.send(raw: Array(text.utf8), port: controlPort, group: group)
+        try await TestHTTPClient.request(method, path, json: json, bearer: Self.adminToken, port: controlPort, group: group)
     }
 
     func adminJSON(_ method: String, _ path: String, json: String = "") async throws -> Any {
@@ -99,18 +97,11 @@ final class SyncHarness: @unchecked Sendable {
         return body?["token"] as? String ?? ""
     }
 
-    /// Fleet totals from the control plane: requests, prompt and completion tokens, cost.
-    func totals() async throws -> (requests: Int64, prompt: Int64, completion: Int64, cost: Int64) {
-        // Up to a day ahead: tests move the agents' clock forward.
-        let rows = try await adminJSON("GET", "/v1/admin/usage?to=\(Int64(Date().timeIntervalSince1970) + 86_400)") as? [[String: Any]] ?? []
-        var totals: (requests: Int64, prompt: Int64, completion: Int64, cost: Int64) = (0, 0, 0, 0)
-        for row in rows {
-            totals.requests += (row["requests"] as? NSNumber)?.int64Value ?? 0
-            totals.prompt += (row["prompt_tokens"] as? NSNumber)?.int64Value ?? 0
-            totals.completion += (row["completion_tokens"] as? NSNumber)?.int64Value ?? 0
-            totals.cost += (row["cost_pico_usd"] as? NSNumber)?.int64Value ?? 0
-        }
-        return totals
+    /// The control plane's totals, and its recorded cost in pico-USD.
+    func totals() async throws -> UsageTotals { try await UsageTotals.recorded(adminToken: Self.adminToken, port: controlPort, group: group).totals }
+
+    func spentPicoUSD() async throws -> Int64 {
+        try await UsageTotals.recorded(adminToken: Self.adminToken, port: controlPort, group: group).costPicoUSD
     }
 
     // MARK: - Agents
@@ -125,7 +116,7 @@ final class SyncHarness: @unchecked Sendable {
         let stateDirectory: String
         let group: any EventLoopGroup
         /// What the callers saw: calls answered 200 and the usage their answers carried.
-        let ledger = Mutex<(requests: Int64, prompt: Int64, completion: Int64)>((0, 0, 0))
+        let ledger = Ledger()
 
         init(mode: ControlPlaneMode, server: AgentServer, serviceGroup: ServiceGroup, task: Task<Void, any Error>, port: Int,
              stateDirectory: String, group: any EventLoopGroup) {
@@ -145,16 +136,7 @@ final class SyncHarness: @unchecked Sendable {
             let json = #"{"model":"\#(model)","messages":[{"role":"user","content":"\#(content)"}]\#(limit)}"#
             let response = try await TestHTTPClient.post("/v1/chat/completions", json: json,
                                                          headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [], port: port, group: group)
-            if response.status == 200, let body = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
-               let usage = body["usage"] as? [String: Any] {
-                let prompt = (usage["prompt_tokens"] as? NSNumber)?.int64Value ?? 0
-                let completion = (usage["completion_tokens"] as? NSNumber)?.int64Value ?? 0
-                ledger.withLock {
-                    $0.requests += 1
-                    $0.prompt += prompt
-                    $0.completion += completion
-                }
-            }
+            ledger.count(response)
             return response
         }
 
@@ -197,7 +179,7 @@ final class SyncHarness: @unchecked Sendable {
             audit: MemoryAuditSink(), clock: clock.now)
         let server = AgentServer(runtime: mode.runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0), logger: logger)
         let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: mode.flusher), .init(service: mode.policySync), .init(service: server)], logger: logger))
+            services: mode.services + [.init(service: server)], logger: logger))
         let task = Task { try await serviceGroup.run() }
         let port = try await server.boundPort.get()
         return Agent(mode: mode, server: server, serviceGroup: serviceGroup, task: task, port: port, stateDirectory: state, group: group)

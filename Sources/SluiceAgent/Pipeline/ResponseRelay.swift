@@ -102,10 +102,7 @@ final class ResponseRelay: UpstreamResponseDelegate {
             // .awaitingHead is never observed and, unlike .finished, keeps the call.
             mode = .awaitingHead
             var forward: [UInt8] = []
-            let pushed = chunk.withUnsafeReadableBytes { bytes in
-                Result { () throws(SSEDecodingError) in try decoder.push(bytes) }
-            }
-            switch pushed {
+            switch Self.decode(chunk, with: &decoder) {
             case .success(let events):
                 for event in events { forward.append(contentsOf: filter.filter(event)) }
                 mode = .events(decoder, filter)
@@ -123,9 +120,7 @@ final class ResponseRelay: UpstreamResponseDelegate {
         case .translatedEvents(var decoder, var translator):
             mode = .awaitingHead
             var forward: [UInt8] = []
-            let pushed = chunk.withUnsafeReadableBytes { bytes in
-                Result { () throws(SSEDecodingError) in try decoder.push(bytes) }
-            }
+            let pushed = Self.decode(chunk, with: &decoder)
             mode = .translatedEvents(decoder, translator)
             guard case .success(let events) = pushed else {
                 call?.cancel()
@@ -257,6 +252,13 @@ final class ResponseRelay: UpstreamResponseDelegate {
                            usage: estimatedUsage(completionBytes: 0), timeToFirstByte: timeToFirstByte, errorCode: "client_disconnected")
         }
         mode = .finished
+    }
+
+    /// The whole events in `chunk`, the rest kept in `decoder`.
+    private static func decode(_ chunk: ByteBuffer, with decoder: inout SSEDecoder) -> Result<[SSEEvent], SSEDecodingError> {
+        chunk.withUnsafeReadableBytes { bytes in
+            Result { () throws(SSEDecodingError) in try decoder.push(bytes) }
+        }
     }
 
     // MARK: - Writing to the caller

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import ServiceLifecycle
 import SluiceHTTP2
 import SluicePolicy
 
@@ -11,6 +12,13 @@ public struct ControlPlaneMode: Sendable {
     public let policySync: PolicySync
     public let flusher: UsageFlusher
     public let spool: UsageSpool
+
+    /// The flusher and the policy long-poll, to be listed *before* the agent's server in a
+    /// service group: shutdown runs in reverse, so the server drains first and the flusher,
+    /// stopping last, sends the final calls' usage.
+    public var services: [ServiceGroupConfiguration.ServiceConfiguration] {
+        [.init(service: flusher), .init(service: policySync)]
+    }
 
     /// Reads the token and public key, opens the state directory (recovering the spool),
     /// and puts the cached policy in force when there is one that still verifies.

@@ -35,9 +35,7 @@ let control = try await ExternalProcess(
 
 @discardableResult
 func admin(_ method: String, _ path: String, _ json: String = "") async throws -> [String: Any] {
-    let text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: Bearer \(adminToken)\r\n"
-        + "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n\r\n\(json)"
-    let response = try await TestHTTPClient.send(raw: Array(text.utf8), port: controlPort, group: group)
+    let response = try await TestHTTPClient.request(method, path, json: json, bearer: adminToken, port: controlPort, group: group)
     guard (200..<300).contains(response.status) else { fatalError("\(method) \(path): \(response.status) \(response.text)") }
     return (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:]
 }
@@ -73,8 +71,7 @@ func startAgent(_ id: String, flushInterval: Duration) async throws -> Agent {
         identity: ServiceIdentity(service: "checkout", namespace: "shop", pod: id), upstream: UpstreamClient(group: group), group: group,
         maxPolicyAgeSeconds: 3600, flushInterval: flushInterval, pepper: Secret(pepper), logger: logger, audit: MemoryAuditSink())
     let server = AgentServer(runtime: mode.runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0), logger: logger)
-    let serviceGroup = ServiceGroup(configuration: .init(services: [.init(service: mode.flusher), .init(service: mode.policySync), .init(service: server)],
-                                                         logger: logger))
+    let serviceGroup = ServiceGroup(configuration: .init(services: mode.services + [.init(service: server)], logger: logger))
     Task { try await serviceGroup.run() }
     let port = try await server.boundPort.get()
     while (try? await TestHTTPClient.get("/readyz", port: port, group: group).status) != 200 { try await Task.sleep(for: .milliseconds(20)) }
