@@ -22,6 +22,8 @@ public final class AgentRuntime: Sendable {
     let inFlight = InFlightTracker()
     /// Limit state, kept across reloads.
     let limiter = Limiter()
+    /// Deployment health, load and caps, kept across reloads.
+    let router = DeploymentRouter()
     private let active: Mutex<ActivePolicy>
     private let draining = Atomic<Bool>(false)
     /// Caller connections currently open.

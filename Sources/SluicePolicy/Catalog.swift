@@ -169,8 +169,11 @@ public struct CatalogError: Error, Sendable, Equatable, CustomStringConvertible 
 public struct Catalog: Sendable {
     public private(set) var aliases: [String: ModelAlias] = [:]
     public private(set) var names: [String] = []
+    /// Strategy, retries, fallbacks and cooldowns for every alias.
+    public var router: RouterSettings
 
-    public init(_ aliases: [ModelAlias]) {
+    public init(_ aliases: [ModelAlias], router: RouterSettings = RouterSettings()) {
+        self.router = router
         for alias in aliases {
             if self.aliases[alias.name] == nil { names.append(alias.name) }
             self.aliases[alias.name] = alias

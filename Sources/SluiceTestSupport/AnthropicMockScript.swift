@@ -13,6 +13,9 @@ struct AnthropicMockScript {
         guard request["messages"]?.arrayValue != nil else { return error(400, "invalid_request_error", "messages: Field required") }
         var steps: [MockStep] = []
         if behaviour.firstByteDelayMilliseconds > 0 { steps.append(.delay(milliseconds: behaviour.firstByteDelayMilliseconds)) }
+        if behaviour.contextWindow {
+            return steps + error(400, "invalid_request_error", "prompt is too long: 210541 tokens > 200000 maximum")
+        }
         if behaviour.status != 200 {
             let type = switch behaviour.status {
             case 401: "authentication_error"

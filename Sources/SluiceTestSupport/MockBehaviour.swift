@@ -10,7 +10,10 @@
 /// stream open), `big_body=N` (a non-streamed body of about N bytes), `mid_stream_error`
 /// (an `error` event after the first chunk), `echo_key` (with `status`: the error message
 /// quotes the caller's bearer key in full and half-masked, as some providers do),
-/// `tool_call` (answer with a call to the request's first tool).
+/// `tool_call` (answer with a call to the request's first tool), `fail_first=N` (with
+/// `status`: only the first N requests naming this exact model fail; later ones succeed),
+/// `context_window` (400: the prompt exceeds the model's context), `content_filter` (400:
+/// refused under the content policy), `retry_after=N` (a `Retry-After` header on errors).
 ///
 /// The same directives apply on `/v1/messages`, answered in Anthropic's format; there
 /// `mid_stream_error` is an `overloaded_error` event inside the 200 stream.
@@ -29,6 +32,10 @@ public struct MockBehaviour: Sendable, Equatable {
     public var midStreamError = false
     public var echoKey = false
     public var toolCall = false
+    public var failFirst: Int?
+    public var contextWindow = false
+    public var contentFilter = false
+    public var retryAfterSeconds: Int?
 
     public init(model: String) {
         self.model = model
@@ -50,6 +57,10 @@ public struct MockBehaviour: Sendable, Equatable {
             case "mid_stream_error": midStreamError = true
             case "echo_key": echoKey = true
             case "tool_call": toolCall = true
+            case "fail_first": failFirst = value ?? 1
+            case "context_window": contextWindow = true; status = 400
+            case "content_filter": contentFilter = true; status = 400
+            case "retry_after": retryAfterSeconds = value ?? 1
             default: continue
             }
         }

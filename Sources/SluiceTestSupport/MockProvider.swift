@@ -53,6 +53,8 @@ public final class MockProvider: Sendable {
         var connectionsOpened = 0
         var requests: [RecordedRequest] = []
         var goAwaySent = false
+        /// Requests seen per model name (for `fail_first`).
+        var modelCounts: [String: Int] = [:]
         /// Streams the client abandoned (reset or closed) before the answer ended.
         var streamsAbandoned = 0
         var waiters: [(predicate: @Sendable (Counters) -> Bool, continuation: CheckedContinuation<Void, Never>)] = []
@@ -201,12 +203,19 @@ public final class MockProvider: Sendable {
     func script(for request: RecordedRequest) -> [MockStep] {
         record(request)
         let script = MockScript(defaultChunks: configuration.chunks, defaultChunkDelayMilliseconds: configuration.chunkDelayMilliseconds)
-        return script.steps(method: request.method, path: request.path, authorization: request.header("authorization"), body: request.body) {
-            counters.withLockedValue { counters in
-                defer { counters.goAwaySent = true }
-                return !counters.goAwaySent
-            }
-        }
+        return script.steps(method: request.method, path: request.path, authorization: request.header("authorization"), body: request.body,
+                            goAwayAvailable: {
+                                counters.withLockedValue { counters in
+                                    defer { counters.goAwaySent = true }
+                                    return !counters.goAwaySent
+                                }
+                            },
+                            seen: { model in
+                                counters.withLockedValue { counters in
+                                    defer { counters.modelCounts[model, default: 0] += 1 }
+                                    return counters.modelCounts[model, default: 0]
+                                }
+                            })
     }
 }
 

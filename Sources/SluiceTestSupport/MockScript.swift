@@ -22,7 +22,9 @@ struct MockScript {
     let defaultChunks: Int
     let defaultChunkDelayMilliseconds: Int
 
-    func steps(method: String, path fullPath: String, authorization: String?, body: [UInt8], goAwayAvailable: () -> Bool) -> [MockStep] {
+    /// - Parameter seen: how many requests naming a model came before this one.
+    func steps(method: String, path fullPath: String, authorization: String?, body: [UInt8], goAwayAvailable: () -> Bool,
+               seen: (String) -> Int = { _ in 0 }) -> [MockStep] {
         // Routes by path alone: Azure-style calls carry `?api-version=…`.
         let path = fullPath.split(separator: "?", maxSplits: 1).first.map(String.init) ?? fullPath
         guard method == "POST" else {
@@ -36,7 +38,8 @@ struct MockScript {
         let model = body.withUnsafeBytes { bytes in
             request.first(where: { $0.key == "model" }).flatMap { JSONScanner.decodeString(at: $0.valueRange, in: bytes) }
         } ?? "mock"
-        let behaviour = MockBehaviour(model: model)
+        var behaviour = MockBehaviour(model: model)
+        if let failFirst = behaviour.failFirst, seen(model) >= failFirst { behaviour.status = 200 }
         if path.hasSuffix("/messages") {
             return AnthropicMockScript(defaultChunks: defaultChunks, defaultChunkDelayMilliseconds: defaultChunkDelayMilliseconds)
                 .steps(body: body, model: model, behaviour: behaviour)
@@ -44,13 +47,25 @@ struct MockScript {
         var steps: [MockStep] = []
         if behaviour.goAwayOnce, goAwayAvailable() { return [.goAway] }
         if behaviour.firstByteDelayMilliseconds > 0 { steps.append(.delay(milliseconds: behaviour.firstByteDelayMilliseconds)) }
+        if behaviour.contextWindow {
+            return steps + error(400, "This model's maximum context length is 128000 tokens. However, your messages resulted in 130512 tokens.",
+                                 type: "invalid_request_error", code: "context_length_exceeded")
+        }
+        if behaviour.contentFilter {
+            return steps + error(400, "The response was filtered due to the prompt triggering the content management policy.",
+                                 type: "invalid_request_error", code: "content_filter")
+        }
         if behaviour.status != 200 {
             var message = "mock provider answered \(behaviour.status)"
             if behaviour.echoKey, let key = authorization?.split(separator: " ").last {
                 message += "; Incorrect API key provided: \(key) (\(key.prefix(8))************\(key.suffix(4)))"
             }
-            return steps + error(behaviour.status, message,
-                                 type: behaviour.status == 429 ? "rate_limit_exceeded" : "server_error", code: "mock_\(behaviour.status)")
+            var answer = error(behaviour.status, message,
+                               type: behaviour.status == 429 ? "rate_limit_exceeded" : "server_error", code: "mock_\(behaviour.status)")
+            if let retryAfter = behaviour.retryAfterSeconds, case .head(let status, let headers) = answer[0] {
+                answer[0] = .head(status: status, headers: headers + [("retry-after", String(retryAfter))])
+            }
+            return steps + answer
         }
         let stream = request.first(where: { $0.key == "stream" }).map { body[$0.valueRange.lowerBound] == UInt8(ascii: "t") } ?? false
         var includeUsage = false

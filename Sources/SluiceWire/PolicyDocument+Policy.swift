@@ -74,7 +74,9 @@ extension PolicyDocument {
             if let limits = model.limits { modelLimits[model.alias] = try limits.limits(at: "\(path).limits") }
         }
 
-        var policy = Policy(version: String(version), catalog: Catalog(aliases), keyPepper: context.keyPepper)
+        var catalog = Catalog(aliases)
+        if let router = settings.router { catalog.router = try router.settings(for: catalog, warnings: &warnings) }
+        var policy = Policy(version: String(version), catalog: catalog, keyPepper: context.keyPepper)
         policy.modelLimits = modelLimits
         for (index, key) in keys.enumerated() {
             let path = "keys[\(index)] (\(key.id.prefix(64)))"

@@ -281,12 +281,16 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
     public var leaseFallbackFraction: Double
     /// Every active agent's floor, as a percentage of an even split of the limit.
     public var leaseMinimumSharePercent: Int
+    /// Routing strategy, retries, fallbacks and cooldowns (LiteLLM's `router_settings`).
+    public var router: RouterDocument?
 
     public init(onlyAllowModels: [String]? = nil, promptFilters: [PromptFilterDocument] = [], defaultLimits: LimitsDocument? = nil,
                 endUserDefaultLimits: LimitsDocument? = nil, timeZone: String = "UTC", unpricedModels: String = "deny_when_budgeted",
                 defaultMaxOutputTokens: Int = 4096, softBudgetPercent: Int? = nil, budgetWebhookURL: String? = nil,
                 usageSpoolFailure: String = "allow_in_memory", usageSpoolMemoryCap: Int = 100_000, leaseSeconds: Int = 15,
-                leaseFallback: String = "fraction", leaseFallbackFraction: Double = 0.1, leaseMinimumSharePercent: Int = 50) {
+                leaseFallback: String = "fraction", leaseFallbackFraction: Double = 0.1, leaseMinimumSharePercent: Int = 50,
+                router: RouterDocument? = nil) {
+        self.router = router
         self.usageSpoolFailure = usageSpoolFailure
         self.usageSpoolMemoryCap = usageSpoolMemoryCap
         self.leaseSeconds = leaseSeconds
@@ -310,7 +314,8 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
              defaultMaxOutputTokens = "default_max_output_tokens", softBudgetPercent = "soft_budget_percent",
              budgetWebhookURL = "budget_webhook_url", usageSpoolFailure = "usage_spool_failure",
              usageSpoolMemoryCap = "usage_spool_memory_cap", leaseSeconds = "lease_seconds", leaseFallback = "lease_fallback",
-             leaseFallbackFraction = "lease_fallback_fraction", leaseMinimumSharePercent = "lease_minimum_share_percent"
+             leaseFallbackFraction = "lease_fallback_fraction", leaseMinimumSharePercent = "lease_minimum_share_percent",
+             router
     }
 
     /// The fallback as the engine applies it, or nil when the fields are invalid.
@@ -429,6 +434,81 @@ extension SettingsDocument {
                   leaseSeconds: try container.decodeIfPresent(Int.self, forKey: .leaseSeconds) ?? 15,
                   leaseFallback: try container.decodeIfPresent(String.self, forKey: .leaseFallback) ?? "fraction",
                   leaseFallbackFraction: try container.decodeIfPresent(Double.self, forKey: .leaseFallbackFraction) ?? 0.1,
-                  leaseMinimumSharePercent: try container.decodeIfPresent(Int.self, forKey: .leaseMinimumSharePercent) ?? 50)
+                  leaseMinimumSharePercent: try container.decodeIfPresent(Int.self, forKey: .leaseMinimumSharePercent) ?? 50,
+                  router: try container.decodeIfPresent(RouterDocument.self, forKey: .router))
+    }
+}
+
+/// Router settings as the admin API and bundles carry them; every field may be left out.
+public struct RouterDocument: Codable, Sendable, Equatable {
+    public var routingStrategy: String?
+    public var numRetries: Int?
+    public var retryAfter: Double?
+    public var maxRetryBackoff: Double?
+    public var allowedFails: Int?
+    public var cooldownTime: Double?
+    public var fallbacks: [String: [String]]?
+    public var contextWindowFallbacks: [String: [String]]?
+    public var contentPolicyFallbacks: [String: [String]]?
+
+    public init(routingStrategy: String? = nil, numRetries: Int? = nil, retryAfter: Double? = nil, maxRetryBackoff: Double? = nil,
+                allowedFails: Int? = nil, cooldownTime: Double? = nil, fallbacks: [String: [String]]? = nil,
+                contextWindowFallbacks: [String: [String]]? = nil, contentPolicyFallbacks: [String: [String]]? = nil) {
+        self.routingStrategy = routingStrategy
+        self.numRetries = numRetries
+        self.retryAfter = retryAfter
+        self.maxRetryBackoff = maxRetryBackoff
+        self.allowedFails = allowedFails
+        self.cooldownTime = cooldownTime
+        self.fallbacks = fallbacks
+        self.contextWindowFallbacks = contextWindowFallbacks
+        self.contentPolicyFallbacks = contentPolicyFallbacks
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case routingStrategy = "routing_strategy", numRetries = "num_retries", retryAfter = "retry_after",
+             maxRetryBackoff = "max_retry_backoff", allowedFails = "allowed_fails", cooldownTime = "cooldown_time", fallbacks,
+             contextWindowFallbacks = "context_window_fallbacks", contentPolicyFallbacks = "content_policy_fallbacks"
+    }
+
+    /// The settings for `catalog`. Fallbacks to aliases this agent skipped (a provider it
+    /// cannot speak) are dropped with a warning rather than refusing the whole bundle.
+    public func settings(for catalog: Catalog, warnings: inout [String]) throws(WireError) -> RouterSettings {
+        var settings = RouterSettings()
+        if let name = routingStrategy {
+            guard let strategy = RoutingStrategy(configName: name) else {
+                throw WireError("settings.router.routing_strategy must be one of \(RoutingStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            settings.strategy = strategy
+        }
+        settings.numRetries = numRetries ?? settings.numRetries
+        settings.retryBackoffSeconds = retryAfter ?? settings.retryBackoffSeconds
+        settings.maxBackoffSeconds = maxRetryBackoff ?? settings.maxBackoffSeconds
+        settings.allowedFails = allowedFails ?? settings.allowedFails
+        settings.cooldownSeconds = cooldownTime ?? settings.cooldownSeconds
+        func known(_ table: [String: [String]]?, _ name: String) -> [String: [String]] {
+            var kept: [String: [String]] = [:]
+            for (alias, targets) in (table ?? [:]).sorted(by: { $0.key < $1.key }) {
+                guard catalog.alias(named: alias) != nil else {
+                    warnings.append("settings.router.\(name): \(alias) is not served by this agent; its fallbacks are ignored")
+                    continue
+                }
+                kept[alias] = targets.filter { target in
+                    guard catalog.alias(named: target) == nil else { return true }
+                    warnings.append("settings.router.\(name): \(alias) falls back to \(target), which this agent does not serve; skipped")
+                    return false
+                }
+            }
+            return kept
+        }
+        settings.fallbacks = known(fallbacks, "fallbacks")
+        settings.contextWindowFallbacks = known(contextWindowFallbacks, "context_window_fallbacks")
+        settings.contentPolicyFallbacks = known(contentPolicyFallbacks, "content_policy_fallbacks")
+        do {
+            try settings.validate(against: catalog, at: "settings.router")
+        } catch {
+            throw WireError(error.message)
+        }
+        return settings
     }
 }

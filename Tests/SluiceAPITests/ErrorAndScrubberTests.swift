@@ -43,3 +43,24 @@ struct ErrorAndScrubberTests {
         #expect(negative.withUnsafeBytes { TokenUsage.fromOpenAIResponse($0) } == nil)
     }
 }
+
+@Suite("Provider error categories")
+struct ProviderErrorCategoryTests {
+    func category(_ status: Int, _ body: String) -> ProviderErrorCategory { ProviderErrorCategory.of(status: status, body: Array(body.utf8)) }
+
+    @Test("context-window and content-policy refusals are recognised in each provider's words")
+    func categories() {
+        // OpenAI's error reference.
+        #expect(category(400, #"{"error":{"message":"This model's maximum context length is 128000 tokens. However, your messages resulted in 130512 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#) == .contextWindowExceeded)
+        // Azure OpenAI's content filter.
+        #expect(category(400, #"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400}}"#) == .contentPolicy)
+        #expect(category(400, #"{"error":{"message":"Your request was rejected as a result of our safety system.","type":"invalid_request_error","code":"content_policy_violation"}}"#) == .contentPolicy)
+        // Anthropic's errors reference.
+        #expect(category(400, #"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210541 tokens > 200000 maximum"}}"#) == .contextWindowExceeded)
+        // Gemini's INVALID_ARGUMENT.
+        #expect(category(400, #"{"error":{"code":400,"message":"The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).","status":"INVALID_ARGUMENT"}}"#) == .contextWindowExceeded)
+        #expect(category(400, #"{"error":{"message":"Unrecognized request argument supplied: foo","type":"invalid_request_error","code":null}}"#) == .other)
+        #expect(category(500, #"{"error":{"message":"maximum context length","code":"context_length_exceeded"}}"#) == .other)
+        #expect(category(400, "not json") == .other)
+    }
+}

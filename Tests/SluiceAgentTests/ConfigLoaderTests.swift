@@ -64,7 +64,7 @@ struct ConfigLoaderTests {
         let warnings = configuration.warnings.joined(separator: "\n")
         #expect(warnings.contains("max_retries"))
         #expect(warnings.contains("gemini") && !warnings.contains("anthropic"))
-        #expect(warnings.contains("litellm_settings"))
+        #expect(warnings.contains("litellm_settings") && !warnings.contains("router_settings"))
         #expect(!warnings.contains("sk-"))
     }
 
@@ -93,6 +93,31 @@ struct ConfigLoaderTests {
             .contains("rpm") == true)
         let secret = failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_key: sk-secret-123456, api_base: \"https://u:p@h\"}")
         #expect(secret?.contains("sk-secret") == false)
+    }
+
+    @Test("reads router_settings as LiteLLM writes them, and refuses fallbacks to unknown models")
+    func routerSettings() throws {
+        let models = "model_list:\n  - {model_name: gpt, litellm_params: {model: openai/x}}\n  - {model_name: claude, litellm_params: {model: anthropic/y}}\n"
+        let configuration = try ConfigLoader(environment: [:]).load(yaml: models + """
+            router_settings:
+              routing_strategy: latency-based-routing
+              num_retries: 3
+              retry_after: 0.5
+              allowed_fails: 2
+              cooldown_time: 30
+              fallbacks: [{gpt: [claude]}]
+              context_window_fallbacks:
+                - claude: gpt
+              redis_host: localhost
+            """)
+        let router = configuration.catalog.router
+        #expect(router.strategy == .latencyBased && router.numRetries == 3 && router.retryBackoffSeconds == 0.5)
+        #expect(router.allowedFails == 2 && router.cooldownSeconds == 30)
+        #expect(router.fallbacks == ["gpt": ["claude"]] && router.contextWindowFallbacks == ["claude": ["gpt"]])
+        #expect(configuration.warnings.contains { $0.contains("redis_host") })
+        #expect(failure(models + "router_settings: {fallbacks: [{gpt: [gemini]}]}")?.contains("gemini, which is not a model") == true)
+        #expect(failure(models + "router_settings: {routing_strategy: usage-based-routing}")?.contains("routing_strategy") == true)
+        #expect(failure(models + "router_settings: {num_retries: -1}")?.contains("num_retries") == true)
     }
 
     @Test("reads sluice_settings")

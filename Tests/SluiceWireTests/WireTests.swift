@@ -71,6 +71,23 @@ struct WireTests {
         #expect(denial.reason == .budgetExceeded && denial.rule.contains("(fleet)") && denial.retryAfterSeconds == 43_200)
     }
 
+    @Test("router settings travel in the bundle; fallbacks to aliases this agent skipped are dropped with a warning")
+    func router() throws {
+        var document = Self.document()
+        document.settings.router = RouterDocument(routingStrategy: "least-busy", numRetries: 2, cooldownTime: 12,
+                                                  fallbacks: ["gpt-4o-mini": ["claude"]])
+        let decoded = try JSONDecoder().decode(PolicyDocument.self, from: try JSONEncoder().encode(document))
+        #expect(decoded.settings.router == document.settings.router)
+        let (policy, warnings) = try decoded.policy(in: Self.context)
+        #expect(policy.catalog.router.strategy == .leastBusy && policy.catalog.router.numRetries == 2 && policy.catalog.router.cooldownSeconds == 12)
+        #expect(policy.catalog.router.fallbacks == ["gpt-4o-mini": []])
+        #expect(warnings.contains { $0.contains("falls back to claude") })
+        document.settings.router = RouterDocument(routingStrategy: "cost-based")
+        #expect(throws: WireError.self) { try document.policy(in: Self.context) }
+        document.settings.router = RouterDocument(numRetries: 99)
+        #expect(throws: WireError.self) { try document.policy(in: Self.context) }
+    }
+
     @Test("a document that fails any check is refused whole")
     func refusals() {
         var missingCredential = Self.document()

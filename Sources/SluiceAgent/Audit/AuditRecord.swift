@@ -17,6 +17,10 @@ struct AuditRecord {
     /// The policy rule that refused the call (`team "ml" tokens_per_minute`, `filter "ssn"`).
     var rule: String?
     var alias: String?
+    /// The alias that answered: the caller's, or the fallback that stood in for it.
+    var servedAlias: String?
+    /// Upstream attempts the call took, retries and fallbacks included.
+    var attempts: Int?
     var upstreamModel: String?
     var deployment: String?
     var httpVersion: String?
@@ -61,6 +65,8 @@ struct AuditRecord {
         string("method", method)
         string("path", path)
         string("alias", alias)
+        string("served_alias", servedAlias)
+        number("attempts", attempts.map { String($0) })
         string("upstream_model", upstreamModel)
         string("deployment", deployment)
         string("http_version", httpVersion)

@@ -20,7 +20,7 @@ public struct ConfigLoader {
     }
 
     /// Known LiteLLM sections the agent has no use for: ignored with one warning each.
-    static let ignoredSections: Set<String> = ["litellm_settings", "general_settings", "router_settings", "environment_variables"]
+    static let ignoredSections: Set<String> = ["litellm_settings", "general_settings", "environment_variables"]
     static let knownParams: Set<String> = ["model", "api_base", "api_key", "rpm", "tpm", "ssl_verify", "weight", "timeout", "stream_timeout",
                                            "api_version"]
     static let knownInfo: Set<String> = ["input_cost_per_token", "output_cost_per_token", "id", "mode", "base_model",
@@ -41,6 +41,7 @@ public struct ConfigLoader {
         var sawModelList = false
         var policyNode: Node?
         var identity = IdentityOverrides()
+        var router = RouterSettings()
 
         for (keyNode, value) in top {
             let key = keyNode.string ?? ""
@@ -71,6 +72,8 @@ public struct ConfigLoader {
                 settings = try parseSettings(value, warnings: &warnings)
             case "sluice_policy":
                 policyNode = value
+            case "router_settings":
+                router = try parseRouter(value, warnings: &warnings)
             case "sluice_identity":
                 identity = try parseIdentity(value, warnings: &warnings)
             default:
@@ -85,7 +88,12 @@ public struct ConfigLoader {
         let catalog = Catalog(order.map { name in
             ModelAlias(name: name, deployments: aliases[name]!.deployments, price: aliases[name]!.price,
                        maxOutputTokens: aliases[name]!.maxOutput)
-        })
+        }, router: router)
+        do {
+            try router.validate(against: catalog)
+        } catch {
+            throw ConfigError(error.message)
+        }
         let version = contentVersion(yaml)
         var policy: Policy
         if let policyNode {
@@ -207,6 +215,80 @@ public struct ConfigLoader {
         guard let node else { return nil }
         guard let value = node.int, value > 0 else { throw ConfigError("\(path) must be a positive whole number") }
         return value
+    }
+
+    /// `router_settings`, as LiteLLM writes it: `routing_strategy`, `num_retries`,
+    /// `retry_after` (the first backoff), `allowed_fails`, `cooldown_time`, and
+    /// `fallbacks` / `context_window_fallbacks` / `content_policy_fallbacks` as lists of
+    /// one-entry mappings (`- gpt-4o: [claude-sonnet]`).
+    private func parseRouter(_ node: Node, warnings: inout [String]) throws(ConfigError) -> RouterSettings {
+        guard let mapping = node.mapping else { throw ConfigError("router_settings must be a mapping") }
+        var router = RouterSettings()
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? ""
+            func number() throws(ConfigError) -> Double {
+                guard let number = value.float, number >= 0, number.isFinite else {
+                    throw ConfigError("router_settings.\(key) must be a number of seconds, 0 or more")
+                }
+                return number
+            }
+            func count() throws(ConfigError) -> Int {
+                guard let count = value.int, count >= 0 else { throw ConfigError("router_settings.\(key) must be a whole number, 0 or more") }
+                return count
+            }
+            switch key {
+            case "routing_strategy":
+                guard let name = value.string, let strategy = RoutingStrategy(configName: name) else {
+                    throw ConfigError("router_settings.routing_strategy must be one of \(RoutingStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                router.strategy = strategy
+            case "num_retries": router.numRetries = try count()
+            case "retry_after": router.retryBackoffSeconds = try number()
+            case "max_retry_backoff": router.maxBackoffSeconds = try number()
+            case "allowed_fails": router.allowedFails = try count()
+            case "cooldown_time": router.cooldownSeconds = try number()
+            case "fallbacks": router.fallbacks = try fallbackTable(value, at: "router_settings.fallbacks")
+            case "context_window_fallbacks": router.contextWindowFallbacks = try fallbackTable(value, at: "router_settings.context_window_fallbacks")
+            case "content_policy_fallbacks": router.contentPolicyFallbacks = try fallbackTable(value, at: "router_settings.content_policy_fallbacks")
+            default: warnings.append("router_settings.\(key) is not used by the agent; ignored")
+            }
+        }
+        return router
+    }
+
+    /// `[{alias: [fallback, …]}, …]`, or one mapping of alias to list.
+    private func fallbackTable(_ node: Node, at path: String) throws(ConfigError) -> [String: [String]] {
+        var entries: [(Node, Node)] = []
+        if let list = node.sequence {
+            for item in list {
+                guard let mapping = item.mapping else { throw ConfigError("\(path) must be a list of {alias: [fallback, …]} mappings") }
+                entries.append(contentsOf: mapping.map { ($0.key, $0.value) })
+            }
+        } else if let mapping = node.mapping {
+            entries = mapping.map { ($0.key, $0.value) }
+        } else {
+            throw ConfigError("\(path) must be a list of {alias: [fallback, …]} mappings")
+        }
+        var table: [String: [String]] = [:]
+        for (keyNode, value) in entries {
+            guard let alias = keyNode.string, !alias.isEmpty else { throw ConfigError("\(path) has an entry without an alias") }
+            let targets: [String]
+            if let single = value.string {
+                targets = [single]
+            } else if let list = value.sequence {
+                var names: [String] = []
+                for item in list {
+                    guard let name = item.string, !name.isEmpty else { throw ConfigError("\(path).\(alias) must list alias names") }
+                    names.append(name)
+                }
+                targets = names
+            } else {
+                throw ConfigError("\(path).\(alias) must list alias names")
+            }
+            guard table[alias] == nil else { throw ConfigError("\(path) names \(alias) twice") }
+            table[alias] = targets
+        }
+        return table
     }
 
     /// `sluice_identity`: who this agent serves, when not given by the Downward API

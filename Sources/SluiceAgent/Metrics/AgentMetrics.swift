@@ -99,6 +99,21 @@ public final class AgentMetrics: Sendable {
         if let timeToFirstByteNanoseconds { handles.timeToFirstByte.recordNanoseconds(timeToFirstByteNanoseconds) }
     }
 
+    // MARK: - Routing
+
+    /// One upstream attempt ended: `outcome` is `ok` or the failure's label.
+    func attempt(alias: String, deployment: DeploymentKey, outcome: String) {
+        counter("sluice_upstream_attempts_total", [("alias", alias), ("deployment", deployment.description), ("outcome", outcome)]).increment()
+    }
+
+    func retried(alias: String) { counter("sluice_retries_total", [("alias", alias)]).increment() }
+
+    func fellBack(from alias: String, to fallback: String) {
+        counter("sluice_fallbacks_total", [("alias", alias), ("fallback", fallback)]).increment()
+    }
+
+    func deploymentsUnavailable(alias: String) { counter("sluice_no_deployment_available_total", [("alias", alias)]).increment() }
+
     // MARK: - Policy
 
     func policyLoaded(_ active: ActivePolicy) {
@@ -160,6 +175,12 @@ public final class AgentMetrics: Sendable {
             gauge("sluice_usage_spool_disk_ok", []).record(health.lastError == nil ? 1 : 0)
             gauge("sluice_usage_spool_records_total", []).record(health.appendedTotal)
             gauge("sluice_usage_spool_quarantined_files", []).record(health.quarantined)
+        }
+        for (key, state) in runtime.router.states {
+            let labels = [("alias", key.alias), ("deployment", key.description)]
+            gauge("sluice_deployment_in_flight", labels).record(state.inFlight)
+            gauge("sluice_deployment_cooling_down", labels).record(state.cooldownUntil > now ? 1 : 0)
+            if let latency = state.latencySeconds { gauge("sluice_deployment_ttfb_seconds", labels).record(latency) }
         }
         let seconds = now / 1_000_000_000
         for (scope, snapshot) in limiter.snapshots(now: now, dayNumber: timeZone.dayNumber(at: seconds),

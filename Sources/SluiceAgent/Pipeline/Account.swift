@@ -13,8 +13,12 @@ struct Account {
     let startedAt: NIODeadline
     let startedAtWall: Int64
 
+    /// - Parameters:
+    ///   - servedBy: the alias that answered, when it is a fallback of the caller's: its
+    ///     prices apply, and the audit line names it.
+    ///   - attempts: upstream attempts the call took (retries and fallbacks included).
     func record(status: Int, permit: Authorize.Permit? = nil, refusal: Authorize.Refusal? = nil, deployment: Deployment? = nil,
-                httpVersion: String? = nil, usage: TokenUsage? = nil, streamCompleted: Bool? = nil, timeToFirstByte: TimeAmount? = nil,
+                servedBy: ModelAlias? = nil, attempts: Int? = nil, httpVersion: String? = nil, usage: TokenUsage? = nil, streamCompleted: Bool? = nil, timeToFirstByte: TimeAmount? = nil,
                 errorCode: String? = nil) {
         let latency = NIODeadline.now() - startedAt
         var record = AuditRecord(
@@ -30,6 +34,8 @@ struct Account {
         record.alias = permit?.alias.name ?? refusal?.alias
         record.upstreamModel = deployment?.upstreamModel
         record.deployment = deployment.map { $0.endpoint.description }
+        record.servedAlias = servedBy?.name
+        record.attempts = attempts
         record.httpVersion = httpVersion
         record.stream = permit?.request.stream ?? false
         record.streamCompleted = streamCompleted
@@ -40,7 +46,8 @@ struct Account {
         if let permit {
             let now = runtime.now()
             if let usage {
-                cost = permit.engine.settle(permit.admission, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens, now: now)
+                cost = permit.engine.settle(permit.admission, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
+                                            servedBy: servedBy?.name, now: now)
                 // Never counted as $0 in silence: an unpriced alias is flagged for the operator.
                 record.priceMissing = cost == nil
             } else {
@@ -48,7 +55,7 @@ struct Account {
             }
         }
         record.costUSD = cost?.usd
-        if let spool = runtime.spool, let entry = SpoolEntry.record(for: caller, permit: permit, refusal: refusal, usage: usage, cost: cost,
+        if let spool = runtime.spool, let entry = SpoolEntry.record(for: caller, permit: permit, refusal: refusal, servedBy: servedBy?.name, usage: usage, cost: cost,
                                                 service: runtime.identity.qualifiedName, at: startedAtWall) {
             spool.append(entry)
         }

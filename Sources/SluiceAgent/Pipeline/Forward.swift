@@ -11,7 +11,7 @@ enum Forward {
     /// The Messages API version sent to Anthropic.
     static let anthropicVersion = "2023-06-01"
 
-    static func request(for permit: Authorize.Permit, deployment: Deployment, settings: AgentSettings, identity: ServiceIdentity,
+    static func request(for permit: Authorize.Permit, alias: ModelAlias, deployment: Deployment, settings: AgentSettings, identity: ServiceIdentity,
                         allocator: ByteBufferAllocator) throws(RequestBodyError) -> UpstreamRequest {
         var headers: [(name: String, value: String)] = [
             ("content-type", "application/json"),
@@ -36,7 +36,7 @@ enum Forward {
             if !deployment.credential.isEmpty { headers.append(("api-key", deployment.credential.reveal())) }
         case .anthropic:
             guard permit.request.endpoint == .chatCompletions else {
-                throw RequestBodyError("\(permit.alias.name) is served by Anthropic, which has no \(permit.request.endpoint.rawValue); use /v1/chat/completions",
+                throw RequestBodyError("\(alias.name) is served by Anthropic, which has no \(permit.request.endpoint.rawValue); use /v1/chat/completions",
                                        code: "unsupported_endpoint")
             }
             let request: JSONValue
@@ -46,7 +46,7 @@ enum Forward {
                 throw RequestBodyError("the body is not valid JSON: \(error)", code: "invalid_json")
             }
             body = try AnthropicRequest.body(from: request, upstreamModel: deployment.upstreamModel,
-                                             defaultMaxTokens: permit.alias.maxOutputTokens ?? permit.engine.policy.defaultMaxOutputTokens,
+                                             defaultMaxTokens: alias.maxOutputTokens ?? permit.engine.policy.defaultMaxOutputTokens,
                                              defaultUser: identity.qualifiedName)
             let base = deployment.endpoint.basePath
             path = base + (base.hasSuffix("/v1") ? "/messages" : "/v1/messages")

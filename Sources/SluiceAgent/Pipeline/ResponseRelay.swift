@@ -34,10 +34,16 @@ final class ResponseRelay: UpstreamResponseDelegate {
 
     private let channel: any Channel
     private let permit: Authorize.Permit
+    /// The alias this attempt serves: the caller's, or a fallback.
+    private let alias: ModelAlias
     private let deployment: Deployment
+    /// 1 for the first attempt at the call, 2 for the first retry or fallback, and so on.
+    private let attempt: Int
     private let account: Account
     private let runtime: AgentRuntime
-    private let onComplete: (ResponseEnding) -> Void
+    private let owner: any AttemptOwner
+    /// The usage recorded for this attempt, passed to the owner when it ends.
+    private var recordedUsage: TokenUsage?
     var call: UpstreamCall?
     private var mode = Mode.awaitingHead {
         didSet {
@@ -50,14 +56,16 @@ final class ResponseRelay: UpstreamResponseDelegate {
     private var httpVersion: UpstreamProtocol?
     private var outstandingWrites = 0
 
-    init(channel: any Channel, permit: Authorize.Permit, deployment: Deployment, account: Account, runtime: AgentRuntime,
-         onComplete: @escaping (ResponseEnding) -> Void) {
+    init(channel: any Channel, permit: Authorize.Permit, alias: ModelAlias, deployment: Deployment, attempt: Int, account: Account,
+         runtime: AgentRuntime, owner: any AttemptOwner) {
         self.channel = channel
         self.permit = permit
+        self.alias = alias
         self.deployment = deployment
+        self.attempt = attempt
         self.account = account
         self.runtime = runtime
-        self.onComplete = onComplete
+        self.owner = owner
     }
 
     // MARK: - Upstream events
@@ -80,7 +88,7 @@ final class ResponseRelay: UpstreamResponseDelegate {
             var headers = relayedHeaders(head.headers, keepLength: false)
             headers.replaceOrAdd(name: "cache-control", value: "no-cache")
             mode = .translatedEvents(SSEDecoder(), AnthropicStreamTranslator(
-                model: permit.alias.name, created: runtime.now() / 1_000_000_000, callerRequestedUsage: permit.request.callerRequestedUsage))
+                model: alias.name, created: runtime.now() / 1_000_000_000, callerRequestedUsage: permit.request.callerRequestedUsage))
             sendHead(status: head.status, headers: headers)
             return
         }
@@ -137,8 +145,8 @@ final class ResponseRelay: UpstreamResponseDelegate {
         case .translatedBody(var body):
             guard body.count + size <= Self.usageCaptureLimit else {
                 call?.cancel()
-                mode = .awaitingHead
-                upstreamFailed(UpstreamError(.protocolError, "the provider's answer exceeds \(Self.usageCaptureLimit) bytes"))
+                answerFailure(UpstreamError(.protocolError, "the provider's answer exceeds \(Self.usageCaptureLimit) bytes"),
+                              failure: .serverError(status: 502))
                 return
             }
             mode = .awaitingHead
@@ -175,17 +183,22 @@ final class ResponseRelay: UpstreamResponseDelegate {
             let completed = filter.sawDone && !filter.sawErrorEvent
             let usage = filter.usage ?? estimatedUsage(completionBytes: filter.dataBytes)
             finish(status: 200, usage: usage, streamCompleted: completed,
-                   errorCode: filter.sawErrorEvent ? "upstream_stream_error_event" : (filter.sawDone ? nil : "upstream_stream_incomplete"))
+                   errorCode: filter.sawErrorEvent ? "upstream_stream_error_event" : (filter.sawDone ? nil : "upstream_stream_incomplete"),
+                   failure: completed ? nil : .serverError(status: 502))
         case .translatedEvents(var decoder, let translator):
             _ = decoder.remainder()  // an unfinished Anthropic event has nothing to translate
             let usage = translator.usage ?? estimatedUsage(completionBytes: translator.dataBytes)
             let errorCode = translator.errorType.map { "upstream_\($0)" } ?? (translator.sawStop ? nil : "upstream_stream_incomplete")
-            finish(status: 200, usage: usage, streamCompleted: translator.sawStop && translator.errorType == nil, errorCode: errorCode)
+            // An error event inside the 200 stream (Anthropic's `overloaded_error`) reached the
+            // caller, so it is not retried; it counts against the deployment all the same.
+            let failure: AttemptFailure? = translator.errorType.map { .serverError(status: AnthropicResponse.status(ofErrorType: $0)) }
+                ?? (translator.sawStop ? nil : .serverError(status: 502))
+            finish(status: 200, usage: usage, streamCompleted: translator.sawStop && translator.errorType == nil, errorCode: errorCode,
+                   failure: failure)
         case .translatedBody(let body):
-            guard let translated = AnthropicResponse.chatCompletion(from: body, model: permit.alias.name,
+            guard let translated = AnthropicResponse.chatCompletion(from: body, model: alias.name,
                                                                     created: runtime.now() / 1_000_000_000) else {
-                mode = .awaitingHead
-                upstreamFailed(UpstreamError(.protocolError, "the provider's answer is not a Messages response"))
+                answerFailure(UpstreamError(.protocolError, "the provider's answer is not a Messages response"), failure: .serverError(status: 502))
                 return
             }
             var headers = HTTPHeaders()
@@ -199,8 +212,13 @@ final class ResponseRelay: UpstreamResponseDelegate {
         case .passthrough(let capture, let overflowed):
             let usage = overflowed ? nil : capture.withUnsafeBytes { TokenUsage.fromOpenAIResponse($0) }
             finish(status: 200, usage: usage ?? estimatedUsage(completionBytes: capture.count), streamCompleted: nil, errorCode: nil)
-        case .upstreamError(let status, _, let body):
-            relayUpstreamError(status: status, body: body)
+        case .upstreamError(let status, let headers, let body):
+            let failure = Self.failure(status: status, headers: headers, body: body)
+            if owner.attemptFailed(failure) {
+                mode = .finished
+                return
+            }
+            relayUpstreamError(status: status, body: body, failure: failure)
         case .awaitingHead, .finished:
             break
         }
@@ -208,26 +226,56 @@ final class ResponseRelay: UpstreamResponseDelegate {
 
     func upstreamFailed(_ error: UpstreamError) {
         switch mode {
-        case .awaitingHead, .upstreamError, .translatedBody:
-            let status = error.isTimeout ? 504 : 502
-            let openAIError = OpenAIError(status: status, message: "upstream \(deployment.endpoint) failed: \(error.message)",
-                                          type: "upstream_error", code: error.kind.rawValue)
-            sendError(openAIError)
-            account.record(status: status, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
-                           timeToFirstByte: timeToFirstByte, errorCode: error.kind.rawValue)
-            mode = .finished
-            onComplete(.complete)
+        case .awaitingHead, .upstreamError:
+            // Nothing has reached the caller yet: the owner may try again elsewhere.
+            var failure: AttemptFailure = error.isTimeout ? .timeout : .connect
+            if case .upstreamError(let status, let headers, let body) = mode { failure = Self.failure(status: status, headers: headers, body: body) }
+            if owner.attemptFailed(failure) {
+                mode = .finished
+                return
+            }
+            answerFailure(error, failure: failure)
+        case .translatedBody:
+            // The provider answered and may have charged for it: not tried again.
+            answerFailure(error, failure: .serverError(status: 502))
         case .events, .translatedEvents:
             // The caller already has a 200 and a stream prefix: end it with an error event.
             failStream(code: error.kind.rawValue, message: "upstream failed mid-stream: \(error.message)")
         case .passthrough:
             // Part of a plain body is out; the only honest signal left is to cut the connection.
-            account.record(status: 200, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
-                           usage: nil, timeToFirstByte: timeToFirstByte, errorCode: error.kind.rawValue)
+            record(status: 200, usage: nil, errorCode: error.kind.rawValue)
             mode = .finished
-            onComplete(.abort)
+            ended(.abort, failure: .connect)
         case .finished:
             break
+        }
+    }
+
+    private func answerFailure(_ error: UpstreamError, failure: AttemptFailure) {
+        let status = error.isTimeout ? 504 : 502
+        sendError(OpenAIError(status: status, message: "upstream \(deployment.endpoint) failed: \(error.message)",
+                              type: "upstream_error", code: error.kind.rawValue))
+        record(status: status, errorCode: error.kind.rawValue)
+        mode = .finished
+        ended(.complete, failure: failure)
+    }
+
+    /// How routing reads an upstream error answer.
+    static func failure(status: Int, headers: [(name: String, value: String)], body: [UInt8]) -> AttemptFailure {
+        switch status {
+        case 429:
+            let value = headers.first { $0.name == "retry-after" }?.value
+            return .rateLimited(retryAfterSeconds: value.flatMap { Double($0.filter { $0 != " " }) })
+        case 500...:
+            return .serverError(status: status)
+        case 401, 403:
+            return .deploymentRefused(status: status)
+        default:
+            switch ProviderErrorCategory.of(status: status, body: body) {
+            case .contextWindowExceeded: return .contextWindowExceeded
+            case .contentPolicy: return .contentPolicy
+            case .other: return .rejected(status: status)
+            }
         }
     }
 
@@ -239,19 +287,17 @@ final class ResponseRelay: UpstreamResponseDelegate {
         case .events(_, let filter):
             call?.cancel()
             let usage = filter.usage ?? estimatedUsage(completionBytes: filter.dataBytes)
-            account.record(status: 499, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
-                           usage: usage, streamCompleted: false, timeToFirstByte: timeToFirstByte, errorCode: "client_disconnected")
+            record(status: 499, usage: usage, streamCompleted: false, errorCode: "client_disconnected")
         case .translatedEvents(_, let translator):
             call?.cancel()
             let usage = translator.usage ?? estimatedUsage(completionBytes: translator.dataBytes)
-            account.record(status: 499, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
-                           usage: usage, streamCompleted: false, timeToFirstByte: timeToFirstByte, errorCode: "client_disconnected")
+            record(status: 499, usage: usage, streamCompleted: false, errorCode: "client_disconnected")
         default:
             call?.cancel()
-            account.record(status: 499, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
-                           usage: estimatedUsage(completionBytes: 0), timeToFirstByte: timeToFirstByte, errorCode: "client_disconnected")
+            record(status: 499, usage: estimatedUsage(completionBytes: 0), errorCode: "client_disconnected")
         }
         mode = .finished
+        ended(.abort, failure: nil)
     }
 
     /// The whole events in `chunk`, the rest kept in `decoder`.
@@ -295,11 +341,21 @@ final class ResponseRelay: UpstreamResponseDelegate {
         }
     }
 
-    private func finish(status: Int, usage: TokenUsage?, streamCompleted: Bool?, errorCode: String?) {
+    private func finish(status: Int, usage: TokenUsage?, streamCompleted: Bool?, errorCode: String?, failure: AttemptFailure? = nil) {
         mode = .finished
-        account.record(status: status, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
-                       usage: usage, streamCompleted: streamCompleted, timeToFirstByte: timeToFirstByte, errorCode: errorCode)
-        onComplete(.complete)
+        record(status: status, usage: usage, streamCompleted: streamCompleted, errorCode: errorCode)
+        ended(.complete, failure: failure)
+    }
+
+    private func record(status: Int, usage: TokenUsage? = nil, streamCompleted: Bool? = nil, errorCode: String? = nil) {
+        recordedUsage = usage
+        account.record(status: status, permit: permit, deployment: deployment, servedBy: alias, attempts: attempt,
+                       httpVersion: httpVersion?.rawValue, usage: usage, streamCompleted: streamCompleted,
+                       timeToFirstByte: timeToFirstByte, errorCode: errorCode)
+    }
+
+    private func ended(_ ending: ResponseEnding, failure: AttemptFailure?) {
+        owner.attemptEnded(ending, timeToFirstByte: timeToFirstByte, usage: recordedUsage, failure: failure)
     }
 
     /// Ends a started stream with an SSE error event; usage is what the stream showed so far.
@@ -313,12 +369,11 @@ final class ResponseRelay: UpstreamResponseDelegate {
             usage = translator.usage ?? estimatedUsage(completionBytes: translator.dataBytes)
         }
         mode = .finished
-        account.record(status: 200, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
-                       usage: usage, streamCompleted: false, timeToFirstByte: timeToFirstByte, errorCode: code)
-        onComplete(.complete)
+        record(status: 200, usage: usage, streamCompleted: false, errorCode: code)
+        ended(.complete, failure: .serverError(status: 502))
     }
 
-    private func relayUpstreamError(status: Int, body: [UInt8]) {
+    private func relayUpstreamError(status: Int, body: [UInt8], failure: AttemptFailure) {
         let scrubbed = permit.policy.scrubber.scrub(body)
         if deployment.dialect == .anthropic {
             // In the caller's dialect, status and type kept.
@@ -326,9 +381,8 @@ final class ResponseRelay: UpstreamResponseDelegate {
                 status: status, message: "upstream \(deployment.endpoint) answered HTTP \(status)", type: "upstream_error", code: "upstream_http_\(status)")
             writeJSONResponse(error.body, status: status, on: channel, requestID: account.requestID, close: false, extraHeaders: rateLimitFields)
             mode = .finished
-            account.record(status: status, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
-                           timeToFirstByte: timeToFirstByte, errorCode: "upstream_\(error.code)")
-            onComplete(.complete)
+            record(status: status, errorCode: "upstream_\(error.code)")
+            ended(.complete, failure: failure)
             return
         }
         let isOpenAIShaped = scrubbed.withUnsafeBytes { bytes in
@@ -340,9 +394,8 @@ final class ResponseRelay: UpstreamResponseDelegate {
         writeJSONResponse(payload, status: status, on: channel, requestID: account.requestID, close: false,
                           extraHeaders: rateLimitFields)
         mode = .finished
-        account.record(status: status, permit: permit, deployment: deployment, httpVersion: httpVersion?.rawValue,
-                       timeToFirstByte: timeToFirstByte, errorCode: "upstream_http_\(status)")
-        onComplete(.complete)
+        record(status: status, errorCode: "upstream_http_\(status)")
+        ended(.complete, failure: failure)
     }
 
     private func sendError(_ error: OpenAIError) {

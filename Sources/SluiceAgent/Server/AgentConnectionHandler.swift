@@ -19,7 +19,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         case receiving(Request)
         /// The answer was given early (413); the rest of the body is dropped until close.
         case discarding
-        case responding(ResponseRelay?)
+        case responding(RoutedCall?)
     }
 
     private struct Request {
@@ -83,8 +83,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if case .responding(let relay) = state {
-            relay?.clientDisconnected()
+        if case .responding(let call) = state {
+            call?.clientDisconnected()
             finishRequest()
         } else if case .receiving(let request) = state {
             request.account.record(status: 499, errorCode: "client_disconnected")
@@ -180,25 +180,11 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         case .success(let granted):
             permit = granted
         }
-        let deployment = Route.pick(permit.alias)
-        let upstreamRequest: UpstreamRequest
-        do throws(RequestBodyError) {
-            upstreamRequest = try Forward.request(for: permit, deployment: deployment, settings: runtime.settings,
-                                                  identity: runtime.identity, allocator: context.channel.allocator)
-        } catch {
-            // Admitted, but not expressible in the provider's dialect: the reservation goes back.
-            let refusal = OpenAIError(status: 400, message: error.message, type: "invalid_request_error", code: error.code, param: error.param)
-            request.account.record(status: 400, permit: permit, deployment: deployment, errorCode: error.code)
-            writeJSONResponse(refusal.body, status: 400, on: context.channel, requestID: request.account.requestID, close: !keepAlive)
-            responseEnded(.complete)
-            return
-        }
-        let relay = ResponseRelay(channel: context.channel, permit: permit, deployment: deployment, account: request.account,
-                                  runtime: runtime) { [self] ending in
+        let call = RoutedCall(channel: context.channel, permit: permit, account: request.account, runtime: runtime) { [self] ending in
             self.responseEnded(ending)
         }
-        state = .responding(relay)
-        relay.call = runtime.upstream.execute(upstreamRequest, to: Route.origin(of: deployment), on: context.eventLoop, delegate: relay)
+        state = .responding(call)
+        call.start()
     }
 
     // MARK: - Answers given here

@@ -88,6 +88,18 @@ enum Validation {
         guard (0...100).contains(settings.leaseMinimumSharePercent) else {
             throw APIError(400, "lease_minimum_share_percent must be 0 to 100", code: "invalid_settings")
         }
+        if let router = settings.router {
+            // Strategy, numbers and self-fallbacks are checked here; which aliases exist is
+            // each agent's business, as models may be added after the settings.
+            let tables = [router.fallbacks, router.contextWindowFallbacks, router.contentPolicyFallbacks].compactMap { $0 }
+            let named = Set(tables.flatMap { $0.keys } + tables.flatMap { $0.values.flatMap { $0 } })
+            var warnings: [String] = []
+            do {
+                _ = try router.settings(for: Catalog(named.map { ModelAlias(name: $0, deployments: [], price: nil) }), warnings: &warnings)
+            } catch {
+                throw APIError(400, error.message, code: "invalid_settings")
+            }
+        }
     }
 
     private static func compile(_ filter: PromptFilterDocument) throws -> PromptFilter {

@@ -266,11 +266,12 @@ public final class PolicyEngine: Sendable {
     }
 
     /// Swaps the reservation for what the call used.
+    /// - Parameter servedBy: the alias that answered, when a fallback did: its prices apply.
     /// - Returns: the call's cost at the alias's prices, or nil when the alias has none (the
     ///   budgets then count nothing for it; the caller must flag it, never report $0).
     @discardableResult
-    public func settle(_ admission: Admission, promptTokens: Int, completionTokens: Int, now: Int64) -> Cost? {
-        let price = policy.catalog.alias(named: admission.alias)?.price
+    public func settle(_ admission: Admission, promptTokens: Int, completionTokens: Int, servedBy: String? = nil, now: Int64) -> Cost? {
+        let price = policy.catalog.alias(named: servedBy ?? admission.alias)?.price
         let cost = price?.cost(promptTokens: promptTokens, completionTokens: completionTokens)
         let seconds = now / 1_000_000_000
         limiter.settle(admission.reservation, tokens: promptTokens + completionTokens, cost: cost ?? .zero, now: now,

@@ -1,0 +1,210 @@
+/// Names one deployment across policy reloads: its health and load carry over as long as
+/// the alias, provider, address and upstream model stay the same.
+public struct DeploymentKey: Sendable, Hashable, CustomStringConvertible {
+    public let alias: String
+    public let dialect: ProviderDialect
+    public let endpoint: String
+    public let upstreamModel: String
+
+    public init(_ deployment: Deployment) {
+        alias = deployment.alias
+        dialect = deployment.dialect
+        endpoint = deployment.endpoint.description
+        upstreamModel = deployment.upstreamModel
+    }
+
+    /// `anthropic/claude-x@https://api.anthropic.com/v1`: how metrics and logs name it.
+    public var description: String { "\(dialect.rawValue)/\(upstreamModel)@\(endpoint)" }
+}
+
+/// What routing knows about each deployment on this agent: calls in flight, recent time to
+/// first byte, recent failures and cooldown, and its own `rpm`/`tpm` caps as token buckets.
+/// A plain value driven by an injected clock; the agent keeps one behind a lock.
+public struct DeploymentBoard: Sendable {
+    public struct State: Sendable, Equatable {
+        public var inFlight = 0
+        /// Smoothed time to first byte, in seconds; nil until measured.
+        public var latencySeconds: Double?
+        /// Failures since `failWindowStart` (a rolling minute).
+        public var fails = 0
+        public var failWindowStart: Int64 = 0
+        /// Wall nanoseconds until which the deployment is left out; 0 when it is not.
+        public var cooldownUntil: Int64 = 0
+        /// Requests and tokens left under the caps, refilled continuously per minute.
+        public var requestLevel: Double = 0
+        public var tokenLevel: Double = 0
+        public var refilledAt: Int64 = 0
+        var capsSeen = false
+    }
+
+    /// Why no deployment of an alias could take a call.
+    public struct Unavailable: Sendable, Equatable {
+        public var coolingDown: Int
+        public var atCap: Int
+        /// The soonest one of them can take a call again, in whole seconds (at least 1).
+        public var retryAfterSeconds: Int
+
+        public init(coolingDown: Int, atCap: Int, retryAfterSeconds: Int) {
+            self.coolingDown = coolingDown
+            self.atCap = atCap
+            self.retryAfterSeconds = retryAfterSeconds
+        }
+    }
+
+    public enum Choice: Sendable, Equatable {
+        case chosen(Deployment)
+        case unavailable(Unavailable)
+    }
+
+    public private(set) var states: [DeploymentKey: State] = [:]
+    /// Weight of the newest latency sample in the smoothed value.
+    static let latencyWeight = 0.3
+    /// The latency a failure counts as.
+    static let failureLatencySeconds = 5.0
+    static let minute: Int64 = 60_000_000_000
+
+    public init() {}
+
+    /// Chooses one of `alias`'s deployments by `strategy`, and counts the call against it
+    /// (in flight, one request and `estimatedTokens` under its caps).
+    ///
+    /// Deployments in `tried` are chosen again only when no other is eligible. Cooling
+    /// deployments are left out, except the only deployment of an alias: with nothing to
+    /// move to, refusing calls would only turn a provider's bad minute into a certain
+    /// outage. `roll` in `0..<1` breaks ties by weight.
+    public mutating func choose(from alias: ModelAlias, strategy: RoutingStrategy, tried: Set<DeploymentKey> = [],
+                                estimatedTokens: Int, now: Int64, roll: Double) -> Choice {
+        var eligible: [(Deployment, DeploymentKey)] = []
+        var cooling = 0, capped = 0
+        var soonest = Int64.max
+        for deployment in alias.deployments {
+            let key = DeploymentKey(deployment)
+            var state = states[key] ?? State()
+            refill(&state, deployment, now: now)
+            states[key] = state
+            if state.cooldownUntil > now, alias.deployments.count > 1 {
+                cooling += 1
+                soonest = min(soonest, state.cooldownUntil - now)
+                continue
+            }
+            if let wait = capWait(state, deployment, estimatedTokens: estimatedTokens) {
+                capped += 1
+                soonest = min(soonest, wait)
+                continue
+            }
+            eligible.append((deployment, key))
+        }
+        let untried = eligible.filter { !tried.contains($0.1) }
+        let pool = untried.isEmpty ? eligible : untried
+        guard !pool.isEmpty else {
+            let seconds = soonest == .max ? 1 : Int((soonest + 999_999_999) / 1_000_000_000)
+            return .unavailable(Unavailable(coolingDown: cooling, atCap: capped, retryAfterSeconds: max(1, seconds)))
+        }
+        let candidates: [(Deployment, DeploymentKey)]
+        switch strategy {
+        case .simpleShuffle:
+            candidates = pool
+        case .leastBusy:
+            let least = pool.map { states[$0.1]!.inFlight }.min()!
+            candidates = pool.filter { states[$0.1]!.inFlight == least }
+        case .latencyBased:
+            let unmeasured = pool.filter { states[$0.1]!.latencySeconds == nil }
+            if unmeasured.isEmpty {
+                let fastest = pool.map { states[$0.1]!.latencySeconds! }.min()!
+                candidates = pool.filter { states[$0.1]!.latencySeconds! == fastest }
+            } else {
+                candidates = unmeasured
+            }
+        }
+        let (deployment, key) = Self.weighted(candidates, roll: roll)
+        var state = states[key]!
+        state.inFlight += 1
+        if deployment.requestsPerMinute != nil { state.requestLevel -= 1 }
+        if deployment.tokensPerMinute != nil { state.tokenLevel -= Double(estimatedTokens) }
+        states[key] = state
+        return .chosen(deployment)
+    }
+
+    /// Ends a call chosen by ``choose(from:strategy:tried:estimatedTokens:now:roll:)``:
+    /// its latency when it got a first byte, its tokens in place of the estimate, and its
+    /// failure, which may start a cooldown.
+    ///
+    /// A 429 cools the deployment down at once (the provider said so); other failures once
+    /// more than `allowedFails` happened within a minute.
+    public mutating func finished(_ deployment: Deployment, timeToFirstByteSeconds: Double?, tokensUsed: Int?, estimatedTokens: Int,
+                                  failure: AttemptFailure?, settings: RouterSettings, now: Int64) {
+        let key = DeploymentKey(deployment)
+        var state = states[key] ?? State()
+        state.inFlight = max(0, state.inFlight - 1)
+        if failure == nil, let seconds = timeToFirstByteSeconds, seconds.isFinite, seconds >= 0 {
+            state.latencySeconds = state.latencySeconds.map { $0 + Self.latencyWeight * (seconds - $0) } ?? seconds
+        }
+        if deployment.tokensPerMinute != nil, let tokensUsed {
+            state.tokenLevel -= Double(tokensUsed - estimatedTokens)
+        }
+        if let failure, failure.countsAgainstDeployment {
+            // A failing deployment is slow by any measure: latency-based routing would
+            // otherwise keep preferring it as "unmeasured". Successes bring it back down.
+            state.latencySeconds = max(state.latencySeconds ?? 0, Self.failureLatencySeconds)
+            if now - state.failWindowStart >= Self.minute {
+                state.failWindowStart = now
+                state.fails = 0
+            }
+            state.fails += 1
+            var coolNow = state.fails > settings.allowedFails
+            if case .rateLimited = failure { coolNow = true }
+            if coolNow, settings.cooldownSeconds > 0 {
+                state.cooldownUntil = now + Int64(settings.cooldownSeconds * 1e9)
+                state.fails = 0
+                state.failWindowStart = now
+            }
+        }
+        states[key] = state
+    }
+
+    /// Whether `deployment` is cooling down at `now`.
+    public func isCoolingDown(_ deployment: Deployment, now: Int64) -> Bool {
+        (states[DeploymentKey(deployment)]?.cooldownUntil ?? 0) > now
+    }
+
+    private func refill(_ state: inout State, _ deployment: Deployment, now: Int64) {
+        let rpm = deployment.requestsPerMinute.map(Double.init)
+        let tpm = deployment.tokensPerMinute.map(Double.init)
+        guard rpm != nil || tpm != nil else { return }
+        if !state.capsSeen {
+            state.capsSeen = true
+            state.requestLevel = rpm ?? 0
+            state.tokenLevel = tpm ?? 0
+            state.refilledAt = now
+            return
+        }
+        let elapsed = Double(max(0, now - state.refilledAt)) / Double(Self.minute)
+        state.refilledAt = max(state.refilledAt, now)
+        if let rpm { state.requestLevel = min(rpm, state.requestLevel + rpm * elapsed) }
+        if let tpm { state.tokenLevel = min(tpm, state.tokenLevel + tpm * elapsed) }
+    }
+
+    /// Nanoseconds until the deployment's caps have room for a call, or nil if they have now.
+    /// A call larger than the whole `tpm` needs a full bucket rather than never running.
+    private func capWait(_ state: State, _ deployment: Deployment, estimatedTokens: Int) -> Int64? {
+        var wait: Double = 0
+        if let rpm = deployment.requestsPerMinute, state.requestLevel < 1 {
+            wait = max(wait, (1 - state.requestLevel) / Double(rpm))
+        }
+        if let tpm = deployment.tokensPerMinute {
+            let needed = min(Double(estimatedTokens), Double(tpm))
+            if state.tokenLevel < needed { wait = max(wait, (needed - state.tokenLevel) / Double(tpm)) }
+        }
+        return wait > 0 ? Int64(wait * Double(Self.minute)) : nil
+    }
+
+    private static func weighted(_ candidates: [(Deployment, DeploymentKey)], roll: Double) -> (Deployment, DeploymentKey) {
+        let total = candidates.reduce(0) { $0 + $1.0.weight }
+        var remaining = Int(Double(total) * min(max(roll, 0), 0.999_999_999))
+        for candidate in candidates {
+            if remaining < candidate.0.weight { return candidate }
+            remaining -= candidate.0.weight
+        }
+        return candidates[candidates.count - 1]
+    }
+}
