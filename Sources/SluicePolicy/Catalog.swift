@@ -7,6 +7,8 @@ public enum ProviderDialect: String, Sendable, Hashable {
     /// Azure OpenAI: the OpenAI wire format at a deployment URL, with `api-version` and an
     /// `api-key` header.
     case azure = "azure"
+    /// Google's Gemini API (`generateContent`, `x-goog-api-key`); calls are translated.
+    case gemini = "gemini"
 
     /// The API base a deployment of this dialect uses when the configuration names none
     /// (nil: it must be given, as every Azure resource has its own).
@@ -15,6 +17,7 @@ public enum ProviderDialect: String, Sendable, Hashable {
         case .openAI: "https://api.openai.com/v1"
         case .anthropic: "https://api.anthropic.com/v1"
         case .azure: nil
+        case .gemini: "https://generativelanguage.googleapis.com/v1beta"
         }
     }
 
@@ -185,8 +188,8 @@ public struct Catalog: Sendable {
 }
 
 extension Deployment {
-    /// Whether an Azure deployment name may go into a URL's path as it is.
-    public static func isValidAzureDeployment(_ name: String) -> Bool {
+    /// Whether a name (an Azure deployment, a Gemini model) may go into a URL's path as it is.
+    public static func isURLSafeName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 200 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-._+=".contains($0)) }
     }
 

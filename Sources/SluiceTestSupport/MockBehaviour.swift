@@ -16,7 +16,8 @@
 /// refused under the content policy), `retry_after=N` (a `Retry-After` header on errors).
 ///
 /// The same directives apply on `/v1/messages`, answered in Anthropic's format; there
-/// `mid_stream_error` is an `overloaded_error` event inside the 200 stream.
+/// `mid_stream_error` is an `overloaded_error` event inside the 200 stream. On Gemini's
+/// `models/MODEL:generateContent` the model (and so the directives) is read from the path.
 public struct MockBehaviour: Sendable, Equatable {
     public var model: String
     public var status: Int = 200

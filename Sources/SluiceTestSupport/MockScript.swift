@@ -33,6 +33,14 @@ struct MockScript {
             }
             return error(404, "no such route", type: "invalid_request_error", code: "not_found")
         }
+        if let range = path.range(of: "/models/"), let colon = path[range.upperBound...].lastIndex(of: ":") {
+            // Gemini names the model, and whether to stream, in the path.
+            let model = String(path[range.upperBound..<colon])
+            var behaviour = MockBehaviour(model: model)
+            if let failFirst = behaviour.failFirst, seen(model) >= failFirst { behaviour.status = 200 }
+            return GeminiMockScript(defaultChunks: defaultChunks, defaultChunkDelayMilliseconds: defaultChunkDelayMilliseconds)
+                .steps(body: body, model: model, stream: path.hasSuffix(":streamGenerateContent"), behaviour: behaviour)
+        }
         let request = body.withUnsafeBytes { try? JSONScanner.scanObject($0) }
         guard let request else { return error(400, "body is not a JSON object", type: "invalid_request_error", code: "invalid_json") }
         let model = body.withUnsafeBytes { bytes in

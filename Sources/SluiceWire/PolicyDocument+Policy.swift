@@ -49,12 +49,15 @@ extension PolicyDocument {
                 }
                 guard deployment.weight >= 1 else { throw WireError("\(path).deployments[\(position)].weight must be at least 1") }
                 if dialect == .azure {
-                    guard Deployment.isValidAzureDeployment(deployment.upstreamModel) else {
+                    guard Deployment.isURLSafeName(deployment.upstreamModel) else {
                         throw WireError("\(path).deployments[\(position)].upstream_model must be an Azure deployment name (letters, digits, - . _)")
                     }
                     if let version = deployment.apiVersion, !Deployment.isValidAPIVersion(version) {
                         throw WireError("\(path).deployments[\(position)].api_version must be letters, digits, - and .")
                     }
+                }
+                if dialect == .gemini, !Deployment.isURLSafeName(deployment.upstreamModel) {
+                    throw WireError("\(path).deployments[\(position)].upstream_model must be a Gemini model name (letters, digits, - . _)")
                 }
                 deployments.append(Deployment(alias: model.alias, dialect: dialect, upstreamModel: deployment.upstreamModel, endpoint: endpoint,
                                               credential: credential, weight: deployment.weight,

@@ -86,7 +86,7 @@ public struct LimitsDocument: Codable, Sendable, Equatable {
 }
 
 public struct DeploymentDocument: Codable, Sendable, Equatable {
-    /// The dialect of the upstream: `openai`, `anthropic` or `azure`.
+    /// The dialect of the upstream: `openai`, `anthropic`, `azure` or `gemini`.
     public var provider: String
     public var apiBase: String
     public var upstreamModel: String

@@ -32,6 +32,9 @@ struct ConfigLoaderTests {
             litellm_params:
               model: gemini/gemini-2.5-flash
               api_key: os.environ/GEMINI_API_KEY
+          - model_name: titan
+            litellm_params:
+              model: bedrock/amazon.titan-text-express-v1
         litellm_settings:
           drop_params: true
         router_settings:
@@ -42,10 +45,13 @@ struct ConfigLoaderTests {
 
     @Test("a real LiteLLM config.yaml loads as-is, with warnings for what is not used")
     func loadsLiteLLM() throws {
-        let configuration = try ConfigLoader(environment: ["OPENAI_API_KEY": "sk-from-env-123456789", "ANTHROPIC_API_KEY": "sk-ant-from-env-1234"])
+        let configuration = try ConfigLoader(environment: ["OPENAI_API_KEY": "sk-from-env-123456789", "ANTHROPIC_API_KEY": "sk-ant-from-env-1234",
+                                                   "GEMINI_API_KEY": "gemini-from-env-1234"])
             .load(yaml: Self.litellm)
         let catalog = configuration.catalog
-        #expect(catalog.names == ["gpt-4o", "local-llama", "claude"])
+        #expect(catalog.names == ["gpt-4o", "local-llama", "claude", "gemini"])
+        let gemini = try #require(catalog.alias(named: "gemini")?.deployments.first)
+        #expect(gemini.dialect == .gemini && gemini.endpoint.description == "https://generativelanguage.googleapis.com/v1beta")
         let claude = try #require(catalog.alias(named: "claude")?.deployments.first)
         #expect(claude.dialect == .anthropic && claude.endpoint.description == "https://api.anthropic.com/v1")
         let gpt = try #require(catalog.alias(named: "gpt-4o"))
@@ -63,7 +69,7 @@ struct ConfigLoaderTests {
         #expect(llama.price == nil)
         let warnings = configuration.warnings.joined(separator: "\n")
         #expect(warnings.contains("max_retries"))
-        #expect(warnings.contains("gemini") && !warnings.contains("anthropic"))
+        #expect(warnings.contains("bedrock") && !warnings.contains("anthropic") && !warnings.contains("gemini"))
         #expect(warnings.contains("litellm_settings") && !warnings.contains("router_settings"))
         #expect(!warnings.contains("sk-"))
     }
@@ -91,6 +97,9 @@ struct ConfigLoaderTests {
             .contains("per-1M") == true)
         #expect(failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, rpm: -1}")?
             .contains("rpm") == true)
+        // A Gemini model name goes into the URL's path: nothing that could change the path.
+        #expect(failure("model_list:\n  - model_name: a\n    litellm_params: {model: \"gemini/../v1/files\"}")?
+            .contains("Gemini model name") == true)
         let secret = failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_key: sk-secret-123456, api_base: \"https://u:p@h\"}")
         #expect(secret?.contains("sk-secret") == false)
     }

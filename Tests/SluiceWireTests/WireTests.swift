@@ -16,8 +16,8 @@ struct WireTests {
                                                                                            credentialRef: "OPENAI_API_KEY")],
                                    inputCostPerToken: 0.00000015, outputCostPerToken: 0.0000006, maxOutputTokens: 16384,
                                    limits: LimitsDocument(tokensPerMinute: 1_000_000)),
-                     ModelDocument(alias: "claude", deployments: [DeploymentDocument(provider: "gemini", apiBase: "https://generativelanguage.googleapis.com",
-                                                                                     upstreamModel: "gemini-2.5-flash")])],
+                     ModelDocument(alias: "claude", deployments: [DeploymentDocument(provider: "bedrock", apiBase: "https://bedrock-runtime.us-east-1.amazonaws.com",
+                                                                                     upstreamModel: "anthropic.claude-sonnet-4")])],
             keys: [KeyDocument(id: "ci", hash: hasher.hash("sk-sluice-new").encoded, previousHash: hasher.hash("sk-sluice-old").encoded,
                                previousHashExpiresAt: 1_795_435_260, team: "ml", metadata: ["owner": "alice"],
                                limits: LimitsDocument(requestsPerMinute: 60, monthlySpendUSD: 200))],
@@ -53,7 +53,7 @@ struct WireTests {
     func conversion() throws {
         let (policy, warnings) = try Self.document().policy(in: Self.context)
         #expect(policy.version == "42" && policy.catalog.names == ["gpt-4o-mini"])
-        #expect(warnings.count == 1 && warnings[0].contains("gemini"))
+        #expect(warnings.count == 1 && warnings[0].contains("bedrock"))
         #expect(policy.catalog.alias(named: "gpt-4o-mini")?.deployments[0].credential.reveal() == "sk-provider")
         #expect(policy.keys[0].limits == Limits(requestsPerMinute: 60, monthlySpend: Cost(usd: 200)))
         #expect(policy.exhausted[Scope(.team, "ml")] == ExhaustedBudget(limit: .dailySpend, until: 1_795_478_400))

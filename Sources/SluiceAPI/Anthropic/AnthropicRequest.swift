@@ -28,13 +28,13 @@ public enum AnthropicRequest {
             guard let role = message["role"]?.stringValue else { throw RequestBodyError("\(param).role must be a string", param: param, code: "invalid_type") }
             switch role {
             case "system", "developer":
-                system.append(try text(of: message["content"], param: "\(param).content"))
+                system.append(try OpenAIChat.text(of: message["content"], param: "\(param).content"))
             case "user":
                 turns.append(.object([("role", .string("user")), ("content", try userContent(message["content"], param: "\(param).content"))]))
             case "assistant":
                 var blocks: [JSONValue] = []
                 if let content = message["content"], content != .null {
-                    let text = try text(of: content, param: "\(param).content")
+                    let text = try OpenAIChat.text(of: content, param: "\(param).content")
                     if !text.isEmpty { blocks.append(.object([("type", .string("text")), ("text", .string(text))])) }
                 }
                 for (position, call) in (message["tool_calls"]?.arrayValue ?? []).enumerated() {
@@ -51,7 +51,7 @@ public enum AnthropicRequest {
                     throw RequestBodyError("\(param).tool_call_id must be a string", param: param, code: "invalid_type")
                 }
                 let result = JSONValue.object([("type", .string("tool_result")), ("tool_use_id", .string(id)),
-                                               ("content", .string(try text(of: message["content"], param: "\(param).content")))])
+                                               ("content", .string(try OpenAIChat.text(of: message["content"], param: "\(param).content")))])
                 turns.append(.object([("role", .string("user")), ("content", .array([result]))]))
             default:
                 throw RequestBodyError("\(param).role \(role.prefix(32)) is not supported for this model's provider", param: param,
@@ -82,19 +82,8 @@ public enum AnthropicRequest {
         return JSONValue.object(body).bytes
     }
 
-    /// A message's content as plain text (a string, or text parts joined).
-    static func text(of content: JSONValue?, param: String) throws(RequestBodyError) -> String {
-        switch content {
-        case .string(let text)?: return text
-        case .array(let parts)?:
-            return parts.compactMap { $0["type"]?.stringValue == "text" ? $0["text"]?.stringValue : nil }.joined(separator: "\n")
-        case nil, .null?: return ""
-        default: throw RequestBodyError("\(param) must be a string or an array of parts", param: param, code: "invalid_type")
-        }
-    }
-
     private static func userContent(_ content: JSONValue?, param: String) throws(RequestBodyError) -> JSONValue {
-        guard case .array(let parts)? = content else { return .string(try text(of: content, param: param)) }
+        guard case .array(let parts)? = content else { return .string(try OpenAIChat.text(of: content, param: param)) }
         var blocks: [JSONValue] = []
         for (index, part) in parts.enumerated() {
             switch part["type"]?.stringValue {

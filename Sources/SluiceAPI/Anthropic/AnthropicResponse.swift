@@ -32,7 +32,7 @@ public enum AnthropicResponse {
             switch block["type"]?.stringValue {
             case "text": text += block["text"]?.stringValue ?? ""
             case "tool_use":
-                calls.append(toolCall(id: block["id"]?.stringValue ?? "", name: block["name"]?.stringValue ?? "",
+                calls.append(OpenAIChat.toolCall(id: block["id"]?.stringValue ?? "", name: block["name"]?.stringValue ?? "",
                                       arguments: String(decoding: (block["input"] ?? .object([])).bytes, as: UTF8.self), index: nil))
             default: break  // thinking and other blocks have no OpenAI counterpart
             }
@@ -47,24 +47,9 @@ public enum AnthropicResponse {
                                          ("finish_reason", finishReason(message["stop_reason"]?.stringValue).map(JSONValue.string) ?? .null)])])),
         ]
         if let usage {
-            completion.append(("usage", .object([("prompt_tokens", .int(usage.promptTokens)), ("completion_tokens", .int(usage.completionTokens)),
-                                                 ("total_tokens", .int(usage.totalTokens))])))
+            completion.append(("usage", OpenAIChat.usageObject(usage)))
         }
         return (JSONValue.object(completion).bytes, usage)
-    }
-
-    static func toolCall(id: String?, name: String?, arguments: String, index: Int?) -> JSONValue {
-        var function: [(key: String, value: JSONValue)] = []
-        if let name { function.append(("name", .string(name))) }
-        function.append(("arguments", .string(arguments)))
-        var call: [(key: String, value: JSONValue)] = []
-        if let index { call.append(("index", .int(index))) }
-        if let id {
-            call.append(("id", .string(id)))
-            call.append(("type", .string("function")))
-        }
-        call.append(("function", .object(function)))
-        return .object(call)
     }
 
     /// An Anthropic error body (`{"type":"error","error":{"type","message"}}`) as the

@@ -8,10 +8,8 @@
 /// asked for one, then `[DONE]`. An `error` event becomes an OpenAI error event and ends
 /// the stream. Usage seen so far is always readable, so a cut stream still counts.
 public struct AnthropicStreamTranslator: Sendable {
-    public let model: String
-    public let created: Int64
     public let callerRequestedUsage: Bool
-    private var id = ""
+    private var header: OpenAIChat.ChunkHeader
     private var inputTokens = 0
     private var outputTokens: Int?
     /// Anthropic content-block index → OpenAI tool-call index.
@@ -23,8 +21,7 @@ public struct AnthropicStreamTranslator: Sendable {
     public private(set) var dataBytes = 0
 
     public init(model: String, created: Int64, callerRequestedUsage: Bool) {
-        self.model = model
-        self.created = created
+        header = OpenAIChat.ChunkHeader(id: "", created: created, model: model)
         self.callerRequestedUsage = callerRequestedUsage
     }
 
@@ -32,7 +29,7 @@ public struct AnthropicStreamTranslator: Sendable {
     /// `message_delta`. A stream cut before that counts its output from the text relayed,
     /// marked estimated. Nil before `message_start`.
     public var usage: TokenUsage? {
-        guard !id.isEmpty || inputTokens > 0 else { return nil }
+        guard !header.id.isEmpty || inputTokens > 0 else { return nil }
         guard let outputTokens else {
             let seen = TokenUsage.estimate(promptBytes: 0, completionBytes: dataBytes).completionTokens
             return TokenUsage(promptTokens: inputTokens, completionTokens: dataBytes == 0 ? 0 : seen, estimated: true)
@@ -46,49 +43,43 @@ public struct AnthropicStreamTranslator: Sendable {
         switch type {
         case "message_start":
             let message = value["message"]
-            id = message?["id"]?.stringValue ?? ""
+            header.id = message?["id"]?.stringValue ?? ""
             if let usage = message?["usage"] {
                 inputTokens = (usage["input_tokens"]?.intValue ?? 0) + (usage["cache_creation_input_tokens"]?.intValue ?? 0)
                     + (usage["cache_read_input_tokens"]?.intValue ?? 0)
             }
-            return chunk(delta: .object([("role", .string("assistant")), ("content", .string(""))]))
+            return header.chunk(delta: .object([("role", .string("assistant")), ("content", .string(""))]))
         case "content_block_start":
             guard let block = value["content_block"], block["type"]?.stringValue == "tool_use", let index = value["index"]?.intValue else { return [] }
             let callIndex = toolCallIndex.count
             toolCallIndex[index] = callIndex
-            let call = AnthropicResponse.toolCall(id: block["id"]?.stringValue, name: block["name"]?.stringValue, arguments: "", index: callIndex)
-            return chunk(delta: .object([("tool_calls", .array([call]))]))
+            let call = OpenAIChat.toolCall(id: block["id"]?.stringValue, name: block["name"]?.stringValue, arguments: "", index: callIndex)
+            return header.chunk(delta: .object([("tool_calls", .array([call]))]))
         case "content_block_delta":
             guard let delta = value["delta"] else { return [] }
             switch delta["type"]?.stringValue {
             case "text_delta":
                 let text = delta["text"]?.stringValue ?? ""
                 dataBytes += text.utf8.count
-                return chunk(delta: .object([("content", .string(text))]))
+                return header.chunk(delta: .object([("content", .string(text))]))
             case "input_json_delta":
                 guard let index = value["index"]?.intValue, let callIndex = toolCallIndex[index] else { return [] }
                 let piece = delta["partial_json"]?.stringValue ?? ""
                 dataBytes += piece.utf8.count
-                let call = AnthropicResponse.toolCall(id: nil, name: nil, arguments: piece, index: callIndex)
-                return chunk(delta: .object([("tool_calls", .array([call]))]))
+                let call = OpenAIChat.toolCall(id: nil, name: nil, arguments: piece, index: callIndex)
+                return header.chunk(delta: .object([("tool_calls", .array([call]))]))
             default:
                 return []  // thinking and signature deltas have no OpenAI counterpart
             }
         case "message_delta":
             if let output = value["usage"]?["output_tokens"]?.intValue { outputTokens = output }
             let reason = AnthropicResponse.finishReason(value["delta"]?["stop_reason"]?.stringValue)
-            return chunk(delta: .object([]), finishReason: reason)
+            return header.chunk(delta: .object([]), finishReason: reason)
         case "message_stop":
             sawStop = true
             var out: [UInt8] = []
-            if callerRequestedUsage, let usage {
-                out += sse(.object(header() + [("choices", .array([])), ("usage", .object([
-                    ("prompt_tokens", .int(usage.promptTokens)), ("completion_tokens", .int(usage.completionTokens)),
-                    ("total_tokens", .int(usage.totalTokens)),
-                ]))]))
-            }
-            out += Array("data: [DONE]\n\n".utf8)
-            return out
+            if callerRequestedUsage, let usage { out += header.usageChunk(usage) }
+            return out + OpenAIChat.done
         case "error":
             let errorType = value["error"]?["type"]?.stringValue ?? "api_error"
             self.errorType = errorType
@@ -98,23 +89,5 @@ public struct AnthropicStreamTranslator: Sendable {
         default:
             return []  // ping, content_block_stop
         }
-    }
-
-    private func header() -> [(key: String, value: JSONValue)] {
-        [("id", .string(id)), ("object", .string("chat.completion.chunk")), ("created", .number(String(created))), ("model", .string(model))]
-    }
-
-    private func chunk(delta: JSONValue, finishReason: String? = nil) -> [UInt8] {
-        let choice = JSONValue.object([("index", .int(0)), ("delta", delta), ("finish_reason", finishReason.map(JSONValue.string) ?? .null)])
-        var fields = header()
-        fields.append(("choices", .array([choice])))
-        return sse(.object(fields))
-    }
-
-    private func sse(_ value: JSONValue) -> [UInt8] {
-        var out = Array("data: ".utf8)
-        value.write(to: &out)
-        out += Array("\n\n".utf8)
-        return out
     }
 }

@@ -148,7 +148,7 @@ public struct ConfigLoader {
         }
         var apiVersion: String?
         if dialect == .azure {
-            guard Deployment.isValidAzureDeployment(upstreamModel) else {
+            guard Deployment.isURLSafeName(upstreamModel) else {
                 throw ConfigError("\(at).litellm_params.model: the Azure deployment name must be letters, digits and - . _ only")
             }
             let version = params["api_version"]?.string ?? ProviderDialect.defaultAzureAPIVersion
@@ -156,6 +156,9 @@ public struct ConfigLoader {
                 throw ConfigError("\(at).litellm_params.api_version must be letters, digits, - and . (like 2024-10-21)")
             }
             apiVersion = version
+        }
+        if dialect == .gemini, !Deployment.isURLSafeName(upstreamModel) {
+            throw ConfigError("\(at).litellm_params.model: the Gemini model name goes into the URL and must be letters, digits and - . _ only")
         }
         let credential = try resolveCredential(params["api_key"], at: "\(at).litellm_params.api_key")
 

@@ -35,16 +35,7 @@ enum Forward {
                 + "?api-version=" + (deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion)
             if !deployment.credential.isEmpty { headers.append(("api-key", deployment.credential.reveal())) }
         case .anthropic:
-            guard permit.request.endpoint == .chatCompletions else {
-                throw RequestBodyError("\(alias.name) is served by Anthropic, which has no \(permit.request.endpoint.rawValue); use /v1/chat/completions",
-                                       code: "unsupported_endpoint")
-            }
-            let request: JSONValue
-            do {
-                request = try JSONValue.parseObject(permit.request.body, maxDepth: settings.maxJSONDepth)
-            } catch {
-                throw RequestBodyError("the body is not valid JSON: \(error)", code: "invalid_json")
-            }
+            let request = try chatRequest(permit, alias: alias, provider: "Anthropic", settings: settings)
             body = try AnthropicRequest.body(from: request, upstreamModel: deployment.upstreamModel,
                                              defaultMaxTokens: alias.maxOutputTokens ?? permit.engine.policy.defaultMaxOutputTokens,
                                              defaultUser: identity.qualifiedName)
@@ -52,6 +43,12 @@ enum Forward {
             path = base + (base.hasSuffix("/v1") ? "/messages" : "/v1/messages")
             headers.append(("anthropic-version", anthropicVersion))
             if !deployment.credential.isEmpty { headers.append(("x-api-key", deployment.credential.reveal())) }
+        case .gemini:
+            let request = try chatRequest(permit, alias: alias, provider: "Gemini", settings: settings)
+            body = try GeminiRequest.body(from: request)
+            path = deployment.endpoint.basePath + "/models/" + deployment.upstreamModel
+                + (permit.request.stream ? ":streamGenerateContent?alt=sse" : ":generateContent")
+            if !deployment.credential.isEmpty { headers.append(("x-goog-api-key", deployment.credential.reveal())) }
         }
         let firstByte = deployment.timeoutSeconds ?? settings.firstByteTimeoutSeconds
         return UpstreamRequest(
@@ -61,5 +58,20 @@ enum Forward {
             body: allocator.buffer(bytes: body),
             firstByteTimeout: .nanoseconds(Int64(firstByte * 1e9)),
             idleTimeout: .nanoseconds(Int64(settings.idleTimeoutSeconds * 1e9)))
+    }
+
+    /// The caller's chat body as a value, for a provider that needs it rebuilt; only chat
+    /// completions can be.
+    private static func chatRequest(_ permit: Authorize.Permit, alias: ModelAlias, provider: String,
+                                    settings: AgentSettings) throws(RequestBodyError) -> JSONValue {
+        guard permit.request.endpoint == .chatCompletions else {
+            throw RequestBodyError("\(alias.name) is served by \(provider), which has no \(permit.request.endpoint.rawValue); use /v1/chat/completions",
+                                   code: "unsupported_endpoint")
+        }
+        do {
+            return try JSONValue.parseObject(permit.request.body, maxDepth: settings.maxJSONDepth)
+        } catch {
+            throw RequestBodyError("the body is not valid JSON: \(error)", code: "invalid_json")
+        }
     }
 }

@@ -23,10 +23,10 @@ final class ResponseRelay: UpstreamResponseDelegate {
     private enum Mode {
         case awaitingHead
         case events(SSEDecoder, OpenAIStreamFilter)
-        /// An Anthropic stream, translated event by event into OpenAI chunks.
-        case translatedEvents(SSEDecoder, AnthropicStreamTranslator)
+        /// An Anthropic or Gemini stream, translated event by event into OpenAI chunks.
+        case translatedEvents(SSEDecoder, TranslatedStream)
         case passthrough(capture: [UInt8], overflowed: Bool)
-        /// An Anthropic answer, read whole (bounded) and translated once complete.
+        /// An Anthropic or Gemini answer, read whole (bounded) and translated once complete.
         case translatedBody([UInt8])
         case upstreamError(status: Int, headers: [(name: String, value: String)], body: [UInt8])
         case finished
@@ -79,7 +79,7 @@ final class ResponseRelay: UpstreamResponseDelegate {
             return
         }
         let isEventStream = head.header("content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
-        if deployment.dialect == .anthropic {
+        if deployment.dialect == .anthropic || deployment.dialect == .gemini {
             guard isEventStream else {
                 // Sent once translated: its length is not known before.
                 mode = .translatedBody([])
@@ -87,8 +87,10 @@ final class ResponseRelay: UpstreamResponseDelegate {
             }
             var headers = relayedHeaders(head.headers, keepLength: false)
             headers.replaceOrAdd(name: "cache-control", value: "no-cache")
-            mode = .translatedEvents(SSEDecoder(), AnthropicStreamTranslator(
-                model: alias.name, created: runtime.now() / 1_000_000_000, callerRequestedUsage: permit.request.callerRequestedUsage))
+            let created = runtime.now() / 1_000_000_000, usage = permit.request.callerRequestedUsage
+            mode = .translatedEvents(SSEDecoder(), deployment.dialect == .gemini
+                ? .gemini(GeminiStreamTranslator(model: alias.name, created: created, callerRequestedUsage: usage))
+                : .anthropic(AnthropicStreamTranslator(model: alias.name, created: created, callerRequestedUsage: usage)))
             sendHead(status: head.status, headers: headers)
             return
         }
@@ -186,19 +188,26 @@ final class ResponseRelay: UpstreamResponseDelegate {
                    errorCode: filter.sawErrorEvent ? "upstream_stream_error_event" : (filter.sawDone ? nil : "upstream_stream_incomplete"),
                    failure: completed ? nil : .serverError(status: 502))
         case .translatedEvents(var decoder, let translator):
-            _ = decoder.remainder()  // an unfinished Anthropic event has nothing to translate
+            _ = decoder.remainder()  // an unfinished event has nothing to translate
+            let closing = translator.finish()
+            if !closing.isEmpty { writeBody(channel.allocator.buffer(bytes: closing), returningWindow: 0) }
             let usage = translator.usage ?? estimatedUsage(completionBytes: translator.dataBytes)
-            let errorCode = translator.errorType.map { "upstream_\($0)" } ?? (translator.sawStop ? nil : "upstream_stream_incomplete")
             // An error event inside the 200 stream (Anthropic's `overloaded_error`) reached the
             // caller, so it is not retried; it counts against the deployment all the same.
-            let failure: AttemptFailure? = translator.errorType.map { .serverError(status: AnthropicResponse.status(ofErrorType: $0)) }
-                ?? (translator.sawStop ? nil : .serverError(status: 502))
-            finish(status: 200, usage: usage, streamCompleted: translator.sawStop && translator.errorType == nil, errorCode: errorCode,
-                   failure: failure)
+            let failure: AttemptFailure? = translator.errorStatus.map { .serverError(status: $0) }
+                ?? (translator.completed ? nil : .serverError(status: 502))
+            finish(status: 200, usage: usage, streamCompleted: translator.completed, errorCode: translator.errorCode, failure: failure)
         case .translatedBody(let body):
-            guard let translated = AnthropicResponse.chatCompletion(from: body, model: alias.name,
-                                                                    created: runtime.now() / 1_000_000_000) else {
-                answerFailure(UpstreamError(.protocolError, "the provider's answer is not a Messages response"), failure: .serverError(status: 502))
+            let created = runtime.now() / 1_000_000_000
+            if deployment.dialect == .gemini, GeminiResponse.promptBlocked(body), owner.attemptFailed(.contentPolicy) {
+                mode = .finished  // a content-policy fallback answers instead
+                return
+            }
+            let translation = deployment.dialect == .gemini
+                ? GeminiResponse.chatCompletion(from: body, model: alias.name, created: created)
+                : AnthropicResponse.chatCompletion(from: body, model: alias.name, created: created)
+            guard let translated = translation else {
+                answerFailure(UpstreamError(.protocolError, "the provider's answer is not in its API's shape"), failure: .serverError(status: 502))
                 return
             }
             var headers = HTTPHeaders()
@@ -375,9 +384,11 @@ final class ResponseRelay: UpstreamResponseDelegate {
 
     private func relayUpstreamError(status: Int, body: [UInt8], failure: AttemptFailure) {
         let scrubbed = permit.policy.scrubber.scrub(body)
-        if deployment.dialect == .anthropic {
+        if deployment.dialect == .anthropic || deployment.dialect == .gemini {
             // In the caller's dialect, status and type kept.
-            let error = AnthropicResponse.error(from: scrubbed, status: status) ?? OpenAIError(
+            let translated = deployment.dialect == .gemini ? GeminiResponse.error(from: scrubbed, status: status)
+                : AnthropicResponse.error(from: scrubbed, status: status)
+            let error = translated ?? OpenAIError(
                 status: status, message: "upstream \(deployment.endpoint) answered HTTP \(status)", type: "upstream_error", code: "upstream_http_\(status)")
             writeJSONResponse(error.body, status: status, on: channel, requestID: account.requestID, close: false, extraHeaders: rateLimitFields)
             mode = .finished

@@ -84,6 +84,7 @@ enum OpenAPIDocument {
     private static var integer: [String: Any] { ["type": "integer"] }
     private static var number: [String: Any] { ["type": "number"] }
     private static var strings: [String: Any] { ["type": "array", "items": ["type": "string"]] }
+    private static var aliasLists: [String: Any] { ["type": "object", "additionalProperties": strings] }
     private static var limits: [String: Any] { ["$ref": "#/components/schemas/Limits"] }
 
     private static var schemas: [String: Any] { [
@@ -97,8 +98,9 @@ enum OpenAPIDocument {
                           required: ["name", "team"]),
         "Service": object(["name": string, "keyless": ["type": "boolean"], "allowed_models": strings, "denied_models": strings,
                            "limits": limits], required: ["name"]),
-        "Deployment": object(["provider": string, "api_base": string, "upstream_model": string, "credential_ref": string,
-                              "weight": integer, "rpm": integer, "tpm": integer], required: ["api_base", "upstream_model"]),
+        "Deployment": object(["provider": ["type": "string", "enum": ["openai", "anthropic", "azure", "gemini"]], "api_base": string,
+                              "upstream_model": string, "credential_ref": string, "weight": integer, "rpm": integer, "tpm": integer,
+                              "api_version": string], required: ["api_base", "upstream_model"]),
         "Model": object(["alias": string, "deployments": ["type": "array", "items": ["$ref": "#/components/schemas/Deployment"]],
                          "input_cost_per_token": number, "output_cost_per_token": number, "max_output_tokens": integer, "limits": limits],
                         required: ["alias", "deployments"]),
@@ -110,7 +112,12 @@ enum OpenAPIDocument {
                             "default_max_output_tokens": integer, "soft_budget_percent": integer, "budget_webhook_url": string,
                             "usage_spool_failure": ["type": "string", "enum": ["allow_in_memory", "fail_closed"]], "usage_spool_memory_cap": integer,
                             "lease_seconds": integer, "lease_fallback": ["type": "string", "enum": ["fraction", "zero", "unlimited"]],
-                            "lease_fallback_fraction": number, "lease_minimum_share_percent": integer]),
+                            "lease_fallback_fraction": number, "lease_minimum_share_percent": integer,
+                            "router": ["$ref": "#/components/schemas/Router"]]),
+        "Router": object(["routing_strategy": ["type": "string", "enum": ["simple-shuffle", "least-busy", "latency-based"]],
+                          "num_retries": integer, "retry_after": number, "max_retry_backoff": number, "allowed_fails": integer,
+                          "cooldown_time": number, "fallbacks": aliasLists, "context_window_fallbacks": aliasLists,
+                          "content_policy_fallbacks": aliasLists]),
         "AgentRegistration": object(["id": string], required: ["id"]),
         "UsageDelta": object(["hour": integer, "team": string, "project": string, "service": string, "key_id": string, "model": string,
                               "requests": integer, "prompt_tokens": integer, "completion_tokens": integer, "cost_pico_usd": integer,
