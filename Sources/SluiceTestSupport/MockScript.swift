@@ -89,13 +89,17 @@ struct MockScript {
             return steps + Self.json(200, #"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0023,-0.0091,0.0154,0.0042]}],"model":\#(jsonString(model)),"usage":{"prompt_tokens":\#(promptTokens),"total_tokens":\#(promptTokens)}}"#)
         }
         let isChat = path.hasSuffix("/chat/completions")
+        let tool = behaviour.toolCall && isChat
+            ? (try? JSONValue.parseObject(body))?["tools"]?.arrayValue?.first?["function"]?["name"]?.stringValue : nil
+        let finishReason = tool == nil ? "stop" : "tool_calls"
         if !stream {
             let text = (0..<chunkCount).map { Self.words[$0 % Self.words.count] }.joined(separator: " ")
             var content = text
             if let big = behaviour.bigBodyBytes { content = String(repeating: "x", count: big) }
             let usage = behaviour.noUsage ? "" : #","usage":{"prompt_tokens":\#(promptTokens),"completion_tokens":\#(chunkCount),"total_tokens":\#(promptTokens + chunkCount)}"#
+            let calls = tool.map { #","tool_calls":[{"id":"call_mock_1","type":"function","function":{"name":\#(jsonString($0)),"arguments":"{\"city\":\"Paris\"}"}}]"# } ?? ""
             let choice = isChat
-                ? #"{"index":0,"message":{"role":"assistant","content":\#(jsonString(content))},"finish_reason":"stop"}"#
+                ? #"{"index":0,"message":{"role":"assistant","content":\#(jsonString(content))\#(calls)},"finish_reason":"\#(finishReason)"}"#
                 : #"{"index":0,"text":\#(jsonString(content)),"finish_reason":"stop"}"#
             let object = isChat ? "chat.completion" : "text_completion"
             return steps + Self.json(200, #"{"id":"mock-1","object":"\#(object)","created":1700000000,"model":\#(jsonString(model)),"choices":[\#(choice)]\#(usage)}"#)
@@ -124,6 +128,16 @@ struct MockScript {
             }
         }
         if let reset = behaviour.resetAfterChunks, reset >= chunkCount { return steps + [.reset] }
+        func chunk(_ delta: String, finish: String?) -> MockStep {
+            let reason = finish.map { "\"\($0)\"" } ?? "null"
+            return .data(Array(#"data: {"id":"mock-1","object":"chat.completion.chunk","created":1700000000,"model":\#(jsonString(model)),"choices":[{"index":0,"delta":\#(delta),"finish_reason":\#(reason)}]\#(usageNull)}"#.utf8) + [0x0A, 0x0A])
+        }
+        if let tool {
+            steps.append(chunk(#"{"tool_calls":[{"index":0,"id":"call_mock_1","type":"function","function":{"name":\#(jsonString(tool)),"arguments":""}}]}"#, finish: nil))
+            steps.append(chunk(#"{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\": "}}]}"#, finish: nil))
+            steps.append(chunk(#"{"tool_calls":[{"index":0,"function":{"arguments":"\"Paris\"}"}}]}"#, finish: nil))
+        }
+        if isChat { steps.append(chunk("{}", finish: finishReason)) }
         if includeUsage, !behaviour.noUsage {
             steps.append(.data(Array(#"data: {"id":"mock-1","object":"chat.completion.chunk","created":1700000000,"model":\#(jsonString(model)),"choices":[],"usage":{"prompt_tokens":\#(promptTokens),"completion_tokens":\#(chunkCount),"total_tokens":\#(promptTokens + chunkCount)}}"#.utf8) + [0x0A, 0x0A]))
         }

@@ -38,3 +38,11 @@ public struct TokenUsage: Sendable, Equatable {
         return openAI(at: usage.valueRange, in: body)
     }
 }
+
+extension TokenUsage {
+    /// Usage from an OpenAI `usage` object already parsed as a value.
+    public static func fromOpenAIUsage(_ usage: JSONValue?) -> TokenUsage? {
+        guard let usage, let prompt = usage["prompt_tokens"]?.intValue else { return nil }
+        return TokenUsage(promptTokens: prompt, completionTokens: usage["completion_tokens"]?.intValue ?? 0)
+    }
+}

@@ -16,6 +16,11 @@ enum Authorize {
         var engine: PolicyEngine { policy.engine }
         /// Metric handles for this call's alias and team, found once at admission.
         let metrics: AgentMetrics.CallHandles
+        /// The API the caller speaks; answers and errors go back in it.
+        var callerDialect = CallerDialect.openAI
+        /// A Messages caller's own body: sent as it is (model swapped) to an Anthropic
+        /// deployment, so nothing is lost in translation there.
+        var callerBody: [UInt8]?
     }
 
     /// What went wrong, and as far as the decision got (for the audit line).

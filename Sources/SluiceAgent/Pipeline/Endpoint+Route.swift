@@ -4,6 +4,8 @@ import SluiceAPI
 /// Matching is on the exact path: no normalisation that could make two paths look alike.
 enum AgentRoute: Equatable {
     case openAI(OpenAIEndpoint)
+    /// Anthropic's Messages API, for callers using Anthropic's SDKs.
+    case anthropicMessages
     case listModels
     case health
     case ready
@@ -17,6 +19,7 @@ enum AgentRoute: Equatable {
             return
         }
         switch path {
+        case "/v1/messages": self = method == "POST" ? .anthropicMessages : .methodNotAllowed(allowed: "POST")
         case "/v1/models": self = method == "GET" ? .listModels : .methodNotAllowed(allowed: "GET")
         case "/healthz": self = method == "GET" ? .health : .methodNotAllowed(allowed: "GET")
         case "/readyz": self = method == "GET" ? .ready : .methodNotAllowed(allowed: "GET")

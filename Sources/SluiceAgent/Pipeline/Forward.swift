@@ -35,10 +35,16 @@ enum Forward {
                 + "?api-version=" + (deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion)
             if !deployment.credential.isEmpty { headers.append(("api-key", deployment.credential.reveal())) }
         case .anthropic:
-            let request = try chatRequest(permit, alias: alias, provider: "Anthropic", settings: settings)
-            body = try AnthropicRequest.body(from: request, upstreamModel: deployment.upstreamModel,
-                                             defaultMaxTokens: alias.maxOutputTokens ?? permit.engine.policy.defaultMaxOutputTokens,
-                                             defaultUser: identity.qualifiedName)
+            if let native = permit.callerBody {
+                // A Messages caller to a Messages provider: its own body, model swapped.
+                body = try nativeMessagesBody(native, upstreamModel: deployment.upstreamModel, defaultUser: identity.qualifiedName,
+                                              settings: settings)
+            } else {
+                let request = try chatRequest(permit, alias: alias, provider: "Anthropic", settings: settings)
+                body = try AnthropicRequest.body(from: request, upstreamModel: deployment.upstreamModel,
+                                                 defaultMaxTokens: alias.maxOutputTokens ?? permit.engine.policy.defaultMaxOutputTokens,
+                                                 defaultUser: identity.qualifiedName)
+            }
             let base = deployment.endpoint.basePath
             path = base + (base.hasSuffix("/v1") ? "/messages" : "/v1/messages")
             headers.append(("anthropic-version", anthropicVersion))
@@ -73,5 +79,19 @@ enum Forward {
         } catch {
             throw RequestBodyError("the body is not valid JSON: \(error)", code: "invalid_json")
         }
+    }
+
+    /// A caller's Messages body for an Anthropic deployment: every field kept, the model
+    /// replaced, and the workload named in `metadata.user_id` when the caller named no one.
+    private static func nativeMessagesBody(_ body: [UInt8], upstreamModel: String, defaultUser: String,
+                                           settings: AgentSettings) throws(RequestBodyError) -> [UInt8] {
+        guard case .object(var members) = try? JSONValue.parseObject(body, maxDepth: settings.maxJSONDepth) else {
+            throw RequestBodyError("the body is not a JSON object", code: "invalid_json")
+        }
+        members = members.map { $0.key == "model" ? ("model", .string(upstreamModel)) : $0 }
+        if !members.contains(where: { $0.key == "metadata" }) {
+            members.append(("metadata", .object([("user_id", .string(defaultUser))])))
+        }
+        return JSONValue.object(members).bytes
     }
 }

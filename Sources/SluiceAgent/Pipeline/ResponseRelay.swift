@@ -44,6 +44,11 @@ final class ResponseRelay: UpstreamResponseDelegate {
     private let owner: any AttemptOwner
     /// The usage recorded for this attempt, passed to the owner when it ends.
     private var recordedUsage: TokenUsage?
+    /// A Messages caller served by an Anthropic deployment: answers pass through as they are.
+    private let native: Bool
+    /// A Messages caller's stream from any other dialect: the OpenAI events this relay
+    /// produces, turned into Anthropic's on their way out.
+    private var egress: OpenAIToAnthropicStream?
     var call: UpstreamCall?
     private var mode = Mode.awaitingHead {
         didSet {
@@ -66,6 +71,7 @@ final class ResponseRelay: UpstreamResponseDelegate {
         self.account = account
         self.runtime = runtime
         self.owner = owner
+        native = permit.callerDialect == .anthropic && deployment.dialect == .anthropic
     }
 
     // MARK: - Upstream events
@@ -79,6 +85,11 @@ final class ResponseRelay: UpstreamResponseDelegate {
             return
         }
         let isEventStream = head.header("content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
+        if isEventStream, permit.callerDialect == .anthropic, !native { egress = OpenAIToAnthropicStream(model: alias.name) }
+        if !isEventStream, permit.callerDialect == .anthropic {
+            mode = .translatedBody([])  // rebuilt in the caller's dialect once whole
+            return
+        }
         if deployment.dialect == .anthropic || deployment.dialect == .gemini {
             guard isEventStream else {
                 // Sent once translated: its length is not known before.
@@ -139,7 +150,10 @@ final class ResponseRelay: UpstreamResponseDelegate {
             }
             for event in events { forward.append(contentsOf: translator.translate(event)) }
             mode = .translatedEvents(decoder, translator)
-            if forward.isEmpty {
+            if native {
+                // Read for usage and errors; the caller gets the provider's own events.
+                writeBody(chunk, returningWindow: size, convert: false)
+            } else if forward.isEmpty {
                 call?.consumed(size)
             } else {
                 writeBody(channel.allocator.buffer(bytes: forward), returningWindow: size)
@@ -203,10 +217,7 @@ final class ResponseRelay: UpstreamResponseDelegate {
                 mode = .finished  // a content-policy fallback answers instead
                 return
             }
-            let translation = deployment.dialect == .gemini
-                ? GeminiResponse.chatCompletion(from: body, model: alias.name, created: created)
-                : AnthropicResponse.chatCompletion(from: body, model: alias.name, created: created)
-            guard let translated = translation else {
+            guard let translated = callerAnswer(from: body, created: created) else {
                 answerFailure(UpstreamError(.protocolError, "the provider's answer is not in its API's shape"), failure: .serverError(status: 502))
                 return
             }
@@ -258,6 +269,24 @@ final class ResponseRelay: UpstreamResponseDelegate {
         case .finished:
             break
         }
+    }
+
+    /// A whole answer in the caller's dialect, and its usage: the provider's answer as it is
+    /// where the dialects match, else translated (through OpenAI's shape).
+    private func callerAnswer(from body: [UInt8], created: Int64) -> (body: [UInt8], usage: TokenUsage?)? {
+        if native {
+            guard let message = try? JSONValue.parseObject(body), message["type"]?.stringValue == "message" else { return nil }
+            return (body, AnthropicResponse.usage(message["usage"]))
+        }
+        let openAI: (body: [UInt8], usage: TokenUsage?)?
+        switch deployment.dialect {
+        case .openAI, .azure: openAI = (body, body.withUnsafeBytes { TokenUsage.fromOpenAIResponse($0) })
+        case .anthropic: openAI = AnthropicResponse.chatCompletion(from: body, model: alias.name, created: created)
+        case .gemini: openAI = GeminiResponse.chatCompletion(from: body, model: alias.name, created: created)
+        }
+        guard let openAI else { return nil }
+        guard permit.callerDialect == .anthropic else { return openAI }
+        return AnthropicIngress.message(fromChatCompletion: openAI.body, model: alias.name).map { ($0.body, openAI.usage ?? $0.usage) }
     }
 
     private func answerFailure(_ error: UpstreamError, failure: AttemptFailure) {
@@ -323,7 +352,23 @@ final class ResponseRelay: UpstreamResponseDelegate {
         channel.write(HTTPServerResponsePart.head(head), promise: nil)
     }
 
-    private func writeBody(_ buffer: ByteBuffer, returningWindow bytes: Int) {
+    /// Writes stream or body bytes to the caller; stream events go through ``egress`` first
+    /// when the caller speaks Anthropic's dialect (`convert: false` for bytes already in it).
+    private func writeBody(_ buffer: ByteBuffer, returningWindow bytes: Int, convert: Bool = true) {
+        if convert, var egress {
+            let converted = egress.convert(Array(buffer.readableBytesView))
+            self.egress = egress
+            guard !converted.isEmpty else {
+                if bytes > 0 { call?.consumed(bytes) }
+                return
+            }
+            writeConverted(channel.allocator.buffer(bytes: converted), returningWindow: bytes)
+            return
+        }
+        writeConverted(buffer, returningWindow: bytes)
+    }
+
+    private func writeConverted(_ buffer: ByteBuffer, returningWindow bytes: Int) {
         let call = self.call
         let promise = channel.eventLoop.makePromise(of: Void.self)
         promise.futureResult.whenComplete { result in
@@ -369,8 +414,8 @@ final class ResponseRelay: UpstreamResponseDelegate {
 
     /// Ends a started stream with an SSE error event; usage is what the stream showed so far.
     private func failStream(code: String, message: String) {
-        let event = OpenAIError(status: 502, message: message, type: "upstream_error", code: code).sseEvent
-        writeBody(channel.allocator.buffer(bytes: event), returningWindow: 0)
+        let event = permit.callerDialect.streamEvent(OpenAIError(status: 502, message: message, type: "upstream_error", code: code))
+        writeBody(channel.allocator.buffer(bytes: event), returningWindow: 0, convert: false)
         var usage: TokenUsage?
         if case .events(_, let filter) = mode {
             usage = filter.usage ?? estimatedUsage(completionBytes: filter.dataBytes)
@@ -384,33 +429,40 @@ final class ResponseRelay: UpstreamResponseDelegate {
 
     private func relayUpstreamError(status: Int, body: [UInt8], failure: AttemptFailure) {
         let scrubbed = permit.policy.scrubber.scrub(body)
-        if deployment.dialect == .anthropic || deployment.dialect == .gemini {
-            // In the caller's dialect, status and type kept.
-            let translated = deployment.dialect == .gemini ? GeminiResponse.error(from: scrubbed, status: status)
-                : AnthropicResponse.error(from: scrubbed, status: status)
-            let error = translated ?? OpenAIError(
-                status: status, message: "upstream \(deployment.endpoint) answered HTTP \(status)", type: "upstream_error", code: "upstream_http_\(status)")
-            writeJSONResponse(error.body, status: status, on: channel, requestID: account.requestID, close: false, extraHeaders: rateLimitFields)
-            mode = .finished
-            record(status: status, errorCode: "upstream_\(error.code)")
-            ended(.complete, failure: failure)
-            return
+        let payload: [UInt8]
+        let code: String
+        let fallback = OpenAIError(status: status, message: "upstream \(deployment.endpoint) answered HTTP \(status)", type: "upstream_error",
+                                   code: "upstream_http_\(status)")
+        switch (deployment.dialect, permit.callerDialect) {
+        case (.anthropic, .anthropic):
+            // The caller's own dialect: the provider's error as it is (credentials scrubbed).
+            let error = AnthropicResponse.error(from: scrubbed, status: status)
+            payload = error == nil ? AnthropicIngress.errorBody(fallback) : scrubbed
+            code = error.map { "upstream_\($0.code)" } ?? fallback.code
+        case (.openAI, .openAI), (.azure, .openAI):
+            // Passed through when OpenAI-shaped; wrapped in that shape when not.
+            let error = OpenAIError.parse(scrubbed, status: status)
+            payload = error == nil ? fallback.body : scrubbed
+            code = fallback.code
+        default:
+            // Translated: status and type kept, in the caller's dialect.
+            let error = switch deployment.dialect {
+            case .anthropic: AnthropicResponse.error(from: scrubbed, status: status)
+            case .gemini: GeminiResponse.error(from: scrubbed, status: status)
+            case .openAI, .azure: OpenAIError.parse(scrubbed, status: status)
+            }
+            payload = permit.callerDialect.body(error ?? fallback)
+            code = error.map { deployment.dialect == .openAI || deployment.dialect == .azure ? "upstream_http_\(status)" : "upstream_\($0.code)" }
+                ?? fallback.code
         }
-        let isOpenAIShaped = scrubbed.withUnsafeBytes { bytes in
-            (try? JSONScanner.scanObject(bytes))?.contains(where: { $0.key == "error" && $0.kind == .object }) ?? false
-        }
-        let payload = isOpenAIShaped ? scrubbed : OpenAIError(
-            status: status, message: "upstream \(deployment.endpoint) answered HTTP \(status)",
-            type: "upstream_error", code: "upstream_http_\(status)").body
-        writeJSONResponse(payload, status: status, on: channel, requestID: account.requestID, close: false,
-                          extraHeaders: rateLimitFields)
+        writeJSONResponse(payload, status: status, on: channel, requestID: account.requestID, close: false, extraHeaders: rateLimitFields)
         mode = .finished
-        record(status: status, errorCode: "upstream_http_\(status)")
+        record(status: status, errorCode: code)
         ended(.complete, failure: failure)
     }
 
     private func sendError(_ error: OpenAIError) {
-        writeJSONResponse(error.body, status: error.status, on: channel, requestID: account.requestID, close: false,
+        writeJSONResponse(permit.callerDialect.body(error), status: error.status, on: channel, requestID: account.requestID, close: false,
                           extraHeaders: rateLimitFields)
     }
 

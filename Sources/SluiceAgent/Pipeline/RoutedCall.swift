@@ -78,7 +78,7 @@ final class RoutedCall: AttemptOwner {
             // Admitted, but not expressible in the provider's dialect: the reservation goes back.
             let refusal = OpenAIError(status: 400, message: error.message, type: "invalid_request_error", code: error.code, param: error.param)
             account.record(status: 400, permit: permit, deployment: deployment, servedBy: alias, attempts: max(attempts, 1), errorCode: error.code)
-            writeJSONResponse(refusal.body, status: 400, on: channel, requestID: account.requestID, close: false)
+            writeJSONResponse(permit.callerDialect.body(refusal), status: 400, on: channel, requestID: account.requestID, close: false)
             onComplete(.complete)
             return
         }
@@ -159,7 +159,7 @@ final class RoutedCall: AttemptOwner {
         let error = OpenAIError(status: allCapped ? 429 : 503, message: message, type: allCapped ? "rate_limit_error" : "server_error",
                                 code: "no_deployment_available")
         account.record(status: error.status, permit: permit, attempts: attempts, errorCode: error.code)
-        writeJSONResponse(error.body, status: error.status, on: channel, requestID: account.requestID, close: false,
+        writeJSONResponse(permit.callerDialect.body(error), status: error.status, on: channel, requestID: account.requestID, close: false,
                           extraHeaders: [("retry-after", String(why.retryAfterSeconds))] + RateLimitHeaders.fields(for: permit.admission.reservation.status))
         onComplete(.complete)
     }

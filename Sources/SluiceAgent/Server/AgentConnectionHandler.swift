@@ -142,6 +142,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         switch request.route {
         case .openAI(let endpoint):
             forward(context: context, request: request, endpoint: endpoint)
+        case .anthropicMessages:
+            forward(context: context, request: request, endpoint: .chatCompletions, dialect: .anthropic)
         case .listModels:
             var body: [UInt8] = Array(#"{"object":"list","data":["#.utf8)
             for (index, name) in runtime.activePolicy.configuration.catalog.names.enumerated() {
@@ -168,17 +170,32 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    private func forward(context: ChannelHandlerContext, request: Request, endpoint: OpenAIEndpoint) {
-        let bytes = request.body.map { Array($0.readableBytesView) } ?? []
-        let permit: Authorize.Permit
+    private func forward(context: ChannelHandlerContext, request: Request, endpoint: OpenAIEndpoint, dialect: CallerDialect = .openAI) {
+        let received = request.body.map { Array($0.readableBytesView) } ?? []
+        var bytes = received
+        if dialect == .anthropic {
+            // A Messages call is checked and routed as the chat call it amounts to.
+            do throws(RequestBodyError) {
+                bytes = try AnthropicIngress.chatBody(from: received, maxDepth: runtime.settings.maxJSONDepth)
+            } catch {
+                respondError(context: context, request: request, OpenAIError(status: 400, message: error.message, type: "invalid_request_error",
+                                                                            code: error.code, param: error.param), dialect: dialect)
+                return
+            }
+        }
+        var permit: Authorize.Permit
         switch Authorize.check(endpoint: endpoint, headers: request.head.headers, body: bytes, runtime: runtime) {
         case .failure(let refusal):
             runtime.metrics.denied(alias: refusal.alias, team: refusal.caller?.team, reason: refusal.error.code)
-            respond(context: context, request: request, status: refusal.error.status, body: refusal.error.body,
+            respond(context: context, request: request, status: refusal.error.status, body: dialect.body(refusal.error),
                     extraHeaders: refusal.headers, errorCode: refusal.error.code, refusal: refusal)
             return
         case .success(let granted):
             permit = granted
+        }
+        if dialect == .anthropic {
+            permit.callerDialect = .anthropic
+            permit.callerBody = received
         }
         let call = RoutedCall(channel: context.channel, permit: permit, account: request.account, runtime: runtime) { [self] ending in
             self.responseEnded(ending)
@@ -202,8 +219,12 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         responseEnded(.complete)
     }
 
-    private func respondError(context: ChannelHandlerContext, request: Request, _ error: OpenAIError, extraHeaders: [(String, String)] = []) {
-        respond(context: context, request: request, status: error.status, body: error.body, extraHeaders: extraHeaders, errorCode: error.code)
+    private func respondError(context: ChannelHandlerContext, request: Request, _ error: OpenAIError, extraHeaders: [(String, String)] = [],
+                              dialect: CallerDialect? = nil) {
+        // Anthropic's SDKs read errors in their own shape, refusals of the path included.
+        let path = request.head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        let shape = dialect ?? (path == "/v1/messages" ? .anthropic : .openAI)
+        respond(context: context, request: request, status: error.status, body: shape.body(error), extraHeaders: extraHeaders, errorCode: error.code)
     }
 
     private func refuseTooLarge(context: ChannelHandlerContext, request: Request) {
