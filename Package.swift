@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "sluice-control", targets: ["sluice-control"]),
         .executable(name: "sluice", targets: ["sluice"]),
         // For the benchmark packages under bench/, which build these as dependencies.
+        .library(name: "SluiceAPI", targets: ["SluiceAPI"]),
         .library(name: "SluicePolicy", targets: ["SluicePolicy"]),
         .library(name: "SluiceControl", targets: ["SluiceControl"]),
         .library(name: "SluiceAgent", targets: ["SluiceAgent"]),

@@ -41,6 +41,12 @@ model_list:
   - model_name: bench
     litellm_params: {model: openai/bench, api_base: "https://127.0.0.1:$mock_port/v1", api_key: sk-bench-not-a-key, ssl_verify: "$cert"}
     model_info: {input_cost_per_token: 0.00000015, output_cost_per_token: 0.0000006}
+  - model_name: bench-claude
+    litellm_params: {model: anthropic/mock, api_base: "https://127.0.0.1:$mock_port/v1", api_key: sk-bench-not-a-key, ssl_verify: "$cert"}
+    model_info: {input_cost_per_token: 0.000003, output_cost_per_token: 0.000015}
+  - model_name: bench-gemini
+    litellm_params: {model: gemini/mock, api_base: "https://127.0.0.1:$mock_port/v1beta", api_key: sk-bench-not-a-key, ssl_verify: "$cert"}
+    model_info: {input_cost_per_token: 0.0000003, output_cost_per_token: 0.0000025}
   - model_name: bench-stream
     litellm_params: {model: "openai/mock+chunks=50+chunk_delay_ms=20", api_base: "https://127.0.0.1:$mock_port/v1", api_key: sk-bench-not-a-key, ssl_verify: "$cert"}
     model_info: {input_cost_per_token: 0.00000015, output_cost_per_token: 0.0000006}
@@ -116,6 +122,18 @@ stream_hwm=$(rss_kb "$agent_pid" VmHWM)
 read -r ttfb_direct_p50 ttfb_direct_p99 < <(python3 bench/ttfb.py "https://127.0.0.1:$mock_port/v1/chat/completions" mock 300 "$cert")
 read -r ttfb_agent_p50 ttfb_agent_p99 < <(python3 bench/ttfb.py "http://127.0.0.1:$agent_port/v1/chat/completions" bench 300)
 
+# Time to first token through each dialect: the provider's own stream direct from the mock,
+# then through the agent, passed through (OpenAI) or translated (Anthropic, Gemini, and
+# Anthropic's Messages API served by an OpenAI deployment).
+ttft() { python3 bench/ttfb.py "$@" --token; }
+read -r ttft_openai_direct_p50 ttft_openai_direct_p99 < <(ttft "https://127.0.0.1:$mock_port/v1/chat/completions" mock 300 "$cert")
+read -r ttft_openai_agent_p50 ttft_openai_agent_p99 < <(ttft "http://127.0.0.1:$agent_port/v1/chat/completions" bench 300)
+read -r ttft_claude_direct_p50 ttft_claude_direct_p99 < <(ttft "https://127.0.0.1:$mock_port/v1/messages" mock 300 "$cert" --dialect anthropic)
+read -r ttft_claude_agent_p50 ttft_claude_agent_p99 < <(ttft "http://127.0.0.1:$agent_port/v1/chat/completions" bench-claude 300)
+read -r ttft_gemini_direct_p50 ttft_gemini_direct_p99 < <(ttft "https://127.0.0.1:$mock_port/v1beta/models/mock:streamGenerateContent?alt=sse" mock 300 "$cert" --dialect gemini)
+read -r ttft_gemini_agent_p50 ttft_gemini_agent_p99 < <(ttft "http://127.0.0.1:$agent_port/v1/chat/completions" bench-gemini 300)
+read -r ttft_ingress_agent_p50 ttft_ingress_agent_p99 < <(ttft "http://127.0.0.1:$agent_port/v1/messages" bench 300 --dialect anthropic)
+
 ratio() { python3 -c "a, b = $1, $2; print(f'{a / b:.2f}' if b else '-')"; }
 added() { python3 -c "print(f'{$1 - $2:.3f}')"; }
 
@@ -156,4 +174,11 @@ added() { python3 -c "print(f'{$1 - $2:.3f}')"; }
   echo "| direct to the mock (HTTPS/1.1) | $ttfb_direct_p50 | $ttfb_direct_p99 |"
   echo "| through sluice-agent | $ttfb_agent_p50 | $ttfb_agent_p99 |"
   echo "| added by the agent | $(added "$ttfb_agent_p50" "$ttfb_direct_p50") | $(added "$ttfb_agent_p99" "$ttfb_direct_p99") |"
+  echo
+  echo "| time to first token, streams | direct p50 ms | through the agent p50 ms | added p50 ms | direct p99 ms | through the agent p99 ms | added p99 ms |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  echo "| OpenAI, passed through | $ttft_openai_direct_p50 | $ttft_openai_agent_p50 | $(added "$ttft_openai_agent_p50" "$ttft_openai_direct_p50") | $ttft_openai_direct_p99 | $ttft_openai_agent_p99 | $(added "$ttft_openai_agent_p99" "$ttft_openai_direct_p99") |"
+  echo "| Anthropic, translated to chat chunks | $ttft_claude_direct_p50 | $ttft_claude_agent_p50 | $(added "$ttft_claude_agent_p50" "$ttft_claude_direct_p50") | $ttft_claude_direct_p99 | $ttft_claude_agent_p99 | $(added "$ttft_claude_agent_p99" "$ttft_claude_direct_p99") |"
+  echo "| Gemini, translated to chat chunks | $ttft_gemini_direct_p50 | $ttft_gemini_agent_p50 | $(added "$ttft_gemini_agent_p50" "$ttft_gemini_direct_p50") | $ttft_gemini_direct_p99 | $ttft_gemini_agent_p99 | $(added "$ttft_gemini_agent_p99" "$ttft_gemini_direct_p99") |"
+  echo "| Messages API caller, OpenAI deployment | $ttft_openai_direct_p50 | $ttft_ingress_agent_p50 | $(added "$ttft_ingress_agent_p50" "$ttft_openai_direct_p50") | $ttft_openai_direct_p99 | $ttft_ingress_agent_p99 | $(added "$ttft_ingress_agent_p99" "$ttft_openai_direct_p99") |"
 } | tee "$state/results.md"

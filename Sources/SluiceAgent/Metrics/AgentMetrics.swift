@@ -101,11 +101,6 @@ public final class AgentMetrics: Sendable {
 
     // MARK: - Routing
 
-    /// One upstream attempt ended: `outcome` is `ok` or the failure's label.
-    func attempt(alias: String, deployment: DeploymentKey, outcome: String) {
-        counter("sluice_upstream_attempts_total", [("alias", alias), ("deployment", deployment.description), ("outcome", outcome)]).increment()
-    }
-
     func retried(alias: String) { counter("sluice_retries_total", [("alias", alias)]).increment() }
 
     func fellBack(from alias: String, to fallback: String) {
@@ -181,6 +176,11 @@ public final class AgentMetrics: Sendable {
             gauge("sluice_deployment_in_flight", labels).record(state.inFlight)
             gauge("sluice_deployment_cooling_down", labels).record(state.cooldownUntil > now ? 1 : 0)
             if let latency = state.latencySeconds { gauge("sluice_deployment_ttfb_seconds", labels).record(latency) }
+            // Attempt outcomes are counted in the board (no metric work per call) and
+            // brought up to date here, as counters.
+            for (outcome, total) in [("ok", state.succeeded)] + state.failed.map({ ($0.key, $0.value) }) {
+                catchUp("sluice_upstream_attempts_total", labels + [("outcome", outcome)], to: total)
+            }
         }
         let seconds = now / 1_000_000_000
         for (scope, snapshot) in limiter.snapshots(now: now, dayNumber: timeZone.dayNumber(at: seconds),
@@ -199,6 +199,19 @@ public final class AgentMetrics: Sendable {
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return buffer
+    }
+
+    /// Totals already added to counters that mirror a count kept elsewhere, by handle key.
+    private let mirrored = Mutex<[String: Int]>([:])
+
+    /// Raises the counter `name` with `labels` to `total`.
+    private func catchUp(_ name: String, _ labels: [(String, String)], to total: Int) {
+        let id = key(name, labels)
+        let added = mirrored.withLock { seen -> Int in
+            defer { seen[id] = max(seen[id] ?? 0, total) }
+            return max(0, total - (seen[id] ?? 0))
+        }
+        if added > 0 { counter(name, labels).increment(by: Int64(added)) }
     }
 
     // MARK: - Handles, created once per label set

@@ -10,8 +10,11 @@ final class DeploymentRouter: Sendable {
 
     func choose(from alias: ModelAlias, settings: RouterSettings, tried: Set<DeploymentKey>, estimatedTokens: Int,
                 now: Int64) -> DeploymentBoard.Choice {
-        let roll = Double.random(in: 0..<1)
-        return board.withLock { $0.choose(from: alias, strategy: settings.strategy, tried: tried, estimatedTokens: estimatedTokens, now: now, roll: roll) }
+        // The random draw (a getrandom(2) call here) happens only when there is a tie to break.
+        board.withLock {
+            $0.choose(from: alias, strategy: settings.strategy, tried: tried, estimatedTokens: estimatedTokens, now: now,
+                      roll: Double.random(in: 0..<1))
+        }
     }
 
     func finished(_ deployment: Deployment, timeToFirstByteSeconds: Double?, tokensUsed: Int?, estimatedTokens: Int,

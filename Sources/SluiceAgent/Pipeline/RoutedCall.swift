@@ -97,7 +97,6 @@ final class RoutedCall: AttemptOwner {
         guard let (deployment, alias) = current, !callerGone else { return false }
         let step = plan.next(after: failure, roll: Double.random(in: 0..<1))
         if case .giveUp = step { return false }
-        runtime.metrics.attempt(alias: alias.name, deployment: DeploymentKey(deployment), outcome: failure.label)
         finishRouting(deployment, ttfb: nil, usage: nil, failure: failure)
         relay = nil
         current = nil
@@ -118,8 +117,7 @@ final class RoutedCall: AttemptOwner {
     }
 
     func attemptEnded(_ ending: ResponseEnding, timeToFirstByte: TimeAmount?, usage: TokenUsage?, failure: AttemptFailure?) {
-        guard let (deployment, alias) = current else { return }
-        runtime.metrics.attempt(alias: alias.name, deployment: DeploymentKey(deployment), outcome: failure?.label ?? "ok")
+        guard let (deployment, _) = current else { return }
         finishRouting(deployment, ttfb: timeToFirstByte, usage: usage, failure: failure)
         current = nil
         relay = nil

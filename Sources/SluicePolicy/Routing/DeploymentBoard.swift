@@ -35,6 +35,10 @@ public struct DeploymentBoard: Sendable {
         public var tokenLevel: Double = 0
         public var refilledAt: Int64 = 0
         var capsSeen = false
+        /// Attempts that ended well, and the others by ``AttemptFailure/label``: counted here,
+        /// under the lock the attempt already takes, rather than in a metric per call.
+        public var succeeded = 0
+        public var failed: [String: Int] = [:]
     }
 
     /// Why no deployment of an alias could take a call.
@@ -71,23 +75,38 @@ public struct DeploymentBoard: Sendable {
     /// Deployments in `tried` are chosen again only when no other is eligible. Cooling
     /// deployments are left out, except the only deployment of an alias: with nothing to
     /// move to, refusing calls would only turn a provider's bad minute into a certain
-    /// outage. `roll` in `0..<1` breaks ties by weight.
+    /// outage. `roll` in `0..<1` breaks ties by weight; it is read only when there is a tie
+    /// to break.
     public mutating func choose(from alias: ModelAlias, strategy: RoutingStrategy, tried: Set<DeploymentKey> = [],
-                                estimatedTokens: Int, now: Int64, roll: Double) -> Choice {
+                                estimatedTokens: Int, now: Int64, roll: @autoclosure () -> Double) -> Choice {
+        if alias.deployments.count == 1 {
+            // The common case, kept to one lookup: nothing to choose between, and the only
+            // deployment is never left out for a cooldown; only its caps can refuse.
+            let deployment = alias.deployments[0]
+            let key = DeploymentKey(deployment)
+            return Self.update(&states[key, default: State()]) { state in
+                Self.refill(&state, deployment, now: now)
+                if let wait = Self.capWait(state, deployment, estimatedTokens: estimatedTokens) {
+                    return .unavailable(Unavailable(coolingDown: 0, atCap: 1, retryAfterSeconds: max(1, Int((wait + 999_999_999) / 1_000_000_000))))
+                }
+                Self.take(&state, deployment, estimatedTokens: estimatedTokens)
+                return .chosen(deployment)
+            }
+        }
         var eligible: [(Deployment, DeploymentKey)] = []
         var cooling = 0, capped = 0
         var soonest = Int64.max
         for deployment in alias.deployments {
             let key = DeploymentKey(deployment)
             var state = states[key] ?? State()
-            refill(&state, deployment, now: now)
+            Self.refill(&state, deployment, now: now)
             states[key] = state
             if state.cooldownUntil > now, alias.deployments.count > 1 {
                 cooling += 1
                 soonest = min(soonest, state.cooldownUntil - now)
                 continue
             }
-            if let wait = capWait(state, deployment, estimatedTokens: estimatedTokens) {
+            if let wait = Self.capWait(state, deployment, estimatedTokens: estimatedTokens) {
                 capped += 1
                 soonest = min(soonest, wait)
                 continue
@@ -116,13 +135,18 @@ public struct DeploymentBoard: Sendable {
                 candidates = unmeasured
             }
         }
-        let (deployment, key) = Self.weighted(candidates, roll: roll)
-        var state = states[key]!
+        let (deployment, key) = candidates.count == 1 ? candidates[0] : Self.weighted(candidates, roll: roll())
+        Self.take(&states[key]!, deployment, estimatedTokens: estimatedTokens)
+        return .chosen(deployment)
+    }
+
+    private static func update<Result>(_ state: inout State, _ body: (inout State) -> Result) -> Result { body(&state) }
+
+    /// Counts a call against the deployment: in flight, one request and its estimate under the caps.
+    private static func take(_ state: inout State, _ deployment: Deployment, estimatedTokens: Int) {
         state.inFlight += 1
         if deployment.requestsPerMinute != nil { state.requestLevel -= 1 }
         if deployment.tokensPerMinute != nil { state.tokenLevel -= Double(estimatedTokens) }
-        states[key] = state
-        return .chosen(deployment)
     }
 
     /// Ends a call chosen by ``choose(from:strategy:tried:estimatedTokens:now:roll:)``:
@@ -133,9 +157,16 @@ public struct DeploymentBoard: Sendable {
     /// more than `allowedFails` happened within a minute.
     public mutating func finished(_ deployment: Deployment, timeToFirstByteSeconds: Double?, tokensUsed: Int?, estimatedTokens: Int,
                                   failure: AttemptFailure?, settings: RouterSettings, now: Int64) {
-        let key = DeploymentKey(deployment)
-        var state = states[key] ?? State()
+        Self.update(&states[DeploymentKey(deployment), default: State()]) { state in
+            Self.record(&state, deployment, timeToFirstByteSeconds: timeToFirstByteSeconds, tokensUsed: tokensUsed,
+                   estimatedTokens: estimatedTokens, failure: failure, settings: settings, now: now)
+        }
+    }
+
+    private static func record(_ state: inout State, _ deployment: Deployment, timeToFirstByteSeconds: Double?, tokensUsed: Int?,
+                        estimatedTokens: Int, failure: AttemptFailure?, settings: RouterSettings, now: Int64) {
         state.inFlight = max(0, state.inFlight - 1)
+        if let failure { state.failed[failure.label, default: 0] += 1 } else { state.succeeded += 1 }
         if failure == nil, let seconds = timeToFirstByteSeconds, seconds.isFinite, seconds >= 0 {
             state.latencySeconds = state.latencySeconds.map { $0 + Self.latencyWeight * (seconds - $0) } ?? seconds
         }
@@ -159,7 +190,6 @@ public struct DeploymentBoard: Sendable {
                 state.failWindowStart = now
             }
         }
-        states[key] = state
     }
 
     /// Whether `deployment` is cooling down at `now`.
@@ -167,7 +197,7 @@ public struct DeploymentBoard: Sendable {
         (states[DeploymentKey(deployment)]?.cooldownUntil ?? 0) > now
     }
 
-    private func refill(_ state: inout State, _ deployment: Deployment, now: Int64) {
+    private static func refill(_ state: inout State, _ deployment: Deployment, now: Int64) {
         let rpm = deployment.requestsPerMinute.map(Double.init)
         let tpm = deployment.tokensPerMinute.map(Double.init)
         guard rpm != nil || tpm != nil else { return }
@@ -186,7 +216,7 @@ public struct DeploymentBoard: Sendable {
 
     /// Nanoseconds until the deployment's caps have room for a call, or nil if they have now.
     /// A call larger than the whole `tpm` needs a full bucket rather than never running.
-    private func capWait(_ state: State, _ deployment: Deployment, estimatedTokens: Int) -> Int64? {
+    private static func capWait(_ state: State, _ deployment: Deployment, estimatedTokens: Int) -> Int64? {
         var wait: Double = 0
         if let rpm = deployment.requestsPerMinute, state.requestLevel < 1 {
             wait = max(wait, (1 - state.requestLevel) / Double(rpm))
