@@ -40,6 +40,26 @@ struct UsageSpoolTests {
         #expect(try spool.seal(agentID: "agent-1").map(\.batch.sequence) == [2])
     }
 
+    @Test("two flushes sealing at once (the periodic one and a shutdown or manual one) never fold a journal twice")
+    func concurrentSeals() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let spool = try UsageSpool(directory: directory.file("spool"))
+        var appended: Int64 = 0
+        for _ in 0..<200 {
+            for _ in 0..<3 { spool.append(Self.record()) }
+            appended += 3
+            // Both start together: each would otherwise list and fold the same sealed journal.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<2 { group.addTask { _ = try spool.seal(agentID: "a") } }
+                try await group.waitForAll()
+            }
+        }
+        let batches = try spool.seal(agentID: "a").map(\.batch)
+        #expect(batches.reduce(Int64(0)) { $0 + $1.deltas.reduce(0) { $0 + $1.requests } } == appended)
+        #expect(Set(batches.map(\.sequence)).count == batches.count)
+    }
+
     @Test("a crash after sealing, before the journals were deleted, counts each record once")
     func crashAfterSeal() throws {
         let directory = try TemporaryDirectory()

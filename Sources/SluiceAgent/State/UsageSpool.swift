@@ -57,6 +57,11 @@ public final class UsageSpool: Sendable {
 
     public let directory: String
     private let state: Mutex<State>
+    /// Held for a whole seal: two seals at once (the periodic flush and a shutdown or
+    /// manual one) would otherwise both fold the same sealed journals into two batches
+    /// with two sequence numbers, and the control plane would count those calls twice.
+    /// Separate from `state`, so appends on the request path never wait on the disk.
+    private let sealing = Mutex<Void>(())
     /// Mirrors ``refusesCalls`` so the request path reads it without the lock.
     private let refusing = Atomic<Bool>(false)
 
@@ -178,6 +183,10 @@ public final class UsageSpool: Sendable {
     /// written so far into the next batch. Returns every batch waiting for the control
     /// plane, oldest first.
     public func seal(agentID: String) throws(StateFileError) -> [PendingBatch] {
+        try sealing.withLock { _ throws(StateFileError) in try sealAlone(agentID: agentID) }
+    }
+
+    private func sealAlone(agentID: String) throws(StateFileError) -> [PendingBatch] {
         let diskRefuses = try state.withLock { state throws(StateFileError) -> Bool in
             // A disk that still refuses does not stop the batches already sealed from
             // going out (sending them frees space), but nothing new is sealed onto it.
