@@ -66,4 +66,10 @@ public struct MockBehaviour: Sendable, Equatable {
             }
         }
     }
+
+    /// Counts this request for `fail_first`: once `seen` (the requests naming this model
+    /// before it) reaches N, the scripted failure gives way to success.
+    mutating func count(seen: (String) -> Int) {
+        if let failFirst, seen(model) >= failFirst { status = 200 }
+    }
 }

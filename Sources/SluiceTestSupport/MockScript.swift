@@ -37,7 +37,7 @@ struct MockScript {
             // Gemini names the model, and whether to stream, in the path.
             let model = String(path[range.upperBound..<colon])
             var behaviour = MockBehaviour(model: model)
-            if let failFirst = behaviour.failFirst, seen(model) >= failFirst { behaviour.status = 200 }
+            behaviour.count(seen: seen)
             return GeminiMockScript(defaultChunks: defaultChunks, defaultChunkDelayMilliseconds: defaultChunkDelayMilliseconds)
                 .steps(body: body, model: model, stream: path.hasSuffix(":streamGenerateContent"), behaviour: behaviour)
         }
@@ -47,7 +47,7 @@ struct MockScript {
             request.first(where: { $0.key == "model" }).flatMap { JSONScanner.decodeString(at: $0.valueRange, in: bytes) }
         } ?? "mock"
         var behaviour = MockBehaviour(model: model)
-        if let failFirst = behaviour.failFirst, seen(model) >= failFirst { behaviour.status = 200 }
+        behaviour.count(seen: seen)
         if path.hasSuffix("/messages") {
             return AnthropicMockScript(defaultChunks: defaultChunks, defaultChunkDelayMilliseconds: defaultChunkDelayMilliseconds)
                 .steps(body: body, model: model, behaviour: behaviour)

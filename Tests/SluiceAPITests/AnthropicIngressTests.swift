@@ -23,7 +23,7 @@ struct AnthropicIngressTests {
                                              {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}}]},
               {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"18 C"}]},{"type":"text","text":"Thanks"}]}]}
             """.utf8)
-        let chat = try json(try AnthropicIngress.chatBody(from: body))
+        let chat = try json(try AnthropicIngress.chatBody(from: AnthropicIngress.parse(body)))
         #expect(chat["model"] as? String == "claude-sonnet" && chat["max_tokens"] as? Int == 1024 && chat["temperature"] as? Double == 0.3)
         #expect(chat["stop"] as? [String] == ["END"] && chat["user"] as? String == "u-9" && chat["stream"] as? Bool == true)
         #expect((chat["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
@@ -45,7 +45,7 @@ struct AnthropicIngressTests {
     func refusals() {
         func refusal(_ text: String) -> RequestBodyError? {
             do {
-                _ = try AnthropicIngress.chatBody(from: Array(text.utf8))
+                _ = try AnthropicIngress.chatBody(from: AnthropicIngress.parse(Array(text.utf8)))
                 return nil
             } catch {
                 return error

@@ -65,21 +65,10 @@ struct GeminiDialectTests {
         let harness = try await Self.harness()
         let response = try await harness.post(#"{"model":"gemini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello"}]}"#)
         #expect(response.status == 200 && response.header("content-type") == "text/event-stream")
-        let lines = response.text.split(separator: "\n").filter { $0.hasPrefix("data: ") }.map { $0.dropFirst(6) }
-        #expect(lines.last == "[DONE]")
-        var text = ""
-        var finish: [String] = []
-        var usage: [String: Any]?
-        for line in lines.dropLast() {
-            let chunk = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            if let choice = (chunk["choices"] as? [[String: Any]])?.first {
-                text += ((choice["delta"] as? [String: Any])?["content"] as? String) ?? ""
-                if let reason = choice["finish_reason"] as? String { finish.append(reason) }
-            }
-            if let found = chunk["usage"] as? [String: Any] { usage = found }
-        }
-        #expect(text == "Sluice mock says hello and counts every token" && finish == ["stop"])
-        #expect(usage?["completion_tokens"] as? Int == 8)
+        let stream = try StreamedChat(response)
+        #expect(stream.endedWithDone)
+        #expect(stream.text == "Sluice mock says hello and counts every token" && stream.finishReasons == ["stop"])
+        #expect(stream.usage?["completion_tokens"] as? Int == 8)
         #expect(harness.mock.requests.first?.path == "/v1beta/models/mock:streamGenerateContent?alt=sse")
         let record = try #require(await harness.auditRecords(1).first)
         #expect(record["stream_completed"] as? Bool == true && record["completion_tokens"] as? Int == 8)

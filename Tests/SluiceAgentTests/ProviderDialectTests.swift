@@ -69,23 +69,11 @@ struct ProviderDialectTests {
         let harness = try await Self.harness()
         let response = try await harness.post(#"{"model":"claude","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hello"}]}"#)
         #expect(response.status == 200 && response.header("content-type") == "text/event-stream")
-        var text = ""
-        var finish: [String] = []
-        var usage: [String: Any]?
-        let lines = response.text.split(separator: "\n").filter { $0.hasPrefix("data: ") }.map { $0.dropFirst(6) }
-        #expect(lines.last == "[DONE]")
-        for line in lines.dropLast() {
-            let chunk = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
-            #expect(chunk["object"] as? String == "chat.completion.chunk")
-            if let choice = (chunk["choices"] as? [[String: Any]])?.first {
-                text += ((choice["delta"] as? [String: Any])?["content"] as? String) ?? ""
-                if let reason = choice["finish_reason"] as? String { finish.append(reason) }
-            }
-            if let found = chunk["usage"] as? [String: Any] { usage = found }
-        }
-        #expect(text == "Sluice mock says hello and counts every token")
-        #expect(finish == ["stop"])
-        #expect(usage?["completion_tokens"] as? Int == 8)
+        let stream = try StreamedChat(response)
+        #expect(stream.endedWithDone)
+        #expect(stream.text == "Sluice mock says hello and counts every token")
+        #expect(stream.finishReasons == ["stop"])
+        #expect(stream.usage?["completion_tokens"] as? Int == 8)
         let seen = try #require(harness.mock.requests.first)
         #expect(String(decoding: seen.body, as: UTF8.self).contains(#""stream":true"#))
         let record = try #require(await harness.auditRecords(1).first)

@@ -1,6 +1,19 @@
 import SluicePolicy
 import Testing
 
+extension DeploymentBoard {
+    /// An attempt on `deployment` failed with `failure` at `now`.
+    mutating func failed(_ deployment: Deployment, _ failure: AttemptFailure, settings: RouterSettings, now: Int64) {
+        finished(deployment, timeToFirstByteSeconds: nil, tokensUsed: nil, estimatedTokens: 0, failure: failure, settings: settings, now: now)
+    }
+
+    /// An attempt on `deployment` (one estimated token, one used) got its first byte after `timeToFirstByteSeconds`.
+    mutating func succeeded(_ deployment: Deployment, timeToFirstByteSeconds: Double) {
+        finished(deployment, timeToFirstByteSeconds: timeToFirstByteSeconds, tokensUsed: 1, estimatedTokens: 1, failure: nil,
+                 settings: RouterSettings(), now: 0)
+    }
+}
+
 @Suite("Routing: choosing deployments, retries, fallbacks, cooldowns and caps")
 struct RoutingTests {
     static let second: Int64 = 1_000_000_000
@@ -41,8 +54,8 @@ struct RoutingTests {
         #expect(chosen(board.choose(from: alias, strategy: .leastBusy, estimatedTokens: 1, now: 0, roll: 0)) == "b")
         #expect(chosen(board.choose(from: alias, strategy: .leastBusy, estimatedTokens: 1, now: 0, roll: 0.9)) == "b")
         #expect(board.states[DeploymentKey(b)]?.inFlight == 2)
-        board.finished(b, timeToFirstByteSeconds: 0.1, tokensUsed: 1, estimatedTokens: 1, failure: nil, settings: RouterSettings(), now: 0)
-        board.finished(b, timeToFirstByteSeconds: 0.1, tokensUsed: 1, estimatedTokens: 1, failure: nil, settings: RouterSettings(), now: 0)
+        board.succeeded(b, timeToFirstByteSeconds: 0.1)
+        board.succeeded(b, timeToFirstByteSeconds: 0.1)
         #expect(chosen(board.choose(from: alias, strategy: .leastBusy, estimatedTokens: 1, now: 0, roll: 0.9)) == "b")
     }
 
@@ -53,15 +66,15 @@ struct RoutingTests {
         let alias = Self.alias([a, b])
         let settings = RouterSettings()
         #expect(chosen(board.choose(from: alias, strategy: .latencyBased, estimatedTokens: 1, now: 0, roll: 0)) == "a")
-        board.finished(a, timeToFirstByteSeconds: 0.5, tokensUsed: 1, estimatedTokens: 1, failure: nil, settings: settings, now: 0)
+        board.succeeded(a, timeToFirstByteSeconds: 0.5)
         // b is not yet measured, so it goes next even though a has a figure.
         #expect(chosen(board.choose(from: alias, strategy: .latencyBased, estimatedTokens: 1, now: 0, roll: 0)) == "b")
-        board.finished(b, timeToFirstByteSeconds: 0.1, tokensUsed: 1, estimatedTokens: 1, failure: nil, settings: settings, now: 0)
+        board.succeeded(b, timeToFirstByteSeconds: 0.1)
         for _ in 0..<5 {
             #expect(chosen(board.choose(from: alias, strategy: .latencyBased, estimatedTokens: 1, now: 0, roll: 0)) == "b")
-            board.finished(b, timeToFirstByteSeconds: 0.1, tokensUsed: 1, estimatedTokens: 1, failure: nil, settings: settings, now: 0)
+            board.succeeded(b, timeToFirstByteSeconds: 0.1)
         }
-        board.finished(b, timeToFirstByteSeconds: nil, tokensUsed: nil, estimatedTokens: 1, failure: .timeout, settings: settings, now: 0)
+        board.failed(b, .timeout, settings: settings, now: 0)
         #expect(chosen(board.choose(from: alias, strategy: .latencyBased, estimatedTokens: 1, now: 0, roll: 0)) == "a")
     }
 
@@ -73,9 +86,9 @@ struct RoutingTests {
         let a = Self.deployment("a"), b = Self.deployment("b")
         let alias = Self.alias([a, b])
         let settings = RouterSettings(allowedFails: 2, cooldownSeconds: 30)
-        for _ in 0..<2 { board.finished(a, timeToFirstByteSeconds: nil, tokensUsed: nil, estimatedTokens: 0, failure: .serverError(status: 500), settings: settings, now: 0) }
+        for _ in 0..<2 { board.failed(a, .serverError(status: 500), settings: settings, now: 0) }
         #expect(!board.isCoolingDown(a, now: 0))
-        board.finished(a, timeToFirstByteSeconds: nil, tokensUsed: nil, estimatedTokens: 0, failure: .connect, settings: settings, now: Self.second)
+        board.failed(a, .connect, settings: settings, now: Self.second)
         #expect(board.isCoolingDown(a, now: Self.second))
         for _ in 0..<10 { #expect(chosen(board.choose(from: alias, strategy: .simpleShuffle, estimatedTokens: 1, now: 2 * Self.second, roll: 0)) == "b") }
         #expect(!board.isCoolingDown(a, now: 31 * Self.second))
@@ -87,11 +100,11 @@ struct RoutingTests {
         var board = DeploymentBoard()
         let a = Self.deployment("a")
         let settings = RouterSettings(allowedFails: 1, cooldownSeconds: 30)
-        board.finished(a, timeToFirstByteSeconds: nil, tokensUsed: nil, estimatedTokens: 0, failure: .serverError(status: 502), settings: settings, now: 0)
-        board.finished(a, timeToFirstByteSeconds: nil, tokensUsed: nil, estimatedTokens: 0, failure: .serverError(status: 502), settings: settings, now: 61 * Self.second)
+        board.failed(a, .serverError(status: 502), settings: settings, now: 0)
+        board.failed(a, .serverError(status: 502), settings: settings, now: 61 * Self.second)
         #expect(!board.isCoolingDown(a, now: 61 * Self.second))
-        for _ in 0..<5 { board.finished(a, timeToFirstByteSeconds: nil, tokensUsed: nil, estimatedTokens: 0, failure: .rejected(status: 400), settings: settings, now: 62 * Self.second) }
-        board.finished(a, timeToFirstByteSeconds: nil, tokensUsed: nil, estimatedTokens: 0, failure: .contextWindowExceeded, settings: settings, now: 62 * Self.second)
+        for _ in 0..<5 { board.failed(a, .rejected(status: 400), settings: settings, now: 62 * Self.second) }
+        board.failed(a, .contextWindowExceeded, settings: settings, now: 62 * Self.second)
         #expect(!board.isCoolingDown(a, now: 62 * Self.second))
     }
 
@@ -100,7 +113,7 @@ struct RoutingTests {
         var board = DeploymentBoard()
         let a = Self.deployment("a"), b = Self.deployment("b")
         let settings = RouterSettings(allowedFails: 5, cooldownSeconds: 10)
-        board.finished(a, timeToFirstByteSeconds: nil, tokensUsed: nil, estimatedTokens: 0, failure: .rateLimited(retryAfterSeconds: nil), settings: settings, now: 0)
+        board.failed(a, .rateLimited(retryAfterSeconds: nil), settings: settings, now: 0)
         #expect(board.isCoolingDown(a, now: 0))
         #expect(chosen(board.choose(from: Self.alias([a, b]), strategy: .simpleShuffle, estimatedTokens: 1, now: 0, roll: 0)) == "b")
         #expect(chosen(board.choose(from: Self.alias([a]), strategy: .simpleShuffle, estimatedTokens: 1, now: 0, roll: 0)) == "a")
@@ -111,8 +124,8 @@ struct RoutingTests {
         var board = DeploymentBoard()
         let a = Self.deployment("a"), b = Self.deployment("b")
         let settings = RouterSettings(allowedFails: 0, cooldownSeconds: 10)
-        board.finished(a, timeToFirstByteSeconds: nil, tokensUsed: nil, estimatedTokens: 0, failure: .connect, settings: settings, now: 0)
-        board.finished(b, timeToFirstByteSeconds: nil, tokensUsed: nil, estimatedTokens: 0, failure: .connect, settings: settings, now: 4 * Self.second)
+        board.failed(a, .connect, settings: settings, now: 0)
+        board.failed(b, .connect, settings: settings, now: 4 * Self.second)
         let choice = board.choose(from: Self.alias([a, b]), strategy: .simpleShuffle, estimatedTokens: 1, now: 5 * Self.second, roll: 0)
         #expect(choice == .unavailable(.init(coolingDown: 2, atCap: 0, retryAfterSeconds: 5)))
     }

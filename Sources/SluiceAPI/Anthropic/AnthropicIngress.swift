@@ -14,14 +14,7 @@ public enum AnthropicIngress {
     ///   `top_p`, `stream`, tools (`input_schema` as `parameters`), `tool_choice` and
     ///   `metadata.user_id` map across. Streams ask for usage, which Anthropic's events
     ///   always carry.
-    public static func chatBody(from body: [UInt8], maxDepth: Int = 64) throws(RequestBodyError) -> [UInt8] {
-        let request: JSONValue
-        do {
-            request = try JSONValue.parseObject(body, maxDepth: maxDepth)
-        } catch {
-            if case .tooDeep = error.reason { throw RequestBodyError("the body is nested deeper than \(maxDepth) levels", code: "json_too_deep") }
-            throw RequestBodyError("the body is not valid JSON: \(error)", code: "invalid_json")
-        }
+    public static func chatBody(from request: JSONValue) throws(RequestBodyError) -> [UInt8] {
         guard let model = request["model"]?.stringValue else { throw RequestBodyError("model: Field required", param: "model", code: "missing_field") }
         guard let maxTokens = request["max_tokens"]?.intValue, maxTokens > 0 else {
             throw RequestBodyError("max_tokens: Field required (a positive integer)", param: "max_tokens", code: "missing_field")
@@ -78,6 +71,17 @@ public enum AnthropicIngress {
         }
         if let user = request["metadata"]?["user_id"]?.stringValue { chat.append(("user", .string(user))) }
         return JSONValue.object(chat).bytes
+    }
+
+    /// A Messages body as a value, refused with the reason when it is not a JSON object
+    /// within `maxDepth`.
+    public static func parse(_ body: [UInt8], maxDepth: Int = 64) throws(RequestBodyError) -> JSONValue {
+        do {
+            return try JSONValue.parseObject(body, maxDepth: maxDepth)
+        } catch {
+            if case .tooDeep = error.reason { throw RequestBodyError("the body is nested deeper than \(maxDepth) levels", code: "json_too_deep") }
+            throw RequestBodyError("the body is not valid JSON: \(error)", code: "invalid_json")
+        }
     }
 
     /// One Messages turn as OpenAI messages (a user turn with tool results becomes `tool`

@@ -18,9 +18,9 @@ enum Authorize {
         let metrics: AgentMetrics.CallHandles
         /// The API the caller speaks; answers and errors go back in it.
         var callerDialect = CallerDialect.openAI
-        /// A Messages caller's own body: sent as it is (model swapped) to an Anthropic
+        /// A Messages caller's own request: sent as it is (model swapped) to an Anthropic
         /// deployment, so nothing is lost in translation there.
-        var callerBody: [UInt8]?
+        var messagesRequest: JSONValue?
     }
 
     /// What went wrong, and as far as the decision got (for the audit line).

@@ -13,7 +13,7 @@ enum AgentRoute: Equatable {
     case notFound
 
     init(method: String, uri: String) {
-        let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+        let path = Self.path(of: uri)
         if let endpoint = OpenAIEndpoint(rawValue: path) {
             self = method == "POST" ? .openAI(endpoint) : .methodNotAllowed(allowed: "POST")
             return
@@ -25,5 +25,16 @@ enum AgentRoute: Equatable {
         case "/readyz": self = method == "GET" ? .ready : .methodNotAllowed(allowed: "GET")
         default: self = .notFound
         }
+    }
+
+    /// The URI's path, without its query.
+    static func path(of uri: String) -> String {
+        uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+    }
+
+    /// The dialect errors for `uri` are given in: Anthropic's SDKs read their own shape,
+    /// refusals of the Messages path (wrong method, body too large) included.
+    static func callerDialect(of uri: String) -> CallerDialect {
+        path(of: uri) == "/v1/messages" ? .anthropic : .openAI
     }
 }

@@ -35,10 +35,9 @@ enum Forward {
                 + "?api-version=" + (deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion)
             if !deployment.credential.isEmpty { headers.append(("api-key", deployment.credential.reveal())) }
         case .anthropic:
-            if let native = permit.callerBody {
+            if let native = permit.messagesRequest {
                 // A Messages caller to a Messages provider: its own body, model swapped.
-                body = try nativeMessagesBody(native, upstreamModel: deployment.upstreamModel, defaultUser: identity.qualifiedName,
-                                              settings: settings)
+                body = nativeMessagesBody(native, upstreamModel: deployment.upstreamModel, defaultUser: identity.qualifiedName)
             } else {
                 let request = try chatRequest(permit, alias: alias, provider: "Anthropic", settings: settings)
                 body = try AnthropicRequest.body(from: request, upstreamModel: deployment.upstreamModel,
@@ -83,12 +82,10 @@ enum Forward {
 
     /// A caller's Messages body for an Anthropic deployment: every field kept, the model
     /// replaced, and the workload named in `metadata.user_id` when the caller named no one.
-    private static func nativeMessagesBody(_ body: [UInt8], upstreamModel: String, defaultUser: String,
-                                           settings: AgentSettings) throws(RequestBodyError) -> [UInt8] {
-        guard case .object(var members) = try? JSONValue.parseObject(body, maxDepth: settings.maxJSONDepth) else {
-            throw RequestBodyError("the body is not a JSON object", code: "invalid_json")
+    private static func nativeMessagesBody(_ request: JSONValue, upstreamModel: String, defaultUser: String) -> [UInt8] {
+        var members: [(key: String, value: JSONValue)] = (request.objectValue ?? []).map {
+            $0.key == "model" ? ("model", .string(upstreamModel)) : $0
         }
-        members = members.map { $0.key == "model" ? ("model", .string(upstreamModel)) : $0 }
         if !members.contains(where: { $0.key == "metadata" }) {
             members.append(("metadata", .object([("user_id", .string(defaultUser))])))
         }

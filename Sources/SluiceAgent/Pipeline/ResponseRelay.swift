@@ -4,13 +4,17 @@ import SluiceAPI
 import SluiceHTTP2
 import SluicePolicy
 
-/// Step 7 (stream back): relays one upstream answer to the caller as it arrives.
+/// Step 7 (stream back): relays one attempt's upstream answer to the caller as it arrives.
 ///
 /// - Streams pass event by event through ``OpenAIStreamFilter`` (which reads usage and
-///   hides what Sluice added), never buffered whole.
-/// - Other successful answers pass through byte for byte; a bounded copy is kept to read usage.
-/// - Upstream errors are buffered (bounded), scrubbed of credentials, and passed on with
-///   their status; a non-JSON error body is wrapped in the OpenAI error shape.
+///   hides what Sluice added), or through a ``TranslatedStream`` for Anthropic and Gemini
+///   deployments; never buffered whole. For a Messages caller the OpenAI events then go
+///   through ``OpenAIToAnthropicStream`` (an Anthropic deployment's pass as they are).
+/// - Other successful answers pass through byte for byte with a bounded copy kept to read
+///   usage, or are read whole (bounded) and rebuilt in the caller's dialect.
+/// - Upstream errors are buffered (bounded) and scrubbed of credentials. Before anything
+///   reached the caller the ``AttemptOwner`` may retry or fall back instead; otherwise they
+///   go on with their status, in the caller's dialect.
 ///
 /// Flow-control window goes back upstream only once a write to the caller completes.
 /// All methods run on the caller's connection event loop.
@@ -427,34 +431,24 @@ final class ResponseRelay: UpstreamResponseDelegate {
         ended(.complete, failure: .serverError(status: 502))
     }
 
+    /// The provider's error, in the caller's dialect with status and type kept. Where the
+    /// caller speaks the provider's own dialect it passes as it is (credentials scrubbed);
+    /// otherwise it is read and rebuilt, and a body that is no error of that dialect is
+    /// replaced by one naming the status.
     private func relayUpstreamError(status: Int, body: [UInt8], failure: AttemptFailure) {
         let scrubbed = permit.policy.scrubber.scrub(body)
-        let payload: [UInt8]
-        let code: String
+        let speaksOpenAI = deployment.dialect == .openAI || deployment.dialect == .azure
+        let error = switch deployment.dialect {
+        case .anthropic: AnthropicResponse.error(from: scrubbed, status: status)
+        case .gemini: GeminiResponse.error(from: scrubbed, status: status)
+        case .openAI, .azure: OpenAIError.parse(scrubbed, status: status)
+        }
         let fallback = OpenAIError(status: status, message: "upstream \(deployment.endpoint) answered HTTP \(status)", type: "upstream_error",
                                    code: "upstream_http_\(status)")
-        switch (deployment.dialect, permit.callerDialect) {
-        case (.anthropic, .anthropic):
-            // The caller's own dialect: the provider's error as it is (credentials scrubbed).
-            let error = AnthropicResponse.error(from: scrubbed, status: status)
-            payload = error == nil ? AnthropicIngress.errorBody(fallback) : scrubbed
-            code = error.map { "upstream_\($0.code)" } ?? fallback.code
-        case (.openAI, .openAI), (.azure, .openAI):
-            // Passed through when OpenAI-shaped; wrapped in that shape when not.
-            let error = OpenAIError.parse(scrubbed, status: status)
-            payload = error == nil ? fallback.body : scrubbed
-            code = fallback.code
-        default:
-            // Translated: status and type kept, in the caller's dialect.
-            let error = switch deployment.dialect {
-            case .anthropic: AnthropicResponse.error(from: scrubbed, status: status)
-            case .gemini: GeminiResponse.error(from: scrubbed, status: status)
-            case .openAI, .azure: OpenAIError.parse(scrubbed, status: status)
-            }
-            payload = permit.callerDialect.body(error ?? fallback)
-            code = error.map { deployment.dialect == .openAI || deployment.dialect == .azure ? "upstream_http_\(status)" : "upstream_\($0.code)" }
-                ?? fallback.code
-        }
+        let passesThrough = error != nil && (native || (speaksOpenAI && permit.callerDialect == .openAI))
+        let payload = passesThrough ? scrubbed : permit.callerDialect.body(error ?? fallback)
+        // OpenAI's codes are the provider's own business; other dialects' error types are few and worth counting by.
+        let code = speaksOpenAI ? fallback.code : error.map { "upstream_\($0.code)" } ?? fallback.code
         writeJSONResponse(payload, status: status, on: channel, requestID: account.requestID, close: false, extraHeaders: rateLimitFields)
         mode = .finished
         record(status: status, errorCode: code)

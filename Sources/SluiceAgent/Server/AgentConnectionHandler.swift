@@ -171,15 +171,17 @@ final class AgentConnectionHandler: ChannelInboundHandler {
     }
 
     private func forward(context: ChannelHandlerContext, request: Request, endpoint: OpenAIEndpoint, dialect: CallerDialect = .openAI) {
-        let received = request.body.map { Array($0.readableBytesView) } ?? []
-        var bytes = received
+        var bytes = request.body.map { Array($0.readableBytesView) } ?? []
+        var messagesRequest: JSONValue?
         if dialect == .anthropic {
             // A Messages call is checked and routed as the chat call it amounts to.
             do throws(RequestBodyError) {
-                bytes = try AnthropicIngress.chatBody(from: received, maxDepth: runtime.settings.maxJSONDepth)
+                let parsed = try AnthropicIngress.parse(bytes, maxDepth: runtime.settings.maxJSONDepth)
+                bytes = try AnthropicIngress.chatBody(from: parsed)
+                messagesRequest = parsed
             } catch {
                 respondError(context: context, request: request, OpenAIError(status: 400, message: error.message, type: "invalid_request_error",
-                                                                            code: error.code, param: error.param), dialect: dialect)
+                                                                            code: error.code, param: error.param))
                 return
             }
         }
@@ -195,7 +197,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         }
         if dialect == .anthropic {
             permit.callerDialect = .anthropic
-            permit.callerBody = received
+            permit.messagesRequest = messagesRequest
         }
         let call = RoutedCall(channel: context.channel, permit: permit, account: request.account, runtime: runtime) { [self] ending in
             self.responseEnded(ending)
@@ -219,12 +221,9 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         responseEnded(.complete)
     }
 
-    private func respondError(context: ChannelHandlerContext, request: Request, _ error: OpenAIError, extraHeaders: [(String, String)] = [],
-                              dialect: CallerDialect? = nil) {
-        // Anthropic's SDKs read errors in their own shape, refusals of the path included.
-        let path = request.head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-        let shape = dialect ?? (path == "/v1/messages" ? .anthropic : .openAI)
-        respond(context: context, request: request, status: error.status, body: shape.body(error), extraHeaders: extraHeaders, errorCode: error.code)
+    private func respondError(context: ChannelHandlerContext, request: Request, _ error: OpenAIError, extraHeaders: [(String, String)] = []) {
+        respond(context: context, request: request, status: error.status, body: AgentRoute.callerDialect(of: request.head.uri).body(error),
+                extraHeaders: extraHeaders, errorCode: error.code)
     }
 
     private func refuseTooLarge(context: ChannelHandlerContext, request: Request) {

@@ -61,6 +61,8 @@ public struct DeploymentBoard: Sendable {
     }
 
     public private(set) var states: [DeploymentKey: State] = [:]
+    /// A deployment that can take the call, with its state as `choose` found it.
+    private typealias Candidate = (deployment: Deployment, key: DeploymentKey, state: State)
     /// Weight of the newest latency sample in the smoothed value.
     static let latencyWeight = 0.3
     /// The latency a failure counts as.
@@ -87,13 +89,13 @@ public struct DeploymentBoard: Sendable {
             return Self.update(&states[key, default: State()]) { state in
                 Self.refill(&state, deployment, now: now)
                 if let wait = Self.capWait(state, deployment, estimatedTokens: estimatedTokens) {
-                    return .unavailable(Unavailable(coolingDown: 0, atCap: 1, retryAfterSeconds: max(1, Int((wait + 999_999_999) / 1_000_000_000))))
+                    return .unavailable(Unavailable(coolingDown: 0, atCap: 1, retryAfterSeconds: Self.wholeSeconds(wait)))
                 }
                 Self.take(&state, deployment, estimatedTokens: estimatedTokens)
                 return .chosen(deployment)
             }
         }
-        var eligible: [(Deployment, DeploymentKey)] = []
+        var eligible: [Candidate] = []
         var cooling = 0, capped = 0
         var soonest = Int64.max
         for deployment in alias.deployments {
@@ -101,44 +103,44 @@ public struct DeploymentBoard: Sendable {
             var state = states[key] ?? State()
             Self.refill(&state, deployment, now: now)
             states[key] = state
-            if state.cooldownUntil > now, alias.deployments.count > 1 {
+            if state.cooldownUntil > now {
                 cooling += 1
                 soonest = min(soonest, state.cooldownUntil - now)
-                continue
-            }
-            if let wait = Self.capWait(state, deployment, estimatedTokens: estimatedTokens) {
+            } else if let wait = Self.capWait(state, deployment, estimatedTokens: estimatedTokens) {
                 capped += 1
                 soonest = min(soonest, wait)
-                continue
+            } else {
+                eligible.append((deployment, key, state))
             }
-            eligible.append((deployment, key))
         }
-        let untried = eligible.filter { !tried.contains($0.1) }
+        let untried = eligible.filter { !tried.contains($0.key) }
         let pool = untried.isEmpty ? eligible : untried
         guard !pool.isEmpty else {
-            let seconds = soonest == .max ? 1 : Int((soonest + 999_999_999) / 1_000_000_000)
-            return .unavailable(Unavailable(coolingDown: cooling, atCap: capped, retryAfterSeconds: max(1, seconds)))
+            return .unavailable(Unavailable(coolingDown: cooling, atCap: capped, retryAfterSeconds: soonest == .max ? 1 : Self.wholeSeconds(soonest)))
         }
-        let candidates: [(Deployment, DeploymentKey)]
+        var candidates = pool
         switch strategy {
         case .simpleShuffle:
-            candidates = pool
+            break
         case .leastBusy:
-            let least = pool.map { states[$0.1]!.inFlight }.min()!
-            candidates = pool.filter { states[$0.1]!.inFlight == least }
+            let least = pool.map(\.state.inFlight).min()
+            candidates = pool.filter { $0.state.inFlight == least }
         case .latencyBased:
-            let unmeasured = pool.filter { states[$0.1]!.latencySeconds == nil }
+            let unmeasured = pool.filter { $0.state.latencySeconds == nil }
             if unmeasured.isEmpty {
-                let fastest = pool.map { states[$0.1]!.latencySeconds! }.min()!
-                candidates = pool.filter { states[$0.1]!.latencySeconds! == fastest }
+                let fastest = pool.compactMap(\.state.latencySeconds).min()
+                candidates = pool.filter { $0.state.latencySeconds == fastest }
             } else {
                 candidates = unmeasured
             }
         }
-        let (deployment, key) = candidates.count == 1 ? candidates[0] : Self.weighted(candidates, roll: roll())
-        Self.take(&states[key]!, deployment, estimatedTokens: estimatedTokens)
-        return .chosen(deployment)
+        let chosen = candidates.count == 1 ? candidates[0] : Self.weighted(candidates, roll: roll())
+        Self.take(&states[chosen.key, default: State()], chosen.deployment, estimatedTokens: estimatedTokens)
+        return .chosen(chosen.deployment)
     }
+
+    /// Nanoseconds as whole seconds, rounded up, at least 1 (for `Retry-After`).
+    private static func wholeSeconds(_ nanoseconds: Int64) -> Int { max(1, Int((nanoseconds + 999_999_999) / 1_000_000_000)) }
 
     private static func update<Result>(_ state: inout State, _ body: (inout State) -> Result) -> Result { body(&state) }
 
@@ -228,12 +230,12 @@ public struct DeploymentBoard: Sendable {
         return wait > 0 ? Int64(wait * Double(Self.minute)) : nil
     }
 
-    private static func weighted(_ candidates: [(Deployment, DeploymentKey)], roll: Double) -> (Deployment, DeploymentKey) {
-        let total = candidates.reduce(0) { $0 + $1.0.weight }
+    private static func weighted(_ candidates: [Candidate], roll: Double) -> Candidate {
+        let total = candidates.reduce(0) { $0 + $1.deployment.weight }
         var remaining = Int(Double(total) * min(max(roll, 0), 0.999_999_999))
         for candidate in candidates {
-            if remaining < candidate.0.weight { return candidate }
-            remaining -= candidate.0.weight
+            if remaining < candidate.deployment.weight { return candidate }
+            remaining -= candidate.deployment.weight
         }
         return candidates[candidates.count - 1]
     }

@@ -62,7 +62,7 @@ let benchmarks: @Sendable () -> Void = {
     }
     Benchmark("request: Anthropic Messages → OpenAI (ingress)") { benchmark in
         for _ in benchmark.scaledIterations {
-            blackHole(try AnthropicIngress.chatBody(from: messagesRequest))
+            blackHole(try AnthropicIngress.chatBody(from: AnthropicIngress.parse(messagesRequest)))
         }
     }
 
