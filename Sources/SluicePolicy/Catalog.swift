@@ -174,6 +174,13 @@ public struct Catalog: Sendable {
     public private(set) var names: [String] = []
     /// Strategy, retries, fallbacks and cooldowns for every alias.
     public var router: RouterSettings
+    /// Aliases this agent cannot serve at all because every deployment's credential is
+    /// missing here, with the first missing credential reference: calls to them are refused
+    /// with 503 `credential_unavailable` rather than 404, and the rest of the policy holds.
+    public var unavailableAliases: [String: String] = [:]
+    /// Credential references the catalog names that are not set on this agent, sorted: the
+    /// deployments using them are left out of routing; `/readyz` and a metric show them.
+    public var missingCredentials: [String] = []
 
     public init(_ aliases: [ModelAlias], router: RouterSettings = RouterSettings()) {
         self.router = router
@@ -191,6 +198,17 @@ extension Deployment {
     /// Whether a name (an Azure deployment, a Gemini model) may go into a URL's path as it is.
     public static func isURLSafeName(_ name: String) -> Bool {
         !name.isEmpty && name.count <= 200 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-._+=".contains($0)) }
+    }
+
+    /// Whether `name` can be an environment variable holding a credential: it is looked up on
+    /// every agent, so it must be a plain name, never a path or an expression.
+    public static func isCredentialReference(_ name: String) -> Bool {
+        guard let first = name.utf8.first, name.utf8.count <= 128, first == UInt8(ascii: "_") || isASCIILetter(first) else { return false }
+        return name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || isASCIILetter($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
+
+    private static func isASCIILetter(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
     }
 
     /// Whether `version` may go into a URL's query as it is.

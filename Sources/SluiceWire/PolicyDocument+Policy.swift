@@ -18,113 +18,145 @@ extension PolicyDocument {
         }
     }
 
-    /// The engine's policy from this document. Every field is checked as strictly as the
-    /// agent's own file: a document that fails is refused whole, never applied in part.
-    /// Deployments of providers this agent cannot speak are skipped and reported.
+    /// A document turned into the engine's policy, and what was left out on the way.
+    public struct Compiled: Sendable {
+        public var policy: Policy
+        /// Things this agent cannot use that are not the document's fault (a provider it
+        /// does not speak, a credential not mounted here): logged once.
+        public var warnings: [String]
+        /// Entries refused by the compiler, each disabled on its own (`path: why`): a bad
+        /// deployment or alias is not served, a bad key or a key of a bad team or project
+        /// authenticates no one, a bad service refuses every call. The control plane
+        /// refuses a write that would add one; an agent still serves the rest.
+        public var disabled: [String]
+        /// Credential references some deployment needs that this agent does not hold.
+        public var missingCredentials: [String]
+    }
+
+    /// The engine's policy from this document: the one compiler for policy input, run by
+    /// agents on every bundle and by the control plane on every write. A bad entry disables
+    /// itself (see `Compiled.disabled`) and never widens access; only what no entry can
+    /// stand without (settings, the pepper, budget markers) refuses the whole document.
+    public func compile(in context: LocalContext) throws(WireError) -> Compiled {
+        var compiler = Compiler(context: context)
+        return try compiler.compile(self)
+    }
+
+    /// `compile(in:)` for callers that want only the policy and the warnings; disabled
+    /// entries are reported among the warnings.
     public func policy(in context: LocalContext) throws(WireError) -> (policy: Policy, warnings: [String]) {
-        var warnings: [String] = []
+        let compiled = try compile(in: context)
+        return (compiled.policy, compiled.warnings + compiled.disabled.map { "disabled: \($0)" })
+    }
+}
+
+private struct Compiler {
+    let context: PolicyDocument.LocalContext
+    var warnings: [String] = []
+    var disabled: [String] = []
+    var missingCredentials: Set<String> = []
+
+    init(context: PolicyDocument.LocalContext) {
+        self.context = context
+    }
+
+    mutating func compile(_ document: PolicyDocument) throws(WireError) -> PolicyDocument.Compiled {
         var aliases: [ModelAlias] = []
         var modelLimits: [String: Limits] = [:]
-        for (index, model) in models.enumerated() {
-            let path = "models[\(index)] (\(model.alias.prefix(64)))"
-            guard !model.alias.isEmpty else { throw WireError("models[\(index)].alias is empty") }
-            var deployments: [Deployment] = []
-            for (position, deployment) in model.deployments.enumerated() {
-                guard let dialect = ProviderDialect(rawValue: deployment.provider) else {
-                    warnings.append("\(path).deployments[\(position)]: provider \(deployment.provider) is not supported by this agent; skipped")
-                    continue
-                }
-                let endpoint: Endpoint
-                do {
-                    endpoint = try Endpoint(parsing: deployment.apiBase)
-                } catch {
-                    throw WireError("\(path).deployments[\(position)]: \(error.message)")
-                }
-                var credential = Secret("")
-                if let reference = deployment.credentialRef {
-                    guard let found = context.credential(reference) else {
-                        throw WireError("\(path).deployments[\(position)]: the credential \(reference) is not set on this agent")
-                    }
-                    credential = found
-                }
-                guard deployment.weight >= 1 else { throw WireError("\(path).deployments[\(position)].weight must be at least 1") }
-                if dialect == .azure {
-                    guard Deployment.isURLSafeName(deployment.upstreamModel) else {
-                        throw WireError("\(path).deployments[\(position)].upstream_model must be an Azure deployment name (letters, digits, - . _)")
-                    }
-                    if let version = deployment.apiVersion, !Deployment.isValidAPIVersion(version) {
-                        throw WireError("\(path).deployments[\(position)].api_version must be letters, digits, - and .")
-                    }
-                }
-                if dialect == .gemini, !Deployment.isURLSafeName(deployment.upstreamModel) {
-                    throw WireError("\(path).deployments[\(position)].upstream_model must be a Gemini model name (letters, digits, - . _)")
-                }
-                deployments.append(Deployment(alias: model.alias, dialect: dialect, upstreamModel: deployment.upstreamModel, endpoint: endpoint,
-                                              credential: credential, weight: deployment.weight,
-                                              requestsPerMinute: deployment.rpm, tokensPerMinute: deployment.tpm,
-                                              apiVersion: dialect == .azure ? deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion : nil))
+        var unavailable: [String: String] = [:]
+        var seenAliases: Set<String> = []
+        for model in document.models {
+            // Paths name entries, not positions, so a problem reads the same before and
+            // after a write that adds an entry elsewhere.
+            let path = "models.\(Identifier.quoted(model.alias))"
+            guard !model.alias.isEmpty, seenAliases.insert(model.alias).inserted else {
+                disabled.append("\(path): the alias is empty or appears twice")
+                continue
             }
-            guard !deployments.isEmpty else { continue }
-            var price: Price?
-            if model.inputCostPerToken != nil || model.outputCostPerToken != nil {
-                do {
-                    price = try Price(inputUSDPerToken: model.inputCostPerToken ?? 0, outputUSDPerToken: model.outputCostPerToken ?? 0)
-                } catch {
-                    throw WireError("\(path): \(error.message)")
+            do throws(WireError) {
+                let (alias, missing) = try self.alias(model, at: path)
+                if let alias {
+                    aliases.append(alias)
+                    if let limits = model.limits { modelLimits[model.alias] = try limits.limits(at: "\(path).limits") }
+                } else if let missing {
+                    unavailable[model.alias] = missing
                 }
+            } catch {
+                disabled.append(error.message)
             }
-            aliases.append(ModelAlias(name: model.alias, deployments: deployments, price: price, maxOutputTokens: model.maxOutputTokens))
-            if let limits = model.limits { modelLimits[model.alias] = try limits.limits(at: "\(path).limits") }
         }
 
         var catalog = Catalog(aliases)
-        if let router = settings.router { catalog.router = try router.settings(for: catalog, warnings: &warnings) }
-        var policy = Policy(version: String(version), catalog: catalog, keyPepper: context.keyPepper)
+        catalog.unavailableAliases = unavailable
+        catalog.missingCredentials = missingCredentials.sorted()
+        if let router = document.settings.router { catalog.router = try router.settings(for: catalog, warnings: &warnings) }
+        var policy = Policy(version: String(document.version), catalog: catalog, keyPepper: context.keyPepper)
         policy.modelLimits = modelLimits
-        for (index, key) in keys.enumerated() {
-            let path = "keys[\(index)] (\(key.id.prefix(64)))"
-            guard let hash = KeyHash(encoded: key.hash) else { throw WireError("\(path).hash must be hmac-sha256: and 64 hex digits") }
-            var previous: KeyHash?
-            if let text = key.previousHash {
-                guard let parsed = KeyHash(encoded: text) else { throw WireError("\(path).previous_hash is malformed") }
-                previous = parsed
+
+        for team in document.teams {
+            let path = "teams.\(Identifier.quoted(team.name))"
+            do throws(WireError) {
+                let filters = try team.promptFilters.map { filter throws(WireError) in try compile(filter, at: path) }
+                policy.teams[team.name] = TeamPolicy(name: team.name, models: rules(team.allowedModels, team.deniedModels),
+                                                     limits: try team.limits?.limits(at: "\(path).limits") ?? .none,
+                                                     promptFilters: filters)
+            } catch {
+                disabled.append("\(error.message); the team's keys and projects are disabled with it")
             }
-            policy.keys.append(KeyPolicy(id: key.id, hash: hash, previousHash: previous, previousHashValidUntil: key.previousHashExpiresAt,
-                                         team: key.team, project: key.project, metadata: key.metadata, expiresAt: key.expiresAt,
-                                         revoked: key.revoked, models: rules(key.allowedModels, key.deniedModels),
-                                         limits: try key.limits?.limits(at: "\(path).limits") ?? .none))
         }
-        for team in teams {
-            let filters = try team.promptFilters.map { filter throws(WireError) in try compile(filter, at: "teams.\(team.name)") }
-            policy.teams[team.name] = TeamPolicy(name: team.name, models: rules(team.allowedModels, team.deniedModels),
-                                                 limits: try team.limits?.limits(at: "teams.\(team.name).limits") ?? .none,
-                                                 promptFilters: filters)
-        }
-        for project in projects {
-            policy.projects[project.name] = ProjectPolicy(name: project.name, team: project.team,
-                                                          models: rules(project.allowedModels, project.deniedModels),
-                                                          limits: try project.limits?.limits(at: "projects.\(project.name).limits") ?? .none)
-        }
-        for service in services {
-            guard service.name == "*" || service.name.split(separator: "/").count == 2 else {
-                throw WireError("services: \(service.name.prefix(64)) must be namespace/service or *")
+        for project in document.projects {
+            let path = "projects.\(Identifier.quoted(project.name))"
+            guard policy.teams[project.team] != nil else {
+                disabled.append("\(path): team \(Identifier.quoted(project.team)) is missing or disabled")
+                continue
             }
-            policy.services[service.name] = ServicePolicy(name: service.name, keylessAllowed: service.keyless,
-                                                          models: rules(service.allowedModels, service.deniedModels),
-                                                          limits: try service.limits?.limits(at: "services.\(service.name).limits") ?? .none)
+            do throws(WireError) {
+                policy.projects[project.name] = ProjectPolicy(name: project.name, team: project.team,
+                                                              models: rules(project.allowedModels, project.deniedModels),
+                                                              limits: try project.limits?.limits(at: "\(path).limits") ?? .none)
+            } catch {
+                disabled.append("\(error.message); the project's keys are disabled with it")
+            }
         }
+        for service in document.services {
+            let path = "services.\(Identifier.quoted(service.name))"
+            // A name no identity can have would never match: leave it out. A service whose
+            // limits are bad refuses every call rather than serving its callers unlimited.
+            guard Identifier.isServiceName(service.name) else {
+                disabled.append("\(path): a service is named namespace/service (DNS labels), or *")
+                continue
+            }
+            do throws(WireError) {
+                policy.services[service.name] = ServicePolicy(name: service.name, keylessAllowed: service.keyless,
+                                                              models: rules(service.allowedModels, service.deniedModels),
+                                                              limits: try service.limits?.limits(at: "\(path).limits") ?? .none)
+            } catch {
+                disabled.append("\(error.message); the service refuses every call until this is fixed")
+                policy.services[service.name] = ServicePolicy(name: service.name, keylessAllowed: false,
+                                                              models: ModelRules(allowed: [], denied: []))
+            }
+        }
+        policy.keys = keys(document.keys, policy: policy)
+
+        let settings = document.settings
+        try settings.validate()
         policy.onlyAllowModels = settings.onlyAllowModels.map(Set.init)
         policy.promptFilters = try settings.promptFilters.map { filter throws(WireError) in try compile(filter, at: "settings") }
         policy.defaultLimits = try settings.defaultLimits?.limits(at: "settings.default_limits") ?? .none
         policy.endUserDefaultLimits = try settings.endUserDefaultLimits?.limits(at: "settings.end_user_default_limits") ?? .none
-        guard let zone = context.timeZone(settings.timeZone) else { throw WireError("settings.time_zone \(settings.timeZone.prefix(64)) is not known here") }
+        guard let zone = context.timeZone(settings.timeZone) else {
+            throw WireError("settings.time_zone \(Identifier.quoted(settings.timeZone)) is not known here")
+        }
         policy.timeZone = zone
         guard let unpriced = UnpricedModels(rawValue: settings.unpricedModels) else {
             throw WireError("settings.unpriced_models must be deny, deny_when_budgeted or flag")
         }
         policy.unpricedModels = unpriced
+        guard settings.defaultMaxOutputTokens > 0, settings.defaultMaxOutputTokens <= 10_000_000 else {
+            throw WireError("settings.default_max_output_tokens must be 1 to 10000000")
+        }
         policy.defaultMaxOutputTokens = settings.defaultMaxOutputTokens
-        for scope in exhausted {
+        for scope in document.exhausted {
             guard let kind = Scope.Kind(rawValue: scope.kind), let limit = LimitKind(rawValue: scope.limit) else {
                 throw WireError("exhausted: unknown scope kind \(scope.kind.prefix(32)) or limit \(scope.limit.prefix(32))")
             }
@@ -135,7 +167,131 @@ extension PolicyDocument {
         } catch {
             throw WireError(error.message)
         }
-        return (policy, warnings)
+        return PolicyDocument.Compiled(policy: policy, warnings: warnings, disabled: disabled,
+                                       missingCredentials: missingCredentials.sorted())
+    }
+
+    /// The alias, or nil with the first missing credential when no deployment is usable here.
+    private mutating func alias(_ model: ModelDocument, at path: String) throws(WireError) -> (ModelAlias?, String?) {
+        var deployments: [Deployment] = []
+        var missing: String?
+        for (position, deployment) in model.deployments.enumerated() {
+            let at = "\(path).deployments[\(position)]"
+            guard let dialect = ProviderDialect(rawValue: deployment.provider) else {
+                warnings.append("\(at): provider \(Identifier.quoted(deployment.provider)) is not supported by this agent; skipped")
+                continue
+            }
+            do throws(WireError) {
+                let checked = try self.deployment(deployment, dialect: dialect, alias: model.alias, at: at)
+                guard let checked else {
+                    missing = missing ?? deployment.credentialRef
+                    continue
+                }
+                deployments.append(checked)
+            } catch {
+                disabled.append(error.message)
+            }
+        }
+        // No usable deployment: nothing to serve (each refusal was reported already).
+        guard !deployments.isEmpty else { return (nil, missing) }
+        var price: Price?
+        if model.inputCostPerToken != nil || model.outputCostPerToken != nil {
+            do {
+                price = try Price(inputUSDPerToken: model.inputCostPerToken ?? 0, outputUSDPerToken: model.outputCostPerToken ?? 0)
+            } catch {
+                throw WireError("\(path): \(error.message)")
+            }
+        }
+        if let tokens = model.maxOutputTokens, !(1...10_000_000).contains(tokens) {
+            throw WireError("\(path).max_output_tokens must be 1 to 10000000")
+        }
+        return (ModelAlias(name: model.alias, deployments: deployments, price: price, maxOutputTokens: model.maxOutputTokens), nil)
+    }
+
+    /// A checked deployment, or nil when its credential is not held here (reported).
+    private mutating func deployment(_ deployment: DeploymentDocument, dialect: ProviderDialect, alias: String,
+                                     at path: String) throws(WireError) -> Deployment? {
+        let endpoint: Endpoint
+        do {
+            endpoint = try Endpoint(parsing: deployment.apiBase)
+        } catch {
+            throw WireError("\(path).api_base: \(error.message)")
+        }
+        guard deployment.weight >= 1, deployment.weight <= 1_000_000 else { throw WireError("\(path).weight must be 1 to 1000000") }
+        for (name, value) in [("rpm", deployment.rpm), ("tpm", deployment.tpm)] {
+            if let value, !(1...1_000_000_000).contains(value) { throw WireError("\(path).\(name) must be 1 to 1e9") }
+        }
+        guard !deployment.upstreamModel.isEmpty, deployment.upstreamModel.utf8.count <= 200 else {
+            throw WireError("\(path).upstream_model must be 1 to 200 bytes")
+        }
+        if dialect == .azure {
+            guard Deployment.isURLSafeName(deployment.upstreamModel) else {
+                throw WireError("\(path).upstream_model must be an Azure deployment name (letters, digits, - . _)")
+            }
+            if let version = deployment.apiVersion, !Deployment.isValidAPIVersion(version) {
+                throw WireError("\(path).api_version must be letters, digits, - and .")
+            }
+        }
+        if dialect == .gemini, !Deployment.isURLSafeName(deployment.upstreamModel) {
+            throw WireError("\(path).upstream_model must be a Gemini model name (letters, digits, - . _)")
+        }
+        var credential = Secret("")
+        if let reference = deployment.credentialRef {
+            guard Deployment.isCredentialReference(reference) else {
+                throw WireError("\(path).credential_ref must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)")
+            }
+            guard let found = context.credential(reference) else {
+                missingCredentials.insert(reference)
+                warnings.append("\(path): the credential \(reference) is not set on this agent; the deployment is left out")
+                return nil
+            }
+            credential = found
+        }
+        return Deployment(alias: alias, dialect: dialect, upstreamModel: deployment.upstreamModel, endpoint: endpoint,
+                          credential: credential, weight: deployment.weight,
+                          requestsPerMinute: deployment.rpm, tokensPerMinute: deployment.tpm,
+                          apiVersion: dialect == .azure ? deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion : nil)
+    }
+
+    /// Keys that authenticate: a key with a bad field, a duplicate, or a team or project
+    /// that is missing or disabled is left out, so its secret opens nothing.
+    private mutating func keys(_ documents: [KeyDocument], policy: Policy) -> [KeyPolicy] {
+        var keys: [KeyPolicy] = []
+        var ids: Set<String> = []
+        var hashes: Set<KeyHash> = []
+        for key in documents {
+            let path = "keys.\(Identifier.quoted(key.id))"
+            do throws(WireError) {
+                guard !key.id.isEmpty, ids.insert(key.id).inserted else { throw WireError("\(path): the id is empty or appears twice") }
+                guard let hash = KeyHash(encoded: key.hash) else { throw WireError("\(path).hash must be hmac-sha256: and 64 hex digits") }
+                var previous: KeyHash?
+                if let text = key.previousHash {
+                    guard let parsed = KeyHash(encoded: text) else { throw WireError("\(path).previous_hash is malformed") }
+                    previous = parsed
+                }
+                guard hashes.insert(hash).inserted, previous.map({ hashes.insert($0).inserted }) ?? true else {
+                    throw WireError("\(path): the hash is also another key's")
+                }
+                guard policy.teams[key.team] != nil else {
+                    throw WireError("\(path): team \(Identifier.quoted(key.team)) is missing or disabled")
+                }
+                if let project = key.project {
+                    guard let found = policy.projects[project] else {
+                        throw WireError("\(path): project \(Identifier.quoted(project)) is missing or disabled")
+                    }
+                    guard found.team == key.team else {
+                        throw WireError("\(path): project \(Identifier.quoted(project)) belongs to team \(Identifier.quoted(found.team))")
+                    }
+                }
+                keys.append(KeyPolicy(id: key.id, hash: hash, previousHash: previous, previousHashValidUntil: key.previousHashExpiresAt,
+                                      team: key.team, project: key.project, metadata: key.metadata, expiresAt: key.expiresAt,
+                                      revoked: key.revoked, models: rules(key.allowedModels, key.deniedModels),
+                                      limits: try key.limits?.limits(at: "\(path).limits") ?? .none))
+            } catch {
+                disabled.append(error.message)
+            }
+        }
+        return keys
     }
 
     private func rules(_ allowed: [String]?, _ denied: [String]) -> ModelRules {

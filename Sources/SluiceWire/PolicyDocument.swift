@@ -34,7 +34,7 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
         self.exhausted = exhausted
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case version, issuedAt = "issued_at", keyPepperFingerprint = "key_pepper_fingerprint", models, keys, teams, projects,
              services, settings, exhausted
     }
@@ -59,7 +59,7 @@ public struct LimitsDocument: Codable, Sendable, Equatable {
         self.monthlySpendUSD = monthlySpendUSD
     }
 
-    enum CodingKeys: String, CodingKey {
+    public enum CodingKeys: String, CodingKey, CaseIterable {
         case requestsPerMinute = "requests_per_minute", tokensPerMinute = "tokens_per_minute", requestsPerDay = "requests_per_day",
              maxParallelRequests = "max_parallel_requests", dailySpendUSD = "daily_spend_usd", monthlySpendUSD = "monthly_spend_usd"
     }
@@ -110,7 +110,7 @@ public struct DeploymentDocument: Codable, Sendable, Equatable {
         self.tpm = tpm
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case provider, apiBase = "api_base", upstreamModel = "upstream_model", credentialRef = "credential_ref", weight, rpm, tpm,
              apiVersion = "api_version"
     }
@@ -134,7 +134,7 @@ public struct ModelDocument: Codable, Sendable, Equatable {
         self.limits = limits
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case alias, deployments, inputCostPerToken = "input_cost_per_token", outputCostPerToken = "output_cost_per_token",
              maxOutputTokens = "max_output_tokens", limits
     }
@@ -177,7 +177,7 @@ public struct KeyDocument: Codable, Sendable, Equatable {
         self.limits = limits
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case id, hash, previousHash = "previous_hash", previousHashExpiresAt = "previous_hash_expires_at", team, project, metadata,
              expiresAt = "expires_at", revoked, allowedModels = "allowed_models", deniedModels = "denied_models", limits, prefix,
              createdAt = "created_at"
@@ -200,7 +200,7 @@ public struct TeamDocument: Codable, Sendable, Equatable {
         self.promptFilters = promptFilters
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, allowedModels = "allowed_models", deniedModels = "denied_models", limits, promptFilters = "prompt_filters"
     }
 }
@@ -220,7 +220,7 @@ public struct ProjectDocument: Codable, Sendable, Equatable {
         self.limits = limits
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, team, allowedModels = "allowed_models", deniedModels = "denied_models", limits
     }
 }
@@ -241,7 +241,7 @@ public struct ServiceDocument: Codable, Sendable, Equatable {
         self.limits = limits
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case name, keyless, allowedModels = "allowed_models", deniedModels = "denied_models", limits
     }
 }
@@ -253,6 +253,16 @@ public struct PromptFilterDocument: Codable, Sendable, Equatable {
     public init(name: String, pattern: String) {
         self.name = name
         self.pattern = pattern
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, pattern
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try container.decode(String.self, forKey: .name), pattern: try container.decode(String.self, forKey: .pattern))
     }
 }
 
@@ -308,7 +318,7 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
         self.budgetWebhookURL = budgetWebhookURL
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case onlyAllowModels = "only_allow_models", promptFilters = "prompt_filters", defaultLimits = "default_limits",
              endUserDefaultLimits = "end_user_default_limits", timeZone = "time_zone", unpricedModels = "unpriced_models",
              defaultMaxOutputTokens = "default_max_output_tokens", softBudgetPercent = "soft_budget_percent",
@@ -316,6 +326,29 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
              usageSpoolMemoryCap = "usage_spool_memory_cap", leaseSeconds = "lease_seconds", leaseFallback = "lease_fallback",
              leaseFallbackFraction = "lease_fallback_fraction", leaseMinimumSharePercent = "lease_minimum_share_percent",
              router
+    }
+
+    /// The checks on fleet settings that no single entry owns; part of the one compiler, so
+    /// the control plane refuses exactly what agents would.
+    public func validate() throws(WireError) {
+        if let percent = softBudgetPercent, !(1...100).contains(percent) { throw WireError("settings.soft_budget_percent must be 1 to 100") }
+        if let url = budgetWebhookURL {
+            let lowered = url.lowercased()
+            guard url.utf8.count <= 2048, lowered.hasPrefix("https://") || lowered.hasPrefix("http://"),
+                  !url.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) else {
+                throw WireError("settings.budget_webhook_url must be an http(s) URL without spaces")
+            }
+        }
+        guard ["allow_in_memory", "fail_closed"].contains(usageSpoolFailure) else {
+            throw WireError("settings.usage_spool_failure must be allow_in_memory or fail_closed")
+        }
+        guard (0...10_000_000).contains(usageSpoolMemoryCap) else { throw WireError("settings.usage_spool_memory_cap must be 0 to 10000000") }
+        guard (1...3600).contains(leaseSeconds) else { throw WireError("settings.lease_seconds must be 1 to 3600") }
+        guard fallback != nil else {
+            throw WireError("settings.lease_fallback must be fraction (with lease_fallback_fraction in (0, 1]), zero or unlimited")
+        }
+        guard (0...100).contains(leaseMinimumSharePercent) else { throw WireError("settings.lease_minimum_share_percent must be 0 to 100") }
+        if let only = onlyAllowModels, only.count > 10_000 { throw WireError("settings.only_allow_models holds at most 10000 aliases") }
     }
 
     /// The fallback as the engine applies it, or nil when the fields are invalid.
@@ -356,6 +389,7 @@ public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
 
 extension DeploymentDocument {
     public init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(provider: try container.decodeIfPresent(String.self, forKey: .provider) ?? "openai",
                   apiBase: try container.decode(String.self, forKey: .apiBase),
@@ -367,8 +401,35 @@ extension DeploymentDocument {
     }
 }
 
+extension LimitsDocument {
+    public init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(requestsPerMinute: try container.decodeIfPresent(Int.self, forKey: .requestsPerMinute),
+                  tokensPerMinute: try container.decodeIfPresent(Int.self, forKey: .tokensPerMinute),
+                  requestsPerDay: try container.decodeIfPresent(Int.self, forKey: .requestsPerDay),
+                  maxParallelRequests: try container.decodeIfPresent(Int.self, forKey: .maxParallelRequests),
+                  dailySpendUSD: try container.decodeIfPresent(Double.self, forKey: .dailySpendUSD),
+                  monthlySpendUSD: try container.decodeIfPresent(Double.self, forKey: .monthlySpendUSD))
+    }
+}
+
+extension ModelDocument {
+    public init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(alias: try container.decode(String.self, forKey: .alias),
+                  deployments: try container.decode([DeploymentDocument].self, forKey: .deployments),
+                  inputCostPerToken: try container.decodeIfPresent(Double.self, forKey: .inputCostPerToken),
+                  outputCostPerToken: try container.decodeIfPresent(Double.self, forKey: .outputCostPerToken),
+                  maxOutputTokens: try container.decodeIfPresent(Int.self, forKey: .maxOutputTokens),
+                  limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
+    }
+}
+
 extension KeyDocument {
     public init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(id: try container.decode(String.self, forKey: .id), hash: try container.decode(String.self, forKey: .hash),
                   previousHash: try container.decodeIfPresent(String.self, forKey: .previousHash),
@@ -387,6 +448,7 @@ extension KeyDocument {
 
 extension TeamDocument {
     public init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try container.decode(String.self, forKey: .name),
                   allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
@@ -398,6 +460,7 @@ extension TeamDocument {
 
 extension ProjectDocument {
     public init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try container.decode(String.self, forKey: .name), team: try container.decode(String.self, forKey: .team),
                   allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
@@ -408,6 +471,7 @@ extension ProjectDocument {
 
 extension ServiceDocument {
     public init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(name: try container.decode(String.self, forKey: .name),
                   keyless: try container.decodeIfPresent(Bool.self, forKey: .keyless) ?? false,
@@ -419,6 +483,7 @@ extension ServiceDocument {
 
 extension SettingsDocument {
     public init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(onlyAllowModels: try container.decodeIfPresent([String].self, forKey: .onlyAllowModels),
                   promptFilters: try container.decodeIfPresent([PromptFilterDocument].self, forKey: .promptFilters) ?? [],
@@ -465,7 +530,21 @@ public struct RouterDocument: Codable, Sendable, Equatable {
         self.contentPolicyFallbacks = contentPolicyFallbacks
     }
 
-    enum CodingKeys: String, CodingKey {
+    public init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(routingStrategy: try container.decodeIfPresent(String.self, forKey: .routingStrategy),
+                  numRetries: try container.decodeIfPresent(Int.self, forKey: .numRetries),
+                  retryAfter: try container.decodeIfPresent(Double.self, forKey: .retryAfter),
+                  maxRetryBackoff: try container.decodeIfPresent(Double.self, forKey: .maxRetryBackoff),
+                  allowedFails: try container.decodeIfPresent(Int.self, forKey: .allowedFails),
+                  cooldownTime: try container.decodeIfPresent(Double.self, forKey: .cooldownTime),
+                  fallbacks: try container.decodeIfPresent([String: [String]].self, forKey: .fallbacks),
+                  contextWindowFallbacks: try container.decodeIfPresent([String: [String]].self, forKey: .contextWindowFallbacks),
+                  contentPolicyFallbacks: try container.decodeIfPresent([String: [String]].self, forKey: .contentPolicyFallbacks))
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case routingStrategy = "routing_strategy", numRetries = "num_retries", retryAfter = "retry_after",
              maxRetryBackoff = "max_retry_backoff", allowedFails = "allowed_fails", cooldownTime = "cooldown_time", fallbacks,
              contextWindowFallbacks = "context_window_fallbacks", contentPolicyFallbacks = "content_policy_fallbacks"

@@ -67,14 +67,23 @@ public struct UsageDelta: Codable, Sendable, Equatable {
              completionTokens = "completion_tokens", costPicoUSD = "cost_pico_usd", denials
     }
 
+    /// Bounds on one delta: one agent's calls on one key and model in one hour. They are far
+    /// above what an agent serves (10^8 requests is 27,000 a second for the hour) and far
+    /// below where sums could overflow: ten thousand deltas at the bound still fit in Int64.
+    public static let maxRequests: Int64 = 100_000_000
+    public static let maxTokens: Int64 = 1_000_000_000_000
+    /// 10^17 pico-USD: $100,000.
+    public static let maxCostPicoUSD: Int64 = 100_000_000_000_000_000
+
     func validate(at path: String) throws(WireError) {
         guard hour >= 0, hour % 3600 == 0 else { throw WireError("\(path).hour must be the start of an hour in Unix seconds") }
-        for (name, value) in [("requests", requests), ("prompt_tokens", promptTokens), ("completion_tokens", completionTokens),
-                              ("cost_pico_usd", costPicoUSD)] where value < 0 {
-            throw WireError("\(path).\(name) must not be negative")
+        for (name, value, bound) in [("requests", requests, Self.maxRequests), ("prompt_tokens", promptTokens, Self.maxTokens),
+                                     ("completion_tokens", completionTokens, Self.maxTokens),
+                                     ("cost_pico_usd", costPicoUSD, Self.maxCostPicoUSD)] where !(0...bound).contains(value) {
+            throw WireError("\(path).\(name) must be 0 to \(bound)")
         }
-        guard denials.values.allSatisfy({ $0 >= 0 }), denials.count <= 64 else {
-            throw WireError("\(path).denials must hold at most 64 non-negative counts")
+        guard denials.values.allSatisfy({ (0...Self.maxRequests).contains($0) }), denials.count <= 64 else {
+            throw WireError("\(path).denials must hold at most 64 counts of 0 to \(Self.maxRequests)")
         }
         for text in [team, project, keyID, Optional(service), Optional(model)].compactMap({ $0 }) where text.utf8.count > 200 {
             throw WireError("\(path): names are at most 200 bytes")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SluicePolicy
 import SluiceWire
 import Yams
 
@@ -12,6 +13,38 @@ struct PolicyFile: Codable {
     var services: [ServiceDocument]?
     var models: [ModelDocument]?
     var settings: SettingsDocument?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case teams, projects, services, models, settings
+    }
+
+    init(teams: [TeamDocument]? = nil, projects: [ProjectDocument]? = nil, services: [ServiceDocument]? = nil,
+         models: [ModelDocument]? = nil, settings: SettingsDocument? = nil) {
+        self.teams = teams
+        self.projects = projects
+        self.services = services
+        self.models = models
+        self.settings = settings
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        teams = try container.decodeIfPresent([TeamDocument].self, forKey: .teams)
+        projects = try container.decodeIfPresent([ProjectDocument].self, forKey: .projects)
+        services = try container.decodeIfPresent([ServiceDocument].self, forKey: .services)
+        models = try container.decodeIfPresent([ModelDocument].self, forKey: .models)
+        settings = try container.decodeIfPresent(SettingsDocument.self, forKey: .settings)
+    }
+
+    /// Reads a policy file strictly: an unknown field anywhere is an error naming its path.
+    static func parse(_ text: String) throws -> PolicyFile {
+        do {
+            return try YAMLDecoder().decode(PolicyFile.self, from: text, userInfo: [.sluiceStrictFields: true])
+        } catch let error as DecodingError {
+            throw AdminClient.Failure(description: WireCoding.describe(error))
+        }
+    }
 }
 
 struct Apply: AsyncParsableCommand {
@@ -30,9 +63,9 @@ struct Apply: AsyncParsableCommand {
             }
             let desired: PolicyFile
             do {
-                desired = try YAMLDecoder().decode(PolicyFile.self, from: text)
+                desired = try PolicyFile.parse(text)
             } catch {
-                throw AdminClient.Failure(description: "\(file) is not a policy file: \(error)")
+                throw AdminClient.Failure(description: "\(file) is not a valid policy file: \(error)")
             }
             let client = try connection.client()
             let plan = try await PolicyPlan.make(desired: desired, client: client, kinds: PolicyPlan.Kind.allCases)
@@ -56,7 +89,9 @@ struct PolicyPlan {
 
     var changes: [Change] = []
 
-    static func make(desired: PolicyFile, client: AdminClient, kinds: [Kind]) async throws -> PolicyPlan {
+    /// With `prune`, entities of a section that the file does not list are deleted (`apply`);
+    /// without, they are left alone (`models import`).
+    static func make(desired: PolicyFile, client: AdminClient, kinds: [Kind], prune: Bool = true) async throws -> PolicyPlan {
         var plan = PolicyPlan()
         var deletions: [Change] = []
         func reconcile<Document: Codable>(_ kind: Kind, _ wanted: [Document]?, name: (Document) -> String) async throws {
@@ -73,7 +108,7 @@ struct PolicyPlan {
                     plan.changes.append(.create(kind: kind, name: name(document), body: body))
                 }
             }
-            for existing in current where !wantedNames.contains(name(existing)) {
+            for existing in current where prune && !wantedNames.contains(name(existing)) {
                 deletions.insert(.delete(kind: kind, name: name(existing)), at: 0)
             }
         }
@@ -123,8 +158,8 @@ struct PolicyPlan {
         for change in changes {
             switch change {
             case .create(let kind, _, let body): try await client.send("POST", "/v1/admin/\(kind.rawValue)", body: body)
-            case .update(let kind, let name, let body, _): try await client.send("PUT", "/v1/admin/\(kind.rawValue)/\(name)", body: body)
-            case .delete(let kind, let name): try await client.send("DELETE", "/v1/admin/\(kind.rawValue)/\(name)")
+            case .update(let kind, let name, let body, _): try await client.send("PUT", "/v1/admin/\(kind.rawValue)/\(kind == .services ? servicePath(name) : pathSegment(name))", body: body)
+            case .delete(let kind, let name): try await client.send("DELETE", "/v1/admin/\(kind.rawValue)/\(kind == .services ? servicePath(name) : pathSegment(name))")
             case .settings(let body, _): try await client.send("PUT", "/v1/admin/settings", body: body)
             }
         }
@@ -136,7 +171,23 @@ struct PolicyPlan {
 /// referenced, never copied: `api_key: os.environ/NAME` becomes `credential_ref: NAME`; a
 /// literal key is left behind with a warning (the control plane never holds provider keys).
 enum LiteLLMImport {
+    /// `litellm_params` fields the import carries over.
+    static let importedParams: Set<String> = ["model", "api_base", "api_key", "weight", "rpm", "tpm", "api_version"]
+    /// Fields that would change the destination or the credentials of calls: refused, since
+    /// leaving them out silently would make the deployment do something else than the file says.
+    static let securityParams: Set<String> = ["base_url", "api_host", "extra_headers", "headers", "organization",
+                                              "aws_access_key_id", "aws_secret_access_key", "vertex_credentials", "azure_ad_token"]
+
+    /// The catalog entries, and what was left out (printed by the caller).
     static func models(fromFile path: String) throws -> [ModelDocument] {
+        var skipped: [String] = []
+        let models = try models(fromFile: path, skipped: &skipped)
+        for line in skipped { FileHandle.standardError.write(Data("sluice: \(line)\n".utf8)) }
+        if !skipped.isEmpty { FileHandle.standardError.write(Data("sluice: \(skipped.count) field(s) or entries were not imported\n".utf8)) }
+        return models
+    }
+
+    static func models(fromFile path: String, skipped: inout [String]) throws -> [ModelDocument] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw AdminClient.Failure(description: "cannot read \(path)") }
         guard let root = (try? Yams.compose(yaml: text)) ?? nil, let entries = root["model_list"]?.sequence else {
             throw AdminClient.Failure(description: "\(path) has no model_list")
@@ -147,19 +198,38 @@ enum LiteLLMImport {
             guard let alias = entry["model_name"]?.string, let params = entry["litellm_params"], let model = params["model"]?.string else {
                 throw AdminClient.Failure(description: "model_list[\(index)] needs model_name and litellm_params.model")
             }
-            let provider = model.contains("/") ? String(model.split(separator: "/", maxSplits: 1)[0]) : "openai"
-            let upstream = model.contains("/") ? String(model.split(separator: "/", maxSplits: 1)[1]) : model
+            let at = "model_list[\(index)] (\(alias))"
+            let parts = model.split(separator: "/", maxSplits: 1).map(String.init)
+            let provider = parts.count == 2 ? parts[0] : "openai"
+            let upstream = parts.count == 2 ? parts[1] : model
+            guard let dialect = ProviderDialect(rawValue: provider) else {
+                skipped.append("\(at): provider \(provider) is not supported (openai, anthropic, azure, gemini); not imported")
+                continue
+            }
+            // Never a guess: a base URL sends the provider key to that host.
+            guard let apiBase = params["api_base"]?.string ?? dialect.defaultAPIBase else {
+                throw AdminClient.Failure(description: "\(at): an \(provider)/ deployment needs litellm_params.api_base")
+            }
             var credential: String?
             if let key = params["api_key"]?.string, !key.isEmpty {
                 if key.hasPrefix("os.environ/") {
                     credential = String(key.dropFirst("os.environ/".count))
                 } else {
-                    FileHandle.standardError.write(Data("sluice: model_list[\(index)] (\(alias)): a literal api_key is not imported; give agents the key in an environment variable and set credential_ref\n".utf8))
+                    skipped.append("\(at).litellm_params.api_key: a literal key is not imported; "
+                        + "give agents the key in an environment variable and use os.environ/NAME")
                 }
             }
-            let deployment = DeploymentDocument(provider: provider, apiBase: params["api_base"]?.string ?? "https://api.openai.com/v1",
+            for field in (params.mapping?.keys.compactMap(\.string) ?? []).sorted() where !Self.importedParams.contains(field) {
+                guard !Self.securityParams.contains(field) else {
+                    throw AdminClient.Failure(description: "\(at).litellm_params.\(field) changes where or how calls are sent, "
+                        + "and Sluice has no such setting: remove it, or the import would widen what the deployment does")
+                }
+                skipped.append("\(at).litellm_params.\(field): not supported by Sluice; left out")
+            }
+            let deployment = DeploymentDocument(provider: provider, apiBase: apiBase,
                                                 upstreamModel: upstream, credentialRef: credential, weight: params["weight"]?.int ?? 1,
-                                                rpm: params["rpm"]?.int, tpm: params["tpm"]?.int)
+                                                rpm: params["rpm"]?.int, tpm: params["tpm"]?.int,
+                                                apiVersion: dialect == .azure ? params["api_version"]?.string : nil)
             if models[alias] == nil {
                 order.append(alias)
                 let info = entry["model_info"]

@@ -64,3 +64,15 @@ struct AdminClient {
         return data
     }
 }
+
+/// One URL path segment: every byte outside `A-Z a-z 0-9 - . _ ~` percent-encoded, so an id
+/// or alias holding `/`, `?` or `%` addresses exactly that entity.
+func pathSegment(_ text: String) -> String {
+    text.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn:
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")) ?? text
+}
+
+/// A service's path, `namespace/service` with each part encoded on its own.
+func servicePath(_ name: String) -> String {
+    name.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map { pathSegment(String($0)) }.joined(separator: "/")
+}

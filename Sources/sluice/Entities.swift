@@ -26,7 +26,7 @@ struct Teams: AsyncParsableCommand {
         func run() async throws {
             try await perform {
                 let body = Teams.body(name: name, models: models, deny: deny, limits: limits)
-                let data = try await connection.client().send(replace ? "PUT" : "POST", replace ? "/v1/admin/teams/\(name)" : "/v1/admin/teams",
+                let data = try await connection.client().send(replace ? "PUT" : "POST", replace ? "/v1/admin/teams/\(pathSegment(name))" : "/v1/admin/teams",
                                                               body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Teams.columns)
             }
@@ -44,7 +44,7 @@ struct Teams: AsyncParsableCommand {
         func run() async throws {
             try await perform {
                 let body = Teams.body(name: name, models: models, deny: deny, limits: limits)
-                let data = try await connection.client().send("PUT", "/v1/admin/teams/\(name)", body: try jsonBody(body))
+                let data = try await connection.client().send("PUT", "/v1/admin/teams/\(pathSegment(name))", body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Teams.columns)
             }
         }
@@ -61,7 +61,7 @@ struct Teams: AsyncParsableCommand {
         @Argument var name: String
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/teams/\(name)"), format: try connection.format(), columns: Teams.columns) }
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/teams/\(pathSegment(name))"), format: try connection.format(), columns: Teams.columns) }
         }
     }
 
@@ -70,7 +70,7 @@ struct Teams: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
-                try await connection.client().send("DELETE", "/v1/admin/teams/\(name)")
+                try await connection.client().send("DELETE", "/v1/admin/teams/\(pathSegment(name))")
                 print("deleted team \(name)")
             }
         }
@@ -111,7 +111,7 @@ struct Projects: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
-                try await connection.client().send("DELETE", "/v1/admin/projects/\(name)")
+                try await connection.client().send("DELETE", "/v1/admin/projects/\(pathSegment(name))")
                 print("deleted project \(name)")
             }
         }
@@ -136,8 +136,8 @@ struct Services: AsyncParsableCommand {
                 if let allowed = list(models) { body["allowed_models"] = allowed }
                 if let limits = limits.json { body["limits"] = limits }
                 let client = try connection.client()
-                let exists = (try? await client.send("GET", "/v1/admin/services/\(name)")) != nil
-                let data = try await client.send(exists ? "PUT" : "POST", exists ? "/v1/admin/services/\(name)" : "/v1/admin/services",
+                let exists = (try? await client.send("GET", "/v1/admin/services/\(servicePath(name))")) != nil
+                let data = try await client.send(exists ? "PUT" : "POST", exists ? "/v1/admin/services/\(servicePath(name))" : "/v1/admin/services",
                                                  body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Services.columns)
             }
@@ -155,7 +155,7 @@ struct Services: AsyncParsableCommand {
         @Argument(help: "namespace/service") var name: String
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/services/\(name)"), format: try connection.format(), columns: Services.columns) }
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/services/\(servicePath(name))"), format: try connection.format(), columns: Services.columns) }
         }
     }
 
@@ -164,7 +164,7 @@ struct Services: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
-                try await connection.client().send("DELETE", "/v1/admin/services/\(name)")
+                try await connection.client().send("DELETE", "/v1/admin/services/\(servicePath(name))")
                 print("deleted service \(name)")
             }
         }
@@ -201,7 +201,7 @@ struct Models: AsyncParsableCommand {
                 var body: [String: Any] = ["alias": alias, "deployments": [deployment]]
                 if let inputCost { body["input_cost_per_token"] = inputCost }
                 if let outputCost { body["output_cost_per_token"] = outputCost }
-                let data = try await connection.client().send(replace ? "PUT" : "POST", replace ? "/v1/admin/models/\(alias)" : "/v1/admin/models",
+                let data = try await connection.client().send(replace ? "PUT" : "POST", replace ? "/v1/admin/models/\(pathSegment(alias))" : "/v1/admin/models",
                                                               body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Models.columns)
             }
@@ -218,10 +218,10 @@ struct Models: AsyncParsableCommand {
         func run() async throws {
             try await perform {
                 let client = try connection.client()
-                var body = try JSONSerialization.jsonObject(with: try await client.send("GET", "/v1/admin/models/\(alias)")) as? [String: Any] ?? [:]
+                var body = try JSONSerialization.jsonObject(with: try await client.send("GET", "/v1/admin/models/\(pathSegment(alias))")) as? [String: Any] ?? [:]
                 if let inputCost { body["input_cost_per_token"] = inputCost }
                 if let outputCost { body["output_cost_per_token"] = outputCost }
-                let data = try await client.send("PUT", "/v1/admin/models/\(alias)", body: try jsonBody(body))
+                let data = try await client.send("PUT", "/v1/admin/models/\(pathSegment(alias))", body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Models.columns)
             }
         }
@@ -231,7 +231,7 @@ struct Models: AsyncParsableCommand {
         @Argument var alias: String
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/models/\(alias)"), format: try connection.format(), columns: Models.columns) }
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/models/\(pathSegment(alias))"), format: try connection.format(), columns: Models.columns) }
         }
     }
 
@@ -240,21 +240,25 @@ struct Models: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
-                try await connection.client().send("DELETE", "/v1/admin/models/\(alias)")
+                try await connection.client().send("DELETE", "/v1/admin/models/\(pathSegment(alias))")
                 print("deleted model \(alias)")
             }
         }
     }
 
     struct Import: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Import a LiteLLM config.yaml's model_list as the catalog (creating or replacing aliases).")
+        static let configuration = CommandConfiguration(abstract: """
+            Import a LiteLLM config.yaml's model_list: creates or replaces the aliases it names. \
+            Other aliases stay unless --prune is given.
+            """)
         @Option(name: .shortAndLong, help: "The LiteLLM config.yaml.") var file: String
-        @Flag(help: "Show what would change without changing it.") var dryRun = false
+        @Flag(help: "Show what would change without changing it (the same plan the import applies).") var dryRun = false
+        @Flag(help: "Also delete the aliases the file does not name.") var prune = false
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
                 let models = try LiteLLMImport.models(fromFile: file)
-                let plan = try await PolicyPlan.make(desired: PolicyFile(models: models), client: try connection.client(), kinds: [.models])
+                let plan = try await PolicyPlan.make(desired: PolicyFile(models: models), client: try connection.client(), kinds: [.models], prune: prune)
                 try await plan.run(client: try connection.client(), dryRun: dryRun)
             }
         }

@@ -3,7 +3,7 @@ import Foundation
 
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "keys", abstract: "Virtual keys: create, list, change, rotate, revoke.",
-                                                    subcommands: [Create.self, List.self, Get.self, Update.self, Rotate.self, Revoke.self])
+                                                    subcommands: [Create.self, List.self, Get.self, Update.self, Rotate.self, Revoke.self, Delete.self])
     static let columns = ["id", "prefix", "team", "project", "allowed_models", "limits", "metadata", "revoked"]
 
     struct KeyFields: ParsableArguments {
@@ -19,7 +19,8 @@ struct Keys: AsyncParsableCommand {
             var body: [String: Any] = [:]
             if let team { body["team"] = team }
             if let project { body["project"] = project }
-            if let allowed = list(models) { body["allowed_models"] = allowed }
+            // `--models ''` means "no allowlist" (any model), never "no model at all".
+            if let allowed = list(models) { body["allowed_models"] = allowed.isEmpty ? NSNull() : allowed }
             if let denied = list(deny) { body["denied_models"] = denied }
             if !meta.isEmpty {
                 var metadata: [String: String] = [:]
@@ -39,6 +40,7 @@ struct Keys: AsyncParsableCommand {
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key. The key is printed once: store it now.")
         @Option(help: "An id for the key (one is made up otherwise).") var id: String?
+        @Flag(help: "Create the team and project the key names if they do not exist yet.") var createMissing = false
         @OptionGroup var fields: KeyFields
         @OptionGroup var connection: Connection
         func run() async throws {
@@ -46,6 +48,8 @@ struct Keys: AsyncParsableCommand {
                 var body = try fields.body()
                 guard body["team"] != nil else { throw ValidationError("--team is required") }
                 if let id { body["id"] = id }
+                if body["allowed_models"] is NSNull { body["allowed_models"] = nil }
+                if createMissing { body["create_missing"] = true }
                 let data = try await connection.client().send("POST", "/v1/admin/keys", body: try jsonBody(body))
                 try Keys.showIssued(data, format: try connection.format())
             }
@@ -63,18 +67,41 @@ struct Keys: AsyncParsableCommand {
         @Argument var id: String
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/keys/\(id)"), format: try connection.format(), columns: Keys.columns) }
+            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/keys/\(pathSegment(id))"), format: try connection.format(), columns: Keys.columns) }
         }
     }
 
     struct Update: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change a key's settings; every agent applies it, the secret stays the same.")
+        static let configuration = CommandConfiguration(abstract: """
+            Change only the settings given; every agent applies it, the secret stays the same. \
+            --meta merges by key; --unset-meta removes one; --clear removes a setting.
+            """)
         @Argument var id: String
         @OptionGroup var fields: KeyFields
+        @Option(help: "Remove a metadata key; repeat for more.") var unsetMeta: [String] = []
+        @Option(help: "Clear a setting: \(Keys.clearable.keys.sorted().joined(separator: ", ")); repeat for more.") var clear: [String] = []
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
-                let data = try await connection.client().send("PATCH", "/v1/admin/keys/\(id)", body: try jsonBody(try fields.body()))
+                var body = try fields.body()
+                if !unsetMeta.isEmpty {
+                    var metadata = body["metadata"] as? [String: Any] ?? [:]
+                    for name in unsetMeta { metadata[name] = NSNull() }
+                    body["metadata"] = metadata
+                }
+                for name in clear {
+                    guard let field = Keys.clearable[name] else {
+                        throw ValidationError("--clear takes one of \(Keys.clearable.keys.sorted().joined(separator: ", ")), not \(name)")
+                    }
+                    if field.hasPrefix("limits.") {
+                        var limits = body["limits"] as? [String: Any] ?? [:]
+                        limits[String(field.dropFirst("limits.".count))] = NSNull()
+                        body["limits"] = limits
+                    } else {
+                        body[field] = NSNull()
+                    }
+                }
+                let data = try await connection.client().send("PATCH", "/v1/admin/keys/\(pathSegment(id))", body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Keys.columns)
             }
         }
@@ -95,7 +122,7 @@ struct Keys: AsyncParsableCommand {
                     }
                     seconds = amount * unit
                 }
-                let data = try await connection.client().send("POST", "/v1/admin/keys/\(id)/rotate",
+                let data = try await connection.client().send("POST", "/v1/admin/keys/\(pathSegment(id))/rotate",
                                                               body: try jsonBody(["grace_period_seconds": seconds]))
                 try Keys.showIssued(data, format: try connection.format())
             }
@@ -107,11 +134,31 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
-                let data = try await connection.client().send("POST", "/v1/admin/keys/\(id)/revoke", body: try jsonBody([:]))
+                let data = try await connection.client().send("POST", "/v1/admin/keys/\(pathSegment(id))/revoke", body: try jsonBody([:]))
                 try Printer.show(data, format: try connection.format(), columns: Keys.columns)
             }
         }
     }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a key: its secrets stop working, and its team can then be deleted.")
+        @Argument var id: String
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                try await connection.client().send("DELETE", "/v1/admin/keys/\(pathSegment(id))")
+                print("deleted key \(id)")
+            }
+        }
+    }
+
+    /// `--clear NAME` → the field it sets to null.
+    static let clearable: [String: String] = [
+        "rpm": "limits.requests_per_minute", "tpm": "limits.tokens_per_minute", "rpd": "limits.requests_per_day",
+        "max-parallel": "limits.max_parallel_requests", "daily-budget": "limits.daily_spend_usd",
+        "monthly-budget": "limits.monthly_spend_usd", "limits": "limits", "models": "allowed_models", "deny": "denied_models",
+        "project": "project", "expires-at": "expires_at",
+    ]
 
     static func showIssued(_ data: Data, format: OutputFormat) throws {
         if format == .json {

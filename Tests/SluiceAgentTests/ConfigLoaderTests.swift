@@ -133,12 +133,27 @@ struct ConfigLoaderTests {
     func settings() throws {
         let configuration = try ConfigLoader(environment: [:]).load(yaml: """
             model_list: []
-            sluice_settings: {max_request_body_bytes: 2048, idle_timeout_seconds: 1.5, max_json_depth: 32, bogus: 1}
+            sluice_settings: {max_request_body_bytes: 2048, idle_timeout_seconds: 1.5, max_json_depth: 32}
             """)
         #expect(configuration.settings.maxRequestBodyBytes == 2048)
         #expect(configuration.settings.idleTimeoutSeconds == 1.5)
         #expect(configuration.settings.maxJSONDepth == 32)
-        #expect(configuration.warnings.contains { $0.contains("bogus") })
+    }
+
+    @Test("an unknown key is an error naming its path and the closest known one; known LiteLLM sections load with a warning")
+    func strictKeys() throws {
+        let models = "model_list: []\n"
+        // A misspelt sluice_policy must not start an open, keyless, unlimited agent.
+        #expect(failure(models + "sluice_polcy: {teams: {}}") == #"unknown top-level field "sluice_polcy"; did you mean "sluice_policy"?"#)
+        #expect(failure(models + "sluice_settings: {idle_timeout_second: 3}")?.contains(#"did you mean "idle_timeout_seconds"?"#) == true)
+        #expect(failure(models + "sluice_identity: {servce: x}")?.contains(#"sluice_identity."servce" is unknown; did you mean "service"?"#) == true)
+        #expect(failure(models + "sluice_policy: {teams: {ml: {allowed_model: [a]}}}")?
+            .contains(#"sluice_policy.teams.ml."allowed_model" is unknown; did you mean "allowed_models"?"#) == true)
+        #expect(failure(models + "sluice_policy: {team: {}}")?.contains(#"did you mean "teams"?"#) == true)
+        #expect(failure(models + "sluice_policy: {teams: {ml: {limits: {requests_per_dya: 5}}}}")?.contains("requests_per_dya") == true)
+        #expect(failure(models + "zzz: 1")?.contains("did you mean") == false)
+        let litellm = try ConfigLoader(environment: [:]).load(yaml: models + "litellm_settings: {drop_params: true}\ngeneral_settings: {}")
+        #expect(litellm.warnings.filter { $0.contains("LiteLLM section") }.count == 2)
     }
 
     @Test("listen addresses: loopback or not")

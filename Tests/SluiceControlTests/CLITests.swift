@@ -89,4 +89,58 @@ struct CLITests {
         #expect(badToken.status == 1 && badToken.output.contains("check SLUICE_ADMIN_TOKEN"))
         try await control.shutdown()
     }
+    @Test("import never guesses a base URL and only prunes when asked; keys patch, clear and delete")
+    func importAndKeyPatches() async throws {
+        let control = try await ControlHarness()
+        let port = control.port
+        #expect(try await sluice(["models", "create", "kept", "--api-base", "http://vllm:8000/v1",
+                                  "--upstream-model", "llama"], port: port).status == 0)
+        let litellm = control.directory.file("litellm.yaml")
+        try """
+            model_list:
+              - model_name: claude
+                litellm_params: {model: anthropic/claude-sonnet-4-5, api_key: os.environ/ANTHROPIC_API_KEY, timeout: 30}
+              - model_name: bedrock-thing
+                litellm_params: {model: bedrock/anthropic.claude-v2}
+            """.write(toFile: litellm, atomically: true, encoding: .utf8)
+        let imported = try await sluice(["models", "import", "-f", litellm], port: port)
+        #expect(imported.status == 0 && imported.output.contains("+ model claude"))
+        #expect(!imported.output.contains("- model kept"), "aliases outside the file stay without --prune")
+        #expect(imported.output.contains("bedrock-thing") && imported.output.contains("timeout"),
+                "skipped entries and unsupported fields are named: \(imported.output)")
+        let claude = try await sluice(["models", "get", "claude", "--output", "json"], port: port)
+        #expect(claude.output.contains("https://api.anthropic.com/v1") && !claude.output.contains("api.openai.com"))
+
+        let redirecting = control.directory.file("redirect.yaml")
+        try """
+            model_list:
+              - model_name: sneaky
+                litellm_params: {model: openai/gpt-4o, extra_headers: {Host: evil.example}}
+            """.write(toFile: redirecting, atomically: true, encoding: .utf8)
+        let refused = try await sluice(["models", "import", "-f", redirecting], port: port)
+        #expect(refused.status == 1 && refused.output.contains("extra_headers"))
+
+        let pruneDry = try await sluice(["models", "import", "-f", litellm, "--prune", "--dry-run"], port: port)
+        #expect(pruneDry.output.contains("- model kept") && pruneDry.output.contains("dry run"))
+        #expect(try await sluice(["models", "get", "kept"], port: port).status == 0)
+
+        // Keys: typos in allowlists are refused with the command that would fix them.
+        let typo = try await sluice(["keys", "create", "--team", "ops", "--models", "claude_typo"], port: port)
+        #expect(typo.status == 1 && typo.output.contains("sluice teams create"))
+        let created = try await sluice(["keys", "create", "--id", "ops-bot", "--team", "ops", "--project", "infra",
+                                        "--create-missing", "--models", "claude", "--rpm", "60",
+                                        "--meta", "owner=ops", "--meta", "env=prod"], port: port)
+        #expect(created.status == 0, "\(created.output)")
+        let patched = try await sluice(["keys", "update", "ops-bot", "--meta", "tier=gold", "--unset-meta", "env",
+                                        "--clear", "rpm", "--output", "json"], port: port)
+        #expect(patched.status == 0 && patched.output.contains("owner") && patched.output.contains("tier")
+                && !patched.output.contains("env") && !patched.output.contains("requests_per_minute"),
+                "\(patched.output)")
+        #expect(patched.output.contains("claude"), "fields not named stay as they were")
+        let badClear = try await sluice(["keys", "update", "ops-bot", "--clear", "rmp"], port: port)
+        #expect(badClear.status != 0 && badClear.output.contains("rpm"))
+        #expect(try await sluice(["keys", "delete", "ops-bot"], port: port).status == 0)
+        #expect(try await sluice(["keys", "get", "ops-bot"], port: port).status == 1)
+        try await control.shutdown()
+    }
 }

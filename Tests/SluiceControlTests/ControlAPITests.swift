@@ -86,6 +86,9 @@ struct ControlAPITests {
         let control = try await ControlHarness()
         #expect(try await control.request("POST", "/v1/admin/teams", json: #"{"name":"marketing"}"#).status == 201)
         #expect(try await control.request("POST", "/v1/admin/projects", json: #"{"name":"website","team":"marketing"}"#).status == 201)
+        #expect(try await control.request("POST", "/v1/admin/models", json: """
+            {"alias":"gpt4_limited","deployments":[{"api_base":"https://api.openai.com/v1","upstream_model":"gpt-4o"}]}
+            """).status == 201)
         let created = try await control.request("POST", "/v1/admin/keys", json: """
             {"team":"marketing","project":"website","allowed_models":["gpt4_limited"],"metadata":{"owner":"marketing-team","env":"prod"},
              "limits":{"requests_per_minute":60,"tokens_per_minute":60000,"monthly_spend_usd":200}}
@@ -122,11 +125,11 @@ struct ControlAPITests {
     func bundle() async throws {
         let control = try await ControlHarness()
         let token = try await control.agentToken()
-        _ = try await control.request("POST", "/v1/admin/teams", json: #"{"name":"ml","denied_models":["gpt-4o"]}"#)
         _ = try await control.request("POST", "/v1/admin/models", json: """
             {"alias":"gpt-4o-mini","deployments":[{"api_base":"https://api.openai.com/v1","upstream_model":"gpt-4o-mini","credential_ref":"OPENAI_API_KEY"}],
              "input_cost_per_token":0.00000015,"output_cost_per_token":0.0000006}
             """)
+        #expect(try await control.request("POST", "/v1/admin/teams", json: #"{"name":"ml","denied_models":["gpt-4o-mini"]}"#).status == 201)
         _ = try await control.request("POST", "/v1/admin/services", json: #"{"name":"shop/checkout","keyless":true}"#)
         let secret = try #require(try control.json(try await control.request("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#))["key"] as? String)
         let response = try await control.request("GET", "/v1/agent/policy", token: token)
@@ -139,7 +142,7 @@ struct ControlAPITests {
         #expect(document.version == 5 && document.keys.map(\.id) == ["ci"] && document.keys[0].prefix == nil)
         #expect(document.keys[0].hash == KeyHasher(pepper: ControlHarness.pepper).hash(secret).encoded)
         #expect(document.keyPepperFingerprint == PolicyPublisher.fingerprint(of: ControlHarness.pepper))
-        #expect(document.services.first?.keyless == true && document.teams.first?.deniedModels == ["gpt-4o"])
+        #expect(document.services.first?.keyless == true && document.teams.first?.deniedModels == ["gpt-4o-mini"])
         let unchanged = try await control.request("GET", "/v1/agent/policy", token: token, headers: [("If-None-Match", tag)])
         #expect(unchanged.status == 304 && unchanged.body.isEmpty)
         // The bundle turns into an engine policy on the agent's side.

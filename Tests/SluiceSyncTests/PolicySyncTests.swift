@@ -21,6 +21,9 @@ struct PolicySyncTests {
         let revocation = ContinuousClock.now - revokedAt
         #expect(revocation < .seconds(2))
 
+        _ = try await harness.adminJSON("POST", "/v1/admin/models", json: """
+            {"alias":"another","deployments":[{"api_base":"http://127.0.0.1:1/v1","upstream_model":"mock"}]}
+            """)
         _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"only_allow_models":["another"]}"#)
         let blockedAt = ContinuousClock.now
         #expect(await eventually(timeout: .seconds(2)) { (try? await agent.chat().status) == 403 })
@@ -28,6 +31,46 @@ struct PolicySyncTests {
         let refused = try await agent.chat()
         #expect(refused.text.contains("model_not_allowed"))
         try await agent.stop()
+        try await harness.shutdown()
+    }
+
+    @Test("an agent without a provider credential serves the rest, answers 503 naming it, and still gets revocations")
+    func missingCredentialDisablesOnlyItsDeployments() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        _ = try await harness.adminJSON("POST", "/v1/admin/models", json: """
+            {"alias":"claude","deployments":[{"provider":"anthropic","api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
+             "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}]}
+            """)
+        _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"support"}"#)
+        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"helpdesk","team":"support"}"#)
+        let key = try #require((created as? [String: Any])?["key"] as? String)
+        let marketing = try await harness.startAgent(id: "marketing-1", service: "marketing")
+        let support = try await harness.startAgent(id: "support-1", service: "support",
+                                                   environment: ["ANTHROPIC_API_KEY": "sk-ant-test"])
+        #expect(await eventually { (try? await marketing.chat(key: key).status) == 200 })
+        #expect(await eventually { (try? await support.chat(model: "claude", key: key).status) == 200 })
+
+        let unavailable = try await marketing.chat(model: "claude", key: key)
+        #expect(unavailable.status == 503 && unavailable.text.contains("credential_unavailable")
+                && unavailable.text.contains("ANTHROPIC_API_KEY") && !unavailable.text.contains("sk-ant"))
+        let marketingReady = try await marketing.readiness()
+        #expect(marketingReady.status == 200)
+        #expect(marketingReady.body["missing_credentials"] as? [String] == ["ANTHROPIC_API_KEY"])
+        #expect(try await support.readiness().body["missing_credentials"] as? [String] == [])
+
+        // A write only the support agent can use, then a revocation: both agents refuse the key.
+        _ = try await harness.adminJSON("PUT", "/v1/admin/models/claude", json: """
+            {"alias":"claude","deployments":[{"provider":"anthropic","api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
+             "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}],"input_cost_per_token":0.000003}
+            """)
+        let revokedAt = ContinuousClock.now
+        _ = try await harness.adminJSON("POST", "/v1/admin/keys/helpdesk/revoke")
+        #expect(await eventually(timeout: .seconds(2)) { (try? await marketing.chat(key: key).status) == 401 })
+        #expect(await eventually(timeout: .seconds(2)) { (try? await support.chat(model: "claude", key: key).status) == 401 })
+        #expect(ContinuousClock.now - revokedAt < .seconds(2))
+        try await marketing.stop()
+        try await support.stop()
         try await harness.shutdown()
     }
 

@@ -153,7 +153,8 @@ final class SyncHarness: @unchecked Sendable {
     }
 
     func startAgent(id: String, token: String? = nil, stateDirectory: String? = nil, clock: TestClock = TestClock(),
-                    maxPolicyAgeSeconds: Double = 3600, flushInterval: Duration = .milliseconds(100), publicKey: String? = nil) async throws -> Agent {
+                    maxPolicyAgeSeconds: Double = 3600, flushInterval: Duration = .milliseconds(100), publicKey: String? = nil,
+                    service: String = "checkout", environment: [String: String] = [:]) async throws -> Agent {
         let agentToken: String
         if let token {
             agentToken = token
@@ -174,9 +175,9 @@ final class SyncHarness: @unchecked Sendable {
         let mode = try ControlPlaneMode.start(
             url: "http://127.0.0.1:\(controlPort)", tokenFile: tokenFile, publicKeyFile: keyFile, caFile: nil, stateDirectory: state,
             local: AgentConfiguration(policy: Policy(version: "none", catalog: Catalog([]))),
-            identity: ServiceIdentity(service: "checkout", namespace: "shop", pod: id), upstream: upstream, group: group,
+            identity: ServiceIdentity(service: service, namespace: "shop", pod: id), upstream: upstream, group: group,
             maxPolicyAgeSeconds: maxPolicyAgeSeconds, flushInterval: flushInterval, shutdownFlushDeadline: .seconds(1), pepper: Self.pepper, logger: logger,
-            audit: MemoryAuditSink(), clock: clock.now)
+            environment: environment, audit: MemoryAuditSink(), clock: clock.now)
         let server = AgentServer(runtime: mode.runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0), logger: logger)
         let serviceGroup = ServiceGroup(configuration: .init(
             services: mode.services + [.init(service: server)], logger: logger))

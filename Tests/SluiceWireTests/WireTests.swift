@@ -88,20 +88,53 @@ struct WireTests {
         #expect(throws: WireError.self) { try document.policy(in: Self.context) }
     }
 
-    @Test("a document that fails any check is refused whole")
-    func refusals() {
+    @Test("a bad entry disables itself and never widens access; only settings refuse the whole document")
+    func refusals() throws {
+        let now: Int64 = 1_795_435_200 * 1_000_000_000
+        // A credential this agent lacks leaves the alias out here, answered 503 naming the
+        // reference; the rest of the policy is in force.
         var missingCredential = Self.document()
         missingCredential.models[0].deployments[0].credentialRef = "NOT_SET"
-        #expect(throws: WireError.self) { try missingCredential.policy(in: Self.context) }
-        var badLimit = Self.document()
-        badLimit.keys[0].limits = LimitsDocument(requestsPerMinute: 0)
-        #expect(throws: WireError.self) { try badLimit.policy(in: Self.context) }
+        let withoutCredential = try missingCredential.compile(in: Self.context)
+        #expect(withoutCredential.missingCredentials == ["NOT_SET"] && withoutCredential.disabled.isEmpty)
+        let engine = try PolicyEngine(policy: withoutCredential.policy, serviceName: "shop/checkout", limiter: Limiter())
+        let caller = try #require(engine.authenticate(presentedKey: "sk-sluice-new", now: now).successValue)
+        let denial = try #require(engine.authorize(caller, model: "gpt-4o-mini").failureValue)
+        #expect(denial.reason == .credentialUnavailable && denial.status == 503 && denial.message.contains("NOT_SET"))
+        #expect(engine.authorize(caller, model: "nothing").failureValue?.reason == .unknownModel)
+
+        // A key with a bad limit, or whose team is missing, opens nothing: its secret is unknown.
+        for broken in [{ (document: inout PolicyDocument) in document.keys[0].limits = LimitsDocument(requestsPerMinute: 0) },
+                       { (document: inout PolicyDocument) in document.keys[0].team = "nobody" }] {
+            var document = Self.document()
+            broken(&document)
+            let compiled = try document.compile(in: Self.context)
+            #expect(compiled.disabled.count == 1 && compiled.disabled[0].hasPrefix("keys.\"ci\""))
+            // A service that is not keyless: the secret must not identify anyone.
+            let engine = try PolicyEngine(policy: compiled.policy, serviceName: "other/service", limiter: Limiter())
+            #expect(engine.authenticate(presentedKey: "sk-sluice-new", now: now).successValue == nil)
+        }
+
+        // A team that cannot compile takes its keys with it, rather than serving them without its rules.
+        var badTeam = Self.document()
+        badTeam.teams[0].promptFilters = [PromptFilterDocument(name: "broken", pattern: "(")]
+        let teamless = try badTeam.compile(in: Self.context)
+        #expect(teamless.policy.teams.isEmpty && teamless.policy.keys.isEmpty && teamless.disabled.count == 2)
+
+        // A service whose limits cannot compile refuses every call instead of serving unlimited.
+        var badService = Self.document()
+        badService.services[0].limits = LimitsDocument(requestsPerMinute: -1)
+        let closed = try badService.compile(in: Self.context)
+        #expect(closed.policy.services["shop/checkout"]?.models.allowed == [])
+        #expect(closed.policy.services["shop/checkout"]?.keylessAllowed == false)
+
+        // Settings belong to no entry: a document with bad settings is refused whole.
         var badZone = Self.document()
         badZone.settings.timeZone = "Mars/Olympus"
-        #expect(throws: WireError.self) { try badZone.policy(in: Self.context) }
-        var dangling = Self.document()
-        dangling.keys[0].team = "nobody"
-        #expect(throws: WireError.self) { try dangling.policy(in: Self.context) }
+        #expect(throws: WireError.self) { try badZone.compile(in: Self.context) }
+        var badSpool = Self.document()
+        badSpool.settings.usageSpoolFailure = "maybe"
+        #expect(throws: WireError.self) { try badSpool.compile(in: Self.context) }
     }
 
     @Test("usage batches round-trip and are bounded")

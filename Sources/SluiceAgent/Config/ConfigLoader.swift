@@ -19,8 +19,17 @@ public struct ConfigLoader {
         self.environment = environment
     }
 
-    /// Known LiteLLM sections the agent has no use for: ignored with one warning each.
-    static let ignoredSections: Set<String> = ["litellm_settings", "general_settings", "environment_variables"]
+    /// Known LiteLLM sections the agent has no use for: ignored with one warning each, so a
+    /// LiteLLM file still loads. Any other unknown top-level key is an error: a misspelt
+    /// `sluice_policy` must not start an open, keyless, unlimited agent.
+    static let ignoredSections: Set<String> = ["litellm_settings", "general_settings", "environment_variables", "callback_settings",
+                                               "guardrails", "credential_list", "mcp_servers", "files_settings", "assistant_settings",
+                                               "vector_store_registry", "include", "search_tools", "prompts"]
+    static let sections: Set<String> = ["model_list", "router_settings", "sluice_settings", "sluice_policy", "sluice_identity"]
+    static let identityFields: Set<String> = ["service", "namespace", "service_account"]
+    static let settingsFields: Set<String> = ["max_request_body_bytes", "max_json_depth", "connect_timeout_seconds",
+                                              "first_byte_timeout_seconds", "idle_timeout_seconds", "drain_timeout_seconds",
+                                              "request_read_timeout_seconds", "max_connections"]
     static let knownParams: Set<String> = ["model", "api_base", "api_key", "rpm", "tpm", "ssl_verify", "weight", "timeout", "stream_timeout",
                                            "api_version"]
     static let knownInfo: Set<String> = ["input_cost_per_token", "output_cost_per_token", "id", "mode", "base_model",
@@ -77,11 +86,11 @@ public struct ConfigLoader {
             case "sluice_identity":
                 identity = try parseIdentity(value, warnings: &warnings)
             default:
-                if Self.ignoredSections.contains(key) {
-                    warnings.append("\(key) is a LiteLLM section the agent does not use; ignored")
-                } else {
-                    warnings.append("unknown top-level field \(key); ignored")
+                guard Self.ignoredSections.contains(key) else {
+                    throw ConfigError("unknown top-level field \(Identifier.quoted(key))"
+                        + Suggestion.hint(for: key, among: Self.sections.union(Self.ignoredSections)))
                 }
+                warnings.append("\(key) is a LiteLLM section the agent does not use; ignored")
             }
         }
         guard sawModelList else { throw ConfigError("the file has no model_list") }
@@ -306,7 +315,8 @@ public struct ConfigLoader {
             case "service": identity.service = text
             case "namespace": identity.namespace = text
             case "service_account": identity.serviceAccount = text
-            default: warnings.append("sluice_identity.\(key) is unknown; ignored")
+            default:
+                throw ConfigError("sluice_identity.\(Identifier.quoted(key)) is unknown" + Suggestion.hint(for: key, among: Self.identityFields))
             }
         }
         return identity
@@ -338,7 +348,8 @@ public struct ConfigLoader {
             case "max_connections":
                 guard let count = value.int, count > 0 else { throw ConfigError("sluice_settings.max_connections must be positive") }
                 settings.maxConnections = count
-            default: warnings.append("sluice_settings.\(key) is unknown; ignored")
+            default:
+                throw ConfigError("sluice_settings.\(Identifier.quoted(key)) is unknown" + Suggestion.hint(for: key, among: Self.settingsFields))
             }
         }
         return settings

@@ -14,6 +14,9 @@ struct PolicyLoader {
     let catalog: Catalog
 
     static let limitFields: Set<String> = Set(LimitKind.allCases.map(\.rawValue))
+    static let sections: Set<String> = ["key_pepper", "time_zone", "unpriced_models", "default_max_output_tokens", "only_allow_models",
+                                        "prompt_filters", "default_limits", "end_user_default_limits", "rate_limits", "teams",
+                                        "projects", "services", "keys", "end_users", "models"]
 
     func load(_ node: Node, version: String, warnings: inout [String]) throws(ConfigError) -> Policy {
         guard let top = node.mapping else { throw ConfigError("sluice_policy must be a mapping") }
@@ -88,7 +91,7 @@ struct PolicyLoader {
                     policy.modelLimits[name] = try limits(entry["limits"], at: "\(at).\(name).limits")
                 }
             default:
-                warnings.append("\(at) is unknown; ignored")
+                throw ConfigError("sluice_policy.\(Identifier.quoted(key)) is unknown" + Suggestion.hint(for: key, among: Self.sections))
             }
         }
         if let rateLimits { try applyRateLimits(rateLimits, to: &policy) }
@@ -226,7 +229,8 @@ struct PolicyLoader {
     private func checkFields(_ node: Node, at path: String, known: Set<String>, warnings: inout [String]) throws(ConfigError) {
         guard let mapping = node.mapping else { throw ConfigError("\(path) must be a mapping") }
         for (keyNode, _) in mapping where !known.contains(keyNode.string ?? "") {
-            warnings.append("\(path).\(keyNode.string ?? "?") is unknown; ignored")
+            let key = keyNode.string ?? "?"
+            throw ConfigError("\(path).\(Identifier.quoted(key)) is unknown" + Suggestion.hint(for: key, among: known))
         }
     }
 
@@ -242,19 +246,10 @@ struct PolicyLoader {
 
     /// `UTC`, a fixed offset (`+05:30`), or an IANA name read from the system's zoneinfo.
     func timeZone(_ name: String, at path: String) throws(ConfigError) -> TimeZoneRules {
-        if let fixed = TimeZoneRules(fixedOffset: name) { return fixed }
-        guard !name.isEmpty, !name.contains(".."), !name.hasPrefix("/"),
-              name.allSatisfy({ $0.isLetter || $0.isNumber || "/_-+".contains($0) }) else {
-            throw ConfigError("\(path) must be UTC, an offset like +05:30, or a zone name like Europe/Berlin")
-        }
-        let directory = environment["TZDIR"] ?? "/usr/share/zoneinfo"
-        guard let bytes = readWholeFile("\(directory)/\(name)") else {
-            throw ConfigError("\(path): no time zone \"\(name)\" in \(directory) (is tzdata installed?)")
-        }
         do {
-            return try TimeZoneRules(name: name, tzif: bytes)
+            return try TimeZoneRules.resolve(name, directory: environment["TZDIR"] ?? "/usr/share/zoneinfo", readFile: readWholeFile)
         } catch {
-            throw ConfigError("\(path): \(directory)/\(name): \(error.message)")
+            throw ConfigError("\(path): \(error.message)")
         }
     }
 

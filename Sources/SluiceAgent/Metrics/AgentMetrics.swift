@@ -19,6 +19,9 @@ public final class AgentMetrics: Sendable {
     /// created once and kept.
     private let handles = Mutex<[String: any Sendable]>([:])
     private let policy = Mutex<(version: String, loadedAt: Int64)?>(nil)
+    /// Credential references reported missing by the policy in force, so one that is set
+    /// again is reported back at 0 rather than left at 1.
+    private let missingCredentials = Mutex<Set<String>>([])
 
     public init(identity: ServiceIdentity) {
         identityLabels = [("service", identity.qualifiedName)]
@@ -121,6 +124,13 @@ public final class AgentMetrics: Sendable {
         }
         gauge("sluice_policy_info", [("version", active.version)]).record(1)
         counter("sluice_policy_reloads_total", [("result", "ok")]).increment()
+        let missing = Set(active.configuration.catalog.missingCredentials)
+        let before = missingCredentials.withLock { state in
+            defer { state = missing }
+            return state
+        }
+        for reference in before.subtracting(missing) { gauge("sluice_credential_missing", [("credential", reference)]).record(0) }
+        for reference in missing { gauge("sluice_credential_missing", [("credential", reference)]).record(1) }
     }
 
     func policyRejected() {

@@ -31,6 +31,14 @@ struct Readiness {
         body.append(contentsOf: #"{"status":"#.utf8)
         appendJSONString(state, to: &body)
         number("aliases", String(policy.configuration.catalog.names.count))
+        // Deployments needing these are left out; the rest of the policy is served, so the
+        // agent stays ready and the list says what to mount.
+        body.append(contentsOf: #","missing_credentials":["#.utf8)
+        for (index, reference) in policy.configuration.catalog.missingCredentials.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            appendJSONString(reference, to: &body)
+        }
+        body.append(UInt8(ascii: "]"))
         body.append(contentsOf: #","policy":{"source":"#.utf8)
         if let sync = runtime.sync {
             let report = sync.report(at: now)

@@ -26,6 +26,7 @@ public struct ControlPlaneMode: Sendable {
                              local: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, group: any EventLoopGroup,
                              maxPolicyAgeSeconds: Double, flushInterval: Duration, shutdownFlushDeadline: Duration = .seconds(10),
                              pepper: Secret?, logger: Logger,
+                             environment: [String: String] = ProcessInfo.processInfo.environment,
                              audit: any AuditSink = FileDescriptorAuditSink(),
                              clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }) throws -> ControlPlaneMode {
         guard let tokenFile else { throw ConfigError("--control-plane needs --agent-token-file") }
@@ -41,7 +42,7 @@ public struct ControlPlaneMode: Sendable {
         try DurableFiles.makeDirectory(stateDirectory)
         let client = try ControlPlaneClient(url: url, token: Secret(token), caFile: caFile, upstream: upstream, group: group)
         let source = try PolicyBundleSource(publicKeyText: keyText, pepper: pepper, settings: local.settings, identity: local.identity,
-                                            environment: ProcessInfo.processInfo.environment, stateDirectory: stateDirectory)
+                                            environment: environment, stateDirectory: stateDirectory)
         let spool = try UsageSpool(directory: "\(stateDirectory)/spool")
         let status = SyncStatus(maxPolicyAgeSeconds: maxPolicyAgeSeconds)
 

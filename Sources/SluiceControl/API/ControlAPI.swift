@@ -18,6 +18,8 @@ public struct ControlAPI: Sendable {
     let extraAgentAuthenticators: [any AgentAuthenticator]
     let adminToken: Secret
     let keyHasher: KeyHasher
+    /// Every policy write passes the agents' compiler first.
+    let gate: PolicyGate
     /// Largest request body read (bytes).
     static let maxBody = 4 << 20
 
@@ -30,6 +32,7 @@ public struct ControlAPI: Sendable {
         leases = LeaseBook(store: store)
         self.adminToken = adminToken
         keyHasher = KeyHasher(pepper: keyPepper)
+        gate = PolicyGate(keyPepper: keyPepper)
     }
 
     /// Every route and its method, as served; the OpenAPI document is checked against it.
@@ -44,6 +47,7 @@ public struct ControlAPI: Sendable {
         ("GET", "/v1/admin/models"), ("POST", "/v1/admin/models"), ("GET", "/v1/admin/models/{alias}"),
         ("PUT", "/v1/admin/models/{alias}"), ("DELETE", "/v1/admin/models/{alias}"),
         ("GET", "/v1/admin/keys"), ("POST", "/v1/admin/keys"), ("GET", "/v1/admin/keys/{id}"), ("PATCH", "/v1/admin/keys/{id}"),
+        ("DELETE", "/v1/admin/keys/{id}"),
         ("POST", "/v1/admin/keys/{id}/rotate"), ("POST", "/v1/admin/keys/{id}/revoke"),
         ("GET", "/v1/admin/settings"), ("PUT", "/v1/admin/settings"),
         ("GET", "/v1/admin/usage"), ("POST", "/v1/admin/agents"),
@@ -67,7 +71,7 @@ public struct ControlAPI: Sendable {
         admin.get("settings") { _, _ in try jsonResponse(try await store.settings()) }
         admin.put("settings") { request, context in
             let settings = try await decode(SettingsDocument.self, request, context)
-            try Validation.check(settings)
+            try await gate.check(.settings(settings), store: store)
             try await store.setSettings(settings)
             publisher.policyChanged()
             return try jsonResponse(settings)
@@ -149,32 +153,37 @@ public struct ControlAPI: Sendable {
     ) {
         let store = self.store
         let publisher = self.publisher
+        let gate = self.gate
         group.get(RouterPath(path)) { _, _ in try jsonResponse(try await store.entities(kind).map(Self.payload)) }
         group.post(RouterPath(path)) { request, context in
             let document = try await decode(Document.self, request, context)
             let entity = wrap(document)
-            try Validation.check(entity)
+            try await gate.check(.put(entity), store: store)
             try await store.put(entity, mode: .create)
             publisher.policyChanged()
             return try jsonResponse(Self.payload(entity), status: .created)
         }
         group.get(RouterPath("\(path)/:\(parameter)")) { _, context in
-            let key = try context.parameters.require(parameter)
+            let key = try context.pathParameter(parameter)
             guard let entity = try await store.entity(kind, name: key) else { throw APIError(404, "no \(kind.rawValue) \"\(key)\"", code: "not_found") }
             return try jsonResponse(Self.payload(entity))
         }
         group.put(RouterPath("\(path)/:\(parameter)")) { request, context in
-            let key = try context.parameters.require(parameter)
+            let key = try context.pathParameter(parameter)
             let document = try await decode(Document.self, request, context)
-            guard name(document) == key else { throw APIError(400, "the body names \"\(name(document))\", the path \"\(key)\"", code: "name_mismatch") }
+            guard name(document) == key else {
+                throw APIError(400, "the body names \(Identifier.quoted(name(document))), the path \(Identifier.quoted(key))", code: "name_mismatch")
+            }
             let entity = wrap(document)
-            try Validation.check(entity)
+            try await gate.check(.put(entity), store: store)
             try await store.put(entity, mode: .update)
             publisher.policyChanged()
             return try jsonResponse(Self.payload(entity))
         }
         group.delete(RouterPath("\(path)/:\(parameter)")) { _, context in
-            try await store.delete(kind, name: try context.parameters.require(parameter))
+            let key = try context.pathParameter(parameter)
+            try await gate.check(.delete(kind, key), store: store)
+            try await store.delete(kind, name: key)
             publisher.policyChanged()
             return Response(status: .noContent)
         }
@@ -184,30 +193,32 @@ public struct ControlAPI: Sendable {
     private func serviceRoutes(_ group: RouterGroup<ControlContext>) {
         let store = self.store
         let publisher = self.publisher
+        let gate = self.gate
         group.get("services") { _, _ in try jsonResponse(try await store.entities(.service).map(Self.payload)) }
         group.post("services") { request, context in
             let document = try await decode(ServiceDocument.self, request, context)
-            try Validation.check(.service(document))
+            try await gate.check(.put(.service(document)), store: store)
             try await store.put(.service(document), mode: .create)
             publisher.policyChanged()
             return try jsonResponse(document, status: .created)
         }
         group.get("services/:namespace/:service") { _, context in
-            let name = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("service"))"
+            let name = "\(try context.pathParameter("namespace"))/\(try context.pathParameter("service"))"
             guard let entity = try await store.entity(.service, name: name) else { throw APIError(404, "no service \"\(name)\"", code: "not_found") }
             return try jsonResponse(Self.payload(entity))
         }
         group.put("services/:namespace/:service") { request, context in
-            let name = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("service"))"
+            let name = "\(try context.pathParameter("namespace"))/\(try context.pathParameter("service"))"
             let document = try await decode(ServiceDocument.self, request, context)
             guard document.name == name else { throw APIError(400, "the body names \"\(document.name)\", the path \"\(name)\"", code: "name_mismatch") }
-            try Validation.check(.service(document))
+            try await gate.check(.put(.service(document)), store: store)
             try await store.put(.service(document), mode: .update)
             publisher.policyChanged()
             return try jsonResponse(document)
         }
         group.delete("services/:namespace/:service") { _, context in
-            let name = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("service"))"
+            let name = "\(try context.pathParameter("namespace"))/\(try context.pathParameter("service"))"
+            try await gate.check(.delete(.service, name), store: store)
             try await store.delete(.service, name: name)
             publisher.policyChanged()
             return Response(status: .noContent)
@@ -263,23 +274,11 @@ func decode<Value: Decodable>(_ type: Value.Type, _ request: Request, _ context:
         throw APIError(413, "the body exceeds \(ControlAPI.maxBody) bytes", code: "request_too_large")
     }
     do {
-        return try WireCoding.decoder.decode(Value.self, from: Data(buffer.readableBytesView))
+        return try WireCoding.strictDecoder.decode(Value.self, from: Data(buffer.readableBytesView))
     } catch let error as DecodingError {
-        throw APIError(400, "the body is not a valid \(Value.self): \(describe(error))", code: "invalid_body")
+        throw APIError(400, "the body is not a valid \(Value.self): \(WireCoding.describe(error))", code: "invalid_body")
     } catch {
         throw APIError(400, "the body is not valid JSON", code: "invalid_json")
-    }
-}
-
-private func describe(_ error: DecodingError) -> String {
-    func path(_ context: DecodingError.Context) -> String {
-        context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-    }
-    switch error {
-    case .keyNotFound(let key, let context): return "missing field \(path(context)).\(key.stringValue)"
-    case .typeMismatch(_, let context), .valueNotFound(_, let context): return "wrong type at \(path(context))"
-    case .dataCorrupted(let context): return "malformed at \(path(context))"
-    @unknown default: return "malformed"
     }
 }
 

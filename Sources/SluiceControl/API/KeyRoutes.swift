@@ -40,9 +40,63 @@ struct KeyView: Codable, Sendable {
     }
 }
 
-/// What a client sends to create or change a key. Every field of an update is optional:
-/// what is absent stays as it was.
-struct KeyRequest: Codable, Sendable {
+/// A field of a `PATCH` body: left out (unchanged), `null` (cleared) or a new value.
+enum Patch<Value: Decodable & Sendable>: Sendable {
+    case absent, clear, set(Value)
+
+    static func decode<Key: CodingKey>(_ container: KeyedDecodingContainer<Key>, _ key: Key) throws -> Patch {
+        guard container.contains(key) else { return .absent }
+        if try container.decodeNil(forKey: key) { return .clear }
+        return .set(try container.decode(Value.self, forKey: key))
+    }
+
+    /// The value after the patch.
+    func applied(to current: Value?) -> Value? {
+        switch self {
+        case .absent: current
+        case .clear: nil
+        case .set(let value): value
+        }
+    }
+}
+
+/// Limits in a `PATCH` body: each limit given is set, each `null` is cleared, the rest stay.
+struct LimitsPatch: Decodable, Sendable {
+    var requestsPerMinute: Patch<Int> = .absent
+    var tokensPerMinute: Patch<Int> = .absent
+    var requestsPerDay: Patch<Int> = .absent
+    var maxParallelRequests: Patch<Int> = .absent
+    var dailySpendUSD: Patch<Double> = .absent
+    var monthlySpendUSD: Patch<Double> = .absent
+
+    typealias CodingKeys = LimitsDocument.CodingKeys
+
+    init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        requestsPerMinute = try .decode(container, .requestsPerMinute)
+        tokensPerMinute = try .decode(container, .tokensPerMinute)
+        requestsPerDay = try .decode(container, .requestsPerDay)
+        maxParallelRequests = try .decode(container, .maxParallelRequests)
+        dailySpendUSD = try .decode(container, .dailySpendUSD)
+        monthlySpendUSD = try .decode(container, .monthlySpendUSD)
+    }
+
+    /// The limits after the patch; nil when none is left.
+    func applied(to current: LimitsDocument?) -> LimitsDocument? {
+        let base = current ?? LimitsDocument()
+        let result = LimitsDocument(requestsPerMinute: requestsPerMinute.applied(to: base.requestsPerMinute),
+                                    tokensPerMinute: tokensPerMinute.applied(to: base.tokensPerMinute),
+                                    requestsPerDay: requestsPerDay.applied(to: base.requestsPerDay),
+                                    maxParallelRequests: maxParallelRequests.applied(to: base.maxParallelRequests),
+                                    dailySpendUSD: dailySpendUSD.applied(to: base.dailySpendUSD),
+                                    monthlySpendUSD: monthlySpendUSD.applied(to: base.monthlySpendUSD))
+        return result == LimitsDocument() ? nil : result
+    }
+}
+
+/// What a client sends to create a key. Unknown fields are refused.
+struct KeyRequest: Decodable, Sendable {
     var id: String?
     var team: String?
     var project: String?
@@ -51,9 +105,79 @@ struct KeyRequest: Codable, Sendable {
     var deniedModels: [String]?
     var limits: LimitsDocument?
     var expiresAt: Int64?
+    /// Create the team (and project) the key names when they do not exist yet, as plain
+    /// groupings with no rules of their own.
+    var createMissing: Bool?
 
-    enum CodingKeys: String, CodingKey {
-        case id, team, project, metadata, allowedModels = "allowed_models", deniedModels = "denied_models", limits, expiresAt = "expires_at"
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case id, team, project, metadata, allowedModels = "allowed_models", deniedModels = "denied_models", limits, expiresAt = "expires_at",
+             createMissing = "create_missing"
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decodeIfPresent(String.self, forKey: .id)
+        team = try container.decodeIfPresent(String.self, forKey: .team)
+        project = try container.decodeIfPresent(String.self, forKey: .project)
+        metadata = try container.decodeIfPresent([String: String].self, forKey: .metadata)
+        allowedModels = try container.decodeIfPresent([String].self, forKey: .allowedModels)
+        deniedModels = try container.decodeIfPresent([String].self, forKey: .deniedModels)
+        limits = try container.decodeIfPresent(LimitsDocument.self, forKey: .limits)
+        expiresAt = try container.decodeIfPresent(Int64.self, forKey: .expiresAt)
+        createMissing = try container.decodeIfPresent(Bool.self, forKey: .createMissing)
+    }
+}
+
+/// A key `PATCH`: only the fields given change. `null` clears a field (`project`,
+/// `allowed_models` back to "any", `expires_at`, a single limit); `metadata` merges by
+/// key, and a metadata key set to `null` is removed.
+struct KeyPatch: Decodable, Sendable {
+    var id: String?
+    var team: Patch<String> = .absent
+    var project: Patch<String> = .absent
+    var metadata: [String: String?]?
+    var allowedModels: Patch<[String]> = .absent
+    var deniedModels: Patch<[String]> = .absent
+    var limits: LimitsPatch?
+    var clearLimits = false
+    var expiresAt: Patch<Int64> = .absent
+
+    typealias CodingKeys = KeyRequest.CodingKeys
+
+    init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        if container.contains(.createMissing) {
+            throw DecodingError.dataCorruptedError(forKey: .createMissing, in: container, debugDescription: "only for creating a key")
+        }
+        id = try container.decodeIfPresent(String.self, forKey: .id)
+        team = try .decode(container, .team)
+        project = try .decode(container, .project)
+        metadata = try container.decodeIfPresent([String: String?].self, forKey: .metadata)
+        allowedModels = try .decode(container, .allowedModels)
+        deniedModels = try .decode(container, .deniedModels)
+        if container.contains(.limits), try container.decodeNil(forKey: .limits) {
+            clearLimits = true
+        } else {
+            limits = try container.decodeIfPresent(LimitsPatch.self, forKey: .limits)
+        }
+        expiresAt = try .decode(container, .expiresAt)
+    }
+
+    func applied(to current: KeyDocument) throws -> KeyDocument {
+        var key = current
+        if case .clear = team { throw APIError(400, "team: a key always belongs to a team", code: "invalid_body") }
+        key.team = team.applied(to: key.team) ?? key.team
+        key.project = project.applied(to: key.project)
+        for (field, value) in (metadata ?? [:]).sorted(by: { $0.key < $1.key }) {
+            key.metadata[field] = value
+        }
+        key.allowedModels = allowedModels.applied(to: key.allowedModels)
+        key.deniedModels = deniedModels.applied(to: key.deniedModels) ?? []
+        key.limits = clearLimits ? nil : (limits.map { $0.applied(to: key.limits) } ?? key.limits)
+        key.expiresAt = expiresAt.applied(to: key.expiresAt)
+        return key
     }
 }
 
@@ -75,47 +199,55 @@ extension ControlAPI {
         let store = self.store
         let publisher = self.publisher
         let hasher = self.keyHasher
+        let gate = self.gate
         group.get("keys") { _, _ in try jsonResponse(try await store.entities(.key).map(Self.payload)) }
         group.get("keys/:id") { _, context in
-            let id = try context.parameters.require("id")
+            let id = try context.pathParameter("id")
             return try jsonResponse(KeyView(try await Self.key(id, in: store)))
         }
         group.post("keys") { request, context in
             let body = try await decode(KeyRequest.self, request, context)
-            guard let team = body.team else { throw APIError(400, "team is required", code: "missing_team") }
+            guard let team = body.team else { throw APIError(400, "team: missing field", code: "missing_team") }
             var generator = SystemRandomNumberGenerator()
             let secret = VirtualKey.generate(using: &generator)
             // The id is drawn separately: nothing of the secret may appear in listings or bundles.
-            let id = body.id ?? "key_" + String(VirtualKey.generate(using: &generator).suffix(12))
+            let id = body.id ?? "key_" + String(VirtualKey.generate(using: &generator).suffix(12)).lowercased()
             var key = KeyDocument(id: id, hash: hasher.hash(secret).encoded, team: team, project: body.project,
                                   metadata: body.metadata ?? [:], expiresAt: body.expiresAt, allowedModels: body.allowedModels,
                                   deniedModels: body.deniedModels ?? [], limits: body.limits)
             key.prefix = VirtualKey.displayPrefix(of: secret)
             key.createdAt = Int64(Date().timeIntervalSince1970)
-            try Validation.check(.key(key))
+            if body.createMissing == true {
+                // Grammar first, so a bad key id creates no team on the way to being refused.
+                let grammar = PolicyGate.grammar(.put(.key(key)))
+                guard grammar.isEmpty else { throw PolicyGate.refusal(grammar, status: 400, code: "invalid_name") }
+                try await Self.createMissing(team: team, project: body.project, store: store, gate: gate)
+            }
+            try await gate.check(.put(.key(key)), store: store)
             try await store.put(.key(key), mode: .create)
             publisher.policyChanged()
             return try jsonResponse(IssuedKey(key: secret, details: KeyView(key)), status: .created)
         }
         group.patch("keys/:id") { request, context in
-            let id = try context.parameters.require("id")
-            let body = try await decode(KeyRequest.self, request, context)
-            if let newID = body.id, newID != id { throw APIError(400, "a key's id cannot change", code: "id_immutable") }
-            var key = try await Self.key(id, in: store)
-            if let team = body.team { key.team = team }
-            if let project = body.project { key.project = project.isEmpty ? nil : project }
-            if let metadata = body.metadata { key.metadata = metadata }
-            if let allowed = body.allowedModels { key.allowedModels = allowed }
-            if let denied = body.deniedModels { key.deniedModels = denied }
-            if let limits = body.limits { key.limits = limits }
-            if let expiresAt = body.expiresAt { key.expiresAt = expiresAt }
-            try Validation.check(.key(key))
+            let id = try context.pathParameter("id")
+            let patch = try await decode(KeyPatch.self, request, context)
+            if let newID = patch.id, newID != id { throw APIError(400, "a key's id cannot change", code: "id_immutable") }
+            let key = try patch.applied(to: try await Self.key(id, in: store))
+            try await gate.check(.put(.key(key)), store: store)
             try await store.put(.key(key), mode: .update)
             publisher.policyChanged()
             return try jsonResponse(KeyView(key))
         }
+        // Deleting a key removes it from bundles: its secrets stop working as revocation
+        // would, and a team whose keys are all gone can be deleted.
+        group.delete("keys/:id") { _, context in
+            let id = try context.pathParameter("id")
+            try await store.delete(.key, name: id)
+            publisher.policyChanged()
+            return Response(status: .noContent)
+        }
         group.post("keys/:id/rotate") { request, context in
-            let id = try context.parameters.require("id")
+            let id = try context.pathParameter("id")
             let body = try await decode(RotateRequest.self, request, context)
             let grace = body.gracePeriodSeconds ?? 0
             guard (0...30 * 86_400).contains(grace) else { throw APIError(400, "grace_period_seconds must be 0 to 2592000", code: "invalid_grace") }
@@ -133,7 +265,7 @@ extension ControlAPI {
             return try jsonResponse(IssuedKey(key: secret, details: KeyView(key)))
         }
         group.post("keys/:id/revoke") { _, context in
-            let id = try context.parameters.require("id")
+            let id = try context.pathParameter("id")
             var key = try await Self.key(id, in: store)
             key.revoked = true
             key.previousHash = nil
@@ -141,6 +273,19 @@ extension ControlAPI {
             try await store.put(.key(key), mode: .update)
             publisher.policyChanged()
             return try jsonResponse(KeyView(key))
+        }
+    }
+
+    /// Creates the team, then the project, a new key names, where they do not exist yet.
+    static func createMissing(team: String, project: String?, store: any Store, gate: PolicyGate) async throws {
+        if try await store.entity(.team, name: team) == nil {
+            try await gate.check(.put(.team(TeamDocument(name: team))), store: store)
+            try await store.put(.team(TeamDocument(name: team)), mode: .upsert)
+        }
+        if let project, try await store.entity(.project, name: project) == nil {
+            let document = ProjectDocument(name: project, team: team)
+            try await gate.check(.put(.project(document)), store: store)
+            try await store.put(.project(document), mode: .upsert)
         }
     }
 

@@ -67,6 +67,16 @@ public struct ControlContext: RequestContext {
     public init(source: Source) {
         coreContext = .init(source: source)
     }
+
+    /// A path parameter, percent-decoded: the router matches raw path segments, so an alias
+    /// with a `/` arrives as one `%2F`-encoded segment and an id is compared as it was stored.
+    func pathParameter(_ name: String) throws -> String {
+        let raw = try parameters.require(name)
+        guard let decoded = raw.removingPercentEncoding, !decoded.isEmpty else {
+            throw APIError(400, "the path parameter \(name) is not valid percent-encoding", code: "invalid_path")
+        }
+        return decoded
+    }
 }
 
 /// How an agent proves who it is. Agent tokens issued by the admin API are one way; a

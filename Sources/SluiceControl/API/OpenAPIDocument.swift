@@ -75,7 +75,8 @@ enum OpenAPIDocument {
     }
 
     private static func object(_ properties: [String: Any], required: [String] = []) -> [String: Any] {
-        var schema: [String: Any] = ["type": "object", "properties": properties]
+        // Every admin body is decoded strictly: a field not listed here is refused with 400.
+        var schema: [String: Any] = ["type": "object", "properties": properties, "additionalProperties": false]
         if !required.isEmpty { schema["required"] = required }
         return schema
     }
@@ -105,7 +106,8 @@ enum OpenAPIDocument {
                          "input_cost_per_token": number, "output_cost_per_token": number, "max_output_tokens": integer, "limits": limits],
                         required: ["alias", "deployments"]),
         "KeyRequest": object(["id": string, "team": string, "project": string, "metadata": ["type": "object", "additionalProperties": string],
-                              "allowed_models": strings, "denied_models": strings, "limits": limits, "expires_at": integer]),
+                              "allowed_models": strings, "denied_models": strings, "limits": limits, "expires_at": integer,
+                              "create_missing": ["type": "boolean"]]),
         "RotateRequest": object(["grace_period_seconds": integer]),
         "Settings": object(["only_allow_models": strings, "prompt_filters": ["type": "array", "items": ["$ref": "#/components/schemas/PromptFilter"]],
                             "default_limits": limits, "end_user_default_limits": limits, "time_zone": string, "unpriced_models": string,

@@ -103,6 +103,29 @@ public struct TimeZoneRules: Sendable, Equatable {
     }
 }
 
+extension TimeZoneRules {
+    /// The one way both ends turn a `time_zone` setting into rules: `UTC`, a fixed offset
+    /// (`+05:30`), or an IANA name (`Europe/Berlin`) read through `readFile` from
+    /// `directory`. The name is checked before any file is read, so `Etc/../../etc/passwd`
+    /// never reaches the file system; a name with no zone file here is refused.
+    public static func resolve(_ name: String, directory: String,
+                               readFile: (String) -> [UInt8]?) throws(TimeZoneError) -> TimeZoneRules {
+        if name == "UTC" { return .utc }
+        if let fixed = TimeZoneRules(fixedOffset: name) { return fixed }
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard !name.isEmpty, name.utf8.count <= 64, parts.allSatisfy({ part in
+            !part.isEmpty && part != "." && part != ".." && part.first != "-"
+                && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-+".contains($0)) }
+        }) else {
+            throw TimeZoneError("must be UTC, an offset like +05:30, or a zone name like Europe/Berlin")
+        }
+        guard let bytes = readFile("\(directory)/\(name)") else {
+            throw TimeZoneError("no time zone \"\(name)\" in \(directory) (is tzdata installed?)")
+        }
+        return try TimeZoneRules(name: name, tzif: bytes)
+    }
+}
+
 /// Why a time zone file was refused.
 public struct TimeZoneError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String

@@ -15,6 +15,8 @@ public struct Denial: Error, Sendable, Equatable {
         case parallelLimit = "parallel_limit_exceeded"
         case requestTooLarge = "request_exceeds_limit"
         case tooManyEndUsers = "end_user_table_full"
+        /// Every deployment of the alias needs a provider credential this agent does not hold.
+        case credentialUnavailable = "credential_unavailable"
     }
 
     public var reason: Reason
@@ -33,13 +35,14 @@ public struct Denial: Error, Sendable, Equatable {
         self.retryAfterSeconds = retryAfterSeconds
     }
 
-    /// HTTP status: 401 identity, 404 unknown model, 403 not allowed, 429 limits.
+    /// HTTP status: 401 identity, 404 unknown model, 403 not allowed, 429 limits, 503 no credential here.
     public var status: Int {
         switch reason {
         case .missingKey, .invalidKey, .revokedKey, .expiredKey: 401
         case .unknownModel: 404
         case .modelNotAllowed, .promptBlocked, .priceMissing: 403
         case .rateLimited, .budgetExceeded, .parallelLimit, .requestTooLarge, .tooManyEndUsers: 429
+        case .credentialUnavailable: 503
         }
     }
 
@@ -51,6 +54,7 @@ public struct Denial: Error, Sendable, Equatable {
         case .modelNotAllowed, .promptBlocked, .priceMissing: "permission_error"
         case .budgetExceeded: "insufficient_quota"
         case .rateLimited, .parallelLimit, .requestTooLarge, .tooManyEndUsers: "requests"
+        case .credentialUnavailable: "api_error"
         }
     }
 }

@@ -144,7 +144,9 @@ public final class PolicyEngine: Sendable {
     /// The alias, if it exists and every rule on the caller's path allows it. A deny on any
     /// scope beats an allow on any other.
     public func authorize(_ caller: Caller, model name: String) -> Result<ModelAlias, Denial> {
-        guard let alias = policy.catalog.alias(named: name) else {
+        let alias = policy.catalog.alias(named: name)
+        let missingCredential = alias == nil ? policy.catalog.unavailableAliases[name] : nil
+        guard alias != nil || missingCredential != nil else {
             return .failure(Denial(.unknownModel, "the model `\(name.prefix(128))` does not exist or is not configured", rule: "catalog"))
         }
         let key = caller.keyIndex >= 0 ? policy.keys[caller.keyIndex] : nil
@@ -164,6 +166,13 @@ public final class PolicyEngine: Sendable {
             return .failure(notAllowed(name, "project \"\(project.name)\" allowed_models"))
         }
         if let key, let allowed = key.models.allowed, !allowed.contains(name) { return .failure(notAllowed(name, "key \"\(key.id)\" allowed_models")) }
+        // Only a caller the rules admit learns that this agent lacks the alias's credential.
+        guard let alias else {
+            let reference = missingCredential ?? ""
+            return .failure(Denial(.credentialUnavailable,
+                                   "the model `\(name.prefix(128))` cannot be served here: the credential \(reference) is not set on this agent",
+                                   rule: "credential \"\(reference)\""))
+        }
         return .success(alias)
     }
 

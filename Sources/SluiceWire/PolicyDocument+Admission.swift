@@ -1,0 +1,136 @@
+import SluicePolicy
+
+/// One thing wrong with a policy write: where, what, and the command that would fix it.
+public struct AdmissionProblem: Sendable, Hashable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    /// A `sluice` command that would create what is missing, when there is one.
+    public var fix: String?
+
+    public init(path: String, message: String, fix: String? = nil) {
+        self.path = path
+        self.message = message
+        self.fix = fix
+    }
+
+    public var description: String {
+        (path.isEmpty ? message : "\(path): \(message)") + (fix.map { " (create it with: \($0))" } ?? "")
+    }
+}
+
+extension PolicyDocument {
+    /// Every name a document refers to that it does not define: allow and deny lists naming
+    /// an alias that is not in the catalog, projects and keys naming a missing team or
+    /// project, fallbacks naming a missing alias. Agents tolerate these (an alias a list
+    /// names may be one this agent skipped); the control plane refuses a write that adds one.
+    public func danglingReferences() -> [AdmissionProblem] {
+        let aliases = Set(models.map(\.alias))
+        let teamNames = Set(teams.map(\.name))
+        let projectNames = Set(projects.map(\.name))
+        var problems: [AdmissionProblem] = []
+        func check(_ list: [String]?, at path: String) {
+            for name in list ?? [] where !aliases.contains(name) {
+                problems.append(AdmissionProblem(
+                    path: path, message: "\(Identifier.quoted(name)) is not a model\(Suggestion.hint(for: name, among: aliases))",
+                    fix: "sluice models create \(name) --provider openai --upstream-model MODEL --credential-ref ENV_NAME"))
+            }
+        }
+        func team(_ name: String, at path: String) {
+            guard !teamNames.contains(name) else { return }
+            problems.append(AdmissionProblem(
+                path: path, message: "team \(Identifier.quoted(name)) does not exist\(Suggestion.hint(for: name, among: teamNames))",
+                fix: "sluice teams create \(name)"))
+        }
+        for entry in teams {
+            check(entry.allowedModels, at: "teams.\(Identifier.quoted(entry.name)).allowed_models")
+            check(entry.deniedModels, at: "teams.\(Identifier.quoted(entry.name)).denied_models")
+        }
+        for entry in projects {
+            let path = "projects.\(Identifier.quoted(entry.name))"
+            team(entry.team, at: "\(path).team")
+            check(entry.allowedModels, at: "\(path).allowed_models")
+            check(entry.deniedModels, at: "\(path).denied_models")
+        }
+        for entry in services {
+            check(entry.allowedModels, at: "services.\(Identifier.quoted(entry.name)).allowed_models")
+            check(entry.deniedModels, at: "services.\(Identifier.quoted(entry.name)).denied_models")
+        }
+        for key in keys {
+            let path = "keys.\(Identifier.quoted(key.id))"
+            team(key.team, at: "\(path).team")
+            if let project = key.project, !projectNames.contains(project) {
+                problems.append(AdmissionProblem(
+                    path: "\(path).project",
+                    message: "project \(Identifier.quoted(project)) does not exist\(Suggestion.hint(for: project, among: projectNames))",
+                    fix: "sluice projects create \(project) --team \(key.team)"))
+            }
+            check(key.allowedModels, at: "\(path).allowed_models")
+            check(key.deniedModels, at: "\(path).denied_models")
+        }
+        check(settings.onlyAllowModels, at: "settings.only_allow_models")
+        if let router = settings.router {
+            for (name, table) in [("fallbacks", router.fallbacks), ("context_window_fallbacks", router.contextWindowFallbacks),
+                                  ("content_policy_fallbacks", router.contentPolicyFallbacks)] {
+                for (alias, targets) in (table ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    check([alias] + targets, at: "settings.router.\(name).\(Identifier.quoted(alias))")
+                }
+            }
+        }
+        return problems
+    }
+
+    /// Names that break the identifier grammar (`Identifier`) in one entity's own fields.
+    /// Checked for what a write creates or changes; stored names from before the grammar
+    /// keep working.
+    public static func grammarProblems(team: TeamDocument) -> [AdmissionProblem] {
+        var problems = name(team.name, .team, at: "name")
+        problems += filterNames(team.promptFilters, at: "prompt_filters")
+        return problems
+    }
+
+    public static func grammarProblems(project: ProjectDocument) -> [AdmissionProblem] {
+        name(project.name, .project, at: "name") + name(project.team, .team, at: "team")
+    }
+
+    public static func grammarProblems(service: ServiceDocument) -> [AdmissionProblem] {
+        name(service.name, .service, at: "name")
+    }
+
+    public static func grammarProblems(model: ModelDocument) -> [AdmissionProblem] {
+        var problems = name(model.alias, .alias, at: "alias")
+        if model.deployments.isEmpty { problems.append(AdmissionProblem(path: "deployments", message: "a model needs at least one deployment")) }
+        if model.deployments.count > 100 { problems.append(AdmissionProblem(path: "deployments", message: "at most 100 deployments")) }
+        for (index, deployment) in model.deployments.enumerated() where ProviderDialect(rawValue: deployment.provider) == nil {
+            problems.append(AdmissionProblem(path: "deployments[\(index)].provider",
+                                             message: "must be openai, anthropic, azure or gemini"
+                                                + Suggestion.hint(for: deployment.provider, among: ["openai", "anthropic", "azure", "gemini"])))
+        }
+        return problems
+    }
+
+    public static func grammarProblems(key: KeyDocument) -> [AdmissionProblem] {
+        var problems = name(key.id, .key, at: "id") + name(key.team, .team, at: "team")
+        if let project = key.project { problems += name(project, .project, at: "project") }
+        if key.metadata.count > 64 { problems.append(AdmissionProblem(path: "metadata", message: "at most 64 entries")) }
+        for (field, value) in key.metadata.sorted(by: { $0.key < $1.key }) {
+            problems += name(field, .metadataKey, at: "metadata")
+            if !Identifier.isMetadataValue(value) {
+                problems.append(AdmissionProblem(path: "metadata.\(Identifier.quoted(field))",
+                                                 message: "a value is at most 256 bytes on one line, without control characters"))
+            }
+        }
+        return problems
+    }
+
+    public static func grammarProblems(settings: SettingsDocument) -> [AdmissionProblem] {
+        filterNames(settings.promptFilters, at: "prompt_filters")
+    }
+
+    private static func name(_ text: String, _ kind: Identifier.Kind, at path: String) -> [AdmissionProblem] {
+        Identifier.problem(text, as: kind).map { [AdmissionProblem(path: path, message: $0)] } ?? []
+    }
+
+    private static func filterNames(_ filters: [PromptFilterDocument], at path: String) -> [AdmissionProblem] {
+        filters.enumerated().flatMap { index, filter in name(filter.name, .promptFilter, at: "\(path)[\(index)].name") }
+    }
+}

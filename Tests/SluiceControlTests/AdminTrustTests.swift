@@ -1,0 +1,267 @@
+import Foundation
+import SluicePolicy
+import SluiceTestSupport
+import SluiceWire
+import Testing
+
+/// Hostile and mistaken admin input against a real control plane on 127.0.0.1: every write
+/// is either refused with a 4xx naming the field, or compiles in an agent. The table is the
+/// one in docs/admin.md.
+@Suite("Admin trust: strict input, one compiler, addressable ids")
+struct AdminTrustTests {
+    /// One admin write and whether it must be accepted.
+    struct Case: Sendable, CustomStringConvertible {
+        var method = "POST"
+        var path: String
+        var body: String
+        var accepted: Bool
+        /// Text the refusal must contain (the field path, a hint).
+        var says: String?
+
+        var description: String { "\(method) \(path) \(body)" }
+    }
+
+    static let deployment = #"{"api_base":"https://api.openai.com/v1","upstream_model":"gpt-4o"}"#
+    static func model(_ alias: String, _ deployment: String = Self.deployment, extra: String = "") -> String {
+        #"{"alias":"\#(alias)","deployments":[\#(deployment)]\#(extra)}"#
+    }
+    static func team(_ name: String, extra: String = "") -> String { #"{"name":"\#(name)"\#(extra)}"# }
+
+    static let cases: [Case] = [
+        Case(path: "/v1/admin/models", body: model("gpt4_limited"), accepted: true),
+        Case(path: "/v1/admin/models", body: model("openai/gpt-4o"), accepted: true),
+        // Teams: names, unknown fields, limits, references, filters.
+        Case(path: "/v1/admin/teams", body: team("ns/"), accepted: false, says: "[a-z0-9][a-z0-9._-]{0,62}"),
+        Case(path: "/v1/admin/teams", body: team("/svc"), accepted: false, says: "name"),
+        Case(path: "/v1/admin/teams", body: team(""), accepted: false, says: "name"),
+        Case(path: "/v1/admin/teams", body: team("a/b"), accepted: false, says: "name"),
+        Case(path: "/v1/admin/teams", body: team("../x"), accepted: false, says: "name"),
+        Case(path: "/v1/admin/teams", body: team("sp ace"), accepted: false, says: "name"),
+        Case(path: "/v1/admin/teams", body: team("q?x"), accepted: false, says: "name"),
+        Case(path: "/v1/admin/teams", body: team("Marketing"), accepted: false, says: "name"),
+        Case(path: "/v1/admin/teams", body: team("-lead"), accepted: false, says: "name"),
+        Case(path: "/v1/admin/teams", body: team("{{7*7}}"), accepted: false, says: "name"),
+        Case(path: "/v1/admin/teams", body: team("a\\nb"), accepted: false, says: "name"),
+        Case(path: "/v1/admin/teams", body: team(String(repeating: "a", count: 64)), accepted: false, says: "name"),
+        Case(path: "/v1/admin/teams", body: team(String(repeating: "a", count: 63)), accepted: true),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","limitz":{"requests_per_minute":5}"#), accepted: false,
+             says: #"limitz: unknown field; did you mean "limits"?"#),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","limits":{"requests_per_dya":5}"#), accepted: false,
+             says: #"limits.requests_per_dya: unknown field; did you mean "requests_per_day"?"#),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","allowed_model":["gpt"]"#), accepted: false,
+             says: #"did you mean "allowed_models"?"#),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","limits":{"requests_per_minute":0}"#), accepted: false,
+             says: "requests_per_minute"),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","limits":{"requests_per_minute":9223372036854775807}"#), accepted: false,
+             says: "requests_per_minute"),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","limits":{"daily_spend_usd":-1}"#), accepted: false, says: "daily_spend_usd"),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","limits":{"tokens_per_minute":1.5}"#), accepted: false, says: nil),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","allowed_models":["gpt4_limted"]"#), accepted: false,
+             says: #"did you mean "gpt4_limited"?"#),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","denied_models":["gpt-4"]"#), accepted: false, says: "denied_models"),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","prompt_filters":[{"name":"ssn","pattern":"("}]"#), accepted: false,
+             says: "prompt_filters"),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","prompt_filters":[{"name":"Bad Name","pattern":"x"}]"#), accepted: false,
+             says: "prompt_filters[0].name"),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","allowed_models":["gpt4_limited"]"#), accepted: true),
+        Case(path: "/v1/admin/teams", body: team("ml"), accepted: false, says: "already exists"),
+        // Projects.
+        Case(path: "/v1/admin/projects", body: #"{"name":"web","team":"nobody"}"#, accepted: false, says: "sluice teams create nobody"),
+        Case(path: "/v1/admin/projects", body: #"{"name":"Web","team":"ml"}"#, accepted: false, says: "name"),
+        Case(path: "/v1/admin/projects", body: #"{"name":"web","team":"ml"}"#, accepted: true),
+        // Services.
+        Case(path: "/v1/admin/services", body: #"{"name":"ns/"}"#, accepted: false, says: "namespace/service"),
+        Case(path: "/v1/admin/services", body: #"{"name":"/svc"}"#, accepted: false, says: "namespace/service"),
+        Case(path: "/v1/admin/services", body: #"{"name":"a/b/c"}"#, accepted: false, says: "namespace/service"),
+        Case(path: "/v1/admin/services", body: #"{"name":"Shop/checkout"}"#, accepted: false, says: "namespace/service"),
+        Case(path: "/v1/admin/services", body: #"{"name":"shop/checkout-"}"#, accepted: false, says: "namespace/service"),
+        Case(path: "/v1/admin/services", body: #"{"name":"shop/checkout","keyles":true}"#, accepted: false, says: #"did you mean "keyless"?"#),
+        Case(path: "/v1/admin/services", body: #"{"name":"shop/checkout","limits":{"max_parallel_requests":-1}}"#, accepted: false,
+             says: "max_parallel_requests"),
+        Case(path: "/v1/admin/services", body: #"{"name":"shop/checkout","keyless":true}"#, accepted: true),
+        Case(path: "/v1/admin/services", body: #"{"name":"*"}"#, accepted: true),
+        // Models: provider-specific names that go into URL paths, endpoints, credentials.
+        Case(path: "/v1/admin/models", body: model("az", #"{"provider":"azure","api_base":"https://x.openai.azure.com","upstream_model":"../../v1/files"}"#),
+             accepted: false, says: "upstream_model"),
+        Case(path: "/v1/admin/models", body: model("gem", #"{"provider":"gemini","api_base":"https://g.example/v1beta","upstream_model":"m?x=1"}"#),
+             accepted: false, says: "upstream_model"),
+        Case(path: "/v1/admin/models", body: model("ftp", #"{"api_base":"ftp://host/v1","upstream_model":"m"}"#), accepted: false, says: "api_base"),
+        Case(path: "/v1/admin/models", body: model("creds", #"{"api_base":"https://user:pw@host/v1","upstream_model":"m"}"#), accepted: false,
+             says: "api_base"),
+        Case(path: "/v1/admin/models", body: model("query", #"{"api_base":"https://host/v1?x=1","upstream_model":"m"}"#), accepted: false,
+             says: "api_base"),
+        Case(path: "/v1/admin/models", body: model("bed", #"{"provider":"bedrock","api_base":"https://h/v1","upstream_model":"m"}"#), accepted: false,
+             says: "provider"),
+        Case(path: "/v1/admin/models", body: model("typo", #"{"provider":"anthropc","api_base":"https://h/v1","upstream_model":"m"}"#),
+             accepted: false, says: #"did you mean "anthropic"?"#),
+        Case(path: "/v1/admin/models", body: model("a b"), accepted: false, says: "alias"),
+        Case(path: "/v1/admin/models", body: model("a//b"), accepted: false, says: "alias"),
+        Case(path: "/v1/admin/models", body: model("../x"), accepted: false, says: "alias"),
+        Case(path: "/v1/admin/models", body: model("w", #"{"api_base":"https://h/v1","upstream_model":"m","weight":0}"#), accepted: false,
+             says: "weight"),
+        Case(path: "/v1/admin/models", body: model("p", extra: #","input_cost_per_token":-1"#), accepted: false, says: "p"),
+        Case(path: "/v1/admin/models", body: model("t", extra: #","max_output_tokens":0"#), accepted: false, says: "max_output_tokens"),
+        Case(path: "/v1/admin/models", body: #"{"alias":"empty","deployments":[]}"#, accepted: false, says: "deployment"),
+        Case(path: "/v1/admin/models", body: model("c", #"{"api_base":"https://h/v1","upstream_model":"m","credential_ref":"../etc/passwd"}"#),
+             accepted: false, says: "credential_ref"),
+        Case(path: "/v1/admin/models", body: model("k", #"{"api_base":"https://h/v1","upstream_model":"m","api_key":"sk-live"}"#), accepted: false,
+             says: "api_key: unknown field"),
+        // Keys: ids that must stay addressable, references, metadata, unknown fields.
+        Case(path: "/v1/admin/keys", body: #"{"id":"a/b","team":"ml"}"#, accepted: false, says: "id"),
+        Case(path: "/v1/admin/keys", body: #"{"id":"../x","team":"ml"}"#, accepted: false, says: "id"),
+        Case(path: "/v1/admin/keys", body: #"{"id":"sp ace","team":"ml"}"#, accepted: false, says: "id"),
+        Case(path: "/v1/admin/keys", body: #"{"id":"q?x","team":"ml"}"#, accepted: false, says: "id"),
+        Case(path: "/v1/admin/keys", body: #"{"id":"k1","team":"nobody"}"#, accepted: false, says: "sluice teams create nobody"),
+        Case(path: "/v1/admin/keys", body: #"{"id":"k1","team":"ml","project":"nope"}"#, accepted: false,
+             says: "sluice projects create nope --team ml"),
+        Case(path: "/v1/admin/keys", body: #"{"id":"k1","team":"ml","allowed_models":["gpt4_limted"]}"#, accepted: false,
+             says: #"did you mean "gpt4_limited"?"#),
+        Case(path: "/v1/admin/keys", body: #"{"id":"k1","team":"ml","metadata":{"Bad Key":"x"}}"#, accepted: false, says: "metadata"),
+        Case(path: "/v1/admin/keys", body: #"{"id":"k1","team":"ml","metadata":{"owner":"a\nb"}}"#, accepted: false, says: "metadata"),
+        Case(path: "/v1/admin/keys", body: #"{"id":"k1","team":"ml","rpm":5}"#, accepted: false, says: "rpm: unknown field"),
+        Case(path: "/v1/admin/keys", body: #"{"id":"k1","team":"ml","limits":{"requests_per_minute":10000000000}}"#, accepted: false,
+             says: "requests_per_minute"),
+        Case(path: "/v1/admin/keys", body: #"{"id":"k1","team":"ml","project":"web","allowed_models":["openai/gpt-4o"]}"#, accepted: true),
+        // Settings.
+        Case(method: "PUT", path: "/v1/admin/settings", body: #"{"time_zone":"Mars/Olympus_Mons"}"#, accepted: false, says: "time_zone"),
+        Case(method: "PUT", path: "/v1/admin/settings", body: #"{"time_zone":"Etc/../../etc/passwd"}"#, accepted: false, says: "time_zone"),
+        Case(method: "PUT", path: "/v1/admin/settings", body: #"{"time_zon":"UTC"}"#, accepted: false, says: #"did you mean "time_zone"?"#),
+        Case(method: "PUT", path: "/v1/admin/settings", body: #"{"unpriced_models":"maybe"}"#, accepted: false, says: "unpriced_models"),
+        Case(method: "PUT", path: "/v1/admin/settings", body: #"{"only_allow_models":["ghost"]}"#, accepted: false, says: "only_allow_models"),
+        Case(method: "PUT", path: "/v1/admin/settings", body: #"{"router":{"fallbacks":{"gpt4_limited":["ghost"]}}}"#, accepted: false,
+             says: "fallbacks"),
+        Case(method: "PUT", path: "/v1/admin/settings", body: #"{"lease_seconds":0}"#, accepted: false, says: "lease_seconds"),
+        Case(method: "PUT", path: "/v1/admin/settings", body: #"{"soft_budget_percent":101}"#, accepted: false, says: "soft_budget_percent"),
+        Case(method: "PUT", path: "/v1/admin/settings", body: #"{"budget_webhook_url":"file:///etc/passwd"}"#, accepted: false,
+             says: "budget_webhook_url"),
+        Case(method: "PUT", path: "/v1/admin/settings", body: #"{"time_zone":"Europe/Berlin","only_allow_models":["gpt4_limited","openai/gpt-4o"]}"#,
+             accepted: true),
+        // Deletes that would leave a dangling reference.
+        Case(method: "DELETE", path: "/v1/admin/models/gpt4_limited", body: "", accepted: false, says: "still used by"),
+        Case(method: "DELETE", path: "/v1/admin/teams/ml", body: "", accepted: false, says: "still used by"),
+    ]
+
+    @Test("hostile admin writes are refused naming the field; every accepted one compiles in an agent")
+    func hostileInputs() async throws {
+        #expect(Self.cases.count >= 50)
+        let control = try await ControlHarness()
+        let token = try await control.agentToken()
+        for entry in Self.cases {
+            let response = try await control.request(entry.method, entry.path, json: entry.body.isEmpty ? nil : entry.body)
+            if entry.accepted {
+                #expect((200..<300).contains(response.status), "\(entry): \(response.status) \(response.text)")
+            } else {
+                #expect((400..<500).contains(response.status), "\(entry): \(response.status) \(response.text)")
+                let error = (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["error"] as? [String: Any]
+                let message = error?["message"] as? String ?? ""
+                if let says = entry.says { #expect(message.contains(says), "\(entry): \(message)") }
+            }
+            // After every write, the bundle compiles in an agent with nothing disabled.
+            let document = try await bundle(control, token: token)
+            let compiled = try document.compile(in: Self.agentContext)
+            #expect(compiled.disabled.isEmpty, "\(entry): \(compiled.disabled)")
+            #expect(document.danglingReferences().isEmpty, "\(entry): \(document.danglingReferences())")
+        }
+        try await control.shutdown()
+    }
+
+    @Test("every id that can be created can be read, updated, revoked and deleted, percent-encoded where it must be")
+    func addressable() async throws {
+        let control = try await ControlHarness()
+        let longest = String(repeating: "z", count: 63)
+        for name in ["a", "0", "a.b_c-d", longest] {
+            #expect(try await control.request("POST", "/v1/admin/teams", json: Self.team(name)).status == 201)
+            #expect(try await control.request("GET", "/v1/admin/teams/\(name)").status == 200)
+            #expect(try await control.request("PUT", "/v1/admin/teams/\(name)", json: Self.team(name)).status == 200)
+            let key = try control.json(try await control.request("POST", "/v1/admin/keys", json: #"{"id":"k-\#(name.prefix(60))","team":"\#(name)"}"#))
+            let id = try #require((key["details"] as? [String: Any])?["id"] as? String)
+            #expect(try await control.request("POST", "/v1/admin/keys/\(id)/revoke").status == 200)
+            #expect(try await control.request("DELETE", "/v1/admin/keys/\(id)").status == 204)
+            #expect(try await control.request("DELETE", "/v1/admin/teams/\(name)").status == 204)
+        }
+        // An alias with a / is one percent-encoded path segment.
+        for alias in ["openai/gpt-4o", "a:b@c+d", "x/y/z"] {
+            #expect(try await control.request("POST", "/v1/admin/models", json: Self.model(alias)).status == 201)
+            let segment = alias.replacingOccurrences(of: "/", with: "%2F").replacingOccurrences(of: "@", with: "%40")
+                .replacingOccurrences(of: "+", with: "%2B").replacingOccurrences(of: ":", with: "%3A")
+            #expect(try control.json(try await control.request("GET", "/v1/admin/models/\(segment)"))["alias"] as? String == alias)
+            #expect(try await control.request("PUT", "/v1/admin/models/\(segment)", json: Self.model(alias)).status == 200)
+            #expect(try await control.request("DELETE", "/v1/admin/models/\(segment)").status == 204)
+        }
+        try await control.shutdown()
+    }
+
+    @Test("PATCH changes only the fields given: metadata merges, null clears, limits change one by one")
+    func patch() async throws {
+        let control = try await ControlHarness()
+        _ = try await control.request("POST", "/v1/admin/models", json: Self.model("gpt"))
+        _ = try await control.request("POST", "/v1/admin/teams", json: Self.team("ml"))
+        _ = try await control.request("POST", "/v1/admin/keys", json: """
+            {"id":"ci","team":"ml","allowed_models":["gpt"],"metadata":{"owner":"alice","env":"prod"},
+             "limits":{"requests_per_minute":60,"monthly_spend_usd":200},"expires_at":4102444800}
+            """)
+        func key() async throws -> [String: Any] { try control.json(try await control.request("GET", "/v1/admin/keys/ci")) }
+        #expect(try await control.request("PATCH", "/v1/admin/keys/ci", json: #"{"metadata":{"env":"staging","cost":"42"}}"#).status == 200)
+        #expect(try await key()["metadata"] as? [String: String] == ["owner": "alice", "env": "staging", "cost": "42"])
+        #expect(try await control.request("PATCH", "/v1/admin/keys/ci", json: #"{"metadata":{"cost":null}}"#).status == 200)
+        #expect(try await key()["metadata"] as? [String: String] == ["owner": "alice", "env": "staging"])
+        #expect(try await control.request("PATCH", "/v1/admin/keys/ci", json: #"{"limits":{"requests_per_minute":null,"tokens_per_minute":500}}"#)
+            .status == 200)
+        let limits = try #require(try await key()["limits"] as? [String: Any])
+        #expect(limits["requests_per_minute"] == nil && limits["tokens_per_minute"] as? Int == 500 && limits["monthly_spend_usd"] as? Double == 200)
+        #expect(try await key()["allowed_models"] as? [String] == ["gpt"])
+        #expect(try await control.request("PATCH", "/v1/admin/keys/ci", json: #"{"allowed_models":null,"expires_at":null}"#).status == 200)
+        let cleared = try await key()
+        #expect(cleared["allowed_models"] == nil && cleared["expires_at"] == nil && cleared["metadata"] as? [String: String] != nil)
+        let unknown = try await control.request("PATCH", "/v1/admin/keys/ci", json: #"{"limit":{"requests_per_minute":1}}"#)
+        #expect(unknown.status == 400 && unknown.text.contains(#"did you mean \"limits\"?"#))
+        try await control.shutdown()
+    }
+
+    @Test("a key with a team and project that do not exist is created in one call only when asked")
+    func createMissing() async throws {
+        let control = try await ControlHarness()
+        let body = #"{"team":"marketing","project":"website-ai-assistant","metadata":{"owner":"marketing-team"}"#
+        let refused = try await control.request("POST", "/v1/admin/keys", json: body + "}")
+        #expect(refused.status == 400 && refused.text.contains("sluice teams create marketing"))
+        #expect(try await control.request("GET", "/v1/admin/teams/marketing").status == 404)
+        #expect(try await control.request("POST", "/v1/admin/keys", json: body + #","create_missing":true}"#).status == 201)
+        #expect(try await control.request("GET", "/v1/admin/teams/marketing").status == 200)
+        let project = try control.json(try await control.request("GET", "/v1/admin/projects/website-ai-assistant"))
+        #expect(project["team"] as? String == "marketing")
+        // A bad key id creates nothing on the way to being refused.
+        let bad = try await control.request("POST", "/v1/admin/keys", json: #"{"id":"a/b","team":"sales","create_missing":true}"#)
+        let sales = try await control.request("GET", "/v1/admin/teams/sales")
+        #expect(bad.status == 400 && sales.status == 404)
+        try await control.shutdown()
+    }
+
+    @Test("usage batches are bounded per field")
+    func usageBounds() throws {
+        let huge = UsageBatch(agentID: "a", epoch: "e", sequence: 1, deltas: [
+            UsageDelta(hour: 3600, service: "s/s", model: "m", requests: Int64.max - 1),
+        ])
+        #expect(throws: WireError.self) { try huge.validate() }
+        let costly = UsageBatch(agentID: "a", epoch: "e", sequence: 1, deltas: [
+            UsageDelta(hour: 3600, service: "s/s", model: "m", requests: 1, costPicoUSD: UsageDelta.maxCostPicoUSD + 1),
+        ])
+        #expect(throws: WireError.self) { try costly.validate() }
+        let fine = UsageBatch(agentID: "a", epoch: "e", sequence: 1, deltas: [
+            UsageDelta(hour: 3600, service: "s/s", model: "m", requests: UsageDelta.maxRequests, promptTokens: UsageDelta.maxTokens,
+                       costPicoUSD: UsageDelta.maxCostPicoUSD),
+        ])
+        #expect(throws: Never.self) { try fine.validate() }
+    }
+
+    static let agentContext = PolicyDocument.LocalContext(
+        keyPepper: ControlHarness.pepper, credential: { _ in nil },
+        timeZone: { name in
+            try? TimeZoneRules.resolve(name, directory: "/usr/share/zoneinfo") { FileManager.default.contents(atPath: $0).map { Array($0) } }
+        })
+
+    private func bundle(_ control: ControlHarness, token: String) async throws -> PolicyDocument {
+        let response = try await control.request("GET", "/v1/agent/policy", token: token)
+        let bundle = try WireCoding.decoder.decode(SignedBundle.self, from: Data(response.body))
+        return try bundle.verified(with: control.signingKey.publicKey)
+    }
+}
