@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SluicePolicy
 
 struct Teams: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "teams", abstract: "Teams: who spends.",
@@ -34,17 +35,21 @@ struct Teams: AsyncParsableCommand {
     }
 
     struct Update: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Replace a team's settings with the ones given.")
+        static let configuration = CommandConfiguration(abstract: """
+            Change only the settings given (--models '' removes the allowlist; --clear removes a setting). \
+            Use create --replace to replace the whole team.
+            """)
         @Argument var name: String
         @Option(help: "Comma-separated aliases the team may use.") var models: String?
         @Option(help: "Comma-separated aliases the team may not use.") var deny: String?
         @OptionGroup var limits: LimitOptions
+        @OptionGroup var clear: ClearOptions
         @OptionGroup var connection: Connection
 
         func run() async throws {
             try await perform {
-                let body = Teams.body(name: name, models: models, deny: deny, limits: limits)
-                let data = try await connection.client().send("PUT", "/v1/admin/teams/\(pathSegment(name))", body: try jsonBody(body))
+                let data = try await connection.client().send("PATCH", "/v1/admin/teams/\(pathSegment(name))",
+                                                              body: try jsonBody(try patchBody(models: models, deny: deny, limits: limits, clear: clear)))
                 try Printer.show(data, format: try connection.format(), columns: Teams.columns)
             }
         }
@@ -79,7 +84,7 @@ struct Teams: AsyncParsableCommand {
 
 struct Projects: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "projects", abstract: "Projects: a team's applications.",
-                                                    subcommands: [Create.self, List.self, Delete.self])
+                                                    subcommands: [Create.self, List.self, Get.self, Update.self, Delete.self])
     static let columns = ["name", "team", "allowed_models", "denied_models", "limits"]
 
     struct Create: AsyncParsableCommand {
@@ -106,6 +111,35 @@ struct Projects: AsyncParsableCommand {
         }
     }
 
+    struct Get: AsyncParsableCommand {
+        @Argument var name: String
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                try Printer.show(try await connection.client().send("GET", "/v1/admin/projects/\(pathSegment(name))"),
+                                 format: try connection.format(), columns: Projects.columns)
+            }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change only the settings given (--models '' removes the allowlist; --clear removes a setting).")
+        @Argument var name: String
+        @Option(help: "Move the project to this team (its keys must be moved too).") var team: String?
+        @Option(help: "Comma-separated aliases it may use.") var models: String?
+        @Option(help: "Comma-separated aliases it may not use.") var deny: String?
+        @OptionGroup var limits: LimitOptions
+        @OptionGroup var clear: ClearOptions
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                let body = try patchBody(team.map { ["team": $0] } ?? [:], models: models, deny: deny, limits: limits, clear: clear)
+                let data = try await connection.client().send("PATCH", "/v1/admin/projects/\(pathSegment(name))", body: try jsonBody(body))
+                try Printer.show(data, format: try connection.format(), columns: Projects.columns)
+            }
+        }
+    }
+
     struct Delete: AsyncParsableCommand {
         @Argument var name: String
         @OptionGroup var connection: Connection
@@ -120,11 +154,11 @@ struct Projects: AsyncParsableCommand {
 
 struct Services: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "services", abstract: "Service identities (namespace/service) and their settings.",
-                                                    subcommands: [Set.self, List.self, Get.self, Delete.self])
+                                                    subcommands: [Set.self, Update.self, List.self, Get.self, Delete.self])
     static let columns = ["name", "keyless", "allowed_models", "denied_models", "limits"]
 
     struct Set: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create or replace a service's settings.")
+        static let configuration = CommandConfiguration(abstract: "Create or replace a service's settings (all of them: use update to change some).")
         @Argument(help: "namespace/service") var name: String
         @Flag(help: "Callers without a virtual key are served as the service itself.") var keyless = false
         @Option(help: "Comma-separated aliases it may use.") var models: String?
@@ -139,6 +173,24 @@ struct Services: AsyncParsableCommand {
                 let exists = (try? await client.send("GET", "/v1/admin/services/\(servicePath(name))")) != nil
                 let data = try await client.send(exists ? "PUT" : "POST", exists ? "/v1/admin/services/\(servicePath(name))" : "/v1/admin/services",
                                                  body: try jsonBody(body))
+                try Printer.show(data, format: try connection.format(), columns: Services.columns)
+            }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Change only the settings given (--models '' removes the allowlist; --clear removes a setting).")
+        @Argument(help: "namespace/service") var name: String
+        @Flag(inversion: .prefixedNo, help: "Whether callers without a virtual key are served as the service itself.") var keyless: Bool?
+        @Option(help: "Comma-separated aliases it may use.") var models: String?
+        @Option(help: "Comma-separated aliases it may not use.") var deny: String?
+        @OptionGroup var limits: LimitOptions
+        @OptionGroup var clear: ClearOptions
+        @OptionGroup var connection: Connection
+        func run() async throws {
+            try await perform {
+                let body = try patchBody(keyless.map { ["keyless": $0] } ?? [:], models: models, deny: deny, limits: limits, clear: clear)
+                let data = try await connection.client().send("PATCH", "/v1/admin/services/\(servicePath(name))", body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Services.columns)
             }
         }
@@ -186,21 +238,32 @@ struct Models: AsyncParsableCommand {
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add an alias with one deployment.")
         @Argument var alias: String
-        @Option(help: "Upstream base URL, e.g. https://api.openai.com/v1.") var apiBase: String
-        @Option(help: "The model name the provider knows.") var upstreamModel: String
+        @Option(help: "openai (and compatible servers), anthropic, azure or gemini.") var provider = "openai"
+        @Option(help: "Upstream base URL (default: the provider's own; azure needs one).") var apiBase: String?
+        @Option(help: "The model name the provider knows (for azure: the deployment name).") var upstreamModel: String
         @Option(help: "Environment variable on the agents holding the provider key.") var credentialRef: String?
+        @Option(help: "Azure's api-version.") var apiVersion: String?
         @Option(help: "USD per input token.") var inputCost: Double?
         @Option(help: "USD per output token.") var outputCost: Double?
+        @Option(help: "What a call without max_tokens reserves.") var maxOutputTokens: Int?
         @Flag(help: "Replace an existing alias instead of failing.") var replace = false
         @OptionGroup var connection: Connection
 
         func run() async throws {
             try await perform {
-                var deployment: [String: Any] = ["api_base": apiBase, "upstream_model": upstreamModel]
+                guard let dialect = ProviderDialect(rawValue: provider) else {
+                    throw ValidationError("--provider must be openai, anthropic, azure or gemini, not \(provider)")
+                }
+                guard let base = apiBase ?? dialect.defaultAPIBase else {
+                    throw ValidationError("--provider \(provider) needs --api-base (each Azure resource has its own URL)")
+                }
+                var deployment: [String: Any] = ["provider": provider, "api_base": base, "upstream_model": upstreamModel]
                 if let credentialRef { deployment["credential_ref"] = credentialRef }
+                if let apiVersion { deployment["api_version"] = apiVersion }
                 var body: [String: Any] = ["alias": alias, "deployments": [deployment]]
                 if let inputCost { body["input_cost_per_token"] = inputCost }
                 if let outputCost { body["output_cost_per_token"] = outputCost }
+                if let maxOutputTokens { body["max_output_tokens"] = maxOutputTokens }
                 let data = try await connection.client().send(replace ? "PUT" : "POST", replace ? "/v1/admin/models/\(pathSegment(alias))" : "/v1/admin/models",
                                                               body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Models.columns)
@@ -209,19 +272,30 @@ struct Models: AsyncParsableCommand {
     }
 
     struct Update: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change an alias's prices (deployments stay as they are).")
+        static let configuration = CommandConfiguration(abstract: """
+            Change only an alias's prices, output reserve or limits (deployments stay as they are; \
+            create --replace replaces them).
+            """)
         @Argument var alias: String
         @Option(help: "USD per input token.") var inputCost: Double?
         @Option(help: "USD per output token.") var outputCost: Double?
+        @Option(help: "What a call without max_tokens reserves.") var maxOutputTokens: Int?
+        @OptionGroup var limits: LimitOptions
+        @OptionGroup var clear: ClearOptions
         @OptionGroup var connection: Connection
+
+        static let clearable = ClearOptions.common.filter { $0.value.hasPrefix("limits") }.merging([
+            "input-cost": "input_cost_per_token", "output-cost": "output_cost_per_token", "max-output-tokens": "max_output_tokens",
+        ]) { $1 }
 
         func run() async throws {
             try await perform {
-                let client = try connection.client()
-                var body = try JSONSerialization.jsonObject(with: try await client.send("GET", "/v1/admin/models/\(pathSegment(alias))")) as? [String: Any] ?? [:]
-                if let inputCost { body["input_cost_per_token"] = inputCost }
-                if let outputCost { body["output_cost_per_token"] = outputCost }
-                let data = try await client.send("PUT", "/v1/admin/models/\(pathSegment(alias))", body: try jsonBody(body))
+                var fields: [String: Any] = [:]
+                if let inputCost { fields["input_cost_per_token"] = inputCost }
+                if let outputCost { fields["output_cost_per_token"] = outputCost }
+                if let maxOutputTokens { fields["max_output_tokens"] = maxOutputTokens }
+                let body = try patchBody(fields, models: nil, deny: nil, limits: limits, clear: clear, clearable: Self.clearable)
+                let data = try await connection.client().send("PATCH", "/v1/admin/models/\(pathSegment(alias))", body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Models.columns)
             }
         }

@@ -79,7 +79,7 @@ struct Keys: AsyncParsableCommand {
         @Argument var id: String
         @OptionGroup var fields: KeyFields
         @Option(help: "Remove a metadata key; repeat for more.") var unsetMeta: [String] = []
-        @Option(help: "Clear a setting: \(Keys.clearable.keys.sorted().joined(separator: ", ")); repeat for more.") var clear: [String] = []
+        @OptionGroup var clear: ClearOptions
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
@@ -89,18 +89,8 @@ struct Keys: AsyncParsableCommand {
                     for name in unsetMeta { metadata[name] = NSNull() }
                     body["metadata"] = metadata
                 }
-                for name in clear {
-                    guard let field = Keys.clearable[name] else {
-                        throw ValidationError("--clear takes one of \(Keys.clearable.keys.sorted().joined(separator: ", ")), not \(name)")
-                    }
-                    if field.hasPrefix("limits.") {
-                        var limits = body["limits"] as? [String: Any] ?? [:]
-                        limits[String(field.dropFirst("limits.".count))] = NSNull()
-                        body["limits"] = limits
-                    } else {
-                        body[field] = NSNull()
-                    }
-                }
+                try clear.apply(to: &body, fields: Keys.clearable)
+                guard !body.isEmpty else { throw ValidationError("nothing to change: give a setting or --clear") }
                 let data = try await connection.client().send("PATCH", "/v1/admin/keys/\(pathSegment(id))", body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Keys.columns)
             }
@@ -153,12 +143,7 @@ struct Keys: AsyncParsableCommand {
     }
 
     /// `--clear NAME` → the field it sets to null.
-    static let clearable: [String: String] = [
-        "rpm": "limits.requests_per_minute", "tpm": "limits.tokens_per_minute", "rpd": "limits.requests_per_day",
-        "max-parallel": "limits.max_parallel_requests", "daily-budget": "limits.daily_spend_usd",
-        "monthly-budget": "limits.monthly_spend_usd", "limits": "limits", "models": "allowed_models", "deny": "denied_models",
-        "project": "project", "expires-at": "expires_at",
-    ]
+    static let clearable = ClearOptions.common.merging(["project": "project", "expires-at": "expires_at"]) { $1 }
 
     static func showIssued(_ data: Data, format: OutputFormat) throws {
         if format == .json {

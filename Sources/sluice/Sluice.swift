@@ -8,7 +8,7 @@ struct Sluice: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "Manage Sluice's control plane: teams, projects, services, models, keys, settings and usage.",
         discussion: "Set SLUICE_URL (default http://127.0.0.1:8080) and SLUICE_ADMIN_TOKEN.",
-        subcommands: [Teams.self, Projects.self, Services.self, Models.self, Keys.self, Usage.self, Apply.self])
+        subcommands: [Teams.self, Projects.self, Services.self, Models.self, Keys.self, Settings.self, Usage.self, Apply.self])
 }
 
 struct Connection: ParsableArguments {
@@ -58,6 +58,50 @@ struct LimitOptions: ParsableArguments {
         if let monthlyBudget { limits["monthly_spend_usd"] = monthlyBudget }
         return limits.isEmpty ? nil : limits
     }
+}
+
+/// What an `update` changes: the fields given, and `--clear NAME` for each field to clear,
+/// sent as a JSON merge patch (`null` clears).
+struct ClearOptions: ParsableArguments {
+    @Option(help: "Clear a setting (rpm, tpm, rpd, max-parallel, daily-budget, monthly-budget, limits, models, deny, …); repeat for more.")
+    var clear: [String] = []
+
+    /// `--clear NAME` → the field it sets to null, for every entity with limits and model lists.
+    static let common: [String: String] = [
+        "rpm": "limits.requests_per_minute", "tpm": "limits.tokens_per_minute", "rpd": "limits.requests_per_day",
+        "max-parallel": "limits.max_parallel_requests", "daily-budget": "limits.daily_spend_usd",
+        "monthly-budget": "limits.monthly_spend_usd", "limits": "limits", "models": "allowed_models", "deny": "denied_models",
+    ]
+
+    /// Sets every cleared field of `body` to null; an unknown name is an error listing the known ones.
+    func apply(to body: inout [String: Any], fields: [String: String] = Self.common) throws {
+        for name in clear {
+            guard let field = fields[name] else {
+                throw ValidationError("--clear takes one of \(fields.keys.sorted().joined(separator: ", ")), not \(name)")
+            }
+            if field.hasPrefix("limits.") {
+                var limits = body["limits"] as? [String: Any] ?? [:]
+                limits[String(field.dropFirst("limits.".count))] = NSNull()
+                body["limits"] = limits
+            } else {
+                body[field] = NSNull()
+            }
+        }
+    }
+}
+
+/// An update's merge patch from its options. `--models ''` clears the allowlist (any model),
+/// never "no model at all"; `--deny ''` empties the denylist; limits given are merged into
+/// the stored ones. `fields` are the entity's own other changes.
+func patchBody(_ fields: [String: Any] = [:], models: String?, deny: String?, limits: LimitOptions,
+               clear: ClearOptions, clearable: [String: String] = ClearOptions.common) throws -> [String: Any] {
+    var body = fields
+    if let allowed = list(models) { body["allowed_models"] = allowed.isEmpty ? NSNull() : allowed }
+    if let denied = list(deny) { body["denied_models"] = denied }
+    if let limits = limits.json { body["limits"] = limits }
+    try clear.apply(to: &body, fields: clearable)
+    guard !body.isEmpty else { throw ValidationError("nothing to change: give a setting or --clear") }
+    return body
 }
 
 func jsonBody(_ object: [String: Any]) throws -> Data {

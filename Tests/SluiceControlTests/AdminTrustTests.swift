@@ -218,6 +218,60 @@ struct AdminTrustTests {
         try await control.shutdown()
     }
 
+    @Test("PATCH on teams, projects, services, models and settings is a merge patch, checked like a replacement")
+    func mergePatch() async throws {
+        let control = try await ControlHarness()
+        _ = try await control.request("POST", "/v1/admin/models", json: Self.model("gpt", extra: #","input_cost_per_token":0.000001"#))
+        _ = try await control.request("POST", "/v1/admin/models", json: Self.model("claude"))
+        _ = try await control.request("POST", "/v1/admin/teams", json: Self.team("ml", extra: """
+            ,"allowed_models":["gpt","claude"],"limits":{"requests_per_minute":5,"daily_spend_usd":10}
+            """))
+        func get(_ path: String) async throws -> [String: Any] { try control.json(try await control.request("GET", path)) }
+
+        // The issue's own case: one budget changes, the allowlist and other limits stay.
+        #expect(try await control.request("PATCH", "/v1/admin/teams/ml", json: #"{"limits":{"monthly_spend_usd":100}}"#).status == 200)
+        var team = try await get("/v1/admin/teams/ml")
+        #expect(team["allowed_models"] as? [String] == ["gpt", "claude"])
+        #expect(team["limits"] as? [String: Double] == ["requests_per_minute": 5, "daily_spend_usd": 10, "monthly_spend_usd": 100])
+        #expect(try await control.request("PATCH", "/v1/admin/teams/ml", json: #"{"allowed_models":null,"limits":{"requests_per_minute":null}}"#)
+            .status == 200)
+        team = try await get("/v1/admin/teams/ml")
+        #expect(team["allowed_models"] == nil && (team["limits"] as? [String: Any])?["requests_per_minute"] == nil)
+
+        // Refused like a replacement: unknown fields, dangling references, renames, bad values.
+        let typo = try await control.request("PATCH", "/v1/admin/teams/ml", json: #"{"limits":{"requests_per_dya":1}}"#)
+        #expect(typo.status == 400 && typo.text.contains("requests_per_dya") && typo.text.contains("requests_per_day"))
+        let dangling = try await control.request("PATCH", "/v1/admin/teams/ml", json: #"{"denied_models":["ghost"]}"#)
+        #expect(dangling.status == 400 && dangling.text.contains("ghost"))
+        let rename = try await control.request("PATCH", "/v1/admin/teams/ml", json: #"{"name":"ops"}"#)
+        #expect(rename.status == 400 && rename.text.contains("name_mismatch"))
+        #expect(try await control.request("PATCH", "/v1/admin/teams/ml", json: "[1]").status == 400)
+        #expect(try await control.request("PATCH", "/v1/admin/teams/nobody", json: "{}").status == 404)
+
+        _ = try await control.request("POST", "/v1/admin/projects", json: #"{"name":"web","team":"ml","allowed_models":["gpt"]}"#)
+        #expect(try await control.request("PATCH", "/v1/admin/projects/web", json: #"{"limits":{"requests_per_minute":3}}"#).status == 200)
+        #expect(try await get("/v1/admin/projects/web")["allowed_models"] as? [String] == ["gpt"])
+        #expect(try await control.request("PATCH", "/v1/admin/projects/web", json: #"{"team":"ghost"}"#).status == 400)
+
+        _ = try await control.request("POST", "/v1/admin/services", json: #"{"name":"shop/checkout","keyless":true,"limits":{"requests_per_minute":9}}"#)
+        #expect(try await control.request("PATCH", "/v1/admin/services/shop/checkout", json: #"{"allowed_models":["gpt"]}"#).status == 200)
+        let service = try await get("/v1/admin/services/shop/checkout")
+        #expect(service["keyless"] as? Bool == true && (service["limits"] as? [String: Int])?["requests_per_minute"] == 9)
+
+        #expect(try await control.request("PATCH", "/v1/admin/models/gpt", json: #"{"output_cost_per_token":0.000002}"#).status == 200)
+        let model = try await get("/v1/admin/models/gpt")
+        #expect(model["input_cost_per_token"] as? Double == 0.000001 && model["output_cost_per_token"] as? Double == 0.000002)
+        #expect((model["deployments"] as? [Any])?.count == 1)
+
+        #expect(try await control.request("PATCH", "/v1/admin/settings", json: #"{"time_zone":"Europe/Berlin"}"#).status == 200)
+        #expect(try await control.request("PATCH", "/v1/admin/settings", json: #"{"soft_budget_percent":80}"#).status == 200)
+        let settings = try await get("/v1/admin/settings")
+        #expect(settings["time_zone"] as? String == "Europe/Berlin" && settings["soft_budget_percent"] as? Int == 80)
+        let badZone = try await control.request("PATCH", "/v1/admin/settings", json: #"{"time_zone":"Etc/../../etc/passwd"}"#)
+        #expect(badZone.status == 400 && badZone.text.contains("time_zone"))
+        try await control.shutdown()
+    }
+
     @Test("a key with a team and project that do not exist is created in one call only when asked")
     func createMissing() async throws {
         let control = try await ControlHarness()

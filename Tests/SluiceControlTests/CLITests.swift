@@ -140,6 +140,25 @@ struct CLITests {
         let badClear = try await sluice(["keys", "update", "ops-bot", "--clear", "rmp"], port: port)
         #expect(badClear.status != 0 && badClear.output.contains("rpm"))
         #expect(try await sluice(["keys", "delete", "ops-bot"], port: port).status == 0)
+
+        // Every update is a patch: a budget changes, the allowlist and other limits stay.
+        #expect(try await sluice(["teams", "update", "ops", "--models", "claude,kept", "--rpm", "5"], port: port).status == 0)
+        let team = try await sluice(["teams", "update", "ops", "--daily-budget", "10", "--output", "json"], port: port)
+        #expect(team.output.contains("kept") && team.output.contains("requests_per_minute") && team.output.contains("daily_spend_usd"))
+        let cleared = try await sluice(["teams", "update", "ops", "--clear", "rpm", "--models", "", "--output", "json"], port: port)
+        #expect(!cleared.output.contains("requests_per_minute") && !cleared.output.contains("allowed_models")
+                && cleared.output.contains("daily_spend_usd"), "\(cleared.output)")
+        #expect(try await sluice(["projects", "update", "infra", "--deny", "kept"], port: port).status == 0)
+        #expect(try await sluice(["projects", "get", "infra"], port: port).output.contains("kept"))
+        #expect(try await sluice(["models", "create", "gem", "--provider", "gemini", "--upstream-model", "gemini-2.5-flash"],
+                                 port: port).status == 0)
+        #expect(try await sluice(["models", "get", "gem", "--output", "json"], port: port).output
+                    .contains("generativelanguage.googleapis.com"))
+        let settings = try await sluice(["settings", "set", "time_zone=Europe/Berlin", "router.num_retries=2"], port: port)
+        #expect(settings.status == 0 && settings.output.contains("Europe/Berlin"))
+        let typoSetting = try await sluice(["settings", "set", "time_zon=UTC"], port: port)
+        #expect(typoSetting.status == 1 && typoSetting.output.contains(#"did you mean "time_zone"?"#))
+        #expect(try await sluice(["settings", "get"], port: port).output.contains(#""num_retries" : 2"#))
         #expect(try await sluice(["keys", "get", "ops-bot"], port: port).status == 1)
         try await control.shutdown()
     }

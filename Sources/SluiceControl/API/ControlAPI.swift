@@ -39,17 +39,18 @@ public struct ControlAPI: Sendable {
     public static let routes: [(method: String, path: String)] = [
         ("GET", "/healthz"), ("GET", "/openapi.json"),
         ("GET", "/v1/admin/teams"), ("POST", "/v1/admin/teams"), ("GET", "/v1/admin/teams/{name}"),
-        ("PUT", "/v1/admin/teams/{name}"), ("DELETE", "/v1/admin/teams/{name}"),
+        ("PUT", "/v1/admin/teams/{name}"), ("PATCH", "/v1/admin/teams/{name}"), ("DELETE", "/v1/admin/teams/{name}"),
         ("GET", "/v1/admin/projects"), ("POST", "/v1/admin/projects"), ("GET", "/v1/admin/projects/{name}"),
-        ("PUT", "/v1/admin/projects/{name}"), ("DELETE", "/v1/admin/projects/{name}"),
+        ("PUT", "/v1/admin/projects/{name}"), ("PATCH", "/v1/admin/projects/{name}"), ("DELETE", "/v1/admin/projects/{name}"),
         ("GET", "/v1/admin/services"), ("POST", "/v1/admin/services"), ("GET", "/v1/admin/services/{namespace}/{service}"),
-        ("PUT", "/v1/admin/services/{namespace}/{service}"), ("DELETE", "/v1/admin/services/{namespace}/{service}"),
+        ("PUT", "/v1/admin/services/{namespace}/{service}"), ("PATCH", "/v1/admin/services/{namespace}/{service}"),
+        ("DELETE", "/v1/admin/services/{namespace}/{service}"),
         ("GET", "/v1/admin/models"), ("POST", "/v1/admin/models"), ("GET", "/v1/admin/models/{alias}"),
-        ("PUT", "/v1/admin/models/{alias}"), ("DELETE", "/v1/admin/models/{alias}"),
+        ("PUT", "/v1/admin/models/{alias}"), ("PATCH", "/v1/admin/models/{alias}"), ("DELETE", "/v1/admin/models/{alias}"),
         ("GET", "/v1/admin/keys"), ("POST", "/v1/admin/keys"), ("GET", "/v1/admin/keys/{id}"), ("PATCH", "/v1/admin/keys/{id}"),
         ("DELETE", "/v1/admin/keys/{id}"),
         ("POST", "/v1/admin/keys/{id}/rotate"), ("POST", "/v1/admin/keys/{id}/revoke"),
-        ("GET", "/v1/admin/settings"), ("PUT", "/v1/admin/settings"),
+        ("GET", "/v1/admin/settings"), ("PUT", "/v1/admin/settings"), ("PATCH", "/v1/admin/settings"),
         ("GET", "/v1/admin/usage"), ("POST", "/v1/admin/agents"),
         ("GET", "/v1/agent/policy"), ("POST", "/v1/agent/usage"), ("POST", "/v1/agent/leases"),
     ]
@@ -63,14 +64,24 @@ public struct ControlAPI: Sendable {
         }
 
         let admin = router.group("/v1/admin").add(middleware: AdminAuthMiddleware(token: adminToken))
-        entityRoutes(admin, path: "teams", kind: .team, TeamDocument.self, name: { $0.name }, wrap: Entity.team)
-        entityRoutes(admin, path: "projects", kind: .project, ProjectDocument.self, name: { $0.name }, wrap: Entity.project)
-        entityRoutes(admin, path: "models", parameter: "alias", kind: .model, ModelDocument.self, name: { $0.alias }, wrap: Entity.model)
+        entityRoutes(admin, path: "teams", kind: .team, TeamDocument.self, name: { $0.name }, wrap: Entity.team,
+                     unwrap: { if case .team(let team) = $0 { team } else { nil } })
+        entityRoutes(admin, path: "projects", kind: .project, ProjectDocument.self, name: { $0.name }, wrap: Entity.project,
+                     unwrap: { if case .project(let project) = $0 { project } else { nil } })
+        entityRoutes(admin, path: "models", parameter: "alias", kind: .model, ModelDocument.self, name: { $0.alias },
+                     wrap: Entity.model, unwrap: { if case .model(let model) = $0 { model } else { nil } })
         serviceRoutes(admin)
         keyRoutes(admin)
         admin.get("settings") { _, _ in try jsonResponse(try await store.settings()) }
         admin.put("settings") { request, context in
             let settings = try await decode(SettingsDocument.self, request, context)
+            try await gate.check(.settings(settings), store: store)
+            try await store.setSettings(settings)
+            publisher.policyChanged()
+            return try jsonResponse(settings)
+        }
+        admin.patch("settings") { request, context in
+            let settings = try MergePatch.apply(try await readBody(request), to: try await store.settings())
             try await gate.check(.settings(settings), store: store)
             try await store.setSettings(settings)
             publisher.policyChanged()
@@ -149,7 +160,8 @@ public struct ControlAPI: Sendable {
 
     private func entityRoutes<Document: Codable & Sendable>(
         _ group: RouterGroup<ControlContext>, path: String, parameter: String = "name", kind: EntityKind, _ type: Document.Type,
-        name: @escaping @Sendable (Document) -> String, wrap: @escaping @Sendable (Document) -> Entity
+        name: @escaping @Sendable (Document) -> String, wrap: @escaping @Sendable (Document) -> Entity,
+        unwrap: @escaping @Sendable (Entity) -> Document?
     ) {
         let store = self.store
         let publisher = self.publisher
@@ -173,6 +185,21 @@ public struct ControlAPI: Sendable {
             let document = try await decode(Document.self, request, context)
             guard name(document) == key else {
                 throw APIError(400, "the body names \(Identifier.quoted(name(document))), the path \(Identifier.quoted(key))", code: "name_mismatch")
+            }
+            let entity = wrap(document)
+            try await gate.check(.put(entity), store: store)
+            try await store.put(entity, mode: .update)
+            publisher.policyChanged()
+            return try jsonResponse(Self.payload(entity))
+        }
+        group.patch(RouterPath("\(path)/:\(parameter)")) { request, context in
+            let key = try context.pathParameter(parameter)
+            guard let stored = try await store.entity(kind, name: key), let current = unwrap(stored) else {
+                throw APIError(404, "no \(kind.rawValue) \(Identifier.quoted(key))", code: "not_found")
+            }
+            let document = try MergePatch.apply(try await readBody(request), to: current)
+            guard name(document) == key else {
+                throw APIError(400, "a patch cannot rename \(Identifier.quoted(key)); create the new one and delete this", code: "name_mismatch")
             }
             let entity = wrap(document)
             try await gate.check(.put(entity), store: store)
@@ -211,6 +238,20 @@ public struct ControlAPI: Sendable {
             let name = "\(try context.pathParameter("namespace"))/\(try context.pathParameter("service"))"
             let document = try await decode(ServiceDocument.self, request, context)
             guard document.name == name else { throw APIError(400, "the body names \"\(document.name)\", the path \"\(name)\"", code: "name_mismatch") }
+            try await gate.check(.put(.service(document)), store: store)
+            try await store.put(.service(document), mode: .update)
+            publisher.policyChanged()
+            return try jsonResponse(document)
+        }
+        group.patch("services/:namespace/:service") { request, context in
+            let name = "\(try context.pathParameter("namespace"))/\(try context.pathParameter("service"))"
+            guard case .service(let current) = try await store.entity(.service, name: name) else {
+                throw APIError(404, "no service \(Identifier.quoted(name))", code: "not_found")
+            }
+            let document = try MergePatch.apply(try await readBody(request), to: current)
+            guard document.name == name else {
+                throw APIError(400, "a patch cannot rename \(Identifier.quoted(name)); create the new one and delete this", code: "name_mismatch")
+            }
             try await gate.check(.put(.service(document)), store: store)
             try await store.put(.service(document), mode: .update)
             publisher.policyChanged()
@@ -264,17 +305,21 @@ struct APIError: Error {
     }
 }
 
-/// Reads a JSON body (bounded) into `type`, with a clear 400 on malformed input.
-func decode<Value: Decodable>(_ type: Value.Type, _ request: Request, _ context: ControlContext) async throws -> Value {
+/// The request body, bounded by `ControlAPI.maxBody` (413 beyond it).
+func readBody(_ request: Request) async throws -> Data {
     var request = request
-    let buffer: ByteBuffer
     do {
-        buffer = try await request.collectBody(upTo: ControlAPI.maxBody)
+        return Data(try await request.collectBody(upTo: ControlAPI.maxBody).readableBytesView)
     } catch {
         throw APIError(413, "the body exceeds \(ControlAPI.maxBody) bytes", code: "request_too_large")
     }
+}
+
+/// Reads a JSON body (bounded) into `type`, with a clear 400 on malformed input.
+func decode<Value: Decodable>(_ type: Value.Type, _ request: Request, _ context: ControlContext) async throws -> Value {
+    let body = try await readBody(request)
     do {
-        return try WireCoding.strictDecoder.decode(Value.self, from: Data(buffer.readableBytesView))
+        return try WireCoding.strictDecoder.decode(Value.self, from: body)
     } catch let error as DecodingError {
         throw APIError(400, "the body is not a valid \(Value.self): \(WireCoding.describe(error))", code: "invalid_body")
     } catch {

@@ -43,7 +43,17 @@ enum OpenAPIDocument {
         }
         if !allParameters.isEmpty { operation["parameters"] = allParameters }
         if let schema = requestSchema(method, path) {
-            operation["requestBody"] = ["required": true, "content": ["application/json": ["schema": ["$ref": "#/components/schemas/\(schema)"]]]]
+            let content = ["schema": ["$ref": "#/components/schemas/\(schema)"]]
+            // Entity and settings patches are JSON Merge Patch; both media types are read the same.
+            let types = method == "PATCH" ? ["application/merge-patch+json": content, "application/json": content] : ["application/json": content]
+            operation["requestBody"] = ["required": true, "content": types]
+        }
+        if method == "PUT" {
+            operation["description"] = "Replaces the whole entity: a field left out is cleared. Use PATCH to change some fields."
+        } else if method == "PATCH" {
+            operation["description"] = path.hasPrefix("/v1/admin/keys")
+                ? "Changes only the fields given; null clears one; metadata merges by key and a null value deletes that key."
+                : "JSON Merge Patch (RFC 7396): changes only the fields given; null clears one; objects merge by member."
         }
         var responses: [String: Any] = ["default": ["description": "error", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]]
         let success = method == "POST" && !path.hasSuffix("/rotate") && !path.hasSuffix("/revoke") && !path.hasPrefix("/v1/agent") ? "201" : (method == "DELETE" ? "204" : "200")
