@@ -55,6 +55,10 @@ struct AnthropicIngressTests {
         #expect(refusal(#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[{"type":"document"}]}]}"#)?.code == "unsupported_content")
         #expect(refusal(#"{"model":"m","max_tokens":5,"messages":[{"role":"system","content":"x"}]}"#)?.param == "messages.0")
         #expect(refusal("[1]")?.code == "invalid_json")
+        for field in ["base_url", "api_base", "api_key", "extra_headers"] {
+            let refused = refusal(#"{"model":"m","max_tokens":5,"messages":[],"\#(field)":"https://evil.example"}"#)
+            #expect(refused?.code == "forbidden_field" && refused?.param == field)
+        }
     }
 
     @Test("a chat completion with text and a tool call becomes a Message with usage")

@@ -92,6 +92,25 @@ struct AgentPolicyTests {
         try await harness.shutdown()
     }
 
+    @Test("/v1/models asks for the same identity as a call and lists only the aliases that identity may use")
+    func modelList() async throws {
+        let harness = try await AgentHarness(aliases: Self.aliases, settings: Self.policy())
+        func models(key: String?) async throws -> TestResponse {
+            let authorization = key.map { "Authorization: Bearer \($0)\r\n" } ?? ""
+            return try await harness.send(raw: "GET /v1/models HTTP/1.1\r\nHost: x\r\n\(authorization)\r\n")
+        }
+        let anonymous = try await models(key: nil)
+        #expect(anonymous.status == 401 && anonymous.text.contains("missing_api_key") && !anonymous.text.contains("gpt-test"))
+        #expect(try await models(key: Self.revokedKey).status == 401)
+        let listed = try await models(key: Self.liveKey)
+        let ids = ((try JSONSerialization.jsonObject(with: Data(listed.body)) as? [String: Any])?["data"] as? [[String: Any]])?
+            .compactMap { $0["id"] as? String }
+        // Team ml denies "forbidden": its keys do not see it.
+        #expect(listed.status == 200 && Set(ids ?? []) == ["gpt-test", "failing"] && ids?.count == 2)
+        #expect(harness.mock.requests.isEmpty)
+        try await harness.shutdown()
+    }
+
     @Test("429 with Retry-After once the per-minute limit is spent; every answer carries x-ratelimit headers")
     func rateLimit() async throws {
         let harness = try await AgentHarness(aliases: Self.aliases, settings: Self.policy())

@@ -146,6 +146,11 @@ struct MessagesIngressTests {
         #expect(body["type"] as? String == "error" && error["type"] as? String == "not_found_error" && error["code"] as? String == "model_not_found")
         let missing = try await messages(harness, #"{"model":"claude","messages":[{"role":"user","content":"Hello"}]}"#)
         #expect(missing.status == 400 && missing.text.contains(#""type":"invalid_request_error""#) && missing.text.contains("max_tokens"))
+        // A field that would pick the upstream is refused before anything is sent to the Anthropic deployment.
+        let redirect = try await messages(harness, #"{"model":"claude","max_tokens":64,"base_url":"https://evil.example","messages":[]}"#)
+        let redirectError = try #require(try json(redirect)["error"] as? [String: Any])
+        #expect(redirect.status == 400 && redirectError["type"] as? String == "invalid_request_error"
+                && redirectError["code"] as? String == "forbidden_field" && redirect.text.contains("base_url"))
         let limited = try await messages(harness, #"{"model":"gpt-limited","max_tokens":64,"messages":[{"role":"user","content":"Hello"}]}"#)
         #expect(limited.status == 429 && limited.text.contains(#""type":"rate_limit_error""#))
         let wrongMethod = try await harness.send(raw: "GET /v1/messages HTTP/1.1\r\nhost: x\r\n\r\n")

@@ -14,7 +14,15 @@ public enum AnthropicIngress {
     ///   `top_p`, `stream`, tools (`input_schema` as `parameters`), `tool_choice` and
     ///   `metadata.user_id` map across. Streams ask for usage, which Anthropic's events
     ///   always carry.
+    ///
+    /// Fields that would let a caller choose the upstream or its credentials
+    /// (``OpenAIRequest/forbiddenFields``) are refused here as on every other endpoint: an
+    /// Anthropic deployment is sent the caller's Messages body, so nothing may slip through.
     public static func chatBody(from request: JSONValue) throws(RequestBodyError) -> [UInt8] {
+        if case .object(let members) = request, let forbidden = members.first(where: { OpenAIRequest.forbiddenFields.contains($0.key) }) {
+            throw RequestBodyError("the field \"\(forbidden.key)\" is not accepted: upstreams and credentials come from policy",
+                                   param: forbidden.key, code: "forbidden_field")
+        }
         guard let model = request["model"]?.stringValue else { throw RequestBodyError("model: Field required", param: "model", code: "missing_field") }
         guard let maxTokens = request["max_tokens"]?.intValue, maxTokens > 0 else {
             throw RequestBodyError("max_tokens: Field required (a positive integer)", param: "max_tokens", code: "missing_field")

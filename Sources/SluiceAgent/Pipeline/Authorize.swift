@@ -68,7 +68,7 @@ enum Authorize {
         }
     }
 
-    private static func refusal(_ denial: Denial, caller: Caller? = nil, alias: String? = nil, param: String? = nil) -> Refusal {
+    static func refusal(_ denial: Denial, caller: Caller? = nil, alias: String? = nil, param: String? = nil) -> Refusal {
         var headers = RateLimitHeaders.fields(for: denial.rateLimits)
         if let retry = denial.retryAfterSeconds { headers.append(("retry-after", String(retry))) }
         let error = OpenAIError(status: denial.status, message: denial.message, type: denial.type, code: denial.reason.rawValue,

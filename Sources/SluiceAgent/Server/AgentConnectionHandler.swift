@@ -145,15 +145,13 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         case .anthropicMessages:
             forward(context: context, request: request, endpoint: .chatCompletions, dialect: .anthropic)
         case .listModels:
-            var body: [UInt8] = Array(#"{"object":"list","data":["#.utf8)
-            for (index, name) in runtime.activePolicy.configuration.catalog.names.enumerated() {
-                if index > 0 { body.append(UInt8(ascii: ",")) }
-                body.append(contentsOf: #"{"id":"#.utf8)
-                appendJSONString(name, to: &body)
-                body.append(contentsOf: #","object":"model","created":0,"owned_by":"sluice"}"#.utf8)
+            switch ListModels.answer(headers: request.head.headers, runtime: runtime) {
+            case .success(let body):
+                respond(context: context, request: request, status: 200, body: body)
+            case .failure(let refusal):
+                respond(context: context, request: request, status: refusal.error.status,
+                        body: AgentRoute.callerDialect(of: request.head.uri).body(refusal.error), errorCode: refusal.error.code, refusal: refusal)
             }
-            body.append(contentsOf: "]}".utf8)
-            respond(context: context, request: request, status: 200, body: body)
         case .health:
             respond(context: context, request: request, status: 200, body: Array(#"{"status":"ok"}"#.utf8))
         case .ready:
