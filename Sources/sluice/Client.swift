@@ -36,14 +36,17 @@ struct AdminClient {
     /// carries the server's message.
     @discardableResult
     func send(_ method: String, _ path: String, body: Data? = nil) async throws -> Data {
-        var request = URLRequest(url: baseURL.appendingPathComponent(path.hasPrefix("/") ? String(path.dropFirst()) : path))
-        if let query = path.split(separator: "?", maxSplits: 1).dropFirst().first {
-            var components = URLComponents(url: baseURL, resolvingAgainstBaseURL: false)!
-            components.path = (components.path.hasSuffix("/") ? String(components.path.dropLast()) : components.path)
-                + String(path.split(separator: "?")[0])
-            components.percentEncodedQuery = String(query)
-            request = URLRequest(url: components.url!)
+        // `path` is already percent-encoded (`pathSegment`): it is set as it is, never encoded
+        // again, or `%2F` in an alias or agent id would reach the server as `%252F`.
+        guard var components = URLComponents(url: baseURL, resolvingAgainstBaseURL: false) else {
+            throw Failure(description: "SLUICE_URL is not a valid URL")
         }
+        let parts = path.split(separator: "?", maxSplits: 1)
+        let basePath = components.percentEncodedPath.hasSuffix("/") ? String(components.percentEncodedPath.dropLast()) : components.percentEncodedPath
+        components.percentEncodedPath = basePath + (parts.first.map(String.init) ?? "")
+        if parts.count == 2 { components.percentEncodedQuery = String(parts[1]) }
+        guard let url = components.url else { throw Failure(description: "cannot build a URL for \(path)") }
+        var request = URLRequest(url: url)
         request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")

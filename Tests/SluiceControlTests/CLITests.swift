@@ -140,6 +140,11 @@ struct CLITests {
         let badClear = try await sluice(["keys", "update", "ops-bot", "--clear", "rmp"], port: port)
         #expect(badClear.status != 0 && badClear.output.contains("rpm"))
         #expect(try await sluice(["keys", "delete", "ops-bot"], port: port).status == 0)
+        // An alias holding / and : is one percent-encoded segment, never encoded twice.
+        #expect(try await sluice(["models", "create", "openai/gpt-4o:mini", "--upstream-model", "gpt-4o-mini"], port: port).status == 0)
+        #expect(try await sluice(["models", "update", "openai/gpt-4o:mini", "--input-cost", "0.000001"], port: port).status == 0)
+        #expect(try await sluice(["models", "get", "openai/gpt-4o:mini"], port: port).output.contains("gpt-4o-mini"))
+        #expect(try await sluice(["models", "delete", "openai/gpt-4o:mini"], port: port).status == 0)
 
         // Every update is a patch: a budget changes, the allowlist and other limits stay.
         #expect(try await sluice(["teams", "update", "ops", "--models", "claude,kept", "--rpm", "5"], port: port).status == 0)
@@ -159,6 +164,16 @@ struct CLITests {
         let typoSetting = try await sluice(["settings", "set", "time_zon=UTC"], port: port)
         #expect(typoSetting.status == 1 && typoSetting.output.contains(#"did you mean "time_zone"?"#))
         #expect(try await sluice(["settings", "get"], port: port).output.contains(#""num_retries" : 2"#))
+
+        // Agent tokens: issued once, listed with their binding, revoked by id.
+        let agent = try await sluice(["agents", "create", "shop/checkout/pod-1", "--service", "shop/checkout"], port: port)
+        #expect(agent.status == 0 && agent.output.contains("token: sat-"))
+        let unbound = try await sluice(["agents", "create", "bad", "--service", "shop/"], port: port)
+        #expect(unbound.status == 1 && unbound.output.contains("namespace/service"))
+        #expect(try await sluice(["agents", "list"], port: port).output.contains("shop/checkout/pod-1  shop/checkout"))
+        #expect(try await sluice(["agents", "revoke", "shop/checkout/pod-1"], port: port).status == 0)
+        #expect(try await sluice(["agents", "revoke", "shop/checkout/pod-1"], port: port).status == 1)
+        #expect(!(try await sluice(["agents", "list"], port: port).output.contains("pod-1")))
         #expect(try await sluice(["keys", "get", "ops-bot"], port: port).status == 1)
         try await control.shutdown()
     }

@@ -141,13 +141,25 @@ struct StoreConformanceTests {
         #expect(firstHour.map(\.costPicoUSD) == [7_000, 5_000])
     }
 
-    @Test("agent tokens are found by their hash only", arguments: StoreFixture.kinds)
+    @Test("agent tokens are found by their hash only, keep their service binding, and stop working once deleted",
+          arguments: StoreFixture.kinds)
     func agents(kind: StoreFixture.Kind) async throws {
         let fixture = try await StoreFixture(kind)
         defer { fixture.remove() }
-        try await fixture.store.registerAgent(id: "shop/checkout/pod-1", tokenHash: "h1")
-        #expect(try await fixture.store.agent(tokenHash: "h1") == "shop/checkout/pod-1")
+        try await fixture.store.registerAgent(id: "shop/checkout/pod-1", tokenHash: "h1", service: "shop/checkout")
+        try await fixture.store.registerAgent(id: "ops-1", tokenHash: "h3", service: nil)
+        #expect(try await fixture.store.agent(tokenHash: "h1")?.id == "shop/checkout/pod-1")
+        #expect(try await fixture.store.agent(tokenHash: "h1")?.service == "shop/checkout")
         #expect(try await fixture.store.agent(tokenHash: "h2") == nil)
+        #expect(try await fixture.store.agents().map(\.id) == ["ops-1", "shop/checkout/pod-1"])
+        #expect(try await fixture.store.agents().first?.service == nil)
+        // Registering the id again replaces its token: the old one stops working.
+        try await fixture.store.registerAgent(id: "ops-1", tokenHash: "h4", service: "ops/batch")
+        #expect(try await fixture.store.agent(tokenHash: "h3") == nil)
+        #expect(try await fixture.store.agent(tokenHash: "h4")?.service == "ops/batch")
+        #expect(try await fixture.store.deleteAgent(id: "ops-1"))
+        #expect(try await fixture.store.deleteAgent(id: "ops-1") == false)
+        #expect(try await fixture.store.agent(tokenHash: "h4") == nil)
     }
 }
 

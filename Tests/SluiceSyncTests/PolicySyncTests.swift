@@ -74,6 +74,43 @@ struct PolicySyncTests {
         try await harness.shutdown()
     }
 
+    @Test("agents bound to a service get bundles scoped to it: the marketing pod runs without the Anthropic secret")
+    func scopedBundles() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        _ = try await harness.adminJSON("POST", "/v1/admin/models", json: """
+            {"alias":"claude","deployments":[{"provider":"anthropic","api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
+             "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}]}
+            """)
+        _ = try await harness.adminJSON("POST", "/v1/admin/services", json: #"{"name":"shop/marketing","keyless":true,"allowed_models":["gpt-test"]}"#)
+        _ = try await harness.adminJSON("POST", "/v1/admin/services", json: #"{"name":"shop/support","keyless":true}"#)
+        _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"support"}"#)
+        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"helpdesk","team":"support"}"#)
+        let key = try #require((created as? [String: Any])?["key"] as? String)
+        let marketing = try await harness.startAgent(id: "marketing-1", service: "marketing", boundToService: true)
+        let support = try await harness.startAgent(id: "support-1", service: "support", boundToService: true,
+                                                   environment: ["ANTHROPIC_API_KEY": "sk-ant-test"])
+        #expect(await eventually { (try? await marketing.chat(key: key).status) == 200 })
+        #expect(await eventually { (try? await support.chat(model: "claude", key: key).status) == 200 })
+
+        // The marketing agent never received the alias it may not use, so it needs no credential for it.
+        #expect(marketing.runtime.activePolicy.configuration.catalog.names == ["gpt-test"])
+        #expect(try await marketing.readiness().body["missing_credentials"] as? [String] == [])
+        #expect(try await marketing.chat(model: "claude", key: key).status == 404)
+        #expect(Set(support.runtime.activePolicy.configuration.catalog.names) == ["gpt-test", "claude"])
+
+        // A write only the support agent's bundle holds, then a revocation: both refuse the key.
+        _ = try await harness.adminJSON("PATCH", "/v1/admin/models/claude", json: #"{"input_cost_per_token":0.000003}"#)
+        let revokedAt = ContinuousClock.now
+        _ = try await harness.adminJSON("POST", "/v1/admin/keys/helpdesk/revoke")
+        #expect(await eventually(timeout: .seconds(2)) { (try? await marketing.chat(key: key).status) == 401 })
+        #expect(await eventually(timeout: .seconds(2)) { (try? await support.chat(model: "claude", key: key).status) == 401 })
+        #expect(ContinuousClock.now - revokedAt < .seconds(2))
+        try await marketing.stop()
+        try await support.stop()
+        try await harness.shutdown()
+    }
+
     @Test("control plane away: the cached policy keeps being enforced, then past the maximum age calls get 503 naming the cause")
     func failStaticThenClosed() async throws {
         let harness = try await SyncHarness()

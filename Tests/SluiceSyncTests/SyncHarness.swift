@@ -92,8 +92,9 @@ final class SyncHarness: @unchecked Sendable {
         _ = try await adminJSON("POST", "/v1/admin/services", json: #"{"name":"*","keyless":true}"#)
     }
 
-    func agentToken(_ id: String) async throws -> String {
-        let body = try await adminJSON("POST", "/v1/admin/agents", json: #"{"id":"\#(id)"}"#) as? [String: Any]
+    func agentToken(_ id: String, boundTo service: String? = nil) async throws -> String {
+        let binding = service.map { #","service":"\#($0)""# } ?? ""
+        let body = try await adminJSON("POST", "/v1/admin/agents", json: #"{"id":"\#(id)"\#(binding)}"#) as? [String: Any]
         return body?["token"] as? String ?? ""
     }
 
@@ -154,12 +155,13 @@ final class SyncHarness: @unchecked Sendable {
 
     func startAgent(id: String, token: String? = nil, stateDirectory: String? = nil, clock: TestClock = TestClock(),
                     maxPolicyAgeSeconds: Double = 3600, flushInterval: Duration = .milliseconds(100), publicKey: String? = nil,
-                    service: String = "checkout", environment: [String: String] = [:]) async throws -> Agent {
+                    service: String = "checkout", boundToService: Bool = false,
+                    environment: [String: String] = [:]) async throws -> Agent {
         let agentToken: String
         if let token {
             agentToken = token
         } else {
-            agentToken = try await self.agentToken(id)
+            agentToken = try await self.agentToken(id, boundTo: boundToService ? "shop/\(service)" : nil)
         }
         let tokenFile = directory.file("\(id).token")
         let keyFile = directory.file("\(id).pub")

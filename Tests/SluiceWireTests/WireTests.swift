@@ -137,6 +137,28 @@ struct WireTests {
         #expect(throws: WireError.self) { try badSpool.compile(in: Self.context) }
     }
 
+    @Test("a bundle scoped to a service holds only the aliases it may call, every key, and fallbacks among what it holds")
+    func scoped() {
+        let deployment = DeploymentDocument(apiBase: "https://h/v1", upstreamModel: "m")
+        var settings = SettingsDocument(onlyAllowModels: ["a", "b", "c"])
+        settings.router = RouterDocument(fallbacks: ["a": ["b", "c"], "c": ["a"]], contextWindowFallbacks: ["a": ["c"]])
+        let document = PolicyDocument(
+            version: 3, issuedAt: 0, models: ["a", "b", "c", "d"].map { ModelDocument(alias: $0, deployments: [deployment]) },
+            keys: [KeyDocument(id: "k", hash: "h", team: "t")], teams: [TeamDocument(name: "t", allowedModels: ["c"])],
+            services: [ServiceDocument(name: "shop/web", allowedModels: ["a", "b", "d"], deniedModels: ["b"]),
+                       ServiceDocument(name: "*", keyless: true)],
+            settings: settings)
+        let web = document.scoped(toService: "shop/web")
+        // d is not in only_allow_models, b is denied to the service, c is outside its allowlist.
+        #expect(web.models.map(\.alias) == ["a"])
+        #expect(web.services.map(\.name) == ["shop/web"] && web.keys.map(\.id) == ["k"] && web.teams.map(\.name) == ["t"])
+        #expect(web.settings.router?.fallbacks == [:] && web.settings.router?.contextWindowFallbacks == [:])
+        let other = document.scoped(toService: "ops/batch")
+        #expect(other.models.map(\.alias) == ["a", "b", "c"] && other.services.map(\.name) == ["*"])
+        #expect(other.settings.router?.fallbacks == ["a": ["b", "c"], "c": ["a"]])
+        #expect(other.version == document.version && other.settings.onlyAllowModels == settings.onlyAllowModels)
+    }
+
     @Test("usage batches round-trip and are bounded")
     func usage() throws {
         let batch = UsageBatch(agentID: "shop/checkout/pod-1", epoch: "e1", sequence: 7, deltas: [

@@ -51,7 +51,7 @@ public struct ControlAPI: Sendable {
         ("DELETE", "/v1/admin/keys/{id}"),
         ("POST", "/v1/admin/keys/{id}/rotate"), ("POST", "/v1/admin/keys/{id}/revoke"),
         ("GET", "/v1/admin/settings"), ("PUT", "/v1/admin/settings"), ("PATCH", "/v1/admin/settings"),
-        ("GET", "/v1/admin/usage"), ("POST", "/v1/admin/agents"),
+        ("GET", "/v1/admin/usage"), ("POST", "/v1/admin/agents"), ("GET", "/v1/admin/agents"), ("DELETE", "/v1/admin/agents/{id}"),
         ("GET", "/v1/agent/policy"), ("POST", "/v1/agent/usage"), ("POST", "/v1/agent/leases"),
     ]
 
@@ -90,17 +90,25 @@ public struct ControlAPI: Sendable {
         admin.get("usage") { request, _ in try jsonResponse(try await store.usage(try UsageParameters.query(request))) }
         admin.post("agents") { request, context in
             let body = try await decode(AgentRegistration.self, request, context)
-            guard !body.id.isEmpty, body.id.utf8.count <= 200 else { throw APIError(400, "id must be 1 to 200 bytes", code: "invalid_id") }
+            if let problem = body.problem { throw APIError(400, problem, code: "invalid_name") }
             var generator = SystemRandomNumberGenerator()
             let token = "sat-" + VirtualKey.generate(using: &generator).dropFirst(VirtualKey.prefix.count)
-            try await store.registerAgent(id: body.id, tokenHash: keyHasher.hash(token).encoded)
-            return try jsonResponse(["id": body.id, "token": token], status: .created)
+            try await store.registerAgent(id: body.id, tokenHash: keyHasher.hash(token).encoded, service: body.service)
+            var answer = ["id": body.id, "token": token]
+            answer["service"] = body.service
+            return try jsonResponse(answer, status: .created)
+        }
+        admin.get("agents") { _, _ in try jsonResponse(try await store.agents()) }
+        admin.delete("agents/:id") { _, context in
+            let id = try context.pathParameter("id")
+            guard try await store.deleteAgent(id: id) else { throw APIError(404, "no agent \(Identifier.quoted(id))", code: "not_found") }
+            return Response(status: .noContent)
         }
 
         let agent = router.group("/v1/agent").add(middleware: AgentAuthMiddleware(
             authenticators: [IssuedTokenAuthenticator(store: store, hasher: keyHasher)] + extraAgentAuthenticators))
         agent.get("policy") { request, context in
-            var response = try await policy(request)
+            var response = try await policy(request, scopedTo: context.agentService)
             // The agent learns the id to tag its usage batches with from here.
             if let id = context.agentID { response.headers[.init("sluice-agent-id")!] = id }
             return response
@@ -131,7 +139,7 @@ public struct ControlAPI: Sendable {
 
     /// The signed bundle; `If-None-Match` with the current version's tag answers 304,
     /// after waiting up to `?wait=` seconds (at most 60) for a newer version.
-    private func policy(_ request: Request) async throws -> Response {
+    private func policy(_ request: Request, scopedTo service: String?) async throws -> Response {
         let known = request.headers[.ifNoneMatch].flatMap(Self.version(fromTag:))
         let wait = min(60, max(0, Int(request.uri.queryParameters.get("wait") ?? "0") ?? 0))
         // Only an agent holding exactly the current version waits: one ahead of this store
@@ -140,7 +148,7 @@ public struct ControlAPI: Sendable {
         if let known, wait > 0, try await store.policyVersion() == known {
             _ = try await publisher.waitForVersion(above: known, timeout: .seconds(wait))
         }
-        let (version, body) = try await publisher.bundle()
+        let (version, body) = try await publisher.bundle(scopedTo: service)
         let tag = "\"v\(version)\""
         if let known, known == version {
             return Response(status: .notModified, headers: [.eTag: tag])
@@ -290,6 +298,33 @@ struct AnyEncodable: Encodable, Sendable {
 
 struct AgentRegistration: Codable, Sendable {
     var id: String
+    /// Binds the token to one service: its bundles then hold only what that service can use.
+    var service: String?
+
+    /// Agent ids name pods (`shop/checkout/pod-1`), so they may hold `/`; nothing that
+    /// would need quoting in a log line or a URL segment once percent-encoded.
+    var problem: String? {
+        let bytes = Array(id.utf8)
+        let allowed = bytes.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x61...0x7A).contains(byte) || (0x41...0x5A).contains(byte) || Array("._-/:@".utf8).contains(byte)
+        }
+        guard (1...200).contains(bytes.count), allowed else { return "id must be 1 to 200 bytes of A-Z a-z 0-9 . _ - / : @" }
+        if let service, service == "*" || !Identifier.isServiceName(service) {
+            return "service \(Identifier.quoted(service)) must be one namespace/service (lower-case DNS labels)"
+        }
+        return nil
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case id, service
+    }
+
+    init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        id = try container.decode(String.self, forKey: .id)
+        service = try container.decodeIfPresent(String.self, forKey: .service)
+    }
 }
 
 /// An error the API answers with its own status and code.

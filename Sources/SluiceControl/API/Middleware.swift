@@ -63,6 +63,8 @@ public struct ControlContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// Set by ``AgentAuthMiddleware``; nil on every other route.
     public var agentID: String?
+    /// The service the agent's credential is bound to, if any: its bundles are scoped to it.
+    public var agentService: String?
 
     public init(source: Source) {
         coreContext = .init(source: source)
@@ -83,8 +85,9 @@ public struct ControlContext: RequestContext {
 /// verifier for Kubernetes projected service-account tokens (audience-bound JWTs checked
 /// against the cluster's keys) is meant to be another implementation of this protocol.
 public protocol AgentAuthenticator: Sendable {
-    /// The agent id a bearer credential proves, or nil if this authenticator does not accept it.
-    func agentID(forBearer credential: String) async throws -> String?
+    /// The agent a bearer credential proves (its id and the service it is bound to), or nil
+    /// if this authenticator does not accept it.
+    func agent(forBearer credential: String) async throws -> AgentRecord?
 }
 
 /// Tokens from `POST /v1/admin/agents` (`sat-…`), found by their keyed hash.
@@ -92,7 +95,7 @@ public struct IssuedTokenAuthenticator: AgentAuthenticator {
     let store: any Store
     let hasher: KeyHasher
 
-    public func agentID(forBearer credential: String) async throws -> String? {
+    public func agent(forBearer credential: String) async throws -> AgentRecord? {
         guard credential.hasPrefix("sat-") else { return nil }
         return try await store.agent(tokenHash: hasher.hash(credential).encoded)
     }
@@ -104,18 +107,19 @@ struct AgentAuthMiddleware: RouterMiddleware {
     let authenticators: [any AgentAuthenticator]
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        var agentID: String?
+        var agent: AgentRecord?
         if let presented = bearer(request) {
-            for authenticator in authenticators where agentID == nil {
-                agentID = try await authenticator.agentID(forBearer: presented)
+            for authenticator in authenticators where agent == nil {
+                agent = try await authenticator.agent(forBearer: presented)
             }
         }
-        guard let agentID else {
+        guard let agent else {
             return errorResponse(status: 401, message: "the agent API needs Authorization: Bearer <agent token> (issued by POST /v1/admin/agents)",
                                  code: "unauthorized")
         }
         var context = context
-        context.agentID = agentID
+        context.agentID = agent.id
+        context.agentService = agent.service
         return try await next(request, context)
     }
 }

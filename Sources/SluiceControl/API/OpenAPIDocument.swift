@@ -130,7 +130,7 @@ enum OpenAPIDocument {
                           "num_retries": integer, "retry_after": number, "max_retry_backoff": number, "allowed_fails": integer,
                           "cooldown_time": number, "fallbacks": aliasLists, "context_window_fallbacks": aliasLists,
                           "content_policy_fallbacks": aliasLists]),
-        "AgentRegistration": object(["id": string], required: ["id"]),
+        "AgentRegistration": object(["id": string, "service": string], required: ["id"]),
         "UsageDelta": object(["hour": integer, "team": string, "project": string, "service": string, "key_id": string, "model": string,
                               "requests": integer, "prompt_tokens": integer, "completion_tokens": integer, "cost_pico_usd": integer,
                               "denials": ["type": "object", "additionalProperties": integer]], required: ["hour", "service", "model"]),

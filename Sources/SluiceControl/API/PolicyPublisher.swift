@@ -20,7 +20,11 @@ public final class PolicyPublisher: Service, Sendable {
     private let pepperFingerprint: String
     private let pollInterval: Duration
     private let budgets: BudgetWatcher?
-    private let cache = Mutex<(version: Int64, body: [UInt8])?>(nil)
+    /// The signed bundles of one version: the whole policy under "", each service's scoped
+    /// one under its name.
+    private let cache = Mutex<(version: Int64, bodies: [String: [UInt8]])?>(nil)
+    /// Scoped bundles kept per version; services beyond this are built on every poll.
+    private static let maxCachedScopes = 4096
     private let waiters = Mutex<[UUID: CheckedContinuation<Void, Never>]>([:])
     private let closing = Atomic<Bool>(false)
 
@@ -43,19 +47,26 @@ public final class PolicyPublisher: Service, Sendable {
         PolicyDocument.pepperFingerprint(of: pepper)
     }
 
-    /// The signed bundle's JSON for the current version (built once per version).
-    public func bundle() async throws -> (version: Int64, body: [UInt8]) {
+    /// The signed bundle's JSON for the current version (built once per version and scope):
+    /// the whole policy, or with `service` only what an agent bound to that service can use
+    /// (``PolicyDocument/scoped(toService:)``).
+    public func bundle(scopedTo service: String? = nil) async throws -> (version: Int64, body: [UInt8]) {
         let version = try await store.policyVersion()
-        if let cached = cache.withLock({ $0 }), cached.version == version { return cached }
+        let scope = service ?? ""
+        if let body = cache.withLock({ $0?.version == version ? $0?.bodies[scope] : nil }) { return (version, body) }
         let snapshot = try await store.snapshot()
         var document = Self.document(from: snapshot, pepperFingerprint: pepperFingerprint, now: Int64(Date().timeIntervalSince1970))
         // Evaluated afresh for every new version: another replica may have raised the
         // version because a budget ran out.
         document.exhausted = try await budgets?.exhaustedScopes() ?? []
+        if let service { document = document.scoped(toService: service) }
         let signed = try SignedBundle.sign(document, with: signingKey.key)
         let body = Array(try WireCoding.encoder.encode(signed))
         cache.withLock { current in
-            if (current?.version ?? 0) < snapshot.version { current = (snapshot.version, body) }
+            if (current?.version ?? 0) < snapshot.version { current = (snapshot.version, [:]) }
+            if current?.version == snapshot.version, current?.bodies.count ?? 0 < Self.maxCachedScopes {
+                current?.bodies[scope] = body
+            }
         }
         return (snapshot.version, body)
     }

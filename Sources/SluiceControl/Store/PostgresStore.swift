@@ -57,6 +57,7 @@ public final class PostgresStore: Store {
                 "CREATE INDEX IF NOT EXISTS entities_project ON entities (project)",
                 "CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)",
                 "CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL)",
+                "ALTER TABLE agents ADD COLUMN IF NOT EXISTS service TEXT",
                 "CREATE TABLE IF NOT EXISTS notices (key TEXT PRIMARY KEY, sent_at BIGINT NOT NULL)",
                 """
                 CREATE TABLE IF NOT EXISTS usage_marks (agent_id TEXT NOT NULL, epoch TEXT NOT NULL, sequence BIGINT NOT NULL,
@@ -306,19 +307,37 @@ public final class PostgresStore: Store {
 
     // MARK: - Agents
 
-    public func registerAgent(id: String, tokenHash: String) async throws {
+    public func registerAgent(id: String, tokenHash: String, service: String?) async throws {
         let now = clock()
         try await client.query("""
-            INSERT INTO agents (id, token_hash, created_at) VALUES (\(id), \(tokenHash), \(now))
-            ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash
+            INSERT INTO agents (id, token_hash, created_at, service) VALUES (\(id), \(tokenHash), \(now), \(service))
+            ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash, service = excluded.service
             """, logger: logger)
     }
 
-    public func agent(tokenHash: String) async throws -> String? {
-        for try await id in try await client.query("SELECT id FROM agents WHERE token_hash = \(tokenHash)", logger: logger).decode(String.self) {
-            return id
+    public func agent(tokenHash: String) async throws -> AgentRecord? {
+        let rows = try await client.query("SELECT id, service, created_at FROM agents WHERE token_hash = \(tokenHash)", logger: logger)
+        for try await (id, service, createdAt) in rows.decode((String, String?, Int64).self) {
+            return AgentRecord(id: id, service: service, createdAt: createdAt)
         }
         return nil
+    }
+
+    public func agents() async throws -> [AgentRecord] {
+        var records: [AgentRecord] = []
+        let rows = try await client.query("SELECT id, service, created_at FROM agents ORDER BY id", logger: logger)
+        for try await (id, service, createdAt) in rows.decode((String, String?, Int64).self) {
+            records.append(AgentRecord(id: id, service: service, createdAt: createdAt))
+        }
+        return records
+    }
+
+    public func deleteAgent(id: String) async throws -> Bool {
+        var deleted = false
+        for try await _ in try await client.query("DELETE FROM agents WHERE id = \(id) RETURNING 1", logger: logger).decode(Int32.self) {
+            deleted = true
+        }
+        return deleted
     }
 
     // MARK: - Transactions

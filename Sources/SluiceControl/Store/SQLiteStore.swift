@@ -50,6 +50,9 @@ public final class SQLiteStore: Store {
                     service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
                     PRIMARY KEY (granularity, start, team, project, service, key_id, model, reason));
                 """)
+            // Columns added after the first release: SQLite has no ADD COLUMN IF NOT EXISTS.
+            let agentColumns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('agents')")
+            if !agentColumns.contains("service") { try db.execute(sql: "ALTER TABLE agents ADD COLUMN service TEXT") }
         }
     }
 
@@ -235,16 +238,35 @@ public final class SQLiteStore: Store {
 
     // MARK: - Agents
 
-    public func registerAgent(id: String, tokenHash: String) async throws {
+    public func registerAgent(id: String, tokenHash: String, service: String?) async throws {
         let now = clock()
         try await write { db in
-            try db.execute(sql: "INSERT INTO agents (id, token_hash, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash",
-                           arguments: [id, tokenHash, now])
+            try db.execute(sql: """
+                INSERT INTO agents (id, token_hash, created_at, service) VALUES (?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash, service = excluded.service
+                """, arguments: [id, tokenHash, now, service])
         }
     }
 
-    public func agent(tokenHash: String) async throws -> String? {
-        try await pool.read { db in try String.fetchOne(db, sql: "SELECT id FROM agents WHERE token_hash = ?", arguments: [tokenHash]) }
+    public func agent(tokenHash: String) async throws -> AgentRecord? {
+        try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT id, service, created_at FROM agents WHERE token_hash = ?", arguments: [tokenHash])
+                .map { AgentRecord(id: $0["id"], service: $0["service"], createdAt: $0["created_at"]) }
+        }
+    }
+
+    public func agents() async throws -> [AgentRecord] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, service, created_at FROM agents ORDER BY id")
+                .map { AgentRecord(id: $0["id"], service: $0["service"], createdAt: $0["created_at"]) }
+        }
+    }
+
+    public func deleteAgent(id: String) async throws -> Bool {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM agents WHERE id = ?", arguments: [id])
+            return db.changesCount > 0
+        }
     }
 
     // MARK: - Transactions

@@ -46,9 +46,36 @@ public protocol Store: Sendable {
     /// replica recorded it already, so each notice is sent once across replicas.
     func recordNotice(_ key: String) async throws -> Bool
 
-    /// Agent credentials: only a hash of the token is kept.
-    func registerAgent(id: String, tokenHash: String) async throws
-    func agent(tokenHash: String) async throws -> String?
+    /// Agent credentials: only a hash of the token is kept. Registering an id again
+    /// replaces its token (and binding), so the old token stops working.
+    func registerAgent(id: String, tokenHash: String, service: String?) async throws
+    func agent(tokenHash: String) async throws -> AgentRecord?
+    /// Every registered agent, by id.
+    func agents() async throws -> [AgentRecord]
+    /// Removes an agent's token: it can no longer fetch policy or report usage (what it
+    /// reported stays counted). False when there was no such agent.
+    func deleteAgent(id: String) async throws -> Bool
+}
+
+/// An agent the control plane issued a token to.
+public struct AgentRecord: Sendable, Equatable, Codable {
+    public var id: String
+    /// The service (`namespace/service`) the token is bound to: its bundles hold only what
+    /// that service can use. Nil: the whole policy.
+    public var service: String?
+    /// Unix seconds.
+    public var createdAt: Int64
+
+    public init(id: String, service: String?, createdAt: Int64) {
+        self.id = id
+        self.service = service
+        self.createdAt = createdAt
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, service
+        case createdAt = "created_at"
+    }
 }
 
 public enum PutMode: Sendable {

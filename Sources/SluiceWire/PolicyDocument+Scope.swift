@@ -1,0 +1,35 @@
+extension PolicyDocument {
+    /// The part of this document an agent serving `service` can use: its own service entry
+    /// (or `*` when it has none) and only the aliases that entry and `only_allow_models`
+    /// let it call, with their fallbacks and per-model limits. Keys, teams, projects and
+    /// settings stay whole: any key may call any service, so every revocation still reaches
+    /// every agent. An agent thus holds, and needs credentials for, only what it can serve.
+    ///
+    /// Scoping only removes what the service's own rules refuse, so it never changes an
+    /// answer but one: an alias withheld from this service is unknown here (404) instead of
+    /// not allowed (403).
+    public func scoped(toService service: String) -> PolicyDocument {
+        var scoped = self
+        let entry = services.first { $0.name == service } ?? services.first { $0.name == "*" }
+        scoped.services = entry.map { [$0] } ?? []
+        let only = settings.onlyAllowModels.map(Set.init)
+        let allowed = entry?.allowedModels.map(Set.init)
+        let denied = Set(entry?.deniedModels ?? [])
+        func usable(_ alias: String) -> Bool {
+            !denied.contains(alias) && (allowed?.contains(alias) ?? true) && (only?.contains(alias) ?? true)
+        }
+        scoped.models = models.filter { usable($0.alias) }
+        if var router = settings.router {
+            func prune(_ table: [String: [String]]?) -> [String: [String]]? {
+                table.map { table in
+                    table.filter { usable($0.key) }.mapValues { $0.filter(usable) }.filter { !$0.value.isEmpty }
+                }
+            }
+            router.fallbacks = prune(router.fallbacks)
+            router.contextWindowFallbacks = prune(router.contextWindowFallbacks)
+            router.contentPolicyFallbacks = prune(router.contentPolicyFallbacks)
+            scoped.settings.router = router
+        }
+        return scoped
+    }
+}
