@@ -32,6 +32,12 @@ struct AdminClient {
         return AdminClient(baseURL: baseURL, token: token)
     }
 
+    /// `user@host` (SLUICE_ACTOR overrides it), as the control plane's audit trail records it.
+    static let actor: String = {
+        let environment = ProcessInfo.processInfo.environment
+        return environment["SLUICE_ACTOR"] ?? "\(environment["USER"] ?? "unknown")@\(ProcessInfo.processInfo.hostName)"
+    }()
+
     /// Sends a request and returns the JSON body; an error answer becomes a failure that
     /// carries the server's message.
     @discardableResult
@@ -50,6 +56,8 @@ struct AdminClient {
         request.httpMethod = method
         request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        // Every admin shares one token: this names who ran the command in the audit trail.
+        request.setValue(Self.actor, forHTTPHeaderField: "Sluice-Actor")
         request.httpBody = body
         let (data, response): (Data, URLResponse)
         do {

@@ -15,7 +15,7 @@ enum Printer {
             return
         }
         let rows = (value as? [[String: Any]]) ?? [(value as? [String: Any]) ?? [:]]
-        table(rows.map { row in columns.map { text(lookup(row, $0)) } }, headers: columns)
+        table(rows.map { row in columns.map { text(lookup(row, $0), field: $0) } }, headers: columns)
     }
 
     static func table(_ rows: [[String]], headers: [String]) {
@@ -43,17 +43,44 @@ enum Printer {
         return current
     }
 
-    static func text(_ value: Any?) -> String {
+    /// A cell for people: JSON booleans as yes/no (a number never is one), `*_at` fields as
+    /// UTC times, `*_usd` amounts in dollars, and other numbers in plain decimals.
+    static func text(_ value: Any?, field: String = "") -> String {
         switch value {
         case nil, is NSNull: return "-"
         case let string as String: return string
-        case let flag as Bool: return flag ? "yes" : "no"
-        case let integer as Int: return String(integer)
-        case let number as Double: return String(number)
+        case let number as NSNumber:
+            // JSONSerialization gives NSNumber for both; only a JSON true/false is a boolean.
+            if String(describing: type(of: number)) == "__NSCFBoolean" { return number.boolValue ? "yes" : "no" }
+            if field.hasSuffix("_at"), let seconds = Int64(exactly: number.doubleValue) {
+                return timestamp(Date(timeIntervalSince1970: Double(seconds)))
+            }
+            if field.hasSuffix("_usd") { return "$" + decimal(number.doubleValue, minimumFraction: 2) }
+            return decimal(number.doubleValue)
         case let array as [Any]: return array.map { text($0) }.joined(separator: ",")
         case let dictionary as [String: Any]:
-            return dictionary.keys.sorted().map { "\($0)=\(text(dictionary[$0]))" }.joined(separator: ",")
+            return dictionary.keys.sorted().map { "\($0)=\(text(dictionary[$0], field: $0))" }.joined(separator: ",")
         default: return "\(value!)"
         }
+    }
+
+    /// `2026-12-05 12:30:00Z`.
+    static func timestamp(_ date: Date) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss'Z'"
+        return formatter.string(from: date)
+    }
+
+    /// A number without exponent: `1000000`, `0.0000025`, `12.5`.
+    static func decimal(_ value: Double, minimumFraction: Int = 0) -> String {
+        if value == value.rounded(), abs(value) < 1e15, minimumFraction == 0 { return String(Int64(value)) }
+        var text = String(format: "%.12f", value)
+        while text.hasSuffix("0"), let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) > minimumFraction + 1 {
+            text.removeLast()
+        }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text
     }
 }

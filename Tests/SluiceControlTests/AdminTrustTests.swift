@@ -272,6 +272,39 @@ struct AdminTrustTests {
         try await control.shutdown()
     }
 
+    @Test("every admin change is in the audit trail with who, what and which entity, and never a secret")
+    func auditTrail() async throws {
+        let control = try await ControlHarness()
+        let alice = [("Sluice-Actor", "alice@laptop")]
+        _ = try await control.request("POST", "/v1/admin/models", json: Self.model("gpt"), headers: alice)
+        _ = try await control.request("POST", "/v1/admin/teams", json: Self.team("ml"), headers: alice)
+        let created = try control.json(try await control.request("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#, headers: alice))
+        let secret = try #require(created["key"] as? String)
+        let rotated = try control.json(try await control.request("POST", "/v1/admin/keys/ci/rotate", json: "{}"))
+        let newSecret = try #require(rotated["key"] as? String)
+        _ = try await control.request("PATCH", "/v1/admin/keys/ci", json: #"{"metadata":{"owner":"bob"},"limits":{"requests_per_minute":5}}"#,
+                                      headers: [("Sluice-Actor", "bad actor; rm -rf")])
+        _ = try await control.request("PATCH", "/v1/admin/settings", json: #"{"budget_webhook_url":"https://hooks.example/t0ps3cret"}"#)
+        _ = try await control.request("POST", "/v1/admin/keys/ci/revoke")
+        // A refused write is not a change.
+        #expect(try await control.request("POST", "/v1/admin/teams", json: Self.team("Bad Name")).status == 400)
+
+        let response = try await control.request("GET", "/v1/admin/audit?since=1h")
+        let changes = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]])
+        let summary = changes.map { "\($0["actor"]!) \($0["action"]!) \($0["kind"]!) \($0["name"]!) \(($0["fields"] as? [String])!)" }
+        #expect(summary == [
+            "alice@laptop create model gpt []", "alice@laptop create team ml []", "alice@laptop create key ci []",
+            "admin rotate key ci []", "admin patch key ci [\"limits\", \"metadata\"]",
+            "admin patch settings settings [\"budget_webhook_url\"]", "admin revoke key ci []",
+        ])
+        #expect(!response.text.contains(secret) && !response.text.contains(newSecret) && !response.text.contains("t0ps3cret")
+                && !response.text.contains("bob") && !response.text.contains("hmac"))
+        #expect(try await control.request("GET", "/v1/admin/audit?since=yesterday").status == 400)
+        #expect(try await control.request("GET", "/v1/admin/audit?since=2026-02-30").status == 400)
+        #expect(try await control.request("GET", "/v1/admin/audit?since=2020-01-01").status == 200)
+        try await control.shutdown()
+    }
+
     @Test("a key with a team and project that do not exist is created in one call only when asked")
     func createMissing() async throws {
         let control = try await ControlHarness()

@@ -79,7 +79,7 @@ struct CLITests {
         #expect(try await sluice(["teams", "update", "support", "--deny", "gpt4_limited", "--rpm", "30"], port: port).output.contains("requests_per_minute=30"))
         #expect(try await sluice(["services", "get", "shop/checkout"], port: port).output.contains("yes"))
         #expect(try await sluice(["models", "create", "local", "--api-base", "http://vllm:8000/v1", "--upstream-model", "llama"], port: port).status == 0)
-        #expect(try await sluice(["models", "update", "local", "--input-cost", "0.0000001"], port: port).output.contains("1e-07"))
+        #expect(try await sluice(["models", "update", "local", "--input-cost", "0.0000001"], port: port).output.contains("0.0000001"))
         #expect(try await sluice(["models", "get", "local"], port: port).output.contains("llama"))
 
         // Errors say what to do.
@@ -174,6 +174,9 @@ struct CLITests {
         #expect(try await sluice(["agents", "revoke", "shop/checkout/pod-1"], port: port).status == 0)
         #expect(try await sluice(["agents", "revoke", "shop/checkout/pod-1"], port: port).status == 1)
         #expect(!(try await sluice(["agents", "list"], port: port).output.contains("pod-1")))
+        let audit = try await sluice(["audit", "--since", "30m"], port: port)
+        #expect(audit.status == 0 && audit.output.contains("unknown@") && audit.output.contains("revoke")
+                && audit.output.contains("shop/checkout/pod-1") && !audit.output.contains("sat-"))
         #expect(try await sluice(["keys", "get", "ops-bot"], port: port).status == 1)
         try await control.shutdown()
     }

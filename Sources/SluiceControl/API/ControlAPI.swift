@@ -20,11 +20,13 @@ public struct ControlAPI: Sendable {
     let keyHasher: KeyHasher
     /// Every policy write passes the agents' compiler first.
     let gate: PolicyGate
+    /// Every admin write is logged and kept in the audit trail.
+    let audit: AdminAudit
     /// Largest request body read (bytes).
     static let maxBody = 4 << 20
 
     public init(store: any Store, publisher: PolicyPublisher, adminToken: Secret, keyPepper: Secret, budgets: BudgetWatcher? = nil,
-                agentAuthenticators: [any AgentAuthenticator] = []) {
+                agentAuthenticators: [any AgentAuthenticator] = [], logger: Logger = Logger(label: "sluice.control.admin")) {
         extraAgentAuthenticators = agentAuthenticators
         self.store = store
         self.publisher = publisher
@@ -33,6 +35,7 @@ public struct ControlAPI: Sendable {
         self.adminToken = adminToken
         keyHasher = KeyHasher(pepper: keyPepper)
         gate = PolicyGate(keyPepper: keyPepper)
+        audit = AdminAudit(store: store, publisher: publisher, logger: logger)
     }
 
     /// Every route and its method, as served; the OpenAPI document is checked against it.
@@ -51,7 +54,7 @@ public struct ControlAPI: Sendable {
         ("DELETE", "/v1/admin/keys/{id}"),
         ("POST", "/v1/admin/keys/{id}/rotate"), ("POST", "/v1/admin/keys/{id}/revoke"),
         ("GET", "/v1/admin/settings"), ("PUT", "/v1/admin/settings"), ("PATCH", "/v1/admin/settings"),
-        ("GET", "/v1/admin/usage"), ("POST", "/v1/admin/agents"), ("GET", "/v1/admin/agents"), ("DELETE", "/v1/admin/agents/{id}"),
+        ("GET", "/v1/admin/usage"), ("GET", "/v1/admin/audit"), ("POST", "/v1/admin/agents"), ("GET", "/v1/admin/agents"), ("DELETE", "/v1/admin/agents/{id}"),
         ("GET", "/v1/agent/policy"), ("POST", "/v1/agent/usage"), ("POST", "/v1/agent/leases"),
     ]
 
@@ -64,27 +67,33 @@ public struct ControlAPI: Sendable {
         }
 
         let admin = router.group("/v1/admin").add(middleware: AdminAuthMiddleware(token: adminToken))
-        entityRoutes(admin, path: "teams", kind: .team, TeamDocument.self, name: { $0.name }, wrap: Entity.team,
-                     unwrap: { if case .team(let team) = $0 { team } else { nil } })
-        entityRoutes(admin, path: "projects", kind: .project, ProjectDocument.self, name: { $0.name }, wrap: Entity.project,
+        entityRoutes(admin, collection: "teams", item: "teams/:name", address: { try $0.pathParameter("name") }, kind: .team,
+                     TeamDocument.self, name: { $0.name }, wrap: Entity.team, unwrap: { if case .team(let team) = $0 { team } else { nil } })
+        entityRoutes(admin, collection: "projects", item: "projects/:name", address: { try $0.pathParameter("name") }, kind: .project,
+                     ProjectDocument.self, name: { $0.name }, wrap: Entity.project,
                      unwrap: { if case .project(let project) = $0 { project } else { nil } })
-        entityRoutes(admin, path: "models", parameter: "alias", kind: .model, ModelDocument.self, name: { $0.alias },
-                     wrap: Entity.model, unwrap: { if case .model(let model) = $0 { model } else { nil } })
-        serviceRoutes(admin)
+        entityRoutes(admin, collection: "models", item: "models/:alias", address: { try $0.pathParameter("alias") }, kind: .model,
+                     ModelDocument.self, name: { $0.alias }, wrap: Entity.model, unwrap: { if case .model(let model) = $0 { model } else { nil } })
+        // Services are named `namespace/service`, so their paths have two segments.
+        entityRoutes(admin, collection: "services", item: "services/:namespace/:service",
+                     address: { "\(try $0.pathParameter("namespace"))/\(try $0.pathParameter("service"))" }, kind: .service,
+                     ServiceDocument.self, name: { $0.name }, wrap: Entity.service,
+                     unwrap: { if case .service(let service) = $0 { service } else { nil } })
         keyRoutes(admin)
         admin.get("settings") { _, _ in try jsonResponse(try await store.settings()) }
         admin.put("settings") { request, context in
             let settings = try await decode(SettingsDocument.self, request, context)
             try await gate.check(.settings(settings), store: store)
             try await store.setSettings(settings)
-            publisher.policyChanged()
+            await audit.changed(request, "replace", "settings", "settings")
             return try jsonResponse(settings)
         }
         admin.patch("settings") { request, context in
-            let settings = try MergePatch.apply(try await readBody(request), to: try await store.settings())
+            let patch = try await readBody(request)
+            let settings = try MergePatch.apply(patch, to: try await store.settings())
             try await gate.check(.settings(settings), store: store)
             try await store.setSettings(settings)
-            publisher.policyChanged()
+            await audit.changed(request, "patch", "settings", "settings", fields: AdminAudit.fieldNames(patch))
             return try jsonResponse(settings)
         }
         admin.get("usage") { request, _ in try jsonResponse(try await store.usage(try UsageParameters.query(request))) }
@@ -94,15 +103,25 @@ public struct ControlAPI: Sendable {
             var generator = SystemRandomNumberGenerator()
             let token = "sat-" + VirtualKey.generate(using: &generator).dropFirst(VirtualKey.prefix.count)
             try await store.registerAgent(id: body.id, tokenHash: keyHasher.hash(token).encoded, service: body.service)
+            await audit.changed(request, "register", "agent", body.id, fields: body.service == nil ? [] : ["service"], policy: false)
             var answer = ["id": body.id, "token": token]
             answer["service"] = body.service
             return try jsonResponse(answer, status: .created)
         }
         admin.get("agents") { _, _ in try jsonResponse(try await store.agents()) }
-        admin.delete("agents/:id") { _, context in
+        admin.delete("agents/:id") { request, context in
             let id = try context.pathParameter("id")
             guard try await store.deleteAgent(id: id) else { throw APIError(404, "no agent \(Identifier.quoted(id))", code: "not_found") }
+            await audit.changed(request, "revoke", "agent", id, policy: false)
             return Response(status: .noContent)
+        }
+        admin.get("audit") { request, _ in
+            let parameters = request.uri.queryParameters
+            let now = Int64(Date().timeIntervalSince1970)
+            let since = try parameters.get("since").map { try Since.start($0, now: now) } ?? now - 86_400
+            let limit = Int(parameters.get("limit") ?? "1000") ?? 0
+            guard (1...10_000).contains(limit) else { throw APIError(400, "limit must be 1 to 10000", code: "invalid_limit") }
+            return try jsonResponse(try await store.adminChanges(since: since, limit: limit))
         }
 
         let agent = router.group("/v1/agent").add(middleware: AgentAuthMiddleware(
@@ -166,30 +185,34 @@ public struct ControlAPI: Sendable {
 
     // MARK: - Entities
 
+    /// Create, list, get, replace, patch and delete for one kind of entity. `item` is the
+    /// route of one entity and `address` reads its name from that route's parameters.
     private func entityRoutes<Document: Codable & Sendable>(
-        _ group: RouterGroup<ControlContext>, path: String, parameter: String = "name", kind: EntityKind, _ type: Document.Type,
+        _ group: RouterGroup<ControlContext>, collection: String, item: String, address: @escaping @Sendable (ControlContext) throws -> String,
+        kind: EntityKind, _ type: Document.Type,
         name: @escaping @Sendable (Document) -> String, wrap: @escaping @Sendable (Document) -> Entity,
         unwrap: @escaping @Sendable (Entity) -> Document?
     ) {
         let store = self.store
-        let publisher = self.publisher
         let gate = self.gate
-        group.get(RouterPath(path)) { _, _ in try jsonResponse(try await store.entities(kind).map(Self.payload)) }
-        group.post(RouterPath(path)) { request, context in
+        let audit = self.audit
+        let noun = kind.rawValue
+        group.get(RouterPath(collection)) { _, _ in try jsonResponse(try await store.entities(kind).map(Self.payload)) }
+        group.post(RouterPath(collection)) { request, context in
             let document = try await decode(Document.self, request, context)
             let entity = wrap(document)
             try await gate.check(.put(entity), store: store)
             try await store.put(entity, mode: .create)
-            publisher.policyChanged()
+            await audit.changed(request, "create", noun, name(document))
             return try jsonResponse(Self.payload(entity), status: .created)
         }
-        group.get(RouterPath("\(path)/:\(parameter)")) { _, context in
-            let key = try context.pathParameter(parameter)
-            guard let entity = try await store.entity(kind, name: key) else { throw APIError(404, "no \(kind.rawValue) \"\(key)\"", code: "not_found") }
+        group.get(RouterPath(item)) { _, context in
+            let key = try address(context)
+            guard let entity = try await store.entity(kind, name: key) else { throw APIError(404, "no \(noun) \(Identifier.quoted(key))", code: "not_found") }
             return try jsonResponse(Self.payload(entity))
         }
-        group.put(RouterPath("\(path)/:\(parameter)")) { request, context in
-            let key = try context.pathParameter(parameter)
+        group.put(RouterPath(item)) { request, context in
+            let key = try address(context)
             let document = try await decode(Document.self, request, context)
             guard name(document) == key else {
                 throw APIError(400, "the body names \(Identifier.quoted(name(document))), the path \(Identifier.quoted(key))", code: "name_mismatch")
@@ -197,79 +220,30 @@ public struct ControlAPI: Sendable {
             let entity = wrap(document)
             try await gate.check(.put(entity), store: store)
             try await store.put(entity, mode: .update)
-            publisher.policyChanged()
+            await audit.changed(request, "replace", noun, key)
             return try jsonResponse(Self.payload(entity))
         }
-        group.patch(RouterPath("\(path)/:\(parameter)")) { request, context in
-            let key = try context.pathParameter(parameter)
+        group.patch(RouterPath(item)) { request, context in
+            let key = try address(context)
             guard let stored = try await store.entity(kind, name: key), let current = unwrap(stored) else {
-                throw APIError(404, "no \(kind.rawValue) \(Identifier.quoted(key))", code: "not_found")
+                throw APIError(404, "no \(noun) \(Identifier.quoted(key))", code: "not_found")
             }
-            let document = try MergePatch.apply(try await readBody(request), to: current)
+            let patch = try await readBody(request)
+            let document = try MergePatch.apply(patch, to: current)
             guard name(document) == key else {
                 throw APIError(400, "a patch cannot rename \(Identifier.quoted(key)); create the new one and delete this", code: "name_mismatch")
             }
             let entity = wrap(document)
             try await gate.check(.put(entity), store: store)
             try await store.put(entity, mode: .update)
-            publisher.policyChanged()
+            await audit.changed(request, "patch", noun, key, fields: AdminAudit.fieldNames(patch))
             return try jsonResponse(Self.payload(entity))
         }
-        group.delete(RouterPath("\(path)/:\(parameter)")) { _, context in
-            let key = try context.pathParameter(parameter)
+        group.delete(RouterPath(item)) { request, context in
+            let key = try address(context)
             try await gate.check(.delete(kind, key), store: store)
             try await store.delete(kind, name: key)
-            publisher.policyChanged()
-            return Response(status: .noContent)
-        }
-    }
-
-    /// Services are named `namespace/service`, so their paths have two segments.
-    private func serviceRoutes(_ group: RouterGroup<ControlContext>) {
-        let store = self.store
-        let publisher = self.publisher
-        let gate = self.gate
-        group.get("services") { _, _ in try jsonResponse(try await store.entities(.service).map(Self.payload)) }
-        group.post("services") { request, context in
-            let document = try await decode(ServiceDocument.self, request, context)
-            try await gate.check(.put(.service(document)), store: store)
-            try await store.put(.service(document), mode: .create)
-            publisher.policyChanged()
-            return try jsonResponse(document, status: .created)
-        }
-        group.get("services/:namespace/:service") { _, context in
-            let name = "\(try context.pathParameter("namespace"))/\(try context.pathParameter("service"))"
-            guard let entity = try await store.entity(.service, name: name) else { throw APIError(404, "no service \"\(name)\"", code: "not_found") }
-            return try jsonResponse(Self.payload(entity))
-        }
-        group.put("services/:namespace/:service") { request, context in
-            let name = "\(try context.pathParameter("namespace"))/\(try context.pathParameter("service"))"
-            let document = try await decode(ServiceDocument.self, request, context)
-            guard document.name == name else { throw APIError(400, "the body names \"\(document.name)\", the path \"\(name)\"", code: "name_mismatch") }
-            try await gate.check(.put(.service(document)), store: store)
-            try await store.put(.service(document), mode: .update)
-            publisher.policyChanged()
-            return try jsonResponse(document)
-        }
-        group.patch("services/:namespace/:service") { request, context in
-            let name = "\(try context.pathParameter("namespace"))/\(try context.pathParameter("service"))"
-            guard case .service(let current) = try await store.entity(.service, name: name) else {
-                throw APIError(404, "no service \(Identifier.quoted(name))", code: "not_found")
-            }
-            let document = try MergePatch.apply(try await readBody(request), to: current)
-            guard document.name == name else {
-                throw APIError(400, "a patch cannot rename \(Identifier.quoted(name)); create the new one and delete this", code: "name_mismatch")
-            }
-            try await gate.check(.put(.service(document)), store: store)
-            try await store.put(.service(document), mode: .update)
-            publisher.policyChanged()
-            return try jsonResponse(document)
-        }
-        group.delete("services/:namespace/:service") { _, context in
-            let name = "\(try context.pathParameter("namespace"))/\(try context.pathParameter("service"))"
-            try await gate.check(.delete(.service, name), store: store)
-            try await store.delete(.service, name: name)
-            publisher.policyChanged()
+            await audit.changed(request, "delete", noun, key)
             return Response(status: .noContent)
         }
     }

@@ -197,7 +197,7 @@ struct IssuedKey: Codable, Sendable {
 extension ControlAPI {
     func keyRoutes(_ group: RouterGroup<ControlContext>) {
         let store = self.store
-        let publisher = self.publisher
+        let audit = self.audit
         let hasher = self.keyHasher
         let gate = self.gate
         group.get("keys") { _, _ in try jsonResponse(try await store.entities(.key).map(Self.payload)) }
@@ -225,25 +225,33 @@ extension ControlAPI {
             }
             try await gate.check(.put(.key(key)), store: store)
             try await store.put(.key(key), mode: .create)
-            publisher.policyChanged()
+            await audit.changed(request, "create", "key", id)
             return try jsonResponse(IssuedKey(key: secret, details: KeyView(key)), status: .created)
         }
         group.patch("keys/:id") { request, context in
             let id = try context.pathParameter("id")
-            let patch = try await decode(KeyPatch.self, request, context)
+            let body = try await readBody(request)
+            let patch: KeyPatch
+            do {
+                patch = try WireCoding.strictDecoder.decode(KeyPatch.self, from: body)
+            } catch let error as DecodingError {
+                throw APIError(400, "the body is not a valid KeyPatch: \(WireCoding.describe(error))", code: "invalid_body")
+            } catch {
+                throw APIError(400, "the body is not valid JSON", code: "invalid_json")
+            }
             if let newID = patch.id, newID != id { throw APIError(400, "a key's id cannot change", code: "id_immutable") }
             let key = try patch.applied(to: try await Self.key(id, in: store))
             try await gate.check(.put(.key(key)), store: store)
             try await store.put(.key(key), mode: .update)
-            publisher.policyChanged()
+            await audit.changed(request, "patch", "key", id, fields: AdminAudit.fieldNames(body))
             return try jsonResponse(KeyView(key))
         }
         // Deleting a key removes it from bundles: its secrets stop working as revocation
         // would, and a team whose keys are all gone can be deleted.
-        group.delete("keys/:id") { _, context in
+        group.delete("keys/:id") { request, context in
             let id = try context.pathParameter("id")
             try await store.delete(.key, name: id)
-            publisher.policyChanged()
+            await audit.changed(request, "delete", "key", id)
             return Response(status: .noContent)
         }
         group.post("keys/:id/rotate") { request, context in
@@ -261,17 +269,17 @@ extension ControlAPI {
             key.hash = hasher.hash(secret).encoded
             key.prefix = VirtualKey.displayPrefix(of: secret)
             try await store.put(.key(key), mode: .update)
-            publisher.policyChanged()
+            await audit.changed(request, "rotate", "key", id, fields: grace > 0 ? ["grace_period_seconds"] : [])
             return try jsonResponse(IssuedKey(key: secret, details: KeyView(key)))
         }
-        group.post("keys/:id/revoke") { _, context in
+        group.post("keys/:id/revoke") { request, context in
             let id = try context.pathParameter("id")
             var key = try await Self.key(id, in: store)
             key.revoked = true
             key.previousHash = nil
             key.previousHashExpiresAt = nil
             try await store.put(.key(key), mode: .update)
-            publisher.policyChanged()
+            await audit.changed(request, "revoke", "key", id)
             return try jsonResponse(KeyView(key))
         }
     }

@@ -20,10 +20,8 @@ enum UsageParameters {
         let now = Int64(Date().timeIntervalSince1970)
         var from = Int64(parameters.get("from") ?? "") ?? 0
         if let since = parameters.get("since") {
-            guard since.hasSuffix("d") || since.hasSuffix("h"), let amount = Int64(since.dropLast()), amount > 0 else {
-                throw APIError(400, "since must look like 30d or 12h", code: "invalid_since")
-            }
-            from = now - amount * (since.hasSuffix("d") ? 86_400 : 3600)
+            // Rollups are hourly: the window starts at the hour that holds `since`.
+            from = try Since.start(since, now: now)
             from -= from % 3600
         }
         let to = Int64(parameters.get("to") ?? "") ?? (now - now % 3600 + 3600)
@@ -34,5 +32,28 @@ enum UsageParameters {
             limit = value
         }
         return UsageQuery(groupBy: groupBy, from: from, to: to, limit: limit)
+    }
+}
+/// `since=` in the admin API: a duration back from now (`30m`, `12h`, `7d`) or a UTC date
+/// (`2026-11-01`), as Unix seconds.
+enum Since {
+    static func start(_ text: String, now: Int64) throws -> Int64 {
+        let units: [Character: Int64] = ["m": 60, "h": 3600, "d": 86_400]
+        if let unit = text.last.flatMap({ units[$0] }), let amount = Int64(text.dropLast()), (1...100_000).contains(amount) {
+            return now - amount * unit
+        }
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        if parts.count == 3, let year = parts[0], let month = parts[1], let day = parts[2], text.utf8.count == 10,
+           (1970...9999).contains(year), (1...12).contains(month), (1...31).contains(day) {
+            var components = DateComponents()
+            (components.year, components.month, components.day) = (year, month, day)
+            var calendar = Calendar(identifier: .gregorian)
+            calendar.timeZone = TimeZone(identifier: "UTC")!
+            if let date = calendar.date(from: components), calendar.component(.day, from: date) == day {
+                return Int64(date.timeIntervalSince1970)
+            }
+        }
+        throw APIError(400, "since must be a duration (30m, 12h, 7d) or a UTC date (2026-11-01), not \(Identifier.quoted(String(text.prefix(32))))",
+                       code: "invalid_since")
     }
 }

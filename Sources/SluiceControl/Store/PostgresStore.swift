@@ -58,6 +58,11 @@ public final class PostgresStore: Store {
                 "CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)",
                 "CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL)",
                 "ALTER TABLE agents ADD COLUMN IF NOT EXISTS service TEXT",
+                """
+                CREATE TABLE IF NOT EXISTS admin_changes (seq BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL,
+                    action TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, fields TEXT NOT NULL)
+                """,
+                "CREATE INDEX IF NOT EXISTS admin_changes_at ON admin_changes (at)",
                 "CREATE TABLE IF NOT EXISTS notices (key TEXT PRIMARY KEY, sent_at BIGINT NOT NULL)",
                 """
                 CREATE TABLE IF NOT EXISTS usage_marks (agent_id TEXT NOT NULL, epoch TEXT NOT NULL, sequence BIGINT NOT NULL,
@@ -330,6 +335,25 @@ public final class PostgresStore: Store {
             records.append(AgentRecord(id: id, service: service, createdAt: createdAt))
         }
         return records
+    }
+
+    public func recordAdminChange(_ change: AdminChange) async throws {
+        let fields = change.fields.joined(separator: ",")
+        try await client.query("""
+            INSERT INTO admin_changes (at, actor, action, kind, name, fields)
+            VALUES (\(change.at), \(change.actor), \(change.action), \(change.kind), \(change.name), \(fields))
+            """, logger: logger)
+    }
+
+    public func adminChanges(since: Int64, limit: Int) async throws -> [AdminChange] {
+        var changes: [AdminChange] = []
+        let rows = try await client.query(
+            "SELECT at, actor, action, kind, name, fields FROM admin_changes WHERE at >= \(since) ORDER BY seq LIMIT \(limit)", logger: logger)
+        for try await (at, actor, action, kind, name, fields) in rows.decode((Int64, String, String, String, String, String).self) {
+            changes.append(AdminChange(at: at, actor: actor, action: action, kind: kind, name: name,
+                                       fields: fields.isEmpty ? [] : fields.split(separator: ",").map(String.init)))
+        }
+        return changes
     }
 
     public func deleteAgent(id: String) async throws -> Bool {

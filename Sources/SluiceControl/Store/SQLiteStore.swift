@@ -50,6 +50,12 @@ public final class SQLiteStore: Store {
                     service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
                     PRIMARY KEY (granularity, start, team, project, service, key_id, model, reason));
                 """)
+            try db.execute(sql: """
+                CREATE TABLE IF NOT EXISTS admin_changes (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+                    kind TEXT NOT NULL, name TEXT NOT NULL, fields TEXT NOT NULL);
+                CREATE INDEX IF NOT EXISTS admin_changes_at ON admin_changes (at);
+                """)
             // Columns added after the first release: SQLite has no ADD COLUMN IF NOT EXISTS.
             let agentColumns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('agents')")
             if !agentColumns.contains("service") { try db.execute(sql: "ALTER TABLE agents ADD COLUMN service TEXT") }
@@ -259,6 +265,24 @@ public final class SQLiteStore: Store {
         try await pool.read { db in
             try Row.fetchAll(db, sql: "SELECT id, service, created_at FROM agents ORDER BY id")
                 .map { AgentRecord(id: $0["id"], service: $0["service"], createdAt: $0["created_at"]) }
+        }
+    }
+
+    public func recordAdminChange(_ change: AdminChange) async throws {
+        try await write { db in
+            try db.execute(sql: "INSERT INTO admin_changes (at, actor, action, kind, name, fields) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [change.at, change.actor, change.action, change.kind, change.name, change.fields.joined(separator: ",")])
+        }
+    }
+
+    public func adminChanges(since: Int64, limit: Int) async throws -> [AdminChange] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT at, actor, action, kind, name, fields FROM admin_changes WHERE at >= ? ORDER BY seq LIMIT ?",
+                             arguments: [since, limit]).map { row in
+                let fields: String = row["fields"]
+                return AdminChange(at: row["at"], actor: row["actor"], action: row["action"], kind: row["kind"], name: row["name"],
+                                   fields: fields.isEmpty ? [] : fields.split(separator: ",").map(String.init))
+            }
         }
     }
 

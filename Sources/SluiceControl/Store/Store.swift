@@ -55,6 +55,38 @@ public protocol Store: Sendable {
     /// Removes an agent's token: it can no longer fetch policy or report usage (what it
     /// reported stays counted). False when there was no such agent.
     func deleteAgent(id: String) async throws -> Bool
+
+    /// Appends one admin change to the audit trail.
+    func recordAdminChange(_ change: AdminChange) async throws
+    /// Admin changes at or after `since` (Unix seconds), oldest first, at most `limit`.
+    func adminChanges(since: Int64, limit: Int) async throws -> [AdminChange]
+}
+
+/// One admin write, as the audit trail keeps it: who, what and which entity, and the names
+/// of the fields a patch changed. Never a value: a key's secret or hash, a webhook URL or a
+/// prompt filter's pattern cannot end up here.
+public struct AdminChange: Sendable, Equatable, Codable {
+    /// Unix seconds.
+    public var at: Int64
+    /// Who made it: what the client said (`Sluice-Actor`, the CLI sends user@host), since
+    /// every admin shares one token.
+    public var actor: String
+    /// create, replace, patch, delete, rotate, revoke, settings, register.
+    public var action: String
+    /// team, project, service, model, key, settings or agent.
+    public var kind: String
+    public var name: String
+    /// The fields given, for a patch.
+    public var fields: [String]
+
+    public init(at: Int64, actor: String, action: String, kind: String, name: String, fields: [String] = []) {
+        self.at = at
+        self.actor = actor
+        self.action = action
+        self.kind = kind
+        self.name = name
+        self.fields = fields
+    }
 }
 
 /// An agent the control plane issued a token to.
