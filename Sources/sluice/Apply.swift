@@ -112,10 +112,12 @@ struct PolicyPlan {
                 deletions.insert(.delete(kind: kind, name: name(existing)), at: 0)
             }
         }
+        // Models first: teams, projects, services and settings name them, and every write is
+        // checked for dangling references. Deletions come out in the reverse order.
+        try await reconcile(.models, desired.models) { $0.alias }
         try await reconcile(.teams, desired.teams) { $0.name }
         try await reconcile(.projects, desired.projects) { $0.name }
         try await reconcile(.services, desired.services) { $0.name }
-        try await reconcile(.models, desired.models) { $0.alias }
         if kinds.contains(.settings), let settings = desired.settings {
             let current = try await client.send("GET", "/v1/admin/settings")
             let body = try WireCoding.encoder.encode(settings)

@@ -179,6 +179,12 @@ struct AdminTrustTests {
             #expect(try await control.request("DELETE", "/v1/admin/keys/\(id)").status == 204)
             #expect(try await control.request("DELETE", "/v1/admin/teams/\(name)").status == 204)
         }
+        // The catch-all service * has a one-segment address, plain or encoded.
+        #expect(try await control.request("POST", "/v1/admin/services", json: #"{"name":"*","keyless":true}"#).status == 201)
+        #expect(try await control.request("GET", "/v1/admin/services/%2A").status == 200)
+        #expect(try await control.request("PATCH", "/v1/admin/services/*", json: #"{"keyless":false}"#).status == 200)
+        #expect(try await control.request("GET", "/v1/admin/services/nope").status == 404)
+        #expect(try await control.request("DELETE", "/v1/admin/services/%2A").status == 204)
         // An alias with a / is one percent-encoded path segment.
         for alias in ["openai/gpt-4o", "a:b@c+d", "x/y/z"] {
             #expect(try await control.request("POST", "/v1/admin/models", json: Self.model(alias)).status == 201)

@@ -82,11 +82,33 @@ struct CLITests {
         #expect(try await sluice(["models", "update", "local", "--input-cost", "0.0000001"], port: port).output.contains("0.0000001"))
         #expect(try await sluice(["models", "get", "local"], port: port).output.contains("llama"))
 
+        // export round-trips: applying what it prints changes nothing.
+        let exported = try await sluice(["export"], port: port)
+        #expect(exported.status == 0 && exported.output.contains("input_cost_per_token: 0.0000025") && !exported.output.contains("sk-sluice"))
+        let exportFile = control.directory.file("export.yaml")
+        try exported.output.write(toFile: exportFile, atomically: true, encoding: .utf8)
+        let replay = try await sluice(["apply", "-f", exportFile, "--dry-run"], port: port)
+        #expect(replay.status == 0 && replay.output.contains("no changes"), "\(replay.output)")
+
         // Errors say what to do.
         let inUse = try await sluice(["teams", "delete", "marketing"], port: port)
         #expect(inUse.status == 1 && inUse.output.contains("still used by") && inUse.output.contains("delete or move those first"))
         let badToken = try await sluice(["teams", "list"], port: port, token: "wrong-token-0123456789")
         #expect(badToken.status == 1 && badToken.output.contains("check SLUICE_ADMIN_TOKEN"))
+
+        // An empty file empties every section, in an order references allow.
+        let emptyFile = control.directory.file("empty.yaml")
+        try "models: []\nteams: []\nprojects: []\nservices: []\n".write(toFile: emptyFile, atomically: true, encoding: .utf8)
+        #expect(try await sluice(["services", "set", "*"], port: port).status == 0)
+        let keys = try await sluice(["keys", "list", "--output", "json"], port: port)
+        for line in keys.output.split(separator: "\n") where line.contains(#""id" : "#) {
+            let id = line.split(separator: "\"")[3]
+            #expect(try await sluice(["keys", "delete", String(id)], port: port).status == 0)
+        }
+        let emptied = try await sluice(["apply", "-f", emptyFile], port: port)
+        #expect(emptied.status == 0 && emptied.output.contains("- service *") && emptied.output.contains("- model gpt4_limited"),
+                "\(emptied.output)")
+        #expect(try await sluice(["models", "list"], port: port).output.contains("(none)"))
         try await control.shutdown()
     }
     @Test("import never guesses a base URL and only prunes when asked; keys patch, clear and delete")

@@ -48,6 +48,8 @@ public struct ControlAPI: Sendable {
         ("GET", "/v1/admin/services"), ("POST", "/v1/admin/services"), ("GET", "/v1/admin/services/{namespace}/{service}"),
         ("PUT", "/v1/admin/services/{namespace}/{service}"), ("PATCH", "/v1/admin/services/{namespace}/{service}"),
         ("DELETE", "/v1/admin/services/{namespace}/{service}"),
+        ("GET", "/v1/admin/services/{namespace}"), ("PUT", "/v1/admin/services/{namespace}"),
+        ("PATCH", "/v1/admin/services/{namespace}"), ("DELETE", "/v1/admin/services/{namespace}"),
         ("GET", "/v1/admin/models"), ("POST", "/v1/admin/models"), ("GET", "/v1/admin/models/{alias}"),
         ("PUT", "/v1/admin/models/{alias}"), ("PATCH", "/v1/admin/models/{alias}"), ("DELETE", "/v1/admin/models/{alias}"),
         ("GET", "/v1/admin/keys"), ("POST", "/v1/admin/keys"), ("GET", "/v1/admin/keys/{id}"), ("PATCH", "/v1/admin/keys/{id}"),
@@ -67,16 +69,21 @@ public struct ControlAPI: Sendable {
         }
 
         let admin = router.group("/v1/admin").add(middleware: AdminAuthMiddleware(token: adminToken))
-        entityRoutes(admin, collection: "teams", item: "teams/:name", address: { try $0.pathParameter("name") }, kind: .team,
+        entityRoutes(admin, collection: "teams", items: ["teams/:name"], address: { try $0.pathParameter("name") }, kind: .team,
                      TeamDocument.self, name: { $0.name }, wrap: Entity.team, unwrap: { if case .team(let team) = $0 { team } else { nil } })
-        entityRoutes(admin, collection: "projects", item: "projects/:name", address: { try $0.pathParameter("name") }, kind: .project,
+        entityRoutes(admin, collection: "projects", items: ["projects/:name"], address: { try $0.pathParameter("name") }, kind: .project,
                      ProjectDocument.self, name: { $0.name }, wrap: Entity.project,
                      unwrap: { if case .project(let project) = $0 { project } else { nil } })
-        entityRoutes(admin, collection: "models", item: "models/:alias", address: { try $0.pathParameter("alias") }, kind: .model,
+        entityRoutes(admin, collection: "models", items: ["models/:alias"], address: { try $0.pathParameter("alias") }, kind: .model,
                      ModelDocument.self, name: { $0.alias }, wrap: Entity.model, unwrap: { if case .model(let model) = $0 { model } else { nil } })
-        // Services are named `namespace/service`, so their paths have two segments.
-        entityRoutes(admin, collection: "services", item: "services/:namespace/:service",
-                     address: { "\(try $0.pathParameter("namespace"))/\(try $0.pathParameter("service"))" }, kind: .service,
+        // Services are named `namespace/service`, so their paths have two segments; the
+        // catch-all service `*` has one (`services/*`, or `%2A`).
+        entityRoutes(admin, collection: "services", items: ["services/:namespace/:service", "services/:namespace"],
+                     address: { context in
+                         let first = try context.pathParameter("namespace")
+                         guard context.parameters.get("service") != nil else { return first }
+                         return "\(first)/\(try context.pathParameter("service"))"
+                     }, kind: .service,
                      ServiceDocument.self, name: { $0.name }, wrap: Entity.service,
                      unwrap: { if case .service(let service) = $0 { service } else { nil } })
         keyRoutes(admin)
@@ -185,10 +192,11 @@ public struct ControlAPI: Sendable {
 
     // MARK: - Entities
 
-    /// Create, list, get, replace, patch and delete for one kind of entity. `item` is the
-    /// route of one entity and `address` reads its name from that route's parameters.
+    /// Create, list, get, replace, patch and delete for one kind of entity. `items` are the
+    /// routes of one entity and `address` reads its name from their parameters.
     private func entityRoutes<Document: Codable & Sendable>(
-        _ group: RouterGroup<ControlContext>, collection: String, item: String, address: @escaping @Sendable (ControlContext) throws -> String,
+        _ group: RouterGroup<ControlContext>, collection: String, items: [String],
+        address: @escaping @Sendable (ControlContext) throws -> String,
         kind: EntityKind, _ type: Document.Type,
         name: @escaping @Sendable (Document) -> String, wrap: @escaping @Sendable (Document) -> Entity,
         unwrap: @escaping @Sendable (Entity) -> Document?
@@ -206,45 +214,47 @@ public struct ControlAPI: Sendable {
             await audit.changed(request, "create", noun, name(document))
             return try jsonResponse(Self.payload(entity), status: .created)
         }
-        group.get(RouterPath(item)) { _, context in
-            let key = try address(context)
-            guard let entity = try await store.entity(kind, name: key) else { throw APIError(404, "no \(noun) \(Identifier.quoted(key))", code: "not_found") }
-            return try jsonResponse(Self.payload(entity))
-        }
-        group.put(RouterPath(item)) { request, context in
-            let key = try address(context)
-            let document = try await decode(Document.self, request, context)
-            guard name(document) == key else {
-                throw APIError(400, "the body names \(Identifier.quoted(name(document))), the path \(Identifier.quoted(key))", code: "name_mismatch")
+        for item in items {
+            group.get(RouterPath(item)) { _, context in
+                let key = try address(context)
+                guard let entity = try await store.entity(kind, name: key) else { throw APIError(404, "no \(noun) \(Identifier.quoted(key))", code: "not_found") }
+                return try jsonResponse(Self.payload(entity))
             }
-            let entity = wrap(document)
-            try await gate.check(.put(entity), store: store)
-            try await store.put(entity, mode: .update)
-            await audit.changed(request, "replace", noun, key)
-            return try jsonResponse(Self.payload(entity))
-        }
-        group.patch(RouterPath(item)) { request, context in
-            let key = try address(context)
-            guard let stored = try await store.entity(kind, name: key), let current = unwrap(stored) else {
-                throw APIError(404, "no \(noun) \(Identifier.quoted(key))", code: "not_found")
+            group.put(RouterPath(item)) { request, context in
+                let key = try address(context)
+                let document = try await decode(Document.self, request, context)
+                guard name(document) == key else {
+                    throw APIError(400, "the body names \(Identifier.quoted(name(document))), the path \(Identifier.quoted(key))", code: "name_mismatch")
+                }
+                let entity = wrap(document)
+                try await gate.check(.put(entity), store: store)
+                try await store.put(entity, mode: .update)
+                await audit.changed(request, "replace", noun, key)
+                return try jsonResponse(Self.payload(entity))
             }
-            let patch = try await readBody(request)
-            let document = try MergePatch.apply(patch, to: current)
-            guard name(document) == key else {
-                throw APIError(400, "a patch cannot rename \(Identifier.quoted(key)); create the new one and delete this", code: "name_mismatch")
+            group.patch(RouterPath(item)) { request, context in
+                let key = try address(context)
+                guard let stored = try await store.entity(kind, name: key), let current = unwrap(stored) else {
+                    throw APIError(404, "no \(noun) \(Identifier.quoted(key))", code: "not_found")
+                }
+                let patch = try await readBody(request)
+                let document = try MergePatch.apply(patch, to: current)
+                guard name(document) == key else {
+                    throw APIError(400, "a patch cannot rename \(Identifier.quoted(key)); create the new one and delete this", code: "name_mismatch")
+                }
+                let entity = wrap(document)
+                try await gate.check(.put(entity), store: store)
+                try await store.put(entity, mode: .update)
+                await audit.changed(request, "patch", noun, key, fields: AdminAudit.fieldNames(patch))
+                return try jsonResponse(Self.payload(entity))
             }
-            let entity = wrap(document)
-            try await gate.check(.put(entity), store: store)
-            try await store.put(entity, mode: .update)
-            await audit.changed(request, "patch", noun, key, fields: AdminAudit.fieldNames(patch))
-            return try jsonResponse(Self.payload(entity))
-        }
-        group.delete(RouterPath(item)) { request, context in
-            let key = try address(context)
-            try await gate.check(.delete(kind, key), store: store)
-            try await store.delete(kind, name: key)
-            await audit.changed(request, "delete", noun, key)
-            return Response(status: .noContent)
+            group.delete(RouterPath(item)) { request, context in
+                let key = try address(context)
+                try await gate.check(.delete(kind, key), store: store)
+                try await store.delete(kind, name: key)
+                await audit.changed(request, "delete", noun, key)
+                return Response(status: .noContent)
+            }
         }
     }
 
