@@ -18,6 +18,10 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     public var settings: SettingsDocument
     /// Scopes whose budget is spent fleet-wide: agents refuse them until the window rolls.
     public var exhausted: [ExhaustedScope]
+    /// Agents renewing leases when this was built: an agent without a lease yet enforces
+    /// an even share of a fleet-wide limit among them and itself (see
+    /// ``LeaseFallback/fairShare(amongActiveAgents:)``). Nil from control planes that do not say.
+    public var activeAgents: Int?
 
     public init(version: Int64, issuedAt: Int64, keyPepperFingerprint: String? = nil, models: [ModelDocument] = [],
                 keys: [KeyDocument] = [], teams: [TeamDocument] = [], projects: [ProjectDocument] = [],
@@ -36,7 +40,7 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case version, issuedAt = "issued_at", keyPepperFingerprint = "key_pepper_fingerprint", models, keys, teams, projects,
-             services, settings, exhausted
+             services, settings, exhausted, activeAgents = "active_agents"
     }
 }
 

@@ -43,8 +43,9 @@ func perform(_ body: () async throws -> Void) async throws {
 struct LimitOptions: ParsableArguments {
     @Option(help: "Requests per minute.") var rpm: Int?
     @Option(help: "Tokens per minute.") var tpm: Int?
-    @Option(name: .customLong("rpd"), help: "Requests per day.") var requestsPerDay: Int?
-    @Option(help: "Calls in flight at once.") var maxParallel: Int?
+    @Option(name: .customLong("rpd"), help: "Requests per day, enforced by each agent on its own (not shared by the fleet).")
+    var requestsPerDay: Int?
+    @Option(help: "Calls in flight at once, on each agent (not shared by the fleet).") var maxParallel: Int?
     @Option(help: "Daily budget in USD.") var dailyBudget: Double?
     @Option(help: "Monthly budget in USD.") var monthlyBudget: Double?
 

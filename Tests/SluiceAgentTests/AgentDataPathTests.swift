@@ -82,7 +82,9 @@ struct AgentDataPathTests {
 
     @Test("beyond the peer's MAX_CONCURRENT_STREAMS, more connections open")
     func moreConnectionsBeyondStreamLimit() async throws {
-        let harness = try await AgentHarness(aliases: ["slow": "mock+chunks=5+chunk_delay_ms=40"],
+        // Streams of about a second, so all 30 overlap even when a loaded machine is slow to
+        // start them: exactly three connections of ten streams are needed.
+        let harness = try await AgentHarness(aliases: ["slow": "mock+chunks=10+chunk_delay_ms=100"],
                                              mockConfigure: { $0.maxConcurrentStreams = 10 })
         let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
             for _ in 0..<30 {

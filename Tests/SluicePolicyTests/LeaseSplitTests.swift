@@ -93,4 +93,34 @@ struct LeaseSplitTests {
         #expect(demand.count == 1 && demand[0].scope == team && demand[0].requests == 3 && demand[0].tokens == 21)
         #expect(limiter.takeDemand(kinds: [.team]).isEmpty)
     }
+
+    @Test("without a lease, rates fall back to an even share among the active agents and this one; budgets keep the fraction")
+    func fairShare() {
+        #expect(LeaseFallback.fraction(0.1).fairShare(amongActiveAgents: 0) == .fraction(1))
+        #expect(LeaseFallback.fraction(0.1).fairShare(amongActiveAgents: 3) == .fraction(0.25))
+        #expect(LeaseFallback.fraction(0.1).fairShare(amongActiveAgents: nil) == .fraction(0.1))
+        #expect(LeaseFallback.zero.fairShare(amongActiveAgents: 3) == .zero)
+        #expect(LeaseFallback.unlimited.fairShare(amongActiveAgents: 0) == .unlimited)
+        let limits = Limits(requestsPerMinute: 600, dailySpend: Cost(picoUSD: 1_000))
+        let local = FleetLimits.local(limits, shares: .init(), fallback: .fraction(0.1),
+                                      rateFallback: LeaseFallback.fraction(0.1).fairShare(amongActiveAgents: 1))
+        #expect(local == Limits(requestsPerMinute: 300, dailySpend: Cost(picoUSD: 100)))
+    }
+
+    @Test("a refusal under a leased share says it is this agent's share, with the fleet-wide limit")
+    func shareInRefusal() throws {
+        let limiter = Limiter()
+        var slots = ScopeSlots()
+        slots[.team] = limiter.bind(Scope(.team, "ml"), limits: Limits(requestsPerMinute: 1), fleet: Limits(requestsPerMinute: 600))
+        func reserve() -> Result<Reservation, Denial> {
+            limiter.reserve(slots, demand: Demand(tokens: 1, cost: .zero), now: 1_000_000_000, dayNumber: 0, monthNumber: 0,
+                            nextDayStart: 86_400_000_000_000, nextMonthStart: 86_400_000_000_000)
+        }
+        _ = reserve()
+        guard case .failure(let denial) = reserve() else {
+            Issue.record("admitted beyond the share")
+            return
+        }
+        #expect(denial.message.contains("allows 1 requests per minute (this agent's share of a fleet-wide 600)"))
+    }
 }

@@ -88,6 +88,56 @@ struct FleetLimitTests {
         try await harness.shutdown()
     }
 
+    @Test("a new agent asks for its lease on first demand and, until it comes, enforces an even share, not a tenth")
+    func firstDemandAndFairShare() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"lease_seconds":30}"#)  // fallback: fraction 0.1
+        _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_minute":600}}"#)
+        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#) as? [String: Any]
+        let key = try #require(created?["key"] as? String)
+        // Flushes a minute apart: any lease within seconds was asked for on first demand.
+        let clock = TestClock()
+        let first = try await harness.startAgent(id: "pod-1", clock: clock, flushInterval: .seconds(60))
+        #expect(await eventually { (try? await first.readiness().status) == 200 })
+        let alone = try await first.chat(key: key)
+        // No other agent holds a lease: the whole limit, where a fixed fraction gave 60.
+        #expect(alone.status == 200 && alone.header("x-ratelimit-limit-requests") == "600")
+        #expect(await eventually(timeout: .seconds(3)) {
+            first.runtime.leases?.held(now: clock.now()).contains { $0.scope == Scope(.team, "ml") } == true
+        })
+
+        let second = try await harness.startAgent(id: "pod-2", clock: clock, flushInterval: .seconds(60))
+        #expect(await eventually { (try? await second.readiness().status) == 200 })
+        let joining = try await second.chat(key: key)
+        // One agent holds a lease: half, until this agent's own lease arrives.
+        #expect(joining.status == 200 && joining.header("x-ratelimit-limit-requests") == "300")
+        #expect(await eventually(timeout: .seconds(3)) {
+            second.runtime.leases?.held(now: clock.now()).contains { $0.scope == Scope(.team, "ml") } == true
+        })
+        try await first.stop()
+        try await second.stop()
+        try await harness.shutdown()
+    }
+
+    @Test("requests_per_day and max_parallel_requests are per agent, as documented: two agents admit twice the daily count")
+    func perAgentLimits() async throws {
+        let harness = try await SyncHarness()
+        try await harness.seedPolicy()
+        _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_day":2}}"#)
+        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#) as? [String: Any]
+        let key = try #require(created?["key"] as? String)
+        let agents = [try await harness.startAgent(id: "pod-1"), try await harness.startAgent(id: "pod-2")]
+        for agent in agents {
+            #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
+            #expect(try await agent.chat(key: key).status == 200)
+            let third = try await agent.chat(key: key)
+            #expect(third.status == 429 && third.text.contains("allows 2 requests per day"))
+        }
+        for agent in agents { try await agent.stop() }
+        try await harness.shutdown()
+    }
+
     @Test("a share not renewed within the lease time falls back to the policy's fallback")
     func leaseExpiresToFallback() async throws {
         let harness = try await SyncHarness()

@@ -58,7 +58,7 @@ public struct ControlPlaneMode: Sendable {
         let leases = LeaseTable()
         if let cached {
             configuration = cached.accepted.configuration
-            leases.setFallback(cached.accepted.leaseFallback)
+            leases.setFallback(cached.accepted.leaseFallback, activeAgents: cached.accepted.activeAgents, now: clock())
         }
         let runtime = try AgentRuntime(configuration: configuration, identity: identity, upstream: upstream, audit: audit,
                                        sync: status, spool: spool, leases: leases, clock: clock)

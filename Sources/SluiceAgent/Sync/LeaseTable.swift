@@ -34,6 +34,8 @@ public final class LeaseTable: Sendable {
     private struct State {
         var grants: [Key: Grant] = [:]
         var fallback: LeaseFallback = .fraction(0.1)
+        /// For rates: an even share among the agents the last bundle named active.
+        var rateFallback: LeaseFallback = .fraction(0.1)
         /// Smoothed demand per minute.
         var demand: [Key: Double] = [:]
         var lastSample: Int64?
@@ -45,14 +47,22 @@ public final class LeaseTable: Sendable {
 
     public init() {}
 
-    /// The policy's fallback; takes effect for engines built after it (reloads).
-    func setFallback(_ fallback: LeaseFallback) {
-        state.withLock { $0.fallback = fallback }
+    /// The policy's fallback, and how many agents held leases when the bundle was built;
+    /// takes effect for engines built after it (reloads). Rates fall back to an even share
+    /// among those agents and this one; budgets, where going over costs money, to the
+    /// configured fallback.
+    func setFallback(_ fallback: LeaseFallback, activeAgents: Int?, now: Int64) {
+        state.withLock { state in
+            // Demand is counted from the first policy on, so the first renewal has a rate.
+            state.lastSample = state.lastSample ?? now
+            state.fallback = fallback
+            state.rateFallback = fallback.fairShare(amongActiveAgents: activeAgents)
+        }
     }
 
     /// What this agent enforces for a scope whose policy limits are `limits`, at `now`.
     func localLimits(now: Int64, windows: Windows) -> (Scope, Limits) -> Limits {
-        let (grants, fallback) = state.withLock { ($0.grants, $0.fallback) }
+        let (grants, fallback, rateFallback) = state.withLock { ($0.grants, $0.fallback, $0.rateFallback) }
         return { scope, limits in
             guard FleetLimits.leasedKinds.contains(scope.kind) else { return limits }
             func grant(_ limit: LeaseLimit) -> Grant? {
@@ -62,7 +72,20 @@ public final class LeaseTable: Sendable {
             let monthly = grant(.monthlySpend).flatMap { $0.window == windows.month ? $0.cap : nil }
             let shares = FleetLimits.Shares(requestsPerMinute: grant(.requestsPerMinute)?.amount, tokensPerMinute: grant(.tokensPerMinute)?.amount,
                                             dailySpendCap: daily, monthlySpendCap: monthly)
-            return FleetLimits.local(limits, shares: shares, fallback: fallback)
+            return FleetLimits.local(limits, shares: shares, fallback: fallback, rateFallback: rateFallback)
+        }
+    }
+
+    /// True when callers have asked something of a scope with a fleet-wide limit this agent
+    /// holds no valid lease for: its first calls run on the fallback, so the lease is asked
+    /// for now rather than at the next flush.
+    func wantsLease(limiter: Limiter, engine: PolicyEngine, now: Int64) -> Bool {
+        let asked = limiter.scopesWithDemand(kinds: FleetLimits.leasedKinds)
+        guard !asked.isEmpty else { return false }
+        let leased = state.withLock { state in Set(state.grants.filter { $0.value.expiresAt > now }.keys.map(\.scope)) }
+        return asked.contains { scope in
+            guard !leased.contains(scope), let limits = engine.boundLimits[scope] else { return false }
+            return LeaseLimit.allCases.contains { Self.value(of: $0, in: limits) != nil }
         }
     }
 
@@ -148,7 +171,7 @@ public final class LeaseTable: Sendable {
         let local = localLimits(now: now, windows: windows)
         for scope in scopes {
             guard let limits = engine.boundLimits[scope] else { continue }
-            _ = limiter.bind(scope, limits: local(scope, limits))
+            _ = limiter.bind(scope, limits: local(scope, limits), fleet: limits)
         }
     }
 

@@ -49,6 +49,8 @@ public struct PolicyBundleSource: Sendable {
         public var spoolFailure: UsageSpool.FailureMode
         public var spoolMemoryCap: Int
         public var leaseFallback: LeaseFallback
+        /// Agents holding leases when the bundle was built (nil: not said).
+        public var activeAgents: Int?
         let bytes: [UInt8]
     }
 
@@ -70,7 +72,8 @@ public struct PolicyBundleSource: Sendable {
         }
         let configuration = AgentConfiguration(policy: policy, settings: settings, identity: identity, warnings: warnings)
         return Accepted(version: document.version, configuration: configuration, spoolFailure: failure,
-                        spoolMemoryCap: max(0, document.settings.usageSpoolMemoryCap), leaseFallback: fallback, bytes: bytes)
+                        spoolMemoryCap: max(0, document.settings.usageSpoolMemoryCap), leaseFallback: fallback,
+                        activeAgents: document.activeAgents, bytes: bytes)
     }
 
     /// The cached bundle and when it was last confirmed (wall nanoseconds), or nil when

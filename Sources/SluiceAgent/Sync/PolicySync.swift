@@ -91,7 +91,7 @@ public final class PolicySync: Service {
             return false
         }
         // The fallback is read by the engine the reload builds.
-        runtime.leases?.setFallback(accepted.leaseFallback)
+        runtime.leases?.setFallback(accepted.leaseFallback, activeAgents: accepted.activeAgents, now: runtime.now())
         do {
             try runtime.reload(accepted.configuration)
         } catch {

@@ -35,7 +35,7 @@ public final class UsageFlusher: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                try? await Task.sleep(for: self.interval)
+                await self.waitForNextCycle()
                 if Task.isCancelled { break }
                 _ = await self.flush()
                 await self.renewLeases()
@@ -103,6 +103,22 @@ public final class UsageFlusher: Service {
         status.flushFailed(nil)
         runtime.metrics.spoolPending(batches: 0)
         return true
+    }
+
+    /// Waits out the flush interval, but renews leases as soon as calls reach a fleet-limited
+    /// scope this agent holds no lease for (checked every 100 ms, renewed at most once a
+    /// second): a new or scaled-up agent gets its share on first demand, not a flush later.
+    private func waitForNextCycle() async {
+        let cycleEnds = ContinuousClock.now + interval
+        var lastEarlyRenewal: ContinuousClock.Instant?
+        while !Task.isCancelled, ContinuousClock.now < cycleEnds {
+            try? await Task.sleep(for: min(.milliseconds(100), cycleEnds - ContinuousClock.now))
+            guard let leases = runtime.leases, runtime.sync?.agentID != nil,
+                  lastEarlyRenewal.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true,
+                  leases.wantsLease(limiter: runtime.limiter, engine: runtime.activePolicy.engine, now: runtime.now()) else { continue }
+            lastEarlyRenewal = .now
+            await renewLeases()
+        }
     }
 
     /// Reports this agent's demand for fleet-wide limits and takes the shares granted;

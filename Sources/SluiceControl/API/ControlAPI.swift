@@ -32,6 +32,7 @@ public struct ControlAPI: Sendable {
         self.publisher = publisher
         self.budgets = budgets
         leases = LeaseBook(store: store)
+        publisher.countActiveAgents { [leases] in leases.activeAgents() }
         self.adminToken = adminToken
         keyHasher = KeyHasher(pepper: keyPepper)
         gate = PolicyGate(keyPepper: keyPepper)

@@ -30,6 +30,8 @@ public final class LeaseBook: Sendable {
         var claims: [String: [String: Claim]] = [:]
         /// Settings as of a policy version, so a renewal reads the store once (the version).
         var settings: (version: Int64, leaseSeconds: Int, minimumPercent: Int, zone: TimeZoneRules)?
+        /// When each agent instance last renewed: how many are active.
+        var lastRenewal: [String: ContinuousClock.Instant] = [:]
         /// Fleet spend per scope in a window, read at most once a second.
         var spend: [SpendWindow: (readAt: ContinuousClock.Instant, byName: [String: Int64])] = [:]
     }
@@ -57,6 +59,8 @@ public final class LeaseBook: Sendable {
             fleetSpent["\(demand.scopeKind)/\(demand.scope)/\(demand.limit)"] = Int(spent)
         }
         return state.withLock { state in
+            state.lastRenewal[instance] = now
+            if state.lastRenewal.count > 10_000 { state.lastRenewal = state.lastRenewal.filter { $0.value >= horizon } }
             var answer = LeaseAnswer(grants: [])
             for demand in request.demands {
                 let key = "\(demand.scopeKind)/\(demand.scope)/\(demand.limit)"
@@ -84,6 +88,15 @@ public final class LeaseBook: Sendable {
                 state.claims = state.claims.filter { $0.value.values.contains { $0.seenAt >= horizon } }
             }
             return answer
+        }
+    }
+
+    /// Agent instances that renewed within the lease time: what a bundle tells a new agent
+    /// to divide a limit by until its own lease arrives.
+    public func activeAgents(now: ContinuousClock.Instant = .now) -> Int {
+        state.withLock { state in
+            let horizon = now - .seconds(state.settings?.leaseSeconds ?? 15)
+            return state.lastRenewal.values.filter { $0 >= horizon }.count
         }
     }
 

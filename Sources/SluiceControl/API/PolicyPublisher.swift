@@ -22,11 +22,18 @@ public final class PolicyPublisher: Service, Sendable {
     private let budgets: BudgetWatcher?
     /// The signed bundles of one version: the whole policy under "", each service's scoped
     /// one under its name.
-    private let cache = Mutex<(version: Int64, bodies: [String: [UInt8]])?>(nil)
+    private let cache = Mutex<(version: Int64, activeAgents: Int?, bodies: [String: [UInt8]])?>(nil)
     /// Scoped bundles kept per version; services beyond this are built on every poll.
     private static let maxCachedScopes = 4096
     private let waiters = Mutex<[UUID: CheckedContinuation<Void, Never>]>([:])
     private let closing = Atomic<Bool>(false)
+    /// How many agents hold leases now, for ``PolicyDocument/activeAgents``.
+    private let activeAgentCounter = Mutex<(@Sendable () -> Int)?>(nil)
+
+    /// Lets bundles say how many agents hold leases (the lease book counts them).
+    func countActiveAgents(with counter: @escaping @Sendable () -> Int) {
+        activeAgentCounter.withLock { $0 = counter }
+    }
 
     /// Curve25519 keys are immutable values; this wrapper only lets them cross isolation.
     struct SigningKey: @unchecked Sendable {
@@ -53,9 +60,13 @@ public final class PolicyPublisher: Service, Sendable {
     public func bundle(scopedTo service: String? = nil) async throws -> (version: Int64, body: [UInt8]) {
         let version = try await store.policyVersion()
         let scope = service ?? ""
-        if let body = cache.withLock({ $0?.version == version ? $0?.bodies[scope] : nil }) { return (version, body) }
+        let active = activeAgentCounter.withLock { $0 }?()
+        if let body = cache.withLock({ $0?.version == version && $0?.activeAgents == active ? $0?.bodies[scope] : nil }) {
+            return (version, body)
+        }
         let snapshot = try await store.snapshot()
         var document = Self.document(from: snapshot, pepperFingerprint: pepperFingerprint, now: Int64(Date().timeIntervalSince1970))
+        document.activeAgents = active
         // Evaluated afresh for every new version: another replica may have raised the
         // version because a budget ran out.
         document.exhausted = try await budgets?.exhaustedScopes() ?? []
@@ -63,7 +74,9 @@ public final class PolicyPublisher: Service, Sendable {
         let signed = try SignedBundle.sign(document, with: signingKey.key)
         let body = Array(try WireCoding.encoder.encode(signed))
         cache.withLock { current in
-            if (current?.version ?? 0) < snapshot.version { current = (snapshot.version, [:]) }
+            if (current?.version ?? 0) < snapshot.version || (current?.version == snapshot.version && current?.activeAgents != active) {
+                current = (snapshot.version, active, [:])
+            }
             if current?.version == snapshot.version, current?.bodies.count ?? 0 < Self.maxCachedScopes {
                 current?.bodies[scope] = body
             }

@@ -80,6 +80,16 @@ public enum LeaseFallback: Sendable, Equatable {
     /// No limit at all on this agent.
     case unlimited
 
+    /// What an agent without a lease enforces when it knows how many other agents hold one:
+    /// for `fraction`, an even share among them and itself (the whole limit for the first
+    /// agent, a half beside one other) instead of the fixed fraction, so a new or scaled-up
+    /// agent neither drops to a tenth nor takes more than its part. `zero` and `unlimited`
+    /// are what the operator chose and stay.
+    public func fairShare(amongActiveAgents active: Int?) -> LeaseFallback {
+        guard case .fraction = self, let active, active >= 0 else { return self }
+        return .fraction(1 / Double(active + 1))
+    }
+
     /// The local cap for a fleet budget of `budget`, or nil for no cap.
     public func spendCap(forBudget budget: Cost) -> Cost? {
         switch self {
@@ -124,11 +134,12 @@ public enum FleetLimits {
     }
 
     /// `limits` as one agent enforces it: its leased shares where it holds them, the
-    /// fallback for the rest.
-    public static func local(_ limits: Limits, shares: Shares, fallback: LeaseFallback) -> Limits {
+    /// fallback for the rest (`rateFallback` for rates, when it differs).
+    public static func local(_ limits: Limits, shares: Shares, fallback: LeaseFallback, rateFallback: LeaseFallback? = nil) -> Limits {
         var local = limits
-        if let rpm = limits.requestsPerMinute { local.requestsPerMinute = shares.requestsPerMinute ?? fallback.capacity(forLimit: rpm) }
-        if let tpm = limits.tokensPerMinute { local.tokensPerMinute = shares.tokensPerMinute ?? fallback.capacity(forLimit: tpm) }
+        let rates = rateFallback ?? fallback
+        if let rpm = limits.requestsPerMinute { local.requestsPerMinute = shares.requestsPerMinute ?? rates.capacity(forLimit: rpm) }
+        if let tpm = limits.tokensPerMinute { local.tokensPerMinute = shares.tokensPerMinute ?? rates.capacity(forLimit: tpm) }
         if let daily = limits.dailySpend { local.dailySpend = shares.dailySpendCap ?? fallback.spendCap(forBudget: daily) }
         if let monthly = limits.monthlySpend { local.monthlySpend = shares.monthlySpendCap ?? fallback.spendCap(forBudget: monthly) }
         return local

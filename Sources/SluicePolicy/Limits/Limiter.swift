@@ -68,8 +68,15 @@ public final class Limiter: Sendable {
     }
 
     /// The slot for a named scope, created on first use; its limits are replaced with `limits`.
-    public func bind(_ scope: Scope, limits: Limits) -> Int32 {
-        state.withLock { $0.bind(scope, limits: limits) }
+    ///
+    /// `fleet` is the limit as the policy states it when `limits` is this agent's share of
+    /// it: a refusal then names both.
+    public func bind(_ scope: Scope, limits: Limits, fleet: Limits? = nil) -> Int32 {
+        state.withLock { state in
+            let slot = state.bind(scope, limits: limits)
+            state.slots[Int(slot)].fleet = fleet == limits ? nil : fleet
+            return slot
+        }
     }
 
     /// The slot for an end user, or nil when the table is full of users with calls in flight
@@ -187,6 +194,14 @@ public final class Limiter: Sendable {
         }
     }
 
+    /// The scopes of `kinds` asked of since the last ``takeDemand(kinds:)``, without taking
+    /// the demand: how an agent notices a scope's first calls and asks for its lease at once.
+    public func scopesWithDemand(kinds: Set<Scope.Kind>) -> [Scope] {
+        state.withLock { state in
+            state.slots.filter { !$0.isFree && $0.demandRequests > 0 && kinds.contains($0.scope.kind) }.map(\.scope)
+        }
+    }
+
     /// What one scope has spent in its current day and month windows (reserved calls
     /// included), or nil when it has no slot.
     public func windowSpend(_ scope: Scope, now: Int64, dayNumber: Int64, monthNumber: Int64) -> (day: Cost, month: Cost)? {
@@ -265,6 +280,8 @@ private struct SlotState {
     static let scale: Int64 = 60_000_000
     let scope: Scope
     var limits: Limits
+    /// The policy's limits when `limits` is this agent's share of fleet-wide ones.
+    var fleet: Limits?
     var isFree = false
     var requestLevel: Int64
     var tokenLevel: Int64
@@ -433,12 +450,19 @@ private struct SlotState {
         let rule = "\(scope) \(kind.rawValue)"
         let retry = retryNanos.map { Int(max(1, ($0 + 999_999_999) / 1_000_000_000)) }
         let retryText = retry.map { "; retry in \($0)s" } ?? ""
+        /// `(this agent's share of a fleet-wide N)` where the local limit is a lease share.
+        func share(_ fleetValue: Int?, _ local: Int?) -> String {
+            guard let fleetValue, fleetValue != local else { return "" }
+            return " (this agent's share of a fleet-wide \(fleetValue))"
+        }
         switch kind {
         case .maxParallelRequests:
             return Denial(.parallelLimit, "\(scope) allows \(limits.maxParallelRequests ?? 0) parallel requests, and that many are in flight",
                           rule: rule, retryAfterSeconds: 1)
         case .requestsPerMinute:
-            return Denial(.rateLimited, "rate limit reached: \(scope) allows \(limits.requestsPerMinute ?? 0) requests per minute\(retryText)",
+            let rpm = limits.requestsPerMinute ?? 0
+            return Denial(.rateLimited,
+                          "rate limit reached: \(scope) allows \(rpm) requests per minute\(share(fleet?.requestsPerMinute, rpm))\(retryText)",
                           rule: rule, retryAfterSeconds: retry)
         case .requestsPerDay:
             return Denial(.rateLimited, "rate limit reached: \(scope) allows \(limits.requestsPerDay ?? 0) requests per day\(retryText)",
@@ -449,7 +473,8 @@ private struct SlotState {
                 return Denial(.requestTooLarge, "this request may use up to \(demand.tokens) tokens (prompt estimate + max_tokens), more than the \(limit) tokens per minute \(scope) allows; lower max_tokens",
                               rule: rule)
             }
-            return Denial(.rateLimited, "token rate limit reached: \(scope) allows \(limit) tokens per minute\(retryText)",
+            return Denial(.rateLimited,
+                          "token rate limit reached: \(scope) allows \(limit) tokens per minute\(share(fleet?.tokensPerMinute, limit))\(retryText)",
                           rule: rule, retryAfterSeconds: retry)
         case .dailySpend, .monthlySpend:
             let period = kind == .dailySpend ? "daily" : "monthly"
@@ -459,7 +484,10 @@ private struct SlotState {
                 return Denial(.requestTooLarge, "this request may cost up to \(usdText(demand.cost)), more than the \(period) budget of \(usdText(limit)) for \(scope); lower max_tokens",
                               rule: rule)
             }
-            return Denial(.budgetExceeded, "\(period) budget exhausted: \(scope) has spent or reserved \(usdText(spent)) of \(usdText(limit))\(retryText)",
+            let fleetBudget = kind == .dailySpend ? fleet?.dailySpend : fleet?.monthlySpend
+            let shareText = fleetBudget.map { $0 != limit ? " (this agent's cap under a fleet-wide \(period) budget of \(usdText($0)))" : "" } ?? ""
+            return Denial(.budgetExceeded,
+                          "\(period) budget exhausted: \(scope) has spent or reserved \(usdText(spent)) of \(usdText(limit))\(shareText)\(retryText)",
                           rule: rule, retryAfterSeconds: retry)
         }
     }

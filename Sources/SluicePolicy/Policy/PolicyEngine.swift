@@ -69,7 +69,7 @@ public final class PolicyEngine: Sendable {
         func bind(_ scope: Scope, _ limits: Limits) -> Int32? {
             guard !limits.isEmpty else { return nil }
             bound[scope] = limits
-            let slot = limiter.bind(scope, limits: localLimits(scope, limits))
+            let slot = limiter.bind(scope, limits: localLimits(scope, limits), fleet: limits)
             if limits.hasSpendLimit { spendLimited.insert(slot) }
             return slot
         }
