@@ -32,7 +32,9 @@ enum Authorize {
         var headers: [(String, String)] = []
     }
 
-    static func check(endpoint: OpenAIEndpoint, headers: HTTPHeaders, body: [UInt8], runtime: AgentRuntime) -> Result<Permit, Refusal> {
+    static func check(
+        endpoint: OpenAIEndpoint, headers: HTTPHeaders, body: [UInt8], runtime: AgentRuntime
+    ) -> Result<Permit, Refusal> {
         let now = runtime.now()
         if let refusal = Gate.check(runtime: runtime, now: now) { return .failure(refusal) }
         let policy = runtime.activePolicy
@@ -46,8 +48,11 @@ enum Authorize {
         do {
             request = try OpenAIRequest(endpoint: endpoint, body: body, maxDepth: runtime.settings.maxJSONDepth)
         } catch {
-            return .failure(Refusal(error: OpenAIError(status: 400, message: error.message, type: "invalid_request_error",
-                                                       code: error.code, param: error.param), caller: caller))
+            return .failure(
+                Refusal(
+                    error: OpenAIError(
+                        status: 400, message: error.message, type: "invalid_request_error",
+                        code: error.code, param: error.param), caller: caller))
         }
         let alias: ModelAlias
         switch engine.authorize(caller, model: request.model) {
@@ -58,21 +63,27 @@ enum Authorize {
             return .failure(refusal(denial, caller: caller, alias: alias.name, param: "messages"))
         }
         let promptTokens = TokenUsage.estimate(promptBytes: body.count, completionBytes: 0).promptTokens
-        switch engine.admit(caller, alias: alias, endUser: request.user, promptTokens: promptTokens,
-                            maxOutputTokens: request.maxOutputTokens, now: now) {
+        switch engine.admit(
+            caller, alias: alias, endUser: request.user, promptTokens: promptTokens,
+            maxOutputTokens: request.maxOutputTokens, now: now)
+        {
         case .success(let admission):
-            return .success(Permit(request: request, alias: alias, admission: admission, policy: policy,
-                                   metrics: runtime.metrics.allowed(alias: alias.name, team: caller.team)))
+            return .success(
+                Permit(
+                    request: request, alias: alias, admission: admission, policy: policy,
+                    metrics: runtime.metrics.allowed(alias: alias.name, team: caller.team)))
         case .failure(let denial):
             return .failure(refusal(denial, caller: caller, alias: alias.name, param: nil))
         }
     }
 
-    static func refusal(_ denial: Denial, caller: Caller? = nil, alias: String? = nil, param: String? = nil) -> Refusal {
+    static func refusal(_ denial: Denial, caller: Caller? = nil, alias: String? = nil, param: String? = nil) -> Refusal
+    {
         var headers = RateLimitHeaders.fields(for: denial.rateLimits)
         if let retry = denial.retryAfterSeconds { headers.append(("retry-after", String(retry))) }
-        let error = OpenAIError(status: denial.status, message: denial.message, type: denial.type, code: denial.reason.rawValue,
-                                param: denial.status == 404 || denial.reason == .modelNotAllowed ? "model" : param)
+        let error = OpenAIError(
+            status: denial.status, message: denial.message, type: denial.type, code: denial.reason.rawValue,
+            param: denial.status == 404 || denial.reason == .modelNotAllowed ? "model" : param)
         return Refusal(error: error, denial: denial, caller: caller, alias: alias, headers: headers)
     }
 }

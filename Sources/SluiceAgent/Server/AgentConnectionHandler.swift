@@ -49,13 +49,16 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         case .head(var head):
             ScrubHeaders.apply(&head.headers)
             keepAlive = head.isKeepAlive
-            let account = Account(runtime: runtime, requestID: runtime.requestIDs.next(), method: head.method.rawValue,
-                                  path: String(head.uri.prefix(256)), startedAt: .now(), startedAtWall: runtime.now())
-            let request = Request(head: head, route: AgentRoute(method: head.method.rawValue, uri: head.uri), body: nil, account: account)
+            let account = Account(
+                runtime: runtime, requestID: runtime.requestIDs.next(), method: head.method.rawValue,
+                path: String(head.uri.prefix(256)), startedAt: .now(), startedAtWall: runtime.now())
+            let request = Request(
+                head: head, route: AgentRoute(method: head.method.rawValue, uri: head.uri), body: nil, account: account)
             runtime.inFlight.enter()
             requestOpen = true
             if let declared = head.headers.first(name: "content-length").flatMap(Int.init),
-               declared > runtime.settings.maxRequestBodyBytes {
+                declared > runtime.settings.maxRequestBodyBytes
+            {
                 refuseTooLarge(context: context, request: request)
                 return
             }
@@ -104,11 +107,13 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         }
         let answer: OpenAIError
         if case .headerOverflow = parserError {
-            answer = OpenAIError(status: 431, message: "request headers are too large", type: "invalid_request_error",
-                                 code: "request_header_fields_too_large")
+            answer = OpenAIError(
+                status: 431, message: "request headers are too large", type: "invalid_request_error",
+                code: "request_header_fields_too_large")
         } else {
-            answer = OpenAIError(status: 400, message: "malformed HTTP request: \(parserError)", type: "invalid_request_error",
-                                 code: "malformed_http")
+            answer = OpenAIError(
+                status: 400, message: "malformed HTTP request: \(parserError)", type: "invalid_request_error",
+                code: "malformed_http")
         }
         switch state {
         case .responding, .discarding:
@@ -118,8 +123,9 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             if case .receiving(let request) = state {
                 account = request.account
             } else {
-                account = Account(runtime: runtime, requestID: runtime.requestIDs.next(), method: "-", path: "-",
-                                  startedAt: .now(), startedAtWall: runtime.now())
+                account = Account(
+                    runtime: runtime, requestID: runtime.requestIDs.next(), method: "-", path: "-",
+                    startedAt: .now(), startedAtWall: runtime.now())
             }
             answerAndClose(answer, account: account, on: context.channel)
         }
@@ -149,8 +155,10 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             case .success(let body):
                 respond(context: context, request: request, status: 200, body: body)
             case .failure(let refusal):
-                respond(context: context, request: request, status: refusal.error.status,
-                        body: AgentRoute.callerDialect(of: request.head.uri).body(refusal.error), errorCode: refusal.error.code, refusal: refusal)
+                respond(
+                    context: context, request: request, status: refusal.error.status,
+                    body: AgentRoute.callerDialect(of: request.head.uri).body(refusal.error),
+                    errorCode: refusal.error.code, refusal: refusal)
             }
         case .health:
             respond(context: context, request: request, status: 200, body: Array(#"{"status":"ok"}"#.utf8))
@@ -158,17 +166,23 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             let readiness = Readiness(runtime: runtime)
             respond(context: context, request: request, status: readiness.status, body: readiness.body)
         case .methodNotAllowed(let allowed):
-            respondError(context: context, request: request, OpenAIError(
-                status: 405, message: "\(request.head.method.rawValue) is not allowed here; use \(allowed)",
-                type: "invalid_request_error", code: "method_not_allowed"), extraHeaders: [("allow", allowed)])
+            respondError(
+                context: context, request: request,
+                OpenAIError(
+                    status: 405, message: "\(request.head.method.rawValue) is not allowed here; use \(allowed)",
+                    type: "invalid_request_error", code: "method_not_allowed"), extraHeaders: [("allow", allowed)])
         case .notFound:
-            respondError(context: context, request: request, OpenAIError(
-                status: 404, message: "no such endpoint: \(request.head.uri.prefix(128))",
-                type: "invalid_request_error", code: "unknown_endpoint"))
+            respondError(
+                context: context, request: request,
+                OpenAIError(
+                    status: 404, message: "no such endpoint: \(request.head.uri.prefix(128))",
+                    type: "invalid_request_error", code: "unknown_endpoint"))
         }
     }
 
-    private func forward(context: ChannelHandlerContext, request: Request, endpoint: OpenAIEndpoint, dialect: CallerDialect = .openAI) {
+    private func forward(
+        context: ChannelHandlerContext, request: Request, endpoint: OpenAIEndpoint, dialect: CallerDialect = .openAI
+    ) {
         var bytes = request.body.map { Array($0.readableBytesView) } ?? []
         var messagesRequest: JSONValue?
         if dialect == .anthropic {
@@ -178,8 +192,11 @@ final class AgentConnectionHandler: ChannelInboundHandler {
                 bytes = try AnthropicIngress.chatBody(from: parsed)
                 messagesRequest = parsed
             } catch {
-                respondError(context: context, request: request, OpenAIError(status: 400, message: error.message, type: "invalid_request_error",
-                                                                            code: error.code, param: error.param))
+                respondError(
+                    context: context, request: request,
+                    OpenAIError(
+                        status: 400, message: error.message, type: "invalid_request_error",
+                        code: error.code, param: error.param))
                 return
             }
         }
@@ -187,8 +204,9 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         switch Authorize.check(endpoint: endpoint, headers: request.head.headers, body: bytes, runtime: runtime) {
         case .failure(let refusal):
             runtime.metrics.denied(alias: refusal.alias, team: refusal.caller?.team, reason: refusal.error.code)
-            respond(context: context, request: request, status: refusal.error.status, body: dialect.body(refusal.error),
-                    extraHeaders: refusal.headers, errorCode: refusal.error.code, refusal: refusal)
+            respond(
+                context: context, request: request, status: refusal.error.status, body: dialect.body(refusal.error),
+                extraHeaders: refusal.headers, errorCode: refusal.error.code, refusal: refusal)
             return
         case .success(let granted):
             permit = granted
@@ -197,7 +215,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             permit.callerDialect = .anthropic
             permit.messagesRequest = messagesRequest
         }
-        let call = RoutedCall(channel: context.channel, permit: permit, account: request.account, runtime: runtime) { [self] ending in
+        let call = RoutedCall(channel: context.channel, permit: permit, account: request.account, runtime: runtime) {
+            [self] ending in
             self.responseEnded(ending)
         }
         state = .responding(call)
@@ -206,31 +225,40 @@ final class AgentConnectionHandler: ChannelInboundHandler {
 
     // MARK: - Answers given here
 
-    private func respond(context: ChannelHandlerContext, request: Request, status: Int, body: [UInt8],
-                         extraHeaders: [(String, String)] = [], errorCode: String? = nil, refusal: Authorize.Refusal? = nil) {
+    private func respond(
+        context: ChannelHandlerContext, request: Request, status: Int, body: [UInt8],
+        extraHeaders: [(String, String)] = [], errorCode: String? = nil, refusal: Authorize.Refusal? = nil
+    ) {
         // Accounted before the answer leaves, as every call is: a caller that saw its
         // answer can count on its usage being spooled.
         // Successful probes are not audited: kubelet asks every few seconds.
         if status >= 400 || (request.route != .health && request.route != .ready) {
             request.account.record(status: status, refusal: refusal, errorCode: errorCode)
         }
-        writeJSONResponse(body, status: status, on: context.channel, requestID: request.account.requestID,
-                          close: !keepAlive, extraHeaders: extraHeaders)
+        writeJSONResponse(
+            body, status: status, on: context.channel, requestID: request.account.requestID,
+            close: !keepAlive, extraHeaders: extraHeaders)
         responseEnded(.complete)
     }
 
-    private func respondError(context: ChannelHandlerContext, request: Request, _ error: OpenAIError, extraHeaders: [(String, String)] = []) {
-        respond(context: context, request: request, status: error.status, body: AgentRoute.callerDialect(of: request.head.uri).body(error),
-                extraHeaders: extraHeaders, errorCode: error.code)
+    private func respondError(
+        context: ChannelHandlerContext, request: Request, _ error: OpenAIError, extraHeaders: [(String, String)] = []
+    ) {
+        respond(
+            context: context, request: request, status: error.status,
+            body: AgentRoute.callerDialect(of: request.head.uri).body(error),
+            extraHeaders: extraHeaders, errorCode: error.code)
     }
 
     private func refuseTooLarge(context: ChannelHandlerContext, request: Request) {
         keepAlive = false  // the rest of the body is never read, so the connection cannot be reused
         state = .discarding
         let limit = runtime.settings.maxRequestBodyBytes
-        respondError(context: context, request: request, OpenAIError(
-            status: 413, message: "the request body exceeds the limit of \(limit) bytes",
-            type: "invalid_request_error", code: "request_too_large"))
+        respondError(
+            context: context, request: request,
+            OpenAIError(
+                status: 413, message: "the request body exceeds the limit of \(limit) bytes",
+                type: "invalid_request_error", code: "request_too_large"))
     }
 
     /// Ends the current response (the relay or a local answer has written head and body).
@@ -290,8 +318,10 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         guard let channel else { return }
         switch state {
         case .receiving(let request):
-            let answer = OpenAIError(status: 408, message: "the request did not arrive within \(runtime.settings.requestReadTimeoutSeconds)s",
-                                     type: "invalid_request_error", code: "request_timeout")
+            let answer = OpenAIError(
+                status: 408,
+                message: "the request did not arrive within \(runtime.settings.requestReadTimeoutSeconds)s",
+                type: "invalid_request_error", code: "request_timeout")
             answerAndClose(answer, account: request.account, on: channel)
         case .idle:
             channel.close(promise: nil)

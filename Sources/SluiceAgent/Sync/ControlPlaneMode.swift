@@ -22,58 +22,79 @@ public struct ControlPlaneMode: Sendable {
 
     /// Reads the token and public key, opens the state directory (recovering the spool),
     /// and puts the cached policy in force when there is one that still verifies.
-    public static func start(url: String, tokenFile: String?, publicKeyFile: String?, caFile: String?, stateDirectory: String,
-                             local: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, group: any EventLoopGroup,
-                             maxPolicyAgeSeconds: Double, flushInterval: Duration, shutdownFlushDeadline: Duration = .seconds(10),
-                             pepper: Secret?, logger: Logger,
-                             environment: [String: String] = ProcessInfo.processInfo.environment,
-                             audit: any AuditSink = FileDescriptorAuditSink(),
-                             clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }) throws -> ControlPlaneMode {
+    public static func start(
+        url: String, tokenFile: String?, publicKeyFile: String?, caFile: String?, stateDirectory: String,
+        local: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, group: any EventLoopGroup,
+        maxPolicyAgeSeconds: Double, flushInterval: Duration, shutdownFlushDeadline: Duration = .seconds(10),
+        pepper: Secret?, logger: Logger,
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        audit: any AuditSink = FileDescriptorAuditSink(),
+        clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }
+    ) throws -> ControlPlaneMode {
         guard let tokenFile else { throw ConfigError("--control-plane needs --agent-token-file") }
         guard let publicKeyFile else { throw ConfigError("--control-plane needs --policy-public-key") }
         guard maxPolicyAgeSeconds > 0 else { throw ConfigError("--policy-max-age-seconds must be positive") }
         guard let tokenBytes = try DurableFiles.read(tokenFile, limit: 4096),
-              let token = String(validating: tokenBytes, as: UTF8.self)?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
+            let token = String(validating: tokenBytes, as: UTF8.self)?.trimmingCharacters(in: .whitespacesAndNewlines),
+            !token.isEmpty
+        else {
             throw ConfigError("cannot read an agent token from \(tokenFile)")
         }
-        guard let keyBytes = try DurableFiles.read(publicKeyFile, limit: 4096), let keyText = String(validating: keyBytes, as: UTF8.self) else {
+        guard let keyBytes = try DurableFiles.read(publicKeyFile, limit: 4096),
+            let keyText = String(validating: keyBytes, as: UTF8.self)
+        else {
             throw ConfigError("cannot read the policy public key from \(publicKeyFile)")
         }
         try DurableFiles.makeDirectory(stateDirectory)
-        let client = try ControlPlaneClient(url: url, token: Secret(token), caFile: caFile, upstream: upstream, group: group)
-        let source = try PolicyBundleSource(publicKeyText: keyText, pepper: pepper, settings: local.settings, identity: local.identity,
-                                            environment: environment, stateDirectory: stateDirectory)
+        let client = try ControlPlaneClient(
+            url: url, token: Secret(token), caFile: caFile, upstream: upstream, group: group)
+        let source = try PolicyBundleSource(
+            publicKeyText: keyText, pepper: pepper, settings: local.settings, identity: local.identity,
+            environment: environment, stateDirectory: stateDirectory)
         let spool = try UsageSpool(directory: "\(stateDirectory)/spool")
         let status = SyncStatus(maxPolicyAgeSeconds: maxPolicyAgeSeconds)
 
-        var configuration = AgentConfiguration(policy: Policy(version: "none", catalog: Catalog([])), settings: local.settings,
-                                               identity: local.identity)
+        var configuration = AgentConfiguration(
+            policy: Policy(version: "none", catalog: Catalog([])), settings: local.settings,
+            identity: local.identity)
         var cached: (accepted: PolicyBundleSource.Accepted, confirmedAt: Int64)?
         do {
             cached = try source.loadCache()
         } catch {
-            logger.error("the cached policy bundle is refused; waiting for the control plane",
-                         metadata: ["path": "\(source.cachePath)", "error": "\(error)"])
+            logger.error(
+                "the cached policy bundle is refused; waiting for the control plane",
+                metadata: ["path": "\(source.cachePath)", "error": "\(error)"])
         }
         let leases = LeaseTable()
         if let cached {
             configuration = cached.accepted.configuration
             leases.setFallback(cached.accepted.leaseFallback, activeAgents: cached.accepted.activeAgents, now: clock())
         }
-        let runtime = try AgentRuntime(configuration: configuration, identity: identity, upstream: upstream, audit: audit,
-                                       sync: status, spool: spool, leases: leases, clock: clock)
+        let runtime = try AgentRuntime(
+            configuration: configuration, identity: identity, upstream: upstream, audit: audit,
+            sync: status, spool: spool, leases: leases, clock: clock)
         if let cached {
             status.policyLoadedFromCache(version: cached.accepted.version, confirmedAt: cached.confirmedAt)
             spool.setFailureMode(cached.accepted.spoolFailure, memoryCap: cached.accepted.spoolMemoryCap)
-            logger.info("policy in force", metadata: ["version": "\(cached.accepted.version)", "from": "cache",
-                                                      "service": "\(identity.qualifiedName)"])
+            logger.info(
+                "policy in force",
+                metadata: [
+                    "version": "\(cached.accepted.version)", "from": "cache",
+                    "service": "\(identity.qualifiedName)",
+                ])
         }
         let health = spool.health
-        logger.info("usage spool open", metadata: ["directory": "\(spool.directory)", "epoch": "\(health.epoch)",
-                                                   "pending_batches": "\((try? spool.pending().count) ?? 0)"])
-        return ControlPlaneMode(runtime: runtime, policySync: PolicySync(runtime: runtime, client: client, source: source, logger: logger),
-                                flusher: UsageFlusher(runtime: runtime, spool: spool, client: client, interval: flushInterval,
-                                                      shutdownDeadline: shutdownFlushDeadline, logger: logger),
-                                spool: spool)
+        logger.info(
+            "usage spool open",
+            metadata: [
+                "directory": "\(spool.directory)", "epoch": "\(health.epoch)",
+                "pending_batches": "\((try? spool.pending().count) ?? 0)",
+            ])
+        return ControlPlaneMode(
+            runtime: runtime, policySync: PolicySync(runtime: runtime, client: client, source: source, logger: logger),
+            flusher: UsageFlusher(
+                runtime: runtime, spool: spool, client: client, interval: flushInterval,
+                shutdownDeadline: shutdownFlushDeadline, logger: logger),
+            spool: spool)
     }
 }

@@ -70,8 +70,9 @@ public final class LeaseTable: Sendable {
             }
             let daily = grant(.dailySpend).flatMap { $0.window == windows.day ? $0.cap : nil }
             let monthly = grant(.monthlySpend).flatMap { $0.window == windows.month ? $0.cap : nil }
-            let shares = FleetLimits.Shares(requestsPerMinute: grant(.requestsPerMinute)?.amount, tokensPerMinute: grant(.tokensPerMinute)?.amount,
-                                            dailySpendCap: daily, monthlySpendCap: monthly)
+            let shares = FleetLimits.Shares(
+                requestsPerMinute: grant(.requestsPerMinute)?.amount, tokensPerMinute: grant(.tokensPerMinute)?.amount,
+                dailySpendCap: daily, monthlySpendCap: monthly)
             return FleetLimits.local(limits, shares: shares, fallback: fallback, rateFallback: rateFallback)
         }
     }
@@ -92,7 +93,9 @@ public final class LeaseTable: Sendable {
     /// Samples what callers asked of each fleet-limited scope since the last renewal and
     /// returns the demands to report: smoothed, per minute, with the limit as the policy in
     /// force states it.
-    func demands(limiter: Limiter, engine: PolicyEngine, now: Int64, spent: (Scope) -> (day: Cost, month: Cost)?) -> [LeaseDemand] {
+    func demands(
+        limiter: Limiter, engine: PolicyEngine, now: Int64, spent: (Scope) -> (day: Cost, month: Cost)?
+    ) -> [LeaseDemand] {
         let samples = limiter.takeDemand(kinds: FleetLimits.leasedKinds)
         return state.withLock { state in
             let elapsedMinutes = state.lastSample.map { Double(max(1, now - $0)) / 60e9 } ?? 0
@@ -100,7 +103,8 @@ public final class LeaseTable: Sendable {
             var fresh: [Key: Double] = [:]
             if elapsedMinutes > 0 {
                 for sample in samples {
-                    fresh[Key(scope: sample.scope, limit: .requestsPerMinute)] = Double(sample.requests) / elapsedMinutes
+                    fresh[Key(scope: sample.scope, limit: .requestsPerMinute)] =
+                        Double(sample.requests) / elapsedMinutes
                     fresh[Key(scope: sample.scope, limit: .tokensPerMinute)] = Double(sample.tokens) / elapsedMinutes
                     fresh[Key(scope: sample.scope, limit: .dailySpend)] = Double(sample.cost.picoUSD) / elapsedMinutes
                     fresh[Key(scope: sample.scope, limit: .monthlySpend)] = Double(sample.cost.picoUSD) / elapsedMinutes
@@ -111,19 +115,23 @@ public final class LeaseTable: Sendable {
             // a few seconds.
             let weight = elapsedMinutes > 0 ? exp(-elapsedMinutes * 60 / Self.demandTimeConstantSeconds) : 1
             for key in Set(state.demand.keys).union(fresh.keys) {
-                let smoothed = state.demand[key].map { weight * $0 + (1 - weight) * (fresh[key] ?? 0) } ?? (fresh[key] ?? 0)
+                let smoothed =
+                    state.demand[key].map { weight * $0 + (1 - weight) * (fresh[key] ?? 0) } ?? (fresh[key] ?? 0)
                 state.demand[key] = smoothed < 0.01 ? nil : smoothed
             }
             var demands: [LeaseDemand] = []
             for (key, perMinute) in state.demand {
-                guard let limits = engine.boundLimits[key.scope], let value = Self.value(of: key.limit, in: limits) else { continue }
+                guard let limits = engine.boundLimits[key.scope], let value = Self.value(of: key.limit, in: limits)
+                else { continue }
                 var own: Int?
                 if key.limit.isSpend {
                     let windowSpend = spent(key.scope) ?? (.zero, .zero)
                     own = Int((key.limit == .dailySpend ? windowSpend.day : windowSpend.month).picoUSD)
                 }
-                demands.append(LeaseDemand(scopeKind: key.scope.kind.rawValue, scope: key.scope.name, limit: key.limit.rawValue,
-                                           perMinute: perMinute, limitValue: value, ownSpent: own))
+                demands.append(
+                    LeaseDemand(
+                        scopeKind: key.scope.kind.rawValue, scope: key.scope.name, limit: key.limit.rawValue,
+                        perMinute: perMinute, limitValue: value, ownSpent: own))
             }
             return demands.sorted { ($0.scopeKind, $0.scope, $0.limit) < ($1.scopeKind, $1.scope, $1.limit) }
         }
@@ -145,10 +153,12 @@ public final class LeaseTable: Sendable {
         state.withLock { state in
             var changed: Set<Scope> = []
             for grant in grants {
-                guard let kind = Scope.Kind(rawValue: grant.scopeKind), let limit = LeaseLimit(rawValue: grant.limit) else { continue }
+                guard let kind = Scope.Kind(rawValue: grant.scopeKind), let limit = LeaseLimit(rawValue: grant.limit)
+                else { continue }
                 let key = Key(scope: Scope(kind, grant.scope), limit: limit)
-                var renewed = Grant(amount: max(0, grant.perMinute), expiresAt: now + Int64(max(1, grant.validSeconds)) * 1_000_000_000,
-                                    cap: nil, window: 0)
+                var renewed = Grant(
+                    amount: max(0, grant.perMinute), expiresAt: now + Int64(max(1, grant.validSeconds)) * 1_000_000_000,
+                    cap: nil, window: 0)
                 if limit.isSpend {
                     renewed.cap = Cost(picoUSD: Int64(renewed.amount))
                     renewed.window = limit == .dailySpend ? windows.day : windows.month
