@@ -1,8 +1,9 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A real PostgreSQL server for the tests that need one: its own cluster in a temporary
 /// directory, listening on 127.0.0.1 on a free port, started once per test process and
@@ -44,20 +45,27 @@ public final class TemporaryPostgres: Sendable {
     }
 
     private init() throws {
-        guard let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?.sorted().last
-            .map({ "/usr/lib/postgresql/\($0)/bin" }), FileManager.default.isExecutableFile(atPath: "\(bin)/initdb") else {
-            throw TestClientError(message: "PostgreSQL is not installed: run scripts/test.sh, which installs Debian's postgresql package")
+        guard
+            let bin = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql"))?.sorted().last
+                .map({ "/usr/lib/postgresql/\($0)/bin" }), FileManager.default.isExecutableFile(atPath: "\(bin)/initdb")
+        else {
+            throw TestClientError(
+                message: "PostgreSQL is not installed: run scripts/test.sh, which installs Debian's postgresql package")
         }
         binaries = bin
         runAs = getuid() == 0 ? "postgres" : nil
         directory = NSTemporaryDirectory() + "sluice-pg-\(UInt32.random(in: .min ... .max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if let runAs {
-            guard let user = getpwnam(runAs) else { throw TestClientError(message: "no \(runAs) user to run PostgreSQL as") }
+            guard let user = getpwnam(runAs) else {
+                throw TestClientError(message: "no \(runAs) user to run PostgreSQL as")
+            }
             chown(directory, user.pointee.pw_uid, user.pointee.pw_gid)
         }
-        try Self.run("\(binaries)/initdb", ["-D", "\(directory)/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-                     runAs: runAs, directory: directory)
+        try Self.run(
+            "\(binaries)/initdb",
+            ["-D", "\(directory)/data", "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+            runAs: runAs, directory: directory)
         // The port is drawn below the kernel's ephemeral range (32768 and up), so it can
         // never be the "free port" another test just obtained by binding port 0.
         var chosen = 0
@@ -65,23 +73,33 @@ public final class TemporaryPostgres: Sendable {
             let candidate = Int.random(in: 20_000..<30_000)
             guard Self.isFree(candidate) else { continue }
             do {
-                try Self.run("\(binaries)/pg_ctl", ["-D", "\(directory)/data", "-l", "\(directory)/server.log", "-w", "-t", "60", "start", "-o",
-                                                   "-p \(candidate) -c listen_addresses=127.0.0.1 -k \(directory) -c fsync=off -c max_connections=200"],
-                             runAs: runAs, directory: directory)
+                try Self.run(
+                    "\(binaries)/pg_ctl",
+                    [
+                        "-D", "\(directory)/data", "-l", "\(directory)/server.log", "-w", "-t", "60", "start", "-o",
+                        "-p \(candidate) -c listen_addresses=127.0.0.1 -k \(directory)"
+                            + " -c fsync=off -c max_connections=200",
+                    ],
+                    runAs: runAs, directory: directory)
                 chosen = candidate
                 break
             } catch {
                 continue  // taken between the check and the start: draw again
             }
         }
-        guard chosen > 0 else { throw TestClientError(message: "PostgreSQL could not start on a free port; see \(directory)/server.log") }
+        guard chosen > 0 else {
+            throw TestClientError(message: "PostgreSQL could not start on a free port; see \(directory)/server.log")
+        }
         port = chosen
     }
 
     /// A new, empty database, and its name.
     public func createDatabase() async throws -> String {
         let name = "sluice_test_\(databases.add(1, ordering: .relaxed).newValue)"
-        try await offPool { try self.run("\(self.binaries)/createdb", ["-h", "127.0.0.1", "-p", String(self.port), "-U", "postgres", name]) }
+        try await offPool {
+            try self.run(
+                "\(self.binaries)/createdb", ["-h", "127.0.0.1", "-p", String(self.port), "-U", "postgres", name])
+        }
         return name
     }
 
@@ -108,8 +126,11 @@ public final class TemporaryPostgres: Sendable {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         // Nothing else the test process has open may leak into the server, which outlives the
         // test that started it: an inherited listening socket would keep another test's port
-        // bound, and connections to it would be accepted and then reset.
-        markEveryDescriptorCloseOnExec()
+        // bound, and an inherited end of the socket pair Foundation's Process watches a child
+        // by would hide that child's exit (a CLI test would wait forever). Closing them in the
+        // child, rather than marking them close-on-exec here, leaves no window in which
+        // another thread opens one.
+        guard closeFrom(3, in: &actions) else { throw TestClientError(message: "posix_spawn cannot close descriptors") }
         let all = argv + arguments
         var cArguments = all.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
@@ -122,7 +143,8 @@ public final class TemporaryPostgres: Sendable {
         let code = (status >> 8) & 0xff
         guard exited, code == 0 else {
             let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-            throw TestClientError(message: "\(URL(fileURLWithPath: executable).lastPathComponent) failed: \(text.suffix(500))")
+            throw TestClientError(
+                message: "\(URL(fileURLWithPath: executable).lastPathComponent) failed: \(text.suffix(500))")
         }
     }
 
@@ -134,7 +156,9 @@ public final class TemporaryPostgres: Sendable {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         let length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, length) } } == 0
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, length) }
+        } == 0
     }
 }
 
@@ -147,13 +171,11 @@ private func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) as
     }
 }
 
-/// Sets close-on-exec on every descriptor above stderr (the test process itself is not
-/// affected: the flag only matters to programs it starts).
-private func markEveryDescriptorCloseOnExec() {
-    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
-    for entry in entries {
-        guard let descriptor = Int32(entry), descriptor > 2 else { continue }
-        let flags = fcntl(descriptor, F_GETFD)
-        if flags >= 0, flags & FD_CLOEXEC == 0 { _ = fcntl(descriptor, F_SETFD, flags | FD_CLOEXEC) }
-    }
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later; Swift's Glibc module
+/// does not declare it): closes every descriptor from `lowest` up in the child.
+private func closeFrom(_ lowest: Int32, in actions: inout posix_spawn_file_actions_t) -> Bool {
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
+    else { return false }
+    return unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, lowest) == 0
 }

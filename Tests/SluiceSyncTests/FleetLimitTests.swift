@@ -21,13 +21,19 @@ struct FleetLimitTests {
 
     /// Leases of 5 s that fall back to zero, a team "ml" with `limits`, and a key in it.
     static func team(limits: String, on harness: SyncHarness) async throws -> String {
-        _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"lease_seconds":5,"lease_fallback":"zero","lease_minimum_share_percent":50}"#)
+        _ = try await harness.adminJSON(
+            "PUT", "/v1/admin/settings",
+            json: #"{"lease_seconds":5,"lease_fallback":"zero","lease_minimum_share_percent":50}"#)
         _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"ml","limits":\#(limits)}"#)
-        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#) as? [String: Any]
+        let created =
+            try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#)
+            as? [String: Any]
         return try #require(created?["key"] as? String)
     }
 
-    @Test("20 agents under uneven load hold a team's requests per minute within 2 % fleet-wide; quiet agents are not starved")
+    @Test(
+        "20 agents under uneven load hold a team's requests per minute within 2 %; quiet agents are not starved"
+    )
     func twentyAgentsShareATeamLimit() async throws {
         let harness = try await SyncHarness()
         try await harness.seedPolicy()
@@ -56,7 +62,9 @@ struct FleetLimitTests {
                             if finished >= window.start, finished < window.end {
                                 tally.record(agent: index, admitted: response.status == 200)
                             }
-                            #expect(response.status == 200 || response.status == 429, "agent \(index): \(response.status) \(response.text)")
+                            #expect(
+                                response.status == 200 || response.status == 429,
+                                "agent \(index): \(response.status) \(response.text)")
                             if heavy.contains(index) {
                                 if response.status == 429 { try await Task.sleep(for: .milliseconds(20)) }
                             } else {
@@ -92,9 +100,13 @@ struct FleetLimitTests {
     func firstDemandAndFairShare() async throws {
         let harness = try await SyncHarness()
         try await harness.seedPolicy()
-        _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"lease_seconds":30}"#)  // fallback: fraction 0.1
-        _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_minute":600}}"#)
-        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#) as? [String: Any]
+        // fallback: fraction 0.1
+        _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"lease_seconds":30}"#)
+        _ = try await harness.adminJSON(
+            "POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_minute":600}}"#)
+        let created =
+            try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#)
+            as? [String: Any]
         let key = try #require(created?["key"] as? String)
         // Flushes a minute apart: any lease within seconds was asked for on first demand.
         let clock = TestClock()
@@ -103,29 +115,36 @@ struct FleetLimitTests {
         let alone = try await first.chat(key: key)
         // No other agent holds a lease: the whole limit, where a fixed fraction gave 60.
         #expect(alone.status == 200 && alone.header("x-ratelimit-limit-requests") == "600")
-        #expect(await eventually(timeout: .seconds(3)) {
-            first.runtime.leases?.held(now: clock.now()).contains { $0.scope == Scope(.team, "ml") } == true
-        })
+        #expect(
+            await eventually(timeout: .seconds(3)) {
+                first.runtime.leases?.held(now: clock.now()).contains { $0.scope == Scope(.team, "ml") } == true
+            })
 
         let second = try await harness.startAgent(id: "pod-2", clock: clock, flushInterval: .seconds(60))
         #expect(await eventually { (try? await second.readiness().status) == 200 })
         let joining = try await second.chat(key: key)
         // One agent holds a lease: half, until this agent's own lease arrives.
         #expect(joining.status == 200 && joining.header("x-ratelimit-limit-requests") == "300")
-        #expect(await eventually(timeout: .seconds(3)) {
-            second.runtime.leases?.held(now: clock.now()).contains { $0.scope == Scope(.team, "ml") } == true
-        })
+        #expect(
+            await eventually(timeout: .seconds(3)) {
+                second.runtime.leases?.held(now: clock.now()).contains { $0.scope == Scope(.team, "ml") } == true
+            })
         try await first.stop()
         try await second.stop()
         try await harness.shutdown()
     }
 
-    @Test("requests_per_day and max_parallel_requests are per agent, as documented: two agents admit twice the daily count")
+    @Test(
+        "requests_per_day and max_parallel_requests are per agent: two agents admit twice the daily count"
+    )
     func perAgentLimits() async throws {
         let harness = try await SyncHarness()
         try await harness.seedPolicy()
-        _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_day":2}}"#)
-        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#) as? [String: Any]
+        _ = try await harness.adminJSON(
+            "POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_day":2}}"#)
+        let created =
+            try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#)
+            as? [String: Any]
         let key = try #require(created?["key"] as? String)
         let agents = [try await harness.startAgent(id: "pod-1"), try await harness.startAgent(id: "pod-2")]
         for agent in agents {

@@ -23,13 +23,17 @@ public final class LeaseBook: Sendable {
         /// Budgets only: the agent's own spend in the window, and the cap last granted.
         var own = 0
         var cap = 0
+        /// Budgets only: the cap the agent enforces until the answer to this renewal reaches
+        /// it (the one granted before, or its fallback before its first grant).
+        var enforcing = 0
     }
 
     private struct State {
         /// `kind/scope/limit` → instance → claim.
         var claims: [String: [String: Claim]] = [:]
         /// Settings as of a policy version, so a renewal reads the store once (the version).
-        var settings: (version: Int64, leaseSeconds: Int, minimumPercent: Int, zone: TimeZoneRules)?
+        var settings:
+            (version: Int64, leaseSeconds: Int, minimumPercent: Int, zone: TimeZoneRules, fallback: LeaseFallback)?
         /// When each agent instance last renewed: how many are active.
         var lastRenewal: [String: ContinuousClock.Instant] = [:]
         /// Fleet spend per scope in a window, read at most once a second.
@@ -46,15 +50,18 @@ public final class LeaseBook: Sendable {
     }
 
     /// Records `request`'s demands for `agentID` and answers with its shares.
-    public func renew(agentID: String, request: LeaseRequest, now: ContinuousClock.Instant = .now) async throws -> LeaseAnswer {
+    public func renew(agentID: String, request: LeaseRequest, now: ContinuousClock.Instant = .now) async throws
+        -> LeaseAnswer
+    {
         try request.validate()
-        let (leaseSeconds, minimumPercent, zone) = try await settings()
+        let (leaseSeconds, minimumPercent, zone, fallback) = try await settings()
         let instance = "\(agentID)/\(request.instance)"
         let horizon = now - .seconds(leaseSeconds)
         var fleetSpent: [String: Int] = [:]
         for demand in request.demands {
             guard let limit = LeaseLimit(rawValue: demand.limit), limit.isSpend,
-                  let dimension = UsageQuery.Dimension(rawValue: demand.scopeKind), dimension != .day else { continue }
+                let dimension = UsageQuery.Dimension(rawValue: demand.scopeKind), dimension != .day
+            else { continue }
             let spent = try await fleetSpend(dimension, limit: limit, zone: zone, now: now)[demand.scope] ?? 0
             fleetSpent["\(demand.scopeKind)/\(demand.scope)/\(demand.limit)"] = Int(spent)
         }
@@ -66,21 +73,33 @@ public final class LeaseBook: Sendable {
                 let key = "\(demand.scopeKind)/\(demand.scope)/\(demand.limit)"
                 var claims = state.claims[key] ?? [:]
                 let own = demand.ownSpent ?? 0
-                claims[instance] = Claim(demand: demand.perMinute, limitValue: demand.limitValue, seenAt: now, own: own,
-                                         cap: max(claims[instance]?.cap ?? 0, own))
+                let previous = claims[instance]
+                // Until this answer arrives the agent spends under what it held before: its
+                // last grant, or before its first the fallback's cap on its own spend.
+                let enforcing =
+                    previous?.cap
+                    ?? Int(fallback.spendCap(forBudget: Cost(picoUSD: Int64(demand.limitValue)))?.picoUSD ?? 0)
+                claims[instance] = Claim(
+                    demand: demand.perMinute, limitValue: demand.limitValue, seenAt: now, own: own,
+                    cap: max(previous?.cap ?? 0, own), enforcing: enforcing)
                 claims = claims.filter { $0.value.seenAt >= horizon }
                 let limitValue = claims.values.map(\.limitValue).min() ?? 0
                 let grant: Int
                 if let spent = fleetSpent[key] {
-                    grant = Self.budgetCap(for: instance, in: &claims, budget: limitValue, fleetSpent: spent, minimumPercent: minimumPercent)
+                    grant = Self.budgetCap(
+                        for: instance, in: &claims, budget: limitValue, fleetSpent: spent,
+                        minimumPercent: minimumPercent)
                 } else {
-                    let shares = LeaseSplit.split(capacity: limitValue, claims: claims.map { .init(agent: $0.key, demand: $0.value.demand) },
-                                                  minimumPercent: minimumPercent)
+                    let shares = LeaseSplit.split(
+                        capacity: limitValue, claims: claims.map { .init(agent: $0.key, demand: $0.value.demand) },
+                        minimumPercent: minimumPercent)
                     grant = shares[instance] ?? 0
                 }
                 state.claims[key] = claims
-                answer.grants.append(LeaseGrant(scopeKind: demand.scopeKind, scope: demand.scope, limit: demand.limit,
-                                                perMinute: grant, validSeconds: leaseSeconds))
+                answer.grants.append(
+                    LeaseGrant(
+                        scopeKind: demand.scopeKind, scope: demand.scope, limit: demand.limit,
+                        perMinute: grant, validSeconds: leaseSeconds))
                 answer.activeAgents[key] = claims.count
             }
             // Forget limits nobody has claimed for a lease time.
@@ -100,15 +119,20 @@ public final class LeaseBook: Sendable {
         }
     }
 
-    private func settings() async throws -> (leaseSeconds: Int, minimumPercent: Int, zone: TimeZoneRules) {
+    private func settings() async throws -> (
+        leaseSeconds: Int, minimumPercent: Int, zone: TimeZoneRules, fallback: LeaseFallback
+    ) {
         let version = try await store.policyVersion()
         if let cached = state.withLock({ $0.settings }), cached.version == version {
-            return (cached.leaseSeconds, cached.minimumPercent, cached.zone)
+            return (cached.leaseSeconds, cached.minimumPercent, cached.zone, cached.fallback)
         }
         let settings = try await store.settings()
         let zone = TimeZones.rules(named: settings.timeZone) ?? .utc
-        state.withLock { $0.settings = (version, settings.leaseSeconds, settings.leaseMinimumSharePercent, zone) }
-        return (settings.leaseSeconds, settings.leaseMinimumSharePercent, zone)
+        let fallback = settings.fallback ?? .fraction(0.1)
+        state.withLock {
+            $0.settings = (version, settings.leaseSeconds, settings.leaseMinimumSharePercent, zone, fallback)
+        }
+        return (settings.leaseSeconds, settings.leaseMinimumSharePercent, zone, fallback)
     }
 
     /// The cap on `instance`'s own spend in a budget's window.
@@ -117,17 +141,22 @@ public final class LeaseBook: Sendable {
     /// never add up to more than the budget: an agent gets its share (by ``LeaseSplit``) of
     /// what nobody has spent yet, but no more than what the other agents' caps leave, and
     /// never less than it has already spent. Agents holding more than their share give it
-    /// back when they renew, so caps follow demand within a few cycles.
-    private static func budgetCap(for instance: String, in claims: inout [String: Claim], budget: Int, fleetSpent: Int,
-                                  minimumPercent: Int) -> Int {
+    /// back when they renew, so caps follow demand within a few cycles. Another agent counts
+    /// at the most it may spend: its spend, its new cap, or the cap it enforces until that
+    /// answer reaches it (a cap given back is not handed out again while it is still held).
+    private static func budgetCap(
+        for instance: String, in claims: inout [String: Claim], budget: Int, fleetSpent: Int,
+        minimumPercent: Int
+    ) -> Int {
         let activeOwn = claims.values.map(\.own).reduce(0, +)
         // Spend in the rollups beyond what active agents report is by agents gone away.
         let departed = max(0, fleetSpent - activeOwn)
         let unspent = max(0, budget - departed - activeOwn)
-        let shares = LeaseSplit.split(capacity: unspent, claims: claims.map { .init(agent: $0.key, demand: $0.value.demand) },
-                                      minimumPercent: minimumPercent)
+        let shares = LeaseSplit.split(
+            capacity: unspent, claims: claims.map { .init(agent: $0.key, demand: $0.value.demand) },
+            minimumPercent: minimumPercent)
         let own = claims[instance]?.own ?? 0
-        let others = claims.filter { $0.key != instance }.values.map { max($0.cap, $0.own) }.reduce(0, +)
+        let others = claims.filter { $0.key != instance }.values.map { max($0.cap, $0.own, $0.enforcing) }.reduce(0, +)
         let available = budget - departed - others
         let cap = max(own, min(own + (shares[instance] ?? 0), available))
         claims[instance]?.cap = cap
@@ -142,8 +171,10 @@ public final class LeaseBook: Sendable {
     /// The fleet's spend by scope name in the day or month containing now, from the
     /// rollups (as the budget watcher reads them). Cached until usage arrives here, and for
     /// at most a second (another replica may have taken some).
-    private func fleetSpend(_ dimension: UsageQuery.Dimension, limit: LeaseLimit, zone: TimeZoneRules,
-                            now: ContinuousClock.Instant) async throws -> [String: Int64] {
+    private func fleetSpend(
+        _ dimension: UsageQuery.Dimension, limit: LeaseLimit, zone: TimeZoneRules,
+        now: ContinuousClock.Instant
+    ) async throws -> [String: Int64] {
         let seconds = Int64(Date().timeIntervalSince1970)
         let start = limit == .dailySpend ? zone.startOfDay(containing: seconds) : zone.startOfMonth(containing: seconds)
         let end = limit == .dailySpend ? zone.startOfNextDay(after: seconds) : zone.startOfNextMonth(after: seconds)
