@@ -16,7 +16,8 @@ public struct UsageBatch: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case agentID = "agent_id", epoch, sequence, deltas
+        case agentID = "agent_id"
+        case epoch, sequence, deltas
     }
 
     /// Bounds and shapes a control plane checks before touching its store.
@@ -47,8 +48,11 @@ public struct UsageDelta: Codable, Sendable, Equatable {
     /// Refusals by reason code.
     public var denials: [String: Int64]
 
-    public init(hour: Int64, team: String? = nil, project: String? = nil, service: String, keyID: String? = nil, model: String,
-                requests: Int64 = 0, promptTokens: Int64 = 0, completionTokens: Int64 = 0, costPicoUSD: Int64 = 0, denials: [String: Int64] = [:]) {
+    public init(
+        hour: Int64, team: String? = nil, project: String? = nil, service: String, keyID: String? = nil, model: String,
+        requests: Int64 = 0, promptTokens: Int64 = 0, completionTokens: Int64 = 0, costPicoUSD: Int64 = 0,
+        denials: [String: Int64] = [:]
+    ) {
         self.hour = hour
         self.team = team
         self.project = project
@@ -63,8 +67,14 @@ public struct UsageDelta: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case hour, team, project, service, keyID = "key_id", model, requests, promptTokens = "prompt_tokens",
-             completionTokens = "completion_tokens", costPicoUSD = "cost_pico_usd", denials
+        case hour, team, project, service
+        case keyID = "key_id"
+        case model, requests
+        case promptTokens = "prompt_tokens"
+        case
+            completionTokens = "completion_tokens"
+        case costPicoUSD = "cost_pico_usd"
+        case denials
     }
 
     /// Bounds on one delta: one agent's calls on one key and model in one hour. They are far
@@ -76,16 +86,24 @@ public struct UsageDelta: Codable, Sendable, Equatable {
     public static let maxCostPicoUSD: Int64 = 100_000_000_000_000_000
 
     func validate(at path: String) throws(WireError) {
-        guard hour >= 0, hour % 3600 == 0 else { throw WireError("\(path).hour must be the start of an hour in Unix seconds") }
-        for (name, value, bound) in [("requests", requests, Self.maxRequests), ("prompt_tokens", promptTokens, Self.maxTokens),
-                                     ("completion_tokens", completionTokens, Self.maxTokens),
-                                     ("cost_pico_usd", costPicoUSD, Self.maxCostPicoUSD)] where !(0...bound).contains(value) {
+        guard hour >= 0, hour % 3600 == 0 else {
+            throw WireError("\(path).hour must be the start of an hour in Unix seconds")
+        }
+        for (name, value, bound) in [
+            ("requests", requests, Self.maxRequests), ("prompt_tokens", promptTokens, Self.maxTokens),
+            ("completion_tokens", completionTokens, Self.maxTokens),
+            ("cost_pico_usd", costPicoUSD, Self.maxCostPicoUSD),
+        ] where !(0...bound).contains(value) {
             throw WireError("\(path).\(name) must be 0 to \(bound)")
         }
-        guard denials.values.allSatisfy({ (0...Self.maxRequests).contains($0) }), denials.count <= 64 else {
-            throw WireError("\(path).denials must hold at most 64 counts of 0 to \(Self.maxRequests)")
+        guard denials.values.allSatisfy({ (0...Self.maxRequests).contains($0) }), denials.count <= 64,
+            denials.keys.allSatisfy({ (1...64).contains($0.utf8.count) })
+        else {
+            throw WireError(
+                "\(path).denials must hold at most 64 counts of 0 to \(Self.maxRequests), by reasons of 1 to 64 bytes")
         }
-        for text in [team, project, keyID, Optional(service), Optional(model)].compactMap({ $0 }) where text.utf8.count > 200 {
+        for text in [team, project, keyID, Optional(service), Optional(model)].compactMap({ $0 })
+        where text.utf8.count > 200 {
             throw WireError("\(path): names are at most 200 bytes")
         }
     }
@@ -108,6 +126,9 @@ public struct UsageAck: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case agentID = "agent_id", epoch, acknowledgedSequence = "acknowledged_sequence", duplicate
+        case agentID = "agent_id"
+        case epoch
+        case acknowledgedSequence = "acknowledged_sequence"
+        case duplicate
     }
 }

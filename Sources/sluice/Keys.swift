@@ -2,8 +2,9 @@ import ArgumentParser
 import Foundation
 
 struct Keys: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "keys", abstract: "Virtual keys: create, list, change, rotate, revoke.",
-                                                    subcommands: [Create.self, List.self, Get.self, Update.self, Rotate.self, Revoke.self, Delete.self])
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "Virtual keys: create, list, change, rotate, revoke.",
+        subcommands: [Create.self, List.self, Get.self, Update.self, Rotate.self, Revoke.self, Delete.self])
     static let columns = ["id", "prefix", "team", "project", "allowed_models", "limits", "metadata", "revoked"]
 
     struct KeyFields: ParsableArguments {
@@ -38,7 +39,8 @@ struct Keys: AsyncParsableCommand {
     }
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a key. The key is printed once: store it now.")
+        static let configuration = CommandConfiguration(
+            abstract: "Create a key. The key is printed once: store it now.")
         @Option(help: "An id for the key (one is made up otherwise).") var id: String?
         @Flag(help: "Create the team and project the key names if they do not exist yet.") var createMissing = false
         @OptionGroup var fields: KeyFields
@@ -59,7 +61,11 @@ struct Keys: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/keys"), format: try connection.format(), columns: Keys.columns) }
+            try await perform {
+                try Printer.show(
+                    try await connection.client().send("GET", "/v1/admin/keys"), format: try connection.format(),
+                    columns: Keys.columns)
+            }
         }
     }
 
@@ -67,15 +73,20 @@ struct Keys: AsyncParsableCommand {
         @Argument var id: String
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/keys/\(pathSegment(id))"), format: try connection.format(), columns: Keys.columns) }
+            try await perform {
+                try Printer.show(
+                    try await connection.client().send("GET", "/v1/admin/keys/\(pathSegment(id))"),
+                    format: try connection.format(), columns: Keys.columns)
+            }
         }
     }
 
     struct Update: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: """
-            Change only the settings given; every agent applies it, the secret stays the same. \
-            --meta merges by key; --unset-meta removes one; --clear removes a setting.
-            """)
+        static let configuration = CommandConfiguration(
+            abstract: """
+                Change only the settings given; every agent applies it, the secret stays the same. \
+                --meta merges by key; --unset-meta removes one; --clear removes a setting.
+                """)
         @Argument var id: String
         @OptionGroup var fields: KeyFields
         @Option(help: "Remove a metadata key; repeat for more.") var unsetMeta: [String] = []
@@ -91,16 +102,19 @@ struct Keys: AsyncParsableCommand {
                 }
                 try clear.apply(to: &body, fields: Keys.clearable)
                 guard !body.isEmpty else { throw ValidationError("nothing to change: give a setting or --clear") }
-                let data = try await connection.client().send("PATCH", "/v1/admin/keys/\(pathSegment(id))", body: try jsonBody(body))
+                let data = try await connection.client().send(
+                    "PATCH", "/v1/admin/keys/\(pathSegment(id))", body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Keys.columns)
             }
         }
     }
 
     struct Rotate: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Issue a new secret for the same key id; the old one works for --grace.")
+        static let configuration = CommandConfiguration(
+            abstract: "Issue a new secret for the same key id; the old one works for --grace.")
         @Argument var id: String
-        @Option(help: "How long the old secret keeps working, e.g. 3600s, 30m, 24h (default: not at all).") var grace: String?
+        @Option(help: "How long the old secret keeps working, e.g. 3600s, 30m, 24h (default: not at all).") var grace:
+            String?
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
@@ -112,8 +126,9 @@ struct Keys: AsyncParsableCommand {
                     }
                     seconds = amount * unit
                 }
-                let data = try await connection.client().send("POST", "/v1/admin/keys/\(pathSegment(id))/rotate",
-                                                              body: try jsonBody(["grace_period_seconds": seconds]))
+                let data = try await connection.client().send(
+                    "POST", "/v1/admin/keys/\(pathSegment(id))/rotate",
+                    body: try jsonBody(["grace_period_seconds": seconds]))
                 try Keys.showIssued(data, format: try connection.format())
             }
         }
@@ -124,14 +139,16 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
-                let data = try await connection.client().send("POST", "/v1/admin/keys/\(pathSegment(id))/revoke", body: try jsonBody([:]))
+                let data = try await connection.client().send(
+                    "POST", "/v1/admin/keys/\(pathSegment(id))/revoke", body: try jsonBody([:]))
                 try Printer.show(data, format: try connection.format(), columns: Keys.columns)
             }
         }
     }
 
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a key: its secrets stop working, and its team can then be deleted.")
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a key: its secrets stop working, and its team can then be deleted.")
         @Argument var id: String
         @OptionGroup var connection: Connection
         func run() async throws {
@@ -159,15 +176,19 @@ struct Keys: AsyncParsableCommand {
 }
 
 struct Usage: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "usage", abstract: "Spend and tokens, grouped, from the control plane's rollups.")
-    @Option(help: "Comma-separated: team, project, service, key, model, day.") var by: String = "team"
+    static let configuration = CommandConfiguration(
+        commandName: "usage", abstract: "Spend and tokens, grouped, from the control plane's rollups.")
+    @Option(help: "Comma-separated: team, project, service, key, model, day, or meta.NAME (a key metadata field).")
+    var by: String = "team"
     @Option(help: "How far back: 30m, 12h, 7d, or a UTC date such as 2026-11-01.") var since: String = "30d"
     @Option(help: "Only the top N groups by spend.") var top: Int?
     @OptionGroup var connection: Connection
 
     func run() async throws {
         try await perform {
-            var path = "/v1/admin/usage?group_by=\(by)&since=\(since)"
+            var path =
+                "/v1/admin/usage?group_by=\(by.split(separator: ",").map { pathSegment(String($0)) }.joined(separator: ","))"
+                + "&since=\(pathSegment(since))"
             if let top { path += "&limit=\(top)" }
             let data = try await connection.client().send("GET", path)
             if try connection.format() == .json {
@@ -176,13 +197,22 @@ struct Usage: AsyncParsableCommand {
             }
             let rows = (try JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
             let dimensions = by.split(separator: ",").map(String.init)
-            Printer.table(rows.map { row in
-                let group = row["group"] as? [String: Any] ?? [:]
-                let picos = (row["cost_pico_usd"] as? Int) ?? 0
-                return dimensions.map { Printer.text(group[$0]).isEmpty ? "-" : Printer.text(group[$0]) }
-                    + [Printer.text(row["requests"]), Printer.text(row["prompt_tokens"]), Printer.text(row["completion_tokens"]),
-                       String(format: "%.6f", Double(picos) / 1e12)]
-            }, headers: dimensions + ["requests", "tokens_in", "tokens_out", "cost_usd"])
+            Printer.table(
+                rows.map { row in
+                    let group = row["group"] as? [String: Any] ?? [:]
+                    let picos = (row["cost_pico_usd"] as? Int) ?? 0
+                    // Refusals by reason, most first: "budget_exceeded=3 rate_limited=1".
+                    let denials = ((row["denials"] as? [String: Int]) ?? [:]).sorted {
+                        ($1.value, $0.key) < ($0.value, $1.key)
+                    }
+                    return dimensions.map { Printer.text(group[$0]).isEmpty ? "-" : Printer.text(group[$0]) }
+                        + [
+                            Printer.text(row["requests"]), Printer.text(row["prompt_tokens"]),
+                            Printer.text(row["completion_tokens"]),
+                            String(format: "%.6f", Double(picos) / 1e12),
+                            denials.isEmpty ? "-" : denials.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
+                        ]
+                }, headers: dimensions + ["requests", "tokens_in", "tokens_out", "cost_usd", "denied"])
         }
     }
 }

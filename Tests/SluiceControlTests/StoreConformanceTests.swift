@@ -34,8 +34,11 @@ struct StoreConformanceTests {
         #expect(try await store.put(.team(TeamDocument(name: "ml", deniedModels: ["gpt-4o"])), mode: .update) == 3)
         #expect(try await store.entity(.team, name: "ml") == .team(TeamDocument(name: "ml", deniedModels: ["gpt-4o"])))
         try await store.put(.project(ProjectDocument(name: "search", team: "ml")), mode: .upsert)
-        try await store.put(.key(KeyDocument(id: "k1", hash: "hmac-sha256:" + String(repeating: "0", count: 64), team: "ml", project: "search")),
-                            mode: .create)
+        try await store.put(
+            .key(
+                KeyDocument(
+                    id: "k1", hash: "hmac-sha256:" + String(repeating: "0", count: 64), team: "ml", project: "search")),
+            mode: .create)
         #expect(try await store.entities(.key).count == 1)
         #expect(try await store.policyVersion() == 5)
         #expect(try await store.entity(.key, name: "nope") == nil)
@@ -47,7 +50,9 @@ struct StoreConformanceTests {
         defer { fixture.remove() }
         let store = fixture.store
         let hash = "hmac-sha256:" + String(repeating: "1", count: 64)
-        await #expect(throws: StoreError.self) { try await store.put(.key(KeyDocument(id: "k", hash: hash, team: "ghost")), mode: .create) }
+        await #expect(throws: StoreError.self) {
+            try await store.put(.key(KeyDocument(id: "k", hash: hash, team: "ghost")), mode: .create)
+        }
         try await store.put(.team(TeamDocument(name: "a")), mode: .create)
         try await store.put(.team(TeamDocument(name: "b")), mode: .create)
         try await store.put(.project(ProjectDocument(name: "p", team: "a")), mode: .create)
@@ -80,29 +85,81 @@ struct StoreConformanceTests {
         #expect(snapshot.settings.timeZone == "Europe/Berlin" && snapshot.settings.onlyAllowModels == ["a"])
     }
 
-    static func batch(_ sequence: Int64, agent: String = "a1", epoch: String = "e1", cost: Int64 = 1_000, team: String = "ml",
-                      model: String = "gpt-4o-mini", hour: Int64 = hour) -> UsageBatch {
-        UsageBatch(agentID: agent, epoch: epoch, sequence: sequence, deltas: [
-            UsageDelta(hour: hour, team: team, service: "shop/checkout", keyID: "k1", model: model, requests: 2, promptTokens: 20,
-                       completionTokens: 10, costPicoUSD: cost, denials: ["rate_limit_exceeded": 1]),
-        ])
+    static func batch(
+        _ sequence: Int64, agent: String = "a1", epoch: String = "e1", cost: Int64 = 1_000, team: String = "ml",
+        model: String = "gpt-4o-mini", hour: Int64 = hour
+    ) -> UsageBatch {
+        UsageBatch(
+            agentID: agent, epoch: epoch, sequence: sequence,
+            deltas: [
+                UsageDelta(
+                    hour: hour, team: team, service: "shop/checkout", keyID: "k1", model: model, requests: 2,
+                    promptTokens: 20,
+                    completionTokens: 10, costPicoUSD: cost, denials: ["rate_limit_exceeded": 1])
+            ])
     }
 
-    @Test("usage batches apply exactly once per agent and epoch; a gap (a restored database) is accepted", arguments: StoreFixture.kinds)
+    @Test(
+        "usage batches apply exactly once per agent and epoch; a gap (a restored database) is accepted",
+        arguments: StoreFixture.kinds)
     func exactlyOnce(kind: StoreFixture.Kind) async throws {
         let fixture = try await StoreFixture(kind)
         defer { fixture.remove() }
         let store = fixture.store
-        #expect(try await store.apply(Self.batch(1)) == UsageAck(agentID: "a1", epoch: "e1", acknowledgedSequence: 1, duplicate: false))
-        #expect(try await store.apply(Self.batch(1)) == UsageAck(agentID: "a1", epoch: "e1", acknowledgedSequence: 1, duplicate: true))
+        #expect(
+            try await store.apply(Self.batch(1))
+                == UsageAck(agentID: "a1", epoch: "e1", acknowledgedSequence: 1, duplicate: false))
+        #expect(
+            try await store.apply(Self.batch(1))
+                == UsageAck(agentID: "a1", epoch: "e1", acknowledgedSequence: 1, duplicate: true))
         // The store lost batch 2's mark (restored from a backup): 3 is applied, not refused,
         // and anything at or below the new mark is a repeat.
-        #expect(try await store.apply(Self.batch(3)) == UsageAck(agentID: "a1", epoch: "e1", acknowledgedSequence: 3, duplicate: false))
-        #expect(try await store.apply(Self.batch(2)) == UsageAck(agentID: "a1", epoch: "e1", acknowledgedSequence: 3, duplicate: true))
+        #expect(
+            try await store.apply(Self.batch(3))
+                == UsageAck(agentID: "a1", epoch: "e1", acknowledgedSequence: 3, duplicate: false))
+        #expect(
+            try await store.apply(Self.batch(2))
+                == UsageAck(agentID: "a1", epoch: "e1", acknowledgedSequence: 3, duplicate: true))
         // A new epoch starts its own sequence.
         #expect(try await store.apply(Self.batch(1, epoch: "e2")).duplicate == false)
         let total = try await store.usage(UsageQuery(groupBy: [], from: Self.hour, to: Self.hour + 3600))
-        #expect(total == [UsageRow(group: [:], requests: 6, promptTokens: 60, completionTokens: 30, costPicoUSD: 3_000)])
+        #expect(
+            total == [
+                UsageRow(
+                    group: [:], requests: 6, promptTokens: 60, completionTokens: 30, costPicoUSD: 3_000,
+                    denials: ["rate_limit_exceeded": 3])
+            ])
+    }
+
+    @Test(
+        "refusals are counted by reason with their group; a group refused every call still shows",
+        arguments: StoreFixture.kinds)
+    func denialsByReason(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let store = fixture.store
+        _ = try await store.apply(Self.batch(1, team: "ml"))
+        _ = try await store.apply(
+            UsageBatch(
+                agentID: "a1", epoch: "e1", sequence: 2,
+                deltas: [
+                    UsageDelta(
+                        hour: Self.hour, team: "web", service: "shop/checkout", keyID: "k2", model: "m", requests: 0,
+                        denials: ["budget_exceeded": 4, "model_not_allowed": 1])
+                ]))
+        let rows = try await store.usage(UsageQuery(groupBy: [.team], from: Self.hour, to: Self.hour + 3600))
+        #expect(
+            rows == [
+                UsageRow(
+                    group: ["team": "ml"], requests: 2, promptTokens: 20, completionTokens: 10, costPicoUSD: 1_000,
+                    denials: ["rate_limit_exceeded": 1]),
+                UsageRow(
+                    group: ["team": "web"], requests: 0, promptTokens: 0, completionTokens: 0, costPicoUSD: 0,
+                    denials: ["budget_exceeded": 4, "model_not_allowed": 1]),
+            ])
+        // Top 1 by spend leaves the refused-only group out.
+        let top = try await store.usage(UsageQuery(groupBy: [.team], from: Self.hour, to: Self.hour + 3600, limit: 1))
+        #expect(top.map(\.group) == [["team": "ml"]])
     }
 
     @Test("the same batch sent 20 times at once is applied once", arguments: StoreFixture.kinds)
@@ -129,20 +186,36 @@ struct StoreConformanceTests {
         _ = try await store.apply(Self.batch(2, cost: 7_000, team: "ml", model: "b"))
         _ = try await store.apply(Self.batch(3, cost: 1_000, team: "web", model: "a", hour: Self.hour + 86_400))
         let byTeam = try await store.usage(UsageQuery(groupBy: [.team], from: day, to: day + 2 * 86_400))
-        #expect(byTeam == [UsageRow(group: ["team": "ml"], requests: 4, promptTokens: 40, completionTokens: 20, costPicoUSD: 12_000),
-                           UsageRow(group: ["team": "web"], requests: 2, promptTokens: 20, completionTokens: 10, costPicoUSD: 1_000)])
+        #expect(
+            byTeam == [
+                UsageRow(
+                    group: ["team": "ml"], requests: 4, promptTokens: 40, completionTokens: 20, costPicoUSD: 12_000,
+                    denials: ["rate_limit_exceeded": 2]),
+                UsageRow(
+                    group: ["team": "web"], requests: 2, promptTokens: 20, completionTokens: 10, costPicoUSD: 1_000,
+                    denials: ["rate_limit_exceeded": 1]),
+            ])
         let byDayModel = try await store.usage(UsageQuery(groupBy: [.day, .model], from: day, to: day + 2 * 86_400))
-        #expect(byDayModel.map(\.group) == [["day": String(day), "model": "b"], ["day": String(day), "model": "a"],
-                                            ["day": String(day + 86_400), "model": "a"]])
+        #expect(
+            byDayModel.map(\.group) == [
+                ["day": String(day), "model": "b"], ["day": String(day), "model": "a"],
+                ["day": String(day + 86_400), "model": "a"],
+            ])
         let top = try await store.usage(UsageQuery(groupBy: [.key], from: day, to: day + 2 * 86_400, limit: 1))
-        #expect(top == [UsageRow(group: ["key": "k1"], requests: 6, promptTokens: 60, completionTokens: 30, costPicoUSD: 13_000)])
+        #expect(
+            top == [
+                UsageRow(
+                    group: ["key": "k1"], requests: 6, promptTokens: 60, completionTokens: 30, costPicoUSD: 13_000,
+                    denials: ["rate_limit_exceeded": 3])
+            ])
         // An hourly range reads the hourly cells.
         let firstHour = try await store.usage(UsageQuery(groupBy: [.model], from: Self.hour, to: Self.hour + 3600))
         #expect(firstHour.map(\.costPicoUSD) == [7_000, 5_000])
     }
 
-    @Test("agent tokens are found by their hash only, keep their service binding, and stop working once deleted",
-          arguments: StoreFixture.kinds)
+    @Test(
+        "agent tokens are found by their hash only, keep their service binding, and stop working once deleted",
+        arguments: StoreFixture.kinds)
     func agents(kind: StoreFixture.Kind) async throws {
         let fixture = try await StoreFixture(kind)
         defer { fixture.remove() }
@@ -215,8 +288,10 @@ struct PostgresStoreTests {
                     for sequence in 1...25 {
                         _ = try await store.apply(StoreConformanceTests.batch(Int64(sequence), agent: "agent-\(index)"))
                         // Both replicas also apply the other's batches: each must count once.
-                        _ = try await store.apply(StoreConformanceTests.batch(Int64(sequence), agent: "agent-\(1 - index)"))
-                        try await store.put(.project(ProjectDocument(name: "p-\(index)-\(sequence)", team: "shared")), mode: .create)
+                        _ = try await store.apply(
+                            StoreConformanceTests.batch(Int64(sequence), agent: "agent-\(1 - index)"))
+                        try await store.put(
+                            .project(ProjectDocument(name: "p-\(index)-\(sequence)", team: "shared")), mode: .create)
                     }
                 }
             }

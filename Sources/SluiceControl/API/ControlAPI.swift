@@ -25,8 +25,11 @@ public struct ControlAPI: Sendable {
     /// Largest request body read (bytes).
     static let maxBody = 4 << 20
 
-    public init(store: any Store, publisher: PolicyPublisher, adminToken: Secret, keyPepper: Secret, budgets: BudgetWatcher? = nil,
-                agentAuthenticators: [any AgentAuthenticator] = [], logger: Logger = Logger(label: "sluice.control.admin")) {
+    public init(
+        store: any Store, publisher: PolicyPublisher, adminToken: Secret, keyPepper: Secret,
+        budgets: BudgetWatcher? = nil,
+        agentAuthenticators: [any AgentAuthenticator] = [], logger: Logger = Logger(label: "sluice.control.admin")
+    ) {
         extraAgentAuthenticators = agentAuthenticators
         self.store = store
         self.publisher = publisher
@@ -45,19 +48,24 @@ public struct ControlAPI: Sendable {
         ("GET", "/v1/admin/teams"), ("POST", "/v1/admin/teams"), ("GET", "/v1/admin/teams/{name}"),
         ("PUT", "/v1/admin/teams/{name}"), ("PATCH", "/v1/admin/teams/{name}"), ("DELETE", "/v1/admin/teams/{name}"),
         ("GET", "/v1/admin/projects"), ("POST", "/v1/admin/projects"), ("GET", "/v1/admin/projects/{name}"),
-        ("PUT", "/v1/admin/projects/{name}"), ("PATCH", "/v1/admin/projects/{name}"), ("DELETE", "/v1/admin/projects/{name}"),
-        ("GET", "/v1/admin/services"), ("POST", "/v1/admin/services"), ("GET", "/v1/admin/services/{namespace}/{service}"),
+        ("PUT", "/v1/admin/projects/{name}"), ("PATCH", "/v1/admin/projects/{name}"),
+        ("DELETE", "/v1/admin/projects/{name}"),
+        ("GET", "/v1/admin/services"), ("POST", "/v1/admin/services"),
+        ("GET", "/v1/admin/services/{namespace}/{service}"),
         ("PUT", "/v1/admin/services/{namespace}/{service}"), ("PATCH", "/v1/admin/services/{namespace}/{service}"),
         ("DELETE", "/v1/admin/services/{namespace}/{service}"),
         ("GET", "/v1/admin/services/{namespace}"), ("PUT", "/v1/admin/services/{namespace}"),
         ("PATCH", "/v1/admin/services/{namespace}"), ("DELETE", "/v1/admin/services/{namespace}"),
         ("GET", "/v1/admin/models"), ("POST", "/v1/admin/models"), ("GET", "/v1/admin/models/{alias}"),
-        ("PUT", "/v1/admin/models/{alias}"), ("PATCH", "/v1/admin/models/{alias}"), ("DELETE", "/v1/admin/models/{alias}"),
-        ("GET", "/v1/admin/keys"), ("POST", "/v1/admin/keys"), ("GET", "/v1/admin/keys/{id}"), ("PATCH", "/v1/admin/keys/{id}"),
+        ("PUT", "/v1/admin/models/{alias}"), ("PATCH", "/v1/admin/models/{alias}"),
+        ("DELETE", "/v1/admin/models/{alias}"),
+        ("GET", "/v1/admin/keys"), ("POST", "/v1/admin/keys"), ("GET", "/v1/admin/keys/{id}"),
+        ("PATCH", "/v1/admin/keys/{id}"),
         ("DELETE", "/v1/admin/keys/{id}"),
         ("POST", "/v1/admin/keys/{id}/rotate"), ("POST", "/v1/admin/keys/{id}/revoke"),
         ("GET", "/v1/admin/settings"), ("PUT", "/v1/admin/settings"), ("PATCH", "/v1/admin/settings"),
-        ("GET", "/v1/admin/usage"), ("GET", "/v1/admin/audit"), ("POST", "/v1/admin/agents"), ("GET", "/v1/admin/agents"), ("DELETE", "/v1/admin/agents/{id}"),
+        ("GET", "/v1/admin/usage"), ("GET", "/v1/admin/audit"), ("POST", "/v1/admin/agents"),
+        ("GET", "/v1/admin/agents"), ("DELETE", "/v1/admin/agents/{id}"),
         ("GET", "/v1/agent/policy"), ("POST", "/v1/agent/usage"), ("POST", "/v1/agent/leases"),
     ]
 
@@ -66,27 +74,37 @@ public struct ControlAPI: Sendable {
         router.add(middleware: ErrorMiddleware())
         router.get("/healthz") { _, _ in try jsonResponse(["status": "ok"]) }
         router.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.json)))
+            Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.json)))
         }
 
         let admin = router.group("/v1/admin").add(middleware: AdminAuthMiddleware(token: adminToken))
-        entityRoutes(admin, collection: "teams", items: ["teams/:name"], address: { try $0.pathParameter("name") }, kind: .team,
-                     TeamDocument.self, name: { $0.name }, wrap: Entity.team, unwrap: { if case .team(let team) = $0 { team } else { nil } })
-        entityRoutes(admin, collection: "projects", items: ["projects/:name"], address: { try $0.pathParameter("name") }, kind: .project,
-                     ProjectDocument.self, name: { $0.name }, wrap: Entity.project,
-                     unwrap: { if case .project(let project) = $0 { project } else { nil } })
-        entityRoutes(admin, collection: "models", items: ["models/:alias"], address: { try $0.pathParameter("alias") }, kind: .model,
-                     ModelDocument.self, name: { $0.alias }, wrap: Entity.model, unwrap: { if case .model(let model) = $0 { model } else { nil } })
+        entityRoutes(
+            admin, collection: "teams", items: ["teams/:name"], address: { try $0.pathParameter("name") }, kind: .team,
+            TeamDocument.self, name: { $0.name }, wrap: Entity.team,
+            unwrap: { if case .team(let team) = $0 { team } else { nil } })
+        entityRoutes(
+            admin, collection: "projects", items: ["projects/:name"], address: { try $0.pathParameter("name") },
+            kind: .project,
+            ProjectDocument.self, name: { $0.name }, wrap: Entity.project,
+            unwrap: { if case .project(let project) = $0 { project } else { nil } })
+        entityRoutes(
+            admin, collection: "models", items: ["models/:alias"], address: { try $0.pathParameter("alias") },
+            kind: .model,
+            ModelDocument.self, name: { $0.alias }, wrap: Entity.model,
+            unwrap: { if case .model(let model) = $0 { model } else { nil } })
         // Services are named `namespace/service`, so their paths have two segments; the
         // catch-all service `*` has one (`services/*`, or `%2A`).
-        entityRoutes(admin, collection: "services", items: ["services/:namespace/:service", "services/:namespace"],
-                     address: { context in
-                         let first = try context.pathParameter("namespace")
-                         guard context.parameters.get("service") != nil else { return first }
-                         return "\(first)/\(try context.pathParameter("service"))"
-                     }, kind: .service,
-                     ServiceDocument.self, name: { $0.name }, wrap: Entity.service,
-                     unwrap: { if case .service(let service) = $0 { service } else { nil } })
+        entityRoutes(
+            admin, collection: "services", items: ["services/:namespace/:service", "services/:namespace"],
+            address: { context in
+                let first = try context.pathParameter("namespace")
+                guard context.parameters.get("service") != nil else { return first }
+                return "\(first)/\(try context.pathParameter("service"))"
+            }, kind: .service,
+            ServiceDocument.self, name: { $0.name }, wrap: Entity.service,
+            unwrap: { if case .service(let service) = $0 { service } else { nil } })
         keyRoutes(admin)
         admin.get("settings") { _, _ in try jsonResponse(try await store.settings()) }
         admin.put("settings") { request, context in
@@ -104,14 +122,15 @@ public struct ControlAPI: Sendable {
             await audit.changed(request, "patch", "settings", "settings", fields: AdminAudit.fieldNames(patch))
             return try jsonResponse(settings)
         }
-        admin.get("usage") { request, _ in try jsonResponse(try await store.usage(try UsageParameters.query(request))) }
+        admin.get("usage") { request, _ in try jsonResponse(try await UsageParameters.answer(request, store: store)) }
         admin.post("agents") { request, context in
             let body = try await decode(AgentRegistration.self, request, context)
             if let problem = body.problem { throw APIError(400, problem, code: "invalid_name") }
             var generator = SystemRandomNumberGenerator()
             let token = "sat-" + VirtualKey.generate(using: &generator).dropFirst(VirtualKey.prefix.count)
             try await store.registerAgent(id: body.id, tokenHash: keyHasher.hash(token).encoded, service: body.service)
-            await audit.changed(request, "register", "agent", body.id, fields: body.service == nil ? [] : ["service"], policy: false)
+            await audit.changed(
+                request, "register", "agent", body.id, fields: body.service == nil ? [] : ["service"], policy: false)
             var answer = ["id": body.id, "token": token]
             answer["service"] = body.service
             return try jsonResponse(answer, status: .created)
@@ -119,7 +138,9 @@ public struct ControlAPI: Sendable {
         admin.get("agents") { _, _ in try jsonResponse(try await store.agents()) }
         admin.delete("agents/:id") { request, context in
             let id = try context.pathParameter("id")
-            guard try await store.deleteAgent(id: id) else { throw APIError(404, "no agent \(Identifier.quoted(id))", code: "not_found") }
+            guard try await store.deleteAgent(id: id) else {
+                throw APIError(404, "no agent \(Identifier.quoted(id))", code: "not_found")
+            }
             await audit.changed(request, "revoke", "agent", id, policy: false)
             return Response(status: .noContent)
         }
@@ -128,12 +149,15 @@ public struct ControlAPI: Sendable {
             let now = Int64(Date().timeIntervalSince1970)
             let since = try parameters.get("since").map { try Since.start($0, now: now) } ?? now - 86_400
             let limit = Int(parameters.get("limit") ?? "1000") ?? 0
-            guard (1...10_000).contains(limit) else { throw APIError(400, "limit must be 1 to 10000", code: "invalid_limit") }
+            guard (1...10_000).contains(limit) else {
+                throw APIError(400, "limit must be 1 to 10000", code: "invalid_limit")
+            }
             return try jsonResponse(try await store.adminChanges(since: since, limit: limit))
         }
 
-        let agent = router.group("/v1/agent").add(middleware: AgentAuthMiddleware(
-            authenticators: [IssuedTokenAuthenticator(store: store, hasher: keyHasher)] + extraAgentAuthenticators))
+        let agent = router.group("/v1/agent").add(
+            middleware: AgentAuthMiddleware(
+                authenticators: [IssuedTokenAuthenticator(store: store, hasher: keyHasher)] + extraAgentAuthenticators))
         agent.get("policy") { request, context in
             var response = try await policy(request, scopedTo: context.agentService)
             // The agent learns the id to tag its usage batches with from here.
@@ -152,7 +176,9 @@ public struct ControlAPI: Sendable {
         }
         agent.post("leases") { request, context in
             let renewal = try await decode(LeaseRequest.self, request, context)
-            guard let agentID = context.agentID else { throw APIError(403, "no agent identity", code: "agent_mismatch") }
+            guard let agentID = context.agentID else {
+                throw APIError(403, "no agent identity", code: "agent_mismatch")
+            }
             do {
                 return try jsonResponse(try await leases.renew(agentID: agentID, request: renewal))
             } catch let error as WireError {
@@ -180,8 +206,9 @@ public struct ControlAPI: Sendable {
         if let known, known == version {
             return Response(status: .notModified, headers: [.eTag: tag])
         }
-        return Response(status: .ok, headers: [.contentType: "application/json", .eTag: tag, .cacheControl: "no-store"],
-                        body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        return Response(
+            status: .ok, headers: [.contentType: "application/json", .eTag: tag, .cacheControl: "no-store"],
+            body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     static func version(fromTag tag: String) -> Int64? {
@@ -218,14 +245,18 @@ public struct ControlAPI: Sendable {
         for item in items {
             group.get(RouterPath(item)) { _, context in
                 let key = try address(context)
-                guard let entity = try await store.entity(kind, name: key) else { throw APIError(404, "no \(noun) \(Identifier.quoted(key))", code: "not_found") }
+                guard let entity = try await store.entity(kind, name: key) else {
+                    throw APIError(404, "no \(noun) \(Identifier.quoted(key))", code: "not_found")
+                }
                 return try jsonResponse(Self.payload(entity))
             }
             group.put(RouterPath(item)) { request, context in
                 let key = try address(context)
                 let document = try await decode(Document.self, request, context)
                 guard name(document) == key else {
-                    throw APIError(400, "the body names \(Identifier.quoted(name(document))), the path \(Identifier.quoted(key))", code: "name_mismatch")
+                    throw APIError(
+                        400, "the body names \(Identifier.quoted(name(document))), the path \(Identifier.quoted(key))",
+                        code: "name_mismatch")
                 }
                 let entity = wrap(document)
                 try await gate.check(.put(entity), store: store)
@@ -241,7 +272,9 @@ public struct ControlAPI: Sendable {
                 let patch = try await readBody(request)
                 let document = try MergePatch.apply(patch, to: current)
                 guard name(document) == key else {
-                    throw APIError(400, "a patch cannot rename \(Identifier.quoted(key)); create the new one and delete this", code: "name_mismatch")
+                    throw APIError(
+                        400, "a patch cannot rename \(Identifier.quoted(key)); create the new one and delete this",
+                        code: "name_mismatch")
                 }
                 let entity = wrap(document)
                 try await gate.check(.put(entity), store: store)
@@ -291,9 +324,12 @@ struct AgentRegistration: Codable, Sendable {
     var problem: String? {
         let bytes = Array(id.utf8)
         let allowed = bytes.allSatisfy { byte in
-            (0x30...0x39).contains(byte) || (0x61...0x7A).contains(byte) || (0x41...0x5A).contains(byte) || Array("._-/:@".utf8).contains(byte)
+            (0x30...0x39).contains(byte) || (0x61...0x7A).contains(byte) || (0x41...0x5A).contains(byte)
+                || Array("._-/:@".utf8).contains(byte)
         }
-        guard (1...200).contains(bytes.count), allowed else { return "id must be 1 to 200 bytes of A-Z a-z 0-9 . _ - / : @" }
+        guard (1...200).contains(bytes.count), allowed else {
+            return "id must be 1 to 200 bytes of A-Z a-z 0-9 . _ - / : @"
+        }
         if let service, service == "*" || !Identifier.isServiceName(service) {
             return "service \(Identifier.quoted(service)) must be one namespace/service (lower-case DNS labels)"
         }
@@ -341,7 +377,8 @@ func decode<Value: Decodable>(_ type: Value.Type, _ request: Request, _ context:
     do {
         return try WireCoding.strictDecoder.decode(Value.self, from: body)
     } catch let error as DecodingError {
-        throw APIError(400, "the body is not a valid \(Value.self): \(WireCoding.describe(error))", code: "invalid_body")
+        throw APIError(
+            400, "the body is not a valid \(Value.self): \(WireCoding.describe(error))", code: "invalid_body")
     } catch {
         throw APIError(400, "the body is not valid JSON", code: "invalid_json")
     }
@@ -349,5 +386,6 @@ func decode<Value: Decodable>(_ type: Value.Type, _ request: Request, _ context:
 
 func jsonResponse<Value: Encodable>(_ value: Value, status: HTTPResponse.Status = .ok) throws -> Response {
     let body = try WireCoding.encoder.encode(value)
-    return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    return Response(
+        status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
 }

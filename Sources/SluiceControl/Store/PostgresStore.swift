@@ -18,15 +18,21 @@ public final class PostgresStore: Store {
 
     /// Connects to `postgres://user[:password]@host[:port]/database` (TLS off: use a local
     /// or otherwise protected network path). The connection pool runs until ``shutdown()``.
-    public init(url: String, logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }) throws {
-        guard let components = URLComponents(string: url), components.scheme == "postgres" || components.scheme == "postgresql",
-              let host = components.host, let user = components.user else {
-            throw StoreError(.invalid, "the database URL must look like postgres://user[:password]@host[:port]/database")
+    public init(
+        url: String, logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+    ) throws {
+        guard let components = URLComponents(string: url),
+            components.scheme == "postgres" || components.scheme == "postgresql",
+            let host = components.host, let user = components.user
+        else {
+            throw StoreError(
+                .invalid, "the database URL must look like postgres://user[:password]@host[:port]/database")
         }
         let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
-        var configuration = PostgresClient.Configuration(host: host, port: components.port ?? 5432, username: user,
-                                                         password: components.password, database: database.isEmpty ? nil : database,
-                                                         tls: .disable)
+        var configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: user,
+            password: components.password, database: database.isEmpty ? nil : database,
+            tls: .disable)
         configuration.options.maximumConnections = 20
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
@@ -103,17 +109,25 @@ public final class PostgresStore: Store {
             }
             for (requiredKind, requiredName) in References.required(by: entity) {
                 guard try await self.exists(connection, kind: requiredKind.rawValue, name: requiredName) else {
-                    throw StoreError(.invalid, "\(kind) \"\(name)\" refers to \(requiredKind.rawValue) \"\(requiredName)\", which does not exist")
+                    throw StoreError(
+                        .invalid,
+                        "\(kind) \"\(name)\" refers to \(requiredKind.rawValue) \"\(requiredName)\", which does not exist"
+                    )
                 }
             }
             if let project = entity.project, let team = entity.team {
-                let owner = try await connection.query("SELECT team FROM entities WHERE kind = 'project' AND name = \(project)", logger: self.logger)
+                let owner =
+                    try await connection.query(
+                        "SELECT team FROM entities WHERE kind = 'project' AND name = \(project)", logger: self.logger
+                    )
                     .decode(String?.self).first(where: { _ in true }) ?? nil
                 guard owner == team else {
-                    throw StoreError(.invalid, "project \"\(project)\" belongs to team \"\(owner ?? "?")\", not \"\(team)\"")
+                    throw StoreError(
+                        .invalid, "project \"\(project)\" belongs to team \"\(owner ?? "?")\", not \"\(team)\"")
                 }
             }
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO entities (kind, name, team, project, body, created_at, updated_at)
                 VALUES (\(kind), \(name), \(entity.team), \(entity.project), \(body), \(now), \(now))
                 ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body = excluded.body,
@@ -124,14 +138,16 @@ public final class PostgresStore: Store {
     }
 
     public func entity(_ kind: EntityKind, name: String) async throws -> Entity? {
-        let rows = try await client.query("SELECT body FROM entities WHERE kind = \(kind.rawValue) AND name = \(name)", logger: logger)
+        let rows = try await client.query(
+            "SELECT body FROM entities WHERE kind = \(kind.rawValue) AND name = \(name)", logger: logger)
         for try await body in rows.decode(String.self) { return try EntityCoding.decode(kind, body) }
         return nil
     }
 
     public func entities(_ kind: EntityKind) async throws -> [Entity] {
         var result: [Entity] = []
-        let rows = try await client.query("SELECT body FROM entities WHERE kind = \(kind.rawValue) ORDER BY name", logger: logger)
+        let rows = try await client.query(
+            "SELECT body FROM entities WHERE kind = \(kind.rawValue) ORDER BY name", logger: logger)
         for try await body in rows.decode(String.self) { result.append(try EntityCoding.decode(kind, body)) }
         return result
     }
@@ -144,16 +160,23 @@ public final class PostgresStore: Store {
                 throw StoreError(.notFound, "no \(kind.rawValue) \"\(name)\"")
             }
             if kind == .team || kind == .project {
-                let query: PostgresQuery = kind == .team
+                let query: PostgresQuery =
+                    kind == .team
                     ? "SELECT kind || ' \"' || name || '\"' FROM entities WHERE team = \(name) ORDER BY kind, name LIMIT 5"
                     : "SELECT kind || ' \"' || name || '\"' FROM entities WHERE project = \(name) ORDER BY kind, name LIMIT 5"
                 var users: [String] = []
-                for try await user in try await connection.query(query, logger: self.logger).decode(String.self) { users.append(user) }
+                for try await user in try await connection.query(query, logger: self.logger).decode(String.self) {
+                    users.append(user)
+                }
                 guard users.isEmpty else {
-                    throw StoreError(.conflict, "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", ")); delete or move those first")
+                    throw StoreError(
+                        .conflict,
+                        "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", ")); delete or move those first"
+                    )
                 }
             }
-            try await connection.query("DELETE FROM entities WHERE kind = \(kind.rawValue) AND name = \(name)", logger: self.logger)
+            try await connection.query(
+                "DELETE FROM entities WHERE kind = \(kind.rawValue) AND name = \(name)", logger: self.logger)
             return try await self.bump(connection, from: version)
         }
     }
@@ -169,8 +192,9 @@ public final class PostgresStore: Store {
         let body = try EntityCoding.encodeSettings(settings)
         return try await transaction { connection in
             let version = try await self.lockPolicy(connection)
-            try await connection.query("INSERT INTO settings (id, body) VALUES (1, \(body)) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                                       logger: self.logger)
+            try await connection.query(
+                "INSERT INTO settings (id, body) VALUES (1, \(body)) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                logger: self.logger)
             return try await self.bump(connection, from: version)
         }
     }
@@ -179,16 +203,24 @@ public final class PostgresStore: Store {
         // REPEATABLE READ: the version and the rows come from one snapshot.
         try await transaction(isolation: "REPEATABLE READ READ ONLY") { connection in
             var version: Int64 = 0
-            for try await value in try await connection.query("SELECT value FROM sluice_meta WHERE name = 'policy_version'", logger: self.logger)
-                .decode(Int64.self) { version = value }
+            for try await value in try await connection.query(
+                "SELECT value FROM sluice_meta WHERE name = 'policy_version'", logger: self.logger
+            )
+            .decode(Int64.self) { version = value }
             var entities: [Entity] = []
-            for try await (kind, body) in try await connection.query("SELECT kind, body FROM entities ORDER BY kind, name", logger: self.logger)
-                .decode((String, String).self) {
-                guard let entityKind = EntityKind(rawValue: kind) else { throw StoreError(.invalid, "unknown entity kind \(kind) in the store") }
+            for try await (kind, body) in try await connection.query(
+                "SELECT kind, body FROM entities ORDER BY kind, name", logger: self.logger
+            )
+            .decode((String, String).self) {
+                guard let entityKind = EntityKind(rawValue: kind) else {
+                    throw StoreError(.invalid, "unknown entity kind \(kind) in the store")
+                }
                 entities.append(try EntityCoding.decode(entityKind, body))
             }
             var settings = SettingsDocument()
-            for try await body in try await connection.query("SELECT body FROM settings WHERE id = 1", logger: self.logger).decode(String.self) {
+            for try await body in try await connection.query(
+                "SELECT body FROM settings WHERE id = 1", logger: self.logger
+            ).decode(String.self) {
                 settings = try EntityCoding.decodeSettings(body)
             }
             return PolicySnapshot(version: version, entities: entities, settings: settings)
@@ -196,25 +228,32 @@ public final class PostgresStore: Store {
     }
 
     public func policyVersion() async throws -> Int64 {
-        for try await value in try await client.query("SELECT value FROM sluice_meta WHERE name = 'policy_version'", logger: logger).decode(Int64.self) {
+        for try await value in try await client.query(
+            "SELECT value FROM sluice_meta WHERE name = 'policy_version'", logger: logger
+        ).decode(Int64.self) {
             return value
         }
         return 0
     }
 
     private func lockPolicy(_ connection: PostgresConnection) async throws -> Int64 {
-        for try await value in try await connection.query("SELECT value FROM sluice_meta WHERE name = 'policy_version' FOR UPDATE", logger: logger)
-            .decode(Int64.self) { return value }
+        for try await value in try await connection.query(
+            "SELECT value FROM sluice_meta WHERE name = 'policy_version' FOR UPDATE", logger: logger
+        )
+        .decode(Int64.self) { return value }
         throw StoreError(.invalid, "the store is not migrated")
     }
 
     private func bump(_ connection: PostgresConnection, from version: Int64) async throws -> Int64 {
-        try await connection.query("UPDATE sluice_meta SET value = \(version + 1) WHERE name = 'policy_version'", logger: logger)
+        try await connection.query(
+            "UPDATE sluice_meta SET value = \(version + 1) WHERE name = 'policy_version'", logger: logger)
         return version + 1
     }
 
     private func exists(_ connection: PostgresConnection, kind: String, name: String) async throws -> Bool {
-        for try await _ in try await connection.query("SELECT 1 FROM entities WHERE kind = \(kind) AND name = \(name)", logger: logger).decode(Int32.self) {
+        for try await _ in try await connection.query(
+            "SELECT 1 FROM entities WHERE kind = \(kind) AND name = \(name)", logger: logger
+        ).decode(Int32.self) {
             return true
         }
         return false
@@ -227,13 +266,15 @@ public final class PostgresStore: Store {
         let now = clock()
         return try await transaction { connection in
             // The mark row exists before it is locked, so two first batches cannot both pass.
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO usage_marks (agent_id, epoch, sequence, updated_at) VALUES (\(batch.agentID), \(batch.epoch), 0, \(now))
                 ON CONFLICT (agent_id, epoch) DO NOTHING
                 """, logger: self.logger)
             var mark: Int64 = 0
             for try await value in try await connection.query(
-                "SELECT sequence FROM usage_marks WHERE agent_id = \(batch.agentID) AND epoch = \(batch.epoch) FOR UPDATE", logger: self.logger
+                "SELECT sequence FROM usage_marks WHERE agent_id = \(batch.agentID) AND epoch = \(batch.epoch) FOR UPDATE",
+                logger: self.logger
             ).decode(Int64.self) { mark = value }
             if batch.sequence <= mark {
                 return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: mark, duplicate: true)
@@ -243,8 +284,11 @@ public final class PostgresStore: Store {
                     let team = delta.team ?? ""
                     let project = delta.project ?? ""
                     let key = delta.keyID ?? ""
-                    if delta.requests > 0 || delta.promptTokens > 0 || delta.completionTokens > 0 || delta.costPicoUSD > 0 {
-                        try await connection.query("""
+                    if delta.requests > 0 || delta.promptTokens > 0 || delta.completionTokens > 0
+                        || delta.costPicoUSD > 0
+                    {
+                        try await connection.query(
+                            """
                             INSERT INTO usage_rollups (granularity, start, team, project, service, key_id, model,
                                                        requests, prompt_tokens, completion_tokens, cost_pico)
                             VALUES (\(granularity), \(start), \(team), \(project), \(delta.service), \(key), \(delta.model),
@@ -257,7 +301,8 @@ public final class PostgresStore: Store {
                             """, logger: self.logger)
                     }
                     for (reason, count) in delta.denials where count > 0 {
-                        try await connection.query("""
+                        try await connection.query(
+                            """
                             INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model, reason, count)
                             VALUES (\(granularity), \(start), \(team), \(project), \(delta.service), \(key), \(delta.model), \(reason), \(count))
                             ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO UPDATE SET
@@ -266,31 +311,52 @@ public final class PostgresStore: Store {
                     }
                 }
             }
-            try await connection.query("""
+            try await connection.query(
+                """
                 UPDATE usage_marks SET sequence = \(batch.sequence), updated_at = \(now)
                 WHERE agent_id = \(batch.agentID) AND epoch = \(batch.epoch)
                 """, logger: self.logger)
-            return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: batch.sequence, duplicate: false)
+            return UsageAck(
+                agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: batch.sequence, duplicate: false)
         }
     }
 
     public func usage(_ query: UsageQuery) async throws -> [UsageRow] {
-        let statement = UsageSQL.select(query) { "$\($0)" }
-        var binds = PostgresBindings()
-        for argument in statement.arguments { binds.append(argument) }
-        let rows = try await client.query(PostgresQuery(unsafeSQL: statement.sql, binds: binds), logger: logger)
-        var result: [UsageRow] = []
-        for try await row in rows {
-            let columns = row.makeRandomAccess()
-            var group: [String: String] = [:]
-            for (index, dimension) in query.groupBy.enumerated() {
-                group[dimension.rawValue] = dimension == .day ? String(try columns[index].decode(Int64.self)) : try columns[index].decode(String.self)
+        /// Each row of `statement`: the group (its first columns), and the decoded rest.
+        func rows<Value>(
+            _ statement: (sql: String, arguments: [Int64]),
+            _ decode: (PostgresRandomAccessRow, Int) throws -> Value
+        ) async throws -> [([String: String], Value)] {
+            var binds = PostgresBindings()
+            for argument in statement.arguments { binds.append(argument) }
+            var result: [([String: String], Value)] = []
+            for try await row in try await client.query(
+                PostgresQuery(unsafeSQL: statement.sql, binds: binds), logger: logger)
+            {
+                let columns = row.makeRandomAccess()
+                var group: [String: String] = [:]
+                for (index, dimension) in query.groupBy.enumerated() {
+                    group[dimension.rawValue] =
+                        dimension == .day
+                        ? String(try columns[index].decode(Int64.self)) : try columns[index].decode(String.self)
+                }
+                result.append((group, try decode(columns, query.groupBy.count)))
             }
-            let base = query.groupBy.count
-            result.append(UsageRow(group: group, requests: try columns[base].decode(Int64.self), promptTokens: try columns[base + 1].decode(Int64.self),
-                                   completionTokens: try columns[base + 2].decode(Int64.self), costPicoUSD: try columns[base + 3].decode(Int64.self)))
+            return result
         }
-        return result
+        let usage = try await rows(UsageSQL.select(query) { "$\($0)" }) { columns, base in
+            (
+                try columns[base].decode(Int64.self), try columns[base + 1].decode(Int64.self),
+                try columns[base + 2].decode(Int64.self), try columns[base + 3].decode(Int64.self)
+            )
+        }.map { group, sums in
+            UsageRow(
+                group: group, requests: sums.0, promptTokens: sums.1, completionTokens: sums.2, costPicoUSD: sums.3)
+        }
+        let denials = try await rows(UsageSQL.denials(query) { "$\($0)" }) { columns, base in
+            (try columns[base].decode(String.self), try columns[base + 1].decode(Int64.self))
+        }.map { group, refused in (group: group, reason: refused.0, count: refused.1) }
+        return UsageSQL.attach(denials, to: usage, limit: query.limit)
     }
 
     @discardableResult
@@ -305,7 +371,8 @@ public final class PostgresStore: Store {
         let now = clock()
         var inserted = false
         for try await _ in try await client.query(
-            "INSERT INTO notices (key, sent_at) VALUES (\(key), \(now)) ON CONFLICT (key) DO NOTHING RETURNING 1", logger: logger
+            "INSERT INTO notices (key, sent_at) VALUES (\(key), \(now)) ON CONFLICT (key) DO NOTHING RETURNING 1",
+            logger: logger
         ).decode(Int32.self) { inserted = true }
         return inserted
     }
@@ -314,14 +381,16 @@ public final class PostgresStore: Store {
 
     public func registerAgent(id: String, tokenHash: String, service: String?) async throws {
         let now = clock()
-        try await client.query("""
+        try await client.query(
+            """
             INSERT INTO agents (id, token_hash, created_at, service) VALUES (\(id), \(tokenHash), \(now), \(service))
             ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash, service = excluded.service
             """, logger: logger)
     }
 
     public func agent(tokenHash: String) async throws -> AgentRecord? {
-        let rows = try await client.query("SELECT id, service, created_at FROM agents WHERE token_hash = \(tokenHash)", logger: logger)
+        let rows = try await client.query(
+            "SELECT id, service, created_at FROM agents WHERE token_hash = \(tokenHash)", logger: logger)
         for try await (id, service, createdAt) in rows.decode((String, String?, Int64).self) {
             return AgentRecord(id: id, service: service, createdAt: createdAt)
         }
@@ -339,7 +408,8 @@ public final class PostgresStore: Store {
 
     public func recordAdminChange(_ change: AdminChange) async throws {
         let fields = change.fields.joined(separator: ",")
-        try await client.query("""
+        try await client.query(
+            """
             INSERT INTO admin_changes (at, actor, action, kind, name, fields)
             VALUES (\(change.at), \(change.actor), \(change.action), \(change.kind), \(change.name), \(fields))
             """, logger: logger)
@@ -348,17 +418,24 @@ public final class PostgresStore: Store {
     public func adminChanges(since: Int64, limit: Int) async throws -> [AdminChange] {
         var changes: [AdminChange] = []
         let rows = try await client.query(
-            "SELECT at, actor, action, kind, name, fields FROM admin_changes WHERE at >= \(since) ORDER BY seq LIMIT \(limit)", logger: logger)
-        for try await (at, actor, action, kind, name, fields) in rows.decode((Int64, String, String, String, String, String).self) {
-            changes.append(AdminChange(at: at, actor: actor, action: action, kind: kind, name: name,
-                                       fields: fields.isEmpty ? [] : fields.split(separator: ",").map(String.init)))
+            "SELECT at, actor, action, kind, name, fields FROM admin_changes WHERE at >= \(since) ORDER BY seq LIMIT \(limit)",
+            logger: logger)
+        for try await (at, actor, action, kind, name, fields) in rows.decode(
+            (Int64, String, String, String, String, String).self)
+        {
+            changes.append(
+                AdminChange(
+                    at: at, actor: actor, action: action, kind: kind, name: name,
+                    fields: fields.isEmpty ? [] : fields.split(separator: ",").map(String.init)))
         }
         return changes
     }
 
     public func deleteAgent(id: String) async throws -> Bool {
         var deleted = false
-        for try await _ in try await client.query("DELETE FROM agents WHERE id = \(id) RETURNING 1", logger: logger).decode(Int32.self) {
+        for try await _ in try await client.query("DELETE FROM agents WHERE id = \(id) RETURNING 1", logger: logger)
+            .decode(Int32.self)
+        {
             deleted = true
         }
         return deleted
@@ -368,13 +445,16 @@ public final class PostgresStore: Store {
 
     /// Runs `body` in a transaction, retrying on serialization failure (40001) or deadlock
     /// (40P01). Errors thrown by `body` itself surface unchanged.
-    private func transaction<T: Sendable>(isolation: String = "READ COMMITTED",
-                                          _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws -> T {
+    private func transaction<T: Sendable>(
+        isolation: String = "READ COMMITTED",
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    ) async throws -> T {
         var attempt = 0
         while true {
             do {
                 return try await client.withConnection { connection in
-                    try await connection.query(PostgresQuery(unsafeSQL: "BEGIN ISOLATION LEVEL \(isolation)"), logger: self.logger)
+                    try await connection.query(
+                        PostgresQuery(unsafeSQL: "BEGIN ISOLATION LEVEL \(isolation)"), logger: self.logger)
                     do {
                         let result = try await body(connection)
                         try await connection.query("COMMIT", logger: self.logger)

@@ -25,37 +25,39 @@ public final class SQLiteStore: Store {
     public func migrate() async throws {
         try await write { db in
             // Each statement is idempotent, so every replica may run them at every start.
-            try db.execute(sql: """
-                CREATE TABLE IF NOT EXISTS sluice_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                INSERT INTO sluice_meta (name, value) VALUES ('policy_version', 1), ('schema_version', 1) ON CONFLICT (name) DO NOTHING;
-                CREATE TABLE IF NOT EXISTS entities (
-                    kind TEXT NOT NULL, name TEXT NOT NULL, team TEXT, project TEXT, body TEXT NOT NULL,
-                    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (kind, name));
-                CREATE INDEX IF NOT EXISTS entities_team ON entities (team);
-                CREATE INDEX IF NOT EXISTS entities_project ON entities (project);
-                CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
-                CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
-                CREATE TABLE IF NOT EXISTS notices (key TEXT PRIMARY KEY, sent_at INTEGER NOT NULL);
-                CREATE TABLE IF NOT EXISTS usage_marks (
-                    agent_id TEXT NOT NULL, epoch TEXT NOT NULL, sequence INTEGER NOT NULL, updated_at INTEGER NOT NULL,
-                    PRIMARY KEY (agent_id, epoch));
-                CREATE TABLE IF NOT EXISTS usage_rollups (
-                    granularity TEXT NOT NULL, start INTEGER NOT NULL, team TEXT NOT NULL, project TEXT NOT NULL,
-                    service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL,
-                    requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
-                    cost_pico INTEGER NOT NULL,
-                    PRIMARY KEY (granularity, start, team, project, service, key_id, model));
-                CREATE TABLE IF NOT EXISTS denial_rollups (
-                    granularity TEXT NOT NULL, start INTEGER NOT NULL, team TEXT NOT NULL, project TEXT NOT NULL,
-                    service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
-                    PRIMARY KEY (granularity, start, team, project, service, key_id, model, reason));
-                """)
-            try db.execute(sql: """
-                CREATE TABLE IF NOT EXISTS admin_changes (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
-                    kind TEXT NOT NULL, name TEXT NOT NULL, fields TEXT NOT NULL);
-                CREATE INDEX IF NOT EXISTS admin_changes_at ON admin_changes (at);
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE IF NOT EXISTS sluice_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                    INSERT INTO sluice_meta (name, value) VALUES ('policy_version', 1), ('schema_version', 1) ON CONFLICT (name) DO NOTHING;
+                    CREATE TABLE IF NOT EXISTS entities (
+                        kind TEXT NOT NULL, name TEXT NOT NULL, team TEXT, project TEXT, body TEXT NOT NULL,
+                        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (kind, name));
+                    CREATE INDEX IF NOT EXISTS entities_team ON entities (team);
+                    CREATE INDEX IF NOT EXISTS entities_project ON entities (project);
+                    CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
+                    CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+                    CREATE TABLE IF NOT EXISTS notices (key TEXT PRIMARY KEY, sent_at INTEGER NOT NULL);
+                    CREATE TABLE IF NOT EXISTS usage_marks (
+                        agent_id TEXT NOT NULL, epoch TEXT NOT NULL, sequence INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                        PRIMARY KEY (agent_id, epoch));
+                    CREATE TABLE IF NOT EXISTS usage_rollups (
+                        granularity TEXT NOT NULL, start INTEGER NOT NULL, team TEXT NOT NULL, project TEXT NOT NULL,
+                        service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL,
+                        requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+                        cost_pico INTEGER NOT NULL,
+                        PRIMARY KEY (granularity, start, team, project, service, key_id, model));
+                    CREATE TABLE IF NOT EXISTS denial_rollups (
+                        granularity TEXT NOT NULL, start INTEGER NOT NULL, team TEXT NOT NULL, project TEXT NOT NULL,
+                        service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
+                        PRIMARY KEY (granularity, start, team, project, service, key_id, model, reason));
+                    """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE IF NOT EXISTS admin_changes (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+                        kind TEXT NOT NULL, name TEXT NOT NULL, fields TEXT NOT NULL);
+                    CREATE INDEX IF NOT EXISTS admin_changes_at ON admin_changes (at);
+                    """)
             // Columns added after the first release: SQLite has no ADD COLUMN IF NOT EXISTS.
             let agentColumns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('agents')")
             if !agentColumns.contains("service") { try db.execute(sql: "ALTER TABLE agents ADD COLUMN service TEXT") }
@@ -69,8 +71,10 @@ public final class SQLiteStore: Store {
         let body = try EntityCoding.encode(entity)
         let now = clock()
         return try await write { db in
-            let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?",
-                                           arguments: [entity.kind.rawValue, entity.name]) ?? false
+            let exists =
+                try Bool.fetchOne(
+                    db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?",
+                    arguments: [entity.kind.rawValue, entity.name]) ?? false
             switch mode {
             case .create where exists:
                 throw StoreError(.conflict, "\(entity.kind.rawValue) \"\(entity.name)\" already exists")
@@ -80,35 +84,47 @@ public final class SQLiteStore: Store {
                 break
             }
             for (kind, name) in References.required(by: entity) {
-                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name]) ?? false else {
-                    throw StoreError(.invalid, "\(entity.kind.rawValue) \"\(entity.name)\" refers to \(kind.rawValue) \"\(name)\", which does not exist")
+                guard
+                    try Bool.fetchOne(
+                        db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
+                        ?? false
+                else {
+                    throw StoreError(
+                        .invalid,
+                        "\(entity.kind.rawValue) \"\(entity.name)\" refers to \(kind.rawValue) \"\(name)\", which does not exist"
+                    )
                 }
             }
             if let project = entity.project, let team = entity.team {
-                let owner = try String.fetchOne(db, sql: "SELECT team FROM entities WHERE kind = 'project' AND name = ?", arguments: [project])
+                let owner = try String.fetchOne(
+                    db, sql: "SELECT team FROM entities WHERE kind = 'project' AND name = ?", arguments: [project])
                 guard owner == team else {
-                    throw StoreError(.invalid, "project \"\(project)\" belongs to team \"\(owner ?? "?")\", not \"\(team)\"")
+                    throw StoreError(
+                        .invalid, "project \"\(project)\" belongs to team \"\(owner ?? "?")\", not \"\(team)\"")
                 }
             }
-            try db.execute(sql: """
-                INSERT INTO entities (kind, name, team, project, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body = excluded.body,
-                    updated_at = excluded.updated_at
-                """, arguments: [entity.kind.rawValue, entity.name, entity.team, entity.project, body, now, now])
+            try db.execute(
+                sql: """
+                    INSERT INTO entities (kind, name, team, project, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body = excluded.body,
+                        updated_at = excluded.updated_at
+                    """, arguments: [entity.kind.rawValue, entity.name, entity.team, entity.project, body, now, now])
             return try Self.bumpVersion(db)
         }
     }
 
     public func entity(_ kind: EntityKind, name: String) async throws -> Entity? {
         let body = try await pool.read { db in
-            try String.fetchOne(db, sql: "SELECT body FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
+            try String.fetchOne(
+                db, sql: "SELECT body FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
         }
         return try body.map { try EntityCoding.decode(kind, $0) }
     }
 
     public func entities(_ kind: EntityKind) async throws -> [Entity] {
         let bodies = try await pool.read { db in
-            try String.fetchAll(db, sql: "SELECT body FROM entities WHERE kind = ? ORDER BY name", arguments: [kind.rawValue])
+            try String.fetchAll(
+                db, sql: "SELECT body FROM entities WHERE kind = ? ORDER BY name", arguments: [kind.rawValue])
         }
         return try bodies.map { try EntityCoding.decode(kind, $0) }
     }
@@ -116,15 +132,25 @@ public final class SQLiteStore: Store {
     @discardableResult
     public func delete(_ kind: EntityKind, name: String) async throws -> Int64 {
         try await write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name]) ?? false else {
+            guard
+                try Bool.fetchOne(
+                    db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
+                    ?? false
+            else {
                 throw StoreError(.notFound, "no \(kind.rawValue) \"\(name)\"")
             }
             let column = kind == .team ? "team" : (kind == .project ? "project" : nil)
             if let column {
-                let users = try String.fetchAll(db, sql: "SELECT kind || ' \"' || name || '\"' FROM entities WHERE \(column) = ? ORDER BY kind, name LIMIT 5",
-                                                arguments: [name])
+                let users = try String.fetchAll(
+                    db,
+                    sql:
+                        "SELECT kind || ' \"' || name || '\"' FROM entities WHERE \(column) = ? ORDER BY kind, name LIMIT 5",
+                    arguments: [name])
                 guard users.isEmpty else {
-                    throw StoreError(.conflict, "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", ")); delete or move those first")
+                    throw StoreError(
+                        .conflict,
+                        "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", ")); delete or move those first"
+                    )
                 }
             }
             try db.execute(sql: "DELETE FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
@@ -141,7 +167,10 @@ public final class SQLiteStore: Store {
     public func setSettings(_ settings: SettingsDocument) async throws -> Int64 {
         let body = try EntityCoding.encodeSettings(settings)
         return try await write { db in
-            try db.execute(sql: "INSERT INTO settings (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body", arguments: [body])
+            try db.execute(
+                sql:
+                    "INSERT INTO settings (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                arguments: [body])
             return try Self.bumpVersion(db)
         }
     }
@@ -149,7 +178,8 @@ public final class SQLiteStore: Store {
     public func snapshot() async throws -> PolicySnapshot {
         // One read transaction: the version and the rows are the same state.
         let (version, rows, settingsBody) = try await pool.read { db in
-            let version = try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = 'policy_version'") ?? 0
+            let version =
+                try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = 'policy_version'") ?? 0
             let rows = try Row.fetchAll(db, sql: "SELECT kind, body FROM entities ORDER BY kind, name").map { row in
                 (row["kind"] as String, row["body"] as String)
             }
@@ -157,14 +187,20 @@ public final class SQLiteStore: Store {
             return (version, rows, settings)
         }
         let entities = try rows.map { kind, body in
-            guard let entityKind = EntityKind(rawValue: kind) else { throw StoreError(.invalid, "unknown entity kind \(kind) in the store") }
+            guard let entityKind = EntityKind(rawValue: kind) else {
+                throw StoreError(.invalid, "unknown entity kind \(kind) in the store")
+            }
             return try EntityCoding.decode(entityKind, body)
         }
-        return PolicySnapshot(version: version, entities: entities, settings: try settingsBody.map(EntityCoding.decodeSettings) ?? SettingsDocument())
+        return PolicySnapshot(
+            version: version, entities: entities,
+            settings: try settingsBody.map(EntityCoding.decodeSettings) ?? SettingsDocument())
     }
 
     public func policyVersion() async throws -> Int64 {
-        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = 'policy_version'") ?? 0 }
+        try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = 'policy_version'") ?? 0
+        }
     }
 
     private static func bumpVersion(_ db: Database) throws -> Int64 {
@@ -178,54 +214,79 @@ public final class SQLiteStore: Store {
         try batch.validateForStore()
         let now = clock()
         return try await write { db in
-            let mark = try Int64.fetchOne(db, sql: "SELECT sequence FROM usage_marks WHERE agent_id = ? AND epoch = ?",
-                                          arguments: [batch.agentID, batch.epoch]) ?? 0
+            let mark =
+                try Int64.fetchOne(
+                    db, sql: "SELECT sequence FROM usage_marks WHERE agent_id = ? AND epoch = ?",
+                    arguments: [batch.agentID, batch.epoch]) ?? 0
             if batch.sequence <= mark {
                 return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: mark, duplicate: true)
             }
             for delta in batch.deltas {
                 for (granularity, start) in [("hour", delta.hour), ("day", delta.hour - delta.hour % 86_400)] {
-                    let cell: [DatabaseValueConvertible] = [granularity, start, delta.team ?? "", delta.project ?? "", delta.service,
-                                                            delta.keyID ?? "", delta.model]
-                    if delta.requests > 0 || delta.promptTokens > 0 || delta.completionTokens > 0 || delta.costPicoUSD > 0 {
-                        try db.execute(sql: """
-                            INSERT INTO usage_rollups (granularity, start, team, project, service, key_id, model,
-                                                       requests, prompt_tokens, completion_tokens, cost_pico)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                            ON CONFLICT (granularity, start, team, project, service, key_id, model) DO UPDATE SET
-                                requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-                                completion_tokens = completion_tokens + excluded.completion_tokens, cost_pico = cost_pico + excluded.cost_pico
-                            """, arguments: StatementArguments(cell + [delta.requests, delta.promptTokens, delta.completionTokens, delta.costPicoUSD]))
+                    let cell: [DatabaseValueConvertible] = [
+                        granularity, start, delta.team ?? "", delta.project ?? "", delta.service,
+                        delta.keyID ?? "", delta.model,
+                    ]
+                    if delta.requests > 0 || delta.promptTokens > 0 || delta.completionTokens > 0
+                        || delta.costPicoUSD > 0
+                    {
+                        try db.execute(
+                            sql: """
+                                INSERT INTO usage_rollups (granularity, start, team, project, service, key_id, model,
+                                                           requests, prompt_tokens, completion_tokens, cost_pico)
+                                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                ON CONFLICT (granularity, start, team, project, service, key_id, model) DO UPDATE SET
+                                    requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                                    completion_tokens = completion_tokens + excluded.completion_tokens, cost_pico = cost_pico + excluded.cost_pico
+                                """,
+                            arguments: StatementArguments(
+                                cell + [delta.requests, delta.promptTokens, delta.completionTokens, delta.costPicoUSD]))
                     }
                     for (reason, count) in delta.denials where count > 0 {
-                        try db.execute(sql: """
-                            INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model, reason, count)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                            ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO UPDATE SET
-                                count = count + excluded.count
-                            """, arguments: StatementArguments(cell + [reason, count]))
+                        try db.execute(
+                            sql: """
+                                INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model, reason, count)
+                                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO UPDATE SET
+                                    count = count + excluded.count
+                                """, arguments: StatementArguments(cell + [reason, count]))
                     }
                 }
             }
-            try db.execute(sql: """
-                INSERT INTO usage_marks (agent_id, epoch, sequence, updated_at) VALUES (?, ?, ?, ?)
-                ON CONFLICT (agent_id, epoch) DO UPDATE SET sequence = excluded.sequence, updated_at = excluded.updated_at
-                """, arguments: [batch.agentID, batch.epoch, batch.sequence, now])
-            return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: batch.sequence, duplicate: false)
+            try db.execute(
+                sql: """
+                    INSERT INTO usage_marks (agent_id, epoch, sequence, updated_at) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (agent_id, epoch) DO UPDATE SET sequence = excluded.sequence, updated_at = excluded.updated_at
+                    """, arguments: [batch.agentID, batch.epoch, batch.sequence, now])
+            return UsageAck(
+                agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: batch.sequence, duplicate: false)
         }
     }
 
     public func usage(_ query: UsageQuery) async throws -> [UsageRow] {
         let statement = UsageSQL.select(query) { _ in "?" }
+        let refusals = UsageSQL.denials(query) { _ in "?" }
         return try await pool.read { db in
-            try Row.fetchAll(db, sql: statement.sql, arguments: StatementArguments(statement.arguments)).map { row in
+            func group(of row: Row) -> [String: String] {
                 var group: [String: String] = [:]
                 for dimension in query.groupBy {
-                    group[dimension.rawValue] = dimension == .day ? String(row["g_day"] as Int64) : (row["g_\(dimension.rawValue)"] as String)
+                    group[dimension.rawValue] =
+                        dimension == .day ? String(row["g_day"] as Int64) : (row["g_\(dimension.rawValue)"] as String)
                 }
-                return UsageRow(group: group, requests: row["requests"], promptTokens: row["prompt_tokens"],
-                                completionTokens: row["completion_tokens"], costPicoUSD: row["cost_pico"])
+                return group
             }
+            let rows = try Row.fetchAll(db, sql: statement.sql, arguments: StatementArguments(statement.arguments)).map
+            {
+                row in
+                UsageRow(
+                    group: group(of: row), requests: row["requests"], promptTokens: row["prompt_tokens"],
+                    completionTokens: row["completion_tokens"], costPicoUSD: row["cost_pico"])
+            }
+            let denials = try Row.fetchAll(db, sql: refusals.sql, arguments: StatementArguments(refusals.arguments)).map
+            {
+                row in (group: group(of: row), reason: row["reason"] as String, count: row["denied"] as Int64)
+            }
+            return UsageSQL.attach(denials, to: rows, limit: query.limit)
         }
     }
 
@@ -237,7 +298,9 @@ public final class SQLiteStore: Store {
     public func recordNotice(_ key: String) async throws -> Bool {
         let now = clock()
         return try await write { db in
-            try db.execute(sql: "INSERT INTO notices (key, sent_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", arguments: [key, now])
+            try db.execute(
+                sql: "INSERT INTO notices (key, sent_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                arguments: [key, now])
             return db.changesCount > 0
         }
     }
@@ -247,17 +310,20 @@ public final class SQLiteStore: Store {
     public func registerAgent(id: String, tokenHash: String, service: String?) async throws {
         let now = clock()
         try await write { db in
-            try db.execute(sql: """
-                INSERT INTO agents (id, token_hash, created_at, service) VALUES (?, ?, ?, ?)
-                ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash, service = excluded.service
-                """, arguments: [id, tokenHash, now, service])
+            try db.execute(
+                sql: """
+                    INSERT INTO agents (id, token_hash, created_at, service) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash, service = excluded.service
+                    """, arguments: [id, tokenHash, now, service])
         }
     }
 
     public func agent(tokenHash: String) async throws -> AgentRecord? {
         try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT id, service, created_at FROM agents WHERE token_hash = ?", arguments: [tokenHash])
-                .map { AgentRecord(id: $0["id"], service: $0["service"], createdAt: $0["created_at"]) }
+            try Row.fetchOne(
+                db, sql: "SELECT id, service, created_at FROM agents WHERE token_hash = ?", arguments: [tokenHash]
+            )
+            .map { AgentRecord(id: $0["id"], service: $0["service"], createdAt: $0["created_at"]) }
         }
     }
 
@@ -270,18 +336,27 @@ public final class SQLiteStore: Store {
 
     public func recordAdminChange(_ change: AdminChange) async throws {
         try await write { db in
-            try db.execute(sql: "INSERT INTO admin_changes (at, actor, action, kind, name, fields) VALUES (?, ?, ?, ?, ?, ?)",
-                           arguments: [change.at, change.actor, change.action, change.kind, change.name, change.fields.joined(separator: ",")])
+            try db.execute(
+                sql: "INSERT INTO admin_changes (at, actor, action, kind, name, fields) VALUES (?, ?, ?, ?, ?, ?)",
+                arguments: [
+                    change.at, change.actor, change.action, change.kind, change.name,
+                    change.fields.joined(separator: ","),
+                ])
         }
     }
 
     public func adminChanges(since: Int64, limit: Int) async throws -> [AdminChange] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT at, actor, action, kind, name, fields FROM admin_changes WHERE at >= ? ORDER BY seq LIMIT ?",
-                             arguments: [since, limit]).map { row in
+            try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT at, actor, action, kind, name, fields FROM admin_changes WHERE at >= ? ORDER BY seq LIMIT ?",
+                arguments: [since, limit]
+            ).map { row in
                 let fields: String = row["fields"]
-                return AdminChange(at: row["at"], actor: row["actor"], action: row["action"], kind: row["kind"], name: row["name"],
-                                   fields: fields.isEmpty ? [] : fields.split(separator: ",").map(String.init))
+                return AdminChange(
+                    at: row["at"], actor: row["actor"], action: row["action"], kind: row["kind"], name: row["name"],
+                    fields: fields.isEmpty ? [] : fields.split(separator: ",").map(String.init))
             }
         }
     }
@@ -309,7 +384,9 @@ public final class SQLiteStore: Store {
                     }
                     return result!
                 }
-            } catch let error as DatabaseError where (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED) && attempt < 5 {
+            } catch let error as DatabaseError
+                where (error.resultCode == .SQLITE_BUSY || error.resultCode == .SQLITE_LOCKED) && attempt < 5
+            {
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(20 * attempt))
             }

@@ -222,16 +222,27 @@ public struct UsageRow: Sendable, Equatable, Codable {
     public var promptTokens: Int64
     public var completionTokens: Int64
     public var costPicoUSD: Int64
+    /// Calls refused, by the reason's code (`budget_exceeded`, `rate_limited`, …).
+    public var denials: [String: Int64]
 
-    public init(group: [String: String], requests: Int64, promptTokens: Int64, completionTokens: Int64, costPicoUSD: Int64) {
+    public init(
+        group: [String: String], requests: Int64, promptTokens: Int64, completionTokens: Int64, costPicoUSD: Int64,
+        denials: [String: Int64] = [:]
+    ) {
         self.group = group
         self.requests = requests
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
         self.costPicoUSD = costPicoUSD
+        self.denials = denials
     }
 
     enum CodingKeys: String, CodingKey {
-        case group, requests, promptTokens = "prompt_tokens", completionTokens = "completion_tokens", costPicoUSD = "cost_pico_usd"
+        case group, requests
+        case promptTokens = "prompt_tokens"
+        case completionTokens = "completion_tokens"
+        case
+            costPicoUSD = "cost_pico_usd"
+        case denials
     }
 }
