@@ -36,8 +36,12 @@ extension WireCoding {
     /// A field name as it may appear in a message: plain names as they are, anything else
     /// quoted, cut and escaped, so a hostile field name cannot forge a log line.
     static func printable(_ name: String) -> String {
-        let plain = !name.isEmpty && name.utf8.count <= 64
-            && name.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x5F || $0 == 0x2D }
+        let plain =
+            !name.isEmpty && name.utf8.count <= 64
+            && name.utf8.allSatisfy {
+                (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x5F
+                    || $0 == 0x2D
+            }
         return plain ? name : Identifier.quoted(name)
     }
 
@@ -68,10 +72,87 @@ extension Decoder {
         guard userInfo[.sluiceStrictFields] as? Bool == true else { return }
         let known = keys.allCases.map(\.stringValue)
         let container = try container(keyedBy: AnyCodingKey.self)
-        for key in container.allKeys.sorted(by: { $0.stringValue < $1.stringValue }) where !known.contains(key.stringValue) {
+        for key in container.allKeys.sorted(by: { $0.stringValue < $1.stringValue })
+        where !known.contains(key.stringValue) {
             let hint = Suggestion.hint(for: key.stringValue, among: known)
-            throw DecodingError.dataCorrupted(.init(codingPath: codingPath + [key],
-                                                    debugDescription: "unknown field\(hint); known: \(known.sorted().joined(separator: ", "))"))
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: codingPath + [key],
+                    debugDescription: "unknown field\(hint); known: \(known.sorted().joined(separator: ", "))"))
         }
+    }
+}
+
+/// One step of a path into a JSON document: a field, or a position in a list.
+private struct PathKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init(intValue: Int) {
+        self.stringValue = String(intValue)
+        self.intValue = intValue
+    }
+}
+
+extension WireCoding {
+    /// Decodes admin input with ``strictDecoder``. Foundation reports a fractional or
+    /// out-of-range number where a whole number belongs as "not valid JSON" with no path;
+    /// this finds which number it was (by decoding again with each suspect made whole) and
+    /// names its path instead.
+    public static func decodeStrict<Value: Decodable>(_ type: Value.Type, from data: Data) throws -> Value {
+        do {
+            return try strictDecoder.decode(type, from: data)
+        } catch let error as DecodingError {
+            guard case .dataCorrupted(let context) = error, context.codingPath.isEmpty,
+                let document = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+            else { throw error }
+            for path in wholeNumberSuspects(in: document, at: []).prefix(64) {
+                guard
+                    let repaired = try? JSONSerialization.data(
+                        withJSONObject: replacing(path[...], in: document), options: [.fragmentsAllowed])
+                else { continue }
+                do {
+                    _ = try strictDecoder.decode(type, from: repaired)
+                } catch let again as DecodingError {
+                    if case .dataCorrupted(let other) = again, other.codingPath.isEmpty { continue }
+                }
+                throw DecodingError.dataCorrupted(
+                    .init(
+                        codingPath: path.map { $0.intValue.map(PathKey.init(intValue:)) ?? $0 },
+                        debugDescription: "expected a whole number from \(Int64.min) to \(Int64.max)"))
+            }
+            throw error
+        }
+    }
+
+    /// Paths to the numbers no whole-number field could hold, in document order.
+    private static func wholeNumberSuspects(in value: Any, at path: [PathKey]) -> [[PathKey]] {
+        if let object = value as? [String: Any] {
+            return object.keys.sorted().flatMap {
+                wholeNumberSuspects(in: object[$0]!, at: path + [PathKey(stringValue: $0)])
+            }
+        }
+        if let list = value as? [Any] {
+            return list.indices.flatMap { wholeNumberSuspects(in: list[$0], at: path + [PathKey(intValue: $0)]) }
+        }
+        if let number = value as? NSNumber, !(value is Bool) {
+            let type = String(cString: number.objCType)
+            if type == "d" || type == "f" || number.doubleValue.magnitude >= 9.2e18 { return [path] }
+        }
+        return []
+    }
+
+    /// `document` with the number at `path` replaced by 0.
+    private static func replacing(_ path: ArraySlice<PathKey>, in value: Any) -> Any {
+        guard let step = path.first else { return 0 }
+        if var object = value as? [String: Any], let inner = object[step.stringValue] {
+            object[step.stringValue] = replacing(path.dropFirst(), in: inner)
+            return object
+        }
+        if var list = value as? [Any], let index = step.intValue, list.indices.contains(index) {
+            list[index] = replacing(path.dropFirst(), in: list[index])
+            return list
+        }
+        return value
     }
 }

@@ -52,6 +52,11 @@ struct AdminTrustTests {
              says: #"did you mean "allowed_models"?"#),
         Case(path: "/v1/admin/teams", body: team("ml", extra: #","limits":{"requests_per_minute":0}"#), accepted: false,
              says: "requests_per_minute"),
+        // Foundation calls a fraction where a whole number belongs "not valid JSON", with no path.
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","limits":{"daily_spend_usd":0.5,"requests_per_minute":1.5}"#),
+             accepted: false, says: "limits.requests_per_minute: expected a whole number"),
+        Case(path: "/v1/admin/teams", body: team("ml", extra: #","limits":{"tokens_per_minute":1e30}"#), accepted: false,
+             says: "limits.tokens_per_minute: expected a whole number"),
         Case(path: "/v1/admin/teams", body: team("ml", extra: #","limits":{"requests_per_minute":9223372036854775807}"#), accepted: false,
              says: "requests_per_minute"),
         Case(path: "/v1/admin/teams", body: team("ml", extra: #","limits":{"daily_spend_usd":-1}"#), accepted: false, says: "daily_spend_usd"),

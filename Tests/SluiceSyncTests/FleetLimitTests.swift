@@ -83,8 +83,11 @@ struct FleetLimitTests {
         // Within 2 %, plus one call in flight per caller at the window's edges.
         #expect(Double(admitted) <= allowed * 1.02 + Double(callers), "admitted \(admitted) of \(allowed)")
         // The limit is used, not wasted: quiet agents take less than their floor, so a
-        // little of it goes unused.
-        #expect(Double(admitted) >= allowed * 0.7, "admitted only \(admitted) of \(allowed)")
+        // little of it goes unused. On a starved machine the callers may not even ask for
+        // 70 % of it; then most of what they asked must have been admitted.
+        let tried = counts.values.map(\.tried).reduce(0, +)
+        #expect(Double(admitted) >= min(allowed * 0.7, Double(tried) * 0.8),
+                "admitted only \(admitted) of \(allowed) (\(tried) tried)")
         for index in 4..<20 {
             let count = counts[index] ?? (0, 0)
             #expect(count.tried > 0 && count.admitted == count.tried, "quiet agent \(index) starved: \(count)")

@@ -375,7 +375,7 @@ func readBody(_ request: Request) async throws -> Data {
 func decode<Value: Decodable>(_ type: Value.Type, _ request: Request, _ context: ControlContext) async throws -> Value {
     let body = try await readBody(request)
     do {
-        return try WireCoding.strictDecoder.decode(Value.self, from: body)
+        return try WireCoding.decodeStrict(Value.self, from: body)
     } catch let error as DecodingError {
         throw APIError(
             400, "the body is not a valid \(Value.self): \(WireCoding.describe(error))", code: "invalid_body")

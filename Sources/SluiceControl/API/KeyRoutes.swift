@@ -35,14 +35,22 @@ struct KeyView: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, prefix, team, project, metadata, allowedModels = "allowed_models", deniedModels = "denied_models", limits,
-             expiresAt = "expires_at", revoked, rotationGraceEndsAt = "rotation_grace_ends_at", createdAt = "created_at"
+        case id, prefix, team, project, metadata
+        case allowedModels = "allowed_models"
+        case deniedModels = "denied_models"
+        case limits
+        case
+            expiresAt = "expires_at"
+        case revoked
+        case rotationGraceEndsAt = "rotation_grace_ends_at"
+        case createdAt = "created_at"
     }
 }
 
 /// A field of a `PATCH` body: left out (unchanged), `null` (cleared) or a new value.
 enum Patch<Value: Decodable & Sendable>: Sendable {
-    case absent, clear, set(Value)
+    case absent, clear
+    case set(Value)
 
     static func decode<Key: CodingKey>(_ container: KeyedDecodingContainer<Key>, _ key: Key) throws -> Patch {
         guard container.contains(key) else { return .absent }
@@ -85,12 +93,13 @@ struct LimitsPatch: Decodable, Sendable {
     /// The limits after the patch; nil when none is left.
     func applied(to current: LimitsDocument?) -> LimitsDocument? {
         let base = current ?? LimitsDocument()
-        let result = LimitsDocument(requestsPerMinute: requestsPerMinute.applied(to: base.requestsPerMinute),
-                                    tokensPerMinute: tokensPerMinute.applied(to: base.tokensPerMinute),
-                                    requestsPerDay: requestsPerDay.applied(to: base.requestsPerDay),
-                                    maxParallelRequests: maxParallelRequests.applied(to: base.maxParallelRequests),
-                                    dailySpendUSD: dailySpendUSD.applied(to: base.dailySpendUSD),
-                                    monthlySpendUSD: monthlySpendUSD.applied(to: base.monthlySpendUSD))
+        let result = LimitsDocument(
+            requestsPerMinute: requestsPerMinute.applied(to: base.requestsPerMinute),
+            tokensPerMinute: tokensPerMinute.applied(to: base.tokensPerMinute),
+            requestsPerDay: requestsPerDay.applied(to: base.requestsPerDay),
+            maxParallelRequests: maxParallelRequests.applied(to: base.maxParallelRequests),
+            dailySpendUSD: dailySpendUSD.applied(to: base.dailySpendUSD),
+            monthlySpendUSD: monthlySpendUSD.applied(to: base.monthlySpendUSD))
         return result == LimitsDocument() ? nil : result
     }
 }
@@ -110,8 +119,13 @@ struct KeyRequest: Decodable, Sendable {
     var createMissing: Bool?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case id, team, project, metadata, allowedModels = "allowed_models", deniedModels = "denied_models", limits, expiresAt = "expires_at",
-             createMissing = "create_missing"
+        case id, team, project, metadata
+        case allowedModels = "allowed_models"
+        case deniedModels = "denied_models"
+        case limits
+        case expiresAt = "expires_at"
+        case
+            createMissing = "create_missing"
     }
 
     init(from decoder: any Decoder) throws {
@@ -149,7 +163,8 @@ struct KeyPatch: Decodable, Sendable {
         try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
         if container.contains(.createMissing) {
-            throw DecodingError.dataCorruptedError(forKey: .createMissing, in: container, debugDescription: "only for creating a key")
+            throw DecodingError.dataCorruptedError(
+                forKey: .createMissing, in: container, debugDescription: "only for creating a key")
         }
         id = try container.decodeIfPresent(String.self, forKey: .id)
         team = try .decode(container, .team)
@@ -212,9 +227,10 @@ extension ControlAPI {
             let secret = VirtualKey.generate(using: &generator)
             // The id is drawn separately: nothing of the secret may appear in listings or bundles.
             let id = body.id ?? "key_" + String(VirtualKey.generate(using: &generator).suffix(12)).lowercased()
-            var key = KeyDocument(id: id, hash: hasher.hash(secret).encoded, team: team, project: body.project,
-                                  metadata: body.metadata ?? [:], expiresAt: body.expiresAt, allowedModels: body.allowedModels,
-                                  deniedModels: body.deniedModels ?? [], limits: body.limits)
+            var key = KeyDocument(
+                id: id, hash: hasher.hash(secret).encoded, team: team, project: body.project,
+                metadata: body.metadata ?? [:], expiresAt: body.expiresAt, allowedModels: body.allowedModels,
+                deniedModels: body.deniedModels ?? [], limits: body.limits)
             key.prefix = VirtualKey.displayPrefix(of: secret)
             key.createdAt = Int64(Date().timeIntervalSince1970)
             if body.createMissing == true {
@@ -233,13 +249,16 @@ extension ControlAPI {
             let body = try await readBody(request)
             let patch: KeyPatch
             do {
-                patch = try WireCoding.strictDecoder.decode(KeyPatch.self, from: body)
+                patch = try WireCoding.decodeStrict(KeyPatch.self, from: body)
             } catch let error as DecodingError {
-                throw APIError(400, "the body is not a valid KeyPatch: \(WireCoding.describe(error))", code: "invalid_body")
+                throw APIError(
+                    400, "the body is not a valid KeyPatch: \(WireCoding.describe(error))", code: "invalid_body")
             } catch {
                 throw APIError(400, "the body is not valid JSON", code: "invalid_json")
             }
-            if let newID = patch.id, newID != id { throw APIError(400, "a key's id cannot change", code: "id_immutable") }
+            if let newID = patch.id, newID != id {
+                throw APIError(400, "a key's id cannot change", code: "id_immutable")
+            }
             let key = try patch.applied(to: try await Self.key(id, in: store))
             try await gate.check(.put(.key(key)), store: store)
             try await store.put(.key(key), mode: .update)
@@ -258,9 +277,13 @@ extension ControlAPI {
             let id = try context.pathParameter("id")
             let body = try await decode(RotateRequest.self, request, context)
             let grace = body.gracePeriodSeconds ?? 0
-            guard (0...30 * 86_400).contains(grace) else { throw APIError(400, "grace_period_seconds must be 0 to 2592000", code: "invalid_grace") }
+            guard (0...30 * 86_400).contains(grace) else {
+                throw APIError(400, "grace_period_seconds must be 0 to 2592000", code: "invalid_grace")
+            }
             var key = try await Self.key(id, in: store)
-            guard !key.revoked else { throw APIError(409, "key \"\(id)\" is revoked; create a new one", code: "key_revoked") }
+            guard !key.revoked else {
+                throw APIError(409, "key \"\(id)\" is revoked; create a new one", code: "key_revoked")
+            }
             var generator = SystemRandomNumberGenerator()
             let secret = VirtualKey.generate(using: &generator)
             let now = Int64(Date().timeIntervalSince1970)
@@ -298,7 +321,9 @@ extension ControlAPI {
     }
 
     static func key(_ id: String, in store: any Store) async throws -> KeyDocument {
-        guard case .key(let key) = try await store.entity(.key, name: id) else { throw APIError(404, "no key \"\(id)\"", code: "not_found") }
+        guard case .key(let key) = try await store.entity(.key, name: id) else {
+            throw APIError(404, "no key \"\(id)\"", code: "not_found")
+        }
         return key
     }
 }

@@ -12,7 +12,10 @@ enum MergePatch {
     static func apply<Document: Codable>(_ patch: Data, to document: Document) throws -> Document {
         let patchObject: [String: Any]
         do {
-            guard let object = try JSONSerialization.jsonObject(with: patch, options: [.fragmentsAllowed]) as? [String: Any] else {
+            guard
+                let object = try JSONSerialization.jsonObject(with: patch, options: [.fragmentsAllowed])
+                    as? [String: Any]
+            else {
                 throw APIError(400, "a patch is a JSON object of the fields to change", code: "invalid_body")
             }
             patchObject = object
@@ -21,14 +24,16 @@ enum MergePatch {
         } catch {
             throw APIError(400, "the body is not valid JSON", code: "invalid_json")
         }
-        let stored = try JSONSerialization.jsonObject(with: WireCoding.encoder.encode(document)) as? [String: Any] ?? [:]
+        let stored =
+            try JSONSerialization.jsonObject(with: WireCoding.encoder.encode(document)) as? [String: Any] ?? [:]
         let merged = merge(patchObject, into: stored)
         let data = try JSONSerialization.data(withJSONObject: merged)
         do {
-            return try WireCoding.strictDecoder.decode(Document.self, from: data)
+            return try WireCoding.decodeStrict(Document.self, from: data)
         } catch let error as DecodingError {
             let name = "\(Document.self)".replacingOccurrences(of: "Document", with: "").lowercased()
-            throw APIError(400, "the \(name) after this patch is not valid: \(WireCoding.describe(error))", code: "invalid_body")
+            throw APIError(
+                400, "the \(name) after this patch is not valid: \(WireCoding.describe(error))", code: "invalid_body")
         }
     }
 
