@@ -187,7 +187,8 @@ struct Usage: AsyncParsableCommand {
     func run() async throws {
         try await perform {
             var path =
-                "/v1/admin/usage?group_by=\(by.split(separator: ",").map { pathSegment(String($0)) }.joined(separator: ","))"
+                "/v1/admin/usage?group_by="
+                + by.split(separator: ",").map { pathSegment(String($0)) }.joined(separator: ",")
                 + "&since=\(pathSegment(since))"
             if let top { path += "&limit=\(top)" }
             let data = try await connection.client().send("GET", path)

@@ -70,7 +70,8 @@ enum UsageParameters {
                 guard let dimension = UsageQuery.Dimension(rawValue: String(part)) else {
                     throw APIError(
                         400,
-                        "group_by: \(Identifier.quoted(String(part.prefix(32)))) is not one of team, project, service, key,"
+                        "group_by: \(Identifier.quoted(String(part.prefix(32))))"
+                            + " is not one of team, project, service, key,"
                             + " model, day or meta.NAME",
                         code: "invalid_group_by")
                 }
@@ -120,7 +121,8 @@ enum Since {
         }
         throw APIError(
             400,
-            "since must be a duration (30m, 12h, 7d) or a UTC date (2026-11-01), not \(Identifier.quoted(String(text.prefix(32))))",
+            "since must be a duration (30m, 12h, 7d) or a UTC date (2026-11-01),"
+                + " not \(Identifier.quoted(String(text.prefix(32))))",
             code: "invalid_since")
     }
 }

@@ -54,36 +54,46 @@ public final class PostgresStore: Store {
             try await connection.query("SELECT pg_advisory_xact_lock(7423990)", logger: self.logger)
             for statement in [
                 "CREATE TABLE IF NOT EXISTS sluice_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
-                "INSERT INTO sluice_meta (name, value) VALUES ('policy_version', 1), ('schema_version', 1) ON CONFLICT (name) DO NOTHING",
+                "INSERT INTO sluice_meta (name, value) VALUES ('policy_version', 1), ('schema_version', 1)"
+                    + " ON CONFLICT (name) DO NOTHING",
                 """
-                CREATE TABLE IF NOT EXISTS entities (kind TEXT NOT NULL, name TEXT NOT NULL, team TEXT, project TEXT, body TEXT NOT NULL,
+                CREATE TABLE IF NOT EXISTS entities (kind TEXT NOT NULL, name TEXT NOT NULL, team TEXT, project TEXT,
+                    body TEXT NOT NULL,
                     created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, PRIMARY KEY (kind, name))
                 """,
                 "CREATE INDEX IF NOT EXISTS entities_team ON entities (team)",
                 "CREATE INDEX IF NOT EXISTS entities_project ON entities (project)",
                 "CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL)",
-                "CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at BIGINT NOT NULL)",
+                "CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,"
+                    + " created_at BIGINT NOT NULL)",
                 "ALTER TABLE agents ADD COLUMN IF NOT EXISTS service TEXT",
                 """
-                CREATE TABLE IF NOT EXISTS admin_changes (seq BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL,
+                CREATE TABLE IF NOT EXISTS admin_changes (seq BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, actor TEXT
+                    NOT NULL,
                     action TEXT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, fields TEXT NOT NULL)
                 """,
                 "CREATE INDEX IF NOT EXISTS admin_changes_at ON admin_changes (at)",
                 "CREATE TABLE IF NOT EXISTS notices (key TEXT PRIMARY KEY, sent_at BIGINT NOT NULL)",
                 """
-                CREATE TABLE IF NOT EXISTS usage_marks (agent_id TEXT NOT NULL, epoch TEXT NOT NULL, sequence BIGINT NOT NULL,
+                CREATE TABLE IF NOT EXISTS usage_marks (agent_id TEXT NOT NULL, epoch TEXT NOT NULL, sequence BIGINT
+                    NOT NULL,
                     updated_at BIGINT NOT NULL, PRIMARY KEY (agent_id, epoch))
                 """,
                 """
-                CREATE TABLE IF NOT EXISTS usage_rollups (granularity TEXT NOT NULL, start BIGINT NOT NULL, team TEXT NOT NULL,
-                    project TEXT NOT NULL, service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, requests BIGINT NOT NULL,
+                CREATE TABLE IF NOT EXISTS usage_rollups (granularity TEXT NOT NULL, start BIGINT NOT NULL, team TEXT
+                    NOT NULL,
+                    project TEXT NOT NULL, service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, requests
+                        BIGINT NOT NULL,
                     prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL, cost_pico BIGINT NOT NULL,
                     PRIMARY KEY (granularity, start, team, project, service, key_id, model))
                 """,
                 """
-                CREATE TABLE IF NOT EXISTS denial_rollups (granularity TEXT NOT NULL, start BIGINT NOT NULL, team TEXT NOT NULL,
-                    project TEXT NOT NULL, service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, reason TEXT NOT NULL,
-                    count BIGINT NOT NULL, PRIMARY KEY (granularity, start, team, project, service, key_id, model, reason))
+                CREATE TABLE IF NOT EXISTS denial_rollups (granularity TEXT NOT NULL, start BIGINT NOT NULL, team TEXT
+                    NOT NULL,
+                    project TEXT NOT NULL, service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, reason
+                        TEXT NOT NULL,
+                    count BIGINT NOT NULL, PRIMARY KEY (granularity, start, team, project, service, key_id, model,
+                        reason))
                 """,
             ] {
                 try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
@@ -111,7 +121,8 @@ public final class PostgresStore: Store {
                 guard try await self.exists(connection, kind: requiredKind.rawValue, name: requiredName) else {
                     throw StoreError(
                         .invalid,
-                        "\(kind) \"\(name)\" refers to \(requiredKind.rawValue) \"\(requiredName)\", which does not exist"
+                        "\(kind) \"\(name)\" refers to \(requiredKind.rawValue) \"\(requiredName)\","
+                            + " which does not exist"
                     )
                 }
             }
@@ -130,7 +141,8 @@ public final class PostgresStore: Store {
                 """
                 INSERT INTO entities (kind, name, team, project, body, created_at, updated_at)
                 VALUES (\(kind), \(name), \(entity.team), \(entity.project), \(body), \(now), \(now))
-                ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body = excluded.body,
+                ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body =
+                    excluded.body,
                     updated_at = excluded.updated_at
                 """, logger: self.logger)
             return try await self.bump(connection, from: version)
@@ -162,8 +174,14 @@ public final class PostgresStore: Store {
             if kind == .team || kind == .project {
                 let query: PostgresQuery =
                     kind == .team
-                    ? "SELECT kind || ' \"' || name || '\"' FROM entities WHERE team = \(name) ORDER BY kind, name LIMIT 5"
-                    : "SELECT kind || ' \"' || name || '\"' FROM entities WHERE project = \(name) ORDER BY kind, name LIMIT 5"
+                    ? """
+                    SELECT kind || ' "' || name || '"' FROM entities WHERE team = \(name)
+                    ORDER BY kind, name LIMIT 5
+                    """
+                    : """
+                    SELECT kind || ' "' || name || '"' FROM entities WHERE project = \(name)
+                    ORDER BY kind, name LIMIT 5
+                    """
                 var users: [String] = []
                 for try await user in try await connection.query(query, logger: self.logger).decode(String.self) {
                     users.append(user)
@@ -171,7 +189,8 @@ public final class PostgresStore: Store {
                 guard users.isEmpty else {
                     throw StoreError(
                         .conflict,
-                        "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", ")); delete or move those first"
+                        "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", "));"
+                            + " delete or move those first"
                     )
                 }
             }
@@ -193,7 +212,10 @@ public final class PostgresStore: Store {
         return try await transaction { connection in
             let version = try await self.lockPolicy(connection)
             try await connection.query(
-                "INSERT INTO settings (id, body) VALUES (1, \(body)) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                """
+                INSERT INTO settings (id, body) VALUES (1, \(body))
+                ON CONFLICT (id) DO UPDATE SET body = excluded.body
+                """,
                 logger: self.logger)
             return try await self.bump(connection, from: version)
         }
@@ -268,12 +290,16 @@ public final class PostgresStore: Store {
             // The mark row exists before it is locked, so two first batches cannot both pass.
             try await connection.query(
                 """
-                INSERT INTO usage_marks (agent_id, epoch, sequence, updated_at) VALUES (\(batch.agentID), \(batch.epoch), 0, \(now))
+                INSERT INTO usage_marks (agent_id, epoch, sequence, updated_at) VALUES (\(batch.agentID),
+                    \(batch.epoch), 0, \(now))
                 ON CONFLICT (agent_id, epoch) DO NOTHING
                 """, logger: self.logger)
             var mark: Int64 = 0
             for try await value in try await connection.query(
-                "SELECT sequence FROM usage_marks WHERE agent_id = \(batch.agentID) AND epoch = \(batch.epoch) FOR UPDATE",
+                """
+                SELECT sequence FROM usage_marks WHERE agent_id = \(batch.agentID) AND epoch = \(batch.epoch)
+                FOR UPDATE
+                """,
                 logger: self.logger
             ).decode(Int64.self) { mark = value }
             if batch.sequence <= mark {
@@ -291,8 +317,10 @@ public final class PostgresStore: Store {
                             """
                             INSERT INTO usage_rollups (granularity, start, team, project, service, key_id, model,
                                                        requests, prompt_tokens, completion_tokens, cost_pico)
-                            VALUES (\(granularity), \(start), \(team), \(project), \(delta.service), \(key), \(delta.model),
-                                    \(delta.requests), \(delta.promptTokens), \(delta.completionTokens), \(delta.costPicoUSD))
+                            VALUES (\(granularity), \(start), \(team), \(project), \(delta.service), \(key),
+                                \(delta.model),
+                                    \(delta.requests), \(delta.promptTokens), \(delta.completionTokens),
+                                        \(delta.costPicoUSD))
                             ON CONFLICT (granularity, start, team, project, service, key_id, model) DO UPDATE SET
                                 requests = usage_rollups.requests + excluded.requests,
                                 prompt_tokens = usage_rollups.prompt_tokens + excluded.prompt_tokens,
@@ -303,9 +331,12 @@ public final class PostgresStore: Store {
                     for (reason, count) in delta.denials where count > 0 {
                         try await connection.query(
                             """
-                            INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model, reason, count)
-                            VALUES (\(granularity), \(start), \(team), \(project), \(delta.service), \(key), \(delta.model), \(reason), \(count))
-                            ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO UPDATE SET
+                            INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model,
+                                reason, count)
+                            VALUES (\(granularity), \(start), \(team), \(project), \(delta.service), \(key),
+                                \(delta.model), \(reason), \(count))
+                            ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO UPDATE
+                                SET
                                 count = denial_rollups.count + excluded.count
                             """, logger: self.logger)
                     }
@@ -418,7 +449,10 @@ public final class PostgresStore: Store {
     public func adminChanges(since: Int64, limit: Int) async throws -> [AdminChange] {
         var changes: [AdminChange] = []
         let rows = try await client.query(
-            "SELECT at, actor, action, kind, name, fields FROM admin_changes WHERE at >= \(since) ORDER BY seq LIMIT \(limit)",
+            """
+            SELECT at, actor, action, kind, name, fields FROM admin_changes WHERE at >= \(since)
+            ORDER BY seq LIMIT \(limit)
+            """,
             logger: logger)
         for try await (at, actor, action, kind, name, fields) in rows.decode(
             (Int64, String, String, String, String, String).self)

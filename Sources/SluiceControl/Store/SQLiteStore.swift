@@ -28,17 +28,20 @@ public final class SQLiteStore: Store {
             try db.execute(
                 sql: """
                     CREATE TABLE IF NOT EXISTS sluice_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                    INSERT INTO sluice_meta (name, value) VALUES ('policy_version', 1), ('schema_version', 1) ON CONFLICT (name) DO NOTHING;
+                    INSERT INTO sluice_meta (name, value) VALUES ('policy_version', 1), ('schema_version', 1) ON
+                        CONFLICT (name) DO NOTHING;
                     CREATE TABLE IF NOT EXISTS entities (
                         kind TEXT NOT NULL, name TEXT NOT NULL, team TEXT, project TEXT, body TEXT NOT NULL,
                         created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (kind, name));
                     CREATE INDEX IF NOT EXISTS entities_team ON entities (team);
                     CREATE INDEX IF NOT EXISTS entities_project ON entities (project);
                     CREATE TABLE IF NOT EXISTS settings (id INTEGER PRIMARY KEY CHECK (id = 1), body TEXT NOT NULL);
-                    CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);
+                    CREATE TABLE IF NOT EXISTS agents (id TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE,
+                        created_at INTEGER NOT NULL);
                     CREATE TABLE IF NOT EXISTS notices (key TEXT PRIMARY KEY, sent_at INTEGER NOT NULL);
                     CREATE TABLE IF NOT EXISTS usage_marks (
-                        agent_id TEXT NOT NULL, epoch TEXT NOT NULL, sequence INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                        agent_id TEXT NOT NULL, epoch TEXT NOT NULL, sequence INTEGER NOT NULL, updated_at INTEGER NOT
+                            NULL,
                         PRIMARY KEY (agent_id, epoch));
                     CREATE TABLE IF NOT EXISTS usage_rollups (
                         granularity TEXT NOT NULL, start INTEGER NOT NULL, team TEXT NOT NULL, project TEXT NOT NULL,
@@ -48,13 +51,15 @@ public final class SQLiteStore: Store {
                         PRIMARY KEY (granularity, start, team, project, service, key_id, model));
                     CREATE TABLE IF NOT EXISTS denial_rollups (
                         granularity TEXT NOT NULL, start INTEGER NOT NULL, team TEXT NOT NULL, project TEXT NOT NULL,
-                        service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, reason TEXT NOT NULL, count INTEGER NOT NULL,
+                        service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL, reason TEXT NOT NULL, count
+                            INTEGER NOT NULL,
                         PRIMARY KEY (granularity, start, team, project, service, key_id, model, reason));
                     """)
             try db.execute(
                 sql: """
                     CREATE TABLE IF NOT EXISTS admin_changes (
-                        seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT
+                            NOT NULL,
                         kind TEXT NOT NULL, name TEXT NOT NULL, fields TEXT NOT NULL);
                     CREATE INDEX IF NOT EXISTS admin_changes_at ON admin_changes (at);
                     """)
@@ -91,7 +96,8 @@ public final class SQLiteStore: Store {
                 else {
                     throw StoreError(
                         .invalid,
-                        "\(entity.kind.rawValue) \"\(entity.name)\" refers to \(kind.rawValue) \"\(name)\", which does not exist"
+                        "\(entity.kind.rawValue) \"\(entity.name)\" refers to \(kind.rawValue) \"\(name)\","
+                            + " which does not exist"
                     )
                 }
             }
@@ -105,8 +111,10 @@ public final class SQLiteStore: Store {
             }
             try db.execute(
                 sql: """
-                    INSERT INTO entities (kind, name, team, project, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body = excluded.body,
+                    INSERT INTO entities (kind, name, team, project, body, created_at, updated_at) VALUES (?, ?, ?, ?,
+                        ?, ?, ?)
+                    ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body =
+                        excluded.body,
                         updated_at = excluded.updated_at
                     """, arguments: [entity.kind.rawValue, entity.name, entity.team, entity.project, body, now, now])
             return try Self.bumpVersion(db)
@@ -144,12 +152,14 @@ public final class SQLiteStore: Store {
                 let users = try String.fetchAll(
                     db,
                     sql:
-                        "SELECT kind || ' \"' || name || '\"' FROM entities WHERE \(column) = ? ORDER BY kind, name LIMIT 5",
+                        "SELECT kind || ' \"' || name || '\"' FROM entities WHERE \(column) = ?"
+                            + " ORDER BY kind, name LIMIT 5",
                     arguments: [name])
                 guard users.isEmpty else {
                     throw StoreError(
                         .conflict,
-                        "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", ")); delete or move those first"
+                        "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", "));"
+                            + " delete or move those first"
                     )
                 }
             }
@@ -236,8 +246,10 @@ public final class SQLiteStore: Store {
                                                            requests, prompt_tokens, completion_tokens, cost_pico)
                                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                                 ON CONFLICT (granularity, start, team, project, service, key_id, model) DO UPDATE SET
-                                    requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-                                    completion_tokens = completion_tokens + excluded.completion_tokens, cost_pico = cost_pico + excluded.cost_pico
+                                    requests = requests + excluded.requests, prompt_tokens = prompt_tokens +
+                                        excluded.prompt_tokens,
+                                    completion_tokens = completion_tokens + excluded.completion_tokens, cost_pico =
+                                        cost_pico + excluded.cost_pico
                                 """,
                             arguments: StatementArguments(
                                 cell + [delta.requests, delta.promptTokens, delta.completionTokens, delta.costPicoUSD]))
@@ -245,9 +257,11 @@ public final class SQLiteStore: Store {
                     for (reason, count) in delta.denials where count > 0 {
                         try db.execute(
                             sql: """
-                                INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model, reason, count)
+                                INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model,
+                                    reason, count)
                                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                                ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO UPDATE SET
+                                ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO
+                                    UPDATE SET
                                     count = count + excluded.count
                                 """, arguments: StatementArguments(cell + [reason, count]))
                     }
@@ -256,7 +270,8 @@ public final class SQLiteStore: Store {
             try db.execute(
                 sql: """
                     INSERT INTO usage_marks (agent_id, epoch, sequence, updated_at) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (agent_id, epoch) DO UPDATE SET sequence = excluded.sequence, updated_at = excluded.updated_at
+                    ON CONFLICT (agent_id, epoch) DO UPDATE SET sequence = excluded.sequence, updated_at =
+                        excluded.updated_at
                     """, arguments: [batch.agentID, batch.epoch, batch.sequence, now])
             return UsageAck(
                 agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: batch.sequence, duplicate: false)
@@ -350,7 +365,8 @@ public final class SQLiteStore: Store {
             try Row.fetchAll(
                 db,
                 sql:
-                    "SELECT at, actor, action, kind, name, fields FROM admin_changes WHERE at >= ? ORDER BY seq LIMIT ?",
+                    "SELECT at, actor, action, kind, name, fields FROM admin_changes WHERE at >= ?"
+                        + " ORDER BY seq LIMIT ?",
                 arguments: [since, limit]
             ).map { row in
                 let fields: String = row["fields"]

@@ -17,7 +17,8 @@ enum UsageSQL {
                 "CAST(SUM(cost_pico) AS BIGINT) AS cost_pico",
             ]).joined(separator: ", ")
         sql +=
-            " FROM usage_rollups WHERE granularity = '\(granularity)' AND start >= \(placeholder(1)) AND start < \(placeholder(2))"
+            " FROM usage_rollups WHERE granularity = '\(granularity)'"
+            + " AND start >= \(placeholder(1)) AND start < \(placeholder(2))"
         if !grouped.isEmpty { sql += " GROUP BY " + grouped.joined(separator: ", ") }
         // Without it, an ungrouped sum over no cells is one row of NULLs.
         sql += " HAVING COUNT(*) > 0"
