@@ -141,6 +141,15 @@ final class SyncHarness: @unchecked Sendable {
             return response
         }
 
+        /// Whether the policy in force in this agent refuses `key`: read in process, so a
+        /// propagation deadline measures the policy reaching the agent, not how long a call
+        /// takes on a machine the rest of the suite is loading.
+        func refuses(key: String) -> Bool {
+            let now = Int64(Date().timeIntervalSince1970 * 1e9)
+            if case .failure = runtime.activePolicy.engine.authenticate(presentedKey: key, now: now) { return true }
+            return false
+        }
+
         func readiness() async throws -> (status: Int, body: [String: Any]) {
             let response = try await TestHTTPClient.get("/readyz", port: port, group: group)
             return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:])
