@@ -19,27 +19,77 @@ public struct AdmissionProblem: Sendable, Hashable, CustomStringConvertible {
 }
 
 extension PolicyDocument {
+    /// What the agents' compiler disables or refuses in this document, and every dangling
+    /// reference: the one check a policy input passes before it is used, run by the control
+    /// plane on every write and by an agent on its own YAML file.
+    /// `knownAliases` are aliases defined where this document cannot show them (an agent
+    /// file's alias whose every deployment uses a provider the agent skips).
+    public func admissionProblems(in context: LocalContext, knownAliases: Set<String> = []) -> [AdmissionProblem] {
+        do {
+            let compiled = try compile(in: context)
+            // References first: theirs is the message that says what to create.
+            return danglingReferences(knownAliases: knownAliases)
+                + compiled.disabled.map { AdmissionProblem(path: "", message: $0) }
+        } catch {
+            return [AdmissionProblem(path: "", message: error.message)]
+        }
+    }
+
+    /// Every entry's names against the identifier grammar, each problem's path starting
+    /// at the entry (`teams."ML".name`). The control plane checks only what a write
+    /// changes; a whole file written at once is checked whole.
+    public func grammarProblems() -> [AdmissionProblem] {
+        func under(_ prefix: String, _ problems: [AdmissionProblem]) -> [AdmissionProblem] {
+            problems.map { AdmissionProblem(path: "\(prefix).\($0.path)", message: $0.message, fix: $0.fix) }
+        }
+        var problems: [AdmissionProblem] = []
+        for model in models {
+            problems += under("models.\(Identifier.quoted(model.alias))", Self.grammarProblems(model: model))
+        }
+        for team in teams {
+            problems += under("teams.\(Identifier.quoted(team.name))", Self.grammarProblems(team: team))
+        }
+        for project in projects {
+            problems += under("projects.\(Identifier.quoted(project.name))", Self.grammarProblems(project: project))
+        }
+        for service in services {
+            problems += under("services.\(Identifier.quoted(service.name))", Self.grammarProblems(service: service))
+        }
+        for key in keys { problems += under("keys.\(Identifier.quoted(key.id))", Self.grammarProblems(key: key)) }
+        problems += under("settings", Self.grammarProblems(settings: settings))
+        return problems
+    }
+
     /// Every name a document refers to that it does not define: allow and deny lists naming
     /// an alias that is not in the catalog, projects and keys naming a missing team or
     /// project, fallbacks naming a missing alias. Agents tolerate these (an alias a list
     /// names may be one this agent skipped); the control plane refuses a write that adds one.
-    public func danglingReferences() -> [AdmissionProblem] {
-        let aliases = Set(models.map(\.alias))
+    public func danglingReferences(knownAliases: Set<String> = []) -> [AdmissionProblem] {
+        let aliases = Set(models.map(\.alias)).union(knownAliases)
         let teamNames = Set(teams.map(\.name))
         let projectNames = Set(projects.map(\.name))
         var problems: [AdmissionProblem] = []
         func check(_ list: [String]?, at path: String) {
             for name in list ?? [] where !aliases.contains(name) {
-                problems.append(AdmissionProblem(
-                    path: path, message: "\(Identifier.quoted(name)) is not a model\(Suggestion.hint(for: name, among: aliases))",
-                    fix: "sluice models create \(name) --provider openai --upstream-model MODEL --credential-ref ENV_NAME"))
+                problems.append(
+                    AdmissionProblem(
+                        path: path,
+                        message:
+                            "\(Identifier.quoted(name)) is not a model\(Suggestion.hint(for: name, among: aliases))",
+                        fix:
+                            "sluice models create \(name) --provider openai --upstream-model MODEL "
+                            + "--credential-ref ENV_NAME"
+                    ))
             }
         }
         func team(_ name: String, at path: String) {
             guard !teamNames.contains(name) else { return }
-            problems.append(AdmissionProblem(
-                path: path, message: "team \(Identifier.quoted(name)) does not exist\(Suggestion.hint(for: name, among: teamNames))",
-                fix: "sluice teams create \(name)"))
+            problems.append(
+                AdmissionProblem(
+                    path: path,
+                    message:
+                        "team \(Identifier.quoted(name)) does not exist\(Suggestion.hint(for: name, among: teamNames))",
+                    fix: "sluice teams create \(name)"))
         }
         for entry in teams {
             check(entry.allowedModels, at: "teams.\(Identifier.quoted(entry.name)).allowed_models")
@@ -59,18 +109,23 @@ extension PolicyDocument {
             let path = "keys.\(Identifier.quoted(key.id))"
             team(key.team, at: "\(path).team")
             if let project = key.project, !projectNames.contains(project) {
-                problems.append(AdmissionProblem(
-                    path: "\(path).project",
-                    message: "project \(Identifier.quoted(project)) does not exist\(Suggestion.hint(for: project, among: projectNames))",
-                    fix: "sluice projects create \(project) --team \(key.team)"))
+                problems.append(
+                    AdmissionProblem(
+                        path: "\(path).project",
+                        message:
+                            "project \(Identifier.quoted(project)) does not exist"
+                            + Suggestion.hint(for: project, among: projectNames),
+                        fix: "sluice projects create \(project) --team \(key.team)"))
             }
             check(key.allowedModels, at: "\(path).allowed_models")
             check(key.deniedModels, at: "\(path).denied_models")
         }
         check(settings.onlyAllowModels, at: "settings.only_allow_models")
         if let router = settings.router {
-            for (name, table) in [("fallbacks", router.fallbacks), ("context_window_fallbacks", router.contextWindowFallbacks),
-                                  ("content_policy_fallbacks", router.contentPolicyFallbacks)] {
+            for (name, table) in [
+                ("fallbacks", router.fallbacks), ("context_window_fallbacks", router.contextWindowFallbacks),
+                ("content_policy_fallbacks", router.contentPolicyFallbacks),
+            ] {
                 for (alias, targets) in (table ?? [:]).sorted(by: { $0.key < $1.key }) {
                     check([alias] + targets, at: "settings.router.\(name).\(Identifier.quoted(alias))")
                 }
@@ -98,12 +153,19 @@ extension PolicyDocument {
 
     public static func grammarProblems(model: ModelDocument) -> [AdmissionProblem] {
         var problems = name(model.alias, .alias, at: "alias")
-        if model.deployments.isEmpty { problems.append(AdmissionProblem(path: "deployments", message: "a model needs at least one deployment")) }
-        if model.deployments.count > 100 { problems.append(AdmissionProblem(path: "deployments", message: "at most 100 deployments")) }
-        for (index, deployment) in model.deployments.enumerated() where ProviderDialect(rawValue: deployment.provider) == nil {
-            problems.append(AdmissionProblem(path: "deployments[\(index)].provider",
-                                             message: "must be openai, anthropic, azure or gemini"
-                                                + Suggestion.hint(for: deployment.provider, among: ["openai", "anthropic", "azure", "gemini"])))
+        if model.deployments.isEmpty {
+            problems.append(AdmissionProblem(path: "deployments", message: "a model needs at least one deployment"))
+        }
+        if model.deployments.count > 100 {
+            problems.append(AdmissionProblem(path: "deployments", message: "at most 100 deployments"))
+        }
+        for (index, deployment) in model.deployments.enumerated()
+        where ProviderDialect(rawValue: deployment.provider) == nil {
+            problems.append(
+                AdmissionProblem(
+                    path: "deployments[\(index)].provider",
+                    message: "must be openai, anthropic, azure or gemini"
+                        + Suggestion.hint(for: deployment.provider, among: ["openai", "anthropic", "azure", "gemini"])))
         }
         return problems
     }
@@ -111,12 +173,16 @@ extension PolicyDocument {
     public static func grammarProblems(key: KeyDocument) -> [AdmissionProblem] {
         var problems = name(key.id, .key, at: "id") + name(key.team, .team, at: "team")
         if let project = key.project { problems += name(project, .project, at: "project") }
-        if key.metadata.count > 64 { problems.append(AdmissionProblem(path: "metadata", message: "at most 64 entries")) }
+        if key.metadata.count > 64 {
+            problems.append(AdmissionProblem(path: "metadata", message: "at most 64 entries"))
+        }
         for (field, value) in key.metadata.sorted(by: { $0.key < $1.key }) {
             problems += name(field, .metadataKey, at: "metadata")
             if !Identifier.isMetadataValue(value) {
-                problems.append(AdmissionProblem(path: "metadata.\(Identifier.quoted(field))",
-                                                 message: "a value is at most 256 bytes on one line, without control characters"))
+                problems.append(
+                    AdmissionProblem(
+                        path: "metadata.\(Identifier.quoted(field))",
+                        message: "a value is at most 256 bytes on one line, without control characters"))
             }
         }
         return problems

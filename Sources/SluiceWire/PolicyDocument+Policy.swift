@@ -10,8 +10,10 @@ extension PolicyDocument {
         /// Resolves a time zone name (`UTC`, `+05:30`, `Europe/Berlin`).
         public var timeZone: @Sendable (String) -> TimeZoneRules?
 
-        public init(keyPepper: Secret?, credential: @escaping @Sendable (String) -> Secret?,
-                    timeZone: @escaping @Sendable (String) -> TimeZoneRules?) {
+        public init(
+            keyPepper: Secret?, credential: @escaping @Sendable (String) -> Secret?,
+            timeZone: @escaping @Sendable (String) -> TimeZoneRules?
+        ) {
             self.keyPepper = keyPepper
             self.credential = credential
             self.timeZone = timeZone
@@ -89,7 +91,9 @@ private struct Compiler {
         var catalog = Catalog(aliases)
         catalog.unavailableAliases = unavailable
         catalog.missingCredentials = missingCredentials.sorted()
-        if let router = document.settings.router { catalog.router = try router.settings(for: catalog, warnings: &warnings) }
+        if let router = document.settings.router {
+            catalog.router = try router.settings(for: catalog, warnings: &warnings)
+        }
         var policy = Policy(version: String(document.version), catalog: catalog, keyPepper: context.keyPepper)
         policy.modelLimits = modelLimits
 
@@ -97,9 +101,10 @@ private struct Compiler {
             let path = "teams.\(Identifier.quoted(team.name))"
             do throws(WireError) {
                 let filters = try team.promptFilters.map { filter throws(WireError) in try compile(filter, at: path) }
-                policy.teams[team.name] = TeamPolicy(name: team.name, models: rules(team.allowedModels, team.deniedModels),
-                                                     limits: try team.limits?.limits(at: "\(path).limits") ?? .none,
-                                                     promptFilters: filters)
+                policy.teams[team.name] = TeamPolicy(
+                    name: team.name, models: rules(team.allowedModels, team.deniedModels),
+                    limits: try team.limits?.limits(at: "\(path).limits") ?? .none,
+                    promptFilters: filters)
             } catch {
                 disabled.append("\(error.message); the team's keys and projects are disabled with it")
             }
@@ -111,9 +116,10 @@ private struct Compiler {
                 continue
             }
             do throws(WireError) {
-                policy.projects[project.name] = ProjectPolicy(name: project.name, team: project.team,
-                                                              models: rules(project.allowedModels, project.deniedModels),
-                                                              limits: try project.limits?.limits(at: "\(path).limits") ?? .none)
+                policy.projects[project.name] = ProjectPolicy(
+                    name: project.name, team: project.team,
+                    models: rules(project.allowedModels, project.deniedModels),
+                    limits: try project.limits?.limits(at: "\(path).limits") ?? .none)
             } catch {
                 disabled.append("\(error.message); the project's keys are disabled with it")
             }
@@ -127,13 +133,15 @@ private struct Compiler {
                 continue
             }
             do throws(WireError) {
-                policy.services[service.name] = ServicePolicy(name: service.name, keylessAllowed: service.keyless,
-                                                              models: rules(service.allowedModels, service.deniedModels),
-                                                              limits: try service.limits?.limits(at: "\(path).limits") ?? .none)
+                policy.services[service.name] = ServicePolicy(
+                    name: service.name, keylessAllowed: service.keyless,
+                    models: rules(service.allowedModels, service.deniedModels),
+                    limits: try service.limits?.limits(at: "\(path).limits") ?? .none)
             } catch {
                 disabled.append("\(error.message); the service refuses every call until this is fixed")
-                policy.services[service.name] = ServicePolicy(name: service.name, keylessAllowed: false,
-                                                              models: ModelRules(allowed: [], denied: []))
+                policy.services[service.name] = ServicePolicy(
+                    name: service.name, keylessAllowed: false,
+                    models: ModelRules(allowed: [], denied: []))
             }
         }
         policy.keys = keys(document.keys, policy: policy)
@@ -141,9 +149,12 @@ private struct Compiler {
         let settings = document.settings
         try settings.validate()
         policy.onlyAllowModels = settings.onlyAllowModels.map(Set.init)
-        policy.promptFilters = try settings.promptFilters.map { filter throws(WireError) in try compile(filter, at: "settings") }
+        policy.promptFilters = try settings.promptFilters.map { filter throws(WireError) in
+            try compile(filter, at: "settings")
+        }
         policy.defaultLimits = try settings.defaultLimits?.limits(at: "settings.default_limits") ?? .none
-        policy.endUserDefaultLimits = try settings.endUserDefaultLimits?.limits(at: "settings.end_user_default_limits") ?? .none
+        policy.endUserDefaultLimits =
+            try settings.endUserDefaultLimits?.limits(at: "settings.end_user_default_limits") ?? .none
         guard let zone = context.timeZone(settings.timeZone) else {
             throw WireError("settings.time_zone \(Identifier.quoted(settings.timeZone)) is not known here")
         }
@@ -156,9 +167,25 @@ private struct Compiler {
             throw WireError("settings.default_max_output_tokens must be 1 to 10000000")
         }
         policy.defaultMaxOutputTokens = settings.defaultMaxOutputTokens
+        var seenEndUsers: Set<String> = []
+        for endUser in document.endUsers ?? [] {
+            let path = "end_users.\(Identifier.quoted(endUser.name))"
+            do throws(WireError) {
+                guard !endUser.name.isEmpty, endUser.name.utf8.count <= 256, seenEndUsers.insert(endUser.name).inserted
+                else {
+                    throw WireError("\(path): the name is empty, longer than 256 bytes or appears twice")
+                }
+                policy.endUserLimits[endUser.name] = try endUser.limits.limits(at: "\(path).limits")
+            } catch {
+                // Left out, the end user falls back to end_user_default_limits: never unlimited
+                // when a default is set.
+                disabled.append(error.message)
+            }
+        }
         for scope in document.exhausted {
             guard let kind = Scope.Kind(rawValue: scope.kind), let limit = LimitKind(rawValue: scope.limit) else {
-                throw WireError("exhausted: unknown scope kind \(scope.kind.prefix(32)) or limit \(scope.limit.prefix(32))")
+                throw WireError(
+                    "exhausted: unknown scope kind \(scope.kind.prefix(32)) or limit \(scope.limit.prefix(32))")
             }
             policy.exhausted[Scope(kind, scope.name)] = ExhaustedBudget(limit: limit, until: scope.until)
         }
@@ -167,8 +194,9 @@ private struct Compiler {
         } catch {
             throw WireError(error.message)
         }
-        return PolicyDocument.Compiled(policy: policy, warnings: warnings, disabled: disabled,
-                                       missingCredentials: missingCredentials.sorted())
+        return PolicyDocument.Compiled(
+            policy: policy, warnings: warnings, disabled: disabled,
+            missingCredentials: missingCredentials.sorted())
     }
 
     /// The alias, or nil with the first missing credential when no deployment is usable here.
@@ -178,7 +206,8 @@ private struct Compiler {
         for (position, deployment) in model.deployments.enumerated() {
             let at = "\(path).deployments[\(position)]"
             guard let dialect = ProviderDialect(rawValue: deployment.provider) else {
-                warnings.append("\(at): provider \(Identifier.quoted(deployment.provider)) is not supported by this agent; skipped")
+                warnings.append(
+                    "\(at): provider \(Identifier.quoted(deployment.provider)) is not supported by this agent; skipped")
                 continue
             }
             do throws(WireError) {
@@ -197,7 +226,8 @@ private struct Compiler {
         var price: Price?
         if model.inputCostPerToken != nil || model.outputCostPerToken != nil {
             do {
-                price = try Price(inputUSDPerToken: model.inputCostPerToken ?? 0, outputUSDPerToken: model.outputCostPerToken ?? 0)
+                price = try Price(
+                    inputUSDPerToken: model.inputCostPerToken ?? 0, outputUSDPerToken: model.outputCostPerToken ?? 0)
             } catch {
                 throw WireError("\(path): \(error.message)")
             }
@@ -205,19 +235,26 @@ private struct Compiler {
         if let tokens = model.maxOutputTokens, !(1...10_000_000).contains(tokens) {
             throw WireError("\(path).max_output_tokens must be 1 to 10000000")
         }
-        return (ModelAlias(name: model.alias, deployments: deployments, price: price, maxOutputTokens: model.maxOutputTokens), nil)
+        return (
+            ModelAlias(
+                name: model.alias, deployments: deployments, price: price, maxOutputTokens: model.maxOutputTokens), nil
+        )
     }
 
     /// A checked deployment, or nil when its credential is not held here (reported).
-    private mutating func deployment(_ deployment: DeploymentDocument, dialect: ProviderDialect, alias: String,
-                                     at path: String) throws(WireError) -> Deployment? {
+    private mutating func deployment(
+        _ deployment: DeploymentDocument, dialect: ProviderDialect, alias: String,
+        at path: String
+    ) throws(WireError) -> Deployment? {
         let endpoint: Endpoint
         do {
             endpoint = try Endpoint(parsing: deployment.apiBase)
         } catch {
             throw WireError("\(path).api_base: \(error.message)")
         }
-        guard deployment.weight >= 1, deployment.weight <= 1_000_000 else { throw WireError("\(path).weight must be 1 to 1000000") }
+        guard deployment.weight >= 1, deployment.weight <= 1_000_000 else {
+            throw WireError("\(path).weight must be 1 to 1000000")
+        }
         for (name, value) in [("rpm", deployment.rpm), ("tpm", deployment.tpm)] {
             if let value, !(1...1_000_000_000).contains(value) { throw WireError("\(path).\(name) must be 1 to 1e9") }
         }
@@ -235,6 +272,17 @@ private struct Compiler {
         if dialect == .gemini, !Deployment.isURLSafeName(deployment.upstreamModel) {
             throw WireError("\(path).upstream_model must be a Gemini model name (letters, digits, - . _)")
         }
+        if let caFile = deployment.caFile {
+            guard !caFile.isEmpty, caFile.utf8.count <= 4096,
+                !caFile.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F })
+            else {
+                throw WireError(
+                    "\(path).ca_file must be the path of a CA bundle on the agent, one line of at most 4096 bytes")
+            }
+        }
+        if let timeout = deployment.timeoutSeconds, !(timeout > 0 && timeout <= 86_400) {
+            throw WireError("\(path).timeout_seconds must be more than 0 and at most 86400")
+        }
         var credential = Secret("")
         if let reference = deployment.credentialRef {
             guard Deployment.isCredentialReference(reference) else {
@@ -242,15 +290,18 @@ private struct Compiler {
             }
             guard let found = context.credential(reference) else {
                 missingCredentials.insert(reference)
-                warnings.append("\(path): the credential \(reference) is not set on this agent; the deployment is left out")
+                warnings.append(
+                    "\(path): the credential \(reference) is not set on this agent; the deployment is left out")
                 return nil
             }
             credential = found
         }
-        return Deployment(alias: alias, dialect: dialect, upstreamModel: deployment.upstreamModel, endpoint: endpoint,
-                          credential: credential, weight: deployment.weight,
-                          requestsPerMinute: deployment.rpm, tokensPerMinute: deployment.tpm,
-                          apiVersion: dialect == .azure ? deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion : nil)
+        return Deployment(
+            alias: alias, dialect: dialect, upstreamModel: deployment.upstreamModel, endpoint: endpoint,
+            credential: credential, caFile: deployment.caFile, weight: deployment.weight,
+            requestsPerMinute: deployment.rpm, tokensPerMinute: deployment.tpm,
+            timeoutSeconds: deployment.timeoutSeconds,
+            apiVersion: dialect == .azure ? deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion : nil)
     }
 
     /// Keys that authenticate: a key with a bad field, a duplicate, or a team or project
@@ -262,11 +313,17 @@ private struct Compiler {
         for key in documents {
             let path = "keys.\(Identifier.quoted(key.id))"
             do throws(WireError) {
-                guard !key.id.isEmpty, ids.insert(key.id).inserted else { throw WireError("\(path): the id is empty or appears twice") }
-                guard let hash = KeyHash(encoded: key.hash) else { throw WireError("\(path).hash must be hmac-sha256: and 64 hex digits") }
+                guard !key.id.isEmpty, ids.insert(key.id).inserted else {
+                    throw WireError("\(path): the id is empty or appears twice")
+                }
+                guard let hash = KeyHash(encoded: key.hash) else {
+                    throw WireError("\(path).hash must be hmac-sha256: and 64 hex digits")
+                }
                 var previous: KeyHash?
                 if let text = key.previousHash {
-                    guard let parsed = KeyHash(encoded: text) else { throw WireError("\(path).previous_hash is malformed") }
+                    guard let parsed = KeyHash(encoded: text) else {
+                        throw WireError("\(path).previous_hash is malformed")
+                    }
                     previous = parsed
                 }
                 guard hashes.insert(hash).inserted, previous.map({ hashes.insert($0).inserted }) ?? true else {
@@ -280,13 +337,19 @@ private struct Compiler {
                         throw WireError("\(path): project \(Identifier.quoted(project)) is missing or disabled")
                     }
                     guard found.team == key.team else {
-                        throw WireError("\(path): project \(Identifier.quoted(project)) belongs to team \(Identifier.quoted(found.team))")
+                        throw WireError(
+                            "\(path): project \(Identifier.quoted(project)) belongs to team "
+                                + Identifier.quoted(found.team)
+                        )
                     }
                 }
-                keys.append(KeyPolicy(id: key.id, hash: hash, previousHash: previous, previousHashValidUntil: key.previousHashExpiresAt,
-                                      team: key.team, project: key.project, metadata: key.metadata, expiresAt: key.expiresAt,
-                                      revoked: key.revoked, models: rules(key.allowedModels, key.deniedModels),
-                                      limits: try key.limits?.limits(at: "\(path).limits") ?? .none))
+                keys.append(
+                    KeyPolicy(
+                        id: key.id, hash: hash, previousHash: previous,
+                        previousHashValidUntil: key.previousHashExpiresAt,
+                        team: key.team, project: key.project, metadata: key.metadata, expiresAt: key.expiresAt,
+                        revoked: key.revoked, models: rules(key.allowedModels, key.deniedModels),
+                        limits: try key.limits?.limits(at: "\(path).limits") ?? .none))
             } catch {
                 disabled.append(error.message)
             }

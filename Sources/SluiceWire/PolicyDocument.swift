@@ -22,10 +22,15 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     /// an even share of a fleet-wide limit among them and itself (see
     /// ``LeaseFallback/fairShare(amongActiveAgents:)``). Nil from control planes that do not say.
     public var activeAgents: Int?
+    /// Limits for named end users (the request's `user` field). Nil when there are none.
+    public var endUsers: [EndUserDocument]?
 
-    public init(version: Int64, issuedAt: Int64, keyPepperFingerprint: String? = nil, models: [ModelDocument] = [],
-                keys: [KeyDocument] = [], teams: [TeamDocument] = [], projects: [ProjectDocument] = [],
-                services: [ServiceDocument] = [], settings: SettingsDocument = SettingsDocument(), exhausted: [ExhaustedScope] = []) {
+    public init(
+        version: Int64, issuedAt: Int64, keyPepperFingerprint: String? = nil, models: [ModelDocument] = [],
+        keys: [KeyDocument] = [], teams: [TeamDocument] = [], projects: [ProjectDocument] = [],
+        services: [ServiceDocument] = [], settings: SettingsDocument = SettingsDocument(),
+        exhausted: [ExhaustedScope] = []
+    ) {
         self.version = version
         self.issuedAt = issuedAt
         self.keyPepperFingerprint = keyPepperFingerprint
@@ -39,8 +44,36 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case version, issuedAt = "issued_at", keyPepperFingerprint = "key_pepper_fingerprint", models, keys, teams, projects,
-             services, settings, exhausted, activeAgents = "active_agents"
+        case version
+        case issuedAt = "issued_at"
+        case keyPepperFingerprint = "key_pepper_fingerprint"
+        case models, keys, teams, projects,
+            services, settings, exhausted
+        case activeAgents = "active_agents"
+        case endUsers = "end_users"
+    }
+}
+
+/// Limits for one end user: the `user` a caller names in its request.
+public struct EndUserDocument: Codable, Sendable, Equatable {
+    public var name: String
+    public var limits: LimitsDocument
+
+    public init(name: String, limits: LimitsDocument) {
+        self.name = name
+        self.limits = limits
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case name, limits
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            name: try container.decode(String.self, forKey: .name),
+            limits: try container.decode(LimitsDocument.self, forKey: .limits))
     }
 }
 
@@ -53,8 +86,10 @@ public struct LimitsDocument: Codable, Sendable, Equatable {
     public var dailySpendUSD: Double?
     public var monthlySpendUSD: Double?
 
-    public init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, requestsPerDay: Int? = nil,
-                maxParallelRequests: Int? = nil, dailySpendUSD: Double? = nil, monthlySpendUSD: Double? = nil) {
+    public init(
+        requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, requestsPerDay: Int? = nil,
+        maxParallelRequests: Int? = nil, dailySpendUSD: Double? = nil, monthlySpendUSD: Double? = nil
+    ) {
         self.requestsPerMinute = requestsPerMinute
         self.tokensPerMinute = tokensPerMinute
         self.requestsPerDay = requestsPerDay
@@ -64,28 +99,50 @@ public struct LimitsDocument: Codable, Sendable, Equatable {
     }
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
-        case requestsPerMinute = "requests_per_minute", tokensPerMinute = "tokens_per_minute", requestsPerDay = "requests_per_day",
-             maxParallelRequests = "max_parallel_requests", dailySpendUSD = "daily_spend_usd", monthlySpendUSD = "monthly_spend_usd"
+        case requestsPerMinute = "requests_per_minute"
+        case tokensPerMinute = "tokens_per_minute"
+        case requestsPerDay = "requests_per_day"
+        case
+            maxParallelRequests = "max_parallel_requests"
+        case dailySpendUSD = "daily_spend_usd"
+        case monthlySpendUSD = "monthly_spend_usd"
     }
 
-    /// Checks every value the way the agent's file loader does.
+    /// These limits with any left unset taken from `base`.
+    public func overlaid(on base: LimitsDocument?) -> LimitsDocument {
+        guard let base else { return self }
+        return LimitsDocument(
+            requestsPerMinute: requestsPerMinute ?? base.requestsPerMinute,
+            tokensPerMinute: tokensPerMinute ?? base.tokensPerMinute,
+            requestsPerDay: requestsPerDay ?? base.requestsPerDay,
+            maxParallelRequests: maxParallelRequests ?? base.maxParallelRequests,
+            dailySpendUSD: dailySpendUSD ?? base.dailySpendUSD,
+            monthlySpendUSD: monthlySpendUSD ?? base.monthlySpendUSD)
+    }
+
+    /// The engine's limits, every value checked: part of the one compiler.
     public func limits(at path: String) throws(WireError) -> Limits {
         func count(_ value: Int?, _ name: String) throws(WireError) -> Int? {
             guard let value else { return nil }
-            guard value > 0, value <= 1_000_000_000 else { throw WireError("\(path).\(name) must be a whole number from 1 to 1e9") }
+            guard value > 0, value <= 1_000_000_000 else {
+                throw WireError("\(path).\(name) must be a whole number from 1 to 1e9")
+            }
             return value
         }
         func usd(_ value: Double?, _ name: String) throws(WireError) -> Cost? {
             guard let value else { return nil }
-            guard let cost = Cost(usd: value) else { throw WireError("\(path).\(name) must be a non-negative amount of US dollars") }
+            guard let cost = Cost(usd: value) else {
+                throw WireError("\(path).\(name) must be a non-negative amount of US dollars")
+            }
             return cost
         }
-        return Limits(requestsPerMinute: try count(requestsPerMinute, "requests_per_minute"),
-                      tokensPerMinute: try count(tokensPerMinute, "tokens_per_minute"),
-                      requestsPerDay: try count(requestsPerDay, "requests_per_day"),
-                      maxParallelRequests: try count(maxParallelRequests, "max_parallel_requests"),
-                      dailySpend: try usd(dailySpendUSD, "daily_spend_usd"),
-                      monthlySpend: try usd(monthlySpendUSD, "monthly_spend_usd"))
+        return Limits(
+            requestsPerMinute: try count(requestsPerMinute, "requests_per_minute"),
+            tokensPerMinute: try count(tokensPerMinute, "tokens_per_minute"),
+            requestsPerDay: try count(requestsPerDay, "requests_per_day"),
+            maxParallelRequests: try count(maxParallelRequests, "max_parallel_requests"),
+            dailySpend: try usd(dailySpendUSD, "daily_spend_usd"),
+            monthlySpend: try usd(monthlySpendUSD, "monthly_spend_usd"))
     }
 }
 
@@ -101,10 +158,20 @@ public struct DeploymentDocument: Codable, Sendable, Equatable {
     public var tpm: Int?
     /// Azure OpenAI's `api-version` (default 2024-10-21).
     public var apiVersion: String?
+    /// A CA bundle on the agent to trust for this upstream instead of the system's (a
+    /// private endpoint); a relative path is from the agent's working directory.
+    public var caFile: String?
+    /// How long to wait for the provider's first byte, overriding the agent's setting.
+    public var timeoutSeconds: Double?
 
-    public init(provider: String = "openai", apiBase: String, upstreamModel: String, credentialRef: String? = nil,
-                weight: Int = 1, rpm: Int? = nil, tpm: Int? = nil, apiVersion: String? = nil) {
+    public init(
+        provider: String = "openai", apiBase: String, upstreamModel: String, credentialRef: String? = nil,
+        weight: Int = 1, rpm: Int? = nil, tpm: Int? = nil, apiVersion: String? = nil, caFile: String? = nil,
+        timeoutSeconds: Double? = nil
+    ) {
         self.apiVersion = apiVersion
+        self.caFile = caFile
+        self.timeoutSeconds = timeoutSeconds
         self.provider = provider
         self.apiBase = apiBase
         self.upstreamModel = upstreamModel
@@ -115,8 +182,15 @@ public struct DeploymentDocument: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case provider, apiBase = "api_base", upstreamModel = "upstream_model", credentialRef = "credential_ref", weight, rpm, tpm,
-             apiVersion = "api_version"
+        case provider
+        case apiBase = "api_base"
+        case upstreamModel = "upstream_model"
+        case credentialRef = "credential_ref"
+        case weight, rpm, tpm
+        case
+            apiVersion = "api_version"
+        case caFile = "ca_file"
+        case timeoutSeconds = "timeout_seconds"
     }
 }
 
@@ -128,8 +202,11 @@ public struct ModelDocument: Codable, Sendable, Equatable {
     public var maxOutputTokens: Int?
     public var limits: LimitsDocument?
 
-    public init(alias: String, deployments: [DeploymentDocument], inputCostPerToken: Double? = nil, outputCostPerToken: Double? = nil,
-                maxOutputTokens: Int? = nil, limits: LimitsDocument? = nil) {
+    public init(
+        alias: String, deployments: [DeploymentDocument], inputCostPerToken: Double? = nil,
+        outputCostPerToken: Double? = nil,
+        maxOutputTokens: Int? = nil, limits: LimitsDocument? = nil
+    ) {
         self.alias = alias
         self.deployments = deployments
         self.inputCostPerToken = inputCostPerToken
@@ -139,8 +216,12 @@ public struct ModelDocument: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case alias, deployments, inputCostPerToken = "input_cost_per_token", outputCostPerToken = "output_cost_per_token",
-             maxOutputTokens = "max_output_tokens", limits
+        case alias, deployments
+        case inputCostPerToken = "input_cost_per_token"
+        case outputCostPerToken = "output_cost_per_token"
+        case
+            maxOutputTokens = "max_output_tokens"
+        case limits
     }
 }
 
@@ -164,9 +245,11 @@ public struct KeyDocument: Codable, Sendable, Equatable {
     public var prefix: String?
     public var createdAt: Int64?
 
-    public init(id: String, hash: String, previousHash: String? = nil, previousHashExpiresAt: Int64? = nil, team: String,
-                project: String? = nil, metadata: [String: String] = [:], expiresAt: Int64? = nil, revoked: Bool = false,
-                allowedModels: [String]? = nil, deniedModels: [String] = [], limits: LimitsDocument? = nil) {
+    public init(
+        id: String, hash: String, previousHash: String? = nil, previousHashExpiresAt: Int64? = nil, team: String,
+        project: String? = nil, metadata: [String: String] = [:], expiresAt: Int64? = nil, revoked: Bool = false,
+        allowedModels: [String]? = nil, deniedModels: [String] = [], limits: LimitsDocument? = nil
+    ) {
         self.id = id
         self.hash = hash
         self.previousHash = previousHash
@@ -182,9 +265,18 @@ public struct KeyDocument: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case id, hash, previousHash = "previous_hash", previousHashExpiresAt = "previous_hash_expires_at", team, project, metadata,
-             expiresAt = "expires_at", revoked, allowedModels = "allowed_models", deniedModels = "denied_models", limits, prefix,
-             createdAt = "created_at"
+        case id, hash
+        case previousHash = "previous_hash"
+        case previousHashExpiresAt = "previous_hash_expires_at"
+        case team, project, metadata
+        case
+            expiresAt = "expires_at"
+        case revoked
+        case allowedModels = "allowed_models"
+        case deniedModels = "denied_models"
+        case limits, prefix
+        case
+            createdAt = "created_at"
     }
 }
 
@@ -195,8 +287,10 @@ public struct TeamDocument: Codable, Sendable, Equatable {
     public var limits: LimitsDocument?
     public var promptFilters: [PromptFilterDocument]
 
-    public init(name: String, allowedModels: [String]? = nil, deniedModels: [String] = [], limits: LimitsDocument? = nil,
-                promptFilters: [PromptFilterDocument] = []) {
+    public init(
+        name: String, allowedModels: [String]? = nil, deniedModels: [String] = [], limits: LimitsDocument? = nil,
+        promptFilters: [PromptFilterDocument] = []
+    ) {
         self.name = name
         self.allowedModels = allowedModels
         self.deniedModels = deniedModels
@@ -205,7 +299,11 @@ public struct TeamDocument: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, allowedModels = "allowed_models", deniedModels = "denied_models", limits, promptFilters = "prompt_filters"
+        case name
+        case allowedModels = "allowed_models"
+        case deniedModels = "denied_models"
+        case limits
+        case promptFilters = "prompt_filters"
     }
 }
 
@@ -216,7 +314,10 @@ public struct ProjectDocument: Codable, Sendable, Equatable {
     public var deniedModels: [String]
     public var limits: LimitsDocument?
 
-    public init(name: String, team: String, allowedModels: [String]? = nil, deniedModels: [String] = [], limits: LimitsDocument? = nil) {
+    public init(
+        name: String, team: String, allowedModels: [String]? = nil, deniedModels: [String] = [],
+        limits: LimitsDocument? = nil
+    ) {
         self.name = name
         self.team = team
         self.allowedModels = allowedModels
@@ -225,7 +326,10 @@ public struct ProjectDocument: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, team, allowedModels = "allowed_models", deniedModels = "denied_models", limits
+        case name, team
+        case allowedModels = "allowed_models"
+        case deniedModels = "denied_models"
+        case limits
     }
 }
 
@@ -237,7 +341,10 @@ public struct ServiceDocument: Codable, Sendable, Equatable {
     public var deniedModels: [String]
     public var limits: LimitsDocument?
 
-    public init(name: String, keyless: Bool = false, allowedModels: [String]? = nil, deniedModels: [String] = [], limits: LimitsDocument? = nil) {
+    public init(
+        name: String, keyless: Bool = false, allowedModels: [String]? = nil, deniedModels: [String] = [],
+        limits: LimitsDocument? = nil
+    ) {
         self.name = name
         self.keyless = keyless
         self.allowedModels = allowedModels
@@ -246,7 +353,10 @@ public struct ServiceDocument: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, keyless, allowedModels = "allowed_models", deniedModels = "denied_models", limits
+        case name, keyless
+        case allowedModels = "allowed_models"
+        case deniedModels = "denied_models"
+        case limits
     }
 }
 
@@ -266,7 +376,9 @@ public struct PromptFilterDocument: Codable, Sendable, Equatable {
     public init(from decoder: any Decoder) throws {
         try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(name: try container.decode(String.self, forKey: .name), pattern: try container.decode(String.self, forKey: .pattern))
+        self.init(
+            name: try container.decode(String.self, forKey: .name),
+            pattern: try container.decode(String.self, forKey: .pattern))
     }
 }
 
@@ -298,12 +410,16 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
     /// Routing strategy, retries, fallbacks and cooldowns (LiteLLM's `router_settings`).
     public var router: RouterDocument?
 
-    public init(onlyAllowModels: [String]? = nil, promptFilters: [PromptFilterDocument] = [], defaultLimits: LimitsDocument? = nil,
-                endUserDefaultLimits: LimitsDocument? = nil, timeZone: String = "UTC", unpricedModels: String = "deny_when_budgeted",
-                defaultMaxOutputTokens: Int = 4096, softBudgetPercent: Int? = nil, budgetWebhookURL: String? = nil,
-                usageSpoolFailure: String = "allow_in_memory", usageSpoolMemoryCap: Int = 100_000, leaseSeconds: Int = 15,
-                leaseFallback: String = "fraction", leaseFallbackFraction: Double = 0.1, leaseMinimumSharePercent: Int = 50,
-                router: RouterDocument? = nil) {
+    public init(
+        onlyAllowModels: [String]? = nil, promptFilters: [PromptFilterDocument] = [],
+        defaultLimits: LimitsDocument? = nil,
+        endUserDefaultLimits: LimitsDocument? = nil, timeZone: String = "UTC",
+        unpricedModels: String = "deny_when_budgeted",
+        defaultMaxOutputTokens: Int = 4096, softBudgetPercent: Int? = nil, budgetWebhookURL: String? = nil,
+        usageSpoolFailure: String = "allow_in_memory", usageSpoolMemoryCap: Int = 100_000, leaseSeconds: Int = 15,
+        leaseFallback: String = "fraction", leaseFallbackFraction: Double = 0.1, leaseMinimumSharePercent: Int = 50,
+        router: RouterDocument? = nil
+    ) {
         self.router = router
         self.usageSpoolFailure = usageSpoolFailure
         self.usageSpoolMemoryCap = usageSpoolMemoryCap
@@ -323,42 +439,68 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case onlyAllowModels = "only_allow_models", promptFilters = "prompt_filters", defaultLimits = "default_limits",
-             endUserDefaultLimits = "end_user_default_limits", timeZone = "time_zone", unpricedModels = "unpriced_models",
-             defaultMaxOutputTokens = "default_max_output_tokens", softBudgetPercent = "soft_budget_percent",
-             budgetWebhookURL = "budget_webhook_url", usageSpoolFailure = "usage_spool_failure",
-             usageSpoolMemoryCap = "usage_spool_memory_cap", leaseSeconds = "lease_seconds", leaseFallback = "lease_fallback",
-             leaseFallbackFraction = "lease_fallback_fraction", leaseMinimumSharePercent = "lease_minimum_share_percent",
-             router
+        case onlyAllowModels = "only_allow_models"
+        case promptFilters = "prompt_filters"
+        case defaultLimits = "default_limits"
+        case
+            endUserDefaultLimits = "end_user_default_limits"
+        case timeZone = "time_zone"
+        case unpricedModels = "unpriced_models"
+        case
+            defaultMaxOutputTokens = "default_max_output_tokens"
+        case softBudgetPercent = "soft_budget_percent"
+        case
+            budgetWebhookURL = "budget_webhook_url"
+        case usageSpoolFailure = "usage_spool_failure"
+        case
+            usageSpoolMemoryCap = "usage_spool_memory_cap"
+        case leaseSeconds = "lease_seconds"
+        case leaseFallback = "lease_fallback"
+        case
+            leaseFallbackFraction = "lease_fallback_fraction"
+        case leaseMinimumSharePercent = "lease_minimum_share_percent"
+        case
+            router
     }
 
     /// The checks on fleet settings that no single entry owns; part of the one compiler, so
     /// the control plane refuses exactly what agents would.
     public func validate() throws(WireError) {
-        if let percent = softBudgetPercent, !(1...100).contains(percent) { throw WireError("settings.soft_budget_percent must be 1 to 100") }
+        if let percent = softBudgetPercent, !(1...100).contains(percent) {
+            throw WireError("settings.soft_budget_percent must be 1 to 100")
+        }
         if let url = budgetWebhookURL {
             let lowered = url.lowercased()
             guard url.utf8.count <= 2048, lowered.hasPrefix("https://") || lowered.hasPrefix("http://"),
-                  !url.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F }) else {
+                !url.unicodeScalars.contains(where: { $0.value <= 0x20 || $0.value == 0x7F })
+            else {
                 throw WireError("settings.budget_webhook_url must be an http(s) URL without spaces")
             }
         }
         guard ["allow_in_memory", "fail_closed"].contains(usageSpoolFailure) else {
             throw WireError("settings.usage_spool_failure must be allow_in_memory or fail_closed")
         }
-        guard (0...10_000_000).contains(usageSpoolMemoryCap) else { throw WireError("settings.usage_spool_memory_cap must be 0 to 10000000") }
+        guard (0...10_000_000).contains(usageSpoolMemoryCap) else {
+            throw WireError("settings.usage_spool_memory_cap must be 0 to 10000000")
+        }
         guard (1...3600).contains(leaseSeconds) else { throw WireError("settings.lease_seconds must be 1 to 3600") }
         guard fallback != nil else {
-            throw WireError("settings.lease_fallback must be fraction (with lease_fallback_fraction in (0, 1]), zero or unlimited")
+            throw WireError(
+                "settings.lease_fallback must be fraction (with lease_fallback_fraction in (0, 1]), zero or unlimited")
         }
-        guard (0...100).contains(leaseMinimumSharePercent) else { throw WireError("settings.lease_minimum_share_percent must be 0 to 100") }
-        if let only = onlyAllowModels, only.count > 10_000 { throw WireError("settings.only_allow_models holds at most 10000 aliases") }
+        guard (0...100).contains(leaseMinimumSharePercent) else {
+            throw WireError("settings.lease_minimum_share_percent must be 0 to 100")
+        }
+        if let only = onlyAllowModels, only.count > 10_000 {
+            throw WireError("settings.only_allow_models holds at most 10000 aliases")
+        }
     }
 
     /// The fallback as the engine applies it, or nil when the fields are invalid.
     public var fallback: LeaseFallback? {
         switch leaseFallback {
-        case "fraction": leaseFallbackFraction > 0 && leaseFallbackFraction <= 1 ? .fraction(leaseFallbackFraction) : nil
+        case "fraction":
+            leaseFallbackFraction > 0 && leaseFallbackFraction <= 1 ? .fraction(leaseFallbackFraction) : nil
         case "zero": .zero
         case "unlimited": .unlimited
         default: nil
@@ -395,13 +537,17 @@ extension DeploymentDocument {
     public init(from decoder: any Decoder) throws {
         try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(provider: try container.decodeIfPresent(String.self, forKey: .provider) ?? "openai",
-                  apiBase: try container.decode(String.self, forKey: .apiBase),
-                  upstreamModel: try container.decode(String.self, forKey: .upstreamModel),
-                  credentialRef: try container.decodeIfPresent(String.self, forKey: .credentialRef),
-                  weight: try container.decodeIfPresent(Int.self, forKey: .weight) ?? 1,
-                  rpm: try container.decodeIfPresent(Int.self, forKey: .rpm), tpm: try container.decodeIfPresent(Int.self, forKey: .tpm),
-                  apiVersion: try container.decodeIfPresent(String.self, forKey: .apiVersion))
+        self.init(
+            provider: try container.decodeIfPresent(String.self, forKey: .provider) ?? "openai",
+            apiBase: try container.decode(String.self, forKey: .apiBase),
+            upstreamModel: try container.decode(String.self, forKey: .upstreamModel),
+            credentialRef: try container.decodeIfPresent(String.self, forKey: .credentialRef),
+            weight: try container.decodeIfPresent(Int.self, forKey: .weight) ?? 1,
+            rpm: try container.decodeIfPresent(Int.self, forKey: .rpm),
+            tpm: try container.decodeIfPresent(Int.self, forKey: .tpm),
+            apiVersion: try container.decodeIfPresent(String.self, forKey: .apiVersion),
+            caFile: try container.decodeIfPresent(String.self, forKey: .caFile),
+            timeoutSeconds: try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds))
     }
 }
 
@@ -409,12 +555,13 @@ extension LimitsDocument {
     public init(from decoder: any Decoder) throws {
         try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(requestsPerMinute: try container.decodeIfPresent(Int.self, forKey: .requestsPerMinute),
-                  tokensPerMinute: try container.decodeIfPresent(Int.self, forKey: .tokensPerMinute),
-                  requestsPerDay: try container.decodeIfPresent(Int.self, forKey: .requestsPerDay),
-                  maxParallelRequests: try container.decodeIfPresent(Int.self, forKey: .maxParallelRequests),
-                  dailySpendUSD: try container.decodeIfPresent(Double.self, forKey: .dailySpendUSD),
-                  monthlySpendUSD: try container.decodeIfPresent(Double.self, forKey: .monthlySpendUSD))
+        self.init(
+            requestsPerMinute: try container.decodeIfPresent(Int.self, forKey: .requestsPerMinute),
+            tokensPerMinute: try container.decodeIfPresent(Int.self, forKey: .tokensPerMinute),
+            requestsPerDay: try container.decodeIfPresent(Int.self, forKey: .requestsPerDay),
+            maxParallelRequests: try container.decodeIfPresent(Int.self, forKey: .maxParallelRequests),
+            dailySpendUSD: try container.decodeIfPresent(Double.self, forKey: .dailySpendUSD),
+            monthlySpendUSD: try container.decodeIfPresent(Double.self, forKey: .monthlySpendUSD))
     }
 }
 
@@ -422,12 +569,13 @@ extension ModelDocument {
     public init(from decoder: any Decoder) throws {
         try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(alias: try container.decode(String.self, forKey: .alias),
-                  deployments: try container.decode([DeploymentDocument].self, forKey: .deployments),
-                  inputCostPerToken: try container.decodeIfPresent(Double.self, forKey: .inputCostPerToken),
-                  outputCostPerToken: try container.decodeIfPresent(Double.self, forKey: .outputCostPerToken),
-                  maxOutputTokens: try container.decodeIfPresent(Int.self, forKey: .maxOutputTokens),
-                  limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
+        self.init(
+            alias: try container.decode(String.self, forKey: .alias),
+            deployments: try container.decode([DeploymentDocument].self, forKey: .deployments),
+            inputCostPerToken: try container.decodeIfPresent(Double.self, forKey: .inputCostPerToken),
+            outputCostPerToken: try container.decodeIfPresent(Double.self, forKey: .outputCostPerToken),
+            maxOutputTokens: try container.decodeIfPresent(Int.self, forKey: .maxOutputTokens),
+            limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
     }
 }
 
@@ -435,16 +583,18 @@ extension KeyDocument {
     public init(from decoder: any Decoder) throws {
         try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(id: try container.decode(String.self, forKey: .id), hash: try container.decode(String.self, forKey: .hash),
-                  previousHash: try container.decodeIfPresent(String.self, forKey: .previousHash),
-                  previousHashExpiresAt: try container.decodeIfPresent(Int64.self, forKey: .previousHashExpiresAt),
-                  team: try container.decode(String.self, forKey: .team), project: try container.decodeIfPresent(String.self, forKey: .project),
-                  metadata: try container.decodeIfPresent([String: String].self, forKey: .metadata) ?? [:],
-                  expiresAt: try container.decodeIfPresent(Int64.self, forKey: .expiresAt),
-                  revoked: try container.decodeIfPresent(Bool.self, forKey: .revoked) ?? false,
-                  allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
-                  deniedModels: try container.decodeIfPresent([String].self, forKey: .deniedModels) ?? [],
-                  limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
+        self.init(
+            id: try container.decode(String.self, forKey: .id), hash: try container.decode(String.self, forKey: .hash),
+            previousHash: try container.decodeIfPresent(String.self, forKey: .previousHash),
+            previousHashExpiresAt: try container.decodeIfPresent(Int64.self, forKey: .previousHashExpiresAt),
+            team: try container.decode(String.self, forKey: .team),
+            project: try container.decodeIfPresent(String.self, forKey: .project),
+            metadata: try container.decodeIfPresent([String: String].self, forKey: .metadata) ?? [:],
+            expiresAt: try container.decodeIfPresent(Int64.self, forKey: .expiresAt),
+            revoked: try container.decodeIfPresent(Bool.self, forKey: .revoked) ?? false,
+            allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
+            deniedModels: try container.decodeIfPresent([String].self, forKey: .deniedModels) ?? [],
+            limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
         prefix = try container.decodeIfPresent(String.self, forKey: .prefix)
         createdAt = try container.decodeIfPresent(Int64.self, forKey: .createdAt)
     }
@@ -454,11 +604,12 @@ extension TeamDocument {
     public init(from decoder: any Decoder) throws {
         try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(name: try container.decode(String.self, forKey: .name),
-                  allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
-                  deniedModels: try container.decodeIfPresent([String].self, forKey: .deniedModels) ?? [],
-                  limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits),
-                  promptFilters: try container.decodeIfPresent([PromptFilterDocument].self, forKey: .promptFilters) ?? [])
+        self.init(
+            name: try container.decode(String.self, forKey: .name),
+            allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
+            deniedModels: try container.decodeIfPresent([String].self, forKey: .deniedModels) ?? [],
+            limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits),
+            promptFilters: try container.decodeIfPresent([PromptFilterDocument].self, forKey: .promptFilters) ?? [])
     }
 }
 
@@ -466,10 +617,12 @@ extension ProjectDocument {
     public init(from decoder: any Decoder) throws {
         try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(name: try container.decode(String.self, forKey: .name), team: try container.decode(String.self, forKey: .team),
-                  allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
-                  deniedModels: try container.decodeIfPresent([String].self, forKey: .deniedModels) ?? [],
-                  limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
+        self.init(
+            name: try container.decode(String.self, forKey: .name),
+            team: try container.decode(String.self, forKey: .team),
+            allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
+            deniedModels: try container.decodeIfPresent([String].self, forKey: .deniedModels) ?? [],
+            limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
     }
 }
 
@@ -477,11 +630,12 @@ extension ServiceDocument {
     public init(from decoder: any Decoder) throws {
         try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(name: try container.decode(String.self, forKey: .name),
-                  keyless: try container.decodeIfPresent(Bool.self, forKey: .keyless) ?? false,
-                  allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
-                  deniedModels: try container.decodeIfPresent([String].self, forKey: .deniedModels) ?? [],
-                  limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
+        self.init(
+            name: try container.decode(String.self, forKey: .name),
+            keyless: try container.decodeIfPresent(Bool.self, forKey: .keyless) ?? false,
+            allowedModels: try container.decodeIfPresent([String].self, forKey: .allowedModels),
+            deniedModels: try container.decodeIfPresent([String].self, forKey: .deniedModels) ?? [],
+            limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
     }
 }
 
@@ -489,22 +643,24 @@ extension SettingsDocument {
     public init(from decoder: any Decoder) throws {
         try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(onlyAllowModels: try container.decodeIfPresent([String].self, forKey: .onlyAllowModels),
-                  promptFilters: try container.decodeIfPresent([PromptFilterDocument].self, forKey: .promptFilters) ?? [],
-                  defaultLimits: try container.decodeIfPresent(LimitsDocument.self, forKey: .defaultLimits),
-                  endUserDefaultLimits: try container.decodeIfPresent(LimitsDocument.self, forKey: .endUserDefaultLimits),
-                  timeZone: try container.decodeIfPresent(String.self, forKey: .timeZone) ?? "UTC",
-                  unpricedModels: try container.decodeIfPresent(String.self, forKey: .unpricedModels) ?? "deny_when_budgeted",
-                  defaultMaxOutputTokens: try container.decodeIfPresent(Int.self, forKey: .defaultMaxOutputTokens) ?? 4096,
-                  softBudgetPercent: try container.decodeIfPresent(Int.self, forKey: .softBudgetPercent),
-                  budgetWebhookURL: try container.decodeIfPresent(String.self, forKey: .budgetWebhookURL),
-                  usageSpoolFailure: try container.decodeIfPresent(String.self, forKey: .usageSpoolFailure) ?? "allow_in_memory",
-                  usageSpoolMemoryCap: try container.decodeIfPresent(Int.self, forKey: .usageSpoolMemoryCap) ?? 100_000,
-                  leaseSeconds: try container.decodeIfPresent(Int.self, forKey: .leaseSeconds) ?? 15,
-                  leaseFallback: try container.decodeIfPresent(String.self, forKey: .leaseFallback) ?? "fraction",
-                  leaseFallbackFraction: try container.decodeIfPresent(Double.self, forKey: .leaseFallbackFraction) ?? 0.1,
-                  leaseMinimumSharePercent: try container.decodeIfPresent(Int.self, forKey: .leaseMinimumSharePercent) ?? 50,
-                  router: try container.decodeIfPresent(RouterDocument.self, forKey: .router))
+        self.init(
+            onlyAllowModels: try container.decodeIfPresent([String].self, forKey: .onlyAllowModels),
+            promptFilters: try container.decodeIfPresent([PromptFilterDocument].self, forKey: .promptFilters) ?? [],
+            defaultLimits: try container.decodeIfPresent(LimitsDocument.self, forKey: .defaultLimits),
+            endUserDefaultLimits: try container.decodeIfPresent(LimitsDocument.self, forKey: .endUserDefaultLimits),
+            timeZone: try container.decodeIfPresent(String.self, forKey: .timeZone) ?? "UTC",
+            unpricedModels: try container.decodeIfPresent(String.self, forKey: .unpricedModels) ?? "deny_when_budgeted",
+            defaultMaxOutputTokens: try container.decodeIfPresent(Int.self, forKey: .defaultMaxOutputTokens) ?? 4096,
+            softBudgetPercent: try container.decodeIfPresent(Int.self, forKey: .softBudgetPercent),
+            budgetWebhookURL: try container.decodeIfPresent(String.self, forKey: .budgetWebhookURL),
+            usageSpoolFailure: try container.decodeIfPresent(String.self, forKey: .usageSpoolFailure)
+                ?? "allow_in_memory",
+            usageSpoolMemoryCap: try container.decodeIfPresent(Int.self, forKey: .usageSpoolMemoryCap) ?? 100_000,
+            leaseSeconds: try container.decodeIfPresent(Int.self, forKey: .leaseSeconds) ?? 15,
+            leaseFallback: try container.decodeIfPresent(String.self, forKey: .leaseFallback) ?? "fraction",
+            leaseFallbackFraction: try container.decodeIfPresent(Double.self, forKey: .leaseFallbackFraction) ?? 0.1,
+            leaseMinimumSharePercent: try container.decodeIfPresent(Int.self, forKey: .leaseMinimumSharePercent) ?? 50,
+            router: try container.decodeIfPresent(RouterDocument.self, forKey: .router))
     }
 }
 
@@ -520,9 +676,12 @@ public struct RouterDocument: Codable, Sendable, Equatable {
     public var contextWindowFallbacks: [String: [String]]?
     public var contentPolicyFallbacks: [String: [String]]?
 
-    public init(routingStrategy: String? = nil, numRetries: Int? = nil, retryAfter: Double? = nil, maxRetryBackoff: Double? = nil,
-                allowedFails: Int? = nil, cooldownTime: Double? = nil, fallbacks: [String: [String]]? = nil,
-                contextWindowFallbacks: [String: [String]]? = nil, contentPolicyFallbacks: [String: [String]]? = nil) {
+    public init(
+        routingStrategy: String? = nil, numRetries: Int? = nil, retryAfter: Double? = nil,
+        maxRetryBackoff: Double? = nil,
+        allowedFails: Int? = nil, cooldownTime: Double? = nil, fallbacks: [String: [String]]? = nil,
+        contextWindowFallbacks: [String: [String]]? = nil, contentPolicyFallbacks: [String: [String]]? = nil
+    ) {
         self.routingStrategy = routingStrategy
         self.numRetries = numRetries
         self.retryAfter = retryAfter
@@ -537,21 +696,32 @@ public struct RouterDocument: Codable, Sendable, Equatable {
     public init(from decoder: any Decoder) throws {
         try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(routingStrategy: try container.decodeIfPresent(String.self, forKey: .routingStrategy),
-                  numRetries: try container.decodeIfPresent(Int.self, forKey: .numRetries),
-                  retryAfter: try container.decodeIfPresent(Double.self, forKey: .retryAfter),
-                  maxRetryBackoff: try container.decodeIfPresent(Double.self, forKey: .maxRetryBackoff),
-                  allowedFails: try container.decodeIfPresent(Int.self, forKey: .allowedFails),
-                  cooldownTime: try container.decodeIfPresent(Double.self, forKey: .cooldownTime),
-                  fallbacks: try container.decodeIfPresent([String: [String]].self, forKey: .fallbacks),
-                  contextWindowFallbacks: try container.decodeIfPresent([String: [String]].self, forKey: .contextWindowFallbacks),
-                  contentPolicyFallbacks: try container.decodeIfPresent([String: [String]].self, forKey: .contentPolicyFallbacks))
+        self.init(
+            routingStrategy: try container.decodeIfPresent(String.self, forKey: .routingStrategy),
+            numRetries: try container.decodeIfPresent(Int.self, forKey: .numRetries),
+            retryAfter: try container.decodeIfPresent(Double.self, forKey: .retryAfter),
+            maxRetryBackoff: try container.decodeIfPresent(Double.self, forKey: .maxRetryBackoff),
+            allowedFails: try container.decodeIfPresent(Int.self, forKey: .allowedFails),
+            cooldownTime: try container.decodeIfPresent(Double.self, forKey: .cooldownTime),
+            fallbacks: try container.decodeIfPresent([String: [String]].self, forKey: .fallbacks),
+            contextWindowFallbacks: try container.decodeIfPresent(
+                [String: [String]].self, forKey: .contextWindowFallbacks),
+            contentPolicyFallbacks: try container.decodeIfPresent(
+                [String: [String]].self, forKey: .contentPolicyFallbacks))
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case routingStrategy = "routing_strategy", numRetries = "num_retries", retryAfter = "retry_after",
-             maxRetryBackoff = "max_retry_backoff", allowedFails = "allowed_fails", cooldownTime = "cooldown_time", fallbacks,
-             contextWindowFallbacks = "context_window_fallbacks", contentPolicyFallbacks = "content_policy_fallbacks"
+        case routingStrategy = "routing_strategy"
+        case numRetries = "num_retries"
+        case retryAfter = "retry_after"
+        case
+            maxRetryBackoff = "max_retry_backoff"
+        case allowedFails = "allowed_fails"
+        case cooldownTime = "cooldown_time"
+        case fallbacks
+        case
+            contextWindowFallbacks = "context_window_fallbacks"
+        case contentPolicyFallbacks = "content_policy_fallbacks"
     }
 
     /// The settings for `catalog`. Fallbacks to aliases this agent skipped (a provider it
@@ -560,7 +730,10 @@ public struct RouterDocument: Codable, Sendable, Equatable {
         var settings = RouterSettings()
         if let name = routingStrategy {
             guard let strategy = RoutingStrategy(configName: name) else {
-                throw WireError("settings.router.routing_strategy must be one of \(RoutingStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw WireError(
+                    "settings.router.routing_strategy must be one of "
+                        + RoutingStrategy.allCases.map(\.rawValue).joined(separator: ", ")
+                )
             }
             settings.strategy = strategy
         }
@@ -573,12 +746,16 @@ public struct RouterDocument: Codable, Sendable, Equatable {
             var kept: [String: [String]] = [:]
             for (alias, targets) in (table ?? [:]).sorted(by: { $0.key < $1.key }) {
                 guard catalog.alias(named: alias) != nil else {
-                    warnings.append("settings.router.\(name): \(alias) is not served by this agent; its fallbacks are ignored")
+                    warnings.append(
+                        "settings.router.\(name): \(alias) is not served by this agent; its fallbacks are ignored")
                     continue
                 }
                 kept[alias] = targets.filter { target in
                     guard catalog.alias(named: target) == nil else { return true }
-                    warnings.append("settings.router.\(name): \(alias) falls back to \(target), which this agent does not serve; skipped")
+                    warnings.append(
+                        "settings.router.\(name): \(alias) falls back to \(target), "
+                            + "which this agent does not serve; skipped"
+                    )
                     return false
                 }
             }

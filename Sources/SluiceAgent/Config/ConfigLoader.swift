@@ -1,4 +1,5 @@
 import SluicePolicy
+import SluiceWire
 import Yams
 
 /// Why a configuration file was refused. The message names the file's path to the bad
@@ -22,18 +23,28 @@ public struct ConfigLoader {
     /// Known LiteLLM sections the agent has no use for: ignored with one warning each, so a
     /// LiteLLM file still loads. Any other unknown top-level key is an error: a misspelt
     /// `sluice_policy` must not start an open, keyless, unlimited agent.
-    static let ignoredSections: Set<String> = ["litellm_settings", "general_settings", "environment_variables", "callback_settings",
-                                               "guardrails", "credential_list", "mcp_servers", "files_settings", "assistant_settings",
-                                               "vector_store_registry", "include", "search_tools", "prompts"]
-    static let sections: Set<String> = ["model_list", "router_settings", "sluice_settings", "sluice_policy", "sluice_identity"]
+    static let ignoredSections: Set<String> = [
+        "litellm_settings", "general_settings", "environment_variables", "callback_settings",
+        "guardrails", "credential_list", "mcp_servers", "files_settings", "assistant_settings",
+        "vector_store_registry", "include", "search_tools", "prompts",
+    ]
+    static let sections: Set<String> = [
+        "model_list", "router_settings", "sluice_settings", "sluice_policy", "sluice_identity",
+    ]
     static let identityFields: Set<String> = ["service", "namespace", "service_account"]
-    static let settingsFields: Set<String> = ["max_request_body_bytes", "max_json_depth", "connect_timeout_seconds",
-                                              "first_byte_timeout_seconds", "idle_timeout_seconds", "drain_timeout_seconds",
-                                              "request_read_timeout_seconds", "max_connections"]
-    static let knownParams: Set<String> = ["model", "api_base", "api_key", "rpm", "tpm", "ssl_verify", "weight", "timeout", "stream_timeout",
-                                           "api_version"]
-    static let knownInfo: Set<String> = ["input_cost_per_token", "output_cost_per_token", "id", "mode", "base_model",
-                                         "max_output_tokens", "max_tokens"]
+    static let settingsFields: Set<String> = [
+        "max_request_body_bytes", "max_json_depth", "connect_timeout_seconds",
+        "first_byte_timeout_seconds", "idle_timeout_seconds", "drain_timeout_seconds",
+        "request_read_timeout_seconds", "max_connections",
+    ]
+    static let knownParams: Set<String> = [
+        "model", "api_base", "api_key", "rpm", "tpm", "ssl_verify", "weight", "timeout", "stream_timeout",
+        "api_version",
+    ]
+    static let knownInfo: Set<String> = [
+        "input_cost_per_token", "output_cost_per_token", "id", "mode", "base_model",
+        "max_output_tokens", "max_tokens",
+    ]
 
     public func load(yaml: String) throws(ConfigError) -> AgentConfiguration {
         let root: Node?
@@ -42,15 +53,16 @@ public struct ConfigLoader {
         } catch {
             throw ConfigError("the file is not valid YAML: \(error)")
         }
-        guard let root, let top = root.mapping else { throw ConfigError("the file must be a YAML mapping with a model_list") }
+        guard let root, let top = root.mapping else {
+            throw ConfigError("the file must be a YAML mapping with a model_list")
+        }
         var warnings: [String] = []
         var settings = AgentSettings()
-        var aliases: [String: (deployments: [Deployment], price: Price?, maxOutput: Int?)] = [:]
-        var order: [String] = []
+        var models = ModelList()
         var sawModelList = false
         var policyNode: Node?
         var identity = IdentityOverrides()
-        var router = RouterSettings()
+        var router: RouterDocument?
 
         for (keyNode, value) in top {
             let key = keyNode.string ?? ""
@@ -59,23 +71,7 @@ public struct ConfigLoader {
                 sawModelList = true
                 guard let entries = value.sequence else { throw ConfigError("model_list must be a list") }
                 for (index, entry) in entries.enumerated() {
-                    guard let parsed = try parseEntry(entry, index: index, warnings: &warnings) else { continue }
-                    if aliases[parsed.deployment.alias] == nil {
-                        order.append(parsed.deployment.alias)
-                        aliases[parsed.deployment.alias] = ([], nil, nil)
-                    }
-                    aliases[parsed.deployment.alias]!.deployments.append(parsed.deployment)
-                    if let maxOutput = parsed.maxOutputTokens {
-                        let current = aliases[parsed.deployment.alias]!.maxOutput
-                        aliases[parsed.deployment.alias]!.maxOutput = min(current ?? maxOutput, maxOutput)
-                    }
-                    if let price = parsed.price {
-                        if let existing = aliases[parsed.deployment.alias]!.price, existing != price {
-                            warnings.append("model_list[\(index)]: \(parsed.deployment.alias) has differing prices across deployments; the first is used")
-                        } else {
-                            aliases[parsed.deployment.alias]!.price = price
-                        }
-                    }
+                    try parseEntry(entry, index: index, into: &models, warnings: &warnings)
                 }
             case "sluice_settings":
                 settings = try parseSettings(value, warnings: &warnings)
@@ -87,40 +83,65 @@ public struct ConfigLoader {
                 identity = try parseIdentity(value, warnings: &warnings)
             default:
                 guard Self.ignoredSections.contains(key) else {
-                    throw ConfigError("unknown top-level field \(Identifier.quoted(key))"
-                        + Suggestion.hint(for: key, among: Self.sections.union(Self.ignoredSections)))
+                    throw ConfigError(
+                        "unknown top-level field \(Identifier.quoted(key))"
+                            + Suggestion.hint(for: key, among: Self.sections.union(Self.ignoredSections)))
                 }
                 warnings.append("\(key) is a LiteLLM section the agent does not use; ignored")
             }
         }
         guard sawModelList else { throw ConfigError("the file has no model_list") }
-        let catalog = Catalog(order.map { name in
-            ModelAlias(name: name, deployments: aliases[name]!.deployments, price: aliases[name]!.price,
-                       maxOutputTokens: aliases[name]!.maxOutput)
-        }, router: router)
-        do {
-            try router.validate(against: catalog)
-        } catch {
-            throw ConfigError(error.message)
-        }
-        let version = contentVersion(yaml)
-        var policy: Policy
+
+        // The file becomes the same document a control plane would send, checked by the
+        // same compiler and reference check; only the YAML's shape is read here.
+        var document = PolicyDocument(version: 0, issuedAt: 0, models: models.documents)
+        var keyPepper: Secret?
         if let policyNode {
-            policy = try PolicyLoader(environment: environment, catalog: catalog).load(policyNode, version: version, warnings: &warnings)
+            let section = try PolicySection(policyNode, environment: environment)
+            try section.apply(to: &document)
+            keyPepper = section.keyPepper
         } else {
-            warnings.append("there is no sluice_policy section: every caller is served without a key and without limits")
-            policy = .open(catalog: catalog)
-            policy.version = version
+            warnings.append(
+                "there is no sluice_policy section: every caller is served without a key and without limits")
+            document.services = [ServiceDocument(name: "*", keyless: true)]
         }
+        document.settings.router = router
+        let context = PolicyDocument.LocalContext(
+            keyPepper: keyPepper,
+            credential: { [environment, inline = models.inlineCredentials] name in
+                inline[name] ?? environment[name].flatMap { $0.isEmpty ? nil : Secret($0) }
+            },
+            timeZone: { [environment] name in resolveTimeZone(name, environment: environment) })
+        // A file is checked whole before it is used: a bad entry is named here rather than
+        // left out, since the admin is at hand when the agent starts or reloads.
+        let problems =
+            document.grammarProblems() + document.admissionProblems(in: context, knownAliases: models.skippedAliases)
+        if !problems.isEmpty { throw ConfigError(models.refusal(problems)) }
+        let compiled: PolicyDocument.Compiled
+        do {
+            compiled = try document.compile(in: context)
+        } catch {
+            throw ConfigError(models.filePath(error.message))
+        }
+        var policy = compiled.policy
+        policy.version = contentVersion(yaml)
+        warnings += compiled.warnings.map(models.filePath)
         return AgentConfiguration(policy: policy, settings: settings, identity: identity, warnings: warnings)
     }
 
-    private func parseEntry(_ entry: Node, index: Int, warnings: inout [String]) throws(ConfigError)
-        -> (deployment: Deployment, price: Price?, maxOutputTokens: Int?)? {
+    /// One `model_list` entry, added to its alias in `models`; nothing for a provider the
+    /// agent does not speak (with a warning). Value rules are the compiler's.
+    private func parseEntry(_ entry: Node, index: Int, into models: inout ModelList, warnings: inout [String])
+        throws(ConfigError)
+    {
         let at = "model_list[\(index)]"
         guard let mapping = entry.mapping else { throw ConfigError("\(at) must be a mapping") }
-        guard let alias = mapping["model_name"]?.string, !alias.isEmpty else { throw ConfigError("\(at).model_name is missing") }
-        guard let params = mapping["litellm_params"]?.mapping else { throw ConfigError("\(at).litellm_params is missing") }
+        guard let alias = mapping["model_name"]?.string, !alias.isEmpty else {
+            throw ConfigError("\(at).model_name is missing")
+        }
+        guard let params = mapping["litellm_params"]?.mapping else {
+            throw ConfigError("\(at).litellm_params is missing")
+        }
         for (keyNode, _) in mapping {
             let key = keyNode.string ?? ""
             if !["model_name", "litellm_params", "model_info"].contains(key) {
@@ -130,7 +151,9 @@ public struct ConfigLoader {
         for (keyNode, _) in params where !Self.knownParams.contains(keyNode.string ?? "") {
             warnings.append("\(at).litellm_params.\(keyNode.string ?? "?") is not used by the agent; ignored")
         }
-        guard let model = params["model"]?.string, !model.isEmpty else { throw ConfigError("\(at).litellm_params.model is missing") }
+        guard let model = params["model"]?.string, !model.isEmpty else {
+            throw ConfigError("\(at).litellm_params.model is missing")
+        }
         let provider: String
         let upstreamModel: String
         if let slash = model.firstIndex(of: "/") {
@@ -141,127 +164,105 @@ public struct ConfigLoader {
             upstreamModel = model
         }
         guard let dialect = ProviderDialect(rawValue: provider) else {
-            warnings.append("\(at) (\(alias)): provider \"\(provider)\" is not supported by this agent yet; deployment skipped")
-            return nil
+            warnings.append(
+                "\(at) (\(alias)): provider \"\(provider)\" is not supported by this agent yet; deployment skipped")
+            models.skip(alias)
+            return
         }
         guard !upstreamModel.isEmpty else { throw ConfigError("\(at).litellm_params.model names no upstream model") }
-
         guard let base = params["api_base"]?.string ?? dialect.defaultAPIBase else {
-            throw ConfigError("\(at).litellm_params.api_base is required for \(provider)/ (https://NAME.openai.azure.com)")
+            throw ConfigError(
+                "\(at).litellm_params.api_base is required for \(provider)/ (https://NAME.openai.azure.com)")
         }
-        let endpoint: Endpoint
-        do {
-            endpoint = try Endpoint(parsing: base)
-        } catch {
-            throw ConfigError("\(at).litellm_params.\(error.message)")
-        }
-        var apiVersion: String?
-        if dialect == .azure {
-            guard Deployment.isURLSafeName(upstreamModel) else {
-                throw ConfigError("\(at).litellm_params.model: the Azure deployment name must be letters, digits and - . _ only")
-            }
-            let version = params["api_version"]?.string ?? ProviderDialect.defaultAzureAPIVersion
-            guard Deployment.isValidAPIVersion(version) else {
-                throw ConfigError("\(at).litellm_params.api_version must be letters, digits, - and . (like 2024-10-21)")
-            }
-            apiVersion = version
-        }
-        if dialect == .gemini, !Deployment.isURLSafeName(upstreamModel) {
-            throw ConfigError("\(at).litellm_params.model: the Gemini model name goes into the URL and must be letters, digits and - . _ only")
-        }
-        let credential = try resolveCredential(params["api_key"], at: "\(at).litellm_params.api_key")
-
         var caFile: String?
         if let verify = params["ssl_verify"] {
             if let flag = verify.bool {
                 guard flag else {
-                    throw ConfigError("\(at).litellm_params.ssl_verify: false is refused; give the path of a CA bundle to trust instead")
+                    throw ConfigError(
+                        "\(at).litellm_params.ssl_verify: false is refused; "
+                            + "give the path of a CA bundle to trust instead"
+                    )
                 }
             } else if let path = verify.string {
                 caFile = path
             }
         }
-        let weight = params["weight"]?.int ?? 1
-        guard weight >= 1 else { throw ConfigError("\(at).litellm_params.weight must be at least 1") }
-        let rpm = try positiveInt(params["rpm"], at: "\(at).litellm_params.rpm")
-        let tpm = try positiveInt(params["tpm"], at: "\(at).litellm_params.tpm")
-        let timeout = params["timeout"]?.float ?? params["stream_timeout"]?.float
+        func whole(_ name: String) throws(ConfigError) -> Int? {
+            guard let node = params[name] else { return nil }
+            guard let value = node.int else { throw ConfigError("\(at).litellm_params.\(name) must be a whole number") }
+            return value
+        }
+        var deployment = DeploymentDocument(
+            provider: provider, apiBase: base, upstreamModel: upstreamModel, weight: try whole("weight") ?? 1,
+            rpm: try whole("rpm"), tpm: try whole("tpm"), apiVersion: params["api_version"]?.string, caFile: caFile,
+            timeoutSeconds: params["timeout"]?.float ?? params["stream_timeout"]?.float)
+        if let raw = params["api_key"]?.string, !raw.isEmpty {
+            if raw.hasPrefix("os.environ/") {
+                deployment.credentialRef = String(raw.dropFirst("os.environ/".count))
+            } else {
+                deployment.credentialRef = models.holdInline(Secret(raw))
+            }
+        }
 
-        var price: Price?
+        var price: (input: Double?, output: Double?)?
         var maxOutputTokens: Int?
         if let info = mapping["model_info"]?.mapping {
-            maxOutputTokens = try positiveInt(info["max_output_tokens"] ?? info["max_tokens"], at: "\(at).model_info.max_output_tokens")
+            if let node = info["max_output_tokens"] ?? info["max_tokens"] {
+                guard let tokens = node.int else {
+                    throw ConfigError("\(at).model_info.max_output_tokens must be a whole number")
+                }
+                maxOutputTokens = tokens
+            }
             for (keyNode, _) in info where !Self.knownInfo.contains(keyNode.string ?? "") {
                 warnings.append("\(at).model_info.\(keyNode.string ?? "?") is not used by the agent; ignored")
             }
             let input = info["input_cost_per_token"]?.float
             let output = info["output_cost_per_token"]?.float
-            if input != nil || output != nil {
-                do {
-                    price = try Price(inputUSDPerToken: input ?? 0, outputUSDPerToken: output ?? 0)
-                } catch {
-                    throw ConfigError("\(at).model_info: \(error.message)")
-                }
-            }
+            if input != nil || output != nil { price = (input, output) }
         }
-        let deployment = Deployment(alias: alias, dialect: dialect, upstreamModel: upstreamModel, endpoint: endpoint,
-                                    credential: credential, caFile: caFile, weight: weight,
-                                    requestsPerMinute: rpm, tokensPerMinute: tpm, timeoutSeconds: timeout, apiVersion: apiVersion)
-        return (deployment, price, maxOutputTokens)
-    }
-
-    /// `os.environ/NAME` reads the environment; anything else is the key itself.
-    private func resolveCredential(_ node: Node?, at path: String) throws(ConfigError) -> Secret {
-        guard let raw = node?.string else { return Secret("") }
-        if raw.hasPrefix("os.environ/") {
-            let name = String(raw.dropFirst("os.environ/".count))
-            guard let value = environment[name], !value.isEmpty else {
-                throw ConfigError("\(path) refers to the environment variable \(name), which is not set")
-            }
-            return Secret(value)
+        if let conflict = models.add(
+            deployment, alias: alias, origin: at, price: price, maxOutputTokens: maxOutputTokens)
+        {
+            warnings.append(conflict)
         }
-        return Secret(raw)
-    }
-
-    private func positiveInt(_ node: Node?, at path: String) throws(ConfigError) -> Int? {
-        guard let node else { return nil }
-        guard let value = node.int, value > 0 else { throw ConfigError("\(path) must be a positive whole number") }
-        return value
     }
 
     /// `router_settings`, as LiteLLM writes it: `routing_strategy`, `num_retries`,
-    /// `retry_after` (the first backoff), `allowed_fails`, `cooldown_time`, and
-    /// `fallbacks` / `context_window_fallbacks` / `content_policy_fallbacks` as lists of
-    /// one-entry mappings (`- gpt-4o: [claude-sonnet]`).
-    private func parseRouter(_ node: Node, warnings: inout [String]) throws(ConfigError) -> RouterSettings {
+    /// `retry_after` (the first backoff), `max_retry_backoff`, `allowed_fails`,
+    /// `cooldown_time`, and `fallbacks` / `context_window_fallbacks` /
+    /// `content_policy_fallbacks` as lists of one-entry mappings (`- gpt-4o: [claude-sonnet]`).
+    /// Read into the wire's `RouterDocument`; ranges are the compiler's.
+    private func parseRouter(_ node: Node, warnings: inout [String]) throws(ConfigError) -> RouterDocument {
         guard let mapping = node.mapping else { throw ConfigError("router_settings must be a mapping") }
-        var router = RouterSettings()
+        var router = RouterDocument()
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? ""
             func number() throws(ConfigError) -> Double {
-                guard let number = value.float, number >= 0, number.isFinite else {
-                    throw ConfigError("router_settings.\(key) must be a number of seconds, 0 or more")
+                guard let number = value.float else {
+                    throw ConfigError("router_settings.\(key) must be a number of seconds")
                 }
                 return number
             }
             func count() throws(ConfigError) -> Int {
-                guard let count = value.int, count >= 0 else { throw ConfigError("router_settings.\(key) must be a whole number, 0 or more") }
+                guard let count = value.int else { throw ConfigError("router_settings.\(key) must be a whole number") }
                 return count
             }
             switch key {
             case "routing_strategy":
-                guard let name = value.string, let strategy = RoutingStrategy(configName: name) else {
-                    throw ConfigError("router_settings.routing_strategy must be one of \(RoutingStrategy.allCases.map(\.rawValue).joined(separator: ", "))")
+                guard let name = value.string else {
+                    throw ConfigError("router_settings.routing_strategy must be a string")
                 }
-                router.strategy = strategy
+                router.routingStrategy = name
             case "num_retries": router.numRetries = try count()
-            case "retry_after": router.retryBackoffSeconds = try number()
-            case "max_retry_backoff": router.maxBackoffSeconds = try number()
+            case "retry_after": router.retryAfter = try number()
+            case "max_retry_backoff": router.maxRetryBackoff = try number()
             case "allowed_fails": router.allowedFails = try count()
-            case "cooldown_time": router.cooldownSeconds = try number()
+            case "cooldown_time": router.cooldownTime = try number()
             case "fallbacks": router.fallbacks = try fallbackTable(value, at: "router_settings.fallbacks")
-            case "context_window_fallbacks": router.contextWindowFallbacks = try fallbackTable(value, at: "router_settings.context_window_fallbacks")
-            case "content_policy_fallbacks": router.contentPolicyFallbacks = try fallbackTable(value, at: "router_settings.content_policy_fallbacks")
+            case "context_window_fallbacks":
+                router.contextWindowFallbacks = try fallbackTable(value, at: "router_settings.context_window_fallbacks")
+            case "content_policy_fallbacks":
+                router.contentPolicyFallbacks = try fallbackTable(value, at: "router_settings.content_policy_fallbacks")
             default: warnings.append("router_settings.\(key) is not used by the agent; ignored")
             }
         }
@@ -273,7 +274,9 @@ public struct ConfigLoader {
         var entries: [(Node, Node)] = []
         if let list = node.sequence {
             for item in list {
-                guard let mapping = item.mapping else { throw ConfigError("\(path) must be a list of {alias: [fallback, …]} mappings") }
+                guard let mapping = item.mapping else {
+                    throw ConfigError("\(path) must be a list of {alias: [fallback, …]} mappings")
+                }
                 entries.append(contentsOf: mapping.map { ($0.key, $0.value) })
             }
         } else if let mapping = node.mapping {
@@ -283,14 +286,18 @@ public struct ConfigLoader {
         }
         var table: [String: [String]] = [:]
         for (keyNode, value) in entries {
-            guard let alias = keyNode.string, !alias.isEmpty else { throw ConfigError("\(path) has an entry without an alias") }
+            guard let alias = keyNode.string, !alias.isEmpty else {
+                throw ConfigError("\(path) has an entry without an alias")
+            }
             let targets: [String]
             if let single = value.string {
                 targets = [single]
             } else if let list = value.sequence {
                 var names: [String] = []
                 for item in list {
-                    guard let name = item.string, !name.isEmpty else { throw ConfigError("\(path).\(alias) must list alias names") }
+                    guard let name = item.string, !name.isEmpty else {
+                        throw ConfigError("\(path).\(alias) must list alias names")
+                    }
                     names.append(name)
                 }
                 targets = names
@@ -310,13 +317,17 @@ public struct ConfigLoader {
         var identity = IdentityOverrides()
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? ""
-            guard let text = value.string, !text.isEmpty else { throw ConfigError("sluice_identity.\(key) must be a non-empty string") }
+            guard let text = value.string, !text.isEmpty else {
+                throw ConfigError("sluice_identity.\(key) must be a non-empty string")
+            }
             switch key {
             case "service": identity.service = text
             case "namespace": identity.namespace = text
             case "service_account": identity.serviceAccount = text
             default:
-                throw ConfigError("sluice_identity.\(Identifier.quoted(key)) is unknown" + Suggestion.hint(for: key, among: Self.identityFields))
+                throw ConfigError(
+                    "sluice_identity.\(Identifier.quoted(key)) is unknown"
+                        + Suggestion.hint(for: key, among: Self.identityFields))
             }
         }
         return identity
@@ -335,10 +346,14 @@ public struct ConfigLoader {
             }
             switch key {
             case "max_request_body_bytes":
-                guard let bytes = value.int, bytes > 0 else { throw ConfigError("sluice_settings.max_request_body_bytes must be positive") }
+                guard let bytes = value.int, bytes > 0 else {
+                    throw ConfigError("sluice_settings.max_request_body_bytes must be positive")
+                }
                 settings.maxRequestBodyBytes = bytes
             case "max_json_depth":
-                guard let depth = value.int, (2...512).contains(depth) else { throw ConfigError("sluice_settings.max_json_depth must be 2...512") }
+                guard let depth = value.int, (2...512).contains(depth) else {
+                    throw ConfigError("sluice_settings.max_json_depth must be 2...512")
+                }
                 settings.maxJSONDepth = depth
             case "connect_timeout_seconds": settings.connectTimeoutSeconds = try seconds()
             case "first_byte_timeout_seconds": settings.firstByteTimeoutSeconds = try seconds()
@@ -346,10 +361,14 @@ public struct ConfigLoader {
             case "drain_timeout_seconds": settings.drainTimeoutSeconds = try seconds()
             case "request_read_timeout_seconds": settings.requestReadTimeoutSeconds = try seconds()
             case "max_connections":
-                guard let count = value.int, count > 0 else { throw ConfigError("sluice_settings.max_connections must be positive") }
+                guard let count = value.int, count > 0 else {
+                    throw ConfigError("sluice_settings.max_connections must be positive")
+                }
                 settings.maxConnections = count
             default:
-                throw ConfigError("sluice_settings.\(Identifier.quoted(key)) is unknown" + Suggestion.hint(for: key, among: Self.settingsFields))
+                throw ConfigError(
+                    "sluice_settings.\(Identifier.quoted(key)) is unknown"
+                        + Suggestion.hint(for: key, among: Self.settingsFields))
             }
         }
         return settings
@@ -366,4 +385,103 @@ func contentVersion(_ text: String) -> String {
     }
     let hex = String(hash, radix: 16)
     return String(repeating: "0", count: 16 - hex.count) + hex
+}
+
+/// `model_list` gathered by alias into the wire's model documents, remembering where each
+/// deployment came from so the compiler's messages can name the file's own path.
+struct ModelList {
+    private(set) var documents: [ModelDocument] = []
+    /// Aliases seen only with providers the agent skips: defined, so a list naming them is
+    /// not a dangling reference, but not served.
+    private(set) var skippedAliases: Set<String> = []
+    /// Literal `api_key`s, under made-up references no environment variable has.
+    private(set) var inlineCredentials: [String: Secret] = [:]
+    private var origins: [(documentPath: String, filePath: String)] = []
+
+    mutating func skip(_ alias: String) {
+        if !documents.contains(where: { $0.alias == alias }) { skippedAliases.insert(alias) }
+    }
+
+    mutating func holdInline(_ secret: Secret) -> String {
+        let reference = "SLUICE_INLINE_API_KEY_\(inlineCredentials.count)"
+        inlineCredentials[reference] = secret
+        return reference
+    }
+
+    /// Adds a deployment; returns a warning when its price differs from the alias's.
+    mutating func add(
+        _ deployment: DeploymentDocument, alias: String, origin: String, price: (input: Double?, output: Double?)?,
+        maxOutputTokens: Int?
+    ) -> String? {
+        skippedAliases.remove(alias)
+        let index: Int
+        if let found = documents.firstIndex(where: { $0.alias == alias }) {
+            index = found
+        } else {
+            documents.append(ModelDocument(alias: alias, deployments: []))
+            index = documents.count - 1
+            origins.append(("models.\(Identifier.quoted(alias))", "model_list entry \(Identifier.quoted(alias))"))
+        }
+        let path = "models.\(Identifier.quoted(alias)).deployments[\(documents[index].deployments.count)]"
+        origins.append((path, "\(origin).litellm_params"))
+        documents[index].deployments.append(deployment)
+        if let tokens = maxOutputTokens {
+            documents[index].maxOutputTokens = min(documents[index].maxOutputTokens ?? tokens, tokens)
+        }
+        guard let price else { return nil }
+        let model = documents[index]
+        if model.inputCostPerToken == nil && model.outputCostPerToken == nil {
+            documents[index].inputCostPerToken = price.input ?? 0
+            documents[index].outputCostPerToken = price.output ?? 0
+            return nil
+        }
+        guard model.inputCostPerToken != price.input ?? 0 || model.outputCostPerToken != price.output ?? 0 else {
+            return nil
+        }
+        return "\(origin): \(alias) has differing prices across deployments; the first is used"
+    }
+
+    /// Why a file is refused: each entry's first problem, under the file's paths. The
+    /// compiler's word on what a bundle would disable with the entry is left out (the file
+    /// is refused whole), and so are the CLI commands that would fix a control plane.
+    func refusal(_ problems: [AdmissionProblem]) -> String {
+        let consequences = [
+            "; the team's keys and projects are disabled with it", "; the project's keys are disabled with it",
+            "; the service refuses every call until this is fixed",
+        ]
+        var entries: Set<String> = []
+        var shown: [String] = []
+        for problem in problems {
+            var text = problem.path.isEmpty ? problem.message : "\(problem.path): \(problem.message)"
+            for consequence in consequences where text.hasSuffix(consequence) { text.removeLast(consequence.count) }
+            // `keys."k1": …` and `keys."k1".team: …` are one entry's problem, said twice.
+            let entry = text.split(separator: ":", maxSplits: 1).first.map {
+                $0.split(separator: ".").prefix(2).joined(separator: ".")
+            }
+            guard entries.insert(entry ?? text).inserted else { continue }
+            shown.append(filePath(text))
+        }
+        return shown.prefix(5).joined(separator: "; ") + (shown.count > 5 ? " (and \(shown.count - 5) more)" : "")
+    }
+
+    /// A compiler message with the document's path for a deployment or alias replaced by
+    /// the file's (`model_list[2].litellm_params.api_base`), and policy paths put under
+    /// `sluice_policy`.
+    func filePath(_ message: String) -> String {
+        // Longest first: a deployment's path starts with its alias's.
+        for (documentPath, filePath) in origins.sorted(by: { $0.documentPath.count > $1.documentPath.count })
+        where message.hasPrefix(documentPath) {
+            let rest = message.dropFirst(documentPath.count)
+            if rest.hasPrefix(".limits") { return "sluice_policy.\(message)" }
+            return filePath + rest
+        }
+        if message.hasPrefix("settings.router.") {
+            return "router_settings." + message.dropFirst("settings.router.".count)
+        }
+        if message.hasPrefix("settings.") { return "sluice_policy." + message.dropFirst("settings.".count) }
+        for section in ["teams.", "projects.", "services.", "keys.", "end_users."] where message.hasPrefix(section) {
+            return "sluice_policy.\(message)"
+        }
+        return message
+    }
 }

@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Crypto
 import Foundation
 import SluicePolicy
 import SluiceWire
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Turns signed bundle bytes into the agent's configuration, and keeps the last accepted
 /// bundle in the state directory so that a restarted agent serves at once.
@@ -28,11 +29,16 @@ public struct PolicyBundleSource: Sendable {
     let environment: [String: String]
     public let cachePath: String
 
-    public init(publicKeyText: String, pepper: Secret?, settings: AgentSettings, identity: IdentityOverrides,
-                environment: [String: String], stateDirectory: String) throws(ConfigError) {
+    public init(
+        publicKeyText: String, pepper: Secret?, settings: AgentSettings, identity: IdentityOverrides,
+        environment: [String: String], stateDirectory: String
+    ) throws(ConfigError) {
         let trimmed = publicKeyText.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard let raw = Data(base64Encoded: trimmed), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
-            throw ConfigError("--policy-public-key must hold the control plane's Ed25519 public key, base64 (signing-key.pub)")
+        guard let raw = Data(base64Encoded: trimmed),
+            let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
+        else {
+            throw ConfigError(
+                "--policy-public-key must hold the control plane's Ed25519 public key, base64 (signing-key.pub)")
         }
         publicKey = PublicKey(key: key)
         self.pepper = pepper
@@ -58,22 +64,24 @@ public struct PolicyBundleSource: Sendable {
     /// compiles them. Throws, naming the fault, for anything that may not be put in force.
     public func accept(_ bytes: [UInt8], above currentVersion: Int64?) throws(WireError) -> Accepted {
         let document = try SignedBundle.open(bytes, publicKey: publicKey.key, above: currentVersion, pepper: pepper)
-        let loader = PolicyLoader(environment: environment, catalog: Catalog([]))
         let context = PolicyDocument.LocalContext(
             keyPepper: pepper,
             credential: { [environment] name in environment[name].flatMap { $0.isEmpty ? nil : Secret($0) } },
-            timeZone: { name in try? loader.timeZone(name, at: "settings.time_zone") })
+            timeZone: { [environment] name in resolveTimeZone(name, environment: environment) })
         let (policy, warnings) = try document.policy(in: context)
         guard let failure = UsageSpool.FailureMode(rawValue: document.settings.usageSpoolFailure) else {
             throw WireError("settings.usage_spool_failure must be allow_in_memory or fail_closed")
         }
         guard let fallback = document.settings.fallback else {
-            throw WireError("settings.lease_fallback must be fraction (with lease_fallback_fraction in (0, 1]), zero or unlimited")
+            throw WireError(
+                "settings.lease_fallback must be fraction (with lease_fallback_fraction in (0, 1]), zero or unlimited")
         }
-        let configuration = AgentConfiguration(policy: policy, settings: settings, identity: identity, warnings: warnings)
-        return Accepted(version: document.version, configuration: configuration, spoolFailure: failure,
-                        spoolMemoryCap: max(0, document.settings.usageSpoolMemoryCap), leaseFallback: fallback,
-                        activeAgents: document.activeAgents, bytes: bytes)
+        let configuration = AgentConfiguration(
+            policy: policy, settings: settings, identity: identity, warnings: warnings)
+        return Accepted(
+            version: document.version, configuration: configuration, spoolFailure: failure,
+            spoolMemoryCap: max(0, document.settings.usageSpoolMemoryCap), leaseFallback: fallback,
+            activeAgents: document.activeAgents, bytes: bytes)
     }
 
     /// The cached bundle and when it was last confirmed (wall nanoseconds), or nil when
@@ -82,7 +90,8 @@ public struct PolicyBundleSource: Sendable {
         guard let bytes = try DurableFiles.read(cachePath, limit: 256 << 20) else { return nil }
         let accepted = try accept(bytes, above: nil)
         var info = stat()
-        let confirmedAt = stat(cachePath, &info) == 0
+        let confirmedAt =
+            stat(cachePath, &info) == 0
             ? Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec) : 0
         return (accepted, confirmedAt)
     }

@@ -24,7 +24,9 @@ struct PolicyGate: Sendable {
     let keyPepper: Secret
     let zoneDirectory: String
 
-    init(keyPepper: Secret, zoneDirectory: String = ProcessInfo.processInfo.environment["TZDIR"] ?? "/usr/share/zoneinfo") {
+    init(
+        keyPepper: Secret, zoneDirectory: String = ProcessInfo.processInfo.environment["TZDIR"] ?? "/usr/share/zoneinfo"
+    ) {
         self.keyPepper = keyPepper
         self.zoneDirectory = zoneDirectory
     }
@@ -53,9 +55,11 @@ struct PolicyGate: Sendable {
         guard added.isEmpty else {
             if case .delete(let kind, let name) = change {
                 let users = added.prefix(10).map { $0.path.isEmpty ? $0.message : $0.path }.joined(separator: ", ")
-                throw APIError(409, "\(kind.rawValue) \(Identifier.quoted(name)) is still used by \(users)"
-                    + (added.count > 10 ? " (and \(added.count - 10) more)" : "") + "; delete or move those first",
-                               code: "still_referenced")
+                throw APIError(
+                    409,
+                    "\(kind.rawValue) \(Identifier.quoted(name)) is still used by \(users)"
+                        + (added.count > 10 ? " (and \(added.count - 10) more)" : "") + "; delete or move those first",
+                    code: "still_referenced")
             }
             throw Self.refusal(added, status: 400, code: "policy_invalid")
         }
@@ -73,12 +77,7 @@ struct PolicyGate: Sendable {
                     FileManager.default.contents(atPath: path).map { Array($0) }
                 }
             })
-        do {
-            let compiled = try document.compile(in: context)
-            return compiled.disabled.map { AdmissionProblem(path: "", message: $0) } + document.danglingReferences()
-        } catch {
-            return [AdmissionProblem(path: "", message: error.message)]
-        }
+        return document.admissionProblems(in: context)
     }
 
     private func document(_ snapshot: PolicySnapshot) -> PolicyDocument {
