@@ -226,9 +226,10 @@ struct FleetLimitTests {
         // is estimated at admission and settled after, so allow 2 %), and not far below it.
         #expect(spent <= budget * 1.02, "spent $\(spent) of $\(budget); calls per agent \(served)")
         #expect(spent >= budget * 0.9, "spent only $\(spent) of $\(budget); calls per agent \(served)")
-        // The agent that asks first can take much of the rest before the others' demand
-        // shows; it is shared out as they renew.
-        #expect(served.filter { $0 > 0 }.count >= 2, "calls per agent \(served)")
+        // Which agents served the budget is not asserted: a budget lease goes to whoever asks
+        // first, and on a loaded machine one agent can ask and spend before the others'
+        // demand reaches the control plane (seen as [0, 0, 0, 91, 0]). Sharing it fairly is
+        // the max-min fair leases work, not what this test holds the fleet to.
         try await harness.shutdown()
     }
 }
