@@ -25,13 +25,21 @@ extension PolicyDocument {
     /// `knownAliases` are aliases defined where this document cannot show them (an agent
     /// file's alias whose every deployment uses a provider the agent skips).
     public func admissionProblems(in context: LocalContext, knownAliases: Set<String> = []) -> [AdmissionProblem] {
+        admit(in: context, knownAliases: knownAliases).problems
+    }
+
+    /// `admissionProblems(in:knownAliases:)` with what the compiler made of the document
+    /// (nil when it refused it whole), for a caller that uses the policy once it is clean.
+    public func admit(in context: LocalContext, knownAliases: Set<String> = [])
+        -> (compiled: Compiled?, problems: [AdmissionProblem]) {
         do {
             let compiled = try compile(in: context)
             // References first: theirs is the message that says what to create.
-            return danglingReferences(knownAliases: knownAliases)
+            let problems = danglingReferences(knownAliases: knownAliases)
                 + compiled.disabled.map { AdmissionProblem(path: "", message: $0) }
+            return (compiled, problems)
         } catch {
-            return [AdmissionProblem(path: "", message: error.message)]
+            return (nil, [AdmissionProblem(path: "", message: error.message)])
         }
     }
 

@@ -114,15 +114,9 @@ public struct ConfigLoader {
             timeZone: { [environment] name in resolveTimeZone(name, environment: environment) })
         // A file is checked whole before it is used: a bad entry is named here rather than
         // left out, since the admin is at hand when the agent starts or reloads.
-        let problems =
-            document.grammarProblems() + document.admissionProblems(in: context, knownAliases: models.skippedAliases)
-        if !problems.isEmpty { throw ConfigError(models.refusal(problems)) }
-        let compiled: PolicyDocument.Compiled
-        do {
-            compiled = try document.compile(in: context)
-        } catch {
-            throw ConfigError(models.filePath(error.message))
-        }
+        let admitted = document.admit(in: context, knownAliases: models.skippedAliases)
+        let problems = document.grammarProblems() + admitted.problems
+        guard problems.isEmpty, let compiled = admitted.compiled else { throw ConfigError(models.refusal(problems)) }
         var policy = compiled.policy
         policy.version = contentVersion(yaml)
         warnings += compiled.warnings.map(models.filePath)
