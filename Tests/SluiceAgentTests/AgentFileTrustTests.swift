@@ -51,9 +51,15 @@ struct AgentFileTrustTests {
         Case(policy: team("ml", "{limitz: {requests_per_minute: 5}}"), says: #"did you mean "limits"?"#),
         Case(policy: team("ml", "{limits: {requests_per_dya: 5}}"), says: #"did you mean "requests_per_day"?"#),
         Case(policy: team("ml", "{allowed_model: [gpt4_limited]}"), says: #"did you mean "allowed_models"?"#),
-        Case(policy: team("ml", "{limits: {requests_per_minute: 0}}"), says: "limits.requests_per_minute must be a whole number from 1"),
-        Case(policy: team("ml", "{limits: {requests_per_minute: 1.5}}"), says: "requests_per_minute must be a whole number"),
-        Case(policy: team("ml", "{limits: {tokens_per_minute: 1e30}}"), says: "tokens_per_minute must be a whole number"),
+        Case(
+            policy: team("ml", "{limits: {requests_per_minute: 0}}"),
+            says: "limits.requests_per_minute must be a whole number from 1"),
+        Case(
+            policy: team("ml", "{limits: {requests_per_minute: 1.5}}"),
+            says: "requests_per_minute must be a whole number"),
+        Case(
+            policy: team("ml", "{limits: {tokens_per_minute: 1e30}}"),
+            says: "tokens_per_minute must be a whole number"),
         Case(policy: team("ml", "{limits: {requests_per_minute: 9223372036854775807}}"), says: "requests_per_minute"),
         Case(policy: team("ml", "{limits: {daily_spend_usd: -1}}"), says: "daily_spend_usd"),
         Case(policy: team("ml", "{allowed_models: [gpt4_limted]}"), says: #"did you mean "gpt4_limited"?"#),
@@ -76,19 +82,34 @@ struct AgentFileTrustTests {
         Case(policy: service("shop/checkout", "{limits: {max_parallel_requests: -1}}"), says: "max_parallel_requests"),
         Case(policy: service("shop/checkout", "{keyless: allowed}"), accepted: true),
         // Models: provider-specific names that go into URL paths, endpoints, credentials.
-        Case(models: [model("az", #"model: "azure/../../v1/files", api_base: "https://x.openai.azure.com""#)], policy: "",
-             says: "deployment name"),
+        Case(
+            models: [model("az", #"model: "azure/../../v1/files", api_base: "https://x.openai.azure.com""#)],
+            policy: "",
+            says: "deployment name"),
         Case(models: [model("gem", #"model: "gemini/m?x=1""#)], policy: "", says: "Gemini model name"),
-        Case(models: [model("ftp", #"model: openai/m, api_base: "ftp://host/v1""#)], policy: "",
-             says: "model_list[1].litellm_params.api_base"),
-        Case(models: [model("creds", #"model: openai/m, api_base: "https://user:pw@host/v1""#)], policy: "", says: "api_base"),
-        Case(models: [model("query", #"model: openai/m, api_base: "https://host/v1?x=1""#)], policy: "", says: "api_base"),
-        Case(models: [model("w", "model: openai/m, weight: 0")], policy: "", says: "model_list[1].litellm_params.weight"),
+        Case(
+            models: [model("ftp", #"model: openai/m, api_base: "ftp://host/v1""#)], policy: "",
+            says: "model_list[1].litellm_params.api_base"),
+        Case(
+            models: [model("creds", #"model: openai/m, api_base: "https://user:pw@host/v1""#)], policy: "",
+            says: "api_base"),
+        Case(
+            models: [model("query", #"model: openai/m, api_base: "https://host/v1?x=1""#)], policy: "", says: "api_base"
+        ),
+        Case(
+            models: [model("w", "model: openai/m, weight: 0")], policy: "",
+            says: "model_list[1].litellm_params.weight"),
         Case(models: [model("w", "model: openai/m, weight: heavy")], policy: "", says: "weight must be a whole number"),
         Case(models: [model("t", "model: openai/m, timeout: -1")], policy: "", says: "timeout_seconds"),
-        Case(models: [model("p", "model: openai/m", info: "input_cost_per_token: -1")], policy: "", says: #"model_list entry "p""#),
-        Case(models: [model("m", "model: openai/m", info: "max_output_tokens: 0")], policy: "", says: "max_output_tokens"),
-        Case(models: [model("c", "model: openai/m, api_key: os.environ/../etc/passwd")], policy: "", says: "credential_ref"),
+        Case(
+            models: [model("p", "model: openai/m", info: "input_cost_per_token: -1")], policy: "",
+            says: #"model_list entry "p""#),
+        Case(
+            models: [model("m", "model: openai/m", info: "max_output_tokens: 0")], policy: "", says: "max_output_tokens"
+        ),
+        Case(
+            models: [model("c", "model: openai/m, api_key: os.environ/../etc/passwd")], policy: "",
+            says: "credential_ref"),
         Case(models: [model("s", "model: openai/m, ssl_verify: false")], policy: "", says: "ssl_verify"),
         Case(models: [model("a b", "model: openai/m")], policy: "", says: "alias"),
         Case(models: [model("../x", "model: openai/m")], policy: "", says: "alias"),
@@ -98,7 +119,8 @@ struct AgentFileTrustTests {
         Case(policy: key("id: sp ace, team: ml"), says: "must match"),
         Case(policy: key("id: q?x, team: ml"), says: "must match"),
         Case(policy: key("id: k1, team: nobody"), says: #"team: team "nobody" does not exist"#),
-        Case(policy: key("id: k1, team: ml, project: nope"), says: #"keys."k1".project: project "nope" does not exist"#),
+        Case(
+            policy: key("id: k1, team: ml, project: nope"), says: #"keys."k1".project: project "nope" does not exist"#),
         Case(policy: key("id: k1, team: ml, allowed_models: [gpt4_limted]"), says: #"did you mean "gpt4_limited"?"#),
         Case(policy: key("id: k1, team: ml, metadata: {Bad Key: x}"), says: "metadata"),
         Case(policy: key(#"id: k1, team: ml, metadata: {owner: "a\nb"}"#), says: "metadata"),
@@ -106,10 +128,16 @@ struct AgentFileTrustTests {
         Case(policy: key("id: k1, team: ml, limits: {requests_per_minute: 10000000000}"), says: "requests_per_minute"),
         Case(policy: key("id: k1, team: ml", hash: "sha1:abc"), says: "hash must be hmac-sha256"),
         Case(policy: key("id: k1, team: ml, expires_at: 2027-02-30"), says: "expires_at"),
-        Case(policy: key("id: k1, team: ml") + "\n    - {id: k1, team: ml, hash: \"\(otherHash)\"}", says: "appears twice"),
-        Case(policy: key("id: k1, team: ml") + "\n    - {id: k2, team: ml, hash: \"\(hash)\"}", says: "also another key's"),
+        Case(
+            policy: key("id: k1, team: ml") + "\n    - {id: k1, team: ml, hash: \"\(otherHash)\"}",
+            says: "appears twice"),
+        Case(
+            policy: key("id: k1, team: ml") + "\n    - {id: k2, team: ml, hash: \"\(hash)\"}",
+            says: "also another key's"),
         Case(policy: "  keys:\n    - {id: k1, team: ml}", says: "hash is missing"),
-        Case(policy: key("id: k1, team: ml, project: web, allowed_models: [gpt4_limited], metadata: {owner: alice}"), accepted: true),
+        Case(
+            policy: key("id: k1, team: ml, project: web, allowed_models: [gpt4_limited], metadata: {owner: alice}"),
+            accepted: true),
         // Settings.
         Case(policy: "  time_zone: Mars/Olympus_Mons", says: "sluice_policy.time_zone"),
         Case(policy: "  time_zone: Etc/../../etc/passwd", says: "sluice_policy.time_zone"),
@@ -120,10 +148,15 @@ struct AgentFileTrustTests {
         Case(policy: "  rate_limits: {ml: 5/week}", says: "unknown period"),
         Case(policy: "  rate_limits: {\"team:ghost\": 5}", says: "no team"),
         Case(policy: "  models: {ghost: {limits: {requests_per_minute: 5}}}", says: "not an alias in model_list"),
-        Case(policy: "", topLevel: "router_settings: {fallbacks: [{gpt4_limited: [ghost]}]}", says: "router_settings.fallbacks"),
+        Case(
+            policy: "", topLevel: "router_settings: {fallbacks: [{gpt4_limited: [ghost]}]}",
+            says: "router_settings.fallbacks"),
         Case(policy: "", topLevel: "router_settings: {num_retries: 99}", says: "router_settings.num_retries"),
         Case(policy: "", topLevel: "sluice_polcy: {}", says: #"did you mean "sluice_policy"?"#),
-        Case(policy: "  time_zone: Europe/Berlin\n  only_allow_models: [gpt4_limited]\n  rate_limits: {default: 1000/day}", accepted: true),
+        Case(
+            policy:
+                "  time_zone: Europe/Berlin\n  only_allow_models: [gpt4_limited]\n  rate_limits: {default: 1000/day}",
+            accepted: true),
     ]
 
     static func yaml(_ entry: Case) -> String {
@@ -147,7 +180,9 @@ struct AgentFileTrustTests {
             do {
                 let configuration = try ConfigLoader(environment: [:]).load(yaml: Self.yaml(entry))
                 #expect(entry.accepted, "\(entry) loaded")
-                #expect(!configuration.warnings.contains { $0.hasPrefix("disabled") }, "\(entry): \(configuration.warnings)")
+                #expect(
+                    !configuration.warnings.contains { $0.hasPrefix("disabled") }, "\(entry): \(configuration.warnings)"
+                )
             } catch {
                 #expect(!entry.accepted, "\(entry): \(error.message)")
                 if let says = entry.says { #expect(error.message.contains(says), "\(entry): \(error.message)") }

@@ -17,7 +17,8 @@ struct ConfigLoaderTests {
               input_cost_per_token: 2.5e-06
               output_cost_per_token: 1.0e-05
           - model_name: gpt-4o
-            litellm_params: {model: openai/gpt-4o, api_base: "https://eu.example.com/openai/v1/", api_key: sk-literal-key, weight: 3}
+            litellm_params: {model: openai/gpt-4o, api_base: "https://eu.example.com/openai/v1/",
+                             api_key: sk-literal-key, weight: 3}
           - model_name: local-llama
             litellm_params:
               model: openai/meta-llama/Llama-3.1-8B-Instruct
@@ -46,13 +47,17 @@ struct ConfigLoaderTests {
 
     @Test("a real LiteLLM config.yaml loads as-is, with warnings for what is not used")
     func loadsLiteLLM() throws {
-        let configuration = try ConfigLoader(environment: ["OPENAI_API_KEY": "sk-from-env-123456789", "ANTHROPIC_API_KEY": "sk-ant-from-env-1234",
-                                                   "GEMINI_API_KEY": "gemini-from-env-1234"])
-            .load(yaml: Self.litellm)
+        let configuration = try ConfigLoader(environment: [
+            "OPENAI_API_KEY": "sk-from-env-123456789", "ANTHROPIC_API_KEY": "sk-ant-from-env-1234",
+            "GEMINI_API_KEY": "gemini-from-env-1234",
+        ])
+        .load(yaml: Self.litellm)
         let catalog = configuration.catalog
         #expect(catalog.names == ["gpt-4o", "local-llama", "claude", "gemini"])
         let gemini = try #require(catalog.alias(named: "gemini")?.deployments.first)
-        #expect(gemini.dialect == .gemini && gemini.endpoint.description == "https://generativelanguage.googleapis.com/v1beta")
+        #expect(
+            gemini.dialect == .gemini
+                && gemini.endpoint.description == "https://generativelanguage.googleapis.com/v1beta")
         let claude = try #require(catalog.alias(named: "claude")?.deployments.first)
         #expect(claude.dialect == .anthropic && claude.endpoint.description == "https://api.anthropic.com/v1")
         let gpt = try #require(catalog.alias(named: "gpt-4o"))
@@ -60,7 +65,9 @@ struct ConfigLoaderTests {
         #expect(gpt.deployments[0].endpoint.description == "https://api.openai.com/v1")
         #expect(gpt.deployments[0].credential.reveal() == "sk-from-env-123456789")
         #expect(gpt.deployments[0].requestsPerMinute == 480)
-        #expect(gpt.deployments[1].endpoint == Endpoint(scheme: .https, host: "eu.example.com", port: 443, basePath: "/openai/v1"))
+        #expect(
+            gpt.deployments[1].endpoint
+                == Endpoint(scheme: .https, host: "eu.example.com", port: 443, basePath: "/openai/v1"))
         #expect(gpt.deployments[1].weight == 3)
         #expect(gpt.price == (try Price(inputUSDPerToken: 2.5e-06, outputUSDPerToken: 1.0e-05)))
         let llama = try #require(catalog.alias(named: "local-llama"))
@@ -88,29 +95,45 @@ struct ConfigLoaderTests {
     func refusals() {
         #expect(failure("model_list: [") != nil)
         #expect(failure("general_settings: {}")?.contains("no model_list") == true)
-        #expect(failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, ssl_verify: false}")?
-            .contains("ssl_verify") == true)
-        #expect(failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_base: \"ftp://h\"}")?
-            .contains("model_list[0].litellm_params.api_base") == true)
-        #expect(failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n    model_info: {input_cost_per_token: 2.5}")?
+        #expect(
+            failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, ssl_verify: false}")?
+                .contains("ssl_verify") == true)
+        #expect(
+            failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_base: \"ftp://h\"}")?
+                .contains("model_list[0].litellm_params.api_base") == true)
+        #expect(
+            failure(
+                "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n"
+                    + "    model_info: {input_cost_per_token: 2.5}"
+            )?
             .contains("per-1M") == true)
-        #expect(failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, rpm: -1}")?
-            .contains("rpm") == true)
+        #expect(
+            failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, rpm: -1}")?
+                .contains("rpm") == true)
         // A Gemini model name goes into the URL's path: nothing that could change the path.
-        #expect(failure("model_list:\n  - model_name: a\n    litellm_params: {model: \"gemini/../v1/files\"}")?
-            .contains("Gemini model name") == true)
-        let secret = failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, api_key: sk-secret-123456, api_base: \"https://u:p@h\"}")
+        #expect(
+            failure("model_list:\n  - model_name: a\n    litellm_params: {model: \"gemini/../v1/files\"}")?
+                .contains("Gemini model name") == true)
+        let secret = failure(
+            "model_list:\n  - model_name: a\n"
+                + "    litellm_params: {model: openai/x, api_key: sk-secret-123456, api_base: \"https://u:p@h\"}"
+        )
         #expect(secret?.contains("sk-secret") == false)
     }
 
     @Test("the README's built-in example, config/example.yaml, loads with its policy and literal mock key")
     func builtInExample() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         let text = try String(contentsOf: root.appendingPathComponent("config/example.yaml"), encoding: .utf8)
         let configuration = try ConfigLoader(environment: [:]).load(yaml: text)
         let deployment = try #require(configuration.catalog.alias(named: "gpt-4o-mini")?.deployments.first)
-        #expect(deployment.credential.reveal() == "sk-mock-not-a-real-key" && deployment.caFile == ".state/mock-provider/cert.pem")
-        #expect(deployment.requestsPerMinute == 600 && configuration.catalog.alias(named: "gpt-4o-mini")?.maxOutputTokens == 16384)
+        #expect(
+            deployment.credential.reveal() == "sk-mock-not-a-real-key"
+                && deployment.caFile == ".state/mock-provider/cert.pem")
+        #expect(
+            deployment.requestsPerMinute == 600
+                && configuration.catalog.alias(named: "gpt-4o-mini")?.maxOutputTokens == 16384)
         #expect(configuration.policy.services["*"]?.keylessAllowed == true)
         #expect(configuration.policy.services["*"]?.limits.dailySpend == Cost(usd: 5))
         #expect(configuration.policy.promptFilters.map(\.name) == ["us-ssn"])
@@ -118,66 +141,91 @@ struct ConfigLoaderTests {
 
     @Test("a deployment whose credential is not set here is left out and reported; the rest of the file is in force")
     func missingCredential() throws {
-        let configuration = try ConfigLoader(environment: ["HELD": "sk-held"]).load(yaml: """
-            model_list:
-              - {model_name: a, litellm_params: {model: openai/x, api_key: os.environ/MISSING}}
-              - {model_name: b, litellm_params: {model: openai/y, api_key: os.environ/HELD}}
-            """)
-        #expect(configuration.catalog.alias(named: "a") == nil && configuration.catalog.unavailableAliases["a"] == "MISSING")
+        let configuration = try ConfigLoader(environment: ["HELD": "sk-held"]).load(
+            yaml: """
+                model_list:
+                  - {model_name: a, litellm_params: {model: openai/x, api_key: os.environ/MISSING}}
+                  - {model_name: b, litellm_params: {model: openai/y, api_key: os.environ/HELD}}
+                """)
+        #expect(
+            configuration.catalog.alias(named: "a") == nil && configuration.catalog.unavailableAliases["a"] == "MISSING"
+        )
         #expect(configuration.catalog.alias(named: "b")?.deployments.first?.credential.reveal() == "sk-held")
         #expect(configuration.catalog.missingCredentials == ["MISSING"])
-        #expect(configuration.warnings.contains { $0.contains("model_list[0].litellm_params") && $0.contains("MISSING") })
+        #expect(
+            configuration.warnings.contains { $0.contains("model_list[0].litellm_params") && $0.contains("MISSING") })
     }
 
     @Test("reads router_settings as LiteLLM writes them, and refuses fallbacks to unknown models")
     func routerSettings() throws {
-        let models = "model_list:\n  - {model_name: gpt, litellm_params: {model: openai/x}}\n  - {model_name: claude, litellm_params: {model: anthropic/y}}\n"
-        let configuration = try ConfigLoader(environment: [:]).load(yaml: models + """
-            router_settings:
-              routing_strategy: latency-based-routing
-              num_retries: 3
-              retry_after: 0.5
-              allowed_fails: 2
-              cooldown_time: 30
-              fallbacks: [{gpt: [claude]}]
-              context_window_fallbacks:
-                - claude: gpt
-              redis_host: localhost
-            """)
+        let models =
+            "model_list:\n  - {model_name: gpt, litellm_params: {model: openai/x}}\n"
+            + "  - {model_name: claude, litellm_params: {model: anthropic/y}}\n"
+        let configuration = try ConfigLoader(environment: [:]).load(
+            yaml: models + """
+                router_settings:
+                  routing_strategy: latency-based-routing
+                  num_retries: 3
+                  retry_after: 0.5
+                  allowed_fails: 2
+                  cooldown_time: 30
+                  fallbacks: [{gpt: [claude]}]
+                  context_window_fallbacks:
+                    - claude: gpt
+                  redis_host: localhost
+                """)
         let router = configuration.catalog.router
         #expect(router.strategy == .latencyBased && router.numRetries == 3 && router.retryBackoffSeconds == 0.5)
         #expect(router.allowedFails == 2 && router.cooldownSeconds == 30)
         #expect(router.fallbacks == ["gpt": ["claude"]] && router.contextWindowFallbacks == ["claude": ["gpt"]])
         #expect(configuration.warnings.contains { $0.contains("redis_host") })
-        #expect(failure(models + "router_settings: {fallbacks: [{gpt: [gemini]}]}")?.contains(#""gemini" is not a model"#) == true)
-        #expect(failure(models + "router_settings: {routing_strategy: usage-based-routing}")?.contains("routing_strategy") == true)
+        #expect(
+            failure(models + "router_settings: {fallbacks: [{gpt: [gemini]}]}")?.contains(#""gemini" is not a model"#)
+                == true)
+        #expect(
+            failure(models + "router_settings: {routing_strategy: usage-based-routing}")?.contains("routing_strategy")
+                == true)
         #expect(failure(models + "router_settings: {num_retries: -1}")?.contains("num_retries") == true)
     }
 
     @Test("reads sluice_settings")
     func settings() throws {
-        let configuration = try ConfigLoader(environment: [:]).load(yaml: """
-            model_list: []
-            sluice_settings: {max_request_body_bytes: 2048, idle_timeout_seconds: 1.5, max_json_depth: 32}
-            """)
+        let configuration = try ConfigLoader(environment: [:]).load(
+            yaml: """
+                model_list: []
+                sluice_settings: {max_request_body_bytes: 2048, idle_timeout_seconds: 1.5, max_json_depth: 32}
+                """)
         #expect(configuration.settings.maxRequestBodyBytes == 2048)
         #expect(configuration.settings.idleTimeoutSeconds == 1.5)
         #expect(configuration.settings.maxJSONDepth == 32)
     }
 
-    @Test("an unknown key is an error naming its path and the closest known one; known LiteLLM sections load with a warning")
+    @Test(
+        "an unknown key is an error naming its path and the closest known one; LiteLLM sections load with a warning"
+    )
     func strictKeys() throws {
         let models = "model_list: []\n"
         // A misspelt sluice_policy must not start an open, keyless, unlimited agent.
-        #expect(failure(models + "sluice_polcy: {teams: {}}") == #"unknown top-level field "sluice_polcy"; did you mean "sluice_policy"?"#)
-        #expect(failure(models + "sluice_settings: {idle_timeout_second: 3}")?.contains(#"did you mean "idle_timeout_seconds"?"#) == true)
-        #expect(failure(models + "sluice_identity: {servce: x}")?.contains(#"sluice_identity."servce" is unknown; did you mean "service"?"#) == true)
-        #expect(failure(models + "sluice_policy: {teams: {ml: {allowed_model: [a]}}}")?
-            .contains(#"sluice_policy.teams."ml"."allowed_model" is unknown; did you mean "allowed_models"?"#) == true)
+        #expect(
+            failure(models + "sluice_polcy: {teams: {}}")
+                == #"unknown top-level field "sluice_polcy"; did you mean "sluice_policy"?"#)
+        #expect(
+            failure(models + "sluice_settings: {idle_timeout_second: 3}")?.contains(
+                #"did you mean "idle_timeout_seconds"?"#) == true)
+        #expect(
+            failure(models + "sluice_identity: {servce: x}")?.contains(
+                #"sluice_identity."servce" is unknown; did you mean "service"?"#) == true)
+        #expect(
+            failure(models + "sluice_policy: {teams: {ml: {allowed_model: [a]}}}")?
+                .contains(#"sluice_policy.teams."ml"."allowed_model" is unknown; did you mean "allowed_models"?"#)
+                == true)
         #expect(failure(models + "sluice_policy: {team: {}}")?.contains(#"did you mean "teams"?"#) == true)
-        #expect(failure(models + "sluice_policy: {teams: {ml: {limits: {requests_per_dya: 5}}}}")?.contains("requests_per_dya") == true)
+        #expect(
+            failure(models + "sluice_policy: {teams: {ml: {limits: {requests_per_dya: 5}}}}")?.contains(
+                "requests_per_dya") == true)
         #expect(failure(models + "zzz: 1")?.contains("did you mean") == false)
-        let litellm = try ConfigLoader(environment: [:]).load(yaml: models + "litellm_settings: {drop_params: true}\ngeneral_settings: {}")
+        let litellm = try ConfigLoader(environment: [:]).load(
+            yaml: models + "litellm_settings: {drop_params: true}\ngeneral_settings: {}")
         #expect(litellm.warnings.filter { $0.contains("LiteLLM section") }.count == 2)
     }
 

@@ -28,7 +28,8 @@ struct PolicyConfigTests {
     @Test("a full policy loads: keys by hash, teams, projects, services, shorthand, zone")
     func loads() throws {
         let hash = KeyHasher(pepper: Secret("pepper-from-env-0123456789")).hash("sk-sluice-x").encoded
-        let configuration = try load("""
+        let configuration = try load(
+            """
             sluice_policy:
               key_pepper: os.environ/PEPPER
               time_zone: "+05:30"
@@ -43,7 +44,8 @@ struct PolicyConfigTests {
               services:
                 shop/checkout: {keyless: allowed}
               keys:
-                - {id: ci, hash: "\(hash)", team: ml, project: search, expires_at: "2027-01-31T12:00:00+01:00", metadata: {owner: alice}}
+                - {id: ci, hash: "\(hash)", team: ml, project: search, expires_at: "2027-01-31T12:00:00+01:00",
+                   metadata: {owner: alice}}
             """, environment: ["PEPPER": "pepper-from-env-0123456789"])
         let policy = configuration.policy
         #expect(policy.keys[0].expiresAt == CivilDate(year: 2027, month: 1, day: 31).dayNumber * 86_400 + 11 * 3600)
@@ -60,24 +62,42 @@ struct PolicyConfigTests {
     @Test("bad policies are refused with the path to the fault, never a secret")
     func refusals() {
         let hash = KeyHasher(pepper: Secret("p")).hash("k").encoded
-        #expect(refusal("sluice_policy:\n  teams: {t: {}}\n  keys:\n    - {id: x, hash: \"\(hash)\", team: t}\n")?
-            .contains("key_pepper must be set") == true)
-        #expect(refusal("sluice_policy:\n  key_pepper: 0123456789abcdefXX\n  keys:\n    - {id: x, hash: \"\(hash)\", team: t}\n")?
+        #expect(
+            refusal("sluice_policy:\n  teams: {t: {}}\n  keys:\n    - {id: x, hash: \"\(hash)\", team: t}\n")?
+                .contains("key_pepper must be set") == true)
+        #expect(
+            refusal(
+                "sluice_policy:\n  key_pepper: 0123456789abcdefXX\n  keys:\n    - {id: x, hash: \"\(hash)\", team: t}\n"
+            )?
             .contains("sluice_policy.keys.\"x\".team: team \"t\" does not exist") == true)
         // A typo in a deny list would leave the intended model allowed: refused, not warned.
-        #expect(refusal("sluice_policy:\n  teams: {t: {denied_models: [b]}}\n")?.contains("denied_models: \"b\" is not a model") == true)
+        #expect(
+            refusal("sluice_policy:\n  teams: {t: {denied_models: [b]}}\n")?.contains(
+                "denied_models: \"b\" is not a model") == true)
         #expect(refusal("sluice_policy:\n  keys:\n    - {id: x, team: t}\n")?.contains("hash is missing") == true)
         #expect(refusal("sluice_policy:\n  key_pepper: os.environ/NOPE\n")?.contains("NOPE, which is not set") == true)
-        #expect(refusal("sluice_policy:\n  teams: {t: {limits: {requests_per_hour: 3}}}\n")?.contains(#"limits."requests_per_hour" is not a limit"#) == true)
-        #expect(refusal("sluice_policy:\n  teams: {t: {limits: {daily_spend_usd: -1}}}\n")?.contains("daily_spend_usd") == true)
+        #expect(
+            refusal("sluice_policy:\n  teams: {t: {limits: {requests_per_hour: 3}}}\n")?.contains(
+                #"limits."requests_per_hour" is not a limit"#) == true)
+        #expect(
+            refusal("sluice_policy:\n  teams: {t: {limits: {daily_spend_usd: -1}}}\n")?.contains("daily_spend_usd")
+                == true)
         #expect(refusal("sluice_policy:\n  time_zone: Mars/Olympus\n")?.contains("sluice_policy.time_zone") == true)
         #expect(refusal("sluice_policy:\n  time_zone: ../../etc/passwd\n")?.contains("is not known here") == true)
-        #expect(refusal("sluice_policy:\n  prompt_filters: [{name: bad, pattern: '(unclosed'}]\n")?.contains("invalid pattern") == true)
-        #expect(refusal("sluice_policy:\n  teams: {a: {}}\n  rate_limits: {a: 5}\n")?.contains("both a team and a model") == true)
+        #expect(
+            refusal("sluice_policy:\n  prompt_filters: [{name: bad, pattern: '(unclosed'}]\n")?.contains(
+                "invalid pattern") == true)
+        #expect(
+            refusal("sluice_policy:\n  teams: {a: {}}\n  rate_limits: {a: 5}\n")?.contains("both a team and a model")
+                == true)
         #expect(refusal("sluice_policy:\n  rate_limits: {x: 5/week}\n")?.contains("unknown period") == true)
-        #expect(refusal("sluice_policy:\n  services: {checkout: {keyless: allowed}}\n")?.contains("namespace/service") == true)
+        #expect(
+            refusal("sluice_policy:\n  services: {checkout: {keyless: allowed}}\n")?.contains("namespace/service")
+                == true)
         let secret = "0123456789abcdefSECRET"
-        let message = refusal("sluice_policy:\n  key_pepper: \(secret)\n  keys:\n    - {id: x, hash: \"\(hash)\", team: t}\n") ?? ""
+        let message =
+            refusal("sluice_policy:\n  key_pepper: \(secret)\n  keys:\n    - {id: x, hash: \"\(hash)\", team: t}\n")
+            ?? ""
         #expect(!message.contains(secret))
     }
 

@@ -10,7 +10,8 @@ struct PolicySyncTests {
         let harness = try await SyncHarness()
         try await harness.seedPolicy()
         _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"ml"}"#)
-        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#) as? [String: Any]
+        let created =
+            try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#) as? [String: Any]
         let key = try #require(created?["key"] as? String)
         let agent = try await harness.startAgent(id: "pod-1")
         #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
@@ -22,9 +23,11 @@ struct PolicySyncTests {
         #expect(revocation < .seconds(2))
         #expect(try await agent.chat(key: key).status == 401)
 
-        _ = try await harness.adminJSON("POST", "/v1/admin/models", json: """
-            {"alias":"another","deployments":[{"api_base":"http://127.0.0.1:1/v1","upstream_model":"mock"}]}
-            """)
+        _ = try await harness.adminJSON(
+            "POST", "/v1/admin/models",
+            json: """
+                {"alias":"another","deployments":[{"api_base":"http://127.0.0.1:1/v1","upstream_model":"mock"}]}
+                """)
         _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"only_allow_models":["another"]}"#)
         let blockedAt = ContinuousClock.now
         #expect(await eventually(timeout: .seconds(2)) { (try? await agent.chat().status) == 403 })
@@ -39,21 +42,27 @@ struct PolicySyncTests {
     func missingCredentialDisablesOnlyItsDeployments() async throws {
         let harness = try await SyncHarness()
         try await harness.seedPolicy()
-        _ = try await harness.adminJSON("POST", "/v1/admin/models", json: """
-            {"alias":"claude","deployments":[{"provider":"anthropic","api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
-             "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}]}
-            """)
+        _ = try await harness.adminJSON(
+            "POST", "/v1/admin/models",
+            json: """
+                {"alias":"claude","deployments":[{"provider":"anthropic",
+                 "api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
+                 "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}]}
+                """)
         _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"support"}"#)
-        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"helpdesk","team":"support"}"#)
+        let created = try await harness.adminJSON(
+            "POST", "/v1/admin/keys", json: #"{"id":"helpdesk","team":"support"}"#)
         let key = try #require((created as? [String: Any])?["key"] as? String)
         let marketing = try await harness.startAgent(id: "marketing-1", service: "marketing")
-        let support = try await harness.startAgent(id: "support-1", service: "support",
-                                                   environment: ["ANTHROPIC_API_KEY": "sk-ant-test"])
+        let support = try await harness.startAgent(
+            id: "support-1", service: "support",
+            environment: ["ANTHROPIC_API_KEY": "sk-ant-test"])
         #expect(await eventually { (try? await marketing.chat(key: key).status) == 200 })
         #expect(await eventually { (try? await support.chat(model: "claude", key: key).status) == 200 })
 
         let unavailable = try await marketing.chat(model: "claude", key: key)
-        #expect(unavailable.status == 503 && unavailable.text.contains("credential_unavailable")
+        #expect(
+            unavailable.status == 503 && unavailable.text.contains("credential_unavailable")
                 && unavailable.text.contains("ANTHROPIC_API_KEY") && !unavailable.text.contains("sk-ant"))
         let marketingReady = try await marketing.readiness()
         #expect(marketingReady.status == 200)
@@ -61,10 +70,13 @@ struct PolicySyncTests {
         #expect(try await support.readiness().body["missing_credentials"] as? [String] == [])
 
         // A write only the support agent can use, then a revocation: both agents refuse the key.
-        _ = try await harness.adminJSON("PUT", "/v1/admin/models/claude", json: """
-            {"alias":"claude","deployments":[{"provider":"anthropic","api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
-             "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}],"input_cost_per_token":0.000003}
-            """)
+        _ = try await harness.adminJSON(
+            "PUT", "/v1/admin/models/claude",
+            json: """
+                {"alias":"claude","deployments":[{"provider":"anthropic",
+                 "api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
+                 "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}],"input_cost_per_token":0.000003}
+                """)
         // Timed from the write's acknowledgement: what the admin call itself costs on a
         // loaded machine is not propagation.
         _ = try await harness.adminJSON("POST", "/v1/admin/keys/helpdesk/revoke")
@@ -82,18 +94,25 @@ struct PolicySyncTests {
     func scopedBundles() async throws {
         let harness = try await SyncHarness()
         try await harness.seedPolicy()
-        _ = try await harness.adminJSON("POST", "/v1/admin/models", json: """
-            {"alias":"claude","deployments":[{"provider":"anthropic","api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
-             "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}]}
-            """)
-        _ = try await harness.adminJSON("POST", "/v1/admin/services", json: #"{"name":"shop/marketing","keyless":true,"allowed_models":["gpt-test"]}"#)
+        _ = try await harness.adminJSON(
+            "POST", "/v1/admin/models",
+            json: """
+                {"alias":"claude","deployments":[{"provider":"anthropic",
+                 "api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
+                 "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}]}
+                """)
+        _ = try await harness.adminJSON(
+            "POST", "/v1/admin/services",
+            json: #"{"name":"shop/marketing","keyless":true,"allowed_models":["gpt-test"]}"#)
         _ = try await harness.adminJSON("POST", "/v1/admin/services", json: #"{"name":"shop/support","keyless":true}"#)
         _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"support"}"#)
-        let created = try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"helpdesk","team":"support"}"#)
+        let created = try await harness.adminJSON(
+            "POST", "/v1/admin/keys", json: #"{"id":"helpdesk","team":"support"}"#)
         let key = try #require((created as? [String: Any])?["key"] as? String)
         let marketing = try await harness.startAgent(id: "marketing-1", service: "marketing", boundToService: true)
-        let support = try await harness.startAgent(id: "support-1", service: "support", boundToService: true,
-                                                   environment: ["ANTHROPIC_API_KEY": "sk-ant-test"])
+        let support = try await harness.startAgent(
+            id: "support-1", service: "support", boundToService: true,
+            environment: ["ANTHROPIC_API_KEY": "sk-ant-test"])
         #expect(await eventually { (try? await marketing.chat(key: key).status) == 200 })
         #expect(await eventually { (try? await support.chat(model: "claude", key: key).status) == 200 })
 
@@ -118,7 +137,9 @@ struct PolicySyncTests {
         try await harness.shutdown()
     }
 
-    @Test("control plane away: the cached policy keeps being enforced, then past the maximum age calls get 503 naming the cause")
+    @Test(
+        "control plane away: the cached policy is still enforced, then past the maximum age calls get 503 naming why"
+    )
     func failStaticThenClosed() async throws {
         let harness = try await SyncHarness()
         try await harness.seedPolicy()
@@ -133,7 +154,10 @@ struct PolicySyncTests {
         try await harness.stopControl()
         // The agent notices the outage on its next poll and says so (its last answer, a
         // 304 sent as the control plane stopped, is handled by then).
-        #expect(await eventually { ((try? await agent.readiness().body["policy"] as? [String: Any])?["last_sync_error"] as? String) != nil })
+        #expect(
+            await eventually {
+                ((try? await agent.readiness().body["policy"] as? [String: Any])?["last_sync_error"] as? String) != nil
+            })
         clock.advance(seconds: 300)
         #expect(try await agent.chat().status == 200)
         #expect(try await agent.readiness().status == 200)
@@ -189,13 +213,19 @@ struct PolicySyncTests {
         #expect(await eventually { (try? await agent.chat().status) == 200 })
         // A backup of the control plane's database, taken now.
         try await harness.stopControl()
-        for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: harness.directory.file("control.db\(suffix)")) {
-            try FileManager.default.copyItem(atPath: harness.directory.file("control.db\(suffix)"), toPath: harness.directory.file("backup.db\(suffix)"))
+        for suffix in ["", "-wal", "-shm"]
+        where FileManager.default.fileExists(atPath: harness.directory.file("control.db\(suffix)")) {
+            try FileManager.default.copyItem(
+                atPath: harness.directory.file("control.db\(suffix)"),
+                toPath: harness.directory.file("backup.db\(suffix)"))
         }
         try await harness.startControl()
-        _ = try await harness.adminJSON("POST", "/v1/admin/models", json: """
-            {"alias":"second","deployments":[{"api_base":"http://127.0.0.1:\(harness.mockPort)/v1","upstream_model":"mock"}]}
-            """)
+        _ = try await harness.adminJSON(
+            "POST", "/v1/admin/models",
+            json: """
+                {"alias":"second",
+                 "deployments":[{"api_base":"http://127.0.0.1:\(harness.mockPort)/v1","upstream_model":"mock"}]}
+                """)
         #expect(await eventually { (try? await agent.chat(model: "second").status) == 200 })
         let version = try #require(agent.runtime.sync?.version)
 
@@ -214,7 +244,8 @@ struct PolicySyncTests {
         try await harness.startControl(newSigningKey: true)
         #expect(try await harness.admin("DELETE", "/v1/admin/models/second").status == 204)
         let foreign = await eventually {
-            (agent.runtime.sync?.report(at: Clocks.wallNanoseconds()).lastError ?? "").contains("not the configured one")
+            (agent.runtime.sync?.report(at: Clocks.wallNanoseconds()).lastError ?? "").contains(
+                "not the configured one")
         }
         #expect(foreign)
         #expect(agent.runtime.sync?.version == version)
@@ -223,12 +254,15 @@ struct PolicySyncTests {
         try await harness.shutdown()
     }
 
-    @Test("an hour without the control plane: calls are served, and the whole backlog is flushed exactly once on reconnect")
+    @Test(
+        "an hour without the control plane: calls are served, and the backlog is flushed exactly once on reconnect"
+    )
     func hourLongOutage() async throws {
         let harness = try await SyncHarness()
         try await harness.seedPolicy()
         let clock = TestClock()
-        let agent = try await harness.startAgent(id: "pod-1", clock: clock, maxPolicyAgeSeconds: 7200, flushInterval: .milliseconds(50))
+        let agent = try await harness.startAgent(
+            id: "pod-1", clock: clock, maxPolicyAgeSeconds: 7200, flushInterval: .milliseconds(50))
         #expect(await eventually { (try? await agent.chat().status) == 200 })
         try await harness.stopControl()
         // Six ten-minute steps of the agent's clock, each with calls: usage lands in
@@ -272,7 +306,9 @@ struct PolicySyncTests {
         try await harness.shutdown()
     }
 
-    @Test("disk full with fail_closed: the call whose usage could not be written is kept, new calls get 503, and all of it is flushed once the disk recovers")
+    @Test(
+        "disk full, fail_closed: the unwritten call is kept, new calls get 503, and all is flushed on recovery"
+    )
     func diskFullFailsClosed() async throws {
         let harness = try await SyncHarness()
         try await harness.seedPolicy()
@@ -280,13 +316,17 @@ struct PolicySyncTests {
         let state = harness.directory.file("pod-1-state")
         let agent = try await harness.startAgent(id: "pod-1", stateDirectory: state, flushInterval: .milliseconds(50))
         #expect(await eventually { (try? await agent.chat().status) == 200 })
-        #expect(await eventually { (try? agent.mode.spool.pending().isEmpty) == true && agent.mode.spool.health.acknowledgedSequence >= 1 })
+        #expect(
+            await eventually {
+                (try? agent.mode.spool.pending().isEmpty) == true && agent.mode.spool.health.acknowledgedSequence >= 1
+            })
         // The next journals the spool will open answer every write with ENOSPC (/dev/full).
         let spool = "\(state)/spool"
-        let next = (try FileManager.default.contentsOfDirectory(atPath: spool).compactMap { name -> Int? in
-            guard name.hasPrefix("journal-"), name.hasSuffix(".log") else { return nil }
-            return Int(name.dropFirst(8).dropLast(4))
-        }.max() ?? 0) + 1
+        let next =
+            (try FileManager.default.contentsOfDirectory(atPath: spool).compactMap { name -> Int? in
+                guard name.hasPrefix("journal-"), name.hasSuffix(".log") else { return nil }
+                return Int(name.dropFirst(8).dropLast(4))
+            }.max() ?? 0) + 1
         let blocked = (next..<(next + 500)).map { "\(spool)/journal-\($0).log" }
         for path in blocked where !FileManager.default.fileExists(atPath: path) {
             try FileManager.default.createSymbolicLink(atPath: path, withDestinationPath: "/dev/full")
@@ -303,11 +343,15 @@ struct PolicySyncTests {
             try await Task.sleep(for: .milliseconds(20))
         }
         let answer = try #require(refused)
-        #expect(answer.text.contains(#""code":"usage_spool_unavailable""#) && answer.text.contains("No space left on device"))
+        #expect(
+            answer.text.contains(#""code":"usage_spool_unavailable""#)
+                && answer.text.contains("No space left on device"))
         let ready = try await agent.readiness()
         #expect(ready.status == 503 && ready.body["status"] as? String == "usage_spool_unavailable")
         let spoolState = try #require(ready.body["usage_spool"] as? [String: Any])
-        #expect((spoolState["held_in_memory"] as? Int ?? 0) >= 1 && (spoolState["disk_error"] as? String)?.contains("No space left") == true)
+        #expect(
+            (spoolState["held_in_memory"] as? Int ?? 0) >= 1
+                && (spoolState["disk_error"] as? String)?.contains("No space left") == true)
 
         for path in blocked { try? FileManager.default.removeItem(atPath: path) }
         #expect(await eventually { (try? await agent.chat().status) == 200 })

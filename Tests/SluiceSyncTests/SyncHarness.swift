@@ -50,13 +50,18 @@ final class SyncHarness: @unchecked Sendable {
         if newSigningKey { signingKey = Curve25519.Signing.PrivateKey() }
         let store = try SQLiteStore(path: directory.file(database))
         try await store.migrate()
-        let publisher = PolicyPublisher(store: store, signingKey: signingKey, keyPepper: Self.pepper, pollInterval: .milliseconds(200))
-        let api = ControlAPI(store: store, publisher: publisher, adminToken: Secret(Self.adminToken), keyPepper: Self.pepper)
+        let publisher = PolicyPublisher(
+            store: store, signingKey: signingKey, keyPepper: Self.pepper, pollInterval: .milliseconds(200))
+        let api = ControlAPI(
+            store: store, publisher: publisher, adminToken: Secret(Self.adminToken), keyPepper: Self.pepper)
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        let application = makeControlApplication(api: api, host: "127.0.0.1", port: controlPort, logger: Logger(label: "control")) { port in
+        let application = makeControlApplication(
+            api: api, host: "127.0.0.1", port: controlPort, logger: Logger(label: "control")
+        ) { port in
             continuation.yield(port)
         }
-        let serviceGroup = ServiceGroup(configuration: .init(services: [application, publisher], logger: Logger(label: "control")))
+        let serviceGroup = ServiceGroup(
+            configuration: .init(services: [application, publisher], logger: Logger(label: "control")))
         let task = Task { try await serviceGroup.run() }
         control = (serviceGroup, task)
         for await _ in stream { break }
@@ -72,7 +77,8 @@ final class SyncHarness: @unchecked Sendable {
     // MARK: - Admin API
 
     func admin(_ method: String, _ path: String, json: String = "") async throws -> TestResponse {
-        try await TestHTTPClient.request(method, path, json: json, bearer: Self.adminToken, port: controlPort, group: group)
+        try await TestHTTPClient.request(
+            method, path, json: json, bearer: Self.adminToken, port: controlPort, group: group)
     }
 
     func adminJSON(_ method: String, _ path: String, json: String = "") async throws -> Any {
@@ -85,21 +91,27 @@ final class SyncHarness: @unchecked Sendable {
 
     /// One alias on the mock provider, priced, and every service allowed keyless.
     func seedPolicy(alias: String = "gpt-test") async throws {
-        _ = try await adminJSON("POST", "/v1/admin/models", json: """
-            {"alias":"\(alias)","deployments":[{"api_base":"http://127.0.0.1:\(mockPort)/v1","upstream_model":"mock"}],
-             "input_cost_per_token":0.000001,"output_cost_per_token":0.000002}
-            """)
+        _ = try await adminJSON(
+            "POST", "/v1/admin/models",
+            json: """
+                {"alias":"\(alias)",
+                 "deployments":[{"api_base":"http://127.0.0.1:\(mockPort)/v1","upstream_model":"mock"}],
+                 "input_cost_per_token":0.000001,"output_cost_per_token":0.000002}
+                """)
         _ = try await adminJSON("POST", "/v1/admin/services", json: #"{"name":"*","keyless":true}"#)
     }
 
     func agentToken(_ id: String, boundTo service: String? = nil) async throws -> String {
         let binding = service.map { #","service":"\#($0)""# } ?? ""
-        let body = try await adminJSON("POST", "/v1/admin/agents", json: #"{"id":"\#(id)"\#(binding)}"#) as? [String: Any]
+        let body =
+            try await adminJSON("POST", "/v1/admin/agents", json: #"{"id":"\#(id)"\#(binding)}"#) as? [String: Any]
         return body?["token"] as? String ?? ""
     }
 
     /// The control plane's totals, and its recorded cost in pico-USD.
-    func totals() async throws -> UsageTotals { try await UsageTotals.recorded(adminToken: Self.adminToken, port: controlPort, group: group).totals }
+    func totals() async throws -> UsageTotals {
+        try await UsageTotals.recorded(adminToken: Self.adminToken, port: controlPort, group: group).totals
+    }
 
     func spentPicoUSD() async throws -> Int64 {
         try await UsageTotals.recorded(adminToken: Self.adminToken, port: controlPort, group: group).costPicoUSD
@@ -119,8 +131,11 @@ final class SyncHarness: @unchecked Sendable {
         /// What the callers saw: calls answered 200 and the usage their answers carried.
         let ledger = Ledger()
 
-        init(mode: ControlPlaneMode, server: AgentServer, serviceGroup: ServiceGroup, task: Task<Void, any Error>, port: Int,
-             stateDirectory: String, group: any EventLoopGroup) {
+        init(
+            mode: ControlPlaneMode, server: AgentServer, serviceGroup: ServiceGroup, task: Task<Void, any Error>,
+            port: Int,
+            stateDirectory: String, group: any EventLoopGroup
+        ) {
             self.mode = mode
             self.server = server
             self.serviceGroup = serviceGroup
@@ -132,11 +147,14 @@ final class SyncHarness: @unchecked Sendable {
 
         var runtime: AgentRuntime { mode.runtime }
 
-        func chat(model: String = "gpt-test", key: String? = nil, content: String = "Hello there", maxTokens: Int? = nil) async throws -> TestResponse {
+        func chat(
+            model: String = "gpt-test", key: String? = nil, content: String = "Hello there", maxTokens: Int? = nil
+        ) async throws -> TestResponse {
             let limit = maxTokens.map { #","max_tokens":\#($0)"# } ?? ""
             let json = #"{"model":"\#(model)","messages":[{"role":"user","content":"\#(content)"}]\#(limit)}"#
-            let response = try await TestHTTPClient.post("/v1/chat/completions", json: json,
-                                                         headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [], port: port, group: group)
+            let response = try await TestHTTPClient.post(
+                "/v1/chat/completions", json: json,
+                headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [], port: port, group: group)
             ledger.count(response)
             return response
         }
@@ -152,7 +170,9 @@ final class SyncHarness: @unchecked Sendable {
 
         func readiness() async throws -> (status: Int, body: [String: Any]) {
             let response = try await TestHTTPClient.get("/readyz", port: port, group: group)
-            return (response.status, (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:])
+            return (
+                response.status, (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:]
+            )
         }
 
         /// SIGTERM's path: drain, then the final flush.
@@ -162,10 +182,12 @@ final class SyncHarness: @unchecked Sendable {
         }
     }
 
-    func startAgent(id: String, token: String? = nil, stateDirectory: String? = nil, clock: TestClock = TestClock(),
-                    maxPolicyAgeSeconds: Double = 3600, flushInterval: Duration = .milliseconds(100), publicKey: String? = nil,
-                    service: String = "checkout", boundToService: Bool = false,
-                    environment: [String: String] = [:]) async throws -> Agent {
+    func startAgent(
+        id: String, token: String? = nil, stateDirectory: String? = nil, clock: TestClock = TestClock(),
+        maxPolicyAgeSeconds: Double = 3600, flushInterval: Duration = .milliseconds(100), publicKey: String? = nil,
+        service: String = "checkout", boundToService: Bool = false,
+        environment: [String: String] = [:]
+    ) async throws -> Agent {
         let agentToken: String
         if let token {
             agentToken = token
@@ -184,17 +206,23 @@ final class SyncHarness: @unchecked Sendable {
         var logger = Logger(label: id)
         logger.logLevel = .error
         let mode = try ControlPlaneMode.start(
-            url: "http://127.0.0.1:\(controlPort)", tokenFile: tokenFile, publicKeyFile: keyFile, caFile: nil, stateDirectory: state,
+            url: "http://127.0.0.1:\(controlPort)", tokenFile: tokenFile, publicKeyFile: keyFile, caFile: nil,
+            stateDirectory: state,
             local: AgentConfiguration(policy: Policy(version: "none", catalog: Catalog([]))),
             identity: ServiceIdentity(service: service, namespace: "shop", pod: id), upstream: upstream, group: group,
-            maxPolicyAgeSeconds: maxPolicyAgeSeconds, flushInterval: flushInterval, shutdownFlushDeadline: .seconds(1), pepper: Self.pepper, logger: logger,
+            maxPolicyAgeSeconds: maxPolicyAgeSeconds, flushInterval: flushInterval, shutdownFlushDeadline: .seconds(1),
+            pepper: Self.pepper, logger: logger,
             environment: environment, audit: MemoryAuditSink(), clock: clock.now)
-        let server = AgentServer(runtime: mode.runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0), logger: logger)
-        let serviceGroup = ServiceGroup(configuration: .init(
-            services: mode.services + [.init(service: server)], logger: logger))
+        let server = AgentServer(
+            runtime: mode.runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0), logger: logger)
+        let serviceGroup = ServiceGroup(
+            configuration: .init(
+                services: mode.services + [.init(service: server)], logger: logger))
         let task = Task { try await serviceGroup.run() }
         let port = try await server.boundPort.get()
-        return Agent(mode: mode, server: server, serviceGroup: serviceGroup, task: task, port: port, stateDirectory: state, group: group)
+        return Agent(
+            mode: mode, server: server, serviceGroup: serviceGroup, task: task, port: port, stateDirectory: state,
+            group: group)
     }
 
     func shutdown() async throws {
