@@ -4,17 +4,23 @@ import SluicePolicy
 public struct AdmissionProblem: Sendable, Hashable, CustomStringConvertible {
     public var path: String
     public var message: String
+    /// What agents would do about it beyond leaving the entry out, when there is more.
+    public var consequence: String?
     /// A `sluice` command that would create what is missing, when there is one.
     public var fix: String?
 
-    public init(path: String, message: String, fix: String? = nil) {
+    public init(path: String, message: String, consequence: String? = nil, fix: String? = nil) {
         self.path = path
         self.message = message
+        self.consequence = consequence
         self.fix = fix
     }
 
+    /// Where and what, without the consequence or the fix.
+    public var statement: String { path.isEmpty ? message : "\(path): \(message)" }
+
     public var description: String {
-        (path.isEmpty ? message : "\(path): \(message)") + (fix.map { " (create it with: \($0))" } ?? "")
+        statement + (consequence.map { "; \($0)" } ?? "") + (fix.map { " (create it with: \($0))" } ?? "")
     }
 }
 
@@ -31,12 +37,14 @@ extension PolicyDocument {
     /// `admissionProblems(in:knownAliases:)` with what the compiler made of the document
     /// (nil when it refused it whole), for a caller that uses the policy once it is clean.
     public func admit(in context: LocalContext, knownAliases: Set<String> = [])
-        -> (compiled: Compiled?, problems: [AdmissionProblem]) {
+        -> (compiled: Compiled?, problems: [AdmissionProblem])
+    {
         do {
             let compiled = try compile(in: context)
             // References first: theirs is the message that says what to create.
-            let problems = danglingReferences(knownAliases: knownAliases)
-                + compiled.disabled.map { AdmissionProblem(path: "", message: $0) }
+            let problems =
+                danglingReferences(knownAliases: knownAliases)
+                + compiled.disabled.map { AdmissionProblem(path: "", message: $0.problem, consequence: $0.consequence) }
             return (compiled, problems)
         } catch {
             return (nil, [AdmissionProblem(path: "", message: error.message)])

@@ -30,9 +30,24 @@ extension PolicyDocument {
         /// deployment or alias is not served, a bad key or a key of a bad team or project
         /// authenticates no one, a bad service refuses every call. The control plane
         /// refuses a write that would add one; an agent still serves the rest.
-        public var disabled: [String]
+        public var disabled: [DisabledEntry]
         /// Credential references some deployment needs that this agent does not hold.
         public var missingCredentials: [String]
+    }
+
+    /// An entry the compiler refused, and what an agent serving the document does about it
+    /// beyond leaving the entry out (nil when nothing more).
+    public struct DisabledEntry: Sendable, Equatable, CustomStringConvertible {
+        /// `path: why`.
+        public var problem: String
+        public var consequence: String?
+
+        public init(_ problem: String, consequence: String? = nil) {
+            self.problem = problem
+            self.consequence = consequence
+        }
+
+        public var description: String { problem + (consequence.map { "; \($0)" } ?? "") }
     }
 
     /// The engine's policy from this document: the one compiler for policy input, run by
@@ -55,7 +70,7 @@ extension PolicyDocument {
 private struct Compiler {
     let context: PolicyDocument.LocalContext
     var warnings: [String] = []
-    var disabled: [String] = []
+    var disabled: [PolicyDocument.DisabledEntry] = []
     var missingCredentials: Set<String> = []
 
     init(context: PolicyDocument.LocalContext) {
@@ -72,7 +87,7 @@ private struct Compiler {
             // after a write that adds an entry elsewhere.
             let path = "models.\(Identifier.quoted(model.alias))"
             guard !model.alias.isEmpty, seenAliases.insert(model.alias).inserted else {
-                disabled.append("\(path): the alias is empty or appears twice")
+                disabled.append(.init("\(path): the alias is empty or appears twice"))
                 continue
             }
             do throws(WireError) {
@@ -84,7 +99,7 @@ private struct Compiler {
                     unavailable[model.alias] = missing
                 }
             } catch {
-                disabled.append(error.message)
+                disabled.append(.init(error.message))
             }
         }
 
@@ -106,13 +121,13 @@ private struct Compiler {
                     limits: try team.limits?.limits(at: "\(path).limits") ?? .none,
                     promptFilters: filters)
             } catch {
-                disabled.append("\(error.message); the team's keys and projects are disabled with it")
+                disabled.append(.init(error.message, consequence: "the team's keys and projects are disabled with it"))
             }
         }
         for project in document.projects {
             let path = "projects.\(Identifier.quoted(project.name))"
             guard policy.teams[project.team] != nil else {
-                disabled.append("\(path): team \(Identifier.quoted(project.team)) is missing or disabled")
+                disabled.append(.init("\(path): team \(Identifier.quoted(project.team)) is missing or disabled"))
                 continue
             }
             do throws(WireError) {
@@ -121,7 +136,7 @@ private struct Compiler {
                     models: rules(project.allowedModels, project.deniedModels),
                     limits: try project.limits?.limits(at: "\(path).limits") ?? .none)
             } catch {
-                disabled.append("\(error.message); the project's keys are disabled with it")
+                disabled.append(.init(error.message, consequence: "the project's keys are disabled with it"))
             }
         }
         for service in document.services {
@@ -129,7 +144,7 @@ private struct Compiler {
             // A name no identity can have would never match: leave it out. A service whose
             // limits are bad refuses every call rather than serving its callers unlimited.
             guard Identifier.isServiceName(service.name) else {
-                disabled.append("\(path): a service is named namespace/service (DNS labels), or *")
+                disabled.append(.init("\(path): a service is named namespace/service (DNS labels), or *"))
                 continue
             }
             do throws(WireError) {
@@ -138,7 +153,7 @@ private struct Compiler {
                     models: rules(service.allowedModels, service.deniedModels),
                     limits: try service.limits?.limits(at: "\(path).limits") ?? .none)
             } catch {
-                disabled.append("\(error.message); the service refuses every call until this is fixed")
+                disabled.append(.init(error.message, consequence: "the service refuses every call until this is fixed"))
                 policy.services[service.name] = ServicePolicy(
                     name: service.name, keylessAllowed: false,
                     models: ModelRules(allowed: [], denied: []))
@@ -179,7 +194,7 @@ private struct Compiler {
             } catch {
                 // Left out, the end user falls back to end_user_default_limits: never unlimited
                 // when a default is set.
-                disabled.append(error.message)
+                disabled.append(.init(error.message))
             }
         }
         for scope in document.exhausted {
@@ -218,7 +233,7 @@ private struct Compiler {
                 }
                 deployments.append(checked)
             } catch {
-                disabled.append(error.message)
+                disabled.append(.init(error.message))
             }
         }
         // No usable deployment: nothing to serve (each refusal was reported already).
@@ -351,7 +366,7 @@ private struct Compiler {
                         revoked: key.revoked, models: rules(key.allowedModels, key.deniedModels),
                         limits: try key.limits?.limits(at: "\(path).limits") ?? .none))
             } catch {
-                disabled.append(error.message)
+                disabled.append(.init(error.message))
             }
         }
         return keys

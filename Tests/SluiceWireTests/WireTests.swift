@@ -12,23 +12,44 @@ struct WireTests {
         let hasher = KeyHasher(pepper: pepper)
         return PolicyDocument(
             version: 42, issuedAt: 1_795_435_200,
-            models: [ModelDocument(alias: "gpt-4o-mini", deployments: [DeploymentDocument(apiBase: "https://api.openai.com/v1", upstreamModel: "gpt-4o-mini",
-                                                                                           credentialRef: "OPENAI_API_KEY")],
-                                   inputCostPerToken: 0.00000015, outputCostPerToken: 0.0000006, maxOutputTokens: 16384,
-                                   limits: LimitsDocument(tokensPerMinute: 1_000_000)),
-                     ModelDocument(alias: "claude", deployments: [DeploymentDocument(provider: "bedrock", apiBase: "https://bedrock-runtime.us-east-1.amazonaws.com",
-                                                                                     upstreamModel: "anthropic.claude-sonnet-4")])],
-            keys: [KeyDocument(id: "ci", hash: hasher.hash("sk-sluice-new").encoded, previousHash: hasher.hash("sk-sluice-old").encoded,
-                               previousHashExpiresAt: 1_795_435_260, team: "ml", metadata: ["owner": "alice"],
-                               limits: LimitsDocument(requestsPerMinute: 60, monthlySpendUSD: 200))],
-            teams: [TeamDocument(name: "ml", deniedModels: ["claude"], promptFilters: [PromptFilterDocument(name: "ssn", pattern: #"\d{3}-\d{2}-\d{4}"#)])],
+            models: [
+                ModelDocument(
+                    alias: "gpt-4o-mini",
+                    deployments: [
+                        DeploymentDocument(
+                            apiBase: "https://api.openai.com/v1", upstreamModel: "gpt-4o-mini",
+                            credentialRef: "OPENAI_API_KEY")
+                    ],
+                    inputCostPerToken: 0.00000015, outputCostPerToken: 0.0000006, maxOutputTokens: 16384,
+                    limits: LimitsDocument(tokensPerMinute: 1_000_000)),
+                ModelDocument(
+                    alias: "claude",
+                    deployments: [
+                        DeploymentDocument(
+                            provider: "bedrock", apiBase: "https://bedrock-runtime.us-east-1.amazonaws.com",
+                            upstreamModel: "anthropic.claude-sonnet-4")
+                    ]),
+            ],
+            keys: [
+                KeyDocument(
+                    id: "ci", hash: hasher.hash("sk-sluice-new").encoded,
+                    previousHash: hasher.hash("sk-sluice-old").encoded,
+                    previousHashExpiresAt: 1_795_435_260, team: "ml", metadata: ["owner": "alice"],
+                    limits: LimitsDocument(requestsPerMinute: 60, monthlySpendUSD: 200))
+            ],
+            teams: [
+                TeamDocument(
+                    name: "ml", deniedModels: ["claude"],
+                    promptFilters: [PromptFilterDocument(name: "ssn", pattern: #"\d{3}-\d{2}-\d{4}"#)])
+            ],
             services: [ServiceDocument(name: "shop/checkout", keyless: true)],
             settings: SettingsDocument(onlyAllowModels: ["gpt-4o-mini"], timeZone: "UTC"),
             exhausted: [ExhaustedScope(kind: "team", name: "ml", limit: "daily_spend_usd", until: 1_795_478_400)])
     }
 
-    static let context = PolicyDocument.LocalContext(keyPepper: pepper, credential: { $0 == "OPENAI_API_KEY" ? Secret("sk-provider") : nil },
-                                                     timeZone: { TimeZoneRules(fixedOffset: $0) })
+    static let context = PolicyDocument.LocalContext(
+        keyPepper: pepper, credential: { $0 == "OPENAI_API_KEY" ? Secret("sk-provider") : nil },
+        timeZone: { TimeZoneRules(fixedOffset: $0) })
 
     @Test("a signed bundle verifies, and any change to payload or key is refused")
     func signing() throws {
@@ -63,23 +84,31 @@ struct WireTests {
         let now: Int64 = 1_795_435_200 * 1_000_000_000
         // The old secret works during its grace period and not after; the new one works.
         #expect(engine.authenticate(presentedKey: "sk-sluice-old", now: now).successValue?.keyID == "ci")
-        #expect(engine.authenticate(presentedKey: "sk-sluice-old", now: now + 60_000_000_000).failureValue?.reason == .expiredKey)
+        #expect(
+            engine.authenticate(presentedKey: "sk-sluice-old", now: now + 60_000_000_000).failureValue?.reason
+                == .expiredKey)
         let caller = try #require(engine.authenticate(presentedKey: "sk-sluice-new", now: now).successValue)
         // The team's budget is spent fleet-wide: refused here whatever the local counters say.
         let alias = try #require(engine.authorize(caller, model: "gpt-4o-mini").successValue)
-        let denial = try #require(engine.admit(caller, alias: alias, endUser: nil, promptTokens: 1, maxOutputTokens: 1, now: now).failureValue)
-        #expect(denial.reason == .budgetExceeded && denial.rule.contains("(fleet)") && denial.retryAfterSeconds == 43_200)
+        let denial = try #require(
+            engine.admit(caller, alias: alias, endUser: nil, promptTokens: 1, maxOutputTokens: 1, now: now).failureValue
+        )
+        #expect(
+            denial.reason == .budgetExceeded && denial.rule.contains("(fleet)") && denial.retryAfterSeconds == 43_200)
     }
 
     @Test("router settings travel in the bundle; fallbacks to aliases this agent skipped are dropped with a warning")
     func router() throws {
         var document = Self.document()
-        document.settings.router = RouterDocument(routingStrategy: "least-busy", numRetries: 2, cooldownTime: 12,
-                                                  fallbacks: ["gpt-4o-mini": ["claude"]])
+        document.settings.router = RouterDocument(
+            routingStrategy: "least-busy", numRetries: 2, cooldownTime: 12,
+            fallbacks: ["gpt-4o-mini": ["claude"]])
         let decoded = try JSONDecoder().decode(PolicyDocument.self, from: try JSONEncoder().encode(document))
         #expect(decoded.settings.router == document.settings.router)
         let (policy, warnings) = try decoded.policy(in: Self.context)
-        #expect(policy.catalog.router.strategy == .leastBusy && policy.catalog.router.numRetries == 2 && policy.catalog.router.cooldownSeconds == 12)
+        #expect(
+            policy.catalog.router.strategy == .leastBusy && policy.catalog.router.numRetries == 2
+                && policy.catalog.router.cooldownSeconds == 12)
         #expect(policy.catalog.router.fallbacks == ["gpt-4o-mini": []])
         #expect(warnings.contains { $0.contains("falls back to claude") })
         document.settings.router = RouterDocument(routingStrategy: "cost-based")
@@ -97,19 +126,22 @@ struct WireTests {
         missingCredential.models[0].deployments[0].credentialRef = "NOT_SET"
         let withoutCredential = try missingCredential.compile(in: Self.context)
         #expect(withoutCredential.missingCredentials == ["NOT_SET"] && withoutCredential.disabled.isEmpty)
-        let engine = try PolicyEngine(policy: withoutCredential.policy, serviceName: "shop/checkout", limiter: Limiter())
+        let engine = try PolicyEngine(
+            policy: withoutCredential.policy, serviceName: "shop/checkout", limiter: Limiter())
         let caller = try #require(engine.authenticate(presentedKey: "sk-sluice-new", now: now).successValue)
         let denial = try #require(engine.authorize(caller, model: "gpt-4o-mini").failureValue)
         #expect(denial.reason == .credentialUnavailable && denial.status == 503 && denial.message.contains("NOT_SET"))
         #expect(engine.authorize(caller, model: "nothing").failureValue?.reason == .unknownModel)
 
         // A key with a bad limit, or whose team is missing, opens nothing: its secret is unknown.
-        for broken in [{ (document: inout PolicyDocument) in document.keys[0].limits = LimitsDocument(requestsPerMinute: 0) },
-                       { (document: inout PolicyDocument) in document.keys[0].team = "nobody" }] {
+        for broken in [
+            { (document: inout PolicyDocument) in document.keys[0].limits = LimitsDocument(requestsPerMinute: 0) },
+            { (document: inout PolicyDocument) in document.keys[0].team = "nobody" },
+        ] {
             var document = Self.document()
             broken(&document)
             let compiled = try document.compile(in: Self.context)
-            #expect(compiled.disabled.count == 1 && compiled.disabled[0].hasPrefix("keys.\"ci\""))
+            #expect(compiled.disabled.count == 1 && compiled.disabled[0].problem.hasPrefix("keys.\"ci\""))
             // A service that is not keyless: the secret must not identify anyone.
             let engine = try PolicyEngine(policy: compiled.policy, serviceName: "other/service", limiter: Limiter())
             #expect(engine.authenticate(presentedKey: "sk-sluice-new", now: now).successValue == nil)
@@ -137,21 +169,27 @@ struct WireTests {
         #expect(throws: WireError.self) { try badSpool.compile(in: Self.context) }
     }
 
-    @Test("a bundle scoped to a service holds only the aliases it may call, every key, and fallbacks among what it holds")
+    @Test(
+        "a bundle scoped to a service holds only the aliases it may call, every key, and fallbacks among what it holds")
     func scoped() {
         let deployment = DeploymentDocument(apiBase: "https://h/v1", upstreamModel: "m")
         var settings = SettingsDocument(onlyAllowModels: ["a", "b", "c"])
-        settings.router = RouterDocument(fallbacks: ["a": ["b", "c"], "c": ["a"]], contextWindowFallbacks: ["a": ["c"]])
+        settings.router = RouterDocument(
+            fallbacks: ["a": ["b", "c"], "c": ["a"]], contextWindowFallbacks: ["a": ["c"]])
         let document = PolicyDocument(
-            version: 3, issuedAt: 0, models: ["a", "b", "c", "d"].map { ModelDocument(alias: $0, deployments: [deployment]) },
+            version: 3, issuedAt: 0,
+            models: ["a", "b", "c", "d"].map { ModelDocument(alias: $0, deployments: [deployment]) },
             keys: [KeyDocument(id: "k", hash: "h", team: "t")], teams: [TeamDocument(name: "t", allowedModels: ["c"])],
-            services: [ServiceDocument(name: "shop/web", allowedModels: ["a", "b", "d"], deniedModels: ["b"]),
-                       ServiceDocument(name: "*", keyless: true)],
+            services: [
+                ServiceDocument(name: "shop/web", allowedModels: ["a", "b", "d"], deniedModels: ["b"]),
+                ServiceDocument(name: "*", keyless: true),
+            ],
             settings: settings)
         let web = document.scoped(toService: "shop/web")
         // d is not in only_allow_models, b is denied to the service, c is outside its allowlist.
         #expect(web.models.map(\.alias) == ["a"])
-        #expect(web.services.map(\.name) == ["shop/web"] && web.keys.map(\.id) == ["k"] && web.teams.map(\.name) == ["t"])
+        #expect(
+            web.services.map(\.name) == ["shop/web"] && web.keys.map(\.id) == ["k"] && web.teams.map(\.name) == ["t"])
         #expect(web.settings.router?.fallbacks == [:] && web.settings.router?.contextWindowFallbacks == [:])
         let other = document.scoped(toService: "ops/batch")
         #expect(other.models.map(\.alias) == ["a", "b", "c"] && other.services.map(\.name) == ["*"])
@@ -161,10 +199,14 @@ struct WireTests {
 
     @Test("usage batches round-trip and are bounded")
     func usage() throws {
-        let batch = UsageBatch(agentID: "shop/checkout/pod-1", epoch: "e1", sequence: 7, deltas: [
-            UsageDelta(hour: 1_795_435_200, team: "ml", service: "shop/checkout", keyID: "ci", model: "gpt-4o-mini",
-                       requests: 3, promptTokens: 90, completionTokens: 30, costPicoUSD: 31_500_000, denials: ["rate_limit_exceeded": 1]),
-        ])
+        let batch = UsageBatch(
+            agentID: "shop/checkout/pod-1", epoch: "e1", sequence: 7,
+            deltas: [
+                UsageDelta(
+                    hour: 1_795_435_200, team: "ml", service: "shop/checkout", keyID: "ci", model: "gpt-4o-mini",
+                    requests: 3, promptTokens: 90, completionTokens: 30, costPicoUSD: 31_500_000,
+                    denials: ["rate_limit_exceeded": 1])
+            ])
         let bytes = try WireCoding.encoder.encode(batch)
         #expect(String(decoding: bytes, as: UTF8.self).contains(#""cost_pico_usd":31500000"#))
         #expect(try WireCoding.decoder.decode(UsageBatch.self, from: bytes) == batch)

@@ -439,15 +439,10 @@ struct ModelList {
     /// compiler's word on what a bundle would disable with the entry is left out (the file
     /// is refused whole), and so are the CLI commands that would fix a control plane.
     func refusal(_ problems: [AdmissionProblem]) -> String {
-        let consequences = [
-            "; the team's keys and projects are disabled with it", "; the project's keys are disabled with it",
-            "; the service refuses every call until this is fixed",
-        ]
         var entries: Set<String> = []
         var shown: [String] = []
         for problem in problems {
-            var text = problem.path.isEmpty ? problem.message : "\(problem.path): \(problem.message)"
-            for consequence in consequences where text.hasSuffix(consequence) { text.removeLast(consequence.count) }
+            let text = problem.statement
             // `keys."k1": …` and `keys."k1".team: …` are one entry's problem, said twice.
             let entry = text.split(separator: ":", maxSplits: 1).first.map {
                 $0.split(separator: ".").prefix(2).joined(separator: ".")
