@@ -5,6 +5,14 @@ import Testing
 
 @Suite("agent ↔ control plane: policy sync, fail-static, usage flush")
 struct PolicySyncTests {
+    /// An Anthropic alias on the mock provider whose credential only some agents hold.
+    static func claudeModel(port: Int, extra: String = "") -> String {
+        """
+        {"alias":"claude","deployments":[{"provider":"anthropic","api_base":"http://127.0.0.1:\(port)/v1",
+         "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}]\(extra)}
+        """
+    }
+
     @Test("a revoked key and a newly blocked model are refused by the agent within 2 s of the admin change")
     func revocationPropagates() async throws {
         let harness = try await SyncHarness()
@@ -44,11 +52,7 @@ struct PolicySyncTests {
         try await harness.seedPolicy()
         _ = try await harness.adminJSON(
             "POST", "/v1/admin/models",
-            json: """
-                {"alias":"claude","deployments":[{"provider":"anthropic",
-                 "api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
-                 "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}]}
-                """)
+            json: Self.claudeModel(port: harness.mockPort))
         _ = try await harness.adminJSON("POST", "/v1/admin/teams", json: #"{"name":"support"}"#)
         let created = try await harness.adminJSON(
             "POST", "/v1/admin/keys", json: #"{"id":"helpdesk","team":"support"}"#)
@@ -72,11 +76,7 @@ struct PolicySyncTests {
         // A write only the support agent can use, then a revocation: both agents refuse the key.
         _ = try await harness.adminJSON(
             "PUT", "/v1/admin/models/claude",
-            json: """
-                {"alias":"claude","deployments":[{"provider":"anthropic",
-                 "api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
-                 "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}],"input_cost_per_token":0.000003}
-                """)
+            json: Self.claudeModel(port: harness.mockPort, extra: #","input_cost_per_token":0.000003"#))
         // Timed from the write's acknowledgement: what the admin call itself costs on a
         // loaded machine is not propagation.
         _ = try await harness.adminJSON("POST", "/v1/admin/keys/helpdesk/revoke")
@@ -96,11 +96,7 @@ struct PolicySyncTests {
         try await harness.seedPolicy()
         _ = try await harness.adminJSON(
             "POST", "/v1/admin/models",
-            json: """
-                {"alias":"claude","deployments":[{"provider":"anthropic",
-                 "api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
-                 "upstream_model":"mock","credential_ref":"ANTHROPIC_API_KEY"}]}
-                """)
+            json: Self.claudeModel(port: harness.mockPort))
         _ = try await harness.adminJSON(
             "POST", "/v1/admin/services",
             json: #"{"name":"shop/marketing","keyless":true,"allowed_models":["gpt-test"]}"#)
