@@ -18,7 +18,10 @@ struct AgentErrorTests {
         let harness = try await AgentHarness()
         let cases: [(String, String)] = [
             ("{not json", "invalid_json"),
-            (#"{"model":"gpt-test","messages":"# + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + "}", "json_too_deep"),
+            (
+                #"{"model":"gpt-test","messages":"# + String(repeating: "[", count: 5000)
+                    + String(repeating: "]", count: 5000) + "}", "json_too_deep"
+            ),
             (#"{"model":"gpt-test","model":"other"}"#, "duplicate_key"),
             (#"{"model":"gpt-test","api_base":"https://evil.example/v1"}"#, "forbidden_field"),
             (#"{"model":"gpt-test","base_url":"https://evil.example/v1"}"#, "forbidden_field"),
@@ -56,7 +59,9 @@ struct AgentErrorTests {
     func tooLargeDeclared() async throws {
         let harness = try await AgentHarness(settings: "sluice_settings:\n  max_request_body_bytes: 1024\n")
         // Declares 100 MB but sends only a few bytes: the answer must not wait for the rest.
-        let raw = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 104857600\r\n\r\n{\"model\""
+        let raw =
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + "Content-Length: 104857600\r\n\r\n{\"model\""
         let response = try await harness.send(raw: raw)
         #expect(response.status == 413)
         #expect(try errorBody(response).code == "request_too_large")
@@ -68,7 +73,8 @@ struct AgentErrorTests {
     func tooLargeChunked() async throws {
         let harness = try await AgentHarness(settings: "sluice_settings:\n  max_request_body_bytes: 1024\n")
         let chunk = String(repeating: "a", count: 600)
-        let raw = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let raw =
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
             + "258\r\n\(chunk)\r\n258\r\n\(chunk)\r\n"  // 2 × 600 bytes, never terminated
         let response = try await harness.send(raw: raw)
         #expect(response.status == 413)
@@ -84,7 +90,9 @@ struct AgentErrorTests {
         #expect(headers.status == 431)
         #expect(try errorBody(headers).code == "request_header_fields_too_large")
 
-        let smuggle = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        let smuggle =
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+            + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
         let framing = try await harness.send(raw: smuggle)
         #expect(framing.status == 400)
         #expect(try errorBody(framing).code == "malformed_http")
@@ -94,7 +102,9 @@ struct AgentErrorTests {
 
     @Test("an upstream error passes through with its status, credentials scrubbed")
     func upstreamErrorScrubbed() async throws {
-        let harness = try await AgentHarness(aliases: ["limited": "mock+status=429+echo_key", "broken": "mock+status=500"])
+        let harness = try await AgentHarness(aliases: [
+            "limited": "mock+status=429+echo_key", "broken": "mock+status=500",
+        ])
         let limited = try await harness.chat(model: "limited")
         #expect(limited.status == 429)
         #expect(!limited.text.contains("sk-test-provider-secret-0123456789"))
@@ -116,7 +126,9 @@ struct AgentErrorTests {
         // test can be handed it meanwhile (a stopped server's port could be).
         let refusing = try ExternalProcess.refusingPort()
         defer { refusing.close() }
-        try await harness.restartAgent(yaml: harness.yaml.replacingOccurrences(of: "127.0.0.1:\(harness.mock.port)", with: "127.0.0.1:\(refusing.port)"))
+        try await harness.restartAgent(
+            yaml: harness.yaml.replacingOccurrences(
+                of: "127.0.0.1:\(harness.mock.port)", with: "127.0.0.1:\(refusing.port)"))
         let refused = try await harness.chat()
         #expect(refused.status == 502)
         #expect(try errorBody(refused).code == "upstream_connect_failed")
@@ -126,8 +138,9 @@ struct AgentErrorTests {
 
     @Test("504 when the first byte does not come in time")
     func firstByteTimeout() async throws {
-        let harness = try await AgentHarness(aliases: ["slow": "mock+first_byte_delay_ms=3000"],
-                                             settings: "sluice_settings:\n  first_byte_timeout_seconds: 0.3\n")
+        let harness = try await AgentHarness(
+            aliases: ["slow": "mock+first_byte_delay_ms=3000"],
+            settings: "sluice_settings:\n  first_byte_timeout_seconds: 0.3\n")
         let response = try await harness.chat(model: "slow")
         #expect(response.status == 504)
         #expect(try errorBody(response).code == "upstream_first_byte_timeout")
@@ -136,7 +149,9 @@ struct AgentErrorTests {
 
     @Test("a request that trickles in is cut off: 408 mid-body, a silent close mid-headers")
     func slowCallers() async throws {
-        let harness = try await AgentHarness(settings: "sluice_settings:\n  request_read_timeout_seconds: 0.3\n")
+        // Long enough that a loaded machine connects and writes within it; the body never
+        // completes, so the timeout still fires.
+        let harness = try await AgentHarness(settings: "sluice_settings:\n  request_read_timeout_seconds: 1\n")
         let slowBody = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"model\""
         let response = try await harness.send(raw: slowBody)
         #expect(response.status == 408)
@@ -155,7 +170,9 @@ struct AgentErrorTests {
         // Two callers hold the two allowed connections; a third is closed on accept.
         var held: [any Channel] = []
         for _ in 0..<2 {
-            let channel = try await ClientBootstrap(group: harness.group).connect(host: "127.0.0.1", port: harness.agentPort).get()
+            let channel = try await ClientBootstrap(group: harness.group).connect(
+                host: "127.0.0.1", port: harness.agentPort
+            ).get()
             held.append(channel)
         }
         await #expect(throws: (any Error).self) {
