@@ -162,6 +162,45 @@ struct StoreConformanceTests {
         #expect(top.map(\.group) == [["team": "ml"]])
     }
 
+    @Test("a change plans from the policy it changes: 20 concurrent read-modify-writes lose nothing",
+          arguments: StoreFixture.kinds)
+    func concurrentChanges(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let store = fixture.store
+        try await store.put(.team(TeamDocument(name: "ml")), mode: .create)
+        let writes = try await withThrowingTaskGroup(of: PolicyWrite.self) { group in
+            for index in 0..<20 {
+                group.addTask {
+                    try await store.change { snapshot in
+                        guard case .team(var team) = snapshot.entities.first(where: { $0.name == "ml" }) else {
+                            throw StoreError(.notFound, "no team")
+                        }
+                        // What the plan saw is written down: the version it read must be the one it replaced.
+                        team.deniedModels.append("m\(index)@\(snapshot.version)")
+                        return .put(.team(team), .update)
+                    }
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        guard case .team(let team) = try await store.entity(.team, name: "ml") else {
+            Issue.record("the team is gone")
+            return
+        }
+        #expect(team.deniedModels.count == 20)
+        #expect(Set(writes.map(\.version)) == Set(3...22))
+        for entry in team.deniedModels {
+            let seen = try #require(Int64(entry.split(separator: "@")[1]))
+            #expect(writes.contains { $0.version == seen + 1 && "\($0.change)".contains(entry) }, "\(entry)")
+        }
+        // A plan that refuses changes nothing, not even the version.
+        await #expect(throws: StoreError(.invalid, "refused")) {
+            try await store.change { _ in throw StoreError(.invalid, "refused") }
+        }
+        #expect(try await store.policyVersion() == 22)
+    }
+
     @Test("the same batch sent 20 times at once is applied once", arguments: StoreFixture.kinds)
     func concurrentDuplicates(kind: StoreFixture.Kind) async throws {
         let fixture = try await StoreFixture(kind)

@@ -109,16 +109,13 @@ public struct ControlAPI: Sendable {
         admin.get("settings") { _, _ in try jsonResponse(try await store.settings()) }
         admin.put("settings") { request, context in
             let settings = try await decode(SettingsDocument.self, request, context)
-            try await gate.check(.settings(settings), store: store)
-            try await store.setSettings(settings)
+            _ = try await gate.editSettings(in: store) { _ in settings }
             await audit.changed(request, "replace", "settings", "settings")
             return try jsonResponse(settings)
         }
         admin.patch("settings") { request, context in
             let patch = try await readBody(request)
-            let settings = try MergePatch.apply(patch, to: try await store.settings())
-            try await gate.check(.settings(settings), store: store)
-            try await store.setSettings(settings)
+            let settings = try await gate.editSettings(in: store) { try MergePatch.apply(patch, to: $0) }
             await audit.changed(request, "patch", "settings", "settings", fields: AdminAudit.fieldNames(patch))
             return try jsonResponse(settings)
         }
@@ -237,8 +234,7 @@ public struct ControlAPI: Sendable {
         group.post(RouterPath(collection)) { request, context in
             let document = try await decode(Document.self, request, context)
             let entity = wrap(document)
-            try await gate.check(.put(entity), store: store)
-            try await store.put(entity, mode: .create)
+            try await gate.put(entity, mode: .create, in: store)
             await audit.changed(request, "create", noun, name(document))
             return try jsonResponse(Self.payload(entity), status: .created)
         }
@@ -259,33 +255,29 @@ public struct ControlAPI: Sendable {
                         code: "name_mismatch")
                 }
                 let entity = wrap(document)
-                try await gate.check(.put(entity), store: store)
-                try await store.put(entity, mode: .update)
+                try await gate.put(entity, mode: .update, in: store)
                 await audit.changed(request, "replace", noun, key)
                 return try jsonResponse(Self.payload(entity))
             }
             group.patch(RouterPath(item)) { request, context in
                 let key = try address(context)
-                guard let stored = try await store.entity(kind, name: key), let current = unwrap(stored) else {
-                    throw APIError(404, "no \(noun) \(Identifier.quoted(key))", code: "not_found")
-                }
                 let patch = try await readBody(request)
-                let document = try MergePatch.apply(patch, to: current)
-                guard name(document) == key else {
-                    throw APIError(
-                        400, "a patch cannot rename \(Identifier.quoted(key)); create the new one and delete this",
-                        code: "name_mismatch")
+                let entity = try await gate.edit(kind, key, in: store) { stored in
+                    guard let current = unwrap(stored) else { preconditionFailure("an entity of another kind") }
+                    let document = try MergePatch.apply(patch, to: current)
+                    guard name(document) == key else {
+                        throw APIError(
+                            400, "a patch cannot rename \(Identifier.quoted(key)); create the new one and delete this",
+                            code: "name_mismatch")
+                    }
+                    return wrap(document)
                 }
-                let entity = wrap(document)
-                try await gate.check(.put(entity), store: store)
-                try await store.put(entity, mode: .update)
                 await audit.changed(request, "patch", noun, key, fields: AdminAudit.fieldNames(patch))
                 return try jsonResponse(Self.payload(entity))
             }
             group.delete(RouterPath(item)) { request, context in
                 let key = try address(context)
-                try await gate.check(.delete(kind, key), store: store)
-                try await store.delete(kind, name: key)
+                try await gate.delete(kind, key, in: store)
                 await audit.changed(request, "delete", noun, key)
                 return Response(status: .noContent)
             }

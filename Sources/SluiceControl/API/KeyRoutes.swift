@@ -218,7 +218,10 @@ extension ControlAPI {
         group.get("keys") { _, _ in try jsonResponse(try await store.entities(.key).map(Self.payload)) }
         group.get("keys/:id") { _, context in
             let id = try context.pathParameter("id")
-            return try jsonResponse(KeyView(try await Self.key(id, in: store)))
+            guard case .key(let key) = try await store.entity(.key, name: id) else {
+                throw APIError(404, "no key \"\(id)\"", code: "not_found")
+            }
+            return try jsonResponse(KeyView(key))
         }
         group.post("keys") { request, context in
             let body = try await decode(KeyRequest.self, request, context)
@@ -235,12 +238,11 @@ extension ControlAPI {
             key.createdAt = Int64(Date().timeIntervalSince1970)
             if body.createMissing == true {
                 // Grammar first, so a bad key id creates no team on the way to being refused.
-                let grammar = PolicyGate.grammar(.put(.key(key)))
+                let grammar = PolicyGate.grammar(.key(key))
                 guard grammar.isEmpty else { throw PolicyGate.refusal(grammar, status: 400, code: "invalid_name") }
                 try await Self.createMissing(team: team, project: body.project, store: store, gate: gate)
             }
-            try await gate.check(.put(.key(key)), store: store)
-            try await store.put(.key(key), mode: .create)
+            try await gate.put(.key(key), mode: .create, in: store)
             await audit.changed(request, "create", "key", id)
             return try jsonResponse(IssuedKey(key: secret, details: KeyView(key)), status: .created)
         }
@@ -259,9 +261,11 @@ extension ControlAPI {
             if let newID = patch.id, newID != id {
                 throw APIError(400, "a key's id cannot change", code: "id_immutable")
             }
-            let key = try patch.applied(to: try await Self.key(id, in: store))
-            try await gate.check(.put(.key(key)), store: store)
-            try await store.put(.key(key), mode: .update)
+            let stored = try await gate.edit(.key, id, in: store) { stored in
+                guard case .key(let key) = stored else { preconditionFailure("an entity of another kind") }
+                return .key(try patch.applied(to: key))
+            }
+            guard case .key(let key) = stored else { preconditionFailure("an entity of another kind") }
             await audit.changed(request, "patch", "key", id, fields: AdminAudit.fieldNames(body))
             return try jsonResponse(KeyView(key))
         }
@@ -280,28 +284,30 @@ extension ControlAPI {
             guard (0...30 * 86_400).contains(grace) else {
                 throw APIError(400, "grace_period_seconds must be 0 to 2592000", code: "invalid_grace")
             }
-            var key = try await Self.key(id, in: store)
-            guard !key.revoked else {
-                throw APIError(409, "key \"\(id)\" is revoked; create a new one", code: "key_revoked")
-            }
             var generator = SystemRandomNumberGenerator()
             let secret = VirtualKey.generate(using: &generator)
+            let hash = hasher.hash(secret).encoded
             let now = Int64(Date().timeIntervalSince1970)
-            key.previousHash = grace > 0 ? key.hash : nil
-            key.previousHashExpiresAt = grace > 0 ? now + grace : nil
-            key.hash = hasher.hash(secret).encoded
-            key.prefix = VirtualKey.displayPrefix(of: secret)
-            try await store.put(.key(key), mode: .update)
+            // Read and written in one transaction: a rotation cannot undo a concurrent revocation.
+            let key = try await Self.changeKey(id, in: store) { key in
+                guard !key.revoked else {
+                    throw APIError(409, "key \"\(id)\" is revoked; create a new one", code: "key_revoked")
+                }
+                key.previousHash = grace > 0 ? key.hash : nil
+                key.previousHashExpiresAt = grace > 0 ? now + grace : nil
+                key.hash = hash
+                key.prefix = VirtualKey.displayPrefix(of: secret)
+            }
             await audit.changed(request, "rotate", "key", id, fields: grace > 0 ? ["grace_period_seconds"] : [])
             return try jsonResponse(IssuedKey(key: secret, details: KeyView(key)))
         }
         group.post("keys/:id/revoke") { request, context in
             let id = try context.pathParameter("id")
-            var key = try await Self.key(id, in: store)
-            key.revoked = true
-            key.previousHash = nil
-            key.previousHashExpiresAt = nil
-            try await store.put(.key(key), mode: .update)
+            let key = try await Self.changeKey(id, in: store) { key in
+                key.revoked = true
+                key.previousHash = nil
+                key.previousHashExpiresAt = nil
+            }
             await audit.changed(request, "revoke", "key", id)
             return try jsonResponse(KeyView(key))
         }
@@ -310,20 +316,26 @@ extension ControlAPI {
     /// Creates the team, then the project, a new key names, where they do not exist yet.
     static func createMissing(team: String, project: String?, store: any Store, gate: PolicyGate) async throws {
         if try await store.entity(.team, name: team) == nil {
-            try await gate.check(.put(.team(TeamDocument(name: team))), store: store)
-            try await store.put(.team(TeamDocument(name: team)), mode: .upsert)
+            try await gate.put(.team(TeamDocument(name: team)), mode: .upsert, in: store)
         }
         if let project, try await store.entity(.project, name: project) == nil {
-            let document = ProjectDocument(name: project, team: team)
-            try await gate.check(.put(.project(document)), store: store)
-            try await store.put(.project(document), mode: .upsert)
+            try await gate.put(.project(ProjectDocument(name: project, team: team)), mode: .upsert, in: store)
         }
     }
 
-    static func key(_ id: String, in store: any Store) async throws -> KeyDocument {
-        guard case .key(let key) = try await store.entity(.key, name: id) else {
-            throw APIError(404, "no key \"\(id)\"", code: "not_found")
+    /// Reads a key, changes it with `edit` and stores it, with no other policy write in
+    /// between. Returns what was stored; 404 when there is no such key.
+    static func changeKey(
+        _ id: String, in store: any Store, _ edit: @escaping @Sendable (inout KeyDocument) throws -> Void
+    ) async throws -> KeyDocument {
+        let write = try await store.change { snapshot in
+            guard case .key(var key) = snapshot.entities.first(where: { $0.kind == .key && $0.name == id }) else {
+                throw APIError(404, "no key \"\(id)\"", code: "not_found")
+            }
+            try edit(&key)
+            return .put(.key(key), .update)
         }
+        guard case .put(.key(let key), _) = write.change else { preconditionFailure("a key change stores a key") }
         return key
     }
 }

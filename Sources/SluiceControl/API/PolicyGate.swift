@@ -10,17 +10,10 @@ import SluiceWire
 /// Problems already stored (from before these checks) are not blamed on an unrelated write,
 /// and a write that removes one is always allowed.
 ///
-/// The check reads a snapshot, then the store writes: two concurrent writes may each pass
-/// alone. The store's own reference checks still hold inside its transaction, and what
-/// else two racing writes could break (an allowlist naming a model deleted at the same
-/// moment) is tolerated by agents: a dangling name matches nothing.
+/// The check runs inside the store's write transaction, on the policy the write changes
+/// (``Store/change(_:)``): two concurrent writes that would each pass alone but together
+/// leave a dangling reference cannot both land, on one process or across replicas.
 struct PolicyGate: Sendable {
-    enum Change: Sendable {
-        case put(Entity)
-        case delete(EntityKind, String)
-        case settings(SettingsDocument)
-    }
-
     let keyPepper: Secret
     let zoneDirectory: String
 
@@ -31,15 +24,61 @@ struct PolicyGate: Sendable {
         self.zoneDirectory = zoneDirectory
     }
 
-    /// Throws a 400 (409 for a delete something still needs) naming every new problem.
-    func check(_ change: Change, store: any Store) async throws {
+    /// Creates (`.create`), replaces (`.update`) or upserts `entity`.
+    func put(_ entity: Entity, mode: PutMode, in store: any Store) async throws {
+        try await write(in: store) { _ in .put(entity, mode) }
+    }
+
+    /// Reads the stored entity, changes it with `edit` and stores the result, with no other
+    /// policy write in between (a patch cannot undo a concurrent revocation). Returns what
+    /// was stored; 404 when there is no such entity.
+    func edit(
+        _ kind: EntityKind, _ name: String, in store: any Store,
+        _ edit: @escaping @Sendable (Entity) throws -> Entity
+    ) async throws -> Entity {
+        let change = try await write(in: store) { snapshot in
+            guard let current = snapshot.entities.first(where: { $0.kind == kind && $0.name == name }) else {
+                throw APIError(404, "no \(kind.rawValue) \(Identifier.quoted(name))", code: "not_found")
+            }
+            return .put(try edit(current), .update)
+        }
+        guard case .put(let entity, _) = change else { preconditionFailure("an edit stores an entity") }
+        return entity
+    }
+
+    func delete(_ kind: EntityKind, _ name: String, in store: any Store) async throws {
+        try await write(in: store) { _ in .delete(kind, name) }
+    }
+
+    /// Changes the fleet settings with `edit`; returns what was stored.
+    func editSettings(
+        in store: any Store, _ edit: @escaping @Sendable (SettingsDocument) throws -> SettingsDocument
+    ) async throws -> SettingsDocument {
+        let change = try await write(in: store) { snapshot in .settings(try edit(snapshot.settings)) }
+        guard case .settings(let settings) = change else { preconditionFailure("a settings edit stores settings") }
+        return settings
+    }
+
+    /// Stores the change `plan` makes, if ``check(_:against:)`` passes on the policy it
+    /// changes, inside the store's write transaction.
+    @discardableResult
+    private func write(in store: any Store, _ plan: @escaping PolicyPlan) async throws -> PolicyChange {
+        try await store.change { [self] snapshot in
+            let change = try plan(snapshot)
+            try check(change, against: snapshot)
+            return change
+        }.change
+    }
+
+    /// Throws a 400 (409 for a delete something still needs) naming every new problem
+    /// `change` would bring to `snapshot`.
+    func check(_ change: PolicyChange, against snapshot: PolicySnapshot) throws {
         let grammar = Self.grammar(change)
         guard grammar.isEmpty else { throw Self.refusal(grammar, status: 400, code: "invalid_name") }
-        let snapshot = try await store.snapshot()
         let before = Set(problems(in: document(snapshot)))
         var after = snapshot
         switch change {
-        case .put(let entity):
+        case .put(let entity, _):
             after.entities.removeAll { $0.kind == entity.kind && $0.name == entity.name }
             after.entities.append(entity)
         case .delete(let kind, let name):
@@ -84,15 +123,21 @@ struct PolicyGate: Sendable {
         PolicyPublisher.document(from: snapshot, pepperFingerprint: "", now: 0)
     }
 
-    static func grammar(_ change: Change) -> [AdmissionProblem] {
+    static func grammar(_ change: PolicyChange) -> [AdmissionProblem] {
         switch change {
-        case .put(.team(let team)): PolicyDocument.grammarProblems(team: team)
-        case .put(.project(let project)): PolicyDocument.grammarProblems(project: project)
-        case .put(.service(let service)): PolicyDocument.grammarProblems(service: service)
-        case .put(.model(let model)): PolicyDocument.grammarProblems(model: model)
-        case .put(.key(let key)): PolicyDocument.grammarProblems(key: key)
+        case .put(let entity, _): grammar(entity)
         case .settings(let settings): PolicyDocument.grammarProblems(settings: settings)
         case .delete: []
+        }
+    }
+
+    static func grammar(_ entity: Entity) -> [AdmissionProblem] {
+        switch entity {
+        case .team(let team): PolicyDocument.grammarProblems(team: team)
+        case .project(let project): PolicyDocument.grammarProblems(project: project)
+        case .service(let service): PolicyDocument.grammarProblems(service: service)
+        case .model(let model): PolicyDocument.grammarProblems(model: model)
+        case .key(let key): PolicyDocument.grammarProblems(key: key)
         }
     }
 

@@ -104,49 +104,68 @@ public final class PostgresStore: Store {
     // MARK: - Entities
 
     @discardableResult
-    public func put(_ entity: Entity, mode: PutMode) async throws -> Int64 {
-        let body = try EntityCoding.encode(entity)
+    public func change(_ plan: @escaping PolicyPlan) async throws -> PolicyWrite {
         let now = clock()
         return try await transaction { connection in
+            // The lock first: the snapshot `plan` sees is then the one the change applies to.
             let version = try await self.lockPolicy(connection)
-            let kind = entity.kind.rawValue
-            let name = entity.name
-            let exists = try await self.exists(connection, kind: kind, name: name)
-            switch mode {
-            case .create where exists: throw StoreError(.conflict, "\(kind) \"\(name)\" already exists")
-            case .update where !exists: throw StoreError(.notFound, "no \(kind) \"\(name)\"")
-            default: break
+            let change = try plan(try await self.readSnapshot(connection))
+            switch change {
+            case .put(let entity, let mode):
+                try await self.put(entity, mode: mode, now: now, connection)
+            case .delete(let kind, let name):
+                try await self.delete(kind, name: name, connection)
+            case .settings(let settings):
+                let body = try EntityCoding.encodeSettings(settings)
+                try await connection.query(
+                    """
+                    INSERT INTO settings (id, body) VALUES (1, \(body))
+                    ON CONFLICT (id) DO UPDATE SET body = excluded.body
+                    """,
+                    logger: self.logger)
             }
-            for (requiredKind, requiredName) in References.required(by: entity) {
-                guard try await self.exists(connection, kind: requiredKind.rawValue, name: requiredName) else {
-                    throw StoreError(
-                        .invalid,
-                        "\(kind) \"\(name)\" refers to \(requiredKind.rawValue) \"\(requiredName)\","
-                            + " which does not exist"
-                    )
-                }
-            }
-            if let project = entity.project, let team = entity.team {
-                let owner =
-                    try await connection.query(
-                        "SELECT team FROM entities WHERE kind = 'project' AND name = \(project)", logger: self.logger
-                    )
-                    .decode(String?.self).first(where: { _ in true }) ?? nil
-                guard owner == team else {
-                    throw StoreError(
-                        .invalid, "project \"\(project)\" belongs to team \"\(owner ?? "?")\", not \"\(team)\"")
-                }
-            }
-            try await connection.query(
-                """
-                INSERT INTO entities (kind, name, team, project, body, created_at, updated_at)
-                VALUES (\(kind), \(name), \(entity.team), \(entity.project), \(body), \(now), \(now))
-                ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body =
-                    excluded.body,
-                    updated_at = excluded.updated_at
-                """, logger: self.logger)
-            return try await self.bump(connection, from: version)
+            return PolicyWrite(version: try await self.bump(connection, from: version), change: change)
         }
+    }
+
+    private func put(_ entity: Entity, mode: PutMode, now: Int64, _ connection: PostgresConnection) async throws {
+        let body = try EntityCoding.encode(entity)
+        let kind = entity.kind.rawValue
+        let name = entity.name
+        let exists = try await self.exists(connection, kind: kind, name: name)
+        switch mode {
+        case .create where exists: throw StoreError(.conflict, "\(kind) \"\(name)\" already exists")
+        case .update where !exists: throw StoreError(.notFound, "no \(kind) \"\(name)\"")
+        default: break
+        }
+        for (requiredKind, requiredName) in References.required(by: entity) {
+            guard try await self.exists(connection, kind: requiredKind.rawValue, name: requiredName) else {
+                throw StoreError(
+                    .invalid,
+                    "\(kind) \"\(name)\" refers to \(requiredKind.rawValue) \"\(requiredName)\","
+                        + " which does not exist"
+                )
+            }
+        }
+        if let project = entity.project, let team = entity.team {
+            let owner =
+                try await connection.query(
+                    "SELECT team FROM entities WHERE kind = 'project' AND name = \(project)", logger: self.logger
+                )
+                .decode(String?.self).first(where: { _ in true }) ?? nil
+            guard owner == team else {
+                throw StoreError(
+                    .invalid, "project \"\(project)\" belongs to team \"\(owner ?? "?")\", not \"\(team)\"")
+            }
+        }
+        try await connection.query(
+            """
+            INSERT INTO entities (kind, name, team, project, body, created_at, updated_at)
+            VALUES (\(kind), \(name), \(entity.team), \(entity.project), \(body), \(now), \(now))
+            ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body =
+                excluded.body,
+                updated_at = excluded.updated_at
+            """, logger: self.logger)
     }
 
     public func entity(_ kind: EntityKind, name: String) async throws -> Entity? {
@@ -164,40 +183,35 @@ public final class PostgresStore: Store {
         return result
     }
 
-    @discardableResult
-    public func delete(_ kind: EntityKind, name: String) async throws -> Int64 {
-        try await transaction { connection in
-            let version = try await self.lockPolicy(connection)
-            guard try await self.exists(connection, kind: kind.rawValue, name: name) else {
-                throw StoreError(.notFound, "no \(kind.rawValue) \"\(name)\"")
-            }
-            if kind == .team || kind == .project {
-                let query: PostgresQuery =
-                    kind == .team
-                    ? """
-                    SELECT kind || ' "' || name || '"' FROM entities WHERE team = \(name)
-                    ORDER BY kind, name LIMIT 5
-                    """
-                    : """
-                    SELECT kind || ' "' || name || '"' FROM entities WHERE project = \(name)
-                    ORDER BY kind, name LIMIT 5
-                    """
-                var users: [String] = []
-                for try await user in try await connection.query(query, logger: self.logger).decode(String.self) {
-                    users.append(user)
-                }
-                guard users.isEmpty else {
-                    throw StoreError(
-                        .conflict,
-                        "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", "));"
-                            + " delete or move those first"
-                    )
-                }
-            }
-            try await connection.query(
-                "DELETE FROM entities WHERE kind = \(kind.rawValue) AND name = \(name)", logger: self.logger)
-            return try await self.bump(connection, from: version)
+    private func delete(_ kind: EntityKind, name: String, _ connection: PostgresConnection) async throws {
+        guard try await self.exists(connection, kind: kind.rawValue, name: name) else {
+            throw StoreError(.notFound, "no \(kind.rawValue) \"\(name)\"")
         }
+        if kind == .team || kind == .project {
+            let query: PostgresQuery =
+                kind == .team
+                ? """
+                SELECT kind || ' "' || name || '"' FROM entities WHERE team = \(name)
+                ORDER BY kind, name LIMIT 5
+                """
+                : """
+                SELECT kind || ' "' || name || '"' FROM entities WHERE project = \(name)
+                ORDER BY kind, name LIMIT 5
+                """
+            var users: [String] = []
+            for try await user in try await connection.query(query, logger: self.logger).decode(String.self) {
+                users.append(user)
+            }
+            guard users.isEmpty else {
+                throw StoreError(
+                    .conflict,
+                    "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", "));"
+                        + " delete or move those first"
+                )
+            }
+        }
+        try await connection.query(
+            "DELETE FROM entities WHERE kind = \(kind.rawValue) AND name = \(name)", logger: self.logger)
     }
 
     public func settings() async throws -> SettingsDocument {
@@ -206,47 +220,37 @@ public final class PostgresStore: Store {
         return SettingsDocument()
     }
 
-    @discardableResult
-    public func setSettings(_ settings: SettingsDocument) async throws -> Int64 {
-        let body = try EntityCoding.encodeSettings(settings)
-        return try await transaction { connection in
-            let version = try await self.lockPolicy(connection)
-            try await connection.query(
-                """
-                INSERT INTO settings (id, body) VALUES (1, \(body))
-                ON CONFLICT (id) DO UPDATE SET body = excluded.body
-                """,
-                logger: self.logger)
-            return try await self.bump(connection, from: version)
-        }
-    }
-
     public func snapshot() async throws -> PolicySnapshot {
         // REPEATABLE READ: the version and the rows come from one snapshot.
         try await transaction(isolation: "REPEATABLE READ READ ONLY") { connection in
-            var version: Int64 = 0
-            for try await value in try await connection.query(
-                "SELECT value FROM sluice_meta WHERE name = 'policy_version'", logger: self.logger
-            )
-            .decode(Int64.self) { version = value }
-            var entities: [Entity] = []
-            for try await (kind, body) in try await connection.query(
-                "SELECT kind, body FROM entities ORDER BY kind, name", logger: self.logger
-            )
-            .decode((String, String).self) {
-                guard let entityKind = EntityKind(rawValue: kind) else {
-                    throw StoreError(.invalid, "unknown entity kind \(kind) in the store")
-                }
-                entities.append(try EntityCoding.decode(entityKind, body))
-            }
-            var settings = SettingsDocument()
-            for try await body in try await connection.query(
-                "SELECT body FROM settings WHERE id = 1", logger: self.logger
-            ).decode(String.self) {
-                settings = try EntityCoding.decodeSettings(body)
-            }
-            return PolicySnapshot(version: version, entities: entities, settings: settings)
+            try await self.readSnapshot(connection)
         }
+    }
+
+    /// The policy as `connection`'s transaction sees it.
+    private func readSnapshot(_ connection: PostgresConnection) async throws -> PolicySnapshot {
+        var version: Int64 = 0
+        for try await value in try await connection.query(
+            "SELECT value FROM sluice_meta WHERE name = 'policy_version'", logger: logger
+        )
+        .decode(Int64.self) { version = value }
+        var entities: [Entity] = []
+        for try await (kind, body) in try await connection.query(
+            "SELECT kind, body FROM entities ORDER BY kind, name", logger: logger
+        )
+        .decode((String, String).self) {
+            guard let entityKind = EntityKind(rawValue: kind) else {
+                throw StoreError(.invalid, "unknown entity kind \(kind) in the store")
+            }
+            entities.append(try EntityCoding.decode(entityKind, body))
+        }
+        var settings = SettingsDocument()
+        for try await body in try await connection.query(
+            "SELECT body FROM settings WHERE id = 1", logger: logger
+        ).decode(String.self) {
+            settings = try EntityCoding.decodeSettings(body)
+        }
+        return PolicySnapshot(version: version, entities: entities, settings: settings)
     }
 
     public func policyVersion() async throws -> Int64 {

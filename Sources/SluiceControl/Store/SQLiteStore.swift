@@ -72,53 +72,64 @@ public final class SQLiteStore: Store {
     // MARK: - Entities
 
     @discardableResult
-    public func put(_ entity: Entity, mode: PutMode) async throws -> Int64 {
-        let body = try EntityCoding.encode(entity)
+    public func change(_ plan: @escaping PolicyPlan) async throws -> PolicyWrite {
         let now = clock()
         return try await write { db in
-            let exists =
-                try Bool.fetchOne(
-                    db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?",
-                    arguments: [entity.kind.rawValue, entity.name]) ?? false
-            switch mode {
-            case .create where exists:
-                throw StoreError(.conflict, "\(entity.kind.rawValue) \"\(entity.name)\" already exists")
-            case .update where !exists:
-                throw StoreError(.notFound, "no \(entity.kind.rawValue) \"\(entity.name)\"")
-            default:
-                break
+            let change = try plan(try Self.readSnapshot(db))
+            let version: Int64
+            switch change {
+            case .put(let entity, let mode): version = try Self.put(entity, mode: mode, now: now, db)
+            case .delete(let kind, let name): version = try Self.delete(kind, name: name, db)
+            case .settings(let settings): version = try Self.setSettings(settings, db)
             }
-            for (kind, name) in References.required(by: entity) {
-                guard
-                    try Bool.fetchOne(
-                        db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
-                        ?? false
-                else {
-                    throw StoreError(
-                        .invalid,
-                        "\(entity.kind.rawValue) \"\(entity.name)\" refers to \(kind.rawValue) \"\(name)\","
-                            + " which does not exist"
-                    )
-                }
-            }
-            if let project = entity.project, let team = entity.team {
-                let owner = try String.fetchOne(
-                    db, sql: "SELECT team FROM entities WHERE kind = 'project' AND name = ?", arguments: [project])
-                guard owner == team else {
-                    throw StoreError(
-                        .invalid, "project \"\(project)\" belongs to team \"\(owner ?? "?")\", not \"\(team)\"")
-                }
-            }
-            try db.execute(
-                sql: """
-                    INSERT INTO entities (kind, name, team, project, body, created_at, updated_at) VALUES (?, ?, ?, ?,
-                        ?, ?, ?)
-                    ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body =
-                        excluded.body,
-                        updated_at = excluded.updated_at
-                    """, arguments: [entity.kind.rawValue, entity.name, entity.team, entity.project, body, now, now])
-            return try Self.bumpVersion(db)
+            return PolicyWrite(version: version, change: change)
         }
+    }
+
+    private static func put(_ entity: Entity, mode: PutMode, now: Int64, _ db: Database) throws -> Int64 {
+        let body = try EntityCoding.encode(entity)
+        let exists =
+            try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?",
+                arguments: [entity.kind.rawValue, entity.name]) ?? false
+        switch mode {
+        case .create where exists:
+            throw StoreError(.conflict, "\(entity.kind.rawValue) \"\(entity.name)\" already exists")
+        case .update where !exists:
+            throw StoreError(.notFound, "no \(entity.kind.rawValue) \"\(entity.name)\"")
+        default:
+            break
+        }
+        for (kind, name) in References.required(by: entity) {
+            guard
+                try Bool.fetchOne(
+                    db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
+                    ?? false
+            else {
+                throw StoreError(
+                    .invalid,
+                    "\(entity.kind.rawValue) \"\(entity.name)\" refers to \(kind.rawValue) \"\(name)\","
+                        + " which does not exist"
+                )
+            }
+        }
+        if let project = entity.project, let team = entity.team {
+            let owner = try String.fetchOne(
+                db, sql: "SELECT team FROM entities WHERE kind = 'project' AND name = ?", arguments: [project])
+            guard owner == team else {
+                throw StoreError(
+                    .invalid, "project \"\(project)\" belongs to team \"\(owner ?? "?")\", not \"\(team)\"")
+            }
+        }
+        try db.execute(
+            sql: """
+                INSERT INTO entities (kind, name, team, project, body, created_at, updated_at) VALUES (?, ?, ?, ?,
+                    ?, ?, ?)
+                ON CONFLICT (kind, name) DO UPDATE SET team = excluded.team, project = excluded.project, body =
+                    excluded.body,
+                    updated_at = excluded.updated_at
+                """, arguments: [entity.kind.rawValue, entity.name, entity.team, entity.project, body, now, now])
+        return try bumpVersion(db)
     }
 
     public func entity(_ kind: EntityKind, name: String) async throws -> Entity? {
@@ -137,35 +148,32 @@ public final class SQLiteStore: Store {
         return try bodies.map { try EntityCoding.decode(kind, $0) }
     }
 
-    @discardableResult
-    public func delete(_ kind: EntityKind, name: String) async throws -> Int64 {
-        try await write { db in
-            guard
-                try Bool.fetchOne(
-                    db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
-                    ?? false
-            else {
-                throw StoreError(.notFound, "no \(kind.rawValue) \"\(name)\"")
-            }
-            let column = kind == .team ? "team" : (kind == .project ? "project" : nil)
-            if let column {
-                let users = try String.fetchAll(
-                    db,
-                    sql:
-                        "SELECT kind || ' \"' || name || '\"' FROM entities WHERE \(column) = ?"
-                            + " ORDER BY kind, name LIMIT 5",
-                    arguments: [name])
-                guard users.isEmpty else {
-                    throw StoreError(
-                        .conflict,
-                        "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", "));"
-                            + " delete or move those first"
-                    )
-                }
-            }
-            try db.execute(sql: "DELETE FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
-            return try Self.bumpVersion(db)
+    private static func delete(_ kind: EntityKind, name: String, _ db: Database) throws -> Int64 {
+        guard
+            try Bool.fetchOne(
+                db, sql: "SELECT 1 FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
+                ?? false
+        else {
+            throw StoreError(.notFound, "no \(kind.rawValue) \"\(name)\"")
         }
+        let column = kind == .team ? "team" : (kind == .project ? "project" : nil)
+        if let column {
+            let users = try String.fetchAll(
+                db,
+                sql:
+                    "SELECT kind || ' \"' || name || '\"' FROM entities WHERE \(column) = ?"
+                        + " ORDER BY kind, name LIMIT 5",
+                arguments: [name])
+            guard users.isEmpty else {
+                throw StoreError(
+                    .conflict,
+                    "\(kind.rawValue) \"\(name)\" is still used by \(users.joined(separator: ", "));"
+                        + " delete or move those first"
+                )
+            }
+        }
+        try db.execute(sql: "DELETE FROM entities WHERE kind = ? AND name = ?", arguments: [kind.rawValue, name])
+        return try bumpVersion(db)
     }
 
     public func settings() async throws -> SettingsDocument {
@@ -173,38 +181,32 @@ public final class SQLiteStore: Store {
         return try body.map(EntityCoding.decodeSettings) ?? SettingsDocument()
     }
 
-    @discardableResult
-    public func setSettings(_ settings: SettingsDocument) async throws -> Int64 {
+    private static func setSettings(_ settings: SettingsDocument, _ db: Database) throws -> Int64 {
         let body = try EntityCoding.encodeSettings(settings)
-        return try await write { db in
-            try db.execute(
-                sql:
-                    "INSERT INTO settings (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                arguments: [body])
-            return try Self.bumpVersion(db)
-        }
+        try db.execute(
+            sql: "INSERT INTO settings (id, body) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            arguments: [body])
+        return try bumpVersion(db)
     }
 
     public func snapshot() async throws -> PolicySnapshot {
         // One read transaction: the version and the rows are the same state.
-        let (version, rows, settingsBody) = try await pool.read { db in
-            let version =
-                try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = 'policy_version'") ?? 0
-            let rows = try Row.fetchAll(db, sql: "SELECT kind, body FROM entities ORDER BY kind, name").map { row in
-                (row["kind"] as String, row["body"] as String)
-            }
-            let settings = try String.fetchOne(db, sql: "SELECT body FROM settings WHERE id = 1")
-            return (version, rows, settings)
-        }
-        let entities = try rows.map { kind, body in
+        try await pool.read { db in try Self.readSnapshot(db) }
+    }
+
+    private static func readSnapshot(_ db: Database) throws -> PolicySnapshot {
+        let version = try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = 'policy_version'") ?? 0
+        let entities = try Row.fetchAll(db, sql: "SELECT kind, body FROM entities ORDER BY kind, name").map { row in
+            let kind: String = row["kind"]
             guard let entityKind = EntityKind(rawValue: kind) else {
                 throw StoreError(.invalid, "unknown entity kind \(kind) in the store")
             }
-            return try EntityCoding.decode(entityKind, body)
+            return try EntityCoding.decode(entityKind, row["body"])
         }
+        let settings = try String.fetchOne(db, sql: "SELECT body FROM settings WHERE id = 1")
         return PolicySnapshot(
             version: version, entities: entities,
-            settings: try settingsBody.map(EntityCoding.decodeSettings) ?? SettingsDocument())
+            settings: try settings.map(EntityCoding.decodeSettings) ?? SettingsDocument())
     }
 
     public func policyVersion() async throws -> Int64 {

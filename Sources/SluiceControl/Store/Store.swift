@@ -10,19 +10,18 @@ public protocol Store: Sendable {
     /// Creates or upgrades the schema. Safe to run at every start, on every replica.
     func migrate() async throws
 
-    /// Creates (`mode == .create`), replaces (`.update`) or upserts an entity after checking
-    /// that what it refers to exists. Returns the new policy version.
+    /// Reads the policy and applies the change `plan` makes of it, in one transaction that
+    /// holds the policy write lock (on every replica), after the store's own checks: a
+    /// `put` checks its mode and that what the entity refers to exists, a `delete` that
+    /// nothing refers to what it removes. No other policy write lands between the read and
+    /// the change, so a read-modify-write (a patch, a revocation) loses no concurrent write,
+    /// and a check `plan` makes still holds when the change is stored. `plan` may throw to
+    /// refuse; then nothing changes.
     @discardableResult
-    func put(_ entity: Entity, mode: PutMode) async throws -> Int64
+    func change(_ plan: @escaping PolicyPlan) async throws -> PolicyWrite
     func entity(_ kind: EntityKind, name: String) async throws -> Entity?
     func entities(_ kind: EntityKind) async throws -> [Entity]
-    /// Deletes an entity no other one refers to. Returns the new policy version.
-    @discardableResult
-    func delete(_ kind: EntityKind, name: String) async throws -> Int64
-
     func settings() async throws -> SettingsDocument
-    @discardableResult
-    func setSettings(_ settings: SettingsDocument) async throws -> Int64
 
     /// Every entity and the settings, read in one transaction, with their version.
     func snapshot() async throws -> PolicySnapshot
@@ -110,7 +109,7 @@ public struct AgentRecord: Sendable, Equatable, Codable {
     }
 }
 
-public enum PutMode: Sendable {
+public enum PutMode: Sendable, Equatable {
     case create, update, upsert
 }
 
@@ -160,6 +159,48 @@ public enum Entity: Sendable, Equatable {
     public var project: String? {
         if case .key(let key) = self { return key.project }
         return nil
+    }
+}
+
+extension Store {
+    /// Creates (`mode == .create`), replaces (`.update`) or upserts an entity after checking
+    /// that what it refers to exists. Returns the new policy version.
+    @discardableResult
+    public func put(_ entity: Entity, mode: PutMode) async throws -> Int64 {
+        try await change { _ in .put(entity, mode) }.version
+    }
+
+    /// Deletes an entity no other one refers to. Returns the new policy version.
+    @discardableResult
+    public func delete(_ kind: EntityKind, name: String) async throws -> Int64 {
+        try await change { _ in .delete(kind, name) }.version
+    }
+
+    /// Replaces the fleet settings. Returns the new policy version.
+    @discardableResult
+    public func setSettings(_ settings: SettingsDocument) async throws -> Int64 {
+        try await change { _ in .settings(settings) }.version
+    }
+}
+
+/// One change to the policy.
+public enum PolicyChange: Sendable, Equatable {
+    case put(Entity, PutMode)
+    case delete(EntityKind, String)
+    case settings(SettingsDocument)
+}
+
+/// Decides a policy change from the policy as it stands, inside the write's transaction.
+public typealias PolicyPlan = @Sendable (PolicySnapshot) throws -> PolicyChange
+
+/// A policy change that was stored, and the policy version it made.
+public struct PolicyWrite: Sendable, Equatable {
+    public var version: Int64
+    public var change: PolicyChange
+
+    public init(version: Int64, change: PolicyChange) {
+        self.version = version
+        self.change = change
     }
 }
 
