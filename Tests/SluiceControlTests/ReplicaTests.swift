@@ -113,7 +113,8 @@ struct ReplicaTests {
         // The same usage batch sent to both replicas counts once.
         let batch =
             #"{"agent_id":"agent-1","epoch":"e1","sequence":1,"deltas":[{"hour":1795435200,"team":"ml","#
-            + #""service":"a/b","model":"m","requests":2,"prompt_tokens":2,"completion_tokens":2,"cost_pico_usd":7,"denials":{}}]}"#
+            + #""service":"a/b","model":"m","requests":2,"prompt_tokens":2,"completion_tokens":2,"#
+            + #""cost_pico_usd":7,"denials":{}}]}"#
         async let viaA = call(replicas[0], "POST", "/v1/agent/usage", json: batch, token: token)
         async let viaB = call(replicas[1], "POST", "/v1/agent/usage", json: batch, token: token)
         let acks = try await [viaA, viaB].map { String(decoding: $0.body, as: UTF8.self) }
