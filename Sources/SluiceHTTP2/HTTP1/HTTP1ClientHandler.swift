@@ -38,14 +38,16 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
         events.connectionReady(protocol: .http1, maxStreams: 1)
     }
 
-    func start(_ call: UpstreamCall) {
+    /// Starts `call` as a new stream; `connection` is this handler's thread-safe face, which
+    /// the call keeps to return window and cancel.
+    func start(_ call: UpstreamCall, on connection: any UpstreamConnection) {
         guard let context, !closed, self.call == nil else {
             events.streamClosed()
             events.streamFailed(call, UpstreamError(.refused, "connection is busy or closed"))
             return
         }
         self.call = call
-        guard call.attach(to: events.connection, streamID: 1) else {
+        guard call.attach(to: connection, streamID: 1) else {
             finishCall(reuse: false)
             return
         }
@@ -192,7 +194,7 @@ final class HTTP1Connection: UpstreamConnection {
         self.handler = NIOLoopBound(handler, eventLoop: channel.eventLoop)
     }
 
-    func start(_ call: UpstreamCall) { onLoop { $0.start(call) } }
+    func start(_ call: UpstreamCall) { onLoop { [self] in $0.start(call, on: self) } }
     func consume(streamID: Int32, bytes: Int) { onLoop { $0.consume(bytes: bytes) } }
     func cancel(streamID: Int32) {
         let handler = self.handler

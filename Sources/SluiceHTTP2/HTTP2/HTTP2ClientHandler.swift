@@ -225,7 +225,9 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 
     // MARK: - Calls (always on the channel's event loop)
 
-    func start(_ call: UpstreamCall) {
+    /// Starts `call` as a new stream; `connection` is this handler's thread-safe face, which
+    /// the call keeps to return window and cancel.
+    func start(_ call: UpstreamCall, on connection: any UpstreamConnection) {
         guard let session, let context, !closed, goAwayLastStreamID == nil else {
             events.streamClosed()
             events.streamFailed(call, UpstreamError(.refused, "connection is no longer accepting streams"))
@@ -267,7 +269,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
             return
         }
         streams[streamID] = stream
-        guard call.attach(to: events.connection, streamID: streamID) else {
+        guard call.attach(to: connection, streamID: streamID) else {
             // Cancelled while queued: reset straight away.
             resetStream(streamID)
             return

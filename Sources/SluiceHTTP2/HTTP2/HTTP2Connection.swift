@@ -12,7 +12,7 @@ final class HTTP2Connection: UpstreamConnection {
     }
 
     func start(_ call: UpstreamCall) {
-        onLoop { $0.start(call) }
+        onLoop { [self] in $0.start(call, on: self) }
     }
 
     func consume(streamID: Int32, bytes: Int) {

@@ -3,7 +3,6 @@
 /// Every call the pool starts on a connection ends in exactly one ``streamClosed()``,
 /// unless the whole connection closes first (then ``connectionClosed()`` covers it).
 protocol ConnectionEvents: AnyObject, Sendable {
-    var connection: any UpstreamConnection { get }
     func connectionReady(protocol: UpstreamProtocol, maxStreams: Int)
     func maxStreamsChanged(_ maxStreams: Int)
     /// GOAWAY arrived: no new streams; the ones in flight may finish.

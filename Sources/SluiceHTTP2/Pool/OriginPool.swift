@@ -5,10 +5,10 @@ import NIOPosix
 
 /// The connections to one upstream origin.
 ///
-/// HTTP/2 connections carry up to the peer's `MAX_CONCURRENT_STREAMS` calls each; a new
-/// connection opens only when every live one is full. HTTP/1.1 connections carry one call
-/// each. Calls that find no room wait in a bounded queue. All bookkeeping happens under
-/// one lock; I/O happens after it is released.
+/// The bookkeeping is a ``PoolStateMachine`` value under one lock; this class only runs the
+/// actions its transitions return (start a call, open or close a connection, fail a call),
+/// always after the lock is released, so a connection that answers at once cannot re-enter
+/// the lock.
 final class OriginPool: Sendable {
     struct Limits: Sendable {
         var connectTimeout: TimeAmount
@@ -17,114 +17,101 @@ final class OriginPool: Sendable {
         var maxQueuedCalls: Int
     }
 
+    typealias StateMachine = PoolStateMachine<UpstreamCall, any UpstreamConnection>
+
     let origin: UpstreamOrigin
     private let group: any EventLoopGroup
-    private let limits: Limits
+    private let connectTimeout: TimeAmount
     private let sslContext: SSLContext?
-    private let state = NIOLockedValueBox(State())
-
-    struct State {
-        var entries: [ObjectIdentifier: PooledConnection] = [:]
-        /// Calls waiting for room, oldest first.
-        var waiting: [UpstreamCall] = []
-        /// Learned when an h2c peer answered our preface in HTTP/1.x.
-        var speaksOnlyHTTP1 = false
-        var shuttingDown = false
-    }
+    private let state: NIOLockedValueBox<StateMachine>
 
     init(origin: UpstreamOrigin, group: any EventLoopGroup, limits: Limits) throws(TLSError) {
         self.origin = origin
         self.group = group
-        self.limits = limits
-        self.sslContext = origin.scheme == .https
+        self.connectTimeout = limits.connectTimeout
+        self.sslContext =
+            origin.scheme == .https
             ? try SSLContext(client: TLSClientConfiguration(trustRoots: origin.trustRoots)) : nil
-    }
-
-    // MARK: - Placing calls
-
-    private enum Placement {
-        case start(PooledConnection)
-        case connect(PooledConnection)
-        case queued
-        case reject(UpstreamError)
+        state = NIOLockedValueBox(
+            StateMachine(
+                limits: .init(
+                    maxHTTP2Connections: limits.maxHTTP2Connections, maxHTTP1Connections: limits.maxHTTP1Connections,
+                    maxQueuedCalls: limits.maxQueuedCalls),
+                cleartext: origin.scheme == .http))
     }
 
     func execute(_ call: UpstreamCall) {
-        let placement = state.withLockedValue { state -> Placement in
-            guard !state.shuttingDown else { return .reject(UpstreamError(.connectionClosed, "agent is shutting down")) }
-            // A connection with a free stream slot, preferring the busiest (fewer connections).
-            if let entry = state.entries.values
-                .filter({ $0.phase == .ready && $0.active < $0.maxStreams })
-                .max(by: { $0.active < $1.active }) {
-                entry.active += 1
-                return .start(entry)
-            }
-            // A connection still being set up, if it has room for one more call.
-            if let entry = state.entries.values.first(where: { $0.phase == .connecting && $0.queued.count < $0.expectedStreams }) {
-                entry.queued.append(call)
-                return .queued
-            }
-            let http1 = origin.scheme == .http && state.speaksOnlyHTTP1
-            let open = state.entries.values.filter { $0.phase != .draining }.count
-            if open < (http1 ? limits.maxHTTP1Connections : limits.maxHTTP2Connections) {
-                // An HTTP/2 peer's stream limit is unknown until its SETTINGS arrive, so calls
-                // wait on the connection being made; ready() moves any excess on.
-                let entry = PooledConnection(pool: self, expectedStreams: http1 ? 1 : limits.maxQueuedCalls)
-                entry.queued.append(call)
-                state.entries[ObjectIdentifier(entry)] = entry
-                return .connect(entry)
-            }
-            guard state.waiting.count < limits.maxQueuedCalls else {
-                return .reject(UpstreamError(.overloaded, "too many calls waiting for a connection to \(origin)"))
-            }
-            state.waiting.append(call)
-            return .queued
-        }
-        switch placement {
-        case .start(let entry): entry.connection.start(call)
-        case .connect(let entry): connect(entry)
-        case .queued: break
-        case .reject(let error): call.deliverFailure(error)
+        if let action = state.withLockedValue({ $0.execute(call) }) { run(action) }
+    }
+
+    /// Stops taking calls and closes every connection (GOAWAY on HTTP/2).
+    func shutdown() {
+        run(state.withLockedValue { $0.shutdown() })
+    }
+
+    /// Connections open or opening; for tests and metrics.
+    func connectionCount() -> Int {
+        state.withLockedValue { $0.connectionCount }
+    }
+
+    // MARK: - Connection events (from PooledConnection)
+
+    func installed(_ id: StateMachine.ConnectionID, _ connection: any UpstreamConnection) {
+        run(state.withLockedValue { $0.installed(id, connection) })
+    }
+
+    func ready(_ id: StateMachine.ConnectionID, maxStreams: Int) {
+        run(state.withLockedValue { $0.ready(id, maxStreams: maxStreams) })
+    }
+
+    func maxStreamsChanged(_ id: StateMachine.ConnectionID, to maxStreams: Int) {
+        run(state.withLockedValue { $0.maxStreamsChanged(id, to: maxStreams) })
+    }
+
+    func goingAway(_ id: StateMachine.ConnectionID) {
+        run(state.withLockedValue { $0.goingAway(id) })
+    }
+
+    func streamClosed(_ id: StateMachine.ConnectionID) {
+        run(state.withLockedValue { $0.streamClosed(id) })
+    }
+
+    func streamFailed(_ call: UpstreamCall, _ error: UpstreamError) {
+        let mayReplay = call.mayReplay(after: error)
+        if mayReplay { call.detach() }
+        if let action = state.withLockedValue({ $0.streamFailed(call, error, mayReplay: mayReplay) }) { run(action) }
+    }
+
+    func closed(_ id: StateMachine.ConnectionID) {
+        run(state.withLockedValue { $0.closed(id) })
+    }
+
+    func failed(_ id: StateMachine.ConnectionID, _ error: UpstreamError) {
+        run(state.withLockedValue { $0.failed(id, error) })
+    }
+
+    // MARK: - Running actions
+
+    private func run(_ actions: [StateMachine.Action]) {
+        for action in actions { run(action) }
+    }
+
+    private func run(_ action: StateMachine.Action) {
+        switch action {
+        case .start(let call, let connection): connection.start(call)
+        case .connect(let id, let http1): connect(PooledConnection(id: id, pool: self), http1: http1)
+        case .close(let connection): connection.close()
+        case .fail(let call, var error):
+            if error.kind == .overloaded { error.message += " to \(origin)" }
+            call.deliverFailure(error)
         }
     }
 
-    /// Starts waiting calls on any free slots. Called whenever capacity may have appeared.
-    private func drainWaiting() {
-        let starts = state.withLockedValue { state -> [(PooledConnection, UpstreamCall)] in
-            var starts: [(PooledConnection, UpstreamCall)] = []
-            while !state.waiting.isEmpty,
-                  let entry = state.entries.values.first(where: { $0.phase == .ready && $0.active < $0.maxStreams }) {
-                entry.active += 1
-                starts.append((entry, state.waiting.removeFirst()))
-            }
-            return starts
-        }
-        for (entry, call) in starts where !call.isCancelled {
-            entry.connection.start(call)
-        }
-        for (entry, call) in starts where call.isCancelled { entry.streamClosed() }
-        // Waiting calls with no room and no connection being made need one.
-        let needConnection = state.withLockedValue { state in
-            !state.waiting.isEmpty && !state.entries.values.contains { $0.phase == .connecting || ($0.phase == .ready && $0.active < $0.maxStreams) }
-        }
-        if needConnection {
-            // Re-place them all: execute opens connections up to the limit and parks the rest.
-            let calls = state.withLockedValue { state in
-                defer { state.waiting.removeAll() }
-                return state.waiting
-            }
-            for call in calls where !call.isCancelled { execute(call) }
-        }
-    }
-
-    // MARK: - Connecting
-
-    private func connect(_ entry: PooledConnection) {
+    private func connect(_ entry: PooledConnection, http1: Bool) {
         let origin = self.origin
         let sslContext = self.sslContext
-        let http1 = state.withLockedValue { $0.speaksOnlyHTTP1 }
         ClientBootstrap(group: group)
-            .connectTimeout(limits.connectTimeout)
+            .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -156,105 +143,6 @@ final class OriginPool: Sendable {
                     entry.connectionFailed(upstreamError)
                 }
             }
-    }
-
-    // MARK: - Connection events (from PooledConnection)
-
-    func ready(_ entry: PooledConnection, maxStreams: Int) {
-        let starts = state.withLockedValue { state -> [UpstreamCall] in
-            entry.phase = .ready
-            entry.maxStreams = max(1, maxStreams)
-            let count = min(entry.queued.count, entry.maxStreams)
-            let starts = Array(entry.queued.prefix(count))
-            state.waiting.insert(contentsOf: entry.queued.dropFirst(count), at: 0)
-            entry.queued.removeAll()
-            entry.active += starts.count
-            return starts
-        }
-        for call in starts { entry.connection.start(call) }
-        drainWaiting()
-    }
-
-    func maxStreamsChanged(_ entry: PooledConnection, to maxStreams: Int) {
-        state.withLockedValue { _ in entry.maxStreams = max(1, maxStreams) }
-        drainWaiting()
-    }
-
-    func goingAway(_ entry: PooledConnection) {
-        let closeNow = state.withLockedValue { _ -> Bool in
-            entry.phase = .draining
-            return entry.active == 0
-        }
-        if closeNow { entry.connection.close() }
-        drainWaiting()
-    }
-
-    func streamClosed(_ entry: PooledConnection) {
-        let closeNow = state.withLockedValue { _ -> Bool in
-            entry.active = max(0, entry.active - 1)
-            return entry.phase == .draining && entry.active == 0
-        }
-        if closeNow { entry.connection.close() }
-        drainWaiting()
-    }
-
-    func streamFailed(_ call: UpstreamCall, _ error: UpstreamError) {
-        if error.kind == .peerNotHTTP2 {
-            state.withLockedValue { $0.speaksOnlyHTTP1 = true }
-        }
-        if call.mayReplay(after: error) {
-            call.detach()
-            execute(call)
-        } else {
-            call.deliverFailure(error)
-        }
-    }
-
-    func closed(_ entry: PooledConnection) {
-        state.withLockedValue { state in
-            state.entries.removeValue(forKey: ObjectIdentifier(entry))
-            entry.phase = .closed
-        }
-        drainWaiting()
-    }
-
-    func failed(_ entry: PooledConnection, _ error: UpstreamError) {
-        let queued = state.withLockedValue { state -> [UpstreamCall] in
-            state.entries.removeValue(forKey: ObjectIdentifier(entry))
-            entry.phase = .closed
-            if error.kind == .peerNotHTTP2 { state.speaksOnlyHTTP1 = true }
-            defer { entry.queued.removeAll() }
-            return entry.queued
-        }
-        for call in queued {
-            // A peer that is not HTTP/2 processed nothing: retry these over HTTP/1.1.
-            if error.kind == .peerNotHTTP2 { execute(call) } else { call.deliverFailure(error) }
-        }
-        if error.kind != .peerNotHTTP2 {
-            // Calls waiting for room would wait for this connection too.
-            let waiting = state.withLockedValue { state -> [UpstreamCall] in
-                guard !state.entries.values.contains(where: { $0.phase == .connecting || $0.phase == .ready }) else { return [] }
-                defer { state.waiting.removeAll() }
-                return state.waiting
-            }
-            for call in waiting { call.deliverFailure(error) }
-        }
-    }
-
-    /// Stops taking calls and closes every connection (GOAWAY on HTTP/2).
-    func shutdown() {
-        let (entries, waiting) = state.withLockedValue { state in
-            state.shuttingDown = true
-            defer { state.waiting.removeAll() }
-            return (Array(state.entries.values), state.waiting)
-        }
-        for call in waiting { call.deliverFailure(UpstreamError(.connectionClosed, "agent is shutting down")) }
-        for entry in entries where entry.hasConnection { entry.connection.close() }
-    }
-
-    /// Connections open or opening; for tests and metrics.
-    func connectionCount() -> Int {
-        state.withLockedValue { $0.entries.count }
     }
 }
 
@@ -307,13 +195,13 @@ extension ProtocolSelectionHandler: Sendable {}
 
 private func installHTTP2(on channel: any Channel, entry: PooledConnection, origin: UpstreamOrigin) throws {
     let handler = HTTP2ClientHandler(events: entry, authority: origin.authority, scheme: origin.scheme.rawValue)
-    entry.connection = HTTP2Connection(channel: channel, handler: handler)
     try channel.pipeline.syncOperations.addHandler(handler)
+    entry.installed(HTTP2Connection(channel: channel, handler: handler))
 }
 
 private func installHTTP1(on channel: any Channel, entry: PooledConnection, origin: UpstreamOrigin) throws {
     let handler = HTTP1ClientHandler(events: entry, authority: origin.authority)
-    entry.connection = HTTP1Connection(channel: channel, handler: handler)
     try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .fireError)
     try channel.pipeline.syncOperations.addHandler(handler)
+    entry.installed(HTTP1Connection(channel: channel, handler: handler))
 }
