@@ -2,16 +2,16 @@ import ArgumentParser
 import Foundation
 import Logging
 import NIOPosix
-import ServiceLifecycle
 import SluiceAgent
-import SluiceHTTP2
 import SluicePolicy
 
 @main
 struct SluiceAgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice-agent",
-        abstract: "The Sluice sidecar: an OpenAI-compatible endpoint on loopback that enforces policy and forwards over HTTP/2.",
+        abstract:
+            "The Sluice sidecar: an OpenAI-compatible endpoint on loopback that enforces policy and forwards"
+            + " over HTTP/2.",
         subcommands: [Serve.self, NewKey.self, HashKey.self],
         defaultSubcommand: Serve.self)
 }
@@ -21,10 +21,16 @@ struct Serve: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the agent (the default when no subcommand is given).")
 
-    @Option(help: "Path of the LiteLLM-compatible YAML configuration. With --control-plane it is optional and supplies only sluice_settings and sluice_identity.")
+    @Option(
+        help: """
+            Path of the LiteLLM-compatible YAML configuration. With --control-plane it is optional and supplies \
+            only sluice_settings and sluice_identity.
+            """
+    )
     var config: String?
 
-    @Option(help: "Base URL of the control plane (http:// or https://). Policy then comes from it, and usage goes to it.")
+    @Option(
+        help: "Base URL of the control plane (http:// or https://). Policy then comes from it, and usage goes to it.")
     var controlPlane: String?
 
     @Option(help: "File holding this agent's token for the control plane (from POST /v1/admin/agents).")
@@ -74,88 +80,17 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "sluice-agent")
-
-        let address: ListenAddress
-        let metricsAddress: ListenAddress?
-        let configuration: AgentConfiguration
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        let agent: BuiltAgent
         do {
-            address = try ListenAddress(parsing: listen)
-            guard address.isLoopback || allowNonLoopback else {
-                throw ConfigError("refusing to listen on \(address): the agent serves only its own pod over loopback, and anyone who can reach a non-loopback address could spend this service's budget. Pass --allow-non-loopback to do it anyway.")
-            }
-            metricsAddress = metricsListen == "off" ? nil : try ListenAddress(parsing: metricsListen)
-            if let metricsAddress, !metricsAddress.isLoopback, !allowNonLoopback {
-                throw ConfigError("refusing to serve metrics on \(metricsAddress): pass --allow-non-loopback to expose the admin port beyond loopback")
-            }
-            try CrashPoints.configure(environment: ProcessInfo.processInfo.environment)
-            if let config {
-                let text: String
-                do {
-                    text = try String(contentsOfFile: config, encoding: .utf8)
-                } catch {
-                    throw ConfigError("cannot read the configuration file \(config): \(error.localizedDescription)")
-                }
-                configuration = try ConfigLoader(environment: ProcessInfo.processInfo.environment).load(yaml: text)
-            } else if controlPlane != nil {
-                configuration = AgentConfiguration(policy: Policy(version: "none", catalog: Catalog([])))
-            } else {
-                throw ConfigError("give --config FILE, or --control-plane URL with --agent-token-file and --policy-public-key")
-            }
-        } catch let error as ConfigError {
+            agent = try buildAgent(try options(), group: group, logger: logger)
+        } catch {
             FileHandle.standardError.write(Data("sluice-agent: \(error.message)\n".utf8))
+            try? await group.shutdownGracefully()
             throw ExitCode(2)
         }
-        for warning in configuration.warnings {
-            logger.warning("configuration: \(warning)")
-        }
-
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        var upstreamSettings = UpstreamClient.Configuration()
-        upstreamSettings.connectTimeout = .nanoseconds(Int64(configuration.settings.connectTimeoutSeconds * 1e9))
-        let upstream = UpstreamClient(group: group, configuration: upstreamSettings)
-        let environment = ProcessInfo.processInfo.environment
-        let identity = ServiceIdentity.fromEnvironment(environment, overrides: configuration.identity)
-        let runtime: AgentRuntime
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
-        if let controlPlane {
-            let link: ControlPlaneMode
-            do {
-                link = try ControlPlaneMode.start(
-                    url: controlPlane, tokenFile: agentTokenFile, publicKeyFile: policyPublicKey, caFile: controlPlaneCa,
-                    stateDirectory: stateDir, local: configuration, identity: identity, upstream: upstream, group: group,
-                    maxPolicyAgeSeconds: policyMaxAgeSeconds, flushInterval: .milliseconds(Int64(flushIntervalSeconds * 1000)),
-                    pepper: environment[pepperEnv].flatMap { $0.isEmpty ? nil : Secret($0) }, logger: logger)
-            } catch {
-                FileHandle.standardError.write(Data("sluice-agent: \(error)\n".utf8))
-                throw ExitCode(2)
-            }
-            runtime = link.runtime
-            services = link.services
-        } else {
-            do {
-                runtime = try AgentRuntime(configuration: configuration, identity: identity, upstream: upstream, audit: FileDescriptorAuditSink())
-            } catch {
-                FileHandle.standardError.write(Data("sluice-agent: \(error.message)\n".utf8))
-                throw ExitCode(2)
-            }
-            logger.info("policy in force", metadata: ["version": "\(runtime.activePolicy.version)", "service": "\(identity.qualifiedName)",
-                                                      "keys": "\(configuration.policy.keys.count)"])
-            if let config {
-                services.append(.init(service: ConfigReloader(
-                    path: config, runtime: runtime, environment: environment, logger: logger,
-                    pollInterval: reloadPollSeconds > 0 ? .milliseconds(Int64(reloadPollSeconds * 1000)) : nil)))
-            }
-        }
-        services.append(.init(service: AgentServer(runtime: runtime, group: group, address: address, logger: logger)))
-        if let metricsAddress {
-            services.append(.init(service: MetricsServer(runtime: runtime, group: group, address: metricsAddress, logger: logger)))
-        }
-        let serviceGroup = ServiceGroup(configuration: .init(
-            services: services,
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
         do {
-            try await serviceGroup.run()
+            try await agent.services.run()
         } catch {
             logger.error("sluice-agent failed: \(error)")
             try? await group.shutdownGracefully()
@@ -163,12 +98,37 @@ struct Serve: AsyncParsableCommand {
         }
         try await group.shutdownGracefully()
     }
+
+    /// The flags as ``AgentOptions``.
+    private func options() throws(ConfigError) -> AgentOptions {
+        var options = AgentOptions()
+        options.configPath = config
+        options.listen = try ListenAddress(parsing: listen)
+        options.metricsListen = metricsListen == "off" ? nil : try ListenAddress(parsing: metricsListen)
+        options.allowNonLoopback = allowNonLoopback
+        options.reloadPollInterval = reloadPollSeconds > 0 ? .milliseconds(Int64(reloadPollSeconds * 1000)) : nil
+        if let controlPlane {
+            var link = ControlPlaneOptions(url: controlPlane)
+            link.tokenFile = agentTokenFile
+            link.publicKeyFile = policyPublicKey
+            link.caFile = controlPlaneCa
+            link.stateDirectory = stateDir
+            link.flushInterval = .milliseconds(Int64(flushIntervalSeconds * 1000))
+            link.maxPolicyAgeSeconds = policyMaxAgeSeconds
+            link.pepperVariable = pepperEnv
+            options.controlPlane = link
+        }
+        return options
+    }
 }
 
 /// Reads the pepper from the environment variable named by `--pepper-env`.
 private func pepper(fromEnvironment name: String) throws -> Secret {
     guard let value = ProcessInfo.processInfo.environment[name], value.utf8.count >= 16 else {
-        FileHandle.standardError.write(Data("sluice-agent: set \(name) to the key pepper (at least 16 bytes), as in sluice_policy.key_pepper\n".utf8))
+        FileHandle.standardError.write(
+            Data(
+                "sluice-agent: set \(name) to the key pepper (at least 16 bytes), as in sluice_policy.key_pepper\n".utf8
+            ))
         throw ExitCode(2)
     }
     return Secret(value)
@@ -177,7 +137,8 @@ private func pepper(fromEnvironment name: String) throws -> Secret {
 struct NewKey: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "new-key",
-        abstract: "Mint a virtual key: prints the key once (give it to the caller) and the hash line for sluice_policy.keys.")
+        abstract:
+            "Mint a virtual key: prints the key once (give it to the caller) and the hash line for sluice_policy.keys.")
 
     @Option(help: "Environment variable holding the key pepper.")
     var pepperEnv = "SLUICE_KEY_PEPPER"
@@ -194,7 +155,10 @@ struct NewKey: ParsableCommand {
 struct HashKey: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hash-key",
-        abstract: "Print the hash of a key read from standard input (never from the command line, where ps and shell history would keep it).")
+        abstract:
+            "Print the hash of a key read from standard input (never from the command line, where ps and shell"
+            + " history would keep it)."
+    )
 
     @Option(help: "Environment variable holding the key pepper.")
     var pepperEnv = "SLUICE_KEY_PEPPER"

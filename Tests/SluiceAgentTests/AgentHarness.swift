@@ -1,9 +1,10 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
-import SluiceAgent
 import SluiceAPI
+import SluiceAgent
 import SluiceHTTP2
 import SluiceTestSupport
 
@@ -15,17 +16,19 @@ final class AgentHarness: @unchecked Sendable {
     let audit = MemoryAuditSink()
     private(set) var agentPort = 0
     private(set) var metricsPort = 0
-    private(set) var runtime: AgentRuntime?
+    private(set) var agent: BuiltAgent?
     /// The YAML the agent was started with, for tests that reload an edited copy.
     private(set) var yaml = ""
     private var serviceTask: Task<Void, any Error>?
-    private var serviceGroup: ServiceGroup?
+    private var serviceGroup: ServiceGroup? { agent?.services }
 
     enum Upstream { case tls, h2c, http1 }
 
     /// - Parameter aliases: alias → upstream model (mock directives go in the model name).
-    init(upstream: Upstream = .tls, aliases: [String: String] = ["gpt-test": "mock"], settings: String = "",
-         mockConfigure: (inout MockProvider.Configuration) -> Void = { _ in }) async throws {
+    init(
+        upstream: Upstream = .tls, aliases: [String: String] = ["gpt-test": "mock"], settings: String = "",
+        mockConfigure: (inout MockProvider.Configuration) -> Void = { _ in }
+    ) async throws {
         certificate = try TestCertificate()
         var configuration: MockProvider.Configuration
         switch upstream {
@@ -41,43 +44,47 @@ final class AgentHarness: @unchecked Sendable {
         if aliases.isEmpty { yaml += "  []\n" }
         for (alias, model) in aliases.sorted(by: { $0.key < $1.key }) {
             yaml += """
-              - model_name: \(alias)
-                litellm_params:
-                  model: openai/\(model)
-                  api_base: \(scheme)://127.0.0.1:\(mockPort)/v1
-                  api_key: sk-test-provider-secret-0123456789
-                  ssl_verify: \(certificate.certificatePath)
-                model_info:
-                  input_cost_per_token: 0.000001
-                  output_cost_per_token: 0.000002
+                  - model_name: \(alias)
+                    litellm_params:
+                      model: openai/\(model)
+                      api_base: \(scheme)://127.0.0.1:\(mockPort)/v1
+                      api_key: sk-test-provider-secret-0123456789
+                      ssl_verify: \(certificate.certificatePath)
+                    model_info:
+                      input_cost_per_token: 0.000001
+                      output_cost_per_token: 0.000002
 
-            """
+                """
         }
         yaml += settings
         try await startAgent(yaml: yaml)
     }
 
+    /// Starts the agent on `yaml`, written to ``configPath``, through the production wiring
+    /// (`buildAgent`, config reloader included). Reloads happen when a test calls
+    /// ``reloader``'s `reloadNow`: no polling, and no SIGHUP (signals are process-wide).
     func startAgent(yaml: String) async throws {
         self.yaml = yaml
-        let configuration = try ConfigLoader(environment: [:]).load(yaml: yaml)
-        var upstreamSettings = UpstreamClient.Configuration()
-        upstreamSettings.connectTimeout = .seconds(2)
-        let runtime = try AgentRuntime(
-            configuration: configuration,
-            identity: ServiceIdentity(service: "checkout", namespace: "shop", pod: "checkout-7d9f"),
-            upstream: UpstreamClient(group: group, configuration: upstreamSettings), audit: audit)
-        self.runtime = runtime
-        let server = AgentServer(runtime: runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0),
-                                 logger: Logger(label: "test"))
-        let metrics = MetricsServer(runtime: runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0),
-                                    logger: Logger(label: "test"))
-        let serviceGroup = ServiceGroup(configuration: .init(services: [.init(service: server), .init(service: metrics)],
-                                                             logger: Logger(label: "test")))
-        self.serviceGroup = serviceGroup
-        serviceTask = Task { try await serviceGroup.run() }
-        agentPort = try await server.boundPort.get()
-        metricsPort = try await metrics.boundPort.get()
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        var options = AgentOptions(
+            environment: ["SLUICE_SERVICE": "checkout", "SLUICE_NAMESPACE": "shop", "POD_NAME": "checkout-7d9f"],
+            audit: audit)
+        options.configPath = configPath
+        options.listen = ListenAddress(host: "127.0.0.1", port: 0)
+        options.metricsListen = ListenAddress(host: "127.0.0.1", port: 0)
+        options.handlesSignals = false
+        options.reloadPollInterval = nil
+        options.connectTimeout = .seconds(2)
+        let agent = try buildAgent(options, group: group, logger: Logger(label: "test"))
+        self.agent = agent
+        serviceTask = Task { try await agent.services.run() }
+        agentPort = try await agent.server.boundPort.get()
+        metricsPort = try await agent.metricsServer?.boundPort.get() ?? 0
     }
+
+    var runtime: AgentRuntime? { agent?.runtime }
+    var reloader: ConfigReloader? { agent?.reloader }
+    var configPath: String { certificate.directory.file("agent.yaml") }
 
     /// Replaces the running agent with one serving `yaml` (same mock, same group).
     func restartAgent(yaml: String) async throws {
@@ -91,14 +98,20 @@ final class AgentHarness: @unchecked Sendable {
         try await TestHTTPClient.send(raw: Array(text.utf8), port: agentPort, group: group)
     }
 
-    func post(_ json: String, path: String = "/v1/chat/completions", headers: [(String, String)] = []) async throws -> TestResponse {
+    func post(_ json: String, path: String = "/v1/chat/completions", headers: [(String, String)] = []) async throws
+        -> TestResponse
+    {
         try await TestHTTPClient.post(path, json: json, headers: headers, port: agentPort, group: group)
     }
 
-    func chat(model: String = "gpt-test", stream: Bool = false, extra: String = "", key: String? = nil,
-              content: String = "Hello there") async throws -> TestResponse {
-        try await post(#"{"model":"\#(model)","stream":\#(stream),"messages":[{"role":"user","content":\#(jsonString(content))}]\#(extra)}"#,
-                       headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [])
+    func chat(
+        model: String = "gpt-test", stream: Bool = false, extra: String = "", key: String? = nil,
+        content: String = "Hello there"
+    ) async throws -> TestResponse {
+        try await post(
+            #"{"model":"\#(model)","stream":\#(stream),"#
+                + #""messages":[{"role":"user","content":\#(jsonString(content))}]\#(extra)}"#,
+            headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [])
     }
 
     /// The Prometheus text the admin port serves.
@@ -117,7 +130,7 @@ final class AgentHarness: @unchecked Sendable {
     func stopAgent() async throws {
         await serviceGroup?.triggerGracefulShutdown()
         try await serviceTask?.value
-        serviceGroup = nil
+        agent = nil
         serviceTask = nil
     }
 
@@ -144,5 +157,3 @@ final class AgentHarness: @unchecked Sendable {
         certificate.directory.remove()
     }
 }
-
-import Foundation

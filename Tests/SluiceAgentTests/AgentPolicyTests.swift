@@ -211,12 +211,9 @@ struct AgentPolicyTests {
     func reload() async throws {
         let harness = try await AgentHarness(aliases: Self.aliases.merging(["slow": "mock+chunks=4+chunk_delay_ms=150"]) { $1 },
                                              settings: Self.policy())
-        let runtime = try #require(harness.runtime)
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let path = directory.file("sluice.yaml")
-        try harness.yaml.write(toFile: path, atomically: true, encoding: .utf8)
-        let reloader = ConfigReloader(path: path, runtime: runtime, environment: [:], logger: Logger(label: "test"), handlesSignals: false)
+        // The agent's own reloader, on the file it was started from.
+        let reloader = try #require(harness.reloader)
+        let path = harness.configPath
         #expect(reloader.reloadNow(reason: "test") == .unchanged)
 
         // A streamed call is in flight while the policy changes under it.

@@ -19,7 +19,8 @@ struct PoolStateMachineTests {
         -> Machine
     {
         Machine(
-            limits: .init(maxHTTP2Connections: connections, maxHTTP1Connections: http1Connections, maxQueuedCalls: queued),
+            limits: .init(
+                maxHTTP2Connections: connections, maxHTTP1Connections: http1Connections, maxQueuedCalls: queued),
             cleartext: cleartext)
     }
 

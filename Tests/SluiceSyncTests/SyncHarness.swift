@@ -199,30 +199,36 @@ final class SyncHarness: @unchecked Sendable {
         try agentToken.write(toFile: tokenFile, atomically: true, encoding: .utf8)
         try (publicKey ?? publicKeyText).write(toFile: keyFile, atomically: true, encoding: .utf8)
         let state = stateDirectory ?? directory.file("\(id)-state")
-        var upstreamSettings = UpstreamClient.Configuration()
-        upstreamSettings.connectTimeout = .seconds(2)
-        let upstream = UpstreamClient(group: group, configuration: upstreamSettings)
         // Outages are made on purpose here: their warnings would only bury a failure's output.
         var logger = Logger(label: id)
         logger.logLevel = .error
-        let mode = try ControlPlaneMode.start(
-            url: "http://127.0.0.1:\(controlPort)", tokenFile: tokenFile, publicKeyFile: keyFile, caFile: nil,
-            stateDirectory: state,
-            local: AgentConfiguration(policy: Policy(version: "none", catalog: Catalog([]))),
-            identity: ServiceIdentity(service: service, namespace: "shop", pod: id), upstream: upstream, group: group,
-            maxPolicyAgeSeconds: maxPolicyAgeSeconds, flushInterval: flushInterval, shutdownFlushDeadline: .seconds(1),
-            pepper: Self.pepper, logger: logger,
-            environment: environment, audit: MemoryAuditSink(), clock: clock.now)
-        let server = AgentServer(
-            runtime: mode.runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0), logger: logger)
-        let serviceGroup = ServiceGroup(
-            configuration: .init(
-                services: mode.services + [.init(service: server)], logger: logger))
-        let task = Task { try await serviceGroup.run() }
-        let port = try await server.boundPort.get()
+        // The production wiring, as `sluice-agent --control-plane` builds it.
+        var options = AgentOptions(
+            environment: environment.merging([
+                "SLUICE_SERVICE": service, "SLUICE_NAMESPACE": "shop", "POD_NAME": id,
+                "SLUICE_KEY_PEPPER": Self.pepper.reveal(),
+            ]) { given, _ in given },
+            audit: MemoryAuditSink())
+        var link = ControlPlaneOptions(url: "http://127.0.0.1:\(controlPort)")
+        link.tokenFile = tokenFile
+        link.publicKeyFile = keyFile
+        link.stateDirectory = state
+        link.maxPolicyAgeSeconds = maxPolicyAgeSeconds
+        link.flushInterval = flushInterval
+        link.shutdownFlushDeadline = .seconds(1)
+        options.controlPlane = link
+        options.listen = ListenAddress(host: "127.0.0.1", port: 0)
+        options.metricsListen = nil
+        options.handlesSignals = false
+        options.connectTimeout = .seconds(2)
+        options.clock = clock.now
+        let built = try buildAgent(options, group: group, logger: logger)
+        guard let mode = built.controlPlane else { throw ConfigError("buildAgent made no control-plane link") }
+        let task = Task { try await built.services.run() }
+        let port = try await built.server.boundPort.get()
         return Agent(
-            mode: mode, server: server, serviceGroup: serviceGroup, task: task, port: port, stateDirectory: state,
-            group: group)
+            mode: mode, server: built.server, serviceGroup: built.services, task: task, port: port,
+            stateDirectory: state, group: group)
     }
 
     func shutdown() async throws {

@@ -192,7 +192,8 @@ struct PoolStateMachine<Call: PoolableCall, Connection> {
         var actions: [Action] = []
         if case .connecting(let parked) = entry.phase {
             for call in parked where !call.isCancelled {
-                actions.append(.fail(call, UpstreamError(.connectionClosed, "the connection closed before it was ready")))
+                actions.append(
+                    .fail(call, UpstreamError(.connectionClosed, "the connection closed before it was ready")))
             }
         }
         return actions + drain()
