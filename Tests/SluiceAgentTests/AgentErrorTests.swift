@@ -15,170 +15,172 @@ struct AgentErrorTests {
 
     @Test("400 for malformed, too deep, duplicated or redirecting bodies")
     func badBodies() async throws {
-        let harness = try await AgentHarness()
-        let cases: [(String, String)] = [
-            ("{not json", "invalid_json"),
-            (
-                #"{"model":"gpt-test","messages":"# + String(repeating: "[", count: 5000)
-                    + String(repeating: "]", count: 5000) + "}", "json_too_deep"
-            ),
-            (#"{"model":"gpt-test","model":"other"}"#, "duplicate_key"),
-            (#"{"model":"gpt-test","api_base":"https://evil.example/v1"}"#, "forbidden_field"),
-            (#"{"model":"gpt-test","base_url":"https://evil.example/v1"}"#, "forbidden_field"),
-            (#"{"model":"gpt-test","api_key":"sk-mine"}"#, "forbidden_field"),
-            (#"{"messages":[]}"#, "missing_model"),
-        ]
-        for (body, expected) in cases {
-            let response = try await harness.post(body)
-            #expect(response.status == 400, "\(expected)")
-            #expect(try errorBody(response).code == expected)
+        try await AgentHarness.with { harness in
+            let cases: [(String, String)] = [
+                ("{not json", "invalid_json"),
+                (
+                    #"{"model":"gpt-test","messages":"# + String(repeating: "[", count: 5000)
+                        + String(repeating: "]", count: 5000) + "}", "json_too_deep"
+                ),
+                (#"{"model":"gpt-test","model":"other"}"#, "duplicate_key"),
+                (#"{"model":"gpt-test","api_base":"https://evil.example/v1"}"#, "forbidden_field"),
+                (#"{"model":"gpt-test","base_url":"https://evil.example/v1"}"#, "forbidden_field"),
+                (#"{"model":"gpt-test","api_key":"sk-mine"}"#, "forbidden_field"),
+                (#"{"messages":[]}"#, "missing_model"),
+            ]
+            for (body, expected) in cases {
+                let response = try await harness.post(body)
+                #expect(response.status == 400, "\(expected)")
+                #expect(try errorBody(response).code == expected)
+            }
+            #expect(harness.mock.requests.isEmpty)
+            let records = await harness.auditRecords(cases.count)
+            #expect(records.map { $0["error"] as? String } == cases.map(\.1))
         }
-        #expect(harness.mock.requests.isEmpty)
-        let records = await harness.auditRecords(cases.count)
-        #expect(records.map { $0["error"] as? String } == cases.map(\.1))
-        try await harness.shutdown()
     }
 
     @Test("404 for unknown models and endpoints, 405 for wrong methods")
     func notFound() async throws {
-        let harness = try await AgentHarness()
-        let unknown = try await harness.chat(model: "gpt-4o/../admin")
-        #expect(unknown.status == 404)
-        #expect(try errorBody(unknown).code == "model_not_found")
-        let endpoint = try await harness.post("{}", path: "/v1/files")
-        #expect(endpoint.status == 404)
-        #expect(try errorBody(endpoint).code == "unknown_endpoint")
-        let method = try await TestHTTPClient.get("/v1/chat/completions", port: harness.agentPort, group: harness.group)
-        #expect(method.status == 405)
-        #expect(method.header("allow") == "POST")
-        #expect(harness.mock.requests.isEmpty)
-        try await harness.shutdown()
+        try await AgentHarness.with { harness in
+            let unknown = try await harness.chat(model: "gpt-4o/../admin")
+            #expect(unknown.status == 404)
+            #expect(try errorBody(unknown).code == "model_not_found")
+            let endpoint = try await harness.post("{}", path: "/v1/files")
+            #expect(endpoint.status == 404)
+            #expect(try errorBody(endpoint).code == "unknown_endpoint")
+            let method = try await TestHTTPClient.get(
+                "/v1/chat/completions", port: harness.agentPort, group: harness.group)
+            #expect(method.status == 405)
+            #expect(method.header("allow") == "POST")
+            #expect(harness.mock.requests.isEmpty)
+        }
     }
 
     @Test("413 from the declared length, before the body is read")
     func tooLargeDeclared() async throws {
-        let harness = try await AgentHarness(settings: "sluice_settings:\n  max_request_body_bytes: 1024\n")
-        // Declares 100 MB but sends only a few bytes: the answer must not wait for the rest.
-        let raw =
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            + "Content-Length: 104857600\r\n\r\n{\"model\""
-        let response = try await harness.send(raw: raw)
-        #expect(response.status == 413)
-        #expect(try errorBody(response).code == "request_too_large")
-        #expect(response.header("connection") == "close")
-        try await harness.shutdown()
+        try await AgentHarness.with(settings: "sluice_settings:\n  max_request_body_bytes: 1024\n") { harness in
+            // Declares 100 MB but sends only a few bytes: the answer must not wait for the rest.
+            let raw =
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + "Content-Length: 104857600\r\n\r\n{\"model\""
+            let response = try await harness.send(raw: raw)
+            #expect(response.status == 413)
+            #expect(try errorBody(response).code == "request_too_large")
+            #expect(response.header("connection") == "close")
+        }
     }
 
     @Test("413 for a chunked body once it crosses the cap")
     func tooLargeChunked() async throws {
-        let harness = try await AgentHarness(settings: "sluice_settings:\n  max_request_body_bytes: 1024\n")
-        let chunk = String(repeating: "a", count: 600)
-        let raw =
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-            + "258\r\n\(chunk)\r\n258\r\n\(chunk)\r\n"  // 2 × 600 bytes, never terminated
-        let response = try await harness.send(raw: raw)
-        #expect(response.status == 413)
-        #expect(harness.mock.requests.isEmpty)
-        try await harness.shutdown()
+        try await AgentHarness.with(settings: "sluice_settings:\n  max_request_body_bytes: 1024\n") { harness in
+            let chunk = String(repeating: "a", count: 600)
+            let raw =
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "258\r\n\(chunk)\r\n258\r\n\(chunk)\r\n"  // 2 × 600 bytes, never terminated
+            let response = try await harness.send(raw: raw)
+            #expect(response.status == 413)
+            #expect(harness.mock.requests.isEmpty)
+        }
     }
 
     @Test("431 for oversized headers, 400 for ambiguous framing")
     func malformedHTTP() async throws {
-        let harness = try await AgentHarness()
-        let big = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "b", count: 100_000))\r\n\r\n"
-        let headers = try await harness.send(raw: big)
-        #expect(headers.status == 431)
-        #expect(try errorBody(headers).code == "request_header_fields_too_large")
+        try await AgentHarness.with { harness in
+            let big = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "b", count: 100_000))\r\n\r\n"
+            let headers = try await harness.send(raw: big)
+            #expect(headers.status == 431)
+            #expect(try errorBody(headers).code == "request_header_fields_too_large")
 
-        let smuggle =
-            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-            + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-        let framing = try await harness.send(raw: smuggle)
-        #expect(framing.status == 400)
-        #expect(try errorBody(framing).code == "malformed_http")
-        #expect(harness.mock.requests.isEmpty)
-        try await harness.shutdown()
+            let smuggle =
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            let framing = try await harness.send(raw: smuggle)
+            #expect(framing.status == 400)
+            #expect(try errorBody(framing).code == "malformed_http")
+            #expect(harness.mock.requests.isEmpty)
+        }
     }
 
     @Test("an upstream error passes through with its status, credentials scrubbed")
     func upstreamErrorScrubbed() async throws {
-        let harness = try await AgentHarness(aliases: [
+        try await AgentHarness.with(aliases: [
             "limited": "mock+status=429+echo_key", "broken": "mock+status=500",
-        ])
-        let limited = try await harness.chat(model: "limited")
-        #expect(limited.status == 429)
-        #expect(!limited.text.contains("sk-test-provider-secret-0123456789"))
-        #expect(!limited.text.contains("0123456789"))
-        #expect(limited.text.contains("[REDACTED]"))
-        #expect(try errorBody(limited).code == "mock_429")
-        let broken = try await harness.chat(model: "broken")
-        #expect(broken.status == 500)
-        let records = await harness.auditRecords(2)
-        #expect(records.map { $0["error"] as? String } == ["upstream_http_429", "upstream_http_500"])
-        #expect(!harness.audit.all.joined().contains("0123456789"))
-        try await harness.shutdown()
+        ]) { harness in
+            let limited = try await harness.chat(model: "limited")
+            #expect(limited.status == 429)
+            #expect(!limited.text.contains("sk-test-provider-secret-0123456789"))
+            #expect(!limited.text.contains("0123456789"))
+            #expect(limited.text.contains("[REDACTED]"))
+            #expect(try errorBody(limited).code == "mock_429")
+            let broken = try await harness.chat(model: "broken")
+            #expect(broken.status == 500)
+            let records = await harness.auditRecords(2)
+            #expect(records.map { $0["error"] as? String } == ["upstream_http_429", "upstream_http_500"])
+            #expect(!harness.audit.all.joined().contains("0123456789"))
+        }
     }
 
     @Test("502 when the upstream is unreachable or its certificate is untrusted")
     func unreachable() async throws {
-        let harness = try await AgentHarness()
-        // A port held bound but never listening refuses every connection, and no other
-        // test can be handed it meanwhile (a stopped server's port could be).
-        let refusing = try ExternalProcess.refusingPort()
-        defer { refusing.close() }
-        try await harness.restartAgent(
-            yaml: harness.yaml.replacingOccurrences(
-                of: "127.0.0.1:\(harness.mock.port)", with: "127.0.0.1:\(refusing.port)"))
-        let refused = try await harness.chat()
-        #expect(refused.status == 502)
-        #expect(try errorBody(refused).code == "upstream_connect_failed")
-        #expect(!refused.text.contains("sk-test"))
-        try await harness.shutdown()
+        try await AgentHarness.with { harness in
+            // A port held bound but never listening refuses every connection, and no other
+            // test can be handed it meanwhile (a stopped server's port could be).
+            let refusing = try ExternalProcess.refusingPort()
+            defer { refusing.close() }
+            try await harness.restartAgent(
+                yaml: harness.yaml.replacingOccurrences(
+                    of: "127.0.0.1:\(harness.mock.port)", with: "127.0.0.1:\(refusing.port)"))
+            let refused = try await harness.chat()
+            #expect(refused.status == 502)
+            #expect(try errorBody(refused).code == "upstream_connect_failed")
+            #expect(!refused.text.contains("sk-test"))
+        }
     }
 
     @Test("504 when the first byte does not come in time")
     func firstByteTimeout() async throws {
-        let harness = try await AgentHarness(
+        try await AgentHarness.with(
             aliases: ["slow": "mock+first_byte_delay_ms=3000"],
-            settings: "sluice_settings:\n  first_byte_timeout_seconds: 0.3\n")
-        let response = try await harness.chat(model: "slow")
-        #expect(response.status == 504)
-        #expect(try errorBody(response).code == "upstream_first_byte_timeout")
-        try await harness.shutdown()
+            settings: "sluice_settings:\n  first_byte_timeout_seconds: 0.3\n"
+        ) { harness in
+            let response = try await harness.chat(model: "slow")
+            #expect(response.status == 504)
+            #expect(try errorBody(response).code == "upstream_first_byte_timeout")
+        }
     }
 
     @Test("a request that trickles in is cut off: 408 mid-body, a silent close mid-headers")
     func slowCallers() async throws {
         // Long enough that a loaded machine connects and writes within it; the body never
         // completes, so the timeout still fires.
-        let harness = try await AgentHarness(settings: "sluice_settings:\n  request_read_timeout_seconds: 1\n")
-        let slowBody = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"model\""
-        let response = try await harness.send(raw: slowBody)
-        #expect(response.status == 408)
-        #expect(try errorBody(response).code == "request_timeout")
-        let slowHeaders = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Trickle: a"
-        await #expect(throws: TestClientError.self) {
-            _ = try await harness.send(raw: slowHeaders)
+        try await AgentHarness.with(settings: "sluice_settings:\n  request_read_timeout_seconds: 1\n") { harness in
+            let slowBody = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"model\""
+            let response = try await harness.send(raw: slowBody)
+            #expect(response.status == 408)
+            #expect(try errorBody(response).code == "request_timeout")
+            let slowHeaders = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Trickle: a"
+            await #expect(throws: TestClientError.self) {
+                _ = try await harness.send(raw: slowHeaders)
+            }
+            #expect(harness.mock.requests.isEmpty)
         }
-        #expect(harness.mock.requests.isEmpty)
-        try await harness.shutdown()
     }
 
     @Test("connections beyond max_connections are closed on accept")
     func connectionCap() async throws {
-        let harness = try await AgentHarness(settings: "sluice_settings:\n  max_connections: 2\n")
-        // Two callers hold the two allowed connections; a third is closed on accept.
-        var held: [any Channel] = []
-        for _ in 0..<2 {
-            let channel = try await ClientBootstrap(group: harness.group).connect(
-                host: "127.0.0.1", port: harness.agentPort
-            ).get()
-            held.append(channel)
+        try await AgentHarness.with(settings: "sluice_settings:\n  max_connections: 2\n") { harness in
+            // Two callers hold the two allowed connections; a third is closed on accept.
+            var held: [any Channel] = []
+            for _ in 0..<2 {
+                let channel = try await ClientBootstrap(group: harness.group).connect(
+                    host: "127.0.0.1", port: harness.agentPort
+                ).get()
+                held.append(channel)
+            }
+            await #expect(throws: (any Error).self) {
+                _ = try await TestHTTPClient.get("/healthz", port: harness.agentPort, group: harness.group)
+            }
+            for channel in held { try await channel.close() }
         }
-        await #expect(throws: (any Error).self) {
-            _ = try await TestHTTPClient.get("/healthz", port: harness.agentPort, group: harness.group)
-        }
-        for channel in held { try await channel.close() }
-        try await harness.shutdown()
     }
 }

@@ -9,8 +9,10 @@ import SluiceHTTP2
 import SluiceTestSupport
 
 /// A real agent on 127.0.0.1 (port 0) in front of a real mock provider, for one test.
+/// Tests take one through ``with(upstream:aliases:settings:mockConfigure:_:)``, which shuts
+/// it down however the test ends, so a failing `#require` leaks no event-loop group.
 final class AgentHarness: @unchecked Sendable {
-    let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    let group: MultiThreadedEventLoopGroup
     let certificate: TestCertificate
     let mock: MockProvider
     let audit = MemoryAuditSink()
@@ -21,6 +23,7 @@ final class AgentHarness: @unchecked Sendable {
     private(set) var yaml = ""
     private var serviceTask: Task<Void, any Error>?
     private var serviceGroup: ServiceGroup? { agent?.services }
+    private(set) var isShutDown = false
 
     enum Upstream { case tls, h2c, http1 }
 
@@ -29,7 +32,16 @@ final class AgentHarness: @unchecked Sendable {
         upstream: Upstream = .tls, aliases: [String: String] = ["gpt-test": "mock"], settings: String = "",
         mockConfigure: (inout MockProvider.Configuration) -> Void = { _ in }
     ) async throws {
-        certificate = try TestCertificate()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        self.group = group
+        let certificate: TestCertificate
+        do {
+            certificate = try TestCertificate()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        self.certificate = certificate
         var configuration: MockProvider.Configuration
         switch upstream {
         case .tls: configuration = .init(transport: .tls(certificate.serverConfiguration))
@@ -37,8 +49,20 @@ final class AgentHarness: @unchecked Sendable {
         case .http1: configuration = .init(transport: .http1Only)
         }
         mockConfigure(&configuration)
-        mock = try MockProvider(configuration: configuration, group: group)
-        let mockPort = try await mock.start()
+        do {
+            mock = try MockProvider(configuration: configuration, group: group)
+        } catch {
+            try? await group.shutdownGracefully()
+            certificate.directory.remove()
+            throw error
+        }
+        let mockPort: Int
+        do {
+            mockPort = try await mock.start()
+        } catch {
+            try? await shutdown()
+            throw error
+        }
         let scheme = upstream == .tls ? "https" : "http"
         var yaml = "model_list:\n"
         if aliases.isEmpty { yaml += "  []\n" }
@@ -57,7 +81,12 @@ final class AgentHarness: @unchecked Sendable {
                 """
         }
         yaml += settings
-        try await startAgent(yaml: yaml)
+        do {
+            try await startAgent(yaml: yaml)
+        } catch {
+            try? await shutdown()
+            throw error
+        }
     }
 
     /// Starts the agent on `yaml`, written to ``configPath``, through the production wiring
@@ -134,26 +163,45 @@ final class AgentHarness: @unchecked Sendable {
         serviceTask = nil
     }
 
-    /// Finishes a test that already stopped the agent with ``stopAgent()``.
-    func shutdownAfterStop() async throws {
-        try await mock.stop()
-        try await group.shutdownGracefully()
-        certificate.directory.remove()
-    }
-
-    /// Shuts down when the test already stopped the mock itself.
-    func shutdownAgentOnly() async throws {
-        await serviceGroup?.triggerGracefulShutdown()
-        try await serviceTask?.value
-        try await group.shutdownGracefully()
-        certificate.directory.remove()
-    }
-
+    /// Stops whatever still runs (agent, mock, event loops) and removes the files. Safe to
+    /// call more than once, and after ``stopAgent()``.
     func shutdown() async throws {
+        guard !isShutDown else { return }
+        isShutDown = true
         await serviceGroup?.triggerGracefulShutdown()
         try await serviceTask?.value
+        agent = nil
+        serviceTask = nil
         try await mock.stop()
         try await group.shutdownGracefully()
         certificate.directory.remove()
+    }
+
+    /// Runs `body` with a started harness and shuts it down afterwards, also when `body`
+    /// throws.
+    static func with(
+        upstream: Upstream = .tls, aliases: [String: String] = ["gpt-test": "mock"], settings: String = "",
+        mockConfigure: (inout MockProvider.Configuration) -> Void = { _ in },
+        _ body: (AgentHarness) async throws -> Void
+    ) async throws {
+        try await with(
+            starting: {
+                try await AgentHarness(
+                    upstream: upstream, aliases: aliases, settings: settings, mockConfigure: mockConfigure)
+            }, body)
+    }
+
+    /// The same, for a harness a suite prepares its own way (extra deployments, a restart).
+    static func with(
+        starting start: () async throws -> AgentHarness, _ body: (AgentHarness) async throws -> Void
+    ) async throws {
+        let harness = try await start()
+        do {
+            try await body(harness)
+        } catch {
+            try? await harness.shutdown()
+            throw error
+        }
+        try await harness.shutdown()
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import SluiceTestSupport
+import Synchronization
 import Testing
 
 /// Reads until the first body bytes arrive, then drops the connection.
@@ -20,41 +21,67 @@ final class HangUpAfterFirstBytes: ChannelInboundHandler, @unchecked Sendable {
 
 @Suite("Agent lifecycle: disconnects and graceful shutdown")
 struct AgentLifecycleTests {
+    struct DeliberateFailure: Error {}
+
+    @Test("a test body that fails still shuts its agent, mock and event loops down")
+    func harnessCleansUpAfterFailure() async throws {
+        let seen = Mutex<AgentHarness?>(nil)
+        await #expect(throws: DeliberateFailure.self) {
+            try await AgentHarness.with { harness in
+                seen.withLock { $0 = harness }
+                #expect(try await harness.chat().status == 200)
+                throw DeliberateFailure()
+            }
+        }
+        let harness = try #require(seen.withLock { $0 })
+        #expect(harness.isShutDown && harness.runtime == nil)
+        // Nothing listens on the agent's port any more.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        await #expect(throws: (any Error).self) {
+            try await TestHTTPClient.get("/healthz", port: harness.agentPort, group: group)
+        }
+        try await group.shutdownGracefully()
+    }
+
     @Test("a caller hanging up mid-stream resets the upstream stream and records partial usage")
     func callerHangsUp() async throws {
-        let harness = try await AgentHarness(aliases: ["long": "mock+chunks=200+chunk_delay_ms=20"])
-        let handler = HangUpAfterFirstBytes(eventLoop: harness.group.next())
-        let channel = try await ClientBootstrap(group: harness.group)
-            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) } }
-            .connect(host: "127.0.0.1", port: harness.agentPort).get()
-        let body = #"{"model":"long","stream":true,"messages":[]}"#
-        let request = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-        try await channel.writeAndFlush(channel.allocator.buffer(string: request))
-        try await handler.gotBytes.futureResult.get()
+        try await AgentHarness.with(aliases: ["long": "mock+chunks=200+chunk_delay_ms=20"]) { harness in
+            let handler = HangUpAfterFirstBytes(eventLoop: harness.group.next())
+            let channel = try await ClientBootstrap(group: harness.group)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+                }
+                .connect(host: "127.0.0.1", port: harness.agentPort).get()
+            let body = #"{"model":"long","stream":true,"messages":[]}"#
+            let request =
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            try await channel.writeAndFlush(channel.allocator.buffer(string: request))
+            try await handler.gotBytes.futureResult.get()
 
-        let record = try #require(await harness.auditRecords(1).first)
-        #expect(record["status"] as? Int == 499)
-        #expect(record["error"] as? String == "client_disconnected")
-        #expect(record["stream_completed"] as? Bool == false)
-        #expect((record["completion_tokens"] as? Int ?? 0) >= 1)
-        await harness.mock.waitForAbandonedStreams(1)
-        #expect(harness.mock.streamsAbandoned == 1)
-        try await harness.shutdown()
+            let record = try #require(await harness.auditRecords(1).first)
+            #expect(record["status"] as? Int == 499)
+            #expect(record["error"] as? String == "client_disconnected")
+            #expect(record["stream_completed"] as? Bool == false)
+            #expect((record["completion_tokens"] as? Int ?? 0) >= 1)
+            await harness.mock.waitForAbandonedStreams(1)
+            #expect(harness.mock.streamsAbandoned == 1)
+        }
     }
 
     @Test("SIGTERM-style shutdown lets in-flight streams finish, then stops accepting")
     func drainsInFlight() async throws {
-        let harness = try await AgentHarness(aliases: ["long": "mock+chunks=20+chunk_delay_ms=25"])
-        let inFlight = Task { try await harness.chat(model: "long", stream: true) }
-        await harness.mock.waitForRequests(1)
-        let port = harness.agentPort
-        try await harness.stopAgent()
-        let response = try await inFlight.value
-        #expect(response.status == 200)
-        #expect(response.text.contains("data: [DONE]"))
-        await #expect(throws: (any Error).self) {
-            _ = try await TestHTTPClient.get("/healthz", port: port, group: harness.group)
+        try await AgentHarness.with(aliases: ["long": "mock+chunks=20+chunk_delay_ms=25"]) { harness in
+            let inFlight = Task { try await harness.chat(model: "long", stream: true) }
+            await harness.mock.waitForRequests(1)
+            let port = harness.agentPort
+            try await harness.stopAgent()
+            let response = try await inFlight.value
+            #expect(response.status == 200)
+            #expect(response.text.contains("data: [DONE]"))
+            await #expect(throws: (any Error).self) {
+                _ = try await TestHTTPClient.get("/healthz", port: port, group: harness.group)
+            }
         }
-        try await harness.shutdownAfterStop()
     }
 }
