@@ -9,12 +9,20 @@ import SluicePolicy
 struct SluiceControlCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice-control",
-        abstract: "The Sluice control plane: keys, teams, catalog, limits and fleet usage, served to agents as signed policy bundles.")
+        abstract:
+            "The Sluice control plane: keys, teams, catalog, limits and fleet usage,"
+                + " served to agents as signed policy bundles."
+    )
 
     @Option(help: "Address to listen on, HOST:PORT.")
     var listen = "127.0.0.1:8080"
 
-    @Option(help: "Database: sqlite:PATH, or postgres://user[:password]@host[:port]/database for several replicas. The default is sluice.db in the data directory.")
+    @Option(
+        help: """
+            Database: sqlite:PATH, or postgres://user[:password]@host[:port]/database for several replicas. \
+            The default is sluice.db in the data directory.
+            """
+    )
     var db: String?
 
     @Option(help: "Directory for the database, the bundle signing key and the key pepper.")
@@ -35,49 +43,27 @@ struct SluiceControlCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "sluice-control")
         let environment = ProcessInfo.processInfo.environment
+        let controlPlane: ControlPlane
         do {
             let parts = listen.split(separator: ":")
             guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
                 throw ControlStartError("--listen must be HOST:PORT, for example 127.0.0.1:8080")
             }
-            let directory = try ControlDataDirectory(path: dataDir)
-            let adminToken = try readAdminToken(environment: environment)
-            let store: any Store
-            let described: String
-            switch db {
-            case nil:
-                described = "\(dataDir)/sluice.db"
-                store = try SQLiteStore(path: described)
-            case let value? where value.hasPrefix("sqlite:"):
-                described = String(value.dropFirst("sqlite:".count))
-                store = try SQLiteStore(path: described)
-            case let value? where value.hasPrefix("postgres://") || value.hasPrefix("postgresql://"):
-                // Never log the password: only the part after the credentials.
-                described = "postgres://…@" + (value.split(separator: "@").last.map(String.init) ?? "")
-                do {
-                    store = try PostgresStore(url: value, logger: logger)
-                } catch let error as StoreError {
-                    throw ControlStartError(error.message)
-                }
-            case let value?:
-                throw ControlStartError("--db must be sqlite:PATH or postgres://user@host/database, not \(value.prefix(12))…")
-            }
-            try await store.migrate()
-            let pepper = try directory.keyPepper(environment: environment)
-            let budgets = BudgetWatcher(store: store, logger: logger)
-            let publisher = PolicyPublisher(store: store, signingKey: try directory.signingKey(), keyPepper: pepper, budgets: budgets)
-            let api = ControlAPI(store: store, publisher: publisher, adminToken: adminToken, keyPepper: pepper, budgets: budgets)
-            let application = makeControlApplication(api: api, host: String(parts[0]), port: port, logger: logger) { bound in
-                logger.info("sluice-control listening", metadata: ["address": "\(parts[0]):\(bound)", "db": "\(described)",
-                                                                   "public_key": "\(dataDir)/signing-key.pub"])
-            }
-            let group = ServiceGroup(configuration: .init(services: [application, budgets, publisher], gracefulShutdownSignals: [.sigterm, .sigint],
-                                                          logger: logger))
-            try await group.run()
+            var options = ControlOptions(
+                adminToken: try readAdminToken(environment: environment), environment: environment)
+            options.host = String(parts[0])
+            options.port = port
+            options.database = db
+            options.dataDirectory = dataDir
+            controlPlane = try ControlPlane(options, logger: logger)
         } catch let error as ControlStartError {
             FileHandle.standardError.write(Data("sluice-control: \(error.message)\n".utf8))
             throw ExitCode(2)
         }
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [controlPlane], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
     }
 
     private func readAdminToken(environment: [String: String]) throws -> Secret {
@@ -89,7 +75,8 @@ struct SluiceControlCommand: AsyncParsableCommand {
             token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard token.utf8.count >= 16 else {
-            throw ControlStartError("set SLUICE_ADMIN_TOKEN (or --admin-token-file) to an admin token of at least 16 characters")
+            throw ControlStartError(
+                "set SLUICE_ADMIN_TOKEN (or --admin-token-file) to an admin token of at least 16 characters")
         }
         return Secret(token)
     }

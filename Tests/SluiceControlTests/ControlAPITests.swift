@@ -15,30 +15,30 @@ final class ControlHarness: @unchecked Sendable {
     static let pepper = Secret("control-test-pepper-0123456789")
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let directory: TemporaryDirectory
-    let signingKey = Curve25519.Signing.PrivateKey()
-    let store: SQLiteStore
+    let store: any Store
+    /// What agents verify bundles with.
+    let publicKey: Curve25519.Signing.PublicKey
     private(set) var port = 0
     private var serviceGroup: ServiceGroup?
     private var task: Task<Void, any Error>?
 
+    /// The production wiring (`ControlPlane`) over a fresh SQLite file and data directory.
     init() async throws {
         directory = try TemporaryDirectory()
-        store = try SQLiteStore(path: directory.file("control.db"))
-        try await store.migrate()
-        // interval 0: every batch is checked against the budgets, so tests need no waiting.
-        let budgets = BudgetWatcher(store: store, logger: Logger(label: "test"), interval: 0)
-        let publisher = PolicyPublisher(
-            store: store, signingKey: signingKey, keyPepper: Self.pepper, pollInterval: .milliseconds(200),
-            budgets: budgets)
-        let api = ControlAPI(
-            store: store, publisher: publisher, adminToken: Secret(Self.adminToken), keyPepper: Self.pepper,
-            budgets: budgets)
+        var options = ControlOptions(
+            adminToken: Secret(Self.adminToken), environment: ["SLUICE_KEY_PEPPER": Self.pepper.reveal()])
+        options.port = 0
+        options.database = "sqlite:" + directory.file("control.db")
+        options.dataDirectory = directory.file("data")
+        options.policyPollInterval = .milliseconds(200)
+        // Every batch is checked against the budgets, so tests need no waiting.
+        options.budgetCheckInterval = 0
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        let application = makeControlApplication(api: api, host: "127.0.0.1", port: 0, logger: Logger(label: "test")) {
-            port in
-            continuation.yield(port)
-        }
-        let serviceGroup = ServiceGroup(configuration: .init(services: [application], logger: Logger(label: "test")))
+        options.onListening = { port in continuation.yield(port) }
+        let control = try ControlPlane(options, logger: Logger(label: "test"))
+        store = control.store
+        publicKey = control.publicKey
+        let serviceGroup = ServiceGroup(configuration: .init(services: [control], logger: Logger(label: "test")))
         self.serviceGroup = serviceGroup
         task = Task { try await serviceGroup.run() }
         for await bound in stream {
@@ -99,13 +99,15 @@ struct ControlAPITests {
             try await control.request(
                 "POST", "/v1/admin/models",
                 json: """
-                    {"alias":"gpt4_limited","deployments":[{"api_base":"https://api.openai.com/v1","upstream_model":"gpt-4o"}]}
+                    {"alias":"gpt4_limited",
+                     "deployments":[{"api_base":"https://api.openai.com/v1","upstream_model":"gpt-4o"}]}
                     """
             ).status == 201)
         let created = try await control.request(
             "POST", "/v1/admin/keys",
             json: """
-                {"team":"marketing","project":"website","allowed_models":["gpt4_limited"],"metadata":{"owner":"marketing-team","env":"prod"},
+                {"team":"marketing","project":"website","allowed_models":["gpt4_limited"],
+                 "metadata":{"owner":"marketing-team","env":"prod"},
                  "limits":{"requests_per_minute":60,"tokens_per_minute":60000,"monthly_spend_usd":200}}
                 """)
         #expect(created.status == 201)
@@ -147,7 +149,9 @@ struct ControlAPITests {
         _ = try await control.request(
             "POST", "/v1/admin/models",
             json: """
-                {"alias":"gpt-4o-mini","deployments":[{"api_base":"https://api.openai.com/v1","upstream_model":"gpt-4o-mini","credential_ref":"OPENAI_API_KEY"}],
+                {"alias":"gpt-4o-mini",
+                 "deployments":[{"api_base":"https://api.openai.com/v1","upstream_model":"gpt-4o-mini",
+                                 "credential_ref":"OPENAI_API_KEY"}],
                  "input_cost_per_token":0.00000015,"output_cost_per_token":0.0000006}
                 """)
         #expect(
@@ -164,7 +168,7 @@ struct ControlAPITests {
         #expect(tag == "\"v5\"")  // 1 at start, then four writes
         #expect(!response.text.contains(secret))
         let bundle = try WireCoding.decoder.decode(SignedBundle.self, from: Data(response.body))
-        let document = try bundle.verified(with: control.signingKey.publicKey)
+        let document = try bundle.verified(with: control.publicKey)
         #expect(document.version == 5 && document.keys.map(\.id) == ["ci"] && document.keys[0].prefix == nil)
         #expect(document.keys[0].hash == KeyHasher(pepper: ControlHarness.pepper).hash(secret).encoded)
         #expect(document.keyPepperFingerprint == PolicyPublisher.fingerprint(of: ControlHarness.pepper))
@@ -200,7 +204,7 @@ struct ControlAPITests {
         let waited = ContinuousClock.now - started
         #expect(answer.status == 200 && answer.header("etag") != tag)
         let document = try WireCoding.decoder.decode(SignedBundle.self, from: Data(answer.body)).verified(
-            with: control.signingKey.publicKey)
+            with: control.publicKey)
         #expect(document.keys.first?.revoked == true)
         #expect(waited < .seconds(2))
         // With nothing changing, the long-poll ends at its wait with 304.
@@ -215,7 +219,9 @@ struct ControlAPITests {
         let control = try await ControlHarness()
         let token = try await control.agentToken("agent-1")
         let batch =
-            #"{"agent_id":"agent-1","epoch":"e1","sequence":1,"deltas":[{"hour":1795435200,"team":"ml","service":"shop/checkout","key_id":"ci","model":"gpt-4o-mini","requests":3,"prompt_tokens":30,"completion_tokens":9,"cost_pico_usd":9000,"denials":{}}]}"#
+            #"{"agent_id":"agent-1","epoch":"e1","sequence":1,"deltas":[{"hour":1795435200,"team":"ml","#
+                + #""service":"shop/checkout","key_id":"ci","model":"gpt-4o-mini","requests":3,"prompt_tokens":30,"#
+                + #""completion_tokens":9,"cost_pico_usd":9000,"denials":{}}]}"#
         let first = try await control.request("POST", "/v1/agent/usage", json: batch, token: token)
         #expect(
             first.status == 200 && first.text.contains(#""acknowledged_sequence":1"#)

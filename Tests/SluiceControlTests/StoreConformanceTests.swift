@@ -162,8 +162,9 @@ struct StoreConformanceTests {
         #expect(top.map(\.group) == [["team": "ml"]])
     }
 
-    @Test("a change plans from the policy it changes: 20 concurrent read-modify-writes lose nothing",
-          arguments: StoreFixture.kinds)
+    @Test(
+        "a change plans from the policy it changes: 20 concurrent read-modify-writes lose nothing",
+        arguments: StoreFixture.kinds)
     func concurrentChanges(kind: StoreFixture.Kind) async throws {
         let fixture = try await StoreFixture(kind)
         defer { fixture.remove() }
@@ -312,10 +313,16 @@ struct PostgresStoreTests {
         let url = try await StoreFixture.newPostgresDatabase()
         let first = try PostgresStore(url: url, logger: Logger(label: "test"))
         let second = try PostgresStore(url: url, logger: Logger(label: "test"))
-        defer {
-            first.shutdown()
-            second.shutdown()
+        // Each store's pool runs as a child of this test and stops with it.
+        try await withThrowingDiscardingTaskGroup { pools in
+            pools.addTask { await first.run() }
+            pools.addTask { await second.run() }
+            try await Self.replicate(first, second)
+            pools.cancelAll()
         }
+    }
+
+    static func replicate(_ first: PostgresStore, _ second: PostgresStore) async throws {
         // Both migrate at once, as replicas starting together would.
         async let migrated1: Void = first.migrate()
         async let migrated2: Void = second.migrate()

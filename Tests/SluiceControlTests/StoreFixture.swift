@@ -14,19 +14,20 @@ struct StoreFixture {
 
     let store: any Store
     private let directory: TemporaryDirectory
-    private let postgres: PostgresStore?
+    /// The PostgreSQL store's connection pool, running until ``remove()``.
+    private let pool: Task<Void, Never>?
 
     init(_ kind: Kind) async throws {
         directory = try TemporaryDirectory()
         switch kind {
         case .sqlite:
             store = try SQLiteStore(path: directory.file("sluice.db"), clock: { 1_795_435_200 })
-            postgres = nil
+            pool = nil
         case .postgres:
             let url = try await Self.newPostgresDatabase()
             let created = try PostgresStore(url: url, logger: Logger(label: "test"), clock: { 1_795_435_200 })
             store = created
-            postgres = created
+            pool = Task { await created.run() }
         }
         try await store.migrate()
     }
@@ -38,7 +39,7 @@ struct StoreFixture {
     }
 
     func remove() {
-        postgres?.shutdown()
+        pool?.cancel()
         directory.remove()
     }
 }

@@ -31,7 +31,6 @@ final class SyncHarness: @unchecked Sendable {
     let mock: MockProvider
     private(set) var mockPort = 0
     let controlPort: Int
-    private(set) var signingKey = Curve25519.Signing.PrivateKey()
     private var control: (group: ServiceGroup, task: Task<Void, any Error>)?
 
     init() async throws {
@@ -42,26 +41,30 @@ final class SyncHarness: @unchecked Sendable {
         try await startControl()
     }
 
-    var publicKeyText: String { signingKey.publicKey.rawRepresentation.base64EncodedString() }
+    /// The control plane's public key, base64, as its data directory holds it for agents.
+    var publicKeyText: String {
+        (try? String(contentsOfFile: directory.file("control-data/signing-key.pub"), encoding: .utf8)) ?? ""
+    }
 
-    /// Starts the control plane on `controlPort`, on `database` (the same file by default,
-    /// so a restart keeps its state).
+    /// Starts the control plane (the production wiring, `ControlPlane`) on `controlPort`,
+    /// on `database` (the same file by default, so a restart keeps its state).
     func startControl(database: String = "control.db", newSigningKey: Bool = false) async throws {
-        if newSigningKey { signingKey = Curve25519.Signing.PrivateKey() }
-        let store = try SQLiteStore(path: directory.file(database))
-        try await store.migrate()
-        let publisher = PolicyPublisher(
-            store: store, signingKey: signingKey, keyPepper: Self.pepper, pollInterval: .milliseconds(200))
-        let api = ControlAPI(
-            store: store, publisher: publisher, adminToken: Secret(Self.adminToken), keyPepper: Self.pepper)
-        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        let application = makeControlApplication(
-            api: api, host: "127.0.0.1", port: controlPort, logger: Logger(label: "control")
-        ) { port in
-            continuation.yield(port)
+        let data = directory.file("control-data")
+        if newSigningKey {
+            // A new key is made at start when the data directory has none.
+            try? FileManager.default.removeItem(atPath: data + "/signing-key")
         }
+        var options = ControlOptions(
+            adminToken: Secret(Self.adminToken), environment: ["SLUICE_KEY_PEPPER": Self.pepper.reveal()])
+        options.port = controlPort
+        options.database = "sqlite:" + directory.file(database)
+        options.dataDirectory = data
+        options.policyPollInterval = .milliseconds(200)
+        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        options.onListening = { port in continuation.yield(port) }
+        let controlPlane = try ControlPlane(options, logger: Logger(label: "control"))
         let serviceGroup = ServiceGroup(
-            configuration: .init(services: [application, publisher], logger: Logger(label: "control")))
+            configuration: .init(services: [controlPlane], logger: Logger(label: "control")))
         let task = Task { try await serviceGroup.run() }
         control = (serviceGroup, task)
         for await _ in stream { break }

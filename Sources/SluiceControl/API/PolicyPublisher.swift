@@ -40,8 +40,11 @@ public final class PolicyPublisher: Service, Sendable {
         let key: Curve25519.Signing.PrivateKey
     }
 
-    public init(store: any Store, signingKey: Curve25519.Signing.PrivateKey, keyPepper: Secret, pollInterval: Duration = .seconds(1),
-                budgets: BudgetWatcher? = nil) {
+    public init(
+        store: any Store, signingKey: Curve25519.Signing.PrivateKey, keyPepper: Secret,
+        pollInterval: Duration = .seconds(1),
+        budgets: BudgetWatcher? = nil
+    ) {
         self.store = store
         self.budgets = budgets
         self.signingKey = SigningKey(key: signingKey)
@@ -61,11 +64,13 @@ public final class PolicyPublisher: Service, Sendable {
         let version = try await store.policyVersion()
         let scope = service ?? ""
         let active = activeAgentCounter.withLock { $0 }?()
-        if let body = cache.withLock({ $0?.version == version && $0?.activeAgents == active ? $0?.bodies[scope] : nil }) {
+        if let body = cache.withLock({ $0?.version == version && $0?.activeAgents == active ? $0?.bodies[scope] : nil })
+        {
             return (version, body)
         }
         let snapshot = try await store.snapshot()
-        var document = Self.document(from: snapshot, pepperFingerprint: pepperFingerprint, now: Int64(Date().timeIntervalSince1970))
+        var document = Self.document(
+            from: snapshot, pepperFingerprint: pepperFingerprint, now: Int64(Date().timeIntervalSince1970))
         document.activeAgents = active
         // Evaluated afresh for every new version: another replica may have raised the
         // version because a budget ran out.
@@ -74,7 +79,9 @@ public final class PolicyPublisher: Service, Sendable {
         let signed = try SignedBundle.sign(document, with: signingKey.key)
         let body = Array(try WireCoding.encoder.encode(signed))
         cache.withLock { current in
-            if (current?.version ?? 0) < snapshot.version || (current?.version == snapshot.version && current?.activeAgents != active) {
+            if (current?.version ?? 0) < snapshot.version
+                || (current?.version == snapshot.version && current?.activeAgents != active)
+            {
                 current = (snapshot.version, active, [:])
             }
             if current?.version == snapshot.version, current?.bodies.count ?? 0 < Self.maxCachedScopes {
@@ -85,8 +92,9 @@ public final class PolicyPublisher: Service, Sendable {
     }
 
     static func document(from snapshot: PolicySnapshot, pepperFingerprint: String, now: Int64) -> PolicyDocument {
-        var document = PolicyDocument(version: snapshot.version, issuedAt: now, keyPepperFingerprint: pepperFingerprint,
-                                      settings: snapshot.settings)
+        var document = PolicyDocument(
+            version: snapshot.version, issuedAt: now, keyPepperFingerprint: pepperFingerprint,
+            settings: snapshot.settings)
         for entity in snapshot.entities {
             switch entity {
             case .team(let team): document.teams.append(team)
@@ -107,7 +115,9 @@ public final class PolicyPublisher: Service, Sendable {
         let deadline = ContinuousClock.now + timeout
         while true {
             let current = try await store.policyVersion()
-            if current > version || ContinuousClock.now >= deadline || closing.load(ordering: .acquiring) { return current }
+            if current > version || ContinuousClock.now >= deadline || closing.load(ordering: .acquiring) {
+                return current
+            }
             let slice = min(pollInterval, deadline - ContinuousClock.now)
             await waitForChange(upTo: slice)
         }
@@ -128,19 +138,31 @@ public final class PolicyPublisher: Service, Sendable {
         for waiter in woken { waiter.resume() }
     }
 
+    /// Returns when a change is announced, shutdown begins, or `duration` passes. The timer
+    /// is a child task of this wait, so nothing outlives it.
     private func waitForChange(upTo duration: Duration) async {
         let id = UUID()
-        await withCheckedContinuation { continuation in
-            // Registered before the timer starts, so neither wake-up can be missed.
-            waiters.withLock { $0[id] = continuation }
-            if closing.load(ordering: .acquiring), let waiter = waiters.withLock({ $0.removeValue(forKey: id) }) {
-                waiter.resume()
-                return
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { continuation in
+                        // Registered before checking, so no wake-up can be missed.
+                        self.waiters.withLock { $0[id] = continuation }
+                        if self.closing.load(ordering: .acquiring) || Task.isCancelled {
+                            self.resumeWaiter(id)
+                        }
+                    }
+                } onCancel: {
+                    self.resumeWaiter(id)
+                }
             }
-            Task {
-                try? await Task.sleep(for: duration)
-                if let waiter = self.waiters.withLock({ $0.removeValue(forKey: id) }) { waiter.resume() }
-            }
+            group.addTask { try? await Task.sleep(for: duration) }
+            await group.next()
+            group.cancelAll()
         }
+    }
+
+    private func resumeWaiter(_ id: UUID) {
+        waiters.withLock { $0.removeValue(forKey: id) }?.resume()
     }
 }

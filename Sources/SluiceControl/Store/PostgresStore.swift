@@ -14,10 +14,9 @@ public final class PostgresStore: Store {
     private let client: PostgresClient
     private let logger: Logger
     private let clock: @Sendable () -> Int64
-    private let runner: Task<Void, Never>
 
     /// Connects to `postgres://user[:password]@host[:port]/database` (TLS off: use a local
-    /// or otherwise protected network path). The connection pool runs until ``shutdown()``.
+    /// or otherwise protected network path). Queries wait until ``run()`` runs the pool.
     public init(
         url: String, logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
     ) throws {
@@ -38,12 +37,12 @@ public final class PostgresStore: Store {
         self.client = client
         self.logger = logger
         self.clock = clock
-        runner = Task { await client.run() }
     }
 
-    /// Closes the pool.
-    public func shutdown() {
-        runner.cancel()
+    /// Runs the connection pool until the calling task is cancelled; run it as a child of
+    /// whatever uses the store (``ControlPlane`` does), so the pool never outlives its users.
+    public func run() async {
+        await client.run()
     }
 
     // MARK: - Schema

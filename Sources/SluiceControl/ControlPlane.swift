@@ -1,0 +1,121 @@
+import Crypto
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluicePolicy
+
+/// Everything `sluice-control` is told, as values: the command line turns its flags into
+/// one of these, and tests build one too, so both run the same wiring.
+public struct ControlOptions: Sendable {
+    public var host = "127.0.0.1"
+    /// 0 picks a free port (see ``onListening``).
+    public var port = 8080
+    /// `sqlite:PATH` or `postgres://user[:password]@host[:port]/database`; nil is
+    /// `sluice.db` in the data directory.
+    public var database: String?
+    /// The bundle signing key, the key pepper (unless `SLUICE_KEY_PEPPER` is set) and the
+    /// default database live here.
+    public var dataDirectory = ".state/control"
+    public var adminToken: Secret
+    /// Where `SLUICE_KEY_PEPPER` is read from.
+    public var environment: [String: String]
+    /// How often a long-poll re-reads the policy version, to see another replica's writes.
+    public var policyPollInterval: Duration = .seconds(1)
+    /// Least seconds between two budget checks triggered by usage.
+    public var budgetCheckInterval: Int64 = 1
+    /// Called with the bound port once the server listens.
+    public var onListening: @Sendable (Int) async -> Void = { _ in }
+
+    public init(adminToken: Secret, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        self.adminToken = adminToken
+        self.environment = environment
+    }
+}
+
+/// The control plane, wired: its store, signing key and pepper are opened when it is
+/// built, and ``run()`` runs the rest as structured children of one service: the
+/// PostgreSQL connection pool (when there is one), the migrations, then the HTTP server,
+/// the budget watcher and the policy publisher. Graceful shutdown stops accepting, lets
+/// long-polls and requests finish, and closes the pool last.
+public final class ControlPlane: Service, Sendable {
+    public let store: any Store
+    /// What the log and errors may say of the database (never a password).
+    public let databaseDescription: String
+    private let postgres: PostgresStore?
+    private let signingKey: PolicyPublisher.SigningKey
+    private let pepper: Secret
+    private let options: ControlOptions
+    private let logger: Logger
+
+    /// Opens the data directory (creating the signing key and pepper on first start) and
+    /// the store. Throws ``ControlStartError`` saying what to fix.
+    public init(_ options: ControlOptions, logger: Logger) throws(ControlStartError) {
+        self.options = options
+        self.logger = logger
+        guard options.adminToken.reveal().utf8.count >= 16 else {
+            throw ControlStartError("the admin token must be at least 16 characters")
+        }
+        do {
+            let directory = try ControlDataDirectory(path: options.dataDirectory)
+            signingKey = PolicyPublisher.SigningKey(key: try directory.signingKey())
+            pepper = try directory.keyPepper(environment: options.environment)
+            switch options.database {
+            case nil:
+                databaseDescription = "\(options.dataDirectory)/sluice.db"
+                store = try SQLiteStore(path: databaseDescription)
+                postgres = nil
+            case let value? where value.hasPrefix("sqlite:"):
+                databaseDescription = String(value.dropFirst("sqlite:".count))
+                store = try SQLiteStore(path: databaseDescription)
+                postgres = nil
+            case let value? where value.hasPrefix("postgres://") || value.hasPrefix("postgresql://"):
+                databaseDescription = "postgres://…@" + (value.split(separator: "@").last.map(String.init) ?? "")
+                let opened = try PostgresStore(url: value, logger: logger)
+                store = opened
+                postgres = opened
+            case let value?:
+                throw ControlStartError(
+                    "--db must be sqlite:PATH or postgres://user@host/database, not \(value.prefix(12))…")
+            }
+        } catch let error as ControlStartError {
+            throw error
+        } catch let error as StoreError {
+            throw ControlStartError(error.message)
+        } catch {
+            throw ControlStartError("\(error)")
+        }
+    }
+
+    /// The public half of the bundle signing key: what agents verify bundles with.
+    public var publicKey: Curve25519.Signing.PublicKey { signingKey.key.publicKey }
+
+    public func run() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            if let postgres { group.addTask { await postgres.run() } }
+            try await store.migrate()
+            let budgets = BudgetWatcher(store: store, logger: logger, interval: options.budgetCheckInterval)
+            let publisher = PolicyPublisher(
+                store: store, signingKey: signingKey.key, keyPepper: pepper, pollInterval: options.policyPollInterval,
+                budgets: budgets)
+            let api = ControlAPI(
+                store: store, publisher: publisher, adminToken: options.adminToken, keyPepper: pepper, budgets: budgets)
+            let (host, database, directory, logger) = (options.host, databaseDescription, options.dataDirectory, logger)
+            let onListening = options.onListening
+            let application = makeControlApplication(api: api, host: host, port: options.port, logger: logger) { port in
+                logger.info(
+                    "sluice-control listening",
+                    metadata: [
+                        "address": "\(host):\(port)", "db": "\(database)", "public_key": "\(directory)/signing-key.pub",
+                    ])
+                await onListening(port)
+            }
+            // The server first: a service group stops in reverse order, so the publisher
+            // ends waiting long-polls before the server drains.
+            try await ServiceGroup(
+                configuration: .init(services: [application, budgets, publisher], logger: logger)
+            ).run()
+            // Everything that used the store has stopped: close the pool.
+            group.cancelAll()
+        }
+    }
+}
