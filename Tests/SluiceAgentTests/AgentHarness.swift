@@ -7,6 +7,7 @@ import SluiceAPI
 import SluiceAgent
 import SluiceHTTP2
 import SluiceTestSupport
+import Testing
 
 /// A real agent on 127.0.0.1 (port 0) in front of a real mock provider, for one test.
 /// Tests take one through ``with(upstream:aliases:settings:mockConfigure:_:)``, which shuts
@@ -117,8 +118,7 @@ final class AgentHarness: @unchecked Sendable {
 
     /// Replaces the running agent with one serving `yaml` (same mock, same group).
     func restartAgent(yaml: String) async throws {
-        await serviceGroup?.triggerGracefulShutdown()
-        try await serviceTask?.value
+        try await stopAgent()
         try await startAgent(yaml: yaml)
     }
 
@@ -159,8 +159,21 @@ final class AgentHarness: @unchecked Sendable {
     func stopAgent() async throws {
         await serviceGroup?.triggerGracefulShutdown()
         try await serviceTask?.value
+        if let runtime { Self.checkSettlements(runtime) }
         agent = nil
         serviceTask = nil
+    }
+
+    /// Every call the agent saw was settled exactly once: a path that forgets to settle, or
+    /// settles twice, fails whichever test took it.
+    static func checkSettlements(_ runtime: AgentRuntime, sourceLocation: SourceLocation = #_sourceLocation) {
+        let text = runtime.metrics.registry.emitToString()
+        for line in text.split(separator: "\n")
+        where line.hasPrefix("sluice_calls_unsettled_total") || line.hasPrefix("sluice_calls_settled_twice_total") {
+            if !line.hasSuffix(" 0") {
+                Issue.record("settlement invariant broken: \(line)", sourceLocation: sourceLocation)
+            }
+        }
     }
 
     /// Stops whatever still runs (agent, mock, event loops) and removes the files. Safe to
@@ -168,10 +181,7 @@ final class AgentHarness: @unchecked Sendable {
     func shutdown() async throws {
         guard !isShutDown else { return }
         isShutDown = true
-        await serviceGroup?.triggerGracefulShutdown()
-        try await serviceTask?.value
-        agent = nil
-        serviceTask = nil
+        try await stopAgent()
         try await mock.stop()
         try await group.shutdownGracefully()
         certificate.directory.remove()

@@ -27,8 +27,10 @@ public final class AgentMetrics: Sendable {
         identityLabels = [("service", identity.qualifiedName)]
         registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
-        let latencyBuckets: [Duration] = [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500),
-                                          .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120)]
+        let latencyBuckets: [Duration] = [
+            .milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+            .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120),
+        ]
         factory.defaultDurationHistogramBuckets = latencyBuckets
         self.factory = factory
     }
@@ -50,13 +52,17 @@ public final class AgentMetrics: Sendable {
 
         fileprivate init(alias: String, team: String, metrics: AgentMetrics) {
             self.alias = alias
-            allowed = metrics.counter("sluice_requests_total", [("alias", alias), ("team", team), ("decision", "allow")])
+            allowed = metrics.counter(
+                "sluice_requests_total", [("alias", alias), ("team", team), ("decision", "allow")])
             tokensIn = metrics.counter("sluice_tokens_total", [("alias", alias), ("team", team), ("direction", "in")])
-            tokensOut = metrics.counter("sluice_tokens_total", [("alias", alias), ("team", team), ("direction", "out")])
+            tokensOut = metrics.counter(
+                "sluice_tokens_total", [("alias", alias), ("team", team), ("direction", "out")])
             cost = metrics.floatCounter("sluice_cost_usd_total", [("alias", alias), ("team", team)])
             latency = metrics.timer("sluice_upstream_latency_seconds", [("alias", alias)])
             timeToFirstByte = metrics.timer("sluice_time_to_first_byte_seconds", [("alias", alias)])
-            responses = (0...5).map { metrics.counter("sluice_upstream_responses_total", [("alias", alias), ("status_class", "\($0)xx")]) }
+            responses = (0...5).map {
+                metrics.counter("sluice_upstream_responses_total", [("alias", alias), ("status_class", "\($0)xx")])
+            }
         }
     }
 
@@ -82,13 +88,17 @@ public final class AgentMetrics: Sendable {
 
     /// A refused call, with the rule's reason code.
     func denied(alias: String?, team: String?, reason: String) {
-        counter("sluice_requests_total", [("alias", alias ?? "unknown"), ("team", team ?? "none"), ("decision", "deny")]).increment()
+        counter(
+            "sluice_requests_total", [("alias", alias ?? "unknown"), ("team", team ?? "none"), ("decision", "deny")]
+        ).increment()
         counter("sluice_denials_total", [("reason", reason)]).increment()
     }
 
     /// A call that went upstream ended: its outcome, usage, cost and timings.
-    func completed(_ handles: CallHandles, status: Int, usage: TokenUsage?, cost: Cost?, latencyNanoseconds: Int64,
-                   timeToFirstByteNanoseconds: Int64?, errorCode: String?) {
+    func completed(
+        _ handles: CallHandles, status: Int, usage: TokenUsage?, cost: Cost?, latencyNanoseconds: Int64,
+        timeToFirstByteNanoseconds: Int64?, errorCode: String?
+    ) {
         handles.responses[min(5, max(0, status / 100))].increment()
         if let errorCode {
             counter("sluice_upstream_failures_total", [("alias", handles.alias), ("fault", errorCode)]).increment()
@@ -110,7 +120,9 @@ public final class AgentMetrics: Sendable {
         counter("sluice_fallbacks_total", [("alias", alias), ("fallback", fallback)]).increment()
     }
 
-    func deploymentsUnavailable(alias: String) { counter("sluice_no_deployment_available_total", [("alias", alias)]).increment() }
+    func deploymentsUnavailable(alias: String) {
+        counter("sluice_no_deployment_available_total", [("alias", alias)]).increment()
+    }
 
     // MARK: - Policy
 
@@ -129,8 +141,21 @@ public final class AgentMetrics: Sendable {
             defer { state = missing }
             return state
         }
-        for reference in before.subtracting(missing) { gauge("sluice_credential_missing", [("credential", reference)]).record(0) }
+        for reference in before.subtracting(missing) {
+            gauge("sluice_credential_missing", [("credential", reference)]).record(0)
+        }
         for reference in missing { gauge("sluice_credential_missing", [("credential", reference)]).record(1) }
+    }
+
+    /// An admitted call's account was released without being settled; its reservation
+    /// was given back then. Should stay 0: a non-zero value names a path that forgot.
+    func settlementMissed() {
+        counter("sluice_calls_unsettled_total", []).increment()
+    }
+
+    /// A call was settled a second time; the second was ignored. Should stay 0.
+    func settledTwice() {
+        counter("sluice_calls_settled_twice_total", []).increment()
     }
 
     func policyRejected() {
@@ -170,8 +195,13 @@ public final class AgentMetrics: Sendable {
         }
         if let leases = runtime.leases {
             for share in leases.held(now: now) {
-                gauge("sluice_lease_share_per_minute", [("scope_kind", share.scope.kind.rawValue), ("scope", share.scope.name),
-                                                        ("limit", share.limit)]).record(share.perMinute)
+                gauge(
+                    "sluice_lease_share_per_minute",
+                    [
+                        ("scope_kind", share.scope.kind.rawValue), ("scope", share.scope.name),
+                        ("limit", share.limit),
+                    ]
+                ).record(share.perMinute)
             }
         }
         if let spool = runtime.spool {
@@ -193,11 +223,16 @@ public final class AgentMetrics: Sendable {
             }
         }
         let seconds = now / 1_000_000_000
-        for (scope, snapshot) in limiter.snapshots(now: now, dayNumber: timeZone.dayNumber(at: seconds),
-                                                   monthNumber: timeZone.monthNumber(at: seconds)) where scope.kind != .user {
+        for (scope, snapshot) in limiter.snapshots(
+            now: now, dayNumber: timeZone.dayNumber(at: seconds),
+            monthNumber: timeZone.monthNumber(at: seconds)) where scope.kind != .user
+        {
             func remaining(_ limit: LimitKind, _ value: Double?) {
                 guard let value else { return }
-                gauge("sluice_limit_remaining", [("scope_kind", scope.kind.rawValue), ("scope", scope.name), ("limit", limit.rawValue)]).record(value)
+                gauge(
+                    "sluice_limit_remaining",
+                    [("scope_kind", scope.kind.rawValue), ("scope", scope.name), ("limit", limit.rawValue)]
+                ).record(value)
             }
             remaining(.requestsPerMinute, snapshot.requestsPerMinute)
             remaining(.tokensPerMinute, snapshot.tokensPerMinute)
@@ -252,8 +287,10 @@ public final class AgentMetrics: Sendable {
 
     /// The handle for `name` and `labels`, made by `make` (with the identity labels put
     /// first) the first time it is asked for.
-    private func handle<Handle: Sendable>(_ name: String, _ labels: [(String, String)],
-                                          make: ([(String, String)], PrometheusMetricsFactory) -> Handle) -> Handle {
+    private func handle<Handle: Sendable>(
+        _ name: String, _ labels: [(String, String)],
+        make: ([(String, String)], PrometheusMetricsFactory) -> Handle
+    ) -> Handle {
         let id = key(name, labels)
         return handles.withLock { cache in
             if let found = cache[id] as? Handle { return found }

@@ -1,44 +1,87 @@
 import NIOCore
 import SluiceAPI
 import SluicePolicy
+import Synchronization
 
-/// Step 8 (account): turns what a call used into cost, settles its reservation, and writes
-/// one audit line and the metrics. Tokens come from the provider's usage block; an estimate
-/// is used only when it is absent. A call that used nothing gives its reservation back.
-struct Account {
+/// Step 8 (account): the one place a call ends. Each request gets one `Account`; when the
+/// policy admits the call, ``admit(_:)`` hands it the permit, and with it the limiter
+/// reservation, which from then on belongs to the account alone.
+///
+/// ``settle(_:)`` turns the call's ``CallOutcome`` into cost, settles the reservation (or
+/// gives it back when the call used nothing), and writes the spool line, one audit line
+/// and the metrics. It takes effect once: a second settlement is ignored and counted. An
+/// account released with an admitted call never settled gives the reservation back and is
+/// counted too. So a reservation can be neither settled twice nor lost, whatever path a
+/// call takes; `sluice_calls_settled_twice_total` and `sluice_calls_unsettled_total` say
+/// whether a path ever tried.
+final class Account: Sendable {
     let runtime: AgentRuntime
     let requestID: String
     let method: String
     let path: String
     let startedAt: NIODeadline
     let startedAtWall: Int64
+    private let state = Mutex<(permit: Authorize.Permit?, settled: Bool)>((nil, false))
 
-    /// - Parameters:
-    ///   - servedBy: the alias that answered, when it is a fallback of the caller's: its
-    ///     prices apply, and the audit line names it.
-    ///   - attempts: upstream attempts the call took (retries and fallbacks included).
-    func record(status: Int, permit: Authorize.Permit? = nil, refusal: Authorize.Refusal? = nil, deployment: Deployment? = nil,
-                servedBy: ModelAlias? = nil, attempts: Int? = nil, httpVersion: String? = nil, usage: TokenUsage? = nil, streamCompleted: Bool? = nil, timeToFirstByte: TimeAmount? = nil,
-                errorCode: String? = nil) {
+    init(
+        runtime: AgentRuntime, requestID: String, method: String, path: String, startedAt: NIODeadline,
+        startedAtWall: Int64
+    ) {
+        self.runtime = runtime
+        self.requestID = requestID
+        self.method = method
+        self.path = path
+        self.startedAt = startedAt
+        self.startedAtWall = startedAtWall
+    }
+
+    deinit {
+        let (permit, settled) = state.withLock { $0 }
+        guard let permit, !settled else { return }
+        // A path that forgot to settle: the budget gets its reservation back all the same.
+        permit.engine.release(permit.admission, now: runtime.now())
+        runtime.metrics.settlementMissed()
+    }
+
+    /// The call was admitted under `permit`: its reservation is now this account's to settle.
+    func admit(_ permit: Authorize.Permit) {
+        state.withLock { $0.permit = permit }
+    }
+
+    /// The permit the call was admitted under, if it was.
+    var permit: Authorize.Permit? { state.withLock { $0.permit } }
+
+    /// Ends the call: settlement, spool line, audit line and metrics, exactly once.
+    func settle(_ outcome: CallOutcome) {
+        let (first, permit) = state.withLock { state -> (Bool, Authorize.Permit?) in
+            defer { state.settled = true }
+            return (!state.settled, state.permit)
+        }
+        guard first else {
+            runtime.metrics.settledTwice()
+            return
+        }
         let latency = NIODeadline.now() - startedAt
         var record = AuditRecord(
             timestampNanoseconds: startedAtWall, requestID: requestID, identity: runtime.identity,
-            method: method, path: path, status: status,
+            method: method, path: path, status: outcome.status,
             latencySeconds: Double(latency.nanoseconds) / 1e9)
+        let refusal = outcome.refusal
         let caller = permit?.admission.caller ?? refusal?.caller
+        let usage = outcome.usage
         record.keyID = caller?.keyID
         record.team = caller?.team
         record.project = caller?.project
         record.endUser = permit?.request.user
         record.rule = refusal?.denial?.rule
         record.alias = permit?.alias.name ?? refusal?.alias
-        record.upstreamModel = deployment?.upstreamModel
-        record.deployment = deployment.map { $0.endpoint.description }
-        record.servedAlias = servedBy?.name
-        record.attempts = attempts
-        record.httpVersion = httpVersion
+        record.upstreamModel = outcome.deployment?.upstreamModel
+        record.deployment = outcome.deployment.map { $0.endpoint.description }
+        record.servedAlias = outcome.servedBy?.name
+        record.attempts = outcome.attempts
+        record.httpVersion = outcome.httpVersion
         record.stream = permit?.request.stream ?? false
-        record.streamCompleted = streamCompleted
+        record.streamCompleted = outcome.streamCompleted
         record.usage = usage
         // Settling prices the call: the engine that admitted it is the one source of cost,
         // for the budgets, the audit line and the metrics alike.
@@ -46,8 +89,9 @@ struct Account {
         if let permit {
             let now = runtime.now()
             if let usage {
-                cost = permit.engine.settle(permit.admission, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
-                                            servedBy: servedBy?.name, now: now)
+                cost = permit.engine.settle(
+                    permit.admission, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
+                    servedBy: outcome.servedBy?.name, now: now)
                 // Never counted as $0 in silence: an unpriced alias is flagged for the operator.
                 record.priceMissing = cost == nil
             } else {
@@ -55,18 +99,22 @@ struct Account {
             }
         }
         record.costUSD = cost?.usd
-        if let spool = runtime.spool, let entry = SpoolEntry.record(for: caller, permit: permit, refusal: refusal, servedBy: servedBy?.name, usage: usage, cost: cost,
-                                                service: runtime.identity.qualifiedName, at: startedAtWall) {
+        if let spool = runtime.spool,
+            let entry = SpoolEntry.record(
+                for: caller, permit: permit, refusal: refusal, servedBy: outcome.servedBy?.name, usage: usage,
+                cost: cost, service: runtime.identity.qualifiedName, at: startedAtWall)
+        {
             spool.append(entry)
         }
-        record.timeToFirstByteSeconds = timeToFirstByte.map { Double($0.nanoseconds) / 1e9 }
-        record.errorCode = errorCode
+        record.timeToFirstByteSeconds = outcome.timeToFirstByte.map { Double($0.nanoseconds) / 1e9 }
+        record.errorCode = outcome.errorCode
         runtime.audit.write(record.jsonLine)
 
         if let permit {
-            runtime.metrics.completed(permit.metrics, status: status, usage: usage, cost: cost,
-                                      latencyNanoseconds: latency.nanoseconds, timeToFirstByteNanoseconds: timeToFirstByte?.nanoseconds,
-                                      errorCode: errorCode)
+            runtime.metrics.completed(
+                permit.metrics, status: outcome.status, usage: usage, cost: cost,
+                latencyNanoseconds: latency.nanoseconds,
+                timeToFirstByteNanoseconds: outcome.timeToFirstByte?.nanoseconds, errorCode: outcome.errorCode)
         }
     }
 }

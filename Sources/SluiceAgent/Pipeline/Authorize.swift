@@ -6,7 +6,9 @@ import SluicePolicy
 /// and this prompt, and whether every limit that applies still has room. Each denial names
 /// its rule; an admitted call carries its reservation until ``Account`` settles it.
 enum Authorize {
-    struct Permit {
+    /// An admitted call: shared (not copied) by the account, the routed call and each
+    /// attempt's relay, and never changed after admission.
+    final class Permit: Sendable {
         let request: OpenAIRequest
         let alias: ModelAlias
         let admission: Admission
@@ -17,10 +19,23 @@ enum Authorize {
         /// Metric handles for this call's alias and team, found once at admission.
         let metrics: AgentMetrics.CallHandles
         /// The API the caller speaks; answers and errors go back in it.
-        var callerDialect = CallerDialect.openAI
+        let callerDialect: CallerDialect
         /// A Messages caller's own request: sent as it is (model swapped) to an Anthropic
         /// deployment, so nothing is lost in translation there.
-        var messagesRequest: JSONValue?
+        let messagesRequest: JSONValue?
+
+        init(
+            request: OpenAIRequest, alias: ModelAlias, admission: Admission, policy: ActivePolicy,
+            metrics: AgentMetrics.CallHandles, callerDialect: CallerDialect, messagesRequest: JSONValue?
+        ) {
+            self.request = request
+            self.alias = alias
+            self.admission = admission
+            self.policy = policy
+            self.metrics = metrics
+            self.callerDialect = callerDialect
+            self.messagesRequest = messagesRequest
+        }
     }
 
     /// What went wrong, and as far as the decision got (for the audit line).
@@ -32,8 +47,12 @@ enum Authorize {
         var headers: [(String, String)] = []
     }
 
+    /// - Parameters:
+    ///   - callerDialect: the API the caller speaks (Anthropic's for `/v1/messages`).
+    ///   - messagesRequest: a Messages caller's own request, kept for Anthropic deployments.
     static func check(
-        endpoint: OpenAIEndpoint, headers: HTTPHeaders, body: [UInt8], runtime: AgentRuntime
+        endpoint: OpenAIEndpoint, headers: HTTPHeaders, body: [UInt8], runtime: AgentRuntime,
+        callerDialect: CallerDialect = .openAI, messagesRequest: JSONValue? = nil
     ) -> Result<Permit, Refusal> {
         let now = runtime.now()
         if let refusal = Gate.check(runtime: runtime, now: now) { return .failure(refusal) }
@@ -71,7 +90,8 @@ enum Authorize {
             return .success(
                 Permit(
                     request: request, alias: alias, admission: admission, policy: policy,
-                    metrics: runtime.metrics.allowed(alias: alias.name, team: caller.team)))
+                    metrics: runtime.metrics.allowed(alias: alias.name, team: caller.team),
+                    callerDialect: callerDialect, messagesRequest: messagesRequest))
         case .failure(let denial):
             return .failure(refusal(denial, caller: caller, alias: alias.name, param: nil))
         }

@@ -65,8 +65,11 @@ final class ResponseRelay: UpstreamResponseDelegate {
     private var httpVersion: UpstreamProtocol?
     private var outstandingWrites = 0
 
-    init(channel: any Channel, permit: Authorize.Permit, alias: ModelAlias, deployment: Deployment, attempt: Int, account: Account,
-         runtime: AgentRuntime, owner: any AttemptOwner) {
+    init(
+        channel: any Channel, permit: Authorize.Permit, alias: ModelAlias, deployment: Deployment, attempt: Int,
+        account: Account,
+        runtime: AgentRuntime, owner: any AttemptOwner
+    ) {
         self.channel = channel
         self.permit = permit
         self.alias = alias
@@ -89,7 +92,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
             return
         }
         let isEventStream = head.header("content-type")?.lowercased().hasPrefix("text/event-stream") ?? false
-        if isEventStream, permit.callerDialect == .anthropic, !native { egress = OpenAIToAnthropicStream(model: alias.name) }
+        if isEventStream, permit.callerDialect == .anthropic, !native {
+            egress = OpenAIToAnthropicStream(model: alias.name)
+        }
         if !isEventStream, permit.callerDialect == .anthropic {
             mode = .translatedBody([])  // rebuilt in the caller's dialect once whole
             return
@@ -102,10 +107,14 @@ final class ResponseRelay: UpstreamResponseDelegate {
             }
             var headers = relayedHeaders(head.headers, keepLength: false)
             headers.replaceOrAdd(name: "cache-control", value: "no-cache")
-            let created = runtime.now() / 1_000_000_000, usage = permit.request.callerRequestedUsage
-            mode = .translatedEvents(SSEDecoder(), deployment.dialect == .gemini
-                ? .gemini(GeminiStreamTranslator(model: alias.name, created: created, callerRequestedUsage: usage))
-                : .anthropic(AnthropicStreamTranslator(model: alias.name, created: created, callerRequestedUsage: usage)))
+            let created = runtime.now() / 1_000_000_000
+            let usage = permit.request.callerRequestedUsage
+            mode = .translatedEvents(
+                SSEDecoder(),
+                deployment.dialect == .gemini
+                    ? .gemini(GeminiStreamTranslator(model: alias.name, created: created, callerRequestedUsage: usage))
+                    : .anthropic(
+                        AnthropicStreamTranslator(model: alias.name, created: created, callerRequestedUsage: usage)))
             sendHead(status: head.status, headers: headers)
             return
         }
@@ -134,7 +143,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
             case .failure(let error):
                 mode = .events(decoder, filter)
                 call?.cancel()
-                failStream(code: "upstream_malformed_sse", message: "the provider sent a malformed event stream: \(error.message)")
+                failStream(
+                    code: "upstream_malformed_sse",
+                    message: "the provider sent a malformed event stream: \(error.message)")
                 return
             }
             if forward.isEmpty {
@@ -165,8 +176,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
         case .translatedBody(var body):
             guard body.count + size <= Self.usageCaptureLimit else {
                 call?.cancel()
-                answerFailure(UpstreamError(.protocolError, "the provider's answer exceeds \(Self.usageCaptureLimit) bytes"),
-                              failure: .serverError(status: 502))
+                answerFailure(
+                    UpstreamError(.protocolError, "the provider's answer exceeds \(Self.usageCaptureLimit) bytes"),
+                    failure: .serverError(status: 502))
                 return
             }
             mode = .awaitingHead
@@ -202,9 +214,11 @@ final class ResponseRelay: UpstreamResponseDelegate {
             if !tail.isEmpty { writeBody(channel.allocator.buffer(bytes: tail), returningWindow: 0) }
             let completed = filter.sawDone && !filter.sawErrorEvent
             let usage = filter.usage ?? estimatedUsage(completionBytes: filter.dataBytes)
-            finish(status: 200, usage: usage, streamCompleted: completed,
-                   errorCode: filter.sawErrorEvent ? "upstream_stream_error_event" : (filter.sawDone ? nil : "upstream_stream_incomplete"),
-                   failure: completed ? nil : .serverError(status: 502))
+            finish(
+                status: 200, usage: usage, streamCompleted: completed,
+                errorCode: filter.sawErrorEvent
+                    ? "upstream_stream_error_event" : (filter.sawDone ? nil : "upstream_stream_incomplete"),
+                failure: completed ? nil : .serverError(status: 502))
         case .translatedEvents(var decoder, let translator):
             _ = decoder.remainder()  // an unfinished event has nothing to translate
             let closing = translator.finish()
@@ -212,9 +226,12 @@ final class ResponseRelay: UpstreamResponseDelegate {
             let usage = translator.usage ?? estimatedUsage(completionBytes: translator.dataBytes)
             // An error event inside the 200 stream (Anthropic's `overloaded_error`) reached the
             // caller, so it is not retried; it counts against the deployment all the same.
-            let failure: AttemptFailure? = translator.errorStatus.map { .serverError(status: $0) }
+            let failure: AttemptFailure? =
+                translator.errorStatus.map { .serverError(status: $0) }
                 ?? (translator.completed ? nil : .serverError(status: 502))
-            finish(status: 200, usage: usage, streamCompleted: translator.completed, errorCode: translator.errorCode, failure: failure)
+            finish(
+                status: 200, usage: usage, streamCompleted: translator.completed, errorCode: translator.errorCode,
+                failure: failure)
         case .translatedBody(let body):
             let created = runtime.now() / 1_000_000_000
             if deployment.dialect == .gemini, GeminiResponse.promptBlocked(body), owner.attemptFailed(.contentPolicy) {
@@ -222,7 +239,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
                 return
             }
             guard let translated = callerAnswer(from: body, created: created) else {
-                answerFailure(UpstreamError(.protocolError, "the provider's answer is not in its API's shape"), failure: .serverError(status: 502))
+                answerFailure(
+                    UpstreamError(.protocolError, "the provider's answer is not in its API's shape"),
+                    failure: .serverError(status: 502))
                 return
             }
             var headers = HTTPHeaders()
@@ -232,10 +251,14 @@ final class ResponseRelay: UpstreamResponseDelegate {
             for (name, value) in rateLimitFields { headers.add(name: name, value: value) }
             sendHead(status: 200, headers: headers)
             writeBody(channel.allocator.buffer(bytes: translated.body), returningWindow: 0)
-            finish(status: 200, usage: translated.usage ?? estimatedUsage(completionBytes: body.count), streamCompleted: nil, errorCode: nil)
+            finish(
+                status: 200, usage: translated.usage ?? estimatedUsage(completionBytes: body.count),
+                streamCompleted: nil, errorCode: nil)
         case .passthrough(let capture, let overflowed):
             let usage = overflowed ? nil : capture.withUnsafeBytes { TokenUsage.fromOpenAIResponse($0) }
-            finish(status: 200, usage: usage ?? estimatedUsage(completionBytes: capture.count), streamCompleted: nil, errorCode: nil)
+            finish(
+                status: 200, usage: usage ?? estimatedUsage(completionBytes: capture.count), streamCompleted: nil,
+                errorCode: nil)
         case .upstreamError(let status, let headers, let body):
             let failure = Self.failure(status: status, headers: headers, body: body)
             if owner.attemptFailed(failure) {
@@ -253,7 +276,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
         case .awaitingHead, .upstreamError:
             // Nothing has reached the caller yet: the owner may try again elsewhere.
             var failure: AttemptFailure = error.isTimeout ? .timeout : .connect
-            if case .upstreamError(let status, let headers, let body) = mode { failure = Self.failure(status: status, headers: headers, body: body) }
+            if case .upstreamError(let status, let headers, let body) = mode {
+                failure = Self.failure(status: status, headers: headers, body: body)
+            }
             if owner.attemptFailed(failure) {
                 mode = .finished
                 return
@@ -279,7 +304,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
     /// where the dialects match, else translated (through OpenAI's shape).
     private func callerAnswer(from body: [UInt8], created: Int64) -> (body: [UInt8], usage: TokenUsage?)? {
         if native {
-            guard let message = try? JSONValue.parseObject(body), message["type"]?.stringValue == "message" else { return nil }
+            guard let message = try? JSONValue.parseObject(body), message["type"]?.stringValue == "message" else {
+                return nil
+            }
             return (body, AnthropicResponse.usage(message["usage"]))
         }
         let openAI: (body: [UInt8], usage: TokenUsage?)?
@@ -290,13 +317,17 @@ final class ResponseRelay: UpstreamResponseDelegate {
         }
         guard let openAI else { return nil }
         guard permit.callerDialect == .anthropic else { return openAI }
-        return AnthropicIngress.message(fromChatCompletion: openAI.body, model: alias.name).map { ($0.body, openAI.usage ?? $0.usage) }
+        return AnthropicIngress.message(fromChatCompletion: openAI.body, model: alias.name).map {
+            ($0.body, openAI.usage ?? $0.usage)
+        }
     }
 
     private func answerFailure(_ error: UpstreamError, failure: AttemptFailure) {
         let status = error.isTimeout ? 504 : 502
-        sendError(OpenAIError(status: status, message: "upstream \(deployment.endpoint) failed: \(error.message)",
-                              type: "upstream_error", code: error.kind.rawValue))
+        sendError(
+            OpenAIError(
+                status: status, message: "upstream \(deployment.endpoint) failed: \(error.message)",
+                type: "upstream_error", code: error.kind.rawValue))
         record(status: status, errorCode: error.kind.rawValue)
         mode = .finished
         ended(.complete, failure: failure)
@@ -343,7 +374,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
     }
 
     /// The whole events in `chunk`, the rest kept in `decoder`.
-    private static func decode(_ chunk: ByteBuffer, with decoder: inout SSEDecoder) -> Result<[SSEEvent], SSEDecodingError> {
+    private static func decode(_ chunk: ByteBuffer, with decoder: inout SSEDecoder) -> Result<
+        [SSEEvent], SSEDecodingError
+    > {
         chunk.withUnsafeReadableBytes { bytes in
             Result { () throws(SSEDecodingError) in try decoder.push(bytes) }
         }
@@ -399,7 +432,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
         }
     }
 
-    private func finish(status: Int, usage: TokenUsage?, streamCompleted: Bool?, errorCode: String?, failure: AttemptFailure? = nil) {
+    private func finish(
+        status: Int, usage: TokenUsage?, streamCompleted: Bool?, errorCode: String?, failure: AttemptFailure? = nil
+    ) {
         mode = .finished
         record(status: status, usage: usage, streamCompleted: streamCompleted, errorCode: errorCode)
         ended(.complete, failure: failure)
@@ -407,9 +442,11 @@ final class ResponseRelay: UpstreamResponseDelegate {
 
     private func record(status: Int, usage: TokenUsage? = nil, streamCompleted: Bool? = nil, errorCode: String? = nil) {
         recordedUsage = usage
-        account.record(status: status, permit: permit, deployment: deployment, servedBy: alias, attempts: attempt,
-                       httpVersion: httpVersion?.rawValue, usage: usage, streamCompleted: streamCompleted,
-                       timeToFirstByte: timeToFirstByte, errorCode: errorCode)
+        account.settle(
+            CallOutcome(
+                status: status, deployment: deployment, servedBy: alias, attempts: attempt,
+                httpVersion: httpVersion?.rawValue, usage: usage, streamCompleted: streamCompleted,
+                timeToFirstByte: timeToFirstByte, errorCode: errorCode))
     }
 
     private func ended(_ ending: ResponseEnding, failure: AttemptFailure?) {
@@ -418,7 +455,8 @@ final class ResponseRelay: UpstreamResponseDelegate {
 
     /// Ends a started stream with an SSE error event; usage is what the stream showed so far.
     private func failStream(code: String, message: String) {
-        let event = permit.callerDialect.streamEvent(OpenAIError(status: 502, message: message, type: "upstream_error", code: code))
+        let event = permit.callerDialect.streamEvent(
+            OpenAIError(status: 502, message: message, type: "upstream_error", code: code))
         writeBody(channel.allocator.buffer(bytes: event), returningWindow: 0, convert: false)
         var usage: TokenUsage?
         if case .events(_, let filter) = mode {
@@ -438,26 +476,32 @@ final class ResponseRelay: UpstreamResponseDelegate {
     private func relayUpstreamError(status: Int, body: [UInt8], failure: AttemptFailure) {
         let scrubbed = permit.policy.scrubber.scrub(body)
         let speaksOpenAI = deployment.dialect == .openAI || deployment.dialect == .azure
-        let error = switch deployment.dialect {
-        case .anthropic: AnthropicResponse.error(from: scrubbed, status: status)
-        case .gemini: GeminiResponse.error(from: scrubbed, status: status)
-        case .openAI, .azure: OpenAIError.parse(scrubbed, status: status)
-        }
-        let fallback = OpenAIError(status: status, message: "upstream \(deployment.endpoint) answered HTTP \(status)", type: "upstream_error",
-                                   code: "upstream_http_\(status)")
+        let error =
+            switch deployment.dialect {
+            case .anthropic: AnthropicResponse.error(from: scrubbed, status: status)
+            case .gemini: GeminiResponse.error(from: scrubbed, status: status)
+            case .openAI, .azure: OpenAIError.parse(scrubbed, status: status)
+            }
+        let fallback = OpenAIError(
+            status: status, message: "upstream \(deployment.endpoint) answered HTTP \(status)", type: "upstream_error",
+            code: "upstream_http_\(status)")
         let passesThrough = error != nil && (native || (speaksOpenAI && permit.callerDialect == .openAI))
         let payload = passesThrough ? scrubbed : permit.callerDialect.body(error ?? fallback)
         // OpenAI's codes are the provider's own business; other dialects' error types are few and worth counting by.
         let code = speaksOpenAI ? fallback.code : error.map { "upstream_\($0.code)" } ?? fallback.code
-        writeJSONResponse(payload, status: status, on: channel, requestID: account.requestID, close: false, extraHeaders: rateLimitFields)
+        writeJSONResponse(
+            payload, status: status, on: channel, requestID: account.requestID, close: false,
+            extraHeaders: rateLimitFields)
         mode = .finished
         record(status: status, errorCode: code)
         ended(.complete, failure: failure)
     }
 
     private func sendError(_ error: OpenAIError) {
-        writeJSONResponse(permit.callerDialect.body(error), status: error.status, on: channel, requestID: account.requestID, close: false,
-                          extraHeaders: rateLimitFields)
+        writeJSONResponse(
+            permit.callerDialect.body(error), status: error.status, on: channel, requestID: account.requestID,
+            close: false,
+            extraHeaders: rateLimitFields)
     }
 
     /// The caller's own limits, as they stood at admission.
@@ -473,7 +517,7 @@ final class ResponseRelay: UpstreamResponseDelegate {
         for header in upstream {
             switch header.name {
             case "connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "proxy-connection",
-                 "set-cookie", "alt-svc", "server":
+                "set-cookie", "alt-svc", "server":
                 continue
             case "content-length":
                 if keepLength { headers.add(name: header.name, value: header.value) }

@@ -11,7 +11,8 @@ protocol AttemptOwner: AnyObject {
     func attemptFailed(_ failure: AttemptFailure) -> Bool
     /// The attempt is over and accounted: its answer is written, or the caller went away.
     /// `failure` is set when it failed in a way routing counts.
-    func attemptEnded(_ ending: ResponseEnding, timeToFirstByte: TimeAmount?, usage: TokenUsage?, failure: AttemptFailure?)
+    func attemptEnded(
+        _ ending: ResponseEnding, timeToFirstByte: TimeAmount?, usage: TokenUsage?, failure: AttemptFailure?)
 }
 
 /// One admitted call, through as many upstream attempts as routing allows: a deployment
@@ -35,8 +36,10 @@ final class RoutedCall: AttemptOwner {
     /// Tokens counted against a deployment's `tpm` when it is chosen, put right at the end.
     private let estimatedTokens: Int
 
-    init(channel: any Channel, permit: Authorize.Permit, account: Account, runtime: AgentRuntime,
-         onComplete: @escaping (ResponseEnding) -> Void) {
+    init(
+        channel: any Channel, permit: Authorize.Permit, account: Account, runtime: AgentRuntime,
+        onComplete: @escaping (ResponseEnding) -> Void
+    ) {
         self.channel = channel
         self.permit = permit
         self.account = account
@@ -56,7 +59,9 @@ final class RoutedCall: AttemptOwner {
         let catalog = permit.policy.configuration.catalog
         guard let alias = catalog.alias(named: plan.alias) else { return giveUp(unavailable: nil) }
         let deployment: Deployment
-        switch runtime.router.choose(from: alias, settings: settings, tried: tried, estimatedTokens: estimatedTokens, now: runtime.now()) {
+        switch runtime.router.choose(
+            from: alias, settings: settings, tried: tried, estimatedTokens: estimatedTokens, now: runtime.now())
+        {
         case .chosen(let chosen):
             deployment = chosen
         case .unavailable(let why):
@@ -71,24 +76,34 @@ final class RoutedCall: AttemptOwner {
         }
         let upstreamRequest: UpstreamRequest
         do throws(RequestBodyError) {
-            upstreamRequest = try Forward.request(for: permit, alias: alias, deployment: deployment, settings: runtime.settings,
-                                                  identity: runtime.identity, allocator: channel.allocator)
+            upstreamRequest = try Forward.request(
+                for: permit, alias: alias, deployment: deployment, settings: runtime.settings,
+                identity: runtime.identity, allocator: channel.allocator)
         } catch {
             finishRouting(deployment, ttfb: nil, usage: nil, failure: nil)
             // Admitted, but not expressible in the provider's dialect: the reservation goes back.
-            let refusal = OpenAIError(status: 400, message: error.message, type: "invalid_request_error", code: error.code, param: error.param)
-            account.record(status: 400, permit: permit, deployment: deployment, servedBy: alias, attempts: max(attempts, 1), errorCode: error.code)
-            writeJSONResponse(permit.callerDialect.body(refusal), status: 400, on: channel, requestID: account.requestID, close: false)
+            let refusal = OpenAIError(
+                status: 400, message: error.message, type: "invalid_request_error", code: error.code, param: error.param
+            )
+            account.settle(
+                CallOutcome(
+                    status: 400, deployment: deployment, servedBy: alias, attempts: max(attempts, 1),
+                    errorCode: error.code))
+            writeJSONResponse(
+                permit.callerDialect.body(refusal), status: 400, on: channel, requestID: account.requestID, close: false
+            )
             onComplete(.complete)
             return
         }
         attempts += 1
         tried.insert(DeploymentKey(deployment))
         current = (deployment, alias)
-        let relay = ResponseRelay(channel: channel, permit: permit, alias: alias, deployment: deployment, attempt: attempts,
-                                  account: account, runtime: runtime, owner: self)
+        let relay = ResponseRelay(
+            channel: channel, permit: permit, alias: alias, deployment: deployment, attempt: attempts,
+            account: account, runtime: runtime, owner: self)
         self.relay = relay
-        relay.call = runtime.upstream.execute(upstreamRequest, to: DeploymentRouter.origin(of: deployment), on: channel.eventLoop, delegate: relay)
+        relay.call = runtime.upstream.execute(
+            upstreamRequest, to: DeploymentRouter.origin(of: deployment), on: channel.eventLoop, delegate: relay)
     }
 
     // MARK: - AttemptOwner
@@ -104,7 +119,8 @@ final class RoutedCall: AttemptOwner {
         switch step {
         case .retry(_, let delay):
             runtime.metrics.retried(alias: alias.name)
-            pendingAttempt = channel.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) { [self] in
+            pendingAttempt = channel.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) {
+                [self] in
                 self.attempt()
             }
         case .fallback(let next):
@@ -116,7 +132,9 @@ final class RoutedCall: AttemptOwner {
         return true
     }
 
-    func attemptEnded(_ ending: ResponseEnding, timeToFirstByte: TimeAmount?, usage: TokenUsage?, failure: AttemptFailure?) {
+    func attemptEnded(
+        _ ending: ResponseEnding, timeToFirstByte: TimeAmount?, usage: TokenUsage?, failure: AttemptFailure?
+    ) {
         guard let (deployment, _) = current else { return }
         finishRouting(deployment, ttfb: timeToFirstByte, usage: usage, failure: failure)
         current = nil
@@ -130,7 +148,7 @@ final class RoutedCall: AttemptOwner {
         if let pendingAttempt {
             pendingAttempt.cancel()
             self.pendingAttempt = nil
-            account.record(status: 499, permit: permit, servedBy: nil, attempts: attempts, errorCode: "client_disconnected")
+            account.settle(CallOutcome(status: 499, attempts: attempts, errorCode: "client_disconnected"))
             return
         }
         relay?.clientDisconnected()
@@ -138,10 +156,13 @@ final class RoutedCall: AttemptOwner {
 
     // MARK: -
 
-    private func finishRouting(_ deployment: Deployment, ttfb: TimeAmount?, usage: TokenUsage?, failure: AttemptFailure?) {
-        runtime.router.finished(deployment, timeToFirstByteSeconds: ttfb.map { Double($0.nanoseconds) / 1e9 },
-                                tokensUsed: usage.map { $0.promptTokens + $0.completionTokens }, estimatedTokens: estimatedTokens,
-                                failure: failure, settings: settings, now: runtime.now())
+    private func finishRouting(
+        _ deployment: Deployment, ttfb: TimeAmount?, usage: TokenUsage?, failure: AttemptFailure?
+    ) {
+        runtime.router.finished(
+            deployment, timeToFirstByteSeconds: ttfb.map { Double($0.nanoseconds) / 1e9 },
+            tokensUsed: usage.map { $0.promptTokens + $0.completionTokens }, estimatedTokens: estimatedTokens,
+            failure: failure, settings: settings, now: runtime.now())
     }
 
     /// No deployment can take the call and no fallback is left: 429 when they are all at
@@ -154,11 +175,15 @@ final class RoutedCall: AttemptOwner {
         if why.atCap > 0 { message += "\(why.coolingDown > 0 ? "," : ":") \(why.atCap) at their rpm/tpm caps" }
         if let lastFailure { message += " (the last attempt failed: \(lastFailure.label))" }
         if plan.visited.count > 1 { message += "; tried \(plan.visited.joined(separator: ", "))" }
-        let error = OpenAIError(status: allCapped ? 429 : 503, message: message, type: allCapped ? "rate_limit_error" : "server_error",
-                                code: "no_deployment_available")
-        account.record(status: error.status, permit: permit, attempts: attempts, errorCode: error.code)
-        writeJSONResponse(permit.callerDialect.body(error), status: error.status, on: channel, requestID: account.requestID, close: false,
-                          extraHeaders: [("retry-after", String(why.retryAfterSeconds))] + RateLimitHeaders.fields(for: permit.admission.reservation.status))
+        let error = OpenAIError(
+            status: allCapped ? 429 : 503, message: message, type: allCapped ? "rate_limit_error" : "server_error",
+            code: "no_deployment_available")
+        account.settle(CallOutcome(status: error.status, attempts: attempts, errorCode: error.code))
+        writeJSONResponse(
+            permit.callerDialect.body(error), status: error.status, on: channel, requestID: account.requestID,
+            close: false,
+            extraHeaders: [("retry-after", String(why.retryAfterSeconds))]
+                + RateLimitHeaders.fields(for: permit.admission.reservation.status))
         onComplete(.complete)
     }
 }

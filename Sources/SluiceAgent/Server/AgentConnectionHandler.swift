@@ -90,7 +90,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             call?.clientDisconnected()
             finishRequest()
         } else if case .receiving(let request) = state {
-            request.account.record(status: 499, errorCode: "client_disconnected")
+            request.account.settle(CallOutcome(status: 499, errorCode: "client_disconnected"))
             finishRequest()
         }
         context.fireChannelInactive()
@@ -134,7 +134,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
     /// The last answer on a connection that cannot be trusted further: audited, written,
     /// then closed once it is out.
     private func answerAndClose(_ answer: OpenAIError, account: Account, on channel: any Channel) {
-        account.record(status: answer.status, errorCode: answer.code)
+        account.settle(CallOutcome(status: answer.status, errorCode: answer.code))
         finishRequest()
         keepAlive = false
         state = .discarding
@@ -200,8 +200,11 @@ final class AgentConnectionHandler: ChannelInboundHandler {
                 return
             }
         }
-        var permit: Authorize.Permit
-        switch Authorize.check(endpoint: endpoint, headers: request.head.headers, body: bytes, runtime: runtime) {
+        let permit: Authorize.Permit
+        let admitted = Authorize.check(
+            endpoint: endpoint, headers: request.head.headers, body: bytes, runtime: runtime,
+            callerDialect: dialect, messagesRequest: messagesRequest)
+        switch admitted {
         case .failure(let refusal):
             runtime.metrics.denied(alias: refusal.alias, team: refusal.caller?.team, reason: refusal.error.code)
             respond(
@@ -211,10 +214,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         case .success(let granted):
             permit = granted
         }
-        if dialect == .anthropic {
-            permit.callerDialect = .anthropic
-            permit.messagesRequest = messagesRequest
-        }
+        request.account.admit(permit)
         let call = RoutedCall(channel: context.channel, permit: permit, account: request.account, runtime: runtime) {
             [self] ending in
             self.responseEnded(ending)
@@ -233,7 +233,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         // answer can count on its usage being spooled.
         // Successful probes are not audited: kubelet asks every few seconds.
         if status >= 400 || (request.route != .health && request.route != .ready) {
-            request.account.record(status: status, refusal: refusal, errorCode: errorCode)
+            request.account.settle(CallOutcome(status: status, refusal: refusal, errorCode: errorCode))
         }
         writeJSONResponse(
             body, status: status, on: context.channel, requestID: request.account.requestID,
