@@ -139,26 +139,25 @@ public final class PolicyPublisher: Service, Sendable {
     }
 
     /// Returns when a change is announced, shutdown begins, or `duration` passes. The timer
-    /// is a child task of this wait, so nothing outlives it.
+    /// is a child task of this wait, so nothing outlives it; the waiter is registered by the
+    /// waiting task itself, so a change announced from the moment the wait begins is seen.
     private func waitForChange(upTo duration: Duration) async {
         let id = UUID()
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await withTaskCancellationHandler {
-                    await withCheckedContinuation { continuation in
-                        // Registered before checking, so no wake-up can be missed.
-                        self.waiters.withLock { $0[id] = continuation }
-                        if self.closing.load(ordering: .acquiring) || Task.isCancelled {
-                            self.resumeWaiter(id)
-                        }
-                    }
-                } onCancel: {
+        let deadline = ContinuousClock.now + duration
+        await withTaskGroup(of: Void.self) { timer in
+            timer.addTask {
+                try? await Task.sleep(until: deadline)
+                self.resumeWaiter(id)
+            }
+            await withCheckedContinuation { continuation in
+                self.waiters.withLock { $0[id] = continuation }
+                // The timer may have fired before the waiter was registered: it finds
+                // nothing then, so the deadline is checked here too.
+                if self.closing.load(ordering: .acquiring) || ContinuousClock.now >= deadline {
                     self.resumeWaiter(id)
                 }
             }
-            group.addTask { try? await Task.sleep(for: duration) }
-            await group.next()
-            group.cancelAll()
+            timer.cancelAll()
         }
     }
 
