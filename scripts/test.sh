@@ -13,6 +13,9 @@ if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c "import openai, anth
 fi
 export SLUICE_SDK_PYTHON="$PWD/$venv/bin/python"
 
+# Swift lines fit in 120 columns (wire fixtures inside multi-line literals excepted).
+python3 scripts/check-line-length.py
+
 # One build for app and tests, then run without rebuilding (avoids a second pass over deps).
 swift build --build-tests
 swift test --skip-build

@@ -62,7 +62,8 @@ public enum TranslatedStream: Sendable {
         case .anthropic(let translator):
             translator.errorType.map { "upstream_\($0)" } ?? (translator.sawStop ? nil : "upstream_stream_incomplete")
         case .gemini(let translator):
-            translator.errorStatus.map { "upstream_error_event_\($0)" } ?? (translator.sawStop ? nil : "upstream_stream_incomplete")
+            translator.errorStatus.map { "upstream_error_event_\($0)" }
+                ?? (translator.sawStop ? nil : "upstream_stream_incomplete")
         }
     }
 }

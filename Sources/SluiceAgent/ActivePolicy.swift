@@ -14,15 +14,19 @@ public final class ActivePolicy: Sendable {
     /// Compiles `configuration`'s policy for `identity`, sharing `limiter` with the policy it
     /// replaces so that a reload never refills a bucket.
     /// `localLimits` gives this agent's share of fleet-wide limits (control-plane mode).
-    public init(configuration: AgentConfiguration, identity: ServiceIdentity, limiter: Limiter, loadedAt: Int64,
-                localLimits: (Scope, Limits) -> Limits = { $1 }) throws(PolicyError) {
+    public init(
+        configuration: AgentConfiguration, identity: ServiceIdentity, limiter: Limiter, loadedAt: Int64,
+        localLimits: (Scope, Limits) -> Limits = { $1 }
+    ) throws(PolicyError) {
         self.configuration = configuration
-        engine = try PolicyEngine(policy: configuration.policy, serviceName: identity.qualifiedName, limiter: limiter,
-                                  localLimits: localLimits)
+        engine = try PolicyEngine(
+            policy: configuration.policy, serviceName: identity.qualifiedName, limiter: limiter,
+            localLimits: localLimits)
         let catalog = configuration.catalog
-        scrubber = CredentialScrubber(secrets: catalog.names.flatMap { name in
-            catalog.alias(named: name)!.deployments.map { $0.credential.reveal() }
-        } + [configuration.policy.keyPepper?.reveal()].compactMap { $0 })
+        scrubber = CredentialScrubber(
+            secrets: catalog.names.flatMap { name in
+                catalog.alias(named: name)!.deployments.map { $0.credential.reveal() }
+            } + [configuration.policy.keyPepper?.reveal()].compactMap { $0 })
         self.loadedAt = loadedAt
     }
 

@@ -1,13 +1,14 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOCore
 import SluiceAPI
 import SluiceHTTP2
 import SluicePolicy
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// What every request needs, shared by all connections: the policy in force, identity,
 /// the upstream client and the audit sink. Only the policy changes after start (on reload).
@@ -38,9 +39,11 @@ public final class AgentRuntime: Sendable {
     /// limits, budgets, usage hours and policy age all read this one clock.
     let now: @Sendable () -> Int64
 
-    public init(configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink,
-                sync: SyncStatus? = nil, spool: UsageSpool? = nil, leases: LeaseTable? = nil,
-                clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }) throws(PolicyError) {
+    public init(
+        configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink,
+        sync: SyncStatus? = nil, spool: UsageSpool? = nil, leases: LeaseTable? = nil,
+        clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }
+    ) throws(PolicyError) {
         settings = configuration.settings
         self.identity = identity
         self.upstream = upstream
@@ -52,8 +55,10 @@ public final class AgentRuntime: Sendable {
         let metrics = AgentMetrics(identity: identity)
         self.metrics = metrics
         let start = clock()
-        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: start,
-                                      localLimits: leases?.localLimits(now: start, windows: Self.windows(configuration.policy.timeZone, start)) ?? { $1 })
+        let policy = try ActivePolicy(
+            configuration: configuration, identity: identity, limiter: limiter, loadedAt: start,
+            localLimits: leases?.localLimits(now: start, windows: Self.windows(configuration.policy.timeZone, start))
+                ?? { $1 })
         active = Mutex(policy)
         metrics.policyLoaded(policy)
     }
@@ -65,15 +70,19 @@ public final class AgentRuntime: Sendable {
     /// Connections and calls in flight are untouched; new calls see the new policy.
     public func reload(_ configuration: AgentConfiguration) throws(PolicyError) {
         let time = now()
-        let policy = try ActivePolicy(configuration: configuration, identity: identity, limiter: limiter, loadedAt: time,
-                                      localLimits: leases?.localLimits(now: time, windows: Self.windows(configuration.policy.timeZone, time)) ?? { $1 })
+        let policy = try ActivePolicy(
+            configuration: configuration, identity: identity, limiter: limiter, loadedAt: time,
+            localLimits: leases?.localLimits(now: time, windows: Self.windows(configuration.policy.timeZone, time)) ?? {
+                $1
+            })
         active.withLock { $0 = policy }
         metrics.policyLoaded(policy)
     }
 
     /// The day and month `time` (wall nanoseconds) falls in, in `zone`.
     static func windows(_ zone: TimeZoneRules, _ time: Int64) -> LeaseTable.Windows {
-        LeaseTable.Windows(day: zone.dayNumber(at: time / 1_000_000_000), month: zone.monthNumber(at: time / 1_000_000_000))
+        LeaseTable.Windows(
+            day: zone.dayNumber(at: time / 1_000_000_000), month: zone.monthNumber(at: time / 1_000_000_000))
     }
 
     /// Set once shutdown begins: `/readyz` turns 503 so the pod leaves rotation.

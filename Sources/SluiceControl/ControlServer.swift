@@ -12,7 +12,8 @@ public struct ControlDataDirectory: Sendable {
 
     public init(path: String) throws {
         self.path = path
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(
+            atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
     }
 
     /// The Ed25519 signing key, created on first use. `signing-key.pub` holds the public
@@ -21,14 +22,16 @@ public struct ControlDataDirectory: Sendable {
         let file = "\(path)/signing-key"
         if let text = try? String(contentsOfFile: file, encoding: .utf8) {
             guard let raw = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)),
-                  let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw) else {
+                let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw)
+            else {
                 throw ControlStartError("\(file) is not a base64 Ed25519 private key")
             }
             return key
         }
         let key = Curve25519.Signing.PrivateKey()
         try writeSecret(key.rawRepresentation.base64EncodedString() + "\n", to: file)
-        try (key.publicKey.rawRepresentation.base64EncodedString() + "\n").write(toFile: "\(path)/signing-key.pub", atomically: true, encoding: .utf8)
+        try (key.publicKey.rawRepresentation.base64EncodedString() + "\n").write(
+            toFile: "\(path)/signing-key.pub", atomically: true, encoding: .utf8)
         return key
     }
 
@@ -44,13 +47,17 @@ public struct ControlDataDirectory: Sendable {
             return Secret(text.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         var generator = SystemRandomNumberGenerator()
-        let pepper = (0..<4).map { _ in String(UInt64.random(in: .min ... .max, using: &generator), radix: 36) }.joined(separator: "-")
+        let pepper = (0..<4).map { _ in String(UInt64.random(in: .min ... .max, using: &generator), radix: 36) }.joined(
+            separator: "-")
         try writeSecret(pepper + "\n", to: file)
         return Secret(pepper)
     }
 
     private func writeSecret(_ text: String, to file: String) throws {
-        guard FileManager.default.createFile(atPath: file, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
+        guard
+            FileManager.default.createFile(
+                atPath: file, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600])
+        else {
             throw ControlStartError("cannot write \(file)")
         }
     }
@@ -66,8 +73,11 @@ public struct ControlStartError: Error, CustomStringConvertible {
 /// Builds the Hummingbird application serving `api` on `host:port`. It runs as a
 /// swift-service-lifecycle service and stops accepting on graceful shutdown, letting
 /// requests in progress (long-polls included) finish.
-public func makeControlApplication(api: ControlAPI, host: String, port: Int, logger: Logger,
-                                   onRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
-    Application(router: api.router(), configuration: .init(address: .hostname(host, port: port), serverName: "sluice-control"),
-                onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
+public func makeControlApplication(
+    api: ControlAPI, host: String, port: Int, logger: Logger,
+    onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    Application(
+        router: api.router(), configuration: .init(address: .hostname(host, port: port), serverName: "sluice-control"),
+        onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
 }

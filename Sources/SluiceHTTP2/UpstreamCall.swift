@@ -83,7 +83,10 @@ public final class UpstreamCall: Sendable {
 
     func deliverFinished() {
         let deliver = state.withLockedValue { state -> Bool in
-            defer { state.completed = true; state.connection = nil }
+            defer {
+                state.completed = true
+                state.connection = nil
+            }
             return !state.completed
         }
         guard deliver else { return }
@@ -109,14 +112,19 @@ public final class UpstreamCall: Sendable {
 
     func deliverFailure(_ error: UpstreamError) {
         let deliver = state.withLockedValue { state -> Bool in
-            defer { state.completed = true; state.connection = nil }
+            defer {
+                state.completed = true
+                state.connection = nil
+            }
             return !state.completed
         }
         guard deliver else { return }
         onCallerLoop(releasingDelegate: true) { $0.upstreamFailed(error) }
     }
 
-    private func onCallerLoop(releasingDelegate: Bool = false, _ body: @escaping @Sendable (any UpstreamResponseDelegate) -> Void) {
+    private func onCallerLoop(
+        releasingDelegate: Bool = false, _ body: @escaping @Sendable (any UpstreamResponseDelegate) -> Void
+    ) {
         let delegate = self.delegate
         let deliver: @Sendable () -> Void = {
             guard let target = delegate.value else { return }

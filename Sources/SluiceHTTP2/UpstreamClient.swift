@@ -30,8 +30,10 @@ public final class UpstreamClient: Sendable {
     /// Starts a call. Events reach `delegate` on `eventLoop`; the returned handle returns
     /// flow-control window and cancels.
     @discardableResult
-    public func execute(_ request: UpstreamRequest, to origin: UpstreamOrigin, on eventLoop: any EventLoop,
-                        delegate: any UpstreamResponseDelegate) -> UpstreamCall {
+    public func execute(
+        _ request: UpstreamRequest, to origin: UpstreamOrigin, on eventLoop: any EventLoop,
+        delegate: any UpstreamResponseDelegate
+    ) -> UpstreamCall {
         let call = UpstreamCall(request: request, callerLoop: eventLoop, delegate: delegate)
         do {
             try pool(for: origin).execute(call)
@@ -58,11 +60,13 @@ public final class UpstreamClient: Sendable {
     private func pool(for origin: UpstreamOrigin) throws(TLSError) -> OriginPool {
         if let pool = pools.withLockedValue({ $0[origin] }) { return pool }
         // Built outside the lock: loading a CA store takes milliseconds.
-        let created = try OriginPool(origin: origin, group: group, limits: .init(
-            connectTimeout: configuration.connectTimeout,
-            maxHTTP2Connections: configuration.maxHTTP2ConnectionsPerOrigin,
-            maxHTTP1Connections: configuration.maxHTTP1ConnectionsPerOrigin,
-            maxQueuedCalls: configuration.maxQueuedCallsPerOrigin))
+        let created = try OriginPool(
+            origin: origin, group: group,
+            limits: .init(
+                connectTimeout: configuration.connectTimeout,
+                maxHTTP2Connections: configuration.maxHTTP2ConnectionsPerOrigin,
+                maxHTTP1Connections: configuration.maxHTTP1ConnectionsPerOrigin,
+                maxQueuedCalls: configuration.maxQueuedCallsPerOrigin))
         return pools.withLockedValue { pools in
             if let existing = pools[origin] { return existing }
             pools[origin] = created

@@ -38,8 +38,10 @@ public struct UpstreamRequest: Sendable {
     /// Longest silence between two response frames once the response has started.
     public var idleTimeout: TimeAmount
 
-    public init(method: String, path: String, headers: [(name: String, value: String)], body: ByteBuffer,
-                firstByteTimeout: TimeAmount = .seconds(60), idleTimeout: TimeAmount = .seconds(60)) {
+    public init(
+        method: String, path: String, headers: [(name: String, value: String)], body: ByteBuffer,
+        firstByteTimeout: TimeAmount = .seconds(60), idleTimeout: TimeAmount = .seconds(60)
+    ) {
         self.method = method
         self.path = path
         self.headers = headers
@@ -61,7 +63,10 @@ public struct UpstreamResponseHead: Sendable {
 }
 
 /// The wire protocol a connection ended up speaking.
-public enum UpstreamProtocol: String, Sendable { case http2 = "h2", http1 = "http/1.1" }
+public enum UpstreamProtocol: String, Sendable {
+    case http2 = "h2"
+    case http1 = "http/1.1"
+}
 
 /// Why an upstream call failed. Messages never carry credentials or payload bytes.
 public struct UpstreamError: Error, Sendable, CustomStringConvertible {

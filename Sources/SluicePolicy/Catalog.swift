@@ -63,7 +63,8 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
             throw CatalogError("api_base \"\(url)\" must start with https:// or http://")
         }
         guard !rest.contains("@"), !rest.contains("?"), !rest.contains("#"),
-              !rest.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } ?? false }) else {
+            !rest.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } ?? false })
+        else {
             throw CatalogError("api_base \"\(url)\" may not carry user info, a query, a fragment or whitespace")
         }
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
@@ -73,11 +74,15 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         var host: Substring
         var port = scheme == .https ? 443 : 80
         if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { throw CatalogError("api_base \"\(url)\" has a malformed IPv6 address") }
+            guard let close = authority.firstIndex(of: "]") else {
+                throw CatalogError("api_base \"\(url)\" has a malformed IPv6 address")
+            }
             host = authority[authority.index(after: authority.startIndex)..<close]
             let after = authority[authority.index(after: close)...]
             if after.hasPrefix(":") {
-                guard let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) else { throw CatalogError("api_base \"\(url)\" has an invalid port") }
+                guard let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) else {
+                    throw CatalogError("api_base \"\(url)\" has an invalid port")
+                }
                 port = parsed
             }
         } else if let colon = authority.lastIndex(of: ":") {
@@ -113,9 +118,11 @@ public struct Deployment: Sendable, Hashable {
     /// Azure OpenAI's `api-version` (letters, digits, `-` and `.` only).
     public var apiVersion: String?
 
-    public init(alias: String, dialect: ProviderDialect, upstreamModel: String, endpoint: Endpoint, credential: Secret,
-                caFile: String? = nil, weight: Int = 1, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil,
-                timeoutSeconds: Double? = nil, apiVersion: String? = nil) {
+    public init(
+        alias: String, dialect: ProviderDialect, upstreamModel: String, endpoint: Endpoint, credential: Secret,
+        caFile: String? = nil, weight: Int = 1, requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil,
+        timeoutSeconds: Double? = nil, apiVersion: String? = nil
+    ) {
         self.apiVersion = apiVersion
         self.alias = alias
         self.dialect = dialect
@@ -197,14 +204,18 @@ public struct Catalog: Sendable {
 extension Deployment {
     /// Whether a name (an Azure deployment, a Gemini model) may go into a URL's path as it is.
     public static func isURLSafeName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 200 && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-._+=".contains($0)) }
+        !name.isEmpty && name.count <= 200
+            && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "-._+=".contains($0)) }
     }
 
     /// Whether `name` can be an environment variable holding a credential: it is looked up on
     /// every agent, so it must be a plain name, never a path or an expression.
     public static func isCredentialReference(_ name: String) -> Bool {
-        guard let first = name.utf8.first, name.utf8.count <= 128, first == UInt8(ascii: "_") || isASCIILetter(first) else { return false }
-        return name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || isASCIILetter($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+        guard let first = name.utf8.first, name.utf8.count <= 128, first == UInt8(ascii: "_") || isASCIILetter(first)
+        else { return false }
+        return name.utf8.allSatisfy {
+            $0 == UInt8(ascii: "_") || isASCIILetter($0) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0)
+        }
     }
 
     private static func isASCIILetter(_ byte: UInt8) -> Bool {
@@ -213,6 +224,7 @@ extension Deployment {
 
     /// Whether `version` may go into a URL's query as it is.
     public static func isValidAPIVersion(_ version: String) -> Bool {
-        !version.isEmpty && version.count <= 40 && version.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }
+        !version.isEmpty && version.count <= 40
+            && version.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }
     }
 }

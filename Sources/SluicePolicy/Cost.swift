@@ -44,10 +44,15 @@ public struct Price: Sendable, Hashable {
 
     /// Validates and converts USD-per-token prices.
     public init(inputUSDPerToken: Double, outputUSDPerToken: Double) throws(PriceError) {
-        for (name, value) in [("input_cost_per_token", inputUSDPerToken), ("output_cost_per_token", outputUSDPerToken)] {
+        for (name, value) in [("input_cost_per_token", inputUSDPerToken), ("output_cost_per_token", outputUSDPerToken)]
+        {
             guard value.isFinite, value >= 0 else { throw PriceError(message: "\(name) must be a non-negative number") }
             guard value <= Self.maximumUSDPerToken else {
-                throw PriceError(message: "\(name) is \(value) USD per token, above \(Self.maximumUSDPerToken): is it a per-1M-token price?")
+                throw PriceError(
+                    message:
+                        "\(name) is \(value) USD per token,"
+                            + " above \(Self.maximumUSDPerToken): is it a per-1M-token price?"
+                )
             }
         }
         self.inputPicoUSDPerToken = Int64((inputUSDPerToken * 1e12).rounded())

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import NIOCore
 import NIOPosix
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A helper process (nghttpd, …) started for one test and stopped by PID.
 public final class ExternalProcess: @unchecked Sendable {
@@ -16,8 +17,10 @@ public final class ExternalProcess: @unchecked Sendable {
 
     /// Starts `executable` and returns once `port` on 127.0.0.1 accepts connections.
     /// `stderrPath`, when given, receives the process's standard error (created or truncated).
-    public init(executable: String, arguments: [String], port: Int, group: any EventLoopGroup,
-                environment: [String: String]? = nil, stderrPath: String? = nil) async throws {
+    public init(
+        executable: String, arguments: [String], port: Int, group: any EventLoopGroup,
+        environment: [String: String]? = nil, stderrPath: String? = nil
+    ) async throws {
         self.port = port
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
@@ -46,7 +49,9 @@ public final class ExternalProcess: @unchecked Sendable {
                 try? await channel.close()
                 return
             }
-            guard process.isRunning else { throw TestClientError(message: "\(executable) exited with \(process.terminationStatus)") }
+            guard process.isRunning else {
+                throw TestClientError(message: "\(executable) exited with \(process.terminationStatus)")
+            }
             try await Task.sleep(for: .milliseconds(10))
         }
         process.terminate()
@@ -113,12 +118,16 @@ public final class ExternalProcess: @unchecked Sendable {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) }
+        }
         guard bound == 0 else {
             close(descriptor)
             throw TestClientError(message: "cannot bind a refusing port")
         }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
         return (Int(UInt16(bigEndian: address.sin_port)), { close(descriptor) })
     }
 

@@ -10,8 +10,10 @@ public enum ExternalScript {
         public var output: String
     }
 
-    public static func run(_ executable: String, arguments: [String], outputDirectory: TemporaryDirectory,
-                           environment: [String: String]? = nil) async throws -> Outcome {
+    public static func run(
+        _ executable: String, arguments: [String], outputDirectory: TemporaryDirectory,
+        environment: [String: String]? = nil
+    ) async throws -> Outcome {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments

@@ -11,40 +11,62 @@ struct GeminiMockScript {
     let defaultChunkDelayMilliseconds: Int
 
     func steps(body: [UInt8], model: String, stream: Bool, behaviour: MockBehaviour) -> [MockStep] {
-        guard let request = try? JSONValue.parseObject(body) else { return error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.") }
+        guard let request = try? JSONValue.parseObject(body) else {
+            return error(400, "INVALID_ARGUMENT", "Invalid JSON payload received.")
+        }
         guard let contents = request["contents"]?.arrayValue, !contents.isEmpty else {
             return error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified")
         }
         var steps: [MockStep] = []
-        if behaviour.firstByteDelayMilliseconds > 0 { steps.append(.delay(milliseconds: behaviour.firstByteDelayMilliseconds)) }
+        if behaviour.firstByteDelayMilliseconds > 0 {
+            steps.append(.delay(milliseconds: behaviour.firstByteDelayMilliseconds))
+        }
         if behaviour.contextWindow {
-            return steps + error(400, "INVALID_ARGUMENT", "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).")
+            return steps
+                + error(
+                    400, "INVALID_ARGUMENT",
+                    "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).")
         }
         let promptTokens = max(1, body.count / 4)
         if behaviour.contentFilter {
-            return steps + MockScript.json(200, #"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":\#(promptTokens),"totalTokenCount":\#(promptTokens)},"modelVersion":\#(jsonString(model))}"#)
+            return steps
+                + MockScript.json(
+                    200,
+                    #"{"promptFeedback":{"blockReason":"SAFETY"},"usageMetadata":{"promptTokenCount":\#(promptTokens),"#
+                        + #""totalTokenCount":\#(promptTokens)},"modelVersion":\#(jsonString(model))}"#
+                )
         }
         if behaviour.status != 200 {
-            let status = switch behaviour.status {
-            case 400: "INVALID_ARGUMENT"
-            case 401: "UNAUTHENTICATED"
-            case 403: "PERMISSION_DENIED"
-            case 404: "NOT_FOUND"
-            case 429: "RESOURCE_EXHAUSTED"
-            case 503: "UNAVAILABLE"
-            default: "INTERNAL"
-            }
+            let status =
+                switch behaviour.status {
+                case 400: "INVALID_ARGUMENT"
+                case 401: "UNAUTHENTICATED"
+                case 403: "PERMISSION_DENIED"
+                case 404: "NOT_FOUND"
+                case 429: "RESOURCE_EXHAUSTED"
+                case 503: "UNAVAILABLE"
+                default: "INTERNAL"
+                }
             return steps + error(behaviour.status, status, "mock provider answered \(behaviour.status)")
         }
         let chunkCount = behaviour.chunks ?? defaultChunks
         let delay = behaviour.chunkDelayMilliseconds ?? defaultChunkDelayMilliseconds
-        let tool = behaviour.toolCall ? request["tools"]?.arrayValue?.first?["functionDeclarations"]?.arrayValue?.first?["name"]?.stringValue : nil
-        let words = (0..<chunkCount).map { MockScript.words[$0 % MockScript.words.count] + ($0 + 1 < chunkCount ? " " : "") }
+        let tool =
+            behaviour.toolCall
+            ? request["tools"]?.arrayValue?.first?["functionDeclarations"]?.arrayValue?.first?["name"]?.stringValue
+            : nil
+        let words = (0..<chunkCount).map {
+            MockScript.words[$0 % MockScript.words.count] + ($0 + 1 < chunkCount ? " " : "")
+        }
         func usage(_ output: Int) -> String {
-            behaviour.noUsage ? "" : #","usageMetadata":{"promptTokenCount":\#(promptTokens),"candidatesTokenCount":\#(output),"totalTokenCount":\#(promptTokens + output)}"#
+            behaviour.noUsage
+                ? ""
+                : #","usageMetadata":{"promptTokenCount":\#(promptTokens),"candidatesTokenCount":\#(output),"#
+                    + #""totalTokenCount":\#(promptTokens + output)}"#
         }
         func candidate(_ parts: [String], finish: Bool) -> String {
-            #"{"candidates":[{"content":{"parts":[\#(parts.joined(separator: ","))],"role":"model"}\#(finish ? #","finishReason":"STOP""# : ""),"index":0}]"#
+            #"{"candidates":[{"content":{"parts":[\#(parts.joined(separator: ","))],"#
+                + #""role":"model"}\#(finish ? #","finishReason":"STOP""# : ""),"index":0}]"#
         }
         let call = tool.map { #"{"functionCall":{"name":\#(jsonString($0)),"args":{"city":"Paris"}}}"# }
         let tail = #","modelVersion":\#(jsonString(model)),"responseId":"mock-gemini-1"}"#
@@ -60,9 +82,16 @@ struct GeminiMockScript {
             if let hang = behaviour.hangAfterChunks, index == hang { return steps + [.hang] }
             if index > 0, delay > 0 { steps.append(.delay(milliseconds: delay)) }
             let last = index + 1 == words.count && call == nil
-            steps.append(event(candidate([#"{"text":\#(jsonString(word))}"#], finish: last) + usage(last ? chunkCount : index + 1) + tail))
+            steps.append(
+                event(
+                    candidate([#"{"text":\#(jsonString(word))}"#], finish: last) + usage(last ? chunkCount : index + 1)
+                        + tail))
             if index == 0, behaviour.midStreamError {
-                steps.append(event(#"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}}"#))
+                steps.append(
+                    event(
+                        #"{"error":{"code":503,"message":"The model is overloaded. Please try again later.","#
+                            + #""status":"UNAVAILABLE"}}"#
+                    ))
                 steps.append(.end)
                 return steps
             }

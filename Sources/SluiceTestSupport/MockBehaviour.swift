@@ -59,8 +59,12 @@ public struct MockBehaviour: Sendable, Equatable {
             case "echo_key": echoKey = true
             case "tool_call": toolCall = true
             case "fail_first": failFirst = value ?? 1
-            case "context_window": contextWindow = true; status = 400
-            case "content_filter": contentFilter = true; status = 400
+            case "context_window":
+                contextWindow = true
+                status = 400
+            case "content_filter":
+                contentFilter = true
+                status = 400
             case "retry_after": retryAfterSeconds = value ?? 1
             default: continue
             }

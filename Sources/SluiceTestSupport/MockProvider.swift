@@ -1,7 +1,7 @@
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOHTTP1
 import NIOHPACK
+import NIOHTTP1
 import NIOHTTP2
 import NIOPosix
 import SluiceHTTP2
@@ -187,7 +187,8 @@ public final class MockProvider: Sendable {
     }
 
     func configureHTTP1(_ channel: any Channel) throws {
-        try channel.pipeline.syncOperations.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+        try channel.pipeline.syncOperations.configureHTTPServerPipeline(
+            withPipeliningAssistance: true, withErrorHandling: true)
         try channel.pipeline.syncOperations.addHandler(MockHTTP1Handler(provider: self))
     }
 
@@ -202,20 +203,23 @@ public final class MockProvider: Sendable {
 
     func script(for request: RecordedRequest) -> [MockStep] {
         record(request)
-        let script = MockScript(defaultChunks: configuration.chunks, defaultChunkDelayMilliseconds: configuration.chunkDelayMilliseconds)
-        return script.steps(method: request.method, path: request.path, authorization: request.header("authorization"), body: request.body,
-                            goAwayAvailable: {
-                                counters.withLockedValue { counters in
-                                    defer { counters.goAwaySent = true }
-                                    return !counters.goAwaySent
-                                }
-                            },
-                            seen: { model in
-                                counters.withLockedValue { counters in
-                                    defer { counters.modelCounts[model, default: 0] += 1 }
-                                    return counters.modelCounts[model, default: 0]
-                                }
-                            })
+        let script = MockScript(
+            defaultChunks: configuration.chunks, defaultChunkDelayMilliseconds: configuration.chunkDelayMilliseconds)
+        return script.steps(
+            method: request.method, path: request.path, authorization: request.header("authorization"),
+            body: request.body,
+            goAwayAvailable: {
+                counters.withLockedValue { counters in
+                    defer { counters.goAwaySent = true }
+                    return !counters.goAwaySent
+                }
+            },
+            seen: { model in
+                counters.withLockedValue { counters in
+                    defer { counters.modelCounts[model, default: 0] += 1 }
+                    return counters.modelCounts[model, default: 0]
+                }
+            })
     }
 }
 
@@ -236,9 +240,15 @@ extension MockResponseWriter {
             switch step {
             case .head(let status, let headers): writeHead(status: status, headers: headers)
             case .data(let bytes): writeData(bytes)
-            case .end: end(); return
-            case .reset: reset(); return
-            case .goAway: goAway(); return
+            case .end:
+                end()
+                return
+            case .reset:
+                reset()
+                return
+            case .goAway:
+                goAway()
+                return
             case .hang: return
             case .delay(let milliseconds):
                 guard let context = channelContext else { return }
@@ -301,7 +311,11 @@ final class PrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler {
         }
         let isHTTP2 = bytes.getString(at: bytes.readerIndex, length: 4) == "PRI "
         do {
-            if isHTTP2 { try provider.configureHTTP2(context.channel) } else { try provider.configureHTTP1(context.channel) }
+            if isHTTP2 {
+                try provider.configureHTTP2(context.channel)
+            } else {
+                try provider.configureHTTP1(context.channel)
+            }
         } catch {
             context.close(promise: nil)
             return
@@ -358,7 +372,8 @@ final class MockHTTP2StreamHandler: ChannelInboundHandler, MockResponseWriter {
 
     private func respond() {
         answered = true
-        let request = MockProvider.RecordedRequest(method: method, path: path, headers: headers, body: body, httpVersion: "h2")
+        let request = MockProvider.RecordedRequest(
+            method: method, path: path, headers: headers, body: body, httpVersion: "h2")
         play(provider.script(for: request)[...])
     }
 
@@ -377,7 +392,8 @@ final class MockHTTP2StreamHandler: ChannelInboundHandler, MockResponseWriter {
     func end() {
         guard let context = channelContext else { return }
         ended = true
-        context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: nil)
+        context.writeAndFlush(
+            wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: nil)
     }
 
     func reset() {
@@ -399,7 +415,10 @@ final class MockHTTP2StreamHandler: ChannelInboundHandler, MockResponseWriter {
         context.channel.getOption(HTTP2StreamChannelOptions.streamID).whenSuccess { streamID in
             // The last stream id lies below this stream, so the client knows it went unprocessed.
             let last = HTTP2StreamID(max(0, Int(Int32(streamID)) - 2))
-            parent.writeAndFlush(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: last, errorCode: .noError, opaqueData: nil)), promise: nil)
+            parent.writeAndFlush(
+                HTTP2Frame(
+                    streamID: .rootStream, payload: .goAway(lastStreamID: last, errorCode: .noError, opaqueData: nil)),
+                promise: nil)
         }
     }
 }
@@ -438,13 +457,15 @@ final class MockHTTP1Handler: ChannelInboundHandler, MockResponseWriter {
     func writeHead(status: Int, headers: [(String, String)]) {
         var fields = HTTPHeaders()
         for (name, value) in headers { fields.add(name: name, value: value) }
-        let response = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: fields)
+        let response = HTTPResponseHead(
+            version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: fields)
         channelContext?.writeAndFlush(wrapOutboundOut(.head(response)), promise: nil)
     }
 
     func writeData(_ bytes: [UInt8]) {
         guard let context = channelContext else { return }
-        context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+        context.writeAndFlush(
+            wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
     }
 
     func end() {

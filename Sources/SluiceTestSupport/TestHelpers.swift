@@ -27,8 +27,9 @@ public struct TestCertificate: Sendable {
 
     public init(subjectAltNames: String = "DNS:localhost,IP:127.0.0.1,IP:::1") throws {
         directory = try TemporaryDirectory(prefix: "sluice-cert")
-        try SelfSignedCertificate.generate(certificatePath: directory.file("cert.pem"), privateKeyPath: directory.file("key.pem"),
-                                           subjectAltNames: subjectAltNames)
+        try SelfSignedCertificate.generate(
+            certificatePath: directory.file("cert.pem"), privateKeyPath: directory.file("key.pem"),
+            subjectAltNames: subjectAltNames)
     }
 
     public var serverConfiguration: TLSServerConfiguration {

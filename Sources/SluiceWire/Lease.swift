@@ -15,9 +15,14 @@ public struct LeaseRequest: Codable, Sendable, Equatable {
         guard demands.count <= 10_000 else { throw WireError("a renewal holds at most 10000 demands") }
         for (index, demand) in demands.enumerated() {
             guard let limit = LeaseLimit(rawValue: demand.limit) else {
-                throw WireError("demands[\(index)].limit must be requests_per_minute, tokens_per_minute, daily_spend or monthly_spend")
+                throw WireError(
+                    "demands[\(index)].limit must be requests_per_minute, tokens_per_minute,"
+                        + " daily_spend or monthly_spend"
+                )
             }
-            guard demand.perMinute.isFinite, demand.perMinute >= 0 else { throw WireError("demands[\(index)].per_minute must be a non-negative number") }
+            guard demand.perMinute.isFinite, demand.perMinute >= 0 else {
+                throw WireError("demands[\(index)].per_minute must be a non-negative number")
+            }
             guard demand.scope.utf8.count <= 200, demand.scopeKind.utf8.count <= 20 else {
                 throw WireError("demands[\(index)].scope is longer than 200 bytes")
             }
@@ -57,7 +62,9 @@ public struct LeaseDemand: Codable, Sendable, Equatable {
     /// flight included.
     public var ownSpent: Int?
 
-    public init(scopeKind: String, scope: String, limit: String, perMinute: Double, limitValue: Int, ownSpent: Int? = nil) {
+    public init(
+        scopeKind: String, scope: String, limit: String, perMinute: Double, limitValue: Int, ownSpent: Int? = nil
+    ) {
         self.scopeKind = scopeKind
         self.scope = scope
         self.limit = limit
@@ -67,7 +74,11 @@ public struct LeaseDemand: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case scopeKind = "scope_kind", scope, limit, perMinute = "per_minute", limitValue = "limit_value", ownSpent = "own_spent"
+        case scopeKind = "scope_kind"
+        case scope, limit
+        case perMinute = "per_minute"
+        case limitValue = "limit_value"
+        case ownSpent = "own_spent"
     }
 }
 
@@ -91,7 +102,10 @@ public struct LeaseGrant: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case scopeKind = "scope_kind", scope, limit, perMinute = "per_minute", validSeconds = "valid_seconds"
+        case scopeKind = "scope_kind"
+        case scope, limit
+        case perMinute = "per_minute"
+        case validSeconds = "valid_seconds"
     }
 }
 
@@ -107,6 +121,7 @@ public struct LeaseAnswer: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case grants, activeAgents = "active_agents"
+        case grants
+        case activeAgents = "active_agents"
     }
 }

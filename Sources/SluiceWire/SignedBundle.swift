@@ -15,15 +15,18 @@ public struct SignedBundle: Codable, Sendable, Equatable {
     public var keyID: String
 
     enum CodingKeys: String, CodingKey {
-        case payload, signature, keyID = "key_id"
+        case payload, signature
+        case keyID = "key_id"
     }
 
     /// Signs `document` with `key`.
-    public static func sign(_ document: PolicyDocument, with key: Curve25519.Signing.PrivateKey) throws -> SignedBundle {
+    public static func sign(_ document: PolicyDocument, with key: Curve25519.Signing.PrivateKey) throws -> SignedBundle
+    {
         let bytes = try WireCoding.encoder.encode(document)
         let signature = try key.signature(for: bytes)
-        return SignedBundle(payload: bytes.base64EncodedString(), signature: signature.base64EncodedString(),
-                            keyID: keyIdentifier(key.publicKey))
+        return SignedBundle(
+            payload: bytes.base64EncodedString(), signature: signature.base64EncodedString(),
+            keyID: keyIdentifier(key.publicKey))
     }
 
     /// Verifies the signature with `publicKey`, then decodes the document.
@@ -32,7 +35,10 @@ public struct SignedBundle: Codable, Sendable, Equatable {
             throw WireError("the bundle's payload or signature is not base64")
         }
         guard keyID == Self.keyIdentifier(publicKey) else {
-            throw WireError("the bundle is signed by key \(keyID.prefix(16)), not the configured one (\(Self.keyIdentifier(publicKey)))")
+            throw WireError(
+                "the bundle is signed by key \(keyID.prefix(16)),"
+                    + " not the configured one (\(Self.keyIdentifier(publicKey)))"
+            )
         }
         guard publicKey.isValidSignature(signatureBytes, for: bytes) else {
             throw WireError("the bundle's signature does not verify")
@@ -64,7 +70,9 @@ extension PolicyDocument {
     /// A non-secret fingerprint of the key pepper, so an agent can tell it holds the one the
     /// control plane hashed keys with.
     public static func pepperFingerprint(of pepper: Secret) -> String {
-        SHA256.hash(data: Array(("sluice-key-pepper:" + pepper.reveal()).utf8)).prefix(8).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Array(("sluice-key-pepper:" + pepper.reveal()).utf8)).prefix(8).map {
+            String(format: "%02x", $0)
+        }.joined()
     }
 }
 
@@ -73,8 +81,10 @@ extension SignedBundle {
     /// the signature verifies with `publicKey`, the version is above `currentVersion` (a
     /// bundle may never roll policy back), and the pepper the keys were hashed with is the
     /// one this agent holds (else no key would ever match).
-    public static func open(_ bytes: [UInt8], publicKey: Curve25519.Signing.PublicKey, above currentVersion: Int64?,
-                            pepper: Secret?) throws(WireError) -> PolicyDocument {
+    public static func open(
+        _ bytes: [UInt8], publicKey: Curve25519.Signing.PublicKey, above currentVersion: Int64?,
+        pepper: Secret?
+    ) throws(WireError) -> PolicyDocument {
         let bundle: SignedBundle
         do {
             bundle = try WireCoding.decoder.decode(SignedBundle.self, from: Data(bytes))
@@ -83,12 +93,20 @@ extension SignedBundle {
         }
         let document = try bundle.verified(with: publicKey)
         if let currentVersion, document.version <= currentVersion {
-            throw WireError("the bundle's version \(document.version) is not above the version in force (\(currentVersion)): refusing to roll back")
+            throw WireError(
+                "the bundle's version \(document.version) is not above the version in force (\(currentVersion)): "
+                    + "refusing to roll back"
+            )
         }
         if let expected = document.keyPepperFingerprint, !document.keys.isEmpty {
-            guard let pepper else { throw WireError("the bundle holds keys but this agent has no key pepper (set SLUICE_KEY_PEPPER)") }
+            guard let pepper else {
+                throw WireError("the bundle holds keys but this agent has no key pepper (set SLUICE_KEY_PEPPER)")
+            }
             guard PolicyDocument.pepperFingerprint(of: pepper) == expected else {
-                throw WireError("this agent's key pepper (fingerprint \(PolicyDocument.pepperFingerprint(of: pepper))) is not the control plane's (\(expected))")
+                throw WireError(
+                    "this agent's key pepper (fingerprint \(PolicyDocument.pepperFingerprint(of: pepper))) is not "
+                        + "the control plane's (\(expected))"
+                )
             }
         }
         return document

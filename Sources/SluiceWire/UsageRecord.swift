@@ -18,8 +18,11 @@ public struct UsageRecord: Codable, Sendable, Equatable {
     /// The refusal's reason code, for calls refused by policy.
     public var denial: String?
 
-    public init(hour: Int64, team: String? = nil, project: String? = nil, service: String, keyID: String? = nil, model: String,
-                requests: Int64, promptTokens: Int64 = 0, completionTokens: Int64 = 0, costPicoUSD: Int64 = 0, denial: String? = nil) {
+    public init(
+        hour: Int64, team: String? = nil, project: String? = nil, service: String, keyID: String? = nil, model: String,
+        requests: Int64, promptTokens: Int64 = 0, completionTokens: Int64 = 0, costPicoUSD: Int64 = 0,
+        denial: String? = nil
+    ) {
         self.hour = hour
         self.team = team
         self.project = project
@@ -35,8 +38,18 @@ public struct UsageRecord: Codable, Sendable, Equatable {
 
     /// Short keys: the spool holds one of these per call.
     enum CodingKeys: String, CodingKey {
-        case hour = "h", team = "t", project = "p", service = "s", keyID = "k", model = "m", requests = "r",
-             promptTokens = "pt", completionTokens = "ct", costPicoUSD = "c", denial = "d"
+        case hour = "h"
+        case team = "t"
+        case project = "p"
+        case service = "s"
+        case keyID = "k"
+        case model = "m"
+        case requests = "r"
+        case
+            promptTokens = "pt"
+        case completionTokens = "ct"
+        case costPicoUSD = "c"
+        case denial = "d"
     }
 
     /// The record as one line of JSON with its newline, written by hand because it is
@@ -80,9 +93,12 @@ public struct UsageRecord: Codable, Sendable, Equatable {
     private static func appendNumber(_ value: Int64, to line: inout [UInt8]) {
         if value < 0 { line.append(UInt8(ascii: "-")) }
         var magnitude = value.magnitude
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var digits:
+            (
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8
+            ) =
+                (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         var count = 0
         withUnsafeMutableBytes(of: &digits) { buffer in
             repeat {
@@ -133,10 +149,14 @@ extension UsageRecord {
     public static func deltas(_ records: [UsageRecord]) -> [UsageDelta] {
         var cells: [UsageCell: UsageDelta] = [:]
         for record in records {
-            let cell = UsageCell(hour: record.hour, team: record.team, project: record.project, service: record.service,
-                            keyID: record.keyID, model: record.model)
-            var delta = cells[cell] ?? UsageDelta(hour: record.hour, team: record.team, project: record.project, service: record.service,
-                                                  keyID: record.keyID, model: record.model)
+            let cell = UsageCell(
+                hour: record.hour, team: record.team, project: record.project, service: record.service,
+                keyID: record.keyID, model: record.model)
+            var delta =
+                cells[cell]
+                ?? UsageDelta(
+                    hour: record.hour, team: record.team, project: record.project, service: record.service,
+                    keyID: record.keyID, model: record.model)
             delta.requests += record.requests
             delta.promptTokens += record.promptTokens
             delta.completionTokens += record.completionTokens

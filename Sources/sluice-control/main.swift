@@ -11,7 +11,7 @@ struct SluiceControlCommand: AsyncParsableCommand {
         commandName: "sluice-control",
         abstract:
             "The Sluice control plane: keys, teams, catalog, limits and fleet usage,"
-                + " served to agents as signed policy bundles."
+            + " served to agents as signed policy bundles."
     )
 
     @Option(help: "Address to listen on, HOST:PORT.")

@@ -8,7 +8,10 @@ struct MockProviderCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice-mock-provider",
         abstract: "An OpenAI-compatible provider for demos, tests and benchmarks (h2 over TLS, h2c, HTTP/1.1).",
-        discussion: "Faults are chosen by the upstream model name, e.g. mock+status=429, mock+rst_after=3, mock+goaway_once, mock+first_byte_delay_ms=2000, mock+malformed_sse, mock+chunks=50+chunk_delay_ms=20.")
+        discussion:
+            "Faults are chosen by the upstream model name, e.g. mock+status=429, mock+rst_after=3, mock+goaway_once,"
+                + " mock+first_byte_delay_ms=2000, mock+malformed_sse, mock+chunks=50+chunk_delay_ms=20."
+    )
 
     enum Mode: String, ExpressibleByArgument { case tls, plaintext, http1 }
 
@@ -18,7 +21,8 @@ struct MockProviderCommand: AsyncParsableCommand {
     @Option(help: "tls (h2 or http/1.1 by ALPN), plaintext (h2c prior knowledge or HTTP/1.1), http1 (HTTP/1.1 only).")
     var mode = Mode.tls
 
-    @Option(help: "With --mode tls: directory holding cert.pem and key.pem; a self-signed pair is made there if missing.")
+    @Option(
+        help: "With --mode tls: directory holding cert.pem and key.pem; a self-signed pair is made there if missing.")
     var certDir = ".state/mock-provider"
 
     @Option(help: "Chunks per streamed answer (and words per plain answer).")

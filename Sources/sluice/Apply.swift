@@ -18,8 +18,10 @@ struct PolicyFile: Codable {
         case teams, projects, services, models, settings
     }
 
-    init(teams: [TeamDocument]? = nil, projects: [ProjectDocument]? = nil, services: [ServiceDocument]? = nil,
-         models: [ModelDocument]? = nil, settings: SettingsDocument? = nil) {
+    init(
+        teams: [TeamDocument]? = nil, projects: [ProjectDocument]? = nil, services: [ServiceDocument]? = nil,
+        models: [ModelDocument]? = nil, settings: SettingsDocument? = nil
+    ) {
         self.teams = teams
         self.projects = projects
         self.services = services
@@ -48,7 +50,8 @@ struct PolicyFile: Codable {
 }
 
 struct Apply: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Make the control plane's policy match a YAML file: shows the changes, then applies them.")
+    static let configuration = CommandConfiguration(
+        abstract: "Make the control plane's policy match a YAML file: shows the changes, then applies them.")
     @Option(name: .shortAndLong, help: "The policy file (YAML).") var file: String
     @Flag(help: "Show the changes without applying them.") var dryRun = false
     @OptionGroup var connection: Connection
@@ -91,19 +94,25 @@ struct PolicyPlan {
 
     /// With `prune`, entities of a section that the file does not list are deleted (`apply`);
     /// without, they are left alone (`models import`).
-    static func make(desired: PolicyFile, client: AdminClient, kinds: [Kind], prune: Bool = true) async throws -> PolicyPlan {
+    static func make(desired: PolicyFile, client: AdminClient, kinds: [Kind], prune: Bool = true) async throws
+        -> PolicyPlan
+    {
         var plan = PolicyPlan()
         var deletions: [Change] = []
-        func reconcile<Document: Codable>(_ kind: Kind, _ wanted: [Document]?, name: (Document) -> String) async throws {
+        func reconcile<Document: Codable>(_ kind: Kind, _ wanted: [Document]?, name: (Document) -> String) async throws
+        {
             guard kinds.contains(kind), let wanted else { return }
-            let current = try WireCoding.decoder.decode([Document].self, from: try await client.send("GET", "/v1/admin/\(kind.rawValue)"))
+            let current = try WireCoding.decoder.decode(
+                [Document].self, from: try await client.send("GET", "/v1/admin/\(kind.rawValue)"))
             let currentByName = Dictionary(current.map { (name($0), $0) }, uniquingKeysWith: { first, _ in first })
             let wantedNames = Set(wanted.map(name))
             for document in wanted {
                 let body = try WireCoding.encoder.encode(document)
                 if let existing = currentByName[name(document)] {
                     let fields = try changedFields(try WireCoding.encoder.encode(existing), body)
-                    if !fields.isEmpty { plan.changes.append(.update(kind: kind, name: name(document), body: body, fields: fields)) }
+                    if !fields.isEmpty {
+                        plan.changes.append(.update(kind: kind, name: name(document), body: body, fields: fields))
+                    }
                 } else {
                     plan.changes.append(.create(kind: kind, name: name(document), body: body))
                 }
@@ -134,8 +143,12 @@ struct PolicyPlan {
         let before = try JSONSerialization.jsonObject(with: old) as? [String: Any] ?? [:]
         let after = try JSONSerialization.jsonObject(with: new) as? [String: Any] ?? [:]
         return Set(before.keys).union(after.keys).sorted().filter { key in
-            let left = before[key].flatMap { try? JSONSerialization.data(withJSONObject: ["v": $0], options: [.sortedKeys]) }
-            let right = after[key].flatMap { try? JSONSerialization.data(withJSONObject: ["v": $0], options: [.sortedKeys]) }
+            let left = before[key].flatMap {
+                try? JSONSerialization.data(withJSONObject: ["v": $0], options: [.sortedKeys])
+            }
+            let right = after[key].flatMap {
+                try? JSONSerialization.data(withJSONObject: ["v": $0], options: [.sortedKeys])
+            }
             return left != right
         }
     }
@@ -148,7 +161,8 @@ struct PolicyPlan {
         for change in changes {
             switch change {
             case .create(let kind, let name, _): print("+ \(kind.rawValue.dropLast()) \(name)")
-            case .update(let kind, let name, _, let fields): print("~ \(kind.rawValue.dropLast()) \(name): \(fields.joined(separator: ", "))")
+            case .update(let kind, let name, _, let fields):
+                print("~ \(kind.rawValue.dropLast()) \(name): \(fields.joined(separator: ", "))")
             case .delete(let kind, let name): print("- \(kind.rawValue.dropLast()) \(name)")
             case .settings(_, let fields): print("~ settings: \(fields.joined(separator: ", "))")
             }
@@ -160,8 +174,13 @@ struct PolicyPlan {
         for change in changes {
             switch change {
             case .create(let kind, _, let body): try await client.send("POST", "/v1/admin/\(kind.rawValue)", body: body)
-            case .update(let kind, let name, let body, _): try await client.send("PUT", "/v1/admin/\(kind.rawValue)/\(kind == .services ? servicePath(name) : pathSegment(name))", body: body)
-            case .delete(let kind, let name): try await client.send("DELETE", "/v1/admin/\(kind.rawValue)/\(kind == .services ? servicePath(name) : pathSegment(name))")
+            case .update(let kind, let name, let body, _):
+                try await client.send(
+                    "PUT", "/v1/admin/\(kind.rawValue)/\(kind == .services ? servicePath(name) : pathSegment(name))",
+                    body: body)
+            case .delete(let kind, let name):
+                try await client.send(
+                    "DELETE", "/v1/admin/\(kind.rawValue)/\(kind == .services ? servicePath(name) : pathSegment(name))")
             case .settings(let body, _): try await client.send("PUT", "/v1/admin/settings", body: body)
             }
         }
@@ -177,27 +196,36 @@ enum LiteLLMImport {
     static let importedParams: Set<String> = ["model", "api_base", "api_key", "weight", "rpm", "tpm", "api_version"]
     /// Fields that would change the destination or the credentials of calls: refused, since
     /// leaving them out silently would make the deployment do something else than the file says.
-    static let securityParams: Set<String> = ["base_url", "api_host", "extra_headers", "headers", "organization",
-                                              "aws_access_key_id", "aws_secret_access_key", "vertex_credentials", "azure_ad_token"]
+    static let securityParams: Set<String> = [
+        "base_url", "api_host", "extra_headers", "headers", "organization",
+        "aws_access_key_id", "aws_secret_access_key", "vertex_credentials", "azure_ad_token",
+    ]
 
     /// The catalog entries, and what was left out (printed by the caller).
     static func models(fromFile path: String) throws -> [ModelDocument] {
         var skipped: [String] = []
         let models = try models(fromFile: path, skipped: &skipped)
         for line in skipped { FileHandle.standardError.write(Data("sluice: \(line)\n".utf8)) }
-        if !skipped.isEmpty { FileHandle.standardError.write(Data("sluice: \(skipped.count) field(s) or entries were not imported\n".utf8)) }
+        if !skipped.isEmpty {
+            FileHandle.standardError.write(
+                Data("sluice: \(skipped.count) field(s) or entries were not imported\n".utf8))
+        }
         return models
     }
 
     static func models(fromFile path: String, skipped: inout [String]) throws -> [ModelDocument] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw AdminClient.Failure(description: "cannot read \(path)") }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw AdminClient.Failure(description: "cannot read \(path)")
+        }
         guard let root = (try? Yams.compose(yaml: text)) ?? nil, let entries = root["model_list"]?.sequence else {
             throw AdminClient.Failure(description: "\(path) has no model_list")
         }
         var models: [String: ModelDocument] = [:]
         var order: [String] = []
         for (index, entry) in entries.enumerated() {
-            guard let alias = entry["model_name"]?.string, let params = entry["litellm_params"], let model = params["model"]?.string else {
+            guard let alias = entry["model_name"]?.string, let params = entry["litellm_params"],
+                let model = params["model"]?.string
+            else {
                 throw AdminClient.Failure(description: "model_list[\(index)] needs model_name and litellm_params.model")
             }
             let at = "model_list[\(index)] (\(alias))"
@@ -205,39 +233,48 @@ enum LiteLLMImport {
             let provider = parts.count == 2 ? parts[0] : "openai"
             let upstream = parts.count == 2 ? parts[1] : model
             guard let dialect = ProviderDialect(rawValue: provider) else {
-                skipped.append("\(at): provider \(provider) is not supported (openai, anthropic, azure, gemini); not imported")
+                skipped.append(
+                    "\(at): provider \(provider) is not supported (openai, anthropic, azure, gemini); not imported")
                 continue
             }
             // Never a guess: a base URL sends the provider key to that host.
             guard let apiBase = params["api_base"]?.string ?? dialect.defaultAPIBase else {
-                throw AdminClient.Failure(description: "\(at): an \(provider)/ deployment needs litellm_params.api_base")
+                throw AdminClient.Failure(
+                    description: "\(at): an \(provider)/ deployment needs litellm_params.api_base")
             }
             var credential: String?
             if let key = params["api_key"]?.string, !key.isEmpty {
                 if key.hasPrefix("os.environ/") {
                     credential = String(key.dropFirst("os.environ/".count))
                 } else {
-                    skipped.append("\(at).litellm_params.api_key: a literal key is not imported; "
-                        + "give agents the key in an environment variable and use os.environ/NAME")
+                    skipped.append(
+                        "\(at).litellm_params.api_key: a literal key is not imported; "
+                            + "give agents the key in an environment variable and use os.environ/NAME")
                 }
             }
-            for field in (params.mapping?.keys.compactMap(\.string) ?? []).sorted() where !Self.importedParams.contains(field) {
+            for field in (params.mapping?.keys.compactMap(\.string) ?? []).sorted()
+            where !Self.importedParams.contains(field) {
                 guard !Self.securityParams.contains(field) else {
-                    throw AdminClient.Failure(description: "\(at).litellm_params.\(field) changes where or how calls are sent, "
-                        + "and Sluice has no such setting: remove it, or the import would widen what the deployment does")
+                    throw AdminClient.Failure(
+                        description: "\(at).litellm_params.\(field) changes where or how calls are sent, "
+                            + "and Sluice has no such setting: remove it, or the import would widen what the "
+                                + "deployment does"
+                    )
                 }
                 skipped.append("\(at).litellm_params.\(field): not supported by Sluice; left out")
             }
-            let deployment = DeploymentDocument(provider: provider, apiBase: apiBase,
-                                                upstreamModel: upstream, credentialRef: credential, weight: params["weight"]?.int ?? 1,
-                                                rpm: params["rpm"]?.int, tpm: params["tpm"]?.int,
-                                                apiVersion: dialect == .azure ? params["api_version"]?.string : nil)
+            let deployment = DeploymentDocument(
+                provider: provider, apiBase: apiBase,
+                upstreamModel: upstream, credentialRef: credential, weight: params["weight"]?.int ?? 1,
+                rpm: params["rpm"]?.int, tpm: params["tpm"]?.int,
+                apiVersion: dialect == .azure ? params["api_version"]?.string : nil)
             if models[alias] == nil {
                 order.append(alias)
                 let info = entry["model_info"]
-                models[alias] = ModelDocument(alias: alias, deployments: [], inputCostPerToken: info?["input_cost_per_token"]?.float,
-                                              outputCostPerToken: info?["output_cost_per_token"]?.float,
-                                              maxOutputTokens: info?["max_output_tokens"]?.int)
+                models[alias] = ModelDocument(
+                    alias: alias, deployments: [], inputCostPerToken: info?["input_cost_per_token"]?.float,
+                    outputCostPerToken: info?["output_cost_per_token"]?.float,
+                    maxOutputTokens: info?["max_output_tokens"]?.int)
             }
             models[alias]!.deployments.append(deployment)
         }

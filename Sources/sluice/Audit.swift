@@ -10,17 +10,22 @@ struct Audit: AsyncParsableCommand {
 
     func run() async throws {
         try await perform {
-            let data = try await connection.client().send("GET", "/v1/admin/audit?since=\(pathSegment(since))&limit=\(limit)")
+            let data = try await connection.client().send(
+                "GET", "/v1/admin/audit?since=\(pathSegment(since))&limit=\(limit)")
             if try connection.format() == .json {
                 try Printer.show(data, format: .json, columns: [])
                 return
             }
             let rows = (try JSONSerialization.jsonObject(with: data) as? [[String: Any]]) ?? []
-            Printer.table(rows.map { row in
-                let at = Date(timeIntervalSince1970: Double(row["at"] as? Int ?? 0))
-                return [Printer.timestamp(at), Printer.text(row["actor"]), Printer.text(row["action"]), Printer.text(row["kind"]),
-                        Printer.text(row["name"]), (row["fields"] as? [String] ?? []).joined(separator: ",")]
-            }, headers: ["at", "actor", "action", "kind", "name", "fields"])
+            Printer.table(
+                rows.map { row in
+                    let at = Date(timeIntervalSince1970: Double(row["at"] as? Int ?? 0))
+                    return [
+                        Printer.timestamp(at), Printer.text(row["actor"]), Printer.text(row["action"]),
+                        Printer.text(row["kind"]),
+                        Printer.text(row["name"]), (row["fields"] as? [String] ?? []).joined(separator: ","),
+                    ]
+                }, headers: ["at", "actor", "action", "kind", "name", "fields"])
         }
     }
 }

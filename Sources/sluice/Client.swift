@@ -1,6 +1,7 @@
 import Foundation
+
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 /// Talks to the admin API. The URL and token come from `SLUICE_URL` and
@@ -27,7 +28,8 @@ struct AdminClient {
             token = contents.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard !token.isEmpty else {
-            throw Failure(description: "set SLUICE_ADMIN_TOKEN to the control plane's admin token (or pass --token-file)")
+            throw Failure(
+                description: "set SLUICE_ADMIN_TOKEN to the control plane's admin token (or pass --token-file)")
         }
         return AdminClient(baseURL: baseURL, token: token)
     }
@@ -48,7 +50,9 @@ struct AdminClient {
             throw Failure(description: "SLUICE_URL is not a valid URL")
         }
         let parts = path.split(separator: "?", maxSplits: 1)
-        let basePath = components.percentEncodedPath.hasSuffix("/") ? String(components.percentEncodedPath.dropLast()) : components.percentEncodedPath
+        let basePath =
+            components.percentEncodedPath.hasSuffix("/")
+            ? String(components.percentEncodedPath.dropLast()) : components.percentEncodedPath
         components.percentEncodedPath = basePath + (parts.first.map(String.init) ?? "")
         if parts.count == 2 { components.percentEncodedQuery = String(parts[1]) }
         guard let url = components.url else { throw Failure(description: "cannot build a URL for \(path)") }
@@ -63,14 +67,21 @@ struct AdminClient {
         do {
             (data, response) = try await URLSession.shared.data(for: request)
         } catch {
-            throw Failure(description: "cannot reach the control plane at \(baseURL.absoluteString): \(error.localizedDescription). Is sluice-control running, and SLUICE_URL right?")
+            throw Failure(
+                description:
+                    "cannot reach the control plane at \(baseURL.absoluteString): \(error.localizedDescription). Is "
+                        + "sluice-control running, and SLUICE_URL right?"
+            )
         }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard (200..<300).contains(status) else {
-            let message = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])
-                .flatMap { ($0["error"] as? [String: Any])?["message"] as? String } ?? String(decoding: data, as: UTF8.self)
+            let message =
+                (try? JSONSerialization.jsonObject(with: data) as? [String: Any])
+                .flatMap { ($0["error"] as? [String: Any])?["message"] as? String }
+                ?? String(decoding: data, as: UTF8.self)
             let hint = status == 401 ? " (check SLUICE_ADMIN_TOKEN)" : ""
-            throw Failure(description: "\(method) \(path.split(separator: "?")[0]) failed with \(status): \(message)\(hint)")
+            throw Failure(
+                description: "\(method) \(path.split(separator: "?")[0]) failed with \(status): \(message)\(hint)")
         }
         return data
     }
@@ -79,11 +90,14 @@ struct AdminClient {
 /// One URL path segment: every byte outside `A-Z a-z 0-9 - . _ ~` percent-encoded, so an id
 /// or alias holding `/`, `?` or `%` addresses exactly that entity.
 func pathSegment(_ text: String) -> String {
-    text.addingPercentEncoding(withAllowedCharacters: CharacterSet(charactersIn:
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")) ?? text
+    text.addingPercentEncoding(
+        withAllowedCharacters: CharacterSet(
+            charactersIn:
+                "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")) ?? text
 }
 
 /// A service's path, `namespace/service` with each part encoded on its own.
 func servicePath(_ name: String) -> String {
-    name.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map { pathSegment(String($0)) }.joined(separator: "/")
+    name.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).map { pathSegment(String($0)) }.joined(
+        separator: "/")
 }

@@ -3,8 +3,9 @@ import Foundation
 import SluicePolicy
 
 struct Teams: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "teams", abstract: "Teams: who spends.",
-                                                    subcommands: [Create.self, List.self, Get.self, Update.self, Delete.self])
+    static let configuration = CommandConfiguration(
+        commandName: "teams", abstract: "Teams: who spends.",
+        subcommands: [Create.self, List.self, Get.self, Update.self, Delete.self])
     static let columns = ["name", "allowed_models", "denied_models", "limits"]
 
     /// A team's JSON from the command-line options shared by create and update.
@@ -27,18 +28,20 @@ struct Teams: AsyncParsableCommand {
         func run() async throws {
             try await perform {
                 let body = Teams.body(name: name, models: models, deny: deny, limits: limits)
-                let data = try await connection.client().send(replace ? "PUT" : "POST", replace ? "/v1/admin/teams/\(pathSegment(name))" : "/v1/admin/teams",
-                                                              body: try jsonBody(body))
+                let data = try await connection.client().send(
+                    replace ? "PUT" : "POST", replace ? "/v1/admin/teams/\(pathSegment(name))" : "/v1/admin/teams",
+                    body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Teams.columns)
             }
         }
     }
 
     struct Update: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: """
-            Change only the settings given (--models '' removes the allowlist; --clear removes a setting). \
-            Use create --replace to replace the whole team.
-            """)
+        static let configuration = CommandConfiguration(
+            abstract: """
+                Change only the settings given (--models '' removes the allowlist; --clear removes a setting). \
+                Use create --replace to replace the whole team.
+                """)
         @Argument var name: String
         @Option(help: "Comma-separated aliases the team may use.") var models: String?
         @Option(help: "Comma-separated aliases the team may not use.") var deny: String?
@@ -48,8 +51,9 @@ struct Teams: AsyncParsableCommand {
 
         func run() async throws {
             try await perform {
-                let data = try await connection.client().send("PATCH", "/v1/admin/teams/\(pathSegment(name))",
-                                                              body: try jsonBody(try patchBody(models: models, deny: deny, limits: limits, clear: clear)))
+                let data = try await connection.client().send(
+                    "PATCH", "/v1/admin/teams/\(pathSegment(name))",
+                    body: try jsonBody(try patchBody(models: models, deny: deny, limits: limits, clear: clear)))
                 try Printer.show(data, format: try connection.format(), columns: Teams.columns)
             }
         }
@@ -58,7 +62,11 @@ struct Teams: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/teams"), format: try connection.format(), columns: Teams.columns) }
+            try await perform {
+                try Printer.show(
+                    try await connection.client().send("GET", "/v1/admin/teams"), format: try connection.format(),
+                    columns: Teams.columns)
+            }
         }
     }
 
@@ -66,7 +74,11 @@ struct Teams: AsyncParsableCommand {
         @Argument var name: String
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/teams/\(pathSegment(name))"), format: try connection.format(), columns: Teams.columns) }
+            try await perform {
+                try Printer.show(
+                    try await connection.client().send("GET", "/v1/admin/teams/\(pathSegment(name))"),
+                    format: try connection.format(), columns: Teams.columns)
+            }
         }
     }
 
@@ -83,8 +95,9 @@ struct Teams: AsyncParsableCommand {
 }
 
 struct Projects: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "projects", abstract: "Projects: a team's applications.",
-                                                    subcommands: [Create.self, List.self, Get.self, Update.self, Delete.self])
+    static let configuration = CommandConfiguration(
+        commandName: "projects", abstract: "Projects: a team's applications.",
+        subcommands: [Create.self, List.self, Get.self, Update.self, Delete.self])
     static let columns = ["name", "team", "allowed_models", "denied_models", "limits"]
 
     struct Create: AsyncParsableCommand {
@@ -98,8 +111,9 @@ struct Projects: AsyncParsableCommand {
                 var body: [String: Any] = ["name": name, "team": team]
                 if let allowed = list(models) { body["allowed_models"] = allowed }
                 if let limits = limits.json { body["limits"] = limits }
-                try Printer.show(try await connection.client().send("POST", "/v1/admin/projects", body: try jsonBody(body)),
-                                 format: try connection.format(), columns: Projects.columns)
+                try Printer.show(
+                    try await connection.client().send("POST", "/v1/admin/projects", body: try jsonBody(body)),
+                    format: try connection.format(), columns: Projects.columns)
             }
         }
     }
@@ -107,7 +121,11 @@ struct Projects: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/projects"), format: try connection.format(), columns: Projects.columns) }
+            try await perform {
+                try Printer.show(
+                    try await connection.client().send("GET", "/v1/admin/projects"), format: try connection.format(),
+                    columns: Projects.columns)
+            }
         }
     }
 
@@ -116,14 +134,16 @@ struct Projects: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
-                try Printer.show(try await connection.client().send("GET", "/v1/admin/projects/\(pathSegment(name))"),
-                                 format: try connection.format(), columns: Projects.columns)
+                try Printer.show(
+                    try await connection.client().send("GET", "/v1/admin/projects/\(pathSegment(name))"),
+                    format: try connection.format(), columns: Projects.columns)
             }
         }
     }
 
     struct Update: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change only the settings given (--models '' removes the allowlist; --clear removes a setting).")
+        static let configuration = CommandConfiguration(
+            abstract: "Change only the settings given (--models '' removes the allowlist; --clear removes a setting).")
         @Argument var name: String
         @Option(help: "Move the project to this team (its keys must be moved too).") var team: String?
         @Option(help: "Comma-separated aliases it may use.") var models: String?
@@ -133,8 +153,10 @@ struct Projects: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
-                let body = try patchBody(team.map { ["team": $0] } ?? [:], models: models, deny: deny, limits: limits, clear: clear)
-                let data = try await connection.client().send("PATCH", "/v1/admin/projects/\(pathSegment(name))", body: try jsonBody(body))
+                let body = try patchBody(
+                    team.map { ["team": $0] } ?? [:], models: models, deny: deny, limits: limits, clear: clear)
+                let data = try await connection.client().send(
+                    "PATCH", "/v1/admin/projects/\(pathSegment(name))", body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Projects.columns)
             }
         }
@@ -153,12 +175,14 @@ struct Projects: AsyncParsableCommand {
 }
 
 struct Services: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "services", abstract: "Service identities (namespace/service) and their settings.",
-                                                    subcommands: [Set.self, Update.self, List.self, Get.self, Delete.self])
+    static let configuration = CommandConfiguration(
+        commandName: "services", abstract: "Service identities (namespace/service) and their settings.",
+        subcommands: [Set.self, Update.self, List.self, Get.self, Delete.self])
     static let columns = ["name", "keyless", "allowed_models", "denied_models", "limits"]
 
     struct Set: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create or replace a service's settings (all of them: use update to change some).")
+        static let configuration = CommandConfiguration(
+            abstract: "Create or replace a service's settings (all of them: use update to change some).")
         @Argument(help: "namespace/service") var name: String
         @Flag(help: "Callers without a virtual key are served as the service itself.") var keyless = false
         @Option(help: "Comma-separated aliases it may use.") var models: String?
@@ -171,17 +195,20 @@ struct Services: AsyncParsableCommand {
                 if let limits = limits.json { body["limits"] = limits }
                 let client = try connection.client()
                 let exists = (try? await client.send("GET", "/v1/admin/services/\(servicePath(name))")) != nil
-                let data = try await client.send(exists ? "PUT" : "POST", exists ? "/v1/admin/services/\(servicePath(name))" : "/v1/admin/services",
-                                                 body: try jsonBody(body))
+                let data = try await client.send(
+                    exists ? "PUT" : "POST", exists ? "/v1/admin/services/\(servicePath(name))" : "/v1/admin/services",
+                    body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Services.columns)
             }
         }
     }
 
     struct Update: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change only the settings given (--models '' removes the allowlist; --clear removes a setting).")
+        static let configuration = CommandConfiguration(
+            abstract: "Change only the settings given (--models '' removes the allowlist; --clear removes a setting).")
         @Argument(help: "namespace/service") var name: String
-        @Flag(inversion: .prefixedNo, help: "Whether callers without a virtual key are served as the service itself.") var keyless: Bool?
+        @Flag(inversion: .prefixedNo, help: "Whether callers without a virtual key are served as the service itself.")
+        var keyless: Bool?
         @Option(help: "Comma-separated aliases it may use.") var models: String?
         @Option(help: "Comma-separated aliases it may not use.") var deny: String?
         @OptionGroup var limits: LimitOptions
@@ -189,8 +216,10 @@ struct Services: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
             try await perform {
-                let body = try patchBody(keyless.map { ["keyless": $0] } ?? [:], models: models, deny: deny, limits: limits, clear: clear)
-                let data = try await connection.client().send("PATCH", "/v1/admin/services/\(servicePath(name))", body: try jsonBody(body))
+                let body = try patchBody(
+                    keyless.map { ["keyless": $0] } ?? [:], models: models, deny: deny, limits: limits, clear: clear)
+                let data = try await connection.client().send(
+                    "PATCH", "/v1/admin/services/\(servicePath(name))", body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Services.columns)
             }
         }
@@ -199,7 +228,11 @@ struct Services: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/services"), format: try connection.format(), columns: Services.columns) }
+            try await perform {
+                try Printer.show(
+                    try await connection.client().send("GET", "/v1/admin/services"), format: try connection.format(),
+                    columns: Services.columns)
+            }
         }
     }
 
@@ -207,7 +240,11 @@ struct Services: AsyncParsableCommand {
         @Argument(help: "namespace/service") var name: String
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/services/\(servicePath(name))"), format: try connection.format(), columns: Services.columns) }
+            try await perform {
+                try Printer.show(
+                    try await connection.client().send("GET", "/v1/admin/services/\(servicePath(name))"),
+                    format: try connection.format(), columns: Services.columns)
+            }
         }
     }
 
@@ -224,14 +261,21 @@ struct Services: AsyncParsableCommand {
 }
 
 struct Models: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "models", abstract: "The model catalog: aliases, deployments and prices.",
-                                                    subcommands: [Create.self, List.self, Get.self, Update.self, Delete.self, Import.self])
-    static let columns = ["alias", "deployments.0.upstream_model", "input_cost_per_token", "output_cost_per_token", "limits"]
+    static let configuration = CommandConfiguration(
+        commandName: "models", abstract: "The model catalog: aliases, deployments and prices.",
+        subcommands: [Create.self, List.self, Get.self, Update.self, Delete.self, Import.self])
+    static let columns = [
+        "alias", "deployments.0.upstream_model", "input_cost_per_token", "output_cost_per_token", "limits",
+    ]
 
     struct List: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/models"), format: try connection.format(), columns: Models.columns) }
+            try await perform {
+                try Printer.show(
+                    try await connection.client().send("GET", "/v1/admin/models"), format: try connection.format(),
+                    columns: Models.columns)
+            }
         }
     }
 
@@ -255,27 +299,32 @@ struct Models: AsyncParsableCommand {
                     throw ValidationError("--provider must be openai, anthropic, azure or gemini, not \(provider)")
                 }
                 guard let base = apiBase ?? dialect.defaultAPIBase else {
-                    throw ValidationError("--provider \(provider) needs --api-base (each Azure resource has its own URL)")
+                    throw ValidationError(
+                        "--provider \(provider) needs --api-base (each Azure resource has its own URL)")
                 }
-                var deployment: [String: Any] = ["provider": provider, "api_base": base, "upstream_model": upstreamModel]
+                var deployment: [String: Any] = [
+                    "provider": provider, "api_base": base, "upstream_model": upstreamModel,
+                ]
                 if let credentialRef { deployment["credential_ref"] = credentialRef }
                 if let apiVersion { deployment["api_version"] = apiVersion }
                 var body: [String: Any] = ["alias": alias, "deployments": [deployment]]
                 if let inputCost { body["input_cost_per_token"] = inputCost }
                 if let outputCost { body["output_cost_per_token"] = outputCost }
                 if let maxOutputTokens { body["max_output_tokens"] = maxOutputTokens }
-                let data = try await connection.client().send(replace ? "PUT" : "POST", replace ? "/v1/admin/models/\(pathSegment(alias))" : "/v1/admin/models",
-                                                              body: try jsonBody(body))
+                let data = try await connection.client().send(
+                    replace ? "PUT" : "POST", replace ? "/v1/admin/models/\(pathSegment(alias))" : "/v1/admin/models",
+                    body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Models.columns)
             }
         }
     }
 
     struct Update: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: """
-            Change only an alias's prices, output reserve or limits (deployments stay as they are; \
-            create --replace replaces them).
-            """)
+        static let configuration = CommandConfiguration(
+            abstract: """
+                Change only an alias's prices, output reserve or limits (deployments stay as they are; \
+                create --replace replaces them).
+                """)
         @Argument var alias: String
         @Option(help: "USD per input token.") var inputCost: Double?
         @Option(help: "USD per output token.") var outputCost: Double?
@@ -285,7 +334,8 @@ struct Models: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         static let clearable = ClearOptions.common.filter { $0.value.hasPrefix("limits") }.merging([
-            "input-cost": "input_cost_per_token", "output-cost": "output_cost_per_token", "max-output-tokens": "max_output_tokens",
+            "input-cost": "input_cost_per_token", "output-cost": "output_cost_per_token",
+            "max-output-tokens": "max_output_tokens",
         ]) { $1 }
 
         func run() async throws {
@@ -294,8 +344,10 @@ struct Models: AsyncParsableCommand {
                 if let inputCost { fields["input_cost_per_token"] = inputCost }
                 if let outputCost { fields["output_cost_per_token"] = outputCost }
                 if let maxOutputTokens { fields["max_output_tokens"] = maxOutputTokens }
-                let body = try patchBody(fields, models: nil, deny: nil, limits: limits, clear: clear, clearable: Self.clearable)
-                let data = try await connection.client().send("PATCH", "/v1/admin/models/\(pathSegment(alias))", body: try jsonBody(body))
+                let body = try patchBody(
+                    fields, models: nil, deny: nil, limits: limits, clear: clear, clearable: Self.clearable)
+                let data = try await connection.client().send(
+                    "PATCH", "/v1/admin/models/\(pathSegment(alias))", body: try jsonBody(body))
                 try Printer.show(data, format: try connection.format(), columns: Models.columns)
             }
         }
@@ -305,7 +357,11 @@ struct Models: AsyncParsableCommand {
         @Argument var alias: String
         @OptionGroup var connection: Connection
         func run() async throws {
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/models/\(pathSegment(alias))"), format: try connection.format(), columns: Models.columns) }
+            try await perform {
+                try Printer.show(
+                    try await connection.client().send("GET", "/v1/admin/models/\(pathSegment(alias))"),
+                    format: try connection.format(), columns: Models.columns)
+            }
         }
     }
 
@@ -321,10 +377,11 @@ struct Models: AsyncParsableCommand {
     }
 
     struct Import: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: """
-            Import a LiteLLM config.yaml's model_list: creates or replaces the aliases it names. \
-            Other aliases stay unless --prune is given.
-            """)
+        static let configuration = CommandConfiguration(
+            abstract: """
+                Import a LiteLLM config.yaml's model_list: creates or replaces the aliases it names. \
+                Other aliases stay unless --prune is given.
+                """)
         @Option(name: .shortAndLong, help: "The LiteLLM config.yaml.") var file: String
         @Flag(help: "Show what would change without changing it (the same plan the import applies).") var dryRun = false
         @Flag(help: "Also delete the aliases the file does not name.") var prune = false
@@ -332,7 +389,9 @@ struct Models: AsyncParsableCommand {
         func run() async throws {
             try await perform {
                 let models = try LiteLLMImport.models(fromFile: file)
-                let plan = try await PolicyPlan.make(desired: PolicyFile(models: models), client: try connection.client(), kinds: [.models], prune: prune)
+                let plan = try await PolicyPlan.make(
+                    desired: PolicyFile(models: models), client: try connection.client(), kinds: [.models], prune: prune
+                )
                 try await plan.run(client: try connection.client(), dryRun: dryRun)
             }
         }

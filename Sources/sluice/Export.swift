@@ -53,7 +53,8 @@ struct Export: AsyncParsableCommand {
     static func plainDecimal(_ value: Double) -> String {
         let shortest = "\(value)"
         guard let exponentIndex = shortest.firstIndex(where: { $0 == "e" || $0 == "E" }),
-              let exponent = Int(shortest[shortest.index(after: exponentIndex)...]) else {
+            let exponent = Int(shortest[shortest.index(after: exponentIndex)...])
+        else {
             return shortest.contains(".") ? shortest : shortest + ".0"
         }
         var mantissa = String(shortest[..<exponentIndex])

@@ -10,7 +10,8 @@ enum Printer {
     static func show(_ data: Data, format: OutputFormat, columns: [String]) throws {
         let value = try JSONSerialization.jsonObject(with: data)
         if format == .json {
-            let pretty = try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            let pretty = try JSONSerialization.data(
+                withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: pretty, as: UTF8.self))
             return
         }
@@ -22,8 +23,10 @@ enum Printer {
         var widths = headers.map(\.count)
         for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
         func line(_ cells: [String]) -> String {
-            cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
-                .trimmingCharacters(in: .whitespaces)
+            cells.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(
+                separator: "  "
+            )
+            .trimmingCharacters(in: .whitespaces)
         }
         print(line(headers.map { $0.uppercased() }))
         for row in rows { print(line(row)) }
@@ -77,7 +80,9 @@ enum Printer {
     static func decimal(_ value: Double, minimumFraction: Int = 0) -> String {
         if value == value.rounded(), abs(value) < 1e15, minimumFraction == 0 { return String(Int64(value)) }
         var text = String(format: "%.12f", value)
-        while text.hasSuffix("0"), let dot = text.firstIndex(of: "."), text.distance(from: dot, to: text.endIndex) > minimumFraction + 1 {
+        while text.hasSuffix("0"), let dot = text.firstIndex(of: "."),
+            text.distance(from: dot, to: text.endIndex) > minimumFraction + 1
+        {
             text.removeLast()
         }
         if text.hasSuffix(".") { text.removeLast() }

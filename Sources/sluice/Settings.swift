@@ -2,14 +2,18 @@ import ArgumentParser
 import Foundation
 
 struct Settings: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "settings", abstract: "Fleet settings: time zone, budgets, router, leases.",
-                                                    subcommands: [Get.self, Set.self])
+    static let configuration = CommandConfiguration(
+        commandName: "settings", abstract: "Fleet settings: time zone, budgets, router, leases.",
+        subcommands: [Get.self, Set.self])
 
     struct Get: AsyncParsableCommand {
         @OptionGroup var connection: Connection
         func run() async throws {
             // Settings are one nested object: JSON shows it whole, whatever --output says.
-            try await perform { try Printer.show(try await connection.client().send("GET", "/v1/admin/settings"), format: .json, columns: []) }
+            try await perform {
+                try Printer.show(
+                    try await connection.client().send("GET", "/v1/admin/settings"), format: .json, columns: [])
+            }
         }
     }
 
@@ -38,9 +42,12 @@ struct Settings: AsyncParsableCommand {
             var patch: [String: Any] = [:]
             for change in changes {
                 let parts = change.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("\(change): a change is FIELD=VALUE") }
+                guard parts.count == 2, !parts[0].isEmpty else {
+                    throw ValidationError("\(change): a change is FIELD=VALUE")
+                }
                 let text = String(parts[1])
-                let value: Any = text.isEmpty
+                let value: Any =
+                    text.isEmpty
                     ? NSNull()
                     : (try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])) ?? text
                 set(value, at: parts[0].split(separator: ".").map(String.init), in: &patch)

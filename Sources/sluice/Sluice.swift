@@ -8,7 +8,10 @@ struct Sluice: AsyncParsableCommand {
         commandName: "sluice",
         abstract: "Manage Sluice's control plane: teams, projects, services, models, keys, settings and usage.",
         discussion: "Set SLUICE_URL (default http://127.0.0.1:8080) and SLUICE_ADMIN_TOKEN.",
-        subcommands: [Teams.self, Projects.self, Services.self, Models.self, Keys.self, Agents.self, Settings.self, Usage.self, Audit.self, Apply.self, Export.self])
+        subcommands: [
+            Teams.self, Projects.self, Services.self, Models.self, Keys.self, Agents.self, Settings.self, Usage.self,
+            Audit.self, Apply.self, Export.self,
+        ])
 }
 
 struct Connection: ParsableArguments {
@@ -24,7 +27,9 @@ struct Connection: ParsableArguments {
     func client() throws -> AdminClient { try AdminClient.fromEnvironment(url: url, tokenFile: tokenFile) }
 
     func format() throws -> OutputFormat {
-        guard let format = OutputFormat(rawValue: output) else { throw ValidationError("--output must be table or json") }
+        guard let format = OutputFormat(rawValue: output) else {
+            throw ValidationError("--output must be table or json")
+        }
         return format
     }
 }
@@ -43,7 +48,9 @@ func perform(_ body: () async throws -> Void) async throws {
 struct LimitOptions: ParsableArguments {
     @Option(help: "Requests per minute.") var rpm: Int?
     @Option(help: "Tokens per minute.") var tpm: Int?
-    @Option(name: .customLong("rpd"), help: "Requests per day, enforced by each agent on its own (not shared by the fleet).")
+    @Option(
+        name: .customLong("rpd"), help: "Requests per day, enforced by each agent on its own (not shared by the fleet)."
+    )
     var requestsPerDay: Int?
     @Option(help: "Calls in flight at once, on each agent (not shared by the fleet).") var maxParallel: Int?
     @Option(help: "Daily budget in USD.") var dailyBudget: Double?
@@ -64,21 +71,27 @@ struct LimitOptions: ParsableArguments {
 /// What an `update` changes: the fields given, and `--clear NAME` for each field to clear,
 /// sent as a JSON merge patch (`null` clears).
 struct ClearOptions: ParsableArguments {
-    @Option(help: "Clear a setting (rpm, tpm, rpd, max-parallel, daily-budget, monthly-budget, limits, models, deny, …); repeat for more.")
+    @Option(
+        help: ArgumentHelp(
+            "Clear a setting (rpm, tpm, rpd, max-parallel, daily-budget, monthly-budget, limits, models, deny,"
+                + " …); repeat for more.")
+    )
     var clear: [String] = []
 
     /// `--clear NAME` → the field it sets to null, for every entity with limits and model lists.
     static let common: [String: String] = [
         "rpm": "limits.requests_per_minute", "tpm": "limits.tokens_per_minute", "rpd": "limits.requests_per_day",
         "max-parallel": "limits.max_parallel_requests", "daily-budget": "limits.daily_spend_usd",
-        "monthly-budget": "limits.monthly_spend_usd", "limits": "limits", "models": "allowed_models", "deny": "denied_models",
+        "monthly-budget": "limits.monthly_spend_usd", "limits": "limits", "models": "allowed_models",
+        "deny": "denied_models",
     ]
 
     /// Sets every cleared field of `body` to null; an unknown name is an error listing the known ones.
     func apply(to body: inout [String: Any], fields: [String: String] = Self.common) throws {
         for name in clear {
             guard let field = fields[name] else {
-                throw ValidationError("--clear takes one of \(fields.keys.sorted().joined(separator: ", ")), not \(name)")
+                throw ValidationError(
+                    "--clear takes one of \(fields.keys.sorted().joined(separator: ", ")), not \(name)")
             }
             if field.hasPrefix("limits.") {
                 var limits = body["limits"] as? [String: Any] ?? [:]
@@ -94,8 +107,10 @@ struct ClearOptions: ParsableArguments {
 /// An update's merge patch from its options. `--models ''` clears the allowlist (any model),
 /// never "no model at all"; `--deny ''` empties the denylist; limits given are merged into
 /// the stored ones. `fields` are the entity's own other changes.
-func patchBody(_ fields: [String: Any] = [:], models: String?, deny: String?, limits: LimitOptions,
-               clear: ClearOptions, clearable: [String: String] = ClearOptions.common) throws -> [String: Any] {
+func patchBody(
+    _ fields: [String: Any] = [:], models: String?, deny: String?, limits: LimitOptions,
+    clear: ClearOptions, clearable: [String: String] = ClearOptions.common
+) throws -> [String: Any] {
     var body = fields
     if let allowed = list(models) { body["allowed_models"] = allowed.isEmpty ? NSNull() : allowed }
     if let denied = list(deny) { body["denied_models"] = denied }

@@ -30,19 +30,23 @@ struct JSONScannerTests {
         #expect(String(decoding: bytes[members[2].valueRange], as: UTF8.self) == #"[1,{"a":null}]"#)
     }
 
-    @Test("accepts valid documents", arguments: [
-        #"{}"#, #"{"a":[]}"#, #"{"a":-0.5e+10}"#, #"{"a":"\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"}"#,
-        #"{"a":"héllo ✓ 😀"}"#, "{\"a\":\n[ 1 , 2 ]\t}", #"{"a":0}"#, #"{"a":1E5}"#,
-    ])
+    @Test(
+        "accepts valid documents",
+        arguments: [
+            #"{}"#, #"{"a":[]}"#, #"{"a":-0.5e+10}"#, #"{"a":"\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"}"#,
+            #"{"a":"héllo ✓ 😀"}"#, "{\"a\":\n[ 1 , 2 ]\t}", #"{"a":0}"#, #"{"a":1E5}"#,
+        ])
     func valid(text: String) {
         #expect(reason(text) == nil)
     }
 
-    @Test("rejects malformed documents", arguments: [
-        "{", #"{"a"}"#, #"{"a":}"#, #"{"a":1,}"#, #"{"a":01}"#, #"{"a":.5}"#, #"{"a":1.}"#,
-        #"{"a":tru}"#, #"{"a":"\x"}"#, #"{"a":"\u12"}"#, "{\"a\":\"\u{01}\"}", #"{"a":1} x"#, #"{a:1}"#,
-        #"{"a":"unterminated}"#, #"{"a":[1 2]}"#, #"{"a":NaN}"#,
-    ])
+    @Test(
+        "rejects malformed documents",
+        arguments: [
+            "{", #"{"a"}"#, #"{"a":}"#, #"{"a":1,}"#, #"{"a":01}"#, #"{"a":.5}"#, #"{"a":1.}"#,
+            #"{"a":tru}"#, #"{"a":"\x"}"#, #"{"a":"\u12"}"#, "{\"a\":\"\u{01}\"}", #"{"a":1} x"#, #"{a:1}"#,
+            #"{"a":"unterminated}"#, #"{"a":[1 2]}"#, #"{"a":NaN}"#,
+        ])
     func malformed(text: String) {
         guard case .syntax = reason(text) else {
             Issue.record("accepted or misclassified: \(text)")
@@ -63,11 +67,19 @@ struct JSONScannerTests {
             [0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xFF, 0x22, 0x7D],
             [0x7B, 0x22, 0x61, 0x22, 0x3A, 0x22, 0xE2, 0x82, 0x22, 0x7D],  // truncated sequence
         ] {
-            let result = bytes.withUnsafeBytes { raw in Result { () throws(JSONScanError) in try JSONScanner.scanObject(raw) } }
+            let result = bytes.withUnsafeBytes { raw in
+                Result { () throws(JSONScanError) in try JSONScanner.scanObject(raw) }
+            }
             #expect(throws: JSONScanError.self) { try result.get() }
         }
-        guard case .syntax = reason(#"{"a":"\ud800"}"#) else { Issue.record("lone high surrogate accepted"); return }
-        guard case .syntax = reason(#"{"a":"\udc00x"}"#) else { Issue.record("lone low surrogate accepted"); return }
+        guard case .syntax = reason(#"{"a":"\ud800"}"#) else {
+            Issue.record("lone high surrogate accepted")
+            return
+        }
+        guard case .syntax = reason(#"{"a":"\udc00x"}"#) else {
+            Issue.record("lone low surrogate accepted")
+            return
+        }
     }
 
     @Test("caps nesting depth without exhausting the stack")

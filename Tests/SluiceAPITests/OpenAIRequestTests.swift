@@ -4,7 +4,8 @@ import Testing
 
 @Suite("OpenAIRequest")
 struct OpenAIRequestTests {
-    func request(_ text: String, endpoint: OpenAIEndpoint = .chatCompletions) throws(RequestBodyError) -> OpenAIRequest {
+    func request(_ text: String, endpoint: OpenAIEndpoint = .chatCompletions) throws(RequestBodyError) -> OpenAIRequest
+    {
         try OpenAIRequest(endpoint: endpoint, body: Array(text.utf8))
     }
 
@@ -19,7 +20,8 @@ struct OpenAIRequestTests {
 
     @Test("rewrites only the model, keeping every other byte")
     func rewriteModel() throws {
-        let body = #"{ "messages":[{"role":"user","content":"a \"quoted\" é"}],"model" :  "alias",  "temperature":0.25 }"#
+        let body =
+            #"{ "messages":[{"role":"user","content":"a \"quoted\" é"}],"model" :  "alias",  "temperature":0.25 }"#
         let parsed = try request(body)
         #expect(parsed.model == "alias")
         let out = String(decoding: parsed.upstreamBody(model: "gpt-4o-2024-08-06"), as: UTF8.self)
@@ -32,14 +34,28 @@ struct OpenAIRequestTests {
         #expect(out == #"{"model":"we\"ird\\"}"#)
     }
 
-    @Test("adds include_usage to streams in every shape of stream_options", arguments: [
-        (#"{"model":"a","stream":true}"#, #"{"model":"b","stream":true,"stream_options":{"include_usage":true}}"#),
-        (#"{"model":"a","stream":true,"stream_options":null}"#, #"{"model":"b","stream":true,"stream_options":{"include_usage":true}}"#),
-        (#"{"model":"a","stream":true,"stream_options":{}}"#, #"{"model":"b","stream":true,"stream_options":{"include_usage":true}}"#),
-        (#"{"model":"a","stream":true,"stream_options":{"x":1}}"#, #"{"model":"b","stream":true,"stream_options":{"include_usage":true,"x":1}}"#),
-        (#"{"model":"a","stream":true,"stream_options":{"include_usage":false}}"#, #"{"model":"b","stream":true,"stream_options":{"include_usage":true}}"#),
-        (#"{"model":"a","stream":false}"#, #"{"model":"b","stream":false}"#),
-    ])
+    @Test(
+        "adds include_usage to streams in every shape of stream_options",
+        arguments: [
+            (#"{"model":"a","stream":true}"#, #"{"model":"b","stream":true,"stream_options":{"include_usage":true}}"#),
+            (
+                #"{"model":"a","stream":true,"stream_options":null}"#,
+                #"{"model":"b","stream":true,"stream_options":{"include_usage":true}}"#
+            ),
+            (
+                #"{"model":"a","stream":true,"stream_options":{}}"#,
+                #"{"model":"b","stream":true,"stream_options":{"include_usage":true}}"#
+            ),
+            (
+                #"{"model":"a","stream":true,"stream_options":{"x":1}}"#,
+                #"{"model":"b","stream":true,"stream_options":{"include_usage":true,"x":1}}"#
+            ),
+            (
+                #"{"model":"a","stream":true,"stream_options":{"include_usage":false}}"#,
+                #"{"model":"b","stream":true,"stream_options":{"include_usage":true}}"#
+            ),
+            (#"{"model":"a","stream":false}"#, #"{"model":"b","stream":false}"#),
+        ])
     func includeUsage(input: String, expected: String) throws {
         let parsed = try request(input)
         let out = String(decoding: parsed.upstreamBody(model: "b"), as: UTF8.self)
@@ -53,10 +69,14 @@ struct OpenAIRequestTests {
     func callerUsage() throws {
         let parsed = try request(#"{"model":"a","stream":true,"stream_options":{"include_usage":true}}"#)
         #expect(parsed.callerRequestedUsage)
-        #expect(String(decoding: parsed.upstreamBody(model: "a"), as: UTF8.self) == #"{"model":"a","stream":true,"stream_options":{"include_usage":true}}"#)
+        #expect(
+            String(decoding: parsed.upstreamBody(model: "a"), as: UTF8.self)
+                == #"{"model":"a","stream":true,"stream_options":{"include_usage":true}}"#)
     }
 
-    @Test("refuses fields that would choose the upstream or its credentials", arguments: Array(OpenAIRequest.forbiddenFields))
+    @Test(
+        "refuses fields that would choose the upstream or its credentials",
+        arguments: Array(OpenAIRequest.forbiddenFields))
     func forbidden(field: String) {
         #expect(code(#"{"model":"a","\#(field)":"http://evil.example"}"#) == "forbidden_field")
     }
@@ -70,7 +90,9 @@ struct OpenAIRequestTests {
         #expect(code(#"{"model":"a","stream":true}"#, endpoint: .embeddings) == "invalid_stream")
         #expect(code(#"{"model":"a","model":"b"}"#) == "duplicate_key")
         #expect(code("not json") == "invalid_json")
-        #expect(code(#"{"model":"a","x":"# + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}") == "json_too_deep")
+        #expect(
+            code(#"{"model":"a","x":"# + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}")
+                == "json_too_deep")
     }
 
     @Test("reads the end user")

@@ -8,7 +8,8 @@ struct SSETests {
         var events: [SSEEvent] = []
         for chunk in chunks {
             let bytes = Array(chunk.utf8)
-            let pushed = bytes.withUnsafeBytes { raw in Result { () throws(SSEDecodingError) in try decoder.push(raw) } }
+            let pushed = bytes.withUnsafeBytes { raw in Result { () throws(SSEDecodingError) in try decoder.push(raw) }
+            }
             events += try pushed.get()
         }
         return events
@@ -16,7 +17,9 @@ struct SSETests {
 
     @Test("splits events on LF, CRLF and CR line endings", arguments: ["\n", "\r\n", "\r"])
     func lineEndings(newline: String) throws {
-        let stream = "data: one\(newline)\(newline): comment\(newline)event: named\(newline)data: two\(newline)data: lines\(newline)\(newline)"
+        let stream =
+            "data: one\(newline)\(newline): comment\(newline)event: named\(newline)data: two\(newline)data: "
+                + "lines\(newline)\(newline)"
         let events = try decode([stream])
         #expect(events.compactMap(\.data).map { String(decoding: $0, as: UTF8.self) } == ["one", "two\nlines"])
         #expect(events.last?.name == "named")
@@ -48,13 +51,16 @@ struct SSETests {
     func remainder() throws {
         var decoder = SSEDecoder()
         let bytes = Array("data: a\n\ndata: partial".utf8)
-        let events = try bytes.withUnsafeBytes { raw in try Result { () throws(SSEDecodingError) in try decoder.push(raw) }.get() }
+        let events = try bytes.withUnsafeBytes { raw in
+            try Result { () throws(SSEDecodingError) in try decoder.push(raw) }.get()
+        }
         #expect(events.count == 1)
         #expect(String(decoding: decoder.remainder(), as: UTF8.self) == "data: partial")
     }
 
     static let chunk = #"{"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}"#
-    static let usageChunk = #"{"id":"c","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14}}"#
+    static let usageChunk =
+        #"{"id":"c","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":3,"total_tokens":14}}"#
 
     func event(_ data: String) -> SSEEvent {
         SSEEvent(raw: Array("data: \(data)\n\n".utf8), data: Array(data.utf8), name: nil)

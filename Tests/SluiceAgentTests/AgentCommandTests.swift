@@ -43,7 +43,8 @@ struct AgentCommandTests {
         #expect(missing.stderr.contains("cannot read the configuration file /nonexistent/sluice.yaml"))
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        try "model_list:\n  - model_name: a\n".write(toFile: directory.file("c.yaml"), atomically: true, encoding: .utf8)
+        try "model_list:\n  - model_name: a\n".write(
+            toFile: directory.file("c.yaml"), atomically: true, encoding: .utf8)
         let invalid = try run(["--config", directory.file("c.yaml")])
         #expect(invalid.status == 2)
         #expect(invalid.stderr.contains("model_list[0].litellm_params is missing"))
@@ -61,13 +62,20 @@ struct AgentReloadCommandTests {
         let config = directory.file("sluice.yaml")
         let log = directory.file("stderr.log")
         func catalog(_ names: [String]) -> String {
-            "model_list:\n" + names.map { "  - model_name: \($0)\n    litellm_params:\n      model: openai/\($0)\n      api_base: http://127.0.0.1:9/v1\n" }.joined()
+            "model_list:\n"
+                + names.map {
+                    "  - model_name: \($0)\n    litellm_params:\n      model: openai/\($0)\n      api_base: "
+                        + "http://127.0.0.1:9/v1\n"
+                }.joined()
         }
         try catalog(["first"]).write(toFile: config, atomically: true, encoding: .utf8)
         let port = try await ExternalProcess.freePort(group: group)
         let agent = try await ExternalProcess(
             executable: AgentCommandTests.binary,
-            arguments: ["--config", config, "--listen", "127.0.0.1:\(port)", "--metrics-listen", "off", "--reload-poll-seconds", "0"],
+            arguments: [
+                "--config", config, "--listen", "127.0.0.1:\(port)", "--metrics-listen", "off", "--reload-poll-seconds",
+                "0",
+            ],
             port: port, group: group, stderrPath: log)
 
         func waitForLog(_ needle: String, occurrences: Int = 1) async throws {

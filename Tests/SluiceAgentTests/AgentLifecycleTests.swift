@@ -55,7 +55,7 @@ struct AgentLifecycleTests {
             let body = #"{"model":"long","stream":true,"messages":[]}"#
             let request =
                 "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
             try await channel.writeAndFlush(channel.allocator.buffer(string: request))
             try await handler.gotBytes.futureResult.get()
 

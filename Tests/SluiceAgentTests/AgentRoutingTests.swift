@@ -160,7 +160,7 @@ struct AgentRoutingTests {
                 ],
                 router:
                     "  num_retries: 2\n  fallbacks:\n    - small: [other]\n"
-                        + "  context_window_fallbacks:\n    - small: [large]\n"
+                    + "  context_window_fallbacks:\n    - small: [large]\n"
             )
         }) { harness in
             let response = try await harness.chat(model: "small")

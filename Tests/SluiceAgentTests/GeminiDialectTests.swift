@@ -99,7 +99,7 @@ struct GeminiDialectTests {
         try await AgentHarness.with(starting: { try await Self.harness() }) { harness in
             let tools =
                 #"[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","#
-                    + #""properties":{"city":{"type":"string"}}}}}]"#
+                + #""properties":{"city":{"type":"string"}}}}}]"#
             let plain = try json(
                 try await harness.post(
                     #"{"model":"gemini-tools","tools":\#(tools),"messages":[{"role":"user","content":"Weather?"}]}"#))

@@ -60,8 +60,8 @@ struct MessagesIngressTests {
         try await AgentHarness.with(starting: { try await Self.harness() }) { harness in
             let body =
                 #"{"model":"claude","max_tokens":64,"system":[{"type":"text","text":"Be brief.","#
-                    + #""cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"Hello"}],"#
-                    + #""top_k":5}"#
+                + #""cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":"Hello"}],"#
+                + #""top_k":5}"#
             let response = try await messages(harness, body)
             #expect(response.status == 200)
             let message = try json(response)

@@ -17,7 +17,8 @@ struct StreamedChat {
         endedWithDone = lines.last == "[DONE]"
         for line in endedWithDone ? lines.dropLast() : lines[...] {
             guard let chunk = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                  chunk["object"] as? String == "chat.completion.chunk" else { throw NotAChunk(line: String(line)) }
+                chunk["object"] as? String == "chat.completion.chunk"
+            else { throw NotAChunk(line: String(line)) }
             if let choice = (chunk["choices"] as? [[String: Any]])?.first {
                 text += ((choice["delta"] as? [String: Any])?["content"] as? String) ?? ""
                 if let reason = choice["finish_reason"] as? String { finishReasons.append(reason) }

@@ -220,8 +220,8 @@ struct ControlAPITests {
         let token = try await control.agentToken("agent-1")
         let batch =
             #"{"agent_id":"agent-1","epoch":"e1","sequence":1,"deltas":[{"hour":1795435200,"team":"ml","#
-                + #""service":"shop/checkout","key_id":"ci","model":"gpt-4o-mini","requests":3,"prompt_tokens":30,"#
-                + #""completion_tokens":9,"cost_pico_usd":9000,"denials":{}}]}"#
+            + #""service":"shop/checkout","key_id":"ci","model":"gpt-4o-mini","requests":3,"prompt_tokens":30,"#
+            + #""completion_tokens":9,"cost_pico_usd":9000,"denials":{}}]}"#
         let first = try await control.request("POST", "/v1/agent/usage", json: batch, token: token)
         #expect(
             first.status == 200 && first.text.contains(#""acknowledged_sequence":1"#)

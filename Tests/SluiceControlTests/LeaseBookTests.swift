@@ -7,8 +7,9 @@ import Testing
 struct LeaseBookTests {
     /// One renewal of team ml's daily budget (1000 pico-USD) by `agent`, answered with its cap.
     static func renew(_ book: LeaseBook, _ agent: String, own: Int) async throws -> Int {
-        let demand = LeaseDemand(scopeKind: "team", scope: "ml", limit: "daily_spend", perMinute: 100,
-                                 limitValue: 1000, ownSpent: own)
+        let demand = LeaseDemand(
+            scopeKind: "team", scope: "ml", limit: "daily_spend", perMinute: 100,
+            limitValue: 1000, ownSpent: own)
         let answer = try await book.renew(agentID: agent, request: LeaseRequest(instance: "e1", demands: [demand]))
         return try #require(answer.grants.first).perMinute
     }

@@ -54,8 +54,9 @@ struct FlowControlTests {
 
         let slow = WithholdingDelegate(threshold: 512 * 1024, eventLoop: loop)
         try await loop.submit {
-            slow.call = client.execute(UpstreamRequest(method: "POST", path: "/v1/chat/completions", headers: [], body: body),
-                                       to: origin, on: loop, delegate: slow)
+            slow.call = client.execute(
+                UpstreamRequest(method: "POST", path: "/v1/chat/completions", headers: [], body: body),
+                to: origin, on: loop, delegate: slow)
         }.get()
         try await slow.reached.futureResult.get()
 
@@ -63,9 +64,11 @@ struct FlowControlTests {
         // answer is ordered after any DATA the peer was allowed to send for the first.
         let quick = CollectingDelegate(eventLoop: loop)
         try await loop.submit {
-            quick.call = client.execute(UpstreamRequest(method: "POST", path: "/v1/chat/completions", headers: [],
-                                                        body: ByteBuffer(string: #"{"model":"mock"}"#)),
-                                        to: origin, on: loop, delegate: quick)
+            quick.call = client.execute(
+                UpstreamRequest(
+                    method: "POST", path: "/v1/chat/completions", headers: [],
+                    body: ByteBuffer(string: #"{"model":"mock"}"#)),
+                to: origin, on: loop, delegate: quick)
         }.get()
         let (head, _) = try await quick.result.get().get()
         #expect(head.status == 200)

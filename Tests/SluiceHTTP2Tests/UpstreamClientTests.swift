@@ -11,14 +11,18 @@ struct UpstreamClientTests {
         ByteBuffer(string: #"{"model":"\#(model)","stream":\#(stream),"messages":[{"role":"user","content":"hi"}]}"#)
     }
 
-    func send(_ client: UpstreamClient, origin: UpstreamOrigin, model: String, stream: Bool = false,
-              loop: any EventLoop, firstByteTimeout: TimeAmount = .seconds(10), idleTimeout: TimeAmount = .seconds(10))
-        async throws -> Result<(UpstreamResponseHead, [UInt8]), UpstreamError> {
+    func send(
+        _ client: UpstreamClient, origin: UpstreamOrigin, model: String, stream: Bool = false,
+        loop: any EventLoop, firstByteTimeout: TimeAmount = .seconds(10), idleTimeout: TimeAmount = .seconds(10)
+    )
+        async throws -> Result<(UpstreamResponseHead, [UInt8]), UpstreamError>
+    {
         let delegate = CollectingDelegate(eventLoop: loop)
-        let request = UpstreamRequest(method: "POST", path: "/v1/chat/completions",
-                                      headers: [("content-type", "application/json")],
-                                      body: Self.chatBody(model: model, stream: stream),
-                                      firstByteTimeout: firstByteTimeout, idleTimeout: idleTimeout)
+        let request = UpstreamRequest(
+            method: "POST", path: "/v1/chat/completions",
+            headers: [("content-type", "application/json")],
+            body: Self.chatBody(model: model, stream: stream),
+            firstByteTimeout: firstByteTimeout, idleTimeout: idleTimeout)
         let call = try await loop.submit {
             client.execute(request, to: origin, on: loop, delegate: delegate)
         }.get()
@@ -29,7 +33,8 @@ struct UpstreamClientTests {
     @Test("h2 over TLS with a verified self-signed certificate", arguments: [false, true])
     func tlsHTTP2(stream: Bool) async throws {
         let fixture = try await UpstreamFixture()
-        let result = try await send(fixture.client, origin: fixture.tlsOrigin(), model: "mock", stream: stream, loop: fixture.group.next())
+        let result = try await send(
+            fixture.client, origin: fixture.tlsOrigin(), model: "mock", stream: stream, loop: fixture.group.next())
         let (head, body) = try result.get()
         #expect(head.status == 200)
         #expect(head.httpVersion == .http2)
@@ -41,9 +46,11 @@ struct UpstreamClientTests {
 
     @Test("TLS fails closed when the certificate names another host")
     func wrongHost() async throws {
-        let fixture = try await UpstreamFixture(certificate: try TestCertificate(subjectAltNames: "DNS:api.other.example"))
+        let fixture = try await UpstreamFixture(
+            certificate: try TestCertificate(subjectAltNames: "DNS:api.other.example"))
         for host in ["127.0.0.1", "localhost"] {
-            let result = try await send(fixture.client, origin: fixture.tlsOrigin(host: host), model: "mock", loop: fixture.group.next())
+            let result = try await send(
+                fixture.client, origin: fixture.tlsOrigin(host: host), model: "mock", loop: fixture.group.next())
             guard case .failure(let error) = result else {
                 Issue.record("a certificate for another host was accepted for \(host)")
                 continue
@@ -62,8 +69,10 @@ struct UpstreamClientTests {
             return .tls(settings)
         }
         for stream in [false, true] {
-            let (head, body) = try await send(fixture.client, origin: fixture.tlsOrigin(host: "localhost"), model: "mock", stream: stream,
-                                              loop: fixture.group.next()).get()
+            let (head, body) = try await send(
+                fixture.client, origin: fixture.tlsOrigin(host: "localhost"), model: "mock", stream: stream,
+                loop: fixture.group.next()
+            ).get()
             #expect(head.status == 200)
             #expect(head.httpVersion == .http1)
             #expect(String(decoding: body, as: UTF8.self).contains("Sluice"))
@@ -127,9 +136,11 @@ struct CallLifetimeTests {
         do {
             let delegate = CallHoldingDelegate(eventLoop: loop)
             try await loop.submit {
-                delegate.call = client.execute(UpstreamRequest(method: "POST", path: "/v1/chat/completions", headers: [],
-                                                               body: ByteBuffer(string: #"{"model":"mock"}"#)),
-                                               to: origin, on: loop, delegate: delegate)
+                delegate.call = client.execute(
+                    UpstreamRequest(
+                        method: "POST", path: "/v1/chat/completions", headers: [],
+                        body: ByteBuffer(string: #"{"model":"mock"}"#)),
+                    to: origin, on: loop, delegate: delegate)
             }.get()
             weakCall = try await loop.submit { delegate.call }.get()
             weakDelegate = delegate

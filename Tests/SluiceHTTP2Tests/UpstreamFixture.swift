@@ -13,8 +13,10 @@ struct UpstreamFixture {
     /// - Parameters:
     ///   - certificate: what the mock presents (a fresh localhost one by default).
     ///   - transport: how the mock serves; TLS with `certificate` by default.
-    init(certificate: TestCertificate? = nil,
-         transport: (TestCertificate) -> MockProvider.Transport = { .tls($0.serverConfiguration) }) async throws {
+    init(
+        certificate: TestCertificate? = nil,
+        transport: (TestCertificate) -> MockProvider.Transport = { .tls($0.serverConfiguration) }
+    ) async throws {
         let certificate = try certificate ?? TestCertificate()
         self.certificate = certificate
         mock = try MockProvider(configuration: .init(transport: transport(certificate)), group: group)
@@ -24,7 +26,8 @@ struct UpstreamFixture {
 
     /// The mock as an https origin trusting `trustRoots` (by default exactly the mock's certificate).
     func tlsOrigin(host: String = "127.0.0.1", trustRoots: TLSTrustRoots? = nil) -> UpstreamOrigin {
-        UpstreamOrigin(scheme: .https, host: host, port: port, trustRoots: trustRoots ?? .caFile(certificate.certificatePath))
+        UpstreamOrigin(
+            scheme: .https, host: host, port: port, trustRoots: trustRoots ?? .caFile(certificate.certificatePath))
     }
 
     /// The mock as a plain http origin.

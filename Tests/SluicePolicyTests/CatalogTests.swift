@@ -28,10 +28,17 @@ struct CatalogTests {
     func endpoints() throws {
         let openAI = try Endpoint(parsing: "https://api.openai.com/v1/")
         #expect(openAI == Endpoint(scheme: .https, host: "api.openai.com", port: 443, basePath: "/v1"))
-        #expect(try Endpoint(parsing: "http://127.0.0.1:8000") == Endpoint(scheme: .http, host: "127.0.0.1", port: 8000, basePath: ""))
-        #expect(try Endpoint(parsing: "https://[::1]:8443/v1") == Endpoint(scheme: .https, host: "::1", port: 8443, basePath: "/v1"))
+        #expect(
+            try Endpoint(parsing: "http://127.0.0.1:8000")
+                == Endpoint(scheme: .http, host: "127.0.0.1", port: 8000, basePath: ""))
+        #expect(
+            try Endpoint(parsing: "https://[::1]:8443/v1")
+                == Endpoint(scheme: .https, host: "::1", port: 8443, basePath: "/v1"))
         #expect(try Endpoint(parsing: "HTTPS://Example.com:443/openai").description == "https://Example.com/openai")
-        for bad in ["ftp://x", "https://", "https://user:pw@host", "https://h/?q=1", "https://h:99999", "https://h/a b", "api.openai.com"] {
+        for bad in [
+            "ftp://x", "https://", "https://user:pw@host", "https://h/?q=1", "https://h:99999", "https://h/a b",
+            "api.openai.com",
+        ] {
             #expect(throws: CatalogError.self, "\(bad)") { try Endpoint(parsing: bad) }
         }
     }
@@ -39,8 +46,10 @@ struct CatalogTests {
     @Test("picks deployments by weight")
     func weights() throws {
         let endpoint = try Endpoint(parsing: "https://a")
-        let a = Deployment(alias: "m", dialect: .openAI, upstreamModel: "a", endpoint: endpoint, credential: Secret(""), weight: 3)
-        let b = Deployment(alias: "m", dialect: .openAI, upstreamModel: "b", endpoint: endpoint, credential: Secret(""), weight: 1)
+        let a = Deployment(
+            alias: "m", dialect: .openAI, upstreamModel: "a", endpoint: endpoint, credential: Secret(""), weight: 3)
+        let b = Deployment(
+            alias: "m", dialect: .openAI, upstreamModel: "b", endpoint: endpoint, credential: Secret(""), weight: 1)
         let alias = ModelAlias(name: "m", deployments: [a, b], price: nil)
         #expect(alias.totalWeight == 4)
         #expect((0..<4).map { alias.deployment(forRoll: $0).upstreamModel } == ["a", "a", "a", "b"])

@@ -12,8 +12,11 @@ struct LeaseSplitTests {
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2_000 {
             let capacity = Int.random(in: 0...100_000, using: &generator)
-            let demands = (0..<Int.random(in: 1...60, using: &generator)).map { _ in Double.random(in: 0...20_000, using: &generator) }
-            let shares = LeaseSplit.split(capacity: capacity, claims: claims(demands), minimumPercent: Int.random(in: 0...100, using: &generator))
+            let demands = (0..<Int.random(in: 1...60, using: &generator)).map { _ in
+                Double.random(in: 0...20_000, using: &generator)
+            }
+            let shares = LeaseSplit.split(
+                capacity: capacity, claims: claims(demands), minimumPercent: Int.random(in: 0...100, using: &generator))
             #expect(shares.values.reduce(0, +) == capacity)
             #expect(shares.values.allSatisfy { $0 >= 0 })
             #expect(shares.count == demands.count)
@@ -51,18 +54,26 @@ struct LeaseSplitTests {
     func fewerUnitsThanAgents() {
         let first = LeaseSplit.split(capacity: 3, claims: claims(Array(repeating: 10, count: 8)), minimumPercent: 100)
         #expect(first.values.reduce(0, +) == 3 && first.values.allSatisfy { $0 <= 1 })
-        #expect(LeaseSplit.split(capacity: 3, claims: claims(Array(repeating: 10, count: 8)), minimumPercent: 100) == first)
-        #expect(LeaseSplit.split(capacity: 0, claims: claims([5, 5]), minimumPercent: 50) == ["agent-0": 0, "agent-1": 0])
+        #expect(
+            LeaseSplit.split(capacity: 3, claims: claims(Array(repeating: 10, count: 8)), minimumPercent: 100) == first)
+        #expect(
+            LeaseSplit.split(capacity: 0, claims: claims([5, 5]), minimumPercent: 50) == ["agent-0": 0, "agent-1": 0])
         #expect(LeaseSplit.split(capacity: 100, claims: [], minimumPercent: 50).isEmpty)
     }
 
     @Test("the fallback without a lease: a fraction (at least 1 a minute), zero, or no limit; a held share or cap wins")
     func fallback() {
-        let limits = Limits(requestsPerMinute: 600, tokensPerMinute: 90_000, requestsPerDay: 5, dailySpend: Cost(picoUSD: 1_000))
-        #expect(FleetLimits.local(limits, shares: .init(), fallback: .fraction(0.1))
-                == Limits(requestsPerMinute: 60, tokensPerMinute: 9_000, requestsPerDay: 5, dailySpend: Cost(picoUSD: 100)))
-        #expect(FleetLimits.local(limits, shares: .init(requestsPerMinute: 200, dailySpendCap: Cost(picoUSD: 700)), fallback: .zero)
-                == Limits(requestsPerMinute: 200, tokensPerMinute: 0, requestsPerDay: 5, dailySpend: Cost(picoUSD: 700)))
+        let limits = Limits(
+            requestsPerMinute: 600, tokensPerMinute: 90_000, requestsPerDay: 5, dailySpend: Cost(picoUSD: 1_000))
+        #expect(
+            FleetLimits.local(limits, shares: .init(), fallback: .fraction(0.1))
+                == Limits(
+                    requestsPerMinute: 60, tokensPerMinute: 9_000, requestsPerDay: 5, dailySpend: Cost(picoUSD: 100)))
+        #expect(
+            FleetLimits.local(
+                limits, shares: .init(requestsPerMinute: 200, dailySpendCap: Cost(picoUSD: 700)), fallback: .zero)
+                == Limits(requestsPerMinute: 200, tokensPerMinute: 0, requestsPerDay: 5, dailySpend: Cost(picoUSD: 700))
+        )
         #expect(FleetLimits.local(limits, shares: .init(), fallback: .unlimited) == Limits(requestsPerDay: 5))
         #expect(LeaseFallback.fraction(0.001).capacity(forLimit: 10) == 1)
     }
@@ -74,15 +85,18 @@ struct LeaseSplitTests {
         #expect(shares.values.reduce(0, +) == capacity)
     }
 
-    @Test("an agent holding a share of 0 refuses without a retry time it cannot keep, and counts the demand it turned away")
+    @Test(
+        "an agent with a share of 0 refuses without a retry time it cannot keep, and counts the demand it turned away"
+    )
     func zeroShare() throws {
         let limiter = Limiter()
         let team = Scope(.team, "ml")
         var slots = ScopeSlots()
         slots[.team] = limiter.bind(team, limits: Limits(requestsPerMinute: 0))
         for _ in 0..<3 {
-            let result = limiter.reserve(slots, demand: Demand(tokens: 7, cost: .zero), now: 1_000_000_000, dayNumber: 0, monthNumber: 0,
-                                         nextDayStart: 86_400_000_000_000, nextMonthStart: 86_400_000_000_000)
+            let result = limiter.reserve(
+                slots, demand: Demand(tokens: 7, cost: .zero), now: 1_000_000_000, dayNumber: 0, monthNumber: 0,
+                nextDayStart: 86_400_000_000_000, nextMonthStart: 86_400_000_000_000)
             guard case .failure(let denial) = result else {
                 Issue.record("admitted under a share of 0")
                 return
@@ -94,7 +108,9 @@ struct LeaseSplitTests {
         #expect(limiter.takeDemand(kinds: [.team]).isEmpty)
     }
 
-    @Test("without a lease, rates fall back to an even share among the active agents and this one; budgets keep the fraction")
+    @Test(
+        "without a lease, rates fall back to an even share among active agents and this one; budgets keep the fraction"
+    )
     func fairShare() {
         #expect(LeaseFallback.fraction(0.1).fairShare(amongActiveAgents: 0) == .fraction(1))
         #expect(LeaseFallback.fraction(0.1).fairShare(amongActiveAgents: 3) == .fraction(0.25))
@@ -102,8 +118,9 @@ struct LeaseSplitTests {
         #expect(LeaseFallback.zero.fairShare(amongActiveAgents: 3) == .zero)
         #expect(LeaseFallback.unlimited.fairShare(amongActiveAgents: 0) == .unlimited)
         let limits = Limits(requestsPerMinute: 600, dailySpend: Cost(picoUSD: 1_000))
-        let local = FleetLimits.local(limits, shares: .init(), fallback: .fraction(0.1),
-                                      rateFallback: LeaseFallback.fraction(0.1).fairShare(amongActiveAgents: 1))
+        let local = FleetLimits.local(
+            limits, shares: .init(), fallback: .fraction(0.1),
+            rateFallback: LeaseFallback.fraction(0.1).fairShare(amongActiveAgents: 1))
         #expect(local == Limits(requestsPerMinute: 300, dailySpend: Cost(picoUSD: 100)))
     }
 
@@ -111,10 +128,12 @@ struct LeaseSplitTests {
     func shareInRefusal() throws {
         let limiter = Limiter()
         var slots = ScopeSlots()
-        slots[.team] = limiter.bind(Scope(.team, "ml"), limits: Limits(requestsPerMinute: 1), fleet: Limits(requestsPerMinute: 600))
+        slots[.team] = limiter.bind(
+            Scope(.team, "ml"), limits: Limits(requestsPerMinute: 1), fleet: Limits(requestsPerMinute: 600))
         func reserve() -> Result<Reservation, Denial> {
-            limiter.reserve(slots, demand: Demand(tokens: 1, cost: .zero), now: 1_000_000_000, dayNumber: 0, monthNumber: 0,
-                            nextDayStart: 86_400_000_000_000, nextMonthStart: 86_400_000_000_000)
+            limiter.reserve(
+                slots, demand: Demand(tokens: 1, cost: .zero), now: 1_000_000_000, dayNumber: 0, monthNumber: 0,
+                nextDayStart: 86_400_000_000_000, nextMonthStart: 86_400_000_000_000)
         }
         _ = reserve()
         guard case .failure(let denial) = reserve() else {

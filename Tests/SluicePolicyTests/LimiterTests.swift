@@ -6,13 +6,17 @@ private let second: Int64 = 1_000_000_000
 
 @Suite("Limits: buckets, windows, reservation")
 struct LimiterTests {
-    private func admitted(_ engine: PolicyEngine, key: String = "k1", model: String = "a", user: String? = nil,
-                          prompt: Int = 10, maxTokens: Int? = 10, at now: Int64) -> Result<Admission, Denial> {
+    private func admitted(
+        _ engine: PolicyEngine, key: String = "k1", model: String = "a", user: String? = nil,
+        prompt: Int = 10, maxTokens: Int? = 10, at now: Int64
+    ) -> Result<Admission, Denial> {
         guard case .success(let caller) = engine.authenticate(presentedKey: Fixture.plaintext(key), now: now),
-              case .success(let alias) = engine.authorize(caller, model: model) else {
+            case .success(let alias) = engine.authorize(caller, model: model)
+        else {
             return .failure(Denial(.invalidKey, "setup", rule: "setup"))
         }
-        return engine.admit(caller, alias: alias, endUser: user, promptTokens: prompt, maxOutputTokens: maxTokens, now: now)
+        return engine.admit(
+            caller, alias: alias, endUser: user, promptTokens: prompt, maxOutputTokens: maxTokens, now: now)
     }
 
     @Test("requests per minute refill continuously; Retry-After says when the next fits")
@@ -21,7 +25,8 @@ struct LimiterTests {
         var now = Fixture.noon
         for _ in 0..<6 { #expect(admitted(engine, at: now).successValue != nil) }
         let denial = try #require(admitted(engine, at: now).failureValue)
-        #expect(denial.status == 429 && denial.reason == .rateLimited && denial.rule == "key \"k1\" requests_per_minute")
+        #expect(
+            denial.status == 429 && denial.reason == .rateLimited && denial.rule == "key \"k1\" requests_per_minute")
         #expect(denial.retryAfterSeconds == 10)  // 6/min refills one every 10 s
         now += 9 * second
         #expect(admitted(engine, at: now).failureValue != nil)
@@ -32,36 +37,50 @@ struct LimiterTests {
 
     @Test("tokens per minute reserve the estimate and settle to the actual")
     func tokensPerMinute() throws {
-        let engine = try Fixture.engine(Fixture.policy(keys: [Fixture.key("k1", limits: Limits(tokensPerMinute: 1000))]))
+        let engine = try Fixture.engine(
+            Fixture.policy(keys: [Fixture.key("k1", limits: Limits(tokensPerMinute: 1000))]))
         let now = Fixture.noon
         // Reserves prompt + max_tokens = 600; a second such call does not fit.
         let first = try #require(admitted(engine, prompt: 100, maxTokens: 500, at: now).successValue)
-        #expect(first.reservation.status.tokens == RateLimitStatus.Window(limit: 1000, remaining: 400, resetNanoseconds: 36 * second))
-        #expect(admitted(engine, prompt: 100, maxTokens: 500, at: now).failureValue?.rule == "key \"k1\" tokens_per_minute")
+        #expect(
+            first.reservation.status.tokens
+                == RateLimitStatus.Window(limit: 1000, remaining: 400, resetNanoseconds: 36 * second))
+        #expect(
+            admitted(engine, prompt: 100, maxTokens: 500, at: now).failureValue?.rule == "key \"k1\" tokens_per_minute")
         // It used 150 in fact: 450 go back, and the second call fits.
         engine.settle(first, promptTokens: 100, completionTokens: 50, now: now)
         #expect(admitted(engine, prompt: 100, maxTokens: 500, at: now).successValue != nil)
         // With no max_tokens the model's cap (1000 in the fixture) is reserved: more than the
         // whole bucket, so it is refused without a Retry-After that could not come true.
         let tooBig = try #require(admitted(engine, prompt: 100, maxTokens: nil, at: now + 60 * second).failureValue)
-        #expect(tooBig.reason == .requestTooLarge && tooBig.retryAfterSeconds == nil && tooBig.message.contains("max_tokens"))
+        #expect(
+            tooBig.reason == .requestTooLarge && tooBig.retryAfterSeconds == nil
+                && tooBig.message.contains("max_tokens"))
     }
 
     @Test("using more than reserved leaves a debt that is paid before the next admission")
     func debt() throws {
-        let engine = try Fixture.engine(Fixture.policy(keys: [Fixture.key("k1", limits: Limits(tokensPerMinute: 1000))]))
+        let engine = try Fixture.engine(
+            Fixture.policy(keys: [Fixture.key("k1", limits: Limits(tokensPerMinute: 1000))]))
         let call = try #require(admitted(engine, prompt: 10, maxTokens: 90, at: Fixture.noon).successValue)
         engine.settle(call, promptTokens: 10, completionTokens: 1490, now: Fixture.noon)  // 1500: 500 in debt
-        let snapshot = try #require(engine.limiter.remaining(Scope(.key, "k1"), now: Fixture.noon, dayNumber: 0, monthNumber: 0))
+        let snapshot = try #require(
+            engine.limiter.remaining(Scope(.key, "k1"), now: Fixture.noon, dayNumber: 0, monthNumber: 0))
         #expect(snapshot.tokensPerMinute == -500)
-        #expect(admitted(engine, prompt: 10, maxTokens: 90, at: Fixture.noon + 30 * second).failureValue != nil)  // at 0 after 30 s
+        // At 0 after 30 s.
+        #expect(admitted(engine, prompt: 10, maxTokens: 90, at: Fixture.noon + 30 * second).failureValue != nil)
         #expect(admitted(engine, prompt: 10, maxTokens: 90, at: Fixture.noon + 36 * second).successValue != nil)
     }
 
     @Test("a failed call releases everything it reserved")
     func release() throws {
-        let engine = try Fixture.engine(Fixture.policy(keys: [Fixture.key("k1", limits: Limits(
-            requestsPerMinute: 1, requestsPerDay: 1, maxParallelRequests: 1, dailySpend: Cost(usd: 0.01)))]))
+        let engine = try Fixture.engine(
+            Fixture.policy(keys: [
+                Fixture.key(
+                    "k1",
+                    limits: Limits(
+                        requestsPerMinute: 1, requestsPerDay: 1, maxParallelRequests: 1, dailySpend: Cost(usd: 0.01)))
+            ]))
         let call = try #require(admitted(engine, at: Fixture.noon).successValue)
         #expect(admitted(engine, at: Fixture.noon).failureValue?.reason == .parallelLimit)
         engine.release(call, now: Fixture.noon)
@@ -70,11 +89,14 @@ struct LimiterTests {
 
     @Test("max_parallel_requests counts calls in flight")
     func parallel() throws {
-        let engine = try Fixture.engine(Fixture.policy(teams: [TeamPolicy(name: "ml", limits: Limits(maxParallelRequests: 2))]))
+        let engine = try Fixture.engine(
+            Fixture.policy(teams: [TeamPolicy(name: "ml", limits: Limits(maxParallelRequests: 2))]))
         let first = try #require(admitted(engine, at: Fixture.noon).successValue)
         _ = try #require(admitted(engine, at: Fixture.noon).successValue)
         let denial = try #require(admitted(engine, at: Fixture.noon).failureValue)
-        #expect(denial.reason == .parallelLimit && denial.rule == "team \"ml\" max_parallel_requests" && denial.retryAfterSeconds == 1)
+        #expect(
+            denial.reason == .parallelLimit && denial.rule == "team \"ml\" max_parallel_requests"
+                && denial.retryAfterSeconds == 1)
         engine.settle(first, promptTokens: 1, completionTokens: 1, now: Fixture.noon)
         #expect(admitted(engine, at: Fixture.noon).successValue != nil)
     }
@@ -84,7 +106,10 @@ struct LimiterTests {
         // $0.03 a day; each call reserves 10 + 10 tokens = $0.00003 at the fixture's prices,
         // and is settled to 1000 + 1000 tokens = $0.003. So ten calls fill a day.
         let zone = try #require(TimeZoneRules(fixedOffset: "+05:30"))
-        let engine = try Fixture.engine(Fixture.policy(keys: [Fixture.key("k1", limits: Limits(dailySpend: Cost(usd: 0.03)))]) { $0.timeZone = zone })
+        let engine = try Fixture.engine(
+            Fixture.policy(keys: [Fixture.key("k1", limits: Limits(dailySpend: Cost(usd: 0.03)))]) {
+                $0.timeZone = zone
+            })
         // 2026-11-23T18:29:00Z is 23:59 in +05:30.
         let beforeMidnight: Int64 = (1_795_435_200 + 6 * 3600 + 29 * 60) * second
         for _ in 0..<10 {
@@ -100,7 +125,8 @@ struct LimiterTests {
 
     @Test("monthly spend rolls over at the month's end, leap years included")
     func monthEnd() throws {
-        let engine = try Fixture.engine(Fixture.policy(keys: [Fixture.key("k1", limits: Limits(monthlySpend: Cost(usd: 0.003)))]))
+        let engine = try Fixture.engine(
+            Fixture.policy(keys: [Fixture.key("k1", limits: Limits(monthlySpend: Cost(usd: 0.003)))]))
         // 2028-02-29T23:59:59Z, then 2028-03-01T00:00:00Z.
         let lastSecond = (CivilDate(year: 2028, month: 2, day: 29).dayNumber * 86_400 + 86_399) * second
         let call = try #require(admitted(engine, at: lastSecond).successValue)
@@ -109,16 +135,23 @@ struct LimiterTests {
         #expect(denial.rule == "key \"k1\" monthly_spend_usd" && denial.retryAfterSeconds == 1)
         #expect(admitted(engine, at: lastSecond + second).successValue != nil)
         // Calendar arithmetic at the edges.
-        #expect(CivilDate(dayNumber: CivilDate(year: 2027, month: 12, day: 31).dayNumber + 1) == CivilDate(year: 2028, month: 1, day: 1))
-        #expect(TimeZoneRules.utc.startOfNextMonth(after: lastSecond / second) == CivilDate(year: 2028, month: 3, day: 1).dayNumber * 86_400)
+        #expect(
+            CivilDate(dayNumber: CivilDate(year: 2027, month: 12, day: 31).dayNumber + 1)
+                == CivilDate(year: 2028, month: 1, day: 1))
+        #expect(
+            TimeZoneRules.utc.startOfNextMonth(after: lastSecond / second) == CivilDate(year: 2028, month: 3, day: 1)
+                .dayNumber * 86_400)
     }
 
     @Test("requests per day reset at midnight; the tightest request limit is reported")
     func requestsPerDay() throws {
-        let engine = try Fixture.engine(Fixture.policy(keys: [Fixture.key("k1", limits: Limits(requestsPerMinute: 100, requestsPerDay: 3))]))
+        let engine = try Fixture.engine(
+            Fixture.policy(keys: [Fixture.key("k1", limits: Limits(requestsPerMinute: 100, requestsPerDay: 3))]))
         let first = try #require(admitted(engine, at: Fixture.noon).successValue)
         // 2 left of 3 per day is tighter than 99 of 100 per minute; the day resets at midnight (12 h).
-        #expect(first.reservation.status.requests == RateLimitStatus.Window(limit: 3, remaining: 2, resetNanoseconds: 12 * 3600 * second))
+        #expect(
+            first.reservation.status.requests
+                == RateLimitStatus.Window(limit: 3, remaining: 2, resetNanoseconds: 12 * 3600 * second))
         _ = admitted(engine, at: Fixture.noon)
         _ = admitted(engine, at: Fixture.noon)
         #expect(admitted(engine, at: Fixture.noon).failureValue?.retryAfterSeconds == 12 * 3600)
@@ -145,17 +178,21 @@ struct LimiterTests {
             keys: [Fixture.key("k1", project: "p"), Fixture.key("k2")],
             teams: [TeamPolicy(name: "ml", limits: Limits(requestsPerMinute: 50))],
             projects: [ProjectPolicy(name: "p", team: "ml", limits: Limits(requestsPerMinute: 3))],
-            service: ServicePolicy(name: Fixture.service, limits: Limits(requestsPerMinute: 40))) {
-                $0.modelLimits = ["b": Limits(requestsPerMinute: 1)]
-                $0.endUserDefaultLimits = Limits(requestsPerMinute: 2)
-            }
+            service: ServicePolicy(name: Fixture.service, limits: Limits(requestsPerMinute: 40))
+        ) {
+            $0.modelLimits = ["b": Limits(requestsPerMinute: 1)]
+            $0.endUserDefaultLimits = Limits(requestsPerMinute: 2)
+        }
         let engine = try Fixture.engine(policy)
         let now = Fixture.noon
         #expect(admitted(engine, model: "b", at: now).successValue != nil)
-        #expect(admitted(engine, key: "k2", model: "b", at: now).failureValue?.rule == "model \"b\" requests_per_minute")
+        #expect(
+            admitted(engine, key: "k2", model: "b", at: now).failureValue?.rule == "model \"b\" requests_per_minute")
         #expect(admitted(engine, user: "alice", at: now).successValue != nil)  // project: 2 of 3 used
         #expect(admitted(engine, user: "alice", at: now).successValue != nil)
-        #expect(admitted(engine, key: "k2", user: "alice", at: now).failureValue?.rule == "user \"alice\" requests_per_minute")
+        #expect(
+            admitted(engine, key: "k2", user: "alice", at: now).failureValue?.rule
+                == "user \"alice\" requests_per_minute")
         #expect(admitted(engine, user: "bob", at: now).failureValue?.rule == "project \"p\" requests_per_minute")
         #expect(admitted(engine, key: "k2", user: "bob", at: now).successValue != nil)
         #expect(engine.limiter.endUserCount == 2)
@@ -163,19 +200,26 @@ struct LimiterTests {
 
     @Test("the default limit applies to a caller whose key, project and team name none")
     func defaultLimits() throws {
-        let policy = Fixture.policy(keys: [Fixture.key("plain"), Fixture.key("own", limits: Limits(requestsPerMinute: 5))],
-                                    service: ServicePolicy(name: Fixture.service, keylessAllowed: true)) {
+        let policy = Fixture.policy(
+            keys: [Fixture.key("plain"), Fixture.key("own", limits: Limits(requestsPerMinute: 5))],
+            service: ServicePolicy(name: Fixture.service, keylessAllowed: true)
+        ) {
             $0.defaultLimits = Limits(requestsPerMinute: 1)
         }
         let engine = try Fixture.engine(policy)
         #expect(admitted(engine, key: "plain", at: Fixture.noon).successValue != nil)
-        #expect(admitted(engine, key: "plain", at: Fixture.noon).failureValue?.rule == "key \"plain\" requests_per_minute")
+        #expect(
+            admitted(engine, key: "plain", at: Fixture.noon).failureValue?.rule == "key \"plain\" requests_per_minute")
         for _ in 0..<5 { #expect(admitted(engine, key: "own", at: Fixture.noon).successValue != nil) }
         let keyless = try #require(engine.authenticate(presentedKey: nil, now: Fixture.noon).successValue)
         let alias = try #require(engine.authorize(keyless, model: "a").successValue)
-        #expect(engine.admit(keyless, alias: alias, endUser: nil, promptTokens: 1, maxOutputTokens: 1, now: Fixture.noon).successValue != nil)
-        #expect(engine.admit(keyless, alias: alias, endUser: nil, promptTokens: 1, maxOutputTokens: 1, now: Fixture.noon).failureValue?.rule
-            == "service \"\(Fixture.service)\" requests_per_minute")
+        #expect(
+            engine.admit(keyless, alias: alias, endUser: nil, promptTokens: 1, maxOutputTokens: 1, now: Fixture.noon)
+                .successValue != nil)
+        #expect(
+            engine.admit(keyless, alias: alias, endUser: nil, promptTokens: 1, maxOutputTokens: 1, now: Fixture.noon)
+                .failureValue?.rule
+                == "service \"\(Fixture.service)\" requests_per_minute")
     }
 
     @Test("1,000 concurrent calls against a budget that fits exactly 137 admit exactly 137")
@@ -184,12 +228,15 @@ struct LimiterTests {
         let fits = 137
         let budget = Cost(picoUSD: Int64(fits) * 30_000_000)
         let engine = try Fixture.engine(Fixture.policy(keys: [Fixture.key("k1", limits: Limits(dailySpend: budget))]))
-        let caller = try #require(engine.authenticate(presentedKey: Fixture.plaintext("k1"), now: Fixture.noon).successValue)
+        let caller = try #require(
+            engine.authenticate(presentedKey: Fixture.plaintext("k1"), now: Fixture.noon).successValue)
         let alias = try #require(engine.authorize(caller, model: "a").successValue)
         let admittedCount = await withTaskGroup(of: Bool.self) { group in
             for _ in 0..<1000 {
                 group.addTask {
-                    engine.admit(caller, alias: alias, endUser: nil, promptTokens: 10, maxOutputTokens: 10, now: Fixture.noon).successValue != nil
+                    engine.admit(
+                        caller, alias: alias, endUser: nil, promptTokens: 10, maxOutputTokens: 10, now: Fixture.noon
+                    ).successValue != nil
                 }
             }
             return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
@@ -211,7 +258,8 @@ struct LimiterTests {
     @Test("end users are forgotten only when nothing about them still matters")
     func endUserTable() throws {
         let limiter = Limiter(maxEndUsers: 2)
-        let engine = try Fixture.engine(Fixture.policy { $0.endUserDefaultLimits = Limits(requestsPerMinute: 1) }, limiter: limiter)
+        let engine = try Fixture.engine(
+            Fixture.policy { $0.endUserDefaultLimits = Limits(requestsPerMinute: 1) }, limiter: limiter)
         let first = try #require(admitted(engine, user: "u1", at: Fixture.noon).successValue)
         let other = try #require(admitted(engine, user: "u2", at: Fixture.noon).successValue)
         // Both are in flight: neither can be forgotten, so u3 waits.

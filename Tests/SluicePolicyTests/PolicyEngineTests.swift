@@ -5,16 +5,26 @@ import Testing
 struct PolicyEngineTests {
     @Test("a valid key is recognised by its keyed hash; others get 401 with the right reason")
     func authentication() throws {
-        let engine = try Fixture.engine(Fixture.policy(keys: [
-            Fixture.key("live"), Fixture.key("gone", revoked: true), Fixture.key("old", expiresAt: Fixture.noon / 1_000_000_000),
-        ]))
-        let caller = try #require(engine.authenticate(presentedKey: Fixture.plaintext("live"), now: Fixture.noon).successValue)
+        let engine = try Fixture.engine(
+            Fixture.policy(keys: [
+                Fixture.key("live"), Fixture.key("gone", revoked: true),
+                Fixture.key("old", expiresAt: Fixture.noon / 1_000_000_000),
+            ]))
+        let caller = try #require(
+            engine.authenticate(presentedKey: Fixture.plaintext("live"), now: Fixture.noon).successValue)
         #expect(caller.keyID == "live" && caller.team == "ml" && caller.service == Fixture.service)
-        #expect(engine.authenticate(presentedKey: Fixture.plaintext("gone"), now: Fixture.noon).failureValue?.reason == .revokedKey)
+        #expect(
+            engine.authenticate(presentedKey: Fixture.plaintext("gone"), now: Fixture.noon).failureValue?.reason
+                == .revokedKey)
         // Expiry is inclusive of its instant; one second earlier the key still works.
-        #expect(engine.authenticate(presentedKey: Fixture.plaintext("old"), now: Fixture.noon).failureValue?.reason == .expiredKey)
-        #expect(engine.authenticate(presentedKey: Fixture.plaintext("old"), now: Fixture.noon - 1_000_000_000).successValue != nil)
-        let wrong = try #require(engine.authenticate(presentedKey: "sk-sluice-not-a-key", now: Fixture.noon).failureValue)
+        #expect(
+            engine.authenticate(presentedKey: Fixture.plaintext("old"), now: Fixture.noon).failureValue?.reason
+                == .expiredKey)
+        #expect(
+            engine.authenticate(presentedKey: Fixture.plaintext("old"), now: Fixture.noon - 1_000_000_000).successValue
+                != nil)
+        let wrong = try #require(
+            engine.authenticate(presentedKey: "sk-sluice-not-a-key", now: Fixture.noon).failureValue)
         #expect(wrong.reason == .invalidKey && wrong.status == 401)
         #expect(!wrong.message.contains("sk-sluice"))
         #expect(engine.authenticate(presentedKey: nil, now: Fixture.noon).failureValue?.reason == .missingKey)
@@ -22,14 +32,16 @@ struct PolicyEngineTests {
 
     @Test("keyless callers are the service itself, only where the service allows it")
     func keyless() throws {
-        let allowed = try Fixture.engine(Fixture.policy(service: ServicePolicy(name: Fixture.service, keylessAllowed: true)))
+        let allowed = try Fixture.engine(
+            Fixture.policy(service: ServicePolicy(name: Fixture.service, keylessAllowed: true)))
         let caller = try #require(allowed.authenticate(presentedKey: nil, now: Fixture.noon).successValue)
         #expect(caller.keyID == nil && caller.service == Fixture.service)
         // A wildcard entry covers services that are not listed.
         let wildcard = try Fixture.engine(Fixture.policy(service: ServicePolicy(name: "*", keylessAllowed: true)))
         #expect(wildcard.authenticate(presentedKey: nil, now: Fixture.noon).successValue != nil)
         // With no keys in the policy at all, a presented token (SDKs insist on one) is ignored.
-        let open = try PolicyEngine(policy: .open(catalog: Fixture.catalog()), serviceName: Fixture.service, limiter: Limiter())
+        let open = try PolicyEngine(
+            policy: .open(catalog: Fixture.catalog()), serviceName: Fixture.service, limiter: Limiter())
         #expect(open.authenticate(presentedKey: "sk-anything", now: Fixture.noon).successValue?.keyID == nil)
     }
 
@@ -52,7 +64,9 @@ struct PolicyEngineTests {
     func validation() {
         #expect(throws: PolicyError.self) { try Fixture.engine(Fixture.policy(keys: [Fixture.key("x", team: "nope")])) }
         #expect(throws: PolicyError.self) { try Fixture.engine(Fixture.policy(keys: [Fixture.key("x", project: "p")])) }
-        #expect(throws: PolicyError.self) { try Fixture.engine(Fixture.policy(keys: [Fixture.key("x"), Fixture.key("x")])) }
+        #expect(throws: PolicyError.self) {
+            try Fixture.engine(Fixture.policy(keys: [Fixture.key("x"), Fixture.key("x")]))
+        }
         #expect(throws: PolicyError.self) {
             try Fixture.engine(Fixture.policy(projects: [ProjectPolicy(name: "p", team: "other")]))
         }
@@ -65,7 +79,8 @@ struct PolicyEngineTests {
     func modelRulesTable() throws {
         let options: [ModelRules] = [
             .any, ModelRules(allowed: ["a"]), ModelRules(allowed: ["b"]), ModelRules(allowed: ["a", "b"]),
-            ModelRules(denied: ["a"]), ModelRules(allowed: ["a"], denied: ["a"]), ModelRules(allowed: ["b"], denied: ["a"]),
+            ModelRules(denied: ["a"]), ModelRules(allowed: ["a"], denied: ["a"]),
+            ModelRules(allowed: ["b"], denied: ["a"]),
             ModelRules(allowed: ["a", "b"], denied: ["b"]),
         ]
         let globals: [Set<String>?] = [nil, ["a"], ["a", "b"]]
@@ -79,19 +94,25 @@ struct PolicyEngineTests {
                                 keys: [Fixture.key("k", project: "p", models: keyRules)],
                                 teams: [TeamPolicy(name: "ml", models: teamRules)],
                                 projects: [ProjectPolicy(name: "p", team: "ml", models: projectRules)],
-                                service: ServicePolicy(name: Fixture.service, models: serviceRules)) { $0.onlyAllowModels = global }
+                                service: ServicePolicy(name: Fixture.service, models: serviceRules)
+                            ) { $0.onlyAllowModels = global }
                             let engine = try Fixture.engine(policy)
-                            let caller = try #require(engine.authenticate(presentedKey: Fixture.plaintext("k"), now: Fixture.noon).successValue)
+                            let caller = try #require(
+                                engine.authenticate(presentedKey: Fixture.plaintext("k"), now: Fixture.noon)
+                                    .successValue)
                             let scopes = [keyRules, projectRules, teamRules, serviceRules]
                             for model in ["a", "b"] {
                                 let denied = scopes.contains { $0.denied.contains(model) }
-                                let allowed = !denied && scopes.allSatisfy { $0.allowed?.contains(model) ?? true }
+                                let allowed =
+                                    !denied && scopes.allSatisfy { $0.allowed?.contains(model) ?? true }
                                     && (global?.contains(model) ?? true)
                                 let result = engine.authorize(caller, model: model)
                                 #expect((result.successValue != nil) == allowed)
                                 if let denial = result.failureValue {
                                     #expect(denial.status == 403)
-                                    #expect(denial.rule.hasSuffix(denied ? "denied_models" : "allowed_models") || denial.rule == "only_allow_models")
+                                    #expect(
+                                        denial.rule.hasSuffix(denied ? "denied_models" : "allowed_models")
+                                            || denial.rule == "only_allow_models")
                                 }
                                 cases += 1
                             }
@@ -106,7 +127,8 @@ struct PolicyEngineTests {
     @Test("an unknown alias is 404 whatever the rules say")
     func unknownModel() throws {
         let engine = try Fixture.engine(Fixture.policy())
-        let caller = try #require(engine.authenticate(presentedKey: Fixture.plaintext("k1"), now: Fixture.noon).successValue)
+        let caller = try #require(
+            engine.authenticate(presentedKey: Fixture.plaintext("k1"), now: Fixture.noon).successValue)
         let denial = try #require(engine.authorize(caller, model: "gpt-nope").failureValue)
         #expect(denial.status == 404 && denial.reason == .unknownModel)
     }
@@ -115,14 +137,22 @@ struct PolicyEngineTests {
     func promptFilters() throws {
         let ssn = try PromptFilter(name: "ssn", pattern: #"\b\d{3}-\d{2}-\d{4}\b"#)
         let secret = try PromptFilter(name: "secret-word", pattern: "(?i)project\\s+nightingale")
-        let engine = try Fixture.engine(Fixture.policy(teams: [TeamPolicy(name: "ml", promptFilters: [secret])]) { $0.promptFilters = [ssn] })
-        let caller = try #require(engine.authenticate(presentedKey: Fixture.plaintext("k1"), now: Fixture.noon).successValue)
+        let engine = try Fixture.engine(
+            Fixture.policy(teams: [TeamPolicy(name: "ml", promptFilters: [secret])]) { $0.promptFilters = [ssn] })
+        let caller = try #require(
+            engine.authenticate(presentedKey: Fixture.plaintext("k1"), now: Fixture.noon).successValue)
         #expect(engine.hasPromptFilters(for: caller))
         // With no filters anywhere the message text is never extracted.
         let unfiltered = try Fixture.engine(Fixture.policy())
-        #expect(!unfiltered.hasPromptFilters(for: try #require(unfiltered.authenticate(presentedKey: Fixture.plaintext("k1"), now: Fixture.noon).successValue)))
-        let keyless = try Fixture.engine(Fixture.policy(service: ServicePolicy(name: Fixture.service, keylessAllowed: true)))
-        #expect(!keyless.hasPromptFilters(for: try #require(keyless.authenticate(presentedKey: nil, now: Fixture.noon).successValue)))
+        #expect(
+            !unfiltered.hasPromptFilters(
+                for: try #require(
+                    unfiltered.authenticate(presentedKey: Fixture.plaintext("k1"), now: Fixture.noon).successValue)))
+        let keyless = try Fixture.engine(
+            Fixture.policy(service: ServicePolicy(name: Fixture.service, keylessAllowed: true)))
+        #expect(
+            !keyless.hasPromptFilters(
+                for: try #require(keyless.authenticate(presentedKey: nil, now: Fixture.noon).successValue)))
         #expect(engine.screen(caller, texts: ["hello", "what is 2+2"]) == nil)
         let global = try #require(engine.screen(caller, texts: ["my ssn is 123-45-6789"]))
         #expect(global.status == 403 && global.rule == "filter \"ssn\"" && !global.message.contains("123"))
@@ -136,17 +166,26 @@ struct PolicyEngineTests {
         var policy = Fixture.policy(keys: [Fixture.key("k1", limits: Limits(dailySpend: Cost(usd: 5)))])
         policy.catalog = Fixture.catalog(unpriced: ["free"])
         let budgeted = try Fixture.engine(policy)
-        let caller = try #require(budgeted.authenticate(presentedKey: Fixture.plaintext("k1"), now: Fixture.noon).successValue)
+        let caller = try #require(
+            budgeted.authenticate(presentedKey: Fixture.plaintext("k1"), now: Fixture.noon).successValue)
         let alias = try #require(budgeted.authorize(caller, model: "free").successValue)
-        #expect(budgeted.admit(caller, alias: alias, endUser: nil, promptTokens: 10, maxOutputTokens: 10, now: Fixture.noon).failureValue?.reason == .priceMissing)
+        #expect(
+            budgeted.admit(caller, alias: alias, endUser: nil, promptTokens: 10, maxOutputTokens: 10, now: Fixture.noon)
+                .failureValue?.reason == .priceMissing)
 
         policy.keys = [Fixture.key("k1")]
         let unbudgeted = try Fixture.engine(policy)
-        let admission = try #require(unbudgeted.admit(caller, alias: alias, endUser: nil, promptTokens: 10, maxOutputTokens: 10, now: Fixture.noon).successValue)
+        let admission = try #require(
+            unbudgeted.admit(
+                caller, alias: alias, endUser: nil, promptTokens: 10, maxOutputTokens: 10, now: Fixture.noon
+            ).successValue)
         #expect(admission.priceMissing)
 
         policy.unpricedModels = .deny
-        #expect(try Fixture.engine(policy).admit(caller, alias: alias, endUser: nil, promptTokens: 10, maxOutputTokens: 10, now: Fixture.noon)
+        #expect(
+            try Fixture.engine(policy).admit(
+                caller, alias: alias, endUser: nil, promptTokens: 10, maxOutputTokens: 10, now: Fixture.noon
+            )
             .failureValue?.status == 403)
     }
 

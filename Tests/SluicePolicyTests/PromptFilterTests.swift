@@ -5,8 +5,10 @@ import Testing
 struct PromptFilterTests {
     static let patterns = [
         #"\b\d{3}-\d{2}-\d{4}\b"#, #"(?i)project\s+nightingale"#, #"sk-[A-Za-z0-9]{20,}"#, #"(?i)\bpass(word)?\b"#,
-        #"^ignore (all|previous) instructions"#, #"[\w.+-]+@[\w-]+\.[a-z]{2,}"#, #"\$\d+(\.\d\d)?"#, #"(?:api|secret)_key"#,
-        #"\bDROP\s+TABLE\b"#, #"[^\x20-\x7e]"#.replacingOccurrences(of: #"\x20-\x7e"#, with: " -~"), #"a.c"#, #"colou?r"#,
+        #"^ignore (all|previous) instructions"#, #"[\w.+-]+@[\w-]+\.[a-z]{2,}"#, #"\$\d+(\.\d\d)?"#,
+        #"(?:api|secret)_key"#,
+        #"\bDROP\s+TABLE\b"#, #"[^\x20-\x7e]"#.replacingOccurrences(of: #"\x20-\x7e"#, with: " -~"), #"a.c"#,
+        #"colou?r"#,
         #"\d{16}"#, #"[[:upper:]]{5}"#, #"(foo|bar)baz"#, #"\Wend$"#,
     ]
     static let texts = [
@@ -27,7 +29,9 @@ struct PromptFilterTests {
             let filter = try PromptFilter(name: "p", pattern: pattern)
             let oracle = try Regex(pattern)
             for text in Self.texts {
-                let expected = text.unicodeScalars.count == text.count ? text.contains(oracle) : (try? oracle.firstMatch(in: text)) != nil
+                let expected =
+                    text.unicodeScalars.count == text.count
+                    ? text.contains(oracle) : (try? oracle.firstMatch(in: text)) != nil
                 #expect(filter.matches(text) == expected, "pattern \(pattern) on \(text.debugDescription)")
                 cases += 1
             }
@@ -41,9 +45,12 @@ struct PromptFilterTests {
         #expect(filter.matches("hidden\u{0}123-45-6789"))
     }
 
-    @Test("constructs a POSIX engine cannot honour are refused at load", arguments: [
-        #"foo(?=bar)"#, #"(?<!x)y"#, #"a+?"#, #"(a)\1"#, #"\p{L}"#, #"\Afoo"#, #"[\]]"#, #"abc\"#, #"[abc"#, #"(?s)a.b"#,
-    ])
+    @Test(
+        "constructs a POSIX engine cannot honour are refused at load",
+        arguments: [
+            #"foo(?=bar)"#, #"(?<!x)y"#, #"a+?"#, #"(a)\1"#, #"\p{L}"#, #"\Afoo"#, #"[\]]"#, #"abc\"#, #"[abc"#,
+            #"(?s)a.b"#,
+        ])
     func refused(pattern: String) {
         #expect(throws: PolicyError.self) { try PromptFilter(name: "bad", pattern: pattern) }
     }

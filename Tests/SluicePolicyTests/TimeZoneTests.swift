@@ -8,7 +8,9 @@ struct TimeZoneTests {
         let india = try #require(TimeZoneRules(fixedOffset: "+05:30"))
         #expect(india.offset(at: 0) == 19_800)
         #expect(try #require(TimeZoneRules(fixedOffset: "UTC-08:00")).offset(at: 0) == -28_800)
-        for bad in ["+5:30", "05:30", "+15:00", "+05:60", "Europe/Berlin"] { #expect(TimeZoneRules(fixedOffset: bad) == nil) }
+        for bad in ["+5:30", "05:30", "+15:00", "+05:60", "Europe/Berlin"] {
+            #expect(TimeZoneRules(fixedOffset: bad) == nil)
+        }
         // 1970-01-01T18:29:59Z is 23:59:59 local: still day 0; a second later, day 1.
         #expect(india.dayNumber(at: 66_599) == 0 && india.dayNumber(at: 66_600) == 1)
         #expect(india.startOfNextDay(after: 0) == 66_600)
@@ -24,14 +26,18 @@ struct TimeZoneTests {
         // Local midnight of 2026-03-30 (CEST) is 22:00Z on the 29th.
         #expect(berlin.startOfNextDay(after: change) == change + 21 * 3600)
         // Local month starts: 2026-04-01 00:00 CEST is 2026-03-31T22:00Z.
-        #expect(berlin.startOfNextMonth(after: change) == CivilDate(year: 2026, month: 3, day: 31).dayNumber * 86_400 + 22 * 3600)
-        #expect(throws: TimeZoneError.self) { try TimeZoneRules(name: "junk", tzif: Array("TZif2 but not really".utf8)) }
+        #expect(
+            berlin.startOfNextMonth(after: change) == CivilDate(year: 2026, month: 3, day: 31).dayNumber * 86_400 + 22
+                * 3600)
+        #expect(throws: TimeZoneError.self) {
+            try TimeZoneRules(name: "junk", tzif: Array("TZif2 but not really".utf8))
+        }
         #expect(throws: TimeZoneError.self) { try TimeZoneRules(name: "cut", tzif: Array(bytes.prefix(60))) }
     }
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 private func readFile(_ path: String) -> [UInt8]? {

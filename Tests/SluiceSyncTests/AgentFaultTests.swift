@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import Foundation
 import NIOCore
 import NIOPosix
@@ -8,6 +5,10 @@ import SluiceAgent
 import SluiceTestSupport
 import Synchronization
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Fault tests on real processes: `sluice-control` and `sluice-agent` binaries, killed with
 /// SIGKILL, on real sockets, a real SQLite file and a real PostgreSQL server.
@@ -40,7 +41,10 @@ struct AgentFaultTests {
                 executable: AgentFaultTests.binary("sluice-control"),
                 arguments: ["--listen", "127.0.0.1:\(port)", "--db", database, "--data-dir", dataDirectory],
                 port: port, group: group,
-                environment: ["SLUICE_ADMIN_TOKEN": SyncHarness.adminToken, "SLUICE_KEY_PEPPER": SyncHarness.pepper.reveal(), "PATH": "/usr/bin:/bin"],
+                environment: [
+                    "SLUICE_ADMIN_TOKEN": SyncHarness.adminToken, "SLUICE_KEY_PEPPER": SyncHarness.pepper.reveal(),
+                    "PATH": "/usr/bin:/bin",
+                ],
                 stderrPath: logPath)
         }
 
@@ -52,45 +56,66 @@ struct AgentFaultTests {
         }
 
         func admin(_ method: String, _ path: String, json: String = "") async throws -> TestResponse {
-            try await TestHTTPClient.request(method, path, json: json, bearer: SyncHarness.adminToken, port: port, group: group)
+            try await TestHTTPClient.request(
+                method, path, json: json, bearer: SyncHarness.adminToken, port: port, group: group)
         }
 
         /// A model on `mockPort`, every service keyless, and a token file for `agentID`.
         func seed(mockPort: Int, agentIDs: [String], directory: TemporaryDirectory) async throws {
-            #expect(try await admin("POST", "/v1/admin/models", json: """
-                {"alias":"gpt-test","deployments":[{"api_base":"http://127.0.0.1:\(mockPort)/v1","upstream_model":"mock"}],
-                 "input_cost_per_token":0.000001,"output_cost_per_token":0.000002}
-                """).status == 201)
+            #expect(
+                try await admin(
+                    "POST", "/v1/admin/models",
+                    json: """
+                        {"alias":"gpt-test","deployments":[{"api_base":"http://127.0.0.1:\(mockPort)/v1","upstream_model":"mock"}],
+                         "input_cost_per_token":0.000001,"output_cost_per_token":0.000002}
+                        """
+                ).status == 201)
             #expect(try await admin("POST", "/v1/admin/services", json: #"{"name":"*","keyless":true}"#).status == 201)
             for id in agentIDs {
                 let response = try await admin("POST", "/v1/admin/agents", json: #"{"id":"\#(id)"}"#)
-                let token = (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["token"] as? String ?? ""
+                let token =
+                    (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["token"] as? String
+                    ?? ""
                 try token.write(toFile: directory.file("\(id).token"), atomically: true, encoding: .utf8)
             }
         }
     }
 
     /// Starts a `sluice-agent` process for `id` and returns once it is ready (policy in force).
-    static func startAgent(id: String, control: ControlProcess, directory: TemporaryDirectory, group: any EventLoopGroup,
-                           flushIntervalSeconds: Double, crashAt: String? = nil) async throws -> ExternalProcess {
+    static func startAgent(
+        id: String, control: ControlProcess, directory: TemporaryDirectory, group: any EventLoopGroup,
+        flushIntervalSeconds: Double, crashAt: String? = nil
+    ) async throws -> ExternalProcess {
         let port = try await ExternalProcess.freePort(group: group)
-        var environment = ["PATH": "/usr/bin:/bin", "SLUICE_SERVICE": "checkout", "SLUICE_NAMESPACE": "shop", "POD_NAME": id]
+        var environment = [
+            "PATH": "/usr/bin:/bin", "SLUICE_SERVICE": "checkout", "SLUICE_NAMESPACE": "shop", "POD_NAME": id,
+        ]
         if let crashAt { environment["SLUICE_TEST_CRASH_AT"] = crashAt }
         let agent = try await ExternalProcess(
             executable: binary("sluice-agent"),
-            arguments: ["--control-plane", "http://127.0.0.1:\(control.port)", "--agent-token-file", directory.file("\(id).token"),
-                        "--policy-public-key", "\(control.dataDirectory)/signing-key.pub", "--state-dir", directory.file("\(id)-state"),
-                        "--listen", "127.0.0.1:\(port)", "--metrics-listen", "off", "--flush-interval-seconds", String(flushIntervalSeconds)],
+            arguments: [
+                "--control-plane", "http://127.0.0.1:\(control.port)", "--agent-token-file",
+                directory.file("\(id).token"),
+                "--policy-public-key", "\(control.dataDirectory)/signing-key.pub", "--state-dir",
+                directory.file("\(id)-state"),
+                "--listen", "127.0.0.1:\(port)", "--metrics-listen", "off", "--flush-interval-seconds",
+                String(flushIntervalSeconds),
+            ],
             port: port, group: group, environment: environment, stderrPath: directory.file("\(id).log"))
-        let ready = await eventually { (try? await TestHTTPClient.get("/readyz", port: port, group: group).status) == 200 }
+        let ready = await eventually {
+            (try? await TestHTTPClient.get("/readyz", port: port, group: group).status) == 200
+        }
         #expect(ready, "agent \(id) never became ready")
         return agent
     }
 
     /// One call to `port`, counted in `ledger`; true when it was answered 200.
     static func call(_ ledger: Ledger, port: Int, group: any EventLoopGroup, content: String) async -> Bool {
-        guard let response = try? await TestHTTPClient.post(
-            "/v1/chat/completions", json: #"{"model":"gpt-test","messages":[{"role":"user","content":"\#(content)"}]}"#, port: port, group: group)
+        guard
+            let response = try? await TestHTTPClient.post(
+                "/v1/chat/completions",
+                json: #"{"model":"gpt-test","messages":[{"role":"user","content":"\#(content)"}]}"#, port: port,
+                group: group)
         else { return false }
         return ledger.count(response)
     }
@@ -100,14 +125,17 @@ struct AgentFaultTests {
             .filter { $0.hasPrefix("batch-") || $0.hasPrefix("journal-") }.sorted()
     }
 
-    @Test("an agent killed with SIGKILL at every point of the flush cycle, 100 times over: totals exactly equal its ledger")
+    @Test(
+        "an agent SIGKILLed at every point of the flush cycle, 100 times over: totals exactly equal its ledger"
+    )
     func agentKilledDuringFlush() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let directory = try TemporaryDirectory()
         let mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
         let mockPort = try await mock.start()
-        let control = ControlProcess(port: try await ExternalProcess.freePort(group: group), database: "sqlite:\(directory.file("control.db"))",
-                                     dataDirectory: directory.file("control"), logPath: directory.file("control.log"), group: group)
+        let control = ControlProcess(
+            port: try await ExternalProcess.freePort(group: group), database: "sqlite:\(directory.file("control.db"))",
+            dataDirectory: directory.file("control"), logPath: directory.file("control.log"), group: group)
         try await control.start()
         try await control.seed(mockPort: mockPort, agentIDs: ["pod-1"], directory: directory)
         let ledger = Ledger()
@@ -119,8 +147,9 @@ struct AgentFaultTests {
         let points = UsageSpool.CrashPoint.allCases.map(\.rawValue) + ["random"]
         for cycle in 0..<100 {
             let point = points[cycle % points.count]
-            let agent = try await Self.startAgent(id: "pod-1", control: control, directory: directory, group: group, flushIntervalSeconds: 3600,
-                                                  crashAt: point == "random" ? nil : point)
+            let agent = try await Self.startAgent(
+                id: "pod-1", control: control, directory: directory, group: group, flushIntervalSeconds: 3600,
+                crashAt: point == "random" ? nil : point)
             for call in 0..<(1 + cycle % 3) {
                 #expect(await Self.call(ledger, port: agent.port, group: group, content: "cycle \(cycle) call \(call)"))
             }
@@ -138,7 +167,8 @@ struct AgentFaultTests {
         }
 
         // A last clean run sends whatever the kills left behind, then stops cleanly.
-        let last = try await Self.startAgent(id: "pod-1", control: control, directory: directory, group: group, flushIntervalSeconds: 3600)
+        let last = try await Self.startAgent(
+            id: "pod-1", control: control, directory: directory, group: group, flushIntervalSeconds: 3600)
         last.send(signal: SIGTERM)
         #expect(await last.waitForExit() == 0)
         #expect(Self.spoolFiles(directory.file("pod-1-state")).isEmpty)
@@ -150,19 +180,24 @@ struct AgentFaultTests {
 
     /// The control plane's totals against what callers were answered: exactly equal.
     static func expectTotals(of control: ControlProcess, equal ledger: Ledger) async throws {
-        let totals = try await UsageTotals.recorded(adminToken: SyncHarness.adminToken, port: control.port, group: control.group).totals
+        let totals = try await UsageTotals.recorded(
+            adminToken: SyncHarness.adminToken, port: control.port, group: control.group
+        ).totals
         #expect(totals == ledger.value)
     }
 
-    static func tearDown(control: ControlProcess, mock: MockProvider, group: MultiThreadedEventLoopGroup, directory: TemporaryDirectory) async throws {
+    static func tearDown(
+        control: ControlProcess, mock: MockProvider, group: MultiThreadedEventLoopGroup, directory: TemporaryDirectory
+    ) async throws {
         await control.kill9()
         try await mock.stop()
         try await group.shutdownGracefully()
         directory.remove()
     }
 
-    @Test("the control plane is SIGKILLed in the middle of flushes and restarted, again and again: no loss, no double count",
-          arguments: ["sqlite", "postgres"])
+    @Test(
+        "the control plane SIGKILLed mid-flush and restarted, again and again: no loss, no double count",
+        arguments: ["sqlite", "postgres"])
     func controlPlaneKilledDuringFlushes(store: String) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let directory = try TemporaryDirectory()
@@ -173,14 +208,17 @@ struct AgentFaultTests {
             let server = try await TemporaryPostgres.server()
             database = "postgres://postgres@127.0.0.1:\(server.port)/\(try await server.createDatabase())"
         }
-        let control = ControlProcess(port: try await ExternalProcess.freePort(group: group), database: database,
-                                     dataDirectory: directory.file("control"), logPath: directory.file("control.log"), group: group)
+        let control = ControlProcess(
+            port: try await ExternalProcess.freePort(group: group), database: database,
+            dataDirectory: directory.file("control"), logPath: directory.file("control.log"), group: group)
         try await control.start()
         let ids = ["pod-1", "pod-2", "pod-3"]
         try await control.seed(mockPort: mockPort, agentIDs: ids, directory: directory)
         var agents: [ExternalProcess] = []
         for id in ids {
-            agents.append(try await Self.startAgent(id: id, control: control, directory: directory, group: group, flushIntervalSeconds: 0.05))
+            agents.append(
+                try await Self.startAgent(
+                    id: id, control: control, directory: directory, group: group, flushIntervalSeconds: 0.05))
         }
         let ledger = Ledger()
         let running = RunningFlag()

@@ -86,8 +86,9 @@ struct FleetLimitTests {
         // little of it goes unused. On a starved machine the callers may not even ask for
         // 70 % of it; then most of what they asked must have been admitted.
         let tried = counts.values.map(\.tried).reduce(0, +)
-        #expect(Double(admitted) >= min(allowed * 0.7, Double(tried) * 0.8),
-                "admitted only \(admitted) of \(allowed) (\(tried) tried)")
+        #expect(
+            Double(admitted) >= min(allowed * 0.7, Double(tried) * 0.8),
+            "admitted only \(admitted) of \(allowed) (\(tried) tried)")
         for index in 4..<20 {
             let count = counts[index] ?? (0, 0)
             #expect(count.tried > 0 && count.admitted == count.tried, "quiet agent \(index) starved: \(count)")

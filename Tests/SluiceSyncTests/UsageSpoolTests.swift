@@ -9,9 +9,13 @@ import Testing
 /// `kill -9` runs are in ``AgentFaultTests``.
 @Suite("usage spool")
 struct UsageSpoolTests {
-    static func record(model: String = "gpt-test", prompt: Int64 = 10, completion: Int64 = 5, team: String? = "ml") -> UsageRecord {
-        UsageRecord(hour: 1_800_000_000 - 1_800_000_000 % 3600, team: team, service: "shop/checkout", keyID: "ci", model: model,
-                    requests: 1, promptTokens: prompt, completionTokens: completion, costPicoUSD: prompt * 1_000_000 + completion * 2_000_000)
+    static func record(model: String = "gpt-test", prompt: Int64 = 10, completion: Int64 = 5, team: String? = "ml")
+        -> UsageRecord
+    {
+        UsageRecord(
+            hour: 1_800_000_000 - 1_800_000_000 % 3600, team: team, service: "shop/checkout", keyID: "ci", model: model,
+            requests: 1, promptTokens: prompt, completionTokens: completion,
+            costPicoUSD: prompt * 1_000_000 + completion * 2_000_000)
     }
 
     static func files(_ directory: String) -> [String] {
@@ -30,7 +34,9 @@ struct UsageSpoolTests {
         let batch = try #require(pending.first?.batch)
         #expect(batch.sequence == 1 && batch.agentID == "agent-1")
         #expect(batch.deltas.map(\.model) == ["gpt-test", "other"])
-        #expect(batch.deltas[0].requests == 3 && batch.deltas[0].promptTokens == 30 && batch.deltas[0].completionTokens == 15)
+        #expect(
+            batch.deltas[0].requests == 3 && batch.deltas[0].promptTokens == 30
+                && batch.deltas[0].completionTokens == 15)
         #expect(Self.files(directory.file("spool")) == ["batch-1.json", "epoch"])
         // Nothing new: sealing again makes no second batch, and the first is still waiting.
         #expect(try spool.seal(agentID: "agent-1").map(\.batch.sequence) == [1])
@@ -71,14 +77,16 @@ struct UsageSpoolTests {
             _ = try spool.seal(agentID: "a")
         }
         // Put back what the crash would have left: the journal the batch was folded from.
-        try Data(Self.record().jsonLine + Self.record().jsonLine).write(to: URL(fileURLWithPath: "\(path)/journal-1.log"))
+        try Data(Self.record().jsonLine + Self.record().jsonLine).write(
+            to: URL(fileURLWithPath: "\(path)/journal-1.log"))
         let reopened = try UsageSpool(directory: path)
         #expect(!Self.files(path).contains("journal-1.log"))
         let pending = try reopened.seal(agentID: "a")
         #expect(pending.count == 1 && pending[0].batch.deltas[0].requests == 4)
     }
 
-    @Test("a crash after the acknowledgement mark, before the batch file's deletion, never resends or reuses a sequence")
+    @Test(
+        "a crash after the acknowledgement mark, before the batch file's deletion, never resends or reuses a sequence")
     func crashAfterAckMark() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -131,7 +139,8 @@ struct UsageSpoolTests {
         #expect(after.sequence == 1 && after.epoch != before.epoch)
     }
 
-    @Test("disk full: usage is held in memory; allow_in_memory serves to the cap, fail_closed refuses; all of it is kept")
+    @Test(
+        "disk full: usage is held in memory; allow_in_memory serves to the cap, fail_closed refuses; all of it is kept")
     func diskFull() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -139,7 +148,10 @@ struct UsageSpoolTests {
         let spool = try UsageSpool(directory: path)
         spool.setFailureMode(.allowInMemory, memoryCap: 3)
         // /dev/full answers every write with ENOSPC: the kernel's own disk-full.
-        for journal in 1...4 { try FileManager.default.createSymbolicLink(atPath: "\(path)/journal-\(journal).log", withDestinationPath: "/dev/full") }
+        for journal in 1...4 {
+            try FileManager.default.createSymbolicLink(
+                atPath: "\(path)/journal-\(journal).log", withDestinationPath: "/dev/full")
+        }
         spool.append(Self.record())
         #expect(spool.health.heldInMemory == 1)
         #expect(spool.health.lastError?.contains("No space left on device") == true)

@@ -14,8 +14,10 @@ struct UsageTotals: Equatable, Sendable, CustomStringConvertible {
 
     /// Counts `response` when it is a 200 carrying usage; true when counted.
     mutating func count(_ response: TestResponse) -> Bool {
-        guard response.status == 200, let body = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
-              let usage = body["usage"] as? [String: Any] else { return false }
+        guard response.status == 200,
+            let body = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
+            let usage = body["usage"] as? [String: Any]
+        else { return false }
         requests += 1
         prompt += (usage["prompt_tokens"] as? NSNumber)?.int64Value ?? 0
         completion += (usage["completion_tokens"] as? NSNumber)?.int64Value ?? 0
@@ -24,10 +26,15 @@ struct UsageTotals: Equatable, Sendable, CustomStringConvertible {
 
     /// The control plane's totals over every usage row up to a day ahead (tests move the
     /// agents' clock forward), and its recorded cost in pico-USD.
-    static func recorded(adminToken: String, port: Int, group: any EventLoopGroup) async throws -> (totals: UsageTotals, costPicoUSD: Int64) {
-        let response = try await TestHTTPClient.request("GET", "/v1/admin/usage?to=\(Int64(Date().timeIntervalSince1970) + 86_400)",
-                                                        bearer: adminToken, port: port, group: group)
-        guard response.status == 200, let rows = try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]] else {
+    static func recorded(adminToken: String, port: Int, group: any EventLoopGroup) async throws -> (
+        totals: UsageTotals, costPicoUSD: Int64
+    ) {
+        let response = try await TestHTTPClient.request(
+            "GET", "/v1/admin/usage?to=\(Int64(Date().timeIntervalSince1970) + 86_400)",
+            bearer: adminToken, port: port, group: group)
+        guard response.status == 200,
+            let rows = try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]]
+        else {
             throw TestClientError(message: "usage query answered \(response.status): \(response.text)")
         }
         var totals = UsageTotals()

@@ -17,34 +17,54 @@ public enum AnthropicResponse {
     /// (billed at their own rates by Anthropic; counted as prompt tokens here).
     public static func usage(_ usage: JSONValue?) -> TokenUsage? {
         guard let usage, let output = usage["output_tokens"]?.intValue else { return nil }
-        let input = (usage["input_tokens"]?.intValue ?? 0) + (usage["cache_creation_input_tokens"]?.intValue ?? 0)
+        let input =
+            (usage["input_tokens"]?.intValue ?? 0) + (usage["cache_creation_input_tokens"]?.intValue ?? 0)
             + (usage["cache_read_input_tokens"]?.intValue ?? 0)
         return TokenUsage(promptTokens: input, completionTokens: output)
     }
 
     /// The OpenAI `chat.completion` body for an Anthropic message body, and its usage.
     /// `created` is Unix seconds (Anthropic's messages carry no time).
-    public static func chatCompletion(from body: [UInt8], model: String, created: Int64) -> (body: [UInt8], usage: TokenUsage?)? {
-        guard let message = try? JSONValue.parseObject(body), message["type"]?.stringValue == "message" else { return nil }
+    public static func chatCompletion(from body: [UInt8], model: String, created: Int64) -> (
+        body: [UInt8], usage: TokenUsage?
+    )? {
+        guard let message = try? JSONValue.parseObject(body), message["type"]?.stringValue == "message" else {
+            return nil
+        }
         var text = ""
         var calls: [JSONValue] = []
         for block in message["content"]?.arrayValue ?? [] {
             switch block["type"]?.stringValue {
             case "text": text += block["text"]?.stringValue ?? ""
             case "tool_use":
-                calls.append(OpenAIChat.toolCall(id: block["id"]?.stringValue ?? "", name: block["name"]?.stringValue ?? "",
-                                      arguments: String(decoding: (block["input"] ?? .object([])).bytes, as: UTF8.self), index: nil))
+                calls.append(
+                    OpenAIChat.toolCall(
+                        id: block["id"]?.stringValue ?? "", name: block["name"]?.stringValue ?? "",
+                        arguments: String(decoding: (block["input"] ?? .object([])).bytes, as: UTF8.self), index: nil))
             default: break  // thinking and other blocks have no OpenAI counterpart
             }
         }
-        var reply: [(key: String, value: JSONValue)] = [("role", .string("assistant")), ("content", text.isEmpty && !calls.isEmpty ? .null : .string(text))]
+        var reply: [(key: String, value: JSONValue)] = [
+            ("role", .string("assistant")), ("content", text.isEmpty && !calls.isEmpty ? .null : .string(text)),
+        ]
         if !calls.isEmpty { reply.append(("tool_calls", .array(calls))) }
         let usage = Self.usage(message["usage"])
         var completion: [(key: String, value: JSONValue)] = [
-            ("id", .string(message["id"]?.stringValue ?? "")), ("object", .string("chat.completion")), ("created", .number(String(created))),
+            ("id", .string(message["id"]?.stringValue ?? "")), ("object", .string("chat.completion")),
+            ("created", .number(String(created))),
             ("model", .string(model)),
-            ("choices", .array([.object([("index", .int(0)), ("message", .object(reply)),
-                                         ("finish_reason", finishReason(message["stop_reason"]?.stringValue).map(JSONValue.string) ?? .null)])])),
+            (
+                "choices",
+                .array([
+                    .object([
+                        ("index", .int(0)), ("message", .object(reply)),
+                        (
+                            "finish_reason",
+                            finishReason(message["stop_reason"]?.stringValue).map(JSONValue.string) ?? .null
+                        ),
+                    ])
+                ])
+            ),
         ]
         if let usage {
             completion.append(("usage", OpenAIChat.usageObject(usage)))
@@ -55,7 +75,9 @@ public enum AnthropicResponse {
     /// An Anthropic error body (`{"type":"error","error":{"type","message"}}`) as the
     /// OpenAI error the caller's dialect expects, status kept. Nil when it is not one.
     public static func error(from body: [UInt8], status: Int) -> OpenAIError? {
-        guard let value = try? JSONValue.parseObject(body), let error = value["error"], let type = error["type"]?.stringValue else { return nil }
+        guard let value = try? JSONValue.parseObject(body), let error = value["error"],
+            let type = error["type"]?.stringValue
+        else { return nil }
         let message = error["message"]?.stringValue ?? "the provider reported \(type)"
         return OpenAIError(status: status, message: message, type: openAIErrorType(type), code: type)
     }

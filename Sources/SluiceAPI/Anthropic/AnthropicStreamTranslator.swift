@@ -39,21 +39,26 @@ public struct AnthropicStreamTranslator: Sendable {
 
     /// The OpenAI SSE bytes for one Anthropic event (often none).
     public mutating func translate(_ event: SSEEvent) -> [UInt8] {
-        guard let data = event.data, let value = try? JSONValue.parseObject(data), let type = value["type"]?.stringValue else { return [] }
+        guard let data = event.data, let value = try? JSONValue.parseObject(data), let type = value["type"]?.stringValue
+        else { return [] }
         switch type {
         case "message_start":
             let message = value["message"]
             header.id = message?["id"]?.stringValue ?? ""
             if let usage = message?["usage"] {
-                inputTokens = (usage["input_tokens"]?.intValue ?? 0) + (usage["cache_creation_input_tokens"]?.intValue ?? 0)
+                inputTokens =
+                    (usage["input_tokens"]?.intValue ?? 0) + (usage["cache_creation_input_tokens"]?.intValue ?? 0)
                     + (usage["cache_read_input_tokens"]?.intValue ?? 0)
             }
             return header.chunk(delta: .object([("role", .string("assistant")), ("content", .string(""))]))
         case "content_block_start":
-            guard let block = value["content_block"], block["type"]?.stringValue == "tool_use", let index = value["index"]?.intValue else { return [] }
+            guard let block = value["content_block"], block["type"]?.stringValue == "tool_use",
+                let index = value["index"]?.intValue
+            else { return [] }
             let callIndex = toolCallIndex.count
             toolCallIndex[index] = callIndex
-            let call = OpenAIChat.toolCall(id: block["id"]?.stringValue, name: block["name"]?.stringValue, arguments: "", index: callIndex)
+            let call = OpenAIChat.toolCall(
+                id: block["id"]?.stringValue, name: block["name"]?.stringValue, arguments: "", index: callIndex)
             return header.chunk(delta: .object([("tool_calls", .array([call]))]))
         case "content_block_delta":
             guard let delta = value["delta"] else { return [] }
@@ -84,8 +89,10 @@ public struct AnthropicStreamTranslator: Sendable {
             let errorType = value["error"]?["type"]?.stringValue ?? "api_error"
             self.errorType = errorType
             let message = value["error"]?["message"]?.stringValue ?? "the provider reported \(errorType)"
-            return OpenAIError(status: AnthropicResponse.status(ofErrorType: errorType), message: message,
-                               type: AnthropicResponse.openAIErrorType(errorType), code: errorType).sseEvent
+            return OpenAIError(
+                status: AnthropicResponse.status(ofErrorType: errorType), message: message,
+                type: AnthropicResponse.openAIErrorType(errorType), code: errorType
+            ).sseEvent
         default:
             return []  // ping, content_block_stop
         }

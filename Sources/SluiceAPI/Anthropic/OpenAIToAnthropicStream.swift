@@ -38,26 +38,38 @@ public struct OpenAIToAnthropicStream: Sendable {
         if let error = chunk["error"] {
             let type = error["type"]?.stringValue ?? "server_error"
             let code = error["code"]?.stringValue ?? type
-            let status: Int = switch type {
-            case _ where code == "overloaded_error": 529
-            case "invalid_request_error": 400
-            case "authentication_error": 401
-            case "permission_error": 403
-            case "rate_limit_error": 429
-            default: 500
-            }
+            let status: Int =
+                switch type {
+                case _ where code == "overloaded_error": 529
+                case "invalid_request_error": 400
+                case "authentication_error": 401
+                case "permission_error": 403
+                case "rate_limit_error": 429
+                default: 500
+                }
             ended = true
-            return AnthropicIngress.errorEvent(OpenAIError(status: status, message: error["message"]?.stringValue ?? "upstream error", type: type, code: code))
+            return AnthropicIngress.errorEvent(
+                OpenAIError(
+                    status: status, message: error["message"]?.stringValue ?? "upstream error", type: type, code: code))
         }
         var out: [UInt8] = []
         if !started {
             started = true
             if let value = chunk["id"]?.stringValue, !value.isEmpty { id = value }
-            out += Self.event("message_start", .object([("type", .string("message_start")), ("message", .object([
-                ("id", .string(id)), ("type", .string("message")), ("role", .string("assistant")), ("model", .string(model)),
-                ("content", .array([])), ("stop_reason", .null), ("stop_sequence", .null),
-                ("usage", AnthropicIngress.usageObject(TokenUsage(promptTokens: 0, completionTokens: 0))),
-            ]))]))
+            out += Self.event(
+                "message_start",
+                .object([
+                    ("type", .string("message_start")),
+                    (
+                        "message",
+                        .object([
+                            ("id", .string(id)), ("type", .string("message")), ("role", .string("assistant")),
+                            ("model", .string(model)),
+                            ("content", .array([])), ("stop_reason", .null), ("stop_sequence", .null),
+                            ("usage", AnthropicIngress.usageObject(TokenUsage(promptTokens: 0, completionTokens: 0))),
+                        ])
+                    ),
+                ]))
         }
         if let found = TokenUsage.fromOpenAIUsage(chunk["usage"]) { usage = found }
         guard let choice = chunk["choices"]?.arrayValue?.first else { return out }
@@ -67,20 +79,33 @@ public struct OpenAIToAnthropicStream: Sendable {
                 out += closeBlock()
                 out += open(.object([("type", .string("text")), ("text", .string(""))]), isText: true)
             }
-            out += Self.event("content_block_delta", .object([("type", .string("content_block_delta")), ("index", .int(openBlock!.index)),
-                                                              ("delta", .object([("type", .string("text_delta")), ("text", .string(text))]))]))
+            out += Self.event(
+                "content_block_delta",
+                .object([
+                    ("type", .string("content_block_delta")), ("index", .int(openBlock!.index)),
+                    ("delta", .object([("type", .string("text_delta")), ("text", .string(text))])),
+                ]))
         }
         for call in delta?["tool_calls"]?.arrayValue ?? [] {
             let callIndex = call["index"]?.intValue ?? 0
             if toolBlocks[callIndex] == nil {
                 out += closeBlock()
-                out += open(.object([("type", .string("tool_use")), ("id", .string(call["id"]?.stringValue ?? "toolu_\(callIndex)")),
-                                     ("name", .string(call["function"]?["name"]?.stringValue ?? "")), ("input", .object([]))]), isText: false)
+                out += open(
+                    .object([
+                        ("type", .string("tool_use")), ("id", .string(call["id"]?.stringValue ?? "toolu_\(callIndex)")),
+                        ("name", .string(call["function"]?["name"]?.stringValue ?? "")), ("input", .object([])),
+                    ]), isText: false)
                 toolBlocks[callIndex] = openBlock!.index
             }
-            if let piece = call["function"]?["arguments"]?.stringValue, !piece.isEmpty, let block = toolBlocks[callIndex] {
-                out += Self.event("content_block_delta", .object([("type", .string("content_block_delta")), ("index", .int(block)),
-                                                                  ("delta", .object([("type", .string("input_json_delta")), ("partial_json", .string(piece))]))]))
+            if let piece = call["function"]?["arguments"]?.stringValue, !piece.isEmpty,
+                let block = toolBlocks[callIndex]
+            {
+                out += Self.event(
+                    "content_block_delta",
+                    .object([
+                        ("type", .string("content_block_delta")), ("index", .int(block)),
+                        ("delta", .object([("type", .string("input_json_delta")), ("partial_json", .string(piece))])),
+                    ]))
             }
         }
         if let reason = choice["finish_reason"]?.stringValue { stopReason = AnthropicIngress.stopReason(reason) }
@@ -90,14 +115,19 @@ public struct OpenAIToAnthropicStream: Sendable {
     private mutating func open(_ block: JSONValue, isText: Bool) -> [UInt8] {
         openBlock = (nextBlock, isText)
         nextBlock += 1
-        return Self.event("content_block_start", .object([("type", .string("content_block_start")), ("index", .int(openBlock!.index)),
-                                                          ("content_block", block)]))
+        return Self.event(
+            "content_block_start",
+            .object([
+                ("type", .string("content_block_start")), ("index", .int(openBlock!.index)),
+                ("content_block", block),
+            ]))
     }
 
     private mutating func closeBlock() -> [UInt8] {
         guard let block = openBlock else { return [] }
         openBlock = nil
-        return Self.event("content_block_stop", .object([("type", .string("content_block_stop")), ("index", .int(block.index))]))
+        return Self.event(
+            "content_block_stop", .object([("type", .string("content_block_stop")), ("index", .int(block.index))]))
     }
 
     private mutating func finish() -> [UInt8] {
@@ -105,9 +135,13 @@ public struct OpenAIToAnthropicStream: Sendable {
         ended = true
         var out = closeBlock()
         let used = usage ?? TokenUsage(promptTokens: 0, completionTokens: 0)
-        out += Self.event("message_delta", .object([("type", .string("message_delta")),
-                                                    ("delta", .object([("stop_reason", .string(stopReason)), ("stop_sequence", .null)])),
-                                                    ("usage", AnthropicIngress.usageObject(used))]))
+        out += Self.event(
+            "message_delta",
+            .object([
+                ("type", .string("message_delta")),
+                ("delta", .object([("stop_reason", .string(stopReason)), ("stop_sequence", .null)])),
+                ("usage", AnthropicIngress.usageObject(used)),
+            ]))
         out += Self.event("message_stop", .object([("type", .string("message_stop"))]))
         return out
     }

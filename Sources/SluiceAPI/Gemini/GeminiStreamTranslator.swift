@@ -28,8 +28,10 @@ public struct GeminiStreamTranslator: Sendable {
     public var usage: TokenUsage? {
         if let reportedUsage { return reportedUsage }
         guard started else { return nil }
-        return TokenUsage(promptTokens: 0, completionTokens: TokenUsage.estimate(promptBytes: 0, completionBytes: dataBytes).completionTokens,
-                          estimated: true)
+        return TokenUsage(
+            promptTokens: 0,
+            completionTokens: TokenUsage.estimate(promptBytes: 0, completionBytes: dataBytes).completionTokens,
+            estimated: true)
     }
 
     public mutating func translate(_ event: SSEEvent) -> [UInt8] {
@@ -38,8 +40,10 @@ public struct GeminiStreamTranslator: Sendable {
             let status = error["code"]?.intValue ?? 500
             errorStatus = status
             let message = error["message"]?.stringValue ?? "the provider reported an error"
-            return OpenAIError(status: status, message: message, type: GeminiResponse.openAIErrorType(status: status),
-                               code: (error["status"]?.stringValue ?? "UNKNOWN").lowercased()).sseEvent
+            return OpenAIError(
+                status: status, message: message, type: GeminiResponse.openAIErrorType(status: status),
+                code: (error["status"]?.stringValue ?? "UNKNOWN").lowercased()
+            ).sseEvent
         }
         var out: [UInt8] = []
         if !started {
@@ -57,13 +61,18 @@ public struct GeminiStreamTranslator: Sendable {
             let deltas = calls.map { call -> JSONValue in
                 dataBytes += call.arguments.utf8.count
                 defer { toolCalls += 1 }
-                return OpenAIChat.toolCall(id: call.id ?? "call_\(toolCalls)", name: call.name, arguments: call.arguments, index: toolCalls)
+                return OpenAIChat.toolCall(
+                    id: call.id ?? "call_\(toolCalls)", name: call.name, arguments: call.arguments, index: toolCalls)
             }
             out += header.chunk(delta: .object([("tool_calls", .array(deltas))]))
         }
         let blocked = value["promptFeedback"]?["blockReason"]?.stringValue != nil
-        if let reason = blocked ? "content_filter" : GeminiResponse.finishReason(value["candidates"]?.arrayValue?.first?["finishReason"]?.stringValue,
-                                                                                   calledTools: toolCalls > 0) {
+        if let reason = blocked
+            ? "content_filter"
+            : GeminiResponse.finishReason(
+                value["candidates"]?.arrayValue?.first?["finishReason"]?.stringValue,
+                calledTools: toolCalls > 0)
+        {
             sawStop = true
             out += header.chunk(delta: .object([]), finishReason: reason)
         }

@@ -46,10 +46,14 @@ public struct JSONScanner {
     private let maxDepth: Int
 
     /// Validates `bytes` as one JSON object and returns its top-level members in order.
-    public static func scanObject(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws(JSONScanError) -> [JSONMember] {
+    public static func scanObject(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws(JSONScanError)
+        -> [JSONMember]
+    {
         var scanner = JSONScanner(bytes: bytes, maxDepth: maxDepth)
         scanner.skipWhitespace()
-        guard scanner.peek() == UInt8(ascii: "{") else { throw JSONScanError(reason: .notAnObject, offset: scanner.position) }
+        guard scanner.peek() == UInt8(ascii: "{") else {
+            throw JSONScanError(reason: .notAnObject, offset: scanner.position)
+        }
         var members: [JSONMember] = []
         try scanner.scanObjectBody(depth: 1, collect: &members)
         scanner.skipWhitespace()
@@ -63,16 +67,21 @@ public struct JSONScanner {
         let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
         guard let inner = try? scanObject(slice, maxDepth: Int.max) else { return [] }
         return inner.map { member in
-            JSONMember(key: member.key,
-                       memberRange: (member.memberRange.lowerBound + range.lowerBound)..<(member.memberRange.upperBound + range.lowerBound),
-                       valueRange: (member.valueRange.lowerBound + range.lowerBound)..<(member.valueRange.upperBound + range.lowerBound),
-                       kind: member.kind)
+            JSONMember(
+                key: member.key,
+                memberRange: (member.memberRange.lowerBound + range.lowerBound)..<(member.memberRange.upperBound
+                    + range.lowerBound),
+                valueRange: (member.valueRange.lowerBound + range.lowerBound)..<(member.valueRange.upperBound
+                    + range.lowerBound),
+                kind: member.kind)
         }
     }
 
     /// The elements of the array at `range` (a range previously returned for an array value),
     /// as value ranges and kinds.
-    public static func elements(ofArrayAt range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> [(range: Range<Int>, kind: JSONValueKind)] {
+    public static func elements(ofArrayAt range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> [(
+        range: Range<Int>, kind: JSONValueKind
+    )] {
         var scanner = JSONScanner(bytes: bytes, maxDepth: Int.max)
         scanner.position = range.lowerBound
         var elements: [(range: Range<Int>, kind: JSONValueKind)] = []
@@ -105,7 +114,10 @@ public struct JSONScanner {
         var value: Int64 = 0
         var negative = false
         var index = range.lowerBound
-        if index < range.upperBound, bytes[index] == UInt8(ascii: "-") { negative = true; index += 1 }
+        if index < range.upperBound, bytes[index] == UInt8(ascii: "-") {
+            negative = true
+            index += 1
+        }
         guard index < range.upperBound else { return nil }
         while index < range.upperBound {
             let byte = bytes[index]
@@ -147,7 +159,10 @@ public struct JSONScanner {
         guard depth <= maxDepth else { throw JSONScanError(reason: .tooDeep(limit: maxDepth), offset: position) }
         try expect(UInt8(ascii: "{"), "{")
         skipWhitespace()
-        if peek() == UInt8(ascii: "}") { position += 1; return }
+        if peek() == UInt8(ascii: "}") {
+            position += 1
+            return
+        }
         var keys: [String] = []
         while true {
             skipWhitespace()
@@ -164,12 +179,16 @@ public struct JSONScanner {
             let valueStart = position
             let kind = try scanValue(depth: depth)
             if depth == 1 {
-                collect.append(JSONMember(key: key, memberRange: memberStart..<position, valueRange: valueStart..<position, kind: kind))
+                collect.append(
+                    JSONMember(
+                        key: key, memberRange: memberStart..<position, valueRange: valueStart..<position, kind: kind))
             }
             skipWhitespace()
             switch peek() {
             case UInt8(ascii: ","): position += 1
-            case UInt8(ascii: "}"): position += 1; return
+            case UInt8(ascii: "}"):
+                position += 1
+                return
             default: throw error("expected , or }")
             }
         }
@@ -188,10 +207,18 @@ public struct JSONScanner {
         case UInt8(ascii: "\""):
             _ = try scanString(decode: false)
             return .string
-        case UInt8(ascii: "t"): try scanLiteral("true"); return .bool
-        case UInt8(ascii: "f"): try scanLiteral("false"); return .bool
-        case UInt8(ascii: "n"): try scanLiteral("null"); return .null
-        case UInt8(ascii: "-"), 0x30...0x39: try scanNumber(); return .number
+        case UInt8(ascii: "t"):
+            try scanLiteral("true")
+            return .bool
+        case UInt8(ascii: "f"):
+            try scanLiteral("false")
+            return .bool
+        case UInt8(ascii: "n"):
+            try scanLiteral("null")
+            return .null
+        case UInt8(ascii: "-"), 0x30...0x39:
+            try scanNumber()
+            return .number
         default: throw error("unexpected character")
         }
     }
@@ -200,14 +227,19 @@ public struct JSONScanner {
         guard depth <= maxDepth else { throw JSONScanError(reason: .tooDeep(limit: maxDepth), offset: position) }
         try expect(UInt8(ascii: "["), "[")
         skipWhitespace()
-        if peek() == UInt8(ascii: "]") { position += 1; return }
+        if peek() == UInt8(ascii: "]") {
+            position += 1
+            return
+        }
         while true {
             skipWhitespace()
             _ = try scanValue(depth: depth)
             skipWhitespace()
             switch peek() {
             case UInt8(ascii: ","): position += 1
-            case UInt8(ascii: "]"): position += 1; return
+            case UInt8(ascii: "]"):
+                position += 1
+                return
             default: throw error("expected , or ]")
             }
         }
@@ -296,7 +328,9 @@ public struct JSONScanner {
         var scalar = try scanHex4()
         if scalar >= 0xD800, scalar <= 0xDBFF {
             // A high surrogate must be followed by an escaped low surrogate.
-            guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"), bytes[position + 1] == UInt8(ascii: "u") else {
+            guard position + 1 < bytes.count, bytes[position] == UInt8(ascii: "\\"),
+                bytes[position + 1] == UInt8(ascii: "u")
+            else {
                 throw error("lone surrogate")
             }
             position += 2
@@ -335,9 +369,18 @@ public struct JSONScanner {
         var minimum: UInt32
         var scalar: UInt32
         switch lead {
-        case 0xC2...0xDF: length = 2; minimum = 0x80; scalar = UInt32(lead & 0x1F)
-        case 0xE0...0xEF: length = 3; minimum = 0x800; scalar = UInt32(lead & 0x0F)
-        case 0xF0...0xF4: length = 4; minimum = 0x10000; scalar = UInt32(lead & 0x07)
+        case 0xC2...0xDF:
+            length = 2
+            minimum = 0x80
+            scalar = UInt32(lead & 0x1F)
+        case 0xE0...0xEF:
+            length = 3
+            minimum = 0x800
+            scalar = UInt32(lead & 0x0F)
+        case 0xF0...0xF4:
+            length = 4
+            minimum = 0x10000
+            scalar = UInt32(lead & 0x07)
         default: throw error("invalid UTF-8")
         }
         guard position + length <= bytes.count else { throw error("truncated UTF-8") }

@@ -18,7 +18,8 @@ public enum JSONValue: Sendable, Equatable {
         case (.number(let a), .number(let b)): a == b
         case (.string(let a), .string(let b)): a == b
         case (.array(let a), .array(let b)): a == b
-        case (.object(let a), .object(let b)): a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value == $1.value }
+        case (.object(let a), .object(let b)):
+            a.count == b.count && zip(a, b).allSatisfy { $0.key == $1.key && $0.value == $1.value }
         default: false
         }
     }
@@ -35,15 +36,21 @@ public enum JSONValue: Sendable, Equatable {
         return try result.get()
     }
 
-    private static func value(at range: Range<Int>, kind: JSONValueKind, in bytes: UnsafeRawBufferPointer) -> JSONValue {
+    private static func value(at range: Range<Int>, kind: JSONValueKind, in bytes: UnsafeRawBufferPointer) -> JSONValue
+    {
         switch kind {
         case .null: return .null
         case .bool: return .bool(bytes[range.lowerBound] == UInt8(ascii: "t"))
         case .number: return .number(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self))
         case .string: return .string(JSONScanner.decodeString(at: range, in: bytes) ?? "")
-        case .array: return .array(JSONScanner.elements(ofArrayAt: range, in: bytes).map { value(at: $0.range, kind: $0.kind, in: bytes) })
+        case .array:
+            return .array(
+                JSONScanner.elements(ofArrayAt: range, in: bytes).map { value(at: $0.range, kind: $0.kind, in: bytes) })
         case .object:
-            return .object(JSONScanner.members(ofObjectAt: range, in: bytes).map { ($0.key, value(at: $0.valueRange, kind: $0.kind, in: bytes)) })
+            return .object(
+                JSONScanner.members(ofObjectAt: range, in: bytes).map {
+                    ($0.key, value(at: $0.valueRange, kind: $0.kind, in: bytes))
+                })
         }
     }
 

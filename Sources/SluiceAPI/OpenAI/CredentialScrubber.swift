@@ -28,7 +28,9 @@ public struct CredentialScrubber: Sendable {
             if startsWord {
                 for prefix in Self.keyPrefixes where matches(prefix, in: input, at: index) {
                     var end = index + prefix.count
-                    while end < input.count, Self.isKeyCharacter(input[end]) || input[end] == UInt8(ascii: "*") { end += 1 }
+                    while end < input.count, Self.isKeyCharacter(input[end]) || input[end] == UInt8(ascii: "*") {
+                        end += 1
+                    }
                     if end - index - prefix.count >= 6 {
                         output.append(contentsOf: prefix)
                         output.append(contentsOf: Self.redacted)
@@ -52,7 +54,8 @@ public struct CredentialScrubber: Sendable {
     private static func isKeyCharacter(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"): true
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"):
+            true
         default: false
         }
     }

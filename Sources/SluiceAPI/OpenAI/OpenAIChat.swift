@@ -6,9 +6,11 @@ enum OpenAIChat {
         switch content {
         case .string(let text)?: return text
         case .array(let parts)?:
-            return parts.compactMap { $0["type"]?.stringValue == "text" ? $0["text"]?.stringValue : nil }.joined(separator: "\n")
+            return parts.compactMap { $0["type"]?.stringValue == "text" ? $0["text"]?.stringValue : nil }.joined(
+                separator: "\n")
         case nil, .null?: return ""
-        default: throw RequestBodyError("\(param) must be a string or an array of parts", param: param, code: "invalid_type")
+        default:
+            throw RequestBodyError("\(param) must be a string or an array of parts", param: param, code: "invalid_type")
         }
     }
 
@@ -30,8 +32,10 @@ enum OpenAIChat {
 
     /// `{"prompt_tokens","completion_tokens","total_tokens"}`.
     static func usageObject(_ usage: TokenUsage) -> JSONValue {
-        .object([("prompt_tokens", .int(usage.promptTokens)), ("completion_tokens", .int(usage.completionTokens)),
-                 ("total_tokens", .int(usage.totalTokens))])
+        .object([
+            ("prompt_tokens", .int(usage.promptTokens)), ("completion_tokens", .int(usage.completionTokens)),
+            ("total_tokens", .int(usage.totalTokens)),
+        ])
     }
 
     /// The fields every chunk of one stream starts with.
@@ -41,12 +45,17 @@ enum OpenAIChat {
         let model: String
 
         var fields: [(key: String, value: JSONValue)] {
-            [("id", .string(id)), ("object", .string("chat.completion.chunk")), ("created", .number(String(created))), ("model", .string(model))]
+            [
+                ("id", .string(id)), ("object", .string("chat.completion.chunk")),
+                ("created", .number(String(created))), ("model", .string(model)),
+            ]
         }
 
         /// One chunk with one choice, as an SSE event.
         func chunk(delta: JSONValue, finishReason: String? = nil) -> [UInt8] {
-            let choice = JSONValue.object([("index", .int(0)), ("delta", delta), ("finish_reason", finishReason.map(JSONValue.string) ?? .null)])
+            let choice = JSONValue.object([
+                ("index", .int(0)), ("delta", delta), ("finish_reason", finishReason.map(JSONValue.string) ?? .null),
+            ])
             return OpenAIChat.sse(.object(fields + [("choices", .array([choice]))]))
         }
 

@@ -41,9 +41,12 @@ extension OpenAIError {
     /// The error an OpenAI-shaped body carries (`{"error":{"message","type","code"}}`), with
     /// `status`; nil when the body is not one.
     public static func parse(_ body: [UInt8], status: Int) -> OpenAIError? {
-        guard let value = try? JSONValue.parseObject(body), let error = value["error"], let message = error["message"]?.stringValue else { return nil }
+        guard let value = try? JSONValue.parseObject(body), let error = value["error"],
+            let message = error["message"]?.stringValue
+        else { return nil }
         let type = error["type"]?.stringValue ?? "upstream_error"
-        return OpenAIError(status: status, message: message, type: type, code: error["code"]?.stringValue ?? type,
-                           param: error["param"]?.stringValue)
+        return OpenAIError(
+            status: status, message: message, type: type, code: error["code"]?.stringValue ?? type,
+            param: error["param"]?.stringValue)
     }
 }

@@ -77,15 +77,17 @@ public struct OpenAIRequest: Sendable {
         }
         self.members = members
         if let forbidden = members.first(where: { Self.forbiddenFields.contains($0.key) }) {
-            throw RequestBodyError("the field \"\(forbidden.key)\" is not accepted: upstreams and credentials come from policy",
-                                   param: forbidden.key, code: "forbidden_field")
+            throw RequestBodyError(
+                "the field \"\(forbidden.key)\" is not accepted: upstreams and credentials come from policy",
+                param: forbidden.key, code: "forbidden_field")
         }
         guard let modelMember = members.first(where: { $0.key == "model" }) else {
             throw RequestBodyError("the body has no \"model\" field", param: "model", code: "missing_model")
         }
         guard modelMember.kind == .string,
-              let model = body.withUnsafeBytes({ JSONScanner.decodeString(at: modelMember.valueRange, in: $0) }),
-              !model.isEmpty else {
+            let model = body.withUnsafeBytes({ JSONScanner.decodeString(at: modelMember.valueRange, in: $0) }),
+            !model.isEmpty
+        else {
             throw RequestBodyError("\"model\" must be a non-empty string", param: "model", code: "invalid_model")
         }
         self.model = model
@@ -124,9 +126,11 @@ public struct OpenAIRequest: Sendable {
         func positiveInteger(_ name: String) throws(RequestBodyError) -> Int? {
             guard let member = members.first(where: { $0.key == name }), member.kind != .null else { return nil }
             guard member.kind == .number,
-                  let value = body.withUnsafeBytes({ JSONScanner.integer(at: member.valueRange, in: $0) }),
-                  value >= 0, value <= 100_000_000 else {
-                throw RequestBodyError("\"\(name)\" must be a whole number from 0 to 100000000", param: name, code: "invalid_\(name)")
+                let value = body.withUnsafeBytes({ JSONScanner.integer(at: member.valueRange, in: $0) }),
+                value >= 0, value <= 100_000_000
+            else {
+                throw RequestBodyError(
+                    "\"\(name)\" must be a whole number from 0 to 100000000", param: name, code: "invalid_\(name)")
             }
             return Int(value)
         }
@@ -148,9 +152,12 @@ public struct OpenAIRequest: Sendable {
                 case .string:
                     if let text = JSONScanner.decodeString(at: range, in: bytes) { texts.append(text) }
                 case .array where depth < 3:
-                    for element in JSONScanner.elements(ofArrayAt: range, in: bytes) { collect(element.range, element.kind, depth: depth + 1) }
+                    for element in JSONScanner.elements(ofArrayAt: range, in: bytes) {
+                        collect(element.range, element.kind, depth: depth + 1)
+                    }
                 case .object where depth < 3:
-                    for member in JSONScanner.members(ofObjectAt: range, in: bytes) where member.key == "text" || member.key == "content" {
+                    for member in JSONScanner.members(ofObjectAt: range, in: bytes)
+                    where member.key == "text" || member.key == "content" {
                         collect(member.valueRange, member.kind, depth: depth + 1)
                     }
                 default:
@@ -160,8 +167,10 @@ public struct OpenAIRequest: Sendable {
             for member in members {
                 switch (endpoint, member.key) {
                 case (.chatCompletions, "messages"):
-                    for message in JSONScanner.elements(ofArrayAt: member.valueRange, in: bytes) where message.kind == .object {
-                        for field in JSONScanner.members(ofObjectAt: message.range, in: bytes) where field.key == "content" {
+                    for message in JSONScanner.elements(ofArrayAt: member.valueRange, in: bytes)
+                    where message.kind == .object {
+                        for field in JSONScanner.members(ofObjectAt: message.range, in: bytes)
+                        where field.key == "content" {
                             collect(field.valueRange, field.kind, depth: 1)
                         }
                     }

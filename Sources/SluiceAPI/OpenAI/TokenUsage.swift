@@ -23,7 +23,8 @@ public struct TokenUsage: Sendable, Equatable {
         let members = JSONScanner.members(ofObjectAt: range, in: bytes)
         func count(_ key: String) -> Int? {
             guard let member = members.first(where: { $0.key == key }), member.kind == .number,
-                  let value = JSONScanner.integer(at: member.valueRange, in: bytes), value >= 0, value < Int64(Int32.max) else { return nil }
+                let value = JSONScanner.integer(at: member.valueRange, in: bytes), value >= 0, value < Int64(Int32.max)
+            else { return nil }
             return Int(value)
         }
         guard let prompt = count("prompt_tokens") else { return nil }
@@ -34,7 +35,8 @@ public struct TokenUsage: Sendable, Equatable {
     /// The usage block of a complete, non-streamed OpenAI response body.
     public static func fromOpenAIResponse(_ body: UnsafeRawBufferPointer) -> TokenUsage? {
         guard let members = try? JSONScanner.scanObject(body, maxDepth: 256),
-              let usage = members.first(where: { $0.key == "usage" }), usage.kind == .object else { return nil }
+            let usage = members.first(where: { $0.key == "usage" }), usage.kind == .object
+        else { return nil }
         return openAI(at: usage.valueRange, in: body)
     }
 }

@@ -56,7 +56,10 @@ public struct SSEDecoder: Sendable {
         var eventStart = 0
         while index < pending.count {
             let byte = pending[index]
-            guard byte == 0x0A || byte == 0x0D else { index += 1; continue }
+            guard byte == 0x0A || byte == 0x0D else {
+                index += 1
+                continue
+            }
             var lineEnd = index + 1
             if byte == 0x0D {
                 if index + 1 < pending.count {
@@ -88,7 +91,12 @@ public struct SSEDecoder: Sendable {
 
     /// Bytes of an event that never ended (no trailing blank line), for pass-through at end of stream.
     public mutating func remainder() -> [UInt8] {
-        defer { pending.removeAll(); scanned = 0; data = nil; name = nil }
+        defer {
+            pending.removeAll()
+            scanned = 0
+            data = nil
+            name = nil
+        }
         return pending
     }
 
@@ -112,7 +120,10 @@ public struct SSEDecoder: Sendable {
     }
 
     private mutating func finishEvent(raw: Range<Int>) -> SSEEvent? {
-        defer { data = nil; name = nil }
+        defer {
+            data = nil
+            name = nil
+        }
         return SSEEvent(raw: Array(pending[raw]), data: data, name: name)
     }
 }

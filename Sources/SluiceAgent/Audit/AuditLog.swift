@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import NIOConcurrencyHelpers
 import NIOPosix
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// Where audit lines go. The agent writes JSON lines to stdout (collected by the
 /// container runtime); tests capture them in memory.
@@ -72,9 +73,9 @@ public final class FileDescriptorAuditSink: AuditSink {
 }
 
 #if canImport(Glibc)
-private let systemWrite = Glibc.write
+    private let systemWrite = Glibc.write
 #elseif canImport(Darwin)
-private let systemWrite = Darwin.write
+    private let systemWrite = Darwin.write
 #endif
 
 /// Keeps lines in memory, for tests: ``waitForLines(_:)`` is the signal that a request's

@@ -12,8 +12,10 @@ public struct AgentConfiguration: Sendable {
 
     public var catalog: Catalog { policy.catalog }
 
-    public init(policy: Policy, settings: AgentSettings = AgentSettings(), identity: IdentityOverrides = IdentityOverrides(),
-                warnings: [String] = []) {
+    public init(
+        policy: Policy, settings: AgentSettings = AgentSettings(), identity: IdentityOverrides = IdentityOverrides(),
+        warnings: [String] = []
+    ) {
         self.policy = policy
         self.settings = settings
         self.identity = identity
@@ -76,7 +78,9 @@ public struct ServiceIdentity: Sendable, Equatable {
 
     /// Reads `SLUICE_SERVICE`, `SLUICE_NAMESPACE`, `POD_NAME` and `SLUICE_SERVICE_ACCOUNT`
     /// (the Downward API convention); the file's `sluice_identity` fills what they leave unset.
-    public static func fromEnvironment(_ environment: [String: String], overrides: IdentityOverrides = IdentityOverrides()) -> ServiceIdentity {
+    public static func fromEnvironment(
+        _ environment: [String: String], overrides: IdentityOverrides = IdentityOverrides()
+    ) -> ServiceIdentity {
         func value(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
         return ServiceIdentity(
             service: value("SLUICE_SERVICE") ?? overrides.service ?? "unknown",

@@ -18,8 +18,10 @@ public final class ConfigReloader: Service {
     /// The content version last refused, so polling does not log the same refusal forever.
     private let lastRejected = Mutex<String?>(nil)
 
-    public init(path: String, runtime: AgentRuntime, environment: [String: String], logger: Logger,
-                pollInterval: Duration? = .seconds(2), handlesSignals: Bool = true) {
+    public init(
+        path: String, runtime: AgentRuntime, environment: [String: String], logger: Logger,
+        pollInterval: Duration? = .seconds(2), handlesSignals: Bool = true
+    ) {
         self.path = path
         self.runtime = runtime
         self.environment = environment
@@ -56,7 +58,8 @@ public final class ConfigReloader: Service {
             try runtime.reload(configuration)
             lastRejected.withLock { $0 = nil }
             for warning in configuration.warnings { logger.warning("configuration: \(warning)") }
-            logger.notice("policy reloaded", metadata: ["version": "\(configuration.policy.version)", "trigger": "\(reason)"])
+            logger.notice(
+                "policy reloaded", metadata: ["version": "\(configuration.policy.version)", "trigger": "\(reason)"])
             return .reloaded(version: configuration.policy.version)
         } catch let error as ConfigError {
             return reject(error.message, reason: reason)
@@ -69,8 +72,11 @@ public final class ConfigReloader: Service {
 
     private func reject(_ message: String, reason: String) -> Outcome {
         runtime.metrics.policyRejected()
-        logger.error("configuration rejected; the previous policy stays in force",
-                     metadata: ["error": "\(message)", "trigger": "\(reason)", "version_in_force": "\(runtime.activePolicy.version)"])
+        logger.error(
+            "configuration rejected; the previous policy stays in force",
+            metadata: [
+                "error": "\(message)", "trigger": "\(reason)", "version_in_force": "\(runtime.activePolicy.version)",
+            ])
         return .rejected(message)
     }
 
@@ -84,16 +90,18 @@ public final class ConfigReloader: Service {
                     }
                 }
             }
-            if let pollInterval { group.addTask {
-                while !Task.isCancelled {
-                    do {
-                        try await Task.sleep(for: pollInterval)
-                    } catch {
-                        return
+            if let pollInterval {
+                group.addTask {
+                    while !Task.isCancelled {
+                        do {
+                            try await Task.sleep(for: pollInterval)
+                        } catch {
+                            return
+                        }
+                        self.reloadNow(reason: Self.pollReason)
                     }
-                    self.reloadNow(reason: Self.pollReason)
                 }
-            } }
+            }
             try? await gracefulShutdown()
             group.cancelAll()
         }

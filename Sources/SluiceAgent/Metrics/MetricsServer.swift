@@ -77,7 +77,8 @@ private final class MetricsHandler: ChannelInboundHandler {
             var contentType = "text/plain; charset=utf-8"
             if path == "/metrics", head.method == .GET {
                 let policy = runtime.activePolicy
-                body = runtime.metrics.render(runtime: runtime, timeZone: policy.configuration.policy.timeZone, now: runtime.now())
+                body = runtime.metrics.render(
+                    runtime: runtime, timeZone: policy.configuration.policy.timeZone, now: runtime.now())
                 contentType = "text/plain; version=0.0.4; charset=utf-8"
                 status = .ok
             } else if path == "/metrics" {
@@ -91,8 +92,11 @@ private final class MetricsHandler: ChannelInboundHandler {
             headers.add(name: "content-type", value: contentType)
             headers.add(name: "content-length", value: String(body.count))
             if !head.isKeepAlive { headers.add(name: "connection", value: "close") }
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+                promise: nil)
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
             let keepAlive = head.isKeepAlive
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in

@@ -11,8 +11,11 @@ enum Forward {
     /// The Messages API version sent to Anthropic.
     static let anthropicVersion = "2023-06-01"
 
-    static func request(for permit: Authorize.Permit, alias: ModelAlias, deployment: Deployment, settings: AgentSettings, identity: ServiceIdentity,
-                        allocator: ByteBufferAllocator) throws(RequestBodyError) -> UpstreamRequest {
+    static func request(
+        for permit: Authorize.Permit, alias: ModelAlias, deployment: Deployment, settings: AgentSettings,
+        identity: ServiceIdentity,
+        allocator: ByteBufferAllocator
+    ) throws(RequestBodyError) -> UpstreamRequest {
         var headers: [(name: String, value: String)] = [
             ("content-type", "application/json"),
             ("accept", permit.request.stream ? "text/event-stream" : "application/json"),
@@ -26,23 +29,29 @@ enum Forward {
             // user, so the provider's own abuse reports point at a service rather than at nobody.
             body = permit.request.upstreamBody(model: deployment.upstreamModel, defaultUser: identity.qualifiedName)
             path = deployment.endpoint.basePath + permit.request.endpoint.upstreamSuffix
-            if !deployment.credential.isEmpty { headers.append(("authorization", "Bearer " + deployment.credential.reveal())) }
+            if !deployment.credential.isEmpty {
+                headers.append(("authorization", "Bearer " + deployment.credential.reveal()))
+            }
         case .azure:
             // The OpenAI wire format at the deployment's own URL; the body's model is the
             // deployment name, which Azure ignores in favour of the path.
             body = permit.request.upstreamBody(model: deployment.upstreamModel, defaultUser: identity.qualifiedName)
-            path = deployment.endpoint.basePath + "/openai/deployments/" + deployment.upstreamModel + permit.request.endpoint.upstreamSuffix
+            path =
+                deployment.endpoint.basePath + "/openai/deployments/" + deployment.upstreamModel
+                + permit.request.endpoint.upstreamSuffix
                 + "?api-version=" + (deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion)
             if !deployment.credential.isEmpty { headers.append(("api-key", deployment.credential.reveal())) }
         case .anthropic:
             if let native = permit.messagesRequest {
                 // A Messages caller to a Messages provider: its own body, model swapped.
-                body = nativeMessagesBody(native, upstreamModel: deployment.upstreamModel, defaultUser: identity.qualifiedName)
+                body = nativeMessagesBody(
+                    native, upstreamModel: deployment.upstreamModel, defaultUser: identity.qualifiedName)
             } else {
                 let request = try chatRequest(permit, alias: alias, provider: "Anthropic", settings: settings)
-                body = try AnthropicRequest.body(from: request, upstreamModel: deployment.upstreamModel,
-                                                 defaultMaxTokens: alias.maxOutputTokens ?? permit.engine.policy.defaultMaxOutputTokens,
-                                                 defaultUser: identity.qualifiedName)
+                body = try AnthropicRequest.body(
+                    from: request, upstreamModel: deployment.upstreamModel,
+                    defaultMaxTokens: alias.maxOutputTokens ?? permit.engine.policy.defaultMaxOutputTokens,
+                    defaultUser: identity.qualifiedName)
             }
             let base = deployment.endpoint.basePath
             path = base + (base.hasSuffix("/v1") ? "/messages" : "/v1/messages")
@@ -51,7 +60,8 @@ enum Forward {
         case .gemini:
             let request = try chatRequest(permit, alias: alias, provider: "Gemini", settings: settings)
             body = try GeminiRequest.body(from: request)
-            path = deployment.endpoint.basePath + "/models/" + deployment.upstreamModel
+            path =
+                deployment.endpoint.basePath + "/models/" + deployment.upstreamModel
                 + (permit.request.stream ? ":streamGenerateContent?alt=sse" : ":generateContent")
             if !deployment.credential.isEmpty { headers.append(("x-goog-api-key", deployment.credential.reveal())) }
         }
@@ -67,11 +77,15 @@ enum Forward {
 
     /// The caller's chat body as a value, for a provider that needs it rebuilt; only chat
     /// completions can be.
-    private static func chatRequest(_ permit: Authorize.Permit, alias: ModelAlias, provider: String,
-                                    settings: AgentSettings) throws(RequestBodyError) -> JSONValue {
+    private static func chatRequest(
+        _ permit: Authorize.Permit, alias: ModelAlias, provider: String,
+        settings: AgentSettings
+    ) throws(RequestBodyError) -> JSONValue {
         guard permit.request.endpoint == .chatCompletions else {
-            throw RequestBodyError("\(alias.name) is served by \(provider), which has no \(permit.request.endpoint.rawValue); use /v1/chat/completions",
-                                   code: "unsupported_endpoint")
+            throw RequestBodyError(
+                "\(alias.name) is served by \(provider),"
+                    + " which has no \(permit.request.endpoint.rawValue); use /v1/chat/completions",
+                code: "unsupported_endpoint")
         }
         do {
             return try JSONValue.parseObject(permit.request.body, maxDepth: settings.maxJSONDepth)
@@ -82,7 +96,8 @@ enum Forward {
 
     /// A caller's Messages body for an Anthropic deployment: every field kept, the model
     /// replaced, and the workload named in `metadata.user_id` when the caller named no one.
-    private static func nativeMessagesBody(_ request: JSONValue, upstreamModel: String, defaultUser: String) -> [UInt8] {
+    private static func nativeMessagesBody(_ request: JSONValue, upstreamModel: String, defaultUser: String) -> [UInt8]
+    {
         var members: [(key: String, value: JSONValue)] = (request.objectValue ?? []).map {
             $0.key == "model" ? ("model", .string(upstreamModel)) : $0
         }

@@ -7,14 +7,17 @@ import SluiceAPI
 enum Gate {
     static func check(runtime: AgentRuntime, now: Int64) -> Authorize.Refusal? {
         if let sync = runtime.sync, let reason = sync.staleness(at: now) {
-            return Authorize.Refusal(error: OpenAIError(status: 503, message: reason, type: "service_unavailable", code: "policy_stale"),
-                                     headers: [("retry-after", "5")])
+            return Authorize.Refusal(
+                error: OpenAIError(status: 503, message: reason, type: "service_unavailable", code: "policy_stale"),
+                headers: [("retry-after", "5")])
         }
         if let spool = runtime.spool, spool.refusesCalls {
             let cause = spool.health.lastError ?? "the disk refuses writes"
-            return Authorize.Refusal(error: OpenAIError(
-                status: 503, message: "usage cannot be recorded (\(cause)), and policy says to refuse calls until it can",
-                type: "service_unavailable", code: "usage_spool_unavailable"), headers: [("retry-after", "5")])
+            return Authorize.Refusal(
+                error: OpenAIError(
+                    status: 503,
+                    message: "usage cannot be recorded (\(cause)), and policy says to refuse calls until it can",
+                    type: "service_unavailable", code: "usage_spool_unavailable"), headers: [("retry-after", "5")])
         }
         return nil
     }

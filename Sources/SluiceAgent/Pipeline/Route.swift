@@ -8,20 +8,26 @@ import Synchronization
 final class DeploymentRouter: Sendable {
     private let board = Mutex(DeploymentBoard())
 
-    func choose(from alias: ModelAlias, settings: RouterSettings, tried: Set<DeploymentKey>, estimatedTokens: Int,
-                now: Int64) -> DeploymentBoard.Choice {
+    func choose(
+        from alias: ModelAlias, settings: RouterSettings, tried: Set<DeploymentKey>, estimatedTokens: Int,
+        now: Int64
+    ) -> DeploymentBoard.Choice {
         // The random draw (a getrandom(2) call here) happens only when there is a tie to break.
         board.withLock {
-            $0.choose(from: alias, strategy: settings.strategy, tried: tried, estimatedTokens: estimatedTokens, now: now,
-                      roll: Double.random(in: 0..<1))
+            $0.choose(
+                from: alias, strategy: settings.strategy, tried: tried, estimatedTokens: estimatedTokens, now: now,
+                roll: Double.random(in: 0..<1))
         }
     }
 
-    func finished(_ deployment: Deployment, timeToFirstByteSeconds: Double?, tokensUsed: Int?, estimatedTokens: Int,
-                  failure: AttemptFailure?, settings: RouterSettings, now: Int64) {
+    func finished(
+        _ deployment: Deployment, timeToFirstByteSeconds: Double?, tokensUsed: Int?, estimatedTokens: Int,
+        failure: AttemptFailure?, settings: RouterSettings, now: Int64
+    ) {
         board.withLock {
-            $0.finished(deployment, timeToFirstByteSeconds: timeToFirstByteSeconds, tokensUsed: tokensUsed,
-                        estimatedTokens: estimatedTokens, failure: failure, settings: settings, now: now)
+            $0.finished(
+                deployment, timeToFirstByteSeconds: timeToFirstByteSeconds, tokensUsed: tokensUsed,
+                estimatedTokens: estimatedTokens, failure: failure, settings: settings, now: now)
         }
     }
 
@@ -30,7 +36,8 @@ final class DeploymentRouter: Sendable {
 
     static func origin(of deployment: Deployment) -> UpstreamOrigin {
         let endpoint = deployment.endpoint
-        return UpstreamOrigin(scheme: endpoint.scheme == .https ? .https : .http, host: endpoint.host, port: endpoint.port,
-                              trustRoots: deployment.caFile.map { .caFile($0) } ?? .system)
+        return UpstreamOrigin(
+            scheme: endpoint.scheme == .https ? .https : .http, host: endpoint.host, port: endpoint.port,
+            trustRoots: deployment.caFile.map { .caFile($0) } ?? .system)
     }
 }

@@ -45,7 +45,8 @@ public final class AgentServer: Service {
                     }
                     return channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
-                        try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: false)
+                        try pipeline.configureHTTPServerPipeline(
+                            withPipeliningAssistance: true, withErrorHandling: false)
                         try pipeline.addHandler(AgentConnectionHandler(runtime: runtime))
                     }
                 }
@@ -57,8 +58,12 @@ public final class AgentServer: Service {
         bound.withLockedValue { $0 = channel }
         let port = channel.localAddress?.port ?? address.port
         boundPromise.succeed(port)
-        logger.info("sluice-agent listening", metadata: ["address": "\(address.host):\(port)",
-                                                        "aliases": "\(runtime.activePolicy.configuration.catalog.names.count)"])
+        logger.info(
+            "sluice-agent listening",
+            metadata: [
+                "address": "\(address.host):\(port)",
+                "aliases": "\(runtime.activePolicy.configuration.catalog.names.count)",
+            ])
 
         try? await gracefulShutdown()
 
@@ -80,7 +85,8 @@ public final class AgentServer: Service {
             return first
         }
         if !drained {
-            logger.warning("drain timeout reached; closing remaining calls", metadata: ["in_flight": "\(runtime.inFlight.count)"])
+            logger.warning(
+                "drain timeout reached; closing remaining calls", metadata: ["in_flight": "\(runtime.inFlight.count)"])
         }
         runtime.upstream.shutdown()
         runtime.audit.flush()

@@ -3,8 +3,10 @@ import NIOHTTP1
 
 /// Writes the head and body of a JSON answer the agent gives itself (errors, model list,
 /// probes). The caller writes the end, which decides whether the connection stays.
-func writeJSONResponse(_ body: [UInt8], status: Int, on channel: any Channel, requestID: String?, close: Bool,
-                       extraHeaders: [(String, String)] = []) {
+func writeJSONResponse(
+    _ body: [UInt8], status: Int, on channel: any Channel, requestID: String?, close: Bool,
+    extraHeaders: [(String, String)] = []
+) {
     var headers = HTTPHeaders()
     headers.add(name: "content-type", value: "application/json")
     headers.add(name: "content-length", value: String(body.count))

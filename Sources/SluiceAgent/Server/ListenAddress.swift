@@ -18,7 +18,9 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
             host = text[text.index(after: text.startIndex)..<close]
             portText = text[text.index(close, offsetBy: 2)...]
         } else {
-            guard let colon = text.lastIndex(of: ":") else { throw ConfigError("listen address \(text) must look like 127.0.0.1:4000") }
+            guard let colon = text.lastIndex(of: ":") else {
+                throw ConfigError("listen address \(text) must look like 127.0.0.1:4000")
+            }
             host = text[..<colon]
             portText = text[text.index(after: colon)...]
         }

@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A test mode for the fault tests: when `SLUICE_TEST_CRASH_AT` names a point of the flush
 /// cycle, the process kills itself with SIGKILL the `SLUICE_TEST_CRASH_AFTER`-th time (1
@@ -17,7 +18,10 @@ public enum CrashPoints {
     public static func configure(environment: [String: String]) throws(ConfigError) {
         guard let name = environment["SLUICE_TEST_CRASH_AT"], !name.isEmpty else { return }
         guard let point = UsageSpool.CrashPoint(rawValue: name) else {
-            throw ConfigError("SLUICE_TEST_CRASH_AT must be one of \(UsageSpool.CrashPoint.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw ConfigError(
+                "SLUICE_TEST_CRASH_AT must be one of "
+                    + UsageSpool.CrashPoint.allCases.map(\.rawValue).joined(separator: ", ")
+            )
         }
         let after = Int(environment["SLUICE_TEST_CRASH_AFTER"] ?? "1") ?? 1
         plan.withLock { $0 = (point, max(1, after)) }

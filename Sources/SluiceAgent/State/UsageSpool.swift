@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
 import SluiceWire
 import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The on-disk record of every call's usage until the control plane has acknowledged it.
 ///
@@ -92,7 +93,9 @@ public final class UsageSpool: Sendable {
 
         var epoch: String
         if let bytes = try DurableFiles.read("\(directory)/epoch", limit: 256),
-           let text = String(validating: bytes, as: UTF8.self)?.trimmingCharacters(in: .whitespacesAndNewlines), !text.isEmpty {
+            let text = String(validating: bytes, as: UTF8.self)?.trimmingCharacters(in: .whitespacesAndNewlines),
+            !text.isEmpty
+        {
             epoch = text
         } else {
             epoch = Self.newEpoch()
@@ -100,8 +103,10 @@ public final class UsageSpool: Sendable {
         }
         var acknowledged: Int64 = 0
         if let bytes = try DurableFiles.read("\(directory)/acked", limit: 256),
-           let fields = String(validating: bytes, as: UTF8.self)?.split(whereSeparator: \.isWhitespace), fields.count == 2,
-           fields[0] == epoch, let sequence = Int64(fields[1]) {
+            let fields = String(validating: bytes, as: UTF8.self)?.split(whereSeparator: \.isWhitespace),
+            fields.count == 2,
+            fields[0] == epoch, let sequence = Int64(fields[1])
+        {
             acknowledged = sequence
         }
 
@@ -109,7 +114,9 @@ public final class UsageSpool: Sendable {
         var quarantined = 0
         var highestJournal = 0
         for name in names {
-            if let number = Self.number(in: name, prefix: "journal-", suffix: ".log") { highestJournal = max(highestJournal, number) }
+            if let number = Self.number(in: name, prefix: "journal-", suffix: ".log") {
+                highestJournal = max(highestJournal, number)
+            }
         }
         for name in names {
             guard let number = Self.number(in: name, prefix: "batch-", suffix: ".json") else {
@@ -137,8 +144,10 @@ public final class UsageSpool: Sendable {
             // a new journal of that number for the batch's and delete it.
             highestJournal = max(highestJournal, pending.journals.max() ?? 0)
         }
-        state = Mutex(State(epoch: epoch, nextSequence: highestSequence + 1, acknowledged: acknowledged,
-                            journalNumber: highestJournal + 1, memoryCap: memoryCap, quarantined: quarantined))
+        state = Mutex(
+            State(
+                epoch: epoch, nextSequence: highestSequence + 1, acknowledged: acknowledged,
+                journalNumber: highestJournal + 1, memoryCap: memoryCap, quarantined: quarantined))
     }
 
     /// Sets what happens while the disk refuses writes (from the policy's settings).
@@ -203,8 +212,10 @@ public final class UsageSpool: Sendable {
         }
         if diskRefuses { return try pending() }
         let current = state.withLock { $0.journalNumber }
-        let sealedJournals = try DurableFiles.list(directory).compactMap { Self.number(in: $0, prefix: "journal-", suffix: ".log") }
-            .filter { $0 < current }.sorted()
+        let sealedJournals = try DurableFiles.list(directory).compactMap {
+            Self.number(in: $0, prefix: "journal-", suffix: ".log")
+        }
+        .filter { $0 < current }.sorted()
         if !sealedJournals.isEmpty {
             var records: [UsageRecord] = []
             for journal in sealedJournals {
@@ -217,9 +228,11 @@ public final class UsageSpool: Sendable {
                     defer { state.nextSequence += 1 }
                     return (state.epoch, state.nextSequence)
                 }
-                let pending = PendingBatch(batch: UsageBatch(agentID: agentID, epoch: epoch, sequence: sequence,
-                                                             deltas: UsageRecord.deltas(records)),
-                                           journals: sealedJournals)
+                let pending = PendingBatch(
+                    batch: UsageBatch(
+                        agentID: agentID, epoch: epoch, sequence: sequence,
+                        deltas: UsageRecord.deltas(records)),
+                    journals: sealedJournals)
                 try DurableFiles.replace("\(directory)/batch-\(sequence).json", with: Array(try Self.encode(pending)))
                 CrashPoints.reach(.afterSeal)
                 for journal in sealedJournals { try DurableFiles.remove("\(directory)/journal-\(journal).log") }
@@ -235,12 +248,15 @@ public final class UsageSpool: Sendable {
         defer { if quarantined > 0 { state.withLock { $0.quarantined += quarantined } } }
         for name in try DurableFiles.list(directory) {
             guard Self.number(in: name, prefix: "batch-", suffix: ".json") != nil,
-                  let pending = try Self.readBatch("\(directory)/\(name)", quarantined: &quarantined) else { continue }
+                let pending = try Self.readBatch("\(directory)/\(name)", quarantined: &quarantined)
+            else { continue }
             batches.append(pending)
         }
         // The current epoch last: batches left from an older epoch go first, in order.
         let epoch = state.withLock { $0.epoch }
-        return batches.sorted { ($0.batch.epoch == epoch ? 1 : 0, $0.batch.sequence) < ($1.batch.epoch == epoch ? 1 : 0, $1.batch.sequence) }
+        return batches.sorted {
+            ($0.batch.epoch == epoch ? 1 : 0, $0.batch.sequence) < ($1.batch.epoch == epoch ? 1 : 0, $1.batch.sequence)
+        }
     }
 
     /// Records that the control plane applied `batch`, then deletes its file.
@@ -267,9 +283,10 @@ public final class UsageSpool: Sendable {
 
     public var health: Health {
         state.withLock { state in
-            Health(epoch: state.epoch, acknowledgedSequence: state.acknowledged, heldInMemory: state.held.count,
-                   appendedTotal: state.appendedTotal, lastError: state.held.isEmpty ? nil : state.lastError?.message,
-                   quarantined: state.quarantined)
+            Health(
+                epoch: state.epoch, acknowledgedSequence: state.acknowledged, heldInMemory: state.held.count,
+                appendedTotal: state.appendedTotal, lastError: state.held.isEmpty ? nil : state.lastError?.message,
+                quarantined: state.quarantined)
         }
     }
 
@@ -309,7 +326,8 @@ public final class UsageSpool: Sendable {
         let decoder = JSONDecoder()
         var records: [UsageRecord] = []
         // Only whole lines: a torn last line (the process died mid-write) is not a record.
-        for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true) where line.endIndex < bytes.endIndex || bytes.last == UInt8(ascii: "\n") {
+        for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
+        where line.endIndex < bytes.endIndex || bytes.last == UInt8(ascii: "\n") {
             if let record = try? decoder.decode(UsageRecord.self, from: Data(line)) { records.append(record) }
         }
         return records
@@ -323,7 +341,9 @@ public final class UsageSpool: Sendable {
         do {
             return try WireCoding.decoder.decode(PendingBatch.self, from: Data(bytes))
         } catch {
-            guard rename(path, "\(path).corrupt") == 0 else { throw StateFileError("cannot set aside the damaged batch file", path) }
+            guard rename(path, "\(path).corrupt") == 0 else {
+                throw StateFileError("cannot set aside the damaged batch file", path)
+            }
             quarantined += 1
             return nil
         }

@@ -30,20 +30,25 @@ public final class ControlPlaneClient: Sendable {
     /// Largest answer read: a 10,000-key bundle is about 5 MiB.
     static let maxResponseBytes = 64 << 20
 
-    public init(url: String, token: Secret, caFile: String?, upstream: UpstreamClient, group: any EventLoopGroup) throws(ConfigError) {
+    public init(url: String, token: Secret, caFile: String?, upstream: UpstreamClient, group: any EventLoopGroup)
+        throws(ConfigError)
+    {
         do {
             baseURL = try Endpoint(parsing: url)
         } catch {
             throw ConfigError("--control-plane: \(error.message)")
         }
-        origin = UpstreamOrigin(scheme: baseURL.scheme == .https ? .https : .http, host: baseURL.host, port: baseURL.port,
-                                trustRoots: caFile.map { .caFile($0) } ?? .system)
+        origin = UpstreamOrigin(
+            scheme: baseURL.scheme == .https ? .https : .http, host: baseURL.host, port: baseURL.port,
+            trustRoots: caFile.map { .caFile($0) } ?? .system)
         self.token = token
         self.upstream = upstream
         self.group = group
     }
 
-    public func get(_ path: String, headers: [(name: String, value: String)] = [], timeout: TimeAmount) async throws(Failure) -> Response {
+    public func get(_ path: String, headers: [(name: String, value: String)] = [], timeout: TimeAmount)
+        async throws(Failure) -> Response
+    {
         try await send("GET", path, headers: headers, body: [], timeout: timeout)
     }
 
@@ -51,15 +56,18 @@ public final class ControlPlaneClient: Sendable {
         try await send("POST", path, headers: [("content-type", "application/json")], body: json, timeout: timeout)
     }
 
-    private func send(_ method: String, _ path: String, headers: [(name: String, value: String)], body: [UInt8],
-                      timeout: TimeAmount) async throws(Failure) -> Response {
+    private func send(
+        _ method: String, _ path: String, headers: [(name: String, value: String)], body: [UInt8],
+        timeout: TimeAmount
+    ) async throws(Failure) -> Response {
         var allHeaders = headers
         allHeaders.append(("authorization", "Bearer " + token.reveal()))
         allHeaders.append(("accept", "application/json"))
         allHeaders.append(("user-agent", "sluice-agent/0.1"))
         let eventLoop = group.next()
-        let request = UpstreamRequest(method: method, path: baseURL.basePath + path, headers: allHeaders,
-                                      body: ByteBuffer(bytes: body), firstByteTimeout: timeout, idleTimeout: timeout)
+        let request = UpstreamRequest(
+            method: method, path: baseURL.basePath + path, headers: allHeaders,
+            body: ByteBuffer(bytes: body), firstByteTimeout: timeout, idleTimeout: timeout)
         // Cancelling the task (graceful shutdown during a long-poll) cancels the call. The
         // continuation is resumed exactly once, by the answer or by the cancellation.
         let pending = NIOLockedValueBox<PendingCall>(PendingCall())
@@ -104,7 +112,8 @@ private struct PendingCall {
     var call: UpstreamCall?
     var cancelled = false
 
-    mutating func take() -> CheckedContinuation<Result<ControlPlaneClient.Response, ControlPlaneClient.Failure>, Never>? {
+    mutating func take() -> CheckedContinuation<Result<ControlPlaneClient.Response, ControlPlaneClient.Failure>, Never>?
+    {
         defer { continuation = nil }
         return continuation
     }

@@ -17,8 +17,10 @@ public final class PolicySync: Service {
     private let waitSeconds: Int
     private let retry: Backoff
 
-    public init(runtime: AgentRuntime, client: ControlPlaneClient, source: PolicyBundleSource, logger: Logger,
-                waitSeconds: Int = 25, retry: Backoff = Backoff(initial: .milliseconds(250), maximum: .seconds(15))) {
+    public init(
+        runtime: AgentRuntime, client: ControlPlaneClient, source: PolicyBundleSource, logger: Logger,
+        waitSeconds: Int = 25, retry: Backoff = Backoff(initial: .milliseconds(250), maximum: .seconds(15))
+    ) {
         self.runtime = runtime
         self.client = client
         self.source = source
@@ -55,7 +57,8 @@ public final class PolicySync: Service {
         let wait = quick || current == nil || status.agentID == nil ? 0 : waitSeconds
         let response: ControlPlaneClient.Response
         do {
-            response = try await client.get("/v1/agent/policy?wait=\(wait)", headers: headers, timeout: .seconds(Int64(wait + 15)))
+            response = try await client.get(
+                "/v1/agent/policy?wait=\(wait)", headers: headers, timeout: .seconds(Int64(wait + 15)))
         } catch {
             if Task.isCancelled { return false }
             fail(status, "control plane unreachable: \(error.message)")
@@ -87,7 +90,9 @@ public final class PolicySync: Service {
             accepted = try source.accept(bytes, above: current)
         } catch {
             runtime.metrics.policyRejected()
-            fail(status, "bundle rejected, version \(current.map(String.init) ?? "none") stays in force: \(error.message)")
+            fail(
+                status,
+                "bundle rejected, version \(current.map(String.init) ?? "none") stays in force: \(error.message)")
             return false
         }
         // The fallback is read by the engine the reload builds.
@@ -110,8 +115,12 @@ public final class PolicySync: Service {
         for warning in accepted.configuration.warnings {
             logger.warning("policy bundle: \(warning)")
         }
-        logger.info("policy in force", metadata: ["version": "\(accepted.version)", "from": "control plane",
-                                                  "keys": "\(accepted.configuration.policy.keys.count)"])
+        logger.info(
+            "policy in force",
+            metadata: [
+                "version": "\(accepted.version)", "from": "control plane",
+                "keys": "\(accepted.configuration.policy.keys.count)",
+            ])
         return true
     }
 

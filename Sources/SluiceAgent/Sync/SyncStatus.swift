@@ -73,7 +73,10 @@ public final class SyncStatus: Sendable {
             return "the agent has no policy yet: the control plane has not been reached" + lastErrorSuffix
         }
         guard age > maxPolicyAgeNanoseconds else { return nil }
-        return "the agent's policy (version \(version ?? 0)) was last confirmed \(age / 1_000_000_000) s ago, past the maximum age of \(maxPolicyAgeNanoseconds / 1_000_000_000) s" + lastErrorSuffix
+        return
+            "the agent's policy (version \(version ?? 0)) was last confirmed \(age / 1_000_000_000) s ago,"
+                + " past the maximum age of \(maxPolicyAgeNanoseconds / 1_000_000_000) s"
+            + lastErrorSuffix
     }
 
     private var lastErrorSuffix: String {
@@ -92,7 +95,8 @@ public final class SyncStatus: Sendable {
 
     public func report(at now: Int64) -> Report {
         let details = details.withLock { $0 }
-        return Report(version: version, ageSeconds: age(at: now).map { Double($0) / 1e9 }, lastError: details.lastError,
-                      lastFlushError: details.lastFlushError, agentID: details.agentID, stale: staleness(at: now) != nil)
+        return Report(
+            version: version, ageSeconds: age(at: now).map { Double($0) / 1e9 }, lastError: details.lastError,
+            lastFlushError: details.lastFlushError, agentID: details.agentID, stale: staleness(at: now) != nil)
     }
 }

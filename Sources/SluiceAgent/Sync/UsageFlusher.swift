@@ -22,8 +22,10 @@ public final class UsageFlusher: Service {
     /// The disk error last logged, so a failing disk is reported once, and its recovery too.
     private let reportedDiskError = Mutex<String?>(nil)
 
-    public init(runtime: AgentRuntime, spool: UsageSpool, client: ControlPlaneClient, interval: Duration,
-                shutdownDeadline: Duration = .seconds(10), logger: Logger) {
+    public init(
+        runtime: AgentRuntime, spool: UsageSpool, client: ControlPlaneClient, interval: Duration,
+        shutdownDeadline: Duration = .seconds(10), logger: Logger
+    ) {
         self.runtime = runtime
         self.spool = spool
         self.client = client
@@ -45,13 +47,16 @@ public final class UsageFlusher: Service {
         let deadline = ContinuousClock.now + shutdownDeadline
         while ContinuousClock.now < deadline {
             if await flush() {
-                logger.info("usage flushed at shutdown", metadata: ["acknowledged_sequence": "\(spool.health.acknowledgedSequence)"])
+                logger.info(
+                    "usage flushed at shutdown",
+                    metadata: ["acknowledged_sequence": "\(spool.health.acknowledgedSequence)"])
                 return
             }
             try? await Task.sleep(for: .milliseconds(200))
         }
-        logger.error("usage not fully flushed at shutdown; it stays in the spool and is sent by the next start",
-                     metadata: ["pending_batches": "\((try? spool.pending().count) ?? -1)", "directory": "\(spool.directory)"])
+        logger.error(
+            "usage not fully flushed at shutdown; it stays in the spool and is sent by the next start",
+            metadata: ["pending_batches": "\((try? spool.pending().count) ?? -1)", "directory": "\(spool.directory)"])
     }
 
     /// One cycle: seal, then send until the spool is empty or a send fails. True when
@@ -85,10 +90,15 @@ public final class UsageFlusher: Service {
                 return false
             }
             guard response.status == 200,
-                  let ack = try? WireCoding.decoder.decode(UsageAck.self, from: Data(response.body)),
-                  ack.epoch == entry.batch.epoch, ack.acknowledgedSequence >= entry.batch.sequence else {
+                let ack = try? WireCoding.decoder.decode(UsageAck.self, from: Data(response.body)),
+                ack.epoch == entry.batch.epoch, ack.acknowledgedSequence >= entry.batch.sequence
+            else {
                 let detail = String(decoding: response.body.prefix(300), as: UTF8.self)
-                report(status, "usage flush: batch \(entry.batch.epoch)/\(entry.batch.sequence) not acknowledged (HTTP \(response.status)): \(detail)")
+                report(
+                    status,
+                    "usage flush: batch \(entry.batch.epoch)/\(entry.batch.sequence) not acknowledged (HTTP "
+                        + "\(response.status)): \(detail)"
+                )
                 return false
             }
             CrashPoints.reach(.afterCommit)
@@ -114,8 +124,9 @@ public final class UsageFlusher: Service {
         while !Task.isCancelled, ContinuousClock.now < cycleEnds {
             try? await Task.sleep(for: min(.milliseconds(100), cycleEnds - ContinuousClock.now))
             guard let leases = runtime.leases, runtime.sync?.agentID != nil,
-                  lastEarlyRenewal.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true,
-                  leases.wantsLease(limiter: runtime.limiter, engine: runtime.activePolicy.engine, now: runtime.now()) else { continue }
+                lastEarlyRenewal.map({ ContinuousClock.now - $0 >= .seconds(1) }) ?? true,
+                leases.wantsLease(limiter: runtime.limiter, engine: runtime.activePolicy.engine, now: runtime.now())
+            else { continue }
             lastEarlyRenewal = .now
             await renewLeases()
         }
@@ -127,7 +138,8 @@ public final class UsageFlusher: Service {
         guard let leases = runtime.leases, let status = runtime.sync else { return }
         let sampled = runtime.now()
         let sampledWindows = AgentRuntime.windows(runtime.activePolicy.configuration.policy.timeZone, sampled)
-        let demands = leases.demands(limiter: runtime.limiter, engine: runtime.activePolicy.engine, now: sampled) { [limiter = runtime.limiter] scope in
+        let demands = leases.demands(limiter: runtime.limiter, engine: runtime.activePolicy.engine, now: sampled) {
+            [limiter = runtime.limiter] scope in
             limiter.windowSpend(scope, now: sampled, dayNumber: sampledWindows.day, monthNumber: sampledWindows.month)
         }
         var grants: [LeaseGrant] = []
@@ -137,13 +149,17 @@ public final class UsageFlusher: Service {
                 let body = Array(try WireCoding.encoder.encode(request))
                 let response = try await client.post("/v1/agent/leases", json: body, timeout: .seconds(10))
                 guard response.status == 200 else {
-                    throw ControlPlaneClient.Failure(message: "HTTP \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
+                    throw ControlPlaneClient.Failure(
+                        message:
+                            "HTTP \(response.status): \(String(decoding: response.body.prefix(300), as: UTF8.self))")
                 }
                 grants = try WireCoding.decoder.decode(LeaseAnswer.self, from: Data(response.body)).grants
                 runtime.metrics.leasesRenewed(grants.count)
             } catch {
                 runtime.metrics.leaseRenewalFailed()
-                logger.warning("lease renewal failed; shares not renewed fall back when they expire", metadata: ["error": "\(error)"])
+                logger.warning(
+                    "lease renewal failed; shares not renewed fall back when they expire",
+                    metadata: ["error": "\(error)"])
             }
         }
         let now = runtime.now()
@@ -161,7 +177,8 @@ public final class UsageFlusher: Service {
         var headers: [(name: String, value: String)] = []
         if let version = status.version { headers.append(("if-none-match", "\"v\(version)\"")) }
         guard let response = try? await client.get("/v1/agent/policy?wait=0", headers: headers, timeout: .seconds(10)),
-              let id = response.header("sluice-agent-id"), !id.isEmpty else {
+            let id = response.header("sluice-agent-id"), !id.isEmpty
+        else {
             logger.debug("usage flush waits for the control plane to name this agent")
             return nil
         }
@@ -178,11 +195,15 @@ public final class UsageFlusher: Service {
             return reported
         }
         if let error = health.lastError, error != previous {
-            logger.error("usage spool cannot write to disk; usage is held in memory", metadata: [
-                "error": "\(error)", "held_in_memory": "\(health.heldInMemory)", "directory": "\(spool.directory)",
-                "refusing_calls": "\(spool.refusesCalls)"])
+            logger.error(
+                "usage spool cannot write to disk; usage is held in memory",
+                metadata: [
+                    "error": "\(error)", "held_in_memory": "\(health.heldInMemory)", "directory": "\(spool.directory)",
+                    "refusing_calls": "\(spool.refusesCalls)",
+                ])
         } else if health.lastError == nil, previous != nil {
-            logger.notice("usage spool writes to disk again; held usage written", metadata: ["directory": "\(spool.directory)"])
+            logger.notice(
+                "usage spool writes to disk again; held usage written", metadata: ["directory": "\(spool.directory)"])
         }
     }
 

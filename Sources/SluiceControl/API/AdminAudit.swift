@@ -12,20 +12,29 @@ struct AdminAudit: Sendable {
 
     /// Records a write that is already stored. A failure to append to the trail is logged,
     /// not returned: the change itself has happened and the admin must hear that it did.
-    func changed(_ request: Request, _ action: String, _ kind: String, _ name: String, fields: [String] = [],
-                 policy: Bool = true) async {
+    func changed(
+        _ request: Request, _ action: String, _ kind: String, _ name: String, fields: [String] = [],
+        policy: Bool = true
+    ) async {
         if policy { publisher.policyChanged() }
-        let change = AdminChange(at: Int64(Date().timeIntervalSince1970), actor: Self.actor(request), action: action, kind: kind,
-                                 name: name, fields: fields)
-        logger.info("admin change", metadata: [
-            "actor": "\(change.actor)", "action": "\(action)", "kind": "\(kind)", "name": "\(name)",
-            "fields": "\(fields.joined(separator: ","))",
-        ])
+        let change = AdminChange(
+            at: Int64(Date().timeIntervalSince1970), actor: Self.actor(request), action: action, kind: kind,
+            name: name, fields: fields)
+        logger.info(
+            "admin change",
+            metadata: [
+                "actor": "\(change.actor)", "action": "\(action)", "kind": "\(kind)", "name": "\(name)",
+                "fields": "\(fields.joined(separator: ","))",
+            ])
         do {
             try await store.recordAdminChange(change)
         } catch {
-            logger.error("cannot append to the admin audit trail", metadata: ["action": "\(action)", "kind": "\(kind)", "name": "\(name)",
-                                                                            "error": "\(error)"])
+            logger.error(
+                "cannot append to the admin audit trail",
+                metadata: [
+                    "action": "\(action)", "kind": "\(kind)", "name": "\(name)",
+                    "error": "\(error)",
+                ])
         }
     }
 
@@ -35,9 +44,12 @@ struct AdminAudit: Sendable {
     static func actor(_ request: Request) -> String {
         guard let value = request.headers[.init("sluice-actor")!] else { return "admin" }
         let bytes = Array(value.utf8)
-        let plain = (1...64).contains(bytes.count) && bytes.allSatisfy { byte in
-            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte) || Array("._@+-".utf8).contains(byte)
-        }
+        let plain =
+            (1...64).contains(bytes.count)
+            && bytes.allSatisfy { byte in
+                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                    || Array("._@+-".utf8).contains(byte)
+            }
         return plain ? value : "admin"
     }
 

@@ -1,12 +1,13 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Logging
 import ServiceLifecycle
 import SluicePolicy
 import SluiceWire
 import Synchronization
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// Fleet-wide budgets. Every agent enforces its own counters; this is the fleet's view:
 /// when the spend of a team, project, key or service over its day or month (in the
@@ -29,8 +30,11 @@ public final class BudgetWatcher: Service {
     ///   - clock: Unix seconds.
     ///   - interval: least seconds between two checks triggered by usage.
     ///   - send: posts a webhook body (URLSession by default; injectable for tests).
-    public init(store: any Store, logger: Logger, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
-                interval: Int64 = 1, send: (@Sendable (URL, Data) async throws -> Void)? = nil) {
+    public init(
+        store: any Store, logger: Logger,
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
+        interval: Int64 = 1, send: (@Sendable (URL, Data) async throws -> Void)? = nil
+    ) {
         self.store = store
         self.logger = logger
         self.clock = clock
@@ -51,8 +55,15 @@ public final class BudgetWatcher: Service {
         public var windowEnd: Int64
 
         enum CodingKeys: String, CodingKey {
-            case event, scopeKind = "scope_kind", scope, limit, budgetUSD = "budget_usd", spentUSD = "spent_usd", percent,
-                 windowStart = "window_start", windowEnd = "window_end"
+            case event
+            case scopeKind = "scope_kind"
+            case scope, limit
+            case budgetUSD = "budget_usd"
+            case spentUSD = "spent_usd"
+            case percent
+            case
+                windowStart = "window_start"
+            case windowEnd = "window_end"
         }
     }
 
@@ -101,12 +112,15 @@ public final class BudgetWatcher: Service {
             if changed { try await store.bumpPolicyVersion() }
             if let webhook {
                 for notice in notices {
-                    let key = "\(notice.event):\(notice.scopeKind):\(notice.scope):\(notice.limit):\(notice.windowStart)"
+                    let key =
+                        "\(notice.event):\(notice.scopeKind):\(notice.scope):\(notice.limit):\(notice.windowStart)"
                     guard try await store.recordNotice(key) else { continue }
                     do {
                         try await send(webhook, try WireCoding.encoder.encode(notice))
                     } catch {
-                        logger.error("budget webhook failed; the notice is not retried", metadata: ["scope": "\(notice.scope)", "error": "\(error)"])
+                        logger.error(
+                            "budget webhook failed; the notice is not retried",
+                            metadata: ["scope": "\(notice.scope)", "error": "\(error)"])
                     }
                 }
             }
@@ -124,9 +138,11 @@ public final class BudgetWatcher: Service {
         for entity in snapshot.entities {
             switch entity {
             case .team(let team): if let limits = team.limits { budgets.append((.team, "team", team.name, limits)) }
-            case .project(let project): if let limits = project.limits { budgets.append((.project, "project", project.name, limits)) }
+            case .project(let project):
+                if let limits = project.limits { budgets.append((.project, "project", project.name, limits)) }
             case .key(let key): if let limits = key.limits { budgets.append((.key, "key", key.id, limits)) }
-            case .service(let service): if let limits = service.limits { budgets.append((.service, "service", service.name, limits)) }
+            case .service(let service):
+                if let limits = service.limits { budgets.append((.service, "service", service.name, limits)) }
             case .model: break
             }
         }
@@ -143,18 +159,24 @@ public final class BudgetWatcher: Service {
             var spend: [UsageQuery.Dimension: [String: Int64]] = [:]
             for dimension in Set(relevant.map(\.kind)) {
                 let rows = try await store.usage(UsageQuery(groupBy: [dimension], from: start - start % 3600, to: end))
-                spend[dimension] = Dictionary(rows.map { ($0.group[dimension.rawValue] ?? "", $0.costPicoUSD) }, uniquingKeysWith: +)
+                spend[dimension] = Dictionary(
+                    rows.map { ($0.group[dimension.rawValue] ?? "", $0.costPicoUSD) }, uniquingKeysWith: +)
             }
             for budget in relevant {
                 guard let usd = budget.limits[keyPath: field], let cap = Cost(usd: usd) else { continue }
                 let spent = spend[budget.kind]?[budget.name] ?? 0
-                let percent = cap.picoUSD > 0 ? Int(min(Double(spent) / Double(cap.picoUSD) * 100, 10_000)) : (spent > 0 ? 100 : 0)
+                let percent =
+                    cap.picoUSD > 0
+                    ? Int(min(Double(spent) / Double(cap.picoUSD) * 100, 10_000)) : (spent > 0 ? 100 : 0)
                 func notice(_ event: String) -> Notice {
-                    Notice(event: event, scopeKind: budget.scopeKind, scope: budget.name, limit: limit.rawValue, budgetUSD: usd,
-                           spentUSD: Double(spent) / 1e12, percent: percent, windowStart: start, windowEnd: end)
+                    Notice(
+                        event: event, scopeKind: budget.scopeKind, scope: budget.name, limit: limit.rawValue,
+                        budgetUSD: usd,
+                        spentUSD: Double(spent) / 1e12, percent: percent, windowStart: start, windowEnd: end)
                 }
                 if spent >= cap.picoUSD {
-                    exhausted.append(ExhaustedScope(kind: budget.scopeKind, name: budget.name, limit: limit.rawValue, until: end))
+                    exhausted.append(
+                        ExhaustedScope(kind: budget.scopeKind, name: budget.name, limit: limit.rawValue, until: end))
                     notices.append(notice("budget_exhausted"))
                 } else if let soft, percent >= soft {
                     notices.append(notice("soft_budget_reached"))
@@ -183,7 +205,8 @@ enum TimeZones {
     static func rules(named name: String) -> TimeZoneRules? {
         if let fixed = TimeZoneRules(fixedOffset: name) { return fixed }
         guard !name.contains(".."), !name.hasPrefix("/"),
-              let data = FileManager.default.contents(atPath: "/usr/share/zoneinfo/\(name)") else { return nil }
+            let data = FileManager.default.contents(atPath: "/usr/share/zoneinfo/\(name)")
+        else { return nil }
         return try? TimeZoneRules(name: name, tzif: Array(data))
     }
 }

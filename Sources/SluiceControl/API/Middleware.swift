@@ -7,31 +7,41 @@ import SluiceWire
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = ControlContext
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         do {
             return try await next(request, context)
         } catch let error as APIError {
             return errorResponse(status: error.status, message: error.message, code: error.code)
         } catch let error as StoreError {
-            let code = switch error.kind {
-            case .notFound: "not_found"
-            case .conflict: "conflict"
-            case .invalid: "invalid"
-            }
+            let code =
+                switch error.kind {
+                case .notFound: "not_found"
+                case .conflict: "conflict"
+                case .invalid: "invalid"
+                }
             return errorResponse(status: error.status, message: error.message, code: code)
         } catch let error as HTTPError {
-            return errorResponse(status: error.status.code, message: error.body ?? "\(error.status.reasonPhrase)", code: "http_\(error.status.code)")
+            return errorResponse(
+                status: error.status.code, message: error.body ?? "\(error.status.reasonPhrase)",
+                code: "http_\(error.status.code)")
         } catch {
             context.logger.error("internal error", metadata: ["error": "\(error)"])
-            return errorResponse(status: 500, message: "internal error; see the control plane's log", code: "internal_error")
+            return errorResponse(
+                status: 500, message: "internal error; see the control plane's log", code: "internal_error")
         }
     }
 }
 
 func errorResponse(status: Int, message: String, code: String) -> Response {
-    let body = ErrorBody(error: .init(message: message, type: status >= 500 ? "server_error" : "invalid_request_error", code: code))
-    let bytes = (try? WireCoding.encoder.encode(body)).map(Array.init) ?? Array(#"{"error":{"code":"internal_error"}}"#.utf8)
-    return Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    let body = ErrorBody(
+        error: .init(message: message, type: status >= 500 ? "server_error" : "invalid_request_error", code: code))
+    let bytes =
+        (try? WireCoding.encoder.encode(body)).map(Array.init) ?? Array(#"{"error":{"code":"internal_error"}}"#.utf8)
+    return Response(
+        status: .init(code: status), headers: [.contentType: "application/json"],
+        body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
 }
 
 /// The OpenAI-shaped error body the agent uses too.
@@ -50,9 +60,12 @@ struct AdminAuthMiddleware: RouterMiddleware {
     typealias Context = ControlContext
     let token: Secret
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         guard let presented = bearer(request), constantTimeEqual(presented, token.reveal()) else {
-            return errorResponse(status: 401, message: "the admin API needs Authorization: Bearer <admin token>", code: "unauthorized")
+            return errorResponse(
+                status: 401, message: "the admin API needs Authorization: Bearer <admin token>", code: "unauthorized")
         }
         return try await next(request, context)
     }
@@ -106,7 +119,9 @@ struct AgentAuthMiddleware: RouterMiddleware {
     typealias Context = ControlContext
     let authenticators: [any AgentAuthenticator]
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         var agent: AgentRecord?
         if let presented = bearer(request) {
             for authenticator in authenticators where agent == nil {
@@ -114,8 +129,10 @@ struct AgentAuthMiddleware: RouterMiddleware {
             }
         }
         guard let agent else {
-            return errorResponse(status: 401, message: "the agent API needs Authorization: Bearer <agent token> (issued by POST /v1/admin/agents)",
-                                 code: "unauthorized")
+            return errorResponse(
+                status: 401,
+                message: "the agent API needs Authorization: Bearer <agent token> (issued by POST /v1/admin/agents)",
+                code: "unauthorized")
         }
         var context = context
         context.agentID = agent.id
@@ -125,7 +142,9 @@ struct AgentAuthMiddleware: RouterMiddleware {
 }
 
 private func bearer(_ request: Request) -> String? {
-    guard let value = request.headers[.authorization], value.count > 7, value.prefix(7).lowercased() == "bearer " else { return nil }
+    guard let value = request.headers[.authorization], value.count > 7, value.prefix(7).lowercased() == "bearer " else {
+        return nil
+    }
     return String(value.dropFirst(7))
 }
 

@@ -10,13 +10,19 @@ enum OpenAPIDocument {
         }
         let document: [String: Any] = [
             "openapi": "3.1.0",
-            "info": ["title": "Sluice control plane", "version": "1",
-                     "description": "Admin API (admin token) and agent API (per-agent tokens). Keys are returned once, on creation and rotation, and never appear in URLs."],
+            "info": [
+                "title": "Sluice control plane", "version": "1",
+                "description":
+                    "Admin API (admin token) and agent API (per-agent tokens). Keys are returned once,"
+                        + " on creation and rotation, and never appear in URLs.",
+            ],
             "paths": paths,
             "components": [
                 "securitySchemes": [
                     "admin": ["type": "http", "scheme": "bearer", "description": "SLUICE_ADMIN_TOKEN"],
-                    "agent": ["type": "http", "scheme": "bearer", "description": "an agent token from POST /v1/admin/agents"],
+                    "agent": [
+                        "type": "http", "scheme": "bearer", "description": "an agent token from POST /v1/admin/agents",
+                    ],
                 ],
                 "schemas": schemas,
             ],
@@ -29,34 +35,55 @@ enum OpenAPIDocument {
         if path.hasPrefix("/v1/admin") { operation["security"] = [["admin": [String]()]] }
         if path.hasPrefix("/v1/agent") { operation["security"] = [["agent": [String]()]] }
         let parameters = path.split(separator: "/").filter { $0.hasPrefix("{") }.map { segment -> [String: Any] in
-            ["name": String(segment.dropFirst().dropLast()), "in": "path", "required": true, "schema": ["type": "string"]]
+            [
+                "name": String(segment.dropFirst().dropLast()), "in": "path", "required": true,
+                "schema": ["type": "string"],
+            ]
         }
         var allParameters = parameters
         if path == "/v1/agent/policy" {
-            allParameters.append(["name": "wait", "in": "query", "schema": ["type": "integer", "minimum": 0, "maximum": 60]])
+            allParameters.append([
+                "name": "wait", "in": "query", "schema": ["type": "integer", "minimum": 0, "maximum": 60],
+            ])
             allParameters.append(["name": "If-None-Match", "in": "header", "schema": ["type": "string"]])
         }
         if path == "/v1/admin/usage" {
             for name in ["group_by", "from", "to", "since", "limit"] {
-                allParameters.append(["name": name, "in": "query", "schema": ["type": name == "limit" || name == "from" || name == "to" ? "integer" : "string"]])
+                allParameters.append([
+                    "name": name, "in": "query",
+                    "schema": ["type": name == "limit" || name == "from" || name == "to" ? "integer" : "string"],
+                ])
             }
         }
         if !allParameters.isEmpty { operation["parameters"] = allParameters }
         if let schema = requestSchema(method, path) {
             let content = ["schema": ["$ref": "#/components/schemas/\(schema)"]]
             // Entity and settings patches are JSON Merge Patch; both media types are read the same.
-            let types = method == "PATCH" ? ["application/merge-patch+json": content, "application/json": content] : ["application/json": content]
+            let types =
+                method == "PATCH"
+                ? ["application/merge-patch+json": content, "application/json": content] : ["application/json": content]
             operation["requestBody"] = ["required": true, "content": types]
         }
         if method == "PUT" {
-            operation["description"] = "Replaces the whole entity: a field left out is cleared. Use PATCH to change some fields."
+            operation["description"] =
+                "Replaces the whole entity: a field left out is cleared. Use PATCH to change some fields."
         } else if method == "PATCH" {
-            operation["description"] = path.hasPrefix("/v1/admin/keys")
-                ? "Changes only the fields given; null clears one; metadata merges by key and a null value deletes that key."
-                : "JSON Merge Patch (RFC 7396): changes only the fields given; null clears one; objects merge by member."
+            operation["description"] =
+                path.hasPrefix("/v1/admin/keys")
+                ? "Changes only the fields given; null clears one; metadata merges by key and a null value deletes "
+                    + "that key."
+                : "JSON Merge Patch (RFC 7396): changes only the fields given; null clears one; objects merge by "
+                    + "member."
         }
-        var responses: [String: Any] = ["default": ["description": "error", "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]]]]
-        let success = method == "POST" && !path.hasSuffix("/rotate") && !path.hasSuffix("/revoke") && !path.hasPrefix("/v1/agent") ? "201" : (method == "DELETE" ? "204" : "200")
+        var responses: [String: Any] = [
+            "default": [
+                "description": "error",
+                "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Error"]]],
+            ]
+        ]
+        let success =
+            method == "POST" && !path.hasSuffix("/rotate") && !path.hasSuffix("/revoke") && !path.hasPrefix("/v1/agent")
+            ? "201" : (method == "DELETE" ? "204" : "200")
         responses[success] = ["description": "success"]
         if path == "/v1/agent/policy" { responses["304"] = ["description": "not modified"] }
         operation["responses"] = responses
@@ -64,7 +91,9 @@ enum OpenAPIDocument {
     }
 
     private static func operationID(_ method: String, _ path: String) -> String {
-        let words = path.split(separator: "/").filter { !$0.hasPrefix("{") && $0 != "v1" }.map { String($0).replacingOccurrences(of: ".", with: "_") }
+        let words = path.split(separator: "/").filter { !$0.hasPrefix("{") && $0 != "v1" }.map {
+            String($0).replacingOccurrences(of: ".", with: "_")
+        }
         return method.lowercased() + "_" + words.joined(separator: "_") + (path.hasSuffix("}") ? "_one" : "")
     }
 
@@ -98,50 +127,103 @@ enum OpenAPIDocument {
     private static var aliasLists: [String: Any] { ["type": "object", "additionalProperties": strings] }
     private static var limits: [String: Any] { ["$ref": "#/components/schemas/Limits"] }
 
-    private static var schemas: [String: Any] { [
-        "Error": object(["error": object(["message": string, "type": string, "code": string])]),
-        "Limits": object(["requests_per_minute": integer, "tokens_per_minute": integer, "requests_per_day": integer,
-                          "max_parallel_requests": integer, "daily_spend_usd": number, "monthly_spend_usd": number]),
-        "PromptFilter": object(["name": string, "pattern": string], required: ["name", "pattern"]),
-        "Team": object(["name": string, "allowed_models": strings, "denied_models": strings, "limits": limits,
-                        "prompt_filters": ["type": "array", "items": ["$ref": "#/components/schemas/PromptFilter"]]], required: ["name"]),
-        "Project": object(["name": string, "team": string, "allowed_models": strings, "denied_models": strings, "limits": limits],
-                          required: ["name", "team"]),
-        "Service": object(["name": string, "keyless": ["type": "boolean"], "allowed_models": strings, "denied_models": strings,
-                           "limits": limits], required: ["name"]),
-        "Deployment": object(["provider": ["type": "string", "enum": ["openai", "anthropic", "azure", "gemini"]], "api_base": string,
-                              "upstream_model": string, "credential_ref": string, "weight": integer, "rpm": integer, "tpm": integer,
-                              "api_version": string], required: ["api_base", "upstream_model"]),
-        "Model": object(["alias": string, "deployments": ["type": "array", "items": ["$ref": "#/components/schemas/Deployment"]],
-                         "input_cost_per_token": number, "output_cost_per_token": number, "max_output_tokens": integer, "limits": limits],
-                        required: ["alias", "deployments"]),
-        "KeyRequest": object(["id": string, "team": string, "project": string, "metadata": ["type": "object", "additionalProperties": string],
-                              "allowed_models": strings, "denied_models": strings, "limits": limits, "expires_at": integer,
-                              "create_missing": ["type": "boolean"]]),
-        "RotateRequest": object(["grace_period_seconds": integer]),
-        "Settings": object(["only_allow_models": strings, "prompt_filters": ["type": "array", "items": ["$ref": "#/components/schemas/PromptFilter"]],
-                            "default_limits": limits, "end_user_default_limits": limits, "time_zone": string, "unpriced_models": string,
-                            "default_max_output_tokens": integer, "soft_budget_percent": integer, "budget_webhook_url": string,
-                            "usage_spool_failure": ["type": "string", "enum": ["allow_in_memory", "fail_closed"]], "usage_spool_memory_cap": integer,
-                            "lease_seconds": integer, "lease_fallback": ["type": "string", "enum": ["fraction", "zero", "unlimited"]],
-                            "lease_fallback_fraction": number, "lease_minimum_share_percent": integer,
-                            "router": ["$ref": "#/components/schemas/Router"]]),
-        "Router": object(["routing_strategy": ["type": "string", "enum": ["simple-shuffle", "least-busy", "latency-based"]],
-                          "num_retries": integer, "retry_after": number, "max_retry_backoff": number, "allowed_fails": integer,
-                          "cooldown_time": number, "fallbacks": aliasLists, "context_window_fallbacks": aliasLists,
-                          "content_policy_fallbacks": aliasLists]),
-        "AgentRegistration": object(["id": string, "service": string], required: ["id"]),
-        "UsageDelta": object(["hour": integer, "team": string, "project": string, "service": string, "key_id": string, "model": string,
-                              "requests": integer, "prompt_tokens": integer, "completion_tokens": integer, "cost_pico_usd": integer,
-                              "denials": ["type": "object", "additionalProperties": integer]], required: ["hour", "service", "model"]),
-        "UsageBatch": object(["agent_id": string, "epoch": string, "sequence": integer,
-                              "deltas": ["type": "array", "items": ["$ref": "#/components/schemas/UsageDelta"]]],
-                             required: ["agent_id", "epoch", "sequence", "deltas"]),
-        "LeaseDemand": object(["scope_kind": string, "scope": string,
-                               "limit": ["type": "string", "enum": ["requests_per_minute", "tokens_per_minute", "daily_spend", "monthly_spend"]],
-                               "per_minute": number, "limit_value": integer, "own_spent": integer],
-                              required: ["scope_kind", "scope", "limit", "per_minute", "limit_value"]),
-        "LeaseRequest": object(["instance": string, "demands": ["type": "array", "items": ["$ref": "#/components/schemas/LeaseDemand"]]],
-                               required: ["instance", "demands"]),
-    ] }
+    private static var schemas: [String: Any] {
+        [
+            "Error": object(["error": object(["message": string, "type": string, "code": string])]),
+            "Limits": object([
+                "requests_per_minute": integer, "tokens_per_minute": integer, "requests_per_day": integer,
+                "max_parallel_requests": integer, "daily_spend_usd": number, "monthly_spend_usd": number,
+            ]),
+            "PromptFilter": object(["name": string, "pattern": string], required: ["name", "pattern"]),
+            "Team": object(
+                [
+                    "name": string, "allowed_models": strings, "denied_models": strings, "limits": limits,
+                    "prompt_filters": ["type": "array", "items": ["$ref": "#/components/schemas/PromptFilter"]],
+                ], required: ["name"]),
+            "Project": object(
+                [
+                    "name": string, "team": string, "allowed_models": strings, "denied_models": strings,
+                    "limits": limits,
+                ],
+                required: ["name", "team"]),
+            "Service": object(
+                [
+                    "name": string, "keyless": ["type": "boolean"], "allowed_models": strings, "denied_models": strings,
+                    "limits": limits,
+                ], required: ["name"]),
+            "Deployment": object(
+                [
+                    "provider": ["type": "string", "enum": ["openai", "anthropic", "azure", "gemini"]],
+                    "api_base": string,
+                    "upstream_model": string, "credential_ref": string, "weight": integer, "rpm": integer,
+                    "tpm": integer,
+                    "api_version": string,
+                ], required: ["api_base", "upstream_model"]),
+            "Model": object(
+                [
+                    "alias": string,
+                    "deployments": ["type": "array", "items": ["$ref": "#/components/schemas/Deployment"]],
+                    "input_cost_per_token": number, "output_cost_per_token": number, "max_output_tokens": integer,
+                    "limits": limits,
+                ],
+                required: ["alias", "deployments"]),
+            "KeyRequest": object([
+                "id": string, "team": string, "project": string,
+                "metadata": ["type": "object", "additionalProperties": string],
+                "allowed_models": strings, "denied_models": strings, "limits": limits, "expires_at": integer,
+                "create_missing": ["type": "boolean"],
+            ]),
+            "RotateRequest": object(["grace_period_seconds": integer]),
+            "Settings": object([
+                "only_allow_models": strings,
+                "prompt_filters": ["type": "array", "items": ["$ref": "#/components/schemas/PromptFilter"]],
+                "default_limits": limits, "end_user_default_limits": limits, "time_zone": string,
+                "unpriced_models": string,
+                "default_max_output_tokens": integer, "soft_budget_percent": integer, "budget_webhook_url": string,
+                "usage_spool_failure": ["type": "string", "enum": ["allow_in_memory", "fail_closed"]],
+                "usage_spool_memory_cap": integer,
+                "lease_seconds": integer,
+                "lease_fallback": ["type": "string", "enum": ["fraction", "zero", "unlimited"]],
+                "lease_fallback_fraction": number, "lease_minimum_share_percent": integer,
+                "router": ["$ref": "#/components/schemas/Router"],
+            ]),
+            "Router": object([
+                "routing_strategy": ["type": "string", "enum": ["simple-shuffle", "least-busy", "latency-based"]],
+                "num_retries": integer, "retry_after": number, "max_retry_backoff": number, "allowed_fails": integer,
+                "cooldown_time": number, "fallbacks": aliasLists, "context_window_fallbacks": aliasLists,
+                "content_policy_fallbacks": aliasLists,
+            ]),
+            "AgentRegistration": object(["id": string, "service": string], required: ["id"]),
+            "UsageDelta": object(
+                [
+                    "hour": integer, "team": string, "project": string, "service": string, "key_id": string,
+                    "model": string,
+                    "requests": integer, "prompt_tokens": integer, "completion_tokens": integer,
+                    "cost_pico_usd": integer,
+                    "denials": ["type": "object", "additionalProperties": integer],
+                ], required: ["hour", "service", "model"]),
+            "UsageBatch": object(
+                [
+                    "agent_id": string, "epoch": string, "sequence": integer,
+                    "deltas": ["type": "array", "items": ["$ref": "#/components/schemas/UsageDelta"]],
+                ],
+                required: ["agent_id", "epoch", "sequence", "deltas"]),
+            "LeaseDemand": object(
+                [
+                    "scope_kind": string, "scope": string,
+                    "limit": [
+                        "type": "string",
+                        "enum": ["requests_per_minute", "tokens_per_minute", "daily_spend", "monthly_spend"],
+                    ],
+                    "per_minute": number, "limit_value": integer, "own_spent": integer,
+                ],
+                required: ["scope_kind", "scope", "limit", "per_minute", "limit_value"]),
+            "LeaseRequest": object(
+                [
+                    "instance": string,
+                    "demands": ["type": "array", "items": ["$ref": "#/components/schemas/LeaseDemand"]],
+                ],
+                required: ["instance", "demands"]),
+        ]
+    }
 }

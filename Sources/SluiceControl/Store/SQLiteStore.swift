@@ -162,7 +162,7 @@ public final class SQLiteStore: Store {
                 db,
                 sql:
                     "SELECT kind || ' \"' || name || '\"' FROM entities WHERE \(column) = ?"
-                        + " ORDER BY kind, name LIMIT 5",
+                    + " ORDER BY kind, name LIMIT 5",
                 arguments: [name])
             guard users.isEmpty else {
                 throw StoreError(
@@ -368,7 +368,7 @@ public final class SQLiteStore: Store {
                 db,
                 sql:
                     "SELECT at, actor, action, kind, name, fields FROM admin_changes WHERE at >= ?"
-                        + " ORDER BY seq LIMIT ?",
+                    + " ORDER BY seq LIMIT ?",
                 arguments: [since, limit]
             ).map { row in
                 let fields: String = row["fields"]

@@ -59,9 +59,12 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
         headers.add(name: "host", value: authority)
         for header in request.headers { headers.add(name: header.name, value: header.value) }
         headers.add(name: "content-length", value: String(request.body.readableBytes))
-        let head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method), uri: request.path, headers: headers)
+        let head = HTTPRequestHead(
+            version: .http1_1, method: HTTPMethod(rawValue: request.method), uri: request.path, headers: headers)
         context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if request.body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(request.body))), promise: nil) }
+        if request.body.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(request.body))), promise: nil)
+        }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         arm(timeout: request.firstByteTimeout, kind: .firstByteTimeout)
     }
@@ -158,7 +161,8 @@ final class HTTP1ClientHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        let upstreamError = (error as? TLSError).map { UpstreamError(.tlsFailed, $0.message) }
+        let upstreamError =
+            (error as? TLSError).map { UpstreamError(.tlsFailed, $0.message) }
             ?? UpstreamError(.protocolError, "HTTP/1.1 error: \(error)")
         failAndClose(upstreamError)
         context.close(promise: nil)

@@ -1,5 +1,5 @@
-import NIOCore
 internal import CNghttp2
+import NIOCore
 
 /// Drives one nghttp2 client session over whatever plaintext byte stream is below it
 /// (TLS or a bare TCP socket for h2c). nghttp2 never touches a socket: bytes in go through
@@ -154,8 +154,11 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         session = newSession
         var settings = [
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(Self.streamWindow)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(Self.maxHeaderListSize)),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(Self.streamWindow)),
+            nghttp2_settings_entry(
+                settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue),
+                value: UInt32(Self.maxHeaderListSize)),
         ]
         nghttp2_submit_settings(newSession, UInt8(NGHTTP2_FLAG_NONE.rawValue), &settings, settings.count)
         nghttp2_session_set_local_window_size(newSession, UInt8(NGHTTP2_FLAG_NONE.rawValue), 0, Self.connectionWindow)
@@ -245,7 +248,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
             var provider = nghttp2_data_provider()
             provider.read_callback = { session, streamID, buffer, length, flags, _, _ in
                 guard let session, let buffer, let flags,
-                      let raw = nghttp2_session_get_stream_user_data(session, streamID) else {
+                    let raw = nghttp2_session_get_stream_user_data(session, streamID)
+                else {
                     return Int(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
                 }
                 let stream = Unmanaged<StreamState>.fromOpaque(raw).takeUnretainedValue()
@@ -332,14 +336,17 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
         for (streamID, stream) in streams where !stream.finished {
             let request = stream.call.request
             if !stream.responseStarted {
-                if now - stream.startedAt >= request.firstByteTimeout { expired.append((streamID, stream, .firstByteTimeout)) }
+                if now - stream.startedAt >= request.firstByteTimeout {
+                    expired.append((streamID, stream, .firstByteTimeout))
+                }
             } else if now - stream.lastActivity >= request.idleTimeout {
                 expired.append((streamID, stream, .idleTimeout))
             }
         }
         for (streamID, stream, kind) in expired {
             let request = stream.call.request
-            let seconds = Double((kind == .idleTimeout ? request.idleTimeout : request.firstByteTimeout).nanoseconds) / 1e9
+            let seconds =
+                Double((kind == .idleTimeout ? request.idleTimeout : request.firstByteTimeout).nanoseconds) / 1e9
             let what = kind == .idleTimeout ? "no data from upstream for" : "no response from upstream within"
             resetStream(streamID)
             events.streamFailed(stream.call, UpstreamError(kind, "\(what) \(seconds)s"))
@@ -353,7 +360,9 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 
     // MARK: - nghttp2 callbacks (on the event loop, inside mem_recv / mem_send)
 
-    fileprivate func onHeader(streamID: Int32, frameType: UInt8, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Int32 {
+    fileprivate func onHeader(
+        streamID: Int32, frameType: UInt8, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>
+    ) -> Int32 {
         guard frameType == UInt8(NGHTTP2_HEADERS.rawValue), let stream = streams[streamID] else { return 0 }
         stream.headerBytes += name.count + value.count + 32
         if stream.headerBytes > Self.maxHeaderListSize {
@@ -400,7 +409,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
             }
             if !stream.finished, stream.status != nil, !stream.headersDelivered {
                 stream.headersDelivered = true
-                stream.call.deliverHead(UpstreamResponseHead(status: stream.status ?? 502, headers: stream.headers, httpVersion: .http2))
+                stream.call.deliverHead(
+                    UpstreamResponseHead(status: stream.status ?? 502, headers: stream.headers, httpVersion: .http2))
             }
         }
         if endStream, !stream.finished {
@@ -438,7 +448,8 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
     }
 
     private static func registerCallbacks(_ callbacks: OpaquePointer?) {
-        nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
+        nghttp2_session_callbacks_set_on_header_callback(callbacks) {
+            _, frame, name, nameLength, value, valueLength, _, userData in
             guard let frame, let name, let value, let userData else { return 0 }
             let handler = Unmanaged<HTTP2ClientHandler>.fromOpaque(userData).takeUnretainedValue()
             return handler.onHeader(
@@ -486,8 +497,9 @@ private func withNameValuePairs<Result>(_ headers: [(String, String)], _ body: (
     return storage.withUnsafeMutableBufferPointer { bytes in
         let base = bytes.baseAddress!  // never empty: the pseudo-headers are always there
         let pairs = ranges.map { range in
-            nghttp2_nv(name: base + range.0, value: base + range.2, namelen: range.1, valuelen: range.3,
-                       flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            nghttp2_nv(
+                name: base + range.0, value: base + range.2, namelen: range.1, valuelen: range.3,
+                flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
         }
         return body(pairs)
     }

@@ -9,7 +9,9 @@ final class SSLContext: @unchecked Sendable {
     let isServer: Bool
 
     init(client configuration: TLSClientConfiguration) throws(TLSError) {
-        guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw TLSError("SSL_CTX_new failed: \(drainOpenSSLErrors())") }
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else {
+            throw TLSError("SSL_CTX_new failed: \(drainOpenSSLErrors())")
+        }
         self.pointer = ctx
         self.isServer = false
         self.alpnWire = Self.copy(alpnWireFormat(configuration.applicationProtocols))
@@ -34,7 +36,9 @@ final class SSLContext: @unchecked Sendable {
     }
 
     init(server configuration: TLSServerConfiguration) throws(TLSError) {
-        guard let ctx = SSL_CTX_new(TLS_server_method()) else { throw TLSError("SSL_CTX_new failed: \(drainOpenSSLErrors())") }
+        guard let ctx = SSL_CTX_new(TLS_server_method()) else {
+            throw TLSError("SSL_CTX_new failed: \(drainOpenSSLErrors())")
+        }
         self.pointer = ctx
         self.isServer = true
         self.alpnWire = Self.copy(alpnWireFormat(configuration.applicationProtocols))
@@ -43,22 +47,26 @@ final class SSLContext: @unchecked Sendable {
             throw TLSError("cannot load certificate \(configuration.certificateChainFile): \(drainOpenSSLErrors())")
         }
         guard SSL_CTX_use_PrivateKey_file(ctx, configuration.privateKeyFile, COpenSSL_SSL_FILETYPE_PEM()) == 1,
-              SSL_CTX_check_private_key(ctx) == 1 else {
+            SSL_CTX_check_private_key(ctx) == 1
+        else {
             throw TLSError("cannot load private key \(configuration.privateKeyFile): \(drainOpenSSLErrors())")
         }
-        SSL_CTX_set_alpn_select_cb(ctx, { _, out, outlen, clientList, clientLength, arg in
-            // arg is the server's own list; pick the first server protocol the client offered.
-            guard let arg, let clientList else { return COpenSSL_SSL_TLSEXT_ERR_NOACK() }
-            let server = arg.assumingMemoryBound(to: UInt8.self)
-            let serverLength = server.pointee  // stored as a length-prefixed blob, see below
-            var selected: UnsafeMutablePointer<UInt8>? = nil
-            var selectedLength: UInt8 = 0
-            let result = SSL_select_next_proto(&selected, &selectedLength, server + 1, UInt32(serverLength), clientList, clientLength)
-            guard result == OPENSSL_NPN_NEGOTIATED, let selected else { return COpenSSL_SSL_TLSEXT_ERR_NOACK() }
-            out?.pointee = UnsafePointer(selected)
-            outlen?.pointee = selectedLength
-            return COpenSSL_SSL_TLSEXT_ERR_OK()
-        }, UnsafeMutableRawPointer(self.alpnWire.baseAddress! - 1))
+        SSL_CTX_set_alpn_select_cb(
+            ctx,
+            { _, out, outlen, clientList, clientLength, arg in
+                // arg is the server's own list; pick the first server protocol the client offered.
+                guard let arg, let clientList else { return COpenSSL_SSL_TLSEXT_ERR_NOACK() }
+                let server = arg.assumingMemoryBound(to: UInt8.self)
+                let serverLength = server.pointee  // stored as a length-prefixed blob, see below
+                var selected: UnsafeMutablePointer<UInt8>? = nil
+                var selectedLength: UInt8 = 0
+                let result = SSL_select_next_proto(
+                    &selected, &selectedLength, server + 1, UInt32(serverLength), clientList, clientLength)
+                guard result == OPENSSL_NPN_NEGOTIATED, let selected else { return COpenSSL_SSL_TLSEXT_ERR_NOACK() }
+                out?.pointee = UnsafePointer(selected)
+                outlen?.pointee = selectedLength
+                return COpenSSL_SSL_TLSEXT_ERR_OK()
+            }, UnsafeMutableRawPointer(self.alpnWire.baseAddress! - 1))
     }
 
     private func applyCommonOptions() throws(TLSError) {

@@ -7,9 +7,13 @@ public enum SelfSignedCertificate {
     /// Generates the key pair and certificate and writes them to the given paths.
     /// - Parameter subjectAltNames: OpenSSL's SAN syntax; tests pass other names to check
     ///   that a certificate for a different host is refused.
-    public static func generate(certificatePath: String, privateKeyPath: String, commonName: String = "sluice-mock-provider",
-                                subjectAltNames: String = "DNS:localhost,IP:127.0.0.1,IP:::1") throws(TLSError) {
-        guard let key = COpenSSL_EC_P256_keygen() else { throw TLSError("key generation failed: \(drainOpenSSLErrors())") }
+    public static func generate(
+        certificatePath: String, privateKeyPath: String, commonName: String = "sluice-mock-provider",
+        subjectAltNames: String = "DNS:localhost,IP:127.0.0.1,IP:::1"
+    ) throws(TLSError) {
+        guard let key = COpenSSL_EC_P256_keygen() else {
+            throw TLSError("key generation failed: \(drainOpenSSLErrors())")
+        }
         defer { EVP_PKEY_free(key) }
         guard let certificate = X509_new() else { throw TLSError("X509_new failed") }
         defer { X509_free(certificate) }
@@ -36,13 +40,21 @@ public enum SelfSignedCertificate {
             X509_add_ext(certificate, extensionValue, -1)
             X509_EXTENSION_free(extensionValue)
         }
-        guard X509_sign(certificate, key, EVP_sha256()) > 0 else { throw TLSError("signing failed: \(drainOpenSSLErrors())") }
+        guard X509_sign(certificate, key, EVP_sha256()) > 0 else {
+            throw TLSError("signing failed: \(drainOpenSSLErrors())")
+        }
 
-        guard let certificateFile = BIO_new_file(certificatePath, "w") else { throw TLSError("cannot write \(certificatePath)") }
+        guard let certificateFile = BIO_new_file(certificatePath, "w") else {
+            throw TLSError("cannot write \(certificatePath)")
+        }
         defer { BIO_free(certificateFile) }
-        guard PEM_write_bio_X509(certificateFile, certificate) == 1 else { throw TLSError("cannot write \(certificatePath)") }
+        guard PEM_write_bio_X509(certificateFile, certificate) == 1 else {
+            throw TLSError("cannot write \(certificatePath)")
+        }
         guard let keyFile = BIO_new_file(privateKeyPath, "w") else { throw TLSError("cannot write \(privateKeyPath)") }
         defer { BIO_free(keyFile) }
-        guard PEM_write_bio_PrivateKey(keyFile, key, nil, nil, 0, nil, nil) == 1 else { throw TLSError("cannot write \(privateKeyPath)") }
+        guard PEM_write_bio_PrivateKey(keyFile, key, nil, nil, 0, nil, nil) == 1 else {
+            throw TLSError("cannot write \(privateKeyPath)")
+        }
     }
 }

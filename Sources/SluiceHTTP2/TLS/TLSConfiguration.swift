@@ -25,7 +25,9 @@ public struct TLSServerConfiguration: Sendable, Hashable {
     /// Protocols this server accepts in ALPN, most preferred first.
     public var applicationProtocols: [String]
 
-    public init(certificateChainFile: String, privateKeyFile: String, applicationProtocols: [String] = ["h2", "http/1.1"]) {
+    public init(
+        certificateChainFile: String, privateKeyFile: String, applicationProtocols: [String] = ["h2", "http/1.1"]
+    ) {
         self.certificateChainFile = certificateChainFile
         self.privateKeyFile = privateKeyFile
         self.applicationProtocols = applicationProtocols

@@ -1,5 +1,5 @@
-import NIOCore
 internal import COpenSSL
+import NIOCore
 
 /// TLS on memory BIOs: NIO moves ciphertext, OpenSSL never touches a socket.
 ///
@@ -13,7 +13,10 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    enum Role { case client(serverName: String), server }
+    enum Role {
+        case client(serverName: String)
+        case server
+    }
 
     private enum State { case idle, handshaking, active, closing, closed }
 
@@ -34,7 +37,8 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         guard let ssl = SSL_new(self.context.pointer),
-              let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem()) else {
+            let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem())
+        else {
             context.fireErrorCaught(TLSError("cannot allocate TLS state: \(drainOpenSSLErrors())"))
             context.close(promise: nil)
             return
@@ -49,7 +53,8 @@ final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .client(let serverName):
             SSL_set_connect_state(ssl)
             guard configureClientVerification(ssl, serverName: serverName) else {
-                context.fireErrorCaught(TLSError("cannot set up verification for \(serverName): \(drainOpenSSLErrors())"))
+                context.fireErrorCaught(
+                    TLSError("cannot set up verification for \(serverName): \(drainOpenSSLErrors())"))
                 context.close(promise: nil)
                 return
             }
@@ -289,7 +294,8 @@ extension TLSHandler: Sendable {}
 func isIPAddress(_ host: String) -> Bool {
     if host.contains(":") { return true }
     let parts = host.split(separator: ".", omittingEmptySubsequences: false)
-    return parts.count == 4 && parts.allSatisfy { part in
-        !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isNumber) && (Int(part) ?? 256) <= 255
-    }
+    return parts.count == 4
+        && parts.allSatisfy { part in
+            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isNumber) && (Int(part) ?? 256) <= 255
+        }
 }

@@ -23,7 +23,9 @@ public enum LeaseSplit {
     /// Shares of `capacity` for `claims`, by agent. `minimumPercent` of an even split is
     /// every agent's floor (0 to 100).
     public static func split(capacity: Int, claims: [Claim], minimumPercent: Int) -> [String: Int] {
-        guard !claims.isEmpty, capacity > 0 else { return Dictionary(claims.map { ($0.agent, 0) }, uniquingKeysWith: { first, _ in first }) }
+        guard !claims.isEmpty, capacity > 0 else {
+            return Dictionary(claims.map { ($0.agent, 0) }, uniquingKeysWith: { first, _ in first })
+        }
         let total = Double(capacity)
         let count = Double(claims.count)
         let fullFloor = total / count * Double(min(100, max(0, minimumPercent))) / 100
@@ -55,7 +57,8 @@ public enum LeaseSplit {
             left += taken
         }
         let order = shares.indices.sorted { left, right in
-            let a = shares[left] - shares[left].rounded(.down), b = shares[right] - shares[right].rounded(.down)
+            let a = shares[left] - shares[left].rounded(.down)
+            let b = shares[right] - shares[right].rounded(.down)
             return a != b ? a > b : agents[left] < agents[right]
         }
         var position = 0
@@ -125,7 +128,10 @@ public enum FleetLimits {
         public var dailySpendCap: Cost?
         public var monthlySpendCap: Cost?
 
-        public init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, dailySpendCap: Cost? = nil, monthlySpendCap: Cost? = nil) {
+        public init(
+            requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, dailySpendCap: Cost? = nil,
+            monthlySpendCap: Cost? = nil
+        ) {
             self.requestsPerMinute = requestsPerMinute
             self.tokensPerMinute = tokensPerMinute
             self.dailySpendCap = dailySpendCap
@@ -135,13 +141,23 @@ public enum FleetLimits {
 
     /// `limits` as one agent enforces it: its leased shares where it holds them, the
     /// fallback for the rest (`rateFallback` for rates, when it differs).
-    public static func local(_ limits: Limits, shares: Shares, fallback: LeaseFallback, rateFallback: LeaseFallback? = nil) -> Limits {
+    public static func local(
+        _ limits: Limits, shares: Shares, fallback: LeaseFallback, rateFallback: LeaseFallback? = nil
+    ) -> Limits {
         var local = limits
         let rates = rateFallback ?? fallback
-        if let rpm = limits.requestsPerMinute { local.requestsPerMinute = shares.requestsPerMinute ?? rates.capacity(forLimit: rpm) }
-        if let tpm = limits.tokensPerMinute { local.tokensPerMinute = shares.tokensPerMinute ?? rates.capacity(forLimit: tpm) }
-        if let daily = limits.dailySpend { local.dailySpend = shares.dailySpendCap ?? fallback.spendCap(forBudget: daily) }
-        if let monthly = limits.monthlySpend { local.monthlySpend = shares.monthlySpendCap ?? fallback.spendCap(forBudget: monthly) }
+        if let rpm = limits.requestsPerMinute {
+            local.requestsPerMinute = shares.requestsPerMinute ?? rates.capacity(forLimit: rpm)
+        }
+        if let tpm = limits.tokensPerMinute {
+            local.tokensPerMinute = shares.tokensPerMinute ?? rates.capacity(forLimit: tpm)
+        }
+        if let daily = limits.dailySpend {
+            local.dailySpend = shares.dailySpendCap ?? fallback.spendCap(forBudget: daily)
+        }
+        if let monthly = limits.monthlySpend {
+            local.monthlySpend = shares.monthlySpendCap ?? fallback.spendCap(forBudget: monthly)
+        }
         return local
     }
 }

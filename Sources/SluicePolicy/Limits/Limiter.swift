@@ -97,8 +97,10 @@ public final class Limiter: Sendable {
 
     /// Reserves `demand` from every slot in `slots`, or takes nothing and says which limit
     /// refused. `dayNumber`/`monthNumber` are the calendar windows `now` falls in.
-    public func reserve(_ slots: ScopeSlots, demand: Demand, now: Int64, dayNumber: Int64, monthNumber: Int64,
-                        nextDayStart: Int64, nextMonthStart: Int64) -> Result<Reservation, Denial> {
+    public func reserve(
+        _ slots: ScopeSlots, demand: Demand, now: Int64, dayNumber: Int64, monthNumber: Int64,
+        nextDayStart: Int64, nextMonthStart: Int64
+    ) -> Result<Reservation, Denial> {
         state.withLock { state in
             var refusal: (slot: Int, kind: LimitKind, retryNanos: Int64?)?
             var status = RateLimitStatus()
@@ -109,13 +111,17 @@ public final class Limiter: Sendable {
                 state.slots[index].demandRequests += 1
                 state.slots[index].demandTokens += Int64(demand.tokens)
                 state.slots[index].demandCost += demand.cost.picoUSD
-                if refusal == nil, let (kind, retry) = state.slots[index].refusal(for: demand, now: now,
-                                                                                 nextDayStart: nextDayStart, nextMonthStart: nextMonthStart) {
+                if refusal == nil,
+                    let (kind, retry) = state.slots[index].refusal(
+                        for: demand, now: now,
+                        nextDayStart: nextDayStart, nextMonthStart: nextMonthStart)
+                {
                     refusal = (index, kind, retry)
                 }
             }
             if let refusal {
-                var denial = state.slots[refusal.slot].denial(kind: refusal.kind, demand: demand, retryNanos: refusal.retryNanos)
+                var denial = state.slots[refusal.slot].denial(
+                    kind: refusal.kind, demand: demand, retryNanos: refusal.retryNanos)
                 slots.forEach { state.slots[$0].report(into: &status, now: now, nextDayStart: nextDayStart) }
                 denial.rateLimits = status
                 return .failure(denial)
@@ -124,12 +130,16 @@ public final class Limiter: Sendable {
                 state.slots[index].take(demand)
                 state.slots[index].report(into: &status, now: now, nextDayStart: nextDayStart)
             }
-            return .success(Reservation(slots: slots, demand: demand, dayNumber: dayNumber, monthNumber: monthNumber, status: status))
+            return .success(
+                Reservation(
+                    slots: slots, demand: demand, dayNumber: dayNumber, monthNumber: monthNumber, status: status))
         }
     }
 
     /// Replaces the reservation with what the call really used.
-    public func settle(_ reservation: Reservation, tokens: Int, cost: Cost, now: Int64, dayNumber: Int64, monthNumber: Int64) {
+    public func settle(
+        _ reservation: Reservation, tokens: Int, cost: Cost, now: Int64, dayNumber: Int64, monthNumber: Int64
+    ) {
         state.withLock { state in
             reservation.slots.forEach { index in
                 state.slots[index].refresh(now: now, dayNumber: dayNumber, monthNumber: monthNumber)
@@ -182,10 +192,13 @@ public final class Limiter: Sendable {
     public func takeDemand(kinds: Set<Scope.Kind>) -> [AskedDemand] {
         state.withLock { state in
             var result: [AskedDemand] = []
-            for index in state.slots.indices where !state.slots[index].isFree && kinds.contains(state.slots[index].scope.kind) {
+            for index in state.slots.indices
+            where !state.slots[index].isFree && kinds.contains(state.slots[index].scope.kind) {
                 guard state.slots[index].demandRequests > 0 else { continue }
-                result.append(AskedDemand(scope: state.slots[index].scope, requests: state.slots[index].demandRequests,
-                                          tokens: state.slots[index].demandTokens, cost: Cost(picoUSD: state.slots[index].demandCost)))
+                result.append(
+                    AskedDemand(
+                        scope: state.slots[index].scope, requests: state.slots[index].demandRequests,
+                        tokens: state.slots[index].demandTokens, cost: Cost(picoUSD: state.slots[index].demandCost)))
                 state.slots[index].demandRequests = 0
                 state.slots[index].demandTokens = 0
                 state.slots[index].demandCost = 0
@@ -204,7 +217,9 @@ public final class Limiter: Sendable {
 
     /// What one scope has spent in its current day and month windows (reserved calls
     /// included), or nil when it has no slot.
-    public func windowSpend(_ scope: Scope, now: Int64, dayNumber: Int64, monthNumber: Int64) -> (day: Cost, month: Cost)? {
+    public func windowSpend(_ scope: Scope, now: Int64, dayNumber: Int64, monthNumber: Int64) -> (
+        day: Cost, month: Cost
+    )? {
         state.withLock { state in
             guard let index = state.index[scope] else { return nil }
             state.slots[Int(index)].refresh(now: now, dayNumber: dayNumber, monthNumber: monthNumber)
@@ -372,7 +387,10 @@ private struct SlotState {
         if let tpm = limits.tokensPerMinute, Self.units(demand.tokens) > tokenLevel {
             // A demand bigger than the whole bucket can never fit: say so rather than
             // inviting a retry that cannot succeed.
-            return (.tokensPerMinute, demand.tokens > tpm ? nil : nanosToRefill(Self.units(demand.tokens) - tokenLevel, perMinute: tpm))
+            return (
+                .tokensPerMinute,
+                demand.tokens > tpm ? nil : nanosToRefill(Self.units(demand.tokens) - tokenLevel, perMinute: tpm)
+            )
         }
         if let daily = limits.dailySpend, daySpend + demand.cost > daily {
             return (.dailySpend, demand.cost > daily ? nil : nextDayStart - now)
@@ -395,7 +413,9 @@ private struct SlotState {
     mutating func take(_ demand: Demand) {
         inFlight += 1
         if limits.requestsPerMinute != nil { requestLevel -= Self.scale }
-        if limits.tokensPerMinute != nil { tokenLevel = tokenLevel.subtractingReportingOverflow(Self.units(demand.tokens)).partialValue }
+        if limits.tokensPerMinute != nil {
+            tokenLevel = tokenLevel.subtractingReportingOverflow(Self.units(demand.tokens)).partialValue
+        }
         dayRequests += 1
         daySpend = daySpend + demand.cost
         monthSpend = monthSpend + demand.cost
@@ -404,19 +424,24 @@ private struct SlotState {
     mutating func settle(_ reservation: Reservation, tokens: Int, cost: Cost) {
         inFlight = max(0, inFlight - 1)
         if let tpm = limits.tokensPerMinute {
-            let adjusted = tokenLevel.addingReportingOverflow(Self.units(reservation.demand.tokens) &- Self.units(tokens)).partialValue
+            let adjusted = tokenLevel.addingReportingOverflow(
+                Self.units(reservation.demand.tokens) &- Self.units(tokens)
+            ).partialValue
             tokenLevel = min(Self.capacity(tpm), adjusted)
         }
         // In the window it was reserved in, the estimate is swapped for the actual; if the
         // window rolled meanwhile the estimate went with it, and the actual lands in the new one.
         daySpend = dayNumber == reservation.dayNumber ? daySpend - reservation.demand.cost + cost : daySpend + cost
-        monthSpend = monthNumber == reservation.monthNumber ? monthSpend - reservation.demand.cost + cost : monthSpend + cost
+        monthSpend =
+            monthNumber == reservation.monthNumber ? monthSpend - reservation.demand.cost + cost : monthSpend + cost
     }
 
     mutating func release(_ reservation: Reservation) {
         inFlight = max(0, inFlight - 1)
         if let rpm = limits.requestsPerMinute { requestLevel = min(Self.capacity(rpm), requestLevel + Self.scale) }
-        if let tpm = limits.tokensPerMinute { tokenLevel = min(Self.capacity(tpm), tokenLevel &+ Self.units(reservation.demand.tokens)) }
+        if let tpm = limits.tokensPerMinute {
+            tokenLevel = min(Self.capacity(tpm), tokenLevel &+ Self.units(reservation.demand.tokens))
+        }
         if dayNumber == reservation.dayNumber {
             dayRequests = max(0, dayRequests - 1)
             daySpend = daySpend - reservation.demand.cost
@@ -428,20 +453,24 @@ private struct SlotState {
     func report(into status: inout RateLimitStatus, now: Int64, nextDayStart: Int64) {
         func tighter(_ candidate: RateLimitStatus.Window, than current: RateLimitStatus.Window?) -> Bool {
             guard let current else { return true }
-            return candidate.remaining < current.remaining || (candidate.remaining == current.remaining && candidate.limit < current.limit)
+            return candidate.remaining < current.remaining
+                || (candidate.remaining == current.remaining && candidate.limit < current.limit)
         }
         if let rpm = limits.requestsPerMinute {
-            let window = RateLimitStatus.Window(limit: rpm, remaining: max(0, Int(requestLevel / Self.scale)),
-                                                resetNanoseconds: nanosToRefill(Self.capacity(rpm) - requestLevel, perMinute: rpm))
+            let window = RateLimitStatus.Window(
+                limit: rpm, remaining: max(0, Int(requestLevel / Self.scale)),
+                resetNanoseconds: nanosToRefill(Self.capacity(rpm) - requestLevel, perMinute: rpm))
             if tighter(window, than: status.requests) { status.requests = window }
         }
         if let rpd = limits.requestsPerDay {
-            let window = RateLimitStatus.Window(limit: rpd, remaining: max(0, rpd - dayRequests), resetNanoseconds: nextDayStart - now)
+            let window = RateLimitStatus.Window(
+                limit: rpd, remaining: max(0, rpd - dayRequests), resetNanoseconds: nextDayStart - now)
             if tighter(window, than: status.requests) { status.requests = window }
         }
         if let tpm = limits.tokensPerMinute {
-            let window = RateLimitStatus.Window(limit: tpm, remaining: max(0, Int(tokenLevel / Self.scale)),
-                                                resetNanoseconds: nanosToRefill(Self.capacity(tpm) - tokenLevel, perMinute: tpm))
+            let window = RateLimitStatus.Window(
+                limit: tpm, remaining: max(0, Int(tokenLevel / Self.scale)),
+                resetNanoseconds: nanosToRefill(Self.capacity(tpm) - tokenLevel, perMinute: tpm))
             if tighter(window, than: status.tokens) { status.tokens = window }
         }
     }
@@ -457,49 +486,69 @@ private struct SlotState {
         }
         switch kind {
         case .maxParallelRequests:
-            return Denial(.parallelLimit, "\(scope) allows \(limits.maxParallelRequests ?? 0) parallel requests, and that many are in flight",
-                          rule: rule, retryAfterSeconds: 1)
+            return Denial(
+                .parallelLimit,
+                "\(scope) allows \(limits.maxParallelRequests ?? 0) parallel requests, and that many are in flight",
+                rule: rule, retryAfterSeconds: 1)
         case .requestsPerMinute:
             let rpm = limits.requestsPerMinute ?? 0
-            return Denial(.rateLimited,
-                          "rate limit reached: \(scope) allows \(rpm) requests per minute\(share(fleet?.requestsPerMinute, rpm))\(retryText)",
-                          rule: rule, retryAfterSeconds: retry)
+            return Denial(
+                .rateLimited,
+                "rate limit reached: \(scope) allows \(rpm) requests per "
+                    + "minute\(share(fleet?.requestsPerMinute, rpm))\(retryText)",
+                rule: rule, retryAfterSeconds: retry)
         case .requestsPerDay:
-            return Denial(.rateLimited, "rate limit reached: \(scope) allows \(limits.requestsPerDay ?? 0) requests per day\(retryText)",
-                          rule: rule, retryAfterSeconds: retry)
+            return Denial(
+                .rateLimited,
+                "rate limit reached: \(scope) allows \(limits.requestsPerDay ?? 0) requests per day\(retryText)",
+                rule: rule, retryAfterSeconds: retry)
         case .tokensPerMinute:
             let limit = limits.tokensPerMinute ?? 0
             if demand.tokens > limit {
-                return Denial(.requestTooLarge, "this request may use up to \(demand.tokens) tokens (prompt estimate + max_tokens), more than the \(limit) tokens per minute \(scope) allows; lower max_tokens",
-                              rule: rule)
+                return Denial(
+                    .requestTooLarge,
+                    "this request may use up to \(demand.tokens) tokens (prompt estimate + max_tokens),"
+                        + " more than the \(limit) tokens per minute \(scope) allows; lower max_tokens",
+                    rule: rule)
             }
-            return Denial(.rateLimited,
-                          "token rate limit reached: \(scope) allows \(limit) tokens per minute\(share(fleet?.tokensPerMinute, limit))\(retryText)",
-                          rule: rule, retryAfterSeconds: retry)
+            return Denial(
+                .rateLimited,
+                "token rate limit reached: \(scope) allows \(limit) tokens per "
+                    + "minute\(share(fleet?.tokensPerMinute, limit))\(retryText)",
+                rule: rule, retryAfterSeconds: retry)
         case .dailySpend, .monthlySpend:
             let period = kind == .dailySpend ? "daily" : "monthly"
             let limit = (kind == .dailySpend ? limits.dailySpend : limits.monthlySpend) ?? .zero
             let spent = kind == .dailySpend ? daySpend : monthSpend
             if demand.cost > limit {
-                return Denial(.requestTooLarge, "this request may cost up to \(usdText(demand.cost)), more than the \(period) budget of \(usdText(limit)) for \(scope); lower max_tokens",
-                              rule: rule)
+                return Denial(
+                    .requestTooLarge,
+                    "this request may cost up to \(usdText(demand.cost)),"
+                        + " more than the \(period) budget of \(usdText(limit)) for \(scope); lower max_tokens",
+                    rule: rule)
             }
             let fleetBudget = kind == .dailySpend ? fleet?.dailySpend : fleet?.monthlySpend
-            let shareText = fleetBudget.map { $0 != limit ? " (this agent's cap under a fleet-wide \(period) budget of \(usdText($0)))" : "" } ?? ""
-            return Denial(.budgetExceeded,
-                          "\(period) budget exhausted: \(scope) has spent or reserved \(usdText(spent)) of \(usdText(limit))\(shareText)\(retryText)",
-                          rule: rule, retryAfterSeconds: retry)
+            let shareText =
+                fleetBudget.map {
+                    $0 != limit ? " (this agent's cap under a fleet-wide \(period) budget of \(usdText($0)))" : ""
+                } ?? ""
+            return Denial(
+                .budgetExceeded,
+                "\(period) budget exhausted: \(scope) has spent or reserved \(usdText(spent)) of "
+                    + "\(usdText(limit))\(shareText)\(retryText)",
+                rule: rule, retryAfterSeconds: retry)
         }
     }
 
     var snapshot: LimitSnapshot {
-        LimitSnapshot(requestsPerMinute: limits.requestsPerMinute.map { _ in Double(requestLevel) / Double(Self.scale) },
-                      tokensPerMinute: limits.tokensPerMinute.map { _ in Double(tokenLevel) / Double(Self.scale) },
-                      requestsPerDay: limits.requestsPerDay.map { $0 - dayRequests },
-                      parallel: limits.maxParallelRequests.map { $0 - inFlight },
-                      dailySpend: limits.dailySpend.map { $0 - daySpend },
-                      monthlySpend: limits.monthlySpend.map { $0 - monthSpend },
-                      inFlight: inFlight)
+        LimitSnapshot(
+            requestsPerMinute: limits.requestsPerMinute.map { _ in Double(requestLevel) / Double(Self.scale) },
+            tokensPerMinute: limits.tokensPerMinute.map { _ in Double(tokenLevel) / Double(Self.scale) },
+            requestsPerDay: limits.requestsPerDay.map { $0 - dayRequests },
+            parallel: limits.maxParallelRequests.map { $0 - inFlight },
+            dailySpend: limits.dailySpend.map { $0 - daySpend },
+            monthlySpend: limits.monthlySpend.map { $0 - monthSpend },
+            inFlight: inFlight)
     }
 
     /// Nothing here that a limit still needs: forgetting it cannot let a caller past one.
@@ -508,7 +557,8 @@ private struct SlotState {
             && (limits.requestsPerDay == nil || dayRequests == 0)
             && (limits.dailySpend == nil || daySpend <= .zero)
             && (limits.monthlySpend == nil || monthSpend <= .zero)
-            && requestLevel >= Self.capacity(limits.requestsPerMinute) && tokenLevel >= Self.capacity(limits.tokensPerMinute)
+            && requestLevel >= Self.capacity(limits.requestsPerMinute)
+            && tokenLevel >= Self.capacity(limits.tokensPerMinute)
     }
 }
 

@@ -10,8 +10,10 @@ public struct Limits: Sendable, Hashable {
     /// Spend per calendar month in the policy's time zone.
     public var monthlySpend: Cost?
 
-    public init(requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, requestsPerDay: Int? = nil,
-                maxParallelRequests: Int? = nil, dailySpend: Cost? = nil, monthlySpend: Cost? = nil) {
+    public init(
+        requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, requestsPerDay: Int? = nil,
+        maxParallelRequests: Int? = nil, dailySpend: Cost? = nil, monthlySpend: Cost? = nil
+    ) {
         self.requestsPerMinute = requestsPerMinute
         self.tokensPerMinute = tokensPerMinute
         self.requestsPerDay = requestsPerDay
@@ -30,12 +32,13 @@ public struct Limits: Sendable, Hashable {
     /// Fields set here win; the rest come from `other`. Used to fold `rate_limits` shorthand
     /// into a scope's own `limits`.
     public func overlaid(on other: Limits) -> Limits {
-        Limits(requestsPerMinute: requestsPerMinute ?? other.requestsPerMinute,
-               tokensPerMinute: tokensPerMinute ?? other.tokensPerMinute,
-               requestsPerDay: requestsPerDay ?? other.requestsPerDay,
-               maxParallelRequests: maxParallelRequests ?? other.maxParallelRequests,
-               dailySpend: dailySpend ?? other.dailySpend,
-               monthlySpend: monthlySpend ?? other.monthlySpend)
+        Limits(
+            requestsPerMinute: requestsPerMinute ?? other.requestsPerMinute,
+            tokensPerMinute: tokensPerMinute ?? other.tokensPerMinute,
+            requestsPerDay: requestsPerDay ?? other.requestsPerDay,
+            maxParallelRequests: maxParallelRequests ?? other.maxParallelRequests,
+            dailySpend: dailySpend ?? other.dailySpend,
+            monthlySpend: monthlySpend ?? other.monthlySpend)
     }
 }
 
@@ -63,7 +66,8 @@ extension Limits {
     public static func parseRate(_ text: String) throws(LimitParseError) -> Limits {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count <= 2, let count = Int(parts[0].trimmingSpaces), count > 0 else {
-            throw LimitParseError("\"\(text.prefix(40))\" is not a rate: use N, N/min or N/day with N a positive whole number")
+            throw LimitParseError(
+                "\"\(text.prefix(40))\" is not a rate: use N, N/min or N/day with N a positive whole number")
         }
         guard parts.count == 2 else { return Limits(requestsPerMinute: count) }
         switch parts[1].trimmingSpaces.lowercased() {

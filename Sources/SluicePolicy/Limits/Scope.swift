@@ -18,7 +18,8 @@ public struct Scope: Sendable, Hashable, CustomStringConvertible {
 /// Up to one limiter slot per scope kind: the scopes one call touches. Stored inline so a
 /// decision allocates nothing.
 public struct ScopeSlots: Sendable, Equatable {
-    private var key: Int32 = -1, project: Int32 = -1, team: Int32 = -1, service: Int32 = -1, user: Int32 = -1, model: Int32 = -1
+    private var key: Int32 = -1, project: Int32 = -1, team: Int32 = -1, service: Int32 = -1, user: Int32 = -1,
+        model: Int32 = -1
 
     public init() {}
 

@@ -24,12 +24,16 @@ public struct TimeZoneRules: Sendable, Equatable {
     /// Parses `UTC`, `Z`, `+05:30`, `-08:00` or `UTC+02:00`. Named zones need ``init(name:tzif:)``.
     public init?(fixedOffset text: String) {
         var rest = Substring(text)
-        if rest == "UTC" || rest == "Z" || rest == "GMT" { self = .utc; return }
+        if rest == "UTC" || rest == "Z" || rest == "GMT" {
+            self = .utc
+            return
+        }
         if rest.hasPrefix("UTC") { rest = rest.dropFirst(3) }
         guard let sign = rest.first, sign == "+" || sign == "-" else { return nil }
         let parts = rest.dropFirst().split(separator: ":", omittingEmptySubsequences: false)
         guard parts.count == 2, let hours = Int32(parts[0]), let minutes = Int32(parts[1]),
-              parts[0].count == 2, parts[1].count == 2, (0...14).contains(hours), (0...59).contains(minutes) else { return nil }
+            parts[0].count == 2, parts[1].count == 2, (0...14).contains(hours), (0...59).contains(minutes)
+        else { return nil }
         let seconds = (hours * 3600 + minutes * 60) * (sign == "-" ? -1 : 1)
         self.init(name: text, fixedOffsetSeconds: seconds)
     }
@@ -90,7 +94,10 @@ public struct TimeZoneRules: Sendable, Equatable {
     /// The first instant of the local month after the one containing `instant`.
     public func startOfNextMonth(after instant: Int64) -> Int64 {
         let date = CivilDate(dayNumber: dayNumber(at: instant))
-        let next = date.month == 12 ? CivilDate(year: date.year + 1, month: 1, day: 1) : CivilDate(year: date.year, month: date.month + 1, day: 1)
+        let next =
+            date.month == 12
+            ? CivilDate(year: date.year + 1, month: 1, day: 1)
+            : CivilDate(year: date.year, month: date.month + 1, day: 1)
         return localMidnight(dayNumber: next.dayNumber)
     }
 
@@ -108,15 +115,19 @@ extension TimeZoneRules {
     /// (`+05:30`), or an IANA name (`Europe/Berlin`) read through `readFile` from
     /// `directory`. The name is checked before any file is read, so `Etc/../../etc/passwd`
     /// never reaches the file system; a name with no zone file here is refused.
-    public static func resolve(_ name: String, directory: String,
-                               readFile: (String) -> [UInt8]?) throws(TimeZoneError) -> TimeZoneRules {
+    public static func resolve(
+        _ name: String, directory: String,
+        readFile: (String) -> [UInt8]?
+    ) throws(TimeZoneError) -> TimeZoneRules {
         if name == "UTC" { return .utc }
         if let fixed = TimeZoneRules(fixedOffset: name) { return fixed }
         let parts = name.split(separator: "/", omittingEmptySubsequences: false)
-        guard !name.isEmpty, name.utf8.count <= 64, parts.allSatisfy({ part in
-            !part.isEmpty && part != "." && part != ".." && part.first != "-"
-                && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-+".contains($0)) }
-        }) else {
+        guard !name.isEmpty, name.utf8.count <= 64,
+            parts.allSatisfy({ part in
+                !part.isEmpty && part != "." && part != ".." && part.first != "-"
+                    && part.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "_-+".contains($0)) }
+            })
+        else {
             throw TimeZoneError("must be UTC, an offset like +05:30, or a zone name like Europe/Berlin")
         }
         guard let bytes = readFile("\(directory)/\(name)") else {
@@ -180,7 +191,9 @@ private struct TZifReader {
 
     mutating func readTable() throws(TimeZoneError) -> (transitions: [Int64], offsets: [Int32], initialOffset: Int32) {
         var header = try readHeader()
-        guard header.version >= 2 else { throw TimeZoneError("TZif version 1 files are not supported; a v2+ file is needed") }
+        guard header.version >= 2 else {
+            throw TimeZoneError("TZif version 1 files are not supported; a v2+ file is needed")
+        }
         // Skip the 32-bit block: its size follows from the v1 header's counts.
         position += header.blockSize(timeSize: 4)
         header = try readHeader()
@@ -196,7 +209,9 @@ private struct TZifReader {
             _ = try readByte()  // isdst
             _ = try readByte()  // abbreviation index
         }
-        guard indices.allSatisfy({ $0 < typeOffsets.count }) else { throw TimeZoneError("the TZif file has a transition to a missing type") }
+        guard indices.allSatisfy({ $0 < typeOffsets.count }) else {
+            throw TimeZoneError("the TZif file has a transition to a missing type")
+        }
         for index in 1..<max(1, transitions.count) where transitions[index] <= transitions[index - 1] {
             throw TimeZoneError("the TZif file's transitions are not ascending")
         }
@@ -209,7 +224,8 @@ private struct TZifReader {
         var isutCount, isstdCount, leapCount, transitionCount, typeCount, charCount: Int
 
         func blockSize(timeSize: Int) -> Int {
-            transitionCount * timeSize + transitionCount + typeCount * 6 + charCount + leapCount * (timeSize + 4) + isstdCount + isutCount
+            transitionCount * timeSize + transitionCount + typeCount * 6 + charCount + leapCount * (timeSize + 4)
+                + isstdCount + isutCount
         }
     }
 
@@ -226,8 +242,9 @@ private struct TZifReader {
             guard count >= 0, count < 1_000_000 else { throw TimeZoneError("the TZif file has an implausible count") }
             counts.append(count)
         }
-        return Header(version: version, isutCount: counts[0], isstdCount: counts[1], leapCount: counts[2],
-                      transitionCount: counts[3], typeCount: counts[4], charCount: counts[5])
+        return Header(
+            version: version, isutCount: counts[0], isstdCount: counts[1], leapCount: counts[2],
+            transitionCount: counts[3], typeCount: counts[4], charCount: counts[5])
     }
 
     mutating func readByte() throws(TimeZoneError) -> UInt8 {

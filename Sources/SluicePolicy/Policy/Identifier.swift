@@ -8,7 +8,7 @@
 /// | --- | --- |
 /// | team, project, key id, prompt filter | `[a-z0-9][a-z0-9._-]{0,62}` |
 /// | service | `namespace/service`, each part `[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?` (a Kubernetes DNS label), or `*` |
-/// | model alias | `[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}` in `/`-separated parts (`openai/gpt-4o`); no empty or `.`/`..` part |
+/// | model alias | `/`-separated parts (`openai/gpt-4o`), each `[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}`, not `..` |
 /// | metadata key | `[a-z0-9][a-z0-9._-]{0,62}`; values: up to 256 bytes on one line |
 public enum Identifier {
     public enum Kind: String, Sendable, CaseIterable {
@@ -22,7 +22,8 @@ public enum Identifier {
             isSimpleName(text) ? nil : "\(kind.rawValue) \(quoted(text)) must match [a-z0-9][a-z0-9._-]{0,62}"
         case .service:
             isServiceName(text)
-                ? nil : "service \(quoted(text)) must be namespace/service (each a lower-case DNS label: a-z, 0-9, -) or *"
+                ? nil
+                : "service \(quoted(text)) must be namespace/service (each a lower-case DNS label: a-z, 0-9, -) or *"
         case .alias:
             isAlias(text)
                 ? nil
@@ -35,7 +36,9 @@ public enum Identifier {
     public static func isSimpleName(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         guard (1...63).contains(bytes.count), isLowerAlphanumeric(bytes[0]) else { return false }
-        return bytes.allSatisfy { isLowerAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+        return bytes.allSatisfy {
+            isLowerAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-")
+        }
     }
 
     /// `*`, or two DNS labels joined by `/`.
@@ -62,7 +65,8 @@ public enum Identifier {
 
     private static func isDNSLabel(_ bytes: [UInt8]) -> Bool {
         guard (1...63).contains(bytes.count), let first = bytes.first, let last = bytes.last,
-              isLowerAlphanumeric(first), isLowerAlphanumeric(last) else { return false }
+            isLowerAlphanumeric(first), isLowerAlphanumeric(last)
+        else { return false }
         return bytes.allSatisfy { isLowerAlphanumeric($0) || $0 == UInt8(ascii: "-") }
     }
 

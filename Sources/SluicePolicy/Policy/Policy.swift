@@ -97,9 +97,11 @@ public struct KeyPolicy: Sendable {
     public var models: ModelRules
     public var limits: Limits
 
-    public init(id: String, hash: KeyHash, previousHash: KeyHash? = nil, previousHashValidUntil: Int64? = nil, team: String,
-                project: String? = nil, metadata: [String: String] = [:],
-                expiresAt: Int64? = nil, revoked: Bool = false, models: ModelRules = .any, limits: Limits = .none) {
+    public init(
+        id: String, hash: KeyHash, previousHash: KeyHash? = nil, previousHashValidUntil: Int64? = nil, team: String,
+        project: String? = nil, metadata: [String: String] = [:],
+        expiresAt: Int64? = nil, revoked: Bool = false, models: ModelRules = .any, limits: Limits = .none
+    ) {
         self.id = id
         self.hash = hash
         self.previousHash = previousHash
@@ -158,12 +160,15 @@ public struct Policy: Sendable {
     /// refused until the instant given (Unix seconds), whatever this agent's own counters say.
     public var exhausted: [Scope: ExhaustedBudget] = [:]
 
-    public init(version: String = "0", catalog: Catalog, keys: [KeyPolicy] = [], teams: [String: TeamPolicy] = [:],
-                projects: [String: ProjectPolicy] = [:], services: [String: ServicePolicy] = [:],
-                onlyAllowModels: Set<String>? = nil, promptFilters: [PromptFilter] = [], defaultLimits: Limits = .none,
-                endUserLimits: [String: Limits] = [:], endUserDefaultLimits: Limits = .none, modelLimits: [String: Limits] = [:],
-                timeZone: TimeZoneRules = .utc, unpricedModels: UnpricedModels = .denyWhenBudgeted,
-                defaultMaxOutputTokens: Int = 4096, keyPepper: Secret? = nil) {
+    public init(
+        version: String = "0", catalog: Catalog, keys: [KeyPolicy] = [], teams: [String: TeamPolicy] = [:],
+        projects: [String: ProjectPolicy] = [:], services: [String: ServicePolicy] = [:],
+        onlyAllowModels: Set<String>? = nil, promptFilters: [PromptFilter] = [], defaultLimits: Limits = .none,
+        endUserLimits: [String: Limits] = [:], endUserDefaultLimits: Limits = .none,
+        modelLimits: [String: Limits] = [:],
+        timeZone: TimeZoneRules = .utc, unpricedModels: UnpricedModels = .denyWhenBudgeted,
+        defaultMaxOutputTokens: Int = 4096, keyPepper: Secret? = nil
+    ) {
         self.version = version
         self.catalog = catalog
         self.keys = keys
@@ -200,15 +205,26 @@ public struct Policy: Sendable {
         var hashes: Set<KeyHash> = []
         for key in keys {
             guard ids.insert(key.id).inserted else { throw PolicyError("key id \"\(key.id)\" appears twice") }
-            guard hashes.insert(key.hash).inserted else { throw PolicyError("key \"\(key.id)\" has the same hash as another key") }
-            if let previous = key.previousHash {
-                guard hashes.insert(previous).inserted else { throw PolicyError("key \"\(key.id)\"'s previous hash is also another key's") }
+            guard hashes.insert(key.hash).inserted else {
+                throw PolicyError("key \"\(key.id)\" has the same hash as another key")
             }
-            guard teams[key.team] != nil else { throw PolicyError("key \"\(key.id)\" names team \"\(key.team)\", which is not defined") }
+            if let previous = key.previousHash {
+                guard hashes.insert(previous).inserted else {
+                    throw PolicyError("key \"\(key.id)\"'s previous hash is also another key's")
+                }
+            }
+            guard teams[key.team] != nil else {
+                throw PolicyError("key \"\(key.id)\" names team \"\(key.team)\", which is not defined")
+            }
             if let project = key.project {
-                guard let found = projects[project] else { throw PolicyError("key \"\(key.id)\" names project \"\(project)\", which is not defined") }
+                guard let found = projects[project] else {
+                    throw PolicyError("key \"\(key.id)\" names project \"\(project)\", which is not defined")
+                }
                 guard found.team == key.team else {
-                    throw PolicyError("key \"\(key.id)\" is in team \"\(key.team)\" but project \"\(project)\" belongs to team \"\(found.team)\"")
+                    throw PolicyError(
+                        "key \"\(key.id)\" is in team \"\(key.team)\" but project \"\(project)\" belongs to team "
+                            + "\"\(found.team)\""
+                    )
                 }
             }
         }

@@ -54,8 +54,10 @@ public final class PolicyEngine: Sendable {
     /// limits to `limiter`'s slots. `localLimits` turns a scope's policy limits into what
     /// this agent enforces (its share of a fleet-wide limit); by default they are the same.
     /// Throws when the policy does not validate.
-    public init(policy: Policy, serviceName: String, limiter: Limiter,
-                localLimits: (Scope, Limits) -> Limits = { $1 }) throws(PolicyError) {
+    public init(
+        policy: Policy, serviceName: String, limiter: Limiter,
+        localLimits: (Scope, Limits) -> Limits = { $1 }
+    ) throws(PolicyError) {
         try policy.validate()
         self.policy = policy
         self.limiter = limiter
@@ -78,11 +80,13 @@ public final class PolicyEngine: Sendable {
         for (index, key) in policy.keys.enumerated() {
             for (hash, isPrevious) in [(key.hash, false)] + (key.previousHash.map { [($0, true)] } ?? []) {
                 if let other = byBucket[hash.bucket] {
-                    throw PolicyError("keys \"\(key.id)\" and \"\(policy.keys[other.index].id)\" collide in the key index")
+                    throw PolicyError(
+                        "keys \"\(key.id)\" and \"\(policy.keys[other.index].id)\" collide in the key index")
                 }
                 byBucket[hash.bucket] = KeyEntry(index: index, isPrevious: isPrevious)
             }
-            let chainHasLimits = !key.limits.isEmpty || !(policy.teams[key.team]?.limits.isEmpty ?? true)
+            let chainHasLimits =
+                !key.limits.isEmpty || !(policy.teams[key.team]?.limits.isEmpty ?? true)
                 || !(key.project.flatMap { policy.projects[$0]?.limits.isEmpty } ?? true)
             keySlots.append(bind(Scope(.key, key.id), chainHasLimits ? key.limits : policy.defaultLimits) ?? -1)
         }
@@ -95,7 +99,8 @@ public final class PolicyEngine: Sendable {
         }
         let serviceLimits = service?.limits ?? .none
         sharedServiceSlot = bind(Scope(.service, serviceName), serviceLimits)
-        keylessSlot = serviceLimits.isEmpty ? bind(Scope(.service, serviceName), policy.defaultLimits) : sharedServiceSlot
+        keylessSlot =
+            serviceLimits.isEmpty ? bind(Scope(.service, serviceName), policy.defaultLimits) : sharedServiceSlot
         for (name, limits) in policy.endUserLimits where limits.hasSpendLimit {
             spendLimited.insert(limiter.bind(Scope(.user, name), limits: limits))
         }
@@ -111,8 +116,11 @@ public final class PolicyEngine: Sendable {
     public func authenticate(presentedKey: String?, now: Int64) -> Result<Caller, Denial> {
         guard let presentedKey, let hasher, !policy.keys.isEmpty else {
             guard service?.keylessAllowed == true else {
-                return .failure(Denial(.missingKey, "no API key was given, and service \"\(serviceName)\" does not allow keyless callers",
-                                       rule: "service \"\(serviceName)\" keyless"))
+                return .failure(
+                    Denial(
+                        .missingKey,
+                        "no API key was given, and service \"\(serviceName)\" does not allow keyless callers",
+                        rule: "service \"\(serviceName)\" keyless"))
             }
             return .success(Caller(keyID: nil, team: nil, project: nil, service: serviceName, keyIndex: -1))
         }
@@ -127,16 +135,21 @@ public final class PolicyEngine: Sendable {
             return .failure(Denial(.invalidKey, "the API key is not valid", rule: "virtual key"))
         }
         if entry.isPrevious, now / 1_000_000_000 >= key.previousHashValidUntil ?? 0 {
-            return .failure(Denial(.expiredKey, "this secret of API key \"\(key.id)\" was rotated and its grace period has ended",
-                                   rule: "key \"\(key.id)\" rotated"))
+            return .failure(
+                Denial(
+                    .expiredKey, "this secret of API key \"\(key.id)\" was rotated and its grace period has ended",
+                    rule: "key \"\(key.id)\" rotated"))
         }
         if key.revoked {
-            return .failure(Denial(.revokedKey, "API key \"\(key.id)\" has been revoked", rule: "key \"\(key.id)\" revoked"))
+            return .failure(
+                Denial(.revokedKey, "API key \"\(key.id)\" has been revoked", rule: "key \"\(key.id)\" revoked"))
         }
         if let expiresAt = key.expiresAt, now / 1_000_000_000 >= expiresAt {
-            return .failure(Denial(.expiredKey, "API key \"\(key.id)\" has expired", rule: "key \"\(key.id)\" expires_at"))
+            return .failure(
+                Denial(.expiredKey, "API key \"\(key.id)\" has expired", rule: "key \"\(key.id)\" expires_at"))
         }
-        return .success(Caller(keyID: key.id, team: key.team, project: key.project, service: serviceName, keyIndex: index))
+        return .success(
+            Caller(keyID: key.id, team: key.team, project: key.project, service: serviceName, keyIndex: index))
     }
 
     // MARK: - Model rules
@@ -147,31 +160,51 @@ public final class PolicyEngine: Sendable {
         let alias = policy.catalog.alias(named: name)
         let missingCredential = alias == nil ? policy.catalog.unavailableAliases[name] : nil
         guard alias != nil || missingCredential != nil else {
-            return .failure(Denial(.unknownModel, "the model `\(name.prefix(128))` does not exist or is not configured", rule: "catalog"))
+            return .failure(
+                Denial(
+                    .unknownModel, "the model `\(name.prefix(128))` does not exist or is not configured",
+                    rule: "catalog"))
         }
         let key = caller.keyIndex >= 0 ? policy.keys[caller.keyIndex] : nil
         let team = caller.team.flatMap { policy.teams[$0] }
         let project = caller.project.flatMap { policy.projects[$0] }
         // Deny lists first, in every scope, then allow lists.
-        if let key, key.models.denied.contains(name) { return .failure(notAllowed(name, "key \"\(key.id)\" denied_models")) }
-        if let project, project.models.denied.contains(name) { return .failure(notAllowed(name, "project \"\(project.name)\" denied_models")) }
-        if let team, team.models.denied.contains(name) { return .failure(notAllowed(name, "team \"\(team.name)\" denied_models")) }
-        if let service, service.models.denied.contains(name) { return .failure(notAllowed(name, "service \"\(serviceName)\" denied_models")) }
-        if let only = policy.onlyAllowModels, !only.contains(name) { return .failure(notAllowed(name, "only_allow_models")) }
+        if let key, key.models.denied.contains(name) {
+            return .failure(notAllowed(name, "key \"\(key.id)\" denied_models"))
+        }
+        if let project, project.models.denied.contains(name) {
+            return .failure(notAllowed(name, "project \"\(project.name)\" denied_models"))
+        }
+        if let team, team.models.denied.contains(name) {
+            return .failure(notAllowed(name, "team \"\(team.name)\" denied_models"))
+        }
+        if let service, service.models.denied.contains(name) {
+            return .failure(notAllowed(name, "service \"\(serviceName)\" denied_models"))
+        }
+        if let only = policy.onlyAllowModels, !only.contains(name) {
+            return .failure(notAllowed(name, "only_allow_models"))
+        }
         if let service, let allowed = service.models.allowed, !allowed.contains(name) {
             return .failure(notAllowed(name, "service \"\(serviceName)\" allowed_models"))
         }
-        if let team, let allowed = team.models.allowed, !allowed.contains(name) { return .failure(notAllowed(name, "team \"\(team.name)\" allowed_models")) }
+        if let team, let allowed = team.models.allowed, !allowed.contains(name) {
+            return .failure(notAllowed(name, "team \"\(team.name)\" allowed_models"))
+        }
         if let project, let allowed = project.models.allowed, !allowed.contains(name) {
             return .failure(notAllowed(name, "project \"\(project.name)\" allowed_models"))
         }
-        if let key, let allowed = key.models.allowed, !allowed.contains(name) { return .failure(notAllowed(name, "key \"\(key.id)\" allowed_models")) }
+        if let key, let allowed = key.models.allowed, !allowed.contains(name) {
+            return .failure(notAllowed(name, "key \"\(key.id)\" allowed_models"))
+        }
         // Only a caller the rules admit learns that this agent lacks the alias's credential.
         guard let alias else {
             let reference = missingCredential ?? ""
-            return .failure(Denial(.credentialUnavailable,
-                                   "the model `\(name.prefix(128))` cannot be served here: the credential \(reference) is not set on this agent",
-                                   rule: "credential \"\(reference)\""))
+            return .failure(
+                Denial(
+                    .credentialUnavailable,
+                    "the model `\(name.prefix(128))` cannot be served here: the credential \(reference) is not set "
+                        + "on this agent",
+                    rule: "credential \"\(reference)\""))
         }
         return .success(alias)
     }
@@ -193,9 +226,12 @@ public final class PolicyEngine: Sendable {
     public func screen(_ caller: Caller, texts: [String]) -> Denial? {
         let teamFilters = caller.team.flatMap { policy.teams[$0]?.promptFilters } ?? []
         for filter in policy.promptFilters + teamFilters where texts.contains(where: filter.matches) {
-            let scope = policy.promptFilters.contains(where: { $0.name == filter.name }) ? "global" : "team \"\(caller.team ?? "")\""
-            return Denial(.promptBlocked, "the prompt was blocked by the \(scope) prompt filter \"\(filter.name)\"",
-                          rule: "filter \"\(filter.name)\"")
+            let scope =
+                policy.promptFilters.contains(where: { $0.name == filter.name })
+                ? "global" : "team \"\(caller.team ?? "")\""
+            return Denial(
+                .promptBlocked, "the prompt was blocked by the \(scope) prompt filter \"\(filter.name)\"",
+                rule: "filter \"\(filter.name)\"")
         }
         return nil
     }
@@ -207,8 +243,10 @@ public final class PolicyEngine: Sendable {
     /// - Parameters:
     ///   - promptTokens: an estimate of the prompt's tokens.
     ///   - maxOutputTokens: the call's `max_tokens`, if it set one.
-    public func admit(_ caller: Caller, alias: ModelAlias, endUser: String?, promptTokens: Int, maxOutputTokens: Int?,
-                      now: Int64) -> Result<Admission, Denial> {
+    public func admit(
+        _ caller: Caller, alias: ModelAlias, endUser: String?, promptTokens: Int, maxOutputTokens: Int?,
+        now: Int64
+    ) -> Result<Admission, Denial> {
         var slots = ScopeSlots()
         if caller.keyIndex >= 0 {
             let keySlot = keySlots[caller.keyIndex]
@@ -225,14 +263,18 @@ public final class PolicyEngine: Sendable {
             let limits = policy.endUserLimits[endUser] ?? policy.endUserDefaultLimits
             if !limits.isEmpty {
                 guard let slot = limiter.endUserSlot(endUser, limits: limits, now: now) else {
-                    return .failure(Denial(.tooManyEndUsers, "too many distinct end users are being tracked; retry shortly",
-                                           rule: "end user table", retryAfterSeconds: 1))
+                    return .failure(
+                        Denial(
+                            .tooManyEndUsers, "too many distinct end users are being tracked; retry shortly",
+                            rule: "end user table", retryAfterSeconds: 1))
                 }
                 slots[.user] = slot
             }
         }
         var priceMissing = false
-        var demand = Demand(tokens: promptTokens + (maxOutputTokens ?? alias.maxOutputTokens ?? policy.defaultMaxOutputTokens), cost: .zero)
+        var demand = Demand(
+            tokens: promptTokens + (maxOutputTokens ?? alias.maxOutputTokens ?? policy.defaultMaxOutputTokens),
+            cost: .zero)
         if let price = alias.price {
             demand.cost = price.cost(promptTokens: promptTokens, completionTokens: demand.tokens - promptTokens)
         } else {
@@ -240,19 +282,25 @@ public final class PolicyEngine: Sendable {
             var budgeted = false
             slots.forEach { if spendLimited.contains(Int32($0)) { budgeted = true } }
             if policy.unpricedModels == .deny || (policy.unpricedModels == .denyWhenBudgeted && budgeted) {
-                return .failure(Denial(.priceMissing, "the model `\(alias.name)` has no price, so its spend cannot be counted; the policy refuses unpriced models\(budgeted ? " under a budget" : "")",
-                                       rule: "unpriced_models"))
+                return .failure(
+                    Denial(
+                        .priceMissing,
+                        "the model `\(alias.name)` has no price, so its spend cannot be counted;"
+                            + " the policy refuses unpriced models\(budgeted ? " under a budget" : "")",
+                        rule: "unpriced_models"))
             }
         }
         let seconds = now / 1_000_000_000
         let zone = policy.timeZone
-        let reserved = limiter.reserve(slots, demand: demand, now: now, dayNumber: zone.dayNumber(at: seconds),
-                                       monthNumber: zone.monthNumber(at: seconds),
-                                       nextDayStart: zone.startOfNextDay(after: seconds) * 1_000_000_000,
-                                       nextMonthStart: zone.startOfNextMonth(after: seconds) * 1_000_000_000)
+        let reserved = limiter.reserve(
+            slots, demand: demand, now: now, dayNumber: zone.dayNumber(at: seconds),
+            monthNumber: zone.monthNumber(at: seconds),
+            nextDayStart: zone.startOfNextDay(after: seconds) * 1_000_000_000,
+            nextMonthStart: zone.startOfNextMonth(after: seconds) * 1_000_000_000)
         switch reserved {
         case .success(let reservation):
-            return .success(Admission(caller: caller, alias: alias.name, reservation: reservation, priceMissing: priceMissing))
+            return .success(
+                Admission(caller: caller, alias: alias.name, reservation: reservation, priceMissing: priceMissing))
         case .failure(let denial):
             return .failure(denial)
         }
@@ -268,8 +316,11 @@ public final class PolicyEngine: Sendable {
         for scope in scopes {
             guard let exhausted = policy.exhausted[scope], seconds < exhausted.until else { continue }
             let period = exhausted.limit == .monthlySpend ? "monthly" : "daily"
-            return Denial(.budgetExceeded, "\(period) budget exhausted across the fleet: \(scope) has spent its \(exhausted.limit.rawValue)",
-                          rule: "\(scope) \(exhausted.limit.rawValue) (fleet)", retryAfterSeconds: Int(max(1, exhausted.until - seconds)))
+            return Denial(
+                .budgetExceeded,
+                "\(period) budget exhausted across the fleet: \(scope) has spent its \(exhausted.limit.rawValue)",
+                rule: "\(scope) \(exhausted.limit.rawValue) (fleet)",
+                retryAfterSeconds: Int(max(1, exhausted.until - seconds)))
         }
         return nil
     }
@@ -279,19 +330,23 @@ public final class PolicyEngine: Sendable {
     /// - Returns: the call's cost at the alias's prices, or nil when the alias has none (the
     ///   budgets then count nothing for it; the caller must flag it, never report $0).
     @discardableResult
-    public func settle(_ admission: Admission, promptTokens: Int, completionTokens: Int, servedBy: String? = nil, now: Int64) -> Cost? {
+    public func settle(
+        _ admission: Admission, promptTokens: Int, completionTokens: Int, servedBy: String? = nil, now: Int64
+    ) -> Cost? {
         let price = policy.catalog.alias(named: servedBy ?? admission.alias)?.price
         let cost = price?.cost(promptTokens: promptTokens, completionTokens: completionTokens)
         let seconds = now / 1_000_000_000
-        limiter.settle(admission.reservation, tokens: promptTokens + completionTokens, cost: cost ?? .zero, now: now,
-                       dayNumber: policy.timeZone.dayNumber(at: seconds), monthNumber: policy.timeZone.monthNumber(at: seconds))
+        limiter.settle(
+            admission.reservation, tokens: promptTokens + completionTokens, cost: cost ?? .zero, now: now,
+            dayNumber: policy.timeZone.dayNumber(at: seconds), monthNumber: policy.timeZone.monthNumber(at: seconds))
         return cost
     }
 
     /// Gives back the whole reservation of a call that failed without using anything.
     public func release(_ admission: Admission, now: Int64) {
         let seconds = now / 1_000_000_000
-        limiter.release(admission.reservation, now: now, dayNumber: policy.timeZone.dayNumber(at: seconds),
-                        monthNumber: policy.timeZone.monthNumber(at: seconds))
+        limiter.release(
+            admission.reservation, now: now, dayNumber: policy.timeZone.dayNumber(at: seconds),
+            monthNumber: policy.timeZone.monthNumber(at: seconds))
     }
 }

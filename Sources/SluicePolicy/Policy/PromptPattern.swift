@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A prompt-filter pattern compiled to a POSIX extended regular expression (the C library's
@@ -31,7 +31,10 @@ final class PromptPattern: @unchecked Sendable {
         guard status == 0 else {
             var message = [CChar](repeating: 0, count: 256)
             regerror(status, &compiled, &message, message.count)
-            throw PolicyError("the pattern does not compile: \(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))")
+            throw PolicyError(
+                "the pattern does not compile: "
+                    + "\(String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))"
+            )
         }
     }
 
@@ -68,11 +71,17 @@ final class PromptPattern: @unchecked Sendable {
                 index += 2
                 switch next {
                 case "d": output += inBracket ? "0-9" : "[0-9]"
-                case "D": guard !inBracket else { throw refuse("\\D inside brackets") }; output += "[^0-9]"
+                case "D":
+                    guard !inBracket else { throw refuse("\\D inside brackets") }
+                    output += "[^0-9]"
                 case "s": output += inBracket ? "[:space:]" : "\\s"
-                case "S": guard !inBracket else { throw refuse("\\S inside brackets") }; output += "\\S"
+                case "S":
+                    guard !inBracket else { throw refuse("\\S inside brackets") }
+                    output += "\\S"
                 case "w": output += inBracket ? "[:alnum:]_" : "\\w"
-                case "W": guard !inBracket else { throw refuse("\\W inside brackets") }; output += "\\W"
+                case "W":
+                    guard !inBracket else { throw refuse("\\W inside brackets") }
+                    output += "\\W"
                 case "b", "B":
                     guard !inBracket else { throw refuse("\\\(next) inside brackets") }
                     output += "\\\(next)"
@@ -90,7 +99,8 @@ final class PromptPattern: @unchecked Sendable {
                         // POSIX brackets have no escapes: the character stands for itself,
                         // except the three whose meaning depends on position.
                         guard next != "]", next != "^", next != "-" else {
-                            throw PolicyError("\\\(next) inside brackets is not supported: put ] first, ^ not first, or - last")
+                            throw PolicyError(
+                                "\\\(next) inside brackets is not supported: put ] first, ^ not first, or - last")
                         }
                         output.unicodeScalars.append(next)
                     } else {
@@ -104,7 +114,9 @@ final class PromptPattern: @unchecked Sendable {
                 if scalar == "]" { inBracket = false }  // a leading ] was consumed at the opening
                 if scalar == "[", index + 1 < input.count, input[index + 1] == ":" {
                     // A character class like [:digit:] passes through whole.
-                    guard let close = (index + 2..<input.count).first(where: { input[$0] == "]" && input[$0 - 1] == ":" }) else {
+                    guard
+                        let close = (index + 2..<input.count).first(where: { input[$0] == "]" && input[$0 - 1] == ":" })
+                    else {
                         throw PolicyError("an unterminated [: character class")
                     }
                     output.unicodeScalars.append(contentsOf: input[index...close])
@@ -120,8 +132,14 @@ final class PromptPattern: @unchecked Sendable {
                 inBracket = true
                 output += "["
                 index += 1
-                if index < input.count, input[index] == "^" { output += "^"; index += 1 }
-                if index < input.count, input[index] == "]" { output += "]"; index += 1 }
+                if index < input.count, input[index] == "^" {
+                    output += "^"
+                    index += 1
+                }
+                if index < input.count, input[index] == "]" {
+                    output += "]"
+                    index += 1
+                }
                 continue
             case "(":
                 if index + 1 < input.count, input[index + 1] == "?" {

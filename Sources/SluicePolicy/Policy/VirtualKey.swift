@@ -38,7 +38,9 @@ public struct KeyHash: Sendable, Hashable {
     /// Reads 32 bytes big-endian; no allocation, as it runs for every keyed call.
     init(raw: UnsafeRawBufferPointer) {
         precondition(raw.count >= 32)
-        func word(_ index: Int) -> UInt64 { UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)) }
+        func word(_ index: Int) -> UInt64 {
+            UInt64(bigEndian: raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
+        }
         words = (word(0), word(1), word(2), word(3))
     }
 
@@ -69,7 +71,9 @@ public struct KeyHash: Sendable, Hashable {
 
     /// Compares all 32 bytes without an early exit.
     func constantTimeEquals(_ other: KeyHash) -> Bool {
-        let difference = (words.0 ^ other.words.0) | (words.1 ^ other.words.1) | (words.2 ^ other.words.2) | (words.3 ^ other.words.3)
+        let difference =
+            (words.0 ^ other.words.0) | (words.1 ^ other.words.1) | (words.2 ^ other.words.2)
+            | (words.3 ^ other.words.3)
         return difference == 0
     }
 

@@ -79,8 +79,10 @@ public struct DeploymentBoard: Sendable {
     /// move to, refusing calls would only turn a provider's bad minute into a certain
     /// outage. `roll` in `0..<1` breaks ties by weight; it is read only when there is a tie
     /// to break.
-    public mutating func choose(from alias: ModelAlias, strategy: RoutingStrategy, tried: Set<DeploymentKey> = [],
-                                estimatedTokens: Int, now: Int64, roll: @autoclosure () -> Double) -> Choice {
+    public mutating func choose(
+        from alias: ModelAlias, strategy: RoutingStrategy, tried: Set<DeploymentKey> = [],
+        estimatedTokens: Int, now: Int64, roll: @autoclosure () -> Double
+    ) -> Choice {
         if alias.deployments.count == 1 {
             // The common case, kept to one lookup: nothing to choose between, and the only
             // deployment is never left out for a cooldown; only its caps can refuse.
@@ -89,14 +91,16 @@ public struct DeploymentBoard: Sendable {
             return Self.update(&states[key, default: State()]) { state in
                 Self.refill(&state, deployment, now: now)
                 if let wait = Self.capWait(state, deployment, estimatedTokens: estimatedTokens) {
-                    return .unavailable(Unavailable(coolingDown: 0, atCap: 1, retryAfterSeconds: Self.wholeSeconds(wait)))
+                    return .unavailable(
+                        Unavailable(coolingDown: 0, atCap: 1, retryAfterSeconds: Self.wholeSeconds(wait)))
                 }
                 Self.take(&state, deployment, estimatedTokens: estimatedTokens)
                 return .chosen(deployment)
             }
         }
         var eligible: [Candidate] = []
-        var cooling = 0, capped = 0
+        var cooling = 0
+        var capped = 0
         var soonest = Int64.max
         for deployment in alias.deployments {
             let key = DeploymentKey(deployment)
@@ -116,7 +120,10 @@ public struct DeploymentBoard: Sendable {
         let untried = eligible.filter { !tried.contains($0.key) }
         let pool = untried.isEmpty ? eligible : untried
         guard !pool.isEmpty else {
-            return .unavailable(Unavailable(coolingDown: cooling, atCap: capped, retryAfterSeconds: soonest == .max ? 1 : Self.wholeSeconds(soonest)))
+            return .unavailable(
+                Unavailable(
+                    coolingDown: cooling, atCap: capped,
+                    retryAfterSeconds: soonest == .max ? 1 : Self.wholeSeconds(soonest)))
         }
         var candidates = pool
         switch strategy {
@@ -140,7 +147,9 @@ public struct DeploymentBoard: Sendable {
     }
 
     /// Nanoseconds as whole seconds, rounded up, at least 1 (for `Retry-After`).
-    private static func wholeSeconds(_ nanoseconds: Int64) -> Int { max(1, Int((nanoseconds + 999_999_999) / 1_000_000_000)) }
+    private static func wholeSeconds(_ nanoseconds: Int64) -> Int {
+        max(1, Int((nanoseconds + 999_999_999) / 1_000_000_000))
+    }
 
     private static func update<Result>(_ state: inout State, _ body: (inout State) -> Result) -> Result { body(&state) }
 
@@ -157,16 +166,21 @@ public struct DeploymentBoard: Sendable {
     ///
     /// A 429 cools the deployment down at once (the provider said so); other failures once
     /// more than `allowedFails` happened within a minute.
-    public mutating func finished(_ deployment: Deployment, timeToFirstByteSeconds: Double?, tokensUsed: Int?, estimatedTokens: Int,
-                                  failure: AttemptFailure?, settings: RouterSettings, now: Int64) {
+    public mutating func finished(
+        _ deployment: Deployment, timeToFirstByteSeconds: Double?, tokensUsed: Int?, estimatedTokens: Int,
+        failure: AttemptFailure?, settings: RouterSettings, now: Int64
+    ) {
         Self.update(&states[DeploymentKey(deployment), default: State()]) { state in
-            Self.record(&state, deployment, timeToFirstByteSeconds: timeToFirstByteSeconds, tokensUsed: tokensUsed,
-                   estimatedTokens: estimatedTokens, failure: failure, settings: settings, now: now)
+            Self.record(
+                &state, deployment, timeToFirstByteSeconds: timeToFirstByteSeconds, tokensUsed: tokensUsed,
+                estimatedTokens: estimatedTokens, failure: failure, settings: settings, now: now)
         }
     }
 
-    private static func record(_ state: inout State, _ deployment: Deployment, timeToFirstByteSeconds: Double?, tokensUsed: Int?,
-                        estimatedTokens: Int, failure: AttemptFailure?, settings: RouterSettings, now: Int64) {
+    private static func record(
+        _ state: inout State, _ deployment: Deployment, timeToFirstByteSeconds: Double?, tokensUsed: Int?,
+        estimatedTokens: Int, failure: AttemptFailure?, settings: RouterSettings, now: Int64
+    ) {
         state.inFlight = max(0, state.inFlight - 1)
         if let failure { state.failed[failure.label, default: 0] += 1 } else { state.succeeded += 1 }
         if failure == nil, let seconds = timeToFirstByteSeconds, seconds.isFinite, seconds >= 0 {

@@ -67,7 +67,8 @@ public struct RoutePlan: Sendable, Equatable {
     /// Exponential from `retryBackoffSeconds`, capped, with equal jitter; never less than
     /// the provider's `Retry-After` when that is within the cap.
     func backoff(retry: Int, failure: AttemptFailure, roll: Double) -> Double {
-        let exponential = min(settings.maxBackoffSeconds, settings.retryBackoffSeconds * Double(1 << min(retry - 1, 20)))
+        let exponential = min(
+            settings.maxBackoffSeconds, settings.retryBackoffSeconds * Double(1 << min(retry - 1, 20)))
         var delay = exponential / 2 + exponential / 2 * min(max(roll, 0), 1)
         if case .rateLimited(let retryAfter?) = failure, retryAfter > delay {
             delay = min(retryAfter, settings.maxBackoffSeconds)

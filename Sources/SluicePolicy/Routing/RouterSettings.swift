@@ -41,10 +41,12 @@ public struct RouterSettings: Sendable, Equatable {
     /// Aliases tried when the provider refuses the prompt under its content policy.
     public var contentPolicyFallbacks: [String: [String]]
 
-    public init(strategy: RoutingStrategy = .simpleShuffle, numRetries: Int = 0, retryBackoffSeconds: Double = 0.25,
-                maxBackoffSeconds: Double = 8, allowedFails: Int = 3, cooldownSeconds: Double = 5,
-                fallbacks: [String: [String]] = [:], contextWindowFallbacks: [String: [String]] = [:],
-                contentPolicyFallbacks: [String: [String]] = [:]) {
+    public init(
+        strategy: RoutingStrategy = .simpleShuffle, numRetries: Int = 0, retryBackoffSeconds: Double = 0.25,
+        maxBackoffSeconds: Double = 8, allowedFails: Int = 3, cooldownSeconds: Double = 5,
+        fallbacks: [String: [String]] = [:], contextWindowFallbacks: [String: [String]] = [:],
+        contentPolicyFallbacks: [String: [String]] = [:]
+    ) {
         self.strategy = strategy
         self.numRetries = numRetries
         self.retryBackoffSeconds = retryBackoffSeconds
@@ -60,18 +62,27 @@ public struct RouterSettings: Sendable, Equatable {
     /// the one it stands in for.
     public func validate(against catalog: Catalog, at path: String = "router_settings") throws(CatalogError) {
         guard (0...10).contains(numRetries) else { throw CatalogError("\(path).num_retries must be 0 to 10") }
-        guard retryBackoffSeconds >= 0, retryBackoffSeconds.isFinite, maxBackoffSeconds >= retryBackoffSeconds, maxBackoffSeconds <= 60 else {
+        guard retryBackoffSeconds >= 0, retryBackoffSeconds.isFinite, maxBackoffSeconds >= retryBackoffSeconds,
+            maxBackoffSeconds <= 60
+        else {
             throw CatalogError("\(path).retry_after must be 0 to 60 seconds, and no more than max_retry_backoff")
         }
         guard allowedFails >= 0 else { throw CatalogError("\(path).allowed_fails must be 0 or more") }
-        guard cooldownSeconds >= 0, cooldownSeconds <= 3600 else { throw CatalogError("\(path).cooldown_time must be 0 to 3600 seconds") }
-        for (name, table) in [("fallbacks", fallbacks), ("context_window_fallbacks", contextWindowFallbacks),
-                              ("content_policy_fallbacks", contentPolicyFallbacks)] {
+        guard cooldownSeconds >= 0, cooldownSeconds <= 3600 else {
+            throw CatalogError("\(path).cooldown_time must be 0 to 3600 seconds")
+        }
+        for (name, table) in [
+            ("fallbacks", fallbacks), ("context_window_fallbacks", contextWindowFallbacks),
+            ("content_policy_fallbacks", contentPolicyFallbacks),
+        ] {
             for (alias, targets) in table.sorted(by: { $0.key < $1.key }) {
-                guard catalog.alias(named: alias) != nil else { throw CatalogError("\(path).\(name): \(alias) is not a model in model_list") }
+                guard catalog.alias(named: alias) != nil else {
+                    throw CatalogError("\(path).\(name): \(alias) is not a model in model_list")
+                }
                 for target in targets {
                     guard catalog.alias(named: target) != nil else {
-                        throw CatalogError("\(path).\(name): \(alias) falls back to \(target), which is not a model in model_list")
+                        throw CatalogError(
+                            "\(path).\(name): \(alias) falls back to \(target), which is not a model in model_list")
                     }
                     guard target != alias else { throw CatalogError("\(path).\(name): \(alias) falls back to itself") }
                 }
