@@ -279,6 +279,33 @@ struct ControlAPITests {
         try await control.shutdown()
     }
 
+    /// Every route the control plane must serve: a change to the API changes this list.
+    static let expectedRoutes: [(method: String, path: String)] = [
+        ("GET", "/healthz"), ("GET", "/openapi.json"),
+        ("GET", "/v1/admin/teams"), ("POST", "/v1/admin/teams"), ("GET", "/v1/admin/teams/{name}"),
+        ("PUT", "/v1/admin/teams/{name}"), ("PATCH", "/v1/admin/teams/{name}"), ("DELETE", "/v1/admin/teams/{name}"),
+        ("GET", "/v1/admin/projects"), ("POST", "/v1/admin/projects"), ("GET", "/v1/admin/projects/{name}"),
+        ("PUT", "/v1/admin/projects/{name}"), ("PATCH", "/v1/admin/projects/{name}"),
+        ("DELETE", "/v1/admin/projects/{name}"),
+        ("GET", "/v1/admin/services"), ("POST", "/v1/admin/services"),
+        ("GET", "/v1/admin/services/{namespace}/{service}"),
+        ("PUT", "/v1/admin/services/{namespace}/{service}"), ("PATCH", "/v1/admin/services/{namespace}/{service}"),
+        ("DELETE", "/v1/admin/services/{namespace}/{service}"),
+        ("GET", "/v1/admin/services/{namespace}"), ("PUT", "/v1/admin/services/{namespace}"),
+        ("PATCH", "/v1/admin/services/{namespace}"), ("DELETE", "/v1/admin/services/{namespace}"),
+        ("GET", "/v1/admin/models"), ("POST", "/v1/admin/models"), ("GET", "/v1/admin/models/{alias}"),
+        ("PUT", "/v1/admin/models/{alias}"), ("PATCH", "/v1/admin/models/{alias}"),
+        ("DELETE", "/v1/admin/models/{alias}"),
+        ("GET", "/v1/admin/keys"), ("POST", "/v1/admin/keys"), ("GET", "/v1/admin/keys/{id}"),
+        ("PATCH", "/v1/admin/keys/{id}"),
+        ("DELETE", "/v1/admin/keys/{id}"),
+        ("POST", "/v1/admin/keys/{id}/rotate"), ("POST", "/v1/admin/keys/{id}/revoke"),
+        ("GET", "/v1/admin/settings"), ("PUT", "/v1/admin/settings"), ("PATCH", "/v1/admin/settings"),
+        ("GET", "/v1/admin/usage"), ("GET", "/v1/admin/audit"), ("POST", "/v1/admin/agents"),
+        ("GET", "/v1/admin/agents"), ("DELETE", "/v1/admin/agents/{id}"),
+        ("GET", "/v1/agent/policy"), ("POST", "/v1/agent/usage"), ("POST", "/v1/agent/leases"),
+    ]
+
     @Test("/openapi.json describes exactly the routes served, and every one of them answers")
     func openAPI() async throws {
         let control = try await ControlHarness()
@@ -290,11 +317,11 @@ struct ControlAPITests {
         for (path, operations) in paths {
             for method in operations.keys { documented.insert("\(method.uppercased()) \(path)") }
         }
-        let served = Set(ControlAPI.routes.map { "\($0.method) \($0.path)" })
-        #expect(documented == served)
+        let expected = Set(Self.expectedRoutes.map { "\($0.method) \($0.path)" })
+        #expect(documented == expected)
         // Every documented route is really routed: no 404 "no such route" for any of them.
         let agentToken = try await control.agentToken()
-        for route in ControlAPI.routes {
+        for route in Self.expectedRoutes {
             let path = route.path.replacingOccurrences(of: "{namespace}/{service}", with: "ns/svc")
                 .replacingOccurrences(of: "{name}", with: "x").replacingOccurrences(of: "{alias}", with: "x")
                 .replacingOccurrences(of: "{id}", with: "x")

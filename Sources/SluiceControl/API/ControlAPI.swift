@@ -42,44 +42,28 @@ public struct ControlAPI: Sendable {
         audit = AdminAudit(store: store, publisher: publisher, logger: logger)
     }
 
-    /// Every route and its method, as served; the OpenAPI document is checked against it.
-    public static let routes: [(method: String, path: String)] = [
-        ("GET", "/healthz"), ("GET", "/openapi.json"),
-        ("GET", "/v1/admin/teams"), ("POST", "/v1/admin/teams"), ("GET", "/v1/admin/teams/{name}"),
-        ("PUT", "/v1/admin/teams/{name}"), ("PATCH", "/v1/admin/teams/{name}"), ("DELETE", "/v1/admin/teams/{name}"),
-        ("GET", "/v1/admin/projects"), ("POST", "/v1/admin/projects"), ("GET", "/v1/admin/projects/{name}"),
-        ("PUT", "/v1/admin/projects/{name}"), ("PATCH", "/v1/admin/projects/{name}"),
-        ("DELETE", "/v1/admin/projects/{name}"),
-        ("GET", "/v1/admin/services"), ("POST", "/v1/admin/services"),
-        ("GET", "/v1/admin/services/{namespace}/{service}"),
-        ("PUT", "/v1/admin/services/{namespace}/{service}"), ("PATCH", "/v1/admin/services/{namespace}/{service}"),
-        ("DELETE", "/v1/admin/services/{namespace}/{service}"),
-        ("GET", "/v1/admin/services/{namespace}"), ("PUT", "/v1/admin/services/{namespace}"),
-        ("PATCH", "/v1/admin/services/{namespace}"), ("DELETE", "/v1/admin/services/{namespace}"),
-        ("GET", "/v1/admin/models"), ("POST", "/v1/admin/models"), ("GET", "/v1/admin/models/{alias}"),
-        ("PUT", "/v1/admin/models/{alias}"), ("PATCH", "/v1/admin/models/{alias}"),
-        ("DELETE", "/v1/admin/models/{alias}"),
-        ("GET", "/v1/admin/keys"), ("POST", "/v1/admin/keys"), ("GET", "/v1/admin/keys/{id}"),
-        ("PATCH", "/v1/admin/keys/{id}"),
-        ("DELETE", "/v1/admin/keys/{id}"),
-        ("POST", "/v1/admin/keys/{id}/rotate"), ("POST", "/v1/admin/keys/{id}/revoke"),
-        ("GET", "/v1/admin/settings"), ("PUT", "/v1/admin/settings"), ("PATCH", "/v1/admin/settings"),
-        ("GET", "/v1/admin/usage"), ("GET", "/v1/admin/audit"), ("POST", "/v1/admin/agents"),
-        ("GET", "/v1/admin/agents"), ("DELETE", "/v1/admin/agents/{id}"),
-        ("GET", "/v1/agent/policy"), ("POST", "/v1/agent/usage"), ("POST", "/v1/agent/leases"),
-    ]
-
     public func router() -> Router<ControlContext> {
         let router = Router(context: ControlContext.self)
         router.add(middleware: ErrorMiddleware())
         router.get("/healthz") { _, _ in try jsonResponse(["status": "ok"]) }
+        router.addRoutes(adminRoutes(), atPath: "/v1/admin")
+        router.addRoutes(agentRoutes(), atPath: "/v1/agent")
+        // The document is built from the routes just added, so the two cannot drift.
+        let served = router.routes.map { (method: $0.method.rawValue, path: $0.path.description) }
+        let document = OpenAPIDocument.json(for: served + [(method: "GET", path: "/openapi.json")])
         router.get("/openapi.json") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.json)))
+                body: .init(byteBuffer: ByteBuffer(bytes: document)))
         }
+        return router
+    }
 
-        let admin = router.group("/v1/admin").add(middleware: AdminAuthMiddleware(token: adminToken))
+    /// `/v1/admin`, for the admin token only: policy entities, keys, settings, usage,
+    /// agents and the audit trail.
+    func adminRoutes() -> RouteCollection<ControlContext> {
+        let admin = RouteCollection(context: ControlContext.self).add(
+            middleware: AdminAuthMiddleware(token: adminToken))
         entityRoutes(
             admin, collection: "teams", items: ["teams/:name"], address: { try $0.pathParameter("name") }, kind: .team,
             TeamDocument.self, name: { $0.name }, wrap: Entity.team,
@@ -106,6 +90,14 @@ public struct ControlAPI: Sendable {
             ServiceDocument.self, name: { $0.name }, wrap: Entity.service,
             unwrap: { if case .service(let service) = $0 { service } else { nil } })
         keyRoutes(admin)
+        settingsRoutes(admin)
+        fleetRoutes(admin)
+        return admin
+    }
+
+    /// The fleet settings: read, replace, merge-patch; every write through the gate.
+    private func settingsRoutes(_ admin: RouteCollection<ControlContext>) {
+        let (store, gate, audit) = (self.store, self.gate, self.audit)
         admin.get("settings") { _, _ in try jsonResponse(try await store.settings()) }
         admin.put("settings") { request, context in
             let settings = try await decode(SettingsDocument.self, request, context)
@@ -119,6 +111,11 @@ public struct ControlAPI: Sendable {
             await audit.changed(request, "patch", "settings", "settings", fields: AdminAudit.fieldNames(patch))
             return try jsonResponse(settings)
         }
+    }
+
+    /// Usage, agents (their tokens) and the admin audit trail.
+    private func fleetRoutes(_ admin: RouteCollection<ControlContext>) {
+        let (store, audit, keyHasher) = (self.store, self.audit, self.keyHasher)
         admin.get("usage") { request, _ in try jsonResponse(try await UsageParameters.answer(request, store: store)) }
         admin.post("agents") { request, context in
             let body = try await decode(AgentRegistration.self, request, context)
@@ -152,7 +149,12 @@ public struct ControlAPI: Sendable {
             return try jsonResponse(try await store.adminChanges(since: since, limit: limit))
         }
 
-        let agent = router.group("/v1/agent").add(
+    }
+
+    /// `/v1/agent`, for agent tokens only: the signed policy bundle, usage batches, leases.
+    func agentRoutes() -> RouteCollection<ControlContext> {
+        let (store, leases, budgets, publisher) = (self.store, self.leases, self.budgets, self.publisher)
+        let agent = RouteCollection(context: ControlContext.self).add(
             middleware: AgentAuthMiddleware(
                 authenticators: [IssuedTokenAuthenticator(store: store, hasher: keyHasher)] + extraAgentAuthenticators))
         agent.get("policy") { request, context in
@@ -182,7 +184,7 @@ public struct ControlAPI: Sendable {
                 throw APIError(400, error.message, code: "invalid_body")
             }
         }
-        return router
+        return agent
     }
 
     // MARK: - Agent API
@@ -220,7 +222,7 @@ public struct ControlAPI: Sendable {
     /// Create, list, get, replace, patch and delete for one kind of entity. `items` are the
     /// routes of one entity and `address` reads its name from their parameters.
     private func entityRoutes<Document: Codable & Sendable>(
-        _ group: RouterGroup<ControlContext>, collection: String, items: [String],
+        _ group: RouteCollection<ControlContext>, collection: String, items: [String],
         address: @escaping @Sendable (ControlContext) throws -> String,
         kind: EntityKind, _ type: Document.Type,
         name: @escaping @Sendable (Document) -> String, wrap: @escaping @Sendable (Document) -> Entity,

@@ -210,7 +210,7 @@ struct IssuedKey: Codable, Sendable {
 }
 
 extension ControlAPI {
-    func keyRoutes(_ group: RouterGroup<ControlContext>) {
+    func keyRoutes(_ group: RouteCollection<ControlContext>) {
         let store = self.store
         let audit = self.audit
         let hasher = self.keyHasher

@@ -1,11 +1,11 @@
 import Foundation
 
-/// The OpenAPI 3.1 description of every route `ControlAPI` serves, built from its route
-/// table so the two cannot drift (a test checks both ways).
+/// The OpenAPI 3.1 description of every route `ControlAPI` serves, built from the router's
+/// own routes so the two cannot drift.
 enum OpenAPIDocument {
-    static let json: [UInt8] = {
+    static func json(for routes: [(method: String, path: String)]) -> [UInt8] {
         var paths: [String: [String: Any]] = [:]
-        for route in ControlAPI.routes {
+        for route in routes {
             paths[route.path, default: [:]][route.method.lowercased()] = operation(route.method, route.path)
         }
         let document: [String: Any] = [
@@ -14,7 +14,7 @@ enum OpenAPIDocument {
                 "title": "Sluice control plane", "version": "1",
                 "description":
                     "Admin API (admin token) and agent API (per-agent tokens). Keys are returned once,"
-                        + " on creation and rotation, and never appear in URLs.",
+                    + " on creation and rotation, and never appear in URLs.",
             ],
             "paths": paths,
             "components": [
@@ -28,7 +28,7 @@ enum OpenAPIDocument {
             ],
         ]
         return Array((try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data())
-    }()
+    }
 
     private static func operation(_ method: String, _ path: String) -> [String: Any] {
         var operation: [String: Any] = ["operationId": operationID(method, path)]
