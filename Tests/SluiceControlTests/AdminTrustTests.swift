@@ -242,259 +242,285 @@ struct AdminTrustTests {
     @Test("hostile admin writes are refused naming the field; every accepted one compiles in an agent")
     func hostileInputs() async throws {
         #expect(Self.cases.count >= 50)
-        let control = try await ControlHarness()
-        let token = try await control.agentToken()
-        for entry in Self.cases {
-            let response = try await control.request(
-                entry.method, entry.path, json: entry.body.isEmpty ? nil : entry.body)
-            if entry.accepted {
-                #expect((200..<300).contains(response.status), "\(entry): \(response.status) \(response.text)")
-            } else {
-                #expect((400..<500).contains(response.status), "\(entry): \(response.status) \(response.text)")
-                let error =
-                    (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["error"]
-                    as? [String: Any]
-                let message = error?["message"] as? String ?? ""
-                if let says = entry.says { #expect(message.contains(says), "\(entry): \(message)") }
+        try await ControlHarness.with { control in
+            let token = try await control.agentToken()
+            for entry in Self.cases {
+                let response = try await control.request(
+                    entry.method, entry.path, json: entry.body.isEmpty ? nil : entry.body)
+                if entry.accepted {
+                    #expect((200..<300).contains(response.status), "\(entry): \(response.status) \(response.text)")
+                } else {
+                    #expect((400..<500).contains(response.status), "\(entry): \(response.status) \(response.text)")
+                    let error =
+                        (try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])?["error"]
+                        as? [String: Any]
+                    let message = error?["message"] as? String ?? ""
+                    if let says = entry.says { #expect(message.contains(says), "\(entry): \(message)") }
+                }
+                // After every write, the bundle compiles in an agent with nothing disabled.
+                let document = try await bundle(control, token: token)
+                let compiled = try document.compile(in: Self.agentContext)
+                #expect(compiled.disabled.isEmpty, "\(entry): \(compiled.disabled)")
+                #expect(document.danglingReferences().isEmpty, "\(entry): \(document.danglingReferences())")
             }
-            // After every write, the bundle compiles in an agent with nothing disabled.
-            let document = try await bundle(control, token: token)
-            let compiled = try document.compile(in: Self.agentContext)
-            #expect(compiled.disabled.isEmpty, "\(entry): \(compiled.disabled)")
-            #expect(document.danglingReferences().isEmpty, "\(entry): \(document.danglingReferences())")
         }
-        try await control.shutdown()
     }
 
     @Test("every id that can be created can be read, updated, revoked and deleted, percent-encoded where it must be")
     func addressable() async throws {
-        let control = try await ControlHarness()
-        let longest = String(repeating: "z", count: 63)
-        for name in ["a", "0", "a.b_c-d", longest] {
-            #expect(try await control.request("POST", "/v1/admin/teams", json: Self.team(name)).status == 201)
-            #expect(try await control.request("GET", "/v1/admin/teams/\(name)").status == 200)
-            #expect(try await control.request("PUT", "/v1/admin/teams/\(name)", json: Self.team(name)).status == 200)
-            let key = try control.json(
-                try await control.request(
-                    "POST", "/v1/admin/keys", json: #"{"id":"k-\#(name.prefix(60))","team":"\#(name)"}"#))
-            let id = try #require((key["details"] as? [String: Any])?["id"] as? String)
-            #expect(try await control.request("POST", "/v1/admin/keys/\(id)/revoke").status == 200)
-            #expect(try await control.request("DELETE", "/v1/admin/keys/\(id)").status == 204)
-            #expect(try await control.request("DELETE", "/v1/admin/teams/\(name)").status == 204)
-        }
-        // The catch-all service * has a one-segment address, plain or encoded.
-        #expect(
-            try await control.request("POST", "/v1/admin/services", json: #"{"name":"*","keyless":true}"#).status == 201
-        )
-        #expect(try await control.request("GET", "/v1/admin/services/%2A").status == 200)
-        #expect(try await control.request("PATCH", "/v1/admin/services/*", json: #"{"keyless":false}"#).status == 200)
-        #expect(try await control.request("GET", "/v1/admin/services/nope").status == 404)
-        #expect(try await control.request("DELETE", "/v1/admin/services/%2A").status == 204)
-        // An alias with a / is one percent-encoded path segment.
-        for alias in ["openai/gpt-4o", "a:b@c+d", "x/y/z"] {
-            #expect(try await control.request("POST", "/v1/admin/models", json: Self.model(alias)).status == 201)
-            let segment = alias.replacingOccurrences(of: "/", with: "%2F").replacingOccurrences(of: "@", with: "%40")
+        try await ControlHarness.with { control in
+            let longest = String(repeating: "z", count: 63)
+            for name in ["a", "0", "a.b_c-d", longest] {
+                #expect(try await control.request("POST", "/v1/admin/teams", json: Self.team(name)).status == 201)
+                #expect(try await control.request("GET", "/v1/admin/teams/\(name)").status == 200)
+                #expect(
+                    try await control.request("PUT", "/v1/admin/teams/\(name)", json: Self.team(name)).status == 200)
+                let key = try control.json(
+                    try await control.request(
+                        "POST", "/v1/admin/keys", json: #"{"id":"k-\#(name.prefix(60))","team":"\#(name)"}"#))
+                let id = try #require((key["details"] as? [String: Any])?["id"] as? String)
+                #expect(try await control.request("POST", "/v1/admin/keys/\(id)/revoke").status == 200)
+                #expect(try await control.request("DELETE", "/v1/admin/keys/\(id)").status == 204)
+                #expect(try await control.request("DELETE", "/v1/admin/teams/\(name)").status == 204)
+            }
+            // The catch-all service * has a one-segment address, plain or encoded.
+            #expect(
+                try await control.request("POST", "/v1/admin/services", json: #"{"name":"*","keyless":true}"#).status
+                    == 201
+            )
+            #expect(try await control.request("GET", "/v1/admin/services/%2A").status == 200)
+            #expect(
+                try await control.request("PATCH", "/v1/admin/services/*", json: #"{"keyless":false}"#).status == 200)
+            #expect(try await control.request("GET", "/v1/admin/services/nope").status == 404)
+            #expect(try await control.request("DELETE", "/v1/admin/services/%2A").status == 204)
+            // An alias with a / is one percent-encoded path segment.
+            for alias in ["openai/gpt-4o", "a:b@c+d", "x/y/z"] {
+                #expect(try await control.request("POST", "/v1/admin/models", json: Self.model(alias)).status == 201)
+                let segment = alias.replacingOccurrences(of: "/", with: "%2F").replacingOccurrences(
+                    of: "@", with: "%40"
+                )
                 .replacingOccurrences(of: "+", with: "%2B").replacingOccurrences(of: ":", with: "%3A")
-            #expect(
-                try control.json(try await control.request("GET", "/v1/admin/models/\(segment)"))["alias"] as? String
-                    == alias)
-            #expect(
-                try await control.request("PUT", "/v1/admin/models/\(segment)", json: Self.model(alias)).status == 200)
-            #expect(try await control.request("DELETE", "/v1/admin/models/\(segment)").status == 204)
+                #expect(
+                    try control.json(try await control.request("GET", "/v1/admin/models/\(segment)"))["alias"]
+                        as? String
+                        == alias)
+                #expect(
+                    try await control.request("PUT", "/v1/admin/models/\(segment)", json: Self.model(alias)).status
+                        == 200)
+                #expect(try await control.request("DELETE", "/v1/admin/models/\(segment)").status == 204)
+            }
         }
-        try await control.shutdown()
     }
 
     @Test("PATCH changes only the fields given: metadata merges, null clears, limits change one by one")
     func patch() async throws {
-        let control = try await ControlHarness()
-        _ = try await control.request("POST", "/v1/admin/models", json: Self.model("gpt"))
-        _ = try await control.request("POST", "/v1/admin/teams", json: Self.team("ml"))
-        _ = try await control.request(
-            "POST", "/v1/admin/keys",
-            json: """
-                {"id":"ci","team":"ml","allowed_models":["gpt"],"metadata":{"owner":"alice","env":"prod"},
-                 "limits":{"requests_per_minute":60,"monthly_spend_usd":200},"expires_at":4102444800}
-                """)
-        func key() async throws -> [String: Any] {
-            try control.json(try await control.request("GET", "/v1/admin/keys/ci"))
-        }
-        #expect(
-            try await control.request(
-                "PATCH", "/v1/admin/keys/ci", json: #"{"metadata":{"env":"staging","cost":"42"}}"#
-            ).status == 200)
-        #expect(try await key()["metadata"] as? [String: String] == ["owner": "alice", "env": "staging", "cost": "42"])
-        #expect(
-            try await control.request("PATCH", "/v1/admin/keys/ci", json: #"{"metadata":{"cost":null}}"#).status == 200)
-        #expect(try await key()["metadata"] as? [String: String] == ["owner": "alice", "env": "staging"])
-        #expect(
-            try await control.request(
-                "PATCH", "/v1/admin/keys/ci", json: #"{"limits":{"requests_per_minute":null,"tokens_per_minute":500}}"#
-            )
-            .status == 200)
-        let limits = try #require(try await key()["limits"] as? [String: Any])
-        #expect(
-            limits["requests_per_minute"] == nil && limits["tokens_per_minute"] as? Int == 500
-                && limits["monthly_spend_usd"] as? Double == 200)
-        #expect(try await key()["allowed_models"] as? [String] == ["gpt"])
-        #expect(
-            try await control.request("PATCH", "/v1/admin/keys/ci", json: #"{"allowed_models":null,"expires_at":null}"#)
+        try await ControlHarness.with { control in
+            _ = try await control.request("POST", "/v1/admin/models", json: Self.model("gpt"))
+            _ = try await control.request("POST", "/v1/admin/teams", json: Self.team("ml"))
+            _ = try await control.request(
+                "POST", "/v1/admin/keys",
+                json: """
+                    {"id":"ci","team":"ml","allowed_models":["gpt"],"metadata":{"owner":"alice","env":"prod"},
+                     "limits":{"requests_per_minute":60,"monthly_spend_usd":200},"expires_at":4102444800}
+                    """)
+            func key() async throws -> [String: Any] {
+                try control.json(try await control.request("GET", "/v1/admin/keys/ci"))
+            }
+            #expect(
+                try await control.request(
+                    "PATCH", "/v1/admin/keys/ci", json: #"{"metadata":{"env":"staging","cost":"42"}}"#
+                ).status == 200)
+            #expect(
+                try await key()["metadata"] as? [String: String] == ["owner": "alice", "env": "staging", "cost": "42"])
+            #expect(
+                try await control.request("PATCH", "/v1/admin/keys/ci", json: #"{"metadata":{"cost":null}}"#).status
+                    == 200)
+            #expect(try await key()["metadata"] as? [String: String] == ["owner": "alice", "env": "staging"])
+            #expect(
+                try await control.request(
+                    "PATCH", "/v1/admin/keys/ci",
+                    json: #"{"limits":{"requests_per_minute":null,"tokens_per_minute":500}}"#
+                )
                 .status == 200)
-        let cleared = try await key()
-        #expect(
-            cleared["allowed_models"] == nil && cleared["expires_at"] == nil
-                && cleared["metadata"] as? [String: String] != nil)
-        let unknown = try await control.request(
-            "PATCH", "/v1/admin/keys/ci", json: #"{"limit":{"requests_per_minute":1}}"#)
-        #expect(unknown.status == 400 && unknown.text.contains(#"did you mean \"limits\"?"#))
-        try await control.shutdown()
+            let limits = try #require(try await key()["limits"] as? [String: Any])
+            #expect(
+                limits["requests_per_minute"] == nil && limits["tokens_per_minute"] as? Int == 500
+                    && limits["monthly_spend_usd"] as? Double == 200)
+            #expect(try await key()["allowed_models"] as? [String] == ["gpt"])
+            #expect(
+                try await control.request(
+                    "PATCH", "/v1/admin/keys/ci", json: #"{"allowed_models":null,"expires_at":null}"#
+                )
+                .status == 200)
+            let cleared = try await key()
+            #expect(
+                cleared["allowed_models"] == nil && cleared["expires_at"] == nil
+                    && cleared["metadata"] as? [String: String] != nil)
+            let unknown = try await control.request(
+                "PATCH", "/v1/admin/keys/ci", json: #"{"limit":{"requests_per_minute":1}}"#)
+            #expect(unknown.status == 400 && unknown.text.contains(#"did you mean \"limits\"?"#))
+        }
     }
 
     @Test("PATCH on teams, projects, services, models and settings is a merge patch, checked like a replacement")
     func mergePatch() async throws {
-        let control = try await ControlHarness()
-        _ = try await control.request(
-            "POST", "/v1/admin/models", json: Self.model("gpt", extra: #","input_cost_per_token":0.000001"#))
-        _ = try await control.request("POST", "/v1/admin/models", json: Self.model("claude"))
-        _ = try await control.request(
-            "POST", "/v1/admin/teams",
-            json: Self.team(
-                "ml",
-                extra: """
-                    ,"allowed_models":["gpt","claude"],"limits":{"requests_per_minute":5,"daily_spend_usd":10}
-                    """))
-        func get(_ path: String) async throws -> [String: Any] {
-            try control.json(try await control.request("GET", path))
-        }
+        try await ControlHarness.with { control in
+            _ = try await control.request(
+                "POST", "/v1/admin/models", json: Self.model("gpt", extra: #","input_cost_per_token":0.000001"#))
+            _ = try await control.request("POST", "/v1/admin/models", json: Self.model("claude"))
+            _ = try await control.request(
+                "POST", "/v1/admin/teams",
+                json: Self.team(
+                    "ml",
+                    extra: """
+                        ,"allowed_models":["gpt","claude"],"limits":{"requests_per_minute":5,"daily_spend_usd":10}
+                        """))
+            func get(_ path: String) async throws -> [String: Any] {
+                try control.json(try await control.request("GET", path))
+            }
 
-        // The issue's own case: one budget changes, the allowlist and other limits stay.
-        #expect(
-            try await control.request("PATCH", "/v1/admin/teams/ml", json: #"{"limits":{"monthly_spend_usd":100}}"#)
+            // The issue's own case: one budget changes, the allowlist and other limits stay.
+            #expect(
+                try await control.request("PATCH", "/v1/admin/teams/ml", json: #"{"limits":{"monthly_spend_usd":100}}"#)
+                    .status == 200)
+            var team = try await get("/v1/admin/teams/ml")
+            #expect(team["allowed_models"] as? [String] == ["gpt", "claude"])
+            #expect(
+                team["limits"] as? [String: Double] == [
+                    "requests_per_minute": 5, "daily_spend_usd": 10, "monthly_spend_usd": 100,
+                ])
+            #expect(
+                try await control.request(
+                    "PATCH", "/v1/admin/teams/ml",
+                    json: #"{"allowed_models":null,"limits":{"requests_per_minute":null}}"#
+                )
                 .status == 200)
-        var team = try await get("/v1/admin/teams/ml")
-        #expect(team["allowed_models"] as? [String] == ["gpt", "claude"])
-        #expect(
-            team["limits"] as? [String: Double] == [
-                "requests_per_minute": 5, "daily_spend_usd": 10, "monthly_spend_usd": 100,
-            ])
-        #expect(
-            try await control.request(
-                "PATCH", "/v1/admin/teams/ml", json: #"{"allowed_models":null,"limits":{"requests_per_minute":null}}"#
+            team = try await get("/v1/admin/teams/ml")
+            #expect(team["allowed_models"] == nil && (team["limits"] as? [String: Any])?["requests_per_minute"] == nil)
+
+            // Refused like a replacement: unknown fields, dangling references, renames, bad values.
+            let typo = try await control.request(
+                "PATCH", "/v1/admin/teams/ml", json: #"{"limits":{"requests_per_dya":1}}"#)
+            #expect(
+                typo.status == 400 && typo.text.contains("requests_per_dya") && typo.text.contains("requests_per_day"))
+            let dangling = try await control.request(
+                "PATCH", "/v1/admin/teams/ml", json: #"{"denied_models":["ghost"]}"#)
+            #expect(dangling.status == 400 && dangling.text.contains("ghost"))
+            let rename = try await control.request("PATCH", "/v1/admin/teams/ml", json: #"{"name":"ops"}"#)
+            #expect(rename.status == 400 && rename.text.contains("name_mismatch"))
+            #expect(try await control.request("PATCH", "/v1/admin/teams/ml", json: "[1]").status == 400)
+            #expect(try await control.request("PATCH", "/v1/admin/teams/nobody", json: "{}").status == 404)
+
+            _ = try await control.request(
+                "POST", "/v1/admin/projects", json: #"{"name":"web","team":"ml","allowed_models":["gpt"]}"#)
+            #expect(
+                try await control.request(
+                    "PATCH", "/v1/admin/projects/web", json: #"{"limits":{"requests_per_minute":3}}"#
+                )
+                .status == 200)
+            #expect(try await get("/v1/admin/projects/web")["allowed_models"] as? [String] == ["gpt"])
+            #expect(
+                try await control.request("PATCH", "/v1/admin/projects/web", json: #"{"team":"ghost"}"#).status == 400)
+
+            _ = try await control.request(
+                "POST", "/v1/admin/services",
+                json: #"{"name":"shop/checkout","keyless":true,"limits":{"requests_per_minute":9}}"#)
+            #expect(
+                try await control.request(
+                    "PATCH", "/v1/admin/services/shop/checkout", json: #"{"allowed_models":["gpt"]}"#
+                )
+                .status == 200)
+            let service = try await get("/v1/admin/services/shop/checkout")
+            #expect(
+                service["keyless"] as? Bool == true
+                    && (service["limits"] as? [String: Int])?["requests_per_minute"] == 9)
+
+            #expect(
+                try await control.request("PATCH", "/v1/admin/models/gpt", json: #"{"output_cost_per_token":0.000002}"#)
+                    .status == 200)
+            let model = try await get("/v1/admin/models/gpt")
+            #expect(
+                model["input_cost_per_token"] as? Double == 0.000001
+                    && model["output_cost_per_token"] as? Double == 0.000002)
+            #expect((model["deployments"] as? [Any])?.count == 1)
+
+            #expect(
+                try await control.request("PATCH", "/v1/admin/settings", json: #"{"time_zone":"Europe/Berlin"}"#).status
+                    == 200)
+            #expect(
+                try await control.request("PATCH", "/v1/admin/settings", json: #"{"soft_budget_percent":80}"#).status
+                    == 200
             )
-            .status == 200)
-        team = try await get("/v1/admin/teams/ml")
-        #expect(team["allowed_models"] == nil && (team["limits"] as? [String: Any])?["requests_per_minute"] == nil)
-
-        // Refused like a replacement: unknown fields, dangling references, renames, bad values.
-        let typo = try await control.request("PATCH", "/v1/admin/teams/ml", json: #"{"limits":{"requests_per_dya":1}}"#)
-        #expect(typo.status == 400 && typo.text.contains("requests_per_dya") && typo.text.contains("requests_per_day"))
-        let dangling = try await control.request("PATCH", "/v1/admin/teams/ml", json: #"{"denied_models":["ghost"]}"#)
-        #expect(dangling.status == 400 && dangling.text.contains("ghost"))
-        let rename = try await control.request("PATCH", "/v1/admin/teams/ml", json: #"{"name":"ops"}"#)
-        #expect(rename.status == 400 && rename.text.contains("name_mismatch"))
-        #expect(try await control.request("PATCH", "/v1/admin/teams/ml", json: "[1]").status == 400)
-        #expect(try await control.request("PATCH", "/v1/admin/teams/nobody", json: "{}").status == 404)
-
-        _ = try await control.request(
-            "POST", "/v1/admin/projects", json: #"{"name":"web","team":"ml","allowed_models":["gpt"]}"#)
-        #expect(
-            try await control.request("PATCH", "/v1/admin/projects/web", json: #"{"limits":{"requests_per_minute":3}}"#)
-                .status == 200)
-        #expect(try await get("/v1/admin/projects/web")["allowed_models"] as? [String] == ["gpt"])
-        #expect(try await control.request("PATCH", "/v1/admin/projects/web", json: #"{"team":"ghost"}"#).status == 400)
-
-        _ = try await control.request(
-            "POST", "/v1/admin/services",
-            json: #"{"name":"shop/checkout","keyless":true,"limits":{"requests_per_minute":9}}"#)
-        #expect(
-            try await control.request("PATCH", "/v1/admin/services/shop/checkout", json: #"{"allowed_models":["gpt"]}"#)
-                .status == 200)
-        let service = try await get("/v1/admin/services/shop/checkout")
-        #expect(
-            service["keyless"] as? Bool == true && (service["limits"] as? [String: Int])?["requests_per_minute"] == 9)
-
-        #expect(
-            try await control.request("PATCH", "/v1/admin/models/gpt", json: #"{"output_cost_per_token":0.000002}"#)
-                .status == 200)
-        let model = try await get("/v1/admin/models/gpt")
-        #expect(
-            model["input_cost_per_token"] as? Double == 0.000001
-                && model["output_cost_per_token"] as? Double == 0.000002)
-        #expect((model["deployments"] as? [Any])?.count == 1)
-
-        #expect(
-            try await control.request("PATCH", "/v1/admin/settings", json: #"{"time_zone":"Europe/Berlin"}"#).status
-                == 200)
-        #expect(
-            try await control.request("PATCH", "/v1/admin/settings", json: #"{"soft_budget_percent":80}"#).status == 200
-        )
-        let settings = try await get("/v1/admin/settings")
-        #expect(settings["time_zone"] as? String == "Europe/Berlin" && settings["soft_budget_percent"] as? Int == 80)
-        let badZone = try await control.request(
-            "PATCH", "/v1/admin/settings", json: #"{"time_zone":"Etc/../../etc/passwd"}"#)
-        #expect(badZone.status == 400 && badZone.text.contains("time_zone"))
-        try await control.shutdown()
+            let settings = try await get("/v1/admin/settings")
+            #expect(
+                settings["time_zone"] as? String == "Europe/Berlin" && settings["soft_budget_percent"] as? Int == 80)
+            let badZone = try await control.request(
+                "PATCH", "/v1/admin/settings", json: #"{"time_zone":"Etc/../../etc/passwd"}"#)
+            #expect(badZone.status == 400 && badZone.text.contains("time_zone"))
+        }
     }
 
     @Test("every admin change is in the audit trail with who, what and which entity, and never a secret")
     func auditTrail() async throws {
-        let control = try await ControlHarness()
-        let alice = [("Sluice-Actor", "alice@laptop")]
-        _ = try await control.request("POST", "/v1/admin/models", json: Self.model("gpt"), headers: alice)
-        _ = try await control.request("POST", "/v1/admin/teams", json: Self.team("ml"), headers: alice)
-        let created = try control.json(
-            try await control.request("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#, headers: alice))
-        let secret = try #require(created["key"] as? String)
-        let rotated = try control.json(try await control.request("POST", "/v1/admin/keys/ci/rotate", json: "{}"))
-        let newSecret = try #require(rotated["key"] as? String)
-        _ = try await control.request(
-            "PATCH", "/v1/admin/keys/ci", json: #"{"metadata":{"owner":"bob"},"limits":{"requests_per_minute":5}}"#,
-            headers: [("Sluice-Actor", "bad actor; rm -rf")])
-        _ = try await control.request(
-            "PATCH", "/v1/admin/settings", json: #"{"budget_webhook_url":"https://hooks.example/t0ps3cret"}"#)
-        _ = try await control.request("POST", "/v1/admin/keys/ci/revoke")
-        // A refused write is not a change.
-        #expect(try await control.request("POST", "/v1/admin/teams", json: Self.team("Bad Name")).status == 400)
+        try await ControlHarness.with { control in
+            let alice = [("Sluice-Actor", "alice@laptop")]
+            _ = try await control.request("POST", "/v1/admin/models", json: Self.model("gpt"), headers: alice)
+            _ = try await control.request("POST", "/v1/admin/teams", json: Self.team("ml"), headers: alice)
+            let created = try control.json(
+                try await control.request("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#, headers: alice))
+            let secret = try #require(created["key"] as? String)
+            let rotated = try control.json(try await control.request("POST", "/v1/admin/keys/ci/rotate", json: "{}"))
+            let newSecret = try #require(rotated["key"] as? String)
+            _ = try await control.request(
+                "PATCH", "/v1/admin/keys/ci", json: #"{"metadata":{"owner":"bob"},"limits":{"requests_per_minute":5}}"#,
+                headers: [("Sluice-Actor", "bad actor; rm -rf")])
+            _ = try await control.request(
+                "PATCH", "/v1/admin/settings", json: #"{"budget_webhook_url":"https://hooks.example/t0ps3cret"}"#)
+            _ = try await control.request("POST", "/v1/admin/keys/ci/revoke")
+            // A refused write is not a change.
+            #expect(try await control.request("POST", "/v1/admin/teams", json: Self.team("Bad Name")).status == 400)
 
-        let response = try await control.request("GET", "/v1/admin/audit?since=1h")
-        let changes = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]])
-        let summary = changes.map {
-            "\($0["actor"]!) \($0["action"]!) \($0["kind"]!) \($0["name"]!) \(($0["fields"] as? [String])!)"
+            let response = try await control.request("GET", "/v1/admin/audit?since=1h")
+            let changes = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [[String: Any]])
+            let summary = changes.map {
+                "\($0["actor"]!) \($0["action"]!) \($0["kind"]!) \($0["name"]!) \(($0["fields"] as? [String])!)"
+            }
+            #expect(
+                summary == [
+                    "alice@laptop create model gpt []", "alice@laptop create team ml []",
+                    "alice@laptop create key ci []",
+                    "admin rotate key ci []", "admin patch key ci [\"limits\", \"metadata\"]",
+                    "admin patch settings settings [\"budget_webhook_url\"]", "admin revoke key ci []",
+                ])
+            #expect(
+                !response.text.contains(secret) && !response.text.contains(newSecret)
+                    && !response.text.contains("t0ps3cret")
+                    && !response.text.contains("bob") && !response.text.contains("hmac"))
+            #expect(try await control.request("GET", "/v1/admin/audit?since=yesterday").status == 400)
+            #expect(try await control.request("GET", "/v1/admin/audit?since=2026-02-30").status == 400)
+            #expect(try await control.request("GET", "/v1/admin/audit?since=2020-01-01").status == 200)
         }
-        #expect(
-            summary == [
-                "alice@laptop create model gpt []", "alice@laptop create team ml []", "alice@laptop create key ci []",
-                "admin rotate key ci []", "admin patch key ci [\"limits\", \"metadata\"]",
-                "admin patch settings settings [\"budget_webhook_url\"]", "admin revoke key ci []",
-            ])
-        #expect(
-            !response.text.contains(secret) && !response.text.contains(newSecret)
-                && !response.text.contains("t0ps3cret")
-                && !response.text.contains("bob") && !response.text.contains("hmac"))
-        #expect(try await control.request("GET", "/v1/admin/audit?since=yesterday").status == 400)
-        #expect(try await control.request("GET", "/v1/admin/audit?since=2026-02-30").status == 400)
-        #expect(try await control.request("GET", "/v1/admin/audit?since=2020-01-01").status == 200)
-        try await control.shutdown()
     }
 
     @Test("a key with a team and project that do not exist is created in one call only when asked")
     func createMissing() async throws {
-        let control = try await ControlHarness()
-        let body = #"{"team":"marketing","project":"website-ai-assistant","metadata":{"owner":"marketing-team"}"#
-        let refused = try await control.request("POST", "/v1/admin/keys", json: body + "}")
-        #expect(refused.status == 400 && refused.text.contains("sluice teams create marketing"))
-        #expect(try await control.request("GET", "/v1/admin/teams/marketing").status == 404)
-        #expect(
-            try await control.request("POST", "/v1/admin/keys", json: body + #","create_missing":true}"#).status == 201)
-        #expect(try await control.request("GET", "/v1/admin/teams/marketing").status == 200)
-        let project = try control.json(try await control.request("GET", "/v1/admin/projects/website-ai-assistant"))
-        #expect(project["team"] as? String == "marketing")
-        // A bad key id creates nothing on the way to being refused.
-        let bad = try await control.request(
-            "POST", "/v1/admin/keys", json: #"{"id":"a/b","team":"sales","create_missing":true}"#)
-        let sales = try await control.request("GET", "/v1/admin/teams/sales")
-        #expect(bad.status == 400 && sales.status == 404)
-        try await control.shutdown()
+        try await ControlHarness.with { control in
+            let body = #"{"team":"marketing","project":"website-ai-assistant","metadata":{"owner":"marketing-team"}"#
+            let refused = try await control.request("POST", "/v1/admin/keys", json: body + "}")
+            #expect(refused.status == 400 && refused.text.contains("sluice teams create marketing"))
+            #expect(try await control.request("GET", "/v1/admin/teams/marketing").status == 404)
+            #expect(
+                try await control.request("POST", "/v1/admin/keys", json: body + #","create_missing":true}"#).status
+                    == 201)
+            #expect(try await control.request("GET", "/v1/admin/teams/marketing").status == 200)
+            let project = try control.json(try await control.request("GET", "/v1/admin/projects/website-ai-assistant"))
+            #expect(project["team"] as? String == "marketing")
+            // A bad key id creates nothing on the way to being refused.
+            let bad = try await control.request(
+                "POST", "/v1/admin/keys", json: #"{"id":"a/b","team":"sales","create_missing":true}"#)
+            let sales = try await control.request("GET", "/v1/admin/teams/sales")
+            #expect(bad.status == 400 && sales.status == 404)
+        }
     }
 
     @Test("usage batches are bounded per field")

@@ -21,6 +21,7 @@ final class ControlHarness: @unchecked Sendable {
     private(set) var port = 0
     private var serviceGroup: ServiceGroup?
     private var task: Task<Void, any Error>?
+    private var isShutDown = false
 
     /// The production wiring (`ControlPlane`) over a fresh SQLite file and data directory.
     init() async throws {
@@ -64,11 +65,27 @@ final class ControlHarness: @unchecked Sendable {
         return try #require(try json(response)["token"] as? String)
     }
 
+    /// Stops the control plane and the event loops; safe to call more than once.
     func shutdown() async throws {
+        guard !isShutDown else { return }
+        isShutDown = true
         await serviceGroup?.triggerGracefulShutdown()
         try await task?.value
         try await group.shutdownGracefully()
         directory.remove()
+    }
+
+    /// Runs `body` with a started control plane and shuts it down afterwards, also when
+    /// `body` throws.
+    static func with(_ body: (ControlHarness) async throws -> Void) async throws {
+        let control = try await ControlHarness()
+        do {
+            try await body(control)
+        } catch {
+            try? await control.shutdown()
+            throw error
+        }
+        try await control.shutdown()
     }
 }
 
@@ -76,207 +93,216 @@ final class ControlHarness: @unchecked Sendable {
 struct ControlAPITests {
     @Test("admin routes need the admin token; agent routes need an agent token; neither opens the other")
     func authentication() async throws {
-        let control = try await ControlHarness()
-        #expect(try await control.request("GET", "/v1/admin/teams", token: nil).status == 401)
-        #expect(try await control.request("GET", "/v1/admin/teams", token: "wrong-token-0123456789").status == 401)
-        let agentToken = try await control.agentToken()
-        #expect(try await control.request("GET", "/v1/admin/teams", token: agentToken).status == 401)
-        #expect(try await control.request("GET", "/v1/agent/policy", token: ControlHarness.adminToken).status == 401)
-        #expect(try await control.request("GET", "/v1/agent/policy", token: agentToken).status == 200)
-        let refused = try await control.request("GET", "/v1/admin/teams", token: nil)
-        #expect(refused.text.contains(#""code":"unauthorized""#))
-        try await control.shutdown()
+        try await ControlHarness.with { control in
+            #expect(try await control.request("GET", "/v1/admin/teams", token: nil).status == 401)
+            #expect(try await control.request("GET", "/v1/admin/teams", token: "wrong-token-0123456789").status == 401)
+            let agentToken = try await control.agentToken()
+            #expect(try await control.request("GET", "/v1/admin/teams", token: agentToken).status == 401)
+            #expect(
+                try await control.request("GET", "/v1/agent/policy", token: ControlHarness.adminToken).status == 401)
+            #expect(try await control.request("GET", "/v1/agent/policy", token: agentToken).status == 200)
+            let refused = try await control.request("GET", "/v1/admin/teams", token: nil)
+            #expect(refused.text.contains(#""code":"unauthorized""#))
+        }
     }
 
     @Test("a key is shown once at creation; listings show id and prefix, never the secret or its hash")
     func keys() async throws {
-        let control = try await ControlHarness()
-        #expect(try await control.request("POST", "/v1/admin/teams", json: #"{"name":"marketing"}"#).status == 201)
-        #expect(
-            try await control.request("POST", "/v1/admin/projects", json: #"{"name":"website","team":"marketing"}"#)
-                .status == 201)
-        #expect(
-            try await control.request(
-                "POST", "/v1/admin/models",
+        try await ControlHarness.with { control in
+            #expect(try await control.request("POST", "/v1/admin/teams", json: #"{"name":"marketing"}"#).status == 201)
+            #expect(
+                try await control.request("POST", "/v1/admin/projects", json: #"{"name":"website","team":"marketing"}"#)
+                    .status == 201)
+            #expect(
+                try await control.request(
+                    "POST", "/v1/admin/models",
+                    json: """
+                        {"alias":"gpt4_limited",
+                         "deployments":[{"api_base":"https://api.openai.com/v1","upstream_model":"gpt-4o"}]}
+                        """
+                ).status == 201)
+            let created = try await control.request(
+                "POST", "/v1/admin/keys",
                 json: """
-                    {"alias":"gpt4_limited",
-                     "deployments":[{"api_base":"https://api.openai.com/v1","upstream_model":"gpt-4o"}]}
-                    """
-            ).status == 201)
-        let created = try await control.request(
-            "POST", "/v1/admin/keys",
-            json: """
-                {"team":"marketing","project":"website","allowed_models":["gpt4_limited"],
-                 "metadata":{"owner":"marketing-team","env":"prod"},
-                 "limits":{"requests_per_minute":60,"tokens_per_minute":60000,"monthly_spend_usd":200}}
-                """)
-        #expect(created.status == 201)
-        let body = try control.json(created)
-        let secret = try #require(body["key"] as? String)
-        let details = try #require(body["details"] as? [String: Any])
-        let id = try #require(details["id"] as? String)
-        #expect(secret.hasPrefix("sk-sluice-") && secret.count == 42)
-        #expect(!secret.contains(id.dropFirst(4)))  // the made-up id shares nothing with the secret
-        #expect(details["prefix"] as? String == String(secret.prefix(14)))
-        let listing = try await control.request("GET", "/v1/admin/keys")
-        #expect(
-            listing.status == 200 && listing.text.contains(id) && !listing.text.contains(secret)
-                && !listing.text.contains("hmac-sha256"))
-        let one = try await control.request("GET", "/v1/admin/keys/\(id)")
-        #expect(!one.text.contains(secret) && one.text.contains(#""owner":"marketing-team""#))
+                    {"team":"marketing","project":"website","allowed_models":["gpt4_limited"],
+                     "metadata":{"owner":"marketing-team","env":"prod"},
+                     "limits":{"requests_per_minute":60,"tokens_per_minute":60000,"monthly_spend_usd":200}}
+                    """)
+            #expect(created.status == 201)
+            let body = try control.json(created)
+            let secret = try #require(body["key"] as? String)
+            let details = try #require(body["details"] as? [String: Any])
+            let id = try #require(details["id"] as? String)
+            #expect(secret.hasPrefix("sk-sluice-") && secret.count == 42)
+            #expect(!secret.contains(id.dropFirst(4)))  // the made-up id shares nothing with the secret
+            #expect(details["prefix"] as? String == String(secret.prefix(14)))
+            let listing = try await control.request("GET", "/v1/admin/keys")
+            #expect(
+                listing.status == 200 && listing.text.contains(id) && !listing.text.contains(secret)
+                    && !listing.text.contains("hmac-sha256"))
+            let one = try await control.request("GET", "/v1/admin/keys/\(id)")
+            #expect(!one.text.contains(secret) && one.text.contains(#""owner":"marketing-team""#))
 
-        // An update applies without rotating; rotation issues a new secret with a grace period.
-        let patched = try await control.request(
-            "PATCH", "/v1/admin/keys/\(id)", json: #"{"limits":{"requests_per_minute":120}}"#)
-        #expect(patched.status == 200 && patched.text.contains(#""requests_per_minute":120"#))
-        let rotated = try control.json(
-            try await control.request("POST", "/v1/admin/keys/\(id)/rotate", json: #"{"grace_period_seconds":3600}"#))
-        let newSecret = try #require(rotated["key"] as? String)
-        #expect(newSecret != secret)
-        let revoked = try await control.request("POST", "/v1/admin/keys/\(id)/revoke", json: "{}")
-        #expect(revoked.status == 200 && revoked.text.contains(#""revoked":true"#))
-        #expect(try await control.request("POST", "/v1/admin/keys/\(id)/rotate", json: "{}").status == 409)
-        // A key for a team that does not exist, and a project of another team, are refused.
-        #expect(try await control.request("POST", "/v1/admin/keys", json: #"{"team":"ghosts"}"#).status == 400)
-        #expect(try await control.request("DELETE", "/v1/admin/teams/marketing").status == 409)
-        try await control.shutdown()
+            // An update applies without rotating; rotation issues a new secret with a grace period.
+            let patched = try await control.request(
+                "PATCH", "/v1/admin/keys/\(id)", json: #"{"limits":{"requests_per_minute":120}}"#)
+            #expect(patched.status == 200 && patched.text.contains(#""requests_per_minute":120"#))
+            let rotated = try control.json(
+                try await control.request(
+                    "POST", "/v1/admin/keys/\(id)/rotate", json: #"{"grace_period_seconds":3600}"#))
+            let newSecret = try #require(rotated["key"] as? String)
+            #expect(newSecret != secret)
+            let revoked = try await control.request("POST", "/v1/admin/keys/\(id)/revoke", json: "{}")
+            #expect(revoked.status == 200 && revoked.text.contains(#""revoked":true"#))
+            #expect(try await control.request("POST", "/v1/admin/keys/\(id)/rotate", json: "{}").status == 409)
+            // A key for a team that does not exist, and a project of another team, are refused.
+            #expect(try await control.request("POST", "/v1/admin/keys", json: #"{"team":"ghosts"}"#).status == 400)
+            #expect(try await control.request("DELETE", "/v1/admin/teams/marketing").status == 409)
+        }
     }
 
     @Test("the bundle is signed, carries key hashes not keys, and answers If-None-Match with 304")
     func bundle() async throws {
-        let control = try await ControlHarness()
-        let token = try await control.agentToken()
-        _ = try await control.request(
-            "POST", "/v1/admin/models",
-            json: """
-                {"alias":"gpt-4o-mini",
-                 "deployments":[{"api_base":"https://api.openai.com/v1","upstream_model":"gpt-4o-mini",
-                                 "credential_ref":"OPENAI_API_KEY"}],
-                 "input_cost_per_token":0.00000015,"output_cost_per_token":0.0000006}
-                """)
-        #expect(
-            try await control.request(
-                "POST", "/v1/admin/teams", json: #"{"name":"ml","denied_models":["gpt-4o-mini"]}"#
-            ).status == 201)
-        _ = try await control.request("POST", "/v1/admin/services", json: #"{"name":"shop/checkout","keyless":true}"#)
-        let secret = try #require(
-            try control.json(try await control.request("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#))[
-                "key"] as? String)
-        let response = try await control.request("GET", "/v1/agent/policy", token: token)
-        #expect(response.status == 200)
-        let tag = try #require(response.header("etag"))
-        #expect(tag == "\"v5\"")  // 1 at start, then four writes
-        #expect(!response.text.contains(secret))
-        let bundle = try WireCoding.decoder.decode(SignedBundle.self, from: Data(response.body))
-        let document = try bundle.verified(with: control.publicKey)
-        #expect(document.version == 5 && document.keys.map(\.id) == ["ci"] && document.keys[0].prefix == nil)
-        #expect(document.keys[0].hash == KeyHasher(pepper: ControlHarness.pepper).hash(secret).encoded)
-        #expect(document.keyPepperFingerprint == PolicyPublisher.fingerprint(of: ControlHarness.pepper))
-        #expect(document.services.first?.keyless == true && document.teams.first?.deniedModels == ["gpt-4o-mini"])
-        let unchanged = try await control.request(
-            "GET", "/v1/agent/policy", token: token, headers: [("If-None-Match", tag)])
-        #expect(unchanged.status == 304 && unchanged.body.isEmpty)
-        // The bundle turns into an engine policy on the agent's side.
-        let context = PolicyDocument.LocalContext(
-            keyPepper: ControlHarness.pepper, credential: { _ in Secret("sk-provider") },
-            timeZone: { TimeZoneRules(fixedOffset: $0) })
-        #expect(try document.policy(in: context).policy.keys.count == 1)
-        try await control.shutdown()
+        try await ControlHarness.with { control in
+            let token = try await control.agentToken()
+            _ = try await control.request(
+                "POST", "/v1/admin/models",
+                json: """
+                    {"alias":"gpt-4o-mini",
+                     "deployments":[{"api_base":"https://api.openai.com/v1","upstream_model":"gpt-4o-mini",
+                                     "credential_ref":"OPENAI_API_KEY"}],
+                     "input_cost_per_token":0.00000015,"output_cost_per_token":0.0000006}
+                    """)
+            #expect(
+                try await control.request(
+                    "POST", "/v1/admin/teams", json: #"{"name":"ml","denied_models":["gpt-4o-mini"]}"#
+                ).status == 201)
+            _ = try await control.request(
+                "POST", "/v1/admin/services", json: #"{"name":"shop/checkout","keyless":true}"#)
+            let secret = try #require(
+                try control.json(
+                    try await control.request("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#))[
+                        "key"] as? String)
+            let response = try await control.request("GET", "/v1/agent/policy", token: token)
+            #expect(response.status == 200)
+            let tag = try #require(response.header("etag"))
+            #expect(tag == "\"v5\"")  // 1 at start, then four writes
+            #expect(!response.text.contains(secret))
+            let bundle = try WireCoding.decoder.decode(SignedBundle.self, from: Data(response.body))
+            let document = try bundle.verified(with: control.publicKey)
+            #expect(document.version == 5 && document.keys.map(\.id) == ["ci"] && document.keys[0].prefix == nil)
+            #expect(document.keys[0].hash == KeyHasher(pepper: ControlHarness.pepper).hash(secret).encoded)
+            #expect(document.keyPepperFingerprint == PolicyPublisher.fingerprint(of: ControlHarness.pepper))
+            #expect(document.services.first?.keyless == true && document.teams.first?.deniedModels == ["gpt-4o-mini"])
+            let unchanged = try await control.request(
+                "GET", "/v1/agent/policy", token: token, headers: [("If-None-Match", tag)])
+            #expect(unchanged.status == 304 && unchanged.body.isEmpty)
+            // The bundle turns into an engine policy on the agent's side.
+            let context = PolicyDocument.LocalContext(
+                keyPepper: ControlHarness.pepper, credential: { _ in Secret("sk-provider") },
+                timeZone: { TimeZoneRules(fixedOffset: $0) })
+            #expect(try document.policy(in: context).policy.keys.count == 1)
+        }
     }
 
     @Test("a long-poll answers as soon as the policy changes")
     func longPoll() async throws {
-        let control = try await ControlHarness()
-        let token = try await control.agentToken()
-        _ = try await control.request("POST", "/v1/admin/teams", json: #"{"name":"ml"}"#)
-        _ = try await control.request("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#)
-        let tag = try #require(try await control.request("GET", "/v1/agent/policy", token: token).header("etag"))
-        let started = ContinuousClock.now
-        let poll = Task {
-            try await control.request(
-                "GET", "/v1/agent/policy?wait=30", token: token, headers: [("If-None-Match", tag)])
+        try await ControlHarness.with { control in
+            let token = try await control.agentToken()
+            _ = try await control.request("POST", "/v1/admin/teams", json: #"{"name":"ml"}"#)
+            _ = try await control.request("POST", "/v1/admin/keys", json: #"{"id":"ci","team":"ml"}"#)
+            let tag = try #require(try await control.request("GET", "/v1/agent/policy", token: token).header("etag"))
+            let started = ContinuousClock.now
+            let poll = Task {
+                try await control.request(
+                    "GET", "/v1/agent/policy?wait=30", token: token, headers: [("If-None-Match", tag)])
+            }
+            // The poll must be waiting before the change, or the test proves nothing: an
+            // immediate answer would be a 200 for an older version, caught below.
+            try await Task.sleep(for: .milliseconds(300))
+            _ = try await control.request("POST", "/v1/admin/keys/ci/revoke", json: "{}")
+            let answer = try await poll.value
+            let waited = ContinuousClock.now - started
+            #expect(answer.status == 200 && answer.header("etag") != tag)
+            let document = try WireCoding.decoder.decode(SignedBundle.self, from: Data(answer.body)).verified(
+                with: control.publicKey)
+            #expect(document.keys.first?.revoked == true)
+            #expect(waited < .seconds(2))
+            // With nothing changing, the long-poll ends at its wait with 304.
+            let idle = try await control.request(
+                "GET", "/v1/agent/policy?wait=1", token: token,
+                headers: [("If-None-Match", answer.header("etag") ?? "")])
+            #expect(idle.status == 304)
         }
-        // The poll must be waiting before the change, or the test proves nothing: an
-        // immediate answer would be a 200 for an older version, caught below.
-        try await Task.sleep(for: .milliseconds(300))
-        _ = try await control.request("POST", "/v1/admin/keys/ci/revoke", json: "{}")
-        let answer = try await poll.value
-        let waited = ContinuousClock.now - started
-        #expect(answer.status == 200 && answer.header("etag") != tag)
-        let document = try WireCoding.decoder.decode(SignedBundle.self, from: Data(answer.body)).verified(
-            with: control.publicKey)
-        #expect(document.keys.first?.revoked == true)
-        #expect(waited < .seconds(2))
-        // With nothing changing, the long-poll ends at its wait with 304.
-        let idle = try await control.request(
-            "GET", "/v1/agent/policy?wait=1", token: token, headers: [("If-None-Match", answer.header("etag") ?? "")])
-        #expect(idle.status == 304)
-        try await control.shutdown()
     }
 
     @Test("usage batches over HTTP apply once and only for the authenticated agent")
     func usage() async throws {
-        let control = try await ControlHarness()
-        let token = try await control.agentToken("agent-1")
-        let batch =
-            #"{"agent_id":"agent-1","epoch":"e1","sequence":1,"deltas":[{"hour":1795435200,"team":"ml","#
-            + #""service":"shop/checkout","key_id":"ci","model":"gpt-4o-mini","requests":3,"prompt_tokens":30,"#
-            + #""completion_tokens":9,"cost_pico_usd":9000,"denials":{}}]}"#
-        let first = try await control.request("POST", "/v1/agent/usage", json: batch, token: token)
-        #expect(
-            first.status == 200 && first.text.contains(#""acknowledged_sequence":1"#)
-                && first.text.contains(#""duplicate":false"#))
-        let again = try await control.request("POST", "/v1/agent/usage", json: batch, token: token)
-        #expect(again.text.contains(#""duplicate":true"#))
-        let impostor = try await control.request(
-            "POST", "/v1/agent/usage", json: batch.replacingOccurrences(of: "agent-1", with: "agent-2"), token: token)
-        #expect(impostor.status == 403)
-        #expect(try await control.request("POST", "/v1/agent/usage", json: "{not json", token: token).status == 400)
-        let usage = try await control.request(
-            "GET", "/v1/admin/usage?group_by=team,model&from=1795435200&to=1795438800")
-        #expect(
-            usage.status == 200 && usage.text.contains(#""cost_pico_usd":9000"#) && usage.text.contains(#""team":"ml""#)
-        )
-        #expect(try await control.request("GET", "/v1/admin/usage?group_by=colour").status == 400)
-        try await control.shutdown()
+        try await ControlHarness.with { control in
+            let token = try await control.agentToken("agent-1")
+            let batch =
+                #"{"agent_id":"agent-1","epoch":"e1","sequence":1,"deltas":[{"hour":1795435200,"team":"ml","#
+                + #""service":"shop/checkout","key_id":"ci","model":"gpt-4o-mini","requests":3,"prompt_tokens":30,"#
+                + #""completion_tokens":9,"cost_pico_usd":9000,"denials":{}}]}"#
+            let first = try await control.request("POST", "/v1/agent/usage", json: batch, token: token)
+            #expect(
+                first.status == 200 && first.text.contains(#""acknowledged_sequence":1"#)
+                    && first.text.contains(#""duplicate":false"#))
+            let again = try await control.request("POST", "/v1/agent/usage", json: batch, token: token)
+            #expect(again.text.contains(#""duplicate":true"#))
+            let impostor = try await control.request(
+                "POST", "/v1/agent/usage", json: batch.replacingOccurrences(of: "agent-1", with: "agent-2"),
+                token: token)
+            #expect(impostor.status == 403)
+            #expect(try await control.request("POST", "/v1/agent/usage", json: "{not json", token: token).status == 400)
+            let usage = try await control.request(
+                "GET", "/v1/admin/usage?group_by=team,model&from=1795435200&to=1795438800")
+            #expect(
+                usage.status == 200 && usage.text.contains(#""cost_pico_usd":9000"#)
+                    && usage.text.contains(#""team":"ml""#)
+            )
+            #expect(try await control.request("GET", "/v1/admin/usage?group_by=colour").status == 400)
+        }
     }
 
     @Test("usage groups by key metadata and carries refusals by reason")
     func usageByMetadata() async throws {
-        let control = try await ControlHarness()
-        let token = try await control.agentToken("agent-1")
-        _ = try await control.request("POST", "/v1/admin/teams", json: #"{"name":"ml"}"#)
-        for (id, owner) in [("ci", "ana"), ("ci2", "bo"), ("ci3", "ana")] {
-            let created = try await control.request(
-                "POST", "/v1/admin/keys", json: #"{"id":"\#(id)","team":"ml","metadata":{"owner":"\#(owner)"}}"#)
-            #expect(created.status == 201)
+        try await ControlHarness.with { control in
+            let token = try await control.agentToken("agent-1")
+            _ = try await control.request("POST", "/v1/admin/teams", json: #"{"name":"ml"}"#)
+            for (id, owner) in [("ci", "ana"), ("ci2", "bo"), ("ci3", "ana")] {
+                let created = try await control.request(
+                    "POST", "/v1/admin/keys", json: #"{"id":"\#(id)","team":"ml","metadata":{"owner":"\#(owner)"}}"#)
+                #expect(created.status == 201)
+            }
+            func delta(_ key: String?, cost: Int, denials: String = "{}") -> String {
+                let keyField = key.map { #""key_id":"\#($0)","# } ?? ""
+                return
+                    #"{"hour":1795435200,"team":"ml","service":"shop/checkout",\#(keyField)"model":"m","requests":1,"#
+                    + #""prompt_tokens":1,"completion_tokens":1,"cost_pico_usd":\#(cost),"denials":\#(denials)}"#
+            }
+            let deltas = [
+                delta("ci", cost: 9000, denials: #"{"budget_exceeded":2}"#), delta("ci2", cost: 1000),
+                delta("ci3", cost: 500, denials: #"{"budget_exceeded":1,"rate_limited":1}"#), delta(nil, cost: 10),
+            ]
+            let batch =
+                #"{"agent_id":"agent-1","epoch":"e1","sequence":1,"deltas":[\#(deltas.joined(separator: ","))]}"#
+            #expect(try await control.request("POST", "/v1/agent/usage", json: batch, token: token).status == 200)
+            let answer = try await control.request(
+                "GET", "/v1/admin/usage?group_by=meta.owner&from=1795435200&to=1795438800")
+            let rows = try #require(try JSONSerialization.jsonObject(with: Data(answer.body)) as? [[String: Any]])
+            let summary = rows.map { row in
+                "\((row["group"] as? [String: String])?["meta.owner"] ?? "?") \(row["cost_pico_usd"] as? Int ?? -1)"
+                    + " \(((row["denials"] as? [String: Int]) ?? [:]).sorted(by: <).map { "\($0.key)=\($0.value)" })"
+            }
+            #expect(summary == [#"ana 9500 ["budget_exceeded=3", "rate_limited=1"]"#, "bo 1000 []", " 10 []"])
+            let top = try await control.request(
+                "GET", "/v1/admin/usage?group_by=meta.owner,model&limit=1&from=1795435200&to=1795438800")
+            #expect(
+                top.text.contains(#""meta.owner":"ana""#) && !top.text.contains(#""bo""#)
+                    && top.text.contains(#""model":"m""#))
+            #expect(try await control.request("GET", "/v1/admin/usage?group_by=meta.").status == 400)
         }
-        func delta(_ key: String?, cost: Int, denials: String = "{}") -> String {
-            let keyField = key.map { #""key_id":"\#($0)","# } ?? ""
-            return #"{"hour":1795435200,"team":"ml","service":"shop/checkout",\#(keyField)"model":"m","requests":1,"#
-                + #""prompt_tokens":1,"completion_tokens":1,"cost_pico_usd":\#(cost),"denials":\#(denials)}"#
-        }
-        let deltas = [
-            delta("ci", cost: 9000, denials: #"{"budget_exceeded":2}"#), delta("ci2", cost: 1000),
-            delta("ci3", cost: 500, denials: #"{"budget_exceeded":1,"rate_limited":1}"#), delta(nil, cost: 10),
-        ]
-        let batch = #"{"agent_id":"agent-1","epoch":"e1","sequence":1,"deltas":[\#(deltas.joined(separator: ","))]}"#
-        #expect(try await control.request("POST", "/v1/agent/usage", json: batch, token: token).status == 200)
-        let answer = try await control.request(
-            "GET", "/v1/admin/usage?group_by=meta.owner&from=1795435200&to=1795438800")
-        let rows = try #require(try JSONSerialization.jsonObject(with: Data(answer.body)) as? [[String: Any]])
-        let summary = rows.map { row in
-            "\((row["group"] as? [String: String])?["meta.owner"] ?? "?") \(row["cost_pico_usd"] as? Int ?? -1)"
-                + " \(((row["denials"] as? [String: Int]) ?? [:]).sorted(by: <).map { "\($0.key)=\($0.value)" })"
-        }
-        #expect(summary == [#"ana 9500 ["budget_exceeded=3", "rate_limited=1"]"#, "bo 1000 []", " 10 []"])
-        let top = try await control.request(
-            "GET", "/v1/admin/usage?group_by=meta.owner,model&limit=1&from=1795435200&to=1795438800")
-        #expect(
-            top.text.contains(#""meta.owner":"ana""#) && !top.text.contains(#""bo""#)
-                && top.text.contains(#""model":"m""#))
-        #expect(try await control.request("GET", "/v1/admin/usage?group_by=meta.").status == 400)
-        try await control.shutdown()
     }
 
     /// Every route the control plane must serve: a change to the API changes this list.
@@ -308,29 +334,29 @@ struct ControlAPITests {
 
     @Test("/openapi.json describes exactly the routes served, and every one of them answers")
     func openAPI() async throws {
-        let control = try await ControlHarness()
-        let response = try await control.request("GET", "/openapi.json", token: nil)
-        let document = try control.json(response)
-        #expect(document["openapi"] as? String == "3.1.0")
-        let paths = try #require(document["paths"] as? [String: [String: Any]])
-        var documented: Set<String> = []
-        for (path, operations) in paths {
-            for method in operations.keys { documented.insert("\(method.uppercased()) \(path)") }
+        try await ControlHarness.with { control in
+            let response = try await control.request("GET", "/openapi.json", token: nil)
+            let document = try control.json(response)
+            #expect(document["openapi"] as? String == "3.1.0")
+            let paths = try #require(document["paths"] as? [String: [String: Any]])
+            var documented: Set<String> = []
+            for (path, operations) in paths {
+                for method in operations.keys { documented.insert("\(method.uppercased()) \(path)") }
+            }
+            let expected = Set(Self.expectedRoutes.map { "\($0.method) \($0.path)" })
+            #expect(documented == expected)
+            // Every documented route is really routed: no 404 "no such route" for any of them.
+            let agentToken = try await control.agentToken()
+            for route in Self.expectedRoutes {
+                let path = route.path.replacingOccurrences(of: "{namespace}/{service}", with: "ns/svc")
+                    .replacingOccurrences(of: "{name}", with: "x").replacingOccurrences(of: "{alias}", with: "x")
+                    .replacingOccurrences(of: "{id}", with: "x")
+                let token = route.path.hasPrefix("/v1/agent") ? agentToken : ControlHarness.adminToken
+                let answer = try await control.request(route.method, path, json: "{}", token: token)
+                #expect(
+                    answer.status != 404 || answer.text.contains("\"not_found\""),
+                    "\(route.method) \(route.path) is not routed")
+            }
         }
-        let expected = Set(Self.expectedRoutes.map { "\($0.method) \($0.path)" })
-        #expect(documented == expected)
-        // Every documented route is really routed: no 404 "no such route" for any of them.
-        let agentToken = try await control.agentToken()
-        for route in Self.expectedRoutes {
-            let path = route.path.replacingOccurrences(of: "{namespace}/{service}", with: "ns/svc")
-                .replacingOccurrences(of: "{name}", with: "x").replacingOccurrences(of: "{alias}", with: "x")
-                .replacingOccurrences(of: "{id}", with: "x")
-            let token = route.path.hasPrefix("/v1/agent") ? agentToken : ControlHarness.adminToken
-            let answer = try await control.request(route.method, path, json: "{}", token: token)
-            #expect(
-                answer.status != 404 || answer.text.contains("\"not_found\""),
-                "\(route.method) \(route.path) is not routed")
-        }
-        try await control.shutdown()
     }
 }

@@ -35,202 +35,202 @@ struct FleetLimitTests {
         "20 agents under uneven load hold a team's requests per minute within 2 %; quiet agents are not starved"
     )
     func twentyAgentsShareATeamLimit() async throws {
-        let harness = try await SyncHarness()
-        try await harness.seedPolicy()
-        let perMinute = 6_000
-        let key = try await Self.team(limits: #"{"requests_per_minute":\#(perMinute)}"#, on: harness)
+        try await SyncHarness.with { harness in
+            try await harness.seedPolicy()
+            let perMinute = 6_000
+            let key = try await Self.team(limits: #"{"requests_per_minute":\#(perMinute)}"#, on: harness)
 
-        var agents: [SyncHarness.Agent] = []
-        for index in 0..<20 {
-            agents.append(try await harness.startAgent(id: "pod-\(index)", flushInterval: .milliseconds(100)))
-        }
-        for agent in agents {
-            #expect(await eventually { (try? await agent.readiness().status) == 200 })
-        }
-        let heavy = 0..<4
-        let tally = Tally()
-        let window = (start: ContinuousClock.now + .seconds(3), end: ContinuousClock.now + .seconds(13))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for (index, agent) in agents.enumerated() {
-                // Busy agents: two callers each, backing off 20 ms after a refusal, so
-                // they always want more than their share. Quiet ones: one call every 500 ms.
-                for _ in 0..<(heavy.contains(index) ? 2 : 1) {
-                    group.addTask {
-                        while ContinuousClock.now < window.end {
-                            let response = try await agent.chat(key: key)
-                            let finished = ContinuousClock.now
-                            if finished >= window.start, finished < window.end {
-                                tally.record(agent: index, admitted: response.status == 200)
-                            }
-                            #expect(
-                                response.status == 200 || response.status == 429,
-                                "agent \(index): \(response.status) \(response.text)")
-                            if heavy.contains(index) {
-                                if response.status == 429 { try await Task.sleep(for: .milliseconds(20)) }
-                            } else {
-                                try await Task.sleep(for: .milliseconds(500))
+            var agents: [SyncHarness.Agent] = []
+            for index in 0..<20 {
+                agents.append(try await harness.startAgent(id: "pod-\(index)", flushInterval: .milliseconds(100)))
+            }
+            for agent in agents {
+                #expect(await eventually { (try? await agent.readiness().status) == 200 })
+            }
+            let heavy = 0..<4
+            let tally = Tally()
+            let window = (start: ContinuousClock.now + .seconds(3), end: ContinuousClock.now + .seconds(13))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (index, agent) in agents.enumerated() {
+                    // Busy agents: two callers each, backing off 20 ms after a refusal, so
+                    // they always want more than their share. Quiet ones: one call every 500 ms.
+                    for _ in 0..<(heavy.contains(index) ? 2 : 1) {
+                        group.addTask {
+                            while ContinuousClock.now < window.end {
+                                let response = try await agent.chat(key: key)
+                                let finished = ContinuousClock.now
+                                if finished >= window.start, finished < window.end {
+                                    tally.record(agent: index, admitted: response.status == 200)
+                                }
+                                #expect(
+                                    response.status == 200 || response.status == 429,
+                                    "agent \(index): \(response.status) \(response.text)")
+                                if heavy.contains(index) {
+                                    if response.status == 429 { try await Task.sleep(for: .milliseconds(20)) }
+                                } else {
+                                    try await Task.sleep(for: .milliseconds(500))
+                                }
                             }
                         }
                     }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            let counts = tally.counts.withLock { $0 }
+            let admitted = counts.values.map(\.admitted).reduce(0, +)
+            let allowed = Double(perMinute) * 10 / 60  // one bucket's refill over the 10 s window
+            let callers = 4 * 2 + 16
+            // Within 2 %, plus one call in flight per caller at the window's edges.
+            #expect(Double(admitted) <= allowed * 1.02 + Double(callers), "admitted \(admitted) of \(allowed)")
+            // The limit is used, not wasted: quiet agents take less than their floor, so a
+            // little of it goes unused. On a starved machine the callers may not even ask for
+            // 70 % of it; then most of what they asked must have been admitted.
+            let tried = counts.values.map(\.tried).reduce(0, +)
+            #expect(
+                Double(admitted) >= min(allowed * 0.7, Double(tried) * 0.8),
+                "admitted only \(admitted) of \(allowed) (\(tried) tried)")
+            for index in 4..<20 {
+                let count = counts[index] ?? (0, 0)
+                #expect(count.tried > 0 && count.admitted == count.tried, "quiet agent \(index) starved: \(count)")
+            }
+            for index in heavy {
+                #expect((counts[index]?.admitted ?? 0) > 0, "busy agent \(index) got nothing")
+            }
+            for agent in agents { try await agent.stop() }
         }
-        let counts = tally.counts.withLock { $0 }
-        let admitted = counts.values.map(\.admitted).reduce(0, +)
-        let allowed = Double(perMinute) * 10 / 60  // one bucket's refill over the 10 s window
-        let callers = 4 * 2 + 16
-        // Within 2 %, plus one call in flight per caller at the window's edges.
-        #expect(Double(admitted) <= allowed * 1.02 + Double(callers), "admitted \(admitted) of \(allowed)")
-        // The limit is used, not wasted: quiet agents take less than their floor, so a
-        // little of it goes unused. On a starved machine the callers may not even ask for
-        // 70 % of it; then most of what they asked must have been admitted.
-        let tried = counts.values.map(\.tried).reduce(0, +)
-        #expect(
-            Double(admitted) >= min(allowed * 0.7, Double(tried) * 0.8),
-            "admitted only \(admitted) of \(allowed) (\(tried) tried)")
-        for index in 4..<20 {
-            let count = counts[index] ?? (0, 0)
-            #expect(count.tried > 0 && count.admitted == count.tried, "quiet agent \(index) starved: \(count)")
-        }
-        for index in heavy {
-            #expect((counts[index]?.admitted ?? 0) > 0, "busy agent \(index) got nothing")
-        }
-        for agent in agents { try await agent.stop() }
-        try await harness.shutdown()
     }
 
     @Test("a new agent asks for its lease on first demand and, until it comes, enforces an even share, not a tenth")
     func firstDemandAndFairShare() async throws {
-        let harness = try await SyncHarness()
-        try await harness.seedPolicy()
-        // fallback: fraction 0.1
-        _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"lease_seconds":30}"#)
-        _ = try await harness.adminJSON(
-            "POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_minute":600}}"#)
-        let created =
-            try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#)
-            as? [String: Any]
-        let key = try #require(created?["key"] as? String)
-        // Flushes a minute apart: any lease within seconds was asked for on first demand.
-        let clock = TestClock()
-        let first = try await harness.startAgent(id: "pod-1", clock: clock, flushInterval: .seconds(60))
-        #expect(await eventually { (try? await first.readiness().status) == 200 })
-        let alone = try await first.chat(key: key)
-        // No other agent holds a lease: the whole limit, where a fixed fraction gave 60.
-        #expect(alone.status == 200 && alone.header("x-ratelimit-limit-requests") == "600")
-        #expect(
-            await eventually(timeout: .seconds(3)) {
-                first.runtime.leases?.held(now: clock.now()).contains { $0.scope == Scope(.team, "ml") } == true
-            })
+        try await SyncHarness.with { harness in
+            try await harness.seedPolicy()
+            // fallback: fraction 0.1
+            _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"lease_seconds":30}"#)
+            _ = try await harness.adminJSON(
+                "POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_minute":600}}"#)
+            let created =
+                try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#)
+                as? [String: Any]
+            let key = try #require(created?["key"] as? String)
+            // Flushes a minute apart: any lease within seconds was asked for on first demand.
+            let clock = TestClock()
+            let first = try await harness.startAgent(id: "pod-1", clock: clock, flushInterval: .seconds(60))
+            #expect(await eventually { (try? await first.readiness().status) == 200 })
+            let alone = try await first.chat(key: key)
+            // No other agent holds a lease: the whole limit, where a fixed fraction gave 60.
+            #expect(alone.status == 200 && alone.header("x-ratelimit-limit-requests") == "600")
+            #expect(
+                await eventually(timeout: .seconds(3)) {
+                    first.runtime.leases?.held(now: clock.now()).contains { $0.scope == Scope(.team, "ml") } == true
+                })
 
-        let second = try await harness.startAgent(id: "pod-2", clock: clock, flushInterval: .seconds(60))
-        #expect(await eventually { (try? await second.readiness().status) == 200 })
-        let joining = try await second.chat(key: key)
-        // One agent holds a lease: half, until this agent's own lease arrives.
-        #expect(joining.status == 200 && joining.header("x-ratelimit-limit-requests") == "300")
-        #expect(
-            await eventually(timeout: .seconds(3)) {
-                second.runtime.leases?.held(now: clock.now()).contains { $0.scope == Scope(.team, "ml") } == true
-            })
-        try await first.stop()
-        try await second.stop()
-        try await harness.shutdown()
+            let second = try await harness.startAgent(id: "pod-2", clock: clock, flushInterval: .seconds(60))
+            #expect(await eventually { (try? await second.readiness().status) == 200 })
+            let joining = try await second.chat(key: key)
+            // One agent holds a lease: half, until this agent's own lease arrives.
+            #expect(joining.status == 200 && joining.header("x-ratelimit-limit-requests") == "300")
+            #expect(
+                await eventually(timeout: .seconds(3)) {
+                    second.runtime.leases?.held(now: clock.now()).contains { $0.scope == Scope(.team, "ml") } == true
+                })
+            try await first.stop()
+            try await second.stop()
+        }
     }
 
     @Test(
         "requests_per_day and max_parallel_requests are per agent: two agents admit twice the daily count"
     )
     func perAgentLimits() async throws {
-        let harness = try await SyncHarness()
-        try await harness.seedPolicy()
-        _ = try await harness.adminJSON(
-            "POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_day":2}}"#)
-        let created =
-            try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#)
-            as? [String: Any]
-        let key = try #require(created?["key"] as? String)
-        let agents = [try await harness.startAgent(id: "pod-1"), try await harness.startAgent(id: "pod-2")]
-        for agent in agents {
-            #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
-            #expect(try await agent.chat(key: key).status == 200)
-            let third = try await agent.chat(key: key)
-            #expect(third.status == 429 && third.text.contains("allows 2 requests per day"))
+        try await SyncHarness.with { harness in
+            try await harness.seedPolicy()
+            _ = try await harness.adminJSON(
+                "POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_day":2}}"#)
+            let created =
+                try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#)
+                as? [String: Any]
+            let key = try #require(created?["key"] as? String)
+            let agents = [try await harness.startAgent(id: "pod-1"), try await harness.startAgent(id: "pod-2")]
+            for agent in agents {
+                #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
+                #expect(try await agent.chat(key: key).status == 200)
+                let third = try await agent.chat(key: key)
+                #expect(third.status == 429 && third.text.contains("allows 2 requests per day"))
+            }
+            for agent in agents { try await agent.stop() }
         }
-        for agent in agents { try await agent.stop() }
-        try await harness.shutdown()
     }
 
     @Test("a share not renewed within the lease time falls back to the policy's fallback")
     func leaseExpiresToFallback() async throws {
-        let harness = try await SyncHarness()
-        try await harness.seedPolicy()
-        let key = try await Self.team(limits: #"{"requests_per_minute":600}"#, on: harness)
-        let clock = TestClock()
-        let agent = try await harness.startAgent(id: "pod-1", clock: clock, flushInterval: .milliseconds(50))
-        // No lease yet: the fallback (zero) refuses; the refusals are the demand that earns one.
-        #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
-        let share = agent.runtime.leases?.held(now: clock.now()).first { $0.scope == Scope(.team, "ml") }
-        #expect(share?.perMinute == 600 && share?.limit == "requests_per_minute")
+        try await SyncHarness.with { harness in
+            try await harness.seedPolicy()
+            let key = try await Self.team(limits: #"{"requests_per_minute":600}"#, on: harness)
+            let clock = TestClock()
+            let agent = try await harness.startAgent(id: "pod-1", clock: clock, flushInterval: .milliseconds(50))
+            // No lease yet: the fallback (zero) refuses; the refusals are the demand that earns one.
+            #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
+            let share = agent.runtime.leases?.held(now: clock.now()).first { $0.scope == Scope(.team, "ml") }
+            #expect(share?.perMinute == 600 && share?.limit == "requests_per_minute")
 
-        try await harness.stopControl()
-        clock.advance(seconds: 6)
-        #expect(await eventually { (try? await agent.chat(key: key).status) == 429 })
-        let refused = try await agent.chat(key: key)
-        #expect(refused.text.contains(#"team \"ml\" allows 0 requests per minute"#))
-        #expect(agent.runtime.leases?.held(now: clock.now()).isEmpty == true)
+            try await harness.stopControl()
+            clock.advance(seconds: 6)
+            #expect(await eventually { (try? await agent.chat(key: key).status) == 429 })
+            let refused = try await agent.chat(key: key)
+            #expect(refused.text.contains(#"team \"ml\" allows 0 requests per minute"#))
+            #expect(agent.runtime.leases?.held(now: clock.now()).isEmpty == true)
 
-        try await harness.startControl()
-        #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
-        try await agent.stop()
-        try await harness.shutdown()
+            try await harness.startControl()
+            #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
+            try await agent.stop()
+        }
     }
 
     @Test("5 agents spending against one team's daily budget stop at it: the budget is split, not multiplied")
     func sharedDailyBudget() async throws {
-        let harness = try await SyncHarness()
-        try await harness.seedPolicy()
-        let budget = 0.004  // about 100 calls of this size
-        let key = try await Self.team(limits: #"{"daily_spend_usd":\#(budget)}"#, on: harness)
-        var agents: [SyncHarness.Agent] = []
-        for index in 0..<5 {
-            agents.append(try await harness.startAgent(id: "pod-\(index)", flushInterval: .milliseconds(50)))
-        }
-        for agent in agents { #expect(await eventually { (try? await agent.readiness().status) == 200 }) }
-        // Everyone calls until the budget is gone everywhere: 2 s of refusals in a row.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for agent in agents {
-                for _ in 0..<2 {
-                    group.addTask {
-                        var refusedSince: ContinuousClock.Instant?
-                        let deadline = ContinuousClock.now + .seconds(30)
-                        while ContinuousClock.now < deadline {
-                            let status = try await agent.chat(key: key, maxTokens: 10).status
-                            #expect(status == 200 || status == 429)
-                            if status == 200 {
-                                refusedSince = nil
-                            } else {
-                                if refusedSince == nil { refusedSince = .now }
-                                if let since = refusedSince, ContinuousClock.now - since > .seconds(2) { return }
-                                try await Task.sleep(for: .milliseconds(20))
+        try await SyncHarness.with { harness in
+            try await harness.seedPolicy()
+            let budget = 0.004  // about 100 calls of this size
+            let key = try await Self.team(limits: #"{"daily_spend_usd":\#(budget)}"#, on: harness)
+            var agents: [SyncHarness.Agent] = []
+            for index in 0..<5 {
+                agents.append(try await harness.startAgent(id: "pod-\(index)", flushInterval: .milliseconds(50)))
+            }
+            for agent in agents { #expect(await eventually { (try? await agent.readiness().status) == 200 }) }
+            // Everyone calls until the budget is gone everywhere: 2 s of refusals in a row.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for agent in agents {
+                    for _ in 0..<2 {
+                        group.addTask {
+                            var refusedSince: ContinuousClock.Instant?
+                            let deadline = ContinuousClock.now + .seconds(30)
+                            while ContinuousClock.now < deadline {
+                                let status = try await agent.chat(key: key, maxTokens: 10).status
+                                #expect(status == 200 || status == 429)
+                                if status == 200 {
+                                    refusedSince = nil
+                                } else {
+                                    if refusedSince == nil { refusedSince = .now }
+                                    if let since = refusedSince, ContinuousClock.now - since > .seconds(2) { return }
+                                    try await Task.sleep(for: .milliseconds(20))
+                                }
                             }
                         }
                     }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
+            for agent in agents { try await agent.stop() }
+            let spent = Double(try await harness.spentPicoUSD()) / 1e12
+            let served = agents.map { $0.ledger.value.requests }
+            // Caps never add up to more than the budget, so the fleet stops at it (a call's cost
+            // is estimated at admission and settled after, so allow 2 %), and not far below it.
+            #expect(spent <= budget * 1.02, "spent $\(spent) of $\(budget); calls per agent \(served)")
+            #expect(spent >= budget * 0.9, "spent only $\(spent) of $\(budget); calls per agent \(served)")
+            // Which agents served the budget is not asserted: a budget lease goes to whoever asks
+            // first, and on a loaded machine one agent can ask and spend before the others'
+            // demand reaches the control plane (seen as [0, 0, 0, 91, 0]). Sharing it fairly is
+            // the max-min fair leases work, not what this test holds the fleet to.
         }
-        for agent in agents { try await agent.stop() }
-        let spent = Double(try await harness.spentPicoUSD()) / 1e12
-        let served = agents.map { $0.ledger.value.requests }
-        // Caps never add up to more than the budget, so the fleet stops at it (a call's cost
-        // is estimated at admission and settled after, so allow 2 %), and not far below it.
-        #expect(spent <= budget * 1.02, "spent $\(spent) of $\(budget); calls per agent \(served)")
-        #expect(spent >= budget * 0.9, "spent only $\(spent) of $\(budget); calls per agent \(served)")
-        // Which agents served the budget is not asserted: a budget lease goes to whoever asks
-        // first, and on a loaded machine one agent can ask and spend before the others'
-        // demand reaches the control plane (seen as [0, 0, 0, 91, 0]). Sharing it fairly is
-        // the max-min fair leases work, not what this test holds the fleet to.
-        try await harness.shutdown()
     }
 }

@@ -32,6 +32,9 @@ final class SyncHarness: @unchecked Sendable {
     private(set) var mockPort = 0
     let controlPort: Int
     private var control: (group: ServiceGroup, task: Task<Void, any Error>)?
+    /// Agents started here, stopped at shutdown if a test did not.
+    private let startedAgents = Mutex<[Agent]>([])
+    private let isShutDown = Mutex(false)
 
     init() async throws {
         directory = try TemporaryDirectory()
@@ -229,16 +232,36 @@ final class SyncHarness: @unchecked Sendable {
         guard let mode = built.controlPlane else { throw ConfigError("buildAgent made no control-plane link") }
         let task = Task { try await built.services.run() }
         let port = try await built.server.boundPort.get()
-        return Agent(
+        let agent = Agent(
             mode: mode, server: built.server, serviceGroup: built.services, task: task, port: port,
             stateDirectory: state, group: group)
+        startedAgents.withLock { $0.append(agent) }
+        return agent
     }
 
+    /// Stops every agent still running, the control plane, the mock and the event loops.
+    /// Safe to call more than once.
     func shutdown() async throws {
+        guard !isShutDown.withLock({ $0 }) else { return }
+        isShutDown.withLock { $0 = true }
+        for agent in startedAgents.withLock({ $0 }) { try? await agent.stop() }
         try await stopControl()
         try await mock.stop()
         try await group.shutdownGracefully()
         directory.remove()
+    }
+
+    /// Runs `body` with a started harness and shuts it down afterwards, also when `body`
+    /// throws, so a failing `#require` leaks no agent, server or event-loop group.
+    static func with(_ body: (SyncHarness) async throws -> Void) async throws {
+        let harness = try await SyncHarness()
+        do {
+            try await body(harness)
+        } catch {
+            try? await harness.shutdown()
+            throw error
+        }
+        try await harness.shutdown()
     }
 }
 
