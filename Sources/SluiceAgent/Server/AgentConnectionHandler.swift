@@ -105,6 +105,15 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
+        if case .invalidEOFState = parserError, case .receiving(let request) = state {
+            // The caller closed in the middle of its request: nobody is left to answer, and
+            // it is the caller's hang-up, not a malformed request.
+            request.account.settle(CallOutcome(status: 499, errorCode: "client_disconnected"))
+            finishRequest()
+            state = .discarding
+            context.close(promise: nil)
+            return
+        }
         let answer: OpenAIError
         if case .headerOverflow = parserError {
             answer = OpenAIError(
