@@ -62,7 +62,9 @@ struct AnthropicMockScript {
                 + MockScript.json(
                     200,
                     """
-                    {"id":"msg_mock_1","type":"message","role":"assistant","model":\(jsonString(model)),"content":[\(content.joined(separator: ","))],"stop_reason":"\(stopReason)","stop_sequence":null\(usage)}
+                    {"id":"msg_mock_1","type":"message","role":"assistant","model":\(jsonString(model)),
+                     "content":[\(content.joined(separator: ","))],"stop_reason":"\(stopReason)",
+                     "stop_sequence":null\(usage)}
                     """)
         }
 

@@ -16,13 +16,18 @@ struct AnthropicIngressTests {
             """
             {"model":"claude-sonnet","max_tokens":1024,"system":[{"type":"text","text":"Be terse."}],"temperature":0.3,
              "stop_sequences":["END"],"stream":true,"metadata":{"user_id":"u-9"},
-             "tools":[{"name":"get_weather","description":"Weather","input_schema":{"type":"object","properties":{"city":{"type":"string"}}}}],
+             "tools":[{"name":"get_weather","description":"Weather","input_schema":{"type":"object",
+              "properties":{"city":{"type":"string"}}}}],
              "tool_choice":{"type":"tool","name":"get_weather"},
              "messages":[
-              {"role":"user","content":[{"type":"text","text":"Paris?"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBOR"}}]},
-              {"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"x"},{"type":"text","text":"Checking."},
-                                             {"type":"tool_use","id":"toolu_1","name":"get_weather","input":{"city":"Paris"}}]},
-              {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text","text":"18 C"}]},{"type":"text","text":"Thanks"}]}]}
+              {"role":"user","content":[{"type":"text","text":"Paris?"},{"type":"image","source":{"type":"base64",
+               "media_type":"image/png","data":"iVBOR"}}]},
+              {"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"x"},{"type":"text",
+               "text":"Checking."},
+                                             {"type":"tool_use","id":"toolu_1","name":"get_weather",
+                                              "input":{"city":"Paris"}}]},
+              {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":[{"type":"text",
+               "text":"18 C"}]},{"type":"text","text":"Thanks"}]}]}
             """.utf8)
         let chat = try json(try AnthropicIngress.chatBody(from: AnthropicIngress.parse(body)))
         #expect(

@@ -93,9 +93,11 @@ struct AnthropicTranslationTests {
         let anthropic = """
             {"id":"msg_01XFDUDYJgAACzvnptvVoYEL","type":"message","role":"assistant","model":"claude-sonnet-4-5",
              "content":[{"type":"text","text":"Checking the weather."},
-                        {"type":"tool_use","id":"toolu_01A09q90qw90lq917835lq9","name":"get_weather","input":{"city":"Paris"}}],
+                        {"type":"tool_use","id":"toolu_01A09q90qw90lq917835lq9","name":"get_weather",
+                         "input":{"city":"Paris"}}],
              "stop_reason":"tool_use","stop_sequence":null,
-             "usage":{"input_tokens":472,"output_tokens":91,"cache_creation_input_tokens":0,"cache_read_input_tokens":8}}
+             "usage":{"input_tokens":472,"output_tokens":91,"cache_creation_input_tokens":0,
+              "cache_read_input_tokens":8}}
             """
         let (body, usage) = try #require(
             AnthropicResponse.chatCompletion(from: Array(anthropic.utf8), model: "claude-alias", created: 1_800_000_000)
@@ -137,10 +139,13 @@ struct AnthropicTranslationTests {
         #expect(AnthropicResponse.error(from: Array("<html>bad gateway</html>".utf8), status: 502) == nil)
     }
 
-    /// The event stream of a reply with text and then a tool call, as Anthropic sends it.
+    /// The event stream of a reply with text and then a tool call, as Anthropic sends it
+    /// (long events split over several `data:` lines, which SSE joins with a newline).
     static let stream = """
         event: message_start
-        data: {"type":"message_start","message":{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","type":"message","role":"assistant","model":"claude-sonnet-4-5","stop_sequence":null,"usage":{"input_tokens":472,"output_tokens":2},"content":[],"stop_reason":null}}
+        data: {"type":"message_start","message":{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","type":"message",
+        data: "role":"assistant","model":"claude-sonnet-4-5","stop_sequence":null,"usage":{"input_tokens":472,
+        data: "output_tokens":2},"content":[],"stop_reason":null}}
 
         event: content_block_start
         data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}
@@ -158,19 +163,22 @@ struct AnthropicTranslationTests {
         data: {"type":"content_block_stop","index":0}
 
         event: content_block_start
-        data: {"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","name":"get_weather","input":{}}}
+        data: {"type":"content_block_start","index":1,"content_block":{"type":"tool_use",
+        data: "id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","name":"get_weather","input":{}}}
 
         event: content_block_delta
         data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":""}}
 
         event: content_block_delta
-        data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\\"city\\": \\"Paris\\"}"}}
+        data: {"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta",
+        data: "partial_json":"{\\"city\\": \\"Paris\\"}"}}
 
         event: content_block_stop
         data: {"type":"content_block_stop","index":1}
 
         event: message_delta
-        data: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":89}}
+        data: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},
+        data: "usage":{"output_tokens":89}}
 
         event: message_stop
         data: {"type":"message_stop"}

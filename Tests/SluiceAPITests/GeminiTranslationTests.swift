@@ -18,20 +18,24 @@ struct GeminiTranslationTests {
     func requestTranslation() throws {
         let openAI = try request(
             """
-            {"model":"gemini-alias","max_tokens":300,"temperature":0.2,"top_p":0.9,"stop":["END"],"seed":7,"user":"u-42","stream":true,
+            {"model":"gemini-alias","max_tokens":300,"temperature":0.2,"top_p":0.9,"stop":["END"],"seed":7,
+             "user":"u-42","stream":true,
              "response_format":{"type":"json_object"},
              "messages":[
               {"role":"system","content":"You are terse."},
               {"role":"user","content":[{"type":"text","text":"Weather in Paris and Rome?"},
                                         {"type":"image_url","image_url":{"url":"data:image/jpeg;base64,/9j/4AAQ"}}]},
               {"role":"assistant","content":"Checking.","tool_calls":[
-                {"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\\"city\\":\\"Paris\\"}"}},
-                {"id":"call_2","type":"function","function":{"name":"get_weather","arguments":"{\\"city\\":\\"Rome\\"}"}}]},
+                {"id":"call_1","type":"function","function":{"name":"get_weather",
+                 "arguments":"{\\"city\\":\\"Paris\\"}"}},
+                {"id":"call_2","type":"function","function":{"name":"get_weather",
+                 "arguments":"{\\"city\\":\\"Rome\\"}"}}]},
               {"role":"tool","tool_call_id":"call_1","content":"{\\"temp_c\\":18}"},
               {"role":"tool","tool_call_id":"call_2","content":"sunny"},
               {"role":"user","content":"Thanks."}],
              "tools":[{"type":"function","function":{"name":"get_weather","description":"Current weather",
-               "parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],"additionalProperties":false}}}],
+               "parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"],
+                "additionalProperties":false}}}],
              "tool_choice":{"type":"function","function":{"name":"get_weather"}}}
             """)
         let body = try json(try GeminiRequest.body(from: openAI))
@@ -101,9 +105,11 @@ struct GeminiTranslationTests {
         let gemini = Array(
             """
             {"candidates":[{"content":{"parts":[{"text":"thinking…","thought":true},{"text":"Let me check."},
-              {"functionCall":{"name":"get_weather","args":{"city":"Paris"}}}],"role":"model"},"finishReason":"STOP","index":0,
+              {"functionCall":{"name":"get_weather","args":{"city":"Paris"}}}],"role":"model"},"finishReason":"STOP",
+               "index":0,
               "safetyRatings":[{"category":"HARM_CATEGORY_HARASSMENT","probability":"NEGLIGIBLE"}]}],
-             "usageMetadata":{"promptTokenCount":31,"candidatesTokenCount":12,"thoughtsTokenCount":20,"totalTokenCount":63},
+             "usageMetadata":{"promptTokenCount":31,"candidatesTokenCount":12,"thoughtsTokenCount":20,
+              "totalTokenCount":63},
              "modelVersion":"gemini-2.5-flash","responseId":"abc123"}
             """.utf8)
         let translated = try #require(GeminiResponse.chatCompletion(from: gemini, model: "gem", created: 1_700_000_000))

@@ -66,7 +66,8 @@ struct AgentFaultTests {
                 try await admin(
                     "POST", "/v1/admin/models",
                     json: """
-                        {"alias":"gpt-test","deployments":[{"api_base":"http://127.0.0.1:\(mockPort)/v1","upstream_model":"mock"}],
+                        {"alias":"gpt-test","deployments":[{"api_base":"http://127.0.0.1:\(mockPort)/v1",
+                         "upstream_model":"mock"}],
                          "input_cost_per_token":0.000001,"output_cost_per_token":0.000002}
                         """
                 ).status == 201)
