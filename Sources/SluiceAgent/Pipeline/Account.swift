@@ -48,9 +48,6 @@ final class Account: Sendable {
         state.withLock { $0.permit = permit }
     }
 
-    /// The permit the call was admitted under, if it was.
-    var permit: Authorize.Permit? { state.withLock { $0.permit } }
-
     /// Ends the call: settlement, spool line, audit line and metrics, exactly once.
     func settle(_ outcome: CallOutcome) {
         let (first, permit) = state.withLock { state -> (Bool, Authorize.Permit?) in
