@@ -12,7 +12,7 @@ import Testing
 /// A real agent on 127.0.0.1 (port 0) in front of a real mock provider, for one test.
 /// Tests take one through ``with(upstream:aliases:settings:mockConfigure:_:)``, which shuts
 /// it down however the test ends, so a failing `#require` leaks no event-loop group.
-final class AgentHarness: @unchecked Sendable {
+final class AgentHarness: ScopedHarness, @unchecked Sendable {
     let group: MultiThreadedEventLoopGroup
     let certificate: TestCertificate
     let mock: MockProvider
@@ -201,17 +201,4 @@ final class AgentHarness: @unchecked Sendable {
             }, body)
     }
 
-    /// The same, for a harness a suite prepares its own way (extra deployments, a restart).
-    static func with(
-        starting start: () async throws -> AgentHarness, _ body: (AgentHarness) async throws -> Void
-    ) async throws {
-        let harness = try await start()
-        do {
-            try await body(harness)
-        } catch {
-            try? await harness.shutdown()
-            throw error
-        }
-        try await harness.shutdown()
-    }
 }

@@ -10,7 +10,7 @@ import SluiceWire
 import Testing
 
 /// A control plane on 127.0.0.1 (port 0) over a fresh SQLite store, for one test.
-final class ControlHarness: @unchecked Sendable {
+final class ControlHarness: ScopedHarness, @unchecked Sendable {
     static let adminToken = "admin-token-for-tests-0123456789"
     static let pepper = Secret("control-test-pepper-0123456789")
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -78,14 +78,7 @@ final class ControlHarness: @unchecked Sendable {
     /// Runs `body` with a started control plane and shuts it down afterwards, also when
     /// `body` throws.
     static func with(_ body: (ControlHarness) async throws -> Void) async throws {
-        let control = try await ControlHarness()
-        do {
-            try await body(control)
-        } catch {
-            try? await control.shutdown()
-            throw error
-        }
-        try await control.shutdown()
+        try await with(starting: { try await ControlHarness() }, body)
     }
 }
 

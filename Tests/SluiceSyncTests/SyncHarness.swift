@@ -23,7 +23,7 @@ final class TestClock: Sendable {
 /// A real control plane (SQLite file, fixed port so that it can be stopped and started
 /// again at the same address), a real mock provider, and real agents wired to both, all on
 /// 127.0.0.1 in this process.
-final class SyncHarness: @unchecked Sendable {
+final class SyncHarness: ScopedHarness, @unchecked Sendable {
     static let adminToken = "sync-admin-token-0123456789"
     static let pepper = Secret("sync-test-pepper-0123456789")
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
@@ -254,14 +254,7 @@ final class SyncHarness: @unchecked Sendable {
     /// Runs `body` with a started harness and shuts it down afterwards, also when `body`
     /// throws, so a failing `#require` leaks no agent, server or event-loop group.
     static func with(_ body: (SyncHarness) async throws -> Void) async throws {
-        let harness = try await SyncHarness()
-        do {
-            try await body(harness)
-        } catch {
-            try? await harness.shutdown()
-            throw error
-        }
-        try await harness.shutdown()
+        try await with(starting: { try await SyncHarness() }, body)
     }
 }
 
