@@ -140,6 +140,7 @@ final class InFlightTracker: Sendable {
 
 /// Monotonic and wall clocks, read in one place (the pure targets never read clocks).
 public enum Clocks {
+    /// Wall-clock time in nanoseconds since the Unix epoch (`CLOCK_REALTIME`).
     public static func wallNanoseconds() -> Int64 {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)

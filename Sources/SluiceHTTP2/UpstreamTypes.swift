@@ -2,6 +2,8 @@ import NIOCore
 
 /// Where a call goes: scheme, host and port, plus whom to trust for TLS.
 public struct UpstreamOrigin: Hashable, Sendable, CustomStringConvertible {
+    /// `https` is TLS with ALPN `h2` then `http/1.1`; `http` is cleartext HTTP/2 (h2c) with an
+    /// HTTP/1.1 fallback.
     public enum Scheme: String, Sendable { case https, http }
     public var scheme: Scheme
     public var host: String
@@ -57,6 +59,7 @@ public struct UpstreamResponseHead: Sendable {
     public var headers: [(name: String, value: String)]
     public var httpVersion: UpstreamProtocol
 
+    /// The first value of header `name` (lower-case), if the answer has it.
     public func header(_ name: String) -> String? {
         headers.first(where: { $0.name == name })?.value
     }
@@ -70,6 +73,7 @@ public enum UpstreamProtocol: String, Sendable {
 
 /// Why an upstream call failed. Messages never carry credentials or payload bytes.
 public struct UpstreamError: Error, Sendable, CustomStringConvertible {
+    /// What failed; the raw value is the error code callers, audit lines and metrics see.
     public enum Kind: String, Sendable {
         case connectFailed = "upstream_connect_failed"
         case tlsFailed = "upstream_tls_failed"

@@ -28,6 +28,7 @@ public enum ProviderDialect: String, Sendable, Hashable {
 /// Where a deployment lives: `https://host:port/base` (HTTP/2 over TLS, HTTP/1.1 by ALPN)
 /// or `http://host:port/base` (h2c with prior knowledge, HTTP/1.1 fallback).
 public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+    /// `https` (TLS) or `http` (cleartext, for upstreams on loopback or inside a mesh).
     public enum Scheme: String, Sendable { case https, http }
     public let scheme: Scheme
     public let host: String

@@ -5,11 +5,13 @@ import Synchronization
 /// output and error go to a file, and its exit is awaited through Foundation's termination
 /// handler, not polled.
 public enum ExternalScript {
+    /// How the program exited, and what it printed (standard output and error together).
     public struct Outcome: Sendable {
         public var status: Int32
         public var output: String
     }
 
+    /// Runs `executable` with `arguments` to completion.
     public static func run(
         _ executable: String, arguments: [String], outputDirectory: TemporaryDirectory,
         environment: [String: String]? = nil

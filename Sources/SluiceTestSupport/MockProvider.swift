@@ -13,6 +13,7 @@ import SluiceHTTP2
 /// ``MockBehaviour``). It speaks HTTP/2 through swift-nio-http2, so Sluice's nghttp2
 /// client is always tested against an HTTP/2 implementation it does not share code with.
 public final class MockProvider: Sendable {
+    /// How the mock accepts connections.
     public enum Transport: Sendable {
         /// TLS with ALPN choosing `h2` or `http/1.1`.
         case tls(TLSServerConfiguration)
@@ -23,6 +24,9 @@ public final class MockProvider: Sendable {
         case http1Only
     }
 
+    /// Where the mock listens and how it answers: `chunks` stream chunks per answer,
+    /// `chunkDelayMilliseconds` between them, and the HTTP/2 `MAX_CONCURRENT_STREAMS` it
+    /// advertises. Port 0 picks a free port (see ``port``).
     public struct Configuration: Sendable {
         public var transport: Transport
         public var host = "127.0.0.1"
@@ -44,6 +48,7 @@ public final class MockProvider: Sendable {
         public var body: [UInt8]
         public var httpVersion: String
 
+        /// The first value of header `name` (case-insensitive).
         public func header(_ name: String) -> String? {
             headers.first(where: { $0.name.lowercased() == name })?.value
         }
@@ -67,6 +72,8 @@ public final class MockProvider: Sendable {
     private let counters = NIOLockedValueBox(Counters())
     private let serverChannel = NIOLockedValueBox<(any Channel)?>(nil)
 
+    /// Listens once ``start()`` is called. With no `group` the mock runs on its own one-thread group,
+    /// shut down by ``stop()``.
     public init(configuration: Configuration, group: (any EventLoopGroup)? = nil) throws {
         self.configuration = configuration
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -98,6 +105,7 @@ public final class MockProvider: Sendable {
     /// The port the server listens on.
     public var port: Int { serverChannel.withLockedValue { $0?.localAddress?.port } ?? 0 }
 
+    /// Closes the listening socket and every connection, and shuts down an owned group.
     public func stop() async throws {
         let channel = serverChannel.withLockedValue { channel in
             defer { channel = nil }

@@ -11,6 +11,7 @@ public struct TestResponse: Sendable {
     public var body: [UInt8]
 
     public var text: String { String(decoding: body, as: UTF8.self) }
+    /// The first value of header `name` (case-insensitive).
     public func header(_ name: String) -> String? { headers.first(where: { $0.name.lowercased() == name })?.value }
 }
 
@@ -84,6 +85,7 @@ public enum TestHTTPClient {
         return try await send(raw: Array(text.utf8), port: port, group: group)
     }
 
+    /// `GET path` on 127.0.0.1:`port` over HTTP/1.1, the answer read whole.
     public static func get(_ path: String, port: Int, group: any EventLoopGroup) async throws -> TestResponse {
         try await send(raw: Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8), port: port, group: group)
     }
@@ -178,6 +180,7 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
+/// Why the test client got no well-formed answer.
 public struct TestClientError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }

@@ -13,8 +13,10 @@ public struct TemporaryDirectory: Sendable {
         self.path = base.path
     }
 
+    /// The path of `name` inside the directory.
     public func file(_ name: String) -> String { path + "/" + name }
 
+    /// Deletes the directory and everything in it.
     public func remove() { try? FileManager.default.removeItem(atPath: path) }
 }
 

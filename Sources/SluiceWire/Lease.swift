@@ -10,6 +10,7 @@ public struct LeaseRequest: Codable, Sendable, Equatable {
         self.demands = demands
     }
 
+    /// Refuses a request outside the wire format's bounds, naming the field.
     public func validate() throws(WireError) {
         guard !instance.isEmpty, instance.utf8.count <= 100 else { throw WireError("instance must be 1 to 100 bytes") }
         guard demands.count <= 10_000 else { throw WireError("a renewal holds at most 10000 demands") }

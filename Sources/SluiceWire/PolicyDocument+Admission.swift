@@ -159,14 +159,17 @@ extension PolicyDocument {
         return problems
     }
 
+    /// The project's own name and its team's name checked against the identifier grammar.
     public static func grammarProblems(project: ProjectDocument) -> [AdmissionProblem] {
         name(project.name, .project, at: "name") + name(project.team, .team, at: "team")
     }
 
+    /// The service's name checked against the identifier grammar (`namespace/service`).
     public static func grammarProblems(service: ServiceDocument) -> [AdmissionProblem] {
         name(service.name, .service, at: "name")
     }
 
+    /// The alias's grammar, between 1 and 100 deployments, and a known provider for each.
     public static func grammarProblems(model: ModelDocument) -> [AdmissionProblem] {
         var problems = name(model.alias, .alias, at: "alias")
         if model.deployments.isEmpty {
@@ -186,6 +189,8 @@ extension PolicyDocument {
         return problems
     }
 
+    /// The key's id, team and project names, and its metadata (at most 64 entries, keys in the
+    /// metadata-key grammar, values at most 256 bytes on one line).
     public static func grammarProblems(key: KeyDocument) -> [AdmissionProblem] {
         var problems = name(key.id, .key, at: "id") + name(key.team, .team, at: "team")
         if let project = key.project { problems += name(project, .project, at: "project") }
@@ -204,6 +209,7 @@ extension PolicyDocument {
         return problems
     }
 
+    /// The settings' prompt-filter names checked against the identifier grammar.
     public static func grammarProblems(settings: SettingsDocument) -> [AdmissionProblem] {
         filterNames(settings.promptFilters, at: "prompt_filters")
     }

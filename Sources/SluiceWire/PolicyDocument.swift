@@ -98,6 +98,7 @@ public struct LimitsDocument: Codable, Sendable, Equatable {
         self.monthlySpendUSD = monthlySpendUSD
     }
 
+    /// The wire names of the limit fields; every other field is refused.
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case requestsPerMinute = "requests_per_minute"
         case tokensPerMinute = "tokens_per_minute"
@@ -146,6 +147,7 @@ public struct LimitsDocument: Codable, Sendable, Equatable {
     }
 }
 
+/// One upstream behind a model alias: provider, endpoint, credential reference, caps.
 public struct DeploymentDocument: Codable, Sendable, Equatable {
     /// The dialect of the upstream: `openai`, `anthropic`, `azure` or `gemini`.
     public var provider: String
@@ -194,6 +196,7 @@ public struct DeploymentDocument: Codable, Sendable, Equatable {
     }
 }
 
+/// A model alias callers name, its deployments, prices and limits.
 public struct ModelDocument: Codable, Sendable, Equatable {
     public var alias: String
     public var deployments: [DeploymentDocument]
@@ -225,6 +228,8 @@ public struct ModelDocument: Codable, Sendable, Equatable {
     }
 }
 
+/// A virtual key: only its keyed hash, its team and project, models, limits, metadata and
+/// revocation; never the secret.
 public struct KeyDocument: Codable, Sendable, Equatable {
     public var id: String
     /// `hmac-sha256:<hex>`.
@@ -280,6 +285,7 @@ public struct KeyDocument: Codable, Sendable, Equatable {
     }
 }
 
+/// A team: the models its keys may use, its limits and budgets, its prompt filters.
 public struct TeamDocument: Codable, Sendable, Equatable {
     public var name: String
     public var allowedModels: [String]?
@@ -307,6 +313,7 @@ public struct TeamDocument: Codable, Sendable, Equatable {
     }
 }
 
+/// A project inside a team, with its own models, limits and budgets.
 public struct ProjectDocument: Codable, Sendable, Equatable {
     public var name: String
     public var team: String
@@ -333,6 +340,7 @@ public struct ProjectDocument: Codable, Sendable, Equatable {
     }
 }
 
+/// A service (`namespace/service`) agents serve: the models it may call and its limits.
 public struct ServiceDocument: Codable, Sendable, Equatable {
     /// `namespace/service`, or `*`.
     public var name: String
@@ -360,6 +368,7 @@ public struct ServiceDocument: Codable, Sendable, Equatable {
     }
 }
 
+/// A named regular expression; a prompt that matches it is refused.
 public struct PromptFilterDocument: Codable, Sendable, Equatable {
     public var name: String
     public var pattern: String

@@ -50,6 +50,8 @@ public struct SignedBundle: Codable, Sendable, Equatable {
         }
     }
 
+    /// A short id for a signing key (the first 8 bytes of its SHA-256, hex), shown in bundles
+    /// and logs so a rotated key is told apart without printing it.
     public static func keyIdentifier(_ publicKey: Curve25519.Signing.PublicKey) -> String {
         SHA256.hash(data: publicKey.rawRepresentation).prefix(8).map { String(format: "%02x", $0) }.joined()
     }

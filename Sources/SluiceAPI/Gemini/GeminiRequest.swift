@@ -13,6 +13,8 @@
 /// - `n` above 1 is refused (one candidate is translated); `user` has no Gemini field and
 ///   is dropped, as are `logit_bias` and `logprobs`.
 public enum GeminiRequest {
+    /// A `generateContent` body for an OpenAI chat request, or an error naming the part Gemini
+    /// cannot take.
     public static func body(from request: JSONValue) throws(RequestBodyError) -> [UInt8] {
         guard let messages = request["messages"]?.arrayValue else {
             throw RequestBodyError("messages must be an array", param: "messages", code: "invalid_type")

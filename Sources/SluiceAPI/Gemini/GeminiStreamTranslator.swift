@@ -34,6 +34,8 @@ public struct GeminiStreamTranslator: Sendable {
             estimated: true)
     }
 
+    /// The OpenAI chunk bytes for one Gemini stream event (often none); usage, stop and errors
+    /// are remembered for the stream's end.
     public mutating func translate(_ event: SSEEvent) -> [UInt8] {
         guard let data = event.data, let value = try? JSONValue.parseObject(data) else { return [] }
         if let error = value["error"] {

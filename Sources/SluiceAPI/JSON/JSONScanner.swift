@@ -16,6 +16,7 @@ public struct JSONMember: Sendable, Equatable {
 
 /// Why a document was rejected. Offsets are byte positions; no input bytes are echoed.
 public struct JSONScanError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What was wrong with the document.
     public enum Reason: Sendable, Equatable {
         case syntax(String)
         case tooDeep(limit: Int)

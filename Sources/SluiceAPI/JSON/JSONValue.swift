@@ -87,6 +87,7 @@ public enum JSONValue: Sendable, Equatable {
         return nil
     }
 
+    /// An integer as a JSON number.
     public static func int(_ value: Int) -> JSONValue { .number(String(value)) }
 
     // MARK: - Writing
@@ -98,6 +99,7 @@ public enum JSONValue: Sendable, Equatable {
         return output
     }
 
+    /// Appends the value as compact JSON to `output`.
     public func write(to output: inout [UInt8]) {
         switch self {
         case .null: output.append(contentsOf: "null".utf8)

@@ -14,6 +14,8 @@ public struct CredentialScrubber: Sendable {
         self.secrets = secrets.filter { $0.utf8.count >= 8 }.map { Array($0.utf8) }
     }
 
+    /// `input` with every configured secret and every key-shaped token replaced by
+    /// `[REDACTED]`.
     public func scrub(_ input: [UInt8]) -> [UInt8] {
         var output: [UInt8] = []
         output.reserveCapacity(input.count)

@@ -10,6 +10,7 @@ import NIOPosix
 /// Where audit lines go. The agent writes JSON lines to stdout (collected by the
 /// container runtime); tests capture them in memory.
 public protocol AuditSink: Sendable {
+    /// Writes one audit line (a JSON object, no trailing newline). Never blocks the caller for long.
     func write(_ line: [UInt8])
     /// Writes out anything held back. Called on shutdown.
     func flush()

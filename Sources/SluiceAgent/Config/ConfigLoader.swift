@@ -46,6 +46,9 @@ public struct ConfigLoader {
         "max_output_tokens", "max_tokens",
     ]
 
+    /// Parses and checks a LiteLLM-style config (`model_list`, `router_settings`,
+    /// `sluice_settings`, `sluice_policy`). Unknown fields and dangling references are errors
+    /// naming the field path; `os.environ/NAME` values are read from the loader's environment.
     public func load(yaml: String) throws(ConfigError) -> AgentConfiguration {
         let root: Node?
         do {

@@ -13,6 +13,7 @@ public final class ControlPlaneClient: Sendable {
         public var headers: [(name: String, value: String)]
         public var body: [UInt8]
 
+        /// The first value of header `name` (lower-case), if the answer has it.
         public func header(_ name: String) -> String? { headers.first(where: { $0.name == name })?.value }
     }
 
@@ -30,6 +31,9 @@ public final class ControlPlaneClient: Sendable {
     /// Largest answer read: a 10,000-key bundle is about 5 MiB.
     static let maxResponseBytes = 64 << 20
 
+    /// - Parameter url: the control plane's base URL (`https://…` or `http://…`); refused with a
+    ///   `ConfigError` naming `--control-plane` when it does not parse.
+    /// - Parameter caFile: a PEM bundle to trust instead of the system roots.
     public init(url: String, token: Secret, caFile: String?, upstream: UpstreamClient, group: any EventLoopGroup)
         throws(ConfigError)
     {
@@ -46,12 +50,14 @@ public final class ControlPlaneClient: Sendable {
         self.group = group
     }
 
+    /// `GET path` with the agent token, the answer read whole (bounded); throws when none came.
     public func get(_ path: String, headers: [(name: String, value: String)] = [], timeout: TimeAmount)
         async throws(Failure) -> Response
     {
         try await send("GET", path, headers: headers, body: [], timeout: timeout)
     }
 
+    /// `POST path` with a JSON body and the agent token, the answer read whole (bounded).
     public func post(_ path: String, json: [UInt8], timeout: TimeAmount) async throws(Failure) -> Response {
         try await send("POST", path, headers: [("content-type", "application/json")], body: json, timeout: timeout)
     }

@@ -142,6 +142,7 @@ public struct Backoff: Sendable {
         self.maximum = maximum
     }
 
+    /// A random delay in `[0, min(maximum, initial × 2^(failures − 1))]`.
     public func delay(afterFailures failures: Int) -> Duration {
         let exponent = min(max(failures - 1, 0), 20)
         let ceiling = min(maximum, initial * (1 << exponent))

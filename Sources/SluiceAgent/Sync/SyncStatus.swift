@@ -93,6 +93,8 @@ public final class SyncStatus: Sendable {
         public var stale: Bool
     }
 
+    /// What `/readyz` and `/v1/sync` show at `now` (wall nanoseconds): policy version and age,
+    /// whether it is stale, the last errors.
     public func report(at now: Int64) -> Report {
         let details = details.withLock { $0 }
         return Report(

@@ -42,6 +42,8 @@ public struct ControlAPI: Sendable {
         audit = AdminAudit(store: store, publisher: publisher, logger: logger)
     }
 
+    /// Every route of the control plane (admin, agent, settings, fleet, probes, `/openapi.json`)
+    /// with its authentication middleware.
     public func router() -> Router<ControlContext> {
         let router = Router(context: ControlContext.self)
         router.add(middleware: ErrorMiddleware())

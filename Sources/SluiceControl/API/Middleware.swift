@@ -108,6 +108,7 @@ public struct IssuedTokenAuthenticator: AgentAuthenticator {
     let store: any Store
     let hasher: KeyHasher
 
+    /// The agent a `sat-…` token was issued to, or nil for any other credential.
     public func agent(forBearer credential: String) async throws -> AgentRecord? {
         guard credential.hasPrefix("sat-") else { return nil }
         return try await store.agent(tokenHash: hasher.hash(credential).encoded)

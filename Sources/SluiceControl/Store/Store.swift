@@ -19,12 +19,16 @@ public protocol Store: Sendable {
     /// refuse; then nothing changes.
     @discardableResult
     func change(_ plan: @escaping PolicyPlan) async throws -> PolicyWrite
+    /// The entity of `kind` named `name`, or nil.
     func entity(_ kind: EntityKind, name: String) async throws -> Entity?
+    /// Every entity of `kind`, by name.
     func entities(_ kind: EntityKind) async throws -> [Entity]
+    /// The fleet settings (defaults when never set).
     func settings() async throws -> SettingsDocument
 
     /// Every entity and the settings, read in one transaction, with their version.
     func snapshot() async throws -> PolicySnapshot
+    /// The policy version: raised by every policy write and by ``bumpPolicyVersion()``.
     func policyVersion() async throws -> Int64
 
     /// Applies `batch` exactly once: a batch at or below the (agent, epoch) mark is a repeat
@@ -48,6 +52,7 @@ public protocol Store: Sendable {
     /// Agent credentials: only a hash of the token is kept. Registering an id again
     /// replaces its token (and binding), so the old token stops working.
     func registerAgent(id: String, tokenHash: String, service: String?) async throws
+    /// The agent whose token hashes to `tokenHash`, or nil.
     func agent(tokenHash: String) async throws -> AgentRecord?
     /// Every registered agent, by id.
     func agents() async throws -> [AgentRecord]
@@ -109,6 +114,8 @@ public struct AgentRecord: Sendable, Equatable, Codable {
     }
 }
 
+/// How `put` treats an existing entity of the same name: `create` refuses it (409),
+/// `update` requires it (404 without), `upsert` takes either.
 public enum PutMode: Sendable, Equatable {
     case create, update, upsert
 }
@@ -213,6 +220,7 @@ public struct PolicySnapshot: Sendable, Equatable {
 
 /// Why a store operation was refused; `status` is the HTTP status the admin API answers.
 public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Not found (404), conflicting with what is stored (409), or invalid (400).
     public enum Kind: Sendable, Equatable {
         case notFound, conflict, invalid
     }
@@ -237,6 +245,7 @@ public struct StoreError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// Which rollup cells to sum, and how to group them.
 public struct UsageQuery: Sendable, Equatable {
+    /// What a usage row can be grouped by.
     public enum Dimension: String, Sendable, CaseIterable {
         case team, project, service, key, model, day
     }

@@ -15,6 +15,7 @@ public struct Demand: Sendable, Equatable {
 
 /// The tightest limits after an admission, for the `x-ratelimit-*` headers.
 public struct RateLimitStatus: Sendable, Equatable {
+    /// One limit's size, what is left of it, and when it is whole again.
     public struct Window: Sendable, Equatable {
         public var limit: Int
         public var remaining: Int

@@ -1,6 +1,7 @@
 /// What a set of limits is attached to. Denials and metrics name the scope this way
 /// (`team "ml"`), never with anything secret: a key is named by its id.
 public struct Scope: Sendable, Hashable, CustomStringConvertible {
+    /// What a limit is attached to; the raw value names it in errors and metrics.
     public enum Kind: String, Sendable, CaseIterable {
         case key, project, team, service, user, model
     }

@@ -1,6 +1,7 @@
 /// Why a call was refused, ready to be written as an OpenAI-shaped error. The message names
 /// the rule or limit and its scope; it never holds a key, a prompt or matched text.
 public struct Denial: Error, Sendable, Equatable {
+    /// Why a call was refused; the raw value is the `code` in the error body and audit line.
     public enum Reason: String, Sendable, CaseIterable {
         case missingKey = "missing_api_key"
         case invalidKey = "invalid_api_key"

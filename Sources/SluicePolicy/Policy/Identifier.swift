@@ -11,6 +11,7 @@
 /// | model alias | `/`-separated parts (`openai/gpt-4o`), each `[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}`, not `..` |
 /// | metadata key | `[a-z0-9][a-z0-9._-]{0,62}`; values: up to 256 bytes on one line |
 public enum Identifier {
+    /// What an identifier names; the raw value is how errors name it.
     public enum Kind: String, Sendable, CaseIterable {
         case team, project, key, service, alias, promptFilter = "prompt filter", metadataKey = "metadata key"
     }
@@ -48,6 +49,7 @@ public enum Identifier {
         return parts.count == 2 && parts.allSatisfy { isDNSLabel(Array($0.utf8)) }
     }
 
+    /// Whether `text` is a model alias: `/`-separated parts in the alias grammar, no `..`.
     public static func isAlias(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         guard (1...128).contains(bytes.count) else { return false }

@@ -30,11 +30,13 @@ public struct PromptFilter: Sendable {
         }
     }
 
+    /// Whether the filter's pattern occurs anywhere in `text`.
     public func matches(_ text: String) -> Bool {
         compiled.matches(text)
     }
 }
 
+/// A team as the engine checks it: allowed models, limits and budgets, prompt filters.
 public struct TeamPolicy: Sendable {
     public var name: String
     public var models: ModelRules
@@ -49,6 +51,7 @@ public struct TeamPolicy: Sendable {
     }
 }
 
+/// A project inside a team, checked after its team: its own models and limits.
 public struct ProjectPolicy: Sendable {
     public var name: String
     public var team: String

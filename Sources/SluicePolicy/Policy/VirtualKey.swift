@@ -113,6 +113,7 @@ public struct KeyHasher: Sendable {
         keyed = Keyed(hmac: HMAC<SHA256>(key: SymmetricKey(data: Array(pepper.reveal().utf8))))
     }
 
+    /// The keyed hash of a presented key, compared in constant time with stored hashes.
     public func hash(_ presented: String) -> KeyHash {
         var presented = presented
         return presented.withUTF8 { bytes in

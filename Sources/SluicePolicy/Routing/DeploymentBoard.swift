@@ -21,6 +21,7 @@ public struct DeploymentKey: Sendable, Hashable, CustomStringConvertible {
 /// first byte, recent failures and cooldown, and its own `rpm`/`tpm` caps as token buckets.
 /// A plain value driven by an injected clock; the agent keeps one behind a lock.
 public struct DeploymentBoard: Sendable {
+    /// One deployment's routing state.
     public struct State: Sendable, Equatable {
         public var inFlight = 0
         /// Smoothed time to first byte, in seconds; nil until measured.
@@ -55,6 +56,7 @@ public struct DeploymentBoard: Sendable {
         }
     }
 
+    /// A deployment for the call, or why none can take it now.
     public enum Choice: Sendable, Equatable {
         case chosen(Deployment)
         case unavailable(Unavailable)

@@ -9,6 +9,7 @@
 /// the call. No alias is tried twice, and a different model is only ever reached through
 /// a configured fallback.
 public struct RoutePlan: Sendable, Equatable {
+    /// What the call does after a failed attempt.
     public enum Step: Sendable, Equatable {
         /// Try `alias` again after `delaySeconds`.
         case retry(alias: String, delaySeconds: Double)
