@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import SluiceAgent
 import SluiceTestSupport
 import Testing
@@ -214,6 +216,42 @@ struct AgentRoutingTests {
                     == "no_deployment_available")
             #expect(refused.header("retry-after").flatMap(Int.init).map { (1...30).contains($0) } == true)
             #expect(harness.mock.requests.count == 2)
+        }
+    }
+
+    @Test("a caller gone during a retry's backoff is settled once as 499, and the retry never goes out")
+    func hangUpDuringBackoff() async throws {
+        try await AgentHarness.with(starting: {
+            try await Self.harness(
+                [
+                    Entry(alias: "down", model: "openai/mock+status=503+fail_first=100"),
+                    Entry(alias: "slow", model: "openai/mock+chunks=4+chunk_delay_ms=150"),
+                ],
+                router: "  num_retries: 2\n  retry_after: 0.4\n")
+        }) { harness in
+            let channel = try await ClientBootstrap(group: harness.group)
+                .connect(host: "127.0.0.1", port: harness.agentPort).get()
+            let body = #"{"model":"down","messages":[{"role":"user","content":"hi"}]}"#
+            try await channel.writeAndFlush(
+                channel.allocator.buffer(
+                    string: "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"))
+            // The backoff has begun once the retry is counted; the agent has no other signal.
+            let deadline = ContinuousClock.now + .seconds(10)
+            while sample(try await harness.metricsText(), "sluice_retries_total", [#"alias="down""#]) != 1 {
+                try #require(ContinuousClock.now < deadline, "the first attempt's 503 was never retried")
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            try await channel.close()
+
+            let record = try #require(await harness.auditRecords(1).first)
+            #expect(record["status"] as? Int == 499 && record["error"] as? String == "client_disconnected")
+            #expect(record["attempts"] as? Int == 1)
+            // A call that outlasts the longest first backoff (0.4 s): a retry that still went
+            // out would have reached the mock before this one ends.
+            #expect(try await harness.chat(model: "slow", stream: true).status == 200)
+            #expect(requests(harness, model: "mock+status=503+fail_first=100") == 1)
+            #expect(await harness.auditRecords(2).count == 2)
         }
     }
 
