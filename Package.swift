@@ -65,6 +65,7 @@ let package = Package(
         // Pure: policy model, decisions, limits, catalog, prices and cost. No I/O, no clock of its own.
         .target(name: "SluicePolicy", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // Pure: agent <-> control-plane messages (policy bundle, usage batch), signing.
+        .target(name: "SluiceKubernetes", dependencies: ["SluiceAPI", "SluicePolicy"]),
         .target(
             name: "SluiceWire",
             dependencies: ["SluicePolicy", .product(name: "Crypto", package: "swift-crypto")]
@@ -73,7 +74,7 @@ let package = Package(
         .target(
             name: "SluiceControl",
             dependencies: [
-                "SluiceWire", "SluicePolicy",
+                "SluiceWire", "SluicePolicy", "SluiceKubernetes",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -146,18 +147,27 @@ let package = Package(
         .testTarget(name: "SluiceAPITests", dependencies: ["SluiceAPI"]),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy"]),
         .testTarget(
+            name: "SluiceKubernetesTests", dependencies: ["SluiceKubernetes", "SluiceAPI", "SluiceTestSupport"]),
+        .testTarget(
             name: "SluiceControlTests",
-            dependencies: ["SluiceControl", "SluiceWire", "SluiceTestSupport", .product(name: "Hummingbird", package: "hummingbird")]
+            dependencies: [
+                "SluiceControl", "SluiceWire", "SluiceTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ]
         ),
-        .testTarget(name: "SluiceWireTests", dependencies: ["SluiceWire", "SluicePolicy", .product(name: "Crypto", package: "swift-crypto")]),
+        .testTarget(
+            name: "SluiceWireTests",
+            dependencies: ["SluiceWire", "SluicePolicy", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "SluiceHTTP2Tests",
             dependencies: ["SluiceHTTP2", "SluiceTestSupport"]
         ),
         .testTarget(
             name: "SluiceSyncTests",
-            dependencies: ["SluiceAgent", "SluiceControl", "SluiceWire", "SluicePolicy", "SluiceHTTP2", "SluiceTestSupport",
-                           .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "SluiceAgent", "SluiceControl", "SluiceWire", "SluicePolicy", "SluiceHTTP2", "SluiceTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "SluiceAgentTests",

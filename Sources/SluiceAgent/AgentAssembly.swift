@@ -15,11 +15,14 @@ public struct AgentOptions: Sendable {
     /// Policy from a control plane instead of the file.
     public var controlPlane: ControlPlaneOptions?
     public var listen = ListenAddress(host: "127.0.0.1", port: 4000)
-    /// The admin listener serving `/metrics`; nil turns it off.
+    /// The admin listener serving `/metrics`, `/healthz` and `/readyz`; nil turns it off.
     public var metricsListen: ListenAddress? = ListenAddress(host: "127.0.0.1", port: 9464)
     /// Listening beyond loopback lets anyone who can reach the address spend this
     /// service's budget, so it must be asked for.
     public var allowNonLoopback = false
+    /// The admin listener may listen beyond loopback (on the pod IP, for kubelet probes and
+    /// Prometheus). It serves no calls, so this exposes figures, never a budget.
+    public var allowNonLoopbackAdmin = false
     /// How often the file is checked for changes; nil reloads only on SIGHUP.
     public var reloadPollInterval: Duration? = .seconds(2)
     /// SIGTERM/SIGINT shut down gracefully and SIGHUP reloads. Signals are process-wide,
@@ -96,11 +99,12 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
                 + " who can reach a non-loopback address could spend this service's budget."
                 + " Pass --allow-non-loopback to do it anyway.")
     }
-    if let metrics = options.metricsListen, !metrics.isLoopback, !options.allowNonLoopback {
+    if let metrics = options.metricsListen, !metrics.isLoopback, !options.allowNonLoopback,
+        !options.allowNonLoopbackAdmin
+    {
         throw ConfigError(
-            "refusing to serve metrics on \(metrics): pass --allow-non-loopback to expose the admin port"
-                + " beyond loopback"
-        )
+            "refusing to serve metrics on \(metrics): pass --allow-non-loopback-admin to expose the admin port"
+                + " beyond loopback")
     }
     let configuration = try localConfiguration(options)
     for warning in configuration.warnings { logger.warning("configuration: \(warning)") }

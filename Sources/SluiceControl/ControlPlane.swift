@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import ServiceLifecycle
+import SluiceKubernetes
 import SluicePolicy
 
 /// Everything `sluice-control` is told, as values: the command line turns its flags into
@@ -23,12 +24,41 @@ public struct ControlOptions: Sendable {
     public var policyPollInterval: Duration = .seconds(1)
     /// Least seconds between two budget checks triggered by usage.
     public var budgetCheckInterval: Int64 = 1
+    /// The sidecar injection webhook's settings; nil serves no webhook. The policy public
+    /// key in them is replaced by this control plane's own.
+    public var injection: InjectionSettings?
     /// Called with the bound port once the server listens.
     public var onListening: @Sendable (Int) async -> Void = { _ in }
 
     public init(adminToken: Secret, environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.adminToken = adminToken
         self.environment = environment
+    }
+
+    /// Reads the injection webhook's configuration file (JSON, strict; see
+    /// docs/kubernetes.md) and the CA file it names.
+    public mutating func loadInjection(from path: String) throws(ControlStartError) {
+        guard let bytes = FileManager.default.contents(atPath: path) else {
+            throw ControlStartError("cannot read --injection-config \(path)")
+        }
+        do {
+            var (settings, caFile) = try InjectionSettings.parse(Array(bytes))
+            if let caFile {
+                guard let pem = try? String(contentsOfFile: caFile, encoding: .utf8), pem.contains("BEGIN CERTIFICATE")
+                else {
+                    throw ControlStartError(
+                        "--injection-config \(path): control_plane_ca_file \(caFile) is no PEM file")
+                }
+                settings.controlPlaneCA = pem
+            }
+            injection = settings
+        } catch let error as InjectionConfigError {
+            throw ControlStartError("--injection-config \(path): \(error.message)")
+        } catch let error as ControlStartError {
+            throw error
+        } catch {
+            throw ControlStartError("--injection-config \(path): \(error)")
+        }
     }
 }
 
@@ -46,6 +76,9 @@ public final class ControlPlane: Service, Sendable {
     private let pepper: Secret
     private let options: ControlOptions
     private let logger: Logger
+    private let budgets: BudgetWatcher
+    /// Serves signed bundles and wakes agents' long-polls when the policy changes.
+    public let publisher: PolicyPublisher
 
     /// Opens the data directory (creating the signing key and pepper on first start) and
     /// the store. Throws ``ControlStartError`` saying what to fix.
@@ -77,6 +110,10 @@ public final class ControlPlane: Service, Sendable {
                 throw ControlStartError(
                     "--db must be sqlite:PATH or postgres://user@host/database, not \(value.prefix(12))…")
             }
+            budgets = BudgetWatcher(store: store, logger: logger, interval: options.budgetCheckInterval)
+            publisher = PolicyPublisher(
+                store: store, signingKey: signingKey.key, keyPepper: pepper, pollInterval: options.policyPollInterval,
+                budgets: budgets)
         } catch let error as ControlStartError {
             throw error
         } catch let error as StoreError {
@@ -93,13 +130,13 @@ public final class ControlPlane: Service, Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             if let postgres { group.addTask { await postgres.run() } }
             try await store.migrate()
-            let budgets = BudgetWatcher(store: store, logger: logger, interval: options.budgetCheckInterval)
-            let publisher = PolicyPublisher(
-                store: store, signingKey: signingKey.key, keyPepper: pepper, pollInterval: options.policyPollInterval,
-                budgets: budgets)
+            var injection = options.injection
+            injection?.policyPublicKey = signingKey.key.publicKey.rawRepresentation.base64EncodedString()
             let api = ControlAPI(
-                store: store, publisher: publisher, adminToken: options.adminToken, keyPepper: pepper, budgets: budgets)
+                store: store, publisher: publisher, adminToken: options.adminToken, keyPepper: pepper, budgets: budgets,
+                injection: injection)
             let (host, database, directory, logger) = (options.host, databaseDescription, options.dataDirectory, logger)
+            let (budgets, publisher) = (self.budgets, self.publisher)
             let onListening = options.onListening
             let application = makeControlApplication(api: api, host: host, port: options.port, logger: logger) { port in
                 logger.info(

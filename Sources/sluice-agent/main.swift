@@ -60,6 +60,9 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Allow listening on a non-loopback address (anyone who can reach it can spend this service's budget).")
     var allowNonLoopback = false
 
+    @Flag(help: "Allow the admin port (metrics and probes, no calls) beyond loopback, e.g. on the pod IP for kubelets.")
+    var allowNonLoopbackAdmin = false
+
     @Option(help: "Event-loop threads. One is plenty for a sidecar; more only for very high request rates.")
     var threads = 1
 
@@ -106,6 +109,7 @@ struct Serve: AsyncParsableCommand {
         options.listen = try ListenAddress(parsing: listen)
         options.metricsListen = metricsListen == "off" ? nil : try ListenAddress(parsing: metricsListen)
         options.allowNonLoopback = allowNonLoopback
+        options.allowNonLoopbackAdmin = allowNonLoopbackAdmin
         options.reloadPollInterval = reloadPollSeconds > 0 ? .milliseconds(Int64(reloadPollSeconds * 1000)) : nil
         if let controlPlane {
             var link = ControlPlaneOptions(url: controlPlane)

@@ -31,6 +31,9 @@ struct SluiceControlCommand: AsyncParsableCommand {
     @Option(help: "File holding the admin token (otherwise SLUICE_ADMIN_TOKEN).")
     var adminTokenFile: String?
 
+    @Option(help: "Serve the sidecar injection webhook (POST /mutate) with this configuration (JSON).")
+    var injectionConfig: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -55,6 +58,7 @@ struct SluiceControlCommand: AsyncParsableCommand {
             options.port = port
             options.database = db
             options.dataDirectory = dataDir
+            if let injectionConfig { try options.loadInjection(from: injectionConfig) }
             controlPlane = try ControlPlane(options, logger: logger)
         } catch let error as ControlStartError {
             FileHandle.standardError.write(Data("sluice-control: \(error.message)\n".utf8))

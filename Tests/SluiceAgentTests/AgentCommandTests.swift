@@ -36,6 +36,19 @@ struct AgentCommandTests {
         #expect(result.stderr.contains("--allow-non-loopback"))
     }
 
+    @Test("the admin port goes beyond loopback only when asked, and that does not open the caller port")
+    func adminBeyondLoopback() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try "model_list: []\n".write(toFile: directory.file("c.yaml"), atomically: true, encoding: .utf8)
+        let refused = try run(["--config", directory.file("c.yaml"), "--metrics-listen", "0.0.0.0:9999"])
+        #expect(refused.status == 2 && refused.stderr.contains("--allow-non-loopback-admin"))
+        let dataPort = try run([
+            "--config", directory.file("c.yaml"), "--listen", "0.0.0.0:4999", "--allow-non-loopback-admin",
+        ])
+        #expect(dataPort.status == 2 && dataPort.stderr.contains("refusing to listen on 0.0.0.0:4999"))
+    }
+
     @Test("reports an unreadable or invalid configuration clearly")
     func badConfig() throws {
         let missing = try run(["--config", "/nonexistent/sluice.yaml"])

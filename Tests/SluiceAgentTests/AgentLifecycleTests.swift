@@ -69,6 +69,20 @@ struct AgentLifecycleTests {
         }
     }
 
+    @Test("the admin port answers the kubelet's probes: /healthz, and /readyz as the caller port does")
+    func probesOnAdminPort() async throws {
+        try await AgentHarness.with { harness in
+            let health = try await TestHTTPClient.get("/healthz", port: harness.metricsPort, group: harness.group)
+            #expect(health.status == 200 && health.text == #"{"status":"ok"}"#)
+            let ready = try await TestHTTPClient.get("/readyz", port: harness.metricsPort, group: harness.group)
+            let callerReady = try await TestHTTPClient.get("/readyz", port: harness.agentPort, group: harness.group)
+            #expect(ready.status == 200 && ready.text.contains(#""status":"ready""#))
+            #expect(ready.status == callerReady.status)
+            let other = try await TestHTTPClient.get("/v1/models", port: harness.metricsPort, group: harness.group)
+            #expect(other.status == 404)
+        }
+    }
+
     @Test("SIGTERM-style shutdown lets in-flight streams finish, then stops accepting")
     func drainsInFlight() async throws {
         try await AgentHarness.with(aliases: ["long": "mock+chunks=20+chunk_delay_ms=25"]) { harness in

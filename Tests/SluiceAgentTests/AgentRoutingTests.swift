@@ -219,15 +219,13 @@ struct AgentRoutingTests {
         }
     }
 
-    @Test("a caller gone during a retry's backoff is settled once as 499, and the retry never goes out")
+    @Test("a caller gone during a retry's backoff is settled once as 499, and the retry is not sent")
     func hangUpDuringBackoff() async throws {
         try await AgentHarness.with(starting: {
+            // A backoff of 2.5–5 s: the hang-up lands inside it even on a loaded machine.
             try await Self.harness(
-                [
-                    Entry(alias: "down", model: "openai/mock+status=503+fail_first=100"),
-                    Entry(alias: "slow", model: "openai/mock+chunks=4+chunk_delay_ms=150"),
-                ],
-                router: "  num_retries: 2\n  retry_after: 0.4\n")
+                [Entry(alias: "down", model: "openai/mock+status=503+fail_first=100")],
+                router: "  num_retries: 2\n  retry_after: 5\n")
         }) { harness in
             let channel = try await ClientBootstrap(group: harness.group)
                 .connect(host: "127.0.0.1", port: harness.agentPort).get()
@@ -244,14 +242,11 @@ struct AgentRoutingTests {
             }
             try await channel.close()
 
+            // Settled at the hang-up, not when the backoff would have ended: one attempt.
             let record = try #require(await harness.auditRecords(1).first)
             #expect(record["status"] as? Int == 499 && record["error"] as? String == "client_disconnected")
             #expect(record["attempts"] as? Int == 1)
-            // A call that outlasts the longest first backoff (0.4 s): a retry that still went
-            // out would have reached the mock before this one ends.
-            #expect(try await harness.chat(model: "slow", stream: true).status == 200)
             #expect(requests(harness, model: "mock+status=503+fail_first=100") == 1)
-            #expect(await harness.auditRecords(2).count == 2)
         }
     }
 

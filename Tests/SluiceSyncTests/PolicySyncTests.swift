@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import SluiceAgent
 import SluiceTestSupport
@@ -292,6 +293,20 @@ struct PolicySyncTests {
         #expect(try agent.mode.spool.pending().isEmpty)
         try await agent.stop()
         try await harness.shutdown()
+    }
+
+    @Test("an injected agent takes the policy key from SLUICE_POLICY_PUBLIC_KEY, and a wrong one is refused")
+    func publicKeyFromEnvironment() async throws {
+        try await SyncHarness.with { harness in
+            try await harness.seedPolicy()
+            let agent = try await harness.startAgent(id: "pod-env", publicKeyInEnvironment: true)
+            #expect(await eventually { (try? await agent.chat().status) == 200 })
+            let foreign = Curve25519.Signing.PrivateKey().publicKey.rawRepresentation.base64EncodedString()
+            let misled = try await harness.startAgent(
+                id: "pod-foreign", publicKey: foreign, publicKeyInEnvironment: true)
+            let refused = try await misled.chat()
+            #expect(refused.status == 503)
+        }
     }
 
     @Test("SIGTERM's path: the last calls' usage is flushed before the agent exits")

@@ -192,7 +192,7 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
         id: String, token: String? = nil, stateDirectory: String? = nil, clock: TestClock = TestClock(),
         maxPolicyAgeSeconds: Double = 3600, flushInterval: Duration = .milliseconds(100), publicKey: String? = nil,
         service: String = "checkout", boundToService: Bool = false,
-        environment: [String: String] = [:]
+        environment: [String: String] = [:], publicKeyInEnvironment: Bool = false
     ) async throws -> Agent {
         let agentToken: String
         if let token {
@@ -209,6 +209,8 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
         var logger = Logger(label: id)
         logger.logLevel = .error
         // The production wiring, as `sluice-agent --control-plane` builds it.
+        var environment = environment
+        if publicKeyInEnvironment { environment[ControlPlaneMode.publicKeyVariable] = publicKey ?? publicKeyText }
         var options = AgentOptions(
             environment: environment.merging([
                 "SLUICE_SERVICE": service, "SLUICE_NAMESPACE": "shop", "POD_NAME": id,
@@ -217,7 +219,7 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
             audit: MemoryAuditSink())
         var link = ControlPlaneOptions(url: "http://127.0.0.1:\(controlPort)")
         link.tokenFile = tokenFile
-        link.publicKeyFile = keyFile
+        link.publicKeyFile = publicKeyInEnvironment ? nil : keyFile
         link.stateDirectory = state
         link.maxPolicyAgeSeconds = maxPolicyAgeSeconds
         link.flushInterval = flushInterval

@@ -6,8 +6,9 @@ import NIOPosix
 import ServiceLifecycle
 
 /// The admin listener (default 127.0.0.1:9464): `GET /metrics` in the Prometheus text
-/// format. Kept off the caller port so a scrape config never needs the data-plane address,
-/// and so callers can never read fleet-internal figures.
+/// format, and the `/healthz` and `/readyz` probes. Kept off the caller port so a scrape
+/// config or a kubelet never needs the data-plane address (which stays on loopback), and so
+/// callers can never read fleet-internal figures.
 public final class MetricsServer: Service {
     private let runtime: AgentRuntime
     private let group: any EventLoopGroup
@@ -81,11 +82,21 @@ private final class MetricsHandler: ChannelInboundHandler {
                     runtime: runtime, timeZone: policy.configuration.policy.timeZone, now: runtime.now())
                 contentType = "text/plain; version=0.0.4; charset=utf-8"
                 status = .ok
-            } else if path == "/metrics" {
+            } else if path == "/healthz", head.method == .GET {
+                // The same probes as the agent's own port, for kubelets, which cannot reach loopback.
+                body = Array(#"{"status":"ok"}"#.utf8)
+                contentType = "application/json"
+                status = .ok
+            } else if path == "/readyz", head.method == .GET {
+                let readiness = Readiness(runtime: runtime)
+                body = readiness.body
+                contentType = "application/json"
+                status = HTTPResponseStatus(statusCode: readiness.status)
+            } else if ["/metrics", "/healthz", "/readyz"].contains(path) {
                 body = Array("use GET\n".utf8)
                 status = .methodNotAllowed
             } else {
-                body = Array("not found: the admin port serves /metrics\n".utf8)
+                body = Array("not found: the admin port serves /metrics, /healthz and /readyz\n".utf8)
                 status = .notFound
             }
             var headers = HTTPHeaders()

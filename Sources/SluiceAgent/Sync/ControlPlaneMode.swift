@@ -20,6 +20,11 @@ public struct ControlPlaneMode: Sendable {
         [.init(service: flusher), .init(service: policySync)]
     }
 
+    /// The control plane's policy public key (base64), when no `--policy-public-key` file is given.
+    public static let publicKeyVariable = "SLUICE_POLICY_PUBLIC_KEY"
+    /// PEM of CAs for an https control plane, when no `--control-plane-ca` file is given.
+    public static let caVariable = "SLUICE_CONTROL_PLANE_CA"
+
     /// Reads the token and public key, opens the state directory (recovering the spool),
     /// and puts the cached policy in force when there is one that still verifies.
     public static func start(
@@ -32,7 +37,10 @@ public struct ControlPlaneMode: Sendable {
         clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }
     ) throws -> ControlPlaneMode {
         guard let tokenFile else { throw ConfigError("--control-plane needs --agent-token-file") }
-        guard let publicKeyFile else { throw ConfigError("--control-plane needs --policy-public-key") }
+        let inlineKey = environment[Self.publicKeyVariable].flatMap { $0.isEmpty ? nil : $0 }
+        guard publicKeyFile != nil || inlineKey != nil else {
+            throw ConfigError("--control-plane needs --policy-public-key (or \(Self.publicKeyVariable))")
+        }
         guard maxPolicyAgeSeconds > 0 else { throw ConfigError("--policy-max-age-seconds must be positive") }
         guard let tokenBytes = try DurableFiles.read(tokenFile, limit: 4096),
             let token = String(validating: tokenBytes, as: UTF8.self)?.trimmingCharacters(in: .whitespacesAndNewlines),
@@ -40,12 +48,26 @@ public struct ControlPlaneMode: Sendable {
         else {
             throw ConfigError("cannot read an agent token from \(tokenFile)")
         }
-        guard let keyBytes = try DurableFiles.read(publicKeyFile, limit: 4096),
-            let keyText = String(validating: keyBytes, as: UTF8.self)
-        else {
-            throw ConfigError("cannot read the policy public key from \(publicKeyFile)")
+        let keyText: String
+        if let publicKeyFile {
+            guard let keyBytes = try DurableFiles.read(publicKeyFile, limit: 4096),
+                let text = String(validating: keyBytes, as: UTF8.self)
+            else {
+                throw ConfigError("cannot read the policy public key from \(publicKeyFile)")
+            }
+            keyText = text
+        } else {
+            keyText = inlineKey ?? ""
         }
         try DurableFiles.makeDirectory(stateDirectory)
+        // An injected agent gets the control plane's CA in its environment (files in the
+        // control plane's namespace cannot be mounted into other namespaces' pods).
+        var caFile = caFile
+        if caFile == nil, let pem = environment[Self.caVariable], !pem.isEmpty {
+            let path = "\(stateDirectory)/control-plane-ca.pem"
+            try DurableFiles.replace(path, with: Array(pem.utf8))
+            caFile = path
+        }
         let client = try ControlPlaneClient(
             url: url, token: Secret(token), caFile: caFile, upstream: upstream, group: group)
         let source = try PolicyBundleSource(

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Hummingbird
 import Logging
+import SluiceKubernetes
 import SluicePolicy
 import SluiceWire
 
@@ -22,15 +23,23 @@ public struct ControlAPI: Sendable {
     let gate: PolicyGate
     /// Every admin write is logged and kept in the audit trail.
     let audit: AdminAudit
+    /// What the sidecar injection webhook adds to pods; nil serves no webhook.
+    let injection: InjectionSettings?
+    let webhookLogger: Logger
     /// Largest request body read (bytes).
     static let maxBody = 4 << 20
 
     public init(
         store: any Store, publisher: PolicyPublisher, adminToken: Secret, keyPepper: Secret,
         budgets: BudgetWatcher? = nil,
-        agentAuthenticators: [any AgentAuthenticator] = [], logger: Logger = Logger(label: "sluice.control.admin")
+        agentAuthenticators: [any AgentAuthenticator] = [], injection: InjectionSettings? = nil,
+        logger: Logger = Logger(label: "sluice.control.admin")
     ) {
         extraAgentAuthenticators = agentAuthenticators
+        self.injection = injection
+        var webhookLogger = logger
+        webhookLogger[metadataKey: "component"] = "webhook"
+        self.webhookLogger = webhookLogger
         self.store = store
         self.publisher = publisher
         self.budgets = budgets
@@ -50,6 +59,7 @@ public struct ControlAPI: Sendable {
         router.get("/healthz") { _, _ in try jsonResponse(["status": "ok"]) }
         router.addRoutes(adminRoutes(), atPath: "/v1/admin")
         router.addRoutes(agentRoutes(), atPath: "/v1/agent")
+        if let injection { addWebhookRoutes(to: router, settings: injection) }
         // The document is built from the routes just added, so the two cannot drift.
         let served = router.routes.map { (method: $0.method.rawValue, path: $0.path.description) }
         let document = OpenAPIDocument.json(for: served + [(method: "GET", path: "/openapi.json")])

@@ -30,6 +30,9 @@ public final class PolicyPublisher: Service, Sendable {
     /// How many agents hold leases now, for ``PolicyDocument/activeAgents``.
     private let activeAgentCounter = Mutex<(@Sendable () -> Int)?>(nil)
 
+    /// Long-polls waiting for a newer version now.
+    public var waitingPolls: Int { waiters.withLock { $0.count } }
+
     /// Lets bundles say how many agents hold leases (the lease book counts them).
     func countActiveAgents(with counter: @escaping @Sendable () -> Int) {
         activeAgentCounter.withLock { $0 = counter }

@@ -1,0 +1,81 @@
+/// What the injector puts into a pod: the agent's image, where its control plane is, its
+/// defaults, and the names the webhook must leave alone. Set from the chart's values (the
+/// control plane's flags); the per-pod annotations in ``PodAnnotation`` override some.
+public struct InjectionSettings: Sendable, Equatable {
+    /// The agent's image, `registry/name:tag` or pinned by digest.
+    public var image: String
+    public var imagePullPolicy = "IfNotPresent"
+    /// The control plane as agents reach it, e.g. `https://sluice-control.sluice.svc:8443`.
+    public var controlPlaneURL: String
+    /// The control plane's Ed25519 policy-signing public key, base64: agents verify every
+    /// bundle with it. Public, so it travels in the pod spec (a Secret or ConfigMap in the
+    /// control plane's namespace cannot be mounted into pods of other namespaces).
+    public var policyPublicKey: String
+    /// PEM of the CA that signed the control plane's serving certificate; nil when it chains
+    /// to the system roots.
+    public var controlPlaneCA: String?
+    /// The agent's loopback port the app calls.
+    public var agentPort = 4000
+    /// The agent's admin port on the pod IP: `/healthz`, `/readyz` (kubelet probes) and
+    /// `/metrics` (Prometheus).
+    public var adminPort = 9464
+    public var policyMaxAgeSeconds = 86_400
+    public var flushIntervalSeconds = 5
+    public var resources = AgentResources()
+    /// Inject as a native sidecar (an init container with `restartPolicy: Always`, Kubernetes
+    /// 1.29 and later): ready before the app starts, stopped after it. False appends a
+    /// regular container for older clusters, which has neither guarantee.
+    public var nativeSidecar = true
+    /// The audience of the projected service-account token the agent presents.
+    public var tokenAudience = "sluice"
+    public var tokenExpirationSeconds = 3600
+    /// The control plane's own namespace: never injected into.
+    public var controlPlaneNamespace: String
+
+    public init(image: String, controlPlaneURL: String, policyPublicKey: String, controlPlaneNamespace: String) {
+        self.image = image
+        self.controlPlaneURL = controlPlaneURL
+        self.policyPublicKey = policyPublicKey
+        self.controlPlaneNamespace = controlPlaneNamespace
+    }
+}
+
+/// The agent container's requests and limits, as Kubernetes quantities; nil leaves one unset.
+public struct AgentResources: Sendable, Equatable {
+    public var cpuRequest: String? = "20m"
+    public var memoryRequest: String? = "24Mi"
+    public var cpuLimit: String?
+    public var memoryLimit: String? = "96Mi"
+
+    public init() {}
+
+    /// Whether `text` is a Kubernetes quantity (`250m`, `0.5`, `64Mi`, `1G`).
+    public static func isQuantity(_ text: String) -> Bool {
+        let suffixes = ["", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]
+        let number = text.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
+        guard !number.isEmpty, number.count <= 18, number.filter({ $0 == "." }).count <= 1,
+            number.first != ".", number.last != "."
+        else { return false }
+        return suffixes.contains(String(text.dropFirst(number.count)))
+    }
+}
+
+/// The annotations (and the one label) the injector reads on a pod.
+public enum PodAnnotation {
+    /// `"true"` asks for the agent; `"false"` opts a pod out of a labelled namespace.
+    public static let inject = "sluice.dev/inject"
+    /// The service the agent serves; else the `app.kubernetes.io/name` label, else the owner's name.
+    public static let service = "sluice.dev/service"
+    /// Comma-separated container names that do not get the `*_BASE_URL` variables.
+    public static let skipEnvContainers = "sluice.dev/skip-env-containers"
+    /// Set by the injector on the pods it injected: a second pass leaves them unchanged.
+    public static let status = "sluice.dev/status"
+    public static let cpuRequest = "sluice.dev/agent-cpu-request"
+    public static let memoryRequest = "sluice.dev/agent-memory-request"
+    public static let cpuLimit = "sluice.dev/agent-cpu-limit"
+    public static let memoryLimit = "sluice.dev/agent-memory-limit"
+    public static let policyMaxAge = "sluice.dev/policy-max-age-seconds"
+    public static let flushInterval = "sluice.dev/flush-interval-seconds"
+    /// The label, on a namespace, that opts every pod in it in.
+    public static let namespaceLabel = "sluice.dev/inject"
+}
