@@ -74,9 +74,10 @@ let package = Package(
         .target(
             name: "SluiceControl",
             dependencies: [
-                "SluiceWire", "SluicePolicy", "SluiceKubernetes",
+                "SluiceWire", "SluicePolicy", "SluiceKubernetes", "SluiceHTTP2",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
@@ -123,7 +124,7 @@ let package = Package(
         .executableTarget(
             name: "sluice-control",
             dependencies: [
-                "SluiceControl", "SluicePolicy",
+                "SluiceControl", "SluicePolicy", "SluiceHTTP2",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

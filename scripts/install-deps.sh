@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh [--test]   (--test adds the tools the test suite and benchmark use)
 set -euo pipefail
 
-packages=(libnghttp2-dev libssl-dev libsqlite3-dev pkg-config curl tzdata)
+packages=(libnghttp2-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev pkg-config curl tzdata ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(nghttp2-server nghttp2-client nghttp2-proxy wrk postgresql python3-venv)
 fi

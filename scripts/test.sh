@@ -23,3 +23,7 @@ python3 scripts/check-line-length.py
 # One build for app and tests, then run without rebuilding (avoids a second pass over deps).
 swift build --build-tests
 swift test --skip-build
+
+# The container images' root filesystems, assembled as the Containerfiles do and started
+# under chroot with nothing else present (release builds, as the images ship).
+deploy/images/check.sh

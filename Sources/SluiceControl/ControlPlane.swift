@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Logging
 import ServiceLifecycle
+import SluiceHTTP2
 import SluiceKubernetes
 import SluicePolicy
 
@@ -24,6 +25,9 @@ public struct ControlOptions: Sendable {
     public var policyPollInterval: Duration = .seconds(1)
     /// Least seconds between two budget checks triggered by usage.
     public var budgetCheckInterval: Int64 = 1
+    /// Serve over TLS with this certificate chain and key (PEM files, read at start); nil
+    /// serves plain HTTP. Agents then use `https://` and trust the chain's CA.
+    public var tls: TLSServerConfiguration?
     /// The sidecar injection webhook's settings; nil serves no webhook. The policy public
     /// key in them is replaced by this control plane's own.
     public var injection: InjectionSettings?
@@ -77,6 +81,7 @@ public final class ControlPlane: Service, Sendable {
     private let options: ControlOptions
     private let logger: Logger
     private let budgets: BudgetWatcher
+    private let tls: TLSServerContext?
     /// Serves signed bundles and wakes agents' long-polls when the policy changes.
     public let publisher: PolicyPublisher
 
@@ -85,6 +90,15 @@ public final class ControlPlane: Service, Sendable {
     public init(_ options: ControlOptions, logger: Logger) throws(ControlStartError) {
         self.options = options
         self.logger = logger
+        if let settings = options.tls {
+            do throws(TLSError) {
+                tls = try TLSServerContext(configuration: settings)
+            } catch {
+                throw ControlStartError("--tls-cert/--tls-key: \(error.message)")
+            }
+        } else {
+            tls = nil
+        }
         guard options.adminToken.reveal().utf8.count >= 16 else {
             throw ControlStartError("the admin token must be at least 16 characters")
         }
@@ -138,7 +152,9 @@ public final class ControlPlane: Service, Sendable {
             let (host, database, directory, logger) = (options.host, databaseDescription, options.dataDirectory, logger)
             let (budgets, publisher) = (self.budgets, self.publisher)
             let onListening = options.onListening
-            let application = makeControlApplication(api: api, host: host, port: options.port, logger: logger) { port in
+            let application = makeControlApplication(
+                api: api, host: host, port: options.port, tls: tls, logger: logger
+            ) { port in
                 logger.info(
                     "sluice-control listening",
                     metadata: [

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import Hummingbird
 import Logging
+import SluiceHTTP2
 import SluicePolicy
 
 /// Where the control plane keeps its secrets and default database: a data directory with
@@ -70,14 +71,15 @@ public struct ControlStartError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
-/// Builds the Hummingbird application serving `api` on `host:port`. It runs as a
-/// swift-service-lifecycle service and stops accepting on graceful shutdown, letting
-/// requests in progress (long-polls included) finish.
+/// Builds the Hummingbird application serving `api` on `host:port`, over TLS when `tls` is
+/// given. It runs as a swift-service-lifecycle service and stops accepting on graceful
+/// shutdown, letting requests in progress (long-polls included) finish.
 public func makeControlApplication(
-    api: ControlAPI, host: String, port: Int, logger: Logger,
+    api: ControlAPI, host: String, port: Int, tls: TLSServerContext? = nil, logger: Logger,
     onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     Application(
-        router: api.router(), configuration: .init(address: .hostname(host, port: port), serverName: "sluice-control"),
+        router: api.router(), server: tls.map { .http1(tls: $0) } ?? .http1(),
+        configuration: .init(address: .hostname(host, port: port), serverName: "sluice-control"),
         onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? port) }, logger: logger)
 }

@@ -10,6 +10,12 @@ public struct TestResponse: Sendable {
     public var headers: [(name: String, value: String)]
     public var body: [UInt8]
 
+    public init(status: Int, headers: [(name: String, value: String)], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
     public var text: String { String(decoding: body, as: UTF8.self) }
     /// The first value of header `name` (case-insensitive).
     public func header(_ name: String) -> String? { headers.first(where: { $0.name.lowercased() == name })?.value }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SluiceControl
+import SluiceHTTP2
 import SluicePolicy
 
 @main
@@ -31,6 +32,12 @@ struct SluiceControlCommand: AsyncParsableCommand {
     @Option(help: "File holding the admin token (otherwise SLUICE_ADMIN_TOKEN).")
     var adminTokenFile: String?
 
+    @Option(help: "PEM certificate chain to serve over TLS (with --tls-key); agents then use https://.")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
     @Option(help: "Serve the sidecar injection webhook (POST /mutate) with this configuration (JSON).")
     var injectionConfig: String?
 
@@ -58,6 +65,15 @@ struct SluiceControlCommand: AsyncParsableCommand {
             options.port = port
             options.database = db
             options.dataDirectory = dataDir
+            switch (tlsCert, tlsKey) {
+            case (let certificate?, let key?):
+                options.tls = TLSServerConfiguration(
+                    certificateChainFile: certificate, privateKeyFile: key, applicationProtocols: ["http/1.1"])
+            case (nil, nil):
+                break
+            default:
+                throw ControlStartError("--tls-cert and --tls-key go together")
+            }
             if let injectionConfig { try options.loadInjection(from: injectionConfig) }
             controlPlane = try ControlPlane(options, logger: logger)
         } catch let error as ControlStartError {

@@ -309,6 +309,25 @@ struct PolicySyncTests {
         }
     }
 
+    @Test("over TLS, an agent with the CA and key in its environment (as injected) syncs; without the CA it cannot")
+    func tlsControlPlane() async throws {
+        try await SyncHarness.with(tls: true) { harness in
+            try await harness.seedPolicy()
+            let agent = try await harness.startAgent(id: "pod-tls", publicKeyInEnvironment: true)
+            #expect(await eventually { (try? await agent.chat().status) == 200 })
+            let untrusting = try await harness.startAgent(
+                id: "pod-no-ca", publicKeyInEnvironment: true, trustControlPlaneCA: false)
+            let status = try #require(untrusting.mode.runtime.sync)
+            #expect(await eventually { status.report(at: Clocks.wallNanoseconds()).lastError != nil })
+            let error = status.report(at: Clocks.wallNanoseconds()).lastError ?? ""
+            #expect(error.contains("TLS") || error.contains("certificate"), "\(error)")
+            #expect(try await untrusting.chat().status == 503)
+            // Nothing is served in the clear on the TLS port.
+            let plain = try? await TestHTTPClient.get("/healthz", port: harness.controlPort, group: harness.group)
+            #expect(plain?.status != 200)
+        }
+    }
+
     @Test("SIGTERM's path: the last calls' usage is flushed before the agent exits")
     func drainThenFlush() async throws {
         try await SyncHarness.with { harness in

@@ -36,7 +36,11 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
     private let startedAgents = Mutex<[Agent]>([])
     private let isShutDown = Mutex(false)
 
-    init() async throws {
+    /// Set when the control plane serves TLS: its certificate, which is also the CA agents trust.
+    let certificate: TestCertificate?
+
+    init(tls: Bool = false) async throws {
+        certificate = tls ? try TestCertificate() : nil
         directory = try TemporaryDirectory()
         mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
         mockPort = try await mock.start()
@@ -63,6 +67,11 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
         options.database = "sqlite:" + directory.file(database)
         options.dataDirectory = data
         options.policyPollInterval = .milliseconds(200)
+        if let certificate {
+            options.tls = TLSServerConfiguration(
+                certificateChainFile: certificate.certificatePath, privateKeyFile: certificate.privateKeyPath,
+                applicationProtocols: ["http/1.1"])
+        }
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         options.onListening = { port in continuation.yield(port) }
         let controlPlane = try ControlPlane(options, logger: Logger(label: "control"))
@@ -83,9 +92,23 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
     // MARK: - Admin API
 
     func admin(_ method: String, _ path: String, json: String = "") async throws -> TestResponse {
-        try await TestHTTPClient.request(
-            method, path, json: json, bearer: Self.adminToken, port: controlPort, group: group)
+        guard let certificate else {
+            return try await TestHTTPClient.request(
+                method, path, json: json, bearer: Self.adminToken, port: controlPort, group: group)
+        }
+        // Over TLS, through the agent's own control-plane client (GET and POST are enough here).
+        let client = try ControlPlaneClient(
+            url: controlURL, token: Secret(Self.adminToken), caFile: certificate.certificatePath,
+            upstream: UpstreamClient(group: group), group: group)
+        let response =
+            method == "GET"
+            ? try await client.get(path, timeout: .seconds(10))
+            : try await client.post(path, json: Array(json.utf8), timeout: .seconds(10))
+        return TestResponse(status: response.status, headers: response.headers, body: response.body)
     }
+
+    /// The control plane's base URL: https when it serves TLS.
+    var controlURL: String { "\(certificate == nil ? "http" : "https")://127.0.0.1:\(controlPort)" }
 
     func adminJSON(_ method: String, _ path: String, json: String = "") async throws -> Any {
         let response = try await admin(method, path, json: json)
@@ -192,7 +215,7 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
         id: String, token: String? = nil, stateDirectory: String? = nil, clock: TestClock = TestClock(),
         maxPolicyAgeSeconds: Double = 3600, flushInterval: Duration = .milliseconds(100), publicKey: String? = nil,
         service: String = "checkout", boundToService: Bool = false,
-        environment: [String: String] = [:], publicKeyInEnvironment: Bool = false
+        environment: [String: String] = [:], publicKeyInEnvironment: Bool = false, trustControlPlaneCA: Bool = true
     ) async throws -> Agent {
         let agentToken: String
         if let token {
@@ -211,13 +234,18 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
         // The production wiring, as `sluice-agent --control-plane` builds it.
         var environment = environment
         if publicKeyInEnvironment { environment[ControlPlaneMode.publicKeyVariable] = publicKey ?? publicKeyText }
+        if let certificate, trustControlPlaneCA {
+            // As an injected agent gets it: the PEM in its environment, not a file.
+            environment[ControlPlaneMode.caVariable] = try String(
+                contentsOfFile: certificate.certificatePath, encoding: .utf8)
+        }
         var options = AgentOptions(
             environment: environment.merging([
                 "SLUICE_SERVICE": service, "SLUICE_NAMESPACE": "shop", "POD_NAME": id,
                 "SLUICE_KEY_PEPPER": Self.pepper.reveal(),
             ]) { given, _ in given },
             audit: MemoryAuditSink())
-        var link = ControlPlaneOptions(url: "http://127.0.0.1:\(controlPort)")
+        var link = ControlPlaneOptions(url: controlURL)
         link.tokenFile = tokenFile
         link.publicKeyFile = publicKeyInEnvironment ? nil : keyFile
         link.stateDirectory = state
@@ -255,8 +283,8 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
 
     /// Runs `body` with a started harness and shuts it down afterwards, also when `body`
     /// throws, so a failing `#require` leaks no agent, server or event-loop group.
-    static func with(_ body: (SyncHarness) async throws -> Void) async throws {
-        try await with(starting: { try await SyncHarness() }, body)
+    static func with(tls: Bool = false, _ body: (SyncHarness) async throws -> Void) async throws {
+        try await with(starting: { try await SyncHarness(tls: tls) }, body)
     }
 }
 
