@@ -196,6 +196,90 @@ struct AgentFaultTests {
         directory.remove()
     }
 
+    /// Requests and tokens of a streamed answer, from its usage chunk (the call asked for one).
+    static func streamUsage(_ response: TestResponse) -> UsageTotals? {
+        guard response.status == 200, response.text.contains("data: [DONE]") else { return nil }
+        for line in response.text.split(separator: "\n").reversed() where line.hasPrefix("data: {") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any],
+                let usage = object["usage"] as? [String: Any]
+            else { continue }
+            return UsageTotals(
+                requests: 1, prompt: (usage["prompt_tokens"] as? NSNumber)?.int64Value ?? 0,
+                completion: (usage["completion_tokens"] as? NSNumber)?.int64Value ?? 0)
+        }
+        return nil
+    }
+
+    @Test("SIGTERM with 100 streams open: every stream ends whole, usage is flushed, the agent exits 0 in time")
+    func drainHundredStreams() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let directory = try TemporaryDirectory()
+        let mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
+        let mockPort = try await mock.start()
+        let control = ControlProcess(
+            port: try await ExternalProcess.freePort(group: group), database: "sqlite:\(directory.file("c.db"))",
+            dataDirectory: directory.file("control"), logPath: directory.file("control.log"), group: group)
+        try await control.start()
+        try await control.seed(mockPort: mockPort, agentIDs: ["pod-drain"], directory: directory)
+        // Streams of 20 chunks 50 ms apart: about a second each, so all 100 are open at SIGTERM.
+        let slow = """
+            {"alias":"slow","deployments":[{"api_base":"http://127.0.0.1:\(mockPort)/v1",
+             "upstream_model":"mock+chunks=20+chunk_delay_ms=50"}],
+             "input_cost_per_token":0.000001,"output_cost_per_token":0.000002}
+            """
+        #expect(try await control.admin("POST", "/v1/admin/models", json: slow).status == 201)
+        // No periodic flush: only the one at shutdown can deliver the usage.
+        let agent = try await Self.startAgent(
+            id: "pod-drain", control: control, directory: directory, group: group, flushIntervalSeconds: 3600)
+
+        let streams = 100
+        let body =
+            #"{"model":"slow","stream":true,"stream_options":{"include_usage":true},"#
+            + #""messages":[{"role":"user","content":"drain me"}]}"#
+        let port = agent.port
+        let calls = Task {
+            await withTaskGroup(of: TestResponse?.self) { tasks in
+                for _ in 0..<streams {
+                    tasks.addTask {
+                        try? await TestHTTPClient.post("/v1/chat/completions", json: body, port: port, group: group)
+                    }
+                }
+                var answers: [TestResponse?] = []
+                for await answer in tasks { answers.append(answer) }
+                return answers
+            }
+        }
+        await mock.waitForRequests(streams)
+        let signalled = ContinuousClock.now
+        agent.send(signal: SIGTERM)
+        let status = await agent.waitForExit()
+        let took = ContinuousClock.now - signalled
+        let answers = await calls.value
+
+        #expect(status == 0)
+        // Well inside a pod's default 30 s grace period.
+        #expect(took < .seconds(30), "exited \(took) after SIGTERM")
+        var ledger = UsageTotals()
+        for answer in answers {
+            guard let answer, let usage = Self.streamUsage(answer) else {
+                Issue.record(
+                    "a stream did not end whole: \(answer.map { "\($0.status) \($0.text.suffix(200))" } ?? "no answer")"
+                )
+                continue
+            }
+            ledger.requests += usage.requests
+            ledger.prompt += usage.prompt
+            ledger.completion += usage.completion
+        }
+        #expect(ledger.requests == Int64(streams))
+        #expect(Self.spoolFiles(directory.file("pod-drain-state")).isEmpty, "usage was left in the spool")
+        let recorded = try await UsageTotals.recorded(
+            adminToken: SyncHarness.adminToken, port: control.port, group: group
+        ).totals
+        #expect(recorded == ledger)
+        try await Self.tearDown(control: control, mock: mock, group: group, directory: directory)
+    }
+
     @Test(
         "the control plane SIGKILLed mid-flush and restarted, again and again: no loss, no double count",
         arguments: ["sqlite", "postgres"])
