@@ -328,6 +328,28 @@ struct PolicySyncTests {
         }
     }
 
+    @Test("a token rotated in the agent's file takes over without a restart: usage and policy keep flowing")
+    func rotatedTokenFile() async throws {
+        try await SyncHarness.with { harness in
+            try await harness.seedPolicy()
+            let agent = try await harness.startAgent(id: "pod-rotate")
+            #expect(await eventually { (try? await agent.chat().status) == 200 })
+            // Registering the id again replaces its token: the one the agent started with stops working.
+            let rotated = try await harness.agentToken("pod-rotate")
+            try rotated.write(toFile: harness.directory.file("pod-rotate.token"), atomically: true, encoding: .utf8)
+            for _ in 0..<3 { #expect(try await agent.chat().status == 200) }
+            // Its next flush is refused with the old token, re-reads the file and goes through.
+            #expect(await eventually { (try? await harness.totals()) == agent.ledger.value })
+            _ = try await harness.adminJSON(
+                "POST", "/v1/admin/models",
+                json: """
+                    {"alias":"gpt-after-rotation","deployments":[{"api_base":"http://127.0.0.1:\(harness.mockPort)/v1",
+                     "upstream_model":"mock"}]}
+                    """)
+            #expect(await eventually { (try? await agent.chat(model: "gpt-after-rotation").status) == 200 })
+        }
+    }
+
     @Test("SIGTERM's path: the last calls' usage is flushed before the agent exits")
     func drainThenFlush() async throws {
         try await SyncHarness.with { harness in

@@ -25,7 +25,12 @@ public final class ControlPlaneClient: Sendable {
 
     public let baseURL: Endpoint
     private let origin: UpstreamOrigin
-    private let token: Secret
+    /// Where the bearer token comes from: a fixed one, or the agent's token file.
+    private enum Credential: Sendable {
+        case fixed(Secret)
+        case file(AgentTokenFile)
+    }
+    private let credential: Credential
     private let upstream: UpstreamClient
     private let group: any EventLoopGroup
     /// Largest answer read: a 10,000-key bundle is about 5 MiB.
@@ -34,9 +39,24 @@ public final class ControlPlaneClient: Sendable {
     /// - Parameter url: the control plane's base URL (`https://…` or `http://…`); refused with a
     ///   `ConfigError` naming `--control-plane` when it does not parse.
     /// - Parameter caFile: a PEM bundle to trust instead of the system roots.
-    public init(url: String, token: Secret, caFile: String?, upstream: UpstreamClient, group: any EventLoopGroup)
-        throws(ConfigError)
-    {
+    /// A client presenting a fixed token (an admin token, in tests and tools).
+    public convenience init(
+        url: String, token: Secret, caFile: String?, upstream: UpstreamClient, group: any EventLoopGroup
+    ) throws(ConfigError) {
+        try self.init(url: url, credential: .fixed(token), caFile: caFile, upstream: upstream, group: group)
+    }
+
+    /// A client presenting the token in `tokenFile`, re-read as it rotates: on a 401 the file
+    /// is read again and, when it holds a new token, the call is made once more with it.
+    public convenience init(
+        url: String, tokenFile: AgentTokenFile, caFile: String?, upstream: UpstreamClient, group: any EventLoopGroup
+    ) throws(ConfigError) {
+        try self.init(url: url, credential: .file(tokenFile), caFile: caFile, upstream: upstream, group: group)
+    }
+
+    private init(
+        url: String, credential: Credential, caFile: String?, upstream: UpstreamClient, group: any EventLoopGroup
+    ) throws(ConfigError) {
         do {
             baseURL = try Endpoint(parsing: url)
         } catch {
@@ -45,7 +65,7 @@ public final class ControlPlaneClient: Sendable {
         origin = UpstreamOrigin(
             scheme: baseURL.scheme == .https ? .https : .http, host: baseURL.host, port: baseURL.port,
             trustRoots: caFile.map { .caFile($0) } ?? .system)
-        self.token = token
+        self.credential = credential
         self.upstream = upstream
         self.group = group
     }
@@ -65,6 +85,24 @@ public final class ControlPlaneClient: Sendable {
     private func send(
         _ method: String, _ path: String, headers: [(name: String, value: String)], body: [UInt8],
         timeout: TimeAmount
+    ) async throws(Failure) -> Response {
+        let response = try await send(method, path, headers: headers, body: body, timeout: timeout, token: token)
+        if response.status == 401, case .file(let file) = credential, file.reload() {
+            return try await send(method, path, headers: headers, body: body, timeout: timeout, token: token)
+        }
+        return response
+    }
+
+    private var token: Secret {
+        switch credential {
+        case .fixed(let token): token
+        case .file(let file): file.current
+        }
+    }
+
+    private func send(
+        _ method: String, _ path: String, headers: [(name: String, value: String)], body: [UInt8],
+        timeout: TimeAmount, token: Secret
     ) async throws(Failure) -> Response {
         var allHeaders = headers
         allHeaders.append(("authorization", "Bearer " + token.reveal()))

@@ -42,12 +42,7 @@ public struct ControlPlaneMode: Sendable {
             throw ConfigError("--control-plane needs --policy-public-key (or \(Self.publicKeyVariable))")
         }
         guard maxPolicyAgeSeconds > 0 else { throw ConfigError("--policy-max-age-seconds must be positive") }
-        guard let tokenBytes = try DurableFiles.read(tokenFile, limit: 4096),
-            let token = String(validating: tokenBytes, as: UTF8.self)?.trimmingCharacters(in: .whitespacesAndNewlines),
-            !token.isEmpty
-        else {
-            throw ConfigError("cannot read an agent token from \(tokenFile)")
-        }
+        let token = try AgentTokenFile(path: tokenFile)
         let keyText: String
         if let publicKeyFile {
             guard let keyBytes = try DurableFiles.read(publicKeyFile, limit: 4096),
@@ -69,7 +64,7 @@ public struct ControlPlaneMode: Sendable {
             caFile = path
         }
         let client = try ControlPlaneClient(
-            url: url, token: Secret(token), caFile: caFile, upstream: upstream, group: group)
+            url: url, tokenFile: token, caFile: caFile, upstream: upstream, group: group)
         let source = try PolicyBundleSource(
             publicKeyText: keyText, pepper: pepper, settings: local.settings, identity: local.identity,
             environment: environment, stateDirectory: stateDirectory)
