@@ -4,12 +4,17 @@ import SluiceAPI
 /// An `admission.k8s.io/v1` AdmissionReview, as the API server sends it to `POST /mutate`
 /// and as the webhook answers.
 public struct AdmissionRequest: Sendable {
+    /// The review's id, echoed in the answer.
     public var uid: String
     /// `{group, version, kind}` of the object; only core `v1` Pods are injected.
     public var kind: String
+    /// The object's API group; empty for core objects such as Pods.
     public var group: String
+    /// `CREATE`, `UPDATE`, `DELETE` or `CONNECT`.
     public var operation: String
+    /// The request's namespace (a pod being created may not carry one in its metadata yet).
     public var namespace: String
+    /// The object as submitted.
     public var object: JSONValue?
 
     /// Reads the review's `request`; an error names what is missing or malformed.

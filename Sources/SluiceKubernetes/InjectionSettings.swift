@@ -4,6 +4,7 @@
 public struct InjectionSettings: Sendable, Equatable {
     /// The agent's image, `registry/name:tag` or pinned by digest.
     public var image: String
+    /// `Always`, `IfNotPresent` or `Never`.
     public var imagePullPolicy = "IfNotPresent"
     /// The control plane as agents reach it, e.g. `https://sluice-control.sluice.svc:8443`.
     public var controlPlaneURL: String
@@ -19,8 +20,12 @@ public struct InjectionSettings: Sendable, Equatable {
     /// The agent's admin port on the pod IP: `/healthz`, `/readyz` (kubelet probes) and
     /// `/metrics` (Prometheus).
     public var adminPort = 9464
+    /// The agent's `--policy-max-age-seconds`: how long it enforces a policy the control plane
+    /// has not confirmed before it answers 503.
     public var policyMaxAgeSeconds = 86_400
+    /// The agent's `--flush-interval-seconds`: how often usage goes to the control plane.
     public var flushIntervalSeconds = 5
+    /// The agent container's requests and limits.
     public var resources = AgentResources()
     /// Inject as a native sidecar (an init container with `restartPolicy: Always`, Kubernetes
     /// 1.29 and later): ready before the app starts, stopped after it. False appends a
@@ -28,10 +33,12 @@ public struct InjectionSettings: Sendable, Equatable {
     public var nativeSidecar = true
     /// The audience of the projected service-account token the agent presents.
     public var tokenAudience = "sluice"
+    /// The projected token's lifetime; the kubelet rotates it before it ends.
     public var tokenExpirationSeconds = 3600
     /// The control plane's own namespace: never injected into.
     public var controlPlaneNamespace: String
 
+    /// Settings with the defaults above for everything but what has none.
     public init(image: String, controlPlaneURL: String, policyPublicKey: String, controlPlaneNamespace: String) {
         self.image = image
         self.controlPlaneURL = controlPlaneURL
@@ -42,11 +49,16 @@ public struct InjectionSettings: Sendable, Equatable {
 
 /// The agent container's requests and limits, as Kubernetes quantities; nil leaves one unset.
 public struct AgentResources: Sendable, Equatable {
+    /// CPU requested for the agent.
     public var cpuRequest: String? = "20m"
+    /// Memory requested for the agent.
     public var memoryRequest: String? = "24Mi"
+    /// CPU limit; unset by default, so a busy agent is not throttled.
     public var cpuLimit: String?
+    /// Memory limit.
     public var memoryLimit: String? = "96Mi"
 
+    /// The defaults.
     public init() {}
 
     /// Whether `text` is a Kubernetes quantity (`250m`, `0.5`, `64Mi`, `1G`).
@@ -70,11 +82,17 @@ public enum PodAnnotation {
     public static let skipEnvContainers = "sluice.dev/skip-env-containers"
     /// Set by the injector on the pods it injected: a second pass leaves them unchanged.
     public static let status = "sluice.dev/status"
+    /// Overrides ``AgentResources/cpuRequest`` for the pod (a Kubernetes quantity).
     public static let cpuRequest = "sluice.dev/agent-cpu-request"
+    /// Overrides ``AgentResources/memoryRequest`` for the pod.
     public static let memoryRequest = "sluice.dev/agent-memory-request"
+    /// Overrides ``AgentResources/cpuLimit`` for the pod.
     public static let cpuLimit = "sluice.dev/agent-cpu-limit"
+    /// Overrides ``AgentResources/memoryLimit`` for the pod.
     public static let memoryLimit = "sluice.dev/agent-memory-limit"
+    /// Overrides ``InjectionSettings/policyMaxAgeSeconds`` (60 to 2,592,000).
     public static let policyMaxAge = "sluice.dev/policy-max-age-seconds"
+    /// Overrides ``InjectionSettings/flushIntervalSeconds`` (1 to 300).
     public static let flushInterval = "sluice.dev/flush-interval-seconds"
     /// The label, on a namespace, that opts every pod in it in.
     public static let namespaceLabel = "sluice.dev/inject"

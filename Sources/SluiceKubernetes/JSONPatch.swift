@@ -6,6 +6,7 @@ import SluiceAPI
 public struct JSONPatchOperation: Sendable, Equatable {
     /// An RFC 6901 pointer; `/-` at the end of an array path appends.
     public var path: String
+    /// The value added at ``path``.
     public var value: JSONValue
 
     public init(path: String, value: JSONValue) {

@@ -21,6 +21,7 @@ public struct Injection: Sendable, Equatable {
 /// unchanged with a warning saying why, so a mistake in an annotation (or here) costs the
 /// pod its agent, never its start.
 public enum PodInjector {
+    /// The injected container's name; a pod that has one is already injected.
     public static let containerName = "sluice-agent"
     static let stateVolume = "sluice-state"
     static let tokenVolume = "sluice-token"

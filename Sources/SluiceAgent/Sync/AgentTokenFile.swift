@@ -8,6 +8,7 @@ import Synchronization
 /// expires, or an issued token an admin replaced. A file that cannot be read later keeps
 /// the token in hand (the control plane says whether it still works).
 public final class AgentTokenFile: Sendable {
+    /// The token file (a projected token's path, or a file holding an issued `sat-…` token).
     public let path: String
     let refreshInterval: Duration
     private let state: Mutex<(token: Secret, readAt: ContinuousClock.Instant)>
