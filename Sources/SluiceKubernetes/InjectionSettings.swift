@@ -72,7 +72,7 @@ public struct AgentResources: Sendable, Equatable {
     }
 }
 
-/// The annotations (and the one label) the injector reads on a pod.
+/// The annotations the injector reads on a pod.
 public enum PodAnnotation {
     /// `"true"` asks for the agent; `"false"` opts a pod out of a labelled namespace.
     public static let inject = "sluice.dev/inject"
@@ -94,6 +94,4 @@ public enum PodAnnotation {
     public static let policyMaxAge = "sluice.dev/policy-max-age-seconds"
     /// Overrides ``InjectionSettings/flushIntervalSeconds`` (1 to 300).
     public static let flushInterval = "sluice.dev/flush-interval-seconds"
-    /// The label, on a namespace, that opts every pod in it in.
-    public static let namespaceLabel = "sluice.dev/inject"
 }

@@ -130,15 +130,8 @@ struct AgentFaultTests {
         "an agent SIGKILLed at every point of the flush cycle, 100 times over: totals exactly equal its ledger"
     )
     func agentKilledDuringFlush() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let directory = try TemporaryDirectory()
-        let mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
-        let mockPort = try await mock.start()
-        let control = ControlProcess(
-            port: try await ExternalProcess.freePort(group: group), database: "sqlite:\(directory.file("control.db"))",
-            dataDirectory: directory.file("control"), logPath: directory.file("control.log"), group: group)
-        try await control.start()
-        try await control.seed(mockPort: mockPort, agentIDs: ["pod-1"], directory: directory)
+        let fixture = try await Fixture.start(agentIDs: ["pod-1"])
+        let (group, directory, control) = (fixture.group, fixture.directory, fixture.control)
         let ledger = Ledger()
         var killedBy: [String: Int] = [:]
 
@@ -176,7 +169,7 @@ struct AgentFaultTests {
         let calls: Int64 = (0..<100).reduce(0) { sum, cycle in sum + 1 + Int64(cycle % 3) }
         #expect(ledger.value.requests == calls)
         try await Self.expectTotals(of: control, equal: ledger)
-        try await Self.tearDown(control: control, mock: mock, group: group, directory: directory)
+        try await fixture.tearDown()
     }
 
     /// The control plane's totals against what callers were answered: exactly equal.
@@ -187,40 +180,47 @@ struct AgentFaultTests {
         #expect(totals == ledger.value)
     }
 
-    static func tearDown(
-        control: ControlProcess, mock: MockProvider, group: MultiThreadedEventLoopGroup, directory: TemporaryDirectory
-    ) async throws {
-        await control.kill9()
-        try await mock.stop()
-        try await group.shutdownGracefully()
-        directory.remove()
-    }
+    /// What each process-level test starts with: a mock provider, a `sluice-control` process
+    /// on SQLite or a fresh PostgreSQL database, seeded with one alias and tokens for `agentIDs`.
+    struct Fixture {
+        let group: MultiThreadedEventLoopGroup
+        let directory: TemporaryDirectory
+        let mock: MockProvider
+        let mockPort: Int
+        let control: ControlProcess
 
-    /// Requests and tokens of a streamed answer, from its usage chunk (the call asked for one).
-    static func streamUsage(_ response: TestResponse) -> UsageTotals? {
-        guard response.status == 200, response.text.contains("data: [DONE]") else { return nil }
-        for line in response.text.split(separator: "\n").reversed() where line.hasPrefix("data: {") {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any],
-                let usage = object["usage"] as? [String: Any]
-            else { continue }
-            return UsageTotals(
-                requests: 1, prompt: (usage["prompt_tokens"] as? NSNumber)?.int64Value ?? 0,
-                completion: (usage["completion_tokens"] as? NSNumber)?.int64Value ?? 0)
+        static func start(agentIDs: [String], store: String = "sqlite") async throws -> Fixture {
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+            let directory = try TemporaryDirectory()
+            let mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
+            let mockPort = try await mock.start()
+            var database = "sqlite:\(directory.file("control.db"))"
+            if store == "postgres" {
+                let server = try await TemporaryPostgres.server()
+                database = "postgres://postgres@127.0.0.1:\(server.port)/\(try await server.createDatabase())"
+            }
+            let control = ControlProcess(
+                port: try await ExternalProcess.freePort(group: group), database: database,
+                dataDirectory: directory.file("control"), logPath: directory.file("control.log"), group: group)
+            try await control.start()
+            try await control.seed(mockPort: mockPort, agentIDs: agentIDs, directory: directory)
+            return Fixture(group: group, directory: directory, mock: mock, mockPort: mockPort, control: control)
         }
-        return nil
+
+        func tearDown() async throws {
+            await control.kill9()
+            try await mock.stop()
+            try await group.shutdownGracefully()
+            directory.remove()
+        }
     }
 
     @Test("SIGTERM with 100 streams open: every stream ends whole, usage is flushed, the agent exits 0 in time")
     func drainHundredStreams() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let directory = try TemporaryDirectory()
-        let mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
-        let mockPort = try await mock.start()
-        let control = ControlProcess(
-            port: try await ExternalProcess.freePort(group: group), database: "sqlite:\(directory.file("c.db"))",
-            dataDirectory: directory.file("control"), logPath: directory.file("control.log"), group: group)
-        try await control.start()
-        try await control.seed(mockPort: mockPort, agentIDs: ["pod-drain"], directory: directory)
+        let fixture = try await Fixture.start(agentIDs: ["pod-drain"])
+        let (group, directory, mock, mockPort, control) = (
+            fixture.group, fixture.directory, fixture.mock, fixture.mockPort, fixture.control
+        )
         // Streams of 20 chunks 50 ms apart: about a second each, so all 100 are open at SIGTERM.
         let slow = """
             {"alias":"slow","deployments":[{"api_base":"http://127.0.0.1:\(mockPort)/v1",
@@ -259,46 +259,29 @@ struct AgentFaultTests {
         #expect(status == 0)
         // Well inside a pod's default 30 s grace period.
         #expect(took < .seconds(30), "exited \(took) after SIGTERM")
-        var ledger = UsageTotals()
+        let ledger = Ledger()
         for answer in answers {
-            guard let answer, let usage = Self.streamUsage(answer) else {
-                Issue.record(
-                    "a stream did not end whole: \(answer.map { "\($0.status) \($0.text.suffix(200))" } ?? "no answer")"
-                )
+            guard let answer else {
+                Issue.record("a stream got no answer")
                 continue
             }
-            ledger.requests += usage.requests
-            ledger.prompt += usage.prompt
-            ledger.completion += usage.completion
+            if !ledger.count(stream: answer) {
+                Issue.record("a stream did not end whole: \(answer.status) \(answer.text.suffix(200))")
+            }
         }
-        #expect(ledger.requests == Int64(streams))
+        #expect(ledger.value.requests == Int64(streams))
         #expect(Self.spoolFiles(directory.file("pod-drain-state")).isEmpty, "usage was left in the spool")
-        let recorded = try await UsageTotals.recorded(
-            adminToken: SyncHarness.adminToken, port: control.port, group: group
-        ).totals
-        #expect(recorded == ledger)
-        try await Self.tearDown(control: control, mock: mock, group: group, directory: directory)
+        try await Self.expectTotals(of: control, equal: ledger)
+        try await fixture.tearDown()
     }
 
     @Test(
         "the control plane SIGKILLed mid-flush and restarted, again and again: no loss, no double count",
         arguments: ["sqlite", "postgres"])
     func controlPlaneKilledDuringFlushes(store: String) async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let directory = try TemporaryDirectory()
-        let mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
-        let mockPort = try await mock.start()
-        var database = "sqlite:\(directory.file("control.db"))"
-        if store == "postgres" {
-            let server = try await TemporaryPostgres.server()
-            database = "postgres://postgres@127.0.0.1:\(server.port)/\(try await server.createDatabase())"
-        }
-        let control = ControlProcess(
-            port: try await ExternalProcess.freePort(group: group), database: database,
-            dataDirectory: directory.file("control"), logPath: directory.file("control.log"), group: group)
-        try await control.start()
         let ids = ["pod-1", "pod-2", "pod-3"]
-        try await control.seed(mockPort: mockPort, agentIDs: ids, directory: directory)
+        let fixture = try await Fixture.start(agentIDs: ids, store: store)
+        let (group, directory, control) = (fixture.group, fixture.directory, fixture.control)
         var agents: [ExternalProcess] = []
         for id in ids {
             agents.append(
@@ -339,7 +322,7 @@ struct AgentFaultTests {
         for id in ids { #expect(Self.spoolFiles(directory.file("\(id)-state")).isEmpty, "\(id) left usage behind") }
         #expect(ledger.value.requests > 50)
         try await Self.expectTotals(of: control, equal: ledger)
-        try await Self.tearDown(control: control, mock: mock, group: group, directory: directory)
+        try await fixture.tearDown()
     }
 }
 

@@ -18,10 +18,28 @@ struct UsageTotals: Equatable, Sendable, CustomStringConvertible {
             let body = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any],
             let usage = body["usage"] as? [String: Any]
         else { return false }
+        add(usage)
+        return true
+    }
+
+    /// Counts a streamed `response` when it ended whole (`[DONE]`) with a usage chunk (the
+    /// call asked for one); true when counted.
+    mutating func count(stream response: TestResponse) -> Bool {
+        guard response.status == 200, response.text.contains("data: [DONE]") else { return false }
+        for line in response.text.split(separator: "\n").reversed() where line.hasPrefix("data: {") {
+            guard let chunk = try? JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any],
+                let usage = chunk["usage"] as? [String: Any]
+            else { continue }
+            add(usage)
+            return true
+        }
+        return false
+    }
+
+    private mutating func add(_ usage: [String: Any]) {
         requests += 1
         prompt += (usage["prompt_tokens"] as? NSNumber)?.int64Value ?? 0
         completion += (usage["completion_tokens"] as? NSNumber)?.int64Value ?? 0
-        return true
     }
 
     /// The control plane's totals over every usage row up to a day ahead (tests move the
@@ -59,5 +77,11 @@ final class Ledger: Sendable {
     @discardableResult
     func count(_ response: TestResponse) -> Bool {
         totals.withLock { $0.count(response) }
+    }
+
+    /// Counts a streamed `response` when it ended whole with usage; true when counted.
+    @discardableResult
+    func count(stream response: TestResponse) -> Bool {
+        totals.withLock { $0.count(stream: response) }
     }
 }
