@@ -64,8 +64,14 @@ let package = Package(
         ),
         // Pure: policy model, decisions, limits, catalog, prices and cost. No I/O, no clock of its own.
         .target(name: "SluicePolicy", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        // Pure: sidecar injection (admission review to JSON patch), service-account token checks.
+        .target(
+            name: "SluiceKubernetes",
+            dependencies: [
+                "SluiceAPI", "SluicePolicy", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
         // Pure: agent <-> control-plane messages (policy bundle, usage batch), signing.
-        .target(name: "SluiceKubernetes", dependencies: ["SluiceAPI", "SluicePolicy"]),
         .target(
             name: "SluiceWire",
             dependencies: ["SluicePolicy", .product(name: "Crypto", package: "swift-crypto")]
@@ -74,7 +80,8 @@ let package = Package(
         .target(
             name: "SluiceControl",
             dependencies: [
-                "SluiceWire", "SluicePolicy", "SluiceKubernetes", "SluiceHTTP2",
+                "SluiceWire", "SluicePolicy", "SluiceKubernetes", "SluiceHTTP2", "SluiceAPI",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -110,6 +117,8 @@ let package = Package(
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
         .executableTarget(

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Logging
+import NIOPosix
 import ServiceLifecycle
 import SluiceHTTP2
 import SluiceKubernetes
@@ -31,6 +32,11 @@ public struct ControlOptions: Sendable {
     /// The sidecar injection webhook's settings; nil serves no webhook. The policy public
     /// key in them is replaced by this control plane's own.
     public var injection: InjectionSettings?
+    /// Accept agents' projected service-account tokens, verified as these settings say; nil
+    /// accepts issued agent tokens only.
+    public var agentIdentity: AgentIdentitySettings?
+    /// The key set named by `agentIdentity`'s `key_set_file`, read at start.
+    public var agentKeySet: JSONWebKeySet?
     /// Called with the bound port once the server listens.
     public var onListening: @Sendable (Int) async -> Void = { _ in }
 
@@ -62,6 +68,32 @@ public struct ControlOptions: Sendable {
             throw error
         } catch {
             throw ControlStartError("--injection-config \(path): \(error)")
+        }
+    }
+}
+
+extension ControlOptions {
+    /// Reads the agent identity file (JSON, strict; see docs/kubernetes.md) and the key set
+    /// file it names, so a mistake stops the control plane at start with the field named.
+    public mutating func loadAgentIdentity(from path: String) throws(ControlStartError) {
+        guard let bytes = FileManager.default.contents(atPath: path) else {
+            throw ControlStartError("cannot read --agent-identity-config \(path)")
+        }
+        do throws(KubernetesConfigError) {
+            let settings = try AgentIdentitySettings.parse(Array(bytes))
+            if case .keySetFile(let keyFile) = settings.verification {
+                guard let keyBytes = FileManager.default.contents(atPath: keyFile) else {
+                    throw KubernetesConfigError("key_set_file: cannot read \(keyFile)")
+                }
+                do throws(KubernetesConfigError) {
+                    agentKeySet = try JSONWebKeySet.parse(Array(keyBytes))
+                } catch {
+                    throw KubernetesConfigError("key_set_file \(keyFile): \(error.message)")
+                }
+            }
+            agentIdentity = settings
+        } catch {
+            throw ControlStartError("--agent-identity-config \(path): \(error.message)")
         }
     }
 }
@@ -146,9 +178,10 @@ public final class ControlPlane: Service, Sendable {
             try await store.migrate()
             var injection = options.injection
             injection?.policyPublicKey = signingKey.key.publicKey.rawRepresentation.base64EncodedString()
+            let (authenticators, counters) = try makeAgentAuthenticators()
             let api = ControlAPI(
                 store: store, publisher: publisher, adminToken: options.adminToken, keyPepper: pepper, budgets: budgets,
-                injection: injection)
+                agentAuthenticators: authenticators, agentAuthCounters: counters, injection: injection)
             let (host, database, directory, logger) = (options.host, databaseDescription, options.dataDirectory, logger)
             let (budgets, publisher) = (self.budgets, self.publisher)
             let onListening = options.onListening
@@ -170,5 +203,28 @@ public final class ControlPlane: Service, Sendable {
             // Everything that used the store has stopped: close the pool.
             group.cancelAll()
         }
+    }
+
+    /// The service-account authenticator when `agentIdentity` is set, with its API client.
+    private func makeAgentAuthenticators() throws -> ([any AgentAuthenticator], AgentAuthCounters?) {
+        guard let settings = options.agentIdentity else { return ([], nil) }
+        var api: KubernetesAPIClient?
+        let needsAPI: Bool
+        switch settings.verification {
+        case .tokenReview, .keySetURL: needsAPI = true
+        case .keySetFile: needsAPI = settings.needsDeploymentLookups
+        }
+        if needsAPI {
+            let group = MultiThreadedEventLoopGroup.singleton
+            api = try KubernetesAPIClient(
+                server: settings.apiServer, tokenFile: settings.apiTokenFile, caFile: settings.apiCAFile,
+                upstream: UpstreamClient(group: group), group: group)
+        }
+        let counters = AgentAuthCounters()
+        var authLogger = logger
+        authLogger[metadataKey: "component"] = "agent-auth"
+        let authenticator = ServiceAccountAuthenticator(
+            settings: settings, api: api, counters: counters, keySet: options.agentKeySet, logger: authLogger)
+        return ([authenticator], counters)
     }
 }

@@ -1,51 +1,44 @@
 import SluiceAPI
 import SluicePolicy
 
-/// Why the injection configuration file was refused; names the field.
-public struct InjectionConfigError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 extension InjectionSettings {
     /// The injection configuration file as the chart renders it (JSON, snake_case), read
     /// strictly: an unknown field, a wrong type or a value out of range is an error naming
     /// the field. The policy public key is not in it (the control plane fills in its own);
     /// `control_plane_ca_file` is returned for the caller to read.
-    public static func parse(_ bytes: [UInt8]) throws(InjectionConfigError) -> (
+    public static func parse(_ bytes: [UInt8]) throws(KubernetesConfigError) -> (
         settings: InjectionSettings, caFile: String?
     ) {
         let root: JSONValue
         do {
             root = try JSONValue.parseObject(bytes)
         } catch {
-            throw InjectionConfigError("the injection configuration is not a JSON object: \(error)")
+            throw KubernetesConfigError("the injection configuration is not a JSON object: \(error)")
         }
-        let fields = try Fields(root, at: "", known: topLevelFields)
+        let fields = try StrictFields(root, at: "", known: topLevelFields)
         guard let image = try fields.string("image"), !image.isEmpty else {
-            throw InjectionConfigError("image: missing field")
+            throw KubernetesConfigError("image: missing field")
         }
         guard let url = try fields.string("control_plane_url"),
             url.hasPrefix("https://") || url.hasPrefix("http://")
         else {
-            throw InjectionConfigError("control_plane_url: missing, or not an http:// or https:// URL")
+            throw KubernetesConfigError("control_plane_url: missing, or not an http:// or https:// URL")
         }
-        guard let namespace = try fields.string("namespace"), Identifier.isServiceName(namespace + "/x") else {
-            throw InjectionConfigError("namespace: missing, or not a DNS label (the control plane's own namespace)")
+        guard let namespace = try fields.string("namespace"), Identifier.isDNSLabel(namespace) else {
+            throw KubernetesConfigError("namespace: missing, or not a DNS label (the control plane's own namespace)")
         }
         var settings = InjectionSettings(
             image: image, controlPlaneURL: url, policyPublicKey: "", controlPlaneNamespace: namespace)
         if let policy = try fields.string("image_pull_policy") {
             guard ["Always", "IfNotPresent", "Never"].contains(policy) else {
-                throw InjectionConfigError("image_pull_policy: must be Always, IfNotPresent or Never")
+                throw KubernetesConfigError("image_pull_policy: must be Always, IfNotPresent or Never")
             }
             settings.imagePullPolicy = policy
         }
         settings.agentPort = try fields.int("agent_port", in: 1...65535) ?? settings.agentPort
         settings.adminPort = try fields.int("admin_port", in: 1...65535) ?? settings.adminPort
         guard settings.agentPort != settings.adminPort else {
-            throw InjectionConfigError("admin_port: must differ from agent_port")
+            throw KubernetesConfigError("admin_port: must differ from agent_port")
         }
         settings.policyMaxAgeSeconds =
             try fields.int("policy_max_age_seconds", in: 60...2_592_000) ?? settings.policyMaxAgeSeconds
@@ -56,7 +49,7 @@ extension InjectionSettings {
         settings.tokenExpirationSeconds =
             try fields.int("token_expiration_seconds", in: 600...86_400) ?? settings.tokenExpirationSeconds
         if let resources = fields.value("resources") {
-            let limits = try Fields(resources, at: "resources.", known: resourceFields)
+            let limits = try StrictFields(resources, at: "resources.", known: resourceFields)
             for (name, keyPath) in [
                 ("cpu_request", \AgentResources.cpuRequest), ("memory_request", \.memoryRequest),
                 ("cpu_limit", \.cpuLimit), ("memory_limit", \.memoryLimit),
@@ -67,7 +60,7 @@ extension InjectionSettings {
                     continue
                 }
                 guard let text = value.stringValue, AgentResources.isQuantity(text) else {
-                    throw InjectionConfigError("resources.\(name): not a Kubernetes quantity (e.g. 50m, 64Mi)")
+                    throw KubernetesConfigError("resources.\(name): not a Kubernetes quantity (e.g. 50m, 64Mi)")
                 }
                 settings.resources[keyPath: keyPath] = text
             }
@@ -82,46 +75,4 @@ extension InjectionSettings {
     ]
     static let resourceFields = ["cpu_request", "memory_request", "cpu_limit", "memory_limit"]
 
-    /// An object's members, checked against the fields it may have.
-    struct Fields {
-        let members: [(key: String, value: JSONValue)]
-        let path: String
-
-        init(_ value: JSONValue, at path: String, known: [String]) throws(InjectionConfigError) {
-            guard let members = value.objectValue else {
-                throw InjectionConfigError("\(path.isEmpty ? "(top level)" : String(path.dropLast())): not an object")
-            }
-            for (key, _) in members where !known.contains(key) {
-                let hint = Suggestion.closest(to: key, among: known).map { " (did you mean \($0)?)" } ?? ""
-                throw InjectionConfigError("\(path)\(Identifier.quoted(key)): unknown field\(hint)")
-            }
-            self.members = members
-            self.path = path
-        }
-
-        func value(_ name: String) -> JSONValue? { members.first { $0.key == name }?.value }
-
-        func string(_ name: String) throws(InjectionConfigError) -> String? {
-            guard let value = value(name) else { return nil }
-            guard let text = value.stringValue else { throw InjectionConfigError("\(path)\(name): expected a string") }
-            return text
-        }
-
-        func int(_ name: String, in range: ClosedRange<Int>) throws(InjectionConfigError) -> Int? {
-            guard let value = value(name) else { return nil }
-            guard let number = value.intValue, range.contains(number) else {
-                throw InjectionConfigError(
-                    "\(path)\(name): expected a whole number in \(range.lowerBound)...\(range.upperBound)")
-            }
-            return number
-        }
-
-        func bool(_ name: String) throws(InjectionConfigError) -> Bool? {
-            guard let value = value(name) else { return nil }
-            guard let flag = value.boolValue else {
-                throw InjectionConfigError("\(path)\(name): expected true or false")
-            }
-            return flag
-        }
-    }
 }

@@ -151,7 +151,7 @@ public enum PodInjector {
         } else {
             return .failure(Problem(message: "no service name: set the \(PodAnnotation.service) annotation"))
         }
-        guard Identifier.isServiceName("ns/" + chosen.name) else {
+        guard Identifier.isDNSLabel(chosen.name) else {
             return .failure(
                 Problem(
                     message: "the service name \"\(chosen.name)\" from \(chosen.source) is not a DNS label"

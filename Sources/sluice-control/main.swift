@@ -41,6 +41,13 @@ struct SluiceControlCommand: AsyncParsableCommand {
     @Option(help: "Serve the sidecar injection webhook (POST /mutate) with this configuration (JSON).")
     var injectionConfig: String?
 
+    @Option(
+        help: """
+            Accept agents' Kubernetes service-account tokens, verified as this file says (JSON; \
+            TokenReview or the cluster's key set, and which services each namespace may claim).
+            """)
+    var agentIdentityConfig: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -75,6 +82,7 @@ struct SluiceControlCommand: AsyncParsableCommand {
                 throw ControlStartError("--tls-cert and --tls-key go together")
             }
             if let injectionConfig { try options.loadInjection(from: injectionConfig) }
+            if let agentIdentityConfig { try options.loadAgentIdentity(from: agentIdentityConfig) }
             controlPlane = try ControlPlane(options, logger: logger)
         } catch let error as ControlStartError {
             FileHandle.standardError.write(Data("sluice-control: \(error.message)\n".utf8))

@@ -64,7 +64,8 @@ public struct ControlPlaneMode: Sendable {
             caFile = path
         }
         let client = try ControlPlaneClient(
-            url: url, tokenFile: token, caFile: caFile, upstream: upstream, group: group)
+            url: url, tokenFile: token, claimedService: identity.service, caFile: caFile, upstream: upstream,
+            group: group)
         let source = try PolicyBundleSource(
             publicKeyText: keyText, pepper: pepper, settings: local.settings, identity: local.identity,
             environment: environment, stateDirectory: stateDirectory)

@@ -17,6 +17,8 @@ public struct ControlAPI: Sendable {
     public let leases: LeaseBook
     /// Ways for agents to authenticate beyond issued tokens.
     let extraAgentAuthenticators: [any AgentAuthenticator]
+    /// Service-account agents accepted and refused, when those are accepted.
+    let agentAuthCounters: AgentAuthCounters?
     let adminToken: Secret
     let keyHasher: KeyHasher
     /// Every policy write passes the agents' compiler first.
@@ -32,10 +34,12 @@ public struct ControlAPI: Sendable {
     public init(
         store: any Store, publisher: PolicyPublisher, adminToken: Secret, keyPepper: Secret,
         budgets: BudgetWatcher? = nil,
-        agentAuthenticators: [any AgentAuthenticator] = [], injection: InjectionSettings? = nil,
+        agentAuthenticators: [any AgentAuthenticator] = [], agentAuthCounters: AgentAuthCounters? = nil,
+        injection: InjectionSettings? = nil,
         logger: Logger = Logger(label: "sluice.control.admin")
     ) {
         extraAgentAuthenticators = agentAuthenticators
+        self.agentAuthCounters = agentAuthCounters
         self.injection = injection
         var webhookLogger = logger
         webhookLogger[metadataKey: "component"] = "webhook"
@@ -142,6 +146,13 @@ public struct ControlAPI: Sendable {
             return try jsonResponse(answer, status: .created)
         }
         admin.get("agents") { _, _ in try jsonResponse(try await store.agents()) }
+        let counters = agentAuthCounters
+        admin.get("agent-auth") { _, _ in
+            guard let counters else {
+                throw APIError(404, "this control plane does not accept service-account tokens", code: "not_found")
+            }
+            return try jsonResponse(AgentAuthReport(accepted: counters.accepted, refused: counters.refused))
+        }
         admin.delete("agents/:id") { request, context in
             let id = try context.pathParameter("id")
             guard try await store.deleteAgent(id: id) else {
@@ -176,9 +187,14 @@ public struct ControlAPI: Sendable {
             return response
         }
         agent.post("usage") { request, context in
-            let batch = try await decode(UsageBatch.self, request, context)
+            var batch = try await decode(UsageBatch.self, request, context)
             guard let agentID = context.agentID, batch.agentID == agentID else {
                 throw APIError(403, "a batch may only carry the authenticated agent's own id", code: "agent_mismatch")
+            }
+            // Usage belongs to the service the credential proves, whatever the agent's own
+            // configuration called it.
+            if let service = context.agentService {
+                for index in batch.deltas.indices { batch.deltas[index].service = service }
             }
             let ack = try await store.apply(batch)
             if !ack.duplicate { leases.usageArrived() }
@@ -318,6 +334,13 @@ struct AnyEncodable: Encodable, Sendable {
     }
 
     func encode(to encoder: any Encoder) throws { try encodeValue(encoder) }
+}
+
+/// `GET /v1/admin/agent-auth`: service-account agents accepted and refused (by reason)
+/// since the control plane started.
+struct AgentAuthReport: Codable, Sendable {
+    var accepted: Int
+    var refused: [String: Int]
 }
 
 struct AgentRegistration: Codable, Sendable {

@@ -94,13 +94,16 @@ public struct ControlContext: RequestContext {
     }
 }
 
-/// How an agent proves who it is. Agent tokens issued by the admin API are one way; a
-/// verifier for Kubernetes projected service-account tokens (audience-bound JWTs checked
-/// against the cluster's keys) is meant to be another implementation of this protocol.
+/// How an agent proves who it is: agent tokens issued by the admin API
+/// (``IssuedTokenAuthenticator``), or Kubernetes projected service-account tokens checked
+/// against the cluster (``ServiceAccountAuthenticator``).
 public protocol AgentAuthenticator: Sendable {
     /// The agent a bearer credential proves (its id and the service it is bound to), or nil
-    /// if this authenticator does not accept it.
-    func agent(forBearer credential: String) async throws -> AgentRecord?
+    /// if this authenticator does not accept this kind of credential. `claimedService` is the
+    /// agent's `Sluice-Service` header: authenticators that derive the service from a
+    /// cluster identity check it; issued tokens carry their own. An authenticator that
+    /// recognises the credential but refuses it throws an ``APIError`` with the status.
+    func agent(forBearer credential: String, claimedService: String?) async throws -> AgentRecord?
 }
 
 /// Tokens from `POST /v1/admin/agents` (`sat-…`), found by their keyed hash.
@@ -109,7 +112,7 @@ public struct IssuedTokenAuthenticator: AgentAuthenticator {
     let hasher: KeyHasher
 
     /// The agent a `sat-…` token was issued to, or nil for any other credential.
-    public func agent(forBearer credential: String) async throws -> AgentRecord? {
+    public func agent(forBearer credential: String, claimedService: String?) async throws -> AgentRecord? {
         guard credential.hasPrefix("sat-") else { return nil }
         return try await store.agent(tokenHash: hasher.hash(credential).encoded)
     }
@@ -125,14 +128,17 @@ struct AgentAuthMiddleware: RouterMiddleware {
     {
         var agent: AgentRecord?
         if let presented = bearer(request) {
+            let claimed = request.headers[.init("sluice-service")!]
             for authenticator in authenticators where agent == nil {
-                agent = try await authenticator.agent(forBearer: presented)
+                agent = try await authenticator.agent(forBearer: presented, claimedService: claimed)
             }
         }
         guard let agent else {
             return errorResponse(
                 status: 401,
-                message: "the agent API needs Authorization: Bearer <agent token> (issued by POST /v1/admin/agents)",
+                message:
+                    "the agent API needs Authorization: Bearer <agent token> (issued by POST /v1/admin/agents, "
+                    + "or a projected service-account token when the control plane accepts those)",
                 code: "unauthorized")
         }
         var context = context

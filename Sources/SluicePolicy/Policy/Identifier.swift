@@ -65,6 +65,10 @@ public enum Identifier {
         text.utf8.count <= 256 && !text.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F }
     }
 
+    /// A Kubernetes DNS label (RFC 1123): 1 to 63 lower-case letters, digits and `-`, starting
+    /// and ending with a letter or digit. Namespaces and service names are labels.
+    public static func isDNSLabel(_ text: String) -> Bool { isDNSLabel(Array(text.utf8)) }
+
     private static func isDNSLabel(_ bytes: [UInt8]) -> Bool {
         guard (1...63).contains(bytes.count), let first = bytes.first, let last = bytes.last,
             isLowerAlphanumeric(first), isLowerAlphanumeric(last)
