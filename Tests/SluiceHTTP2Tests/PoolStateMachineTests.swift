@@ -213,6 +213,20 @@ struct PoolStateMachineTests {
         #expect(other.speaksOnlyHTTP1 && Self.text(replay).isEmpty)
     }
 
+    @Test("a TLS peer that chose h2 by ALPN and answers otherwise: calls fail, nothing reconnects in a loop")
+    func negotiatedButNotHTTP2() {
+        var machine = Self.machine(cleartext: false)
+        _ = machine.execute(Call("a"))
+        let actions = machine.failed(0, UpstreamError(.peerNotHTTP2, "answered in HTTP/1.1"))
+        #expect(Self.text(actions) == ["fail a upstream_protocol_error"])
+        #expect(!machine.speaksOnlyHTTP1)
+        var other = Self.machine(cleartext: false)
+        let call = Call("x")
+        _ = other.execute(call)
+        let failed = other.streamFailed(call, UpstreamError(.peerNotHTTP2, "h1"), mayReplay: true)
+        #expect(Self.text(failed) == ["fail x upstream_protocol_error"])
+    }
+
     @Test("shutdown fails waiting calls, closes usable connections, and lets parked calls finish first")
     func shutdown() {
         var (machine, _) = Self.readyMachine(streams: 1, busy: 1, connections: 2)

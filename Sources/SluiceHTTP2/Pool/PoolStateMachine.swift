@@ -120,8 +120,17 @@ struct PoolStateMachine<Call: PoolableCall, Connection> {
     /// A call failed on a connection (which reports its stream closed separately). Replayed
     /// when `mayReplay` (the peer never processed it), else reported.
     mutating func streamFailed(_ call: Call, _ error: UpstreamError, mayReplay: Bool) -> Action? {
-        if error.kind == .peerNotHTTP2 { speaksOnlyHTTP1 = true }
+        if error.kind == .peerNotHTTP2 {
+            // Over TLS the peer chose h2 by ALPN itself: another connection would choose it
+            // again and fail the same way, so the call fails instead of looping.
+            guard cleartext else { return .fail(call, Self.negotiatedButNotHTTP2(error)) }
+            speaksOnlyHTTP1 = true
+        }
         return mayReplay ? execute(call) : .fail(call, error)
+    }
+
+    private static func negotiatedButNotHTTP2(_ error: UpstreamError) -> UpstreamError {
+        UpstreamError(.protocolError, "the peer chose HTTP/2 by ALPN but answered in another protocol")
     }
 
     // MARK: - Connection events
@@ -205,12 +214,13 @@ struct PoolStateMachine<Call: PoolableCall, Connection> {
         var actions: [Action] = []
         let parked: [Call]
         if case .connecting(let calls) = entry.phase { parked = calls } else { parked = [] }
-        if error.kind == .peerNotHTTP2 {
+        if error.kind == .peerNotHTTP2, cleartext {
             // The peer processed nothing: these go again over HTTP/1.1.
             speaksOnlyHTTP1 = true
             for call in parked where !call.isCancelled { actions += execute(call).map { [$0] } ?? [] }
             return actions + drain()
         }
+        let error = error.kind == .peerNotHTTP2 ? Self.negotiatedButNotHTTP2(error) : error
         for call in parked { actions.append(.fail(call, error)) }
         // Calls waiting for room would wait for this connection too.
         if openCount == 0 {
