@@ -176,6 +176,7 @@ let package = Package(
             name: "SluiceSyncTests",
             dependencies: [
                 "SluiceAgent", "SluiceControl", "SluiceWire", "SluicePolicy", "SluiceHTTP2", "SluiceTestSupport",
+                "SluiceKubernetes",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

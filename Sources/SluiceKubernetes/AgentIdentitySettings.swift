@@ -75,7 +75,8 @@ public struct AgentIdentitySettings: Sendable, Equatable {
             case (nil, let url?) where url.hasPrefix("https://") || url.hasPrefix("http://"):
                 verification = .keySetURL(url)
             default:
-                throw KubernetesConfigError("verify: key_set needs exactly one of key_set_file or key_set_url (http[s])")
+                throw KubernetesConfigError(
+                    "verify: key_set needs exactly one of key_set_file or key_set_url (http[s])")
             }
         case let other?:
             throw KubernetesConfigError("verify: \(Identifier.quoted(other)) is not token_review or key_set")

@@ -80,7 +80,8 @@ public struct ServiceAccountTokenVerifier: Sendable {
     /// The identity `token` proves at `now` (Unix seconds), or the refusal.
     public func verify(_ token: String, now: Int64) throws(TokenRefusal) -> ServiceAccountIdentity {
         let parsed = try ParsedJWT(token)
-        let message = Array(token.utf8.prefix(while: { $0 != UInt8(ascii: ".") }))
+        let message =
+            Array(token.utf8.prefix(while: { $0 != UInt8(ascii: ".") }))
             + [UInt8(ascii: ".")] + Array(parsed.payloadText.utf8)
         let candidates = keys.candidates(for: parsed.keyID)
         guard !candidates.isEmpty else {

@@ -328,7 +328,7 @@ struct ControlAPITests {
         ("POST", "/v1/admin/keys/{id}/rotate"), ("POST", "/v1/admin/keys/{id}/revoke"),
         ("GET", "/v1/admin/settings"), ("PUT", "/v1/admin/settings"), ("PATCH", "/v1/admin/settings"),
         ("GET", "/v1/admin/usage"), ("GET", "/v1/admin/audit"), ("POST", "/v1/admin/agents"),
-        ("GET", "/v1/admin/agents"), ("DELETE", "/v1/admin/agents/{id}"),
+        ("GET", "/v1/admin/agents"), ("DELETE", "/v1/admin/agents/{id}"), ("GET", "/v1/admin/agent-auth"),
         ("GET", "/v1/agent/policy"), ("POST", "/v1/agent/usage"), ("POST", "/v1/agent/leases"),
     ]
 

@@ -116,8 +116,10 @@ struct ServiceAccountTokenTests {
         }
         #expect(error(#"{"kes":[]}"#) == "keys: missing array")
         #expect(error(#"{"keys":[{"kty":"RSA","n":"AQAB"}]}"#)?.hasPrefix("keys[0]: an RSA key needs n and e") == true)
-        #expect(error(#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}"#)?.hasPrefix("keys[0]: not a usable RSA") == true)
-        #expect(error(#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#)?.hasPrefix("keys[0]: a P-256") == true)
+        #expect(
+            error(#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}"#)?.hasPrefix("keys[0]: not a usable RSA") == true)
+        #expect(
+            error(#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#)?.hasPrefix("keys[0]: a P-256") == true)
         #expect(error(#"{"keys":[]}"#) == "keys: no RSA or P-256 signing key in the set")
     }
 }
@@ -188,7 +190,8 @@ struct ServiceClaimTests {
         #expect(error(#"{"verify":"trust_me"}"#) == #"verify: "trust_me" is not token_review or key_set"#)
         #expect(error(#"{"key_set_file":"/k"}"#)?.hasPrefix("key_set_file/key_set_url: only with") == true)
         #expect(
-            error(#"{"service_claims":{"shop":{"rule":"anyone"}}}"#)?.hasPrefix(#"service_claims."shop".rule: expected"#)
+            error(#"{"service_claims":{"shop":{"rule":"anyone"}}}"#)?.hasPrefix(
+                #"service_claims."shop".rule: expected"#)
                 == true)
         #expect(
             error(#"{"service_claims":{"shop":{"rul":"deployment"}}}"#)

@@ -1,6 +1,8 @@
 import Crypto
 import Foundation
 import SluiceAgent
+import SluiceControl
+import SluiceKubernetes
 import SluiceTestSupport
 import Testing
 
@@ -347,6 +349,44 @@ struct PolicySyncTests {
                      "upstream_model":"mock"}]}
                     """)
             #expect(await eventually { (try? await agent.chat(model: "gpt-after-rotation").status) == 200 })
+        }
+    }
+
+    @Test("an agent with a projected service-account token syncs as its token's namespace; usage lands there")
+    func serviceAccountAgent() async throws {
+        let issuer = try TestTokenIssuer()
+        let keys = try JSONWebKeySet.parse(Array(issuer.keySetJSON.utf8))
+        try await SyncHarness.with(configureControl: { options in
+            options.agentIdentity = AgentIdentitySettings(
+                verification: .keySetFile("jwks.json"), issuer: issuer.issuer,
+                claims: ServiceClaimRules(rules: ["retail": .serviceAccounts(["checkout-sa": ["checkout"]])]))
+            options.agentKeySet = keys
+        }) { harness in
+            try await harness.seedPolicy()
+            // The agent's own environment says namespace shop (the harness's); its token says retail.
+            let token = try issuer.token(namespace: "retail", serviceAccount: "checkout-sa", pod: "checkout-abc")
+            let agent = try await harness.startAgent(id: "checkout-abc", token: token)
+            // The agent's chat helper counts each answered call in its ledger.
+            #expect(await eventually { (try? await agent.chat().status) == 200 })
+            for _ in 0..<2 { #expect(try await agent.chat().status == 200) }
+            #expect(await eventually { (try? await harness.totals()) == agent.ledger.value })
+            let rows = try #require(
+                try await harness.adminJSON("GET", "/v1/admin/usage?group_by=service") as? [[String: Any]])
+            #expect(rows.compactMap { ($0["group"] as? [String: String])?["service"] } == ["retail/checkout"])
+
+            // The same account may not serve payments: that agent never gets a policy.
+            let payments = try await harness.startAgent(
+                id: "payments-1",
+                token: try issuer.token(
+                    namespace: "retail", serviceAccount: "checkout-sa", pod: "payments-1"),
+                service: "payments")
+            #expect(
+                await eventually {
+                    let report = try? await harness.adminJSON("GET", "/v1/admin/agent-auth") as? [String: Any]
+                    return (report?["refused"] as? [String: Int])?["service_not_allowed"] ?? 0 > 0
+                })
+            #expect(try await payments.readiness().status == 503)
+            #expect(try await payments.chat().status == 503)
         }
     }
 

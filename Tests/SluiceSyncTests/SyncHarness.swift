@@ -39,7 +39,13 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
     /// Set when the control plane serves TLS: its certificate, which is also the CA agents trust.
     let certificate: TestCertificate?
 
-    init(tls: Bool = false) async throws {
+    /// Applied to the control plane's options at every start (service-account identity, …).
+    let configureControl: @Sendable (inout ControlOptions) -> Void
+
+    init(tls: Bool = false, configureControl: @escaping @Sendable (inout ControlOptions) -> Void = { _ in })
+        async throws
+    {
+        self.configureControl = configureControl
         certificate = tls ? try TestCertificate() : nil
         directory = try TemporaryDirectory()
         mock = try MockProvider(configuration: .init(transport: .plaintext), group: group)
@@ -72,6 +78,7 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
                 certificateChainFile: certificate.certificatePath, privateKeyFile: certificate.privateKeyPath,
                 applicationProtocols: ["http/1.1"])
         }
+        configureControl(&options)
         let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
         options.onListening = { port in continuation.yield(port) }
         let controlPlane = try ControlPlane(options, logger: Logger(label: "control"))
@@ -283,8 +290,11 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
 
     /// Runs `body` with a started harness and shuts it down afterwards, also when `body`
     /// throws, so a failing `#require` leaks no agent, server or event-loop group.
-    static func with(tls: Bool = false, _ body: (SyncHarness) async throws -> Void) async throws {
-        try await with(starting: { try await SyncHarness(tls: tls) }, body)
+    static func with(
+        tls: Bool = false, configureControl: @escaping @Sendable (inout ControlOptions) -> Void = { _ in },
+        _ body: (SyncHarness) async throws -> Void
+    ) async throws {
+        try await with(starting: { try await SyncHarness(tls: tls, configureControl: configureControl) }, body)
     }
 }
 

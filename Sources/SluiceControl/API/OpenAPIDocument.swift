@@ -21,7 +21,10 @@ enum OpenAPIDocument {
                 "securitySchemes": [
                     "admin": ["type": "http", "scheme": "bearer", "description": "SLUICE_ADMIN_TOKEN"],
                     "agent": [
-                        "type": "http", "scheme": "bearer", "description": "an agent token from POST /v1/admin/agents",
+                        "type": "http", "scheme": "bearer",
+                        "description":
+                            "an agent token from POST /v1/admin/agents, or a projected service-account token"
+                            + " (with Sluice-Service: <service>) when --agent-identity-config is set",
                     ],
                 ],
                 "schemas": schemas,

@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
-import SluiceHTTP2
 import SluiceAPI
+import SluiceHTTP2
 import SluicePolicy
 
 /// The few calls the control plane makes to the Kubernetes API server: TokenReview, a

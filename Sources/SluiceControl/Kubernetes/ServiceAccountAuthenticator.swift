@@ -85,7 +85,8 @@ public final class ServiceAccountAuthenticator: AgentAuthenticator {
         counters.count(nil)
         let service = claimedService ?? ""
         let instance = identity.podName ?? "serviceaccount:\(identity.serviceAccount)"
-        return AgentRecord(id: "k8s:\(identity.namespace)/\(instance)", service: "\(identity.namespace)/\(service)",
+        return AgentRecord(
+            id: "k8s:\(identity.namespace)/\(instance)", service: "\(identity.namespace)/\(service)",
             createdAt: now)
     }
 
@@ -171,38 +172,39 @@ final class KeySetSource: Sendable {
     private let api: KubernetesAPIClient?
     /// The set, when it was fetched, and when a fetch was last tried (a failing URL is
     /// tried again at most every 30 s; the set in hand stays in use meanwhile).
-    private let state: Mutex<(keys: JSONWebKeySet?, fetchedAt: Int64, triedAt: Int64)>
+    private let state: Mutex<(keys: JSONWebKeySet?, fetchedAt: Int64?, triedAt: Int64?)>
 
     init(fixed: JSONWebKeySet) {
         url = nil
         api = nil
-        state = Mutex((fixed, Int64.max, Int64.max))
+        state = Mutex((fixed, nil, nil))
     }
 
     init(url: String, api: KubernetesAPIClient?, initial: JSONWebKeySet?, now: Int64) {
         self.url = url
         self.api = api
-        state = Mutex((initial, initial == nil ? Int64.min : now, initial == nil ? Int64.min : now))
+        state = Mutex((initial, initial == nil ? nil : now, initial == nil ? nil : now))
     }
 
     func verify(_ token: String, settings: AgentIdentitySettings, now: Int64) async throws -> ServiceAccountIdentity {
         let (current, fetchedAt, triedAt) = state.withLock { ($0.keys, $0.fetchedAt, $0.triedAt) }
-        let mayFetch = url != nil && now - triedAt >= 30
-        if let current, !mayFetch || now - fetchedAt < 300 {
+        let mayFetch = url != nil && triedAt.map { now - $0 >= 30 } ?? true
+        let fresh = fetchedAt.map { now - $0 < 300 } ?? false
+        if let current, !mayFetch || fresh {
             let result = Result { () throws(TokenRefusal) in try verifier(current, settings).verify(token, now: now) }
             // A key the set does not hold (the cluster rotated its key) is worth one fetch.
             var unknownKey = false
             if case .failure(let refusal) = result { unknownKey = refusal.reason == "unknown_key" }
             if !(unknownKey && mayFetch) { return try result.get() }
         }
-        let fresh: JSONWebKeySet
+        let keys: JSONWebKeySet
         do {
-            fresh = try await refresh(now: now)
+            keys = try await refresh(now: now)
         } catch {
             guard let current else { throw error }
-            fresh = current
+            keys = current
         }
-        return try verifier(fresh, settings).verify(token, now: now)
+        return try verifier(keys, settings).verify(token, now: now)
     }
 
     private func verifier(_ keys: JSONWebKeySet, _ settings: AgentIdentitySettings) -> ServiceAccountTokenVerifier {
