@@ -134,6 +134,7 @@ let package = Package(
             name: "sluice-control",
             dependencies: [
                 "SluiceControl", "SluicePolicy", "SluiceHTTP2",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOPosix
 import ServiceLifecycle
 import SluiceControl
 import SluiceHTTP2
@@ -48,6 +49,14 @@ struct SluiceControlCommand: AsyncParsableCommand {
             """)
     var agentIdentityConfig: String?
 
+    @Option(
+        help: """
+            In a cluster: take the admin token, signing key and key pepper from a Secret (generated \
+            when absent), and optionally a generated serving certificate and the webhook's caBundle, \
+            as this file says (JSON).
+            """)
+    var kubernetesBootstrap: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -61,18 +70,39 @@ struct SluiceControlCommand: AsyncParsableCommand {
         let logger = Logger(label: "sluice-control")
         let environment = ProcessInfo.processInfo.environment
         let controlPlane: ControlPlane
+        var services: [any Service] = []
         do {
             let parts = listen.split(separator: ":")
             guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
                 throw ControlStartError("--listen must be HOST:PORT, for example 127.0.0.1:8080")
             }
+            var environment = environment
+            var bootstrapped: ClusterBootstrap.Outcome?
+            if let kubernetesBootstrap {
+                let group = MultiThreadedEventLoopGroup.singleton
+                let bootstrap = try ClusterBootstrap.load(
+                    file: kubernetesBootstrap, dataDirectory: dataDir, logger: logger,
+                    upstream: UpstreamClient(group: group), group: group)
+                let outcome = try await bootstrap.run()
+                environment["SLUICE_KEY_PEPPER"] = outcome.keyPepper.reveal()
+                if let certificate = outcome.certificatePEM {
+                    services.append(WebhookBundleKeeper(bootstrap: bootstrap, certificatePEM: certificate))
+                }
+                bootstrapped = outcome
+            }
             var options = ControlOptions(
-                adminToken: try readAdminToken(environment: environment), environment: environment)
+                adminToken: try bootstrapped?.adminToken ?? readAdminToken(environment: environment),
+                environment: environment)
             options.host = String(parts[0])
             options.port = port
             options.database = db
             options.dataDirectory = dataDir
             switch (tlsCert, tlsKey) {
+            case (nil, nil) where bootstrapped?.tls != nil:
+                let files = bootstrapped?.tls
+                options.tls = TLSServerConfiguration(
+                    certificateChainFile: files?.certificateFile ?? "", privateKeyFile: files?.keyFile ?? "",
+                    applicationProtocols: ["http/1.1"])
             case (let certificate?, let key?):
                 options.tls = TLSServerConfiguration(
                     certificateChainFile: certificate, privateKeyFile: key, applicationProtocols: ["http/1.1"])
@@ -87,10 +117,13 @@ struct SluiceControlCommand: AsyncParsableCommand {
         } catch let error as ControlStartError {
             FileHandle.standardError.write(Data("sluice-control: \(error.message)\n".utf8))
             throw ExitCode(2)
+        } catch {
+            FileHandle.standardError.write(Data("sluice-control: \(error)\n".utf8))
+            throw ExitCode(2)
         }
         let group = ServiceGroup(
             configuration: .init(
-                services: [controlPlane], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: [controlPlane] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
 

@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import SluiceAPI
 import SluiceHTTP2
 import SluiceKubernetes
 import SluiceTestSupport
@@ -27,6 +28,12 @@ final class FakeKubernetesAPI: ScopedHarness, @unchecked Sendable {
         var deploymentLookups = 0
         var keySetFetches = 0
         var unauthorizedCalls = 0
+        /// Secrets by `namespace/name`, as stored (base64 data and all).
+        var secrets: [String: JSONValue] = [:]
+        var secretWrites = 0
+        /// MutatingWebhookConfigurations by name.
+        var webhookConfigurations: [String: JSONValue] = [:]
+        var webhookPatches = 0
     }
 
     let state: Mutex<State>
@@ -99,7 +106,87 @@ final class FakeKubernetesAPI: ScopedHarness, @unchecked Sendable {
             }
             return Self.json(keys, 200)
         }
+        router.get("/api/v1/namespaces/:namespace/secrets/:name") { request, context in
+            if let refusal = self.admit(request) { return refusal }
+            let key = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("name"))"
+            guard let secret = self.state.withLock({ $0.secrets[key] }) else {
+                return Self.json(#"{"kind":"Status","code":404}"#, 404)
+            }
+            return Self.json(String(decoding: secret.bytes, as: UTF8.self), 200)
+        }
+        router.post("/api/v1/namespaces/:namespace/secrets") { request, context in
+            if let refusal = self.admit(request) { return refusal }
+            let namespace = try context.parameters.require("namespace")
+            let document = try JSONValue.parseObject(Array(buffer: try await request.body.collect(upTo: 1 << 20)))
+            let key = "\(namespace)/\(document["metadata"]?["name"]?.stringValue ?? "")"
+            let created = self.state.withLock { state in
+                guard state.secrets[key] == nil else { return false }
+                state.secrets[key] = document
+                state.secretWrites += 1
+                return true
+            }
+            return created
+                ? Self.json(String(decoding: document.bytes, as: UTF8.self), 201)
+                : Self.json(#"{"kind":"Status","reason":"AlreadyExists","code":409}"#, 409)
+        }
+        router.put("/api/v1/namespaces/:namespace/secrets/:name") { request, context in
+            if let refusal = self.admit(request) { return refusal }
+            let key = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("name"))"
+            let document = try JSONValue.parseObject(Array(buffer: try await request.body.collect(upTo: 1 << 20)))
+            self.state.withLock { state in
+                state.secrets[key] = document
+                state.secretWrites += 1
+            }
+            return Self.json(String(decoding: document.bytes, as: UTF8.self), 200)
+        }
+        let webhooks = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/:name"
+        router.get(RouterPath(webhooks)) { request, context in
+            if let refusal = self.admit(request) { return refusal }
+            let name = try context.parameters.require("name")
+            guard let configuration = self.state.withLock({ $0.webhookConfigurations[name] }) else {
+                return Self.json(#"{"kind":"Status","code":404}"#, 404)
+            }
+            return Self.json(String(decoding: configuration.bytes, as: UTF8.self), 200)
+        }
+        router.patch(RouterPath(webhooks)) { request, context in
+            if let refusal = self.admit(request) { return refusal }
+            guard request.headers[.contentType] == "application/json-patch+json" else {
+                return Self.json(#"{"kind":"Status","code":415}"#, 415)
+            }
+            let name = try context.parameters.require("name")
+            let body = try await request.body.collect(upTo: 1 << 20)
+            guard let patch = try JSONSerialization.jsonObject(with: Data(buffer: body)) as? [[String: Any]] else {
+                return Self.json(#"{"kind":"Status","code":400}"#, 400)
+            }
+            return self.state.withLock { state in
+                guard let configuration = state.webhookConfigurations[name] else {
+                    return Self.json(#"{"kind":"Status","code":404}"#, 404)
+                }
+                let operations = patch.map { operation in
+                    JSONPatchOperation(
+                        path: operation["path"] as? String ?? "", value: .string(operation["value"] as? String ?? ""))
+                }
+                guard let patched = try? configuration.applying(operations) else {
+                    return Self.json(#"{"kind":"Status","code":422}"#, 422)
+                }
+                state.webhookConfigurations[name] = patched
+                state.webhookPatches += 1
+                return Self.json(String(decoding: patched.bytes, as: UTF8.self), 200)
+            }
+        }
         return router
+    }
+
+    /// A stored Secret's data, decoded.
+    func secretData(_ key: String) -> [String: String] {
+        let secret = state.withLock { $0.secrets[key] }
+        var data: [String: String] = [:]
+        for (name, value) in secret?["data"]?.objectValue ?? [] {
+            data[name] = value.stringValue.flatMap { Data(base64Encoded: $0) }.map {
+                String(decoding: $0, as: UTF8.self)
+            }
+        }
+        return data
     }
 
     /// Nil when the call may go on; otherwise the answer (401 without the caller's token, 500

@@ -83,6 +83,14 @@ public final class KubernetesAPIClient: Sendable {
         }
     }
 
+    /// Any call on the API server, answered whole: `body` is sent with `contentType`
+    /// (`application/json`, or `application/json-patch+json` for a PATCH).
+    public func call(
+        _ method: String, _ path: String, body: JSONValue? = nil, contentType: String = "application/json"
+    ) async throws(FetchFailure) -> FetchedResponse {
+        try await send(method, path, json: body?.bytes, contentType: contentType)
+    }
+
     /// The body of `GET url` (a key set), with this client's token when `url` is on the API
     /// server and without it anywhere else.
     public func fetchDocument(_ url: String) async throws(FetchFailure) -> [UInt8] {
@@ -103,10 +111,11 @@ public final class KubernetesAPIClient: Sendable {
     }
 
     private func send(
-        _ method: String, _ path: String, json: [UInt8]?, to target: UpstreamOrigin? = nil, withToken: Bool = true
+        _ method: String, _ path: String, json: [UInt8]?, contentType: String = "application/json",
+        to target: UpstreamOrigin? = nil, withToken: Bool = true
     ) async throws(FetchFailure) -> FetchedResponse {
         var headers: [(name: String, value: String)] = [("accept", "application/json")]
-        if json != nil { headers.append(("content-type", "application/json")) }
+        if json != nil { headers.append(("content-type", contentType)) }
         if withToken, let token = try? String(contentsOfFile: tokenFile, encoding: .utf8) {
             let trimmed = token.trimmingCharacters(in: .whitespacesAndNewlines)
             if !trimmed.isEmpty { headers.append(("authorization", "Bearer " + trimmed)) }

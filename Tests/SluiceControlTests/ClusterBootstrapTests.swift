@@ -1,0 +1,171 @@
+import Foundation
+import Logging
+import NIOPosix
+import SluiceAPI
+import SluiceHTTP2
+import SluiceKubernetes
+import SluiceTestSupport
+import Testing
+
+@testable import SluiceControl
+
+/// The control plane's secrets taken from, or generated into, the cluster at start, against
+/// the fake API server: keys, a serving certificate, and the webhook's caBundle.
+@Suite("Cluster bootstrap")
+struct ClusterBootstrapTests {
+    static func bootstrap(
+        _ api: FakeKubernetesAPI, directory: TemporaryDirectory, replica: String = "a",
+        tls: Bool = true, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+    ) throws -> ClusterBootstrap {
+        var settings = ClusterBootstrapSettings(
+            namespace: "sluice", keysSecret: "sluice-control-keys", tlsSecret: tls ? "sluice-control-tls" : nil,
+            dnsNames: ["sluice-control.sluice.svc", "sluice-control.sluice.svc.cluster.local"],
+            webhookConfiguration: "sluice-injector", apiServer: api.url, apiTokenFile: api.tokenFile,
+            apiCAFile: api.certificate.certificatePath)
+        settings.keysSecret = "sluice-control-keys"
+        let group = MultiThreadedEventLoopGroup.singleton
+        let client = try KubernetesAPIClient(
+            server: settings.apiServer, tokenFile: settings.apiTokenFile, caFile: settings.apiCAFile,
+            upstream: UpstreamClient(group: group), group: group)
+        return ClusterBootstrap(
+            settings: settings, api: client, dataDirectory: directory.file("data-\(replica)"),
+            logger: Logger(label: "test"), clock: clock)
+    }
+
+    @Test("two replicas starting together generate the Secrets once and both use what the cluster holds")
+    func generatedOnce() async throws {
+        try await FakeKubernetesAPI.with(starting: {
+            try await FakeKubernetesAPI(issuer: try TestTokenIssuer(), deployments: [])
+        }) { api in
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            async let first = Self.bootstrap(api, directory: directory, replica: "a").run()
+            async let second = Self.bootstrap(api, directory: directory, replica: "b").run()
+            let (a, b) = try await (first, second)
+            #expect(a.adminToken.reveal() == b.adminToken.reveal())
+            #expect(a.keyPepper.reveal() == b.keyPepper.reveal())
+            #expect(a.certificatePEM == b.certificatePEM)
+            #expect(api.state.withLock { $0.secretWrites } == 2, "one keys Secret and one TLS Secret")
+            let keys = api.secretData("sluice/sluice-control-keys")
+            #expect(keys["admin-token"] == a.adminToken.reveal())
+            #expect(keys["admin-token"]?.hasPrefix("sluice-admin-") == true)
+            // The signing key lands where the control plane reads it; both replicas sign alike.
+            let keyA = try String(contentsOfFile: directory.file("data-a/signing-key"), encoding: .utf8)
+            let keyB = try String(contentsOfFile: directory.file("data-b/signing-key"), encoding: .utf8)
+            #expect(keyA == keyB && keyA.trimmingCharacters(in: .whitespacesAndNewlines) == keys["signing-key"])
+            let mode =
+                try FileManager.default.attributesOfItem(atPath: directory.file("data-a/signing-key"))[
+                    .posixPermissions] as? Int
+            #expect(mode == 0o600)
+            // The certificate is for the Service's names and serves TLS.
+            let tls = try #require(a.tls)
+            #expect(a.certificatePEM?.contains("BEGIN CERTIFICATE") == true)
+            _ = try TLSServerContext(
+                configuration: TLSServerConfiguration(
+                    certificateChainFile: tls.certificateFile, privateKeyFile: tls.keyFile))
+        }
+    }
+
+    @Test("an existing Secret is used as it is; a malformed one stops the start, naming it")
+    func existingSecrets() async throws {
+        try await FakeKubernetesAPI.with(starting: {
+            try await FakeKubernetesAPI(issuer: try TestTokenIssuer(), deployments: [])
+        }) { api in
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let given = Data("given-admin-token-0123456789".utf8).base64EncodedString()
+            let pepper = Data("given-pepper-0123456789".utf8).base64EncodedString()
+            let signing = Data(Data(repeating: 7, count: 32).base64EncodedString().utf8).base64EncodedString()
+            api.state.withLock {
+                $0.secrets["sluice/sluice-control-keys"] = try! JSONValue.parseObject(
+                    Array(
+                        #"{"data":{"admin-token":"\#(given)","key-pepper":"\#(pepper)","signing-key":"\#(signing)"}}"#
+                            .utf8))
+            }
+            let outcome = try await Self.bootstrap(api, directory: directory, tls: false).run()
+            #expect(outcome.adminToken.reveal() == "given-admin-token-0123456789")
+            #expect(outcome.tls == nil)
+            #expect(api.state.withLock { $0.secretWrites } == 0)
+            api.state.withLock {
+                $0.secrets["sluice/sluice-control-keys"] = try! JSONValue.parseObject(
+                    Array(#"{"data":{"admin-token":"\#(given)"}}"#.utf8))
+            }
+            let refusal = await #expect(throws: ControlStartError.self) {
+                _ = try await Self.bootstrap(api, directory: directory, tls: false).run()
+            }
+            #expect(refusal?.message.contains("sluice/sluice-control-keys must hold") == true)
+            #expect(refusal?.message.contains("given-admin-token") == false)
+        }
+    }
+
+    @Test("a certificate with under 30 days left is made again; the webhook's caBundle follows it")
+    func renewalAndCABundle() async throws {
+        try await FakeKubernetesAPI.with(starting: {
+            try await FakeKubernetesAPI(issuer: try TestTokenIssuer(), deployments: [])
+        }) { api in
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let now = Int64(Date().timeIntervalSince1970)
+            let first = try await Self.bootstrap(api, directory: directory).run()
+            let firstPEM = try #require(first.certificatePEM)
+            // The configuration does not exist yet: nothing to patch, and it says so.
+            let bootstrap = try Self.bootstrap(api, directory: directory)
+            #expect(await bootstrap.patchWebhookConfiguration(certificatePEM: firstPEM) == false)
+            api.state.withLock {
+                $0.webhookConfigurations["sluice-injector"] = try! JSONValue.parseObject(
+                    Array(
+                        """
+                        {"webhooks":[{"name":"pods.sluice.dev","clientConfig":{"service":{"name":"sluice-control"}}},
+                                     {"name":"ns.sluice.dev","clientConfig":{"service":{"name":"sluice-control"}}}]}
+                        """.utf8))
+            }
+            #expect(await bootstrap.patchWebhookConfiguration(certificatePEM: firstPEM))
+            let bundle = Data(firstPEM.utf8).base64EncodedString()
+            let stored = try #require(api.state.withLock { $0.webhookConfigurations["sluice-injector"] })
+            #expect(
+                stored["webhooks"]?.arrayValue?.map { $0["clientConfig"]?["caBundle"]?.stringValue } == [
+                    bundle, bundle,
+                ])
+            // Already current: no second patch.
+            #expect(await bootstrap.patchWebhookConfiguration(certificatePEM: firstPEM))
+            #expect(api.state.withLock { $0.webhookPatches } == 1)
+
+            // 340 days later the certificate has 25 days left: a new one replaces it.
+            let later = try Self.bootstrap(api, directory: directory, clock: { now + 340 * 86_400 })
+            let renewed = try await later.run()
+            #expect(renewed.certificatePEM != firstPEM)
+            #expect(api.secretData("sluice/sluice-control-tls")["tls.crt"] == renewed.certificatePEM)
+            #expect(renewed.adminToken.reveal() == first.adminToken.reveal(), "the keys are not touched")
+        }
+    }
+
+    @Test("the bootstrap file is strict and names the field")
+    func file() throws {
+        let settings = try ClusterBootstrapSettings.parse(
+            Array(
+                """
+                {"namespace":"sluice","keys_secret":"sluice-control-keys","tls_secret":"sluice-control-tls",
+                 "dns_names":["sluice-control.sluice.svc"],"webhook_configuration":"sluice-injector"}
+                """.utf8))
+        #expect(settings.apiServer == "https://kubernetes.default.svc")
+        #expect(settings.dnsNames == ["sluice-control.sluice.svc"])
+        func error(_ json: String) -> String? {
+            do throws(KubernetesConfigError) {
+                _ = try ClusterBootstrapSettings.parse(Array(json.utf8))
+                return nil
+            } catch {
+                return error.message
+            }
+        }
+        #expect(error(#"{"namespace":"sluice"}"#) == "keys_secret: missing field")
+        #expect(
+            error(#"{"namespace":"sluice","keys_secret":"k","tls_secret":"t"}"#)?.hasPrefix("dns_names: required")
+                == true)
+        #expect(
+            error(#"{"namespace":"sluice","keys_secret":"Bad_Name"}"#)
+                == #"keys_secret: "Bad_Name" is not a Kubernetes object name"#)
+        #expect(
+            error(#"{"namespace":"sluice","keys_secret":"k","webhook_configuraton":"x"}"#)
+                == #""webhook_configuraton": unknown field (did you mean webhook_configuration?)"#)
+    }
+}
