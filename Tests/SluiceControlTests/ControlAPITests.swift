@@ -330,6 +330,7 @@ struct ControlAPITests {
         ("GET", "/v1/admin/usage"), ("GET", "/v1/admin/audit"), ("POST", "/v1/admin/agents"),
         ("GET", "/v1/admin/agents"), ("DELETE", "/v1/admin/agents/{id}"), ("GET", "/v1/admin/agent-auth"),
         ("GET", "/v1/agent/policy"), ("POST", "/v1/agent/usage"), ("POST", "/v1/agent/leases"),
+        ("GET", "/readyz"),
     ]
 
     @Test("/openapi.json describes exactly the routes served, and every one of them answers")

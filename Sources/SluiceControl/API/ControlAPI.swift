@@ -61,6 +61,17 @@ public struct ControlAPI: Sendable {
         let router = Router(context: ControlContext.self)
         router.add(middleware: ErrorMiddleware())
         router.get("/healthz") { _, _ in try jsonResponse(["status": "ok"]) }
+        // Ready when the store answers: a replica that lost its database leaves the Service.
+        let store = self.store
+        router.get("/readyz") { _, context in
+            do {
+                _ = try await store.policyVersion()
+                return try jsonResponse(["status": "ready"])
+            } catch {
+                context.logger.warning("not ready: the store does not answer", metadata: ["error": "\(error)"])
+                return try jsonResponse(["status": "store_unavailable"], status: .serviceUnavailable)
+            }
+        }
         router.addRoutes(adminRoutes(), atPath: "/v1/admin")
         router.addRoutes(agentRoutes(), atPath: "/v1/agent")
         if let injection { addWebhookRoutes(to: router, settings: injection) }
