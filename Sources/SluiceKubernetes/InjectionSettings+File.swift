@@ -65,14 +65,40 @@ extension InjectionSettings {
                 settings.resources[keyPath: keyPath] = text
             }
         }
+        if let annotations = fields.value("pod_annotations") {
+            guard let members = annotations.objectValue else {
+                throw KubernetesConfigError("pod_annotations: not an object")
+            }
+            for (name, value) in members {
+                guard let text = value.stringValue, Self.isAnnotationName(name), !text.isEmpty, text.utf8.count <= 1024
+                else {
+                    throw KubernetesConfigError(
+                        "pod_annotations.\(Identifier.quoted(name)): expected a prefixed annotation name and a "
+                            + "non-empty string value")
+                }
+                settings.podAnnotations[name] = text
+            }
+        }
         return (settings, try fields.string("control_plane_ca_file"))
     }
 
     static let topLevelFields = [
         "image", "image_pull_policy", "control_plane_url", "control_plane_ca_file", "namespace", "agent_port",
         "admin_port", "policy_max_age_seconds", "flush_interval_seconds", "native_sidecar", "token_audience",
-        "token_expiration_seconds", "resources",
+        "token_expiration_seconds", "resources", "pod_annotations",
     ]
+
+    /// `prefix/name`: a DNS subdomain, then 1 to 63 of letters, digits, `-`, `_`, `.`.
+    static func isAnnotationName(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, ClusterBootstrapSettings.isObjectName(String(parts[0])) else { return false }
+        let name = parts[1].utf8
+        return (1...63).contains(name.count)
+            && name.allSatisfy { byte in
+                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+            }
+    }
     static let resourceFields = ["cpu_request", "memory_request", "cpu_limit", "memory_limit"]
 
 }

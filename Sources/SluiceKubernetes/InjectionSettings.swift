@@ -37,6 +37,10 @@ public struct InjectionSettings: Sendable, Equatable {
     public var tokenExpirationSeconds = 3600
     /// The control plane's own namespace: never injected into.
     public var controlPlaneNamespace: String
+    /// Annotations every injected pod gets (a service mesh's port exclusions). Values are
+    /// comma-separated lists: a pod that already has the annotation keeps its entries and
+    /// gets the missing ones appended.
+    public var podAnnotations: [String: String] = [:]
 
     /// Settings with the defaults above for everything but what has none.
     public init(image: String, controlPlaneURL: String, policyPublicKey: String, controlPlaneNamespace: String) {

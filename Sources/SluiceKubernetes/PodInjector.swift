@@ -105,17 +105,32 @@ public enum PodInjector {
             guard let name = container["name"]?.stringValue, !skipped.contains(name) else { continue }
             patch += environmentPatch(for: container, at: index, settings: settings)
         }
+        var added: [(String, String)] = [(PodAnnotation.status, "injected")]
+        for (name, value) in settings.podAnnotations.sorted(by: { $0.key < $1.key }) {
+            let merged = Self.mergedList(existing: annotations[name], adding: value)
+            if merged != annotations[name] { added.append((name, merged)) }
+        }
         if metadata?["annotations"] == nil {
             patch.append(
                 JSONPatchOperation(
-                    path: "/metadata/annotations", value: .object([(PodAnnotation.status, .string("injected"))])))
+                    path: "/metadata/annotations", value: .object(added.map { ($0.0, .string($0.1)) })))
         } else {
-            patch.append(
-                JSONPatchOperation(
-                    path: "/metadata/annotations/" + JSONPatchOperation.escape(PodAnnotation.status),
-                    value: .string("injected")))
+            // `add` on an existing member replaces it (RFC 6902), which is what a merge needs.
+            patch += added.map { name, value in
+                JSONPatchOperation(path: "/metadata/annotations/" + JSONPatchOperation.escape(name), value: .string(value))
+            }
         }
         return Injection(patch: patch, warnings: warnings, skipped: nil, service: service)
+    }
+
+    /// `existing`'s comma-separated entries, then those of `adding` it lacks.
+    public static func mergedList(existing: String?, adding: String) -> String {
+        func entries(_ text: String) -> [String] {
+            text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+        var list = entries(existing ?? "")
+        for entry in entries(adding) where !list.contains(entry) { list.append(entry) }
+        return list.joined(separator: ",")
     }
 
     // MARK: - The service

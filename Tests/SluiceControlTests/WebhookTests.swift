@@ -110,5 +110,11 @@ struct WebhookTests {
         #expect(try refusal("{\(base),\"flush_interval_seconds\":0}").contains("flush_interval_seconds"))
         #expect(try refusal(#"{"image":"i","namespace":"sluice"}"#).contains("control_plane_url"))
         #expect(try refusal("{\(base),\"control_plane_ca_file\":\"/nonexistent\"}").contains("no PEM file"))
+        #expect(
+            try refusal("{\(base),\"pod_annotations\":{\"no-prefix\":\"443\"}}").contains(
+                #"pod_annotations."no-prefix": expected a prefixed annotation name"#))
+        #expect(
+            try refusal("{\(base),\"pod_annotations\":{\"config.linkerd.io/skip-outbound-ports\":443}}").contains(
+                "pod_annotations"))
     }
 }

@@ -171,6 +171,49 @@ struct PodInjectorTests {
         try await validate(pod)
     }
 
+    /// A pod of an Istio-injected namespace whose owner already excludes a port from the
+    /// mesh, and a Linkerd-meshed pod: the chart's mesh settings add their exclusions.
+    static let istioPod = """
+        {"apiVersion":"v1","kind":"Pod","metadata":{"name":"orders-0","labels":{"app.kubernetes.io/name":"orders"},
+         "annotations":{"traffic.sidecar.istio.io/excludeOutboundPorts":"5432"}},
+         "spec":{"containers":[{"name":"orders","image":"shop/orders:7"}]}}
+        """
+    static let linkerdPod = """
+        {"apiVersion":"v1","kind":"Pod","metadata":{"name":"ledger-0","labels":{"app.kubernetes.io/name":"ledger"},
+         "annotations":{"linkerd.io/inject":"enabled"}},
+         "spec":{"containers":[{"name":"ledger","image":"shop/ledger:2"}]}}
+        """
+
+    @Test("meshes: Istio's and Linkerd's port exclusions are added, merged with the pod's own")
+    func meshes() async throws {
+        var istio = Self.settings
+        istio.podAnnotations = [
+            "traffic.sidecar.istio.io/excludeOutboundPorts": "443,8443",
+            "traffic.sidecar.istio.io/excludeInboundPorts": "9464",
+        ]
+        let (istioPod, _) = try webhook(Self.istioPod, optedIn: true, settings: istio)
+        let istioAnnotations = istioPod["metadata"]?["annotations"]
+        #expect(istioAnnotations?["traffic.sidecar.istio.io/excludeOutboundPorts"]?.stringValue == "5432,443,8443")
+        #expect(istioAnnotations?["traffic.sidecar.istio.io/excludeInboundPorts"]?.stringValue == "9464")
+        #expect(istioAnnotations?["sluice.dev/status"]?.stringValue == "injected")
+        try await validate(istioPod)
+
+        var linkerd = Self.settings
+        linkerd.podAnnotations = [
+            "config.linkerd.io/skip-outbound-ports": "443,8443", "config.linkerd.io/skip-inbound-ports": "9464",
+        ]
+        let (linkerdPod, _) = try webhook(Self.linkerdPod, optedIn: true, settings: linkerd)
+        let linkerdAnnotations = linkerdPod["metadata"]?["annotations"]
+        #expect(linkerdAnnotations?["config.linkerd.io/skip-outbound-ports"]?.stringValue == "443,8443")
+        #expect(linkerdAnnotations?["config.linkerd.io/skip-inbound-ports"]?.stringValue == "9464")
+        #expect(linkerdAnnotations?["linkerd.io/inject"]?.stringValue == "enabled")
+        try await validate(linkerdPod)
+        // A pod without annotations gets them in one object.
+        let (bare, _) = try webhook(Self.deploymentPod, optedIn: true, settings: linkerd)
+        #expect(bare["metadata"]?["annotations"]?.objectValue?.count == 3)
+        #expect(PodInjector.mergedList(existing: " 443, 80", adding: "443,8443") == "443,80,8443")
+    }
+
     @Test("pods left alone: opted out, already injected, not asked, another kind, a kube-system pod")
     func leftAlone() throws {
         let optOut = Self.deploymentPod.replacingOccurrences(
