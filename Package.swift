@@ -158,7 +158,10 @@ let package = Package(
         .testTarget(name: "SluiceAPITests", dependencies: ["SluiceAPI"]),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy"]),
         .testTarget(
-            name: "SluiceKubernetesTests", dependencies: ["SluiceKubernetes", "SluiceAPI", "SluiceTestSupport"]),
+            name: "SluiceKubernetesTests",
+            dependencies: [
+                "SluiceKubernetes", "SluiceAPI", "SluiceTestSupport", .product(name: "Yams", package: "Yams"),
+            ]),
         .testTarget(
             name: "SluiceControlTests",
             dependencies: [

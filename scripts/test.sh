@@ -16,6 +16,11 @@ then
 fi
 export SLUICE_SDK_PYTHON="$PWD/$venv/bin/python"
 export SLUICE_K8S_VALIDATE="$PWD/$venv/bin/kubernetes-validate"
+# helm (and kubectl if missing) for the chart and kustomize tests; helm keeps its state in
+# scratch directories so the tests touch nothing of the machine's.
+scripts/install-helm.sh
+export SLUICE_HELM="$PWD/.state/tools/bin/helm"
+export SLUICE_KUBECTL="$(command -v kubectl || echo "$PWD/.state/tools/bin/kubectl")"
 
 # Swift lines fit in 120 columns (wire fixtures inside multi-line literals excepted).
 python3 scripts/check-line-length.py

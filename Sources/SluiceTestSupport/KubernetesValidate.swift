@@ -12,6 +12,7 @@ public enum KubernetesValidate {
     public struct Failure: Error, CustomStringConvertible {
         public var output: String
         public var description: String { output }
+        public init(output: String) { self.output = output }
     }
 
     /// The tool: `SLUICE_K8S_VALIDATE`, else the test venv's.
