@@ -117,7 +117,8 @@ public enum PodInjector {
         } else {
             // `add` on an existing member replaces it (RFC 6902), which is what a merge needs.
             patch += added.map { name, value in
-                JSONPatchOperation(path: "/metadata/annotations/" + JSONPatchOperation.escape(name), value: .string(value))
+                JSONPatchOperation(
+                    path: "/metadata/annotations/" + JSONPatchOperation.escape(name), value: .string(value))
             }
         }
         return Injection(patch: patch, warnings: warnings, skipped: nil, service: service)
