@@ -65,6 +65,12 @@ extension InjectionSettings {
                 settings.resources[keyPath: keyPath] = text
             }
         }
+        if fields.value("credentials_secret") != .null, let secret = try fields.string("credentials_secret") {
+            guard ClusterBootstrapSettings.isObjectName(secret) else {
+                throw KubernetesConfigError("credentials_secret: \(Identifier.quoted(secret)) is not a Secret name")
+            }
+            settings.credentialsSecret = secret
+        }
         if let annotations = fields.value("pod_annotations") {
             guard let members = annotations.objectValue else {
                 throw KubernetesConfigError("pod_annotations: not an object")
@@ -85,7 +91,7 @@ extension InjectionSettings {
     static let topLevelFields = [
         "image", "image_pull_policy", "control_plane_url", "control_plane_ca_file", "namespace", "agent_port",
         "admin_port", "policy_max_age_seconds", "flush_interval_seconds", "native_sidecar", "token_audience",
-        "token_expiration_seconds", "resources", "pod_annotations",
+        "token_expiration_seconds", "resources", "pod_annotations", "credentials_secret",
     ]
 
     /// `prefix/name`: a DNS subdomain, then 1 to 63 of letters, digits, `-`, `_`, `.`.

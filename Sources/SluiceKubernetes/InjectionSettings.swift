@@ -41,6 +41,10 @@ public struct InjectionSettings: Sendable, Equatable {
     /// comma-separated lists: a pod that already has the annotation keeps its entries and
     /// gets the missing ones appended.
     public var podAnnotations: [String: String] = [:]
+    /// A Secret in the pod's namespace whose keys become the agent's environment (provider
+    /// credentials such as `OPENAI_API_KEY`, named by deployments' `credential_ref`); nil
+    /// gives the agent none.
+    public var credentialsSecret: String?
 
     /// Settings with the defaults above for everything but what has none.
     public init(image: String, controlPlaneURL: String, policyPublicKey: String, controlPlaneNamespace: String) {

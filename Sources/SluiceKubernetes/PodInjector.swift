@@ -258,6 +258,17 @@ public enum PodInjector {
         members += [
             ("args", .array(arguments.map { .string($0) })),
             ("env", .array(environment)),
+        ]
+        if let secret = settings.credentialsSecret {
+            // Provider keys for the agent alone: the app's containers never see them. Optional,
+            // so a namespace without the Secret still runs (aliases needing a key answer 503).
+            members.append(
+                (
+                    "envFrom",
+                    .array([.object([("secretRef", .object([("name", .string(secret)), ("optional", .bool(true))]))])])
+                ))
+        }
+        members += [
             (
                 "ports",
                 .array([

@@ -118,6 +118,7 @@ struct ChartTests {
         #expect(config.bootstrap.dnsNames.contains("sluice-control.sluice.svc"))
         #expect(config.caFile == "/var/lib/sluice/data/tls.crt")
         #expect(config.injection.controlPlaneURL == "https://sluice-control.sluice.svc:8443")
+        #expect(config.injection.credentialsSecret == "sluice-provider-credentials")
         #expect(config.identity.verification == .tokenReview && config.identity.claims.rules == ["*": .deployment])
         let webhook = try #require(Self.object(documents, kind: "MutatingWebhookConfiguration"))
         let entries = webhook["webhooks"]?.arrayValue ?? []
@@ -193,6 +194,7 @@ struct ChartTests {
         #expect(injection.agentPort == 4100 && injection.adminPort == 9500)
         #expect(injection.policyMaxAgeSeconds == 3600 && injection.flushIntervalSeconds == 2)
         #expect(!injection.nativeSidecar && injection.tokenAudience == "sluice-prod")
+        #expect(injection.credentialsSecret == "llm-keys")
         #expect(injection.resources.cpuLimit == "500m" && injection.resources.memoryLimit == "128Mi")
         #expect(
             injection.podAnnotations == [

@@ -214,6 +214,22 @@ struct PodInjectorTests {
         #expect(PodInjector.mergedList(existing: " 443, 80", adding: "443,8443") == "443,80,8443")
     }
 
+    @Test("provider credentials reach the agent from an optional Secret, never the app's containers")
+    func credentialsSecret() async throws {
+        var settings = Self.settings
+        settings.credentialsSecret = "sluice-provider-credentials"
+        let (pod, _) = try webhook(Self.deploymentPod, optedIn: true, settings: settings)
+        let agent = pod["spec"]?["initContainers"]?.arrayValue?.first
+        let reference = agent?["envFrom"]?.arrayValue?.first?["secretRef"]
+        #expect(reference?["name"]?.stringValue == "sluice-provider-credentials")
+        #expect(reference?["optional"]?.boolValue == true)
+        #expect(pod["spec"]?["containers"]?.arrayValue?.allSatisfy { $0["envFrom"] == nil } == true)
+        try await validate(pod)
+        // Without the setting the agent gets no Secret at all.
+        let (plain, _) = try webhook(Self.deploymentPod, optedIn: true)
+        #expect(plain["spec"]?["initContainers"]?.arrayValue?.first?["envFrom"] == nil)
+    }
+
     @Test("pods left alone: opted out, already injected, not asked, another kind, a kube-system pod")
     func leftAlone() throws {
         let optOut = Self.deploymentPod.replacingOccurrences(
