@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import NIOPosix
 import SluiceAPI
 import SluiceHTTP2
@@ -136,6 +137,101 @@ struct ClusterBootstrapTests {
             #expect(renewed.certificatePEM != firstPEM)
             #expect(api.secretData("sluice/sluice-control-tls")["tls.crt"] == renewed.certificatePEM)
             #expect(renewed.adminToken.reveal() == first.adminToken.reveal(), "the keys are not touched")
+        }
+    }
+
+    @Test("sluice-control --kubernetes-bootstrap: keys and TLS from the cluster, caBundle set, CA given to agents")
+    func binaryInCluster() async throws {
+        try await FakeKubernetesAPI.with(starting: {
+            try await FakeKubernetesAPI(issuer: try TestTokenIssuer(), deployments: ["shop/worker"])
+        }) { api in
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            api.state.withLock {
+                $0.webhookConfigurations["sluice-injector"] = try! JSONValue.parseObject(
+                    Array(#"{"webhooks":[{"name":"pod.inject.sluice.dev","clientConfig":{}}]}"#.utf8))
+            }
+            let data = directory.file("data")
+            let files = [
+                "bootstrap.json": """
+                {"namespace":"sluice","keys_secret":"sluice-control-keys","tls_secret":"sluice-control-tls",
+                 "dns_names":["localhost","sluice-control.sluice.svc"],"webhook_configuration":"sluice-injector",
+                 "api_server":"\(api.url)","api_token_file":"\(api.tokenFile)",
+                 "api_ca_file":"\(api.certificate.certificatePath)"}
+                """,
+                "injection.json": """
+                {"image":"registry.local/sluice-agent:1.0","control_plane_url":"https://sluice-control.sluice.svc:8443",
+                 "control_plane_ca_file":"\(data)/tls.crt","namespace":"sluice"}
+                """,
+                "identity.json": """
+                {"api_server":"\(api.url)","api_token_file":"\(api.tokenFile)",
+                 "api_ca_file":"\(api.certificate.certificatePath)"}
+                """,
+            ]
+            for (name, text) in files {
+                try text.write(toFile: directory.file(name), atomically: true, encoding: .utf8)
+            }
+            let group = MultiThreadedEventLoopGroup.singleton
+            let port = try await ExternalProcess.freePort(group: group)
+            let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+                .appendingPathComponent("sluice-control").path
+            // No admin token in the environment: it comes from the cluster.
+            let process = try await ExternalProcess(
+                executable: binary,
+                arguments: [
+                    "--listen", "127.0.0.1:\(port)", "--data-dir", data, "--kubernetes-bootstrap",
+                    directory.file("bootstrap.json"), "--injection-config", directory.file("injection.json"),
+                    "--agent-identity-config", directory.file("identity.json"),
+                ],
+                port: port, group: group, environment: ["PATH": "/usr/bin:/bin"],
+                stderrPath: directory.file("stderr.txt"))
+            let keys = api.secretData("sluice/sluice-control-keys")
+            let certificate = try #require(api.secretData("sluice/sluice-control-tls")["tls.crt"])
+            let adminToken = try #require(keys["admin-token"])
+            // It serves TLS with the generated certificate, which is the CA a client trusts.
+            let upstream = UpstreamClient(group: group)
+            defer { upstream.shutdown() }
+            try certificate.write(toFile: directory.file("ca.pem"), atomically: true, encoding: .utf8)
+            let origin = UpstreamOrigin(
+                scheme: .https, host: "localhost", port: port, trustRoots: .caFile(directory.file("ca.pem")))
+            func call(_ method: String, _ path: String, token: String?, body: String = "") async throws
+                -> FetchedResponse
+            {
+                var headers: [(name: String, value: String)] = [("content-type", "application/json")]
+                if let token { headers.append(("authorization", "Bearer " + token)) }
+                return try await upstream.fetch(
+                    UpstreamRequest(
+                        method: method, path: path, headers: headers, body: ByteBuffer(string: body),
+                        firstByteTimeout: .seconds(10), idleTimeout: .seconds(10)),
+                    to: origin, on: group.next(), limit: 1 << 20, subject: "sluice-control")
+            }
+            #expect(try await call("GET", "/readyz", token: nil).status == 200)
+            #expect(try await call("GET", "/v1/admin/teams", token: adminToken).status == 200)
+            #expect(try await call("GET", "/v1/admin/teams", token: "wrong-token-0123456789").status == 401)
+            // Agents injected from here are given the generated certificate to trust.
+            let review = try await call("POST", "/mutate", token: nil, body: WebhookTests.review(annotated: true))
+            let answer = try JSONValue.parseObject(review.body)
+            let patch = try #require(answer["response"]?["patch"]?.stringValue.flatMap { Data(base64Encoded: $0) })
+            let patchText = String(decoding: patch, as: UTF8.self)
+            #expect(patchText.contains("SLUICE_CONTROL_PLANE_CA"))
+            #expect(patchText.contains("BEGIN CERTIFICATE"))
+            // The webhook configuration gets the certificate as its caBundle (set at start).
+            let bundle = Data(certificate.utf8).base64EncodedString()
+            let deadline = ContinuousClock.now + .seconds(10)
+            var stored: String?
+            while ContinuousClock.now < deadline {
+                stored = api.state.withLock {
+                    $0.webhookConfigurations["sluice-injector"]?["webhooks"]?.arrayValue?.first?["clientConfig"]?[
+                        "caBundle"]?.stringValue
+                }
+                if stored != nil { break }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(stored == bundle)
+            process.send(signal: SIGTERM)
+            #expect(await process.waitForExit() == 0)
+            let log = try String(contentsOfFile: directory.file("stderr.txt"), encoding: .utf8)
+            #expect(!log.contains(adminToken) && !log.contains(keys["key-pepper"] ?? "-"), "no secret in the log")
         }
     }
 
