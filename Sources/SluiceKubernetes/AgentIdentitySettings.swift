@@ -52,12 +52,7 @@ public struct AgentIdentitySettings: Sendable, Equatable {
     /// a wrong type, a missing issuer for offline verification or a malformed rule is an
     /// error naming the field.
     public static func parse(_ bytes: [UInt8]) throws(KubernetesConfigError) -> AgentIdentitySettings {
-        let root: JSONValue
-        do {
-            root = try JSONValue.parseObject(bytes)
-        } catch {
-            throw KubernetesConfigError("the agent identity configuration is not a JSON object: \(error)")
-        }
+        let root = try StrictFields.object(bytes, naming: "the agent identity configuration")
         let fields = try StrictFields(root, at: "", known: topLevelFields)
         let defaults = AgentIdentitySettings(verification: .tokenReview)
         let verification: Verification

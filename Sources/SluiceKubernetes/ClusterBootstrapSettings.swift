@@ -40,12 +40,7 @@ public struct ClusterBootstrapSettings: Sendable, Equatable {
 
     /// The file as the chart renders it (JSON, snake_case), read strictly.
     public static func parse(_ bytes: [UInt8]) throws(KubernetesConfigError) -> ClusterBootstrapSettings {
-        let root: JSONValue
-        do {
-            root = try JSONValue.parseObject(bytes)
-        } catch {
-            throw KubernetesConfigError("the bootstrap configuration is not a JSON object: \(error)")
-        }
+        let root = try StrictFields.object(bytes, naming: "the bootstrap configuration")
         let fields = try StrictFields(
             root, at: "",
             known: [

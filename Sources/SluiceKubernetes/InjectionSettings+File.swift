@@ -9,12 +9,7 @@ extension InjectionSettings {
     public static func parse(_ bytes: [UInt8]) throws(KubernetesConfigError) -> (
         settings: InjectionSettings, caFile: String?
     ) {
-        let root: JSONValue
-        do {
-            root = try JSONValue.parseObject(bytes)
-        } catch {
-            throw KubernetesConfigError("the injection configuration is not a JSON object: \(error)")
-        }
+        let root = try StrictFields.object(bytes, naming: "the injection configuration")
         let fields = try StrictFields(root, at: "", known: topLevelFields)
         guard let image = try fields.string("image"), !image.isEmpty else {
             throw KubernetesConfigError("image: missing field")

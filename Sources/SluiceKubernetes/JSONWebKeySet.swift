@@ -24,12 +24,7 @@ public struct JSONWebKeySet: Sendable {
     /// P-256 key is malformed is refused with the key's index; one with no usable key at all
     /// is refused too, since it could verify nothing.
     public static func parse(_ bytes: [UInt8]) throws(KubernetesConfigError) -> JSONWebKeySet {
-        let root: JSONValue
-        do {
-            root = try JSONValue.parseObject(bytes)
-        } catch {
-            throw KubernetesConfigError("the key set is not a JSON object: \(error)")
-        }
+        let root = try StrictFields.object(bytes, naming: "the key set")
         guard let entries = root["keys"]?.arrayValue else {
             throw KubernetesConfigError("keys: missing array")
         }

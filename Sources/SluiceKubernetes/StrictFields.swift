@@ -30,6 +30,15 @@ struct StrictFields {
         self.path = path
     }
 
+    /// A whole file as one JSON object; `what` names the file in the error.
+    static func object(_ bytes: [UInt8], naming what: String) throws(KubernetesConfigError) -> JSONValue {
+        do {
+            return try JSONValue.parseObject(bytes)
+        } catch {
+            throw KubernetesConfigError("\(what) is not a JSON object: \(error)")
+        }
+    }
+
     func value(_ name: String) -> JSONValue? { members.first { $0.key == name }?.value }
 
     func string(_ name: String) throws(KubernetesConfigError) -> String? {

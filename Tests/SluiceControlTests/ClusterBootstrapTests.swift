@@ -35,9 +35,7 @@ struct ClusterBootstrapTests {
 
     @Test("two replicas starting together generate the Secrets once and both use what the cluster holds")
     func generatedOnce() async throws {
-        try await FakeKubernetesAPI.with(starting: {
-            try await FakeKubernetesAPI(issuer: try TestTokenIssuer(), deployments: [])
-        }) { api in
+        try await FakeKubernetesAPI.with(issuer: try TestTokenIssuer(), deployments: []) { api in
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             async let first = Self.bootstrap(api, directory: directory, replica: "a").run()
@@ -69,9 +67,7 @@ struct ClusterBootstrapTests {
 
     @Test("an existing Secret is used as it is; a malformed one stops the start, naming it")
     func existingSecrets() async throws {
-        try await FakeKubernetesAPI.with(starting: {
-            try await FakeKubernetesAPI(issuer: try TestTokenIssuer(), deployments: [])
-        }) { api in
+        try await FakeKubernetesAPI.with(issuer: try TestTokenIssuer(), deployments: []) { api in
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             let given = Data("given-admin-token-0123456789".utf8).base64EncodedString()
@@ -101,9 +97,7 @@ struct ClusterBootstrapTests {
 
     @Test("a certificate with under 30 days left is made again; the webhook's caBundle follows it")
     func renewalAndCABundle() async throws {
-        try await FakeKubernetesAPI.with(starting: {
-            try await FakeKubernetesAPI(issuer: try TestTokenIssuer(), deployments: [])
-        }) { api in
+        try await FakeKubernetesAPI.with(issuer: try TestTokenIssuer(), deployments: []) { api in
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             let now = Int64(Date().timeIntervalSince1970)
@@ -142,9 +136,7 @@ struct ClusterBootstrapTests {
 
     @Test("sluice-control --kubernetes-bootstrap: keys and TLS from the cluster, caBundle set, CA given to agents")
     func binaryInCluster() async throws {
-        try await FakeKubernetesAPI.with(starting: {
-            try await FakeKubernetesAPI(issuer: try TestTokenIssuer(), deployments: ["shop/worker"])
-        }) { api in
+        try await FakeKubernetesAPI.with(issuer: try TestTokenIssuer(), deployments: ["shop/worker"]) { api in
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             api.state.withLock {

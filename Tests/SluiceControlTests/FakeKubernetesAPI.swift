@@ -67,6 +67,13 @@ final class FakeKubernetesAPI: ScopedHarness, @unchecked Sendable {
         }
     }
 
+    /// Runs `body` with a started server, stopped afterwards even when `body` throws.
+    static func with(
+        issuer: TestTokenIssuer, deployments: Set<String>, _ body: (FakeKubernetesAPI) async throws -> Void
+    ) async throws {
+        try await with(starting: { try await FakeKubernetesAPI(issuer: issuer, deployments: deployments) }, body)
+    }
+
     /// The file holding ``callerToken``, as a pod's mounted service-account token.
     var tokenFile: String { directory.file("token") }
     var url: String { "https://127.0.0.1:\(port)" }

@@ -25,9 +25,7 @@ struct ServiceAccountAuthTests {
         claims: ServiceClaimRules = ServiceClaimRules(rules: ["*": .deployment]),
         _ body: (FakeKubernetesAPI, ControlHarness) async throws -> Void
     ) async throws {
-        try await FakeKubernetesAPI.with(starting: {
-            try await FakeKubernetesAPI(issuer: issuer, deployments: deployments)
-        }) { api in
+        try await FakeKubernetesAPI.with(issuer: issuer, deployments: deployments) { api in
             let settings = api.settings(verification, claims: claims)
             try await ControlHarness.with(configure: { $0.agentIdentity = settings }) { control in
                 try await body(api, control)
@@ -146,9 +144,7 @@ struct ServiceAccountAuthTests {
 
     @Test("offline key set from a URL: no TokenReview; a rotated signing key is fetched once, then accepted")
     func keySetURLRotation() async throws {
-        try await FakeKubernetesAPI.with(starting: {
-            try await FakeKubernetesAPI(issuer: Self.issuer, deployments: [])
-        }) { api in
+        try await FakeKubernetesAPI.with(issuer: Self.issuer, deployments: []) { api in
             let settings = api.settings(
                 .keySetURL(api.url + "/openid/v1/jwks"), claims: ServiceClaimRules(rules: ["*": .serviceAccountName]))
             let group = MultiThreadedEventLoopGroup.singleton
