@@ -190,21 +190,36 @@ final class KeySetSource: Sendable {
         let (current, fetchedAt, triedAt) = state.withLock { ($0.keys, $0.fetchedAt, $0.triedAt) }
         let mayFetch = url != nil && triedAt.map { now - $0 >= 30 } ?? true
         let fresh = fetchedAt.map { now - $0 < 300 } ?? false
-        if let current, !mayFetch || fresh {
-            let result = Result { () throws(TokenRefusal) in try verifier(current, settings).verify(token, now: now) }
-            // A key the set does not hold (the cluster rotated its key) is worth one fetch.
-            var unknownKey = false
-            if case .failure(let refusal) = result { unknownKey = refusal.reason == "unknown_key" }
-            if !(unknownKey && mayFetch) { return try result.get() }
+        if let current, !mayFetch || fresh,
+            let identity = try Self.verify(token, with: current, settings: settings, now: now, refetchable: mayFetch)
+        {
+            return identity
         }
-        let keys: JSONWebKeySet
+        var keys = current
         do {
             keys = try await refresh(now: now)
         } catch {
-            guard let current else { throw error }
-            keys = current
+            // The set in hand stays in use while the URL fails.
+            guard current != nil else { throw error }
         }
+        guard let keys else { throw FetchFailure(message: "no key set") }
         return try verifier(keys, settings).verify(token, now: now)
+    }
+
+    /// The token checked against `keys`; nil when it names a key the set lacks and a fetch
+    /// may bring it (the cluster rotated its key). Kept synchronous: typed throws caught in
+    /// an async function crash the 6.3 compiler's release build.
+    private static func verify(
+        _ token: String, with keys: JSONWebKeySet, settings: AgentIdentitySettings, now: Int64, refetchable: Bool
+    ) throws(TokenRefusal) -> ServiceAccountIdentity? {
+        let verifier = ServiceAccountTokenVerifier(
+            issuer: settings.issuer ?? "", audience: settings.audience, keys: keys)
+        do {
+            return try verifier.verify(token, now: now)
+        } catch {
+            if error.reason == "unknown_key" && refetchable { return nil }
+            throw error
+        }
     }
 
     private func verifier(_ keys: JSONWebKeySet, _ settings: AgentIdentitySettings) -> ServiceAccountTokenVerifier {
