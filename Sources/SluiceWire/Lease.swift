@@ -18,7 +18,7 @@ public struct LeaseRequest: Codable, Sendable, Equatable {
             guard let limit = LeaseLimit(rawValue: demand.limit) else {
                 throw WireError(
                     "demands[\(index)].limit must be requests_per_minute, tokens_per_minute,"
-                        + " daily_spend or monthly_spend"
+                        + " requests_per_day, daily_spend or monthly_spend"
                 )
             }
             guard demand.perMinute.isFinite, demand.perMinute >= 0 else {
@@ -33,19 +33,28 @@ public struct LeaseRequest: Codable, Sendable, Equatable {
             if let own = demand.ownSpent, !(0...Int(Int64.max / 2)).contains(own) {
                 throw WireError("demands[\(index)].own_spent is out of range")
             }
+            if let held = demand.held, !(0...1_000_000_000).contains(held) {
+                throw WireError("demands[\(index)].held is out of range")
+            }
         }
     }
 }
 
-/// The limits leases split: rates (a share per minute) and budgets (a share, in pico-USD,
-/// of what the fleet has left in the current window).
+/// The limits leases split: rates (a share per minute) and quotas of a calendar window
+/// (requests per day, and budgets in pico-USD: a share of what the fleet has left in the
+/// window).
 public enum LeaseLimit: String, Sendable, CaseIterable {
     case requestsPerMinute = "requests_per_minute"
     case tokensPerMinute = "tokens_per_minute"
+    case requestsPerDay = "requests_per_day"
     case dailySpend = "daily_spend"
     case monthlySpend = "monthly_spend"
 
     public var isSpend: Bool { self == .dailySpend || self == .monthlySpend }
+    /// A quota of a calendar window: its share is a cap on the agent's own use in the window.
+    public var isQuota: Bool { isSpend || self == .requestsPerDay }
+    /// Whether the window is the day (else the month).
+    public var isDaily: Bool { self == .dailySpend || self == .requestsPerDay }
 }
 
 /// Demand for one limit of one scope, per minute (admitted and refused alike): requests,
@@ -59,12 +68,17 @@ public struct LeaseDemand: Codable, Sendable, Equatable {
     /// smallest value its active agents report, so a policy change being rolled out never
     /// grants more than either version allows.
     public var limitValue: Int
-    /// For a budget: what this agent has spent in the current window (pico-USD), calls in
-    /// flight included.
+    /// For a quota: what this agent has used in the current window (pico-USD for a budget,
+    /// requests for requests per day), calls in flight included.
     public var ownSpent: Int?
+    /// For a rate: what this agent's bucket holds now, in whole requests or tokens. A bucket
+    /// keeps what it holds when its share shrinks, so the control plane trims the others'
+    /// bursts until it is spent.
+    public var held: Int?
 
     public init(
-        scopeKind: String, scope: String, limit: String, perMinute: Double, limitValue: Int, ownSpent: Int? = nil
+        scopeKind: String, scope: String, limit: String, perMinute: Double, limitValue: Int, ownSpent: Int? = nil,
+        held: Int? = nil
     ) {
         self.scopeKind = scopeKind
         self.scope = scope
@@ -72,6 +86,7 @@ public struct LeaseDemand: Codable, Sendable, Equatable {
         self.perMinute = perMinute
         self.limitValue = limitValue
         self.ownSpent = ownSpent
+        self.held = held
     }
 
     enum CodingKeys: String, CodingKey {
@@ -80,26 +95,31 @@ public struct LeaseDemand: Codable, Sendable, Equatable {
         case perMinute = "per_minute"
         case limitValue = "limit_value"
         case ownSpent = "own_spent"
+        case held
     }
 }
 
 /// This agent's share of one fleet-wide limit, valid for `validSeconds` from when the agent
 /// receives it (a duration rather than a time, so clocks need not agree). `perMinute` is a
-/// rate for requests and tokens; for a budget it is the most this agent may have spent in
-/// the current window (pico-USD), its own spend included.
+/// rate for requests and tokens; for a quota it is the most this agent may have used in
+/// the current window (pico-USD, or requests), its own use included.
 public struct LeaseGrant: Codable, Sendable, Equatable {
     public var scopeKind: String
     public var scope: String
     public var limit: String
     public var perMinute: Int
     public var validSeconds: Int
+    /// For a rate: the most this agent's bucket may fill to, when less than `perMinute`
+    /// (other agents still hold part of the limit in their buckets). Absent: `perMinute`.
+    public var burst: Int?
 
-    public init(scopeKind: String, scope: String, limit: String, perMinute: Int, validSeconds: Int) {
+    public init(scopeKind: String, scope: String, limit: String, perMinute: Int, validSeconds: Int, burst: Int? = nil) {
         self.scopeKind = scopeKind
         self.scope = scope
         self.limit = limit
         self.perMinute = perMinute
         self.validSeconds = validSeconds
+        self.burst = burst
     }
 
     enum CodingKeys: String, CodingKey {
@@ -107,6 +127,7 @@ public struct LeaseGrant: Codable, Sendable, Equatable {
         case scope, limit
         case perMinute = "per_minute"
         case validSeconds = "valid_seconds"
+        case burst
     }
 }
 

@@ -414,7 +414,8 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
     /// `fraction` (`lease_fallback_fraction` of the limit), `zero` or `unlimited`.
     public var leaseFallback: String
     public var leaseFallbackFraction: Double
-    /// Every active agent's floor, as a percentage of an even split of the limit.
+    /// For a quota (requests per day, a budget), every active agent's floor, as a
+    /// percentage of an even split; for a rate, an idle agent keeps a tenth of it.
     public var leaseMinimumSharePercent: Int
     /// Routing strategy, retries, fallbacks and cooldowns (LiteLLM's `router_settings`).
     public var router: RouterDocument?

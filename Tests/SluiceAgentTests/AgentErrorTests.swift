@@ -151,9 +151,10 @@ struct AgentErrorTests {
 
     @Test("a request that trickles in is cut off: 408 mid-body, a silent close mid-headers")
     func slowCallers() async throws {
-        // Long enough that a loaded machine connects and writes within it; the body never
-        // completes, so the timeout still fires.
-        try await AgentHarness.with(settings: "sluice_settings:\n  request_read_timeout_seconds: 1\n") { harness in
+        // Long enough that a loaded machine connects and writes within it (1 s was not, once
+        // the fleet tests' agent processes share the cores); the body never completes, so the
+        // timeout still fires.
+        try await AgentHarness.with(settings: "sluice_settings:\n  request_read_timeout_seconds: 3\n") { harness in
             let slowBody = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"model\""
             let response = try await harness.send(raw: slowBody)
             #expect(response.status == 408)

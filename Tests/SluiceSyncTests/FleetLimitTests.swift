@@ -10,6 +10,10 @@ struct FleetLimitTests {
     /// Calls answered 200 inside the measuring window, and calls tried there, per agent.
     final class Tally: Sendable {
         let counts = Mutex<[Int: (admitted: Int, tried: Int)]>([:])
+        /// Refusals that should not have happened, as their answers said.
+        let unexpected = Mutex<[String]>([])
+        /// When what was to be admitted had all been.
+        let usedUpAt = Mutex<ContinuousClock.Instant?>(nil)
 
         func record(agent: Int, admitted: Bool) {
             counts.withLock {
@@ -82,15 +86,15 @@ struct FleetLimitTests {
             let callers = 4 * 2 + 16
             // Within 2 %, plus one call in flight per caller at the window's edges.
             #expect(Double(admitted) <= allowed * 1.02 + Double(callers), "admitted \(admitted) of \(allowed)")
-            // The limit is used, not wasted: quiet agents take less than their floor, so some
-            // of it goes unused. Shares are proportional to demand today, which admits about
-            // 75 % of the limit under this load, and less when the suite loads both cores
-            // (665 of 1,000 seen once in CI), so the bound is 60 % until shares are max-min
-            // fair. On a starved machine the callers may not even ask for that much; then most
-            // of what they asked must have been admitted.
+            // The limit is used, not wasted. Shares are max-min fair, but quiet agents hold a
+            // reserve of a quarter minute of their demand, filled from the limit during the
+            // first half minute: this 10 s window right after the start admits about 80 %
+            // (the open-loop test above measures the steady state). On a starved machine the
+            // callers may not even ask for that much; then most of what they asked must have
+            // been admitted.
             let tried = counts.values.map(\.tried).reduce(0, +)
             #expect(
-                Double(admitted) >= min(allowed * 0.6, Double(tried) * 0.8),
+                Double(admitted) >= min(allowed * 0.7, Double(tried) * 0.8),
                 "admitted only \(admitted) of \(allowed) (\(tried) tried)")
             for index in 4..<20 {
                 let count = counts[index] ?? (0, 0)
@@ -100,6 +104,70 @@ struct FleetLimitTests {
                 #expect((counts[index]?.admitted ?? 0) > 0, "busy agent \(index) got nothing")
             }
             for agent in agents { try await agent.stop() }
+        }
+    }
+
+    @Test("8 agent processes, uneven open-loop demand: 95 % of the limit used, ≤ 2 % + 1/agent over, quiet served")
+    func unevenOpenLoopDemand() async throws {
+        try await SyncHarness.with { harness in
+            try await harness.seedPolicy()
+            // 240 a minute for the team; 2 busy agents offer 3 calls/s each, 6 quiet ones 0.3/s
+            // (18 a minute, below an even split of 30): 468 a minute offered.
+            let perMinute = 240
+            let key = try await Self.team(limits: #"{"requests_per_minute":\#(perMinute)}"#, on: harness)
+            var ports: [Int] = []
+            for index in 0..<8 { ports.append(try await harness.startAgentProcess(id: "pod-\(index)").port) }
+            for port in ports {
+                #expect(
+                    await eventually {
+                        (try? await TestHTTPClient.get("/readyz", port: port, group: harness.group).status) == 200
+                    })
+            }
+            let busy = 0..<2
+            let warmUp = Duration.seconds(40)
+            let measured = 40
+            let tally = Tally()
+            let start = ContinuousClock.now
+            let window = (start: start + warmUp, end: start + warmUp + .seconds(measured))
+            let chat = #"{"model":"gpt-test","messages":[{"role":"user","content":"Hello there"}]}"#
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (index, port) in ports.enumerated() {
+                    let period: Duration = busy.contains(index) ? .milliseconds(333) : .milliseconds(3_333)
+                    // Open loop: calls leave on schedule whatever the answers, from a phase
+                    // spread over the period so the agents do not call in step.
+                    var next = start + period * (Double(index) / 8)
+                    while next < window.end {
+                        let sentAt = next
+                        group.addTask {
+                            try await Task.sleep(until: sentAt)
+                            let response = try await TestHTTPClient.post(
+                                "/v1/chat/completions", json: chat, headers: [("Authorization", "Bearer \(key)")],
+                                port: port, group: harness.group)
+                            #expect(
+                                response.status == 200 || response.status == 429,
+                                "agent \(index): \(response.status) \(response.text)")
+                            if sentAt >= window.start {
+                                tally.record(agent: index, admitted: response.status == 200)
+                                if !busy.contains(index), response.status != 200 {
+                                    tally.unexpected.withLock { $0.append("agent \(index): \(response.text)") }
+                                }
+                            }
+                        }
+                        next = next + period
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let counts = tally.counts.withLock { $0 }
+            let admitted = counts.values.map(\.admitted).reduce(0, +)
+            let allowed = Double(perMinute * measured) / 60
+            // Demand exceeds the limit throughout: the fleet uses it, and goes over by at most
+            // 2 % plus one call per agent.
+            #expect(Double(admitted) >= allowed * 0.95, "admitted \(admitted) of \(allowed): \(counts)")
+            #expect(Double(admitted) <= allowed * 1.02 + 8, "admitted \(admitted) of \(allowed): \(counts)")
+            let refused = tally.unexpected.withLock { $0 }
+            #expect(refused.isEmpty, "quiet agents refused: \(refused)")
+            for index in 2..<8 { #expect((counts[index]?.tried ?? 0) >= 11, "quiet agent \(index): \(counts)") }
         }
     }
 
@@ -141,25 +209,51 @@ struct FleetLimitTests {
         }
     }
 
-    @Test(
-        "requests_per_day and max_parallel_requests are per agent: two agents admit twice the daily count"
-    )
-    func perAgentLimits() async throws {
+    @Test("a team's requests_per_day holds fleet-wide: 3 agents under a daily limit of 6 admit 6 in all")
+    func fleetWideDailyCount() async throws {
         try await SyncHarness.with { harness in
             try await harness.seedPolicy()
+            // The default fallback: a tenth of 6 rounds down to 0, so nothing passes before a lease.
+            _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"lease_seconds":5}"#)
             _ = try await harness.adminJSON(
-                "POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_day":2}}"#)
+                "POST", "/v1/admin/teams", json: #"{"name":"ml","limits":{"requests_per_day":6}}"#)
             let created =
                 try await harness.adminJSON("POST", "/v1/admin/keys", json: #"{"id":"ml-ci","team":"ml"}"#)
                 as? [String: Any]
             let key = try #require(created?["key"] as? String)
-            let agents = [try await harness.startAgent(id: "pod-1"), try await harness.startAgent(id: "pod-2")]
-            for agent in agents {
-                #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
-                #expect(try await agent.chat(key: key).status == 200)
-                let third = try await agent.chat(key: key)
-                #expect(third.status == 429 && third.text.contains("allows 2 requests per day"))
+            var agents: [SyncHarness.Agent] = []
+            for index in 0..<3 { agents.append(try await harness.startAgent(id: "pod-\(index)")) }
+            for agent in agents { #expect(await eventually { (try? await agent.readiness().status) == 200 }) }
+            // Everyone calls until the fleet's 6 are used (the caps follow demand) and then
+            // for 2 s more, in which nothing more may pass; 20 s at most on a loaded machine.
+            let tally = Tally()
+            let deadline = ContinuousClock.now + .seconds(20)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for agent in agents {
+                    group.addTask {
+                        while ContinuousClock.now
+                            < min(deadline, tally.usedUpAt.withLock { $0 }.map { $0 + .seconds(2) } ?? deadline)
+                        {
+                            let response = try await agent.chat(key: key)
+                            #expect(response.status == 200 || response.status == 429)
+                            if response.status == 200 {
+                                tally.record(agent: 0, admitted: true)
+                                if tally.counts.withLock({ $0[0]?.admitted ?? 0 }) >= 6 {
+                                    tally.usedUpAt.withLock { $0 = $0 ?? .now }
+                                }
+                            } else {
+                                tally.unexpected.withLock { $0.append(response.text) }
+                            }
+                            try await Task.sleep(for: .milliseconds(50))
+                        }
+                    }
+                }
+                try await group.waitForAll()
             }
+            let admitted = tally.counts.withLock { $0[0]?.admitted ?? 0 }
+            #expect(admitted == 6, "admitted \(admitted) under a fleet-wide 6 a day")
+            let messages = Set(tally.unexpected.withLock { $0 })
+            #expect(messages.contains { $0.contains("requests per day") }, "\(messages)")
             for agent in agents { try await agent.stop() }
         }
     }

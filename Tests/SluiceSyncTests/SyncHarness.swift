@@ -34,6 +34,7 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
     private var control: (group: ServiceGroup, task: Task<Void, any Error>)?
     /// Agents started here, stopped at shutdown if a test did not.
     private let startedAgents = Mutex<[Agent]>([])
+    private let startedProcesses = Mutex<[ExternalProcess]>([])
     private let isShutDown = Mutex(false)
 
     /// Set when the control plane serves TLS: its certificate, which is also the CA agents trust.
@@ -276,11 +277,40 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
         return agent
     }
 
+    /// An agent as its own process: the `sluice-agent` binary built beside the tests, linked
+    /// to the control plane, flushing and renewing leases every `flushSeconds`. Returns once
+    /// it listens; it is ready when its `/readyz` answers 200.
+    func startAgentProcess(id: String, flushSeconds: Double = 1) async throws -> ExternalProcess {
+        let tokenFile = directory.file("\(id).token")
+        let keyFile = directory.file("\(id).pub")
+        try try await agentToken(id).write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        try publicKeyText.write(toFile: keyFile, atomically: true, encoding: .utf8)
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+            .appendingPathComponent("sluice-agent").path
+        let port = try await ExternalProcess.freePort(group: group)
+        let process = try await ExternalProcess(
+            executable: binary,
+            arguments: [
+                "--control-plane", controlURL, "--agent-token-file", tokenFile, "--policy-public-key", keyFile,
+                "--state-dir", directory.file("\(id)-state"), "--flush-interval-seconds", "\(flushSeconds)",
+                "--listen", "127.0.0.1:\(port)", "--metrics-listen", "off", "--log-level", "error",
+            ],
+            port: port, group: group,
+            environment: [
+                "PATH": "/usr/bin:/bin", "SLUICE_SERVICE": "checkout", "SLUICE_NAMESPACE": "shop", "POD_NAME": id,
+                "SLUICE_KEY_PEPPER": Self.pepper.reveal(),
+            ],
+            stderrPath: directory.file("\(id).stderr"))
+        startedProcesses.withLock { $0.append(process) }
+        return process
+    }
+
     /// Stops every agent still running, the control plane, the mock and the event loops.
     /// Safe to call more than once.
     func shutdown() async throws {
         guard !isShutDown.withLock({ $0 }) else { return }
         isShutDown.withLock { $0 = true }
+        for process in startedProcesses.withLock({ $0 }) { await process.stop() }
         for agent in startedAgents.withLock({ $0 }) { try? await agent.stop() }
         try await stopControl()
         try await mock.stop()

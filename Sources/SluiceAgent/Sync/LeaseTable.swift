@@ -5,11 +5,13 @@ import Synchronization
 
 /// This agent's shares of fleet-wide limits, and the demand it reports for them.
 ///
-/// A named scope's requests and tokens per minute and its daily and monthly budgets are
-/// enforced with the buckets and windows of the policy engine: at this agent's leased share
-/// while the lease is valid, at the policy's fallback otherwise (before the first lease, or
-/// once one expired unrenewed). A budget's share is a cap on this agent's own spend in the
-/// window.
+/// A named scope's requests and tokens per minute, requests per day and daily and monthly
+/// budgets are enforced with the buckets and windows of the policy engine: at this agent's
+/// leased share while the lease is valid, at the policy's fallback otherwise (before the
+/// first lease, or once one expired unrenewed). A quota's share (requests per day, a
+/// budget) is a cap on this agent's own use in the window. A rate share that shrinks keeps
+/// what the bucket holds; the agent reports it, and the control plane trims the other
+/// agents' bursts until it is spent.
 public final class LeaseTable: Sendable {
     struct Key: Hashable {
         var scope: Scope
@@ -17,11 +19,14 @@ public final class LeaseTable: Sendable {
     }
 
     private struct Grant {
-        /// Per minute for a rate; pico-USD for a budget.
+        /// Per minute for a rate; requests for requests per day; pico-USD for a budget.
         var amount: Int
+        /// For a rate: the bucket's size when trimmed below `amount`.
+        var burst: Int?
         var expiresAt: Int64
         /// For a budget: the local spend cap, good in the window it was granted in.
         var cap: Cost?
+        /// For a quota: the window it was granted in.
         var window: Int64
     }
 
@@ -36,14 +41,19 @@ public final class LeaseTable: Sendable {
         var fallback: LeaseFallback = .fraction(0.1)
         /// For rates: an even share among the agents the last bundle named active.
         var rateFallback: LeaseFallback = .fraction(0.1)
-        /// Smoothed demand per minute.
+        /// What callers asked, as a count decaying with the demand time constant.
         var demand: [Key: Double] = [:]
         var lastSample: Int64?
+        /// When demand was first counted (the first policy): how much history there is.
+        var countingSince: Int64?
     }
 
     private let state = Mutex<State>(State())
     /// The time constant of the demand average.
     static let demandTimeConstantSeconds = 10.0
+    /// The least history a demand rate is corrected for: a call in the first 100 ms is not
+    /// read as 600 a minute.
+    static let shortestHistorySeconds = 2.0
 
     public init() {}
 
@@ -55,6 +65,7 @@ public final class LeaseTable: Sendable {
         state.withLock { state in
             // Demand is counted from the first policy on, so the first renewal has a rate.
             state.lastSample = state.lastSample ?? now
+            state.countingSince = state.countingSince ?? now
             state.fallback = fallback
             state.rateFallback = fallback.fairShare(amongActiveAgents: activeAgents)
         }
@@ -70,9 +81,13 @@ public final class LeaseTable: Sendable {
             }
             let daily = grant(.dailySpend).flatMap { $0.window == windows.day ? $0.cap : nil }
             let monthly = grant(.monthlySpend).flatMap { $0.window == windows.month ? $0.cap : nil }
+            let dailyRequests = grant(.requestsPerDay).flatMap { $0.window == windows.day ? $0.amount : nil }
+            let requests = grant(.requestsPerMinute)
+            let tokens = grant(.tokensPerMinute)
             let shares = FleetLimits.Shares(
-                requestsPerMinute: grant(.requestsPerMinute)?.amount, tokensPerMinute: grant(.tokensPerMinute)?.amount,
-                dailySpendCap: daily, monthlySpendCap: monthly)
+                requestsPerMinute: requests?.amount, tokensPerMinute: tokens?.amount, requestBurst: requests?.burst,
+                tokenBurst: tokens?.burst, dailyRequestCap: dailyRequests, dailySpendCap: daily,
+                monthlySpendCap: monthly)
             return FleetLimits.local(limits, shares: shares, fallback: fallback, rateFallback: rateFallback)
         }
     }
@@ -92,46 +107,57 @@ public final class LeaseTable: Sendable {
 
     /// Samples what callers asked of each fleet-limited scope since the last renewal and
     /// returns the demands to report: smoothed, per minute, with the limit as the policy in
-    /// force states it.
+    /// force states it, what a quota has used of its window and what a rate's bucket holds.
     func demands(
-        limiter: Limiter, engine: PolicyEngine, now: Int64, spent: (Scope) -> (day: Cost, month: Cost)?
+        limiter: Limiter, engine: PolicyEngine, now: Int64, use: (Scope) -> Limiter.ScopeUse?
     ) -> [LeaseDemand] {
         let samples = limiter.takeDemand(kinds: FleetLimits.leasedKinds)
         return state.withLock { state in
-            let elapsedMinutes = state.lastSample.map { Double(max(1, now - $0)) / 60e9 } ?? 0
+            let elapsedSeconds = state.lastSample.map { Double(max(1, now - $0)) / 1e9 } ?? 0
             state.lastSample = now
+            state.countingSince = state.countingSince ?? now
             var fresh: [Key: Double] = [:]
-            if elapsedMinutes > 0 {
-                for sample in samples {
-                    fresh[Key(scope: sample.scope, limit: .requestsPerMinute)] =
-                        Double(sample.requests) / elapsedMinutes
-                    fresh[Key(scope: sample.scope, limit: .tokensPerMinute)] = Double(sample.tokens) / elapsedMinutes
-                    fresh[Key(scope: sample.scope, limit: .dailySpend)] = Double(sample.cost.picoUSD) / elapsedMinutes
-                    fresh[Key(scope: sample.scope, limit: .monthlySpend)] = Double(sample.cost.picoUSD) / elapsedMinutes
-                }
+            for sample in samples {
+                fresh[Key(scope: sample.scope, limit: .requestsPerMinute)] = Double(sample.requests)
+                fresh[Key(scope: sample.scope, limit: .tokensPerMinute)] = Double(sample.tokens)
+                fresh[Key(scope: sample.scope, limit: .requestsPerDay)] = Double(sample.requests)
+                fresh[Key(scope: sample.scope, limit: .dailySpend)] = Double(sample.cost.picoUSD)
+                fresh[Key(scope: sample.scope, limit: .monthlySpend)] = Double(sample.cost.picoUSD)
             }
-            // An average over about the last ten seconds, whatever the flush interval: a
-            // quiet agent's demand is not zero between its calls, and a burst shows within
-            // a few seconds.
-            let weight = elapsedMinutes > 0 ? exp(-elapsedMinutes * 60 / Self.demandTimeConstantSeconds) : 1
+            // A rate over about the last ten seconds, whatever the flush interval: a count
+            // that decays with that time constant, divided by it. A quiet agent's demand is
+            // not zero between its calls, a burst shows within a few seconds, and a first
+            // call is not read as a rate from the few milliseconds before it: the count is
+            // corrected only for the history there is (at least two seconds).
+            let tau = Self.demandTimeConstantSeconds
+            let decay = exp(-elapsedSeconds / tau)
+            let history = max(Self.shortestHistorySeconds, Double(now - (state.countingSince ?? now)) / 1e9)
+            let perMinuteOfCount = 60 / tau / (1 - exp(-history / tau))
+            var rates: [Key: Double] = [:]
             for key in Set(state.demand.keys).union(fresh.keys) {
-                let smoothed =
-                    state.demand[key].map { weight * $0 + (1 - weight) * (fresh[key] ?? 0) } ?? (fresh[key] ?? 0)
-                state.demand[key] = smoothed < 0.01 ? nil : smoothed
+                let count = (state.demand[key] ?? 0) * decay + (fresh[key] ?? 0)
+                let perMinute = count * perMinuteOfCount
+                state.demand[key] = perMinute < 0.01 ? nil : count
+                if perMinute >= 0.01 { rates[key] = perMinute }
             }
             var demands: [LeaseDemand] = []
-            for (key, perMinute) in state.demand {
+            for (key, perMinute) in rates {
                 guard let limits = engine.boundLimits[key.scope], let value = Self.value(of: key.limit, in: limits)
                 else { continue }
+                let scopeUse = use(key.scope)
                 var own: Int?
-                if key.limit.isSpend {
-                    let windowSpend = spent(key.scope) ?? (.zero, .zero)
-                    own = Int((key.limit == .dailySpend ? windowSpend.day : windowSpend.month).picoUSD)
+                var held: Int?
+                switch key.limit {
+                case .requestsPerMinute: held = scopeUse?.requestsHeld
+                case .tokensPerMinute: held = scopeUse?.tokensHeld
+                case .requestsPerDay: own = scopeUse?.dayRequests ?? 0
+                case .dailySpend: own = Int((scopeUse?.daySpend ?? .zero).picoUSD)
+                case .monthlySpend: own = Int((scopeUse?.monthSpend ?? .zero).picoUSD)
                 }
                 demands.append(
                     LeaseDemand(
                         scopeKind: key.scope.kind.rawValue, scope: key.scope.name, limit: key.limit.rawValue,
-                        perMinute: perMinute, limitValue: value, ownSpent: own))
+                        perMinute: perMinute, limitValue: value, ownSpent: own, held: held))
             }
             return demands.sorted { ($0.scopeKind, $0.scope, $0.limit) < ($1.scopeKind, $1.scope, $1.limit) }
         }
@@ -141,13 +167,14 @@ public final class LeaseTable: Sendable {
         switch limit {
         case .requestsPerMinute: limits.requestsPerMinute
         case .tokensPerMinute: limits.tokensPerMinute
+        case .requestsPerDay: limits.requestsPerDay
         case .dailySpend: limits.dailySpend.map { Int($0.picoUSD) }
         case .monthlySpend: limits.monthlySpend.map { Int($0.picoUSD) }
         }
     }
 
     /// Takes new grants and drops expired ones; returns the scopes whose local limits
-    /// changed, to be bound again. A budget's grant is a cap on this agent's spend in the
+    /// changed, to be bound again. A quota's grant is a cap on this agent's use in the
     /// window it was granted in.
     func update(_ grants: [LeaseGrant], now: Int64, windows: Windows) -> Set<Scope> {
         state.withLock { state in
@@ -157,14 +184,16 @@ public final class LeaseTable: Sendable {
                 else { continue }
                 let key = Key(scope: Scope(kind, grant.scope), limit: limit)
                 var renewed = Grant(
-                    amount: max(0, grant.perMinute), expiresAt: now + Int64(max(1, grant.validSeconds)) * 1_000_000_000,
-                    cap: nil, window: 0)
-                if limit.isSpend {
-                    renewed.cap = Cost(picoUSD: Int64(renewed.amount))
-                    renewed.window = limit == .dailySpend ? windows.day : windows.month
-                }
+                    amount: max(0, grant.perMinute), burst: limit.isQuota ? nil : grant.burst.map { max(0, $0) },
+                    expiresAt: now + Int64(max(1, grant.validSeconds)) * 1_000_000_000, cap: nil, window: 0)
+                if limit.isQuota { renewed.window = limit.isDaily ? windows.day : windows.month }
+                if limit.isSpend { renewed.cap = Cost(picoUSD: Int64(renewed.amount)) }
                 let previous = state.grants[key]
-                if previous?.amount != renewed.amount || previous?.cap != renewed.cap { changed.insert(key.scope) }
+                if previous?.amount != renewed.amount || previous?.cap != renewed.cap
+                    || previous?.burst != renewed.burst
+                {
+                    changed.insert(key.scope)
+                }
                 state.grants[key] = renewed
             }
             for (key, grant) in state.grants where grant.expiresAt <= now {
@@ -175,13 +204,18 @@ public final class LeaseTable: Sendable {
         }
     }
 
-    /// Binds `scopes` again at their current local limits.
+    /// Binds `scopes` again at their current local limits. A scope still holding a rate
+    /// share keeps what its buckets hold (the control plane counts it); one fallen back
+    /// is cut to the fallback.
     func apply(_ scopes: Set<Scope>, engine: PolicyEngine, limiter: Limiter, now: Int64, windows: Windows) {
         guard !scopes.isEmpty else { return }
         let local = localLimits(now: now, windows: windows)
+        let leased = state.withLock { state in
+            Set(state.grants.filter { !$0.key.limit.isQuota && $0.value.expiresAt > now }.keys.map(\.scope))
+        }
         for scope in scopes {
             guard let limits = engine.boundLimits[scope] else { continue }
-            _ = limiter.bind(scope, limits: local(scope, limits), fleet: limits)
+            _ = limiter.bind(scope, limits: local(scope, limits), fleet: limits, keepingLevels: leased.contains(scope))
         }
     }
 

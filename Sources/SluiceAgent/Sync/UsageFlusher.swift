@@ -140,7 +140,7 @@ public final class UsageFlusher: Service {
         let sampledWindows = AgentRuntime.windows(runtime.activePolicy.configuration.policy.timeZone, sampled)
         let demands = leases.demands(limiter: runtime.limiter, engine: runtime.activePolicy.engine, now: sampled) {
             [limiter = runtime.limiter] scope in
-            limiter.windowSpend(scope, now: sampled, dayNumber: sampledWindows.day, monthNumber: sampledWindows.month)
+            limiter.use(of: scope, now: sampled, dayNumber: sampledWindows.day, monthNumber: sampledWindows.month)
         }
         var grants: [LeaseGrant] = []
         if !demands.isEmpty, status.agentID != nil {

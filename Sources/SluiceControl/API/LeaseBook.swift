@@ -7,11 +7,13 @@ import Synchronization
 ///
 /// Every renewal records the agent's demand per limit; an agent that has not renewed within
 /// the lease time is no longer counted. Each renewal is answered with the agent's share,
-/// split (``LeaseSplit``) among the agents active on that limit at that moment: of the rate
-/// for requests and tokens per minute, and of what the fleet has left of a daily or monthly
-/// budget (budget minus the spend in the usage rollups, in the settings' time zone). Demand
-/// lives in this process's memory: with several replicas, an agent's renewals must reach
-/// the same one (see docs/sync.md).
+/// split (``LeaseSplit``, max-min fair) among the agents active on that limit at that
+/// moment: of the rate for requests and tokens per minute, and of what the fleet has left
+/// of a quota (requests per day, a daily or monthly budget: the quota minus the use in the
+/// usage rollups, in the settings' time zone). A rate's grant also says how far the agent's
+/// bucket may fill (its burst): what the limit leaves after the other agents' buckets, at
+/// the most each may hold. Demand lives in this process's memory: with several replicas,
+/// an agent's renewals must reach the same one (see docs/sync.md).
 public final class LeaseBook: Sendable {
     private let store: any Store
     private let state = Mutex<State>(State())
@@ -20,12 +22,17 @@ public final class LeaseBook: Sendable {
         var demand: Double
         var limitValue: Int
         var seenAt: ContinuousClock.Instant
-        /// Budgets only: the agent's own spend in the window, and the cap last granted.
+        /// Quotas only: the agent's own use in the window, and the cap last granted.
         var own = 0
         var cap = 0
-        /// Budgets only: the cap the agent enforces until the answer to this renewal reaches
+        /// Quotas only: the cap the agent enforces until the answer to this renewal reaches
         /// it (the one granted before, or its fallback before its first grant).
         var enforcing = 0
+        /// Rates only: what the agent's bucket held when it renewed, and the burst granted.
+        /// Its bucket holds at most the larger until it renews again: a bucket above its
+        /// size does not refill.
+        var held: Int?
+        var burst = 0
     }
 
     private struct State {
@@ -36,8 +43,14 @@ public final class LeaseBook: Sendable {
             (version: Int64, leaseSeconds: Int, minimumPercent: Int, zone: TimeZoneRules, fallback: LeaseFallback)?
         /// When each agent instance last renewed: how many are active.
         var lastRenewal: [String: ContinuousClock.Instant] = [:]
-        /// Fleet spend per scope in a window, read at most once a second.
-        var spend: [SpendWindow: (readAt: ContinuousClock.Instant, byName: [String: Int64])] = [:]
+        /// Fleet use per scope in a window, read at most once a second.
+        var spend: [SpendWindow: (readAt: ContinuousClock.Instant, byName: [String: WindowUse])] = [:]
+    }
+
+    /// What a scope's calls used in a window, by the rollups.
+    private struct WindowUse {
+        var requests: Int64 = 0
+        var costPicoUSD: Int64 = 0
     }
 
     private struct SpendWindow: Hashable {
@@ -59,11 +72,12 @@ public final class LeaseBook: Sendable {
         let horizon = now - .seconds(leaseSeconds)
         var fleetSpent: [String: Int] = [:]
         for demand in request.demands {
-            guard let limit = LeaseLimit(rawValue: demand.limit), limit.isSpend,
+            guard let limit = LeaseLimit(rawValue: demand.limit), limit.isQuota,
                 let dimension = UsageQuery.Dimension(rawValue: demand.scopeKind), dimension != .day
             else { continue }
-            let spent = try await fleetSpend(dimension, limit: limit, zone: zone, now: now)[demand.scope] ?? 0
-            fleetSpent["\(demand.scopeKind)/\(demand.scope)/\(demand.limit)"] = Int(spent)
+            let used = try await fleetUse(dimension, daily: limit.isDaily, zone: zone, now: now)[demand.scope]
+            fleetSpent["\(demand.scopeKind)/\(demand.scope)/\(demand.limit)"] =
+                Int(limit.isSpend ? used?.costPicoUSD ?? 0 : used?.requests ?? 0)
         }
         return state.withLock { state in
             state.lastRenewal[instance] = now
@@ -74,32 +88,37 @@ public final class LeaseBook: Sendable {
                 var claims = state.claims[key] ?? [:]
                 let own = demand.ownSpent ?? 0
                 let previous = claims[instance]
-                // Until this answer arrives the agent spends under what it held before: its
-                // last grant, or before its first the fallback's cap on its own spend.
-                let enforcing =
-                    previous?.cap
-                    ?? Int(fallback.spendCap(forBudget: Cost(picoUSD: Int64(demand.limitValue)))?.picoUSD ?? 0)
+                // Until this answer arrives the agent uses what it held before: its last
+                // grant, or before its first the fallback's cap on its own use.
+                let enforcing = previous?.cap ?? Self.fallbackCap(demand, fallback: fallback)
                 claims[instance] = Claim(
                     demand: demand.perMinute, limitValue: demand.limitValue, seenAt: now, own: own,
-                    cap: max(previous?.cap ?? 0, own), enforcing: enforcing)
+                    cap: max(previous?.cap ?? 0, own), enforcing: enforcing, held: demand.held,
+                    burst: previous?.burst ?? 0)
                 claims = claims.filter { $0.value.seenAt >= horizon }
                 let limitValue = claims.values.map(\.limitValue).min() ?? 0
                 let grant: Int
+                var burst: Int?
                 if let spent = fleetSpent[key] {
-                    grant = Self.budgetCap(
-                        for: instance, in: &claims, budget: limitValue, fleetSpent: spent,
+                    grant = Self.quotaCap(
+                        for: instance, in: &claims, quota: limitValue, fleetUsed: spent,
                         minimumPercent: minimumPercent)
                 } else {
-                    let shares = LeaseSplit.split(
-                        capacity: limitValue, claims: claims.map { .init(agent: $0.key, demand: $0.value.demand) },
+                    let shares = LeaseSplit.rate(
+                        capacity: limitValue,
+                        claims: claims.map {
+                            .init(agent: $0.key, demand: $0.value.demand, held: $0.value.held.map(Double.init))
+                        },
                         minimumPercent: minimumPercent)
                     grant = shares[instance] ?? 0
+                    let trimmed = Self.burst(for: instance, in: &claims, rate: grant, limit: limitValue)
+                    burst = trimmed < grant ? trimmed : nil
                 }
                 state.claims[key] = claims
                 answer.grants.append(
                     LeaseGrant(
                         scopeKind: demand.scopeKind, scope: demand.scope, limit: demand.limit,
-                        perMinute: grant, validSeconds: leaseSeconds))
+                        perMinute: grant, validSeconds: leaseSeconds, burst: burst))
                 answer.activeAgents[key] = claims.count
             }
             // Forget limits nobody has claimed for a lease time.
@@ -135,24 +154,47 @@ public final class LeaseBook: Sendable {
         return (settings.leaseSeconds, settings.leaseMinimumSharePercent, zone, fallback)
     }
 
-    /// The cap on `instance`'s own spend in a budget's window.
+    /// What an agent enforces for a quota before its first grant: the fallback's cap.
+    private static func fallbackCap(_ demand: LeaseDemand, fallback: LeaseFallback) -> Int {
+        guard let limit = LeaseLimit(rawValue: demand.limit), limit.isQuota else { return 0 }
+        if limit.isSpend {
+            return Int(fallback.spendCap(forBudget: Cost(picoUSD: Int64(demand.limitValue)))?.picoUSD ?? 0)
+        }
+        return fallback.countCap(forQuota: demand.limitValue) ?? demand.limitValue
+    }
+
+    /// How far `instance`'s bucket may fill under a rate share of `rate`: what the limit
+    /// leaves after the other agents' buckets, each counted at the most it may hold (the
+    /// larger of what it held when it renewed and its burst). A share that shrank keeps what
+    /// its bucket held, so until that is spent the others' bursts are trimmed; the fleet's
+    /// buckets together never hold more than the limit, beyond one call per agent (a full
+    /// bucket admits one call whatever its size).
+    private static func burst(for instance: String, in claims: inout [String: Claim], rate: Int, limit: Int) -> Int {
+        let others = claims.filter { $0.key != instance }.values.map { max($0.held ?? 0, $0.burst) }.reduce(0, +)
+        let burst = max(0, min(rate, limit - others))
+        claims[instance]?.burst = burst
+        return burst
+    }
+
+    /// The cap on `instance`'s own use in a quota's window (pico-USD of a budget, or
+    /// requests of a daily count).
     ///
-    /// Caps are granted so that, together with what agents no longer active spent, they
-    /// never add up to more than the budget: an agent gets its share (by ``LeaseSplit``) of
-    /// what nobody has spent yet, but no more than what the other agents' caps leave, and
-    /// never less than it has already spent. Agents holding more than their share give it
+    /// Caps are granted so that, together with what agents no longer active used, they
+    /// never add up to more than the quota: an agent gets its share (by ``LeaseSplit``) of
+    /// what nobody has used yet, but no more than what the other agents' caps leave, and
+    /// never less than it has already used. Agents holding more than their share give it
     /// back when they renew, so caps follow demand within a few cycles. Another agent counts
-    /// at the most it may spend: its spend, its new cap, or the cap it enforces until that
+    /// at the most it may use: its use, its new cap, or the cap it enforces until that
     /// answer reaches it (a cap given back is not handed out again while it is still held).
-    private static func budgetCap(
-        for instance: String, in claims: inout [String: Claim], budget: Int, fleetSpent: Int,
+    private static func quotaCap(
+        for instance: String, in claims: inout [String: Claim], quota budget: Int, fleetUsed fleetSpent: Int,
         minimumPercent: Int
     ) -> Int {
         let activeOwn = claims.values.map(\.own).reduce(0, +)
-        // Spend in the rollups beyond what active agents report is by agents gone away.
+        // Use in the rollups beyond what active agents report is by agents gone away.
         let departed = max(0, fleetSpent - activeOwn)
         let unspent = max(0, budget - departed - activeOwn)
-        let shares = LeaseSplit.split(
+        let shares = LeaseSplit.quota(
             capacity: unspent, claims: claims.map { .init(agent: $0.key, demand: $0.value.demand) },
             minimumPercent: minimumPercent)
         let own = claims[instance]?.own ?? 0
@@ -163,25 +205,29 @@ public final class LeaseBook: Sendable {
         return cap
     }
 
-    /// Usage was applied through this process: budgets' spend is read afresh.
+    /// Usage was applied through this process: quotas' use is read afresh.
     public func usageArrived() {
         state.withLock { $0.spend.removeAll() }
     }
 
-    /// The fleet's spend by scope name in the day or month containing now, from the
-    /// rollups (as the budget watcher reads them). Cached until usage arrives here, and for
-    /// at most a second (another replica may have taken some).
-    private func fleetSpend(
-        _ dimension: UsageQuery.Dimension, limit: LeaseLimit, zone: TimeZoneRules,
-        now: ContinuousClock.Instant
-    ) async throws -> [String: Int64] {
+    /// The fleet's requests and spend by scope name in the day or month containing now,
+    /// from the rollups (as the budget watcher reads them). Cached until usage arrives here,
+    /// and for at most a second (another replica may have taken some).
+    private func fleetUse(
+        _ dimension: UsageQuery.Dimension, daily: Bool, zone: TimeZoneRules, now: ContinuousClock.Instant
+    ) async throws -> [String: WindowUse] {
         let seconds = Int64(Date().timeIntervalSince1970)
-        let start = limit == .dailySpend ? zone.startOfDay(containing: seconds) : zone.startOfMonth(containing: seconds)
-        let end = limit == .dailySpend ? zone.startOfNextDay(after: seconds) : zone.startOfNextMonth(after: seconds)
+        let start = daily ? zone.startOfDay(containing: seconds) : zone.startOfMonth(containing: seconds)
+        let end = daily ? zone.startOfNextDay(after: seconds) : zone.startOfNextMonth(after: seconds)
         let window = SpendWindow(dimension: dimension, start: start)
         if let cached = state.withLock({ $0.spend[window] }), now - cached.readAt < .seconds(1) { return cached.byName }
         let rows = try await store.usage(UsageQuery(groupBy: [dimension], from: start - start % 3600, to: end))
-        let byName = Dictionary(rows.map { ($0.group[dimension.rawValue] ?? "", $0.costPicoUSD) }, uniquingKeysWith: +)
+        var byName: [String: WindowUse] = [:]
+        for row in rows {
+            let name = row.group[dimension.rawValue] ?? ""
+            byName[name, default: WindowUse()].requests += row.requests
+            byName[name, default: WindowUse()].costPicoUSD += row.costPicoUSD
+        }
         state.withLock { $0.spend[window] = (now, byName) }
         return byName
     }

@@ -1,28 +1,86 @@
-/// How a fleet-wide per-minute limit is shared among the agents enforcing it.
+/// How a fleet-wide limit is shared among the agents enforcing it.
 ///
-/// Each active agent first gets a floor, so a quiet agent is never starved by busy ones:
-/// a percentage of an even split, but no more than its demand plus a quarter (a floor it
-/// does not use would be capacity nobody gets) and no less than a tenth of the full floor
-/// (so an idle agent can serve its next calls before its next renewal). What is left goes
-/// to the agents in proportion to their demand beyond their floor. When the fleet wants
-/// less than the limit, every agent gets its demand and the spare is split evenly, as
-/// headroom for bursts. Shares are whole units and add up to exactly the capacity: never
-/// more than the limit leaves the control plane.
+/// A rate (requests or tokens per minute) is split max-min fair (``rate(capacity:claims:minimumPercent:)``):
+/// an agent wanting no more than an even split gets all it wants; what is left is split
+/// evenly among the agents that want more, again giving all it wants to any that wants
+/// less than that, and so on (water-filling). When the fleet wants less than the limit,
+/// every agent gets its want and the spare is split evenly, as headroom.
+///
+/// What an agent wants is its demand, steered by what its bucket holds: each agent keeps a
+/// reserve of a quarter minute of its demand, so a quiet agent is not refused between
+/// renewals, and asks for more while below it and less while above. Its rate then matches
+/// its demand on average, and the capacity a fixed headroom would leave to fill a quiet
+/// agent's full bucket goes to the agents that want it.
+///
+/// A quota (requests per day, a budget) is split in proportion to demand above a floor
+/// (``quota(capacity:claims:minimumPercent:)``): it is an amount for the rest of a window,
+/// not a rate, so recent demand weighs what each agent will need.
+///
+/// Shares are whole units and add up to exactly the capacity: never more than the limit
+/// leaves the control plane.
 public enum LeaseSplit {
-    /// One agent's demand for a limit, in units per minute (admitted plus refused).
+    /// One agent's demand for a limit, in units per minute (admitted plus refused), and
+    /// for a rate what its bucket holds now (whole units), when it says.
     public struct Claim: Sendable, Equatable {
         public var agent: String
         public var demand: Double
+        public var held: Double?
 
-        public init(agent: String, demand: Double) {
+        public init(agent: String, demand: Double, held: Double? = nil) {
             self.agent = agent
             self.demand = demand
+            self.held = held
         }
     }
 
-    /// Shares of `capacity` for `claims`, by agent. `minimumPercent` of an even split is
-    /// every agent's floor (0 to 100).
-    public static func split(capacity: Int, claims: [Claim], minimumPercent: Int) -> [String: Int] {
+    /// The reserve an agent's bucket is steered to, in minutes of its demand.
+    public static let reserveMinutes = 0.25
+    /// How fast a bucket is steered back to its reserve: the gap is closed over this long.
+    public static let steeringMinutes = 0.25
+    /// What an agent that does not say what its bucket holds wants beyond its demand.
+    public static let headroom = 1.25
+
+    /// What one claim wants per minute: its demand steered by its bucket toward the
+    /// reserve, and never less than `idleFloor`.
+    public static func want(_ claim: Claim, idleFloor: Double) -> Double {
+        let demand = claim.demand.isFinite ? max(0, claim.demand) : 0
+        guard let held = claim.held, held.isFinite else { return max(demand * headroom, idleFloor) }
+        let steered = demand + (demand * reserveMinutes - max(0, held)) / steeringMinutes
+        return max(steered, idleFloor)
+    }
+
+    /// Shares of a rate `capacity` for `claims`, max-min fair, by agent. An idle agent's
+    /// floor is a tenth of `minimumPercent` (0 to 100) of an even split.
+    public static func rate(capacity: Int, claims: [Claim], minimumPercent: Int) -> [String: Int] {
+        guard !claims.isEmpty, capacity > 0 else {
+            return Dictionary(claims.map { ($0.agent, 0) }, uniquingKeysWith: { first, _ in first })
+        }
+        let total = Double(capacity)
+        let count = Double(claims.count)
+        let idleFloor = total / count * Double(min(100, max(0, minimumPercent))) / 1_000
+        let wants = claims.map { want($0, idleFloor: idleFloor) }
+        let wanted = wants.reduce(0, +)
+        let shares: [Double]
+        if wanted <= total {
+            let spare = (total - wanted) / count
+            shares = wants.map { $0 + spare }
+        } else {
+            let level = waterLevel(wants, capacity: total)
+            shares = wants.map { min($0, level) }
+        }
+        return apportion(shares, capacity: capacity, agents: claims.map(\.agent))
+    }
+
+    /// Shares of a quota `capacity` for `claims`, by agent.
+    ///
+    /// Each active agent first gets a floor, so a quiet agent is never starved by busy ones:
+    /// `minimumPercent` of an even split, but no more than its demand plus a quarter (a
+    /// floor it does not use would be capacity nobody gets) and no less than a tenth of the
+    /// full floor (so an idle agent can serve its next calls before its next renewal). What
+    /// is left goes to the agents in proportion to their demand beyond their floor. When the
+    /// fleet wants less than the limit, every agent gets its demand and the spare is split
+    /// evenly.
+    public static func quota(capacity: Int, claims: [Claim], minimumPercent: Int) -> [String: Int] {
         guard !claims.isEmpty, capacity > 0 else {
             return Dictionary(claims.map { ($0.agent, 0) }, uniquingKeysWith: { first, _ in first })
         }
@@ -30,7 +88,7 @@ public enum LeaseSplit {
         let count = Double(claims.count)
         let fullFloor = total / count * Double(min(100, max(0, minimumPercent))) / 100
         let demands = claims.map { $0.demand.isFinite ? max(0, $0.demand) : 0 }
-        let floors = demands.map { min(fullFloor, max($0 * 1.25, fullFloor / 10)) }
+        let floors = demands.map { min(fullFloor, max($0 * headroom, fullFloor / 10)) }
         let pool = total - floors.reduce(0, +)
         let needs = zip(demands, floors).map { max(0, $0 - $1) }
         let needed = needs.reduce(0, +)
@@ -42,6 +100,18 @@ public enum LeaseSplit {
             shares = zip(floors, needs).map { $0 + $1 + spare }
         }
         return apportion(shares, capacity: capacity, agents: claims.map(\.agent))
+    }
+
+    /// The level λ at which `wants` capped at λ add up to `capacity` (wants add up to more).
+    private static func waterLevel(_ wants: [Double], capacity: Double) -> Double {
+        let sorted = wants.sorted()
+        var left = capacity
+        for (index, want) in sorted.enumerated() {
+            let even = left / Double(sorted.count - index)
+            if want >= even { return even }
+            left -= want
+        }
+        return sorted.last ?? 0
     }
 
     /// Whole units summing to `capacity`: each share rounded down, then the units left over
@@ -102,6 +172,17 @@ public enum LeaseFallback: Sendable, Equatable {
         }
     }
 
+    /// The local cap on this agent's own count in a window for a fleet quota of `limit`
+    /// (requests per day), or nil for no cap: rounded down like a budget, since a fleet
+    /// quota is not a rate and may be small.
+    public func countCap(forQuota limit: Int) -> Int? {
+        switch self {
+        case .fraction(let fraction): Int((Double(limit) * fraction).rounded(.down))
+        case .zero: 0
+        case .unlimited: nil
+        }
+    }
+
     /// The per-minute capacity for a fleet limit of `limit`, or nil for no limit.
     public func capacity(forLimit limit: Int) -> Int? {
         switch self {
@@ -114,8 +195,8 @@ public enum LeaseFallback: Sendable, Equatable {
 
 /// The limits that are shared by the fleet and split by leases, on named scopes (keys,
 /// projects, teams, services, models): requests and tokens per minute (a share of the rate)
-/// and daily and monthly spend (a share of what the fleet has left in the window). End
-/// users' limits, requests per day and parallel calls are not leased.
+/// and requests per day and daily and monthly spend (a share of what the fleet has left in
+/// the window). End users' limits and parallel calls are not leased.
 public enum FleetLimits {
     public static let leasedKinds: Set<Scope.Kind> = [.key, .project, .team, .service, .model]
 
@@ -123,17 +204,26 @@ public enum FleetLimits {
     public struct Shares: Sendable, Equatable {
         public var requestsPerMinute: Int?
         public var tokensPerMinute: Int?
+        /// Bucket sizes below the rate, when the control plane trimmed them.
+        public var requestBurst: Int?
+        public var tokenBurst: Int?
+        /// The most requests this agent may have admitted in the current day.
+        public var dailyRequestCap: Int?
         /// The most this agent may have spent in the current day (its own spend when the
         /// lease was granted, plus the amount granted).
         public var dailySpendCap: Cost?
         public var monthlySpendCap: Cost?
 
         public init(
-            requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, dailySpendCap: Cost? = nil,
+            requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, requestBurst: Int? = nil,
+            tokenBurst: Int? = nil, dailyRequestCap: Int? = nil, dailySpendCap: Cost? = nil,
             monthlySpendCap: Cost? = nil
         ) {
             self.requestsPerMinute = requestsPerMinute
             self.tokensPerMinute = tokensPerMinute
+            self.requestBurst = requestBurst
+            self.tokenBurst = tokenBurst
+            self.dailyRequestCap = dailyRequestCap
             self.dailySpendCap = dailySpendCap
             self.monthlySpendCap = monthlySpendCap
         }
@@ -148,9 +238,14 @@ public enum FleetLimits {
         let rates = rateFallback ?? fallback
         if let rpm = limits.requestsPerMinute {
             local.requestsPerMinute = shares.requestsPerMinute ?? rates.capacity(forLimit: rpm)
+            local.requestBurst = shares.requestsPerMinute == nil ? nil : shares.requestBurst
         }
         if let tpm = limits.tokensPerMinute {
             local.tokensPerMinute = shares.tokensPerMinute ?? rates.capacity(forLimit: tpm)
+            local.tokenBurst = shares.tokensPerMinute == nil ? nil : shares.tokenBurst
+        }
+        if let perDay = limits.requestsPerDay {
+            local.requestsPerDay = shares.dailyRequestCap ?? fallback.countCap(forQuota: perDay)
         }
         if let daily = limits.dailySpend {
             local.dailySpend = shares.dailySpendCap ?? fallback.spendCap(forBudget: daily)

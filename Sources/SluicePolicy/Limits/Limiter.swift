@@ -71,10 +71,13 @@ public final class Limiter: Sendable {
     /// The slot for a named scope, created on first use; its limits are replaced with `limits`.
     ///
     /// `fleet` is the limit as the policy states it when `limits` is this agent's share of
-    /// it: a refusal then names both.
-    public func bind(_ scope: Scope, limits: Limits, fleet: Limits? = nil) -> Int32 {
+    /// it: a refusal then names both, and a call is too large only for the fleet's limit.
+    /// With `keepingLevels`, per-minute buckets whose size shrinks keep what they hold (a
+    /// lease share that moved to other agents: the control plane counts what this one still
+    /// holds); otherwise they are cut to the new size.
+    public func bind(_ scope: Scope, limits: Limits, fleet: Limits? = nil, keepingLevels: Bool = false) -> Int32 {
         state.withLock { state in
-            let slot = state.bind(scope, limits: limits)
+            let slot = state.bind(scope, limits: limits, keepingLevels: keepingLevels)
             state.slots[Int(slot)].fleet = fleet == limits ? nil : fleet
             return slot
         }
@@ -216,15 +219,30 @@ public final class Limiter: Sendable {
         }
     }
 
-    /// What one scope has spent in its current day and month windows (reserved calls
-    /// included), or nil when it has no slot.
-    public func windowSpend(_ scope: Scope, now: Int64, dayNumber: Int64, monthNumber: Int64) -> (
-        day: Cost, month: Cost
-    )? {
+    /// What one scope has used of its limits, as a lease renewal reports it.
+    public struct ScopeUse: Sendable, Equatable {
+        /// Requests admitted in the current day window (calls in flight included).
+        public var dayRequests: Int
+        /// Spend in the current day and month windows (reserved calls included).
+        public var daySpend: Cost
+        public var monthSpend: Cost
+        /// Whole requests and tokens the per-minute buckets hold now (nil without the limit).
+        public var requestsHeld: Int?
+        public var tokensHeld: Int?
+    }
+
+    /// What one scope has used in its current windows and holds in its buckets, or nil when
+    /// it has no slot.
+    public func use(of scope: Scope, now: Int64, dayNumber: Int64, monthNumber: Int64) -> ScopeUse? {
         state.withLock { state in
             guard let index = state.index[scope] else { return nil }
             state.slots[Int(index)].refresh(now: now, dayNumber: dayNumber, monthNumber: monthNumber)
-            return (state.slots[Int(index)].daySpend, state.slots[Int(index)].monthSpend)
+            let slot = state.slots[Int(index)]
+            return ScopeUse(
+                dayRequests: slot.dayRequests, daySpend: slot.daySpend, monthSpend: slot.monthSpend,
+                requestsHeld: slot.limits.requestsPerMinute.map { _ in Int(max(0, slot.requestLevel / SlotState.scale))
+                },
+                tokensHeld: slot.limits.tokensPerMinute.map { _ in Int(max(0, slot.tokenLevel / SlotState.scale)) })
         }
     }
 
@@ -249,9 +267,9 @@ private struct LimiterState {
     var userSlots: [String: Int32] = [:]
     var freeSlots: [Int32] = []
 
-    mutating func bind(_ scope: Scope, limits: Limits) -> Int32 {
+    mutating func bind(_ scope: Scope, limits: Limits, keepingLevels: Bool = false) -> Int32 {
         if let existing = index[scope] {
-            slots[Int(existing)].update(limits)
+            slots[Int(existing)].update(limits, keepingLevels: keepingLevels)
             return existing
         }
         let slot: Int32
@@ -316,20 +334,32 @@ private struct SlotState {
     init(scope: Scope, limits: Limits) {
         self.scope = scope
         self.limits = limits
-        requestLevel = Self.capacity(limits.requestsPerMinute)
-        tokenLevel = Self.capacity(limits.tokensPerMinute)
+        requestLevel = Self.requestCapacity(limits)
+        tokenLevel = Self.tokenCapacity(limits)
     }
 
-    static func capacity(_ perMinute: Int?) -> Int64 { units(perMinute ?? 0) }
+    /// The most the request bucket holds: its burst when trimmed, else a minute's rate.
+    static func requestCapacity(_ limits: Limits) -> Int64 {
+        units(min(limits.requestBurst ?? .max, limits.requestsPerMinute ?? 0))
+    }
 
-    /// New limits from a reload: a bucket that did not exist starts full, one that shrank is
-    /// clamped, and everything already counted stays counted.
-    mutating func update(_ newLimits: Limits) {
+    static func tokenCapacity(_ limits: Limits) -> Int64 {
+        units(min(limits.tokenBurst ?? .max, limits.tokensPerMinute ?? 0))
+    }
+
+    /// New limits from a reload or a lease: a bucket that did not exist starts full, one that
+    /// grew fills at its rate (not at once), one that shrank is cut to its new size unless
+    /// `keepingLevels`, and everything already counted stays counted.
+    mutating func update(_ newLimits: Limits, keepingLevels: Bool = false) {
         guard newLimits != limits else { return }
-        if limits.requestsPerMinute == nil { requestLevel = Self.capacity(newLimits.requestsPerMinute) }
-        if limits.tokensPerMinute == nil { tokenLevel = Self.capacity(newLimits.tokensPerMinute) }
-        requestLevel = min(requestLevel, Self.capacity(newLimits.requestsPerMinute))
-        tokenLevel = min(tokenLevel, Self.capacity(newLimits.tokensPerMinute))
+        if limits.requestsPerMinute == nil { requestLevel = Self.requestCapacity(newLimits) }
+        if limits.tokensPerMinute == nil { tokenLevel = Self.tokenCapacity(newLimits) }
+        if !keepingLevels || newLimits.requestsPerMinute == nil {
+            requestLevel = min(requestLevel, Self.requestCapacity(newLimits))
+        }
+        if !keepingLevels || newLimits.tokensPerMinute == nil {
+            tokenLevel = min(tokenLevel, Self.tokenCapacity(newLimits))
+        }
         limits = newLimits
     }
 
@@ -363,15 +393,27 @@ private struct SlotState {
         }
         let micros = (now - lastRefill) / 1000
         lastRefill += micros * 1000  // the sub-microsecond rest counts towards the next refill
-        requestLevel = Self.refilled(requestLevel, micros: micros, perMinute: limits.requestsPerMinute)
-        tokenLevel = Self.refilled(tokenLevel, micros: micros, perMinute: limits.tokensPerMinute)
+        requestLevel = Self.refilled(
+            requestLevel, micros: micros, perMinute: limits.requestsPerMinute, capacity: Self.requestCapacity(limits))
+        tokenLevel = Self.refilled(
+            tokenLevel, micros: micros, perMinute: limits.tokensPerMinute, capacity: Self.tokenCapacity(limits))
     }
 
-    private static func refilled(_ level: Int64, micros: Int64, perMinute: Int?) -> Int64 {
-        guard let perMinute else { return level }
+    /// A bucket above its size (it kept what it held when its share shrank) does not refill
+    /// until it is spent below it.
+    private static func refilled(_ level: Int64, micros: Int64, perMinute: Int?, capacity: Int64) -> Int64 {
+        guard let perMinute, level < capacity else { return level }
         let (gain, overflow) = micros.multipliedReportingOverflow(by: Int64(perMinute))
         let (sum, overflow2) = level.addingReportingOverflow(overflow ? .max : gain)
-        return min(capacity(perMinute), overflow2 ? .max : sum)
+        return min(capacity, overflow2 ? .max : sum)
+    }
+
+    /// Whether a bucket admits a call needing `need` units. A full bucket admits any call the
+    /// limit allows at all, going into debt: a share trimmed below one call (a large call
+    /// under a small token share, or a burst of less than one request) still passes at its
+    /// rate, and the fleet goes over by at most one call per agent.
+    private static func admits(level: Int64, need: Int64, perMinute: Int, capacity: Int64) -> Bool {
+        level >= need || (perMinute > 0 && level >= 0 && level >= capacity)
     }
 
     /// The first limit `demand` does not fit, and when it would.
@@ -379,19 +421,24 @@ private struct SlotState {
         if let max = limits.maxParallelRequests, inFlight + 1 > max {
             return (.maxParallelRequests, nil)
         }
-        if let rpm = limits.requestsPerMinute, requestLevel < Self.scale {
-            return (.requestsPerMinute, rpm > 0 ? nanosToRefill(Self.scale - requestLevel, perMinute: rpm) : nil)
+        if let rpm = limits.requestsPerMinute,
+            !Self.admits(level: requestLevel, need: Self.scale, perMinute: rpm, capacity: Self.requestCapacity(limits))
+        {
+            let wanted = min(Self.scale, max(0, Self.requestCapacity(limits)))
+            return (.requestsPerMinute, rpm > 0 ? nanosToRefill(wanted - requestLevel, perMinute: rpm) : nil)
         }
         if let rpd = limits.requestsPerDay, dayRequests + 1 > rpd {
             return (.requestsPerDay, nextDayStart - now)
         }
-        if let tpm = limits.tokensPerMinute, Self.units(demand.tokens) > tokenLevel {
-            // A demand bigger than the whole bucket can never fit: say so rather than
-            // inviting a retry that cannot succeed.
-            return (
-                .tokensPerMinute,
-                demand.tokens > tpm ? nil : nanosToRefill(Self.units(demand.tokens) - tokenLevel, perMinute: tpm)
-            )
+        if let tpm = limits.tokensPerMinute {
+            let need = Self.units(demand.tokens)
+            // A demand bigger than the whole limit can never fit: say so rather than inviting
+            // a retry that cannot succeed. Under a leased share the fleet's limit is the whole.
+            if demand.tokens > (fleet?.tokensPerMinute ?? tpm) { return (.tokensPerMinute, nil) }
+            if !Self.admits(level: tokenLevel, need: need, perMinute: tpm, capacity: Self.tokenCapacity(limits)) {
+                let wanted = min(need, max(0, Self.tokenCapacity(limits)))
+                return (.tokensPerMinute, tpm > 0 ? nanosToRefill(wanted - tokenLevel, perMinute: tpm) : nil)
+            }
         }
         if let daily = limits.dailySpend, daySpend + demand.cost > daily {
             return (.dailySpend, demand.cost > daily ? nil : nextDayStart - now)
@@ -424,11 +471,11 @@ private struct SlotState {
 
     mutating func settle(_ reservation: Reservation, tokens: Int, cost: Cost) {
         inFlight = max(0, inFlight - 1)
-        if let tpm = limits.tokensPerMinute {
+        if limits.tokensPerMinute != nil {
             let adjusted = tokenLevel.addingReportingOverflow(
                 Self.units(reservation.demand.tokens) &- Self.units(tokens)
             ).partialValue
-            tokenLevel = min(Self.capacity(tpm), adjusted)
+            tokenLevel = min(max(Self.tokenCapacity(limits), tokenLevel), adjusted)
         }
         // In the window it was reserved in, the estimate is swapped for the actual; if the
         // window rolled meanwhile the estimate went with it, and the actual lands in the new one.
@@ -439,9 +486,12 @@ private struct SlotState {
 
     mutating func release(_ reservation: Reservation) {
         inFlight = max(0, inFlight - 1)
-        if let rpm = limits.requestsPerMinute { requestLevel = min(Self.capacity(rpm), requestLevel + Self.scale) }
-        if let tpm = limits.tokensPerMinute {
-            tokenLevel = min(Self.capacity(tpm), tokenLevel &+ Self.units(reservation.demand.tokens))
+        if limits.requestsPerMinute != nil {
+            requestLevel = min(max(Self.requestCapacity(limits), requestLevel), requestLevel + Self.scale)
+        }
+        if limits.tokensPerMinute != nil {
+            tokenLevel = min(
+                max(Self.tokenCapacity(limits), tokenLevel), tokenLevel &+ Self.units(reservation.demand.tokens))
         }
         if dayNumber == reservation.dayNumber {
             dayRequests = max(0, dayRequests - 1)
@@ -460,7 +510,7 @@ private struct SlotState {
         if let rpm = limits.requestsPerMinute {
             let window = RateLimitStatus.Window(
                 limit: rpm, remaining: max(0, Int(requestLevel / Self.scale)),
-                resetNanoseconds: nanosToRefill(Self.capacity(rpm) - requestLevel, perMinute: rpm))
+                resetNanoseconds: nanosToRefill(Self.requestCapacity(limits) - requestLevel, perMinute: rpm))
             if tighter(window, than: status.requests) { status.requests = window }
         }
         if let rpd = limits.requestsPerDay {
@@ -471,7 +521,7 @@ private struct SlotState {
         if let tpm = limits.tokensPerMinute {
             let window = RateLimitStatus.Window(
                 limit: tpm, remaining: max(0, Int(tokenLevel / Self.scale)),
-                resetNanoseconds: nanosToRefill(Self.capacity(tpm) - tokenLevel, perMinute: tpm))
+                resetNanoseconds: nanosToRefill(Self.tokenCapacity(limits) - tokenLevel, perMinute: tpm))
             if tighter(window, than: status.tokens) { status.tokens = window }
         }
     }
@@ -499,17 +549,20 @@ private struct SlotState {
                     + "minute\(share(fleet?.requestsPerMinute, rpm))\(retryText)",
                 rule: rule, retryAfterSeconds: retry)
         case .requestsPerDay:
+            let perDay = limits.requestsPerDay ?? 0
             return Denial(
                 .rateLimited,
-                "rate limit reached: \(scope) allows \(limits.requestsPerDay ?? 0) requests per day\(retryText)",
+                "rate limit reached: \(scope) allows \(perDay) requests per "
+                    + "day\(share(fleet?.requestsPerDay, perDay))\(retryText)",
                 rule: rule, retryAfterSeconds: retry)
         case .tokensPerMinute:
             let limit = limits.tokensPerMinute ?? 0
-            if demand.tokens > limit {
+            let whole = fleet?.tokensPerMinute ?? limit
+            if demand.tokens > whole {
                 return Denial(
                     .requestTooLarge,
                     "this request may use up to \(demand.tokens) tokens (prompt estimate + max_tokens),"
-                        + " more than the \(limit) tokens per minute \(scope) allows; lower max_tokens",
+                        + " more than the \(whole) tokens per minute \(scope) allows; lower max_tokens",
                     rule: rule)
             }
             return Denial(
@@ -558,8 +611,8 @@ private struct SlotState {
             && (limits.requestsPerDay == nil || dayRequests == 0)
             && (limits.dailySpend == nil || daySpend <= .zero)
             && (limits.monthlySpend == nil || monthSpend <= .zero)
-            && requestLevel >= Self.capacity(limits.requestsPerMinute)
-            && tokenLevel >= Self.capacity(limits.tokensPerMinute)
+            && requestLevel >= Self.requestCapacity(limits)
+            && tokenLevel >= Self.tokenCapacity(limits)
     }
 }
 

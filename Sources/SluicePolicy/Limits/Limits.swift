@@ -9,6 +9,12 @@ public struct Limits: Sendable, Hashable {
     public var dailySpend: Cost?
     /// Spend per calendar month in the policy's time zone.
     public var monthlySpend: Cost?
+    /// How many requests the bucket may hold when that is less than `requestsPerMinute`: a
+    /// leased share whose burst the control plane trimmed because other agents still hold
+    /// what they were granted before. Never set by configuration.
+    public var requestBurst: Int?
+    /// The same for `tokensPerMinute`.
+    public var tokenBurst: Int?
 
     public init(
         requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, requestsPerDay: Int? = nil,
