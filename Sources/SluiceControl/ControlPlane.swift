@@ -197,9 +197,9 @@ public final class ControlPlane: Service, Sendable {
             }
             // The server first: a service group stops in reverse order, so the publisher
             // ends waiting long-polls before the server drains.
-            try await ServiceGroup(
-                configuration: .init(services: [application, budgets, publisher], logger: logger)
-            ).run()
+            var services: [any Service] = [application, budgets, publisher]
+            if let postgres { services.append(LeaseCoordinator(store: postgres, book: api.leases, logger: logger)) }
+            try await ServiceGroup(configuration: .init(services: services, logger: logger)).run()
             // Everything that used the store has stopped: close the pool.
             group.cancelAll()
         }

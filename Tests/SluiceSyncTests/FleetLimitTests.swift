@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import SluiceAgent
 import SluicePolicy
 import SluiceTestSupport
@@ -107,6 +108,47 @@ struct FleetLimitTests {
         }
     }
 
+    /// Sends calls on schedule from every agent until the last window ends (open loop: calls
+    /// leave whatever the answers, each agent from a phase spread over its period so they do
+    /// not call in step): busy agents 3 a second, the others 0.3. Counts the answers to calls
+    /// sent within each window, and in `unexpected` the refusals of agents not busy.
+    static func openLoop(
+        ports: [Int], key: String, busy: Range<Int>, start: ContinuousClock.Instant,
+        windows: [(start: ContinuousClock.Instant, end: ContinuousClock.Instant)], group: any EventLoopGroup
+    ) async throws -> [Tally] {
+        let tallies = windows.map { _ in Tally() }
+        let end = windows.map(\.end).max() ?? start
+        let chat = #"{"model":"gpt-test","messages":[{"role":"user","content":"Hello there"}]}"#
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            for (index, port) in ports.enumerated() {
+                let period: Duration = busy.contains(index) ? .milliseconds(333) : .milliseconds(3_333)
+                var next = start + period * (Double(index) / Double(ports.count))
+                while next < end {
+                    let sentAt = next
+                    tasks.addTask {
+                        try await Task.sleep(until: sentAt)
+                        let response = try await TestHTTPClient.post(
+                            "/v1/chat/completions", json: chat, headers: [("Authorization", "Bearer \(key)")],
+                            port: port, group: group)
+                        #expect(
+                            response.status == 200 || response.status == 429,
+                            "agent \(index): \(response.status) \(response.text)")
+                        for (window, tally) in zip(windows, tallies) where sentAt >= window.start && sentAt < window.end
+                        {
+                            tally.record(agent: index, admitted: response.status == 200)
+                            if !busy.contains(index), response.status != 200 {
+                                tally.unexpected.withLock { $0.append("agent \(index): \(response.text)") }
+                            }
+                        }
+                    }
+                    next = next + period
+                }
+            }
+            try await tasks.waitForAll()
+        }
+        return tallies
+    }
+
     @Test("8 agent processes, uneven open-loop demand: 95 % of the limit used, ≤ 2 % + 1/agent over, quiet served")
     func unevenOpenLoopDemand() async throws {
         try await SyncHarness.with { harness in
@@ -124,40 +166,11 @@ struct FleetLimitTests {
                     })
             }
             let busy = 0..<2
-            let warmUp = Duration.seconds(40)
             let measured = 40
-            let tally = Tally()
             let start = ContinuousClock.now
-            let window = (start: start + warmUp, end: start + warmUp + .seconds(measured))
-            let chat = #"{"model":"gpt-test","messages":[{"role":"user","content":"Hello there"}]}"#
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for (index, port) in ports.enumerated() {
-                    let period: Duration = busy.contains(index) ? .milliseconds(333) : .milliseconds(3_333)
-                    // Open loop: calls leave on schedule whatever the answers, from a phase
-                    // spread over the period so the agents do not call in step.
-                    var next = start + period * (Double(index) / 8)
-                    while next < window.end {
-                        let sentAt = next
-                        group.addTask {
-                            try await Task.sleep(until: sentAt)
-                            let response = try await TestHTTPClient.post(
-                                "/v1/chat/completions", json: chat, headers: [("Authorization", "Bearer \(key)")],
-                                port: port, group: harness.group)
-                            #expect(
-                                response.status == 200 || response.status == 429,
-                                "agent \(index): \(response.status) \(response.text)")
-                            if sentAt >= window.start {
-                                tally.record(agent: index, admitted: response.status == 200)
-                                if !busy.contains(index), response.status != 200 {
-                                    tally.unexpected.withLock { $0.append("agent \(index): \(response.text)") }
-                                }
-                            }
-                        }
-                        next = next + period
-                    }
-                }
-                try await group.waitForAll()
-            }
+            let window = (start: start + .seconds(40), end: start + .seconds(40 + measured))
+            let tally = try await Self.openLoop(
+                ports: ports, key: key, busy: busy, start: start, windows: [window], group: harness.group)[0]
             let counts = tally.counts.withLock { $0 }
             let admitted = counts.values.map(\.admitted).reduce(0, +)
             let allowed = Double(perMinute * measured) / 60

@@ -277,18 +277,30 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
         return agent
     }
 
-    /// An agent as its own process: the `sluice-agent` binary built beside the tests, linked
-    /// to the control plane, flushing and renewing leases every `flushSeconds`. Returns once
-    /// it listens; it is ready when its `/readyz` answers 200.
+    /// An agent as its own process on this harness's control plane, flushing and renewing
+    /// leases every `flushSeconds`; stopped at shutdown. Ready when its `/readyz` answers 200.
     func startAgentProcess(id: String, flushSeconds: Double = 1) async throws -> ExternalProcess {
+        let process = try await Self.launchAgentProcess(
+            id: id, controlURL: controlURL, token: try await agentToken(id), publicKey: publicKeyText,
+            directory: directory, group: group, flushSeconds: flushSeconds)
+        startedProcesses.withLock { $0.append(process) }
+        return process
+    }
+
+    /// The `sluice-agent` binary built beside the tests, as its own process, linked to the
+    /// control plane at `controlURL` with `token`. Returns once it listens.
+    static func launchAgentProcess(
+        id: String, controlURL: String, token: String, publicKey: String, directory: TemporaryDirectory,
+        group: any EventLoopGroup, flushSeconds: Double = 1
+    ) async throws -> ExternalProcess {
         let tokenFile = directory.file("\(id).token")
         let keyFile = directory.file("\(id).pub")
-        try try await agentToken(id).write(toFile: tokenFile, atomically: true, encoding: .utf8)
-        try publicKeyText.write(toFile: keyFile, atomically: true, encoding: .utf8)
+        try token.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        try publicKey.write(toFile: keyFile, atomically: true, encoding: .utf8)
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
             .appendingPathComponent("sluice-agent").path
         let port = try await ExternalProcess.freePort(group: group)
-        let process = try await ExternalProcess(
+        return try await ExternalProcess(
             executable: binary,
             arguments: [
                 "--control-plane", controlURL, "--agent-token-file", tokenFile, "--policy-public-key", keyFile,
@@ -301,8 +313,6 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
                 "SLUICE_KEY_PEPPER": Self.pepper.reveal(),
             ],
             stderrPath: directory.file("\(id).stderr"))
-        startedProcesses.withLock { $0.append(process) }
-        return process
     }
 
     /// Stops every agent still running, the control plane, the mock and the event loops.

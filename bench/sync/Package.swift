@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// The agent ↔ control plane benchmark: 50 agents sharing a team limit by leases, revocation
+// The agent ↔ control plane benchmark: fleets sharing a team limit by leases, revocation
 // propagation, control-plane CPU per flush and flush size. A separate package so CI never
 // builds it. Run it with bench/sync.sh.
 let package = Package(
@@ -17,7 +17,7 @@ let package = Package(
                 .product(name: "SluiceTestSupport", package: "sluice-root"),
             ],
             path: "Sources/SyncBench"
-        ),
+        )
     ],
     swiftLanguageModes: [.v6]
 )

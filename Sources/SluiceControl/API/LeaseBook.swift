@@ -12,10 +12,17 @@ import Synchronization
 /// of a quota (requests per day, a daily or monthly budget: the quota minus the use in the
 /// usage rollups, in the settings' time zone). A rate's grant also says how far the agent's
 /// bucket may fill (its burst): what the limit leaves after the other agents' buckets, at
-/// the most each may hold. Demand lives in this process's memory: with several replicas,
-/// an agent's renewals must reach the same one (see docs/sync.md).
+/// the most each may hold.
+///
+/// On SQLite (one replica) demand lives in this process's memory and every renewal is
+/// answered with a split made there and then. On PostgreSQL (any number of replicas) each
+/// renewal records its claims in the database and is answered with the grants allocated so
+/// far; one replica at a time (``LeaseCoordinator``) allocates every claim's grant with
+/// ``LeaseAllocation``, each second (see docs/sync.md).
 public final class LeaseBook: Sendable {
     private let store: any Store
+    /// The shared database, when claims and grants live there.
+    private let shared: PostgresStore?
     private let state = Mutex<State>(State())
 
     private struct Claim {
@@ -45,6 +52,8 @@ public final class LeaseBook: Sendable {
         var lastRenewal: [String: ContinuousClock.Instant] = [:]
         /// Fleet use per scope in a window, read at most once a second.
         var spend: [SpendWindow: (readAt: ContinuousClock.Instant, byName: [String: WindowUse])] = [:]
+        /// Shared mode: agent instances with live claims, as last counted in the database.
+        var sharedActive: Int?
     }
 
     /// What a scope's calls used in a window, by the rollups.
@@ -60,6 +69,7 @@ public final class LeaseBook: Sendable {
 
     public init(store: any Store) {
         self.store = store
+        shared = store as? PostgresStore
     }
 
     /// Records `request`'s demands for `agentID` and answers with its shares.
@@ -69,6 +79,10 @@ public final class LeaseBook: Sendable {
         try request.validate()
         let (leaseSeconds, minimumPercent, zone, fallback) = try await settings()
         let instance = "\(agentID)/\(request.instance)"
+        if let shared {
+            return try await renewShared(
+                shared, instance: instance, request: request, leaseSeconds: leaseSeconds, fallback: fallback)
+        }
         let horizon = now - .seconds(leaseSeconds)
         var fleetSpent: [String: Int] = [:]
         for demand in request.demands {
@@ -129,10 +143,93 @@ public final class LeaseBook: Sendable {
         }
     }
 
+    /// Shared mode: records the claims and answers with the grants allocated so far. A claim
+    /// seen for the first time is recorded as enforcing the fallback's cap (quotas) or what
+    /// its bucket holds (rates); it has no grant until the next allocation, within a second,
+    /// and the agent asks again within a second of its first calls.
+    private func renewShared(
+        _ shared: PostgresStore, instance: String, request: LeaseRequest, leaseSeconds: Int, fallback: LeaseFallback
+    ) async throws -> LeaseAnswer {
+        let claims = request.demands.map { demand in
+            let isQuota = LeaseLimit(rawValue: demand.limit)?.isQuota ?? false
+            return LeaseClaimRecord(
+                key: "\(demand.scopeKind)/\(demand.scope)/\(demand.limit)", instance: instance,
+                demand: demand.perMinute, limitValue: Int64(demand.limitValue), held: demand.held.map(Int64.init),
+                own: Int64(demand.ownSpent ?? 0),
+                delivered: isQuota ? Int64(Self.fallbackCap(demand, fallback: fallback)) : demand.held.map(Int64.init))
+        }
+        let grants = try await shared.recordLeaseClaims(claims)
+        var answer = LeaseAnswer(grants: [])
+        for demand in request.demands {
+            guard let grant = grants["\(demand.scopeKind)/\(demand.scope)/\(demand.limit)"] else { continue }
+            answer.grants.append(
+                LeaseGrant(
+                    scopeKind: demand.scopeKind, scope: demand.scope, limit: demand.limit,
+                    perMinute: Int(grant.amount), validSeconds: leaseSeconds, burst: grant.burst.map(Int.init)))
+        }
+        return answer
+    }
+
+    /// Shared mode, on the replica holding the allocation lock: every live claim's grant,
+    /// allocated with ``LeaseAllocation`` from the claims' demand, held buckets, own use and
+    /// delivered grants, and the rollups for quotas.
+    func allocate(_ session: LeaseLeaderSession, now: ContinuousClock.Instant = .now) async throws {
+        let (leaseSeconds, minimumPercent, zone, _) = try await settings()
+        let claims = try await session.liveClaims(activeSeconds: leaseSeconds)
+        var grants: [StoredLeaseGrant] = []
+        for (key, group) in Dictionary(grouping: claims, by: \.key) {
+            guard let (kind, scope, limit) = Self.parse(key) else { continue }
+            let limitValue = Int(group.map(\.limitValue).min() ?? 0)
+            let holders = group.map {
+                LeaseAllocation.Holder(
+                    agent: $0.instance, demand: $0.demand, held: $0.held.map(Int.init), own: Int($0.own),
+                    delivered: $0.delivered.map(Int.init))
+            }
+            if limit.isQuota {
+                guard let dimension = UsageQuery.Dimension(rawValue: kind), dimension != .day else { continue }
+                let use = try await fleetUse(dimension, daily: limit.isDaily, zone: zone, now: now)[scope]
+                let used = Int(limit.isSpend ? use?.costPicoUSD ?? 0 : use?.requests ?? 0)
+                let caps = LeaseAllocation.quotas(
+                    limit: limitValue, used: used, holders: holders, minimumPercent: minimumPercent)
+                for (agent, cap) in caps {
+                    grants.append(StoredLeaseGrant(key: key, instance: agent, amount: Int64(cap), burst: nil))
+                }
+            } else {
+                let rates = LeaseAllocation.rates(limit: limitValue, holders: holders, minimumPercent: minimumPercent)
+                for (agent, rate) in rates {
+                    grants.append(
+                        StoredLeaseGrant(
+                            key: key, instance: agent, amount: Int64(rate.perMinute), burst: rate.burst.map(Int64.init)
+                        ))
+                }
+            }
+        }
+        try await session.grant(grants)
+        let active = Set(claims.map(\.instance)).count
+        state.withLock { $0.sharedActive = active }
+    }
+
+    /// Shared mode, on the other replicas: how many agents hold claims, for bundles.
+    func refreshActiveAgents() async throws {
+        guard let shared else { return }
+        let (leaseSeconds, _, _, _) = try await settings()
+        let active = try await shared.activeLeaseInstances(withinSeconds: leaseSeconds)
+        state.withLock { $0.sharedActive = active }
+    }
+
+    /// `kind/scope/limit`, where the scope may itself hold slashes (a service's namespace).
+    private static func parse(_ key: String) -> (kind: String, scope: String, limit: LeaseLimit)? {
+        guard let first = key.firstIndex(of: "/"), let last = key.lastIndex(of: "/"), first < last,
+            let limit = LeaseLimit(rawValue: String(key[key.index(after: last)...]))
+        else { return nil }
+        return (String(key[..<first]), String(key[key.index(after: first)..<last]), limit)
+    }
+
     /// Agent instances that renewed within the lease time: what a bundle tells a new agent
     /// to divide a limit by until its own lease arrives.
     public func activeAgents(now: ContinuousClock.Instant = .now) -> Int {
         state.withLock { state in
+            if let active = state.sharedActive { return active }
             let horizon = now - .seconds(state.settings?.leaseSeconds ?? 15)
             return state.lastRenewal.values.filter { $0 >= horizon }.count
         }

@@ -12,7 +12,7 @@ import SluiceWire
 /// a serialization failure or deadlock is retried.
 public final class PostgresStore: Store {
     private let client: PostgresClient
-    private let logger: Logger
+    let logger: Logger
     private let clock: @Sendable () -> Int64
 
     /// Connects to `postgres://user[:password]@host[:port]/database` (TLS off: use a local
@@ -85,6 +85,12 @@ public final class PostgresStore: Store {
                         BIGINT NOT NULL,
                     prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL, cost_pico BIGINT NOT NULL,
                     PRIMARY KEY (granularity, start, team, project, service, key_id, model))
+                """,
+                """
+                CREATE TABLE IF NOT EXISTS lease_claims (lease_key TEXT NOT NULL, instance TEXT NOT NULL,
+                    demand DOUBLE PRECISION NOT NULL, limit_value BIGINT NOT NULL, held BIGINT, own BIGINT NOT NULL,
+                    seen_at BIGINT NOT NULL, delivered BIGINT, granted BIGINT, granted_burst BIGINT,
+                    PRIMARY KEY (lease_key, instance))
                 """,
                 """
                 CREATE TABLE IF NOT EXISTS denial_rollups (granularity TEXT NOT NULL, start BIGINT NOT NULL, team TEXT
@@ -480,9 +486,16 @@ public final class PostgresStore: Store {
 
     // MARK: - Transactions
 
+    /// Runs `body` on one pooled connection, outside any transaction.
+    func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws
+        -> T
+    {
+        try await client.withConnection { try await body($0) }
+    }
+
     /// Runs `body` in a transaction, retrying on serialization failure (40001) or deadlock
     /// (40P01). Errors thrown by `body` itself surface unchanged.
-    private func transaction<T: Sendable>(
+    func transaction<T: Sendable>(
         isolation: String = "READ COMMITTED",
         _ body: @escaping @Sendable (PostgresConnection) async throws -> T
     ) async throws -> T {
