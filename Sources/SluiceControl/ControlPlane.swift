@@ -37,6 +37,8 @@ public struct ControlOptions: Sendable {
     public var agentIdentity: AgentIdentitySettings?
     /// The key set named by `agentIdentity`'s `key_set_file`, read at start.
     public var agentKeySet: JSONWebKeySet?
+    /// How long rollups and usage marks are kept.
+    public var usageRetention = UsageRetention()
     /// Called with the bound port once the server listens.
     public var onListening: @Sendable (Int) async -> Void = { _ in }
 
@@ -197,7 +199,10 @@ public final class ControlPlane: Service, Sendable {
             }
             // The server first: a service group stops in reverse order, so the publisher
             // ends waiting long-polls before the server drains.
-            var services: [any Service] = [application, budgets, publisher]
+            var services: [any Service] = [
+                application, budgets, publisher,
+                UsageRetentionJob(store: store, retention: options.usageRetention, logger: logger),
+            ]
             if let postgres { services.append(LeaseCoordinator(store: postgres, book: api.leases, logger: logger)) }
             try await ServiceGroup(configuration: .init(services: services, logger: logger)).run()
             // Everything that used the store has stopped: close the pool.

@@ -57,6 +57,18 @@ struct SluiceControlCommand: AsyncParsableCommand {
             """)
     var kubernetesBootstrap: String?
 
+    @Option(help: "Days hourly usage rollups are kept (32 or more: monthly budgets outside UTC read them).")
+    var hourlyUsageRetentionDays = UsageRetention().hourlyDays
+
+    @Option(help: "Days daily usage rollups are kept (at least the hourly retention).")
+    var dailyUsageRetentionDays = UsageRetention().dailyDays
+
+    @Option(
+        help: """
+            Days an agent's usage mark outlives its last batch; a batch replayed after that would be             counted again.
+            """)
+    var usageMarkRetentionDays = UsageRetention().markDays
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -97,6 +109,10 @@ struct SluiceControlCommand: AsyncParsableCommand {
             options.port = port
             options.database = db
             options.dataDirectory = dataDir
+            options.usageRetention = UsageRetention(
+                hourlyDays: hourlyUsageRetentionDays, dailyDays: dailyUsageRetentionDays,
+                markDays: usageMarkRetentionDays)
+            try options.usageRetention.validate()
             switch (tlsCert, tlsKey) {
             case (nil, nil) where bootstrapped?.tls != nil:
                 let files = bootstrapped?.tls

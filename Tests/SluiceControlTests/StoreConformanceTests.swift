@@ -216,6 +216,50 @@ struct StoreConformanceTests {
         #expect(total.first?.costPicoUSD == 1_000)
     }
 
+    @Test(
+        "retention deletes old hourly cells, older daily ones and stale marks, in batches",
+        arguments: StoreFixture.kinds)
+    func retention(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let store = fixture.store
+        let day = Self.hour - Self.hour % 86_400
+        // Three hours on three days, 50 and 10 days before the last.
+        let old = Self.hour - 50 * 86_400
+        let middle = Self.hour - 10 * 86_400
+        _ = try await store.apply(Self.batch(1, agent: "gone", hour: old))
+        _ = try await store.apply(Self.batch(1, agent: "a1", hour: middle))
+        _ = try await store.apply(Self.batch(2, agent: "a1", hour: Self.hour))
+        func cost(from: Int64, to: Int64) async throws -> Int64 {
+            try await store.usage(UsageQuery(groupBy: [], from: from, to: to)).first?.costPicoUSD ?? 0
+        }
+        // Hourly cells older than 30 days go, daily ones older than 40; marks older than their
+        // cut-off too. One row a table at a time: the first call deletes at most five.
+        let cut = (hourly: Self.hour - 30 * 86_400, daily: Self.hour - 40 * 86_400)
+        let first = try await store.pruneUsage(
+            hourlyBefore: cut.hourly, dailyBefore: cut.daily, marksBefore: Int64.max, limit: 1)
+        #expect((1...5).contains(first))
+        var total = first
+        while true {
+            let deleted = try await store.pruneUsage(
+                hourlyBefore: cut.hourly, dailyBefore: cut.daily, marksBefore: Int64.max, limit: 1)
+            if deleted == 0 { break }
+            total += deleted
+        }
+        // The old day: its hourly and daily usage and denial cells (4), and both marks (2).
+        #expect(total == 6)
+        // A range off day boundaries reads hourly cells: the old hour is gone, the others stay.
+        #expect(try await cost(from: old, to: old + 3600) == 0)
+        #expect(try await cost(from: middle, to: middle + 3600) == 1_000)
+        #expect(try await cost(from: day, to: day + 86_400) == 1_000)
+        // The middle day's daily cell is within 40 days: its day still sums.
+        let middleDay = middle - middle % 86_400
+        #expect(try await cost(from: middleDay, to: middleDay + 86_400) == 1_000)
+        // Its mark gone, a batch from the pruned agent would apply again: that is what the
+        // mark retention trades for a bounded table.
+        #expect(try await store.apply(Self.batch(1, agent: "gone", hour: Self.hour)).duplicate == false)
+    }
+
     @Test("usage groups by any dimension and day, from rollups; top N by cost", arguments: StoreFixture.kinds)
     func usageQueries(kind: StoreFixture.Kind) async throws {
         let fixture = try await StoreFixture(kind)

@@ -484,6 +484,44 @@ public final class PostgresStore: Store {
         return deleted
     }
 
+    public func pruneUsage(hourlyBefore: Int64, dailyBefore: Int64, marksBefore: Int64, limit: Int) async throws
+        -> Int
+    {
+        let limit = Int64(limit)
+        var deleted = 0
+        for (table, granularity, before) in [
+            ("usage_rollups", "hour", hourlyBefore), ("usage_rollups", "day", dailyBefore),
+            ("denial_rollups", "hour", hourlyBefore), ("denial_rollups", "day", dailyBefore),
+        ] {
+            // Each statement is its own short transaction: ingests wait on at most one batch.
+            let rows = try await client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        DELETE FROM \(table) WHERE ctid IN (SELECT ctid FROM \(table)
+                            WHERE granularity = $1 AND start < $2 LIMIT $3) RETURNING 1
+                        """, binds: try Self.binds(granularity, before, limit)),
+                logger: logger)
+            for try await _ in rows { deleted += 1 }
+        }
+        for try await _ in try await client.query(
+            """
+            DELETE FROM usage_marks WHERE ctid IN (SELECT ctid FROM usage_marks WHERE updated_at < \(marksBefore)
+                LIMIT \(limit)) RETURNING 1
+            """, logger: logger)
+        {
+            deleted += 1
+        }
+        return deleted
+    }
+
+    private static func binds(_ granularity: String, _ before: Int64, _ limit: Int64) throws -> PostgresBindings {
+        var binds = PostgresBindings()
+        binds.append(granularity)
+        binds.append(before)
+        binds.append(limit)
+        return binds
+    }
+
     // MARK: - Transactions
 
     /// Runs `body` on one pooled connection, outside any transaction.

@@ -390,6 +390,30 @@ public final class SQLiteStore: Store {
 
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction, retrying when another process holds
     /// the database past the busy timeout.
+    public func pruneUsage(hourlyBefore: Int64, dailyBefore: Int64, marksBefore: Int64, limit: Int) async throws
+        -> Int
+    {
+        try await write { db in
+            var deleted = 0
+            for table in ["usage_rollups", "denial_rollups"] {
+                for (granularity, before) in [("hour", hourlyBefore), ("day", dailyBefore)] {
+                    try db.execute(
+                        sql: """
+                            DELETE FROM \(table) WHERE rowid IN (SELECT rowid FROM \(table)
+                                WHERE granularity = ? AND start < ? LIMIT ?)
+                            """, arguments: [granularity, before, limit])
+                    deleted += db.changesCount
+                }
+            }
+            try db.execute(
+                sql: """
+                    DELETE FROM usage_marks WHERE rowid IN (SELECT rowid FROM usage_marks WHERE updated_at < ? LIMIT ?)
+                    """,
+                arguments: [marksBefore, limit])
+            return deleted + db.changesCount
+        }
+    }
+
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         var attempt = 0
         while true {

@@ -64,6 +64,12 @@ public protocol Store: Sendable {
     func recordAdminChange(_ change: AdminChange) async throws
     /// Admin changes at or after `since` (Unix seconds), oldest first, at most `limit`.
     func adminChanges(since: Int64, limit: Int) async throws -> [AdminChange]
+
+    /// Deletes at most `limit` rows from each of: hourly rollup cells (usage and denials)
+    /// starting before `hourlyBefore`, daily ones starting before `dailyBefore`, and usage
+    /// marks last updated before `marksBefore` (Unix seconds). Returns how many went, so a
+    /// caller deletes in short batches that never hold up an ingest for long.
+    func pruneUsage(hourlyBefore: Int64, dailyBefore: Int64, marksBefore: Int64, limit: Int) async throws -> Int
 }
 
 /// One admin write, as the audit trail keeps it: who, what and which entity, and the names
