@@ -6,10 +6,13 @@ import Testing
 @Suite("lease book: caps and buckets never add up to more than the limit")
 struct LeaseBookTests {
     /// One renewal of team ml's daily budget (1000 pico-USD) by `agent`, answered with its cap.
-    static func renew(_ book: LeaseBook, _ agent: String, own: Int) async throws -> Int {
+    /// By default the demand is far beyond the budget, so each grant is the agent's whole share.
+    static func renew(
+        _ book: LeaseBook, _ agent: String, own: Int, perMinute: Double = 1_000_000, limit: Int = 1000
+    ) async throws -> Int {
         let demand = LeaseDemand(
-            scopeKind: "team", scope: "ml", limit: "daily_spend", perMinute: 100,
-            limitValue: 1000, ownSpent: own)
+            scopeKind: "team", scope: "ml", limit: "daily_spend", perMinute: perMinute,
+            limitValue: limit, ownSpent: own)
         let answer = try await book.renew(agentID: agent, request: LeaseRequest(instance: "e1", demands: [demand]))
         return try #require(answer.grants.first).perMinute
     }
@@ -91,5 +94,33 @@ struct LeaseBookTests {
         for agent in ["a", "b", "c", "a", "b", "c"] { caps[agent] = try await renew(agent, own: 0) }
         #expect(caps.values.reduce(0, +) <= 6, "\(caps)")
         #expect(caps.values.allSatisfy { $0 >= 1 }, "every agent asking gets a share: \(caps)")
+    }
+
+    @Test("a budget is not all handed to the first agent: 10 agents arriving one by one each get theirs at once")
+    func lateAgentsGetTheirShareAtOnce() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try SQLiteStore(path: directory.file("sluice.db"))
+        try await store.migrate()
+        let book = LeaseBook(store: store)
+        // $1 a day (10^12 pico-USD); every agent spends about $0.01 a minute.
+        let budget = 1_000_000_000_000
+        let perMinute = 10_000_000_000.0
+        var caps: [String: Int] = [:]
+        var spent: [String: Int] = [:]
+        for arriving in 0..<10 {
+            let agent = "pod-\(arriving)"
+            // Its first renewal: a grant covering at least two minutes of its demand.
+            caps[agent] = try await Self.renew(book, agent, own: 0, perMinute: perMinute, limit: budget)
+            #expect(caps[agent]! >= Int(perMinute * 2), "\(agent) got \(caps[agent]!) at its first renewal")
+            // Everyone spends a little and renews before the next one arrives.
+            for (name, cap) in caps {
+                spent[name] = min(cap, (spent[name] ?? 0) + Int(perMinute / 12))
+                caps[name] = try await Self.renew(book, name, own: spent[name]!, perMinute: perMinute, limit: budget)
+            }
+            #expect(caps.values.reduce(0, +) <= budget)
+        }
+        // None holds much more than its demand needs: the rest of the budget is unclaimed.
+        #expect(caps.values.allSatisfy { $0 <= budget / 10 }, "\(caps)")
     }
 }

@@ -54,9 +54,9 @@ struct LeaseAllocationTests {
     func quotas() {
         // 1000 a day; the rollups show 300 used, 100 of it by agents no longer active.
         let holders = [
-            LeaseAllocation.Holder(agent: "a", demand: 100, own: 150, delivered: 600),
-            LeaseAllocation.Holder(agent: "b", demand: 100, own: 50, delivered: 60),
-            LeaseAllocation.Holder(agent: "c", demand: 100, own: 0, delivered: nil),
+            LeaseAllocation.Holder(agent: "a", demand: 1_000, own: 150, delivered: 600),
+            LeaseAllocation.Holder(agent: "b", demand: 1_000, own: 50, delivered: 60),
+            LeaseAllocation.Holder(agent: "c", demand: 1_000, own: 0, delivered: nil),
         ]
         let caps = LeaseAllocation.quotas(limit: 1_000, used: 300, holders: holders, minimumPercent: 50)
         // Unused: 1000 − 100 − 200 = 700, about 233 each: a gives back to 384 but enforces 600

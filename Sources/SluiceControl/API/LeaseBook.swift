@@ -297,7 +297,8 @@ public final class LeaseBook: Sendable {
         let own = claims[instance]?.own ?? 0
         let others = claims.filter { $0.key != instance }.values.map { max($0.cap, $0.own, $0.enforcing) }.reduce(0, +)
         let available = budget - departed - others
-        let cap = max(own, min(own + (shares[instance] ?? 0), available))
+        let increment = LeaseSplit.quotaIncrement(share: shares[instance] ?? 0, demand: claims[instance]?.demand ?? 0)
+        let cap = max(own, min(own + increment, available))
         claims[instance]?.cap = cap
         return cap
     }

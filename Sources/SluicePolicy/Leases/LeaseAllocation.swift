@@ -74,7 +74,9 @@ public enum LeaseAllocation {
             capacity: unspent, claims: holders.map { .init(agent: $0.agent, demand: $0.demand) },
             minimumPercent: minimumPercent)
         let occupied = holders.map { max($0.own, $0.delivered ?? 0) }
-        let targets = holders.map { $0.own + (shares[$0.agent] ?? 0) }
+        let targets = holders.map {
+            $0.own + LeaseSplit.quotaIncrement(share: shares[$0.agent] ?? 0, demand: $0.demand)
+        }
         let room = limit - departed - occupied.reduce(0, +)
         let grown = grow(occupied: occupied, targets: targets, room: room)
         var caps: [String: Int] = [:]

@@ -71,6 +71,21 @@ public enum LeaseSplit {
         return apportion(shares, capacity: capacity, agents: claims.map(\.agent))
     }
 
+    /// How much of a quota share an agent is granted beyond its use at one renewal: what its
+    /// demand needs for ``quotaHorizonMinutes``, at least a twentieth of its share, and at
+    /// most the share. The rest stays unclaimed, so an agent that starts later (or a new
+    /// replica of a service) is granted its share at its first renewal instead of waiting for
+    /// the first agent to give back what it held. Unclaimed budget costs nothing: an agent
+    /// renews every flush, long before it could spend what it holds.
+    public static func quotaIncrement(share: Int, demand: Double) -> Int {
+        let needed = (demand.isFinite ? max(0, demand) : 0) * quotaHorizonMinutes
+        let wanted = max(needed, Double(share) / 20)
+        return wanted >= Double(share) ? share : max(0, Int(wanted.rounded(.up)))
+    }
+
+    /// How many minutes of an agent's demand a quota grant covers.
+    public static let quotaHorizonMinutes = 2.0
+
     /// Shares of a quota `capacity` for `claims`, by agent.
     ///
     /// Each active agent first gets a floor, so a quiet agent is never starved by busy ones:
