@@ -65,7 +65,7 @@ struct SluiceControlCommand: AsyncParsableCommand {
 
     @Option(
         help: """
-            Days an agent's usage mark outlives its last batch; a batch replayed after that would be             counted again.
+            Days an agent's usage mark outlives its last batch (a batch replayed after that counts again).
             """)
     var usageMarkRetentionDays = UsageRetention().markDays
 

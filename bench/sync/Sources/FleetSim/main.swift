@@ -69,7 +69,8 @@ func procStat(_ pid: Int32) -> (cpuSeconds: Double, rssBytes: Int) {
 
 try await admin(
     "POST", "/v1/admin/models",
-    #"{"alias":"gpt-test","deployments":[{"api_base":"http://127.0.0.1:9/v1","upstream_model":"mock"}],"input_cost_per_token":0.000001,"output_cost_per_token":0.000002}"#
+    #"{"alias":"gpt-test","deployments":[{"api_base":"http://127.0.0.1:9/v1","upstream_model":"mock"}],"#
+        + #""input_cost_per_token":0.000001,"output_cost_per_token":0.000002}"#
 )
 try await admin("POST", "/v1/admin/services", #"{"name":"*","keyless":true}"#)
 try await admin("POST", "/v1/admin/teams", #"{"name":"ml","limits":{"requests_per_minute":100000}}"#)
@@ -114,7 +115,8 @@ for index in 0..<agentCount {
 }
 let idle = procStat(control.processIdentifier)
 print(
-    "\(agentCount) simulated agents on \(usePostgres ? "PostgreSQL" : "SQLite"); flush and lease renewal every \(flushSeconds) s; window \(windowSeconds) s"
+    "\(agentCount) simulated agents on \(usePostgres ? "PostgreSQL" : "SQLite"); flush and lease renewal every "
+        + "\(flushSeconds) s; window \(windowSeconds) s"
 )
 
 let revokedAt = Mutex<ContinuousClock.Instant?>(nil)
@@ -122,6 +124,11 @@ let start = ContinuousClock.now
 let windowStart = start + .seconds(15)
 let windowEnd = windowStart + .seconds(windowSeconds)
 let stopAt = windowEnd + .seconds(10)
+
+/// An answer's status and the start of its body, for a failure's reason.
+@Sendable func describe(_ response: ControlPlaneClient.Response) -> String {
+    "HTTP \(response.status) \(String(decoding: response.body.prefix(100), as: UTF8.self))"
+}
 
 func millis(_ duration: Duration) -> Double {
     Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
@@ -172,8 +179,9 @@ try await withThrowingTaskGroup(of: Void.self) { tasks in
                 // What sluice-agent sends: one batch folded per hour, team, service, key and model,
                 // and one lease demand.
                 let batch = """
-                    {"agent_id":"\(agent.id)","epoch":"e1","sequence":\(sequence),"deltas":[{"hour":\(now - now % 3600),\
-                    "team":"ml","service":"shop/checkout-\(index % 20)","key_id":"ml-ci","model":"gpt-test","requests":5,\
+                    {"agent_id":"\(agent.id)","epoch":"e1","sequence":\(sequence),"deltas":[{\
+                    "hour":\(now - now % 3600),"team":"ml","service":"shop/checkout-\(index % 20)",\
+                    "key_id":"ml-ci","model":"gpt-test","requests":5,\
                     "prompt_tokens":500,"completion_tokens":250,"cost_pico_usd":1000000,"denials":{}}]}
                     """
                 let renewal = """
@@ -190,12 +198,12 @@ try await withThrowingTaskGroup(of: Void.self) { tasks in
                 let finished = ContinuousClock.now
                 if flushed?.status != 200 {
                     observed.failed(
-                        "usage: \(flushed.map { "HTTP \($0.status) \(String(decoding: $0.body.prefix(100), as: UTF8.self))" } ?? "no answer")"
+                        "usage: \(flushed.map(describe) ?? "no answer")"
                     )
                 }
                 if renewed?.status != 200 {
                     observed.failed(
-                        "leases: \(renewed.map { "HTTP \($0.status) \(String(decoding: $0.body.prefix(100), as: UTF8.self))" } ?? "no answer")"
+                        "leases: \(renewed.map(describe) ?? "no answer")"
                     )
                 }
                 if measuring {
@@ -223,19 +231,34 @@ try await withThrowingTaskGroup(of: Void.self) { tasks in
         let flushes = observed.flushMillis.withLock { $0 }
         let renewals = observed.renewMillis.withLock { $0 }
         let cycles = Double(agentCount * windowSeconds) / Double(flushSeconds)
+        func format(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
+        let perWaiting = Double(rssWaiting - idle.rssBytes) / Double(max(1, agentCount)) / 1024
+        let failures = "\(observed.failures.withLock { $0 }) \(observed.reasons.withLock { $0 }.sorted())"
+        let rows: [(String, String)] = [
+            (
+                "control-plane CPU per agent per cycle (usage batch + lease renewal + its share of long-polls)",
+                "\(format(cpu * 1000 / cycles, 3)) ms"
+            ),
+            ("control-plane CPU, whole", "\(format(cpu / Double(windowSeconds) * 100, 0)) % of a core"),
+            (
+                "usage batch p50 / p99",
+                "\(format(percentile(flushes, 0.5), 1)) / \(format(percentile(flushes, 0.99), 1)) ms"
+            ),
+            (
+                "lease renewal p50 / p99",
+                "\(format(percentile(renewals, 0.5), 1)) / \(format(percentile(renewals, 0.99), 1)) ms"
+            ),
+            ("cycles measured / failed calls", "\(flushes.count) / \(failures)"),
+            ("long-polls waiting at the end", "\(waiting)"),
+            (
+                "control-plane RSS: idle / with every long-poll waiting",
+                "\(idle.rssBytes >> 20) / \(rss >> 20) MiB (\(format(perWaiting, 1)) KiB per waiting agent)"
+            ),
+        ]
+        let store = usePostgres ? "PostgreSQL" : "SQLite"
         print(
-            """
-
-            | \(agentCount) agents, \(usePostgres ? "PostgreSQL" : "SQLite"), one cycle per agent every \(flushSeconds) s | value |
-            | --- | ---: |
-            | control-plane CPU per agent per cycle (usage batch + lease renewal + its share of long-polls) | \(String(format: "%.3f", cpu * 1000 / cycles)) ms |
-            | control-plane CPU, whole | \(String(format: "%.0f", cpu / Double(windowSeconds) * 100)) % of a core |
-            | usage batch p50 / p99 | \(String(format: "%.1f / %.1f", percentile(flushes, 0.5), percentile(flushes, 0.99))) ms |
-            | lease renewal p50 / p99 | \(String(format: "%.1f / %.1f", percentile(renewals, 0.5), percentile(renewals, 0.99))) ms |
-            | cycles measured / failed calls | \(flushes.count) / \(observed.failures.withLock { $0 }) \(observed.reasons.withLock { $0 }.sorted()) |
-            | long-polls waiting at the end | \(waiting) |
-            | control-plane RSS: idle / with every long-poll waiting | \(idle.rssBytes >> 20) / \(rss >> 20) MiB (\(String(format: "%.1f", Double(rssWaiting - idle.rssBytes) / Double(max(1, agentCount)) / 1024)) KiB per waiting agent) |
-            """)
+            "\n| \(agentCount) agents, \(store), one cycle per agent every \(flushSeconds) s | value |\n| --- | ---: |")
+        for (label, value) in rows { print("| \(label) | \(value) |") }
         // Revocation: any version after the newest seen so far carries it.
         observed.awaited.store(observed.newest.load(ordering: .relaxed) + 1, ordering: .relaxed)
         revokedAt.withLock { $0 = .now }
@@ -247,9 +270,10 @@ let arrivals = observed.arrivals.withLock { $0 }.sorted()
 if arrivals.isEmpty {
     print("| revocation reaching the agents | not measured |")
 } else {
+    let p99 = arrivals[min(arrivals.count - 1, arrivals.count * 99 / 100)]
     print(
-        "| revocation reaching \(arrivals.count) of \(agentCount) agents: p50 / p99 / max | \(Int(arrivals[arrivals.count / 2])) / \(Int(arrivals[min(arrivals.count - 1, arrivals.count * 99 / 100)])) / \(Int(arrivals.last!)) ms |"
-    )
+        "| revocation reaching \(arrivals.count) of \(agentCount) agents: p50 / p99 / max | "
+            + "\(Int(arrivals[arrivals.count / 2])) / \(Int(p99)) / \(Int(arrivals.last!)) ms |")
 }
 await control.stop()
 directory.remove()

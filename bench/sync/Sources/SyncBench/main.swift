@@ -198,19 +198,28 @@ for fleet in fleets {
     let busyAdmitted = busyCounts.map { Double($0.admitted) }
     let jain =
         pow(busyAdmitted.reduce(0, +), 2) / (Double(busyAdmitted.count) * busyAdmitted.map { $0 * $0 }.reduce(0, +))
-    print(
-        """
-
-        | \(fleet) agents: \(perMinute)/min, \(busy.count) busy at 3 calls/s, \(fleet - busy.count) quiet at 0.3 calls/s, \(windowSeconds) s after \(warmupSeconds) s | value |
-        | --- | ---: |
-        | allowed in the window (the limit's rate) | \(Int(allowed)) |
-        | admitted fleet-wide | \(admitted) (\(String(format: "%.1f", Double(admitted) / allowed * 100)) %) |
-        | admitted in a \(span) s stretch: least / most (of \(Int(allowedInSpan))) | \(slides.min() ?? 0) / \(slides.max() ?? 0) |
-        | overshoot beyond 2 % + 1 call per agent | \(max(0, admitted - Int(allowed * 1.02) - fleet)) calls |
-        | busy agents' admitted: min / mean / max (Jain fairness) | \(Int(busyAdmitted.min() ?? 0)) / \(Int(busyAdmitted.reduce(0, +) / Double(max(1, busyAdmitted.count)))) / \(Int(busyAdmitted.max() ?? 0)) (\(String(format: "%.3f", jain))) |
-        | quiet agents' calls refused | \(quietRefused) of \(quiet.map(\.tried).reduce(0, +)) |
-        | control-plane CPU per agent per 1 s cycle (flush + lease renewal) | \(String(format: "%.3f", cpuUsed * 1000 / Double(fleet * windowSeconds))) ms |
-        """)
+    let mean = busyAdmitted.reduce(0, +) / Double(max(1, busyAdmitted.count))
+    let busyRange = "\(Int(busyAdmitted.min() ?? 0)) / \(Int(mean)) / \(Int(busyAdmitted.max() ?? 0))"
+    let heading =
+        "\(fleet) agents: \(perMinute)/min, \(busy.count) busy at 3 calls/s,"
+        + " \(fleet - busy.count) quiet at 0.3 calls/s, \(windowSeconds) s after \(warmupSeconds) s"
+    let rows: [(String, String)] = [
+        ("allowed in the window (the limit's rate)", "\(Int(allowed))"),
+        ("admitted fleet-wide", "\(admitted) (\(String(format: "%.1f", Double(admitted) / allowed * 100)) %)"),
+        (
+            "admitted in a \(span) s stretch: least / most (of \(Int(allowedInSpan)))",
+            "\(slides.min() ?? 0) / \(slides.max() ?? 0)"
+        ),
+        ("overshoot beyond 2 % + 1 call per agent", "\(max(0, admitted - Int(allowed * 1.02) - fleet)) calls"),
+        ("busy agents' admitted: min / mean / max (Jain fairness)", "\(busyRange) (\(String(format: "%.3f", jain)))"),
+        ("quiet agents' calls refused", "\(quietRefused) of \(quiet.map(\.tried).reduce(0, +))"),
+        (
+            "control-plane CPU per agent per 1 s cycle (flush + lease renewal)",
+            "\(String(format: "%.3f", cpuUsed * 1000 / Double(fleet * windowSeconds))) ms"
+        ),
+    ]
+    print("\n| \(heading) | value |\n| --- | ---: |")
+    for (label, value) in rows { print("| \(label) | \(value) |") }
 }
 
 // 2. Revocation: time until every agent refuses the key.
@@ -235,8 +244,8 @@ func milliseconds(_ duration: Duration) -> String {
         format: "%.0f ms", Double(duration.components.attoseconds) / 1e15 + Double(duration.components.seconds) * 1000)
 }
 print(
-    "| revocation refused by all \(agentCount) agents: p50 / max | \(milliseconds(delays[delays.count / 2])) / \(milliseconds(delays.last!)) |"
-)
+    "| revocation refused by all \(agentCount) agents: p50 / max | "
+        + "\(milliseconds(delays[delays.count / 2])) / \(milliseconds(delays.last!)) |")
 
 // 3. Flush size at 100 calls/s, default 5 s flush, two aliases.
 let sized = try await startAgent("sized", flushInterval: .seconds(5))
