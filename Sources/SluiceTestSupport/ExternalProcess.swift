@@ -62,6 +62,20 @@ public final class ExternalProcess: @unchecked Sendable {
 
     public var processIdentifier: Int32 { process.processIdentifier }
 
+    /// CPU time used so far (user and system) and resident memory now, from `/proc`: what
+    /// the benchmarks report of a process they started. Zeros once it has exited.
+    public var usage: (cpuSeconds: Double, residentBytes: Int) {
+        guard let stat = try? String(contentsOfFile: "/proc/\(processIdentifier)/stat", encoding: .utf8) else {
+            return (0, 0)
+        }
+        let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+        // utime, stime and rss are fields 14, 15 and 24; after the ")" they are the 12th, 13th and 22nd.
+        guard fields.count > 21, let user = Double(fields[11]), let system = Double(fields[12]),
+            let pages = Int(fields[21])
+        else { return (0, 0) }
+        return ((user + system) / Double(sysconf(Int32(_SC_CLK_TCK))), pages * Int(sysconf(Int32(_SC_PAGESIZE))))
+    }
+
     /// Returns the exit status (or the signal that ended it) once the process has exited.
     public func waitForExit() async -> Int32 {
         await withCheckedContinuation { continuation in

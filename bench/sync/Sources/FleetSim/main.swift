@@ -58,15 +58,6 @@ func admin(_ method: String, _ path: String, _ json: String = "") async throws -
     return (try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]) ?? [:]
 }
 
-func procStat(_ pid: Int32) -> (cpuSeconds: Double, rssBytes: Int) {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return (0, 0) }
-    let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
-    // utime, stime and rss are fields 14, 15 and 24; after the ")" they are the 12th, 13th and 22nd.
-    guard fields.count > 21, let user = Double(fields[11]), let system = Double(fields[12]), let pages = Int(fields[21])
-    else { return (0, 0) }
-    return ((user + system) / Double(sysconf(Int32(_SC_CLK_TCK))), pages * Int(sysconf(Int32(_SC_PAGESIZE))))
-}
-
 try await admin(
     "POST", "/v1/admin/models",
     #"{"alias":"gpt-test","deployments":[{"api_base":"http://127.0.0.1:9/v1","upstream_model":"mock"}],"#
@@ -113,7 +104,7 @@ for index in 0..<agentCount {
                 url: "http://127.0.0.1:\(controlPort)", token: Secret(token), caFile: nil,
                 upstream: UpstreamClient(group: group), group: group)))
 }
-let idle = procStat(control.processIdentifier)
+let idle = control.usage
 print(
     "\(agentCount) simulated agents on \(usePostgres ? "PostgreSQL" : "SQLite"); flush and lease renewal every "
         + "\(flushSeconds) s; window \(windowSeconds) s"
@@ -216,13 +207,13 @@ try await withThrowingTaskGroup(of: Void.self) { tasks in
     // The measuring window, then a revocation, while the agents run.
     tasks.addTask {
         try await Task.sleep(until: windowStart)
-        let rssWaiting = procStat(control.processIdentifier).rssBytes
-        let cpuAtStart = procStat(control.processIdentifier).cpuSeconds
+        let rssWaiting = control.usage.residentBytes
+        let cpuAtStart = control.usage.cpuSeconds
         observed.measuring.store(true, ordering: .relaxed)
         try await Task.sleep(until: windowEnd)
         observed.measuring.store(false, ordering: .relaxed)
-        let cpu = procStat(control.processIdentifier).cpuSeconds - cpuAtStart
-        let rss = procStat(control.processIdentifier).rssBytes
+        let cpu = control.usage.cpuSeconds - cpuAtStart
+        let rss = control.usage.residentBytes
         let waiting = observed.waiting.load(ordering: .relaxed)
         func percentile(_ values: [Double], _ p: Double) -> Double {
             let sorted = values.sorted()
@@ -232,7 +223,7 @@ try await withThrowingTaskGroup(of: Void.self) { tasks in
         let renewals = observed.renewMillis.withLock { $0 }
         let cycles = Double(agentCount * windowSeconds) / Double(flushSeconds)
         func format(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }
-        let perWaiting = Double(rssWaiting - idle.rssBytes) / Double(max(1, agentCount)) / 1024
+        let perWaiting = Double(rssWaiting - idle.residentBytes) / Double(max(1, agentCount)) / 1024
         let failures = "\(observed.failures.withLock { $0 }) \(observed.reasons.withLock { $0 }.sorted())"
         let rows: [(String, String)] = [
             (
@@ -252,7 +243,7 @@ try await withThrowingTaskGroup(of: Void.self) { tasks in
             ("long-polls waiting at the end", "\(waiting)"),
             (
                 "control-plane RSS: idle / with every long-poll waiting",
-                "\(idle.rssBytes >> 20) / \(rss >> 20) MiB (\(format(perWaiting, 1)) KiB per waiting agent)"
+                "\(idle.residentBytes >> 20) / \(rss >> 20) MiB (\(format(perWaiting, 1)) KiB per waiting agent)"
             ),
         ]
         let store = usePostgres ? "PostgreSQL" : "SQLite"

@@ -103,16 +103,6 @@ func chat(_ port: Int, key: String? = nil, model: String = "gpt-test") async -> 
         ).status) ?? 0
 }
 
-func controlCPUSeconds() -> Double {
-    guard let stat = try? String(contentsOfFile: "/proc/\(control.processIdentifier)/stat", encoding: .utf8) else {
-        return 0
-    }
-    let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
-    // utime and stime are fields 14 and 15; after the ")" they are the 12th and 13th.
-    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-    return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
-}
-
 var agents: [Agent] = []
 for index in 0..<agentCount {
     agents.append(try await startAgent("pod-\(index)", flushInterval: .seconds(1)))
@@ -178,10 +168,10 @@ for fleet in fleets {
         }
         tasks.addTask { try await Task.sleep(until: window.start) }
         try await tasks.next()
-        cpuAtStart = controlCPUSeconds()
+        cpuAtStart = control.usage.cpuSeconds
         try await tasks.waitForAll()
     }
-    let cpuUsed = controlCPUSeconds() - cpuAtStart
+    let cpuUsed = control.usage.cpuSeconds - cpuAtStart
     let counts = tally.counts.withLock { $0 }
     let admitted = counts.values.map(\.admitted).reduce(0, +)
     let allowed = Double(perMinute * windowSeconds) / 60
