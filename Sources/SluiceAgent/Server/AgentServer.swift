@@ -27,6 +27,9 @@ public final class AgentServer: Service {
     /// The port actually bound (useful with port 0), once listening.
     public var boundPort: EventLoopFuture<Int> { boundPromise.futureResult }
 
+    /// Whether the listening socket is open: true from bind until shutdown closes it.
+    public var isListening: Bool { bound.withLockedValue { $0?.isActive ?? false } }
+
     public func run() async throws {
         let runtime = self.runtime
         let channel: any Channel
