@@ -124,6 +124,33 @@ struct LeaseSplitTests {
         #expect(idleNoFloor["agent-0"]! == 0 && idleNoFloor["agent-1"]! == 600)
     }
 
+    @Test("one agent's rate share, found alone, is its share in the whole split: ties, few units, big capacities")
+    func oneShareMatchesTheWholeSplit() {
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<3_000 {
+            // Small capacities and equal demands make ties in the remainders; huge ones
+            // round past the capacity as doubles.
+            let capacity =
+                round % 10 == 0
+                ? Int.random(in: 1 << 54...1 << 60, using: &generator) : Int.random(in: 0...50, using: &generator)
+            let count = Int.random(in: 1...40, using: &generator)
+            let claims = (0..<count).map { index in
+                LeaseSplit.Claim(
+                    agent: "agent-\(Int.random(in: 0...count * 2, using: &generator))",
+                    demand: round % 3 == 0 ? 10 : Double.random(in: 0...200, using: &generator),
+                    held: Bool.random(using: &generator) ? nil : Double(Int.random(in: 0...40, using: &generator)))
+            }
+            let minimum = Int.random(in: 0...100, using: &generator)
+            // A name claimed twice is summed, as the whole split does.
+            let split = round % 2 == 0 ? claims : claims.uniqued()
+            let whole = LeaseSplit.rate(capacity: capacity, claims: split, minimumPercent: minimum)
+            for agent in Set(claims.map(\.agent)) {
+                let alone = LeaseSplit.rate(of: agent, capacity: capacity, claims: split, minimumPercent: minimum)
+                #expect(alone == whole[agent], "\(agent) of \(claims.count) claims, capacity \(capacity)")
+            }
+        }
+    }
+
     @Test("fewer units than agents: whole units go to the largest remainders, repeatably")
     func fewerUnitsThanAgents() {
         let first = LeaseSplit.rate(capacity: 3, claims: claims(Array(repeating: 10, count: 8)), minimumPercent: 100)
@@ -300,5 +327,13 @@ struct LeaseSplitTests {
         slots[.team] = limiter.bind(Scope(.team, "ml"), limits: local, fleet: Limits(requestsPerMinute: 600))
         #expect(reserve(limiter, slots, at: 1).failureValue != nil)
         #expect(reserve(limiter, slots, at: 100).failureValue != nil)
+    }
+}
+
+extension [LeaseSplit.Claim] {
+    /// One claim per agent (the first), as the lease book holds them.
+    fileprivate func uniqued() -> [LeaseSplit.Claim] {
+        var seen: Set<String> = []
+        return filter { seen.insert($0.agent).inserted }
     }
 }

@@ -21,6 +21,8 @@ public struct ControlAPI: Sendable {
     let agentAuthCounters: AgentAuthCounters?
     let adminToken: Secret
     let keyHasher: KeyHasher
+    /// Agents found by their issued token, briefly (see ``AgentTokenCache``).
+    let agentTokens = AgentTokenCache()
     /// Every policy write passes the agents' compiler first.
     let gate: PolicyGate
     /// Every admin write is logged and kept in the audit trail.
@@ -142,7 +144,7 @@ public struct ControlAPI: Sendable {
 
     /// Usage, agents (their tokens) and the admin audit trail.
     private func fleetRoutes(_ admin: RouteCollection<ControlContext>) {
-        let (store, audit, keyHasher) = (self.store, self.audit, self.keyHasher)
+        let (store, audit, keyHasher, agentTokens) = (self.store, self.audit, self.keyHasher, self.agentTokens)
         admin.get("usage") { request, _ in try jsonResponse(try await UsageParameters.answer(request, store: store)) }
         admin.post("agents") { request, context in
             let body = try await decode(AgentRegistration.self, request, context)
@@ -150,6 +152,7 @@ public struct ControlAPI: Sendable {
             var generator = SystemRandomNumberGenerator()
             let token = "sat-" + VirtualKey.generate(using: &generator).dropFirst(VirtualKey.prefix.count)
             try await store.registerAgent(id: body.id, tokenHash: keyHasher.hash(token).encoded, service: body.service)
+            agentTokens.forget(agentID: body.id)
             await audit.changed(
                 request, "register", "agent", body.id, fields: body.service == nil ? [] : ["service"], policy: false)
             var answer = ["id": body.id, "token": token]
@@ -169,6 +172,7 @@ public struct ControlAPI: Sendable {
             guard try await store.deleteAgent(id: id) else {
                 throw APIError(404, "no agent \(Identifier.quoted(id))", code: "not_found")
             }
+            agentTokens.forget(agentID: id)
             await audit.changed(request, "revoke", "agent", id, policy: false)
             return Response(status: .noContent)
         }
@@ -190,7 +194,8 @@ public struct ControlAPI: Sendable {
         let (store, leases, budgets, publisher) = (self.store, self.leases, self.budgets, self.publisher)
         let agent = RouteCollection(context: ControlContext.self).add(
             middleware: AgentAuthMiddleware(
-                authenticators: [IssuedTokenAuthenticator(store: store, hasher: keyHasher)] + extraAgentAuthenticators))
+                authenticators: [IssuedTokenAuthenticator(store: store, hasher: keyHasher, cache: agentTokens)]
+                    + extraAgentAuthenticators))
         agent.get("policy") { request, context in
             var response = try await policy(request, scopedTo: context.agentService)
             // The agent learns the id to tag its usage batches with from here.
@@ -236,8 +241,11 @@ public struct ControlAPI: Sendable {
         // Only an agent holding exactly the current version waits: one ahead of this store
         // (a restored or replaced database) gets the bundle at once, and refuses it as a
         // rollback rather than being told its newer policy is current.
-        if let known, wait > 0, try await store.policyVersion() == known {
-            _ = try await publisher.waitForVersion(above: known, timeout: .seconds(wait))
+        if let known, wait > 0, try await store.policyVersion() == known,
+            try await publisher.waitForVersion(above: known, timeout: .seconds(wait)) == known
+        {
+            // Nothing changed while waiting: the answer needs no bundle.
+            return Response(status: .notModified, headers: [.eTag: "\"v\(known)\""])
         }
         let (version, body) = try await publisher.bundle(scopedTo: service)
         let tag = "\"v\(version)\""

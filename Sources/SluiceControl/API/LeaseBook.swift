@@ -45,9 +45,14 @@ public final class LeaseBook: Sendable {
     private struct State {
         /// `kind/scope/limit` → instance → claim.
         var claims: [String: [String: Claim]] = [:]
-        /// Settings as of a policy version, so a renewal reads the store once (the version).
+        /// `kind/scope/limit` → when its oldest claim was seen.
+        var oldestClaim: [String: ContinuousClock.Instant] = [:]
+        /// Settings as of a policy version, and when the version was last read.
         var settings:
-            (version: Int64, leaseSeconds: Int, minimumPercent: Int, zone: TimeZoneRules, fallback: LeaseFallback)?
+            (
+                version: Int64, checkedAt: ContinuousClock.Instant, leaseSeconds: Int, minimumPercent: Int,
+                zone: TimeZoneRules, fallback: LeaseFallback
+            )?
         /// When each agent instance last renewed: how many are active.
         var lastRenewal: [String: ContinuousClock.Instant] = [:]
         /// Fleet use per scope in a window, read at most once a second.
@@ -99,7 +104,8 @@ public final class LeaseBook: Sendable {
             var answer = LeaseAnswer(grants: [])
             for demand in request.demands {
                 let key = "\(demand.scopeKind)/\(demand.scope)/\(demand.limit)"
-                var claims = state.claims[key] ?? [:]
+                // Taken out while it changes, so the table is not copied.
+                var claims = state.claims.removeValue(forKey: key) ?? [:]
                 let own = demand.ownSpent ?? 0
                 let previous = claims[instance]
                 // Until this answer arrives the agent uses what it held before: its last
@@ -109,8 +115,13 @@ public final class LeaseBook: Sendable {
                     demand: demand.perMinute, limitValue: demand.limitValue, seenAt: now, own: own,
                     cap: max(previous?.cap ?? 0, own), enforcing: enforcing, held: demand.held,
                     burst: previous?.burst ?? 0)
-                claims = claims.filter { $0.value.seenAt >= horizon }
-                let limitValue = claims.values.map(\.limitValue).min() ?? 0
+                // Sweeping every claim at every renewal would cost the square of the agents
+                // on a limit; a sweep is due only once its oldest claim may have expired.
+                if let oldest = state.oldestClaim[key], oldest < horizon {
+                    claims = claims.filter { $0.value.seenAt >= horizon }
+                }
+                state.oldestClaim[key] = claims.values.lazy.map(\.seenAt).min()
+                let limitValue = claims.values.lazy.map(\.limitValue).min() ?? 0
                 let grant: Int
                 var burst: Int?
                 if let spent = fleetSpent[key] {
@@ -118,13 +129,12 @@ public final class LeaseBook: Sendable {
                         for: instance, in: &claims, quota: limitValue, fleetUsed: spent,
                         minimumPercent: minimumPercent)
                 } else {
-                    let shares = LeaseSplit.rate(
-                        capacity: limitValue,
+                    grant = LeaseSplit.rate(
+                        of: instance, capacity: limitValue,
                         claims: claims.map {
                             .init(agent: $0.key, demand: $0.value.demand, held: $0.value.held.map(Double.init))
                         },
                         minimumPercent: minimumPercent)
-                    grant = shares[instance] ?? 0
                     let trimmed = Self.burst(for: instance, in: &claims, rate: grant, limit: limitValue)
                     burst = trimmed < grant ? trimmed : nil
                 }
@@ -138,6 +148,7 @@ public final class LeaseBook: Sendable {
             // Forget limits nobody has claimed for a lease time.
             if state.claims.count > 10_000 {
                 state.claims = state.claims.filter { $0.value.values.contains { $0.seenAt >= horizon } }
+                state.oldestClaim = state.oldestClaim.filter { state.claims[$0.key] != nil }
             }
             return answer
         }
@@ -235,18 +246,28 @@ public final class LeaseBook: Sendable {
         }
     }
 
+    /// How long settings read for one policy version are used before the version is read again.
+    static let settingsRecheck: Duration = .seconds(1)
+
     private func settings() async throws -> (
         leaseSeconds: Int, minimumPercent: Int, zone: TimeZoneRules, fallback: LeaseFallback
     ) {
+        let now = ContinuousClock.now
+        let cached = state.withLock { $0.settings }
+        // Renewals arrive hundreds a second: the version is asked for at most once a second.
+        if let cached, now - cached.checkedAt < Self.settingsRecheck {
+            return (cached.leaseSeconds, cached.minimumPercent, cached.zone, cached.fallback)
+        }
         let version = try await store.policyVersion()
-        if let cached = state.withLock({ $0.settings }), cached.version == version {
+        if let cached, cached.version == version {
+            state.withLock { $0.settings?.checkedAt = now }
             return (cached.leaseSeconds, cached.minimumPercent, cached.zone, cached.fallback)
         }
         let settings = try await store.settings()
         let zone = TimeZones.rules(named: settings.timeZone) ?? .utc
         let fallback = settings.fallback ?? .fraction(0.1)
         state.withLock {
-            $0.settings = (version, settings.leaseSeconds, settings.leaseMinimumSharePercent, zone, fallback)
+            $0.settings = (version, now, settings.leaseSeconds, settings.leaseMinimumSharePercent, zone, fallback)
         }
         return (settings.leaseSeconds, settings.leaseMinimumSharePercent, zone, fallback)
     }
@@ -267,7 +288,8 @@ public final class LeaseBook: Sendable {
     /// buckets together never hold more than the limit, beyond one call per agent (a full
     /// bucket admits one call whatever its size).
     private static func burst(for instance: String, in claims: inout [String: Claim], rate: Int, limit: Int) -> Int {
-        let others = claims.filter { $0.key != instance }.values.map { max($0.held ?? 0, $0.burst) }.reduce(0, +)
+        var others = 0
+        for (agent, claim) in claims where agent != instance { others += max(claim.held ?? 0, claim.burst) }
         let burst = max(0, min(rate, limit - others))
         claims[instance]?.burst = burst
         return burst
@@ -295,7 +317,8 @@ public final class LeaseBook: Sendable {
             capacity: unspent, claims: claims.map { .init(agent: $0.key, demand: $0.value.demand) },
             minimumPercent: minimumPercent)
         let own = claims[instance]?.own ?? 0
-        let others = claims.filter { $0.key != instance }.values.map { max($0.cap, $0.own, $0.enforcing) }.reduce(0, +)
+        var others = 0
+        for (agent, claim) in claims where agent != instance { others += max(claim.cap, claim.own, claim.enforcing) }
         let available = budget - departed - others
         let increment = LeaseSplit.quotaIncrement(share: shares[instance] ?? 0, demand: claims[instance]?.demand ?? 0)
         let cap = max(own, min(own + increment, available))

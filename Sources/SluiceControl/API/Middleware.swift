@@ -1,6 +1,7 @@
 import Hummingbird
 import SluicePolicy
 import SluiceWire
+import Synchronization
 
 /// Turns store and API errors into JSON error bodies with their status; anything else is
 /// a 500 that says only that it was internal (details go to the log, not the caller).
@@ -110,11 +111,59 @@ public protocol AgentAuthenticator: Sendable {
 public struct IssuedTokenAuthenticator: AgentAuthenticator {
     let store: any Store
     let hasher: KeyHasher
+    let cache: AgentTokenCache
+
+    public init(store: any Store, hasher: KeyHasher, cache: AgentTokenCache = AgentTokenCache()) {
+        self.store = store
+        self.hasher = hasher
+        self.cache = cache
+    }
 
     /// The agent a `sat-…` token was issued to, or nil for any other credential.
     public func agent(forBearer credential: String, claimedService: String?) async throws -> AgentRecord? {
         guard credential.hasPrefix("sat-") else { return nil }
-        return try await store.agent(tokenHash: hasher.hash(credential).encoded)
+        let hash = hasher.hash(credential).encoded
+        if let known = cache.agent(tokenHash: hash) { return known }
+        let agent = try await store.agent(tokenHash: hash)
+        if let agent { cache.remember(agent, tokenHash: hash) }
+        return agent
+    }
+}
+
+/// Agents found by their token, kept for a second: every agent calls several times per
+/// flush, and a store read per call is a thread hop each way. A token revoked or replaced
+/// through this process is forgotten at once; through another replica, within
+/// ``lifetime``.
+public final class AgentTokenCache: Sendable {
+    /// How long a token found in the store is trusted without asking again.
+    public static let lifetime: Duration = .seconds(1)
+    /// Beyond this many tokens the cache starts afresh, so memory stays bounded.
+    static let capacity = 100_000
+    private let known = Mutex<[String: (agent: AgentRecord, foundAt: ContinuousClock.Instant)]>([:])
+
+    public init() {}
+
+    func agent(tokenHash: String, now: ContinuousClock.Instant = .now) -> AgentRecord? {
+        known.withLock { known in
+            guard let entry = known[tokenHash] else { return nil }
+            guard now - entry.foundAt < Self.lifetime else {
+                known[tokenHash] = nil
+                return nil
+            }
+            return entry.agent
+        }
+    }
+
+    func remember(_ agent: AgentRecord, tokenHash: String, now: ContinuousClock.Instant = .now) {
+        known.withLock { known in
+            if known.count >= Self.capacity { known.removeAll() }
+            known[tokenHash] = (agent, now)
+        }
+    }
+
+    /// Forgets every token of `agentID`: it was revoked or given a new token.
+    func forget(agentID: String) {
+        known.withLock { known in known = known.filter { $0.value.agent.id != agentID } }
     }
 }
 

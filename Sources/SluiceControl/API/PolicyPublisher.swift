@@ -21,17 +21,19 @@ public final class PolicyPublisher: Service, Sendable {
     private let pollInterval: Duration
     private let budgets: BudgetWatcher?
     /// The signed bundles of one version: the whole policy under "", each service's scoped
-    /// one under its name.
-    private let cache = Mutex<(version: Int64, activeAgents: Int?, bodies: [String: [UInt8]])?>(nil)
+    /// one under its name. A bundle is built once: callers arriving while it is built (every
+    /// waiting agent, woken by one change) wait for that build instead of starting their own.
+    private let cache = Mutex<(version: Int64, activeAgents: Int?, builds: [String: BundleBuild])?>(nil)
+    private typealias BundleBuild = Task<(version: Int64, body: [UInt8]), any Error>
     /// Scoped bundles kept per version; services beyond this are built on every poll.
     private static let maxCachedScopes = 4096
-    private let waiters = Mutex<[UUID: CheckedContinuation<Void, Never>]>([:])
+    private let waiters = PolicyWaiters()
     private let closing = Atomic<Bool>(false)
     /// How many agents hold leases now, for ``PolicyDocument/activeAgents``.
     private let activeAgentCounter = Mutex<(@Sendable () -> Int)?>(nil)
 
     /// Long-polls waiting for a newer version now.
-    public var waitingPolls: Int { waiters.withLock { $0.count } }
+    public var waitingPolls: Int { waiters.count }
 
     /// Lets bundles say how many agents hold leases (the lease book counts them).
     func countActiveAgents(with counter: @escaping @Sendable () -> Int) {
@@ -67,31 +69,38 @@ public final class PolicyPublisher: Service, Sendable {
         let version = try await store.policyVersion()
         let scope = service ?? ""
         let active = activeAgentCounter.withLock { $0 }?()
-        if let body = cache.withLock({ $0?.version == version && $0?.activeAgents == active ? $0?.bodies[scope] : nil })
-        {
-            return (version, body)
+        let build = cache.withLock { current -> BundleBuild in
+            if current?.version != version || current?.activeAgents != active {
+                current = (version, active, [:])
+            }
+            if let build = current?.builds[scope] { return build }
+            let build = BundleBuild { try await self.build(scopedTo: service, activeAgents: active) }
+            if current?.builds.count ?? 0 < Self.maxCachedScopes { current?.builds[scope] = build }
+            return build
         }
+        do {
+            return try await build.value
+        } catch {
+            // A failed build (the store did not answer) is not kept: the next caller tries again.
+            cache.withLock { current in
+                if current?.version == version, current?.builds[scope] == build { current?.builds[scope] = nil }
+            }
+            throw error
+        }
+    }
+
+    /// Reads, scopes, signs and encodes one bundle.
+    private func build(scopedTo service: String?, activeAgents: Int?) async throws -> (version: Int64, body: [UInt8]) {
         let snapshot = try await store.snapshot()
         var document = Self.document(
             from: snapshot, pepperFingerprint: pepperFingerprint, now: Int64(Date().timeIntervalSince1970))
-        document.activeAgents = active
+        document.activeAgents = activeAgents
         // Evaluated afresh for every new version: another replica may have raised the
         // version because a budget ran out.
         document.exhausted = try await budgets?.exhaustedScopes() ?? []
         if let service { document = document.scoped(toService: service) }
         let signed = try SignedBundle.sign(document, with: signingKey.key)
-        let body = Array(try WireCoding.encoder.encode(signed))
-        cache.withLock { current in
-            if (current?.version ?? 0) < snapshot.version
-                || (current?.version == snapshot.version && current?.activeAgents != active)
-            {
-                current = (snapshot.version, active, [:])
-            }
-            if current?.version == snapshot.version, current?.bodies.count ?? 0 < Self.maxCachedScopes {
-                current?.bodies[scope] = body
-            }
-        }
-        return (snapshot.version, body)
+        return (snapshot.version, Array(try WireCoding.encoder.encode(signed)))
     }
 
     static func document(from snapshot: PolicySnapshot, pepperFingerprint: String, now: Int64) -> PolicyDocument {
@@ -114,6 +123,10 @@ public final class PolicyPublisher: Service, Sendable {
     }
 
     /// Returns once the policy version is above `version`, or after `timeout`.
+    ///
+    /// A waiting call costs one continuation in a table: no task, timer or store read of its
+    /// own. The publisher's run loop ends waits at their deadlines and notices versions
+    /// raised by other replicas; a write through this process wakes them at once.
     public func waitForVersion(above version: Int64, timeout: Duration) async throws -> Int64 {
         let deadline = ContinuousClock.now + timeout
         while true {
@@ -121,50 +134,108 @@ public final class PolicyPublisher: Service, Sendable {
             if current > version || ContinuousClock.now >= deadline || closing.load(ordering: .acquiring) {
                 return current
             }
-            let slice = min(pollInterval, deadline - ContinuousClock.now)
-            await waitForChange(upTo: slice)
+            await waitForChange(until: deadline)
         }
     }
 
+    /// Ends due waits every `tick` and re-reads the version every `pollInterval`, until
+    /// graceful shutdown begins; then ends every waiting long-poll.
     public func run() async throws {
-        try? await gracefulShutdown()
+        let tick = min(Self.longestTick, pollInterval)
+        try? await cancelWhenGracefulShutdown {
+            var lastPoll = ContinuousClock.now
+            var seen = try? await self.store.policyVersion()
+            while true {
+                try await Task.sleep(for: tick)
+                let now = ContinuousClock.now
+                self.waiters.expire(now: now)
+                guard now - lastPoll >= self.pollInterval else { continue }
+                lastPoll = now
+                // A store that does not answer now is asked again at the next poll; the
+                // waits still end at their deadlines.
+                guard let version = try? await self.store.policyVersion() else { continue }
+                if let previous = seen, version > previous { self.policyChanged() }
+                seen = version
+            }
+        }
         closing.store(true, ordering: .releasing)
         policyChanged()
     }
 
+    /// How late a wait may end after its deadline, at most.
+    static let longestTick: Duration = .milliseconds(100)
+
     /// Wakes every waiting long-poll: called after a write through this process.
     public func policyChanged() {
-        let woken = waiters.withLock { waiters -> [CheckedContinuation<Void, Never>] in
-            defer { waiters.removeAll() }
-            return Array(waiters.values)
-        }
-        for waiter in woken { waiter.resume() }
+        waiters.wakeAll()
     }
 
-    /// Returns when a change is announced, shutdown begins, or `duration` passes. The timer
-    /// is a child task of this wait, so nothing outlives it; the waiter is registered by the
-    /// waiting task itself, so a change announced from the moment the wait begins is seen.
-    private func waitForChange(upTo duration: Duration) async {
-        let id = UUID()
-        let deadline = ContinuousClock.now + duration
-        await withTaskGroup(of: Void.self) { timer in
-            timer.addTask {
-                try? await Task.sleep(until: deadline)
-                self.resumeWaiter(id)
+    /// Returns when a change is announced, shutdown begins, or `deadline` passes. The waiter
+    /// is registered by the waiting task itself, so a change announced from the moment the
+    /// wait begins is seen.
+    private func waitForChange(until deadline: ContinuousClock.Instant) async {
+        await withCheckedContinuation { continuation in
+            let id = waiters.add(continuation, deadline: deadline)
+            // Shutdown may have begun before the waiter was registered: it would not be woken.
+            if closing.load(ordering: .acquiring) { waiters.wake(id) }
+        }
+    }
+}
+
+/// Long-polls waiting for a policy change: each is a continuation with a deadline. The
+/// earliest deadline is kept so a tick with nothing due costs one comparison.
+final class PolicyWaiters: Sendable {
+    private struct Table {
+        var waiting: [UInt64: (continuation: CheckedContinuation<Void, Never>, deadline: ContinuousClock.Instant)] =
+            [:]
+        var nextID: UInt64 = 0
+        var earliest: ContinuousClock.Instant?
+    }
+    private let table = Mutex(Table())
+
+    var count: Int { table.withLock { $0.waiting.count } }
+
+    func add(_ continuation: CheckedContinuation<Void, Never>, deadline: ContinuousClock.Instant) -> UInt64 {
+        table.withLock { table in
+            table.nextID += 1
+            table.waiting[table.nextID] = (continuation, deadline)
+            table.earliest = min(table.earliest ?? deadline, deadline)
+            return table.nextID
+        }
+    }
+
+    func wake(_ id: UInt64) {
+        table.withLock { $0.waiting.removeValue(forKey: id) }?.continuation.resume()
+    }
+
+    func wakeAll() {
+        let woken = table.withLock { table in
+            defer {
+                table.waiting.removeAll()
+                table.earliest = nil
             }
-            await withCheckedContinuation { continuation in
-                self.waiters.withLock { $0[id] = continuation }
-                // The timer may have fired before the waiter was registered: it finds
-                // nothing then, so the deadline is checked here too.
-                if self.closing.load(ordering: .acquiring) || ContinuousClock.now >= deadline {
-                    self.resumeWaiter(id)
+            return Array(table.waiting.values)
+        }
+        for waiter in woken { waiter.continuation.resume() }
+    }
+
+    /// Wakes the waits whose deadline has passed.
+    func expire(now: ContinuousClock.Instant) {
+        let due = table.withLock { table -> [CheckedContinuation<Void, Never>] in
+            guard let earliest = table.earliest, earliest <= now else { return [] }
+            var due: [CheckedContinuation<Void, Never>] = []
+            var next: ContinuousClock.Instant?
+            for (id, waiter) in table.waiting {
+                if waiter.deadline <= now {
+                    due.append(waiter.continuation)
+                    table.waiting[id] = nil
+                } else {
+                    next = min(next ?? waiter.deadline, waiter.deadline)
                 }
             }
-            timer.cancelAll()
+            table.earliest = next
+            return due
         }
-    }
-
-    private func resumeWaiter(_ id: UUID) {
-        waiters.withLock { $0.removeValue(forKey: id) }?.resume()
+        for continuation in due { continuation.resume() }
     }
 }

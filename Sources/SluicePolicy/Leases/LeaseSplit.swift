@@ -55,20 +55,40 @@ public enum LeaseSplit {
         guard !claims.isEmpty, capacity > 0 else {
             return Dictionary(claims.map { ($0.agent, 0) }, uniquingKeysWith: { first, _ in first })
         }
+        return apportion(
+            rateShares(capacity: capacity, claims: claims, minimumPercent: minimumPercent), capacity: capacity,
+            agents: claims.map(\.agent))
+    }
+
+    /// `agent`'s share in ``rate(capacity:claims:minimumPercent:)``, without working out every
+    /// other agent's whole units: one renewal needs one share, and a limit may have
+    /// thousands of agents.
+    public static func rate(of agent: String, capacity: Int, claims: [Claim], minimumPercent: Int) -> Int {
+        guard !claims.isEmpty, capacity > 0 else { return 0 }
+        let shares = rateShares(capacity: capacity, claims: claims, minimumPercent: minimumPercent)
+        var whole = 0
+        for index in claims.indices where claims[index].agent == agent {
+            guard let units = apportioned(index, shares, capacity: capacity, agents: claims.lazy.map(\.agent)) else {
+                return apportion(shares, capacity: capacity, agents: claims.map(\.agent))[agent] ?? 0
+            }
+            whole += units
+        }
+        return whole
+    }
+
+    /// Max-min fair shares of `capacity` before rounding to whole units.
+    private static func rateShares(capacity: Int, claims: [Claim], minimumPercent: Int) -> [Double] {
         let total = Double(capacity)
         let count = Double(claims.count)
         let idleFloor = total / count * Double(min(100, max(0, minimumPercent))) / 1_000
         let wants = claims.map { want($0, idleFloor: idleFloor) }
         let wanted = wants.reduce(0, +)
-        let shares: [Double]
         if wanted <= total {
             let spare = (total - wanted) / count
-            shares = wants.map { $0 + spare }
-        } else {
-            let level = waterLevel(wants, capacity: total)
-            shares = wants.map { min($0, level) }
+            return wants.map { $0 + spare }
         }
-        return apportion(shares, capacity: capacity, agents: claims.map(\.agent))
+        let level = waterLevel(wants, capacity: total)
+        return wants.map { min($0, level) }
     }
 
     /// How much of a quota share an agent is granted beyond its use at one renewal: what its
@@ -127,6 +147,31 @@ public enum LeaseSplit {
             left -= want
         }
         return sorted.last ?? 0
+    }
+
+    /// The whole units ``apportion(_:capacity:agents:)`` gives the share at `index`, found by
+    /// counting the shares ranked before it instead of sorting them all; nil when the shares
+    /// round to more than `capacity` (capacities beyond 2^53), which only the whole
+    /// apportionment settles.
+    private static func apportioned(
+        _ index: Int, _ shares: [Double], capacity: Int, agents: some Collection<String>
+    ) -> Int? {
+        var left = capacity
+        for share in shares { left -= Int(share.rounded(.down)) }
+        guard left >= 0 else { return nil }
+        let whole = Int(shares[index].rounded(.down))
+        let remainder = shares[index] - shares[index].rounded(.down)
+        let name = agents[agents.index(agents.startIndex, offsetBy: index)]
+        var rank = 0
+        for (other, agent) in zip(shares.indices, agents) where other != index {
+            let otherRemainder = shares[other] - shares[other].rounded(.down)
+            // The order of a stable sort by remainder (larger first), then by name.
+            if otherRemainder != remainder ? otherRemainder > remainder : agent != name ? agent < name : other < index {
+                rank += 1
+            }
+        }
+        // The units left over go round the ranked shares, one each, as often as they last.
+        return whole + left / shares.count + (rank < left % shares.count ? 1 : 0)
     }
 
     /// Whole units summing to `capacity`: each share rounded down, then the units left over
