@@ -132,6 +132,43 @@ struct StoreConformanceTests {
     }
 
     @Test(
+        "20 agents at once add to the same hourly and daily cells, in opposite orders: every call counted once",
+        arguments: StoreFixture.kinds)
+    func concurrentBatchesShareCells(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let store = fixture.store
+        // Two hours of one day: each batch adds to both hourly cells and, twice, to the one
+        // daily cell; half list the later hour first.
+        let hours = [Self.hour, Self.hour + 3600]
+        try await withThrowingTaskGroup(of: UsageAck.self) { group in
+            for agent in 0..<20 {
+                group.addTask {
+                    let deltas = (agent % 2 == 0 ? hours : hours.reversed()).map { hour in
+                        UsageDelta(
+                            hour: hour, team: "ml", service: "shop/checkout", keyID: "k1", model: "m", requests: 1,
+                            promptTokens: 10, completionTokens: 5, costPicoUSD: 500, denials: ["rate_limit_exceeded": 1])
+                    }
+                    return try await store.apply(
+                        UsageBatch(agentID: "agent-\(agent)", epoch: "e1", sequence: 1, deltas: deltas))
+                }
+            }
+            for try await ack in group { #expect(!ack.duplicate) }
+        }
+        // Not whole days: answered from the hourly cells.
+        let hourly = try await store.usage(UsageQuery(groupBy: [.team], from: Self.hour, to: Self.hour + 7200))
+        #expect(
+            hourly == [
+                UsageRow(
+                    group: ["team": "ml"], requests: 40, promptTokens: 400, completionTokens: 200, costPicoUSD: 20_000,
+                    denials: ["rate_limit_exceeded": 40])
+            ])
+        let day = Self.hour - Self.hour % 86_400
+        let daily = try await store.usage(UsageQuery(groupBy: [.team], from: day, to: day + 86_400))  // daily cells
+        #expect(daily.map(\.requests) == [40] && daily.map(\.denials) == [["rate_limit_exceeded": 40]])
+    }
+
+    @Test(
         "refusals are counted by reason with their group; a group refused every call still shows",
         arguments: StoreFixture.kinds)
     func denialsByReason(kind: StoreFixture.Kind) async throws {

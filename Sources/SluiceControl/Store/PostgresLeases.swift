@@ -154,7 +154,9 @@ public struct LeaseLeaderSession: Sendable {
         return claims
     }
 
-    /// Writes the grants, in one statement.
+    /// Writes the grants, in one statement. Rows whose grant is unchanged are left alone: at
+    /// thousands of claims most grants stay the same from one second to the next, and each
+    /// row written would also wait on, and hold up, that agent's next renewal.
     public func grant(_ grants: [StoredLeaseGrant]) async throws {
         guard !grants.isEmpty else { return }
         let keys = grants.map(\.key)
@@ -168,6 +170,7 @@ public struct LeaseLeaderSession: Sendable {
             FROM UNNEST(\(keys)::text[], \(instances)::text[], \(amounts)::int8[], \(bursts)::int8[])
                 AS u(lease_key, instance, amount, burst)
             WHERE c.lease_key = u.lease_key AND c.instance = u.instance
+                AND (c.granted IS DISTINCT FROM u.amount OR c.granted_burst IS DISTINCT FROM NULLIF(u.burst, -1))
             """, logger: logger)
     }
 }

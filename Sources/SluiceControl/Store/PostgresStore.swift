@@ -314,48 +314,48 @@ public final class PostgresStore: Store {
             if batch.sequence <= mark {
                 return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: mark, duplicate: true)
             }
-            for delta in batch.deltas {
-                for (granularity, start) in [("hour", delta.hour), ("day", delta.hour - delta.hour % 86_400)] {
-                    let team = delta.team ?? ""
-                    let project = delta.project ?? ""
-                    let key = delta.keyID ?? ""
-                    if delta.requests > 0 || delta.promptTokens > 0 || delta.completionTokens > 0
-                        || delta.costPicoUSD > 0
-                    {
-                        try await connection.query(
-                            """
-                            INSERT INTO usage_rollups (granularity, start, team, project, service, key_id, model,
-                                                       requests, prompt_tokens, completion_tokens, cost_pico)
-                            VALUES (\(granularity), \(start), \(team), \(project), \(delta.service), \(key),
-                                \(delta.model),
-                                    \(delta.requests), \(delta.promptTokens), \(delta.completionTokens),
-                                        \(delta.costPicoUSD))
-                            ON CONFLICT (granularity, start, team, project, service, key_id, model) DO UPDATE SET
-                                requests = usage_rollups.requests + excluded.requests,
-                                prompt_tokens = usage_rollups.prompt_tokens + excluded.prompt_tokens,
-                                completion_tokens = usage_rollups.completion_tokens + excluded.completion_tokens,
-                                cost_pico = usage_rollups.cost_pico + excluded.cost_pico
-                            """, logger: self.logger)
-                    }
-                    for (reason, count) in delta.denials where count > 0 {
-                        try await connection.query(
-                            """
-                            INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model,
-                                reason, count)
-                            VALUES (\(granularity), \(start), \(team), \(project), \(delta.service), \(key),
-                                \(delta.model), \(reason), \(count))
-                            ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO UPDATE
-                                SET
-                                count = denial_rollups.count + excluded.count
-                            """, logger: self.logger)
-                    }
-                }
-            }
+            // The agent's own mark first: the shared cells below stay locked until commit.
             try await connection.query(
                 """
                 UPDATE usage_marks SET sequence = \(batch.sequence), updated_at = \(now)
                 WHERE agent_id = \(batch.agentID) AND epoch = \(batch.epoch)
                 """, logger: self.logger)
+            // Each cell once, in one statement per table, in a fixed order: a batch holds
+            // the rows many agents add to (one service's hour) for as short a time as it can.
+            let cells = RollupCells(batch)
+            if !cells.usage.isEmpty {
+                let rows = cells.usage
+                try await connection.query(
+                    """
+                    INSERT INTO usage_rollups (granularity, start, team, project, service, key_id, model,
+                                               requests, prompt_tokens, completion_tokens, cost_pico)
+                    SELECT * FROM UNNEST(\(rows.map(\.cell.granularity))::text[], \(rows.map(\.cell.start))::int8[],
+                        \(rows.map(\.cell.team))::text[], \(rows.map(\.cell.project))::text[],
+                        \(rows.map(\.cell.service))::text[], \(rows.map(\.cell.keyID))::text[],
+                        \(rows.map(\.cell.model))::text[], \(rows.map(\.totals.requests))::int8[],
+                        \(rows.map(\.totals.promptTokens))::int8[], \(rows.map(\.totals.completionTokens))::int8[],
+                        \(rows.map(\.totals.costPicoUSD))::int8[])
+                    ON CONFLICT (granularity, start, team, project, service, key_id, model) DO UPDATE SET
+                        requests = usage_rollups.requests + excluded.requests,
+                        prompt_tokens = usage_rollups.prompt_tokens + excluded.prompt_tokens,
+                        completion_tokens = usage_rollups.completion_tokens + excluded.completion_tokens,
+                        cost_pico = usage_rollups.cost_pico + excluded.cost_pico
+                    """, logger: self.logger)
+            }
+            if !cells.denials.isEmpty {
+                let rows = cells.denials
+                try await connection.query(
+                    """
+                    INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model, reason,
+                                                count)
+                    SELECT * FROM UNNEST(\(rows.map(\.cell.granularity))::text[], \(rows.map(\.cell.start))::int8[],
+                        \(rows.map(\.cell.team))::text[], \(rows.map(\.cell.project))::text[],
+                        \(rows.map(\.cell.service))::text[], \(rows.map(\.cell.keyID))::text[],
+                        \(rows.map(\.cell.model))::text[], \(rows.map(\.reason))::text[], \(rows.map(\.count))::int8[])
+                    ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO UPDATE SET
+                        count = denial_rollups.count + excluded.count
+                    """, logger: self.logger)
+            }
             return UsageAck(
                 agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: batch.sequence, duplicate: false)
         }

@@ -233,41 +233,37 @@ public final class SQLiteStore: Store {
             if batch.sequence <= mark {
                 return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: mark, duplicate: true)
             }
-            for delta in batch.deltas {
-                for (granularity, start) in [("hour", delta.hour), ("day", delta.hour - delta.hour % 86_400)] {
-                    let cell: [DatabaseValueConvertible] = [
-                        granularity, start, delta.team ?? "", delta.project ?? "", delta.service,
-                        delta.keyID ?? "", delta.model,
-                    ]
-                    if delta.requests > 0 || delta.promptTokens > 0 || delta.completionTokens > 0
-                        || delta.costPicoUSD > 0
-                    {
-                        try db.execute(
-                            sql: """
-                                INSERT INTO usage_rollups (granularity, start, team, project, service, key_id, model,
-                                                           requests, prompt_tokens, completion_tokens, cost_pico)
-                                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                                ON CONFLICT (granularity, start, team, project, service, key_id, model) DO UPDATE SET
-                                    requests = requests + excluded.requests, prompt_tokens = prompt_tokens +
-                                        excluded.prompt_tokens,
-                                    completion_tokens = completion_tokens + excluded.completion_tokens, cost_pico =
-                                        cost_pico + excluded.cost_pico
-                                """,
-                            arguments: StatementArguments(
-                                cell + [delta.requests, delta.promptTokens, delta.completionTokens, delta.costPicoUSD]))
-                    }
-                    for (reason, count) in delta.denials where count > 0 {
-                        try db.execute(
-                            sql: """
-                                INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model,
-                                    reason, count)
-                                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                                ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO
-                                    UPDATE SET
-                                    count = count + excluded.count
-                                """, arguments: StatementArguments(cell + [reason, count]))
-                    }
-                }
+            let cells = RollupCells(batch)
+            for (cell, totals) in cells.usage {
+                try db.execute(
+                    sql: """
+                        INSERT INTO usage_rollups (granularity, start, team, project, service, key_id, model,
+                                                   requests, prompt_tokens, completion_tokens, cost_pico)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (granularity, start, team, project, service, key_id, model) DO UPDATE SET
+                            requests = requests + excluded.requests,
+                            prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+                            completion_tokens = completion_tokens + excluded.completion_tokens,
+                            cost_pico = cost_pico + excluded.cost_pico
+                        """,
+                    arguments: [
+                        cell.granularity, cell.start, cell.team, cell.project, cell.service, cell.keyID, cell.model,
+                        totals.requests, totals.promptTokens, totals.completionTokens, totals.costPicoUSD,
+                    ])
+            }
+            for (cell, reason, count) in cells.denials {
+                try db.execute(
+                    sql: """
+                        INSERT INTO denial_rollups (granularity, start, team, project, service, key_id, model,
+                            reason, count)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (granularity, start, team, project, service, key_id, model, reason) DO
+                            UPDATE SET count = count + excluded.count
+                        """,
+                    arguments: [
+                        cell.granularity, cell.start, cell.team, cell.project, cell.service, cell.keyID, cell.model,
+                        reason, count,
+                    ])
             }
             try db.execute(
                 sql: """

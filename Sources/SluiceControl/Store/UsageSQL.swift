@@ -1,3 +1,5 @@
+import SluiceWire
+
 /// The rollup query both stores share: plain SQL that SQLite and PostgreSQL both accept.
 /// Dimensions come from a closed enum, never from caller text, so nothing caller-supplied
 /// is spliced into the statement.
@@ -83,5 +85,71 @@ enum UsageSQL {
     /// Day grouping reads the daily cells when the range is whole days; otherwise hourly.
     private static func granularity(_ query: UsageQuery) -> String {
         query.from % 86_400 == 0 && query.to % 86_400 == 0 ? "day" : "hour"
+    }
+}
+
+/// A batch's deltas summed into the rollup cells they add to (hourly and daily), in one
+/// order: a store can write each cell once, and concurrent batches lock shared cells in the
+/// same order, so they queue instead of deadlocking.
+struct RollupCells {
+    struct Cell: Hashable, Comparable {
+        var granularity: String
+        var start: Int64
+        var team: String
+        var project: String
+        var service: String
+        var keyID: String
+        var model: String
+
+        static func < (left: Cell, right: Cell) -> Bool {
+            // Tuples compare up to six elements: the first four, then the rest.
+            let (leftHead, rightHead) = (
+                (left.granularity, left.start, left.team, left.project),
+                (right.granularity, right.start, right.team, right.project)
+            )
+            if leftHead != rightHead { return leftHead < rightHead }
+            return (left.service, left.keyID, left.model) < (right.service, right.keyID, right.model)
+        }
+    }
+
+    struct Totals {
+        var requests: Int64 = 0
+        var promptTokens: Int64 = 0
+        var completionTokens: Int64 = 0
+        var costPicoUSD: Int64 = 0
+    }
+
+    /// Cells with usage to add, sorted.
+    var usage: [(cell: Cell, totals: Totals)]
+    /// Cells with refusals to add, by reason, sorted.
+    var denials: [(cell: Cell, reason: String, count: Int64)]
+
+    init(_ batch: UsageBatch) {
+        var usage: [Cell: Totals] = [:]
+        var denials: [DenialCell: Int64] = [:]
+        for delta in batch.deltas {
+            for (granularity, start) in [("hour", delta.hour), ("day", delta.hour - delta.hour % 86_400)] {
+                let cell = Cell(
+                    granularity: granularity, start: start, team: delta.team ?? "", project: delta.project ?? "",
+                    service: delta.service, keyID: delta.keyID ?? "", model: delta.model)
+                if delta.requests > 0 || delta.promptTokens > 0 || delta.completionTokens > 0 || delta.costPicoUSD > 0 {
+                    usage[cell, default: Totals()].requests += delta.requests
+                    usage[cell, default: Totals()].promptTokens += delta.promptTokens
+                    usage[cell, default: Totals()].completionTokens += delta.completionTokens
+                    usage[cell, default: Totals()].costPicoUSD += delta.costPicoUSD
+                }
+                for (reason, count) in delta.denials where count > 0 {
+                    denials[DenialCell(cell: cell, reason: reason), default: 0] += count
+                }
+            }
+        }
+        self.usage = usage.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        self.denials = denials.sorted { ($0.key.cell, $0.key.reason) < ($1.key.cell, $1.key.reason) }
+            .map { ($0.key.cell, $0.key.reason, $0.value) }
+    }
+
+    private struct DenialCell: Hashable {
+        var cell: Cell
+        var reason: String
     }
 }
