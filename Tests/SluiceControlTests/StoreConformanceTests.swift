@@ -147,7 +147,8 @@ struct StoreConformanceTests {
                     let deltas = (agent % 2 == 0 ? hours : hours.reversed()).map { hour in
                         UsageDelta(
                             hour: hour, team: "ml", service: "shop/checkout", keyID: "k1", model: "m", requests: 1,
-                            promptTokens: 10, completionTokens: 5, costPicoUSD: 500, denials: ["rate_limit_exceeded": 1])
+                            promptTokens: 10, completionTokens: 5, costPicoUSD: 500,
+                            denials: ["rate_limit_exceeded": 1])
                     }
                     return try await store.apply(
                         UsageBatch(agentID: "agent-\(agent)", epoch: "e1", sequence: 1, deltas: deltas))
