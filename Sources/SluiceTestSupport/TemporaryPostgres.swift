@@ -103,6 +103,24 @@ public final class TemporaryPostgres: Sendable {
         return name
     }
 
+    /// Database `name`'s size on disk in bytes (`pg_database_size`), for the benchmarks. It
+    /// reads the shared command log, so it must not run beside another command of this server.
+    public func databaseBytes(_ name: String) async throws -> Int64 {
+        try await offPool {
+            try self.run(
+                "/usr/bin/psql",
+                [
+                    "-h", "127.0.0.1", "-p", String(self.port), "-U", "postgres", "-At", "-c",
+                    "SELECT pg_database_size('\(name)')", "postgres",
+                ])
+            let text = try String(contentsOfFile: "\(self.directory)/command.log", encoding: .utf8)
+            guard let bytes = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                throw TestClientError(message: "psql answered: \(text.prefix(200))")
+            }
+            return bytes
+        }
+    }
+
     func stop() {
         try? run("\(binaries)/pg_ctl", ["-D", "\(directory)/data", "-m", "immediate", "-w", "stop"])
         try? FileManager.default.removeItem(atPath: directory)

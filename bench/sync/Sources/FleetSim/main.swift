@@ -26,14 +26,24 @@ let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let directory = try TemporaryDirectory()
 
 let database: String
-let postgres: TemporaryPostgres?
+let postgres: (server: TemporaryPostgres, name: String)?
 if usePostgres {
     let server = try await TemporaryPostgres.server()
-    database = "postgres://postgres@127.0.0.1:\(server.port)/\(try await server.createDatabase())"
-    postgres = server
+    let name = try await server.createDatabase()
+    database = "postgres://postgres@127.0.0.1:\(server.port)/\(name)"
+    postgres = (server, name)
 } else {
     database = "sqlite:" + directory.file("control.db")
     postgres = nil
+}
+
+/// The database's size on disk: PostgreSQL's own figure, or SQLite's file with its WAL.
+func databaseBytes() async throws -> Int64 {
+    if let postgres { return try await postgres.server.databaseBytes(postgres.name) }
+    let path = directory.file("control.db")
+    return [path, path + "-wal"].reduce(Int64(0)) { total, file in
+        total + ((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int64) ?? 0)
+    }
 }
 let controlPort = try await ExternalProcess.freePort(group: group)
 let control = try await ExternalProcess(
@@ -209,10 +219,13 @@ try await withThrowingTaskGroup(of: Void.self) { tasks in
         try await Task.sleep(until: windowStart)
         let rssWaiting = control.usage.residentBytes
         let cpuAtStart = control.usage.cpuSeconds
+        let bytesAtStart = try await databaseBytes()
         observed.measuring.store(true, ordering: .relaxed)
         try await Task.sleep(until: windowEnd)
         observed.measuring.store(false, ordering: .relaxed)
         let cpu = control.usage.cpuSeconds - cpuAtStart
+        let bytesAtEnd = try await databaseBytes()
+        let growthPerAgentDay = Double(bytesAtEnd - bytesAtStart) / Double(agentCount) * 86_400 / Double(windowSeconds)
         let rss = control.usage.residentBytes
         let waiting = observed.waiting.load(ordering: .relaxed)
         func percentile(_ values: [Double], _ p: Double) -> Double {
@@ -245,6 +258,11 @@ try await withThrowingTaskGroup(of: Void.self) { tasks in
                 "control-plane RSS: idle / with every long-poll waiting",
                 "\(idle.residentBytes >> 20) / \(rss >> 20) MiB (\(format(perWaiting, 1)) KiB per waiting agent)"
             ),
+            (
+                "database size at the window's start / end (growth per agent-day at this rate)",
+                "\(format(Double(bytesAtStart) / 1_048_576, 1)) / \(format(Double(bytesAtEnd) / 1_048_576, 1)) MiB "
+                    + "(\(format(growthPerAgentDay / 1024, 1)) KiB)"
+            ),
         ]
         let store = usePostgres ? "PostgreSQL" : "SQLite"
         print(
@@ -268,4 +286,4 @@ if arrivals.isEmpty {
 }
 await control.stop()
 directory.remove()
-_ = postgres
+_ = postgres?.server
