@@ -204,6 +204,31 @@ struct ControlAPITests {
         }
     }
 
+    @Test("a revoked agent token is refused: at once through this replica, within a second through another")
+    func agentTokenRevocation() async throws {
+        try await ControlHarness.with { control in
+            let here = try await control.agentToken("pod-here")
+            let elsewhere = try await control.agentToken("pod-elsewhere")
+            // Both found (and kept) by their first calls.
+            #expect(try await control.request("GET", "/v1/agent/policy", token: here).status == 200)
+            #expect(try await control.request("GET", "/v1/agent/policy", token: elsewhere).status == 200)
+            #expect(try await control.request("DELETE", "/v1/admin/agents/pod-here").status == 204)
+            #expect(try await control.request("GET", "/v1/agent/policy", token: here).status == 401)
+            // Another replica deletes through the shared store: this one learns of it from the
+            // agent-token generation, read at most once a second.
+            #expect(try await control.store.deleteAgent(id: "pod-elsewhere"))
+            let deleted = ContinuousClock.now
+            var status = 200
+            while status == 200, ContinuousClock.now - deleted < .seconds(5) {
+                status = try await control.request("GET", "/v1/agent/policy", token: elsewhere).status
+                if status == 200 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(status == 401)
+            // The bound leaves room for a loaded two-core machine.
+            #expect(ContinuousClock.now - deleted < .seconds(3))
+        }
+    }
+
     @Test("a long-poll answers as soon as the policy changes")
     func longPoll() async throws {
         try await ControlHarness.with { control in

@@ -356,6 +356,30 @@ struct StoreConformanceTests {
         #expect(try await fixture.store.deleteAgent(id: "ops-1") == false)
         #expect(try await fixture.store.agent(tokenHash: "h4") == nil)
     }
+
+    @Test(
+        "the agent-token generation rises with every registration and deletion, not with a deletion of nothing",
+        arguments: StoreFixture.kinds)
+    func agentTokensGeneration(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let store = fixture.store
+        let first = try await store.agentTokensGeneration()
+        try await store.registerAgent(id: "pod-1", tokenHash: "h1", service: nil)
+        let registered = try await store.agentTokensGeneration()
+        #expect(registered > first)
+        try await store.registerAgent(id: "pod-1", tokenHash: "h2", service: nil)
+        let replaced = try await store.agentTokensGeneration()
+        #expect(replaced > registered)
+        #expect(try await store.deleteAgent(id: "nobody") == false)
+        #expect(try await store.agentTokensGeneration() == replaced)
+        #expect(try await store.deleteAgent(id: "pod-1"))
+        #expect(try await store.agentTokensGeneration() > replaced)
+        // Migrating again (every replica does at start) keeps the generation.
+        let settled = try await store.agentTokensGeneration()
+        try await store.migrate()
+        #expect(try await store.agentTokensGeneration() == settled)
+    }
 }
 
 @Suite("SQLite store")

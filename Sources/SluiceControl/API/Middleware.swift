@@ -123,47 +123,77 @@ public struct IssuedTokenAuthenticator: AgentAuthenticator {
     public func agent(forBearer credential: String, claimedService: String?) async throws -> AgentRecord? {
         guard credential.hasPrefix("sat-") else { return nil }
         let hash = hasher.hash(credential).encoded
-        if let known = cache.agent(tokenHash: hash) { return known }
+        let generation = try await cache.generation(in: store)
+        if let known = cache.agent(tokenHash: hash, generation: generation) { return known }
         let agent = try await store.agent(tokenHash: hash)
-        if let agent { cache.remember(agent, tokenHash: hash) }
+        if let agent { cache.remember(agent, tokenHash: hash, generation: generation) }
         return agent
     }
 }
 
-/// Agents found by their token, kept for a second: every agent calls several times per
-/// flush, and a store read per call is a thread hop each way. A token revoked or replaced
-/// through this process is forgotten at once; through another replica, within
-/// ``lifetime``.
+/// Agents found by their token, so an agent's calls (a flush, a renewal, a long-poll each
+/// cycle) do not each read the `agents` table: a read is a thread hop each way. A token is
+/// trusted while the store's agent-token generation (raised by every registration and
+/// deletion, on any replica) stays where it was when the token was found. The generation
+/// itself is read at most once per ``recheck``, so a token revoked or replaced through
+/// another replica is refused here within that; through this process, at once.
 public final class AgentTokenCache: Sendable {
-    /// How long a token found in the store is trusted without asking again.
-    public static let lifetime: Duration = .seconds(1)
+    /// How long a generation read from the store is taken as current.
+    public static let recheck: Duration = .seconds(1)
+    /// How long a found token is kept at most, whatever the generation.
+    static let lifetime: Duration = .seconds(600)
     /// Beyond this many tokens the cache starts afresh, so memory stays bounded.
     static let capacity = 100_000
-    private let known = Mutex<[String: (agent: AgentRecord, foundAt: ContinuousClock.Instant)]>([:])
+
+    private struct State {
+        var known: [String: (agent: AgentRecord, generation: Int64, foundAt: ContinuousClock.Instant)] = [:]
+        var generation: (value: Int64, readAt: ContinuousClock.Instant)?
+    }
+    private let state = Mutex(State())
 
     public init() {}
 
-    func agent(tokenHash: String, now: ContinuousClock.Instant = .now) -> AgentRecord? {
-        known.withLock { known in
-            guard let entry = known[tokenHash] else { return nil }
-            guard now - entry.foundAt < Self.lifetime else {
-                known[tokenHash] = nil
+    /// The store's agent-token generation, as read within the last ``recheck``.
+    func generation(in store: any Store, now: ContinuousClock.Instant = .now) async throws -> Int64 {
+        if let current = state.withLock({ $0.generation }), now - current.readAt < Self.recheck {
+            return current.value
+        }
+        let value = try await store.agentTokensGeneration()
+        state.withLock { state in
+            // Calls racing here may read in either order: the higher generation is the later.
+            if let current = state.generation, current.value > value, now - current.readAt < Self.recheck { return }
+            state.generation = (value, now)
+        }
+        return value
+    }
+
+    func agent(tokenHash: String, generation: Int64, now: ContinuousClock.Instant = .now) -> AgentRecord? {
+        state.withLock { state in
+            guard let entry = state.known[tokenHash] else { return nil }
+            guard entry.generation == generation, now - entry.foundAt < Self.lifetime else {
+                state.known[tokenHash] = nil
                 return nil
             }
             return entry.agent
         }
     }
 
-    func remember(_ agent: AgentRecord, tokenHash: String, now: ContinuousClock.Instant = .now) {
-        known.withLock { known in
-            if known.count >= Self.capacity { known.removeAll() }
-            known[tokenHash] = (agent, now)
+    func remember(
+        _ agent: AgentRecord, tokenHash: String, generation: Int64, now: ContinuousClock.Instant = .now
+    ) {
+        state.withLock { state in
+            if state.known.count >= Self.capacity { state.known.removeAll() }
+            state.known[tokenHash] = (agent, generation, now)
         }
     }
 
-    /// Forgets every token of `agentID`: it was revoked or given a new token.
+    /// Forgets every token of `agentID` (it was revoked or given a new token here) and the
+    /// generation, so the next call reads the one the change raised.
     func forget(agentID: String) {
-        known.withLock { known in known = known.filter { $0.value.agent.id != agentID } }
+        state.withLock { state in
+            state.known = state.known.filter { $0.value.agent.id != agentID }
+            state.generation = nil
+        }
     }
 }
 

@@ -53,7 +53,8 @@ public final class PostgresStore: Store {
             try await connection.query("SELECT pg_advisory_xact_lock(7423990)", logger: self.logger)
             for statement in [
                 "CREATE TABLE IF NOT EXISTS sluice_meta (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
-                "INSERT INTO sluice_meta (name, value) VALUES ('policy_version', 1), ('schema_version', 1)"
+                "INSERT INTO sluice_meta (name, value) VALUES ('policy_version', 1), ('schema_version', 1),"
+                    + " ('agents_generation', 1)"
                     + " ON CONFLICT (name) DO NOTHING",
                 """
                 CREATE TABLE IF NOT EXISTS entities (kind TEXT NOT NULL, name TEXT NOT NULL, team TEXT, project TEXT,
@@ -423,6 +424,7 @@ public final class PostgresStore: Store {
         let now = clock()
         try await client.query(
             """
+            WITH raised AS (UPDATE sluice_meta SET value = value + 1 WHERE name = 'agents_generation')
             INSERT INTO agents (id, token_hash, created_at, service) VALUES (\(id), \(tokenHash), \(now), \(service))
             ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash, service = excluded.service
             """, logger: logger)
@@ -476,12 +478,25 @@ public final class PostgresStore: Store {
 
     public func deleteAgent(id: String) async throws -> Bool {
         var deleted = false
-        for try await _ in try await client.query("DELETE FROM agents WHERE id = \(id) RETURNING 1", logger: logger)
-            .decode(Int32.self)
-        {
+        let statement: PostgresQuery = """
+            WITH deleted AS (DELETE FROM agents WHERE id = \(id) RETURNING 1),
+                raised AS (UPDATE sluice_meta SET value = value + 1 WHERE name = 'agents_generation'
+                    AND EXISTS (SELECT 1 FROM deleted))
+            SELECT 1 FROM deleted
+            """
+        for try await _ in try await client.query(statement, logger: logger).decode(Int32.self) {
             deleted = true
         }
         return deleted
+    }
+
+    public func agentTokensGeneration() async throws -> Int64 {
+        for try await value in try await client.query(
+            "SELECT value FROM sluice_meta WHERE name = 'agents_generation'", logger: logger
+        ).decode(Int64.self) {
+            return value
+        }
+        return 0
     }
 
     public func pruneUsage(hourlyBefore: Int64, dailyBefore: Int64, marksBefore: Int64, limit: Int) async throws

@@ -28,7 +28,8 @@ public final class SQLiteStore: Store {
             try db.execute(
                 sql: """
                     CREATE TABLE IF NOT EXISTS sluice_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                    INSERT INTO sluice_meta (name, value) VALUES ('policy_version', 1), ('schema_version', 1) ON
+                    INSERT INTO sluice_meta (name, value) VALUES ('policy_version', 1), ('schema_version', 1),
+                        ('agents_generation', 1) ON
                         CONFLICT (name) DO NOTHING;
                     CREATE TABLE IF NOT EXISTS entities (
                         kind TEXT NOT NULL, name TEXT NOT NULL, team TEXT, project TEXT, body TEXT NOT NULL,
@@ -328,6 +329,7 @@ public final class SQLiteStore: Store {
                     INSERT INTO agents (id, token_hash, created_at, service) VALUES (?, ?, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash, service = excluded.service
                     """, arguments: [id, tokenHash, now, service])
+            try Self.raiseAgentTokensGeneration(db)
         }
     }
 
@@ -378,8 +380,20 @@ public final class SQLiteStore: Store {
     public func deleteAgent(id: String) async throws -> Bool {
         try await write { db in
             try db.execute(sql: "DELETE FROM agents WHERE id = ?", arguments: [id])
-            return db.changesCount > 0
+            let deleted = db.changesCount > 0
+            if deleted { try Self.raiseAgentTokensGeneration(db) }
+            return deleted
         }
+    }
+
+    public func agentTokensGeneration() async throws -> Int64 {
+        try await pool.read { db in
+            try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = 'agents_generation'") ?? 0
+        }
+    }
+
+    private static func raiseAgentTokensGeneration(_ db: Database) throws {
+        try db.execute(sql: "UPDATE sluice_meta SET value = value + 1 WHERE name = 'agents_generation'")
     }
 
     // MARK: - Transactions

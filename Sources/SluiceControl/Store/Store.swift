@@ -59,6 +59,9 @@ public protocol Store: Sendable {
     /// Removes an agent's token: it can no longer fetch policy or report usage (what it
     /// reported stays counted). False when there was no such agent.
     func deleteAgent(id: String) async throws -> Bool
+    /// A number every registration and deletion raises, on whichever replica it is made:
+    /// tokens found before it moved may have been revoked or replaced.
+    func agentTokensGeneration() async throws -> Int64
 
     /// Appends one admin change to the audit trail.
     func recordAdminChange(_ change: AdminChange) async throws
