@@ -5,7 +5,8 @@
 # agent per cycle, batch and renewal latency p50/p99, memory per waiting long-poll, database
 # growth per agent-day, and how fast a key revocation reaches every agent.
 #   bench/fleet.sh   (BENCH_FLEET_AGENTS=2000, BENCH_FLUSH_SECONDS=5, BENCH_WINDOW_SECONDS=60,
-#                     BENCH_FLEET_DB=postgres for PostgreSQL instead of SQLite)
+#                     BENCH_FLEET_DB=postgres for PostgreSQL instead of SQLite,
+#                     BENCH_FLEET_SEPARATE_RENEWAL=1 for a batch and a renewal call per cycle)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Two sockets per simulated agent on each side.

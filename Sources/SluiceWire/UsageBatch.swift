@@ -7,17 +7,24 @@ public struct UsageBatch: Codable, Sendable, Equatable {
     public var epoch: String
     public var sequence: Int64
     public var deltas: [UsageDelta]
+    /// The agent's lease renewal, carried by the last batch of a flush so that one call a
+    /// cycle does both; the answer comes in ``UsageAck/leases``. Never spooled: the agent
+    /// adds it when sending. A control plane that does not know it ignores it, and one whose
+    /// renewal fails leaves the answer out; either way the agent then renews with
+    /// `POST /v1/agent/leases`.
+    public var leases: LeaseRequest?
 
-    public init(agentID: String, epoch: String, sequence: Int64, deltas: [UsageDelta]) {
+    public init(agentID: String, epoch: String, sequence: Int64, deltas: [UsageDelta], leases: LeaseRequest? = nil) {
         self.agentID = agentID
         self.epoch = epoch
         self.sequence = sequence
         self.deltas = deltas
+        self.leases = leases
     }
 
     enum CodingKeys: String, CodingKey {
         case agentID = "agent_id"
-        case epoch, sequence, deltas
+        case epoch, sequence, deltas, leases
     }
 
     /// Bounds and shapes a control plane checks before touching its store.
@@ -117,18 +124,23 @@ public struct UsageAck: Codable, Sendable, Equatable {
     public var acknowledgedSequence: Int64
     /// The batch had been applied before (a retry): nothing was added twice.
     public var duplicate: Bool
+    /// The answer to the batch's ``UsageBatch/leases``, when it carried a renewal.
+    public var leases: LeaseAnswer?
 
-    public init(agentID: String, epoch: String, acknowledgedSequence: Int64, duplicate: Bool) {
+    public init(
+        agentID: String, epoch: String, acknowledgedSequence: Int64, duplicate: Bool, leases: LeaseAnswer? = nil
+    ) {
         self.agentID = agentID
         self.epoch = epoch
         self.acknowledgedSequence = acknowledgedSequence
         self.duplicate = duplicate
+        self.leases = leases
     }
 
     enum CodingKeys: String, CodingKey {
         case agentID = "agent_id"
         case epoch
         case acknowledgedSequence = "acknowledged_sequence"
-        case duplicate
+        case duplicate, leases
     }
 }

@@ -220,6 +220,25 @@ struct WireTests {
         bad = batch
         bad.deltas[0].requests = -1
         #expect(throws: WireError.self) { try bad.validate() }
+        // Without a renewal the batch is written as before (this is what the spool holds);
+        // with one it round-trips, and so does the answer's.
+        #expect(!String(decoding: bytes, as: UTF8.self).contains("leases"))
+        var carrying = batch
+        carrying.leases = LeaseRequest(
+            instance: "e1",
+            demands: [
+                LeaseDemand(
+                    scopeKind: "team", scope: "ml", limit: "requests_per_minute", perMinute: 12, limitValue: 600)
+            ])
+        let carried = try WireCoding.encoder.encode(carrying)
+        #expect(try WireCoding.decoder.decode(UsageBatch.self, from: carried) == carrying)
+        let ack = UsageAck(
+            agentID: batch.agentID, epoch: "e1", acknowledgedSequence: 7, duplicate: false,
+            leases: LeaseAnswer(grants: [
+                LeaseGrant(
+                    scopeKind: "team", scope: "ml", limit: "requests_per_minute", perMinute: 600, validSeconds: 15)
+            ]))
+        #expect(try WireCoding.decoder.decode(UsageAck.self, from: WireCoding.encoder.encode(ack)) == ack)
     }
 }
 

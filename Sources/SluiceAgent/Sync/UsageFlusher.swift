@@ -39,8 +39,7 @@ public final class UsageFlusher: Service {
             while !Task.isCancelled {
                 await self.waitForNextCycle()
                 if Task.isCancelled { break }
-                _ = await self.flush()
-                await self.renewLeases()
+                await self.flushAndRenew()
             }
         }
         // The server has drained (it stops first): send what the last calls used.
@@ -63,31 +62,46 @@ public final class UsageFlusher: Service {
     /// nothing is left to send.
     @discardableResult
     public func flush() async -> Bool {
+        await send(renewingLeases: false).done
+    }
+
+    /// One cycle's calls: the pending batches, the last carrying the lease renewal, so a
+    /// cycle with usage to send is one call. The renewal goes on its own when there is no
+    /// batch to carry it, a send failed before the last one, or the control plane answered
+    /// without leases (one older than this agent).
+    func flushAndRenew() async {
+        if await !send(renewingLeases: true).renewed { await renewLeases() }
+    }
+
+    private func send(renewingLeases: Bool) async -> (done: Bool, renewed: Bool) {
         defer { reportDiskState() }
-        guard let status = runtime.sync, let agentID = await agentID(status) else { return false }
+        guard let status = runtime.sync, let agentID = await agentID(status) else { return (false, false) }
         let pending: [UsageSpool.PendingBatch]
         do {
             pending = try spool.seal(agentID: agentID)
         } catch {
             report(status, "cannot seal the usage spool: \(error.message)")
-            return false
+            return (false, false)
         }
         runtime.metrics.spoolPending(batches: pending.count)
-        for entry in pending {
+        var renewed = false
+        for (index, entry) in pending.enumerated() {
             CrashPoints.reach(.beforeSend)
+            var sent = entry.batch
+            if renewingLeases, index == pending.count - 1 { sent.leases = leaseRequest() }
             let body: [UInt8]
             do {
-                body = Array(try WireCoding.encoder.encode(entry.batch))
+                body = Array(try WireCoding.encoder.encode(sent))
             } catch {
                 report(status, "cannot encode batch \(entry.batch.sequence): \(error)")
-                return false
+                return (false, renewed)
             }
             let response: ControlPlaneClient.Response
             do {
                 response = try await client.post("/v1/agent/usage", json: body, timeout: .seconds(30))
             } catch {
                 report(status, "usage flush: control plane unreachable: \(error.message)")
-                return false
+                return (false, renewed)
             }
             guard response.status == 200,
                 let ack = try? WireCoding.decoder.decode(UsageAck.self, from: Data(response.body)),
@@ -99,20 +113,25 @@ public final class UsageFlusher: Service {
                     "usage flush: batch \(entry.batch.epoch)/\(entry.batch.sequence) not acknowledged (HTTP "
                         + "\(response.status)): \(detail)"
                 )
-                return false
+                return (false, renewed)
+            }
+            if sent.leases != nil, let answer = ack.leases {
+                runtime.metrics.leasesRenewed(answer.grants.count)
+                take(answer.grants)
+                renewed = true
             }
             CrashPoints.reach(.afterCommit)
             do {
                 try spool.acknowledge(entry.batch)
             } catch {
                 report(status, "cannot remove acknowledged batch \(entry.batch.sequence): \(error.message)")
-                return false
+                return (false, renewed)
             }
             runtime.metrics.batchFlushed(bytes: body.count, duplicate: ack.duplicate)
         }
         status.flushFailed(nil)
         runtime.metrics.spoolPending(batches: 0)
-        return true
+        return (true, renewed)
     }
 
     /// Waits out the flush interval, but renews leases as soon as calls reach a fleet-limited
@@ -135,16 +154,9 @@ public final class UsageFlusher: Service {
     /// Reports this agent's demand for fleet-wide limits and takes the shares granted;
     /// shares not renewed in time fall back to the policy's fallback.
     func renewLeases() async {
-        guard let leases = runtime.leases, let status = runtime.sync else { return }
-        let sampled = runtime.now()
-        let sampledWindows = AgentRuntime.windows(runtime.activePolicy.configuration.policy.timeZone, sampled)
-        let demands = leases.demands(limiter: runtime.limiter, engine: runtime.activePolicy.engine, now: sampled) {
-            [limiter = runtime.limiter] scope in
-            limiter.use(of: scope, now: sampled, dayNumber: sampledWindows.day, monthNumber: sampledWindows.month)
-        }
+        guard runtime.leases != nil else { return }
         var grants: [LeaseGrant] = []
-        if !demands.isEmpty, status.agentID != nil {
-            let request = LeaseRequest(instance: spool.health.epoch, demands: demands)
+        if let request = leaseRequest() {
             do {
                 let body = Array(try WireCoding.encoder.encode(request))
                 let response = try await client.post("/v1/agent/leases", json: body, timeout: .seconds(10))
@@ -162,6 +174,25 @@ public final class UsageFlusher: Service {
                     metadata: ["error": "\(error)"])
             }
         }
+        take(grants)
+    }
+
+    /// This agent's demand for every fleet-wide limit it enforces, sampled now; nil when it
+    /// has none, or no agent id yet.
+    private func leaseRequest() -> LeaseRequest? {
+        guard let leases = runtime.leases, runtime.sync?.agentID != nil else { return nil }
+        let sampled = runtime.now()
+        let sampledWindows = AgentRuntime.windows(runtime.activePolicy.configuration.policy.timeZone, sampled)
+        let demands = leases.demands(limiter: runtime.limiter, engine: runtime.activePolicy.engine, now: sampled) {
+            [limiter = runtime.limiter] scope in
+            limiter.use(of: scope, now: sampled, dayNumber: sampledWindows.day, monthNumber: sampledWindows.month)
+        }
+        return demands.isEmpty ? nil : LeaseRequest(instance: spool.health.epoch, demands: demands)
+    }
+
+    /// Puts the granted shares in force; shares not granted again fall back once they expire.
+    private func take(_ grants: [LeaseGrant]) {
+        guard let leases = runtime.leases else { return }
         let now = runtime.now()
         let policy = runtime.activePolicy
         let windows = AgentRuntime.windows(policy.configuration.policy.timeZone, now)

@@ -212,9 +212,24 @@ public struct ControlAPI: Sendable {
             if let service = context.agentService {
                 for index in batch.deltas.indices { batch.deltas[index].service = service }
             }
-            let ack = try await store.apply(batch)
+            // A renewal riding on the batch is answered after the usage is applied, so a
+            // quota's share counts this batch. It never holds the usage up: a renewal that
+            // fails is left out of the answer, and the agent renews on its own
+            // (`POST /v1/agent/leases`), which says why.
+            let renewal = batch.leases
+            batch.leases = nil
+            var ack = try await store.apply(batch)
             if !ack.duplicate { leases.usageArrived() }
             if !ack.duplicate, let budgets, await budgets.usageArrived() { publisher.policyChanged() }
+            if let renewal {
+                do {
+                    ack.leases = try await leases.renew(agentID: agentID, request: renewal)
+                } catch {
+                    context.logger.warning(
+                        "lease renewal with a usage batch failed",
+                        metadata: ["agent": "\(agentID)", "error": "\(error)"])
+                }
+            }
             return try jsonResponse(ack)
         }
         agent.post("leases") { request, context in
