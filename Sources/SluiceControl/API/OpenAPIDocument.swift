@@ -209,6 +209,7 @@ enum OpenAPIDocument {
                 [
                     "agent_id": string, "epoch": string, "sequence": integer,
                     "deltas": ["type": "array", "items": ["$ref": "#/components/schemas/UsageDelta"]],
+                    "leases": ["$ref": "#/components/schemas/LeaseRequest"],
                 ],
                 required: ["agent_id", "epoch", "sequence", "deltas"]),
             "LeaseDemand": object(
@@ -216,9 +217,12 @@ enum OpenAPIDocument {
                     "scope_kind": string, "scope": string,
                     "limit": [
                         "type": "string",
-                        "enum": ["requests_per_minute", "tokens_per_minute", "daily_spend", "monthly_spend"],
+                        "enum": [
+                            "requests_per_minute", "tokens_per_minute", "requests_per_day", "daily_spend",
+                            "monthly_spend",
+                        ],
                     ],
-                    "per_minute": number, "limit_value": integer, "own_spent": integer,
+                    "per_minute": number, "limit_value": integer, "own_spent": integer, "held": integer,
                 ],
                 required: ["scope_kind", "scope", "limit", "per_minute", "limit_value"]),
             "LeaseRequest": object(
