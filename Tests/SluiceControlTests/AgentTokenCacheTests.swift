@@ -5,13 +5,19 @@ import Testing
 
 @Suite("Agent tokens kept between calls")
 struct AgentTokenCacheTests {
-    @Test("a kept token is trusted until the generation moves, which is read again after a second")
-    func generationRecheck() async throws {
+    /// A SQLite store holding agent `pod-1` with token hash `h1`.
+    static func storeWithOneAgent() async throws -> (TemporaryDirectory, SQLiteStore) {
         let directory = try TemporaryDirectory()
-        defer { directory.remove() }
         let store = try SQLiteStore(path: directory.file("control.db"))
         try await store.migrate()
         try await store.registerAgent(id: "pod-1", tokenHash: "h1", service: nil)
+        return (directory, store)
+    }
+
+    @Test("a kept token is trusted until the generation moves, which is read again after a second")
+    func generationRecheck() async throws {
+        let (directory, store) = try await Self.storeWithOneAgent()
+        defer { directory.remove() }
         let cache = AgentTokenCache()
         let start = ContinuousClock.now
         let generation = try await cache.generation(in: store, now: start)
@@ -32,11 +38,8 @@ struct AgentTokenCacheTests {
 
     @Test("forgetting an agent drops its tokens and the generation, so the next call reads both afresh")
     func forgetLocally() async throws {
-        let directory = try TemporaryDirectory()
+        let (directory, store) = try await Self.storeWithOneAgent()
         defer { directory.remove() }
-        let store = try SQLiteStore(path: directory.file("control.db"))
-        try await store.migrate()
-        try await store.registerAgent(id: "pod-1", tokenHash: "h1", service: nil)
         let cache = AgentTokenCache()
         let now = ContinuousClock.now
         let generation = try await cache.generation(in: store, now: now)

@@ -260,8 +260,13 @@ public final class PostgresStore: Store {
     }
 
     public func policyVersion() async throws -> Int64 {
+        try await meta("policy_version")
+    }
+
+    /// A counter in `sluice_meta` (0 when it is missing).
+    private func meta(_ name: String) async throws -> Int64 {
         for try await value in try await client.query(
-            "SELECT value FROM sluice_meta WHERE name = 'policy_version'", logger: logger
+            "SELECT value FROM sluice_meta WHERE name = \(name)", logger: logger
         ).decode(Int64.self) {
             return value
         }
@@ -491,12 +496,7 @@ public final class PostgresStore: Store {
     }
 
     public func agentTokensGeneration() async throws -> Int64 {
-        for try await value in try await client.query(
-            "SELECT value FROM sluice_meta WHERE name = 'agents_generation'", logger: logger
-        ).decode(Int64.self) {
-            return value
-        }
-        return 0
+        try await meta("agents_generation")
     }
 
     public func pruneUsage(hourlyBefore: Int64, dailyBefore: Int64, marksBefore: Int64, limit: Int) async throws

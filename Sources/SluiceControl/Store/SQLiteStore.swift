@@ -211,8 +211,13 @@ public final class SQLiteStore: Store {
     }
 
     public func policyVersion() async throws -> Int64 {
+        try await meta("policy_version")
+    }
+
+    /// A counter in `sluice_meta` (0 when it is missing).
+    private func meta(_ name: String) async throws -> Int64 {
         try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = 'policy_version'") ?? 0
+            try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = ?", arguments: [name]) ?? 0
         }
     }
 
@@ -387,9 +392,7 @@ public final class SQLiteStore: Store {
     }
 
     public func agentTokensGeneration() async throws -> Int64 {
-        try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT value FROM sluice_meta WHERE name = 'agents_generation'") ?? 0
-        }
+        try await meta("agents_generation")
     }
 
     private static func raiseAgentTokensGeneration(_ db: Database) throws {
