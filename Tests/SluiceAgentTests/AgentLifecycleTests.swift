@@ -88,14 +88,14 @@ struct AgentLifecycleTests {
         try await AgentHarness.with(aliases: ["long": "mock+chunks=20+chunk_delay_ms=25"]) { harness in
             let inFlight = Task { try await harness.chat(model: "long", stream: true) }
             await harness.mock.waitForRequests(1)
-            let port = harness.agentPort
+            let server = try #require(harness.agent?.server)
             try await harness.stopAgent()
             let response = try await inFlight.value
             #expect(response.status == 200)
             #expect(response.text.contains("data: [DONE]"))
-            await #expect(throws: (any Error).self) {
-                _ = try await TestHTTPClient.get("/healthz", port: port, group: harness.group)
-            }
+            // Its listening socket is closed. (Its old port may since have been given to a
+            // test running in parallel, so connecting to it would prove nothing.)
+            #expect(!server.isListening)
         }
     }
 }
