@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Thousands of simulated agents on one sluice-control process (figures, no assertions):
 # light clients speaking the real agent API, each holding a policy long-poll open and, every
-# flush interval, posting a usage batch and renewing its leases. Prints control-plane CPU per
+# flush interval, posting a usage batch that renews its leases. Prints control-plane CPU per
 # agent per cycle, batch and renewal latency p50/p99, memory per waiting long-poll, database
 # growth per agent-day, and how fast a key revocation reaches every agent.
 #   bench/fleet.sh   (BENCH_FLEET_AGENTS=2000, BENCH_FLUSH_SECONDS=5, BENCH_WINDOW_SECONDS=60,

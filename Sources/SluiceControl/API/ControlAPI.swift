@@ -256,9 +256,7 @@ public struct ControlAPI: Sendable {
         // Only an agent holding exactly the current version waits: one ahead of this store
         // (a restored or replaced database) gets the bundle at once, and refuses it as a
         // rollback rather than being told its newer policy is current.
-        if let known, wait > 0, try await store.policyVersion() == known,
-            try await publisher.waitForVersion(above: known, timeout: .seconds(wait)) == known
-        {
+        if let known, wait > 0, try await publisher.waitWhileVersion(is: known, timeout: .seconds(wait)) == known {
             // Nothing changed while waiting: the answer needs no bundle.
             return Response(status: .notModified, headers: [.eTag: "\"v\(known)\""])
         }

@@ -122,16 +122,17 @@ public final class PolicyPublisher: Service, Sendable {
         return document
     }
 
-    /// Returns once the policy version is above `version`, or after `timeout`.
+    /// Returns the policy version once it is no longer `version` (a newer one, or an older
+    /// one from a restored database, is answered at once), or after `timeout`.
     ///
     /// A waiting call costs one continuation in a table: no task, timer or store read of its
     /// own. The publisher's run loop ends waits at their deadlines and notices versions
     /// raised by other replicas; a write through this process wakes them at once.
-    public func waitForVersion(above version: Int64, timeout: Duration) async throws -> Int64 {
+    public func waitWhileVersion(is version: Int64, timeout: Duration) async throws -> Int64 {
         let deadline = ContinuousClock.now + timeout
         while true {
             let current = try await store.policyVersion()
-            if current > version || ContinuousClock.now >= deadline || closing.load(ordering: .acquiring) {
+            if current != version || ContinuousClock.now >= deadline || closing.load(ordering: .acquiring) {
                 return current
             }
             await waitForChange(until: deadline)

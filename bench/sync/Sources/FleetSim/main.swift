@@ -13,7 +13,7 @@ import Synchronization
 
 // Figures, not assertions: a fleet of light simulated agents speaking the real agent API to
 // one sluice-control process. Each holds a policy long-poll open and, every flush interval,
-// posts a usage batch and renews its leases, as sluice-agent does. See bench/README.md.
+// posts a usage batch carrying its lease renewal, as sluice-agent does. See bench/README.md.
 
 let environment = ProcessInfo.processInfo.environment
 guard let controlBinary = environment["SLUICE_CONTROL_BIN"] else { fatalError("run through bench/fleet.sh") }
