@@ -8,9 +8,12 @@ struct LeaseSplitTests {
     }
 
     @Test("shares always add up to exactly the capacity, whatever the demand")
-    func sumsToCapacity() {
+    func sumsToCapacity() async {
         var generator = SystemRandomNumberGenerator()
-        for _ in 0..<2_000 {
+        for round in 0..<2_000 {
+            // Seconds of work in a debug build: let the suite's other tests (agents and
+            // control planes sharing this process's two threads) run between rounds.
+            if round % 50 == 0 { await Task.yield() }
             let capacity = Int.random(in: 0...100_000, using: &generator)
             let demands = (0..<Int.random(in: 1...60, using: &generator)).map { _ in
                 Double.random(in: 0...20_000, using: &generator)
@@ -125,9 +128,11 @@ struct LeaseSplitTests {
     }
 
     @Test("one agent's rate share, found alone, is its share in the whole split: ties, few units, big capacities")
-    func oneShareMatchesTheWholeSplit() {
+    func oneShareMatchesTheWholeSplit() async {
         var generator = SystemRandomNumberGenerator()
         for round in 0..<3_000 {
+            // As above: yield the process's threads now and then.
+            if round % 50 == 0 { await Task.yield() }
             // Small capacities and equal demands make ties in the remainders; huge ones
             // round past the capacity as doubles.
             let capacity =
