@@ -166,7 +166,7 @@ let package = Package(
             name: "SluiceControlTests",
             dependencies: [
                 "SluiceControl", "SluiceWire", "SluiceTestSupport",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
         .testTarget(

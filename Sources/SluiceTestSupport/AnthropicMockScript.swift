@@ -38,7 +38,12 @@ struct AnthropicMockScript {
                     behaviour.status, type,
                     behaviour.status == 529 ? "Overloaded" : "mock provider answered \(behaviour.status)")
         }
-        let inputTokens = max(1, body.count / 4)
+        // Anthropic's `input_tokens` leave out what was read from or written to the cache.
+        let inputTokens = behaviour.promptTokens(bodyBytes: body.count) - behaviour.cachedTokens
+            - behaviour.cacheWriteTokens
+        let cacheFigures =
+            #""cache_creation_input_tokens":\#(behaviour.cacheWriteTokens),"#
+            + #""cache_read_input_tokens":\#(behaviour.cachedTokens)"#
         let chunkCount = behaviour.chunks ?? defaultChunks
         let delay = behaviour.chunkDelayMilliseconds ?? defaultChunkDelayMilliseconds
         let tool = behaviour.toolCall ? request["tools"]?.arrayValue?.first?["name"]?.stringValue : nil
@@ -57,7 +62,7 @@ struct AnthropicMockScript {
                 behaviour.noUsage
                 ? ""
                 : #","usage":{"input_tokens":\#(inputTokens),"output_tokens":\#(chunkCount),"#
-                    + #""cache_creation_input_tokens":0,"cache_read_input_tokens":0}"#
+                    + #"\#(cacheFigures)}"#
             return steps
                 + MockScript.json(
                     200,
@@ -78,7 +83,7 @@ struct AnthropicMockScript {
                 "message_start",
                 #"{"type":"message_start","message":{"id":"msg_mock_1","type":"message","role":"assistant","#
                     + #""model":\#(jsonString(model)),"content":[],"stop_reason":null,"stop_sequence":null,"#
-                    + #""usage":{"input_tokens":\#(inputTokens),"output_tokens":1}}}"#
+                    + #""usage":{"input_tokens":\#(inputTokens),"output_tokens":1,\#(cacheFigures)}}}"#
             ))
         steps.append(
             event(

@@ -27,7 +27,7 @@ struct GeminiMockScript {
                     400, "INVALID_ARGUMENT",
                     "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).")
         }
-        let promptTokens = max(1, body.count / 4)
+        let promptTokens = behaviour.promptTokens(bodyBytes: body.count)
         if behaviour.contentFilter {
             return steps
                 + MockScript.json(
@@ -62,7 +62,9 @@ struct GeminiMockScript {
             behaviour.noUsage
                 ? ""
                 : #","usageMetadata":{"promptTokenCount":\#(promptTokens),"candidatesTokenCount":\#(output),"#
-                    + #""totalTokenCount":\#(promptTokens + output)}"#
+                    + (behaviour.cachedTokens > 0 ? #""cachedContentTokenCount":\#(behaviour.cachedTokens),"# : "")
+                    + (behaviour.reasoningTokens > 0 ? #""thoughtsTokenCount":\#(behaviour.reasoningTokens),"# : "")
+                    + #""totalTokenCount":\#(promptTokens + output + behaviour.reasoningTokens)}"#
         }
         func candidate(_ parts: [String], finish: Bool) -> String {
             #"{"candidates":[{"content":{"parts":[\#(parts.joined(separator: ","))],"#

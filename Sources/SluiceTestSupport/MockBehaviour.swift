@@ -13,7 +13,12 @@
 /// `tool_call` (answer with a call to the request's first tool), `fail_first=N` (with
 /// `status`: only the first N requests naming this exact model fail; later ones succeed),
 /// `context_window` (400: the prompt exceeds the model's context), `content_filter` (400:
-/// refused under the content policy), `retry_after=N` (a `Retry-After` header on errors).
+/// refused under the content policy), `retry_after=N` (a `Retry-After` header on errors),
+/// `prompt=N` (report N prompt tokens instead of about a quarter of the body's bytes),
+/// `cached=N` (N of them read from the prompt cache), `cache_write=N` (N written to it;
+/// reported by Anthropic's format only, the others have no such figure) and `reasoning=N`
+/// (N reasoning tokens: within the completion for OpenAI, on top of it for Gemini, whose
+/// `thoughtsTokenCount` is apart from `candidatesTokenCount`; Anthropic reports none).
 ///
 /// The same directives apply on `/v1/messages`, answered in Anthropic's format; there
 /// `mid_stream_error` is an `overloaded_error` event inside the 200 stream. On Gemini's
@@ -37,6 +42,10 @@ public struct MockBehaviour: Sendable, Equatable {
     public var contextWindow = false
     public var contentFilter = false
     public var retryAfterSeconds: Int?
+    public var promptTokens: Int?
+    public var cachedTokens = 0
+    public var cacheWriteTokens = 0
+    public var reasoningTokens = 0
 
     public init(model: String) {
         self.model = model
@@ -66,6 +75,10 @@ public struct MockBehaviour: Sendable, Equatable {
                 contentFilter = true
                 status = 400
             case "retry_after": retryAfterSeconds = value ?? 1
+            case "prompt": promptTokens = value
+            case "cached": cachedTokens = value ?? 0
+            case "cache_write": cacheWriteTokens = value ?? 0
+            case "reasoning": reasoningTokens = value ?? 0
             default: continue
             }
         }
@@ -75,5 +88,24 @@ public struct MockBehaviour: Sendable, Equatable {
     /// before it) reaches N, the scripted failure gives way to success.
     mutating func count(seen: (String) -> Int) {
         if let failFirst, seen(model) >= failFirst { status = 200 }
+    }
+}
+
+extension MockBehaviour {
+    /// The prompt tokens to report: `prompt=N`, or about a quarter of the body's bytes;
+    /// never fewer than the cached and written parts.
+    func promptTokens(bodyBytes: Int) -> Int {
+        max(promptTokens ?? max(1, bodyBytes / 4), cachedTokens + cacheWriteTokens)
+    }
+
+    /// OpenAI's usage details for `cached` and `reasoning` (empty when both are 0), to
+    /// follow `total_tokens` inside a `usage` object.
+    var openAIUsageDetails: String {
+        var details = ""
+        if cachedTokens > 0 { details += #","prompt_tokens_details":{"cached_tokens":\#(cachedTokens)}"# }
+        if reasoningTokens > 0 {
+            details += #","completion_tokens_details":{"reasoning_tokens":\#(reasoningTokens)}"#
+        }
+        return details
     }
 }

@@ -109,8 +109,8 @@ struct MockScript {
                     body[$0.valueRange.lowerBound] == UInt8(ascii: "t")
                 } ?? false
         }
-        let promptTokens = max(1, body.count / 4)
-        let chunkCount = behaviour.chunks ?? defaultChunks
+        let promptTokens = behaviour.promptTokens(bodyBytes: body.count)
+        let chunkCount = max(behaviour.chunks ?? defaultChunks, behaviour.reasoningTokens)
         let delay = behaviour.chunkDelayMilliseconds ?? defaultChunkDelayMilliseconds
 
         if path.hasSuffix("/embeddings") {
@@ -135,7 +135,7 @@ struct MockScript {
                 behaviour.noUsage
                 ? ""
                 : #","usage":{"prompt_tokens":\#(promptTokens),"completion_tokens":\#(chunkCount),"#
-                    + #""total_tokens":\#(promptTokens + chunkCount)}"#
+                    + #""total_tokens":\#(promptTokens + chunkCount)\#(behaviour.openAIUsageDetails)}"#
             let calls =
                 tool.map {
                     #","tool_calls":[{"id":"call_mock_1","type":"function","function":{"name":\#(jsonString($0)),"#
@@ -215,7 +215,8 @@ struct MockScript {
                     Array(
                         (#"data: {"id":"mock-1","object":"chat.completion.chunk","created":1700000000,"#
                             + #""model":\#(jsonString(model)),"choices":[],"usage":{"prompt_tokens":\#(promptTokens),"#
-                            + #""completion_tokens":\#(chunkCount),"total_tokens":\#(promptTokens + chunkCount)}}"#
+                            + #""completion_tokens":\#(chunkCount),"total_tokens":\#(promptTokens + chunkCount)"#
+                            + #"\#(behaviour.openAIUsageDetails)}}"#
                             ).utf8) + [0x0A, 0x0A]))
         }
         steps.append(.data(Array("data: [DONE]\n\n".utf8)))

@@ -103,6 +103,19 @@ public final class TemporaryPostgres: Sendable {
         return name
     }
 
+    /// Runs `sql` in database `name` through psql, for tests that shape a database the way
+    /// an older release left it.
+    public func execute(_ sql: String, in name: String) async throws {
+        try await offPool {
+            try self.run(
+                "/usr/bin/psql",
+                [
+                    "-h", "127.0.0.1", "-p", String(self.port), "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c", sql,
+                    name,
+                ])
+        }
+    }
+
     /// Database `name`'s size on disk in bytes (`pg_database_size`), for the benchmarks. It
     /// reads the shared command log, so it must not run beside another command of this server.
     public func databaseBytes(_ name: String) async throws -> Int64 {

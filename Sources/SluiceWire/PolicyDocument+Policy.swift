@@ -239,10 +239,17 @@ private struct Compiler {
         // No usable deployment: nothing to serve (each refusal was reported already).
         guard !deployments.isEmpty else { return (nil, missing) }
         var price: Price?
-        if model.inputCostPerToken != nil || model.outputCostPerToken != nil {
+        if !model.hasPrice, let refinement = model.priceFields.first {
+            // A cache or reasoning rate alone would price every other token at $0.
+            throw WireError("\(path).\(refinement.name) needs input_cost_per_token or output_cost_per_token")
+        }
+        if model.hasPrice {
             do {
                 price = try Price(
-                    inputUSDPerToken: model.inputCostPerToken ?? 0, outputUSDPerToken: model.outputCostPerToken ?? 0)
+                    inputUSDPerToken: model.inputCostPerToken ?? 0, outputUSDPerToken: model.outputCostPerToken ?? 0,
+                    cacheReadUSDPerToken: model.cacheReadInputTokenCost,
+                    cacheCreationUSDPerToken: model.cacheCreationInputTokenCost,
+                    reasoningUSDPerToken: model.outputCostPerReasoningToken)
             } catch {
                 throw WireError("\(path): \(error.message)")
             }

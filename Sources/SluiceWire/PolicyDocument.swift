@@ -202,18 +202,28 @@ public struct ModelDocument: Codable, Sendable, Equatable {
     public var deployments: [DeploymentDocument]
     public var inputCostPerToken: Double?
     public var outputCostPerToken: Double?
+    /// Prompt-cache reads; the input price when absent.
+    public var cacheReadInputTokenCost: Double?
+    /// Prompt-cache writes (Anthropic); the input price when absent.
+    public var cacheCreationInputTokenCost: Double?
+    /// Reasoning output, where a provider prices it apart; the output price when absent.
+    public var outputCostPerReasoningToken: Double?
     public var maxOutputTokens: Int?
     public var limits: LimitsDocument?
 
     public init(
         alias: String, deployments: [DeploymentDocument], inputCostPerToken: Double? = nil,
-        outputCostPerToken: Double? = nil,
+        outputCostPerToken: Double? = nil, cacheReadInputTokenCost: Double? = nil,
+        cacheCreationInputTokenCost: Double? = nil, outputCostPerReasoningToken: Double? = nil,
         maxOutputTokens: Int? = nil, limits: LimitsDocument? = nil
     ) {
         self.alias = alias
         self.deployments = deployments
         self.inputCostPerToken = inputCostPerToken
         self.outputCostPerToken = outputCostPerToken
+        self.cacheReadInputTokenCost = cacheReadInputTokenCost
+        self.cacheCreationInputTokenCost = cacheCreationInputTokenCost
+        self.outputCostPerReasoningToken = outputCostPerReasoningToken
         self.maxOutputTokens = maxOutputTokens
         self.limits = limits
     }
@@ -222,6 +232,9 @@ public struct ModelDocument: Codable, Sendable, Equatable {
         case alias, deployments
         case inputCostPerToken = "input_cost_per_token"
         case outputCostPerToken = "output_cost_per_token"
+        case cacheReadInputTokenCost = "cache_read_input_token_cost"
+        case cacheCreationInputTokenCost = "cache_creation_input_token_cost"
+        case outputCostPerReasoningToken = "output_cost_per_reasoning_token"
         case
             maxOutputTokens = "max_output_tokens"
         case limits
@@ -576,6 +589,20 @@ extension LimitsDocument {
 }
 
 extension ModelDocument {
+    /// Whether the model is priced: a plain input or output price is given. The cache and
+    /// reasoning prices refine those and are refused alone (see the compiler).
+    public var hasPrice: Bool { inputCostPerToken != nil || outputCostPerToken != nil }
+
+    /// The prices as a LiteLLM `model_info` names them, the given ones only, in a fixed order.
+    public var priceFields: [(name: String, usd: Double)] {
+        [
+            ("input_cost_per_token", inputCostPerToken), ("output_cost_per_token", outputCostPerToken),
+            ("cache_read_input_token_cost", cacheReadInputTokenCost),
+            ("cache_creation_input_token_cost", cacheCreationInputTokenCost),
+            ("output_cost_per_reasoning_token", outputCostPerReasoningToken),
+        ].compactMap { name, value in value.map { (name, $0) } }
+    }
+
     public init(from decoder: any Decoder) throws {
         try decoder.refuseUnknownFields(CodingKeys.self)
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -584,6 +611,11 @@ extension ModelDocument {
             deployments: try container.decode([DeploymentDocument].self, forKey: .deployments),
             inputCostPerToken: try container.decodeIfPresent(Double.self, forKey: .inputCostPerToken),
             outputCostPerToken: try container.decodeIfPresent(Double.self, forKey: .outputCostPerToken),
+            cacheReadInputTokenCost: try container.decodeIfPresent(Double.self, forKey: .cacheReadInputTokenCost),
+            cacheCreationInputTokenCost: try container.decodeIfPresent(
+                Double.self, forKey: .cacheCreationInputTokenCost),
+            outputCostPerReasoningToken: try container.decodeIfPresent(
+                Double.self, forKey: .outputCostPerReasoningToken),
             maxOutputTokens: try container.decodeIfPresent(Int.self, forKey: .maxOutputTokens),
             limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
     }

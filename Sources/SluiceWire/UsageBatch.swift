@@ -50,6 +50,9 @@ public struct UsageDelta: Codable, Sendable, Equatable {
     public var requests: Int64
     public var promptTokens: Int64
     public var completionTokens: Int64
+    /// The parts of `promptTokens` read from and written to the provider's prompt cache.
+    public var cachedPromptTokens: Int64
+    public var cacheCreationTokens: Int64
     /// Cost in pico-USD (integer, exact).
     public var costPicoUSD: Int64
     /// Refusals by reason code.
@@ -57,8 +60,8 @@ public struct UsageDelta: Codable, Sendable, Equatable {
 
     public init(
         hour: Int64, team: String? = nil, project: String? = nil, service: String, keyID: String? = nil, model: String,
-        requests: Int64 = 0, promptTokens: Int64 = 0, completionTokens: Int64 = 0, costPicoUSD: Int64 = 0,
-        denials: [String: Int64] = [:]
+        requests: Int64 = 0, promptTokens: Int64 = 0, completionTokens: Int64 = 0, cachedPromptTokens: Int64 = 0,
+        cacheCreationTokens: Int64 = 0, costPicoUSD: Int64 = 0, denials: [String: Int64] = [:]
     ) {
         self.hour = hour
         self.team = team
@@ -69,8 +72,28 @@ public struct UsageDelta: Codable, Sendable, Equatable {
         self.requests = requests
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
+        self.cachedPromptTokens = cachedPromptTokens
+        self.cacheCreationTokens = cacheCreationTokens
         self.costPicoUSD = costPicoUSD
         self.denials = denials
+    }
+
+    /// The cache figures may be absent: agents from before they existed send none.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        hour = try container.decode(Int64.self, forKey: .hour)
+        team = try container.decodeIfPresent(String.self, forKey: .team)
+        project = try container.decodeIfPresent(String.self, forKey: .project)
+        service = try container.decode(String.self, forKey: .service)
+        keyID = try container.decodeIfPresent(String.self, forKey: .keyID)
+        model = try container.decode(String.self, forKey: .model)
+        requests = try container.decode(Int64.self, forKey: .requests)
+        promptTokens = try container.decode(Int64.self, forKey: .promptTokens)
+        completionTokens = try container.decode(Int64.self, forKey: .completionTokens)
+        cachedPromptTokens = try container.decodeIfPresent(Int64.self, forKey: .cachedPromptTokens) ?? 0
+        cacheCreationTokens = try container.decodeIfPresent(Int64.self, forKey: .cacheCreationTokens) ?? 0
+        costPicoUSD = try container.decode(Int64.self, forKey: .costPicoUSD)
+        denials = try container.decode([String: Int64].self, forKey: .denials)
     }
 
     enum CodingKeys: String, CodingKey {
@@ -80,6 +103,8 @@ public struct UsageDelta: Codable, Sendable, Equatable {
         case promptTokens = "prompt_tokens"
         case
             completionTokens = "completion_tokens"
+        case cachedPromptTokens = "cached_tokens"
+        case cacheCreationTokens = "cache_creation_tokens"
         case costPicoUSD = "cost_pico_usd"
         case denials
     }
@@ -99,6 +124,8 @@ public struct UsageDelta: Codable, Sendable, Equatable {
         for (name, value, bound) in [
             ("requests", requests, Self.maxRequests), ("prompt_tokens", promptTokens, Self.maxTokens),
             ("completion_tokens", completionTokens, Self.maxTokens),
+            ("cached_tokens", cachedPromptTokens, promptTokens),
+            ("cache_creation_tokens", cacheCreationTokens, promptTokens - min(cachedPromptTokens, promptTokens)),
             ("cost_pico_usd", costPicoUSD, Self.maxCostPicoUSD),
         ] where !(0...bound).contains(value) {
             throw WireError("\(path).\(name) must be 0 to \(bound)")

@@ -14,14 +14,17 @@ public struct UsageRecord: Codable, Sendable, Equatable {
     public var requests: Int64
     public var promptTokens: Int64
     public var completionTokens: Int64
+    /// The parts of `promptTokens` read from and written to the provider's prompt cache.
+    public var cachedPromptTokens: Int64
+    public var cacheCreationTokens: Int64
     public var costPicoUSD: Int64
     /// The refusal's reason code, for calls refused by policy.
     public var denial: String?
 
     public init(
         hour: Int64, team: String? = nil, project: String? = nil, service: String, keyID: String? = nil, model: String,
-        requests: Int64, promptTokens: Int64 = 0, completionTokens: Int64 = 0, costPicoUSD: Int64 = 0,
-        denial: String? = nil
+        requests: Int64, promptTokens: Int64 = 0, completionTokens: Int64 = 0, cachedPromptTokens: Int64 = 0,
+        cacheCreationTokens: Int64 = 0, costPicoUSD: Int64 = 0, denial: String? = nil
     ) {
         self.hour = hour
         self.team = team
@@ -32,6 +35,8 @@ public struct UsageRecord: Codable, Sendable, Equatable {
         self.requests = requests
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
+        self.cachedPromptTokens = cachedPromptTokens
+        self.cacheCreationTokens = cacheCreationTokens
         self.costPicoUSD = costPicoUSD
         self.denial = denial
     }
@@ -48,6 +53,8 @@ public struct UsageRecord: Codable, Sendable, Equatable {
         case
             promptTokens = "pt"
         case completionTokens = "ct"
+        case cachedPromptTokens = "pc"
+        case cacheCreationTokens = "pw"
         case costPicoUSD = "c"
         case denial = "d"
     }
@@ -68,18 +75,12 @@ public struct UsageRecord: Codable, Sendable, Equatable {
         Self.appendField(#","d":"#, denial, to: &line)
         line.append(contentsOf: #","r":"#.utf8)
         Self.appendNumber(requests, to: &line)
-        if promptTokens != 0 {
-            line.append(contentsOf: #","pt":"#.utf8)
-            Self.appendNumber(promptTokens, to: &line)
-        }
-        if completionTokens != 0 {
-            line.append(contentsOf: #","ct":"#.utf8)
-            Self.appendNumber(completionTokens, to: &line)
-        }
-        if costPicoUSD != 0 {
-            line.append(contentsOf: #","c":"#.utf8)
-            Self.appendNumber(costPicoUSD, to: &line)
-        }
+        // Zero counts are left out: most lines are refusals or calls without cache figures.
+        Self.appendCount(#","pt":"#, promptTokens, to: &line)
+        Self.appendCount(#","ct":"#, completionTokens, to: &line)
+        Self.appendCount(#","pc":"#, cachedPromptTokens, to: &line)
+        Self.appendCount(#","pw":"#, cacheCreationTokens, to: &line)
+        Self.appendCount(#","c":"#, costPicoUSD, to: &line)
         line.append(contentsOf: "}\n".utf8)
         return line
     }
@@ -88,6 +89,12 @@ public struct UsageRecord: Codable, Sendable, Equatable {
         guard let value else { return }
         key.withUTF8Buffer { line.append(contentsOf: $0) }
         appendQuoted(value, to: &line)
+    }
+
+    private static func appendCount(_ key: StaticString, _ value: Int64, to line: inout [UInt8]) {
+        guard value != 0 else { return }
+        key.withUTF8Buffer { line.append(contentsOf: $0) }
+        appendNumber(value, to: &line)
     }
 
     private static func appendNumber(_ value: Int64, to line: inout [UInt8]) {
@@ -121,6 +128,8 @@ public struct UsageRecord: Codable, Sendable, Equatable {
         requests = try container.decode(Int64.self, forKey: .requests)
         promptTokens = try container.decodeIfPresent(Int64.self, forKey: .promptTokens) ?? 0
         completionTokens = try container.decodeIfPresent(Int64.self, forKey: .completionTokens) ?? 0
+        cachedPromptTokens = try container.decodeIfPresent(Int64.self, forKey: .cachedPromptTokens) ?? 0
+        cacheCreationTokens = try container.decodeIfPresent(Int64.self, forKey: .cacheCreationTokens) ?? 0
         costPicoUSD = try container.decodeIfPresent(Int64.self, forKey: .costPicoUSD) ?? 0
         denial = try container.decodeIfPresent(String.self, forKey: .denial)
     }
@@ -160,6 +169,8 @@ extension UsageRecord {
             delta.requests += record.requests
             delta.promptTokens += record.promptTokens
             delta.completionTokens += record.completionTokens
+            delta.cachedPromptTokens += record.cachedPromptTokens
+            delta.cacheCreationTokens += record.cacheCreationTokens
             delta.costPicoUSD += record.costPicoUSD
             if let denial = record.denial { delta.denials[denial, default: 0] += 1 }
             cells[cell] = delta

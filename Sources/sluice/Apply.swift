@@ -271,9 +271,21 @@ enum LiteLLMImport {
             if models[alias] == nil {
                 order.append(alias)
                 let info = entry["model_info"]
+                // A price that is not a number is refused, never dropped: dropped, the alias
+                // would be unpriced, or priced at the plain rate where a cheaper one was meant.
+                func price(_ name: String) throws -> Double? {
+                    guard let node = info?[name] else { return nil }
+                    guard let value = node.float else {
+                        throw AdminClient.Failure(description: "\(at).model_info.\(name) must be a number")
+                    }
+                    return value
+                }
                 models[alias] = ModelDocument(
-                    alias: alias, deployments: [], inputCostPerToken: info?["input_cost_per_token"]?.float,
-                    outputCostPerToken: info?["output_cost_per_token"]?.float,
+                    alias: alias, deployments: [], inputCostPerToken: try price("input_cost_per_token"),
+                    outputCostPerToken: try price("output_cost_per_token"),
+                    cacheReadInputTokenCost: try price("cache_read_input_token_cost"),
+                    cacheCreationInputTokenCost: try price("cache_creation_input_token_cost"),
+                    outputCostPerReasoningToken: try price("output_cost_per_reasoning_token"),
                     maxOutputTokens: info?["max_output_tokens"]?.int)
             }
             models[alias]!.deployments.append(deployment)

@@ -260,6 +260,29 @@ struct Services: AsyncParsableCommand {
     }
 }
 
+/// An alias's per-token prices, as `models create` and `models update` take them.
+struct PriceOptions: ParsableArguments {
+    @Option(help: "USD per input token.") var inputCost: Double?
+    @Option(help: "USD per output token.") var outputCost: Double?
+    @Option(help: "USD per prompt token read from the provider's cache (default: the input price).")
+    var cacheReadCost: Double?
+    @Option(help: "USD per prompt token written to the provider's cache (default: the input price).")
+    var cacheCreationCost: Double?
+    @Option(help: "USD per reasoning token, where priced apart (default: the output price).")
+    var reasoningCost: Double?
+
+    /// The given prices under their `model_info` names.
+    var fields: [String: Any] {
+        var fields: [String: Any] = [:]
+        if let inputCost { fields["input_cost_per_token"] = inputCost }
+        if let outputCost { fields["output_cost_per_token"] = outputCost }
+        if let cacheReadCost { fields["cache_read_input_token_cost"] = cacheReadCost }
+        if let cacheCreationCost { fields["cache_creation_input_token_cost"] = cacheCreationCost }
+        if let reasoningCost { fields["output_cost_per_reasoning_token"] = reasoningCost }
+        return fields
+    }
+}
+
 struct Models: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models", abstract: "The model catalog: aliases, deployments and prices.",
@@ -287,8 +310,7 @@ struct Models: AsyncParsableCommand {
         @Option(help: "The model name the provider knows (for azure: the deployment name).") var upstreamModel: String
         @Option(help: "Environment variable on the agents holding the provider key.") var credentialRef: String?
         @Option(help: "Azure's api-version.") var apiVersion: String?
-        @Option(help: "USD per input token.") var inputCost: Double?
-        @Option(help: "USD per output token.") var outputCost: Double?
+        @OptionGroup var prices: PriceOptions
         @Option(help: "What a call without max_tokens reserves.") var maxOutputTokens: Int?
         @Flag(help: "Replace an existing alias instead of failing.") var replace = false
         @OptionGroup var connection: Connection
@@ -308,8 +330,7 @@ struct Models: AsyncParsableCommand {
                 if let credentialRef { deployment["credential_ref"] = credentialRef }
                 if let apiVersion { deployment["api_version"] = apiVersion }
                 var body: [String: Any] = ["alias": alias, "deployments": [deployment]]
-                if let inputCost { body["input_cost_per_token"] = inputCost }
-                if let outputCost { body["output_cost_per_token"] = outputCost }
+                body.merge(prices.fields) { $1 }
                 if let maxOutputTokens { body["max_output_tokens"] = maxOutputTokens }
                 let data = try await connection.client().send(
                     replace ? "PUT" : "POST", replace ? "/v1/admin/models/\(pathSegment(alias))" : "/v1/admin/models",
@@ -326,8 +347,7 @@ struct Models: AsyncParsableCommand {
                 create --replace replaces them).
                 """)
         @Argument var alias: String
-        @Option(help: "USD per input token.") var inputCost: Double?
-        @Option(help: "USD per output token.") var outputCost: Double?
+        @OptionGroup var prices: PriceOptions
         @Option(help: "What a call without max_tokens reserves.") var maxOutputTokens: Int?
         @OptionGroup var limits: LimitOptions
         @OptionGroup var clear: ClearOptions
@@ -335,14 +355,13 @@ struct Models: AsyncParsableCommand {
 
         static let clearable = ClearOptions.common.filter { $0.value.hasPrefix("limits") }.merging([
             "input-cost": "input_cost_per_token", "output-cost": "output_cost_per_token",
-            "max-output-tokens": "max_output_tokens",
+            "cache-read-cost": "cache_read_input_token_cost", "cache-creation-cost": "cache_creation_input_token_cost",
+            "reasoning-cost": "output_cost_per_reasoning_token", "max-output-tokens": "max_output_tokens",
         ]) { $1 }
 
         func run() async throws {
             try await perform {
-                var fields: [String: Any] = [:]
-                if let inputCost { fields["input_cost_per_token"] = inputCost }
-                if let outputCost { fields["output_cost_per_token"] = outputCost }
+                var fields = prices.fields
                 if let maxOutputTokens { fields["max_output_tokens"] = maxOutputTokens }
                 let body = try patchBody(
                     fields, models: nil, deny: nil, limits: limits, clear: clear, clearable: Self.clearable)

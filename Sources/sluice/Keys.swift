@@ -209,11 +209,11 @@ struct Usage: AsyncParsableCommand {
                     return dimensions.map { Printer.text(group[$0]).isEmpty ? "-" : Printer.text(group[$0]) }
                         + [
                             Printer.text(row["requests"]), Printer.text(row["prompt_tokens"]),
-                            Printer.text(row["completion_tokens"]),
+                            Printer.text(row["cached_tokens"] ?? 0), Printer.text(row["completion_tokens"]),
                             String(format: "%.6f", Double(picos) / 1e12),
                             denials.isEmpty ? "-" : denials.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
                         ]
-                }, headers: dimensions + ["requests", "tokens_in", "tokens_out", "cost_usd", "denied"])
+                }, headers: dimensions + ["requests", "tokens_in", "cached_in", "tokens_out", "cost_usd", "denied"])
         }
     }
 }

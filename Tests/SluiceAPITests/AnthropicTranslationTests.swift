@@ -102,7 +102,7 @@ struct AnthropicTranslationTests {
         let (body, usage) = try #require(
             AnthropicResponse.chatCompletion(from: Array(anthropic.utf8), model: "claude-alias", created: 1_800_000_000)
         )
-        #expect(usage == TokenUsage(promptTokens: 480, completionTokens: 91))
+        #expect(usage == TokenUsage(promptTokens: 480, completionTokens: 91, cachedPromptTokens: 8))
         let completion = try json(body)
         #expect(
             completion["object"] as? String == "chat.completion" && completion["model"] as? String == "claude-alias")

@@ -113,7 +113,7 @@ struct GeminiTranslationTests {
              "modelVersion":"gemini-2.5-flash","responseId":"abc123"}
             """.utf8)
         let translated = try #require(GeminiResponse.chatCompletion(from: gemini, model: "gem", created: 1_700_000_000))
-        #expect(translated.usage == TokenUsage(promptTokens: 31, completionTokens: 32))
+        #expect(translated.usage == TokenUsage(promptTokens: 31, completionTokens: 32, reasoningTokens: 20))
         let body = try json(translated.body)
         #expect(
             body["id"] as? String == "abc123" && body["model"] as? String == "gem"

@@ -107,6 +107,19 @@ struct ConfigLoaderTests {
                     + "    model_info: {input_cost_per_token: 2.5}"
             )?
             .contains("per-1M") == true)
+        // A price that is not a number is refused, never read as "no price".
+        #expect(
+            failure(
+                "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n"
+                    + "    model_info: {input_cost_per_token: 0.000003, cache_read_input_token_cost: cheap}"
+            )?
+            .contains("model_list[0].model_info.cache_read_input_token_cost must be a number") == true)
+        #expect(
+            failure(
+                "model_list:\n  - model_name: a\n    litellm_params: {model: openai/x}\n"
+                    + "    model_info: {cache_read_input_token_cost: 0.0000003}"
+            )?
+            .contains("cache_read_input_token_cost needs input_cost_per_token") == true)
         #expect(
             failure("model_list:\n  - model_name: a\n    litellm_params: {model: openai/x, rpm: -1}")?
                 .contains("rpm") == true)

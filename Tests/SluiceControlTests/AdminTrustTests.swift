@@ -157,6 +157,20 @@ struct AdminTrustTests {
             path: "/v1/admin/models", body: model("p", extra: #","input_cost_per_token":-1"#), accepted: false,
             says: "p"),
         Case(
+            path: "/v1/admin/models",
+            body: model("pm", extra: #","input_cost_per_token":0.000003,"cache_read_input_token_cost":0.3"#),
+            accepted: false, says: "cache_read_input_token_cost is 0.3 USD per token"),
+        Case(
+            path: "/v1/admin/models", body: model("alone", extra: #","cache_creation_input_token_cost":0.000001"#),
+            accepted: false, says: "cache_creation_input_token_cost needs input_cost_per_token"),
+        Case(
+            path: "/v1/admin/models",
+            body: model(
+                "cached",
+                extra: #","input_cost_per_token":0.000003,"cache_read_input_token_cost":0.0000003,"#
+                    + #""cache_creation_input_token_cost":0.00000375,"output_cost_per_reasoning_token":0.00001"#),
+            accepted: true),
+        Case(
             path: "/v1/admin/models", body: model("t", extra: #","max_output_tokens":0"#), accepted: false,
             says: "max_output_tokens"),
         Case(

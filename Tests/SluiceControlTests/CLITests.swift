@@ -186,6 +186,8 @@ struct CLITests {
             model_list:
               - model_name: claude
                 litellm_params: {model: anthropic/claude-sonnet-4-5, api_key: os.environ/ANTHROPIC_API_KEY, timeout: 30}
+                model_info: {input_cost_per_token: 0.000003, output_cost_per_token: 0.000015,
+                             cache_read_input_token_cost: 0.0000003, cache_creation_input_token_cost: 0.00000375}
               - model_name: bedrock-thing
                 litellm_params: {model: bedrock/anthropic.claude-v2}
             """.write(toFile: litellm, atomically: true, encoding: .utf8)
@@ -197,6 +199,18 @@ struct CLITests {
                 "skipped entries and unsupported fields are named: \(imported.output)")
             let claude = try await sluice(["models", "get", "claude", "--output", "json"], port: port)
             #expect(claude.output.contains("https://api.anthropic.com/v1") && !claude.output.contains("api.openai.com"))
+            #expect(
+                claude.output.contains(#""cache_read_input_token_cost" : 3e-07"#)
+                    && claude.output.contains(#""cache_creation_input_token_cost" : 3.75e-06"#), "\(claude.output)")
+            // The CLI's own flags set and clear the same prices.
+            let reasoning = try await sluice(
+                ["models", "update", "claude", "--reasoning-cost", "0.00002", "--output", "json"], port: port)
+            #expect(reasoning.output.contains(#""output_cost_per_reasoning_token" : 2e-05"#), "\(reasoning.output)")
+            let uncached = try await sluice(
+                ["models", "update", "claude", "--clear", "cache-read-cost", "--output", "json"], port: port)
+            #expect(
+                uncached.status == 0 && !uncached.output.contains("cache_read_input_token_cost")
+                    && uncached.output.contains("cache_creation_input_token_cost"), "\(uncached.output)")
 
             let redirecting = control.directory.file("redirect.yaml")
             try """

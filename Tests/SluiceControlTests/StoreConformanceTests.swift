@@ -1,3 +1,4 @@
+import GRDB
 import Logging
 import SluiceControl
 import SluiceTestSupport
@@ -296,6 +297,60 @@ struct StoreConformanceTests {
         // Its mark gone, a batch from the pruned agent would apply again: that is what the
         // mark retention trades for a bounded table.
         #expect(try await store.apply(Self.batch(1, agent: "gone", hour: Self.hour)).duplicate == false)
+    }
+
+    @Test(
+        "cache figures add up in the rollups, also in a database an older release made without them",
+        arguments: StoreFixture.kinds)
+    func cacheFigures(kind: StoreFixture.Kind) async throws {
+        // The rollup table as releases before the cache figures made it.
+        let olderTable = """
+            CREATE TABLE usage_rollups (granularity TEXT NOT NULL, start BIGINT NOT NULL, team TEXT NOT NULL,
+                project TEXT NOT NULL, service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL,
+                requests BIGINT NOT NULL, prompt_tokens BIGINT NOT NULL, completion_tokens BIGINT NOT NULL,
+                cost_pico BIGINT NOT NULL, PRIMARY KEY (granularity, start, team, project, service, key_id, model))
+            """
+        let older = UsageDelta(
+            hour: Self.hour, team: "ml", service: "shop/checkout", keyID: "k1", model: "claude", requests: 1,
+            promptTokens: 100, completionTokens: 5, costPicoUSD: 1_000)
+        let store: any Store
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        var pool: Task<Void, Never>?
+        defer { pool?.cancel() }
+        switch kind {
+        case .sqlite:
+            let path = directory.file("older.db")
+            try await DatabaseQueue(path: path).write { try $0.execute(sql: olderTable) }
+            store = try SQLiteStore(path: path, clock: { 1_795_435_200 })
+        case .postgres:
+            let server = try await TemporaryPostgres.server()
+            let name = try await server.createDatabase()
+            try await server.execute(olderTable, in: name)
+            let created = try PostgresStore(
+                url: "postgres://postgres@127.0.0.1:\(server.port)/\(name)", logger: Logger(label: "test"),
+                clock: { 1_795_435_200 })
+            pool = Task { await created.run() }
+            store = created
+        }
+        try await store.migrate()
+        try await store.migrate()
+        var cached = older
+        cached.cachedPromptTokens = 600
+        cached.cacheCreationTokens = 200
+        cached.promptTokens = 1000
+        _ = try await store.apply(UsageBatch(agentID: "a1", epoch: "e1", sequence: 1, deltas: [older, cached]))
+        _ = try await store.apply(UsageBatch(agentID: "a2", epoch: "e1", sequence: 1, deltas: [cached]))
+        let day = Self.hour - Self.hour % 86_400
+        for range in [(Self.hour, Self.hour + 3600), (day, day + 86_400)] {
+            let rows = try await store.usage(UsageQuery(groupBy: [.model], from: range.0, to: range.1))
+            #expect(
+                rows == [
+                    UsageRow(
+                        group: ["model": "claude"], requests: 3, promptTokens: 2100, completionTokens: 15,
+                        cachedPromptTokens: 1200, cacheCreationTokens: 400, costPicoUSD: 3_000)
+                ])
+        }
     }
 
     @Test("usage groups by any dimension and day, from rollups; top N by cost", arguments: StoreFixture.kinds)

@@ -240,6 +240,61 @@ struct WireTests {
             ]))
         #expect(try WireCoding.decoder.decode(UsageAck.self, from: WireCoding.encoder.encode(ack)) == ack)
     }
+
+    @Test("cache figures travel from spool line to batch; an older agent's batch without them still decodes")
+    func cacheFigures() throws {
+        let record = UsageRecord(
+            hour: 1_795_435_200, service: "shop/checkout", model: "claude", requests: 1, promptTokens: 1000,
+            completionTokens: 5, cachedPromptTokens: 600, cacheCreationTokens: 200, costPicoUSD: 1_605_000_000)
+        let line = record.jsonLine
+        #expect(String(decoding: line, as: UTF8.self).contains(#""pc":600,"pw":200"#))
+        #expect(try WireCoding.decoder.decode(UsageRecord.self, from: Data(line.dropLast())) == record)
+        let deltas = UsageRecord.deltas([record, record])
+        #expect(deltas.count == 1 && deltas[0].cachedPromptTokens == 1200 && deltas[0].cacheCreationTokens == 400)
+
+        let older = Array(
+            (#"{"hour":1795435200,"service":"s","model":"m","requests":1,"prompt_tokens":9,"#
+                + #""completion_tokens":1,"cost_pico_usd":5,"denials":{}}"#).utf8)
+        let decoded = try WireCoding.decoder.decode(UsageDelta.self, from: Data(older))
+        #expect(decoded.cachedPromptTokens == 0 && decoded.cacheCreationTokens == 0 && decoded.promptTokens == 9)
+
+        // Parts above their whole are refused: they could only be a broken or hostile agent.
+        var batch = UsageBatch(agentID: "a", epoch: "e", sequence: 1, deltas: deltas)
+        try batch.validate()
+        batch.deltas[0].cachedPromptTokens = 2001
+        #expect(throws: WireError.self) { try batch.validate() }
+        batch.deltas[0].cachedPromptTokens = 1500
+        batch.deltas[0].cacheCreationTokens = 600
+        #expect(throws: WireError.self) { try batch.validate() }
+    }
+
+    @Test("cache and reasoning prices compile; alone, or mis-entered per 1M, they disable only their alias")
+    func cachePrices() throws {
+        var document = Self.document()
+        document.models[0].cacheReadInputTokenCost = 0.000000075
+        document.models[0].outputCostPerReasoningToken = 0.000001
+        let compiled = try document.compile(in: Self.context)
+        let price = try #require(compiled.policy.catalog.alias(named: document.models[0].alias)?.price)
+        #expect(price.cacheReadPicoUSDPerToken == 75_000 && price.reasoningPicoUSDPerToken == 1_000_000)
+        #expect(price.cacheCreationPicoUSDPerToken == price.inputPicoUSDPerToken)
+
+        var alone = Self.document()
+        alone.models[0].inputCostPerToken = nil
+        alone.models[0].outputCostPerToken = nil
+        alone.models[0].cacheReadInputTokenCost = 0.000000075
+        let refused = try alone.compile(in: Self.context)
+        #expect(refused.policy.catalog.alias(named: alone.models[0].alias) == nil)
+        #expect(
+            refused.disabled.map(\.problem).contains {
+                $0.contains("cache_read_input_token_cost needs input_cost_per_token")
+            })
+
+        var perMillion = Self.document()
+        perMillion.models[0].cacheCreationInputTokenCost = 3.75
+        let mistaken = try perMillion.compile(in: Self.context)
+        #expect(mistaken.policy.catalog.alias(named: perMillion.models[0].alias) == nil)
+        #expect(mistaken.disabled.map(\.problem).contains { $0.contains("3.75e-06 USD per token") })
+    }
 }
 
 extension Result {

@@ -242,8 +242,17 @@ public enum AnthropicIngress {
         return (JSONValue.object(message).bytes, usage)
     }
 
+    /// Anthropic's `usage` object: its `input_tokens` leave out cache reads and writes,
+    /// which have their own figures (present when there are any).
     static func usageObject(_ usage: TokenUsage) -> JSONValue {
-        .object([("input_tokens", .int(usage.promptTokens)), ("output_tokens", .int(usage.completionTokens))])
+        let uncached = usage.promptTokens - usage.cachedPromptTokens - usage.cacheCreationTokens
+        var members: [(key: String, value: JSONValue)] = [("input_tokens", .int(uncached))]
+        if usage.cacheCreationTokens > 0 {
+            members.append(("cache_creation_input_tokens", .int(usage.cacheCreationTokens)))
+        }
+        if usage.cachedPromptTokens > 0 { members.append(("cache_read_input_tokens", .int(usage.cachedPromptTokens))) }
+        members.append(("output_tokens", .int(usage.completionTokens)))
+        return .object(members)
     }
 
     /// An error in Anthropic's shape, status kept: `{"type":"error","error":{"type","message"}}`,

@@ -13,14 +13,15 @@ public enum AnthropicResponse {
         }
     }
 
-    /// Usage from an Anthropic `usage` object. Cache reads and writes are input tokens too
-    /// (billed at their own rates by Anthropic; counted as prompt tokens here).
+    /// Usage from an Anthropic `usage` object. Cache reads and writes are input tokens too,
+    /// reported apart from `input_tokens` and priced at their own rates.
     public static func usage(_ usage: JSONValue?) -> TokenUsage? {
         guard let usage, let output = usage["output_tokens"]?.intValue else { return nil }
-        let input =
-            (usage["input_tokens"]?.intValue ?? 0) + (usage["cache_creation_input_tokens"]?.intValue ?? 0)
-            + (usage["cache_read_input_tokens"]?.intValue ?? 0)
-        return TokenUsage(promptTokens: input, completionTokens: output)
+        let cacheRead = usage["cache_read_input_tokens"]?.intValue ?? 0
+        let cacheCreation = usage["cache_creation_input_tokens"]?.intValue ?? 0
+        return TokenUsage(
+            promptTokens: (usage["input_tokens"]?.intValue ?? 0) + cacheCreation + cacheRead, completionTokens: output,
+            cachedPromptTokens: cacheRead, cacheCreationTokens: cacheCreation)
     }
 
     /// The OpenAI `chat.completion` body for an Anthropic message body, and its usage.

@@ -11,6 +11,8 @@ public struct AnthropicStreamTranslator: Sendable {
     public let callerRequestedUsage: Bool
     private var header: OpenAIChat.ChunkHeader
     private var inputTokens = 0
+    private var cacheReadTokens = 0
+    private var cacheCreationTokens = 0
     private var outputTokens: Int?
     /// Anthropic content-block index → OpenAI tool-call index.
     private var toolCallIndex: [Int: Int] = [:]
@@ -32,9 +34,27 @@ public struct AnthropicStreamTranslator: Sendable {
         guard !header.id.isEmpty || inputTokens > 0 else { return nil }
         guard let outputTokens else {
             let seen = TokenUsage.estimate(promptBytes: 0, completionBytes: dataBytes).completionTokens
-            return TokenUsage(promptTokens: inputTokens, completionTokens: dataBytes == 0 ? 0 : seen, estimated: true)
+            return TokenUsage(
+                promptTokens: inputTokens, completionTokens: dataBytes == 0 ? 0 : seen,
+                cachedPromptTokens: cacheReadTokens, cacheCreationTokens: cacheCreationTokens, estimated: true)
         }
-        return TokenUsage(promptTokens: inputTokens, completionTokens: outputTokens)
+        return TokenUsage(
+            promptTokens: inputTokens, completionTokens: outputTokens, cachedPromptTokens: cacheReadTokens,
+            cacheCreationTokens: cacheCreationTokens)
+    }
+
+    /// Takes the input side of a `usage` object (`message_start`'s, or a `message_delta`'s
+    /// cumulative one): input tokens include cache reads and writes.
+    private mutating func readInput(_ usage: JSONValue) {
+        // A `message_delta` without input figures (older API versions) leaves them as they
+        // were; cumulative counts never fall, so a smaller one is not taken either.
+        guard let input = usage["input_tokens"]?.intValue else { return }
+        let cacheRead = usage["cache_read_input_tokens"]?.intValue ?? 0
+        let cacheCreation = usage["cache_creation_input_tokens"]?.intValue ?? 0
+        guard input + cacheRead + cacheCreation >= inputTokens else { return }
+        cacheReadTokens = cacheRead
+        cacheCreationTokens = cacheCreation
+        inputTokens = input + cacheRead + cacheCreation
     }
 
     /// The OpenAI SSE bytes for one Anthropic event (often none).
@@ -45,11 +65,7 @@ public struct AnthropicStreamTranslator: Sendable {
         case "message_start":
             let message = value["message"]
             header.id = message?["id"]?.stringValue ?? ""
-            if let usage = message?["usage"] {
-                inputTokens =
-                    (usage["input_tokens"]?.intValue ?? 0) + (usage["cache_creation_input_tokens"]?.intValue ?? 0)
-                    + (usage["cache_read_input_tokens"]?.intValue ?? 0)
-            }
+            if let usage = message?["usage"] { readInput(usage) }
             return header.chunk(delta: .object([("role", .string("assistant")), ("content", .string(""))]))
         case "content_block_start":
             guard let block = value["content_block"], block["type"]?.stringValue == "tool_use",
@@ -77,7 +93,10 @@ public struct AnthropicStreamTranslator: Sendable {
                 return []  // thinking and signature deltas have no OpenAI counterpart
             }
         case "message_delta":
-            if let output = value["usage"]?["output_tokens"]?.intValue { outputTokens = output }
+            if let usage = value["usage"] {
+                if let output = usage["output_tokens"]?.intValue { outputTokens = output }
+                readInput(usage)
+            }
             let reason = AnthropicResponse.finishReason(value["delta"]?["stop_reason"]?.stringValue)
             return header.chunk(delta: .object([]), finishReason: reason)
         case "message_stop":

@@ -14,12 +14,15 @@ public enum GeminiResponse {
     }
 
     /// Usage from `usageMetadata`. Thinking tokens are billed as output, so they count as
-    /// completion tokens; tool-use prompt tokens count as prompt tokens.
+    /// completion tokens (and as reasoning); tool-use prompt tokens count as prompt tokens;
+    /// `promptTokenCount` already includes the cached content's tokens.
     public static func usage(_ metadata: JSONValue?) -> TokenUsage? {
         guard let metadata, let prompt = metadata["promptTokenCount"]?.intValue else { return nil }
-        let output = (metadata["candidatesTokenCount"]?.intValue ?? 0) + (metadata["thoughtsTokenCount"]?.intValue ?? 0)
+        let thoughts = metadata["thoughtsTokenCount"]?.intValue ?? 0
         return TokenUsage(
-            promptTokens: prompt + (metadata["toolUsePromptTokenCount"]?.intValue ?? 0), completionTokens: output)
+            promptTokens: prompt + (metadata["toolUsePromptTokenCount"]?.intValue ?? 0),
+            completionTokens: (metadata["candidatesTokenCount"]?.intValue ?? 0) + thoughts,
+            cachedPromptTokens: metadata["cachedContentTokenCount"]?.intValue ?? 0, reasoningTokens: thoughts)
     }
 
     /// Whether Gemini refused the prompt itself (`promptFeedback.blockReason`, no candidate):

@@ -31,11 +31,21 @@ enum OpenAIChat {
     }
 
     /// `{"prompt_tokens","completion_tokens","total_tokens"}`.
+    /// OpenAI's `usage` object; the cache and reasoning details appear when there are any
+    /// (OpenAI has no cache-write figure: those tokens stay in `prompt_tokens` only).
     static func usageObject(_ usage: TokenUsage) -> JSONValue {
-        .object([
+        var members: [(key: String, value: JSONValue)] = [
             ("prompt_tokens", .int(usage.promptTokens)), ("completion_tokens", .int(usage.completionTokens)),
             ("total_tokens", .int(usage.totalTokens)),
-        ])
+        ]
+        if usage.cachedPromptTokens > 0 {
+            members.append(("prompt_tokens_details", .object([("cached_tokens", .int(usage.cachedPromptTokens))])))
+        }
+        if usage.reasoningTokens > 0 {
+            members.append(
+                ("completion_tokens_details", .object([("reasoning_tokens", .int(usage.reasoningTokens))])))
+        }
+        return .object(members)
     }
 
     /// The fields every chunk of one stream starts with.

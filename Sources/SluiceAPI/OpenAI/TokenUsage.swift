@@ -1,13 +1,34 @@
 /// Tokens one call used, as the provider reported them or as Sluice estimated them.
+///
+/// Normalised across providers so that prices apply the same way: `promptTokens` is every
+/// input token, cache reads and cache writes included (Anthropic reports those apart from
+/// `input_tokens`; OpenAI and Gemini include them), and `completionTokens` is every output
+/// token, reasoning included. The parts are subsets priced at their own rates.
 public struct TokenUsage: Sendable, Equatable {
     public var promptTokens: Int
     public var completionTokens: Int
+    /// Prompt tokens read from the provider's prompt cache (OpenAI `cached_tokens`,
+    /// Anthropic `cache_read_input_tokens`, Gemini `cachedContentTokenCount`).
+    public var cachedPromptTokens: Int
+    /// Prompt tokens written to the provider's cache (Anthropic `cache_creation_input_tokens`).
+    public var cacheCreationTokens: Int
+    /// Completion tokens spent reasoning (OpenAI `reasoning_tokens`, Gemini `thoughtsTokenCount`).
+    public var reasoningTokens: Int
     /// True when the provider sent no usage and these figures are estimates.
     public var estimated: Bool
 
-    public init(promptTokens: Int, completionTokens: Int, estimated: Bool = false) {
+    public init(
+        promptTokens: Int, completionTokens: Int, cachedPromptTokens: Int = 0, cacheCreationTokens: Int = 0,
+        reasoningTokens: Int = 0, estimated: Bool = false
+    ) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
+        // A provider's parts can never exceed its whole: clamped so a garbled report
+        // cannot price more tokens than were used.
+        let cached = min(max(0, cachedPromptTokens), max(0, promptTokens))
+        self.cachedPromptTokens = cached
+        self.cacheCreationTokens = min(max(0, cacheCreationTokens), max(0, promptTokens - cached))
+        self.reasoningTokens = min(max(0, reasoningTokens), max(0, completionTokens))
         self.estimated = estimated
     }
 
@@ -28,8 +49,21 @@ public struct TokenUsage: Sendable, Equatable {
             return Int(value)
         }
         guard let prompt = count("prompt_tokens") else { return nil }
+        func detail(_ object: String, _ key: String) -> Int {
+            guard let member = members.first(where: { $0.key == object }), member.kind == .object,
+                let found = JSONScanner.members(ofObjectAt: member.valueRange, in: bytes).first(where: {
+                    $0.key == key
+                }),
+                found.kind == .number, let value = JSONScanner.integer(at: found.valueRange, in: bytes), value >= 0,
+                value < Int64(Int32.max)
+            else { return 0 }
+            return Int(value)
+        }
         // Embeddings report only prompt tokens.
-        return TokenUsage(promptTokens: prompt, completionTokens: count("completion_tokens") ?? 0)
+        return TokenUsage(
+            promptTokens: prompt, completionTokens: count("completion_tokens") ?? 0,
+            cachedPromptTokens: detail("prompt_tokens_details", "cached_tokens"),
+            reasoningTokens: detail("completion_tokens_details", "reasoning_tokens"))
     }
 
     /// The usage block of a complete, non-streamed OpenAI response body.
@@ -45,6 +79,9 @@ extension TokenUsage {
     /// Usage from an OpenAI `usage` object already parsed as a value.
     public static func fromOpenAIUsage(_ usage: JSONValue?) -> TokenUsage? {
         guard let usage, let prompt = usage["prompt_tokens"]?.intValue else { return nil }
-        return TokenUsage(promptTokens: prompt, completionTokens: usage["completion_tokens"]?.intValue ?? 0)
+        return TokenUsage(
+            promptTokens: prompt, completionTokens: usage["completion_tokens"]?.intValue ?? 0,
+            cachedPromptTokens: usage["prompt_tokens_details"]?["cached_tokens"]?.intValue ?? 0,
+            reasoningTokens: usage["completion_tokens_details"]?["reasoning_tokens"]?.intValue ?? 0)
     }
 }

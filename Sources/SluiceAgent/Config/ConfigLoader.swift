@@ -42,7 +42,8 @@ public struct ConfigLoader {
         "api_version",
     ]
     static let knownInfo: Set<String> = [
-        "input_cost_per_token", "output_cost_per_token", "id", "mode", "base_model",
+        "input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
+        "cache_creation_input_token_cost", "output_cost_per_reasoning_token", "id", "mode", "base_model",
         "max_output_tokens", "max_tokens",
     ]
 
@@ -201,7 +202,7 @@ public struct ConfigLoader {
             }
         }
 
-        var price: (input: Double?, output: Double?)?
+        var price: ModelPrices?
         var maxOutputTokens: Int?
         if let info = mapping["model_info"]?.mapping {
             if let node = info["max_output_tokens"] ?? info["max_tokens"] {
@@ -213,9 +214,17 @@ public struct ConfigLoader {
             for (keyNode, _) in info where !Self.knownInfo.contains(keyNode.string ?? "") {
                 warnings.append("\(at).model_info.\(keyNode.string ?? "?") is not used by the agent; ignored")
             }
-            let input = info["input_cost_per_token"]?.float
-            let output = info["output_cost_per_token"]?.float
-            if input != nil || output != nil { price = (input, output) }
+            func cost(_ name: String) throws(ConfigError) -> Double? {
+                guard let node = info[name] else { return nil }
+                guard let value = node.float else { throw ConfigError("\(at).model_info.\(name) must be a number") }
+                return value
+            }
+            let prices = ModelPrices(
+                input: try cost("input_cost_per_token"), output: try cost("output_cost_per_token"),
+                cacheRead: try cost("cache_read_input_token_cost"),
+                cacheCreation: try cost("cache_creation_input_token_cost"),
+                reasoning: try cost("output_cost_per_reasoning_token"))
+            if prices != ModelPrices() { price = prices }
         }
         if let conflict = models.add(
             deployment, alias: alias, origin: at, price: price, maxOutputTokens: maxOutputTokens)
@@ -407,7 +416,7 @@ struct ModelList {
 
     /// Adds a deployment; returns a warning when its price differs from the alias's.
     mutating func add(
-        _ deployment: DeploymentDocument, alias: String, origin: String, price: (input: Double?, output: Double?)?,
+        _ deployment: DeploymentDocument, alias: String, origin: String, price: ModelPrices?,
         maxOutputTokens: Int?
     ) -> String? {
         skippedAliases.remove(alias)
@@ -427,14 +436,15 @@ struct ModelList {
         }
         guard let price else { return nil }
         let model = documents[index]
-        if model.inputCostPerToken == nil && model.outputCostPerToken == nil {
-            documents[index].inputCostPerToken = price.input ?? 0
-            documents[index].outputCostPerToken = price.output ?? 0
+        if model.priceFields.isEmpty {
+            price.apply(to: &documents[index])
             return nil
         }
-        guard model.inputCostPerToken != price.input ?? 0 || model.outputCostPerToken != price.output ?? 0 else {
-            return nil
-        }
+        var priced = model
+        price.apply(to: &priced)
+        guard priced.priceFields.map(\.usd) != model.priceFields.map(\.usd)
+            || priced.priceFields.map(\.name) != model.priceFields.map(\.name)
+        else { return nil }
         return "\(origin): \(alias) has differing prices across deployments; the first is used"
     }
 
@@ -475,5 +485,25 @@ struct ModelList {
             return "sluice_policy.\(message)"
         }
         return message
+    }
+}
+
+/// A `model_info`'s prices, as given (USD per token).
+struct ModelPrices: Equatable {
+    var input: Double?
+    var output: Double?
+    var cacheRead: Double?
+    var cacheCreation: Double?
+    var reasoning: Double?
+
+    /// Sets the alias's prices. With one plain rate given the other is $0, as LiteLLM reads
+    /// it; with neither, both stay absent and the compiler refuses the refinements alone.
+    func apply(to model: inout ModelDocument) {
+        let plain = input != nil || output != nil
+        model.inputCostPerToken = plain ? input ?? 0 : nil
+        model.outputCostPerToken = plain ? output ?? 0 : nil
+        model.cacheReadInputTokenCost = cacheRead
+        model.cacheCreationInputTokenCost = cacheCreation
+        model.outputCostPerReasoningToken = reasoning
     }
 }

@@ -88,7 +88,8 @@ final class Account: Sendable {
             if let usage {
                 cost = permit.engine.settle(
                     permit.admission, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
-                    servedBy: outcome.servedBy?.name, now: now)
+                    cachedPromptTokens: usage.cachedPromptTokens, cacheCreationTokens: usage.cacheCreationTokens,
+                    reasoningTokens: usage.reasoningTokens, servedBy: outcome.servedBy?.name, now: now)
                 // Never counted as $0 in silence: an unpriced alias is flagged for the operator.
                 record.priceMissing = cost == nil
             } else {

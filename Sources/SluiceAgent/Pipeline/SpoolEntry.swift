@@ -19,6 +19,9 @@ enum SpoolEntry {
             hour: seconds - seconds % 3600, team: caller?.team, project: caller?.project, service: service,
             keyID: caller?.keyID, model: servedBy ?? permit?.alias.name ?? refusal?.alias ?? "",
             requests: permit == nil ? 0 : 1, promptTokens: Int64(usage?.promptTokens ?? 0),
-            completionTokens: Int64(usage?.completionTokens ?? 0), costPicoUSD: cost?.picoUSD ?? 0, denial: denial)
+            completionTokens: Int64(usage?.completionTokens ?? 0),
+            cachedPromptTokens: Int64(usage?.cachedPromptTokens ?? 0),
+            cacheCreationTokens: Int64(usage?.cacheCreationTokens ?? 0), costPicoUSD: cost?.picoUSD ?? 0,
+            denial: denial)
     }
 }

@@ -166,8 +166,9 @@ enum OpenAPIDocument {
                 [
                     "alias": string,
                     "deployments": ["type": "array", "items": ["$ref": "#/components/schemas/Deployment"]],
-                    "input_cost_per_token": number, "output_cost_per_token": number, "max_output_tokens": integer,
-                    "limits": limits,
+                    "input_cost_per_token": number, "output_cost_per_token": number,
+                    "cache_read_input_token_cost": number, "cache_creation_input_token_cost": number,
+                    "output_cost_per_reasoning_token": number, "max_output_tokens": integer, "limits": limits,
                 ],
                 required: ["alias", "deployments"]),
             "KeyRequest": object([
@@ -202,7 +203,7 @@ enum OpenAPIDocument {
                     "hour": integer, "team": string, "project": string, "service": string, "key_id": string,
                     "model": string,
                     "requests": integer, "prompt_tokens": integer, "completion_tokens": integer,
-                    "cost_pico_usd": integer,
+                    "cached_tokens": integer, "cache_creation_tokens": integer, "cost_pico_usd": integer,
                     "denials": ["type": "object", "additionalProperties": integer],
                 ], required: ["hour", "service", "model"]),
             "UsageBatch": object(

@@ -38,6 +38,8 @@ enum UsageParameters {
             sum.requests += row.requests
             sum.promptTokens += row.promptTokens
             sum.completionTokens += row.completionTokens
+            sum.cachedPromptTokens += row.cachedPromptTokens
+            sum.cacheCreationTokens += row.cacheCreationTokens
             sum.costPicoUSD += row.costPicoUSD
             sum.denials.merge(row.denials, uniquingKeysWith: +)
             folded[group] = sum

@@ -101,6 +101,9 @@ public final class PostgresStore: Store {
                     count BIGINT NOT NULL, PRIMARY KEY (granularity, start, team, project, service, key_id, model,
                         reason))
                 """,
+                // Columns added after the first release, for databases made before them.
+                "ALTER TABLE usage_rollups ADD COLUMN IF NOT EXISTS cached_tokens BIGINT NOT NULL DEFAULT 0",
+                "ALTER TABLE usage_rollups ADD COLUMN IF NOT EXISTS cache_creation_tokens BIGINT NOT NULL DEFAULT 0",
             ] {
                 try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
             }
@@ -334,18 +337,22 @@ public final class PostgresStore: Store {
                 try await connection.query(
                     """
                     INSERT INTO usage_rollups (granularity, start, team, project, service, key_id, model,
-                                               requests, prompt_tokens, completion_tokens, cost_pico)
+                                               requests, prompt_tokens, completion_tokens, cost_pico, cached_tokens,
+                                               cache_creation_tokens)
                     SELECT * FROM UNNEST(\(rows.map(\.cell.granularity))::text[], \(rows.map(\.cell.start))::int8[],
                         \(rows.map(\.cell.team))::text[], \(rows.map(\.cell.project))::text[],
                         \(rows.map(\.cell.service))::text[], \(rows.map(\.cell.keyID))::text[],
                         \(rows.map(\.cell.model))::text[], \(rows.map(\.totals.requests))::int8[],
                         \(rows.map(\.totals.promptTokens))::int8[], \(rows.map(\.totals.completionTokens))::int8[],
-                        \(rows.map(\.totals.costPicoUSD))::int8[])
+                        \(rows.map(\.totals.costPicoUSD))::int8[], \(rows.map(\.totals.cachedPromptTokens))::int8[],
+                        \(rows.map(\.totals.cacheCreationTokens))::int8[])
                     ON CONFLICT (granularity, start, team, project, service, key_id, model) DO UPDATE SET
                         requests = usage_rollups.requests + excluded.requests,
                         prompt_tokens = usage_rollups.prompt_tokens + excluded.prompt_tokens,
                         completion_tokens = usage_rollups.completion_tokens + excluded.completion_tokens,
-                        cost_pico = usage_rollups.cost_pico + excluded.cost_pico
+                        cost_pico = usage_rollups.cost_pico + excluded.cost_pico,
+                        cached_tokens = usage_rollups.cached_tokens + excluded.cached_tokens,
+                        cache_creation_tokens = usage_rollups.cache_creation_tokens + excluded.cache_creation_tokens
                     """, logger: self.logger)
             }
             if !cells.denials.isEmpty {
@@ -393,11 +400,13 @@ public final class PostgresStore: Store {
         let usage = try await rows(UsageSQL.select(query) { "$\($0)" }) { columns, base in
             (
                 try columns[base].decode(Int64.self), try columns[base + 1].decode(Int64.self),
-                try columns[base + 2].decode(Int64.self), try columns[base + 3].decode(Int64.self)
+                try columns[base + 2].decode(Int64.self), try columns[base + 3].decode(Int64.self),
+                try columns[base + 4].decode(Int64.self), try columns[base + 5].decode(Int64.self)
             )
         }.map { group, sums in
             UsageRow(
-                group: group, requests: sums.0, promptTokens: sums.1, completionTokens: sums.2, costPicoUSD: sums.3)
+                group: group, requests: sums.0, promptTokens: sums.1, completionTokens: sums.2,
+                cachedPromptTokens: sums.4, cacheCreationTokens: sums.5, costPicoUSD: sums.3)
         }
         let denials = try await rows(UsageSQL.denials(query) { "$\($0)" }) { columns, base in
             (try columns[base].decode(String.self), try columns[base + 1].decode(Int64.self))

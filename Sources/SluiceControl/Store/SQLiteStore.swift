@@ -48,7 +48,8 @@ public final class SQLiteStore: Store {
                         granularity TEXT NOT NULL, start INTEGER NOT NULL, team TEXT NOT NULL, project TEXT NOT NULL,
                         service TEXT NOT NULL, key_id TEXT NOT NULL, model TEXT NOT NULL,
                         requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
-                        cost_pico INTEGER NOT NULL,
+                        cost_pico INTEGER NOT NULL, cached_tokens INTEGER NOT NULL DEFAULT 0,
+                        cache_creation_tokens INTEGER NOT NULL DEFAULT 0,
                         PRIMARY KEY (granularity, start, team, project, service, key_id, model));
                     CREATE TABLE IF NOT EXISTS denial_rollups (
                         granularity TEXT NOT NULL, start INTEGER NOT NULL, team TEXT NOT NULL, project TEXT NOT NULL,
@@ -67,6 +68,10 @@ public final class SQLiteStore: Store {
             // Columns added after the first release: SQLite has no ADD COLUMN IF NOT EXISTS.
             let agentColumns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('agents')")
             if !agentColumns.contains("service") { try db.execute(sql: "ALTER TABLE agents ADD COLUMN service TEXT") }
+            let rollupColumns = try String.fetchAll(db, sql: "SELECT name FROM pragma_table_info('usage_rollups')")
+            for column in ["cached_tokens", "cache_creation_tokens"] where !rollupColumns.contains(column) {
+                try db.execute(sql: "ALTER TABLE usage_rollups ADD COLUMN \(column) INTEGER NOT NULL DEFAULT 0")
+            }
         }
     }
 
@@ -244,17 +249,21 @@ public final class SQLiteStore: Store {
                 try db.execute(
                     sql: """
                         INSERT INTO usage_rollups (granularity, start, team, project, service, key_id, model,
-                                                   requests, prompt_tokens, completion_tokens, cost_pico)
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                                   requests, prompt_tokens, completion_tokens, cost_pico,
+                                                   cached_tokens, cache_creation_tokens)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (granularity, start, team, project, service, key_id, model) DO UPDATE SET
                             requests = requests + excluded.requests,
                             prompt_tokens = prompt_tokens + excluded.prompt_tokens,
                             completion_tokens = completion_tokens + excluded.completion_tokens,
-                            cost_pico = cost_pico + excluded.cost_pico
+                            cost_pico = cost_pico + excluded.cost_pico,
+                            cached_tokens = cached_tokens + excluded.cached_tokens,
+                            cache_creation_tokens = cache_creation_tokens + excluded.cache_creation_tokens
                         """,
                     arguments: [
                         cell.granularity, cell.start, cell.team, cell.project, cell.service, cell.keyID, cell.model,
                         totals.requests, totals.promptTokens, totals.completionTokens, totals.costPicoUSD,
+                        totals.cachedPromptTokens, totals.cacheCreationTokens,
                     ])
             }
             for (cell, reason, count) in cells.denials {
@@ -299,7 +308,8 @@ public final class SQLiteStore: Store {
                 row in
                 UsageRow(
                     group: group(of: row), requests: row["requests"], promptTokens: row["prompt_tokens"],
-                    completionTokens: row["completion_tokens"], costPicoUSD: row["cost_pico"])
+                    completionTokens: row["completion_tokens"], cachedPromptTokens: row["cached_tokens"],
+                    cacheCreationTokens: row["cache_creation_tokens"], costPicoUSD: row["cost_pico"])
             }
             let denials = try Row.fetchAll(db, sql: refusals.sql, arguments: StatementArguments(refusals.arguments)).map
             {

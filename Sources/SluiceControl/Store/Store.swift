@@ -280,18 +280,24 @@ public struct UsageRow: Sendable, Equatable, Codable {
     public var requests: Int64
     public var promptTokens: Int64
     public var completionTokens: Int64
+    /// The parts of `promptTokens` read from and written to the providers' prompt caches.
+    public var cachedPromptTokens: Int64
+    public var cacheCreationTokens: Int64
     public var costPicoUSD: Int64
     /// Calls refused, by the reason's code (`budget_exceeded`, `rate_limited`, …).
     public var denials: [String: Int64]
 
     public init(
-        group: [String: String], requests: Int64, promptTokens: Int64, completionTokens: Int64, costPicoUSD: Int64,
+        group: [String: String], requests: Int64, promptTokens: Int64, completionTokens: Int64,
+        cachedPromptTokens: Int64 = 0, cacheCreationTokens: Int64 = 0, costPicoUSD: Int64,
         denials: [String: Int64] = [:]
     ) {
         self.group = group
         self.requests = requests
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
+        self.cachedPromptTokens = cachedPromptTokens
+        self.cacheCreationTokens = cacheCreationTokens
         self.costPicoUSD = costPicoUSD
         self.denials = denials
     }
@@ -300,6 +306,8 @@ public struct UsageRow: Sendable, Equatable, Codable {
         case group, requests
         case promptTokens = "prompt_tokens"
         case completionTokens = "completion_tokens"
+        case cachedPromptTokens = "cached_tokens"
+        case cacheCreationTokens = "cache_creation_tokens"
         case
             costPicoUSD = "cost_pico_usd"
         case denials

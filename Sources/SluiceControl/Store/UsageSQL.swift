@@ -17,6 +17,8 @@ enum UsageSQL {
                 "CAST(SUM(requests) AS BIGINT) AS requests", "CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens",
                 "CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens",
                 "CAST(SUM(cost_pico) AS BIGINT) AS cost_pico",
+                "CAST(SUM(cached_tokens) AS BIGINT) AS cached_tokens",
+                "CAST(SUM(cache_creation_tokens) AS BIGINT) AS cache_creation_tokens",
             ]).joined(separator: ", ")
         sql +=
             " FROM usage_rollups WHERE granularity = '\(granularity)'"
@@ -117,6 +119,8 @@ struct RollupCells {
         var promptTokens: Int64 = 0
         var completionTokens: Int64 = 0
         var costPicoUSD: Int64 = 0
+        var cachedPromptTokens: Int64 = 0
+        var cacheCreationTokens: Int64 = 0
     }
 
     /// Cells with usage to add, sorted.
@@ -137,6 +141,8 @@ struct RollupCells {
                     usage[cell, default: Totals()].promptTokens += delta.promptTokens
                     usage[cell, default: Totals()].completionTokens += delta.completionTokens
                     usage[cell, default: Totals()].costPicoUSD += delta.costPicoUSD
+                    usage[cell, default: Totals()].cachedPromptTokens += delta.cachedPromptTokens
+                    usage[cell, default: Totals()].cacheCreationTokens += delta.cacheCreationTokens
                 }
                 for (reason, count) in delta.denials where count > 0 {
                     denials[DenialCell(cell: cell, reason: reason), default: 0] += count

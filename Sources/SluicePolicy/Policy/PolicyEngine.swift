@@ -330,11 +330,16 @@ public final class PolicyEngine: Sendable {
     /// - Returns: the call's cost at the alias's prices, or nil when the alias has none (the
     ///   budgets then count nothing for it; the caller must flag it, never report $0).
     @discardableResult
+    /// - Parameters: cachedPromptTokens, cacheCreationTokens, reasoningTokens: the parts of
+    ///   the prompt and completion the alias prices at their own rates (see ``Price``).
     public func settle(
-        _ admission: Admission, promptTokens: Int, completionTokens: Int, servedBy: String? = nil, now: Int64
+        _ admission: Admission, promptTokens: Int, completionTokens: Int, cachedPromptTokens: Int = 0,
+        cacheCreationTokens: Int = 0, reasoningTokens: Int = 0, servedBy: String? = nil, now: Int64
     ) -> Cost? {
         let price = policy.catalog.alias(named: servedBy ?? admission.alias)?.price
-        let cost = price?.cost(promptTokens: promptTokens, completionTokens: completionTokens)
+        let cost = price?.cost(
+            promptTokens: promptTokens, completionTokens: completionTokens, cachedPromptTokens: cachedPromptTokens,
+            cacheCreationTokens: cacheCreationTokens, reasoningTokens: reasoningTokens)
         let seconds = now / 1_000_000_000
         limiter.settle(
             admission.reservation, tokens: promptTokens + completionTokens, cost: cost ?? .zero, now: now,
