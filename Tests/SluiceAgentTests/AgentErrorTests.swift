@@ -45,14 +45,64 @@ struct AgentErrorTests {
             let unknown = try await harness.chat(model: "gpt-4o/../admin")
             #expect(unknown.status == 404)
             #expect(try errorBody(unknown).code == "model_not_found")
-            let endpoint = try await harness.post("{}", path: "/v1/files")
+            let endpoint = try await harness.post("{}", path: "/v1/nothing")
             #expect(endpoint.status == 404)
-            #expect(try errorBody(endpoint).code == "unknown_endpoint")
+            #expect(try errorBody(endpoint).code == "endpoint_not_metered")
             let method = try await TestHTTPClient.get(
                 "/v1/chat/completions", port: harness.agentPort, group: harness.group)
             #expect(method.status == 405)
             #expect(method.header("allow") == "POST")
             #expect(harness.mock.requests.isEmpty)
+        }
+    }
+
+    @Test("every endpoint the agent does not meter is refused naming it, never forwarded; so is any upgrade")
+    func unmeteredEndpoints() async throws {
+        try await AgentHarness.with { harness in
+            let refused: [(method: String, path: String, names: String)] = [
+                ("POST", "/v1/batches", "Batch API"), ("GET", "/v1/batches/batch_abc", "Batch API"),
+                ("POST", "/v1/files", "Files API"), ("GET", "/v1/files/file-abc/content", "Files API"),
+                ("POST", "/v1/uploads", "Uploads API"), ("GET", "/v1/realtime?model=gpt-4o-realtime", "Realtime API"),
+                ("POST", "/v1/realtime/sessions", "Realtime API"), ("POST", "/v1/assistants", "Assistants API"),
+                ("POST", "/v1/threads/runs", "threads"), ("POST", "/v1/vector_stores", "vector stores"),
+                ("POST", "/v1/fine_tuning/jobs", "fine-tuning"), ("POST", "/v1/images/generations", "image"),
+                ("POST", "/v1/audio/transcriptions", "Audio API"), ("POST", "/v1/audio/speech", "Audio API"),
+                ("POST", "/v1/moderations", "moderations"), ("POST", "/v1/responses", "Responses API"),
+                ("GET", "/v1/chat/completions/chatcmpl-abc", "stored chat completions"),
+                ("POST", "/v1/messages/batches", "Message Batches"), ("POST", "/v1/messages/count_tokens", "token"),
+                ("POST", "/v1beta/models/gemini-2.5-flash:generateContent", "Gemini"),
+                ("POST", "/openai/deployments/gpt-4o/chat/completions", "Azure"),
+                ("POST", "/v1/filesystem", "not an endpoint Sluice meters"),
+                ("DELETE", "/admin", "not an endpoint Sluice meters"),
+            ]
+            for (method, path, names) in refused {
+                let response = try await harness.send(
+                    raw: "\(method) \(path) HTTP/1.1\r\nHost: localhost\r\ncontent-type: application/json\r\n"
+                        + "content-length: 2\r\nconnection: close\r\n\r\n{}")
+                #expect(response.status == 404, "\(method) \(path)")
+                let body = try errorBody(response)
+                #expect(body.code == "endpoint_not_metered", "\(method) \(path)")
+                let shownPath = String(path.split(separator: "?")[0])
+                #expect(body.message.contains(shownPath) && body.message.contains(names), "\(body.message)")
+            }
+            // Anthropic's own paths are refused in Anthropic's error shape, for its SDKs.
+            let batches = try await harness.post("{}", path: "/v1/messages/batches")
+            #expect(batches.text.contains(#""type":"error""#) && batches.text.contains("endpoint_not_metered"))
+
+            // A WebSocket handshake is refused even on a metered path.
+            let upgrade = try await harness.send(
+                raw: "GET /v1/chat/completions HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\n"
+                    + "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+            #expect(upgrade.status == 403)
+            #expect(try errorBody(upgrade).code == "endpoint_not_metered")
+            #expect(try errorBody(upgrade).message.contains("WebSockets"))
+
+            #expect(harness.mock.requests.isEmpty)
+            let records = await harness.auditRecords(refused.count + 2)
+            #expect(records.allSatisfy { $0["error"] as? String == "endpoint_not_metered" })
+            // Still serving: the refusals left the agent as it was.
+            #expect(try await harness.chat().status == 200)
         }
     }
 

@@ -10,10 +10,16 @@ enum AgentRoute: Equatable {
     case health
     case ready
     case methodNotAllowed(allowed: String)
-    case notFound
+    /// Anything else, or a connection upgrade: refused, never forwarded uncounted.
+    case notMetered(UnmeteredEndpoint)
 
-    init(method: String, uri: String) {
+    /// - Parameter upgrade: the request carries an `Upgrade` header (a WebSocket handshake).
+    init(method: String, uri: String, upgrade: Bool = false) {
         let path = Self.path(of: uri)
+        if upgrade {
+            self = .notMetered(UnmeteredEndpoint(path: path, upgrade: true))
+            return
+        }
         if let endpoint = OpenAIEndpoint(rawValue: path) {
             self = method == "POST" ? .openAI(endpoint) : .methodNotAllowed(allowed: "POST")
             return
@@ -23,8 +29,13 @@ enum AgentRoute: Equatable {
         case "/v1/models": self = method == "GET" ? .listModels : .methodNotAllowed(allowed: "GET")
         case "/healthz": self = method == "GET" ? .health : .methodNotAllowed(allowed: "GET")
         case "/readyz": self = method == "GET" ? .ready : .methodNotAllowed(allowed: "GET")
-        default: self = .notFound
+        default: self = .notMetered(UnmeteredEndpoint(path: path, upgrade: false))
         }
+    }
+
+    /// Whether `path` is one the agent serves and counts.
+    static func metered(_ path: String) -> Bool {
+        OpenAIEndpoint(rawValue: path) != nil || path == "/v1/messages" || path == "/v1/models"
     }
 
     /// The URI's path, without its query.
@@ -35,6 +46,6 @@ enum AgentRoute: Equatable {
     /// The dialect errors for `uri` are given in: Anthropic's SDKs read their own shape,
     /// refusals of the Messages path (wrong method, body too large) included.
     static func callerDialect(of uri: String) -> CallerDialect {
-        path(of: uri) == "/v1/messages" ? .anthropic : .openAI
+        UnmeteredEndpoint.path(path(of: uri), isUnder: "/v1/messages") ? .anthropic : .openAI
     }
 }

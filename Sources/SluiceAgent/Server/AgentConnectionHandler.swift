@@ -53,7 +53,10 @@ final class AgentConnectionHandler: ChannelInboundHandler {
                 runtime: runtime, requestID: runtime.requestIDs.next(), method: head.method.rawValue,
                 path: String(head.uri.prefix(256)), startedAt: .now(), startedAtWall: runtime.now())
             let request = Request(
-                head: head, route: AgentRoute(method: head.method.rawValue, uri: head.uri), body: nil, account: account)
+                head: head,
+                route: AgentRoute(
+                    method: head.method.rawValue, uri: head.uri, upgrade: head.headers.contains(name: "upgrade")),
+                body: nil, account: account)
             runtime.inFlight.enter()
             requestOpen = true
             if let declared = head.headers.first(name: "content-length").flatMap(Int.init),
@@ -180,12 +183,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
                 OpenAIError(
                     status: 405, message: "\(request.head.method.rawValue) is not allowed here; use \(allowed)",
                     type: "invalid_request_error", code: "method_not_allowed"), extraHeaders: [("allow", allowed)])
-        case .notFound:
-            respondError(
-                context: context, request: request,
-                OpenAIError(
-                    status: 404, message: "no such endpoint: \(request.head.uri.prefix(128))",
-                    type: "invalid_request_error", code: "unknown_endpoint"))
+        case .notMetered(let endpoint):
+            respondError(context: context, request: request, endpoint.error)
         }
     }
 
