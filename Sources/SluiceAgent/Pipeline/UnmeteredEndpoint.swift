@@ -68,6 +68,7 @@ struct UnmeteredEndpoint: Equatable {
                 "\(path) is not an endpoint Sluice meters (/v1/chat/completions, /v1/completions,"
                 + " /v1/embeddings, /v1/messages, /v1/models); it is not forwarded"
         }
-        return OpenAIError(status: status, message: message, type: "invalid_request_error", code: "endpoint_not_metered")
+        return OpenAIError(
+            status: status, message: message, type: "invalid_request_error", code: "endpoint_not_metered")
     }
 }
