@@ -23,6 +23,8 @@ public enum ProviderDialect: String, Sendable, Hashable {
 
     /// The Azure OpenAI API version used when a deployment names none.
     public static let defaultAzureAPIVersion = "2024-10-21"
+    /// The first Azure OpenAI API version with the Responses API.
+    public static let firstAzureResponsesAPIVersion = "2025-03-01-preview"
 }
 
 /// Where a deployment lives: `https://host:port/base` (HTTP/2 over TLS, HTTP/1.1 by ALPN)

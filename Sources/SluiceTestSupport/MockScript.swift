@@ -122,6 +122,13 @@ struct MockScript {
                         + #""total_tokens":\#(promptTokens)}}"#
                 )
         }
+        if path.hasSuffix("/responses") {
+            return steps
+                + ResponsesMockScript(
+                    defaultChunks: defaultChunks, defaultChunkDelayMilliseconds: defaultChunkDelayMilliseconds
+                )
+                .steps(model: model, stream: stream, promptTokens: promptTokens, behaviour: behaviour)
+        }
         let isChat = path.hasSuffix("/chat/completions")
         let tool =
             behaviour.toolCall && isChat

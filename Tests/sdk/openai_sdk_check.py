@@ -2,6 +2,7 @@
 
 Usage: python openai_sdk_check.py BASE_URL
 Checks plain and streamed chat on an OpenAI deployment and on an Anthropic one (translated),
+the Responses API (plain and streamed; refused where it would need translating),
 a tool call through the translation, and an error the SDK must raise as its own type.
 Exits non-zero, naming the check, on the first failure.
 """
@@ -63,3 +64,27 @@ try:
     check("overloaded raises", False, "no exception")
 except openai.APIStatusError as error:
     check("overloaded raises with its status", error.status_code == 529 and "Overloaded" in str(error), str(error))
+
+# The Responses API, which the SDK now steers new code to: passed through to an OpenAI
+# deployment (plain and streamed with its typed events), refused for a translated one.
+response = client.responses.create(model="gpt-test", input="Hello", instructions="Be brief.")
+check("responses plain", response.output_text == "Sluice mock says hello and counts every token",
+      response.model_dump_json())
+check("responses usage", response.usage is not None and response.usage.output_tokens == 8, str(response.usage))
+
+deltas = ""
+with client.responses.stream(model="gpt-test", input=[{"role": "user", "content": "Hello"}]) as stream:
+    for event in stream:
+        if event.type == "response.output_text.delta":
+            deltas += event.delta
+    final = stream.get_final_response()
+check("responses streamed", deltas == "Sluice mock says hello and counts every token"
+      and final.output_text == deltas, deltas)
+check("responses streamed usage", final.usage is not None and final.usage.output_tokens == 8, str(final.usage))
+
+try:
+    client.responses.create(model="claude", input="Hello")
+    check("responses to a translated deployment is refused", False, "no exception")
+except openai.BadRequestError as error:
+    check("responses to a translated deployment is refused", error.status_code == 400
+          and "/v1/responses" in str(error), str(error))

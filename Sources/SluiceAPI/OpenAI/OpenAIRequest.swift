@@ -3,6 +3,8 @@ public enum OpenAIEndpoint: String, Sendable, CaseIterable {
     case chatCompletions = "/v1/chat/completions"
     case completions = "/v1/completions"
     case embeddings = "/v1/embeddings"
+    /// OpenAI's Responses API, passed through to OpenAI and Azure deployments.
+    case responses = "/v1/responses"
 
     /// The path below the provider's base URL (which already ends in `/v1` for OpenAI).
     public var upstreamSuffix: String {
@@ -10,6 +12,7 @@ public enum OpenAIEndpoint: String, Sendable, CaseIterable {
         case .chatCompletions: "/chat/completions"
         case .completions: "/completions"
         case .embeddings: "/embeddings"
+        case .responses: "/responses"
         }
     }
 
@@ -53,8 +56,8 @@ public struct OpenAIRequest: Sendable {
     public let callerRequestedUsage: Bool
     /// The end user named by the body's `user` field, if any.
     public let user: String?
-    /// The most the answer may use: `max_completion_tokens` or `max_tokens`, times `n`.
-    /// Nil when the caller set no cap.
+    /// The most the answer may use: `max_completion_tokens` or `max_tokens`, times `n`
+    /// (for the Responses API, `max_output_tokens`). Nil when the caller set no cap.
     public let maxOutputTokens: Int?
 
     /// Validates `body` for `endpoint`.
@@ -134,16 +137,17 @@ public struct OpenAIRequest: Sendable {
             }
             return Int(value)
         }
-        let newCap = try positiveInteger("max_completion_tokens")
-        let oldCap = try positiveInteger("max_tokens")
+        let newCap = try positiveInteger(endpoint == .responses ? "max_output_tokens" : "max_completion_tokens")
+        let oldCap = endpoint == .responses ? nil : try positiveInteger("max_tokens")
         let cap = newCap ?? oldCap
         let choices = try positiveInteger("n") ?? 1
         self.maxOutputTokens = cap.map { $0 * max(1, min(choices, 128)) }
     }
 
     /// The text a prompt filter reads: message contents (strings, and the `text` of content
-    /// parts) for chat, `prompt` for completions, `input` for embeddings. Token arrays and
-    /// images have no text and are skipped.
+    /// parts) for chat, `prompt` for completions, `input` for embeddings, `instructions` and
+    /// `input` (a string, or items whose content parts have `text`) for the Responses API.
+    /// Token arrays and images have no text and are skipped.
     public func promptTexts() -> [String] {
         body.withUnsafeBytes { bytes in
             var texts: [String] = []
@@ -174,8 +178,11 @@ public struct OpenAIRequest: Sendable {
                             collect(field.valueRange, field.kind, depth: 1)
                         }
                     }
-                case (.completions, "prompt"), (.embeddings, "input"):
+                case (.completions, "prompt"), (.embeddings, "input"), (.responses, "instructions"):
                     collect(member.valueRange, member.kind, depth: 1)
+                case (.responses, "input"):
+                    // Items, then their content, then its parts: one level deeper than chat.
+                    collect(member.valueRange, member.kind, depth: -1)
                 default:
                     break
                 }
@@ -185,8 +192,9 @@ public struct OpenAIRequest: Sendable {
     }
 
     /// The body to send upstream: `model` rewritten to the upstream name, `user` set to
-    /// `defaultUser` when the caller named none, and, for streams,
-    /// `stream_options.include_usage` switched on so usage arrives in the last chunk.
+    /// `defaultUser` when the caller named none, and, for chat and completions streams,
+    /// `stream_options.include_usage` switched on so usage arrives in the last chunk (a
+    /// Responses stream always ends with its usage, and refuses that option).
     /// Every other byte is the caller's.
     public func upstreamBody(model upstreamModel: String, defaultUser: String? = nil) -> [UInt8] {
         var edits: [(range: Range<Int>, replacement: [UInt8])] = []
@@ -205,7 +213,7 @@ public struct OpenAIRequest: Sendable {
                 edits.append((closing..<closing, Array(",\"user\":".utf8) + literal))
             }
         }
-        if stream, !callerRequestedUsage {
+        if stream, !callerRequestedUsage, endpoint != .responses {
             edits.append(contentsOf: includeUsageEdits())
         }
         return body.withUnsafeBytes { splice($0, edits: edits) }

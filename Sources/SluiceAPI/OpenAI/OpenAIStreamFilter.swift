@@ -2,8 +2,13 @@
 /// when the caller did not ask for usage, hides what Sluice's own `include_usage` added
 /// (the trailing usage chunk and the `"usage":null` member of every other chunk), so the
 /// caller sees exactly what the provider would have sent it.
+///
+/// A Responses API stream passes as it is (its usage is always there, in its last event):
+/// the filter only reads it, and takes `response.completed` (or `response.incomplete`) as
+/// the stream's proper end, where chat streams end with `[DONE]`.
 public struct OpenAIStreamFilter: Sendable {
     public let callerRequestedUsage: Bool
+    public let responsesAPI: Bool
     public private(set) var usage: TokenUsage?
     public private(set) var sawDone = false
     /// Bytes of content seen, for an estimate when the stream ends without usage.
@@ -11,13 +16,18 @@ public struct OpenAIStreamFilter: Sendable {
     /// An `error` object arrived inside the stream.
     public private(set) var sawErrorEvent = false
 
-    public init(callerRequestedUsage: Bool) {
+    public init(callerRequestedUsage: Bool, responsesAPI: Bool = false) {
         self.callerRequestedUsage = callerRequestedUsage
+        self.responsesAPI = responsesAPI
     }
 
     /// Returns the bytes to forward for `event` (empty to drop it).
     public mutating func filter(_ event: SSEEvent) -> [UInt8] {
         guard let data = event.data else { return event.raw }
+        if responsesAPI {
+            read(responsesEvent: data)
+            return event.raw
+        }
         if data.elementsEqual("[DONE]".utf8) {
             sawDone = true
             return event.raw
@@ -38,6 +48,34 @@ public struct OpenAIStreamFilter: Sendable {
             }
             let trimmed = splice(bytes, edits: [(removalRange(of: usageMember, in: bytes), [])])
             return Array("data: ".utf8) + trimmed + [0x0A, 0x0A]
+        }
+    }
+
+    /// Reads one Responses API event: its usage from the terminal events' `response`
+    /// object, the text of deltas for an estimate, and failures.
+    private mutating func read(responsesEvent data: [UInt8]) {
+        data.withUnsafeBytes { bytes in
+            guard let members = try? JSONScanner.scanObject(bytes, maxDepth: 128),
+                let typeMember = members.first(where: { $0.key == "type" }),
+                let type = JSONScanner.decodeString(at: typeMember.valueRange, in: bytes)
+            else { return }
+            switch type {
+            case "response.completed", "response.incomplete", "response.failed":
+                // The stream ended as the API ends one; a failed response is an error all the same.
+                sawDone = true
+                if type == "response.failed" { sawErrorEvent = true }
+                guard let response = members.first(where: { $0.key == "response" }), response.kind == .object,
+                    let usageMember = JSONScanner.members(ofObjectAt: response.valueRange, in: bytes).first(where: {
+                        $0.key == "usage"
+                    }),
+                    usageMember.kind == .object
+                else { return }
+                usage = TokenUsage.openAI(at: usageMember.valueRange, in: bytes)
+            case "error":
+                sawErrorEvent = true
+            default:
+                if type.hasSuffix(".delta") { dataBytes += data.count }
+            }
         }
     }
 

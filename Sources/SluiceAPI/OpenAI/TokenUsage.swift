@@ -39,7 +39,9 @@ public struct TokenUsage: Sendable, Equatable {
         TokenUsage(promptTokens: (promptBytes + 3) / 4, completionTokens: (completionBytes + 3) / 4, estimated: true)
     }
 
-    /// Reads an OpenAI `usage` object (`prompt_tokens`, `completion_tokens`) at `range`.
+    /// Reads an OpenAI `usage` object at `range`: chat's (`prompt_tokens`,
+    /// `completion_tokens`, their `_details`) or the Responses API's (`input_tokens`,
+    /// `output_tokens`, their `_details`).
     public static func openAI(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> TokenUsage? {
         let members = JSONScanner.members(ofObjectAt: range, in: bytes)
         func count(_ key: String) -> Int? {
@@ -48,7 +50,8 @@ public struct TokenUsage: Sendable, Equatable {
             else { return nil }
             return Int(value)
         }
-        guard let prompt = count("prompt_tokens") else { return nil }
+        let responses = count("prompt_tokens") == nil
+        guard let prompt = count(responses ? "input_tokens" : "prompt_tokens") else { return nil }
         func detail(_ object: String, _ key: String) -> Int {
             guard let member = members.first(where: { $0.key == object }), member.kind == .object,
                 let found = JSONScanner.members(ofObjectAt: member.valueRange, in: bytes).first(where: {
@@ -61,9 +64,10 @@ public struct TokenUsage: Sendable, Equatable {
         }
         // Embeddings report only prompt tokens.
         return TokenUsage(
-            promptTokens: prompt, completionTokens: count("completion_tokens") ?? 0,
-            cachedPromptTokens: detail("prompt_tokens_details", "cached_tokens"),
-            reasoningTokens: detail("completion_tokens_details", "reasoning_tokens"))
+            promptTokens: prompt, completionTokens: count(responses ? "output_tokens" : "completion_tokens") ?? 0,
+            cachedPromptTokens: detail(responses ? "input_tokens_details" : "prompt_tokens_details", "cached_tokens"),
+            reasoningTokens: detail(
+                responses ? "output_tokens_details" : "completion_tokens_details", "reasoning_tokens"))
     }
 
     /// The usage block of a complete, non-streamed OpenAI response body.

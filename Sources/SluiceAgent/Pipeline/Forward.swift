@@ -36,10 +36,19 @@ enum Forward {
             // The OpenAI wire format at the deployment's own URL; the body's model is the
             // deployment name, which Azure ignores in favour of the path.
             body = permit.request.upstreamBody(model: deployment.upstreamModel, defaultUser: identity.qualifiedName)
-            path =
-                deployment.endpoint.basePath + "/openai/deployments/" + deployment.upstreamModel
-                + permit.request.endpoint.upstreamSuffix
-                + "?api-version=" + (deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion)
+            if permit.request.endpoint == .responses {
+                // Azure serves the Responses API once per resource, not per deployment: the
+                // body's model names the deployment. Versions before it (dates compare as
+                // text) cannot serve it at all, so the first that can stands in for them.
+                let configured = deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion
+                let version = max(configured, ProviderDialect.firstAzureResponsesAPIVersion)
+                path = deployment.endpoint.basePath + "/openai/responses?api-version=" + version
+            } else {
+                path =
+                    deployment.endpoint.basePath + "/openai/deployments/" + deployment.upstreamModel
+                    + permit.request.endpoint.upstreamSuffix
+                    + "?api-version=" + (deployment.apiVersion ?? ProviderDialect.defaultAzureAPIVersion)
+            }
             if !deployment.credential.isEmpty { headers.append(("api-key", deployment.credential.reveal())) }
         case .anthropic:
             if let native = permit.messagesRequest {

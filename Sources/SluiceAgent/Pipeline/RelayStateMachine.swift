@@ -35,6 +35,8 @@ struct RelayStateMachine {
         /// The caller's own limits as they stood at admission, sent as `x-ratelimit-*` headers.
         var rateLimitFields: [(String, String)]
         var allocator = ByteBufferAllocator()
+        /// The call is to the Responses API: its stream passes as it is, read for usage.
+        var responsesAPI = false
 
         /// A Messages caller served by an Anthropic deployment: answers pass through as they are.
         var native: Bool { callerDialect == .anthropic && deploymentDialect == .anthropic }
@@ -150,7 +152,9 @@ struct RelayStateMachine {
         let usage = context.callerRequestedUsage
         switch context.deploymentDialect {
         case .openAI, .azure:
-            state = .events(SSEDecoder(), OpenAIStreamFilter(callerRequestedUsage: usage))
+            state = .events(
+                SSEDecoder(),
+                OpenAIStreamFilter(callerRequestedUsage: usage, responsesAPI: context.responsesAPI))
         case .anthropic:
             let translator = AnthropicStreamTranslator(
                 model: context.aliasName, created: now, callerRequestedUsage: usage)

@@ -57,7 +57,7 @@ final class ResponseRelay: UpstreamResponseDelegate {
                 callerRequestedUsage: permit.request.callerRequestedUsage, promptBytes: permit.request.body.count,
                 scrubber: permit.policy.scrubber, requestID: account.requestID,
                 rateLimitFields: RateLimitHeaders.fields(for: permit.admission.reservation.status),
-                allocator: channel.allocator))
+                allocator: channel.allocator, responsesAPI: permit.request.endpoint == .responses))
     }
 
     private var nowSeconds: Int64 { runtime.now() / 1_000_000_000 }
