@@ -67,7 +67,7 @@ struct AgentErrorTests {
                 ("POST", "/v1/threads/runs", "threads"), ("POST", "/v1/vector_stores", "vector stores"),
                 ("POST", "/v1/fine_tuning/jobs", "fine-tuning"), ("POST", "/v1/images/generations", "image"),
                 ("POST", "/v1/audio/transcriptions", "Audio API"), ("POST", "/v1/audio/speech", "Audio API"),
-                ("POST", "/v1/moderations", "moderations"), ("POST", "/v1/responses", "Responses API"),
+                ("POST", "/v1/moderations", "moderations"), ("GET", "/v1/responses/resp_abc", "stored responses"),
                 ("GET", "/v1/chat/completions/chatcmpl-abc", "stored chat completions"),
                 ("POST", "/v1/messages/batches", "Message Batches"), ("POST", "/v1/messages/count_tokens", "token"),
                 ("POST", "/v1beta/models/gemini-2.5-flash:generateContent", "Gemini"),
