@@ -69,11 +69,12 @@ struct CachedPricingTests {
             let event = try JSONSerialization.jsonObject(with: Data(line.dropFirst(6).utf8)) as? [String: Any]
             return (event?["usage"] as? [String: Any])
                 ?? ((event?["message"] as? [String: Any])?["usage"] as? [String: Any])
+                ?? ((event?["response"] as? [String: Any])?["usage"] as? [String: Any])
         }
     }
 
     @Test(
-        "each provider's cache and reasoning figures are priced at their own rates, to 1e-9, in both caller dialects",
+        "each provider's cache and reasoning figures are priced at their own rates, to 1e-9, for every caller API",
         arguments: [false, true])
     func pricedByPart(stream: Bool) async throws {
         try await AgentHarness.with(starting: { try await Self.harness() }) { harness in
@@ -111,6 +112,19 @@ struct CachedPricingTests {
                 #expect(
                     shown?["input_tokens"] as? Int == 1000 - 600 - written, "\(alias): \(String(describing: shown))")
                 #expect(shown?["cache_read_input_tokens"] as? Int == 600, "\(alias)")
+                calls.append(alias)
+
+                let responses = try await harness.post(
+                    #"{"model":"\#(alias)","stream":\#(stream),"input":"Hello"}"#, path: "/v1/responses")
+                #expect(responses.status == 200, "\(alias) responses: \(responses.text)")
+                // What a Responses caller is shown: its own usage shape, passed through or rebuilt.
+                let reported =
+                    stream
+                    ? try usages(in: responses).last { $0["input_tokens_details"] != nil }
+                    : try json(responses)["usage"] as? [String: Any]
+                #expect(reported?["input_tokens"] as? Int == 1000, "\(alias): \(String(describing: reported))")
+                #expect(
+                    (reported?["input_tokens_details"] as? [String: Any])?["cached_tokens"] as? Int == 600, "\(alias)")
                 calls.append(alias)
             }
 

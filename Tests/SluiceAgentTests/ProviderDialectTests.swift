@@ -30,6 +30,16 @@ struct ProviderDialectTests {
 
                 """
         }
+        yaml += """
+              - model_name: gemini
+                litellm_params:
+                  model: gemini/mock
+                  api_base: https://127.0.0.1:\(harness.mock.port)/v1beta
+                  api_key: gemini-test-provider-secret-0123456789
+                  ssl_verify: \(harness.certificate.certificatePath)
+                model_info: {input_cost_per_token: 0.0000003, output_cost_per_token: 0.0000025}
+
+            """
         try await harness.restartAgent(yaml: yaml)
         return harness
     }
@@ -171,7 +181,7 @@ struct ProviderDialectTests {
     static var sdkPython: String? { ProcessInfo.processInfo.environment["SLUICE_SDK_PYTHON"] }
 
     @Test(
-        "the official openai Python SDK, unchanged but for base_url, works against OpenAI and Anthropic deployments",
+        "the official openai Python SDK, unchanged but for base_url, works against OpenAI, Anthropic, Gemini",
         .enabled(if: sdkPython != nil, "set SLUICE_SDK_PYTHON (scripts/test.sh makes the venv)"))
     func officialOpenAISDK() async throws {
         try await AgentHarness.with(starting: { try await Self.harness() }) { harness in
@@ -184,7 +194,7 @@ struct ProviderDialectTests {
             #expect(process.status == 0, "\(process.output)")
             // Every check ran (the script stops at the first failure).
             #expect(
-                process.output.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count == 17, "\(process.output)")
+                process.output.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count == 26, "\(process.output)")
             output.remove()
         }
     }

@@ -66,25 +66,35 @@ except openai.APIStatusError as error:
     check("overloaded raises with its status", error.status_code == 529 and "Overloaded" in str(error), str(error))
 
 # The Responses API, which the SDK now steers new code to: passed through to an OpenAI
-# deployment (plain and streamed with its typed events), refused for a translated one.
-response = client.responses.create(model="gpt-test", input="Hello", instructions="Be brief.")
-check("responses plain", response.output_text == "Sluice mock says hello and counts every token",
-      response.model_dump_json())
-check("responses usage", response.usage is not None and response.usage.output_tokens == 8, str(response.usage))
+# deployment, translated for Anthropic and Gemini ones, plain and streamed with its typed events.
+for model in ["gpt-test", "claude", "gemini"]:
+    response = client.responses.create(model=model, input="Hello", instructions="Be brief.")
+    check(f"{model} responses plain", response.output_text == "Sluice mock says hello and counts every token",
+          response.model_dump_json())
+    check(f"{model} responses usage", response.usage is not None and response.usage.output_tokens == 8,
+          str(response.usage))
 
-deltas = ""
-with client.responses.stream(model="gpt-test", input=[{"role": "user", "content": "Hello"}]) as stream:
-    for event in stream:
-        if event.type == "response.output_text.delta":
-            deltas += event.delta
-    final = stream.get_final_response()
-check("responses streamed", deltas == "Sluice mock says hello and counts every token"
-      and final.output_text == deltas, deltas)
-check("responses streamed usage", final.usage is not None and final.usage.output_tokens == 8, str(final.usage))
+    deltas = ""
+    with client.responses.stream(model=model, input=[{"role": "user", "content": "Hello"}]) as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas += event.delta
+        final = stream.get_final_response()
+    check(f"{model} responses streamed", deltas == "Sluice mock says hello and counts every token"
+          and final.output_text == deltas, deltas)
+    check(f"{model} responses streamed usage", final.usage is not None and final.usage.output_tokens == 8,
+          str(final.usage))
+
+response_tools = [{"type": "function", "name": "get_weather", "description": "Current weather",
+                   "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+response = client.responses.create(model="claude-tools", tools=response_tools, input="Weather?")
+calls = [item for item in response.output if item.type == "function_call"]
+check("responses tool call, translated", len(calls) == 1 and calls[0].name == "get_weather"
+      and json.loads(calls[0].arguments) == {"city": "Paris"}, response.model_dump_json())
 
 try:
-    client.responses.create(model="claude", input="Hello")
-    check("responses to a translated deployment is refused", False, "no exception")
+    client.responses.create(model="claude", input="Hello", previous_response_id="resp_abc")
+    check("stored state refused for a translated deployment", False, "no exception")
 except openai.BadRequestError as error:
-    check("responses to a translated deployment is refused", error.status_code == 400
-          and "/v1/responses" in str(error), str(error))
+    check("stored state refused for a translated deployment", error.status_code == 400
+          and "previous_response_id" in str(error), str(error))

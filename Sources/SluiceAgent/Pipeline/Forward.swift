@@ -85,11 +85,20 @@ enum Forward {
     }
 
     /// The caller's chat body as a value, for a provider that needs it rebuilt; only chat
-    /// completions can be.
+    /// completions can be, and Responses API calls as the chat call they amount to.
     private static func chatRequest(
         _ permit: Authorize.Permit, alias: ModelAlias, provider: String,
         settings: AgentSettings
     ) throws(RequestBodyError) -> JSONValue {
+        if permit.request.endpoint == .responses {
+            let request: JSONValue
+            do {
+                request = try JSONValue.parseObject(permit.request.body, maxDepth: settings.maxJSONDepth)
+            } catch {
+                throw RequestBodyError("the body is not valid JSON: \(error)", code: "invalid_json")
+            }
+            return try ResponsesIngress.chatRequest(from: request)
+        }
         guard permit.request.endpoint == .chatCompletions else {
             throw RequestBodyError(
                 "\(alias.name) is served by \(provider),"

@@ -115,9 +115,10 @@ struct RelayStateMachine {
 
     let context: Context
     private(set) var state = State.awaitingHead
-    /// Turns the OpenAI events this relay produces into Anthropic's, for a Messages caller
-    /// served by any other dialect's stream.
-    private var egress: OpenAIToAnthropicStream?
+    /// Turns the OpenAI chat events this relay produces into the caller's: Anthropic's, for
+    /// a Messages caller served by any other dialect's stream, or the Responses API's, for a
+    /// Responses caller served by a provider without that API.
+    private var egress: StreamEgress?
 
     init(context: Context) {
         self.context = context
@@ -136,7 +137,9 @@ struct RelayStateMachine {
         let contentType = headers.first { $0.name == "content-type" }?.value.lowercased()
         let isEventStream = contentType?.hasPrefix("text/event-stream") ?? false
         if isEventStream, context.callerDialect == .anthropic, !context.native {
-            egress = OpenAIToAnthropicStream(model: context.aliasName)
+            egress = .anthropic(OpenAIToAnthropicStream(model: context.aliasName))
+        } else if isEventStream, context.responsesAPI, !context.speaksOpenAI {
+            egress = .responses(ChatToResponsesStream(model: context.aliasName, created: now))
         }
         guard isEventStream else {
             if context.callerDialect == .anthropic || !context.speaksOpenAI {
@@ -443,6 +446,11 @@ struct RelayStateMachine {
         case .gemini: openAI = GeminiResponse.chatCompletion(from: body, model: model, created: created)
         }
         guard let openAI else { return nil }
+        if context.responsesAPI, !context.speaksOpenAI {
+            return ResponsesEgress.response(fromChatCompletion: openAI.body, model: model, created: created).map {
+                ($0.body, openAI.usage ?? $0.usage)
+            }
+        }
         guard context.callerDialect == .anthropic else { return openAI }
         return AnthropicIngress.message(fromChatCompletion: openAI.body, model: model).map {
             ($0.body, openAI.usage ?? $0.usage)
@@ -475,8 +483,8 @@ struct RelayStateMachine {
 
     // MARK: - Bytes for the caller
 
-    /// Stream bytes for the caller, through ``egress`` when the caller speaks Anthropic's
-    /// dialect; window for bytes that produce nothing goes back at once.
+    /// Stream bytes for the caller, through ``egress`` when the caller's events differ from
+    /// OpenAI chat's; window for bytes that produce nothing goes back at once.
     private mutating func emit(_ bytes: [UInt8], returningWindow window: Int) -> Action {
         let out = converted(bytes)
         return out.isEmpty ? .consumed(window) : .write(buffer(out), returningWindow: window)
@@ -484,6 +492,7 @@ struct RelayStateMachine {
 
     private mutating func converted(_ bytes: [UInt8]) -> [UInt8] {
         guard !bytes.isEmpty, var egress else { return bytes }
+        self.egress = nil  // one holder while it converts: no copy of its buffers
         let out = egress.convert(bytes)
         self.egress = egress
         return out
@@ -542,5 +551,30 @@ extension Result where Failure == SSEDecodingError {
     fileprivate var failureMessage: String? {
         if case .failure(let error) = self { return error.message }
         return nil
+    }
+}
+
+/// A translation of the relay's OpenAI chat stream into the caller's own events.
+enum StreamEgress {
+    case anthropic(OpenAIToAnthropicStream)
+    case responses(ChatToResponsesStream)
+    /// Held only while a translation runs, so its buffers are not copied.
+    case parked
+
+    mutating func convert(_ bytes: [UInt8]) -> [UInt8] {
+        switch self {
+        case .anthropic(var stream):
+            self = .parked
+            let out = stream.convert(bytes)
+            self = .anthropic(stream)
+            return out
+        case .responses(var stream):
+            self = .parked
+            let out = stream.convert(bytes)
+            self = .responses(stream)
+            return out
+        case .parked:
+            return bytes
+        }
     }
 }

@@ -54,7 +54,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
             context: RelayStateMachine.Context(
                 callerDialect: permit.callerDialect, deploymentDialect: deployment.dialect,
                 endpoint: "\(deployment.endpoint)", aliasName: alias.name,
-                callerRequestedUsage: permit.request.callerRequestedUsage, promptBytes: permit.request.body.count,
+                // A translated Responses stream needs the chat stream's usage for its last event.
+                callerRequestedUsage: permit.request.callerRequestedUsage || permit.request.endpoint == .responses,
+                promptBytes: permit.request.body.count,
                 scrubber: permit.policy.scrubber, requestID: account.requestID,
                 rateLimitFields: RateLimitHeaders.fields(for: permit.admission.reservation.status),
                 allocator: channel.allocator, responsesAPI: permit.request.endpoint == .responses))
