@@ -8,12 +8,9 @@ import Synchronization
 #endif
 
 /// A helper process (nghttpd, …) started for one test and stopped by PID.
-public final class ExternalProcess: @unchecked Sendable {
-    // Set once at start; Process itself is thread-safe for terminate/waitUntilExit.
-    private let process = Process()
+public final class ExternalProcess: Sendable {
+    private let child: SpawnedChild
     public let port: Int
-    /// Set by Foundation's termination handler: the exit is a signal, not a poll.
-    private let exit = ExitState()
 
     /// Starts `executable` and returns once `port` on 127.0.0.1 accepts connections.
     /// `stderrPath`, when given, receives the process's standard error (created or truncated).
@@ -22,45 +19,27 @@ public final class ExternalProcess: @unchecked Sendable {
         environment: [String: String]? = nil, stderrPath: String? = nil
     ) async throws {
         self.port = port
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        process.standardOutput = FileHandle.nullDevice
-        if let stderrPath {
-            _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-            process.standardError = FileHandle(forWritingAtPath: stderrPath)
-        } else {
-            process.standardError = FileHandle.nullDevice
-        }
-        let exit = self.exit
-        process.terminationHandler = { finished in
-            let status = finished.terminationStatus
-            let waiters = exit.state.withLock { state -> [CheckedContinuation<Int32, Never>] in
-                state.status = status
-                defer { state.waiters.removeAll() }
-                return state.waiters
-            }
-            for waiter in waiters { waiter.resume(returning: status) }
-        }
-        try process.run()
+        child = try SpawnedChild(
+            executable: executable, arguments: arguments, environment: environment, outputPath: nil,
+            errorPath: stderrPath)
         // The port opening is the readiness signal; there is no other.
         for _ in 0..<500 {
             if let channel = try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get() {
                 try? await channel.close()
                 return
             }
-            guard process.isRunning else {
-                throw TestClientError(message: "\(executable) exited with \(process.terminationStatus)")
+            if let status = child.status {
+                throw TestClientError(message: "\(executable) exited with \(status)")
             }
             try await Task.sleep(for: .milliseconds(10))
         }
-        process.terminate()
+        kill(child.pid, SIGKILL)
         throw TestClientError(message: "\(executable) did not open port \(port)")
     }
 
-    public var isRunning: Bool { process.isRunning }
+    public var isRunning: Bool { child.status == nil }
 
-    public var processIdentifier: Int32 { process.processIdentifier }
+    public var processIdentifier: Int32 { child.pid }
 
     /// CPU time used so far (user and system) and resident memory now, from `/proc`: what
     /// the benchmarks report of a process they started. Zeros once it has exited.
@@ -78,34 +57,23 @@ public final class ExternalProcess: @unchecked Sendable {
 
     /// Returns the exit status (or the signal that ended it) once the process has exited.
     public func waitForExit() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            let status = exit.state.withLock { state -> Int32? in
-                if let status = state.status { return status }
-                state.waiters.append(continuation)
-                return nil
-            }
-            if let status { continuation.resume(returning: status) }
-        }
+        await child.waitForExit()
     }
 
-    /// Sends `signal` (SIGHUP, …) to the process.
+    /// Sends `signal` (SIGHUP, …) to the process, while it runs.
     public func send(signal: Int32) {
-        kill(process.processIdentifier, signal)
+        guard isRunning else { return }
+        kill(child.pid, signal)
     }
 
-    /// Sends SIGTERM and waits (briefly) for the exit. `waitUntilExit` needs a run loop,
-    /// which async tests do not have, so the exit is observed by polling.
+    /// Sends SIGTERM and waits for the exit, then SIGKILL if it has not come within half a
+    /// second: nghttpd (Debian 1.52) does not exit on SIGTERM or SIGINT.
     public func stop() async {
-        guard process.isRunning else { return }
-        process.terminate()
-        for _ in 0..<50 where process.isRunning {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        // nghttpd (Debian 1.52) does not exit on SIGTERM or SIGINT.
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        for _ in 0..<300 where process.isRunning {
-            try? await Task.sleep(for: .milliseconds(10))
-        }
+        guard isRunning else { return }
+        kill(child.pid, SIGTERM)
+        if await child.waitForExit(timeout: .milliseconds(500)) != nil { return }
+        kill(child.pid, SIGKILL)
+        _ = await child.waitForExit(timeout: .seconds(10))
     }
 
     /// A port that was free a moment ago, for a process that binds it itself.
@@ -149,8 +117,4 @@ public final class ExternalProcess: @unchecked Sendable {
     public static func find(_ candidates: [String]) -> String? {
         candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
-}
-
-private final class ExitState: Sendable {
-    let state = Mutex<(status: Int32?, waiters: [CheckedContinuation<Int32, Never>])>((nil, []))
 }

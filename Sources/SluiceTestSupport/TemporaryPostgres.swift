@@ -201,12 +201,3 @@ private func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) as
         thread.start()
     }
 }
-
-/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later; Swift's Glibc module
-/// does not declare it): closes every descriptor from `lowest` up in the child.
-private func closeFrom(_ lowest: Int32, in actions: inout posix_spawn_file_actions_t) -> Bool {
-    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np")
-    else { return false }
-    return unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, lowest) == 0
-}

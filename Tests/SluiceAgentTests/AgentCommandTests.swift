@@ -12,53 +12,48 @@ struct AgentCommandTests {
         return bundle.appendingPathComponent("sluice-agent").path
     }
 
-    func run(_ arguments: [String]) throws -> (status: Int32, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        let data = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    /// Runs the agent binary to completion; its standard output and error, together.
+    func run(_ arguments: [String]) async throws -> (status: Int32, stderr: String) {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let outcome = try await ExternalScript.run(Self.binary, arguments: arguments, outputDirectory: directory)
+        return (outcome.status, outcome.output)
     }
 
     @Test("refuses a non-loopback address and says why")
-    func nonLoopback() throws {
+    func nonLoopback() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         try "model_list: []\n".write(toFile: directory.file("c.yaml"), atomically: true, encoding: .utf8)
-        let result = try run(["--config", directory.file("c.yaml"), "--listen", "0.0.0.0:4999"])
+        let result = try await run(["--config", directory.file("c.yaml"), "--listen", "0.0.0.0:4999"])
         #expect(result.status == 2)
         #expect(result.stderr.contains("refusing to listen on 0.0.0.0:4999"))
         #expect(result.stderr.contains("--allow-non-loopback"))
     }
 
     @Test("the admin port goes beyond loopback only when asked, and that does not open the caller port")
-    func adminBeyondLoopback() throws {
+    func adminBeyondLoopback() async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         try "model_list: []\n".write(toFile: directory.file("c.yaml"), atomically: true, encoding: .utf8)
-        let refused = try run(["--config", directory.file("c.yaml"), "--metrics-listen", "0.0.0.0:9999"])
+        let refused = try await run(["--config", directory.file("c.yaml"), "--metrics-listen", "0.0.0.0:9999"])
         #expect(refused.status == 2 && refused.stderr.contains("--allow-non-loopback-admin"))
-        let dataPort = try run([
+        let dataPort = try await run([
             "--config", directory.file("c.yaml"), "--listen", "0.0.0.0:4999", "--allow-non-loopback-admin",
         ])
         #expect(dataPort.status == 2 && dataPort.stderr.contains("refusing to listen on 0.0.0.0:4999"))
     }
 
     @Test("reports an unreadable or invalid configuration clearly")
-    func badConfig() throws {
-        let missing = try run(["--config", "/nonexistent/sluice.yaml"])
+    func badConfig() async throws {
+        let missing = try await run(["--config", "/nonexistent/sluice.yaml"])
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("cannot read the configuration file /nonexistent/sluice.yaml"))
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         try "model_list:\n  - model_name: a\n".write(
             toFile: directory.file("c.yaml"), atomically: true, encoding: .utf8)
-        let invalid = try run(["--config", directory.file("c.yaml")])
+        let invalid = try await run(["--config", directory.file("c.yaml")])
         #expect(invalid.status == 2)
         #expect(invalid.stderr.contains("model_list[0].litellm_params is missing"))
     }

@@ -15,20 +15,10 @@ struct CLITests {
     ) {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let outputPath = directory.file("out.txt")
-        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = arguments
-        process.environment = ["SLUICE_URL": "http://127.0.0.1:\(port)", "SLUICE_ADMIN_TOKEN": token]
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        // waitUntilExit needs a run loop async tests lack; the exit is observed by polling.
-        while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
-        try handle.close()
-        return (process.terminationStatus, try String(contentsOfFile: outputPath, encoding: .utf8))
+        let outcome = try await ExternalScript.run(
+            Self.binary, arguments: arguments, outputDirectory: directory,
+            environment: ["SLUICE_URL": "http://127.0.0.1:\(port)", "SLUICE_ADMIN_TOKEN": token])
+        return (outcome.status, outcome.output)
     }
 
     @Test("create a team and a key as in the docs, import a LiteLLM catalog, apply a policy file idempotently")
