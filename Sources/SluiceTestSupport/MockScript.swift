@@ -42,6 +42,16 @@ struct MockScript {
             let model = String(path[range.upperBound..<colon])
             var behaviour = MockBehaviour(model: model)
             behaviour.count(seen: seen)
+            if path.hasSuffix(":batchEmbedContents") {
+                // One vector per request of the batch, Gemini reporting no usage.
+                let count = (try? JSONValue.parseObject(body))?["requests"]?.arrayValue?.count ?? 0
+                guard count > 0 else {
+                    return error(400, "requests must not be empty", type: "INVALID_ARGUMENT", code: "400")
+                }
+                let vector = #"{"values":[0.0023,-0.0091,0.0154,0.0042]}"#
+                return Self.json(
+                    200, #"{"embeddings":[\#(Array(repeating: vector, count: count).joined(separator: ","))]}"#)
+            }
             return GeminiMockScript(
                 defaultChunks: defaultChunks, defaultChunkDelayMilliseconds: defaultChunkDelayMilliseconds
             )

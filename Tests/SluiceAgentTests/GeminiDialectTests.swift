@@ -161,4 +161,50 @@ struct GeminiDialectTests {
             #expect((refused["choices"] as? [[String: Any]])?.first?["finish_reason"] as? String == "content_filter")
         }
     }
+
+    @Test("embeddings go out as batchEmbedContents and come back as OpenAI's list, in floats or base64, priced")
+    func embeddings() async throws {
+        try await AgentHarness.with(starting: { try await Self.harness() }) { harness in
+            let floats = try await harness.post(
+                #"{"model":"gemini","input":["first","second"],"dimensions":4,"encoding_format":"float"}"#,
+                path: "/v1/embeddings")
+            #expect(floats.status == 200, "\(floats.text)")
+            let list = try json(floats)
+            let data = try #require(list["data"] as? [[String: Any]])
+            #expect(list["object"] as? String == "list" && data.count == 2 && data[1]["index"] as? Int == 1)
+            #expect(data[0]["embedding"] as? [Double] == [0.0023, -0.0091, 0.0154, 0.0042])
+
+            let seen = try #require(harness.mock.requests.first)
+            #expect(seen.path == "/v1beta/models/mock:batchEmbedContents")
+            let sent = try #require(try JSONSerialization.jsonObject(with: Data(seen.body)) as? [String: Any])
+            let requests = try #require(sent["requests"] as? [[String: Any]])
+            #expect(requests.count == 2 && requests[0]["model"] as? String == "models/mock")
+            #expect(requests[1]["outputDimensionality"] as? Int == 4)
+            #expect(
+                (((requests[1]["content"] as? [String: Any])?["parts"] as? [[String: Any]])?.first)?["text"]
+                    as? String == "second")
+
+            // OpenAI's SDKs ask for base64 by default: little-endian float32, as OpenAI sends.
+            let encoded = try await harness.post(
+                #"{"model":"gemini","input":"one","encoding_format":"base64"}"#, path: "/v1/embeddings")
+            let vector = try #require(((try json(encoded)["data"] as? [[String: Any]])?.first)?["embedding"] as? String)
+            let bytes = try #require(Data(base64Encoded: vector))
+            let decoded = stride(from: 0, to: bytes.count, by: 4).map { offset in
+                Float(bitPattern: bytes[offset..<offset + 4].enumerated().reduce(UInt32(0)) {
+                    $0 | UInt32($1.element) << (8 * UInt32($1.offset))
+                })
+            }
+            #expect(decoded == [0.0023, -0.0091, 0.0154, 0.0042] as [Float])
+
+            let tokens = try await harness.post(#"{"model":"gemini","input":[[1,2,3]]}"#, path: "/v1/embeddings")
+            #expect(tokens.status == 400 && tokens.text.contains("token arrays"))
+            #expect(harness.mock.requests.count == 2)
+
+            let records = await harness.auditRecords(3)
+            for record in records.prefix(2) {
+                // Gemini reports no usage for embeddings: estimated, priced, and said so.
+                #expect(record["usage_estimated"] as? Bool == true && (record["cost_usd"] as? Double ?? 0) > 0)
+            }
+        }
+    }
 }

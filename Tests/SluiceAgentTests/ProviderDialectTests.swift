@@ -194,7 +194,7 @@ struct ProviderDialectTests {
             #expect(process.status == 0, "\(process.output)")
             // Every check ran (the script stops at the first failure).
             #expect(
-                process.output.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count == 26, "\(process.output)")
+                process.output.split(separator: "\n").filter { $0.hasPrefix("ok ") }.count == 27, "\(process.output)")
             output.remove()
         }
     }

@@ -98,3 +98,9 @@ try:
 except openai.BadRequestError as error:
     check("stored state refused for a translated deployment", error.status_code == 400
           and "previous_response_id" in str(error), str(error))
+
+# Embeddings from a Gemini deployment, in the base64 encoding the SDK asks for by default.
+embeddings = client.embeddings.create(model="gemini", input=["first", "second"])
+check("gemini embeddings", len(embeddings.data) == 2 and embeddings.data[1].index == 1
+      and [round(value, 4) for value in embeddings.data[0].embedding] == [0.0023, -0.0091, 0.0154, 0.0042],
+      embeddings.model_dump_json())

@@ -144,6 +144,12 @@ public struct OpenAIRequest: Sendable {
         self.maxOutputTokens = cap.map { $0 * max(1, min(choices, 128)) }
     }
 
+    /// The body's top-level string field `key`, if it is one.
+    public func string(_ key: String) -> String? {
+        guard let member = members.first(where: { $0.key == key }), member.kind == .string else { return nil }
+        return body.withUnsafeBytes { JSONScanner.decodeString(at: member.valueRange, in: $0) }
+    }
+
     /// The text a prompt filter reads: message contents (strings, and the `text` of content
     /// parts) for chat, `prompt` for completions, `input` for embeddings, `instructions` and
     /// `input` (a string, or items whose content parts have `text`) for the Responses API.

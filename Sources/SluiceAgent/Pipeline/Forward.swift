@@ -66,6 +66,16 @@ enum Forward {
             path = base + (base.hasSuffix("/v1") ? "/messages" : "/v1/messages")
             headers.append(("anthropic-version", anthropicVersion))
             if !deployment.credential.isEmpty { headers.append(("x-api-key", deployment.credential.reveal())) }
+        case .gemini where permit.request.endpoint == .embeddings:
+            let request: JSONValue
+            do {
+                request = try JSONValue.parseObject(permit.request.body, maxDepth: settings.maxJSONDepth)
+            } catch {
+                throw RequestBodyError("the body is not valid JSON: \(error)", code: "invalid_json")
+            }
+            body = try GeminiEmbeddings.body(from: request, upstreamModel: deployment.upstreamModel)
+            path = deployment.endpoint.basePath + "/models/" + deployment.upstreamModel + ":batchEmbedContents"
+            if !deployment.credential.isEmpty { headers.append(("x-goog-api-key", deployment.credential.reveal())) }
         case .gemini:
             let request = try chatRequest(permit, alias: alias, provider: "Gemini", settings: settings)
             body = try GeminiRequest.body(from: request)

@@ -37,6 +37,10 @@ struct RelayStateMachine {
         var allocator = ByteBufferAllocator()
         /// The call is to the Responses API: its stream passes as it is, read for usage.
         var responsesAPI = false
+        /// An embeddings call, and whether the caller asked for base64 vectors (Gemini's
+        /// answers are rebuilt in that encoding).
+        var embeddings = false
+        var base64Embeddings = false
 
         /// A Messages caller served by an Anthropic deployment: answers pass through as they are.
         var native: Bool { callerDialect == .anthropic && deploymentDialect == .anthropic }
@@ -443,6 +447,13 @@ struct RelayStateMachine {
         switch context.deploymentDialect {
         case .openAI, .azure: openAI = (body, body.withUnsafeBytes { TokenUsage.fromOpenAIResponse($0) })
         case .anthropic: openAI = AnthropicResponse.chatCompletion(from: body, model: model, created: created)
+        case .gemini where context.embeddings:
+            // Gemini reports no usage for embeddings: the caller is shown Sluice's estimate.
+            let estimate = estimatedUsage(completionBytes: 0)
+            return GeminiEmbeddings.list(
+                from: body, model: model, base64: context.base64Embeddings,
+                estimatedPromptTokens: estimate.promptTokens
+            ).map { ($0, nil) }
         case .gemini: openAI = GeminiResponse.chatCompletion(from: body, model: model, created: created)
         }
         guard let openAI else { return nil }

@@ -59,7 +59,9 @@ final class ResponseRelay: UpstreamResponseDelegate {
                 promptBytes: permit.request.body.count,
                 scrubber: permit.policy.scrubber, requestID: account.requestID,
                 rateLimitFields: RateLimitHeaders.fields(for: permit.admission.reservation.status),
-                allocator: channel.allocator, responsesAPI: permit.request.endpoint == .responses))
+                allocator: channel.allocator, responsesAPI: permit.request.endpoint == .responses,
+                embeddings: permit.request.endpoint == .embeddings,
+                base64Embeddings: permit.request.string("encoding_format") == "base64"))
     }
 
     private var nowSeconds: Int64 { runtime.now() / 1_000_000_000 }
