@@ -109,6 +109,14 @@ struct ChartTests {
         #expect(deployment["spec"]?["strategy"]?["type"]?.stringValue == "Recreate")
         let arguments = Self.arguments(documents)
         #expect(arguments.contains("sqlite:/var/lib/sluice/data/sluice.db") && !arguments.contains("--tls-cert"))
+        // Usage retention reaches the binary as its own flags, each followed by its days.
+        for (flag, days) in [
+            ("--hourly-usage-retention-days", "40"), ("--daily-usage-retention-days", "800"),
+            ("--usage-mark-retention-days", "30"),
+        ] {
+            let position = try #require(arguments.firstIndex(of: flag), "\(flag) missing")
+            #expect(arguments[position + 1] == days, "\(flag)")
+        }
         let container = deployment["spec"]?["template"]?["spec"]?["containers"]?.arrayValue?.first
         #expect(container?["readinessProbe"]?["httpGet"]?["path"]?.stringValue == "/readyz")
         #expect(container?["securityContext"]?["readOnlyRootFilesystem"]?.boolValue == true)
@@ -224,6 +232,9 @@ struct ChartTests {
             ("webhook.failurePolicy=Maybe", "webhook.failurePolicy"),
             ("mesh.type=consul", "mesh.type"),
             ("agentIdentity.verify=key_set", "agentIdentity.issuer and agentIdentity.keySetURL"),
+            ("controlPlane.usageRetention.hourlyDays=7", "controlPlane.usageRetention.hourlyDays: 7 is not 32"),
+            ("controlPlane.usageRetention.dailyDays=35", "controlPlane.usageRetention.dailyDays: 35"),
+            ("controlPlane.usageRetention.markDays=0", "controlPlane.usageRetention.markDays: 0"),
         ] {
             let outcome = try await Self.helm(
                 ["template", "sluice", Self.chart, "--namespace", "sluice", "--set", setting])

@@ -81,4 +81,14 @@ app.kubernetes.io/component: control-plane
 {{- if and (eq .Values.agentIdentity.verify "key_set") (or (not .Values.agentIdentity.issuer) (not .Values.agentIdentity.keySetURL)) -}}
 {{- fail "agentIdentity.issuer and agentIdentity.keySetURL: required with verify: key_set" -}}
 {{- end -}}
+{{- $retention := .Values.controlPlane.usageRetention -}}
+{{- if or (lt (int $retention.hourlyDays) 32) (gt (int $retention.hourlyDays) 36500) -}}
+{{- fail (printf "controlPlane.usageRetention.hourlyDays: %v is not 32 to 36500 (monthly budgets outside UTC read a month of hourly rollups)" $retention.hourlyDays) -}}
+{{- end -}}
+{{- if or (lt (int $retention.dailyDays) (int $retention.hourlyDays)) (gt (int $retention.dailyDays) 36500) -}}
+{{- fail (printf "controlPlane.usageRetention.dailyDays: %v is not between hourlyDays and 36500" $retention.dailyDays) -}}
+{{- end -}}
+{{- if or (lt (int $retention.markDays) 1) (gt (int $retention.markDays) 36500) -}}
+{{- fail (printf "controlPlane.usageRetention.markDays: %v is not 1 to 36500" $retention.markDays) -}}
+{{- end -}}
 {{- end -}}
