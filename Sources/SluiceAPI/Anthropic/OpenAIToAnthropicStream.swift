@@ -25,9 +25,8 @@ public struct OpenAIToAnthropicStream: Sendable {
 
     /// Anthropic SSE bytes for whole OpenAI events in `bytes` (a partial event is kept).
     public mutating func convert(_ bytes: [UInt8]) -> [UInt8] {
-        let events = (try? bytes.withUnsafeBytes { try decoder.push($0) }) ?? []
         var out: [UInt8] = []
-        for event in events { out += convert(event) }
+        for event in decoder.events(in: bytes) { out += convert(event) }
         return out
     }
 

@@ -38,6 +38,12 @@ public struct SSEDecoder: Sendable {
         self.maxEventBytes = maxEventBytes
     }
 
+    /// Feeds bytes our own relay produced (so well formed); returns the events they complete,
+    /// none if they were not.
+    public mutating func events(in bytes: [UInt8]) -> [SSEEvent] {
+        (try? bytes.withUnsafeBytes { buffer throws(SSEDecodingError) in try push(buffer) }) ?? []
+    }
+
     /// Feeds bytes; returns the events they complete.
     public mutating func push(_ bytes: UnsafeRawBufferPointer) throws(SSEDecodingError) -> [SSEEvent] {
         var input = bytes[...]
