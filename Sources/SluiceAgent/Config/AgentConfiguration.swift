@@ -55,6 +55,10 @@ public struct AgentSettings: Sendable, Equatable {
     public var requestReadTimeoutSeconds = 30.0
     /// Caller connections served at once; more are closed on accept.
     public var maxConnections = 4096
+    /// Request headers a caller's key is read from, lower-case, first found wins:
+    /// `authorization` as `Bearer <key>`, any other as the bare key (a `Bearer ` prefix is
+    /// taken off too). Azure's SDKs send `api-key`, Anthropic's `x-api-key`.
+    public var keyHeaders = ["authorization", "x-api-key"]
 
     public init() {}
 }

@@ -35,7 +35,7 @@ public struct ConfigLoader {
     static let settingsFields: Set<String> = [
         "max_request_body_bytes", "max_json_depth", "connect_timeout_seconds",
         "first_byte_timeout_seconds", "idle_timeout_seconds", "drain_timeout_seconds",
-        "request_read_timeout_seconds", "max_connections",
+        "request_read_timeout_seconds", "max_connections", "key_headers",
     ]
     static let knownParams: Set<String> = [
         "model", "api_base", "api_key", "rpm", "tpm", "ssl_verify", "weight", "timeout", "stream_timeout",
@@ -100,16 +100,44 @@ public struct ConfigLoader {
         // same compiler and reference check; only the YAML's shape is read here.
         var document = PolicyDocument(version: 0, issuedAt: 0, models: models.documents)
         var keyPepper: Secret?
+        var staticKeys = try StaticKeys(environment: environment, readFile: readWholeFile)
         if let policyNode {
             let section = try PolicySection(policyNode, environment: environment)
             try section.apply(to: &document)
             keyPepper = section.keyPepper
+            staticKeys.entries = section.staticKeys + staticKeys.entries
+        } else if !staticKeys.entries.isEmpty {
+            // Static tokens without a policy section: callers must present one of them, and
+            // the teams and projects they name exist (without limits), there being nowhere
+            // else to declare them.
+            document.services = [ServiceDocument(name: "*", keyless: false)]
+            for entry in staticKeys.entries where !document.teams.contains(where: { $0.name == entry.team }) {
+                document.teams.append(TeamDocument(name: entry.team))
+            }
+            for entry in staticKeys.entries {
+                guard let project = entry.project, !document.projects.contains(where: { $0.name == project })
+                else { continue }
+                document.projects.append(ProjectDocument(name: project, team: entry.team))
+            }
         } else {
             warnings.append(
                 "there is no sluice_policy section: every caller is served without a key and without limits")
             document.services = [ServiceDocument(name: "*", keyless: true)]
         }
         document.settings.router = router
+        var staticFingerprint = ""
+        if !staticKeys.entries.isEmpty {
+            // Without a configured pepper the tokens are hashed under one made for this
+            // process: nothing outside it holds their hashes.
+            let pepper = keyPepper ?? Secret(randomPepper())
+            keyPepper = pepper
+            let keys = staticKeys.keys(hasher: KeyHasher(pepper: pepper))
+            for key in keys where document.keys.contains(where: { $0.id == key.id }) {
+                throw ConfigError("static key id \(key.id) is also a key in sluice_policy.keys")
+            }
+            document.keys += keys
+            staticFingerprint = StaticKeys.fingerprint(keys)
+        }
         let context = PolicyDocument.LocalContext(
             keyPepper: keyPepper,
             credential: { [environment, inline = models.inlineCredentials] name in
@@ -122,7 +150,7 @@ public struct ConfigLoader {
         let problems = document.grammarProblems() + admitted.problems
         guard problems.isEmpty, let compiled = admitted.compiled else { throw ConfigError(models.refusal(problems)) }
         var policy = compiled.policy
-        policy.version = contentVersion(yaml)
+        policy.version = contentVersion(yaml + staticFingerprint)
         warnings += compiled.warnings.map(models.filePath)
         return AgentConfiguration(policy: policy, settings: settings, identity: identity, warnings: warnings)
     }
@@ -339,6 +367,36 @@ public struct ConfigLoader {
         return identity
     }
 
+    /// Headers that carry something else, or that Sluice itself reads or strips: a key is
+    /// never taken from them.
+    static let reservedHeaders: Set<String> = [
+        "host", "content-type", "content-length", "transfer-encoding", "connection", "upgrade", "te", "trailer",
+        "keep-alive", "proxy-authorization", "cookie", "accept", "user-agent", "x-forwarded-for",
+        "x-forwarded-client-cert", "x-request-id", "traceparent",
+    ]
+
+    /// `sluice_settings.key_headers`: one to eight header names.
+    private func keyHeaders(_ value: Node) throws(ConfigError) -> [String] {
+        let at = "sluice_settings.key_headers"
+        guard let entries = value.sequence, (1...8).contains(entries.count) else {
+            throw ConfigError("\(at) must be a list of one to eight header names")
+        }
+        var names: [String] = []
+        for (index, entry) in entries.enumerated() {
+            guard let name = entry.string?.lowercased(), !name.isEmpty,
+                name.utf8.allSatisfy({
+                    $0 == UInt8(ascii: "-") || (0x30...0x39).contains($0) || (0x61...0x7A).contains($0)
+                })
+            else { throw ConfigError("\(at)[\(index)] must be a header name (letters, digits, -)") }
+            guard !Self.reservedHeaders.contains(name), !name.hasPrefix("x-sluice-") else {
+                throw ConfigError("\(at)[\(index)]: \(name) carries something else; a key is never read from it")
+            }
+            guard !names.contains(name) else { throw ConfigError("\(at)[\(index)]: \(name) is listed twice") }
+            names.append(name)
+        }
+        return names
+    }
+
     private func parseSettings(_ node: Node, warnings: inout [String]) throws(ConfigError) -> AgentSettings {
         guard let mapping = node.mapping else { throw ConfigError("sluice_settings must be a mapping") }
         var settings = AgentSettings()
@@ -371,6 +429,8 @@ public struct ConfigLoader {
                     throw ConfigError("sluice_settings.max_connections must be positive")
                 }
                 settings.maxConnections = count
+            case "key_headers":
+                settings.keyHeaders = try keyHeaders(value)
             default:
                 throw ConfigError(
                     "sluice_settings.\(Identifier.quoted(key)) is unknown"

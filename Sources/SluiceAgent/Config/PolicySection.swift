@@ -12,6 +12,8 @@ struct PolicySection {
     var projects: [ProjectDocument] = []
     var services: [ServiceDocument] = []
     var keys: [KeyDocument] = []
+    /// `static_keys`: tokens given in the file (or by `os.environ/NAME`), hashed at load.
+    var staticKeys: [StaticKeys.Entry] = []
     var endUsers: [EndUserDocument] = []
     /// Per-alias limits (`models: {gpt-4o: {limits: …}}`).
     var modelLimits: [(alias: String, limits: LimitsDocument)] = []
@@ -24,7 +26,7 @@ struct PolicySection {
         "prompt_filters",
         "default_limits", "end_user_default_limits", "rate_limits", "teams", "projects", "services", "keys",
         "end_users",
-        "models",
+        "models", "static_keys",
     ]
 
     /// Reads the section; `environment` resolves `key_pepper: os.environ/NAME`.
@@ -108,6 +110,26 @@ struct PolicySection {
                 guard let entries = value.sequence else { throw ConfigError("\(at) must be a list") }
                 for (index, entry) in entries.enumerated() {
                     keys.append(try reader.key(entry, at: "\(at)[\(index)]"))
+                }
+            case "static_keys":
+                guard let entries = value.sequence else { throw ConfigError("\(at) must be a list") }
+                for (index, entry) in entries.enumerated() {
+                    let path = "\(at)[\(index)]"
+                    let fields = try reader.fields(entry, at: path, known: ["id", "token", "team", "project"])
+                    guard let id = fields["id"], let token = fields["token"], let team = fields["team"] else {
+                        throw ConfigError("\(path) needs id, token and team")
+                    }
+                    let secret = try reader.secret(token, at: "\(path).token", environment: environment)
+                    guard secret.reveal().utf8.count >= StaticKeys.shortestToken else {
+                        throw ConfigError("\(path).token is shorter than \(StaticKeys.shortestToken) characters")
+                    }
+                    staticKeys.append(
+                        StaticKeys.Entry(
+                            id: try reader.text(id, at: "\(path).id"), token: secret,
+                            team: try reader.text(team, at: "\(path).team"),
+                            project: try fields["project"].map { node throws(ConfigError) in
+                                try reader.text(node, at: "\(path).project")
+                            }, origin: path))
                 }
             case "end_users":
                 for (name, entry) in try reader.namedEntries(value, at: at) {

@@ -59,7 +59,8 @@ enum Authorize {
         let policy = runtime.activePolicy
         let engine = policy.engine
         let caller: Caller
-        switch engine.authenticate(presentedKey: Identify.presentedKey(in: headers), now: now) {
+        let presented = Identify.presentedKey(in: headers, from: runtime.settings.keyHeaders)
+        switch engine.authenticate(presentedKey: presented, now: now) {
         case .success(let found): caller = found
         case .failure(let denial): return .failure(refusal(denial))
         }

@@ -1,18 +1,17 @@
 import NIOHTTP1
 
-/// Step 2 (identify): the virtual key a caller presented, from `Authorization: Bearer …`
-/// or `X-API-Key`. The policy engine turns it into a caller; nothing here logs it.
+/// Step 2 (identify): the virtual key a caller presented, from the headers the settings
+/// name (by default `Authorization: Bearer …`, then `X-API-Key`), the first found winning.
+/// The policy engine turns it into a caller; nothing here logs it.
 enum Identify {
-    static func presentedKey(in headers: HTTPHeaders) -> String? {
-        if let authorization = headers.first(name: "authorization") {
-            let trimmed = authorization.drop(while: { $0 == " " })
-            if trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " {
-                let token = trimmed.dropFirst(7).trimmingCharacters(in: " ")
-                if !token.isEmpty { return token }
-            }
-        }
-        if let apiKey = headers.first(name: "x-api-key") {
-            let token = Substring(apiKey).trimmingCharacters(in: " ")
+    static func presentedKey(in headers: HTTPHeaders, from names: [String] = AgentSettings().keyHeaders) -> String? {
+        for name in names {
+            guard let value = headers.first(name: name) else { continue }
+            let trimmed = value.drop(while: { $0 == " " })
+            let hasBearer = trimmed.count > 7 && trimmed.prefix(7).lowercased() == "bearer "
+            // Authorization carries a scheme; other headers carry the key, perhaps with one.
+            if name == "authorization", !hasBearer { continue }
+            let token = (hasBearer ? trimmed.dropFirst(7) : trimmed).trimmingCharacters(in: " ")
             if !token.isEmpty { return token }
         }
         return nil

@@ -12,7 +12,8 @@ enum ListModels {
         if let refusal = Gate.check(runtime: runtime, now: now) { return .failure(refusal) }
         let engine = runtime.activePolicy.engine
         let caller: Caller
-        switch engine.authenticate(presentedKey: Identify.presentedKey(in: headers), now: now) {
+        let presented = Identify.presentedKey(in: headers, from: runtime.settings.keyHeaders)
+        switch engine.authenticate(presentedKey: presented, now: now) {
         case .success(let found): caller = found
         case .failure(let denial): return .failure(Authorize.refusal(denial))
         }
