@@ -50,8 +50,9 @@ public struct TokenUsage: Sendable, Equatable {
             else { return nil }
             return Int(value)
         }
-        let responses = count("prompt_tokens") == nil
-        guard let prompt = count(responses ? "input_tokens" : "prompt_tokens") else { return nil }
+        let chatPrompt = count("prompt_tokens")
+        let responses = chatPrompt == nil
+        guard let prompt = chatPrompt ?? count("input_tokens") else { return nil }
         func detail(_ object: String, _ key: String) -> Int {
             guard let member = members.first(where: { $0.key == object }), member.kind == .object,
                 let found = JSONScanner.members(ofObjectAt: member.valueRange, in: bytes).first(where: {

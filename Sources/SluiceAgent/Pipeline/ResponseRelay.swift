@@ -61,7 +61,8 @@ final class ResponseRelay: UpstreamResponseDelegate {
                 rateLimitFields: RateLimitHeaders.fields(for: permit.admission.reservation.status),
                 allocator: channel.allocator, responsesAPI: permit.request.endpoint == .responses,
                 embeddings: permit.request.endpoint == .embeddings,
-                base64Embeddings: permit.request.string("encoding_format") == "base64"))
+                base64Embeddings: permit.request.endpoint == .embeddings
+                    && permit.request.string("encoding_format") == "base64"))
     }
 
     private var nowSeconds: Int64 { runtime.now() / 1_000_000_000 }
