@@ -169,6 +169,39 @@ struct ConfigLoaderTests {
             configuration.warnings.contains { $0.contains("model_list[0].litellm_params") && $0.contains("MISSING") })
     }
 
+    @Test("os.environ/ works in every text parameter, as in LiteLLM's Azure configs; an unset one is named")
+    func environmentValues() throws {
+        let yaml = """
+            model_list:
+              - model_name: gpt-azure
+                litellm_params:
+                  model: azure/gpt-4o-prod
+                  api_base: os.environ/AZURE_API_BASE
+                  api_version: os.environ/AZURE_API_VERSION
+                  api_key: os.environ/AZURE_API_KEY
+            """
+        let environment = [
+            "AZURE_API_BASE": "https://example-resource.openai.azure.com", "AZURE_API_VERSION": "2025-04-01-preview",
+            "AZURE_API_KEY": "azure-key-0123456789",
+        ]
+        let deployment = try #require(
+            try ConfigLoader(environment: environment).load(yaml: yaml).catalog.alias(named: "gpt-azure")?.deployments
+                .first)
+        #expect(deployment.endpoint.description == "https://example-resource.openai.azure.com")
+        #expect(deployment.apiVersion == "2025-04-01-preview" && deployment.upstreamModel == "gpt-4o-prod")
+        var missing = environment
+        missing["AZURE_API_BASE"] = nil
+        do {
+            _ = try ConfigLoader(environment: missing).load(yaml: yaml)
+            Issue.record("an unset api_base was accepted")
+        } catch {
+            #expect(
+                error.message
+                    == "model_list[0].litellm_params.api_base refers to the environment variable AZURE_API_BASE,"
+                    + " which is not set")
+        }
+    }
+
     @Test("reads router_settings as LiteLLM writes them, and refuses fallbacks to unknown models")
     func routerSettings() throws {
         let models =

@@ -177,7 +177,20 @@ public struct ConfigLoader {
         for (keyNode, _) in params where !Self.knownParams.contains(keyNode.string ?? "") {
             warnings.append("\(at).litellm_params.\(keyNode.string ?? "?") is not used by the agent; ignored")
         }
-        guard let model = params["model"]?.string, !model.isEmpty else {
+        /// A text parameter, `os.environ/NAME` read from the environment as LiteLLM does in
+        /// every value (Azure configs keep `api_base` and `api_version` there). The key is
+        /// read apart: it is held as a reference, never as text.
+        func text(_ name: String) throws(ConfigError) -> String? {
+            guard let raw = params[name]?.string else { return nil }
+            guard raw.hasPrefix("os.environ/") else { return raw }
+            let variable = String(raw.dropFirst("os.environ/".count))
+            guard let value = environment[variable], !value.isEmpty else {
+                throw ConfigError(
+                    "\(at).litellm_params.\(name) refers to the environment variable \(variable), which is not set")
+            }
+            return value
+        }
+        guard let model = try text("model"), !model.isEmpty else {
             throw ConfigError("\(at).litellm_params.model is missing")
         }
         let provider: String
@@ -196,7 +209,7 @@ public struct ConfigLoader {
             return
         }
         guard !upstreamModel.isEmpty else { throw ConfigError("\(at).litellm_params.model names no upstream model") }
-        guard let base = params["api_base"]?.string ?? dialect.defaultAPIBase else {
+        guard let base = try text("api_base") ?? dialect.defaultAPIBase else {
             throw ConfigError(
                 "\(at).litellm_params.api_base is required for \(provider)/ (https://NAME.openai.azure.com)")
         }
@@ -209,8 +222,8 @@ public struct ConfigLoader {
                             + "give the path of a CA bundle to trust instead"
                     )
                 }
-            } else if let path = verify.string {
-                caFile = path
+            } else if verify.string != nil {
+                caFile = try text("ssl_verify")
             }
         }
         func whole(_ name: String) throws(ConfigError) -> Int? {
@@ -220,7 +233,7 @@ public struct ConfigLoader {
         }
         var deployment = DeploymentDocument(
             provider: provider, apiBase: base, upstreamModel: upstreamModel, weight: try whole("weight") ?? 1,
-            rpm: try whole("rpm"), tpm: try whole("tpm"), apiVersion: params["api_version"]?.string, caFile: caFile,
+            rpm: try whole("rpm"), tpm: try whole("tpm"), apiVersion: try text("api_version"), caFile: caFile,
             timeoutSeconds: params["timeout"]?.float ?? params["stream_timeout"]?.float)
         if let raw = params["api_key"]?.string, !raw.isEmpty {
             if raw.hasPrefix("os.environ/") {
