@@ -120,9 +120,7 @@ struct PolicySection {
                         throw ConfigError("\(path) needs id, token and team")
                     }
                     let secret = try reader.secret(token, at: "\(path).token", environment: environment)
-                    guard secret.reveal().utf8.count >= StaticKeys.shortestToken else {
-                        throw ConfigError("\(path).token is shorter than \(StaticKeys.shortestToken) characters")
-                    }
+                    try StaticKeys.checkLength(secret.reveal(), origin: "\(path).token")
                     staticKeys.append(
                         StaticKeys.Entry(
                             id: try reader.text(id, at: "\(path).id"), token: secret,

@@ -60,15 +60,20 @@ struct StaticKeys {
         }
         let token = String(item[..<equals])
         let scope = item[item.index(after: equals)...].split(separator: "/", omittingEmptySubsequences: false)
-        guard token.utf8.count >= shortestToken else {
-            throw ConfigError("\(origin): the token is shorter than \(shortestToken) characters")
-        }
+        try checkLength(token, origin: origin)
         guard (1...2).contains(scope.count), scope.allSatisfy({ !$0.isEmpty }) else {
             throw ConfigError("\(origin) must be token=team or token=team/project")
         }
         return Entry(
             id: id, token: Secret(token), team: String(scope[0]), project: scope.count == 2 ? String(scope[1]) : nil,
             origin: origin)
+    }
+
+    /// Refuses a token shorter than ``shortestToken``, naming where it was given, not it.
+    static func checkLength(_ token: String, origin: String) throws(ConfigError) {
+        guard token.utf8.count >= shortestToken else {
+            throw ConfigError("\(origin): the token is shorter than \(shortestToken) characters")
+        }
     }
 
     /// The entries as keys of the policy, hashed with `hasher`.

@@ -67,13 +67,8 @@ enum Forward {
             headers.append(("anthropic-version", anthropicVersion))
             if !deployment.credential.isEmpty { headers.append(("x-api-key", deployment.credential.reveal())) }
         case .gemini where permit.request.endpoint == .embeddings:
-            let request: JSONValue
-            do {
-                request = try JSONValue.parseObject(permit.request.body, maxDepth: settings.maxJSONDepth)
-            } catch {
-                throw RequestBodyError("the body is not valid JSON: \(error)", code: "invalid_json")
-            }
-            body = try GeminiEmbeddings.body(from: request, upstreamModel: deployment.upstreamModel)
+            body = try GeminiEmbeddings.body(
+                from: try parsedBody(permit, settings: settings), upstreamModel: deployment.upstreamModel)
             path = deployment.endpoint.basePath + "/models/" + deployment.upstreamModel + ":batchEmbedContents"
             if !deployment.credential.isEmpty { headers.append(("x-goog-api-key", deployment.credential.reveal())) }
         case .gemini:
@@ -101,13 +96,7 @@ enum Forward {
         settings: AgentSettings
     ) throws(RequestBodyError) -> JSONValue {
         if permit.request.endpoint == .responses {
-            let request: JSONValue
-            do {
-                request = try JSONValue.parseObject(permit.request.body, maxDepth: settings.maxJSONDepth)
-            } catch {
-                throw RequestBodyError("the body is not valid JSON: \(error)", code: "invalid_json")
-            }
-            return try ResponsesIngress.chatRequest(from: request)
+            return try ResponsesIngress.chatRequest(from: try parsedBody(permit, settings: settings))
         }
         guard permit.request.endpoint == .chatCompletions else {
             throw RequestBodyError(
@@ -115,6 +104,13 @@ enum Forward {
                     + " which has no \(permit.request.endpoint.rawValue); use /v1/chat/completions",
                 code: "unsupported_endpoint")
         }
+        return try parsedBody(permit, settings: settings)
+    }
+
+    /// The caller's body as a value, for a provider that needs it rebuilt.
+    private static func parsedBody(_ permit: Authorize.Permit, settings: AgentSettings) throws(RequestBodyError)
+        -> JSONValue
+    {
         do {
             return try JSONValue.parseObject(permit.request.body, maxDepth: settings.maxJSONDepth)
         } catch {
