@@ -52,7 +52,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses an absolute `http(s)://` URL. No user info, query or fragment is accepted:
     /// nothing else may ride along into the upstream request.
-    public init(parsing url: String) throws(CatalogError) {
+    public init(parsing url: String, field: String = "api_base") throws(CatalogError) {
         let lowered = url.lowercased()
         let scheme: Scheme
         let rest: Substring
@@ -63,12 +63,12 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
             scheme = .http
             rest = url.dropFirst(7)
         } else {
-            throw CatalogError("api_base \"\(url)\" must start with https:// or http://")
+            throw CatalogError("\(field) \"\(url)\" must start with https:// or http://")
         }
         guard !rest.contains("@"), !rest.contains("?"), !rest.contains("#"),
             !rest.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 0x20 } ?? false })
         else {
-            throw CatalogError("api_base \"\(url)\" may not carry user info, a query, a fragment or whitespace")
+            throw CatalogError("\(field) \"\(url)\" may not carry user info, a query, a fragment or whitespace")
         }
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
         let authority = rest[rest.startIndex..<slash]
@@ -78,26 +78,26 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
         var port = scheme == .https ? 443 : 80
         if authority.hasPrefix("[") {
             guard let close = authority.firstIndex(of: "]") else {
-                throw CatalogError("api_base \"\(url)\" has a malformed IPv6 address")
+                throw CatalogError("\(field) \"\(url)\" has a malformed IPv6 address")
             }
             host = authority[authority.index(after: authority.startIndex)..<close]
             let after = authority[authority.index(after: close)...]
             if after.hasPrefix(":") {
                 guard let parsed = Int(after.dropFirst()), (1...65535).contains(parsed) else {
-                    throw CatalogError("api_base \"\(url)\" has an invalid port")
+                    throw CatalogError("\(field) \"\(url)\" has an invalid port")
                 }
                 port = parsed
             }
         } else if let colon = authority.lastIndex(of: ":") {
             host = authority[authority.startIndex..<colon]
             guard let parsed = Int(authority[authority.index(after: colon)...]), (1...65535).contains(parsed) else {
-                throw CatalogError("api_base \"\(url)\" has an invalid port")
+                throw CatalogError("\(field) \"\(url)\" has an invalid port")
             }
             port = parsed
         } else {
             host = authority
         }
-        guard !host.isEmpty else { throw CatalogError("api_base \"\(url)\" has no host") }
+        guard !host.isEmpty else { throw CatalogError("\(field) \"\(url)\" has no host") }
         self.init(scheme: scheme, host: String(host), port: port, basePath: path)
     }
 

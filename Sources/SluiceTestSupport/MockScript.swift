@@ -37,6 +37,7 @@ struct MockScript {
             }
             return error(404, "no such route", type: "invalid_request_error", code: "not_found")
         }
+        if path.hasSuffix("/guardrail") { return GuardrailMockScript().steps(body: body) }
         if let range = path.range(of: "/models/"), let colon = path[range.upperBound...].lastIndex(of: ":") {
             // Gemini names the model, and whether to stream, in the path.
             let model = String(path[range.upperBound..<colon])

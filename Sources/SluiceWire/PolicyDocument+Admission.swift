@@ -137,6 +137,25 @@ extension PolicyDocument {
             check(key.deniedModels, at: "\(path).denied_models")
         }
         check(settings.onlyAllowModels, at: "settings.only_allow_models")
+        let keyIDs = Set(keys.map(\.id))
+        for guardrail in settings.guardrails ?? [] {
+            let path = "settings.guardrails.\(Identifier.quoted(guardrail.name)).scopes"
+            for name in guardrail.scopes?.teams ?? [] { team(name, at: "\(path).teams") }
+            for name in guardrail.scopes?.projects ?? [] where !projectNames.contains(name) {
+                problems.append(
+                    AdmissionProblem(
+                        path: "\(path).projects",
+                        message: "project \(Identifier.quoted(name)) does not exist"
+                            + Suggestion.hint(for: name, among: projectNames)))
+            }
+            for name in guardrail.scopes?.keys ?? [] where !keyIDs.contains(name) {
+                problems.append(
+                    AdmissionProblem(
+                        path: "\(path).keys",
+                        message: "key \(Identifier.quoted(name)) does not exist"
+                            + Suggestion.hint(for: name, among: keyIDs)))
+            }
+        }
         if let router = settings.router {
             for (name, table) in [
                 ("fallbacks", router.fallbacks), ("context_window_fallbacks", router.contextWindowFallbacks),
@@ -209,9 +228,20 @@ extension PolicyDocument {
         return problems
     }
 
-    /// The settings' prompt-filter names checked against the identifier grammar.
+    /// The settings' prompt-filter and guardrail names checked against the identifier grammar.
     public static func grammarProblems(settings: SettingsDocument) -> [AdmissionProblem] {
-        filterNames(settings.promptFilters, at: "prompt_filters")
+        var problems = filterNames(settings.promptFilters, at: "prompt_filters")
+        for (index, guardrail) in (settings.guardrails ?? []).enumerated() {
+            problems += name(guardrail.name, .guardrail, at: "guardrails[\(index)].name")
+            for (position, service) in (guardrail.scopes?.services ?? []).enumerated()
+            where service != "*" && !Identifier.isServiceName(service) {
+                problems.append(
+                    AdmissionProblem(
+                        path: "guardrails[\(index)].scopes.services[\(position)]",
+                        message: "a service is named namespace/service (DNS labels), or *"))
+            }
+        }
+        return problems
     }
 
     private static func name(_ text: String, _ kind: Identifier.Kind, at path: String) -> [AdmissionProblem] {

@@ -167,6 +167,25 @@ private struct Compiler {
         policy.promptFilters = try settings.promptFilters.map { filter throws(WireError) in
             try compile(filter, at: "settings")
         }
+        var guardrailNames: Set<String> = []
+        for document in settings.guardrails ?? [] {
+            let path = "settings.guardrails.\(Identifier.quoted(document.name))"
+            var (guardrail, problems, warning) = document.compile(at: path, credential: context.credential)
+            if !guardrailNames.insert(document.name).inserted {
+                problems.append("\(path): the name appears twice")
+                guardrail.unusableReason = guardrail.unusableReason ?? "its name appears twice in the policy"
+            }
+            if !problems.isEmpty {
+                disabled.append(
+                    .init(
+                        problems.joined(separator: "; "),
+                        consequence: guardrail.failureMode == .closed
+                            ? "the guardrail refuses every call it checks until this is fixed"
+                            : "the guardrail fails open: the calls it checks go on unchecked"))
+            }
+            if let warning { warnings.append(warning) }
+            policy.guardrails.append(guardrail)
+        }
         policy.defaultLimits = try settings.defaultLimits?.limits(at: "settings.default_limits") ?? .none
         policy.endUserDefaultLimits =
             try settings.endUserDefaultLimits?.limits(at: "settings.end_user_default_limits") ?? .none

@@ -432,6 +432,9 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
     public var leaseMinimumSharePercent: Int
     /// Routing strategy, retries, fallbacks and cooldowns (LiteLLM's `router_settings`).
     public var router: RouterDocument?
+    /// External guardrails asked before calls are admitted, in order. Nil when there are
+    /// none, so a document without guardrails encodes as it did before they existed.
+    public var guardrails: [GuardrailDocument]?
 
     public init(
         onlyAllowModels: [String]? = nil, promptFilters: [PromptFilterDocument] = [],
@@ -441,9 +444,10 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
         defaultMaxOutputTokens: Int = 4096, softBudgetPercent: Int? = nil, budgetWebhookURL: String? = nil,
         usageSpoolFailure: String = "allow_in_memory", usageSpoolMemoryCap: Int = 100_000, leaseSeconds: Int = 15,
         leaseFallback: String = "fraction", leaseFallbackFraction: Double = 0.1, leaseMinimumSharePercent: Int = 50,
-        router: RouterDocument? = nil
+        router: RouterDocument? = nil, guardrails: [GuardrailDocument]? = nil
     ) {
         self.router = router
+        self.guardrails = guardrails?.isEmpty == true ? nil : guardrails
         self.usageSpoolFailure = usageSpoolFailure
         self.usageSpoolMemoryCap = usageSpoolMemoryCap
         self.leaseSeconds = leaseSeconds
@@ -484,6 +488,7 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
         case leaseMinimumSharePercent = "lease_minimum_share_percent"
         case
             router
+        case guardrails
     }
 
     /// The checks on fleet settings that no single entry owns; part of the one compiler, so
@@ -516,6 +521,9 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
         }
         if let only = onlyAllowModels, only.count > 10_000 {
             throw WireError("settings.only_allow_models holds at most 10000 aliases")
+        }
+        if let guardrails, guardrails.count > GuardrailDocument.maximumCount {
+            throw WireError("settings.guardrails holds at most \(GuardrailDocument.maximumCount) guardrails")
         }
     }
 
@@ -702,7 +710,8 @@ extension SettingsDocument {
             leaseFallback: try container.decodeIfPresent(String.self, forKey: .leaseFallback) ?? "fraction",
             leaseFallbackFraction: try container.decodeIfPresent(Double.self, forKey: .leaseFallbackFraction) ?? 0.1,
             leaseMinimumSharePercent: try container.decodeIfPresent(Int.self, forKey: .leaseMinimumSharePercent) ?? 50,
-            router: try container.decodeIfPresent(RouterDocument.self, forKey: .router))
+            router: try container.decodeIfPresent(RouterDocument.self, forKey: .router),
+            guardrails: try container.decodeIfPresent([GuardrailDocument].self, forKey: .guardrails))
     }
 }
 

@@ -202,3 +202,9 @@ final class AgentHarness: ScopedHarness, @unchecked Sendable {
     }
 
 }
+
+/// The value of one Prometheus sample whose line contains every one of `parts`.
+func sample(_ text: String, _ name: String, _ parts: [String]) -> Double? {
+    text.split(separator: "\n").first { line in line.hasPrefix(name + "{") && parts.allSatisfy { line.contains($0) } }
+        .flatMap { Double($0.split(separator: " ").last ?? "") }
+}

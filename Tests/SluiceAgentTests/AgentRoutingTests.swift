@@ -52,13 +52,6 @@ struct AgentRoutingTests {
         }.count
     }
 
-    /// The value of one Prometheus sample whose line contains every one of `parts`.
-    func sample(_ text: String, _ name: String, _ parts: [String]) -> Double? {
-        text.split(separator: "\n").first { line in line.hasPrefix(name + "{") && parts.allSatisfy { line.contains($0) }
-        }
-        .flatMap { Double($0.split(separator: " ").last ?? "") }
-    }
-
     @Test("a 5xx is retried with backoff on the same deployment until it succeeds; the audit line counts the attempts")
     func retriesUntilSuccess() async throws {
         try await AgentHarness.with(starting: {

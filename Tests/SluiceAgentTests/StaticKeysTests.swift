@@ -28,7 +28,7 @@ struct StaticKeysTests {
             _ = try ConfigLoader(environment: environment).load(yaml: yaml)
             return nil
         } catch {
-            return (error as? ConfigError)?.message ?? "\(error)"
+            return error.message
         }
     }
 

@@ -1,4 +1,5 @@
 import SluiceAPI
+import SluicePolicy
 
 /// One line of the audit log: what a single request was, who made it, and what it cost.
 /// It holds identifiers, counts and rule names only: never a prompt, a completion or a key.
@@ -34,6 +35,8 @@ struct AuditRecord {
     var timeToFirstByteSeconds: Double?
     /// The rule or fault that decided the outcome, for denials and failures.
     var errorCode: String?
+    /// Each guardrail asked (or skipped by sampling), in order; written only when there are some.
+    var guardrails: [GuardrailDecision] = []
 
     var jsonLine: [UInt8] {
         var out: [UInt8] = []
@@ -85,6 +88,27 @@ struct AuditRecord {
         number("ttfb_ms", timeToFirstByteSeconds.map { formatDecimal($0 * 1000, places: 3) })
         string("error", errorCode)
         string("rule", rule)
+        if !guardrails.isEmpty {
+            key("guardrails")
+            out.append(UInt8(ascii: "["))
+            for (index, decision) in guardrails.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(contentsOf: #"{"name":"#.utf8)
+                appendJSONString(decision.guardrail, to: &out)
+                out.append(contentsOf: #","verdict":""#.utf8)
+                out.append(contentsOf: decision.verdict.rawValue.utf8)
+                out.append(contentsOf: #"","ms":"#.utf8)
+                out.append(contentsOf: (decision.milliseconds.map { formatDecimal($0, places: 3) } ?? "null").utf8)
+                out.append(contentsOf: #","reason":"#.utf8)
+                if let reason = decision.reason {
+                    appendJSONString(reason, to: &out)
+                } else {
+                    out.append(contentsOf: "null".utf8)
+                }
+                out.append(UInt8(ascii: "}"))
+            }
+            out.append(UInt8(ascii: "]"))
+        }
         out.append(contentsOf: "}\n".utf8)
         return out
     }

@@ -23,7 +23,7 @@ struct PolicySection {
 
     static let sections: Set<String> = [
         "key_pepper", "time_zone", "unpriced_models", "default_max_output_tokens", "only_allow_models",
-        "prompt_filters",
+        "prompt_filters", "guardrails",
         "default_limits", "end_user_default_limits", "rate_limits", "teams", "projects", "services", "keys",
         "end_users",
         "models", "static_keys",
@@ -49,6 +49,8 @@ struct PolicySection {
                 settings.onlyAllowModels = try reader.names(value, at: at)
             case "prompt_filters":
                 settings.promptFilters = try reader.promptFilters(value, at: at)
+            case "guardrails":
+                settings.guardrails = try reader.guardrails(value, at: at)
             case "default_limits":
                 settings.defaultLimits = try reader.limits(value, at: at)
             case "end_user_default_limits":
@@ -304,6 +306,42 @@ private struct Reader {
             filters.append(PromptFilterDocument(name: name, pattern: pattern))
         }
         return filters
+    }
+
+    func guardrails(_ node: Node, at path: String) throws(ConfigError) -> [GuardrailDocument] {
+        guard let items = node.sequence else { throw ConfigError("\(path) must be a list") }
+        var guardrails: [GuardrailDocument] = []
+        for (index, item) in items.enumerated() {
+            let at = "\(path)[\(index)]"
+            let fields = try self.fields(
+                item, at: at,
+                known: ["name", "url", "timeout_ms", "on_failure", "sample_percent", "scopes", "credential_ref"])
+            guard let name = fields["name"], let url = fields["url"] else {
+                throw ConfigError("\(at) needs a name and a url")
+            }
+            var guardrail = GuardrailDocument(
+                name: try text(name, at: "\(at).name"), url: try text(url, at: "\(at).url"))
+            if let node = fields["timeout_ms"] {
+                guardrail.timeoutMilliseconds = try whole(node, at: "\(at).timeout_ms")
+            }
+            if let node = fields["on_failure"] { guardrail.onFailure = try text(node, at: "\(at).on_failure") }
+            if let node = fields["sample_percent"] {
+                guardrail.samplePercent = try whole(node, at: "\(at).sample_percent")
+            }
+            if let node = fields["credential_ref"] {
+                guardrail.credentialRef = try text(node, at: "\(at).credential_ref")
+            }
+            if let node = fields["scopes"] {
+                let scopes = try self.fields(node, at: "\(at).scopes", known: ["teams", "projects", "keys", "services"])
+                guardrail.scopes = GuardrailScopesDocument(
+                    teams: try names(scopes["teams"], at: "\(at).scopes.teams"),
+                    projects: try names(scopes["projects"], at: "\(at).scopes.projects"),
+                    keys: try names(scopes["keys"], at: "\(at).scopes.keys"),
+                    services: try names(scopes["services"], at: "\(at).scopes.services"))
+            }
+            guardrails.append(guardrail)
+        }
+        return guardrails
     }
 
     func key(_ entry: Node, at path: String) throws(ConfigError) -> KeyDocument {

@@ -112,6 +112,18 @@ public final class AgentMetrics: Sendable {
         if let timeToFirstByteNanoseconds { handles.timeToFirstByte.recordNanoseconds(timeToFirstByteNanoseconds) }
     }
 
+    // MARK: - Guardrails
+
+    /// One guardrail's decision on one call, and how long it took to get.
+    func guardrailDecided(_ decision: GuardrailDecision) {
+        let labels = [("guardrail", decision.guardrail), ("verdict", decision.verdict.rawValue)]
+        counter("sluice_guardrail_decisions_total", labels).increment()
+        if let milliseconds = decision.milliseconds {
+            timer("sluice_guardrail_duration_seconds", [("guardrail", decision.guardrail)])
+                .recordNanoseconds(Int64(milliseconds * 1e6))
+        }
+    }
+
     // MARK: - Routing
 
     func retried(alias: String) { counter("sluice_retries_total", [("alias", alias)]).increment() }

@@ -22,6 +22,8 @@ final class Account: Sendable {
     let startedAt: NIODeadline
     let startedAtWall: Int64
     private let state = Mutex<(permit: Authorize.Permit?, settled: Bool)>((nil, false))
+    /// What the guardrails decided, for the audit line (empty when none were asked).
+    private let guardrails = Mutex<[GuardrailDecision]>([])
 
     init(
         runtime: AgentRuntime, requestID: String, method: String, path: String, startedAt: NIODeadline,
@@ -46,6 +48,13 @@ final class Account: Sendable {
     /// The call was admitted under `permit`: its reservation is now this account's to settle.
     func admit(_ permit: Authorize.Permit) {
         state.withLock { $0.permit = permit }
+    }
+
+    /// The guardrails' decisions on this call, in the order they were asked.
+    func noteGuardrails(_ decisions: [GuardrailDecision]) {
+        guard !decisions.isEmpty else { return }
+        guardrails.withLock { $0 = decisions }
+        for decision in decisions { runtime.metrics.guardrailDecided(decision) }
     }
 
     /// Ends the call: settlement, spool line, audit line and metrics, exactly once.
@@ -106,6 +115,7 @@ final class Account: Sendable {
         }
         record.timeToFirstByteSeconds = outcome.timeToFirstByte.map { Double($0.nanoseconds) / 1e9 }
         record.errorCode = outcome.errorCode
+        record.guardrails = guardrails.withLock { $0 }
         runtime.audit.write(record.jsonLine)
 
         if let permit {

@@ -47,13 +47,39 @@ enum Authorize {
         var headers: [(String, String)] = []
     }
 
-    /// - Parameters:
-    ///   - callerDialect: the API the caller speaks (Anthropic's for `/v1/messages`).
-    ///   - messagesRequest: a Messages caller's own request, kept for Anthropic deployments.
+    /// A call that passed identity, model rules and prompt filters, not yet admitted: no
+    /// limit has reserved anything for it. Guardrails are asked here, so a call they refuse
+    /// (or that waits on them) holds no reservation.
+    struct Candidate: Sendable {
+        let caller: Caller
+        let request: OpenAIRequest
+        let alias: ModelAlias
+        let policy: ActivePolicy
+        let callerDialect: CallerDialect
+        let messagesRequest: JSONValue?
+    }
+
+    /// ``screen(endpoint:headers:body:runtime:callerDialect:messagesRequest:)`` then
+    /// ``admit(_:runtime:)``: for a call no guardrail checks.
     static func check(
         endpoint: OpenAIEndpoint, headers: HTTPHeaders, body: [UInt8], runtime: AgentRuntime,
         callerDialect: CallerDialect = .openAI, messagesRequest: JSONValue? = nil
     ) -> Result<Permit, Refusal> {
+        screen(
+            endpoint: endpoint, headers: headers, body: body, runtime: runtime, callerDialect: callerDialect,
+            messagesRequest: messagesRequest
+        ).flatMap { admit($0, runtime: runtime) }
+    }
+
+    /// Steps 2–3: who is calling, whether the body is a valid call, whether they may use the
+    /// model, and whether a prompt filter refuses it.
+    /// - Parameters:
+    ///   - callerDialect: the API the caller speaks (Anthropic's for `/v1/messages`).
+    ///   - messagesRequest: a Messages caller's own request, kept for Anthropic deployments.
+    static func screen(
+        endpoint: OpenAIEndpoint, headers: HTTPHeaders, body: [UInt8], runtime: AgentRuntime,
+        callerDialect: CallerDialect = .openAI, messagesRequest: JSONValue? = nil
+    ) -> Result<Candidate, Refusal> {
         let now = runtime.now()
         if let refusal = Gate.check(runtime: runtime, now: now) { return .failure(refusal) }
         let policy = runtime.activePolicy
@@ -82,17 +108,32 @@ enum Authorize {
         if engine.hasPromptFilters(for: caller), let denial = engine.screen(caller, texts: request.promptTexts()) {
             return .failure(refusal(denial, caller: caller, alias: alias.name, param: "messages"))
         }
-        let promptTokens = TokenUsage.estimate(promptBytes: body.count, completionBytes: 0).promptTokens
-        switch engine.admit(
+        return .success(
+            Candidate(
+                caller: caller, request: request, alias: alias, policy: policy, callerDialect: callerDialect,
+                messagesRequest: messagesRequest))
+    }
+
+    /// Step 4 (limit): whether every limit that applies still has room; an admitted call
+    /// carries its reservation from here. `regate` checks the gate again, for a call that
+    /// waited on a guardrail: a stale policy or a spool failure since is honoured.
+    static func admit(_ candidate: Candidate, runtime: AgentRuntime, regate: Bool = false) -> Result<Permit, Refusal> {
+        let now = runtime.now()
+        if regate, let refusal = Gate.check(runtime: runtime, now: now) { return .failure(refusal) }
+        let caller = candidate.caller
+        let alias = candidate.alias
+        let request = candidate.request
+        let promptTokens = TokenUsage.estimate(promptBytes: request.body.count, completionBytes: 0).promptTokens
+        switch candidate.policy.engine.admit(
             caller, alias: alias, endUser: request.user, promptTokens: promptTokens,
             maxOutputTokens: request.maxOutputTokens, now: now)
         {
         case .success(let admission):
             return .success(
                 Permit(
-                    request: request, alias: alias, admission: admission, policy: policy,
+                    request: request, alias: alias, admission: admission, policy: candidate.policy,
                     metrics: runtime.metrics.allowed(alias: alias.name, team: caller.team),
-                    callerDialect: callerDialect, messagesRequest: messagesRequest))
+                    callerDialect: candidate.callerDialect, messagesRequest: candidate.messagesRequest))
         case .failure(let denial):
             return .failure(refusal(denial, caller: caller, alias: alias.name, param: nil))
         }

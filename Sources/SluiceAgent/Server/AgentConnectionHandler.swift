@@ -20,6 +20,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         /// The answer was given early (413); the rest of the body is dropped until close.
         case discarding
         case responding(RoutedCall?)
+        /// Screened and waiting on its guardrails; nothing is reserved for it yet.
+        case guarding(Request)
     }
 
     private struct Request {
@@ -39,6 +41,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
     private var waitingSince: NIODeadline? = .now()
     /// The connection's one timer (see ``armReadDeadline``).
     private var readDeadline: Scheduled<Void>?
+    /// The guardrail exchange under way, cancelled if the caller hangs up.
+    private var guardTask: Task<Void, Never>?
 
     init(runtime: AgentRuntime) {
         self.runtime = runtime
@@ -62,7 +66,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             if let declared = head.headers.first(name: "content-length").flatMap(Int.init),
                 declared > runtime.settings.maxRequestBodyBytes
             {
-                refuseTooLarge(context: context, request: request)
+                refuseTooLarge(channel: context.channel, request: request)
                 return
             }
             state = .receiving(request)
@@ -70,7 +74,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             guard case .receiving(var request) = state else { return }
             let size = (request.body?.readableBytes ?? 0) + chunk.readableBytes
             guard size <= runtime.settings.maxRequestBodyBytes else {
-                refuseTooLarge(context: context, request: request)
+                refuseTooLarge(channel: context.channel, request: request)
                 return
             }
             state = .idle  // drop the enum's reference so the buffer appends in place
@@ -93,6 +97,11 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             call?.clientDisconnected()
             finishRequest()
         } else if case .receiving(let request) = state {
+            request.account.settle(CallOutcome(status: 499, errorCode: "client_disconnected"))
+            finishRequest()
+        } else if case .guarding(let request) = state {
+            guardTask?.cancel()
+            guardTask = nil
             request.account.settle(CallOutcome(status: 499, errorCode: "client_disconnected"))
             finishRequest()
         }
@@ -128,7 +137,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
                 code: "malformed_http")
         }
         switch state {
-        case .responding, .discarding:
+        case .responding, .discarding, .guarding:
             context.close(promise: nil)
         case .idle, .receiving:
             let account: Account
@@ -165,26 +174,26 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         case .listModels:
             switch ListModels.answer(headers: request.head.headers, runtime: runtime) {
             case .success(let body):
-                respond(context: context, request: request, status: 200, body: body)
+                respond(channel: context.channel, request: request, status: 200, body: body)
             case .failure(let refusal):
                 respond(
-                    context: context, request: request, status: refusal.error.status,
+                    channel: context.channel, request: request, status: refusal.error.status,
                     body: AgentRoute.callerDialect(of: request.head.uri).body(refusal.error),
                     errorCode: refusal.error.code, refusal: refusal)
             }
         case .health:
-            respond(context: context, request: request, status: 200, body: Array(#"{"status":"ok"}"#.utf8))
+            respond(channel: context.channel, request: request, status: 200, body: Array(#"{"status":"ok"}"#.utf8))
         case .ready:
             let readiness = Readiness(runtime: runtime)
-            respond(context: context, request: request, status: readiness.status, body: readiness.body)
+            respond(channel: context.channel, request: request, status: readiness.status, body: readiness.body)
         case .methodNotAllowed(let allowed):
             respondError(
-                context: context, request: request,
+                channel: context.channel, request: request,
                 OpenAIError(
                     status: 405, message: "\(request.head.method.rawValue) is not allowed here; use \(allowed)",
                     type: "invalid_request_error", code: "method_not_allowed"), extraHeaders: [("allow", allowed)])
         case .notMetered(let endpoint):
-            respondError(context: context, request: request, endpoint.error)
+            respondError(channel: context.channel, request: request, endpoint.error)
         }
     }
 
@@ -201,29 +210,69 @@ final class AgentConnectionHandler: ChannelInboundHandler {
                 messagesRequest = parsed
             } catch {
                 respondError(
-                    context: context, request: request,
+                    channel: context.channel, request: request,
                     OpenAIError(
                         status: 400, message: error.message, type: "invalid_request_error",
                         code: error.code, param: error.param))
                 return
             }
         }
-        let permit: Authorize.Permit
-        let admitted = Authorize.check(
+        let candidate: Authorize.Candidate
+        switch Authorize.screen(
             endpoint: endpoint, headers: request.head.headers, body: bytes, runtime: runtime,
             callerDialect: dialect, messagesRequest: messagesRequest)
-        switch admitted {
+        {
         case .failure(let refusal):
-            runtime.metrics.denied(alias: refusal.alias, team: refusal.caller?.team, reason: refusal.error.code)
-            respond(
-                context: context, request: request, status: refusal.error.status, body: dialect.body(refusal.error),
-                extraHeaders: refusal.headers, errorCode: refusal.error.code, refusal: refusal)
+            refuse(refusal, channel: context.channel, request: request, dialect: dialect)
+            return
+        case .success(let screened):
+            candidate = screened
+        }
+        let guardrails = candidate.policy.engine.guardrails(for: candidate.caller)
+        guard !guardrails.isEmpty else {
+            admitAndStart(candidate, channel: context.channel, request: request, regate: false)
+            return
+        }
+        // The guardrails are asked off the event loop's back; their verdict comes back to it.
+        state = .guarding(request)
+        let eventLoop = context.eventLoop
+        let handler = NIOLoopBound(self, eventLoop: eventLoop)
+        let runtime = runtime
+        let account = request.account
+        guardTask = Task {
+            let outcome = await Guard.run(
+                guardrails, candidate: candidate, requestID: account.requestID, runtime: runtime, on: eventLoop)
+            eventLoop.execute { handler.value.guarded(outcome, account: account) }
+        }
+    }
+
+    /// The guardrails' verdict on the call `account` belongs to, back on the event loop.
+    private func guarded(_ outcome: Guard.Outcome, account: Account) {
+        // The caller went away meanwhile: the call was settled then.
+        guard case .guarding(let request) = state, request.account === account, let channel else { return }
+        guardTask = nil
+        account.noteGuardrails(outcome.decisions)
+        switch outcome.result {
+        case .failure(let refusal):
+            refuse(refusal, channel: channel, request: request, dialect: AgentRoute.callerDialect(of: request.head.uri))
+        case .success(let candidate):
+            admitAndStart(candidate, channel: channel, request: request, regate: true)
+        }
+    }
+
+    private func admitAndStart(
+        _ candidate: Authorize.Candidate, channel: any Channel, request: Request, regate: Bool
+    ) {
+        let permit: Authorize.Permit
+        switch Authorize.admit(candidate, runtime: runtime, regate: regate) {
+        case .failure(let refusal):
+            refuse(refusal, channel: channel, request: request, dialect: candidate.callerDialect)
             return
         case .success(let granted):
             permit = granted
         }
         request.account.admit(permit)
-        let call = RoutedCall(channel: context.channel, permit: permit, account: request.account, runtime: runtime) {
+        let call = RoutedCall(channel: channel, permit: permit, account: request.account, runtime: runtime) {
             [self] ending in
             self.responseEnded(ending)
         }
@@ -231,10 +280,17 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         call.start()
     }
 
+    private func refuse(_ refusal: Authorize.Refusal, channel: any Channel, request: Request, dialect: CallerDialect) {
+        runtime.metrics.denied(alias: refusal.alias, team: refusal.caller?.team, reason: refusal.error.code)
+        respond(
+            channel: channel, request: request, status: refusal.error.status, body: dialect.body(refusal.error),
+            extraHeaders: refusal.headers, errorCode: refusal.error.code, refusal: refusal)
+    }
+
     // MARK: - Answers given here
 
     private func respond(
-        context: ChannelHandlerContext, request: Request, status: Int, body: [UInt8],
+        channel: any Channel, request: Request, status: Int, body: [UInt8],
         extraHeaders: [(String, String)] = [], errorCode: String? = nil, refusal: Authorize.Refusal? = nil
     ) {
         // Accounted before the answer leaves, as every call is: a caller that saw its
@@ -244,26 +300,26 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             request.account.settle(CallOutcome(status: status, refusal: refusal, errorCode: errorCode))
         }
         writeJSONResponse(
-            body, status: status, on: context.channel, requestID: request.account.requestID,
+            body, status: status, on: channel, requestID: request.account.requestID,
             close: !keepAlive, extraHeaders: extraHeaders)
         responseEnded(.complete)
     }
 
     private func respondError(
-        context: ChannelHandlerContext, request: Request, _ error: OpenAIError, extraHeaders: [(String, String)] = []
+        channel: any Channel, request: Request, _ error: OpenAIError, extraHeaders: [(String, String)] = []
     ) {
         respond(
-            context: context, request: request, status: error.status,
+            channel: channel, request: request, status: error.status,
             body: AgentRoute.callerDialect(of: request.head.uri).body(error),
             extraHeaders: extraHeaders, errorCode: error.code)
     }
 
-    private func refuseTooLarge(context: ChannelHandlerContext, request: Request) {
+    private func refuseTooLarge(channel: any Channel, request: Request) {
         keepAlive = false  // the rest of the body is never read, so the connection cannot be reused
         state = .discarding
         let limit = runtime.settings.maxRequestBodyBytes
         respondError(
-            context: context, request: request,
+            channel: channel, request: request,
             OpenAIError(
                 status: 413, message: "the request body exceeds the limit of \(limit) bytes",
                 type: "invalid_request_error", code: "request_too_large"))
@@ -333,7 +389,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             answerAndClose(answer, account: request.account, on: channel)
         case .idle:
             channel.close(promise: nil)
-        case .responding, .discarding:
+        case .responding, .discarding, .guarding:
             armReadDeadline()
         }
     }

@@ -18,6 +18,10 @@ public struct Denial: Error, Sendable, Equatable {
         case tooManyEndUsers = "end_user_table_full"
         /// Every deployment of the alias needs a provider credential this agent does not hold.
         case credentialUnavailable = "credential_unavailable"
+        /// A guardrail denied the prompt.
+        case guardrailBlocked = "guardrail_blocked"
+        /// A fail-closed guardrail gave no verdict.
+        case guardrailUnavailable = "guardrail_unavailable"
     }
 
     public var reason: Reason
@@ -41,9 +45,9 @@ public struct Denial: Error, Sendable, Equatable {
         switch reason {
         case .missingKey, .invalidKey, .revokedKey, .expiredKey: 401
         case .unknownModel: 404
-        case .modelNotAllowed, .promptBlocked, .priceMissing: 403
+        case .modelNotAllowed, .promptBlocked, .priceMissing, .guardrailBlocked: 403
         case .rateLimited, .budgetExceeded, .parallelLimit, .requestTooLarge, .tooManyEndUsers: 429
-        case .credentialUnavailable: 503
+        case .credentialUnavailable, .guardrailUnavailable: 503
         }
     }
 
@@ -52,10 +56,10 @@ public struct Denial: Error, Sendable, Equatable {
         switch reason {
         case .missingKey, .invalidKey, .revokedKey, .expiredKey: "invalid_request_error"
         case .unknownModel: "invalid_request_error"
-        case .modelNotAllowed, .promptBlocked, .priceMissing: "permission_error"
+        case .modelNotAllowed, .promptBlocked, .priceMissing, .guardrailBlocked: "permission_error"
         case .budgetExceeded: "insufficient_quota"
         case .rateLimited, .parallelLimit, .requestTooLarge, .tooManyEndUsers: "requests"
-        case .credentialUnavailable: "api_error"
+        case .credentialUnavailable, .guardrailUnavailable: "api_error"
         }
     }
 }

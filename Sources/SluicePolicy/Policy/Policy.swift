@@ -144,6 +144,8 @@ public struct Policy: Sendable {
     /// When set, no alias outside it is served to anyone.
     public var onlyAllowModels: Set<String>?
     public var promptFilters: [PromptFilter]
+    /// External guardrails, asked in this order before a call is admitted.
+    public var guardrails: [Guardrail] = []
     /// Limits for a caller whose key (or, keyless, whose service) has none of its own and
     /// whose project and team have none either.
     public var defaultLimits: Limits

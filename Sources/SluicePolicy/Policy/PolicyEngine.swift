@@ -236,6 +236,14 @@ public final class PolicyEngine: Sendable {
         return nil
     }
 
+    // MARK: - Guardrails
+
+    /// The guardrails whose scopes include `caller`, in policy order.
+    public func guardrails(for caller: Caller) -> [Guardrail] {
+        if policy.guardrails.isEmpty { return [] }
+        return policy.guardrails.filter { $0.scopes.contains(caller) }
+    }
+
     // MARK: - Limits
 
     /// Reserves what the call may use from every limit that applies to it.

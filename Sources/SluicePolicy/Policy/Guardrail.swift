@@ -1,0 +1,127 @@
+/// An external policy engine a call's prompt is sent to before it is forwarded: it answers
+/// allow, deny (with a reason) or modify (masked messages). See `docs/guardrails.md` for the
+/// exchange.
+///
+/// The engine only says which guardrails apply to a caller and whether a call is sampled;
+/// the agent's guard step makes the HTTP call.
+public struct Guardrail: Sendable {
+    /// What a call gets when the guardrail cannot give a verdict (timeout, connection
+    /// refused, an error status, an answer that is not a verdict).
+    public enum FailureMode: String, Sendable, CaseIterable {
+        /// The call goes on unchecked; the audit line says the guardrail failed open.
+        case open
+        /// The call is refused with 503 `guardrail_unavailable`.
+        case closed
+    }
+
+    /// Which callers a guardrail checks. Empty everywhere means every caller; otherwise a
+    /// caller matching any listed team, project, key or service is checked.
+    public struct Scopes: Sendable, Equatable {
+        public var teams: Set<String>
+        public var projects: Set<String>
+        public var keys: Set<String>
+        public var services: Set<String>
+
+        public init(
+            teams: Set<String> = [], projects: Set<String> = [], keys: Set<String> = [], services: Set<String> = []
+        ) {
+            self.teams = teams
+            self.projects = projects
+            self.keys = keys
+            self.services = services
+        }
+
+        public var isGlobal: Bool { teams.isEmpty && projects.isEmpty && keys.isEmpty && services.isEmpty }
+
+        public func contains(_ caller: Caller) -> Bool {
+            if isGlobal { return true }
+            if let team = caller.team, teams.contains(team) { return true }
+            if let project = caller.project, projects.contains(project) { return true }
+            if let key = caller.keyID, keys.contains(key) { return true }
+            return services.contains(caller.service) || services.contains("*")
+        }
+    }
+
+    public var name: String
+    /// Where verdicts are asked for: scheme, host, port, and the whole path in `basePath`.
+    public var endpoint: Endpoint
+    /// How long the agent waits for a verdict, connection included.
+    public var timeoutMilliseconds: Int
+    public var failureMode: FailureMode
+    /// Percentage of the calls in scope that are checked (0–100).
+    public var samplePercent: Int
+    public var scopes: Scopes
+    /// Sent as `Authorization: Bearer …` to the guardrail, never to anyone else.
+    public var credential: Secret?
+    /// Why this guardrail cannot be asked at all on this agent (its credential is not
+    /// mounted here): every call it checks fails in its failure mode, never silently skips.
+    public var unusableReason: String?
+
+    public init(
+        name: String, endpoint: Endpoint, timeoutMilliseconds: Int = 1000, failureMode: FailureMode = .closed,
+        samplePercent: Int = 100, scopes: Scopes = Scopes(), credential: Secret? = nil, unusableReason: String? = nil
+    ) {
+        self.name = name
+        self.endpoint = endpoint
+        self.timeoutMilliseconds = timeoutMilliseconds
+        self.failureMode = failureMode
+        self.samplePercent = samplePercent
+        self.scopes = scopes
+        self.credential = credential
+        self.unusableReason = unusableReason
+    }
+
+    /// Whether a call is checked, given a roll uniform in `0..<100`: every call at 100 %,
+    /// none at 0 %.
+    public func samples(roll: Double) -> Bool {
+        samplePercent >= 100 || roll < Double(samplePercent)
+    }
+}
+
+/// What one guardrail decided about one call, for the audit line, the metrics and the answer.
+public struct GuardrailDecision: Sendable, Equatable {
+    public enum Verdict: String, Sendable, CaseIterable {
+        case allowed = "allow"
+        case denied = "deny"
+        case modified = "modify"
+        /// Not sampled this time.
+        case skipped = "skip"
+        /// No verdict; the call went on unchecked.
+        case failedOpen = "failed_open"
+        /// No verdict; the call was refused.
+        case failedClosed = "failed_closed"
+    }
+
+    public var guardrail: String
+    public var verdict: Verdict
+    /// The guardrail's reason for a deny or modify, or what went wrong for a failure.
+    public var reason: String?
+    /// How long the exchange took; nil when the guardrail was not asked.
+    public var milliseconds: Double?
+
+    public init(guardrail: String, verdict: Verdict, reason: String? = nil, milliseconds: Double? = nil) {
+        self.guardrail = guardrail
+        self.verdict = verdict
+        self.reason = reason
+        self.milliseconds = milliseconds
+    }
+
+    /// The refusal this decision means for the call, if it means one.
+    public var denial: Denial? {
+        switch verdict {
+        case .denied:
+            let why = reason.map { ": \($0)" } ?? ""
+            return Denial(
+                .guardrailBlocked, "the prompt was blocked by the guardrail \"\(guardrail)\"\(why)",
+                rule: "guardrail \"\(guardrail)\"")
+        case .failedClosed:
+            let why = reason.map { ": \($0)" } ?? ""
+            return Denial(
+                .guardrailUnavailable,
+                "the guardrail \"\(guardrail)\" gave no verdict and fails closed\(why)",
+                rule: "guardrail \"\(guardrail)\"", retryAfterSeconds: 1)
+        case .allowed, .modified, .skipped, .failedOpen:
+            return nil
+        }
+    }
+}
