@@ -101,6 +101,43 @@ struct PolicyConfigTests {
         #expect(!message.contains(secret))
     }
 
+    @Test("guardrails load with their settings; a typo or a dangling scope is refused with its path")
+    func guardrails() throws {
+        let policy = try load(
+            """
+            sluice_policy:
+              teams: {ml: {}}
+              guardrails:
+                - name: pii
+                  url: https://guard.example:8443/v1/check
+                  timeout_ms: 250
+                  on_failure: open
+                  sample_percent: 25
+                  scopes: {teams: [ml], services: [shop/checkout]}
+                  credential_ref: PII_TOKEN
+
+            """, environment: ["PII_TOKEN": "guard-secret"]
+        ).policy
+        let guardrail = try #require(policy.guardrails.first)
+        #expect(guardrail.name == "pii" && guardrail.endpoint.description == "https://guard.example:8443/v1/check")
+        #expect(guardrail.timeoutMilliseconds == 250 && guardrail.failureMode == .open && guardrail.samplePercent == 25)
+        #expect(guardrail.scopes.teams == ["ml"] && guardrail.scopes.services == ["shop/checkout"])
+        #expect(guardrail.credential?.reveal() == "guard-secret" && guardrail.unusableReason == nil)
+        #expect(!guardrail.samples(roll: 25) && guardrail.samples(roll: 24.9))
+
+        #expect(
+            refusal("sluice_policy:\n  guardrails:\n    - {name: g, url: 'http://127.0.0.1:1/g', timeout: 5}\n")?
+                .contains("sluice_policy.guardrails[0]") == true)
+        #expect(
+            refusal(
+                "sluice_policy:\n  guardrails:\n    - {name: g, url: 'http://127.0.0.1:1/g', scopes: {teams: [ml]}}\n")?
+                .contains(#"team "ml" does not exist"#) == true)
+        #expect(
+            refusal("sluice_policy:\n  guardrails:\n    - {name: g, url: 'gopher://x/g'}\n")?
+                .contains(#"guardrails."g".url"#) == true)
+        #expect(refusal("sluice_policy:\n  guardrails:\n    - {name: g}\n")?.contains("needs a name and a url") == true)
+    }
+
     @Test("a named IANA zone is read from the system's zoneinfo")
     func namedZone() throws {
         let policy = try load("sluice_policy:\n  time_zone: Europe/Berlin\n").policy

@@ -248,6 +248,46 @@ struct AdminTrustTests {
             method: "PUT", path: "/v1/admin/settings",
             body: #"{"time_zone":"Europe/Berlin","only_allow_models":["gpt4_limited","openai/gpt-4o"]}"#,
             accepted: true),
+        // Guardrails: a typo in a scope would leave callers unchecked, so references must exist.
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"guardrails":[{"name":"pii","url":"https://g.example/check","scopes":{"teams":["m1"]}}]}"#,
+            accepted: false, says: #"scopes.teams: team "m1" does not exist"#),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"guardrails":[{"name":"pii","url":"https://g.example/check","scopes":{"keys":["nokey"]}}]}"#,
+            accepted: false, says: "scopes.keys"),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"guardrails":[{"name":"pii","url":"ftp://g.example/check"}]}"#, accepted: false,
+            says: #"guardrails."pii".url"#),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"guardrails":[{"name":"pii","url":"https://g.example/check","on_failure":"sometimes"}]}"#,
+            accepted: false, says: "on_failure"),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"guardrails":[{"name":"pii","url":"https://g.example/check","timeout_ms":0}]}"#,
+            accepted: false, says: "timeout_ms"),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"guardrails":[{"name":"pii","url":"https://g.example/check","sample_percnt":5}]}"#,
+            accepted: false, says: #"did you mean "sample_percent"?"#),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"guardrails":[{"name":"Bad Name","url":"https://g.example/check"}]}"#, accepted: false,
+            says: "guardrail"),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"guardrails":[{"name":"pii","url":"https://g.example/a"},{"name":"pii","url":"https://g/b"}]}"#,
+            accepted: false, says: "appears twice"),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body:
+                #"{"guardrails":[{"name":"pii","url":"https://g.example/check","timeout_ms":250,"on_failure":"open","#
+                + #""sample_percent":50,"scopes":{"teams":["ml"],"services":["shop/checkout"]},"#
+                + #""credential_ref":"PII_GUARD_TOKEN"}]}"#,
+            accepted: true),
         // Deletes that would leave a dangling reference.
         Case(method: "DELETE", path: "/v1/admin/models/gpt4_limited", body: "", accepted: false, says: "still used by"),
         Case(method: "DELETE", path: "/v1/admin/teams/ml", body: "", accepted: false, says: "still used by"),

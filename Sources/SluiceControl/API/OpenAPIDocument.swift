@@ -190,7 +190,17 @@ enum OpenAPIDocument {
                 "lease_fallback": ["type": "string", "enum": ["fraction", "zero", "unlimited"]],
                 "lease_fallback_fraction": number, "lease_minimum_share_percent": integer,
                 "router": ["$ref": "#/components/schemas/Router"],
+                "guardrails": ["type": "array", "items": ["$ref": "#/components/schemas/Guardrail"]],
             ]),
+            "Guardrail": object(
+                [
+                    "name": string, "url": string, "timeout_ms": integer,
+                    "on_failure": ["type": "string", "enum": ["open", "closed"]], "sample_percent": integer,
+                    "scopes": object([
+                        "teams": strings, "projects": strings, "keys": strings, "services": strings,
+                    ]),
+                    "credential_ref": string,
+                ], required: ["name", "url"]),
             "Router": object([
                 "routing_strategy": ["type": "string", "enum": ["simple-shuffle", "least-busy", "latency-based"]],
                 "num_retries": integer, "retry_after": number, "max_retry_backoff": number, "allowed_fails": integer,
