@@ -30,9 +30,11 @@ extension UpstreamClient {
     /// Sends `request` to `origin` and reads the answer whole, up to `limit` bytes of body.
     /// Cancelling the task cancels the call; the answer or the cancellation ends it, once.
     /// `subject` names the peer in failures ("the control plane", "the API server").
+    /// `deadline`, when set, bounds the whole call (connecting included): past it the call
+    /// is cancelled and fails saying so.
     public func fetch(
         _ request: UpstreamRequest, to origin: UpstreamOrigin, on eventLoop: any EventLoop, limit: Int,
-        subject: String
+        subject: String, deadline: TimeAmount? = nil
     ) async throws(FetchFailure) -> FetchedResponse {
         let pending = NIOLockedValueBox<PendingFetch>(PendingFetch())
         let result: Result<FetchedResponse, FetchFailure> = await withTaskCancellationHandler {
@@ -51,6 +53,13 @@ extension UpstreamClient {
                     }
                     let call = self.execute(request, to: origin, on: eventLoop, delegate: collector)
                     collector.call = call
+                    if let deadline {
+                        let milliseconds = deadline.nanoseconds / 1_000_000
+                        let timer = eventLoop.assumeIsolated().scheduleTask(in: deadline) {
+                            collector.expire("\(subject) gave no answer within \(milliseconds) ms")
+                        }
+                        collector.deadline = timer
+                    }
                     let cancelled = pending.withLockedValue { state in
                         state.call = call
                         return state.cancelled
@@ -90,6 +99,8 @@ private final class WholeResponseCollector: UpstreamResponseDelegate {
     private var head: UpstreamResponseHead?
     private var body: [UInt8] = []
     var call: UpstreamCall?
+    /// The whole-call deadline's timer, cancelled when the answer comes first.
+    var deadline: Scheduled<Void>?
 
     init(limit: Int, subject: String, done: @escaping (Result<FetchedResponse, FetchFailure>) -> Void) {
         self.limit = limit
@@ -122,10 +133,20 @@ private final class WholeResponseCollector: UpstreamResponseDelegate {
         finish(.failure(.init(message: error.description)))
     }
 
+    /// The deadline passed first: the call is cancelled and fails with `message`.
+    func expire(_ message: String) {
+        deadline = nil
+        guard done != nil else { return }
+        call?.cancel()
+        finish(.failure(.init(message: message)))
+    }
+
     private func finish(_ result: Result<FetchedResponse, FetchFailure>) {
         let done = self.done
         self.done = nil
         call = nil
+        deadline?.cancel()
+        deadline = nil
         done?(result)
     }
 }

@@ -120,30 +120,14 @@ enum Guard {
             body: ByteBuffer(bytes: body), firstByteTimeout: timeout, idleTimeout: timeout)
         let origin = UpstreamOrigin(
             scheme: endpoint.scheme == .https ? .https : .http, host: endpoint.host, port: endpoint.port)
-        let upstream = runtime.upstream
-        let subject = "the guardrail"
-        let answer: Result<FetchedResponse, FetchFailure> = await withTaskGroup(
-            of: Result<FetchedResponse, FetchFailure>?.self
-        ) { group in
-            group.addTask {
-                do {
-                    return .success(
-                        try await upstream.fetch(
-                            request, to: origin, on: eventLoop, limit: maximumAnswerBytes, subject: subject))
-                } catch let failure as FetchFailure {
-                    return .failure(failure)
-                } catch {
-                    return .failure(FetchFailure(message: "\(error)"))
-                }
-            }
-            group.addTask {
-                // The deadline, not a stand-in for a signal: the fetch ends this sleep early.
-                try? await Task.sleep(nanoseconds: UInt64(guardrail.timeoutMilliseconds) * 1_000_000)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first ?? .failure(FetchFailure(message: "no verdict within \(guardrail.timeoutMilliseconds) ms"))
+        let answer: Result<FetchedResponse, FetchFailure>
+        do {
+            answer = .success(
+                try await runtime.upstream.fetch(
+                    request, to: origin, on: eventLoop, limit: maximumAnswerBytes, subject: "the guardrail",
+                    deadline: timeout))
+        } catch {
+            answer = .failure(error)
         }
         switch answer {
         case .failure(let failure):
