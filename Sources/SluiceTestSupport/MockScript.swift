@@ -29,6 +29,12 @@ struct MockScript {
     ) -> [MockStep] {
         // Routes by path alone: Azure-style calls carry `?api-version=…`.
         let path = fullPath.split(separator: "?", maxSplits: 1).first.map(String.init) ?? fullPath
+        if let steps = PassThroughMockScript().steps(
+            method: method, path: path, query: String(fullPath.dropFirst(path.count + 1)),
+            authorization: authorization, body: body)
+        {
+            return steps
+        }
         guard method == "POST" else {
             if path.hasSuffix("/models") {
                 return Self.json(

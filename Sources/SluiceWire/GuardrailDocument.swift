@@ -11,13 +11,13 @@ public struct GuardrailDocument: Codable, Sendable, Equatable {
     /// `closed` (the default: no verdict refuses the call) or `open`.
     public var onFailure: String
     public var samplePercent: Int
-    public var scopes: GuardrailScopesDocument?
+    public var scopes: ScopesDocument?
     /// An environment variable on the agent holding the bearer token sent to the guardrail.
     public var credentialRef: String?
 
     public init(
         name: String, url: String, timeoutMilliseconds: Int = 1000, onFailure: String = "closed",
-        samplePercent: Int = 100, scopes: GuardrailScopesDocument? = nil, credentialRef: String? = nil
+        samplePercent: Int = 100, scopes: ScopesDocument? = nil, credentialRef: String? = nil
     ) {
         self.name = name
         self.url = url
@@ -46,7 +46,7 @@ public struct GuardrailDocument: Codable, Sendable, Equatable {
             timeoutMilliseconds: try container.decodeIfPresent(Int.self, forKey: .timeoutMilliseconds) ?? 1000,
             onFailure: try container.decodeIfPresent(String.self, forKey: .onFailure) ?? "closed",
             samplePercent: try container.decodeIfPresent(Int.self, forKey: .samplePercent) ?? 100,
-            scopes: try container.decodeIfPresent(GuardrailScopesDocument.self, forKey: .scopes),
+            scopes: try container.decodeIfPresent(ScopesDocument.self, forKey: .scopes),
             credentialRef: try container.decodeIfPresent(String.self, forKey: .credentialRef))
     }
 
@@ -54,8 +54,9 @@ public struct GuardrailDocument: Codable, Sendable, Equatable {
     public static let maximumCount = 16
 }
 
-/// The callers a guardrail checks; left out (or all lists empty), every caller.
-public struct GuardrailScopesDocument: Codable, Sendable, Equatable {
+/// The callers a guardrail checks or a pass-through admits: any listed team, project, key
+/// or service (`*`: every service).
+public struct ScopesDocument: Codable, Sendable, Equatable {
     public var teams: [String]
     public var projects: [String]
     public var keys: [String]
@@ -72,6 +73,12 @@ public struct GuardrailScopesDocument: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case teams, projects, keys, services
     }
+
+    var callerScopes: CallerScopes {
+        CallerScopes(teams: Set(teams), projects: Set(projects), keys: Set(keys), services: Set(services))
+    }
+
+    var isEmpty: Bool { teams.isEmpty && projects.isEmpty && keys.isEmpty && services.isEmpty }
 
     public init(from decoder: any Decoder) throws {
         try decoder.refuseUnknownFields(CodingKeys.self)
@@ -95,9 +102,7 @@ extension GuardrailDocument {
         -> (guardrail: Guardrail, problems: [String], warning: String?)
     {
         let failureMode = Guardrail.FailureMode(rawValue: onFailure) ?? .closed
-        let scopes = Guardrail.Scopes(
-            teams: Set(scopes?.teams ?? []), projects: Set(scopes?.projects ?? []), keys: Set(scopes?.keys ?? []),
-            services: Set(scopes?.services ?? []))
+        let scopes = scopes?.callerScopes ?? CallerScopes()
         var problems: [String] = []
         if Guardrail.FailureMode(rawValue: onFailure) == nil {
             problems.append("\(path).on_failure must be open or closed (treated as closed)")

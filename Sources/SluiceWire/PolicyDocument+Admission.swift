@@ -138,23 +138,30 @@ extension PolicyDocument {
         }
         check(settings.onlyAllowModels, at: "settings.only_allow_models")
         let keyIDs = Set(keys.map(\.id))
-        for guardrail in settings.guardrails ?? [] {
-            let path = "settings.guardrails.\(Identifier.quoted(guardrail.name)).scopes"
-            for name in guardrail.scopes?.teams ?? [] { team(name, at: "\(path).teams") }
-            for name in guardrail.scopes?.projects ?? [] where !projectNames.contains(name) {
+        func scopeReferences(_ scopes: ScopesDocument?, at path: String) {
+            for name in scopes?.teams ?? [] { team(name, at: "\(path).teams") }
+            for name in scopes?.projects ?? [] where !projectNames.contains(name) {
                 problems.append(
                     AdmissionProblem(
                         path: "\(path).projects",
                         message: "project \(Identifier.quoted(name)) does not exist"
                             + Suggestion.hint(for: name, among: projectNames)))
             }
-            for name in guardrail.scopes?.keys ?? [] where !keyIDs.contains(name) {
+            for name in scopes?.keys ?? [] where !keyIDs.contains(name) {
                 problems.append(
                     AdmissionProblem(
                         path: "\(path).keys",
                         message: "key \(Identifier.quoted(name)) does not exist"
                             + Suggestion.hint(for: name, among: keyIDs)))
             }
+        }
+        for guardrail in settings.guardrails ?? [] {
+            scopeReferences(guardrail.scopes, at: "settings.guardrails.\(Identifier.quoted(guardrail.name)).scopes")
+        }
+        for entry in settings.passThrough ?? [] {
+            let path = "settings.pass_through.\(Identifier.quoted(entry.name))"
+            scopeReferences(entry.scopes, at: "\(path).scopes")
+            check([entry.alias], at: "\(path).alias")
         }
         if let router = settings.router {
             for (name, table) in [
@@ -231,15 +238,22 @@ extension PolicyDocument {
     /// The settings' prompt-filter and guardrail names checked against the identifier grammar.
     public static func grammarProblems(settings: SettingsDocument) -> [AdmissionProblem] {
         var problems = filterNames(settings.promptFilters, at: "prompt_filters")
-        for (index, guardrail) in (settings.guardrails ?? []).enumerated() {
-            problems += name(guardrail.name, .guardrail, at: "guardrails[\(index)].name")
-            for (position, service) in (guardrail.scopes?.services ?? []).enumerated()
+        func services(_ scopes: ScopesDocument?, at path: String) {
+            for (position, service) in (scopes?.services ?? []).enumerated()
             where service != "*" && !Identifier.isServiceName(service) {
                 problems.append(
                     AdmissionProblem(
-                        path: "guardrails[\(index)].scopes.services[\(position)]",
+                        path: "\(path).scopes.services[\(position)]",
                         message: "a service is named namespace/service (DNS labels), or *"))
             }
+        }
+        for (index, guardrail) in (settings.guardrails ?? []).enumerated() {
+            problems += name(guardrail.name, .guardrail, at: "guardrails[\(index)].name")
+            services(guardrail.scopes, at: "guardrails[\(index)]")
+        }
+        for (index, entry) in (settings.passThrough ?? []).enumerated() {
+            problems += name(entry.name, .passThrough, at: "pass_through[\(index)].name")
+            services(entry.scopes, at: "pass_through[\(index)]")
         }
         return problems
     }

@@ -186,6 +186,19 @@ private struct Compiler {
             if let warning { warnings.append(warning) }
             policy.guardrails.append(guardrail)
         }
+        var passThroughNames: Set<String> = []
+        for document in settings.passThrough ?? [] {
+            let path = "settings.pass_through.\(Identifier.quoted(document.name))"
+            guard passThroughNames.insert(document.name).inserted else {
+                disabled.append(.init("\(path): the name appears twice", consequence: "only the first is in force"))
+                continue
+            }
+            switch document.compile(at: path, catalog: policy.catalog) {
+            case .success(let passThrough): policy.passThroughs.append(passThrough)
+            case .failure(let error):
+                disabled.append(.init(error.message, consequence: "its paths stay refused (endpoint_not_metered)"))
+            }
+        }
         policy.defaultLimits = try settings.defaultLimits?.limits(at: "settings.default_limits") ?? .none
         policy.endUserDefaultLimits =
             try settings.endUserDefaultLimits?.limits(at: "settings.end_user_default_limits") ?? .none

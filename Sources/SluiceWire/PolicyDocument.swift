@@ -435,6 +435,8 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
     /// External guardrails asked before calls are admitted, in order. Nil when there are
     /// none, so a document without guardrails encodes as it did before they existed.
     public var guardrails: [GuardrailDocument]?
+    /// Explicit pass-throughs to provider endpoints Sluice does not meter; nil when none.
+    public var passThrough: [PassThroughDocument]?
 
     public init(
         onlyAllowModels: [String]? = nil, promptFilters: [PromptFilterDocument] = [],
@@ -444,8 +446,10 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
         defaultMaxOutputTokens: Int = 4096, softBudgetPercent: Int? = nil, budgetWebhookURL: String? = nil,
         usageSpoolFailure: String = "allow_in_memory", usageSpoolMemoryCap: Int = 100_000, leaseSeconds: Int = 15,
         leaseFallback: String = "fraction", leaseFallbackFraction: Double = 0.1, leaseMinimumSharePercent: Int = 50,
-        router: RouterDocument? = nil, guardrails: [GuardrailDocument]? = nil
+        router: RouterDocument? = nil, guardrails: [GuardrailDocument]? = nil,
+        passThrough: [PassThroughDocument]? = nil
     ) {
+        self.passThrough = passThrough?.isEmpty == true ? nil : passThrough
         self.router = router
         self.guardrails = guardrails?.isEmpty == true ? nil : guardrails
         self.usageSpoolFailure = usageSpoolFailure
@@ -489,6 +493,7 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
         case
             router
         case guardrails
+        case passThrough = "pass_through"
     }
 
     /// The checks on fleet settings that no single entry owns; part of the one compiler, so
@@ -521,6 +526,9 @@ public struct SettingsDocument: Codable, Sendable, Equatable {
         }
         if let only = onlyAllowModels, only.count > 10_000 {
             throw WireError("settings.only_allow_models holds at most 10000 aliases")
+        }
+        if let passThrough, passThrough.count > PassThroughDocument.maximumCount {
+            throw WireError("settings.pass_through holds at most \(PassThroughDocument.maximumCount) entries")
         }
         if let guardrails, guardrails.count > GuardrailDocument.maximumCount {
             throw WireError("settings.guardrails holds at most \(GuardrailDocument.maximumCount) guardrails")
@@ -711,7 +719,8 @@ extension SettingsDocument {
             leaseFallbackFraction: try container.decodeIfPresent(Double.self, forKey: .leaseFallbackFraction) ?? 0.1,
             leaseMinimumSharePercent: try container.decodeIfPresent(Int.self, forKey: .leaseMinimumSharePercent) ?? 50,
             router: try container.decodeIfPresent(RouterDocument.self, forKey: .router),
-            guardrails: try container.decodeIfPresent([GuardrailDocument].self, forKey: .guardrails))
+            guardrails: try container.decodeIfPresent([GuardrailDocument].self, forKey: .guardrails),
+            passThrough: try container.decodeIfPresent([PassThroughDocument].self, forKey: .passThrough))
     }
 }
 

@@ -138,6 +138,53 @@ struct PolicyConfigTests {
         #expect(refusal("sluice_policy:\n  guardrails:\n    - {name: g}\n")?.contains("needs a name and a url") == true)
     }
 
+    @Test("pass-throughs load; a path Sluice does not know, a missing scope or a dangling alias is refused")
+    func passThroughs() throws {
+        let policy = try load(
+            """
+            sluice_policy:
+              teams: {ml: {}}
+              pass_through:
+                - {name: files, paths: [/v1/files, /v1/batches], alias: a, scopes: {teams: [ml]}}
+                - {name: images, paths: [/v1/images/generations], methods: [POST], alias: a, scopes: {services: ["*"]}}
+
+            """
+        ).policy
+        #expect(policy.passThroughs.map(\.name) == ["files", "images"])
+        #expect(policy.passThroughs[0].methods == ["GET", "POST", "DELETE"])
+        #expect(policy.passThroughs[1].methods == ["POST"])
+        #expect(policy.passThroughs[0].covers(method: "GET", path: "/v1/files/file-1/content"))
+        #expect(!policy.passThroughs[0].covers(method: "GET", path: "/v1/filesystem"))
+
+        func refused(_ entry: String) -> String? {
+            refusal("sluice_policy:\n  teams: {ml: {}}\n  pass_through:\n    - \(entry)\n")
+        }
+        #expect(
+            refused("{name: p, paths: [/v1/chat], alias: a, scopes: {teams: [ml]}}")?
+                .contains("is not below a provider endpoint Sluice knows") == true)
+        #expect(
+            refused("{name: p, paths: [/v1/files/../chat/completions], alias: a, scopes: {teams: [ml]}}")?
+                .contains("is not a plain path") == true)
+        #expect(
+            refused("{name: p, paths: [/v1/files], alias: a, scopes: {}}")?.contains("must name the callers") == true)
+        #expect(
+            refused("{name: p, paths: [/v1/files], alias: gpt, scopes: {teams: [ml]}}")?
+                .contains(#"pass_through."p".alias: "gpt" is not a model"#) == true)
+        #expect(
+            refused("{name: p, paths: [/v1/files], alias: a, methods: [TRACE], scopes: {teams: [ml]}}")?
+                .contains("methods") == true)
+        #expect(
+            refused("{name: p, paths: [/v1/files, /v1/messages/batches], alias: a, scopes: {teams: [ml]}}")?
+                .contains("mix providers") == true)
+        #expect(
+            refused("{name: p, paths: [/v1/messages/batches], alias: a, scopes: {teams: [ml]}}")?
+                .contains("has no anthropic deployment") == true)
+        #expect(
+            refused("{name: p, paths: [/openai/deployments/x], alias: a, scopes: {teams: [ml]}}")?
+                .contains("cannot be passed through") == true)
+        #expect(refused("{name: p, paths: [/v1/files], alias: a}")?.contains("needs a name, paths") == true)
+    }
+
     @Test("a named IANA zone is read from the system's zoneinfo")
     func namedZone() throws {
         let policy = try load("sluice_policy:\n  time_zone: Europe/Berlin\n").policy

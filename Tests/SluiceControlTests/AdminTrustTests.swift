@@ -288,6 +288,36 @@ struct AdminTrustTests {
                 + #""sample_percent":50,"scopes":{"teams":["ml"],"services":["shop/checkout"]},"#
                 + #""credential_ref":"PII_GUARD_TOKEN"}]}"#,
             accepted: true),
+        // Pass-throughs: only known unmetered endpoints, only for named callers, only to existing aliases.
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"pass_through":[{"name":"f","paths":["/v1/files"],"alias":"gpt4_limited","scopes":{}}]}"#,
+            accepted: false, says: "must name the callers"),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"pass_through":[{"name":"f","paths":["/v2/anything"],"alias":"gpt4_limited","#
+                + #""scopes":{"teams":["ml"]}}]}"#,
+            accepted: false, says: "is not below a provider endpoint"),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"pass_through":[{"name":"f","paths":["/v1/files"],"alias":"gpt4_limted","#
+                + #""scopes":{"teams":["ml"]}}]}"#,
+            accepted: false, says: #"did you mean "gpt4_limited"?"#),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"pass_through":[{"name":"f","paths":["/v1/files"],"alias":"gpt4_limited","#
+                + #""scopes":{"teams":["m1"]}}]}"#,
+            accepted: false, says: #"team "m1" does not exist"#),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"pass_through":[{"name":"f","path":["/v1/files"],"alias":"gpt4_limited","#
+                + #""scopes":{"teams":["ml"]}}]}"#,
+            accepted: false, says: #"did you mean "paths"?"#),
+        Case(
+            method: "PUT", path: "/v1/admin/settings",
+            body: #"{"pass_through":[{"name":"files","paths":["/v1/files","/v1/batches"],"methods":["GET","POST"],"#
+                + #""alias":"gpt4_limited","scopes":{"teams":["ml"],"services":["*"]}}]}"#,
+            accepted: true),
         // Deletes that would leave a dangling reference.
         Case(method: "DELETE", path: "/v1/admin/models/gpt4_limited", body: "", accepted: false, says: "still used by"),
         Case(method: "DELETE", path: "/v1/admin/teams/ml", body: "", accepted: false, says: "still used by"),

@@ -23,7 +23,7 @@ struct PolicySection {
 
     static let sections: Set<String> = [
         "key_pepper", "time_zone", "unpriced_models", "default_max_output_tokens", "only_allow_models",
-        "prompt_filters", "guardrails",
+        "prompt_filters", "guardrails", "pass_through",
         "default_limits", "end_user_default_limits", "rate_limits", "teams", "projects", "services", "keys",
         "end_users",
         "models", "static_keys",
@@ -51,6 +51,8 @@ struct PolicySection {
                 settings.promptFilters = try reader.promptFilters(value, at: at)
             case "guardrails":
                 settings.guardrails = try reader.guardrails(value, at: at)
+            case "pass_through":
+                settings.passThrough = try reader.passThroughs(value, at: at)
             case "default_limits":
                 settings.defaultLimits = try reader.limits(value, at: at)
             case "end_user_default_limits":
@@ -331,17 +333,41 @@ private struct Reader {
             if let node = fields["credential_ref"] {
                 guardrail.credentialRef = try text(node, at: "\(at).credential_ref")
             }
-            if let node = fields["scopes"] {
-                let scopes = try self.fields(node, at: "\(at).scopes", known: ["teams", "projects", "keys", "services"])
-                guardrail.scopes = GuardrailScopesDocument(
-                    teams: try names(scopes["teams"], at: "\(at).scopes.teams"),
-                    projects: try names(scopes["projects"], at: "\(at).scopes.projects"),
-                    keys: try names(scopes["keys"], at: "\(at).scopes.keys"),
-                    services: try names(scopes["services"], at: "\(at).scopes.services"))
-            }
+            if let node = fields["scopes"] { guardrail.scopes = try scopes(node, at: "\(at).scopes") }
             guardrails.append(guardrail)
         }
         return guardrails
+    }
+
+    func scopes(_ node: Node, at path: String) throws(ConfigError) -> ScopesDocument {
+        let fields = try self.fields(node, at: path, known: ["teams", "projects", "keys", "services"])
+        return ScopesDocument(
+            teams: try names(fields["teams"], at: "\(path).teams"),
+            projects: try names(fields["projects"], at: "\(path).projects"),
+            keys: try names(fields["keys"], at: "\(path).keys"),
+            services: try names(fields["services"], at: "\(path).services"))
+    }
+
+    func passThroughs(_ node: Node, at path: String) throws(ConfigError) -> [PassThroughDocument] {
+        guard let items = node.sequence else { throw ConfigError("\(path) must be a list") }
+        var entries: [PassThroughDocument] = []
+        for (index, item) in items.enumerated() {
+            let at = "\(path)[\(index)]"
+            let fields = try self.fields(item, at: at, known: ["name", "paths", "methods", "alias", "scopes"])
+            guard let name = fields["name"], let paths = fields["paths"], let alias = fields["alias"],
+                let scopes = fields["scopes"]
+            else {
+                throw ConfigError("\(at) needs a name, paths, an alias and scopes")
+            }
+            entries.append(
+                PassThroughDocument(
+                    name: try text(name, at: "\(at).name"), paths: try names(paths, at: "\(at).paths"),
+                    methods: try fields["methods"].map { node throws(ConfigError) in
+                        try names(node, at: "\(at).methods")
+                    },
+                    alias: try text(alias, at: "\(at).alias"), scopes: try self.scopes(scopes, at: "\(at).scopes")))
+        }
+        return entries
     }
 
     func key(_ entry: Node, at path: String) throws(ConfigError) -> KeyDocument {

@@ -14,6 +14,18 @@ import Synchronization
 /// counted too. So a reservation can be neither settled twice nor lost, whatever path a
 /// call takes; `sluice_calls_settled_twice_total` and `sluice_calls_unsettled_total` say
 /// whether a path ever tried.
+/// What an account needs of an admitted call to settle it: a metered call's
+/// ``Authorize/Permit`` or a pass-through's admission give it one.
+struct AdmittedCall: Sendable {
+    let admission: Admission
+    /// The policy that admitted the call settles it, even if a reload replaced it since.
+    let policy: ActivePolicy
+    let aliasName: String
+    let endUser: String?
+    let stream: Bool
+    let metrics: AgentMetrics.CallHandles
+}
+
 final class Account: Sendable {
     let runtime: AgentRuntime
     let requestID: String
@@ -21,7 +33,7 @@ final class Account: Sendable {
     let path: String
     let startedAt: NIODeadline
     let startedAtWall: Int64
-    private let state = Mutex<(permit: Authorize.Permit?, settled: Bool)>((nil, false))
+    private let state = Mutex<(permit: AdmittedCall?, settled: Bool)>((nil, false))
     /// What the guardrails decided, for the audit line (empty when none were asked).
     private let guardrails = Mutex<[GuardrailDecision]>([])
 
@@ -41,13 +53,21 @@ final class Account: Sendable {
         let (permit, settled) = state.withLock { $0 }
         guard let permit, !settled else { return }
         // A path that forgot to settle: the budget gets its reservation back all the same.
-        permit.engine.release(permit.admission, now: runtime.now())
+        permit.policy.engine.release(permit.admission, now: runtime.now())
         runtime.metrics.settlementMissed()
     }
 
     /// The call was admitted under `permit`: its reservation is now this account's to settle.
     func admit(_ permit: Authorize.Permit) {
-        state.withLock { $0.permit = permit }
+        admit(
+            AdmittedCall(
+                admission: permit.admission, policy: permit.policy, aliasName: permit.alias.name,
+                endUser: permit.request.user, stream: permit.request.stream, metrics: permit.metrics))
+    }
+
+    /// The call was admitted: its reservation is now this account's to settle.
+    func admit(_ call: AdmittedCall) {
+        state.withLock { $0.permit = call }
     }
 
     /// The guardrails' decisions on this call, in the order they were asked.
@@ -59,7 +79,7 @@ final class Account: Sendable {
 
     /// Ends the call: settlement, spool line, audit line and metrics, exactly once.
     func settle(_ outcome: CallOutcome) {
-        let (first, permit) = state.withLock { state -> (Bool, Authorize.Permit?) in
+        let (first, permit) = state.withLock { state -> (Bool, AdmittedCall?) in
             defer { state.settled = true }
             return (!state.settled, state.permit)
         }
@@ -78,15 +98,15 @@ final class Account: Sendable {
         record.keyID = caller?.keyID
         record.team = caller?.team
         record.project = caller?.project
-        record.endUser = permit?.request.user
+        record.endUser = permit?.endUser
         record.rule = refusal?.denial?.rule
-        record.alias = permit?.alias.name ?? refusal?.alias
+        record.alias = permit?.aliasName ?? refusal?.alias
         record.upstreamModel = outcome.deployment?.upstreamModel
         record.deployment = outcome.deployment.map { $0.endpoint.description }
         record.servedAlias = outcome.servedBy?.name
         record.attempts = outcome.attempts
         record.httpVersion = outcome.httpVersion
-        record.stream = permit?.request.stream ?? false
+        record.stream = permit?.stream ?? false
         record.streamCompleted = outcome.streamCompleted
         record.usage = usage
         // Settling prices the call: the engine that admitted it is the one source of cost,
@@ -95,14 +115,14 @@ final class Account: Sendable {
         if let permit {
             let now = runtime.now()
             if let usage {
-                cost = permit.engine.settle(
+                cost = permit.policy.engine.settle(
                     permit.admission, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens,
                     cachedPromptTokens: usage.cachedPromptTokens, cacheCreationTokens: usage.cacheCreationTokens,
                     reasoningTokens: usage.reasoningTokens, servedBy: outcome.servedBy?.name, now: now)
                 // Never counted as $0 in silence: an unpriced alias is flagged for the operator.
                 record.priceMissing = cost == nil
             } else {
-                permit.engine.release(permit.admission, now: now)
+                permit.policy.engine.release(permit.admission, now: now)
             }
         }
         record.costUSD = cost?.usd

@@ -9,7 +9,7 @@ import SluiceWire
 /// prices it was charged at.
 enum SpoolEntry {
     static func record(
-        for caller: Caller?, permit: Authorize.Permit?, refusal: Authorize.Refusal?, servedBy: String? = nil,
+        for caller: Caller?, permit: AdmittedCall?, refusal: Authorize.Refusal?, servedBy: String? = nil,
         usage: TokenUsage?, cost: Cost?, service: String, at wallNanoseconds: Int64
     ) -> UsageRecord? {
         let denial = refusal?.denial?.reason.rawValue ?? (refusal?.error.status == 503 ? refusal?.error.code : nil)
@@ -17,7 +17,7 @@ enum SpoolEntry {
         let seconds = wallNanoseconds / 1_000_000_000
         return UsageRecord(
             hour: seconds - seconds % 3600, team: caller?.team, project: caller?.project, service: service,
-            keyID: caller?.keyID, model: servedBy ?? permit?.alias.name ?? refusal?.alias ?? "",
+            keyID: caller?.keyID, model: servedBy ?? permit?.aliasName ?? refusal?.alias ?? "",
             requests: permit == nil ? 0 : 1, promptTokens: Int64(usage?.promptTokens ?? 0),
             completionTokens: Int64(usage?.completionTokens ?? 0),
             cachedPromptTokens: Int64(usage?.cachedPromptTokens ?? 0),

@@ -1,4 +1,5 @@
 import SluiceAPI
+import SluicePolicy
 
 /// Part of step 1 (route): what the agent refuses because it cannot count it. A budget
 /// means something only if no call can get around it, so every provider endpoint the agent
@@ -13,38 +14,17 @@ struct UnmeteredEndpoint: Equatable {
     /// The request asked to upgrade the connection (a WebSocket, as the Realtime API uses).
     var upgrade: Bool
 
-    /// Provider endpoints by path prefix (matched whole segments at a time), with what
-    /// they are. Longer prefixes come first where one extends another.
-    static let families: [(prefix: String, name: String)] = [
-        ("/v1/messages/batches", "Anthropic's Message Batches API"),
-        ("/v1/messages/count_tokens", "Anthropic's token counting"),
-        ("/v1/chat/completions", "stored chat completions"),
-        ("/v1/batches", "the Batch API"), ("/v1/files", "the Files API"), ("/v1/uploads", "the Uploads API"),
-        ("/v1/realtime", "the Realtime API"), ("/v1/assistants", "the Assistants API"),
-        ("/v1/threads", "the Assistants API's threads"), ("/v1/vector_stores", "vector stores"),
-        ("/v1/fine_tuning", "fine-tuning"), ("/v1/fine-tunes", "fine-tuning"), ("/v1/images", "image generation"),
-        ("/v1/audio", "the Audio API"), ("/v1/moderations", "moderations"),
-        ("/v1/responses", "stored responses"),
-        ("/v1/conversations", "the Conversations API"), ("/v1/containers", "containers"), ("/v1/evals", "evals"),
-        ("/v1/videos", "video generation"), ("/v1/skills", "Anthropic's skills"),
-        ("/v1beta/models", "Gemini's own API"), ("/v1beta/files", "Gemini's Files API"),
-        ("/v1beta/cachedContents", "Gemini's context caching"), ("/openai/deployments", "Azure OpenAI's own paths"),
-    ]
-
     init(path: String, upgrade: Bool) {
         self.path = String(path.prefix(128))
         self.upgrade = upgrade
         // A metered path (upgraded) is not a family of its own: `/v1/chat/completions`
         // itself is counted; only what lies below it (stored completions) is not.
-        family = AgentRoute.metered(path) ? nil : Self.families.first { Self.path(path, isUnder: $0.prefix) }?.name
+        family = AgentRoute.metered(path) ? nil : ProviderEndpointFamily.family(of: path)?.name
     }
 
-    /// Whether `path` is `prefix` or below it: `/v1/files/x` is under `/v1/files`,
-    /// `/v1/filesx` is not.
+    /// Whether `path` is `prefix` or below it (see ``ProviderEndpointFamily/isPath(_:under:)``).
     static func path(_ path: String, isUnder prefix: String) -> Bool {
-        guard path.hasPrefix(prefix) else { return false }
-        let rest = path.utf8.dropFirst(prefix.utf8.count)
-        return rest.isEmpty || rest.first == UInt8(ascii: "/")
+        ProviderEndpointFamily.isPath(path, under: prefix)
     }
 
     /// The refusal: 404 for a path the agent does not serve, 403 for an upgrade of a path

@@ -19,7 +19,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         case receiving(Request)
         /// The answer was given early (413); the rest of the body is dropped until close.
         case discarding
-        case responding(RoutedCall?)
+        case responding((any CallerBoundCall)?)
         /// Screened and waiting on its guardrails; nothing is reserved for it yet.
         case guarding(Request)
     }
@@ -193,7 +193,34 @@ final class AgentConnectionHandler: ChannelInboundHandler {
                     status: 405, message: "\(request.head.method.rawValue) is not allowed here; use \(allowed)",
                     type: "invalid_request_error", code: "method_not_allowed"), extraHeaders: [("allow", allowed)])
         case .notMetered(let endpoint):
-            respondError(channel: context.channel, request: request, endpoint.error)
+            let path = AgentRoute.path(of: request.head.uri)
+            let method = request.head.method.rawValue
+            // Only an explicit pass-through in the policy lets such a call through, never an upgrade.
+            guard !endpoint.upgrade,
+                let checked = PassThroughCall.check(
+                    method: method, path: path, headers: request.head.headers, runtime: runtime)
+            else {
+                respondError(channel: context.channel, request: request, endpoint.error)
+                return
+            }
+            switch checked {
+            case .failure(let refusal):
+                refuse(
+                    refusal, channel: context.channel, request: request,
+                    dialect: AgentRoute.callerDialect(of: request.head.uri))
+            case .success(let admitted):
+                request.account.admit(admitted.call)
+                let relay = PassThroughRelay(
+                    channel: context.channel, admitted: admitted, account: request.account, runtime: runtime
+                ) { [self] ending in
+                    self.responseEnded(ending)
+                }
+                state = .responding(relay)
+                relay.start(
+                    PassThroughCall.request(
+                        admitted, method: method, uri: request.head.uri, headers: request.head.headers,
+                        body: request.body, settings: runtime.settings))
+            }
         }
     }
 

@@ -14,34 +14,6 @@ public struct Guardrail: Sendable {
         case closed
     }
 
-    /// Which callers a guardrail checks. Empty everywhere means every caller; otherwise a
-    /// caller matching any listed team, project, key or service is checked.
-    public struct Scopes: Sendable, Equatable {
-        public var teams: Set<String>
-        public var projects: Set<String>
-        public var keys: Set<String>
-        public var services: Set<String>
-
-        public init(
-            teams: Set<String> = [], projects: Set<String> = [], keys: Set<String> = [], services: Set<String> = []
-        ) {
-            self.teams = teams
-            self.projects = projects
-            self.keys = keys
-            self.services = services
-        }
-
-        public var isGlobal: Bool { teams.isEmpty && projects.isEmpty && keys.isEmpty && services.isEmpty }
-
-        public func contains(_ caller: Caller) -> Bool {
-            if isGlobal { return true }
-            if let team = caller.team, teams.contains(team) { return true }
-            if let project = caller.project, projects.contains(project) { return true }
-            if let key = caller.keyID, keys.contains(key) { return true }
-            return services.contains(caller.service) || services.contains("*")
-        }
-    }
-
     public var name: String
     /// Where verdicts are asked for: scheme, host, port, and the whole path in `basePath`.
     public var endpoint: Endpoint
@@ -50,7 +22,7 @@ public struct Guardrail: Sendable {
     public var failureMode: FailureMode
     /// Percentage of the calls in scope that are checked (0–100).
     public var samplePercent: Int
-    public var scopes: Scopes
+    public var scopes: CallerScopes
     /// Sent as `Authorization: Bearer …` to the guardrail, never to anyone else.
     public var credential: Secret?
     /// Why this guardrail cannot be asked at all on this agent (its credential is not
@@ -59,7 +31,8 @@ public struct Guardrail: Sendable {
 
     public init(
         name: String, endpoint: Endpoint, timeoutMilliseconds: Int = 1000, failureMode: FailureMode = .closed,
-        samplePercent: Int = 100, scopes: Scopes = Scopes(), credential: Secret? = nil, unusableReason: String? = nil
+        samplePercent: Int = 100, scopes: CallerScopes = CallerScopes(), credential: Secret? = nil,
+        unusableReason: String? = nil
     ) {
         self.name = name
         self.endpoint = endpoint

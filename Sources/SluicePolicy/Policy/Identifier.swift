@@ -6,20 +6,21 @@
 ///
 /// | kind | grammar |
 /// | --- | --- |
-/// | team, project, key id, prompt filter, guardrail | `[a-z0-9][a-z0-9._-]{0,62}` |
+/// | team, project, key id, prompt filter, guardrail, pass-through | `[a-z0-9][a-z0-9._-]{0,62}` |
 /// | service | `namespace/service`, each part `[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?` (a Kubernetes DNS label), or `*` |
 /// | model alias | `/`-separated parts (`openai/gpt-4o`), each `[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}`, not `..` |
 /// | metadata key | `[a-z0-9][a-z0-9._-]{0,62}`; values: up to 256 bytes on one line |
 public enum Identifier {
     /// What an identifier names; the raw value is how errors name it.
     public enum Kind: String, Sendable, CaseIterable {
-        case team, project, key, service, alias, promptFilter = "prompt filter", guardrail, metadataKey = "metadata key"
+        case team, project, key, service, alias, promptFilter = "prompt filter", guardrail
+        case passThrough = "pass-through", metadataKey = "metadata key"
     }
 
     /// Nil when `text` is a valid `kind` name; otherwise what is wrong, for an error message.
     public static func problem(_ text: String, as kind: Kind) -> String? {
         switch kind {
-        case .team, .project, .key, .promptFilter, .guardrail, .metadataKey:
+        case .team, .project, .key, .promptFilter, .guardrail, .passThrough, .metadataKey:
             isSimpleName(text) ? nil : "\(kind.rawValue) \(quoted(text)) must match [a-z0-9][a-z0-9._-]{0,62}"
         case .service:
             isServiceName(text)

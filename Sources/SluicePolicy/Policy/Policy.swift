@@ -146,6 +146,8 @@ public struct Policy: Sendable {
     public var promptFilters: [PromptFilter]
     /// External guardrails, asked in this order before a call is admitted.
     public var guardrails: [Guardrail] = []
+    /// Explicit pass-throughs to endpoints Sluice does not meter, first match wins.
+    public var passThroughs: [PassThrough] = []
     /// Limits for a caller whose key (or, keyless, whose service) has none of its own and
     /// whose project and team have none either.
     public var defaultLimits: Limits

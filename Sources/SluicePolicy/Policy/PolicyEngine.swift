@@ -244,6 +244,19 @@ public final class PolicyEngine: Sendable {
         return policy.guardrails.filter { $0.scopes.contains(caller) }
     }
 
+    // MARK: - Pass-through
+
+    /// The pass-through that lets `caller` reach `path` with `method`, if one does.
+    public func passThrough(for caller: Caller, method: String, path: String) -> PassThrough? {
+        policy.passThroughs.first { $0.covers(method: method, path: path) && $0.scopes.contains(caller) }
+    }
+
+    /// Whether any pass-through covers `method` on `path`, for anyone: only then is the
+    /// caller identified for it.
+    public func hasPassThrough(method: String, path: String) -> Bool {
+        policy.passThroughs.contains { $0.covers(method: method, path: path) }
+    }
+
     // MARK: - Limits
 
     /// Reserves what the call may use from every limit that applies to it.
