@@ -191,14 +191,22 @@ enum OpenAPIDocument {
                 "lease_fallback_fraction": number, "lease_minimum_share_percent": integer,
                 "router": ["$ref": "#/components/schemas/Router"],
                 "guardrails": ["type": "array", "items": ["$ref": "#/components/schemas/Guardrail"]],
+                "pass_through": ["type": "array", "items": ["$ref": "#/components/schemas/PassThrough"]],
             ]),
+            "PassThrough": object(
+                [
+                    "name": string, "paths": strings,
+                    "methods": [
+                        "type": "array", "items": ["type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"]],
+                    ],
+                    "alias": string, "scopes": ["$ref": "#/components/schemas/Scopes"],
+                ], required: ["name", "paths", "alias", "scopes"]),
+            "Scopes": object(["teams": strings, "projects": strings, "keys": strings, "services": strings]),
             "Guardrail": object(
                 [
                     "name": string, "url": string, "timeout_ms": integer,
                     "on_failure": ["type": "string", "enum": ["open", "closed"]], "sample_percent": integer,
-                    "scopes": object([
-                        "teams": strings, "projects": strings, "keys": strings, "services": strings,
-                    ]),
+                    "scopes": ["$ref": "#/components/schemas/Scopes"],
                     "credential_ref": string,
                 ], required: ["name", "url"]),
             "Router": object([
