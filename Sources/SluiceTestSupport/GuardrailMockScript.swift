@@ -11,12 +11,27 @@ import SluiceAPI
 /// - `guard=garbage`: 200 with a body that is not JSON;
 /// - `guard=error`: 500;
 /// - `guard_delay_ms=N`: the answer (any of the above) N ms late.
+///
+/// At the completion stage (`"stage": "completion"`) the same answers are chosen by
+/// `guard_completion=…` instead (`deny`, `modify`, `hang`, `garbage`, `error`); the prompt
+/// stage ignores those.
 struct GuardrailMockScript {
     func steps(body: [UInt8]) -> [MockStep] {
         guard let request = try? JSONValue.parseObject(body), let messages = request["messages"]?.arrayValue else {
             return MockScript.json(400, #"{"error":"not a guardrail request"}"#)
         }
-        let last = messages.last?["content"]?.stringValue ?? ""
+        var last = messages.last?["content"]?.stringValue ?? ""
+        if request["stage"]?.stringValue == "completion" {
+            guard let range = last.range(of: "guard_completion=") else {
+                return MockScript.json(200, #"{"action":"allow"}"#)
+            }
+            last = "guard=" + last[range.upperBound...].prefix(while: { $0.isLetter || $0 == "_" })
+            if last == "guard=modify" {
+                return MockScript.json(200, #"{"action":"modify","reason":"answer masked","messages":[]}"#)
+            }
+        } else {
+            last = last.replacingOccurrences(of: "guard_completion=", with: "completion_directive=")
+        }
         var steps: [MockStep] = []
         if let delay = Self.number(after: "guard_delay_ms=", in: last), delay > 0 {
             steps.append(.delay(milliseconds: delay))

@@ -11,14 +11,18 @@ public struct GuardrailDocument: Codable, Sendable, Equatable {
     /// `closed` (the default: no verdict refuses the call) or `open`.
     public var onFailure: String
     public var samplePercent: Int
+    /// `off` (the default), `after` or `hold`.
+    public var checkCompletion: String
     public var scopes: ScopesDocument?
     /// An environment variable on the agent holding the bearer token sent to the guardrail.
     public var credentialRef: String?
 
     public init(
         name: String, url: String, timeoutMilliseconds: Int = 1000, onFailure: String = "closed",
-        samplePercent: Int = 100, scopes: ScopesDocument? = nil, credentialRef: String? = nil
+        samplePercent: Int = 100, checkCompletion: String = "off", scopes: ScopesDocument? = nil,
+        credentialRef: String? = nil
     ) {
+        self.checkCompletion = checkCompletion
         self.name = name
         self.url = url
         self.timeoutMilliseconds = timeoutMilliseconds
@@ -33,6 +37,7 @@ public struct GuardrailDocument: Codable, Sendable, Equatable {
         case timeoutMilliseconds = "timeout_ms"
         case onFailure = "on_failure"
         case samplePercent = "sample_percent"
+        case checkCompletion = "check_completion"
         case scopes
         case credentialRef = "credential_ref"
     }
@@ -46,6 +51,7 @@ public struct GuardrailDocument: Codable, Sendable, Equatable {
             timeoutMilliseconds: try container.decodeIfPresent(Int.self, forKey: .timeoutMilliseconds) ?? 1000,
             onFailure: try container.decodeIfPresent(String.self, forKey: .onFailure) ?? "closed",
             samplePercent: try container.decodeIfPresent(Int.self, forKey: .samplePercent) ?? 100,
+            checkCompletion: try container.decodeIfPresent(String.self, forKey: .checkCompletion) ?? "off",
             scopes: try container.decodeIfPresent(ScopesDocument.self, forKey: .scopes),
             credentialRef: try container.decodeIfPresent(String.self, forKey: .credentialRef))
     }
@@ -119,6 +125,11 @@ extension GuardrailDocument {
             problems.append("\(path).timeout_ms must be 1 to 60000")
         }
         if !(0...100).contains(samplePercent) { problems.append("\(path).sample_percent must be 0 to 100") }
+        // Unreadable, the answer is held: never checked less than the admin may have meant.
+        let completionCheck = Guardrail.CompletionCheck(rawValue: checkCompletion) ?? .hold
+        if Guardrail.CompletionCheck(rawValue: checkCompletion) == nil {
+            problems.append("\(path).check_completion must be off, after or hold (treated as hold)")
+        }
         var credential: Secret?
         var warning: String?
         if let reference = credentialRef {
@@ -132,13 +143,14 @@ extension GuardrailDocument {
                     + "\(failureMode == .closed ? "closed (refusing the calls it checks)" : "open")"
             }
         }
-        let guardrail = Guardrail(
+        var guardrail = Guardrail(
             name: name, endpoint: endpoint, timeoutMilliseconds: min(max(timeoutMilliseconds, 1), 60_000),
             failureMode: failureMode, samplePercent: min(max(samplePercent, 0), 100), scopes: scopes,
             credential: credential,
             unusableReason: !problems.isEmpty
                 ? "it is misconfigured in the policy"
                 : warning != nil ? "its credential is not set on this agent" : nil)
+        guardrail.completionCheck = completionCheck
         return (guardrail, problems, warning)
     }
 }

@@ -127,3 +127,55 @@ struct GuardrailExchangeTests {
         }
     }
 }
+
+@Suite("Completion text")
+struct CompletionTextTests {
+    func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    @Test("whole answers in each dialect")
+    func wholeAnswers() {
+        #expect(
+            CompletionText.extract(
+                bytes(
+                    #"{"choices":[{"index":0,"message":{"role":"assistant","content":"one"}},"#
+                        + #"{"index":1,"message":{"role":"assistant","content":"two"}}]}"#), shape: .chat,
+                streamed: false) == "one\n\ntwo")
+        #expect(
+            CompletionText.extract(bytes(#"{"choices":[{"text":"done"}]}"#), shape: .completions, streamed: false)
+                == "done")
+        #expect(
+            CompletionText.extract(
+                bytes(
+                    #"{"output":[{"type":"reasoning"},{"type":"message","content":[{"type":"output_text","#
+                        + #""text":"Hi "},{"type":"output_text","text":"there"}]}]}"#), shape: .responses,
+                streamed: false) == "Hi there")
+        #expect(
+            CompletionText.extract(
+                bytes(
+                    #"{"content":[{"type":"text","text":"a"},{"type":"tool_use","id":"t"},"#
+                        + #"{"type":"text","text":"b"}]}"#),
+                shape: .anthropic, streamed: false) == "ab")
+        #expect(CompletionText.extract(bytes("not json"), shape: .chat, streamed: false) == "")
+    }
+
+    @Test("streams in each dialect, choices kept apart, [DONE] and other events skipped")
+    func streams() {
+        let chat =
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n"
+            + "data: {\"choices\":[{\"index\":1,\"delta\":{\"content\":\"B\"}}]}\n\n"
+            + "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"}}]}\n\n"
+            + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n"
+        #expect(CompletionText.extract(bytes(chat), shape: .chat, streamed: true) == "Hello\n\nB")
+        let responses =
+            "event: response.created\ndata: {\"type\":\"response.created\"}\n\n"
+            + "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"Hi\"}\n\n"
+            + "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"!\"}\n\n"
+        #expect(CompletionText.extract(bytes(responses), shape: .responses, streamed: true) == "Hi!")
+        let anthropic =
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+            + "\"delta\":{\"type\":\"text_delta\",\"text\":\"Yes\"}}\n\n"
+            + "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,"
+            + "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\n\n"
+        #expect(CompletionText.extract(bytes(anthropic), shape: .anthropic, streamed: true) == "Yes")
+    }
+}

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import SluiceAPI
 import SluiceAgent
 import SluiceTestSupport
 import Testing
@@ -206,6 +207,103 @@ struct GuardrailTests {
             #expect(record["status"] as? Int == 499 && record["error"] as? String == "client_disconnected")
             await guardrail.waitForAbandonedStreams(1)
             #expect(harness.mock.requests.isEmpty)
+        }
+    }
+
+    static let answerText = "Sluice mock says hello and counts every token"
+
+    @Test("a held answer reaches the caller only once allowed; a deny replaces it with 403 and still charges it")
+    func heldAnswers() async throws {
+        try await Self.with(policy: { port in
+            """
+            sluice_policy:
+              guardrails:
+                - {name: output, url: "http://127.0.0.1:\(port)/v1/guardrail", timeout_ms: 400, check_completion: hold}
+            \(Self.keys())
+            """
+        }) { harness, guardrail in
+            let streamed = try await harness.chat(stream: true, key: Self.mlToken)
+            #expect(streamed.status == 200 && streamed.text.contains("[DONE]"), "\(streamed.text)")
+            let checked = try #require(guardrail.requests.last)
+            let body = try JSONValue.parseObject(checked.body)
+            #expect(body["stage"]?.stringValue == "completion")
+            #expect(body["completion"]?.stringValue == Self.answerText, "the text the caller got")
+            #expect(body["messages"]?.arrayValue?.first?["content"]?.stringValue == "Hello there")
+
+            let denied = try await harness.chat(key: Self.mlToken, content: "hi guard_completion=deny")
+            #expect(denied.status == 403 && denied.text.contains("guardrail_blocked"), "\(denied.text)")
+            #expect(denied.text.contains("the answer was blocked") && !denied.text.contains("Sluice mock says"))
+            let deniedStream = try await harness.chat(stream: true, key: Self.mlToken, content: "guard_completion=deny")
+            #expect(deniedStream.status == 403 && !deniedStream.text.contains("data:"), "\(deniedStream.text)")
+            let messages = try await harness.post(
+                #"{"model":"gpt-test","max_tokens":50,"#
+                    + #""messages":[{"role":"user","content":"guard_completion=modify"}]}"#,
+                path: "/v1/messages", headers: [("x-api-key", Self.mlToken), ("anthropic-version", "2023-06-01")])
+            #expect(messages.status == 403 && messages.text.contains(#""type":"error""#), "\(messages.text)")
+            let hung = try await harness.chat(key: Self.mlToken, content: "hi guard_completion=hang")
+            #expect(hung.status == 503 && hung.text.contains("guardrail_unavailable"), "\(hung.text)")
+
+            let records = await harness.auditRecords(5)
+            #expect(records.map { $0["status"] as? Int } == [200, 403, 403, 403, 503])
+            for record in records.dropFirst() {
+                #expect((record["cost_usd"] as? Double ?? 0) > 0, "the provider answered: the tokens are charged")
+            }
+            let stages = (records[1]["guardrails"] as? [[String: Any]] ?? []).map {
+                "\($0["stage"] as? String ?? "")/\($0["verdict"] as? String ?? "")"
+            }
+            #expect(stages == ["prompt/allow", "completion/deny"])
+            #expect(harness.mock.requests.count == 5)
+        }
+    }
+
+    @Test("an answer checked after delivery reaches the caller; the verdict gets its own audit line")
+    func checkedAfterDelivery() async throws {
+        try await Self.with(policy: { port in
+            """
+            sluice_policy:
+              guardrails:
+                - {name: watch, url: "http://127.0.0.1:\(port)/v1/guardrail", check_completion: after}
+            \(Self.keys())
+            """
+        }) { harness, guardrail in
+            let answered = try await harness.chat(stream: true, key: Self.mlToken, content: "guard_completion=deny")
+            #expect(answered.status == 200 && answered.text.contains("[DONE]"), "\(answered.text)")
+            let records = await harness.auditRecords(2)
+            #expect(records[0]["request_id"] as? String == records[1]["request_id"] as? String)
+            #expect(records[0]["status"] as? Int == 200 && (records[0]["cost_usd"] as? Double ?? 0) > 0)
+            let verdict = (records[1]["guardrails"] as? [[String: Any]])?.first
+            #expect(verdict?["stage"] as? String == "completion" && verdict?["verdict"] as? String == "deny")
+            #expect(records[1]["rule"] as? String == #"guardrail "watch""#)
+            #expect(records[1]["cost_usd"] is NSNull, "the verdict's line counts nothing again")
+            #expect(guardrail.requests.count == 2)
+        }
+    }
+
+    @Test("a caller gone while its answer is held is settled as 499, charged, and the check is cancelled")
+    func hangUpWhileHeld() async throws {
+        try await Self.with(policy: { port in
+            """
+            sluice_policy:
+              guardrails:
+                - {name: slow, url: "http://127.0.0.1:\(port)/v1/guardrail", timeout_ms: 30000, check_completion: hold}
+            \(Self.keys())
+            """
+        }) { harness, guardrail in
+            let channel = try await ClientBootstrap(group: harness.group)
+                .connect(host: "127.0.0.1", port: harness.agentPort).get()
+            let body = #"{"model":"gpt-test","messages":[{"role":"user","content":"hi guard_completion=hang"}]}"#
+            try await channel.writeAndFlush(
+                channel.allocator.buffer(
+                    string: "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Authorization: Bearer \(Self.mlToken)\r\n"
+                        + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)"))
+            await guardrail.waitForRequests(2)
+            try await channel.close()
+
+            let record = try #require(await harness.auditRecords(1).first)
+            #expect(record["status"] as? Int == 499 && record["error"] as? String == "client_disconnected")
+            #expect((record["cost_usd"] as? Double ?? 0) > 0)
+            await guardrail.waitForAbandonedStreams(1)
         }
     }
 }

@@ -50,15 +50,16 @@ public enum GuardrailExchange {
     /// The most bytes of a reason kept (from a deny or modify); the rest is cut.
     public static let maximumReasonBytes = 256
 
-    /// `POST` body sent to a guardrail.
+    /// `POST` body sent to a guardrail: the prompt stage's, or with `completion` (the
+    /// answer's text, and whether it was cut to the size Sluice keeps) the completion stage's.
     public static func requestBody(
         guardrail: String, requestID: String, model: String, endpoint: OpenAIEndpoint, caller: GuardrailCaller,
-        messages: [GuardrailMessage]
+        messages: [GuardrailMessage], completion: (text: String, truncated: Bool)? = nil
     ) -> [UInt8] {
         func optional(_ text: String?) -> JSONValue { text.map { .string($0) } ?? .null }
-        let body = JSONValue.object([
+        var members: [(key: String, value: JSONValue)] = [
             ("guardrail", .string(guardrail)),
-            ("stage", .string("prompt")),
+            ("stage", .string(completion == nil ? "prompt" : "completion")),
             ("request_id", .string(requestID)),
             ("endpoint", .string(endpoint.rawValue)),
             ("model", .string(model)),
@@ -74,15 +75,20 @@ public enum GuardrailExchange {
                 "messages",
                 .array(messages.map { .object([("role", .string($0.role)), ("content", .string($0.content))]) })
             ),
-        ])
-        return body.bytes
+        ]
+        if let completion {
+            members.append(("completion", .string(completion.text)))
+            members.append(("completion_truncated", .bool(completion.truncated)))
+        }
+        return JSONValue.object(members).bytes
     }
 
     /// Reads a guardrail's answer: `{"action": "allow" | "deny" | "modify", "reason": …,
     /// "messages": […]}`. A modify must give back as many messages as were sent, with the
     /// same roles; anything else is not a verdict. Fields it does not know are ignored, so a
-    /// guardrail may say more than Sluice reads.
-    public static func verdict(from body: [UInt8], sent: [GuardrailMessage]) throws(GuardrailExchangeError)
+    /// guardrail may say more than Sluice reads. At the completion stage (`sent` nil) a
+    /// modify needs no messages: it is never applied.
+    public static func verdict(from body: [UInt8], sent: [GuardrailMessage]?) throws(GuardrailExchangeError)
         -> GuardrailVerdict
     {
         let answer: JSONValue
@@ -103,6 +109,7 @@ public enum GuardrailExchange {
         case "deny":
             return .deny(reason: reason)
         case "modify":
+            guard let sent else { return .modify(messages: [], reason: reason) }
             guard let items = answer["messages"]?.arrayValue else {
                 throw GuardrailExchangeError("a modify answer has no messages list")
             }

@@ -95,6 +95,9 @@ struct AuditRecord {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
                 out.append(contentsOf: #"{"name":"#.utf8)
                 appendJSONString(decision.guardrail, to: &out)
+                out.append(contentsOf: #","stage":""#.utf8)
+                out.append(contentsOf: decision.stage.rawValue.utf8)
+                out.append(UInt8(ascii: "\""))
                 out.append(contentsOf: #","verdict":""#.utf8)
                 out.append(contentsOf: decision.verdict.rawValue.utf8)
                 out.append(contentsOf: #"","ms":"#.utf8)

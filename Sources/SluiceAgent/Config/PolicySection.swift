@@ -317,7 +317,10 @@ private struct Reader {
             let at = "\(path)[\(index)]"
             let fields = try self.fields(
                 item, at: at,
-                known: ["name", "url", "timeout_ms", "on_failure", "sample_percent", "scopes", "credential_ref"])
+                known: [
+                    "name", "url", "timeout_ms", "on_failure", "sample_percent", "check_completion", "scopes",
+                    "credential_ref",
+                ])
             guard let name = fields["name"], let url = fields["url"] else {
                 throw ConfigError("\(at) needs a name and a url")
             }
@@ -329,6 +332,9 @@ private struct Reader {
             if let node = fields["on_failure"] { guardrail.onFailure = try text(node, at: "\(at).on_failure") }
             if let node = fields["sample_percent"] {
                 guardrail.samplePercent = try whole(node, at: "\(at).sample_percent")
+            }
+            if let node = fields["check_completion"] {
+                guardrail.checkCompletion = try text(node, at: "\(at).check_completion")
             }
             if let node = fields["credential_ref"] {
                 guardrail.credentialRef = try text(node, at: "\(at).credential_ref")

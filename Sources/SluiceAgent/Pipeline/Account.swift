@@ -70,11 +70,35 @@ final class Account: Sendable {
         state.withLock { $0.permit = call }
     }
 
-    /// The guardrails' decisions on this call, in the order they were asked.
+    /// The guardrails' decisions on this call, in the order they were asked (the prompt's,
+    /// then a held answer's).
     func noteGuardrails(_ decisions: [GuardrailDecision]) {
         guard !decisions.isEmpty else { return }
-        guardrails.withLock { $0 = decisions }
+        guardrails.withLock { $0 += decisions }
         for decision in decisions { runtime.metrics.guardrailDecided(decision) }
+    }
+
+    /// The verdicts on an answer checked after it was delivered: their own audit line, with
+    /// this call's request id and identity, after the call's. Nothing is counted again.
+    func noteCompletionCheck(_ decisions: [GuardrailDecision], status: Int) {
+        guard !decisions.isEmpty else { return }
+        for decision in decisions { runtime.metrics.guardrailDecided(decision) }
+        let call = state.withLock { $0.permit }
+        var record = AuditRecord(
+            timestampNanoseconds: runtime.now(), requestID: requestID, identity: runtime.identity, method: method,
+            path: path, status: status, latencySeconds: Double((NIODeadline.now() - startedAt).nanoseconds) / 1e9)
+        let caller = call?.admission.caller
+        record.keyID = caller?.keyID
+        record.team = caller?.team
+        record.project = caller?.project
+        record.endUser = call?.endUser
+        record.alias = call?.aliasName
+        record.stream = call?.stream ?? false
+        record.rule = decisions.lazy.filter { $0.verdict == .denied || $0.verdict == .modified }.first.map {
+            "guardrail \"\($0.guardrail)\""
+        }
+        record.guardrails = decisions
+        runtime.audit.write(record.jsonLine)
     }
 
     /// Ends the call: settlement, spool line, audit line and metrics, exactly once.

@@ -23,11 +23,15 @@ enum Authorize {
         /// A Messages caller's own request: sent as it is (model swapped) to an Anthropic
         /// deployment, so nothing is lost in translation there.
         let messagesRequest: JSONValue?
+        /// The guardrails in scope that check the answer too (see ``Guard/checkCompletion``).
+        let completionGuardrails: [Guardrail]
 
         init(
             request: OpenAIRequest, alias: ModelAlias, admission: Admission, policy: ActivePolicy,
-            metrics: AgentMetrics.CallHandles, callerDialect: CallerDialect, messagesRequest: JSONValue?
+            metrics: AgentMetrics.CallHandles, callerDialect: CallerDialect, messagesRequest: JSONValue?,
+            completionGuardrails: [Guardrail] = []
         ) {
+            self.completionGuardrails = completionGuardrails
             self.request = request
             self.alias = alias
             self.admission = admission
@@ -133,7 +137,10 @@ enum Authorize {
                 Permit(
                     request: request, alias: alias, admission: admission, policy: candidate.policy,
                     metrics: runtime.metrics.allowed(alias: alias.name, team: caller.team),
-                    callerDialect: candidate.callerDialect, messagesRequest: candidate.messagesRequest))
+                    callerDialect: candidate.callerDialect, messagesRequest: candidate.messagesRequest,
+                    completionGuardrails: candidate.policy.engine.guardrails(for: caller).filter {
+                        $0.completionCheck != .off
+                    }))
         case .failure(let denial):
             return .failure(refusal(denial, caller: caller, alias: alias.name, param: nil))
         }

@@ -93,21 +93,35 @@ enum Guard {
         return outcome
     }
 
-    /// One exchange, bounded by the guardrail's timeout from the first byte sent to the
-    /// last read (connecting included).
+    /// The prompt stage's exchange with one guardrail.
     private static func ask(
         _ guardrail: Guardrail, candidate: Authorize.Candidate, messages: [GuardrailMessage], requestID: String,
         runtime: AgentRuntime, on eventLoop: any EventLoop
     ) async -> Result<GuardrailVerdict, GuardrailExchangeError> {
-        if let reason = guardrail.unusableReason { return .failure(GuardrailExchangeError(reason)) }
-        let caller = candidate.caller
         let body = GuardrailExchange.requestBody(
             guardrail: guardrail.name, requestID: requestID, model: candidate.alias.name,
-            endpoint: candidate.request.endpoint,
-            caller: GuardrailCaller(
-                keyID: caller.keyID, team: caller.team, project: caller.project, service: caller.service,
-                endUser: candidate.request.user),
+            endpoint: candidate.request.endpoint, caller: caller(candidate.caller, endUser: candidate.request.user),
             messages: messages)
+        return await exchange(guardrail, body: body, requestID: requestID, runtime: runtime, on: eventLoop)
+            .flatMap { answer in
+                Result { () throws(GuardrailExchangeError) in
+                    try GuardrailExchange.verdict(from: answer, sent: messages)
+                }
+            }
+    }
+
+    private static func caller(_ caller: Caller, endUser: String?) -> GuardrailCaller {
+        GuardrailCaller(
+            keyID: caller.keyID, team: caller.team, project: caller.project, service: caller.service,
+            endUser: endUser)
+    }
+
+    /// One exchange, bounded by the guardrail's timeout from the first byte sent to the
+    /// last read (connecting included): the answer's body, or why there is none.
+    private static func exchange(
+        _ guardrail: Guardrail, body: [UInt8], requestID: String, runtime: AgentRuntime, on eventLoop: any EventLoop
+    ) async -> Result<[UInt8], GuardrailExchangeError> {
+        if let reason = guardrail.unusableReason { return .failure(GuardrailExchangeError(reason)) }
         var headers: [(name: String, value: String)] = [
             ("content-type", "application/json"), ("accept", "application/json"), ("user-agent", "sluice-agent/0.1"),
             ("x-request-id", requestID),
@@ -120,26 +134,75 @@ enum Guard {
             body: ByteBuffer(bytes: body), firstByteTimeout: timeout, idleTimeout: timeout)
         let origin = UpstreamOrigin(
             scheme: endpoint.scheme == .https ? .https : .http, host: endpoint.host, port: endpoint.port)
-        let answer: Result<FetchedResponse, FetchFailure>
+        let response: FetchedResponse
         do {
-            answer = .success(
-                try await runtime.upstream.fetch(
-                    request, to: origin, on: eventLoop, limit: maximumAnswerBytes, subject: "the guardrail",
-                    deadline: timeout))
+            response = try await runtime.upstream.fetch(
+                request, to: origin, on: eventLoop, limit: maximumAnswerBytes, subject: "the guardrail",
+                deadline: timeout)
         } catch {
-            answer = .failure(error)
+            return .failure(GuardrailExchangeError(error.message))
         }
-        switch answer {
-        case .failure(let failure):
-            return .failure(GuardrailExchangeError(failure.message))
-        case .success(let response):
-            guard (200..<300).contains(response.status) else {
-                return .failure(GuardrailExchangeError("it answered HTTP \(response.status)"))
+        guard (200..<300).contains(response.status) else {
+            return .failure(GuardrailExchangeError("it answered HTTP \(response.status)"))
+        }
+        return .success(response.body)
+    }
+
+    // MARK: - Completion stage
+
+    /// Asks the guardrails that check completions about the answer's `text`, in policy order,
+    /// until one denies or fails closed. A modify at this stage cannot be applied to an
+    /// answer: it is recorded as such, and a held answer is refused for it.
+    static func checkCompletion(
+        _ guardrails: [Guardrail], permit: Authorize.Permit, text: String, truncated: Bool, requestID: String,
+        runtime: AgentRuntime, on eventLoop: any EventLoop
+    ) async -> [GuardrailDecision] {
+        let messages =
+            (try? JSONValue.parseObject(permit.request.body)).map {
+                GuardrailPrompt.messages(of: $0, endpoint: permit.request.endpoint)
+            } ?? []
+        var decisions: [GuardrailDecision] = []
+        for guardrail in guardrails {
+            if Task.isCancelled { break }
+            let name = guardrail.name
+            guard guardrail.samples(roll: guardrail.samplePercent >= 100 ? 0 : Double.random(in: 0..<100)) else {
+                decisions.append(GuardrailDecision(guardrail: name, verdict: .skipped, stage: .completion))
+                continue
             }
-            return Result { () throws(GuardrailExchangeError) in
-                try GuardrailExchange.verdict(from: response.body, sent: messages)
+            let started = NIODeadline.now()
+            let body = GuardrailExchange.requestBody(
+                guardrail: name, requestID: requestID, model: permit.alias.name, endpoint: permit.request.endpoint,
+                caller: caller(permit.admission.caller, endUser: permit.request.user), messages: messages,
+                completion: (text: text, truncated: truncated))
+            let answer = await exchange(guardrail, body: body, requestID: requestID, runtime: runtime, on: eventLoop)
+                .flatMap { answer in
+                    Result { () throws(GuardrailExchangeError) in
+                        try GuardrailExchange.verdict(from: answer, sent: nil)
+                    }
+                }
+            let milliseconds = Double((NIODeadline.now() - started).nanoseconds) / 1e6
+            let decision: GuardrailDecision
+            switch answer {
+            case .success(.allow):
+                decision = GuardrailDecision(
+                    guardrail: name, verdict: .allowed, milliseconds: milliseconds, stage: .completion)
+            case .success(.deny(let reason)):
+                decision = GuardrailDecision(
+                    guardrail: name, verdict: .denied, reason: reason, milliseconds: milliseconds, stage: .completion)
+            case .success(.modify(_, let reason)):
+                decision = GuardrailDecision(
+                    guardrail: name, verdict: .modified, reason: reason, milliseconds: milliseconds, stage: .completion)
+            case .failure(let failure):
+                decision = GuardrailDecision(
+                    guardrail: name, verdict: guardrail.failureMode == .closed ? .failedClosed : .failedOpen,
+                    reason: failure.message, milliseconds: milliseconds, stage: .completion)
+            }
+            decisions.append(decision)
+            if decision.verdict == .denied || decision.verdict == .failedClosed || decision.verdict == .modified {
+                break
             }
         }
+        return decisions
     }
 
     /// The call with a guardrail's messages in place of its own, validated again as a new

@@ -206,6 +206,7 @@ enum OpenAPIDocument {
                 [
                     "name": string, "url": string, "timeout_ms": integer,
                     "on_failure": ["type": "string", "enum": ["open", "closed"]], "sample_percent": integer,
+                    "check_completion": ["type": "string", "enum": ["off", "after", "hold"]],
                     "scopes": ["$ref": "#/components/schemas/Scopes"],
                     "credential_ref": string,
                 ], required: ["name", "url"]),

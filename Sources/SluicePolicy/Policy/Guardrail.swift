@@ -14,6 +14,18 @@ public struct Guardrail: Sendable {
         case closed
     }
 
+    /// Whether the answer is checked too, and how.
+    public enum CompletionCheck: String, Sendable, CaseIterable {
+        /// Only the prompt.
+        case off
+        /// After the answer reached the caller (streams: once they end); the verdict goes
+        /// to its own audit line and the metrics, and cannot take the answer back.
+        case after
+        /// The answer is held until the guardrail allows it (a stream reaches the caller
+        /// only once it is whole and checked); a deny replaces it with 403.
+        case hold
+    }
+
     public var name: String
     /// Where verdicts are asked for: scheme, host, port, and the whole path in `basePath`.
     public var endpoint: Endpoint
@@ -22,6 +34,7 @@ public struct Guardrail: Sendable {
     public var failureMode: FailureMode
     /// Percentage of the calls in scope that are checked (0–100).
     public var samplePercent: Int
+    public var completionCheck: CompletionCheck = .off
     public var scopes: CallerScopes
     /// Sent as `Authorization: Bearer …` to the guardrail, never to anyone else.
     public var credential: Secret?
@@ -53,6 +66,11 @@ public struct Guardrail: Sendable {
 
 /// What one guardrail decided about one call, for the audit line, the metrics and the answer.
 public struct GuardrailDecision: Sendable, Equatable {
+    /// What was checked.
+    public enum Stage: String, Sendable {
+        case prompt, completion
+    }
+
     public enum Verdict: String, Sendable, CaseIterable {
         case allowed = "allow"
         case denied = "deny"
@@ -71,21 +89,34 @@ public struct GuardrailDecision: Sendable, Equatable {
     public var reason: String?
     /// How long the exchange took; nil when the guardrail was not asked.
     public var milliseconds: Double?
+    public var stage: Stage
 
-    public init(guardrail: String, verdict: Verdict, reason: String? = nil, milliseconds: Double? = nil) {
+    public init(
+        guardrail: String, verdict: Verdict, reason: String? = nil, milliseconds: Double? = nil, stage: Stage = .prompt
+    ) {
         self.guardrail = guardrail
         self.verdict = verdict
         self.reason = reason
         self.milliseconds = milliseconds
+        self.stage = stage
     }
 
-    /// The refusal this decision means for the call, if it means one.
+    /// The refusal this decision means for the call, if it means one. At the completion
+    /// stage a modify is one too: an answer held for checking is never changed, only
+    /// delivered or refused.
     public var denial: Denial? {
+        let what = stage == .prompt ? "prompt" : "answer"
         switch verdict {
         case .denied:
             let why = reason.map { ": \($0)" } ?? ""
             return Denial(
-                .guardrailBlocked, "the prompt was blocked by the guardrail \"\(guardrail)\"\(why)",
+                .guardrailBlocked, "the \(what) was blocked by the guardrail \"\(guardrail)\"\(why)",
+                rule: "guardrail \"\(guardrail)\"")
+        case .modified where stage == .completion:
+            let why = reason.map { ": \($0)" } ?? ""
+            return Denial(
+                .guardrailBlocked,
+                "the answer was blocked by the guardrail \"\(guardrail)\", which asked to change it\(why)",
                 rule: "guardrail \"\(guardrail)\"")
         case .failedClosed:
             let why = reason.map { ": \($0)" } ?? ""
