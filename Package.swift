@@ -94,7 +94,7 @@ let package = Package(
         .target(
             name: "SluiceAgent",
             dependencies: [
-                "SluiceHTTP2", "SluiceAPI", "SluicePolicy", "SluiceWire",
+                "SluiceHTTP2", "SluiceAPI", "SluicePolicy", "SluiceWire", "SluiceKubernetes",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

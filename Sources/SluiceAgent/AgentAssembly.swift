@@ -121,6 +121,9 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
     // Listed before the server: a service group stops in reverse order, so the server
     // drains first and the flusher, stopping last, sends the final calls' usage.
     var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+    let trustedIdentity = try configuration.settings.trustedIdentity.map { settings throws(ConfigError) in
+        try TrustedIdentity(settings)
+    }
     if let controlPlane = options.controlPlane {
         let mode: ControlPlaneMode
         do {
@@ -131,7 +134,8 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
                 maxPolicyAgeSeconds: controlPlane.maxPolicyAgeSeconds, flushInterval: controlPlane.flushInterval,
                 shutdownFlushDeadline: controlPlane.shutdownFlushDeadline,
                 pepper: options.environment[controlPlane.pepperVariable].flatMap { $0.isEmpty ? nil : Secret($0) },
-                logger: logger, environment: options.environment, audit: options.audit, clock: options.clock)
+                logger: logger, environment: options.environment, audit: options.audit,
+                trustedIdentity: trustedIdentity, clock: options.clock)
         } catch let error as ConfigError {
             throw error
         } catch {
@@ -145,7 +149,7 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
         do {
             runtime = try AgentRuntime(
                 configuration: configuration, identity: identity, upstream: upstream, audit: options.audit,
-                clock: options.clock)
+                trustedIdentity: trustedIdentity, clock: options.clock)
         } catch {
             throw ConfigError(error.message)
         }

@@ -35,6 +35,8 @@ public final class AgentRuntime: Sendable {
     public let spool: UsageSpool?
     /// Set with a control plane: this agent's shares of fleet-wide limits.
     public let leases: LeaseTable?
+    /// Identity a mesh or gateway in front of the agent vouches for, when configured.
+    let trustedIdentity: TrustedIdentity?
     /// Wall-clock nanoseconds. Injected so that tests can stand an hour in for a second;
     /// limits, budgets, usage hours and policy age all read this one clock.
     let now: @Sendable () -> Int64
@@ -42,9 +44,11 @@ public final class AgentRuntime: Sendable {
     public init(
         configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink,
         sync: SyncStatus? = nil, spool: UsageSpool? = nil, leases: LeaseTable? = nil,
+        trustedIdentity: TrustedIdentity? = nil,
         clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }
     ) throws(PolicyError) {
         settings = configuration.settings
+        self.trustedIdentity = trustedIdentity
         self.identity = identity
         self.upstream = upstream
         self.audit = audit

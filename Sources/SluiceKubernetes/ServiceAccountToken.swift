@@ -79,13 +79,78 @@ public struct ServiceAccountTokenVerifier: Sendable {
 
     /// The identity `token` proves at `now` (Unix seconds), or the refusal.
     public func verify(_ token: String, now: Int64) throws(TokenRefusal) -> ServiceAccountIdentity {
+        try checkClaims(ParsedJWT.verifiedClaims(of: token, keys: keys, signer: "the cluster"), now: now)
+    }
+
+    /// The claims of a token whose signature is already known good (verified here, or by the
+    /// API server's TokenReview), checked against issuer, audience and validity window.
+    public func checkClaims(_ claims: JSONValue, now: Int64) throws(TokenRefusal) -> ServiceAccountIdentity {
+        guard claims["iss"]?.stringValue == issuer else {
+            throw TokenRefusal("wrong_issuer", "the token's issuer is not \(issuer)")
+        }
+        return try Self.identity(from: claims, audience: audience, now: now, leeway: leewaySeconds)
+    }
+
+    /// Audience, validity window and the `kubernetes.io` claim; shared with TokenReview, where
+    /// the API server has checked the signature and issuer.
+    public static func identity(
+        from claims: JSONValue, audience: String, now: Int64, leeway: Int64
+    ) throws(TokenRefusal) -> ServiceAccountIdentity {
+        let expiry = try ParsedJWT.checkWindow(claims, audience: audience, now: now, leeway: leeway)
+        let kubernetes = claims["kubernetes.io"]
+        guard let namespace = kubernetes?["namespace"]?.stringValue,
+            let account = kubernetes?["serviceaccount"]?["name"]?.stringValue,
+            Identifier.isDNSLabel(namespace), !account.isEmpty,
+            claims["sub"]?.stringValue == "system:serviceaccount:\(namespace):\(account)"
+        else {
+            throw TokenRefusal("not_a_service_account", "the token does not name a Kubernetes service account")
+        }
+        return ServiceAccountIdentity(
+            namespace: namespace, serviceAccount: account, podName: kubernetes?["pod"]?["name"]?.stringValue,
+            expiresAt: expiry)
+    }
+}
+
+/// Verifies the JWTs an API gateway (Gloo, Envoy Gateway, Kong) puts on the requests it
+/// forwards: signature against a JWKS, issuer, audience and validity window. What the
+/// claims mean is the caller's business.
+public struct GatewayTokenVerifier: Sendable {
+    public var issuer: String
+    public var audience: String
+    public var keys: JSONWebKeySet
+    public var leewaySeconds: Int64
+
+    public init(issuer: String, audience: String, keys: JSONWebKeySet, leewaySeconds: Int64 = 30) {
+        self.issuer = issuer
+        self.audience = audience
+        self.keys = keys
+        self.leewaySeconds = leewaySeconds
+    }
+
+    /// The token's claims, once its signature, issuer, audience and validity hold at `now`
+    /// (Unix seconds).
+    public func verify(_ token: String, now: Int64) throws(TokenRefusal) -> JSONValue {
+        let claims = try ParsedJWT.verifiedClaims(of: token, keys: keys, signer: "the gateway")
+        guard claims["iss"]?.stringValue == issuer else {
+            throw TokenRefusal("wrong_issuer", "the token's issuer is not \(issuer)")
+        }
+        _ = try ParsedJWT.checkWindow(claims, audience: audience, now: now, leeway: leewaySeconds)
+        return claims
+    }
+}
+
+extension ParsedJWT {
+    /// The claims of `token` once its signature verifies with one of `keys`.
+    static func verifiedClaims(of token: String, keys: JSONWebKeySet, signer: String) throws(TokenRefusal)
+        -> JSONValue
+    {
         let parsed = try ParsedJWT(token)
         let message =
             Array(token.utf8.prefix(while: { $0 != UInt8(ascii: ".") }))
             + [UInt8(ascii: ".")] + Array(parsed.payloadText.utf8)
         let candidates = keys.candidates(for: parsed.keyID)
         guard !candidates.isEmpty else {
-            throw TokenRefusal("unknown_key", "the token is signed by a key this control plane does not know")
+            throw TokenRefusal("unknown_key", "the token is signed by a key \(signer) does not publish")
         }
         var verified = false
         for key in candidates where !verified {
@@ -104,25 +169,16 @@ public struct ServiceAccountTokenVerifier: Sendable {
             }
         }
         guard verified else {
-            throw TokenRefusal("bad_signature", "the token's signature does not verify with the cluster's keys")
+            throw TokenRefusal("bad_signature", "the token's signature does not verify with \(signer)'s keys")
         }
-        return try checkClaims(parsed.claims, now: now)
+        return parsed.claims
     }
 
-    /// The claims of a token whose signature is already known good (verified here, or by the
-    /// API server's TokenReview), checked against issuer, audience and validity window.
-    public func checkClaims(_ claims: JSONValue, now: Int64) throws(TokenRefusal) -> ServiceAccountIdentity {
-        guard claims["iss"]?.stringValue == issuer else {
-            throw TokenRefusal("wrong_issuer", "the token's issuer is not \(issuer)")
-        }
-        return try Self.identity(from: claims, audience: audience, now: now, leeway: leewaySeconds)
-    }
-
-    /// Audience, validity window and the `kubernetes.io` claim; shared with TokenReview, where
-    /// the API server has checked the signature and issuer.
-    public static func identity(
-        from claims: JSONValue, audience: String, now: Int64, leeway: Int64
-    ) throws(TokenRefusal) -> ServiceAccountIdentity {
+    /// Audience and validity window (`exp` required, `nbf` honoured, with `leeway`);
+    /// returns the expiry.
+    static func checkWindow(_ claims: JSONValue, audience: String, now: Int64, leeway: Int64) throws(TokenRefusal)
+        -> Int64
+    {
         let audiences = claims["aud"]?.stringValue.map { [$0] } ?? claims["aud"]?.arrayValue?.compactMap(\.stringValue)
         guard let audiences, audiences.contains(audience) else {
             throw TokenRefusal("wrong_audience", "the token is not for audience \(audience)")
@@ -136,17 +192,7 @@ public struct ServiceAccountTokenVerifier: Sendable {
         if let notBefore = claims["nbf"]?.intValue.map(Int64.init), now + leeway < notBefore {
             throw TokenRefusal("not_yet_valid", "the token is not valid for another \(notBefore - now) s")
         }
-        let kubernetes = claims["kubernetes.io"]
-        guard let namespace = kubernetes?["namespace"]?.stringValue,
-            let account = kubernetes?["serviceaccount"]?["name"]?.stringValue,
-            Identifier.isDNSLabel(namespace), !account.isEmpty,
-            claims["sub"]?.stringValue == "system:serviceaccount:\(namespace):\(account)"
-        else {
-            throw TokenRefusal("not_a_service_account", "the token does not name a Kubernetes service account")
-        }
-        return ServiceAccountIdentity(
-            namespace: namespace, serviceAccount: account, podName: kubernetes?["pod"]?["name"]?.stringValue,
-            expiresAt: expiry)
+        return expiry
     }
 }
 

@@ -135,12 +135,12 @@ final class AgentHarness: ScopedHarness, @unchecked Sendable {
 
     func chat(
         model: String = "gpt-test", stream: Bool = false, extra: String = "", key: String? = nil,
-        content: String = "Hello there"
+        content: String = "Hello there", extraHeaders: [(String, String)] = []
     ) async throws -> TestResponse {
         try await post(
             #"{"model":"\#(model)","stream":\#(stream),"#
                 + #""messages":[{"role":"user","content":\#(jsonString(content))}]\#(extra)}"#,
-            headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [])
+            headers: (key.map { [("Authorization", "Bearer \($0)")] } ?? []) + extraHeaders)
     }
 
     /// The Prometheus text the admin port serves.

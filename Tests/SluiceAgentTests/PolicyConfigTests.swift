@@ -185,6 +185,35 @@ struct PolicyConfigTests {
         #expect(refused("{name: p, paths: [/v1/files], alias: a}")?.contains("needs a name, paths") == true)
     }
 
+    @Test("trusted_identity is strict: sources, JWKS, claims and workload maps name their path")
+    func trustedIdentitySettings() {
+        func refused(_ section: String) -> String? {
+            do {
+                _ = try ConfigLoader(environment: [:]).load(
+                    yaml: Self.catalog + "sluice_settings:\n  trusted_identity:\n" + section)
+                return nil
+            } catch {
+                return error.message
+            }
+        }
+        #expect(
+            refused("    xfcc: {trust_domain: cluster.local, workloads: {a/b: {team: t}}}\n")?
+                .contains("sources") == true)
+        #expect(
+            refused("    sources: [10.0.0.0/33]\n    xfcc: {trust_domain: x, workloads: {a/b: {team: t}}}\n")?
+                .contains("sources[0]") == true)
+        #expect(refused("    sources: [\"::1/128\"]\n")?.contains("needs xfcc, jwt or both") == true)
+        #expect(
+            refused("    sources: [\"::1/128\"]\n    xfcc: {trust_domain: x, workload: {a/b: {team: t}}}\n")?
+                .contains(#"did you mean "workloads"?"#) == true)
+        #expect(
+            refused("    sources: [\"::1/128\"]\n    xfcc: {trust_domain: x, workloads: {Bad/b: {team: t}}}\n")?
+                .contains("namespace/service-account") == true)
+        #expect(
+            refused("    sources: [\"::1/128\"]\n    jwt: {jwks_file: /nonexistent, issuer: i}\n")?
+                .contains("needs jwks_file, issuer and audience") == true)
+    }
+
     @Test("a named IANA zone is read from the system's zoneinfo")
     func namedZone() throws {
         let policy = try load("sluice_policy:\n  time_zone: Europe/Berlin\n").policy

@@ -202,3 +202,27 @@ struct ServiceClaimTests {
         #expect(error(#"{"service_claims":{"Shop!":{"rule":"deployment"}}}"#)?.contains("not a namespace") == true)
     }
 }
+
+@Suite("Envoy's x-forwarded-client-cert")
+struct ForwardedClientCertTests {
+    @Test("the nearest hop's SPIFFE URI names the workload; quoting, case and other keys do not confuse it")
+    func parses() {
+        let workload = ForwardedClientCert.Workload(namespace: "shop", serviceAccount: "checkout-sa")
+        #expect(
+            ForwardedClientCert.workload(
+                in: #"By=spiffe://cluster.local/ns/a/sa/b;Hash=9f;Subject="CN=x,O=y;z";"#
+                    + #"uri=spiffe://cluster.local/ns/shop/sa/checkout-sa"#,
+                trustDomain: "cluster.local") == workload)
+        #expect(
+            ForwardedClientCert.workload(
+                in: #"URI=spiffe://cluster.local/ns/x/sa/y,By=z;URI="spiffe://cluster.local/ns/shop/sa/checkout-sa""#,
+                trustDomain: "cluster.local") == workload)
+        for bad in [
+            "URI=spiffe://cluster.local/ns/shop/sa/checkout-sa/extra", "URI=spiffe://cluster.local/ns/Shop/sa/x",
+            "URI=spiffe://cluster.local.evil/ns/shop/sa/x", "URI=https://cluster.local/ns/shop/sa/x",
+            "URI=spiffe://cluster.local/ns/shop/sa/x,Hash=only", "", ";;;", "URI=spiffe://cluster.local/ns//sa/x",
+        ] {
+            #expect(ForwardedClientCert.workload(in: bad, trustDomain: "cluster.local") == nil, "\(bad)")
+        }
+    }
+}

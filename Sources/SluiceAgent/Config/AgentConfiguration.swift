@@ -59,6 +59,8 @@ public struct AgentSettings: Sendable, Equatable {
     /// `authorization` as `Bearer <key>`, any other as the bare key (a `Bearer ` prefix is
     /// taken off too). Azure's SDKs send `api-key`, Anthropic's `x-api-key`.
     public var keyHeaders = ["authorization", "x-api-key"]
+    /// Identity a mesh or gateway in front of the agent vouches for; nil: none is believed.
+    public var trustedIdentity: TrustedIdentitySettings?
 
     public init() {}
 }

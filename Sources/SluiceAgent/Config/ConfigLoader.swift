@@ -35,7 +35,7 @@ public struct ConfigLoader {
     static let settingsFields: Set<String> = [
         "max_request_body_bytes", "max_json_depth", "connect_timeout_seconds",
         "first_byte_timeout_seconds", "idle_timeout_seconds", "drain_timeout_seconds",
-        "request_read_timeout_seconds", "max_connections", "key_headers",
+        "request_read_timeout_seconds", "max_connections", "key_headers", "trusted_identity",
     ]
     static let knownParams: Set<String> = [
         "model", "api_base", "api_key", "rpm", "tpm", "ssl_verify", "weight", "timeout", "stream_timeout",
@@ -444,6 +444,8 @@ public struct ConfigLoader {
                 settings.maxConnections = count
             case "key_headers":
                 settings.keyHeaders = try keyHeaders(value)
+            case "trusted_identity":
+                settings.trustedIdentity = try TrustedIdentitySettings.parse(value)
             default:
                 throw ConfigError(
                     "sluice_settings.\(Identifier.quoted(key)) is unknown"

@@ -62,7 +62,8 @@ final class Account: Sendable {
         admit(
             AdmittedCall(
                 admission: permit.admission, policy: permit.policy, aliasName: permit.alias.name,
-                endUser: permit.request.user, stream: permit.request.stream, metrics: permit.metrics))
+                endUser: permit.admission.caller.vouchedUser ?? permit.request.user, stream: permit.request.stream,
+                metrics: permit.metrics))
     }
 
     /// The call was admitted: its reservation is now this account's to settle.

@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 import SluiceAPI
 import SluicePolicy
@@ -66,12 +67,12 @@ enum Authorize {
     /// ``screen(endpoint:headers:body:runtime:callerDialect:messagesRequest:)`` then
     /// ``admit(_:runtime:)``: for a call no guardrail checks.
     static func check(
-        endpoint: OpenAIEndpoint, headers: HTTPHeaders, body: [UInt8], runtime: AgentRuntime,
-        callerDialect: CallerDialect = .openAI, messagesRequest: JSONValue? = nil
+        endpoint: OpenAIEndpoint, headers: HTTPHeaders, peer: SocketAddress? = nil, body: [UInt8],
+        runtime: AgentRuntime, callerDialect: CallerDialect = .openAI, messagesRequest: JSONValue? = nil
     ) -> Result<Permit, Refusal> {
         screen(
-            endpoint: endpoint, headers: headers, body: body, runtime: runtime, callerDialect: callerDialect,
-            messagesRequest: messagesRequest
+            endpoint: endpoint, headers: headers, peer: peer, body: body, runtime: runtime,
+            callerDialect: callerDialect, messagesRequest: messagesRequest
         ).flatMap { admit($0, runtime: runtime) }
     }
 
@@ -80,8 +81,10 @@ enum Authorize {
     /// - Parameters:
     ///   - callerDialect: the API the caller speaks (Anthropic's for `/v1/messages`).
     ///   - messagesRequest: a Messages caller's own request, kept for Anthropic deployments.
+    ///   - peer: the connection's remote address: trusted identity headers count only from
+    ///     the configured sources.
     static func screen(
-        endpoint: OpenAIEndpoint, headers: HTTPHeaders, body: [UInt8], runtime: AgentRuntime,
+        endpoint: OpenAIEndpoint, headers: HTTPHeaders, peer: SocketAddress?, body: [UInt8], runtime: AgentRuntime,
         callerDialect: CallerDialect = .openAI, messagesRequest: JSONValue? = nil
     ) -> Result<Candidate, Refusal> {
         let now = runtime.now()
@@ -89,8 +92,7 @@ enum Authorize {
         let policy = runtime.activePolicy
         let engine = policy.engine
         let caller: Caller
-        let presented = Identify.presentedKey(in: headers, from: runtime.settings.keyHeaders)
-        switch engine.authenticate(presentedKey: presented, now: now) {
+        switch Identify.caller(headers: headers, peer: peer, runtime: runtime, engine: engine, now: now) {
         case .success(let found): caller = found
         case .failure(let denial): return .failure(refusal(denial))
         }
@@ -129,7 +131,7 @@ enum Authorize {
         let request = candidate.request
         let promptTokens = TokenUsage.estimate(promptBytes: request.body.count, completionBytes: 0).promptTokens
         switch candidate.policy.engine.admit(
-            caller, alias: alias, endUser: request.user, promptTokens: promptTokens,
+            caller, alias: alias, endUser: caller.vouchedUser ?? request.user, promptTokens: promptTokens,
             maxOutputTokens: request.maxOutputTokens, now: now)
         {
         case .success(let admission):

@@ -100,7 +100,8 @@ enum Guard {
     ) async -> Result<GuardrailVerdict, GuardrailExchangeError> {
         let body = GuardrailExchange.requestBody(
             guardrail: guardrail.name, requestID: requestID, model: candidate.alias.name,
-            endpoint: candidate.request.endpoint, caller: caller(candidate.caller, endUser: candidate.request.user),
+            endpoint: candidate.request.endpoint,
+            caller: caller(candidate.caller, endUser: candidate.caller.vouchedUser ?? candidate.request.user),
             messages: messages)
         return await exchange(guardrail, body: body, requestID: requestID, runtime: runtime, on: eventLoop)
             .flatMap { answer in
@@ -172,7 +173,9 @@ enum Guard {
             let started = NIODeadline.now()
             let body = GuardrailExchange.requestBody(
                 guardrail: name, requestID: requestID, model: permit.alias.name, endpoint: permit.request.endpoint,
-                caller: caller(permit.admission.caller, endUser: permit.request.user), messages: messages,
+                caller: caller(
+                    permit.admission.caller, endUser: permit.admission.caller.vouchedUser ?? permit.request.user),
+                messages: messages,
                 completion: (text: text, truncated: truncated))
             let answer = await exchange(guardrail, body: body, requestID: requestID, runtime: runtime, on: eventLoop)
                 .flatMap { answer in

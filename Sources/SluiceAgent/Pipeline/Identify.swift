@@ -1,9 +1,25 @@
+import NIOCore
 import NIOHTTP1
+import SluicePolicy
 
-/// Step 2 (identify): the virtual key a caller presented, from the headers the settings
-/// name (by default `Authorization: Bearer …`, then `X-API-Key`), the first found winning.
-/// The policy engine turns it into a caller; nothing here logs it.
+/// Step 2 (identify): who is calling. Identity a trusted mesh proxy or gateway vouches for
+/// (``TrustedIdentity``, only from its configured sources) comes first; otherwise the
+/// virtual key a caller presented, from the headers the settings name (by default
+/// `Authorization: Bearer …`, then `X-API-Key`), the first found winning. The policy engine
+/// turns it into a caller; nothing here logs it.
 enum Identify {
+    static func caller(
+        headers: HTTPHeaders, peer: SocketAddress?, runtime: AgentRuntime, engine: PolicyEngine, now: Int64
+    ) -> Result<Caller, Denial> {
+        if let trusted = runtime.trustedIdentity,
+            let vouched = trusted.caller(headers: headers, peer: peer, engine: engine, now: now)
+        {
+            return vouched
+        }
+        return engine.authenticate(
+            presentedKey: presentedKey(in: headers, from: runtime.settings.keyHeaders), now: now)
+    }
+
     static func presentedKey(in headers: HTTPHeaders, from names: [String] = AgentSettings().keyHeaders) -> String? {
         for name in names {
             guard let value = headers.first(name: name) else { continue }

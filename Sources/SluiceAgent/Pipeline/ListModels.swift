@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 import SluiceAPI
 import SluicePolicy
@@ -7,13 +8,14 @@ import SluicePolicy
 /// status and rule) and lists only what the model rules let that identity use, so the list
 /// never tells a caller more than a call would.
 enum ListModels {
-    static func answer(headers: HTTPHeaders, runtime: AgentRuntime) -> Result<[UInt8], Authorize.Refusal> {
+    static func answer(headers: HTTPHeaders, peer: SocketAddress?, runtime: AgentRuntime)
+        -> Result<[UInt8], Authorize.Refusal>
+    {
         let now = runtime.now()
         if let refusal = Gate.check(runtime: runtime, now: now) { return .failure(refusal) }
         let engine = runtime.activePolicy.engine
         let caller: Caller
-        let presented = Identify.presentedKey(in: headers, from: runtime.settings.keyHeaders)
-        switch engine.authenticate(presentedKey: presented, now: now) {
+        switch Identify.caller(headers: headers, peer: peer, runtime: runtime, engine: engine, now: now) {
         case .success(let found): caller = found
         case .failure(let denial): return .failure(Authorize.refusal(denial))
         }

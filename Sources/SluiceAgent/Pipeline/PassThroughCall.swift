@@ -25,18 +25,16 @@ enum PassThroughCall {
 
     /// Nil when no pass-through covers `method` on `path` for this caller: the
     /// `endpoint_not_metered` refusal stands.
-    static func check(method: String, path: String, headers: HTTPHeaders, runtime: AgentRuntime)
-        -> Result<Admitted, Authorize.Refusal>?
-    {
+    static func check(
+        method: String, path: String, headers: HTTPHeaders, peer: SocketAddress?, runtime: AgentRuntime
+    ) -> Result<Admitted, Authorize.Refusal>? {
         let policy = runtime.activePolicy
         let engine = policy.engine
         guard engine.hasPassThrough(method: method, path: path) else { return nil }
         let now = runtime.now()
         if let refusal = Gate.check(runtime: runtime, now: now) { return .failure(refusal) }
         let caller: Caller
-        switch engine.authenticate(
-            presentedKey: Identify.presentedKey(in: headers, from: runtime.settings.keyHeaders), now: now)
-        {
+        switch Identify.caller(headers: headers, peer: peer, runtime: runtime, engine: engine, now: now) {
         case .success(let found): caller = found
         case .failure(let denial): return .failure(Authorize.refusal(denial))
         }
@@ -55,13 +53,16 @@ enum PassThroughCall {
                             + " deployment of \(alias.name) on this agent",
                         type: "api_error", code: "no_deployment_available"), caller: caller, alias: alias.name))
         }
-        switch engine.admit(caller, alias: alias, endUser: nil, promptTokens: 0, maxOutputTokens: 0, now: now) {
+        switch engine.admit(
+            caller, alias: alias, endUser: caller.vouchedUser, promptTokens: 0, maxOutputTokens: 0, now: now)
+        {
         case .success(let admission):
             return .success(
                 Admitted(
                     passThrough: passThrough, alias: alias, deployment: deployment,
                     call: AdmittedCall(
-                        admission: admission, policy: policy, aliasName: alias.name, endUser: nil, stream: false,
+                        admission: admission, policy: policy, aliasName: alias.name, endUser: caller.vouchedUser,
+                        stream: false,
                         metrics: runtime.metrics.allowed(alias: alias.name, team: caller.team))))
         case .failure(let denial):
             return .failure(Authorize.refusal(denial, caller: caller, alias: alias.name))

@@ -172,7 +172,9 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         case .anthropicMessages:
             forward(context: context, request: request, endpoint: .chatCompletions, dialect: .anthropic)
         case .listModels:
-            switch ListModels.answer(headers: request.head.headers, runtime: runtime) {
+            switch ListModels.answer(
+                headers: request.head.headers, peer: context.channel.remoteAddress, runtime: runtime)
+            {
             case .success(let body):
                 respond(channel: context.channel, request: request, status: 200, body: body)
             case .failure(let refusal):
@@ -198,7 +200,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             // Only an explicit pass-through in the policy lets such a call through, never an upgrade.
             guard !endpoint.upgrade,
                 let checked = PassThroughCall.check(
-                    method: method, path: path, headers: request.head.headers, runtime: runtime)
+                    method: method, path: path, headers: request.head.headers, peer: context.channel.remoteAddress,
+                    runtime: runtime)
             else {
                 respondError(channel: context.channel, request: request, endpoint.error)
                 return
@@ -246,7 +249,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         }
         let candidate: Authorize.Candidate
         switch Authorize.screen(
-            endpoint: endpoint, headers: request.head.headers, body: bytes, runtime: runtime,
+            endpoint: endpoint, headers: request.head.headers, peer: context.channel.remoteAddress, body: bytes,
+            runtime: runtime,
             callerDialect: dialect, messagesRequest: messagesRequest)
         {
         case .failure(let refusal):

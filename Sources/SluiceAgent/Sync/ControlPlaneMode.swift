@@ -33,7 +33,7 @@ public struct ControlPlaneMode: Sendable {
         maxPolicyAgeSeconds: Double, flushInterval: Duration, shutdownFlushDeadline: Duration = .seconds(10),
         pepper: Secret?, logger: Logger,
         environment: [String: String] = ProcessInfo.processInfo.environment,
-        audit: any AuditSink = FileDescriptorAuditSink(),
+        audit: any AuditSink = FileDescriptorAuditSink(), trustedIdentity: TrustedIdentity? = nil,
         clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }
     ) throws -> ControlPlaneMode {
         guard let tokenFile else { throw ConfigError("--control-plane needs --agent-token-file") }
@@ -90,7 +90,7 @@ public struct ControlPlaneMode: Sendable {
         }
         let runtime = try AgentRuntime(
             configuration: configuration, identity: identity, upstream: upstream, audit: audit,
-            sync: status, spool: spool, leases: leases, clock: clock)
+            sync: status, spool: spool, leases: leases, trustedIdentity: trustedIdentity, clock: clock)
         if let cached {
             status.policyLoadedFromCache(version: cached.accepted.version, confirmedAt: cached.confirmedAt)
             spool.setFailureMode(cached.accepted.spoolFailure, memoryCap: cached.accepted.spoolMemoryCap)

@@ -5,8 +5,13 @@ public struct Caller: Sendable, Equatable {
     public let project: String?
     /// `namespace/service` of the agent's workload.
     public let service: String
-    /// Index into the policy's keys, or -1 for a keyless call.
+    /// Index into the policy's keys; -1 for a keyless call, -2 for one a trusted gateway or
+    /// mesh vouched for (see ``PolicyEngine/authenticate(vouchedTeam:project:user:)``).
     let keyIndex: Int
+    /// The user a trusted gateway named: the call's end user, whatever its body says.
+    public var vouchedUser: String? = nil
+
+    static let vouched = -2
 }
 
 /// Which of a key's hashes a lookup matched.
@@ -152,6 +157,30 @@ public final class PolicyEngine: Sendable {
             Caller(keyID: key.id, team: key.team, project: key.project, service: serviceName, keyIndex: index))
     }
 
+    /// A caller a trusted gateway or mesh vouched for, without a virtual key: the team (and
+    /// project) it named, which must exist in the policy (and the project be the team's).
+    /// It is checked and limited as that team and project, and the service's own limits.
+    public func authenticate(vouchedTeam team: String, project: String?, user: String?) -> Result<Caller, Denial> {
+        guard policy.teams[team] != nil else {
+            return .failure(
+                Denial(
+                    .invalidKey,
+                    "the trusted identity names team \"\(team.prefix(64))\", which the policy does not have",
+                    rule: "trusted identity"))
+        }
+        if let project, policy.projects[project]?.team != team {
+            return .failure(
+                Denial(
+                    .invalidKey,
+                    "the trusted identity names project \"\(project.prefix(64))\","
+                        + " which team \"\(team)\" does not have",
+                    rule: "trusted identity"))
+        }
+        var caller = Caller(keyID: nil, team: team, project: project, service: serviceName, keyIndex: Caller.vouched)
+        caller.vouchedUser = user
+        return .success(caller)
+    }
+
     // MARK: - Model rules
 
     /// The alias, if it exists and every rule on the caller's path allows it. A deny on any
@@ -275,6 +304,11 @@ public final class PolicyEngine: Sendable {
             if let project = caller.project { slots[.project] = projectSlots[project] }
             if let team = caller.team { slots[.team] = teamSlots[team] }
             slots[.service] = sharedServiceSlot
+        } else if caller.keyIndex == Caller.vouched {
+            if let project = caller.project { slots[.project] = projectSlots[project] }
+            if let team = caller.team { slots[.team] = teamSlots[team] }
+            // Without limits of its own on the way, the call is held to the service's (or the defaults).
+            slots[.service] = slots[.team] == nil && slots[.project] == nil ? keylessSlot : sharedServiceSlot
         } else {
             slots[.service] = keylessSlot
         }
