@@ -36,6 +36,8 @@ public struct AgentOptions: Sendable {
     public var audit: any AuditSink
     /// Wall-clock nanoseconds for limits, budgets and policy age.
     public var clock: @Sendable () -> Int64 = { Clocks.wallNanoseconds() }
+    /// Shared gateway mode: set, the agent serves callers that are not in its pod.
+    public var gateway: GatewayOptions?
 
     public init(
         environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -43,6 +45,25 @@ public struct AgentOptions: Sendable {
     ) {
         self.environment = environment
         self.audit = audit
+    }
+}
+
+/// Shared gateway mode, for callers without a sidecar (CI, notebooks, other clusters): the
+/// same agent as a central endpoint. It may listen beyond loopback only with TLS, and it
+/// serves no keyless caller: identity comes from keys, static tokens or trusted headers.
+public struct GatewayOptions: Sendable {
+    /// Server certificate chain and private key (PEM); nil only on a loopback address.
+    public var tls: TLSServerConfiguration?
+    /// How often the certificate and key files are checked for changes.
+    public var tlsReloadInterval: Duration = .seconds(10)
+
+    public init(certificateFile: String?, privateKeyFile: String?) {
+        tls = certificateFile.flatMap { certificate in
+            privateKeyFile.map {
+                TLSServerConfiguration(
+                    certificateChainFile: certificate, privateKeyFile: $0, applicationProtocols: ["http/1.1"])
+            }
+        }
     }
 }
 
@@ -93,7 +114,12 @@ public struct BuiltAgent: Sendable {
 public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logger: Logger) throws(ConfigError)
     -> BuiltAgent
 {
-    guard options.listen.isLoopback || options.allowNonLoopback else {
+    if let gateway = options.gateway, gateway.tls == nil, !options.listen.isLoopback {
+        throw ConfigError(
+            "refusing to serve as a gateway on \(options.listen) without TLS: give --tls-cert and --tls-key, so keys"
+                + " and prompts never cross the network in the clear")
+    }
+    guard options.listen.isLoopback || options.allowNonLoopback || options.gateway != nil else {
         throw ConfigError(
             "refusing to listen on \(options.listen): the agent serves only its own pod over loopback, and anyone"
                 + " who can reach a non-loopback address could spend this service's budget."
@@ -106,7 +132,8 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
             "refusing to serve metrics on \(metrics): pass --allow-non-loopback-admin to expose the admin port"
                 + " beyond loopback")
     }
-    let configuration = try localConfiguration(options)
+    var configuration = try localConfiguration(options)
+    if options.gateway != nil { configuration.settings.refusesKeyless = true }
     for warning in configuration.warnings { logger.warning("configuration: \(warning)") }
 
     var upstreamSettings = UpstreamClient.Configuration()
@@ -167,7 +194,14 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
         }
         if let reloader { services.append(.init(service: reloader)) }
     }
-    let server = AgentServer(runtime: runtime, group: group, address: options.listen, logger: logger)
+    let server: AgentServer
+    do {
+        server = try AgentServer(
+            runtime: runtime, group: group, address: options.listen, logger: logger, tls: options.gateway?.tls,
+            tlsReloadInterval: options.gateway?.tlsReloadInterval ?? .seconds(10))
+    } catch {
+        throw ConfigError("the gateway's TLS certificate or key cannot be used: \(error.message)")
+    }
     services.append(.init(service: server))
     let metricsServer = options.metricsListen.map { address in
         MetricsServer(runtime: runtime, group: group, address: address, logger: logger)

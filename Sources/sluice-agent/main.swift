@@ -63,6 +63,15 @@ struct Serve: AsyncParsableCommand {
     @Flag(help: "Allow the admin port (metrics and probes, no calls) beyond loopback, e.g. on the pod IP for kubelets.")
     var allowNonLoopbackAdmin = false
 
+    @Flag(help: "Run as a shared gateway for callers without a sidecar: no keyless callers; beyond loopback, TLS.")
+    var gateway = false
+
+    @Option(help: "PEM certificate chain the gateway serves (reloaded when the file changes).")
+    var tlsCert: String?
+
+    @Option(help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
+
     @Option(help: "Event-loop threads. One is plenty for a sidecar; more only for very high request rates.")
     var threads = 1
 
@@ -111,6 +120,13 @@ struct Serve: AsyncParsableCommand {
         options.allowNonLoopback = allowNonLoopback
         options.allowNonLoopbackAdmin = allowNonLoopbackAdmin
         options.reloadPollInterval = reloadPollSeconds > 0 ? .milliseconds(Int64(reloadPollSeconds * 1000)) : nil
+        guard (tlsCert == nil) == (tlsKey == nil) else {
+            throw ConfigError("--tls-cert and --tls-key go together")
+        }
+        if tlsCert != nil, !gateway {
+            throw ConfigError("--tls-cert serves TLS only as a shared gateway: add --gateway")
+        }
+        if gateway { options.gateway = GatewayOptions(certificateFile: tlsCert, privateKeyFile: tlsKey) }
         if let controlPlane {
             var link = ControlPlaneOptions(url: controlPlane)
             link.tokenFile = agentTokenFile

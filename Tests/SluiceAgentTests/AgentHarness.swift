@@ -25,6 +25,8 @@ final class AgentHarness: ScopedHarness, @unchecked Sendable {
     private var serviceTask: Task<Void, any Error>?
     private var serviceGroup: ServiceGroup? { agent?.services }
     private(set) var isShutDown = false
+    /// Changes the options the next ``startAgent(yaml:)`` builds the agent with.
+    var configureOptions: (inout AgentOptions) -> Void = { _ in }
 
     enum Upstream { case tls, h2c, http1 }
 
@@ -105,6 +107,7 @@ final class AgentHarness: ScopedHarness, @unchecked Sendable {
         options.handlesSignals = false
         options.reloadPollInterval = nil
         options.connectTimeout = .seconds(2)
+        configureOptions(&options)
         let agent = try buildAgent(options, group: group, logger: Logger(label: "test"))
         self.agent = agent
         serviceTask = Task { try await agent.services.run() }

@@ -61,6 +61,9 @@ public struct AgentSettings: Sendable, Equatable {
     public var keyHeaders = ["authorization", "x-api-key"]
     /// Identity a mesh or gateway in front of the agent vouches for; nil: none is believed.
     public var trustedIdentity: TrustedIdentitySettings?
+    /// Shared gateway mode (set by `--gateway`, not the file): no caller is served keyless,
+    /// whatever the policy says of the service.
+    public var refusesKeyless = false
 
     public init() {}
 }

@@ -16,8 +16,18 @@ enum Identify {
         {
             return vouched
         }
-        return engine.authenticate(
+        let found = engine.authenticate(
             presentedKey: presentedKey(in: headers, from: runtime.settings.keyHeaders), now: now)
+        if runtime.settings.refusesKeyless, case .success(let caller) = found, caller.keyID == nil,
+            caller.team == nil
+        {
+            // A gateway serves callers from anywhere: the service's own keyless access is not theirs.
+            return .failure(
+                Denial(
+                    .missingKey, "this agent is a shared gateway: present an API key or a trusted identity",
+                    rule: "gateway keyless"))
+        }
+        return found
     }
 
     static func presentedKey(in headers: HTTPHeaders, from names: [String] = AgentSettings().keyHeaders) -> String? {

@@ -18,7 +18,7 @@ public struct TLSClientConfiguration: Sendable, Hashable {
     }
 }
 
-/// Settings for an inbound TLS listener (used by the mock provider).
+/// Settings for an inbound TLS listener (the agent as a shared gateway, the mock provider).
 public struct TLSServerConfiguration: Sendable, Hashable {
     public var certificateChainFile: String
     public var privateKeyFile: String

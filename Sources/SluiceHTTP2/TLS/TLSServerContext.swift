@@ -1,7 +1,7 @@
 import NIOCore
 
 /// A server-side TLS setup (certificate, key, ALPN) that can be put into NIO pipelines.
-/// The agent never serves TLS; the mock provider does, so tests run over real TLS.
+/// The agent serves TLS as a shared gateway; the mock provider does, so tests run over real TLS.
 public final class TLSServerContext: Sendable {
     private let context: SSLContext
 
