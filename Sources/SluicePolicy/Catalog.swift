@@ -187,6 +187,9 @@ public struct Catalog: Sendable {
     /// Aliases this agent cannot serve at all because every deployment's credential is
     /// missing here, with the first missing credential reference: calls to them are refused
     /// with 503 `credential_unavailable` rather than 404, and the rest of the policy holds.
+    /// Other names callers may use for an alias (LiteLLM's `model_group_alias`): a call for
+    /// the name is served, checked and counted as the alias.
+    public var groupAliases: [String: String] = [:]
     public var unavailableAliases: [String: String] = [:]
     /// Credential references the catalog names that are not set on this agent, sorted: the
     /// deployments using them are left out of routing; `/readyz` and a metric show them.
@@ -202,6 +205,9 @@ public struct Catalog: Sendable {
 
     /// Exact match only: no case folding, no prefix or path games.
     public func alias(named name: String) -> ModelAlias? { aliases[name] }
+
+    /// The alias a requested name stands for: itself, or what `model_group_alias` maps it to.
+    public func canonicalName(_ name: String) -> String { groupAliases[name] ?? name }
 }
 
 extension Deployment {

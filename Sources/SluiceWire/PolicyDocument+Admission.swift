@@ -81,7 +81,8 @@ extension PolicyDocument {
     /// project, fallbacks naming a missing alias. Agents tolerate these (an alias a list
     /// names may be one this agent skipped); the control plane refuses a write that adds one.
     public func danglingReferences(knownAliases: Set<String> = []) -> [AdmissionProblem] {
-        let aliases = Set(models.map(\.alias)).union(knownAliases)
+        // Lists may name an alias or an access group (every alias in it).
+        let aliases = Set(models.map(\.alias)).union(knownAliases).union(models.flatMap { $0.accessGroups ?? [] })
         let teamNames = Set(teams.map(\.name))
         let projectNames = Set(projects.map(\.name))
         var problems: [AdmissionProblem] = []
@@ -164,6 +165,9 @@ extension PolicyDocument {
             check([entry.alias], at: "\(path).alias")
         }
         if let router = settings.router {
+            for (name, target) in (router.modelGroupAlias ?? [:]).sorted(by: { $0.key < $1.key }) {
+                check([target], at: "settings.router.model_group_alias.\(Identifier.quoted(name))")
+            }
             for (name, table) in [
                 ("fallbacks", router.fallbacks), ("context_window_fallbacks", router.contextWindowFallbacks),
                 ("content_policy_fallbacks", router.contentPolicyFallbacks),

@@ -72,6 +72,8 @@ private struct Compiler {
     var warnings: [String] = []
     var disabled: [PolicyDocument.DisabledEntry] = []
     var missingCredentials: Set<String> = []
+    /// Access group → the aliases in it, for the lists that name a group.
+    var accessGroups: [String: Set<String>] = [:]
 
     init(context: PolicyDocument.LocalContext) {
         self.context = context
@@ -106,8 +108,34 @@ private struct Compiler {
         var catalog = Catalog(aliases)
         catalog.unavailableAliases = unavailable
         catalog.missingCredentials = missingCredentials.sorted()
+        let aliasNames = Set(document.models.map(\.alias))
+        for model in document.models {
+            for group in model.accessGroups ?? [] {
+                // A group may not take an alias's name: a list naming it would be ambiguous.
+                guard !aliasNames.contains(group) else {
+                    disabled.append(
+                        .init(
+                            "models.\(Identifier.quoted(model.alias)).access_groups: \(Identifier.quoted(group)) is"
+                                + " also an alias"))
+                    continue
+                }
+                accessGroups[group, default: []].insert(model.alias)
+            }
+        }
         if let router = document.settings.router {
             catalog.router = try router.settings(for: catalog, warnings: &warnings)
+            for (name, target) in (router.modelGroupAlias ?? [:]).sorted(by: { $0.key < $1.key }) {
+                let path = "settings.router.model_group_alias.\(Identifier.quoted(name))"
+                if aliasNames.contains(name) || accessGroups[name] != nil {
+                    disabled.append(.init("\(path): \(Identifier.quoted(name)) is already an alias or access group"))
+                } else if Identifier.problem(name, as: .alias) != nil {
+                    disabled.append(.init("\(path): \(Identifier.quoted(name)) is not a model name"))
+                } else if catalog.alias(named: target) != nil || unavailable[target] != nil {
+                    catalog.groupAliases[name] = target
+                } else if !aliasNames.contains(target) {
+                    disabled.append(.init("\(path): \(Identifier.quoted(target)) is not a model"))
+                }
+            }
         }
         var policy = Policy(version: String(document.version), catalog: catalog, keyPepper: context.keyPepper)
         policy.modelLimits = modelLimits
@@ -163,7 +191,7 @@ private struct Compiler {
 
         let settings = document.settings
         try settings.validate()
-        policy.onlyAllowModels = settings.onlyAllowModels.map(Set.init)
+        policy.onlyAllowModels = settings.onlyAllowModels.map(expanded)
         policy.promptFilters = try settings.promptFilters.map { filter throws(WireError) in
             try compile(filter, at: "settings")
         }
@@ -411,8 +439,14 @@ private struct Compiler {
         return keys
     }
 
+    /// A list's names with each access group replaced by its aliases.
+    private func expanded(_ names: [String]) -> Set<String> {
+        guard !accessGroups.isEmpty else { return Set(names) }
+        return Set(names.flatMap { accessGroups[$0].map(Array.init) ?? [$0] })
+    }
+
     private func rules(_ allowed: [String]?, _ denied: [String]) -> ModelRules {
-        ModelRules(allowed: allowed.map(Set.init), denied: Set(denied))
+        ModelRules(allowed: allowed.map(expanded), denied: expanded(denied))
     }
 
     private func compile(_ filter: PromptFilterDocument, at path: String) throws(WireError) -> PromptFilter {

@@ -210,6 +210,9 @@ public struct ModelDocument: Codable, Sendable, Equatable {
     public var outputCostPerReasoningToken: Double?
     public var maxOutputTokens: Int?
     public var limits: LimitsDocument?
+    /// LiteLLM's `model_info.access_groups`: names an allowlist or denylist may use for
+    /// every alias in the group.
+    public var accessGroups: [String]?
 
     public init(
         alias: String, deployments: [DeploymentDocument], inputCostPerToken: Double? = nil,
@@ -237,6 +240,7 @@ public struct ModelDocument: Codable, Sendable, Equatable {
         case outputCostPerReasoningToken = "output_cost_per_reasoning_token"
         case
             maxOutputTokens = "max_output_tokens"
+        case accessGroups = "access_groups"
         case limits
     }
 }
@@ -634,6 +638,7 @@ extension ModelDocument {
                 Double.self, forKey: .outputCostPerReasoningToken),
             maxOutputTokens: try container.decodeIfPresent(Int.self, forKey: .maxOutputTokens),
             limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits))
+        accessGroups = try container.decodeIfPresent([String].self, forKey: .accessGroups)
     }
 }
 
@@ -735,6 +740,8 @@ public struct RouterDocument: Codable, Sendable, Equatable {
     public var fallbacks: [String: [String]]?
     public var contextWindowFallbacks: [String: [String]]?
     public var contentPolicyFallbacks: [String: [String]]?
+    /// LiteLLM's `model_group_alias`: another name callers may use for an alias.
+    public var modelGroupAlias: [String: String]?
 
     public init(
         routingStrategy: String? = nil, numRetries: Int? = nil, retryAfter: Double? = nil,
@@ -768,6 +775,7 @@ public struct RouterDocument: Codable, Sendable, Equatable {
                 [String: [String]].self, forKey: .contextWindowFallbacks),
             contentPolicyFallbacks: try container.decodeIfPresent(
                 [String: [String]].self, forKey: .contentPolicyFallbacks))
+        modelGroupAlias = try container.decodeIfPresent([String: String].self, forKey: .modelGroupAlias)
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -782,6 +790,7 @@ public struct RouterDocument: Codable, Sendable, Equatable {
         case
             contextWindowFallbacks = "context_window_fallbacks"
         case contentPolicyFallbacks = "content_policy_fallbacks"
+        case modelGroupAlias = "model_group_alias"
     }
 
     /// The settings for `catalog`. Fallbacks to aliases this agent skipped (a provider it

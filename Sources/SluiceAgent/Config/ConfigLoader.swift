@@ -44,7 +44,7 @@ public struct ConfigLoader {
     static let knownInfo: Set<String> = [
         "input_cost_per_token", "output_cost_per_token", "cache_read_input_token_cost",
         "cache_creation_input_token_cost", "output_cost_per_reasoning_token", "id", "mode", "base_model",
-        "max_output_tokens", "max_tokens",
+        "max_output_tokens", "max_tokens", "access_groups",
     ]
 
     /// Parses and checks a LiteLLM-style config (`model_list`, `router_settings`,
@@ -91,7 +91,14 @@ public struct ConfigLoader {
                         "unknown top-level field \(Identifier.quoted(key))"
                             + Suggestion.hint(for: key, among: Self.sections.union(Self.ignoredSections)))
                 }
-                warnings.append("\(key) is a LiteLLM section the agent does not use; ignored")
+                // Named field by field, so nobody believes a LiteLLM setting took effect here.
+                if let fields = value.mapping, !fields.isEmpty {
+                    for (field, _) in fields {
+                        warnings.append("\(key).\(field.string ?? "?") is not supported by the agent; ignored")
+                    }
+                } else {
+                    warnings.append("\(key) is a LiteLLM section the agent does not use; ignored")
+                }
             }
         }
         guard sawModelList else { throw ConfigError("the file has no model_list") }
@@ -245,7 +252,14 @@ public struct ConfigLoader {
 
         var price: ModelPrices?
         var maxOutputTokens: Int?
+        var accessGroups: [String] = []
         if let info = mapping["model_info"]?.mapping {
+            if let node = info["access_groups"] {
+                guard let groups = node.sequence?.compactMap(\.string), groups.count == node.sequence?.count else {
+                    throw ConfigError("\(at).model_info.access_groups must be a list of names")
+                }
+                accessGroups = groups
+            }
             if let node = info["max_output_tokens"] ?? info["max_tokens"] {
                 guard let tokens = node.int else {
                     throw ConfigError("\(at).model_info.max_output_tokens must be a whole number")
@@ -268,7 +282,8 @@ public struct ConfigLoader {
             if prices != ModelPrices() { price = prices }
         }
         if let conflict = models.add(
-            deployment, alias: alias, origin: at, price: price, maxOutputTokens: maxOutputTokens)
+            deployment, alias: alias, origin: at, price: price, maxOutputTokens: maxOutputTokens,
+            accessGroups: accessGroups)
         {
             warnings.append(conflict)
         }
@@ -310,10 +325,35 @@ public struct ConfigLoader {
                 router.contextWindowFallbacks = try fallbackTable(value, at: "router_settings.context_window_fallbacks")
             case "content_policy_fallbacks":
                 router.contentPolicyFallbacks = try fallbackTable(value, at: "router_settings.content_policy_fallbacks")
+            case "model_group_alias":
+                router.modelGroupAlias = try groupAliases(value)
             default: warnings.append("router_settings.\(key) is not used by the agent; ignored")
             }
         }
         return router
+    }
+
+    /// `{name: alias}` or LiteLLM's `{name: {model: alias, hidden: true}}`.
+    private func groupAliases(_ node: Node) throws(ConfigError) -> [String: String] {
+        let at = "router_settings.model_group_alias"
+        guard let mapping = node.mapping else { throw ConfigError("\(at) must map names to aliases") }
+        var table: [String: String] = [:]
+        for (nameNode, value) in mapping {
+            let name = nameNode.string ?? ""
+            let path = "\(at).\(Identifier.quoted(name))"
+            if let target = value.string {
+                table[name] = target
+            } else if let entry = value.mapping {
+                for (key, _) in entry where !["model", "hidden"].contains(key.string ?? "") {
+                    throw ConfigError("\(path).\(Identifier.quoted(key.string ?? "?")) is unknown (model, hidden)")
+                }
+                guard let target = entry["model"]?.string else { throw ConfigError("\(path).model is missing") }
+                table[name] = target
+            } else {
+                throw ConfigError("\(path) must be an alias name or {model, hidden}")
+            }
+        }
+        return table
     }
 
     /// `[{alias: [fallback, …]}, …]`, or one mapping of alias to list.
@@ -492,7 +532,7 @@ struct ModelList {
     /// Adds a deployment; returns a warning when its price differs from the alias's.
     mutating func add(
         _ deployment: DeploymentDocument, alias: String, origin: String, price: ModelPrices?,
-        maxOutputTokens: Int?
+        maxOutputTokens: Int?, accessGroups: [String] = []
     ) -> String? {
         skippedAliases.remove(alias)
         let index: Int
@@ -506,6 +546,9 @@ struct ModelList {
         let path = "models.\(Identifier.quoted(alias)).deployments[\(documents[index].deployments.count)]"
         origins.append((path, "\(origin).litellm_params"))
         documents[index].deployments.append(deployment)
+        for group in accessGroups where !(documents[index].accessGroups ?? []).contains(group) {
+            documents[index].accessGroups = (documents[index].accessGroups ?? []) + [group]
+        }
         if let tokens = maxOutputTokens {
             documents[index].maxOutputTokens = min(documents[index].maxOutputTokens ?? tokens, tokens)
         }

@@ -21,7 +21,9 @@ enum ListModels {
         }
         var body: [UInt8] = Array(#"{"object":"list","data":["#.utf8)
         var first = true
-        for name in runtime.activePolicy.configuration.catalog.names {
+        let catalog = runtime.activePolicy.configuration.catalog
+        // A model_group_alias name is listed when its alias may be used, as LiteLLM lists it.
+        for name in catalog.names + catalog.groupAliases.keys.sorted() {
             guard case .success = engine.authorize(caller, model: name) else { continue }
             if !first { body.append(UInt8(ascii: ",")) }
             first = false

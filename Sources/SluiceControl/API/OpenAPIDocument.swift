@@ -169,6 +169,7 @@ enum OpenAPIDocument {
                     "input_cost_per_token": number, "output_cost_per_token": number,
                     "cache_read_input_token_cost": number, "cache_creation_input_token_cost": number,
                     "output_cost_per_reasoning_token": number, "max_output_tokens": integer, "limits": limits,
+                    "access_groups": strings,
                 ],
                 required: ["alias", "deployments"]),
             "KeyRequest": object([
@@ -215,6 +216,7 @@ enum OpenAPIDocument {
                 "num_retries": integer, "retry_after": number, "max_retry_backoff": number, "allowed_fails": integer,
                 "cooldown_time": number, "fallbacks": aliasLists, "context_window_fallbacks": aliasLists,
                 "content_policy_fallbacks": aliasLists,
+                "model_group_alias": ["type": "object", "additionalProperties": string],
             ]),
             "AgentRegistration": object(["id": string, "service": string], required: ["id"]),
             "UsageDelta": object(

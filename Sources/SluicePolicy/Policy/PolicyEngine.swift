@@ -185,7 +185,9 @@ public final class PolicyEngine: Sendable {
 
     /// The alias, if it exists and every rule on the caller's path allows it. A deny on any
     /// scope beats an allow on any other.
-    public func authorize(_ caller: Caller, model name: String) -> Result<ModelAlias, Denial> {
+    public func authorize(_ caller: Caller, model requested: String) -> Result<ModelAlias, Denial> {
+        // Rules name aliases: a model_group_alias name is checked as the alias it stands for.
+        let name = policy.catalog.groupAliases.isEmpty ? requested : policy.catalog.canonicalName(requested)
         let alias = policy.catalog.alias(named: name)
         let missingCredential = alias == nil ? policy.catalog.unavailableAliases[name] : nil
         guard alias != nil || missingCredential != nil else {
