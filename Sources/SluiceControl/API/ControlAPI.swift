@@ -76,6 +76,7 @@ public struct ControlAPI: Sendable {
         }
         router.addRoutes(adminRoutes(), atPath: "/v1/admin")
         router.addRoutes(agentRoutes(), atPath: "/v1/agent")
+        router.addRoutes(liteLLMRoutes())
         if let injection { addWebhookRoutes(to: router, settings: injection) }
         // The document is built from the routes just added, so the two cannot drift.
         let served = router.routes.map { (method: $0.method.rawValue, path: $0.path.description) }

@@ -14,7 +14,9 @@ enum OpenAPIDocument {
                 "title": "Sluice control plane", "version": "1",
                 "description":
                     "Admin API (admin token) and agent API (per-agent tokens). Keys are returned once,"
-                    + " on creation and rotation, and never appear in URLs.",
+                    + " on creation and rotation, and never appear in Sluice's own URLs; LiteLLM's compatible"
+                    + " routes (/key, /team, /manage) take one where LiteLLM does, hash it on arrival and never"
+                    + " log it.",
             ],
             "paths": paths,
             "components": [
@@ -33,9 +35,14 @@ enum OpenAPIDocument {
         return Array((try? JSONSerialization.data(withJSONObject: document, options: [.sortedKeys])) ?? Data())
     }
 
+    /// LiteLLM's admin API paths (docs/litellm.md).
+    private static func isLiteLLM(_ path: String) -> Bool {
+        ["/key/", "/team/", "/manage/"].contains { path.hasPrefix($0) }
+    }
+
     private static func operation(_ method: String, _ path: String) -> [String: Any] {
         var operation: [String: Any] = ["operationId": operationID(method, path)]
-        if path.hasPrefix("/v1/admin") { operation["security"] = [["admin": [String]()]] }
+        if path.hasPrefix("/v1/admin") || isLiteLLM(path) { operation["security"] = [["admin": [String]()]] }
         if path.hasPrefix("/v1/agent") { operation["security"] = [["agent": [String]()]] }
         let parameters = path.split(separator: "/").filter { $0.hasPrefix("{") }.map { segment -> [String: Any] in
             [
