@@ -138,4 +138,46 @@ struct LiteLLMAdminTests {
             #expect(anonymous.status == 401)
         }
     }
+
+    @Test("spend reports by team and key, and spend logs, come from the rollups the agents' usage fills")
+    func spendReports() async throws {
+        try await SyncHarness.with { harness in
+            try await harness.seedPolicy()
+            _ = try await harness.admin("POST", "/team/new", json: #"{"team_id": "ml"}"#)
+            let generated = try await harness.admin(
+                "POST", "/key/generate", json: #"{"key_alias": "ci-bot", "team_id": "ml"}"#)
+            let key = try #require(
+                (try JSONSerialization.jsonObject(with: Data(generated.body)) as? [String: Any])?["key"] as? String)
+            let agent = try await harness.startAgent(id: "pod-1")
+            #expect(await eventually { (try? await agent.chat(key: key).status) == 200 })
+            #expect(try await agent.chat(key: key).status == 200)
+            // Usage reaches the control plane with the agent's next flush (every 100 ms here).
+            #expect(
+                await eventually {
+                    (try? await UsageTotals.recorded(
+                        adminToken: SyncHarness.adminToken, port: harness.controlPort, group: harness.group
+                    ).totals.requests) == 2
+                })
+            let spent = try await harness.spentPicoUSD()
+            #expect(spent > 0)
+
+            let report = try await harness.admin("GET", "/global/spend/report?group_by=team")
+            let days = try #require(try JSONSerialization.jsonObject(with: Data(report.body)) as? [[String: Any]])
+            let teams = days.flatMap { ($0["teams"] as? [[String: Any]]) ?? [] }
+            let ml = try #require(teams.first { $0["team_name"] as? String == "ml" })
+            #expect(abs((ml["total_spend"] as? Double ?? 0) - Double(spent) / 1e12) < 1e-9, "\(report.text)")
+            let models = (ml["metadata"] as? [[String: Any]]) ?? []
+            #expect(models.first?["model"] as? String == "gpt-test" && models.first?["api_requests"] as? Int == 2)
+
+            let byKey = try await harness.admin("GET", "/global/spend/report?group_by=api_key")
+            #expect(byKey.text.contains(#""api_key":"ci-bot""#), "\(byKey.text)")
+            let logs = try await harness.admin("GET", "/spend/logs?api_key=\(key)")
+            let entries = try #require(try JSONSerialization.jsonObject(with: Data(logs.body)) as? [[String: Any]])
+            #expect(entries.count == 1 && entries.first?["api_key"] as? String == "ci-bot")
+            #expect(entries.first?["team_id"] as? String == "ml" && entries.first?["api_requests"] as? Int == 2)
+            let single = try await harness.admin("GET", "/spend/logs?request_id=abc")
+            #expect(single.status == 400 && single.text.contains("audit lines"))
+            try await agent.stop()
+        }
+    }
 }

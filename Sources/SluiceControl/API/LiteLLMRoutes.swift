@@ -226,6 +226,7 @@ extension ControlAPI {
             await audit.changed(request, "patch", "key", id, fields: body.names)
             return try jsonResponse(ProxyKeyView(key, secret: nil))
         }
+        liteLLMSpendRoutes(routes)
         return routes
     }
 

@@ -37,7 +37,7 @@ enum OpenAPIDocument {
 
     /// LiteLLM's admin API paths (docs/litellm.md).
     private static func isLiteLLM(_ path: String) -> Bool {
-        ["/key/", "/team/", "/manage/"].contains { path.hasPrefix($0) }
+        ["/key/", "/team/", "/manage/", "/spend/", "/global/"].contains { path.hasPrefix($0) }
     }
 
     private static func operation(_ method: String, _ path: String) -> [String: Any] {
