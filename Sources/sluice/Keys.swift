@@ -4,7 +4,9 @@ import Foundation
 struct Keys: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys", abstract: "Virtual keys: create, list, change, rotate, revoke.",
-        subcommands: [Create.self, List.self, Get.self, Update.self, Rotate.self, Revoke.self, Delete.self])
+        subcommands: [
+            Create.self, List.self, Get.self, Update.self, Rotate.self, Revoke.self, Delete.self, ImportLiteLLM.self,
+        ])
     static let columns = ["id", "prefix", "team", "project", "allowed_models", "limits", "metadata", "revoked"]
 
     struct KeyFields: ParsableArguments {
@@ -161,6 +163,88 @@ struct Keys: AsyncParsableCommand {
 
     /// `--clear NAME` → the field it sets to null.
     static let clearable = ClearOptions.common.merging(["project": "project", "expires-at": "expires_at"]) { $1 }
+
+    /// Moves keys from a LiteLLM proxy: each entry of a JSON export (a list, or `{"keys": […]}`,
+    /// as LiteLLM's `/key/list?return_full_object=true` or a database dump gives them) goes
+    /// to `/key/generate` with its alias, team, models, limits, budget and metadata. An entry
+    /// that holds its secret (`key` or `token` starting `sk-`) keeps it, so callers change
+    /// nothing; LiteLLM itself stores only hashes, and for those a new secret is issued and
+    /// printed once.
+    struct ImportLiteLLM: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "import-litellm",
+            abstract: "Import keys from a LiteLLM export, keeping the secrets it holds and issuing the rest anew.")
+        @Argument(help: "The JSON export.") var file: String
+        @Option(help: "The team for entries without team_id (created if missing).") var defaultTeam = "default"
+        @OptionGroup var connection: Connection
+
+        static let copied = [
+            "key_alias", "team_id", "models", "rpm_limit", "tpm_limit", "max_parallel_requests", "max_budget",
+            "budget_duration",
+        ]
+
+        func run() async throws {
+            try await perform {
+                guard let data = FileManager.default.contents(atPath: file) else {
+                    throw ValidationError("\(file) cannot be read")
+                }
+                let parsed = try JSONSerialization.jsonObject(with: data)
+                guard
+                    let entries = (parsed as? [[String: Any]])
+                        ?? ((parsed as? [String: Any])?["keys"] as? [[String: Any]])
+                else { throw ValidationError("\(file) is not a list of keys, nor {\"keys\": [...]}") }
+                let client = try connection.client()
+                var rows: [[String: Any]] = []
+                for (index, entry) in entries.enumerated() {
+                    let name = entry["key_alias"] as? String ?? "#\(index)"
+                    var body: [String: Any] = [:]
+                    for field in Self.copied { if let value = entry[field], !(value is NSNull) { body[field] = value } }
+                    if body["team_id"] == nil { body["team_id"] = defaultTeam }
+                    if let metadata = entry["metadata"] as? [String: Any] {
+                        // Sluice keeps metadata as strings: other values are carried as their JSON text.
+                        body["metadata"] = metadata.mapValues { value -> String in
+                            if let text = value as? String { return text }
+                            let json = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed])
+                            return json.map { String(decoding: $0, as: UTF8.self) } ?? "\(value)"
+                        }
+                    }
+                    if let expires = entry["expires"] as? String, !expires.isEmpty {
+                        guard let date = ISO8601DateFormatter().date(from: expires) else {
+                            rows.append(["key_alias": name, "result": "skipped: expires \(expires) is not a date"])
+                            continue
+                        }
+                        let left = Int(date.timeIntervalSinceNow)
+                        guard left > 0 else {
+                            rows.append(["key_alias": name, "result": "skipped: expired"])
+                            continue
+                        }
+                        body["duration"] = "\(left)s"
+                    }
+                    let secret = [entry["key"], entry["token"]].compactMap { $0 as? String }.first {
+                        $0.hasPrefix("sk-")
+                    }
+                    if let secret { body["key"] = secret }
+                    do {
+                        let answer = try await client.send("POST", "/key/generate", body: try jsonBody(body))
+                        let issued = try JSONSerialization.jsonObject(with: answer) as? [String: Any] ?? [:]
+                        let result =
+                            secret != nil
+                            ? "imported, keeps its secret"
+                            : "new secret (LiteLLM keeps only a hash): \(issued["key"] as? String ?? "?")"
+                        rows.append(["key_alias": issued["key_alias"] as? String ?? name, "result": result])
+                    } catch {
+                        rows.append(["key_alias": name, "result": "refused: \(error)"])
+                    }
+                }
+                try Printer.show(
+                    try JSONSerialization.data(withJSONObject: rows), format: try connection.format(),
+                    columns: ["key_alias", "result"])
+                if rows.contains(where: { ($0["result"] as? String)?.hasPrefix("new secret") == true }) {
+                    print("(new secrets are shown once: hand them to their owners now)")
+                }
+            }
+        }
+    }
 
     static func showIssued(_ data: Data, format: OutputFormat) throws {
         if format == .json {

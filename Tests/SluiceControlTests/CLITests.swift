@@ -301,4 +301,38 @@ struct CLITests {
             #expect(try await sluice(["keys", "get", "ops-bot"], port: port).status == 1)
         }
     }
+
+    @Test("keys import-litellm keeps the secrets a LiteLLM export holds, issues the rest anew, skips expired ones")
+    func importLiteLLMKeys() async throws {
+        try await ControlHarness.with { control in
+            let port = control.port
+            #expect(try await control.request("POST", "/v1/admin/teams", json: #"{"name":"ml"}"#).status == 201)
+            let export = control.directory.file("litellm-keys.json")
+            try """
+            {"keys": [
+              {"key_alias": "kept", "key": "sk-litellm-kept-0123456789abcdef", "team_id": "ml", "rpm_limit": 10,
+               "metadata": {"owner": "alice", "tier": 3}, "expires": null},
+              {"key_alias": "hashed", "token": "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b"},
+              {"key_alias": "old", "key": "sk-litellm-old-0123456789abcdef", "team_id": "ml",
+               "expires": "2020-01-01T00:00:00Z"}
+            ]}
+            """.write(toFile: export, atomically: true, encoding: .utf8)
+            let run = try await sluice(["keys", "import-litellm", export], port: port)
+            #expect(run.status == 0, "\(run.output)")
+            #expect(run.output.contains("imported, keeps its secret"), "\(run.output)")
+            #expect(run.output.contains("new secret (LiteLLM keeps only a hash): sk-"), "\(run.output)")
+            #expect(run.output.contains("skipped: expired"), "\(run.output)")
+
+            // The kept secret is the key's: looked up by its hash, it names the imported key.
+            let info = try await control.request("GET", "/key/info?key=sk-litellm-kept-0123456789abcdef")
+            #expect(info.text.contains(#""key":"kept""#) && info.text.contains(#""tier":"3""#), "\(info.text)")
+            #expect(info.text.contains(#""rpm_limit":10"#))
+            let hashed = try await control.request("GET", "/key/info?key=hashed")
+            #expect(hashed.text.contains(#""team_id":"default""#), "no team_id: the default team")
+            #expect(try await control.request("GET", "/key/info?key=old").status == 404)
+            let master = try await control.request(
+                "POST", "/key/generate", json: #"{"key": "\#(ControlHarness.adminToken)", "team_id": "ml"}"#)
+            #expect(master.status == 400, "\(master.text)")
+        }
+    }
 }

@@ -14,14 +14,21 @@ extension ControlAPI {
         let routes = RouteCollection(context: ControlContext.self).add(
             middleware: AdminAuthMiddleware(token: adminToken))
         let (store, gate, audit, hasher) = (self.store, self.gate, self.audit, self.keyHasher)
+        let adminToken = self.adminToken
 
         // MARK: Keys
 
         routes.post("key/generate") { request, context in
             let body = try await LiteLLMBody(request, context, LiteLLMKeyFields.generate)
+            var fields = LiteLLMKeyFields(body)
+            // LiteLLM's `key` sets the secret: how keys migrate from a LiteLLM proxy unchanged.
+            if let secret = body.string("key") {
+                fields.secret = try LiteLLMKeyFields.importable(secret, adminToken: adminToken)
+            }
             let issued = try await Self.generateKey(
-                LiteLLMKeyFields(body), store: store, gate: gate, hasher: hasher, defaultTeam: "default")
-            await audit.changed(request, "create", "key", issued.key.id, fields: ["litellm"])
+                fields, store: store, gate: gate, hasher: hasher, defaultTeam: "default")
+            await audit.changed(
+                request, fields.secret == nil ? "create" : "import", "key", issued.key.id, fields: ["litellm"])
             return try jsonResponse(LiteLLMKeyView(issued.key, secret: issued.secret))
         }
         routes.post("key/update") { request, context in
@@ -236,7 +243,7 @@ extension ControlAPI {
         createMissing: Bool = false
     ) async throws -> (key: KeyDocument, secret: String) {
         var generator = SystemRandomNumberGenerator()
-        let secret = VirtualKey.generate(using: &generator)
+        let secret = fields.secret ?? VirtualKey.generate(using: &generator)
         let id = fields.alias ?? "key_" + String(VirtualKey.generate(using: &generator).suffix(12)).lowercased()
         guard let team = fields.team ?? defaultTeam else {
             throw APIError(400, "team: missing field", code: "missing_team")
@@ -247,8 +254,9 @@ extension ControlAPI {
         try fields.apply(to: &key)
         key.prefix = VirtualKey.displayPrefix(of: secret)
         key.createdAt = Int64(Date().timeIntervalSince1970)
-        if fields.team == nil || createMissing {
-            // LiteLLM keys need no team; Sluice's do, so a key without one joins `default`.
+        if fields.team == nil || team == defaultTeam || createMissing {
+            // LiteLLM keys need no team; Sluice's do, so a key without one joins `default`,
+            // made on first use.
             let grammar = PolicyGate.grammar(.key(key))
             guard grammar.isEmpty else { throw PolicyGate.refusal(grammar, status: 400, code: "invalid_name") }
             try await ControlAPI.createMissing(team: team, project: fields.project, store: store, gate: gate)
@@ -428,6 +436,28 @@ struct LiteLLMKeyFields: Sendable {
     var duration: String?
     var userID: String?
     var durationGiven = false
+    /// A secret brought along from LiteLLM, instead of a new one.
+    var secret: String?
+
+    /// A LiteLLM key's secret as it may be kept: `sk-` and 20 to 256 characters of letters,
+    /// digits, `-` and `_`; never the admin token.
+    static func importable(_ secret: String, adminToken: Secret) throws -> String {
+        let bytes = Array(secret.utf8)
+        guard secret.hasPrefix("sk-"), (20...256).contains(bytes.count),
+            bytes.allSatisfy({
+                (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0)
+                    || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
+            })
+        else {
+            throw APIError(
+                400, "key: a key brought from LiteLLM is sk- and 20 to 256 letters, digits, - or _",
+                code: "invalid_key")
+        }
+        guard secret != adminToken.reveal() else {
+            throw APIError(400, "key: the master key cannot be a virtual key", code: "invalid_key")
+        }
+        return secret
+    }
 
     init(team: String?) { self.team = team }
 
