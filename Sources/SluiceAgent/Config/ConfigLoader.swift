@@ -67,6 +67,8 @@ public struct ConfigLoader {
         var policyNode: Node?
         var identity = IdentityOverrides()
         var router: RouterDocument?
+        /// What `litellm_settings` says of retries and fallbacks: `router_settings` wins.
+        var liteLLMRouter = RouterDocument()
 
         for (keyNode, value) in top {
             let key = keyNode.string ?? ""
@@ -93,8 +95,14 @@ public struct ConfigLoader {
                 }
                 // Named field by field, so nobody believes a LiteLLM setting took effect here.
                 if let fields = value.mapping, !fields.isEmpty {
-                    for (field, _) in fields {
-                        warnings.append("\(key).\(field.string ?? "?") is not supported by the agent; ignored")
+                    for (field, entry) in fields {
+                        let name = field.string ?? "?"
+                        if key == "litellm_settings",
+                            try liteLLMRouterSetting(name, entry, into: &liteLLMRouter, warnings: &warnings)
+                        {
+                            continue
+                        }
+                        warnings.append("\(key).\(name) is not supported by the agent; ignored")
                     }
                 } else {
                     warnings.append("\(key) is a LiteLLM section the agent does not use; ignored")
@@ -130,6 +138,14 @@ public struct ConfigLoader {
             warnings.append(
                 "there is no sluice_policy section: every caller is served without a key and without limits")
             document.services = [ServiceDocument(name: "*", keyless: true)]
+        }
+        if liteLLMRouter != RouterDocument() {
+            var merged = router ?? RouterDocument()
+            merged.numRetries = merged.numRetries ?? liteLLMRouter.numRetries
+            merged.fallbacks = merged.fallbacks ?? liteLLMRouter.fallbacks
+            merged.contextWindowFallbacks = merged.contextWindowFallbacks ?? liteLLMRouter.contextWindowFallbacks
+            merged.contentPolicyFallbacks = merged.contentPolicyFallbacks ?? liteLLMRouter.contentPolicyFallbacks
+            router = merged
         }
         document.settings.router = router
         var staticFingerprint = ""
@@ -287,6 +303,24 @@ public struct ConfigLoader {
         {
             warnings.append(conflict)
         }
+    }
+
+    /// The `litellm_settings` fields that mean the same here as in `router_settings`
+    /// (`num_retries` and the fallback tables); false for any other field.
+    private func liteLLMRouterSetting(
+        _ name: String, _ value: Node, into router: inout RouterDocument, warnings: inout [String]
+    ) throws(ConfigError) -> Bool {
+        let at = "litellm_settings.\(name)"
+        switch name {
+        case "num_retries":
+            guard let count = value.int else { throw ConfigError("\(at) must be a whole number") }
+            router.numRetries = count
+        case "fallbacks": router.fallbacks = try fallbackTable(value, at: at)
+        case "context_window_fallbacks": router.contextWindowFallbacks = try fallbackTable(value, at: at)
+        case "content_policy_fallbacks": router.contentPolicyFallbacks = try fallbackTable(value, at: at)
+        default: return false
+        }
+        return true
     }
 
     /// `router_settings`, as LiteLLM writes it: `routing_strategy`, `num_retries`,
