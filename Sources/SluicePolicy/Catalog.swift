@@ -184,12 +184,12 @@ public struct Catalog: Sendable {
     public private(set) var names: [String] = []
     /// Strategy, retries, fallbacks and cooldowns for every alias.
     public var router: RouterSettings
-    /// Aliases this agent cannot serve at all because every deployment's credential is
-    /// missing here, with the first missing credential reference: calls to them are refused
-    /// with 503 `credential_unavailable` rather than 404, and the rest of the policy holds.
     /// Other names callers may use for an alias (LiteLLM's `model_group_alias`): a call for
     /// the name is served, checked and counted as the alias.
     public var groupAliases: [String: String] = [:]
+    /// Aliases this agent cannot serve at all because every deployment's credential is
+    /// missing here, with the first missing credential reference: calls to them are refused
+    /// with 503 `credential_unavailable` rather than 404, and the rest of the policy holds.
     public var unavailableAliases: [String: String] = [:]
     /// Credential references the catalog names that are not set on this agent, sorted: the
     /// deployments using them are left out of routing; `/readyz` and a metric show them.

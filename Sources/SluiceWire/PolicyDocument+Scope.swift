@@ -12,9 +12,13 @@ extension PolicyDocument {
         var scoped = self
         let entry = services.first { $0.name == service } ?? services.first { $0.name == "*" }
         scoped.services = entry.map { [$0] } ?? []
-        let only = settings.onlyAllowModels.map(Set.init)
-        let allowed = entry?.allowedModels.map(Set.init)
-        let denied = Set(entry?.deniedModels ?? [])
+        // Lists may name access groups: each stands for its aliases here as in the compiler.
+        var groups: [String: [String]] = [:]
+        for model in models { for group in model.accessGroups ?? [] { groups[group, default: []].append(model.alias) } }
+        func expanded(_ names: [String]) -> Set<String> { Set(names.flatMap { groups[$0] ?? [$0] }) }
+        let only = settings.onlyAllowModels.map(expanded)
+        let allowed = entry?.allowedModels.map(expanded)
+        let denied = expanded(entry?.deniedModels ?? [])
         func usable(_ alias: String) -> Bool {
             !denied.contains(alias) && (allowed?.contains(alias) ?? true) && (only?.contains(alias) ?? true)
         }
@@ -28,6 +32,7 @@ extension PolicyDocument {
             router.fallbacks = prune(router.fallbacks)
             router.contextWindowFallbacks = prune(router.contextWindowFallbacks)
             router.contentPolicyFallbacks = prune(router.contentPolicyFallbacks)
+            router.modelGroupAlias = router.modelGroupAlias?.filter { usable($0.value) }
             scoped.settings.router = router
         }
         return scoped

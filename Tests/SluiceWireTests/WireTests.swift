@@ -197,6 +197,27 @@ struct WireTests {
         #expect(other.version == document.version && other.settings.onlyAllowModels == settings.onlyAllowModels)
     }
 
+    @Test("scoping reads access groups as their aliases, and drops group aliases to what it withholds")
+    func scopedGroups() {
+        let deployment = DeploymentDocument(apiBase: "https://h/v1", upstreamModel: "m")
+        var models = ["small", "large", "other"].map { ModelDocument(alias: $0, deployments: [deployment]) }
+        models[0].accessGroups = ["beta"]
+        models[1].accessGroups = ["beta", "big"]
+        var settings = SettingsDocument()
+        var router = RouterDocument()
+        router.modelGroupAlias = ["gpt-4": "large", "legacy": "other"]
+        settings.router = router
+        let document = PolicyDocument(
+            version: 1, issuedAt: 0, models: models,
+            services: [ServiceDocument(name: "shop/web", allowedModels: ["beta"], deniedModels: ["big"])],
+            settings: settings)
+        let web = document.scoped(toService: "shop/web")
+        #expect(web.models.map(\.alias) == ["small"], "beta minus big")
+        #expect(web.settings.router?.modelGroupAlias == [:])
+        let compiled = try? web.compile(in: Self.context)
+        #expect(compiled?.disabled.isEmpty == true, "\(compiled?.disabled ?? [])")
+    }
+
     @Test("usage batches round-trip and are bounded")
     func usage() throws {
         let batch = UsageBatch(
