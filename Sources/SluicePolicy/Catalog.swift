@@ -195,16 +195,58 @@ public struct Catalog: Sendable {
     /// deployments using them are left out of routing; `/readyz` and a metric show them.
     public var missingCredentials: [String] = []
 
+    /// Wildcard aliases (`openai/*`), longest first: each serves every name below it that
+    /// no exact alias takes.
+    public private(set) var wildcards: [ModelAlias] = []
+
     public init(_ aliases: [ModelAlias], router: RouterSettings = RouterSettings()) {
         self.router = router
         for alias in aliases {
+            if Identifier.isWildcardAlias(alias.name) {
+                wildcards.append(alias)
+                continue
+            }
             if self.aliases[alias.name] == nil { names.append(alias.name) }
             self.aliases[alias.name] = alias
         }
+        wildcards.sort { $0.name.utf8.count > $1.name.utf8.count }
     }
 
-    /// Exact match only: no case folding, no prefix or path games.
-    public func alias(named name: String) -> ModelAlias? { aliases[name] }
+    /// Exact match first (no case folding, no path games); otherwise the longest wildcard
+    /// alias whose prefix the name extends, its deployments serving the rest of the name
+    /// (`openai/gpt-4o` under `openai/*` with `model: openai/*` asks the provider for
+    /// `gpt-4o`). A name a wildcard deployment cannot put in its URL is not served.
+    public func alias(named name: String) -> ModelAlias? {
+        if let exact = aliases[name] { return exact }
+        guard !wildcards.isEmpty, let template = wildcard(for: name) else { return nil }
+        let rest = name.dropFirst(template.name.count - 1)
+        guard rest.utf8.count <= 200,
+            rest.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F && $0 != "?" && $0 != "#" })
+        else { return nil }
+        let deployments = template.deployments.compactMap { deployment -> Deployment? in
+            var served = deployment
+            served.alias = name
+            if served.upstreamModel.hasSuffix("*") {
+                served.upstreamModel = String(served.upstreamModel.dropLast()) + rest
+            }
+            // Azure and Gemini put the model in the URL's path: only plain names go there.
+            if served.dialect == .azure || served.dialect == .gemini,
+                !Deployment.isURLSafeName(served.upstreamModel)
+            {
+                return nil
+            }
+            return served
+        }
+        guard !deployments.isEmpty else { return nil }
+        return ModelAlias(
+            name: name, deployments: deployments, price: template.price, maxOutputTokens: template.maxOutputTokens)
+    }
+
+    /// The wildcard alias that stands for `name`, if one does and no exact alias takes it.
+    public func wildcard(for name: String) -> ModelAlias? {
+        guard aliases[name] == nil else { return nil }
+        return wildcards.first { Identifier.wildcard($0.name, covers: name) }
+    }
 
     /// The alias a requested name stands for: itself, or what `model_group_alias` maps it to.
     public func canonicalName(_ name: String) -> String { groupAliases[name] ?? name }

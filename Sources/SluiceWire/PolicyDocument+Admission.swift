@@ -86,8 +86,11 @@ extension PolicyDocument {
         let teamNames = Set(teams.map(\.name))
         let projectNames = Set(projects.map(\.name))
         var problems: [AdmissionProblem] = []
+        let wildcards = aliases.filter(Identifier.isWildcardAlias)
         func check(_ list: [String]?, at path: String) {
-            for name in list ?? [] where !aliases.contains(name) {
+            // A name a wildcard alias serves (openai/gpt-4o under openai/*) is a model too.
+            for name in list ?? []
+            where !aliases.contains(name) && !wildcards.contains(where: { Identifier.wildcard($0, covers: name) }) {
                 problems.append(
                     AdmissionProblem(
                         path: path,

@@ -343,15 +343,25 @@ private struct Compiler {
         guard !deployment.upstreamModel.isEmpty, deployment.upstreamModel.utf8.count <= 200 else {
             throw WireError("\(path).upstream_model must be 1 to 200 bytes")
         }
+        // A wildcard alias's deployment may end in `*`, which the requested name's rest replaces.
+        var upstreamName = deployment.upstreamModel
+        if upstreamName.contains("*") {
+            guard Identifier.isWildcardAlias(alias), upstreamName.hasSuffix("*"),
+                upstreamName.dropLast().allSatisfy({ $0 != "*" })
+            else {
+                throw WireError("\(path).upstream_model may end in * only for a wildcard alias (openai/*)")
+            }
+            upstreamName = String(upstreamName.dropLast()) + "x"
+        }
         if dialect == .azure {
-            guard Deployment.isURLSafeName(deployment.upstreamModel) else {
+            guard Deployment.isURLSafeName(upstreamName) else {
                 throw WireError("\(path).upstream_model must be an Azure deployment name (letters, digits, - . _)")
             }
             if let version = deployment.apiVersion, !Deployment.isValidAPIVersion(version) {
                 throw WireError("\(path).api_version must be letters, digits, - and .")
             }
         }
-        if dialect == .gemini, !Deployment.isURLSafeName(deployment.upstreamModel) {
+        if dialect == .gemini, !Deployment.isURLSafeName(upstreamName) {
             throw WireError("\(path).upstream_model must be a Gemini model name (letters, digits, - . _)")
         }
         if let caFile = deployment.caFile {

@@ -1,3 +1,5 @@
+import SluicePolicy
+
 extension PolicyDocument {
     /// The part of this document an agent serving `service` can use: its own service entry
     /// (or `*` when it has none) and only the aliases that entry and `only_allow_models`
@@ -19,8 +21,15 @@ extension PolicyDocument {
         let only = settings.onlyAllowModels.map(expanded)
         let allowed = entry?.allowedModels.map(expanded)
         let denied = expanded(entry?.deniedModels ?? [])
+        // A list names an alias itself, or through a wildcard (openai/* stands for openai/gpt-4o);
+        // a wildcard alias is kept where the list names it or any name it serves.
+        func names(_ list: Set<String>, _ alias: String) -> Bool {
+            list.contains(alias) || list.contains { Identifier.wildcard($0, covers: alias) }
+                || (Identifier.isWildcardAlias(alias) && list.contains { Identifier.wildcard(alias, covers: $0) })
+        }
         func usable(_ alias: String) -> Bool {
-            !denied.contains(alias) && (allowed?.contains(alias) ?? true) && (only?.contains(alias) ?? true)
+            !(denied.contains(alias) || denied.contains { Identifier.wildcard($0, covers: alias) })
+                && (allowed.map { names($0, alias) } ?? true) && (only.map { names($0, alias) } ?? true)
         }
         scoped.models = models.filter { usable($0.alias) }
         if var router = settings.router {

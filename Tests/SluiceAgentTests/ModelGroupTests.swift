@@ -115,3 +115,69 @@ struct ModelGroupTests {
                     + "    model_info: {access_groups: [a]}\n")?.contains("also an alias") == true)
     }
 }
+
+/// LiteLLM's wildcard aliases (`openai/*`), through a real agent.
+@Suite("Wildcard aliases")
+struct WildcardAliasTests {
+    static let ml = "sk-wildcard-ml-0123456789abcdef"
+    static let web = "sk-wildcard-web-0123456789abcdef"
+    static let ops = "sk-wildcard-ops-0123456789abcdef"
+
+    @Test("openai/* serves any name below it with the rest as the upstream model; lists name it or names below it")
+    func wildcards() async throws {
+        try await AgentHarness.with(aliases: ["gpt-test": "mock"]) { harness in
+            try await harness.restartAgent(
+                yaml: harness.yaml + """
+                      - model_name: "openai/*"
+                        litellm_params:
+                          model: "openai/*"
+                          api_base: https://127.0.0.1:\(harness.mock.port)/v1
+                          api_key: sk-test-provider-secret-0123456789
+                          ssl_verify: \(harness.certificate.certificatePath)
+                        model_info: {input_cost_per_token: 0.000001, output_cost_per_token: 0.000002}
+                    sluice_policy:
+                      teams:
+                        ml: {allowed_models: ["openai/*"]}
+                        web: {allowed_models: [openai/mock]}
+                        ops: {denied_models: ["openai/*"]}
+                      models: {"openai/*": {limits: {requests_per_day: 4}}}
+                      static_keys:
+                        - {id: ml-key, token: \(Self.ml), team: ml}
+                        - {id: web-key, token: \(Self.web), team: web}
+                        - {id: ops-key, token: \(Self.ops), team: ops}
+
+                    """)
+            let served = try await harness.chat(model: "openai/mock+chunks=2", key: Self.ml)
+            #expect(served.status == 200 && served.text.contains("Sluice mock"), "\(served.text)")
+            #expect(harness.mock.requests.last.map { String(decoding: $0.body, as: UTF8.self) }?
+                .contains(#""model":"mock+chunks=2""#) == true)
+            let exact = try await harness.chat(model: "gpt-test", key: Self.ml)
+            #expect(exact.status == 403 && exact.text.contains("allowed_models"), "\(exact.text)")
+            #expect(try await harness.chat(model: "openai/mock", key: Self.web).status == 200)
+            let other = try await harness.chat(model: "openai/mock+chunks=3", key: Self.web)
+            #expect(other.status == 403, "web may use openai/mock only: \(other.text)")
+            let denied = try await harness.chat(model: "openai/mock", key: Self.ops)
+            #expect(denied.status == 403 && denied.text.contains("denied_models"), "\(denied.text)")
+            #expect(try await harness.chat(model: "gpt-test", key: Self.ops).status == 200)
+            // The wildcard's own limit counts every name it serves: two calls so far, two more fit.
+            #expect(try await harness.chat(model: "openai/mock+chunks=1", key: Self.ml).status == 200)
+            #expect(try await harness.chat(model: "openai/mock+chunks=4", key: Self.ml).status == 200)
+            let over = try await harness.chat(model: "openai/mock+chunks=5", key: Self.ml)
+            #expect(over.status == 429 && over.text.contains("openai/*"), "\(over.text)")
+            let records = await harness.auditRecords(1)
+            #expect(records.first?["alias"] as? String == "openai/mock+chunks=2")
+            #expect(records.first?["upstream_model"] as? String == "mock+chunks=2")
+        }
+    }
+
+    @Test("an upstream model ending in * is refused for an alias that is not a wildcard")
+    func starOnlyForWildcards() {
+        do {
+            _ = try ConfigLoader(environment: [:]).load(
+                yaml: "model_list:\n  - model_name: plain\n    litellm_params: {model: \"openai/*\"}\n")
+            Issue.record("loaded")
+        } catch {
+            #expect(error.message.contains("may end in * only for a wildcard alias"), "\(error.message)")
+        }
+    }
+}

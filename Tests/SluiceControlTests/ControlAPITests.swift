@@ -383,6 +383,13 @@ struct ControlAPITests {
         ("GET", "/v1/admin/agents"), ("DELETE", "/v1/admin/agents/{id}"), ("GET", "/v1/admin/agent-auth"),
         ("GET", "/v1/agent/policy"), ("POST", "/v1/agent/usage"), ("POST", "/v1/agent/leases"),
         ("GET", "/readyz"),
+        // LiteLLM's admin API (docs/litellm.md).
+        ("POST", "/key/generate"), ("POST", "/key/update"), ("POST", "/key/delete"), ("GET", "/key/info"),
+        ("GET", "/key/list"), ("POST", "/key/regenerate"), ("POST", "/key/block"), ("POST", "/key/unblock"),
+        ("POST", "/team/new"), ("POST", "/team/update"), ("POST", "/team/delete"), ("GET", "/team/info"),
+        ("GET", "/team/list"), ("POST", "/team/model/add"), ("POST", "/team/model/delete"),
+        ("POST", "/manage/proxy_key"), ("PATCH", "/manage/proxy_key/{key}"), ("GET", "/global/spend/report"),
+        ("GET", "/spend/logs"),
     ]
 
     @Test("/openapi.json describes exactly the routes served, and every one of them answers")

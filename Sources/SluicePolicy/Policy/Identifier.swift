@@ -27,7 +27,7 @@ public enum Identifier {
                 ? nil
                 : "service \(quoted(text)) must be namespace/service (each a lower-case DNS label: a-z, 0-9, -) or *"
         case .alias:
-            isAlias(text)
+            isAlias(text) || isWildcardAlias(text)
                 ? nil
                 : "alias \(quoted(text)) must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ + - in /-separated parts, "
                     + "each starting with a letter or digit"
@@ -59,6 +59,19 @@ public enum Identifier {
             guard part.allSatisfy({ isAlphanumeric($0) || Array("._:@+-".utf8).contains($0) }) else { return false }
         }
         return true
+    }
+
+    /// A wildcard alias (LiteLLM's `openai/*`, or `*`): an alias whose last part is `*`,
+    /// standing for every name below it.
+    public static func isWildcardAlias(_ text: String) -> Bool {
+        text == "*" || (text.hasSuffix("/*") && isAlias(String(text.dropLast(2))))
+    }
+
+    /// Whether `name` is one a wildcard alias stands for (`openai/gpt-4o` under `openai/*`).
+    public static func wildcard(_ wildcard: String, covers name: String) -> Bool {
+        guard wildcard.hasSuffix("*") else { return false }
+        let prefix = wildcard.dropLast()
+        return name.utf8.count > prefix.utf8.count && name.hasPrefix(prefix) && !name.hasSuffix("*")
     }
 
     /// A metadata value: one line, no control characters, at most 256 bytes.

@@ -1,15 +1,34 @@
 /// Which model aliases a scope may use. A deny always beats an allow; a nil allowlist
-/// allows every alias.
+/// allows every alias. A wildcard alias in a list (`openai/*`) stands for every name below it.
 public struct ModelRules: Sendable, Equatable {
-    public var allowed: Set<String>?
-    public var denied: Set<String>
+    public var allowed: Set<String>? { didSet { allowedWildcards = Self.wildcards(allowed) } }
+    public var denied: Set<String> { didSet { deniedWildcards = Self.wildcards(denied) } }
+    private var allowedWildcards: [String]
+    private var deniedWildcards: [String]
 
     public init(allowed: Set<String>? = nil, denied: Set<String> = []) {
         self.allowed = allowed
         self.denied = denied
+        allowedWildcards = Self.wildcards(allowed)
+        deniedWildcards = Self.wildcards(denied)
     }
 
     public static let any = ModelRules()
+
+    /// Whether the deny list names `name`, itself or through a wildcard.
+    public func denies(_ name: String) -> Bool {
+        denied.contains(name) || deniedWildcards.contains { Identifier.wildcard($0, covers: name) }
+    }
+
+    /// Whether the allowlist, when there is one, lets `name` through (itself or by a wildcard).
+    public func allows(_ name: String) -> Bool {
+        guard let allowed else { return true }
+        return allowed.contains(name) || allowedWildcards.contains { Identifier.wildcard($0, covers: name) }
+    }
+
+    static func wildcards(_ names: Set<String>?) -> [String] {
+        (names ?? []).filter { $0.hasSuffix("*") }.sorted()
+    }
 }
 
 /// A named regular expression matched against the text of a call's messages.

@@ -50,6 +50,8 @@ public final class PolicyEngine: Sendable {
     private let sharedServiceSlot: Int32?
     /// Limits behind each slot, to know whether a spend budget applies without the lock.
     private let spendLimited: Set<Int32>
+    /// The wildcard aliases `only_allow_models` names (`openai/*`).
+    private let onlyAllowWildcards: [String]
 
     /// Every named scope this engine bound, with the policy's limits for it (before
     /// `localLimits`): what leases of fleet-wide limits are applied to.
@@ -70,6 +72,7 @@ public final class PolicyEngine: Sendable {
         let service = policy.services[serviceName] ?? policy.services["*"]
         self.service = service
         hasher = policy.keyPepper.map { KeyHasher(pepper: $0) }
+        onlyAllowWildcards = ModelRules.wildcards(policy.onlyAllowModels)
 
         var spendLimited: Set<Int32> = []
         var bound: [Scope: Limits] = [:]
@@ -200,31 +203,33 @@ public final class PolicyEngine: Sendable {
         let team = caller.team.flatMap { policy.teams[$0] }
         let project = caller.project.flatMap { policy.projects[$0] }
         // Deny lists first, in every scope, then allow lists.
-        if let key, key.models.denied.contains(name) {
+        if let key, key.models.denies(name) {
             return .failure(notAllowed(name, "key \"\(key.id)\" denied_models"))
         }
-        if let project, project.models.denied.contains(name) {
+        if let project, project.models.denies(name) {
             return .failure(notAllowed(name, "project \"\(project.name)\" denied_models"))
         }
-        if let team, team.models.denied.contains(name) {
+        if let team, team.models.denies(name) {
             return .failure(notAllowed(name, "team \"\(team.name)\" denied_models"))
         }
-        if let service, service.models.denied.contains(name) {
+        if let service, service.models.denies(name) {
             return .failure(notAllowed(name, "service \"\(serviceName)\" denied_models"))
         }
-        if let only = policy.onlyAllowModels, !only.contains(name) {
+        if let only = policy.onlyAllowModels, !only.contains(name),
+            !onlyAllowWildcards.contains(where: { Identifier.wildcard($0, covers: name) })
+        {
             return .failure(notAllowed(name, "only_allow_models"))
         }
-        if let service, let allowed = service.models.allowed, !allowed.contains(name) {
+        if let service, !service.models.allows(name) {
             return .failure(notAllowed(name, "service \"\(serviceName)\" allowed_models"))
         }
-        if let team, let allowed = team.models.allowed, !allowed.contains(name) {
+        if let team, !team.models.allows(name) {
             return .failure(notAllowed(name, "team \"\(team.name)\" allowed_models"))
         }
-        if let project, let allowed = project.models.allowed, !allowed.contains(name) {
+        if let project, !project.models.allows(name) {
             return .failure(notAllowed(name, "project \"\(project.name)\" allowed_models"))
         }
-        if let key, let allowed = key.models.allowed, !allowed.contains(name) {
+        if let key, !key.models.allows(name) {
             return .failure(notAllowed(name, "key \"\(key.id)\" allowed_models"))
         }
         // Only a caller the rules admit learns that this agent lacks the alias's credential.
@@ -314,7 +319,12 @@ public final class PolicyEngine: Sendable {
         } else {
             slots[.service] = keylessSlot
         }
-        slots[.model] = modelSlots[alias.name]
+        // A name a wildcard alias serves counts against the wildcard's own limits.
+        slots[.model] =
+            modelSlots[alias.name]
+            ?? (policy.catalog.wildcards.isEmpty ? nil : policy.catalog.wildcard(for: alias.name).flatMap {
+                modelSlots[$0.name]
+            })
         if !policy.exhausted.isEmpty, let denial = fleetExhaustion(caller, now: now) { return .failure(denial) }
         if let endUser {
             let limits = policy.endUserLimits[endUser] ?? policy.endUserDefaultLimits
