@@ -284,20 +284,9 @@ extension ControlAPI {
             guard (0...30 * 86_400).contains(grace) else {
                 throw APIError(400, "grace_period_seconds must be 0 to 2592000", code: "invalid_grace")
             }
-            var generator = SystemRandomNumberGenerator()
-            let secret = VirtualKey.generate(using: &generator)
-            let hash = hasher.hash(secret).encoded
-            let now = Int64(Date().timeIntervalSince1970)
-            // Read and written in one transaction: a rotation cannot undo a concurrent revocation.
-            let key = try await Self.changeKey(id, in: store) { key in
-                guard !key.revoked else {
-                    throw APIError(409, "key \"\(id)\" is revoked; create a new one", code: "key_revoked")
-                }
-                key.previousHash = grace > 0 ? key.hash : nil
-                key.previousHashExpiresAt = grace > 0 ? now + grace : nil
-                key.hash = hash
-                key.prefix = VirtualKey.displayPrefix(of: secret)
-            }
+            let (key, secret) = try await Self.rotateKey(
+                id, graceSeconds: grace, in: store, hasher: hasher,
+                revokedMessage: "key \"\(id)\" is revoked; create a new one")
             await audit.changed(request, "rotate", "key", id, fields: grace > 0 ? ["grace_period_seconds"] : [])
             return try jsonResponse(IssuedKey(key: secret, details: KeyView(key)))
         }
@@ -311,6 +300,26 @@ extension ControlAPI {
             await audit.changed(request, "revoke", "key", id)
             return try jsonResponse(KeyView(key))
         }
+    }
+
+    /// Gives a key a new secret, the old one working `graceSeconds` longer; 409 with
+    /// `revokedMessage` for a revoked key. Returns the key and its new secret (shown once).
+    static func rotateKey(
+        _ id: String, graceSeconds grace: Int64, in store: any Store, hasher: KeyHasher, revokedMessage: String
+    ) async throws -> (KeyDocument, String) {
+        var generator = SystemRandomNumberGenerator()
+        let secret = VirtualKey.generate(using: &generator)
+        let hash = hasher.hash(secret).encoded
+        let now = Int64(Date().timeIntervalSince1970)
+        // Read and written in one transaction: a rotation cannot undo a concurrent revocation.
+        let key = try await changeKey(id, in: store) { key in
+            guard !key.revoked else { throw APIError(409, revokedMessage, code: "key_revoked") }
+            key.previousHash = grace > 0 ? key.hash : nil
+            key.previousHashExpiresAt = grace > 0 ? now + grace : nil
+            key.hash = hash
+            key.prefix = VirtualKey.displayPrefix(of: secret)
+        }
+        return (key, secret)
     }
 
     /// Creates the team, then the project, a new key names, where they do not exist yet.

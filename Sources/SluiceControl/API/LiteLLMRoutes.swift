@@ -82,19 +82,9 @@ extension ControlAPI {
             guard grace <= 30 * 86_400 else {
                 throw APIError(400, "grace_period: at most 30d", code: "invalid_grace")
             }
-            var generator = SystemRandomNumberGenerator()
-            let secret = VirtualKey.generate(using: &generator)
-            let hash = hasher.hash(secret).encoded
-            let now = Int64(Date().timeIntervalSince1970)
-            let key = try await Self.changeKey(id, in: store) { key in
-                guard !key.revoked else {
-                    throw APIError(409, "the key is blocked; unblock it first", code: "key_revoked")
-                }
-                key.previousHash = grace > 0 ? key.hash : nil
-                key.previousHashExpiresAt = grace > 0 ? now + grace : nil
-                key.hash = hash
-                key.prefix = VirtualKey.displayPrefix(of: secret)
-            }
+            let (key, secret) = try await Self.rotateKey(
+                id, graceSeconds: grace, in: store, hasher: hasher,
+                revokedMessage: "the key is blocked; unblock it first")
             await audit.changed(request, "rotate", "key", id)
             return try jsonResponse(LiteLLMKeyView(key, secret: secret))
         }
@@ -343,6 +333,27 @@ struct LiteLLMBody: Sendable {
         }
     }
 
+    /// `current` with the body's LiteLLM limits applied (`rpm_limit`, `tpm_limit`,
+    /// `max_parallel_requests`, `max_budget` with `budget_duration`); nil when none is left.
+    func limits(applyingTo current: LimitsDocument?) throws -> LimitsDocument? {
+        var limits = current ?? LimitsDocument()
+        if has("rpm_limit") { limits.requestsPerMinute = try int("rpm_limit") }
+        if has("tpm_limit") { limits.tokensPerMinute = try int("tpm_limit") }
+        if has("max_parallel_requests") { limits.maxParallelRequests = try int("max_parallel_requests") }
+        if has("max_budget") {
+            limits.dailySpendUSD = nil
+            limits.monthlySpendUSD = nil
+            if let budget = try double("max_budget") {
+                let period = try LiteLLMDuration.budgetLimit(budget, duration: string("budget_duration"))
+                limits.dailySpendUSD = period.dailySpendUSD
+                limits.monthlySpendUSD = period.monthlySpendUSD
+            }
+        } else if has("budget_duration") {
+            throw APIError(400, "budget_duration: give max_budget with it", code: "invalid_body")
+        }
+        return limits == LimitsDocument() ? nil : limits
+    }
+
     /// Metadata: Sluice keeps strings; other JSON values are refused by name.
     func metadata(_ name: String) throws -> [String: String]? {
         guard let value = value(name), value != .null else { return nil }
@@ -488,24 +499,7 @@ struct LiteLLMKeyFields: Sendable {
                 throw APIError(400, "key_alias: a key's id does not change", code: "immutable")
             }
             if modelsGiven { key.allowedModels = (models ?? []).isEmpty ? nil : models }
-            var limits = key.limits ?? LimitsDocument()
-            if body.has("rpm_limit") { limits.requestsPerMinute = try body.int("rpm_limit") }
-            if body.has("tpm_limit") { limits.tokensPerMinute = try body.int("tpm_limit") }
-            if body.has("max_parallel_requests") {
-                limits.maxParallelRequests = try body.int("max_parallel_requests")
-            }
-            if body.has("max_budget") {
-                limits.dailySpendUSD = nil
-                limits.monthlySpendUSD = nil
-                if let budget = try body.double("max_budget") {
-                    let period = try LiteLLMDuration.budgetLimit(budget, duration: body.string("budget_duration"))
-                    limits.dailySpendUSD = period.dailySpendUSD
-                    limits.monthlySpendUSD = period.monthlySpendUSD
-                }
-            } else if body.has("budget_duration") {
-                throw APIError(400, "budget_duration: give max_budget with it", code: "invalid_body")
-            }
-            key.limits = limits == LimitsDocument() ? nil : limits
+            key.limits = try body.limits(applyingTo: key.limits)
             if durationGiven {
                 key.expiresAt = try duration.map {
                     Int64(Date().timeIntervalSince1970) + (try LiteLLMDuration.seconds($0, at: "duration"))
@@ -539,22 +533,7 @@ struct LiteLLMTeamFields: Sendable {
             let models = body.strings("models") ?? []
             team.allowedModels = models.isEmpty ? nil : models
         }
-        var limits = team.limits ?? LimitsDocument()
-        if body.has("rpm_limit") { limits.requestsPerMinute = try body.int("rpm_limit") }
-        if body.has("tpm_limit") { limits.tokensPerMinute = try body.int("tpm_limit") }
-        if body.has("max_parallel_requests") {
-            limits.maxParallelRequests = try body.int("max_parallel_requests")
-        }
-        if body.has("max_budget") {
-            limits.dailySpendUSD = nil
-            limits.monthlySpendUSD = nil
-            if let budget = try body.double("max_budget") {
-                let period = try LiteLLMDuration.budgetLimit(budget, duration: body.string("budget_duration"))
-                limits.dailySpendUSD = period.dailySpendUSD
-                limits.monthlySpendUSD = period.monthlySpendUSD
-            }
-        }
-        team.limits = limits == LimitsDocument() ? nil : limits
+        team.limits = try body.limits(applyingTo: team.limits)
     }
 }
 
