@@ -187,6 +187,8 @@ public struct Catalog: Sendable {
     /// Other names callers may use for an alias (LiteLLM's `model_group_alias`): a call for
     /// the name is served, checked and counted as the alias.
     public var groupAliases: [String: String] = [:]
+    /// Group alias names `/v1/models` leaves out (LiteLLM's `hidden: true`); calls still work.
+    public var hiddenGroupAliases: Set<String> = []
     /// Aliases this agent cannot serve at all because every deployment's credential is
     /// missing here, with the first missing credential reference: calls to them are refused
     /// with 503 `credential_unavailable` rather than 404, and the rest of the policy holds.

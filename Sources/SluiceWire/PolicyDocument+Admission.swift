@@ -171,6 +171,12 @@ extension PolicyDocument {
             for (name, target) in (router.modelGroupAlias ?? [:]).sorted(by: { $0.key < $1.key }) {
                 check([target], at: "settings.router.model_group_alias.\(Identifier.quoted(name))")
             }
+            for name in router.hiddenGroupAliases ?? [] where router.modelGroupAlias?[name] == nil {
+                problems.append(
+                    AdmissionProblem(
+                        path: "settings.router.hidden_group_aliases",
+                        message: "\(Identifier.quoted(name)) is not a model_group_alias name"))
+            }
             for (name, table) in [
                 ("fallbacks", router.fallbacks), ("context_window_fallbacks", router.contextWindowFallbacks),
                 ("content_policy_fallbacks", router.contentPolicyFallbacks),

@@ -132,6 +132,7 @@ private struct Compiler {
                     disabled.append(.init("\(path): \(Identifier.quoted(name)) is not a model name"))
                 } else if catalog.alias(named: target) != nil || unavailable[target] != nil {
                     catalog.groupAliases[name] = target
+                    if router.hiddenGroupAliases?.contains(name) == true { catalog.hiddenGroupAliases.insert(name) }
                 } else if !aliasNames.contains(target) {
                     disabled.append(.init("\(path): \(Identifier.quoted(target)) is not a model"))
                 }

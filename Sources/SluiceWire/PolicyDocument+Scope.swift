@@ -42,6 +42,7 @@ extension PolicyDocument {
             router.contextWindowFallbacks = prune(router.contextWindowFallbacks)
             router.contentPolicyFallbacks = prune(router.contentPolicyFallbacks)
             router.modelGroupAlias = router.modelGroupAlias?.filter { usable($0.value) }
+            router.hiddenGroupAliases = router.hiddenGroupAliases?.filter { router.modelGroupAlias?[$0] != nil }
             scoped.settings.router = router
         }
         return scoped

@@ -742,6 +742,8 @@ public struct RouterDocument: Codable, Sendable, Equatable {
     public var contentPolicyFallbacks: [String: [String]]?
     /// LiteLLM's `model_group_alias`: another name callers may use for an alias.
     public var modelGroupAlias: [String: String]?
+    /// The `model_group_alias` names `/v1/models` does not list (LiteLLM's `hidden: true`).
+    public var hiddenGroupAliases: [String]?
 
     public init(
         routingStrategy: String? = nil, numRetries: Int? = nil, retryAfter: Double? = nil,
@@ -776,6 +778,7 @@ public struct RouterDocument: Codable, Sendable, Equatable {
             contentPolicyFallbacks: try container.decodeIfPresent(
                 [String: [String]].self, forKey: .contentPolicyFallbacks))
         modelGroupAlias = try container.decodeIfPresent([String: String].self, forKey: .modelGroupAlias)
+        hiddenGroupAliases = try container.decodeIfPresent([String].self, forKey: .hiddenGroupAliases)
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -791,6 +794,7 @@ public struct RouterDocument: Codable, Sendable, Equatable {
             contextWindowFallbacks = "context_window_fallbacks"
         case contentPolicyFallbacks = "content_policy_fallbacks"
         case modelGroupAlias = "model_group_alias"
+        case hiddenGroupAliases = "hidden_group_aliases"
     }
 
     /// The settings for `catalog`. Fallbacks to aliases this agent skipped (a provider it

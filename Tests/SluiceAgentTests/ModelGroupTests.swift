@@ -25,7 +25,7 @@ struct ModelGroupTests {
             + model("beta-large", groups: ", access_groups: [beta, large]") + model("stable", groups: "")
             + """
             router_settings:
-              model_group_alias: {gpt-4: beta-large, gpt-4-hidden: {model: stable, hidden: true}}
+              model_group_alias: {gpt-4: beta-large, gpt-4-hidden: {model: beta-small, hidden: true}}
             litellm_settings:
               drop_params: true
               success_callback: [langfuse]
@@ -63,7 +63,10 @@ struct ModelGroupTests {
                 "GET", "/v1/models", bearer: "sk-groups-ops-0123456789abcdef", port: harness.agentPort,
                 group: harness.group)
             #expect(models.text.contains(#""id":"gpt-4""#) && models.text.contains(#""id":"beta-small""#))
-            #expect(!models.text.contains(#""id":"stable""#) && !models.text.contains("gpt-4-hidden"))
+            #expect(!models.text.contains(#""id":"stable""#))
+            #expect(!models.text.contains("gpt-4-hidden"), "hidden: true keeps a name out of the list")
+            let hidden = try await harness.chat(model: "gpt-4-hidden", key: "sk-groups-ops-0123456789abcdef")
+            #expect(hidden.status == 200, "a hidden name still serves: \(hidden.text)")
         }
     }
 

@@ -360,18 +360,19 @@ public struct ConfigLoader {
             case "content_policy_fallbacks":
                 router.contentPolicyFallbacks = try fallbackTable(value, at: "router_settings.content_policy_fallbacks")
             case "model_group_alias":
-                router.modelGroupAlias = try groupAliases(value)
+                (router.modelGroupAlias, router.hiddenGroupAliases) = try groupAliases(value)
             default: warnings.append("router_settings.\(key) is not used by the agent; ignored")
             }
         }
         return router
     }
 
-    /// `{name: alias}` or LiteLLM's `{name: {model: alias, hidden: true}}`.
-    private func groupAliases(_ node: Node) throws(ConfigError) -> [String: String] {
+    /// `{name: alias}` or LiteLLM's `{name: {model: alias, hidden: true}}`, and the hidden names.
+    private func groupAliases(_ node: Node) throws(ConfigError) -> ([String: String], [String]?) {
         let at = "router_settings.model_group_alias"
         guard let mapping = node.mapping else { throw ConfigError("\(at) must map names to aliases") }
         var table: [String: String] = [:]
+        var hidden: [String] = []
         for (nameNode, value) in mapping {
             let name = nameNode.string ?? ""
             let path = "\(at).\(Identifier.quoted(name))"
@@ -383,11 +384,15 @@ public struct ConfigLoader {
                 }
                 guard let target = entry["model"]?.string else { throw ConfigError("\(path).model is missing") }
                 table[name] = target
+                if let flag = entry["hidden"] {
+                    guard let value = flag.bool else { throw ConfigError("\(path).hidden must be true or false") }
+                    if value { hidden.append(name) }
+                }
             } else {
                 throw ConfigError("\(path) must be an alias name or {model, hidden}")
             }
         }
-        return table
+        return (table, hidden.isEmpty ? nil : hidden.sorted())
     }
 
     /// `[{alias: [fallback, …]}, …]`, or one mapping of alias to list.

@@ -23,7 +23,8 @@ enum ListModels {
         var first = true
         let catalog = runtime.activePolicy.configuration.catalog
         // A model_group_alias name is listed when its alias may be used, as LiteLLM lists it.
-        for name in catalog.names + catalog.groupAliases.keys.sorted() {
+        let groupNames = catalog.groupAliases.keys.filter { !catalog.hiddenGroupAliases.contains($0) }.sorted()
+        for name in catalog.names + groupNames {
             guard case .success = engine.authorize(caller, model: name) else { continue }
             if !first { body.append(UInt8(ascii: ",")) }
             first = false

@@ -224,6 +224,7 @@ enum OpenAPIDocument {
                 "cooldown_time": number, "fallbacks": aliasLists, "context_window_fallbacks": aliasLists,
                 "content_policy_fallbacks": aliasLists,
                 "model_group_alias": ["type": "object", "additionalProperties": string],
+                "hidden_group_aliases": strings,
             ]),
             "AgentRegistration": object(["id": string, "service": string], required: ["id"]),
             "UsageDelta": object(
