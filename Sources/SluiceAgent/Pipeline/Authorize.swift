@@ -62,6 +62,9 @@ enum Authorize {
         let policy: ActivePolicy
         let callerDialect: CallerDialect
         let messagesRequest: JSONValue?
+        /// The guardrails whose scopes include the caller, found once: asked about the
+        /// prompt, and (those that check answers) about the answer.
+        let guardrails: [Guardrail]
     }
 
     /// ``screen(endpoint:headers:body:runtime:callerDialect:messagesRequest:)`` then
@@ -117,7 +120,7 @@ enum Authorize {
         return .success(
             Candidate(
                 caller: caller, request: request, alias: alias, policy: policy, callerDialect: callerDialect,
-                messagesRequest: messagesRequest))
+                messagesRequest: messagesRequest, guardrails: engine.guardrails(for: caller)))
     }
 
     /// Step 4 (limit): whether every limit that applies still has room; an admitted call
@@ -140,9 +143,7 @@ enum Authorize {
                     request: request, alias: alias, admission: admission, policy: candidate.policy,
                     metrics: runtime.metrics.allowed(alias: alias.name, team: caller.team),
                     callerDialect: candidate.callerDialect, messagesRequest: candidate.messagesRequest,
-                    completionGuardrails: candidate.policy.engine.guardrails(for: caller).filter {
-                        $0.completionCheck != .off
-                    }))
+                    completionGuardrails: candidate.guardrails.filter { $0.completionCheck != .off }))
         case .failure(let denial):
             return .failure(refusal(denial, caller: caller, alias: alias.name, param: nil))
         }

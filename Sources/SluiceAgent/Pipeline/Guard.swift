@@ -225,7 +225,7 @@ enum Guard {
             }
             let rewritten = Authorize.Candidate(
                 caller: candidate.caller, request: request, alias: candidate.alias, policy: candidate.policy,
-                callerDialect: candidate.callerDialect, messagesRequest: nil)
+                callerDialect: candidate.callerDialect, messagesRequest: nil, guardrails: candidate.guardrails)
             return .success((rewritten, value))
         } catch {
             return .failure(error)

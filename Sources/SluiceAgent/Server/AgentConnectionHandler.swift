@@ -259,7 +259,7 @@ final class AgentConnectionHandler: ChannelInboundHandler {
         case .success(let screened):
             candidate = screened
         }
-        let guardrails = candidate.policy.engine.guardrails(for: candidate.caller)
+        let guardrails = candidate.guardrails
         guard !guardrails.isEmpty else {
             admitAndStart(candidate, channel: context.channel, request: request, regate: false)
             return

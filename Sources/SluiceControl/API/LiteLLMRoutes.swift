@@ -406,6 +406,13 @@ enum LiteLLMDuration {
             code: "invalid_duration")
     }
 
+    /// A Sluice budget as LiteLLM shows it: the monthly one (`1mo`), else the daily one (`1d`).
+    static func budget(of limits: LimitsDocument?) -> (maxBudget: Double?, duration: String?) {
+        if let monthly = limits?.monthlySpendUSD { return (monthly, "1mo") }
+        if let daily = limits?.dailySpendUSD { return (daily, "1d") }
+        return (nil, nil)
+    }
+
     /// `budget_duration` as the Sluice budget it is: a day or a month, nothing else.
     static func budgetLimit(_ budget: Double, duration: String?) throws -> LimitsDocument {
         guard let duration else {
@@ -579,8 +586,7 @@ struct LiteLLMKeyView: Encodable, Sendable {
         rpmLimit = key.limits?.requestsPerMinute
         tpmLimit = key.limits?.tokensPerMinute
         maxParallelRequests = key.limits?.maxParallelRequests
-        maxBudget = key.limits?.monthlySpendUSD ?? key.limits?.dailySpendUSD
-        budgetDuration = key.limits?.monthlySpendUSD != nil ? "1mo" : key.limits?.dailySpendUSD != nil ? "1d" : nil
+        (maxBudget, budgetDuration) = LiteLLMDuration.budget(of: key.limits)
         metadata = key.metadata
         expires = key.expiresAt
         blocked = key.revoked
@@ -635,8 +641,7 @@ struct LiteLLMTeamView: Encodable, Sendable {
         models = team.allowedModels ?? []
         rpmLimit = team.limits?.requestsPerMinute
         tpmLimit = team.limits?.tokensPerMinute
-        maxBudget = team.limits?.monthlySpendUSD ?? team.limits?.dailySpendUSD
-        budgetDuration = team.limits?.monthlySpendUSD != nil ? "1mo" : team.limits?.dailySpendUSD != nil ? "1d" : nil
+        (maxBudget, budgetDuration) = LiteLLMDuration.budget(of: team.limits)
     }
 
     enum CodingKeys: String, CodingKey {
