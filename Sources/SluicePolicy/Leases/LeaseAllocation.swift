@@ -92,7 +92,9 @@ public enum LeaseAllocation {
     static func grow(occupied: [Int], targets: [Int], room: Int) -> [Int] {
         let gaps = zip(occupied, targets).map { max(0, $1 - $0) }
         let wanted = gaps.reduce(0, +)
-        guard wanted > room else { return zip(occupied, gaps).map { $0 + $1 } }
+        // Nobody short (wanted 0) needs nothing, even with the fleet over its limit (room < 0):
+        // dividing by it would make NaN, which no share can be.
+        guard wanted > room, wanted > 0 else { return zip(occupied, gaps).map { $0 + $1 } }
         let available = max(0, room)
         var extras = gaps.map { min($0, Int((Double(available) * Double($0) / Double(wanted)).rounded(.down))) }
         // Beyond 2^53 (budgets in pico-USD) doubles round: never hand out more than the room.
