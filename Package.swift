@@ -167,6 +167,7 @@ let package = Package(
             dependencies: [
                 "SluiceControl", "SluiceWire", "SluiceTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .testTarget(

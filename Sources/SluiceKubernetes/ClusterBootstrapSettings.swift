@@ -5,7 +5,9 @@ import SluicePolicy
 /// start: its admin token, bundle-signing key and key pepper from one Secret (generated into
 /// it when absent, so no value ever passes through `helm template` output), optionally a
 /// self-signed serving certificate from another Secret, and the webhook configuration whose
-/// `caBundle` it fills with that certificate.
+/// `caBundle` it fills with that certificate; and optionally a ConfigMap publishing what agents
+/// must trust (the bundle-signing public key, the control plane's CA), for agents in the
+/// control plane's namespace that the webhook does not inject, such as the shared gateway.
 public struct ClusterBootstrapSettings: Sendable, Equatable {
     /// The control plane's own namespace, where its Secrets live.
     public var namespace: String
@@ -18,6 +20,17 @@ public struct ClusterBootstrapSettings: Sendable, Equatable {
     public var dnsNames: [String]
     /// The MutatingWebhookConfiguration whose webhooks get the certificate as `caBundle`.
     public var webhookConfiguration: String?
+    /// The ConfigMap the control plane keeps holding `policy-public-key` and, with
+    /// ``trustCAFile``, `control-plane-ca.crt`; nil publishes nothing.
+    public var trustConfigMap: String?
+    /// The PEM file of the CA agents trust for the control plane (read again every round, so
+    /// a renewed certificate reaches the ConfigMap).
+    public var trustCAFile: String?
+
+    /// The trust ConfigMap's keys: the public key (base64 Ed25519) and the CA (PEM), as pods
+    /// name them in `configMapKeyRef`.
+    public static let trustPublicKeyEntry = "policy-public-key"
+    public static let trustCAEntry = "control-plane-ca.crt"
     public var apiServer: String
     public var apiTokenFile: String
     public var apiCAFile: String?
@@ -45,7 +58,7 @@ public struct ClusterBootstrapSettings: Sendable, Equatable {
             root, at: "",
             known: [
                 "namespace", "keys_secret", "tls_secret", "dns_names", "webhook_configuration", "api_server",
-                "api_token_file", "api_ca_file",
+                "api_token_file", "api_ca_file", "trust_config_map", "trust_ca_file",
             ])
         func name(_ field: String) throws(KubernetesConfigError) -> String? {
             guard let value = try fields.string(field) else { return nil }
@@ -63,6 +76,14 @@ public struct ClusterBootstrapSettings: Sendable, Equatable {
         var settings = ClusterBootstrapSettings(namespace: namespace, keysSecret: keysSecret)
         settings.tlsSecret = try name("tls_secret")
         settings.webhookConfiguration = try name("webhook_configuration")
+        settings.trustConfigMap = try name("trust_config_map")
+        if let file = try fields.string("trust_ca_file") {
+            guard settings.trustConfigMap != nil else {
+                throw KubernetesConfigError("trust_ca_file: given without trust_config_map (where it is published)")
+            }
+            guard file.hasPrefix("/") else { throw KubernetesConfigError("trust_ca_file: expected an absolute path") }
+            settings.trustCAFile = file
+        }
         if let names = fields.value("dns_names") {
             guard let list = names.arrayValue?.compactMap(\.stringValue), list.count == names.arrayValue?.count,
                 list.allSatisfy(isObjectName)

@@ -100,6 +100,9 @@ struct SluiceControlCommand: AsyncParsableCommand {
                 if let certificate = outcome.certificatePEM {
                     services.append(WebhookBundleKeeper(bootstrap: bootstrap, certificatePEM: certificate))
                 }
+                if bootstrap.settings.trustConfigMap != nil {
+                    services.append(TrustConfigMapKeeper(bootstrap: bootstrap, publicKey: outcome.policyPublicKey))
+                }
                 bootstrapped = outcome
             }
             var options = ControlOptions(

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 import NIOCore
@@ -16,7 +17,8 @@ import Testing
 struct ClusterBootstrapTests {
     static func bootstrap(
         _ api: FakeKubernetesAPI, directory: TemporaryDirectory, replica: String = "a",
-        tls: Bool = true, clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+        tls: Bool = true, trustCAFile: String? = nil,
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
     ) throws -> ClusterBootstrap {
         var settings = ClusterBootstrapSettings(
             namespace: "sluice", keysSecret: "sluice-control-keys", tlsSecret: tls ? "sluice-control-tls" : nil,
@@ -24,6 +26,8 @@ struct ClusterBootstrapTests {
             webhookConfiguration: "sluice-injector", apiServer: api.url, apiTokenFile: api.tokenFile,
             apiCAFile: api.certificate.certificatePath)
         settings.keysSecret = "sluice-control-keys"
+        settings.trustConfigMap = "sluice-trust"
+        settings.trustCAFile = trustCAFile
         let group = MultiThreadedEventLoopGroup.singleton
         let client = try KubernetesAPIClient(
             server: settings.apiServer, tokenFile: settings.apiTokenFile, caFile: settings.apiCAFile,
@@ -134,9 +138,56 @@ struct ClusterBootstrapTests {
         }
     }
 
-    @Test("sluice-control --kubernetes-bootstrap: keys and TLS from the cluster, caBundle set, CA given to agents")
+    @Test("the trust ConfigMap is written once, follows the CA file, and is never written without the CA")
+    func trustConfigMap() async throws {
+        try await FakeKubernetesAPI.with(issuer: try TestTokenIssuer(), deployments: []) { api in
+            let directory = try TemporaryDirectory()
+            defer { directory.remove() }
+            let caFile = directory.file("ca.crt")
+            let bootstrap = try Self.bootstrap(api, directory: directory, trustCAFile: caFile)
+            let outcome = try await bootstrap.run()
+            let keeper = TrustConfigMapKeeper(bootstrap: bootstrap, publicKey: outcome.policyPublicKey)
+            // No CA file yet: nothing is published (agents would otherwise start trusting nothing).
+            #expect(await keeper.publishOnce() == false)
+            #expect(api.state.withLock { $0.configMaps.isEmpty })
+
+            let firstCA = try #require(outcome.certificatePEM)
+            try firstCA.write(toFile: caFile, atomically: true, encoding: .utf8)
+            #expect(await keeper.publishOnce())
+            let published = api.configMapData("sluice/sluice-trust")
+            #expect(published[ClusterBootstrap.trustPublicKeyEntry] == outcome.policyPublicKey)
+            #expect(published[ClusterBootstrap.trustCAEntry] == firstCA)
+            // The public key is the one bundles verify with: the pair of the stored signing key.
+            let signing = try #require(
+                Data(base64Encoded: api.secretData("sluice/sluice-control-keys")["signing-key"] ?? ""))
+            let privateKey = try Curve25519.Signing.PrivateKey(rawRepresentation: signing)
+            #expect(privateKey.publicKey.rawRepresentation.base64EncodedString() == outcome.policyPublicKey)
+            // Unchanged: compared, not written again.
+            #expect(await keeper.publishOnce())
+            #expect(api.state.withLock { $0.configMapWrites } == 1)
+
+            // A renewed CA (cert-manager rotates the file in place) replaces the old one.
+            let renewed = try TestCertificate()
+            defer { renewed.directory.remove() }
+            let secondCA = try String(contentsOfFile: renewed.certificatePath, encoding: .utf8)
+            try secondCA.write(toFile: caFile, atomically: true, encoding: .utf8)
+            #expect(await keeper.publishOnce())
+            #expect(api.configMapData("sluice/sluice-trust")[ClusterBootstrap.trustCAEntry] == secondCA)
+            #expect(api.state.withLock { $0.configMapWrites } == 2)
+
+            // Deleted by hand: made again. An API server that fails: false, nothing lost.
+            api.state.withLock { $0.configMaps = [:] }
+            #expect(await keeper.publishOnce())
+            #expect(api.configMapData("sluice/sluice-trust")[ClusterBootstrap.trustCAEntry] == secondCA)
+            api.state.withLock { $0.failing = true }
+            #expect(await keeper.publishOnce() == false)
+        }
+    }
+
+    @Test("sluice-control --kubernetes-bootstrap: cluster secrets, caBundle set, agents trust it, a gateway too")
     func binaryInCluster() async throws {
-        try await FakeKubernetesAPI.with(issuer: try TestTokenIssuer(), deployments: ["shop/worker"]) { api in
+        let issuer = try TestTokenIssuer()
+        try await FakeKubernetesAPI.with(issuer: issuer, deployments: ["shop/worker", "sluice/sluice-gateway"]) { api in
             let directory = try TemporaryDirectory()
             defer { directory.remove() }
             api.state.withLock {
@@ -149,7 +200,8 @@ struct ClusterBootstrapTests {
                 {"namespace":"sluice","keys_secret":"sluice-control-keys","tls_secret":"sluice-control-tls",
                  "dns_names":["localhost","sluice-control.sluice.svc"],"webhook_configuration":"sluice-injector",
                  "api_server":"\(api.url)","api_token_file":"\(api.tokenFile)",
-                 "api_ca_file":"\(api.certificate.certificatePath)"}
+                 "api_ca_file":"\(api.certificate.certificatePath)","trust_config_map":"sluice-trust",
+                 "trust_ca_file":"\(data)/tls.crt"}
                 """,
                 "injection.json": """
                 {"image":"registry.local/sluice-agent:1.0","control_plane_url":"https://sluice-control.sluice.svc:8443",
@@ -220,6 +272,70 @@ struct ClusterBootstrapTests {
                 try await Task.sleep(for: .milliseconds(20))
             }
             #expect(stored == bundle)
+
+            // The trust ConfigMap (published at start) is all a gateway in this namespace
+            // needs besides its token and the pepper: given its two entries, it syncs over TLS.
+            var trust: [String: String] = [:]
+            while ContinuousClock.now < deadline + .seconds(10), trust.isEmpty {
+                trust = api.configMapData("sluice/sluice-trust")
+                if trust.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(trust[ClusterBootstrap.trustCAEntry] == certificate)
+            let publicKey = try #require(trust[ClusterBootstrap.trustPublicKeyEntry])
+            #expect(
+                try String(contentsOfFile: "\(data)/signing-key.pub", encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines) == publicKey)
+            let gatewayCertificate = try TestCertificate()
+            defer { gatewayCertificate.directory.remove() }
+            let tokenFile = directory.file("gateway.token")
+            try issuer.token(namespace: "sluice", serviceAccount: "sluice-gateway", pod: "sluice-gateway-7d9f-x1")
+                .write(toFile: tokenFile, atomically: true, encoding: .utf8)
+            let gatewayPort = try await ExternalProcess.freePort(group: group)
+            let adminPort = try await ExternalProcess.freePort(group: group)
+            let gateway = try await ExternalProcess(
+                executable: URL(fileURLWithPath: binary).deletingLastPathComponent()
+                    .appendingPathComponent("sluice-agent").path,
+                arguments: [
+                    "serve", "--gateway", "--listen", "127.0.0.1:\(gatewayPort)", "--tls-cert",
+                    gatewayCertificate.certificatePath, "--tls-key", gatewayCertificate.privateKeyPath,
+                    "--control-plane", "https://localhost:\(port)", "--agent-token-file", tokenFile, "--state-dir",
+                    directory.file("gateway-state"), "--metrics-listen", "127.0.0.1:\(adminPort)",
+                ],
+                port: gatewayPort, group: group,
+                environment: [
+                    "PATH": "/usr/bin:/bin", "SLUICE_SERVICE": "sluice-gateway", "SLUICE_NAMESPACE": "sluice",
+                    "POD_NAME": "sluice-gateway-7d9f-x1", "SLUICE_POLICY_PUBLIC_KEY": publicKey,
+                    "SLUICE_CONTROL_PLANE_CA": trust[ClusterBootstrap.trustCAEntry] ?? "",
+                    "SLUICE_KEY_PEPPER": keys["key-pepper"] ?? "",
+                ],
+                stderrPath: directory.file("gateway.stderr"))
+            // Ready means a bundle arrived over TLS and verified with the published key.
+            var ready = 0
+            let readyDeadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < readyDeadline, ready != 200 {
+                ready = (try? await TestHTTPClient.get("/readyz", port: adminPort, group: group))?.status ?? 0
+                if ready != 200 { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            let gatewayLog = { (try? String(contentsOfFile: directory.file("gateway.stderr"), encoding: .utf8)) ?? "" }
+            #expect(ready == 200, "gateway never ready: \(gatewayLog())")
+            // A keyless call over TLS (Python's client: no code shared with the agent) gets 401.
+            let probe = try await ExternalScript.run(
+                "/usr/bin/python3",
+                arguments: [
+                    "-c",
+                    """
+                    import http.client, ssl, sys
+                    context = ssl.create_default_context(cafile=sys.argv[2])
+                    connection = http.client.HTTPSConnection("localhost", int(sys.argv[1]), context=context)
+                    connection.request("POST", "/v1/chat/completions", body='{"model":"m","messages":[]}',
+                                       headers={"content-type": "application/json"})
+                    print(connection.getresponse().status)
+                    """, "\(gatewayPort)", gatewayCertificate.certificatePath,
+                ], outputDirectory: directory)
+            #expect(probe.output.trimmingCharacters(in: .whitespacesAndNewlines) == "401", "\(probe.output)")
+            gateway.send(signal: SIGTERM)
+            #expect(await gateway.waitForExit() == 0)
+            #expect(!gatewayLog().contains(keys["key-pepper"] ?? "-"))
             process.send(signal: SIGTERM)
             #expect(await process.waitForExit() == 0)
             let log = try String(contentsOfFile: directory.file("stderr.txt"), encoding: .utf8)
@@ -252,6 +368,12 @@ struct ClusterBootstrapTests {
         #expect(
             error(#"{"namespace":"sluice","keys_secret":"Bad_Name"}"#)
                 == #"keys_secret: "Bad_Name" is not a Kubernetes object name"#)
+        #expect(
+            error(#"{"namespace":"sluice","keys_secret":"k","trust_ca_file":"/ca.crt"}"#)
+                == "trust_ca_file: given without trust_config_map (where it is published)")
+        #expect(
+            error(#"{"namespace":"sluice","keys_secret":"k","trust_config_map":"t","trust_ca_file":"ca.crt"}"#)
+                == "trust_ca_file: expected an absolute path")
         #expect(
             error(#"{"namespace":"sluice","keys_secret":"k","webhook_configuraton":"x"}"#)
                 == #""webhook_configuraton": unknown field (did you mean webhook_configuration?)"#)

@@ -34,6 +34,9 @@ final class FakeKubernetesAPI: ScopedHarness, @unchecked Sendable {
         /// MutatingWebhookConfigurations by name.
         var webhookConfigurations: [String: JSONValue] = [:]
         var webhookPatches = 0
+        /// ConfigMaps by `namespace/name`, as stored.
+        var configMaps: [String: JSONValue] = [:]
+        var configMapWrites = 0
     }
 
     let state: Mutex<State>
@@ -146,6 +149,43 @@ final class FakeKubernetesAPI: ScopedHarness, @unchecked Sendable {
             }
             return Self.json(String(decoding: document.bytes, as: UTF8.self), 200)
         }
+        router.get("/api/v1/namespaces/:namespace/configmaps/:name") { request, context in
+            if let refusal = self.admit(request) { return refusal }
+            let key = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("name"))"
+            guard let configMap = self.state.withLock({ $0.configMaps[key] }) else {
+                return Self.json(#"{"kind":"Status","code":404}"#, 404)
+            }
+            return Self.json(String(decoding: configMap.bytes, as: UTF8.self), 200)
+        }
+        router.post("/api/v1/namespaces/:namespace/configmaps") { request, context in
+            if let refusal = self.admit(request) { return refusal }
+            let namespace = try context.parameters.require("namespace")
+            let document = try JSONValue.parseObject(Array(buffer: try await request.body.collect(upTo: 1 << 20)))
+            let key = "\(namespace)/\(document["metadata"]?["name"]?.stringValue ?? "")"
+            let created = self.state.withLock { state in
+                guard state.configMaps[key] == nil else { return false }
+                state.configMaps[key] = document
+                state.configMapWrites += 1
+                return true
+            }
+            return created
+                ? Self.json(String(decoding: document.bytes, as: UTF8.self), 201)
+                : Self.json(#"{"kind":"Status","reason":"AlreadyExists","code":409}"#, 409)
+        }
+        router.put("/api/v1/namespaces/:namespace/configmaps/:name") { request, context in
+            if let refusal = self.admit(request) { return refusal }
+            let key = "\(try context.parameters.require("namespace"))/\(try context.parameters.require("name"))"
+            let document = try JSONValue.parseObject(Array(buffer: try await request.body.collect(upTo: 1 << 20)))
+            let replaced = self.state.withLock { state in
+                guard state.configMaps[key] != nil else { return false }
+                state.configMaps[key] = document
+                state.configMapWrites += 1
+                return true
+            }
+            return replaced
+                ? Self.json(String(decoding: document.bytes, as: UTF8.self), 200)
+                : Self.json(#"{"kind":"Status","code":404}"#, 404)
+        }
         let webhooks = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/:name"
         router.get(RouterPath(webhooks)) { request, context in
             if let refusal = self.admit(request) { return refusal }
@@ -193,6 +233,14 @@ final class FakeKubernetesAPI: ScopedHarness, @unchecked Sendable {
                 String(decoding: $0, as: UTF8.self)
             }
         }
+        return data
+    }
+
+    /// A stored ConfigMap's data.
+    func configMapData(_ key: String) -> [String: String] {
+        let configMap = state.withLock { $0.configMaps[key] }
+        var data: [String: String] = [:]
+        for (name, value) in configMap?["data"]?.objectValue ?? [] { data[name] = value.stringValue }
         return data
     }
 

@@ -87,7 +87,7 @@ struct ChartTests {
     func lint() async throws {
         for values in [
             nil, "sqlite-values.yaml", "postgres-ha-values.yaml", "cert-manager-values.yaml",
-            "agent-defaults-values.yaml",
+            "agent-defaults-values.yaml", "gateway-values.yaml",
         ] as [String?] {
             let arguments =
                 ["lint", "--strict", Self.chart] + (values.map { ["--values", "\(Self.chart)/ci/\($0)"] } ?? [])
@@ -224,6 +224,84 @@ struct ChartTests {
         #expect(excluded == .array([.string("kube-system"), .string("sluice"), .string("monitoring")]))
     }
 
+    @Test("the shared gateway: the agent in gateway mode, trust from the ConfigMap the control plane keeps")
+    func gateway() async throws {
+        let documents = try await Self.render("gateway-values.yaml")
+        func named(_ kind: String, _ name: String) -> JSONValue? {
+            documents.first { $0["kind"]?.stringValue == kind && $0["metadata"]?["name"]?.stringValue == name }
+        }
+        let config = try Self.configuration(documents)
+        let trust = try #require(config.bootstrap.trustConfigMap)
+        #expect(trust == "sluice-trust" && config.bootstrap.trustCAFile == config.caFile)
+        let deployment = try #require(named("Deployment", "sluice-gateway"))
+        #expect(deployment["spec"]?["replicas"]?.intValue == 3)
+        let pod = try #require(deployment["spec"]?["template"]?["spec"])
+        #expect(pod["serviceAccountName"]?.stringValue == "sluice-gateway")
+        #expect(pod["automountServiceAccountToken"]?.boolValue == false, "only the audience-bound token")
+        let container = try #require(pod["containers"]?.arrayValue?.first)
+        let arguments = (container["args"]?.arrayValue ?? []).compactMap(\.stringValue)
+        func value(after flag: String) -> String? {
+            arguments.firstIndex(of: flag).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+        }
+        #expect(arguments.first == "serve" && arguments.contains("--gateway"))
+        #expect(value(after: "--listen") == "0.0.0.0:4443")
+        #expect(value(after: "--control-plane") == config.injection.controlPlaneURL)
+        #expect(value(after: "--tls-cert") == "/etc/sluice/gateway-tls/tls.crt")
+        #expect(value(after: "--tls-key") == "/etc/sluice/gateway-tls/tls.key")
+        // The service it claims is its Deployment's name, which the default claim rule accepts.
+        var environment: [String: JSONValue] = [:]
+        for entry in container["env"]?.arrayValue ?? [] {
+            if let name = entry["name"]?.stringValue { environment[name] = entry["value"] ?? entry["valueFrom"] }
+        }
+        #expect(environment["SLUICE_SERVICE"]?.stringValue == "sluice-gateway")
+        #expect(config.identity.claims.rules["*"] == .deployment)
+        for (variable, key) in [
+            ("SLUICE_POLICY_PUBLIC_KEY", ClusterBootstrapSettings.trustPublicKeyEntry),
+            ("SLUICE_CONTROL_PLANE_CA", ClusterBootstrapSettings.trustCAEntry),
+        ] {
+            let reference = environment[variable]?["configMapKeyRef"]
+            #expect(reference?["name"]?.stringValue == trust && reference?["key"]?.stringValue == key, "\(variable)")
+        }
+        let pepper = environment["SLUICE_KEY_PEPPER"]?["secretKeyRef"]
+        #expect(pepper?["name"]?.stringValue == config.bootstrap.keysSecret)
+        #expect(pepper?["key"]?.stringValue == "key-pepper")
+        #expect(container["readinessProbe"]?["httpGet"]?["path"]?.stringValue == "/readyz")
+        #expect(container["securityContext"]?["readOnlyRootFilesystem"]?.boolValue == true)
+        // Mounts: the TLS Secret given, and a token for the identity's audience.
+        let volumes = pod["volumes"]?.arrayValue ?? []
+        #expect(volumes.contains { $0["secret"]?["secretName"]?.stringValue == "llm-gateway-tls" })
+        let token = volumes.compactMap { $0["projected"]?["sources"]?.arrayValue?.first?["serviceAccountToken"] }.first
+        #expect(token?["audience"]?.stringValue == config.identity.audience)
+        #expect(named("Service", "sluice-gateway")?["spec"]?["type"]?.stringValue == "LoadBalancer")
+        #expect(named("PodDisruptionBudget", "sluice-gateway")?["spec"]?["minAvailable"]?.intValue == 1)
+        let callers = named("NetworkPolicy", "sluice-gateway")?["spec"]?["ingress"]?.arrayValue?.first
+        #expect(callers?["from"]?.arrayValue?.count == 1)
+        #expect(callers?["ports"]?.arrayValue?.first?["port"]?.intValue == 4443)
+        // The control plane lets the gateway in although its namespace is not labelled.
+        let controlPeers = named("NetworkPolicy", "sluice-control")?["spec"]?["ingress"]?.arrayValue?.first?["from"]
+        #expect(
+            controlPeers?.arrayValue?.contains { $0["podSelector"]?["matchLabels"]?["app.kubernetes.io/component"]
+                == .string("gateway") } == true)
+        // The control plane may keep the trust ConfigMap and nothing else of its kind.
+        let role = try #require(named("Role", "sluice-control"))
+        let configMapRules = (role["rules"]?.arrayValue ?? []).filter {
+            $0["resources"]?.arrayValue?.contains(.string("configmaps")) == true
+        }
+        #expect(configMapRules.flatMap { $0["resourceNames"]?.arrayValue ?? [] } == [.string(trust)])
+
+        // With cert-manager and no Secret named, the chart asks for the gateway's certificate.
+        let managed = try await Self.render("cert-manager-values.yaml", set: ["gateway.enabled=true"])
+        let certificate = managed.first {
+            $0["kind"]?.stringValue == "Certificate" && $0["metadata"]?["name"]?.stringValue == "sluice-gateway"
+        }
+        #expect(certificate?["spec"]?["secretName"]?.stringValue == "sluice-gateway-tls")
+        #expect(certificate?["spec"]?["dnsNames"]?.arrayValue?.contains(.string("sluice-gateway.sluice.svc")) == true)
+        #expect(certificate?["spec"]?["issuerRef"]?["name"]?.stringValue == "internal-ca")
+        // Off by default: nothing of the gateway is rendered.
+        let plain = try await Self.render(nil)
+        #expect(!plain.contains { $0["metadata"]?["name"]?.stringValue == "sluice-gateway" })
+    }
+
     @Test("values that cannot work fail the render, naming the value")
     func badValues() async throws {
         for (setting, message) in [
@@ -235,6 +313,7 @@ struct ChartTests {
             ("controlPlane.usageRetention.hourlyDays=7", "controlPlane.usageRetention.hourlyDays: 7 is not 32"),
             ("controlPlane.usageRetention.dailyDays=35", "controlPlane.usageRetention.dailyDays: 35"),
             ("controlPlane.usageRetention.markDays=0", "controlPlane.usageRetention.markDays: 0"),
+            ("gateway.enabled=true", "gateway.tls.secretName: required"),
         ] {
             let outcome = try await Self.helm(
                 ["template", "sluice", Self.chart, "--namespace", "sluice", "--set", setting])

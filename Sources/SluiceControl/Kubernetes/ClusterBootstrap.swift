@@ -23,9 +23,11 @@ public struct ClusterBootstrap: Sendable {
         public var tls: (certificateFile: String, keyFile: String)?
         /// The certificate (PEM), for the webhook's `caBundle` and agents' trust.
         public var certificatePEM: String?
+        /// The bundle-signing public key (base64 Ed25519), as agents are given it.
+        public var policyPublicKey: String
     }
 
-    let settings: ClusterBootstrapSettings
+    public let settings: ClusterBootstrapSettings
     let api: KubernetesAPIClient
     let dataDirectory: String
     let logger: Logger
@@ -70,10 +72,9 @@ public struct ClusterBootstrap: Sendable {
                     + "characters or more) and signing-key (a base64 Ed25519 private key)")
         }
         try write(signing + "\n", to: "\(dataDirectory)/signing-key", secret: true)
-        try write(
-            key.publicKey.rawRepresentation.base64EncodedString() + "\n", to: "\(dataDirectory)/signing-key.pub",
-            secret: false)
-        var outcome = Outcome(adminToken: Secret(token), keyPepper: Secret(pepper))
+        let publicKey = key.publicKey.rawRepresentation.base64EncodedString()
+        try write(publicKey + "\n", to: "\(dataDirectory)/signing-key.pub", secret: false)
+        var outcome = Outcome(adminToken: Secret(token), keyPepper: Secret(pepper), policyPublicKey: publicKey)
         guard let tlsSecret = settings.tlsSecret else { return outcome }
         let now = clock()
         let tls = try await secret(tlsSecret, purpose: "tls") { () throws -> [String: String] in
@@ -135,6 +136,68 @@ public struct ClusterBootstrap: Sendable {
             logger.error(
                 "cannot reach the API server to set the webhook's caBundle",
                 metadata: ["configuration": "\(name)", "error": "\(error.message)"])
+            return false
+        }
+    }
+
+    /// The ConfigMap's keys, as ``publishTrust(publicKey:certificateAuthorityPEM:)`` writes them.
+    public static let trustPublicKeyEntry = ClusterBootstrapSettings.trustPublicKeyEntry
+    public static let trustCAEntry = ClusterBootstrapSettings.trustCAEntry
+
+    /// Makes the trust ConfigMap hold `publicKey` and the CA (both public), creating it or
+    /// replacing what differs; nothing is written when it already holds them. True when the
+    /// ConfigMap holds them now. Pods read it through `configMapKeyRef`, so a pod created
+    /// before the first publish waits for it rather than starting without trust.
+    @discardableResult
+    public func publishTrust(publicKey: String, certificateAuthorityPEM: String?) async -> Bool {
+        guard let name = settings.trustConfigMap else { return true }
+        let collection = "/api/v1/namespaces/\(settings.namespace)/configmaps"
+        var data: [(String, JSONValue)] = [(Self.trustPublicKeyEntry, .string(publicKey))]
+        if let certificateAuthorityPEM { data.append((Self.trustCAEntry, .string(certificateAuthorityPEM))) }
+        let document: JSONValue = .object([
+            ("apiVersion", .string("v1")), ("kind", .string("ConfigMap")),
+            (
+                "metadata",
+                .object([
+                    ("name", .string(name)), ("namespace", .string(settings.namespace)),
+                    ("labels", .object([("app.kubernetes.io/managed-by", .string("sluice-control"))])),
+                ])
+            ),
+            ("data", .object(data)),
+        ])
+        do {
+            let current = try await api.call("GET", "\(collection)/\(name)")
+            let written: FetchedResponse
+            switch current.status {
+            case 200:
+                let held = (try? JSONValue.parseObject(current.body))?["data"]
+                if held == .object(data) { return true }
+                written = try await api.call("PUT", "\(collection)/\(name)", body: document)
+            case 404:
+                // Another replica may create it first (409): the next round compares again.
+                written = try await api.call("POST", collection, body: document)
+            default:
+                logger.error(
+                    "cannot read the trust ConfigMap",
+                    metadata: ["configmap": "\(settings.namespace)/\(name)", "status": "\(current.status)"])
+                return false
+            }
+            guard written.status == 200 || written.status == 201 else {
+                logger.error(
+                    "cannot write the trust ConfigMap",
+                    metadata: ["configmap": "\(settings.namespace)/\(name)", "status": "\(written.status)"])
+                return false
+            }
+            logger.info(
+                "trust ConfigMap published",
+                metadata: [
+                    "configmap": "\(settings.namespace)/\(name)", "ca": "\(certificateAuthorityPEM != nil)",
+                ])
+            return true
+        } catch {
+            logger.error(
+                "cannot reach the API server to publish the trust ConfigMap",
+                metadata: ["configmap": "\(settings.namespace)/\(name)", "error": "\(error.message)"])
             return false
         }
     }
@@ -298,5 +361,46 @@ public struct WebhookBundleKeeper: Service {
                 try? await Task.sleep(for: interval)
             }
         }
+    }
+}
+
+/// Keeps the trust ConfigMap equal to the bundle-signing public key and the CA file's
+/// current contents: published at start, then compared every `interval`, so a renewed
+/// certificate (cert-manager rotates it in place) or a ConfigMap deleted by hand is mended.
+public struct TrustConfigMapKeeper: Service {
+    let bootstrap: ClusterBootstrap
+    let publicKey: String
+    let interval: Duration
+
+    public init(bootstrap: ClusterBootstrap, publicKey: String, interval: Duration = .seconds(30)) {
+        self.bootstrap = bootstrap
+        self.publicKey = publicKey
+        self.interval = interval
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await publishOnce()
+                try? await Task.sleep(for: interval)
+            }
+        }
+    }
+
+    /// One round: the CA file read now (a missing or unreadable file publishes nothing, so
+    /// agents never get a ConfigMap without the CA they need).
+    @discardableResult
+    public func publishOnce() async -> Bool {
+        var certificateAuthority: String?
+        if let file = bootstrap.settings.trustCAFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8), text.contains("BEGIN CERTIFICATE")
+            else {
+                bootstrap.logger.error(
+                    "cannot read the CA to publish in the trust ConfigMap", metadata: ["file": "\(file)"])
+                return false
+            }
+            certificateAuthority = text
+        }
+        return await bootstrap.publishTrust(publicKey: publicKey, certificateAuthorityPEM: certificateAuthority)
     }
 }

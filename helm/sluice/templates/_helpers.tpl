@@ -10,6 +10,10 @@
 {{- define "sluice.control" -}}{{ include "sluice.fullname" . }}-control{{- end -}}
 {{- define "sluice.keysSecret" -}}{{ .Values.controlPlane.keysSecret | default (printf "%s-keys" (include "sluice.control" .)) }}{{- end -}}
 {{- define "sluice.tlsSecret" -}}{{ include "sluice.control" . }}-tls{{- end -}}
+{{- define "sluice.gateway" -}}{{ include "sluice.fullname" . }}-gateway{{- end -}}
+{{- define "sluice.trustConfigMap" -}}{{ include "sluice.fullname" . }}-trust{{- end -}}
+{{- define "sluice.gatewayTLSSecret" -}}{{ .Values.gateway.tls.secretName | default (printf "%s-tls" (include "sluice.gateway" .)) }}{{- end -}}
+{{- define "sluice.controlURL" -}}{{ printf "https://%s.%s.svc:%d" (include "sluice.control" .) .Release.Namespace (int .Values.controlPlane.port) }}{{- end -}}
 {{- define "sluice.webhook" -}}{{ include "sluice.fullname" . }}-injector{{- end -}}
 
 {{- define "sluice.labels" -}}
@@ -18,6 +22,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "sluice.gatewaySelector" -}}
+app.kubernetes.io/name: sluice
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+{{- end -}}
+
+{{/* The gateway Service's in-cluster DNS names, plus any given, which its certificate covers. */}}
+{{- define "sluice.gatewayDNSNames" -}}
+{{- $service := include "sluice.gateway" . -}}
+{{- concat (list $service (printf "%s.%s" $service .Release.Namespace) (printf "%s.%s.svc" $service .Release.Namespace) (printf "%s.%s.svc.cluster.local" $service .Release.Namespace)) (.Values.gateway.tls.dnsNames | default list) | uniq | toJson -}}
 {{- end -}}
 
 {{- define "sluice.selector" -}}
@@ -74,6 +90,12 @@ app.kubernetes.io/component: control-plane
 {{- end -}}
 {{- if not (has .Values.mesh.type (list "none" "istio" "istio-ambient" "linkerd")) -}}
 {{- fail (printf "mesh.type: %q is not none, istio, istio-ambient or linkerd" .Values.mesh.type) -}}
+{{- end -}}
+{{- if and .Values.gateway.enabled (not .Values.gateway.tls.secretName) (ne .Values.tls.mode "certManager") -}}
+{{- fail "gateway.tls.secretName: required (a kubernetes.io/tls Secret with the gateway's certificate) unless tls.mode is certManager" -}}
+{{- end -}}
+{{- if and .Values.gateway.enabled (eq (int .Values.gateway.port) (int .Values.agent.adminPort)) -}}
+{{- fail "gateway.port: must differ from agent.adminPort (the gateway's metrics and probes)" -}}
 {{- end -}}
 {{- if not (has .Values.agentIdentity.verify (list "token_review" "key_set")) -}}
 {{- fail (printf "agentIdentity.verify: %q is not token_review or key_set" .Values.agentIdentity.verify) -}}
