@@ -79,11 +79,13 @@ struct ModelGroupTests {
                     litellm_params: {model: openai/a}
                     model_info: {access_groups: [g]}
                 litellm_settings: {drop_params: true, success_callback: [langfuse]}
-                general_settings: {master_key: sk-1234}
+                general_settings: {store_model_in_db: true}
 
                 """)
         #expect(configuration.warnings.contains("litellm_settings.drop_params is not supported by the agent; ignored"))
-        #expect(configuration.warnings.contains("general_settings.master_key is not supported by the agent; ignored"))
+        #expect(
+            configuration.warnings.contains(
+                "general_settings.store_model_in_db is not supported by the agent; ignored"))
     }
 
     @Test("a group named like an alias, a group alias to nothing, and a list naming neither are refused")

@@ -31,11 +31,24 @@ public struct ConfigLoader {
     static let sections: Set<String> = [
         "model_list", "router_settings", "sluice_settings", "sluice_policy", "sluice_identity",
     ]
+    static let strictSections: Set<String> = ["sluice_settings", "sluice_policy", "sluice_identity"]
     static let identityFields: Set<String> = ["service", "namespace", "service_account"]
     static let settingsFields: Set<String> = [
         "max_request_body_bytes", "max_json_depth", "connect_timeout_seconds",
         "first_byte_timeout_seconds", "idle_timeout_seconds", "drain_timeout_seconds",
         "request_read_timeout_seconds", "max_connections", "key_headers", "trusted_identity",
+    ]
+    /// Fields of LiteLLM's own sections the agent honours; the rest are named as ignored.
+    static let liteLLMFieldsRead: [String: Set<String>] = [
+        "litellm_settings": [
+            "num_retries", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "max_budget",
+            "budget_duration",
+        ],
+        "general_settings": ["master_key"],
+    ]
+    static let routerFields: Set<String> = [
+        "routing_strategy", "num_retries", "retry_after", "max_retry_backoff", "allowed_fails", "cooldown_time",
+        "fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "model_group_alias",
     ]
     static let knownParams: Set<String> = [
         "model", "api_base", "api_key", "rpm", "tpm", "ssl_verify", "weight", "timeout", "stream_timeout",
@@ -51,13 +64,13 @@ public struct ConfigLoader {
     /// `sluice_settings`, `sluice_policy`). Unknown fields and dangling references are errors
     /// naming the field path; `os.environ/NAME` values are read from the loader's environment.
     public func load(yaml: String) throws(ConfigError) -> AgentConfiguration {
-        let root: Node?
+        let composed: Node?
         do {
-            root = try Yams.compose(yaml: yaml)
+            composed = try Yams.compose(yaml: yaml)
         } catch {
             throw ConfigError("the file is not valid YAML: \(error)")
         }
-        guard let root, let top = root.mapping else {
+        guard let composed, let top = composed.mapping else {
             throw ConfigError("the file must be a YAML mapping with a model_list")
         }
         var warnings: [String] = []
@@ -69,9 +82,13 @@ public struct ConfigLoader {
         var router: RouterDocument?
         /// What `litellm_settings` says of retries and fallbacks: `router_settings` wins.
         var liteLLMRouter = RouterDocument()
+        var proxySettings = LiteLLMProxySettings()
 
-        for (keyNode, value) in top {
+        let references = EnvironmentReferences(environment: environment)
+        for (keyNode, node) in top {
             let key = keyNode.string ?? ""
+            // Sluice's own sections are strict (every field is used): read every reference.
+            let value = Self.strictSections.contains(key) ? try references.resolve(node, at: key) : node
             switch key {
             case "model_list":
                 sawModelList = true
@@ -95,13 +112,16 @@ public struct ConfigLoader {
                 }
                 // Named field by field, so nobody believes a LiteLLM setting took effect here.
                 if let fields = value.mapping, !fields.isEmpty {
-                    for (field, entry) in fields {
+                    for (field, unresolved) in fields {
                         let name = field.string ?? "?"
+                        let read = Self.liteLLMFieldsRead[key]?.contains(name) ?? false
+                        let entry = read ? try references.resolve(unresolved, at: "\(key).\(name)") : unresolved
                         if key == "litellm_settings",
                             try liteLLMRouterSetting(name, entry, into: &liteLLMRouter, warnings: &warnings)
                         {
                             continue
                         }
+                        if try proxySettings.read(name, in: key, entry, warnings: &warnings) { continue }
                         warnings.append("\(key).\(name) is not supported by the agent; ignored")
                     }
                 } else {
@@ -116,11 +136,14 @@ public struct ConfigLoader {
         var document = PolicyDocument(version: 0, issuedAt: 0, models: models.documents)
         var keyPepper: Secret?
         var staticKeys = try StaticKeys(environment: environment, readFile: readWholeFile)
+        // A master key is a static token: a LiteLLM file with one requires a key, as LiteLLM does.
+        proxySettings.addMasterKey(to: &staticKeys)
         if let policyNode {
-            let section = try PolicySection(policyNode, environment: environment)
+            let section = try PolicySection(policyNode)
             try section.apply(to: &document)
             keyPepper = section.keyPepper
             staticKeys.entries = section.staticKeys + staticKeys.entries
+            if proxySettings.masterKey != nil { LiteLLMProxySettings.addMasterKeyTeam(to: &document) }
         } else if !staticKeys.entries.isEmpty {
             // Static tokens without a policy section: callers must present one of them, and
             // the teams and projects they name exist (without limits), there being nowhere
@@ -136,9 +159,11 @@ public struct ConfigLoader {
             }
         } else {
             warnings.append(
-                "there is no sluice_policy section: every caller is served without a key and without limits")
+                "there is no sluice_policy section: every caller is served without a key"
+                    + (proxySettings.maxBudget == nil ? " and without limits" : ", under litellm_settings.max_budget"))
             document.services = [ServiceDocument(name: "*", keyless: true)]
         }
+        try proxySettings.applyBudget(to: &document)
         if liteLLMRouter != RouterDocument() {
             var merged = router ?? RouterDocument()
             merged.numRetries = merged.numRetries ?? liteLLMRouter.numRetries
@@ -188,9 +213,11 @@ public struct ConfigLoader {
         guard let alias = mapping["model_name"]?.string, !alias.isEmpty else {
             throw ConfigError("\(at).model_name is missing")
         }
-        guard let params = mapping["litellm_params"]?.mapping else {
+        guard let unresolved = mapping["litellm_params"]?.mapping else {
             throw ConfigError("\(at).litellm_params is missing")
         }
+        let references = EnvironmentReferences(environment: environment)
+        let params = try references.resolve(unresolved, used: Self.knownParams, at: "\(at).litellm_params")
         for (keyNode, _) in mapping {
             let key = keyNode.string ?? ""
             if !["model_name", "litellm_params", "model_info"].contains(key) {
@@ -200,19 +227,8 @@ public struct ConfigLoader {
         for (keyNode, _) in params where !Self.knownParams.contains(keyNode.string ?? "") {
             warnings.append("\(at).litellm_params.\(keyNode.string ?? "?") is not used by the agent; ignored")
         }
-        /// A text parameter, `os.environ/NAME` read from the environment as LiteLLM does in
-        /// every value (Azure configs keep `api_base` and `api_version` there). The key is
-        /// read apart: it is held as a reference, never as text.
-        func text(_ name: String) throws(ConfigError) -> String? {
-            guard let raw = params[name]?.string else { return nil }
-            guard raw.hasPrefix("os.environ/") else { return raw }
-            let variable = String(raw.dropFirst("os.environ/".count))
-            guard let value = environment[variable], !value.isEmpty else {
-                throw ConfigError(
-                    "\(at).litellm_params.\(name) refers to the environment variable \(variable), which is not set")
-            }
-            return value
-        }
+        /// A text parameter (`os.environ/NAME` already read, as in every used value but the key).
+        func text(_ name: String) throws(ConfigError) -> String? { params[name]?.string }
         guard let model = try text("model"), !model.isEmpty else {
             throw ConfigError("\(at).litellm_params.model is missing")
         }
@@ -269,7 +285,8 @@ public struct ConfigLoader {
         var price: ModelPrices?
         var maxOutputTokens: Int?
         var accessGroups: [String] = []
-        if let info = mapping["model_info"]?.mapping {
+        if let unresolvedInfo = mapping["model_info"]?.mapping {
+            let info = try references.resolve(unresolvedInfo, used: Self.knownInfo, at: "\(at).model_info")
             if let node = info["access_groups"] {
                 guard let groups = node.sequence?.compactMap(\.string), groups.count == node.sequence?.count else {
                     throw ConfigError("\(at).model_info.access_groups must be a list of names")
@@ -329,7 +346,9 @@ public struct ConfigLoader {
     /// `content_policy_fallbacks` as lists of one-entry mappings (`- gpt-4o: [claude-sonnet]`).
     /// Read into the wire's `RouterDocument`; ranges are the compiler's.
     private func parseRouter(_ node: Node, warnings: inout [String]) throws(ConfigError) -> RouterDocument {
-        guard let mapping = node.mapping else { throw ConfigError("router_settings must be a mapping") }
+        guard let unresolved = node.mapping else { throw ConfigError("router_settings must be a mapping") }
+        let mapping = try EnvironmentReferences(environment: environment)
+            .resolve(unresolved, used: Self.routerFields, at: "router_settings")
         var router = RouterDocument()
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? ""

@@ -29,8 +29,8 @@ struct PolicySection {
         "models", "static_keys",
     ]
 
-    /// Reads the section; `environment` resolves `key_pepper: os.environ/NAME`.
-    init(_ node: Node, environment: [String: String]) throws(ConfigError) {
+    /// Reads the section, its `os.environ/NAME` references already read by the loader.
+    init(_ node: Node) throws(ConfigError) {
         let reader = Reader()
         guard let top = node.mapping else { throw ConfigError("sluice_policy must be a mapping") }
         for (keyNode, value) in top {
@@ -38,7 +38,7 @@ struct PolicySection {
             let at = "sluice_policy.\(key)"
             switch key {
             case "key_pepper":
-                keyPepper = try reader.secret(value, at: at, environment: environment)
+                keyPepper = try reader.secret(value, at: at)
             case "time_zone":
                 settings.timeZone = try reader.text(value, at: at)
             case "unpriced_models":
@@ -123,7 +123,7 @@ struct PolicySection {
                     guard let id = fields["id"], let token = fields["token"], let team = fields["team"] else {
                         throw ConfigError("\(path) needs id, token and team")
                     }
-                    let secret = try reader.secret(token, at: "\(path).token", environment: environment)
+                    let secret = try reader.secret(token, at: "\(path).token")
                     try StaticKeys.checkLength(secret.reveal(), origin: "\(path).token")
                     staticKeys.append(
                         StaticKeys.Entry(
@@ -455,14 +455,9 @@ private struct Reader {
         return fields
     }
 
-    func secret(_ node: Node, at path: String, environment: [String: String]) throws(ConfigError) -> Secret {
+    func secret(_ node: Node, at path: String) throws(ConfigError) -> Secret {
         guard let raw = node.string, !raw.isEmpty else { throw ConfigError("\(path) must be a string") }
-        guard raw.hasPrefix("os.environ/") else { return Secret(raw) }
-        let name = String(raw.dropFirst("os.environ/".count))
-        guard let value = environment[name], !value.isEmpty else {
-            throw ConfigError("\(path) refers to the environment variable \(name), which is not set")
-        }
-        return Secret(value)
+        return Secret(raw)
     }
 }
 

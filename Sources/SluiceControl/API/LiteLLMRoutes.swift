@@ -415,22 +415,10 @@ enum LiteLLMDuration {
 
     /// `budget_duration` as the Sluice budget it is: a day or a month, nothing else.
     static func budgetLimit(_ budget: Double, duration: String?) throws -> LimitsDocument {
-        guard let duration else {
-            throw APIError(
-                400,
-                "max_budget: without budget_duration it is a lifetime budget, which Sluice does not keep;"
-                    + " give budget_duration 1d (daily) or 30d / 1mo (monthly)",
-                code: "unsupported_budget")
-        }
-        switch duration {
-        case "1d", "24h": return LimitsDocument(dailySpendUSD: budget)
-        case "30d", "1mo", "31d": return LimitsDocument(monthlySpendUSD: budget)
-        default:
-            throw APIError(
-                400,
-                "budget_duration: \(Identifier.quoted(duration)) is not a budget Sluice keeps; budgets reset daily"
-                    + " (1d) or monthly (30d, 1mo) in settings.time_zone",
-                code: "unsupported_budget")
+        do throws(WireError) {
+            return try LiteLLMBudget.limits(budget, duration: duration)
+        } catch {
+            throw APIError(400, error.message, code: "unsupported_budget")
         }
     }
 }
