@@ -72,6 +72,9 @@ extension PolicyDocument {
             problems += under("services.\(Identifier.quoted(service.name))", Self.grammarProblems(service: service))
         }
         for key in keys { problems += under("keys.\(Identifier.quoted(key.id))", Self.grammarProblems(key: key)) }
+        for endUser in endUsers ?? [] {
+            problems += under("end_users.\(Identifier.quoted(endUser.name))", Self.grammarProblems(endUser: endUser))
+        }
         problems += under("settings", Self.grammarProblems(settings: settings))
         return problems
     }
@@ -246,6 +249,18 @@ extension PolicyDocument {
             }
         }
         return problems
+    }
+
+    /// An end user's name: what callers send as `user`, so any text of 1 to 256 bytes on one
+    /// line without control characters.
+    public static func grammarProblems(endUser: EndUserDocument) -> [AdmissionProblem] {
+        guard !endUser.name.isEmpty, Identifier.isMetadataValue(endUser.name) else {
+            return [
+                AdmissionProblem(
+                    path: "name", message: "an end user is 1 to 256 bytes on one line, without control characters")
+            ]
+        }
+        return []
     }
 
     /// The settings' prompt-filter and guardrail names checked against the identifier grammar.

@@ -252,6 +252,7 @@ private struct Compiler {
                     throw WireError("\(path): the name is empty, longer than 256 bytes or appears twice")
                 }
                 policy.endUserLimits[endUser.name] = try endUser.limits.limits(at: "\(path).limits")
+                if endUser.blocked { policy.blockedEndUsers.insert(endUser.name) }
             } catch {
                 // Left out, the end user falls back to end_user_default_limits: never unlimited
                 // when a default is set.

@@ -54,18 +54,22 @@ public struct PolicyDocument: Codable, Sendable, Equatable {
     }
 }
 
-/// Limits for one end user: the `user` a caller names in its request.
+/// Limits for one end user: the `user` a caller names in its request. A blocked end user is
+/// refused whatever key or service the call comes through.
 public struct EndUserDocument: Codable, Sendable, Equatable {
     public var name: String
     public var limits: LimitsDocument
+    /// Encoded only when true, so a document without blocked end users reads as before.
+    public var blocked: Bool
 
-    public init(name: String, limits: LimitsDocument) {
+    public init(name: String, limits: LimitsDocument = LimitsDocument(), blocked: Bool = false) {
         self.name = name
         self.limits = limits
+        self.blocked = blocked
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, limits
+        case name, limits, blocked
     }
 
     public init(from decoder: any Decoder) throws {
@@ -73,7 +77,15 @@ public struct EndUserDocument: Codable, Sendable, Equatable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         self.init(
             name: try container.decode(String.self, forKey: .name),
-            limits: try container.decode(LimitsDocument.self, forKey: .limits))
+            limits: try container.decodeIfPresent(LimitsDocument.self, forKey: .limits) ?? LimitsDocument(),
+            blocked: try container.decodeIfPresent(Bool.self, forKey: .blocked) ?? false)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(name, forKey: .name)
+        try container.encode(limits, forKey: .limits)
+        if blocked { try container.encode(true, forKey: .blocked) }
     }
 }
 

@@ -160,6 +160,41 @@ struct ControlAPITests {
         }
     }
 
+    @Test("end users: created, patched and blocked strictly; the bundle carries them, a block only when set")
+    func endUsers() async throws {
+        try await ControlHarness.with { control in
+            let token = try await control.agentToken()
+            let created = try await control.request(
+                "POST", "/v1/admin/end-users", json: #"{"name":"u-123","limits":{"requests_per_minute":5}}"#)
+            #expect(created.status == 201, "\(created.text)")
+            let typo = try await control.request("POST", "/v1/admin/end-users", json: #"{"name":"u-9","blockd":true}"#)
+            #expect(typo.status == 400 && typo.text.contains(#"did you mean \"blocked\""#), "\(typo.text)")
+            let badName = try await control.request("POST", "/v1/admin/end-users", json: #"{"name":""}"#)
+            #expect(badName.status == 400 && badName.text.contains("an end user is 1 to 256 bytes"), "\(badName.text)")
+            let badLimit = try await control.request(
+                "POST", "/v1/admin/end-users", json: #"{"name":"u-9","limits":{"requests_per_minute":0}}"#)
+            #expect(badLimit.status == 400 && badLimit.text.contains("requests_per_minute"), "\(badLimit.text)")
+
+            var bundle = try await control.request("GET", "/v1/agent/policy", token: token)
+            var document = try WireCoding.decoder.decode(SignedBundle.self, from: Data(bundle.body))
+                .verified(with: control.publicKey)
+            let endUser = try #require(document.endUsers?.first)
+            #expect(document.endUsers == [EndUserDocument(name: "u-123", limits: LimitsDocument(requestsPerMinute: 5))])
+            let encoded = String(decoding: try WireCoding.encoder.encode(endUser), as: UTF8.self)
+            #expect(!encoded.contains("blocked"), "an end user not blocked encodes as before blocks existed")
+
+            let patched = try await control.request(
+                "PATCH", "/v1/admin/end-users/u-123", json: #"{"blocked":true}"#)
+            #expect(patched.status == 200 && patched.text.contains(#""requests_per_minute":5"#), "\(patched.text)")
+            bundle = try await control.request("GET", "/v1/agent/policy", token: token)
+            document = try WireCoding.decoder.decode(SignedBundle.self, from: Data(bundle.body))
+                .verified(with: control.publicKey)
+            #expect(document.endUsers?.first?.blocked == true)
+            #expect(try await control.request("DELETE", "/v1/admin/end-users/u-123").status == 204)
+            #expect(try await control.request("GET", "/v1/admin/end-users/u-123").status == 404)
+        }
+    }
+
     @Test("the bundle is signed, carries key hashes not keys, and answers If-None-Match with 304")
     func bundle() async throws {
         try await ControlHarness.with { control in
@@ -374,6 +409,9 @@ struct ControlAPITests {
         ("GET", "/v1/admin/models"), ("POST", "/v1/admin/models"), ("GET", "/v1/admin/models/{alias}"),
         ("PUT", "/v1/admin/models/{alias}"), ("PATCH", "/v1/admin/models/{alias}"),
         ("DELETE", "/v1/admin/models/{alias}"),
+        ("GET", "/v1/admin/end-users"), ("POST", "/v1/admin/end-users"), ("GET", "/v1/admin/end-users/{name}"),
+        ("PUT", "/v1/admin/end-users/{name}"), ("PATCH", "/v1/admin/end-users/{name}"),
+        ("DELETE", "/v1/admin/end-users/{name}"),
         ("GET", "/v1/admin/keys"), ("POST", "/v1/admin/keys"), ("GET", "/v1/admin/keys/{id}"),
         ("PATCH", "/v1/admin/keys/{id}"),
         ("DELETE", "/v1/admin/keys/{id}"),
@@ -389,7 +427,9 @@ struct ControlAPITests {
         ("POST", "/team/new"), ("POST", "/team/update"), ("POST", "/team/delete"), ("GET", "/team/info"),
         ("GET", "/team/list"), ("POST", "/team/model/add"), ("POST", "/team/model/delete"),
         ("POST", "/manage/proxy_key"), ("PATCH", "/manage/proxy_key/{key}"), ("GET", "/global/spend/report"),
-        ("GET", "/spend/logs"),
+        ("GET", "/spend/logs"), ("POST", "/customer/new"), ("POST", "/customer/update"),
+        ("POST", "/customer/delete"), ("POST", "/customer/block"), ("POST", "/customer/unblock"),
+        ("GET", "/customer/info"), ("GET", "/customer/list"),
     ]
 
     @Test("/openapi.json describes exactly the routes served, and every one of them answers")

@@ -19,6 +19,20 @@ struct LimiterTests {
             caller, alias: alias, endUser: user, promptTokens: prompt, maxOutputTokens: maxTokens, now: now)
     }
 
+    @Test("a blocked end user is refused with 403 before any limit is reserved; others are not")
+    func blockedEndUser() throws {
+        let policy = Fixture.policy(keys: [Fixture.key("k1", limits: Limits(requestsPerMinute: 1))]) {
+            $0.blockedEndUsers = ["mallory"]
+        }
+        let engine = try Fixture.engine(policy)
+        let denial = try #require(admitted(engine, user: "mallory", at: Fixture.noon).failureValue)
+        #expect(denial.status == 403 && denial.reason == .endUserBlocked && denial.type == "permission_error")
+        #expect(denial.rule == #"user "mallory" blocked"# && denial.message.contains(#"end user "mallory""#))
+        // The refusal took nothing from the key's one request a minute.
+        #expect(admitted(engine, user: "alice", at: Fixture.noon).successValue != nil)
+        #expect(admitted(engine, at: Fixture.noon).failureValue?.reason == .rateLimited)
+    }
+
     @Test("requests per minute refill continuously; Retry-After says when the next fits")
     func requestsPerMinute() throws {
         let engine = try Fixture.engine(Fixture.policy(keys: [Fixture.key("k1", limits: Limits(requestsPerMinute: 6))]))

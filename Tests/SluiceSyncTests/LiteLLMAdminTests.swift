@@ -112,6 +112,71 @@ struct LiteLLMAdminTests {
         }
     }
 
+    @Test("customer/new, block and unblock, update and delete reach a real agent as end-user limits and blocks")
+    func customers() async throws {
+        try await SyncHarness.with { harness in
+            try await harness.seedPolicy()
+            // LiteLLM's documented body for a customer with a budget and a rate limit.
+            let created = try await harness.admin(
+                "POST", "/customer/new",
+                json: #"{"user_id": "ishaan-jaff-3", "max_budget": 5, "budget_duration": "1d", "rpm_limit": 2}"#)
+            #expect(created.status == 200, "\(created.text)")
+            #expect(created.text.contains(#""budget_duration":"1d""#) && created.text.contains(#""rpm_limit":2"#))
+            let agent = try await harness.startAgent(id: "pod-1")
+            // rpm_limit 2 for this end user; another end user and a call naming none are not held to it.
+            #expect(await eventually { (try? await agent.chat(user: "ishaan-jaff-3").status) == 200 })
+            #expect(try await agent.chat(user: "ishaan-jaff-3").status == 200)
+            let limited = try await agent.chat(user: "ishaan-jaff-3")
+            #expect(limited.status == 429 && limited.text.contains("rate_limit_exceeded"), "\(limited.text)")
+            #expect(try await agent.chat(user: "someone-else").status == 200)
+            #expect(try await agent.chat().status == 200)
+
+            // Blocking an end user the control plane has not seen creates it, blocked.
+            let blocked = try await harness.admin(
+                "POST", "/customer/block", json: #"{"user_ids": ["someone-else", "ishaan-jaff-3"]}"#)
+            #expect(blocked.status == 200 && blocked.text.contains("someone-else"), "\(blocked.text)")
+            #expect(await eventually { (try? await agent.chat(user: "someone-else").status) == 403 })
+            let refused = try await agent.chat(user: "someone-else")
+            #expect(
+                refused.text.contains("end_user_blocked") && refused.text.contains(#"end user \"someone-else\""#),
+                "\(refused.text)")
+            let info = try await harness.admin("GET", "/customer/info?end_user_id=ishaan-jaff-3")
+            #expect(info.text.contains(#""blocked":true"#) && info.text.contains(#""max_budget":5"#), "\(info.text)")
+
+            _ = try await harness.admin("POST", "/customer/unblock", json: #"{"user_ids": ["someone-else"]}"#)
+            #expect(await eventually { (try? await agent.chat(user: "someone-else").status) == 200 })
+            // An update keeps what it does not name: the block and the budget stay.
+            let updated = try await harness.admin(
+                "POST", "/customer/update", json: #"{"user_id": "ishaan-jaff-3", "rpm_limit": 100}"#)
+            #expect(updated.status == 200 && updated.text.contains(#""blocked":true"#), "\(updated.text)")
+            let listed = try await harness.admin("GET", "/customer/list")
+            #expect(listed.text.contains("ishaan-jaff-3") && listed.text.contains("someone-else"))
+
+            let deleted = try await harness.admin(
+                "POST", "/customer/delete", json: #"{"user_ids": ["ishaan-jaff-3"]}"#)
+            #expect(deleted.status == 200, "\(deleted.text)")
+            #expect(await eventually { (try? await agent.chat(user: "ishaan-jaff-3").status) == 200 })
+            let gone = try await harness.admin("GET", "/customer/info?end_user_id=ishaan-jaff-3")
+            #expect(gone.status == 404)
+
+            let cases: [(String, String, String)] = [
+                ("/customer/new", #"{"user_id": "a", "alias": "A"}"#, "alias: not supported by Sluice"),
+                ("/customer/new", #"{"user_id": "a", "budget_id": "b"}"#, "budget_id: not supported by Sluice"),
+                ("/customer/new", #"{"user_id": "a", "max_budget": 5, "budget_duration": "7d"}"#, "budget_duration"),
+                ("/customer/new", #"{"user_id": "bad\nname"}"#, "user_id: an end user is 1 to 256 bytes"),
+                ("/customer/new", #"{"user_id": "a", "blocked": "yes"}"#, "blocked: expected true or false"),
+                ("/customer/new", #"{"user_id": "someone-else"}"#, "someone-else"),
+                ("/customer/update", #"{"user_id": "nobody", "rpm_limit": 1}"#, "no end_user"),
+                ("/customer/block", #"{"user_ids": []}"#, "user_ids: a list of one or more"),
+            ]
+            for (path, json, why) in cases {
+                let answer = try await harness.admin("POST", path, json: json)
+                #expect(answer.status >= 400 && answer.text.contains(why), "\(path) \(json): \(answer.text)")
+            }
+            try await agent.stop()
+        }
+    }
+
     @Test("fields Sluice has no equivalent for are refused by name with why; typos get the closest name")
     func strictBodies() async throws {
         try await SyncHarness.with { harness in

@@ -185,10 +185,13 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
         var runtime: AgentRuntime { mode.runtime }
 
         func chat(
-            model: String = "gpt-test", key: String? = nil, content: String = "Hello there", maxTokens: Int? = nil
+            model: String = "gpt-test", key: String? = nil, content: String = "Hello there", maxTokens: Int? = nil,
+            user: String? = nil
         ) async throws -> TestResponse {
             let limit = maxTokens.map { #","max_tokens":\#($0)"# } ?? ""
-            let json = #"{"model":"\#(model)","messages":[{"role":"user","content":"\#(content)"}]\#(limit)}"#
+            let endUser = user.map { #","user":"\#($0)""# } ?? ""
+            let json =
+                #"{"model":"\#(model)","messages":[{"role":"user","content":"\#(content)"}]\#(limit)\#(endUser)}"#
             let response = try await TestHTTPClient.post(
                 "/v1/chat/completions", json: json,
                 headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [], port: port, group: group)

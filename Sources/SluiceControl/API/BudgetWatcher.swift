@@ -143,7 +143,8 @@ public final class BudgetWatcher: Service {
             case .key(let key): if let limits = key.limits { budgets.append((.key, "key", key.id, limits)) }
             case .service(let service):
                 if let limits = service.limits { budgets.append((.service, "service", service.name, limits)) }
-            case .model: break
+            // End users' spend is not rolled up fleet-wide: their budgets hold per agent.
+            case .model, .endUser: break
             }
         }
         var exhausted: [ExhaustedScope] = []

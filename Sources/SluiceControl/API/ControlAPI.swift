@@ -119,6 +119,11 @@ public struct ControlAPI: Sendable {
             }, kind: .service,
             ServiceDocument.self, name: { $0.name }, wrap: Entity.service,
             unwrap: { if case .service(let service) = $0 { service } else { nil } })
+        entityRoutes(
+            admin, collection: "end-users", items: ["end-users/:name"], address: { try $0.pathParameter("name") },
+            kind: .endUser,
+            EndUserDocument.self, name: { $0.name }, wrap: Entity.endUser,
+            unwrap: { if case .endUser(let endUser) = $0 { endUser } else { nil } })
         keyRoutes(admin)
         settingsRoutes(admin)
         fleetRoutes(admin)
@@ -354,6 +359,7 @@ public struct ControlAPI: Sendable {
         case .service(let document): AnyEncodable(document)
         case .model(let document): AnyEncodable(document)
         case .key(let document): AnyEncodable(KeyView(document))
+        case .endUser(let document): AnyEncodable(document)
         }
     }
 }

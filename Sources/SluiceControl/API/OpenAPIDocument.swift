@@ -37,7 +37,7 @@ enum OpenAPIDocument {
 
     /// LiteLLM's admin API paths (docs/litellm.md).
     private static func isLiteLLM(_ path: String) -> Bool {
-        ["/key/", "/team/", "/manage/", "/spend/", "/global/"].contains { path.hasPrefix($0) }
+        ["/key/", "/team/", "/customer/", "/manage/", "/spend/", "/global/"].contains { path.hasPrefix($0) }
     }
 
     private static func operation(_ method: String, _ path: String) -> [String: Any] {
@@ -113,6 +113,7 @@ enum OpenAPIDocument {
         if path.hasPrefix("/v1/admin/projects") { return "Project" }
         if path.hasPrefix("/v1/admin/services") { return "Service" }
         if path.hasPrefix("/v1/admin/models") { return "Model" }
+        if path.hasPrefix("/v1/admin/end-users") { return "EndUser" }
         if path.hasSuffix("/rotate") { return "RotateRequest" }
         if path.hasSuffix("/revoke") { return nil }
         if path.hasPrefix("/v1/admin/keys") { return "KeyRequest" }
@@ -161,6 +162,7 @@ enum OpenAPIDocument {
                     "name": string, "keyless": ["type": "boolean"], "allowed_models": strings, "denied_models": strings,
                     "limits": limits,
                 ], required: ["name"]),
+            "EndUser": object(["name": string, "limits": limits, "blocked": ["type": "boolean"]], required: ["name"]),
             "Deployment": object(
                 [
                     "provider": ["type": "string", "enum": ["openai", "anthropic", "azure", "gemini"]],

@@ -46,6 +46,20 @@ struct PolicyGate: Sendable {
         return entity
     }
 
+    /// ``edit(_:_:in:_:)`` that starts from `absent` when nothing of that name is stored,
+    /// in the same transaction (LiteLLM blocks an end user it has not seen yet).
+    func editOrCreate(
+        _ kind: EntityKind, _ name: String, absent: Entity, in store: any Store,
+        _ edit: @escaping @Sendable (Entity) throws -> Entity
+    ) async throws -> Entity {
+        let change = try await write(in: store) { snapshot in
+            let current = snapshot.entities.first(where: { $0.kind == kind && $0.name == name })
+            return .put(try edit(current ?? absent), current == nil ? .create : .update)
+        }
+        guard case .put(let entity, _) = change else { preconditionFailure("an edit stores an entity") }
+        return entity
+    }
+
     func delete(_ kind: EntityKind, _ name: String, in store: any Store) async throws {
         try await write(in: store) { _ in .delete(kind, name) }
     }
@@ -138,6 +152,7 @@ struct PolicyGate: Sendable {
         case .service(let service): PolicyDocument.grammarProblems(service: service)
         case .model(let model): PolicyDocument.grammarProblems(model: model)
         case .key(let key): PolicyDocument.grammarProblems(key: key)
+        case .endUser(let endUser): PolicyDocument.grammarProblems(endUser: endUser)
         }
     }
 

@@ -117,6 +117,7 @@ public final class PolicyPublisher: Service, Sendable {
                 key.prefix = nil
                 key.createdAt = nil
                 document.keys.append(key)
+            case .endUser(let endUser): document.endUsers = (document.endUsers ?? []) + [endUser]
             }
         }
         return document

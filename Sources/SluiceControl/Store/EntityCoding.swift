@@ -12,6 +12,7 @@ enum EntityCoding {
         case .service(let document): data = try encoder.encode(document)
         case .model(let document): data = try encoder.encode(document)
         case .key(let document): data = try encoder.encode(document)
+        case .endUser(let document): data = try encoder.encode(document)
         }
         return String(decoding: data, as: UTF8.self)
     }
@@ -25,6 +26,7 @@ enum EntityCoding {
         case .service: return .service(try decoder.decode(ServiceDocument.self, from: data))
         case .model: return .model(try decoder.decode(ModelDocument.self, from: data))
         case .key: return .key(try decoder.decode(KeyDocument.self, from: data))
+        case .endUser: return .endUser(try decoder.decode(EndUserDocument.self, from: data))
         }
     }
 

@@ -132,6 +132,8 @@ public enum PutMode: Sendable, Equatable {
 /// The kinds of policy entity, each kept as its wire document.
 public enum EntityKind: String, Sendable, CaseIterable {
     case team, project, service, model, key
+    /// A named end user (the `user` a request carries), with limits or blocked.
+    case endUser = "end_user"
 }
 
 /// One policy entity.
@@ -141,6 +143,7 @@ public enum Entity: Sendable, Equatable {
     case service(ServiceDocument)
     case model(ModelDocument)
     case key(KeyDocument)
+    case endUser(EndUserDocument)
 
     public var kind: EntityKind {
         switch self {
@@ -149,6 +152,7 @@ public enum Entity: Sendable, Equatable {
         case .service: .service
         case .model: .model
         case .key: .key
+        case .endUser: .endUser
         }
     }
 
@@ -159,6 +163,7 @@ public enum Entity: Sendable, Equatable {
         case .service(let service): service.name
         case .model(let model): model.alias
         case .key(let key): key.id
+        case .endUser(let endUser): endUser.name
         }
     }
 

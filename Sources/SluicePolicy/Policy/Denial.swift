@@ -16,6 +16,8 @@ public struct Denial: Error, Sendable, Equatable {
         case parallelLimit = "parallel_limit_exceeded"
         case requestTooLarge = "request_exceeds_limit"
         case tooManyEndUsers = "end_user_table_full"
+        /// The request's `user` is an end user an admin blocked.
+        case endUserBlocked = "end_user_blocked"
         /// Every deployment of the alias needs a provider credential this agent does not hold.
         case credentialUnavailable = "credential_unavailable"
         /// A guardrail denied the prompt.
@@ -45,7 +47,7 @@ public struct Denial: Error, Sendable, Equatable {
         switch reason {
         case .missingKey, .invalidKey, .revokedKey, .expiredKey: 401
         case .unknownModel: 404
-        case .modelNotAllowed, .promptBlocked, .priceMissing, .guardrailBlocked: 403
+        case .modelNotAllowed, .promptBlocked, .priceMissing, .guardrailBlocked, .endUserBlocked: 403
         case .rateLimited, .budgetExceeded, .parallelLimit, .requestTooLarge, .tooManyEndUsers: 429
         case .credentialUnavailable, .guardrailUnavailable: 503
         }
@@ -56,7 +58,7 @@ public struct Denial: Error, Sendable, Equatable {
         switch reason {
         case .missingKey, .invalidKey, .revokedKey, .expiredKey: "invalid_request_error"
         case .unknownModel: "invalid_request_error"
-        case .modelNotAllowed, .promptBlocked, .priceMissing, .guardrailBlocked: "permission_error"
+        case .modelNotAllowed, .promptBlocked, .priceMissing, .guardrailBlocked, .endUserBlocked: "permission_error"
         case .budgetExceeded: "insufficient_quota"
         case .rateLimited, .parallelLimit, .requestTooLarge, .tooManyEndUsers: "requests"
         case .credentialUnavailable, .guardrailUnavailable: "api_error"

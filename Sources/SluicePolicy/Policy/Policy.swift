@@ -173,6 +173,8 @@ public struct Policy: Sendable {
     /// Limits per end user (the body's `user`), and for users not listed.
     public var endUserLimits: [String: Limits]
     public var endUserDefaultLimits: Limits
+    /// End users refused whatever key or service their calls come through.
+    public var blockedEndUsers: Set<String> = []
     /// Limits per model alias, across all callers of this agent.
     public var modelLimits: [String: Limits]
     /// Where daily and monthly budgets roll over.

@@ -327,6 +327,12 @@ public final class PolicyEngine: Sendable {
             })
         if !policy.exhausted.isEmpty, let denial = fleetExhaustion(caller, now: now) { return .failure(denial) }
         if let endUser {
+            if policy.blockedEndUsers.contains(endUser) {
+                return .failure(
+                    Denial(
+                        .endUserBlocked, "the end user \(Identifier.quoted(endUser)) is blocked",
+                        rule: "user \(Identifier.quoted(endUser)) blocked"))
+            }
             let limits = policy.endUserLimits[endUser] ?? policy.endUserDefaultLimits
             if !limits.isEmpty {
                 guard let slot = limiter.endUserSlot(endUser, limits: limits, now: now) else {
