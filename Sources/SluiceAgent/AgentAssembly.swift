@@ -194,6 +194,9 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
         }
         if let reloader { services.append(.init(service: reloader)) }
     }
+    if let refresher = trustedIdentity?.keyRefresher(upstream: upstream, group: group, logger: logger) {
+        services.insert(.init(service: refresher), at: 0)
+    }
     let server: AgentServer
     do {
         server = try AgentServer(

@@ -34,6 +34,8 @@ public final class MockProvider: Sendable {
         public var chunks = 8
         public var chunkDelayMilliseconds = 0
         public var maxConcurrentStreams = 1000
+        /// JSON documents answered to `GET path` (a gateway's JWKS, say); see ``publish(_:at:)``.
+        public var documents: [String: String] = [:]
 
         public init(transport: Transport) {
             self.transport = transport
@@ -62,6 +64,7 @@ public final class MockProvider: Sendable {
         var modelCounts: [String: Int] = [:]
         /// Streams the client abandoned (reset or closed) before the answer ended.
         var streamsAbandoned = 0
+        var documents: [String: String] = [:]
         var waiters: [(predicate: @Sendable (Counters) -> Bool, continuation: CheckedContinuation<Void, Never>)] = []
     }
 
@@ -78,6 +81,7 @@ public final class MockProvider: Sendable {
         self.configuration = configuration
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.ownsGroup = group == nil
+        counters.withLockedValue { $0.documents = configuration.documents }
         if case .tls(let settings) = configuration.transport {
             self.tls = try TLSServerContext(configuration: settings)
         } else {
@@ -209,8 +213,16 @@ public final class MockProvider: Sendable {
         }
     }
 
+    /// Answers `GET path` with `json` from now on (replacing what was there).
+    public func publish(_ json: String, at path: String) {
+        update { $0.documents[path] = json }
+    }
+
     func script(for request: RecordedRequest) -> [MockStep] {
         record(request)
+        if request.method == "GET", let document = counters.withLockedValue({ $0.documents[request.path] }) {
+            return MockScript.json(200, document)
+        }
         let script = MockScript(
             defaultChunks: configuration.chunks, defaultChunkDelayMilliseconds: configuration.chunkDelayMilliseconds)
         return script.steps(

@@ -83,7 +83,9 @@ final class AgentHarness: ScopedHarness, @unchecked Sendable {
 
                 """
         }
-        yaml += settings
+        // Settings may name the mock (a JWKS it serves): `$MOCK_PORT`, and `$MOCK_CA` to trust it.
+        yaml += settings.replacingOccurrences(of: "$MOCK_PORT", with: "\(mockPort)")
+            .replacingOccurrences(of: "$MOCK_CA", with: certificate.certificatePath)
         do {
             try await startAgent(yaml: yaml)
         } catch {

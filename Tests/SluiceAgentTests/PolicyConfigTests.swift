@@ -211,7 +211,7 @@ struct PolicyConfigTests {
                 .contains("namespace/service-account") == true)
         #expect(
             refused("    sources: [\"::1/128\"]\n    jwt: {jwks_file: /nonexistent, issuer: i}\n")?
-                .contains("needs jwks_file, issuer and audience") == true)
+                .contains("needs jwks_file or jwks_url, issuer and audience") == true)
     }
 
     @Test("a named IANA zone is read from the system's zoneinfo")

@@ -17,6 +17,14 @@ struct TrustedIdentityTests {
         sources: String = "[127.0.0.1/32, \"::1/128\"]", jwtHeader: String = "x-gateway-jwt",
         _ body: (AgentHarness, TestTokenIssuer) async throws -> Void
     ) async throws {
+        try await with(sources: sources, jwtHeader: jwtHeader) { harness, issuer, _ in try await body(harness, issuer) }
+    }
+
+    /// ``with(sources:jwtHeader:_:)``, also handing `body` the JWKS file's path.
+    static func with(
+        sources: String = "[127.0.0.1/32, \"::1/128\"]", jwtHeader: String = "x-gateway-jwt",
+        _ body: (AgentHarness, TestTokenIssuer, String) async throws -> Void
+    ) async throws {
         let issuer = try TestTokenIssuer(issuer: issuerURL, keyID: "gw-1")
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -46,7 +54,9 @@ struct TrustedIdentityTests {
                 - {id: ml-key, token: \(key), team: ml}
 
             """
-        try await AgentHarness.with(settings: settings) { harness in try await body(harness, issuer) }
+        try await AgentHarness.with(settings: settings) { harness in
+            try await body(harness, issuer, directory.file("jwks.json"))
+        }
     }
 
     static func claims(
@@ -95,6 +105,139 @@ struct TrustedIdentityTests {
             }
             #expect(harness.mock.requests.count == 2)
         }
+    }
+
+    /// An agent whose gateway keys come from the mock's `jwksPath` over TLS.
+    static func withKeysFromURL(
+        serving documents: [String: String], jwksPath: String = "/jwks.json",
+        _ body: (AgentHarness) async throws -> Void
+    ) async throws {
+        let settings = """
+            sluice_settings:
+              trusted_identity:
+                sources: [127.0.0.1/32, "::1/128"]
+                jwt:
+                  header: x-gateway-jwt
+                  jwks_url: https://127.0.0.1:$MOCK_PORT\(jwksPath)
+                  jwks_ca_file: $MOCK_CA
+                  issuer: \(issuerURL)
+                  audience: sluice
+            sluice_policy:
+              teams: {ml: {}}
+              projects: {search: {team: ml}}
+              static_keys:
+                - {id: ml-key, token: \(key), team: ml}
+
+            """
+        try await AgentHarness.with(settings: settings, mockConfigure: { $0.documents = documents }, body)
+    }
+
+    /// Polls `condition` until it holds or 15 s pass: for a state only visible through calls.
+    static func eventually(_ condition: () async throws -> Bool) async rethrows -> Bool {
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline {
+            if try await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
+    @Test("keys from a JWKS URL over TLS: read at start, and read again when a token names a rotated key")
+    func keysFromURL() async throws {
+        let first = try TestTokenIssuer(issuer: Self.issuerURL, keyID: "gw-1")
+        let second = try TestTokenIssuer(issuer: Self.issuerURL, keyID: "gw-2")
+        try await Self.withKeysFromURL(serving: ["/jwks.json": first.keySetJSON]) { harness in
+            let old = try first.sign(claims: Self.claims())
+            #expect(
+                try await Self.eventually {
+                    try await harness.chat(extraHeaders: [("x-gateway-jwt", old)]).status == 200
+                })
+            // The gateway rotates: both keys published, tokens signed with the new one.
+            let keys = try [first, second].flatMap { issuer in
+                let document = try JSONSerialization.jsonObject(with: Data(issuer.keySetJSON.utf8))
+                return try #require((document as? [String: Any])?["keys"] as? [Any])
+            }
+            let both = String(decoding: try JSONSerialization.data(withJSONObject: ["keys": keys]), as: UTF8.self)
+            harness.mock.publish(both, at: "/jwks.json")
+            let new = try second.sign(claims: Self.claims(), algorithm: .es256)
+            let unknown = try await harness.chat(extraHeaders: [("x-gateway-jwt", new)])
+            #expect(
+                unknown.status == 401 && unknown.text.contains("does not publish"), "\(unknown.text)")
+            var calls = 1
+            #expect(
+                try await Self.eventually {
+                    calls += 1
+                    return try await harness.chat(extraHeaders: [("x-gateway-jwt", new)]).status == 200
+                })
+            #expect(try await harness.chat(extraHeaders: [("x-gateway-jwt", old)]).status == 200)
+            // Every refused call asked for a read; they were spaced, not one read per call.
+            let reads = harness.mock.requests.filter { $0.method == "GET" && $0.path == "/jwks.json" }.count
+            #expect(reads >= 2 && reads <= 3 && calls > reads, "\(reads) reads for \(calls) calls")
+        }
+    }
+
+    @Test("a JWKS file is read again when a token names a key it lacks: a rotated ConfigMap needs no restart")
+    func keysFromRotatedFile() async throws {
+        try await Self.with { harness, _, path in
+            let next = try TestTokenIssuer(issuer: Self.issuerURL, keyID: "gw-2")
+            let token = try next.sign(claims: Self.claims())
+            #expect(try await harness.chat(extraHeaders: [("x-gateway-jwt", token)]).status == 401)
+            try next.keySetJSON.write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(
+                try await Self.eventually {
+                    try await harness.chat(extraHeaders: [("x-gateway-jwt", token)]).status == 200
+                })
+        }
+    }
+
+    @Test("a JWKS URL that does not answer: gateway tokens get 503 naming why, keys still work")
+    func keysUnavailable() async throws {
+        let issuer = try TestTokenIssuer(issuer: Self.issuerURL, keyID: "gw-1")
+        try await Self.withKeysFromURL(serving: [:], jwksPath: "/missing-jwks.json") { harness in
+            let token = try issuer.sign(claims: Self.claims())
+            let refused = try await harness.chat(extraHeaders: [("x-gateway-jwt", token)])
+            #expect(
+                refused.status == 503 && refused.text.contains("identity_keys_unavailable")
+                    && refused.header("retry-after") == "5", "\(refused.text)")
+            #expect(
+                try await Self.eventually {
+                    try await harness.chat(extraHeaders: [("x-gateway-jwt", token)]).text.contains("answered 404")
+                })
+            #expect(try await harness.chat(key: Self.key).status == 200)
+        }
+    }
+
+    @Test("jwks settings are strict: one source, https only, a CA bundle only for a URL, a sane refresh")
+    func keySetSettings() {
+        func refusal(_ jwt: String) -> String? {
+            let yaml = """
+                model_list: [{model_name: a, litellm_params: {model: openai/a}}]
+                sluice_settings:
+                  trusted_identity:
+                    sources: [127.0.0.1/32]
+                    jwt: {issuer: https://gw.example, audience: sluice, \(jwt)}
+
+                """
+            do {
+                _ = try ConfigLoader(environment: [:]).load(yaml: yaml)
+                return nil
+            } catch {
+                return error.message
+            }
+        }
+        let at = "sluice_settings.trusted_identity.jwt"
+        #expect(
+            refusal("jwks_url: http://gw.example/jwks")
+                == "\(at).jwks_url must be an https:// URL: keys fetched in the clear could be anyone's")
+        #expect(
+            refusal("jwks_url: https://gw.example/jwks, jwks_file: /k.json")
+                == "\(at): give jwks_file or jwks_url, not both")
+        #expect(
+            refusal("jwks_file: /k.json, jwks_ca_file: /ca.pem")
+                == "\(at).jwks_ca_file goes with jwks_url, not jwks_file")
+        #expect(refusal("jwks_url: https://gw.example/jwks, jwks_refresh_seconds: 5")?.contains("30 to 86400") == true)
+        #expect(refusal("team_claim: team") == "\(at) needs jwks_file or jwks_url")
+        #expect(refusal("jwks_url: https://gw.example/jwks, jwks_refresh_seconds: 60") == nil)
     }
 
     @Test("vouched callers are held to their team's limits, and a virtual key still works beside them")

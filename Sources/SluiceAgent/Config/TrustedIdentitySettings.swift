@@ -16,12 +16,24 @@ public struct TrustedIdentitySettings: Sendable, Equatable {
         }
     }
 
+    /// Where a gateway publishes the keys its tokens are signed with.
+    public enum KeySetLocation: Sendable, Equatable {
+        /// A JWKS file (a mounted ConfigMap or Secret), read again every refresh.
+        case file(String)
+        /// A JWKS URL, `https://` only (keys fetched in the clear could be anyone's), trusting
+        /// the system roots or the PEM bundle `caFile`.
+        case url(String, caFile: String?)
+    }
+
     /// A JWT an API gateway (Gloo, Envoy Gateway, Kong) verified and forwards.
     public struct GatewayToken: Sendable, Equatable {
         /// Where the token is: `authorization` (as `Bearer <jwt>`; a non-JWT there is still
         /// read as a virtual key) or a header of its own.
         public var header = "authorization"
-        public var jwksFile: String
+        public var keySet: KeySetLocation
+        /// How often the key set is read again (a token naming a key the set lacks asks for
+        /// a read at once, at most one every ``GatewayKeyRefresher/minimumSpacing``).
+        public var refreshSeconds = 300
         public var issuer: String
         public var audience: String
         public var teamClaim = "team"
@@ -29,8 +41,8 @@ public struct TrustedIdentitySettings: Sendable, Equatable {
         /// The claim naming the end user (limits per end user, the audit line's `end_user`).
         public var userClaim: String?
 
-        public init(jwksFile: String, issuer: String, audience: String) {
-            self.jwksFile = jwksFile
+        public init(keySet: KeySetLocation, issuer: String, audience: String) {
+            self.keySet = keySet
             self.issuer = issuer
             self.audience = audience
         }
@@ -89,13 +101,22 @@ extension TrustedIdentitySettings {
             let path = "\(at).jwt"
             let token = try mapping(
                 jwt, at: path,
-                known: ["header", "jwks_file", "issuer", "audience", "team_claim", "project_claim", "user_claim"])
-            guard let file = token["jwks_file"]?.string, let issuer = token["issuer"]?.string,
-                let audience = token["audience"]?.string, !file.isEmpty, !issuer.isEmpty, !audience.isEmpty
+                known: [
+                    "header", "jwks_file", "jwks_url", "jwks_ca_file", "jwks_refresh_seconds", "issuer", "audience",
+                    "team_claim", "project_claim", "user_claim",
+                ])
+            guard let issuer = token["issuer"]?.string, let audience = token["audience"]?.string, !issuer.isEmpty,
+                !audience.isEmpty
             else {
-                throw ConfigError("\(path) needs jwks_file, issuer and audience")
+                throw ConfigError("\(path) needs jwks_file or jwks_url, issuer and audience")
             }
-            var gateway = GatewayToken(jwksFile: file, issuer: issuer, audience: audience)
+            var gateway = GatewayToken(keySet: try keySet(token, at: path), issuer: issuer, audience: audience)
+            if let value = token["jwks_refresh_seconds"] {
+                guard let seconds = value.int, (30...86_400).contains(seconds) else {
+                    throw ConfigError("\(path).jwks_refresh_seconds must be a whole number from 30 to 86400")
+                }
+                gateway.refreshSeconds = seconds
+            }
             if let header = token["header"] {
                 guard let name = header.string?.lowercased(), !name.isEmpty,
                     name.utf8.allSatisfy({
@@ -146,6 +167,35 @@ extension TrustedIdentitySettings {
             membership.project = name
         }
         return membership
+    }
+
+    /// `jwks_file` or `jwks_url` (with an optional `jwks_ca_file`), exactly one of them.
+    private static func keySet(_ fields: [String: Node], at path: String) throws(ConfigError) -> KeySetLocation {
+        let file = fields["jwks_file"]?.string
+        let url = fields["jwks_url"]?.string
+        switch (file, url) {
+        case (let file?, nil):
+            guard !file.isEmpty else { throw ConfigError("\(path).jwks_file must be a path") }
+            guard fields["jwks_ca_file"] == nil else {
+                throw ConfigError("\(path).jwks_ca_file goes with jwks_url, not jwks_file")
+            }
+            return .file(file)
+        case (nil, let url?):
+            guard url.hasPrefix("https://"), (try? Endpoint(parsing: url)) != nil else {
+                throw ConfigError(
+                    "\(path).jwks_url must be an https:// URL: keys fetched in the clear could be anyone's")
+            }
+            var caFile: String?
+            if let node = fields["jwks_ca_file"] {
+                guard let path = node.string, !path.isEmpty else {
+                    throw ConfigError("\(path).jwks_ca_file must be the path of a PEM bundle")
+                }
+                caFile = path
+            }
+            return .url(url, caFile: caFile)
+        case (nil, nil): throw ConfigError("\(path) needs jwks_file or jwks_url")
+        case (_?, _?): throw ConfigError("\(path): give jwks_file or jwks_url, not both")
+        }
     }
 
     private static func claimName(_ node: Node, at path: String) throws(ConfigError) -> String {

@@ -1,5 +1,8 @@
+import Logging
 import NIOCore
 import NIOHTTP1
+import ServiceLifecycle
+import SluiceHTTP2
 import SluiceAPI
 import SluiceKubernetes
 import SluicePolicy
@@ -17,30 +20,44 @@ import SluicePolicy
 public final class TrustedIdentity: Sendable {
     public let settings: TrustedIdentitySettings
     private let sources: [IPNetwork]
-    private let verifier: GatewayTokenVerifier?
+    /// The gateway's signing keys, when a gateway is configured.
+    let gatewayKeys: GatewayKeys?
 
-    /// Loads the gateway's JWKS file, if a gateway is configured.
+    /// Reads the gateway's JWKS file now, so a bad one stops the start with its path; a
+    /// JWKS URL is first fetched by ``GatewayKeyRefresher`` (tokens meanwhile get 503).
     public init(_ settings: TrustedIdentitySettings) throws(ConfigError) {
         self.settings = settings
         sources = settings.sources.compactMap(IPNetwork.init)
-        if let gateway = settings.gatewayToken {
-            let at = "sluice_settings.trusted_identity.jwt.jwks_file"
-            guard let bytes = readWholeFile(gateway.jwksFile) else {
-                throw ConfigError("\(at): \(gateway.jwksFile) cannot be read")
-            }
-            let keys: JSONWebKeySet
-            do {
-                keys = try JSONWebKeySet.parse(bytes)
-            } catch {
-                throw ConfigError("\(at): \(gateway.jwksFile) is not a JWKS document: \(error)")
-            }
-            guard !keys.keys.isEmpty else {
-                throw ConfigError("\(at): \(gateway.jwksFile) holds no RS256 or ES256 key")
-            }
-            verifier = GatewayTokenVerifier(issuer: gateway.issuer, audience: gateway.audience, keys: keys)
-        } else {
-            verifier = nil
+        guard let gateway = settings.gatewayToken else {
+            gatewayKeys = nil
+            return
         }
+        guard case .file(let file) = gateway.keySet else {
+            gatewayKeys = GatewayKeys(initial: nil)
+            return
+        }
+        let at = "sluice_settings.trusted_identity.jwt.jwks_file"
+        guard let bytes = readWholeFile(file) else {
+            throw ConfigError("\(at): \(file) cannot be read")
+        }
+        let keys: JSONWebKeySet
+        do {
+            keys = try JSONWebKeySet.parse(bytes)
+        } catch {
+            throw ConfigError("\(at): \(file) is not a JWKS document: \(error)")
+        }
+        guard !keys.keys.isEmpty else {
+            throw ConfigError("\(at): \(file) holds no RS256 or ES256 key")
+        }
+        gatewayKeys = GatewayKeys(initial: keys)
+    }
+
+    /// The service that keeps the gateway's keys current (a file is read again, a URL
+    /// fetched); nil without a gateway.
+    func keyRefresher(upstream: UpstreamClient, group: any EventLoopGroup, logger: Logger) -> (any Service)? {
+        guard let gateway = settings.gatewayToken, let gatewayKeys else { return nil }
+        return GatewayKeyRefresher(
+            gateway: gateway, keys: gatewayKeys, upstream: upstream, group: group, logger: logger)
     }
 
     /// The caller the trusted headers name; nil when they do not apply (the peer is not a
@@ -49,11 +66,11 @@ public final class TrustedIdentity: Sendable {
         headers: HTTPHeaders, peer: SocketAddress?, engine: PolicyEngine, now: Int64
     ) -> Result<Caller, Denial>? {
         guard let peer, sources.contains(where: { $0.contains(peer) }) else { return nil }
-        if let gateway = settings.gatewayToken, let verifier, var token = headers.first(name: gateway.header) {
+        if let gateway = settings.gatewayToken, let gatewayKeys, var token = headers.first(name: gateway.header) {
             if token.prefix(7).lowercased() == "bearer " { token = String(token.dropFirst(7)) }
             // Authorization also carries virtual keys: only a JWT there is the gateway's.
             if gateway.header != "authorization" || ServiceAccountTokenVerifier.looksLikeJWT(token) {
-                return vouchedByGateway(token, gateway: gateway, verifier: verifier, engine: engine, now: now)
+                return vouchedByGateway(token, gateway: gateway, keys: gatewayKeys, engine: engine, now: now)
             }
         }
         if let domain = settings.meshTrustDomain, let header = headers.first(name: "x-forwarded-client-cert") {
@@ -73,13 +90,27 @@ public final class TrustedIdentity: Sendable {
     }
 
     private func vouchedByGateway(
-        _ token: String, gateway: TrustedIdentitySettings.GatewayToken, verifier: GatewayTokenVerifier,
+        _ token: String, gateway: TrustedIdentitySettings.GatewayToken, keys: GatewayKeys,
         engine: PolicyEngine, now: Int64
     ) -> Result<Caller, Denial> {
+        let (keySet, lastFailure) = keys.current
+        guard let keySet else {
+            keys.keyMissed()
+            return .failure(
+                Denial(
+                    .identityKeysUnavailable,
+                    "the gateway's signing keys have not been read yet"
+                        + (lastFailure.map { " (\($0))" } ?? "") + "; retry shortly",
+                    rule: "trusted identity", retryAfterSeconds: 5))
+        }
         let claims: JSONValue
         do {
-            claims = try verifier.verify(token, now: now / 1_000_000_000)
+            claims = try GatewayTokenVerifier(issuer: gateway.issuer, audience: gateway.audience, keys: keySet)
+                .verify(token, now: now / 1_000_000_000)
         } catch {
+            // The gateway may have rotated: read its keys again (rate-limited), so the next
+            // token signed with the new key gets in.
+            if error.reason == "unknown_key" { keys.keyMissed() }
             return .failure(refused("the gateway's token was refused: \(error.message)"))
         }
         guard let team = claims[gateway.teamClaim]?.stringValue else {

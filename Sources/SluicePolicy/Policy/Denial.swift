@@ -24,6 +24,8 @@ public struct Denial: Error, Sendable, Equatable {
         case guardrailBlocked = "guardrail_blocked"
         /// A fail-closed guardrail gave no verdict.
         case guardrailUnavailable = "guardrail_unavailable"
+        /// A gateway token came before the agent could read the gateway's signing keys.
+        case identityKeysUnavailable = "identity_keys_unavailable"
     }
 
     public var reason: Reason
@@ -49,7 +51,7 @@ public struct Denial: Error, Sendable, Equatable {
         case .unknownModel: 404
         case .modelNotAllowed, .promptBlocked, .priceMissing, .guardrailBlocked, .endUserBlocked: 403
         case .rateLimited, .budgetExceeded, .parallelLimit, .requestTooLarge, .tooManyEndUsers: 429
-        case .credentialUnavailable, .guardrailUnavailable: 503
+        case .credentialUnavailable, .guardrailUnavailable, .identityKeysUnavailable: 503
         }
     }
 
@@ -61,7 +63,7 @@ public struct Denial: Error, Sendable, Equatable {
         case .modelNotAllowed, .promptBlocked, .priceMissing, .guardrailBlocked, .endUserBlocked: "permission_error"
         case .budgetExceeded: "insufficient_quota"
         case .rateLimited, .parallelLimit, .requestTooLarge, .tooManyEndUsers: "requests"
-        case .credentialUnavailable, .guardrailUnavailable: "api_error"
+        case .credentialUnavailable, .guardrailUnavailable, .identityKeysUnavailable: "api_error"
         }
     }
 }

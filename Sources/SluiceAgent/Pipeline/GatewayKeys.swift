@@ -1,0 +1,45 @@
+import SluiceKubernetes
+import Synchronization
+
+/// The gateway's signing keys as the request path reads them: the set last read (nil until
+/// a JWKS URL first answers), and a way to ask for a fresh read when a token names a key the
+/// set lacks (the gateway rotated). ``GatewayKeyRefresher`` keeps it current.
+final class GatewayKeys: Sendable {
+    private struct State {
+        var keys: JSONWebKeySet?
+        /// Why the last read failed, for the refusal while no set is in hand.
+        var lastFailure: String?
+        var wakeRefresher: AsyncStream<Void>.Continuation?
+    }
+    private let state: Mutex<State>
+
+    init(initial: JSONWebKeySet?) {
+        state = Mutex(State(keys: initial))
+    }
+
+    var current: (keys: JSONWebKeySet?, lastFailure: String?) {
+        state.withLock { ($0.keys, $0.lastFailure) }
+    }
+
+    func replace(_ keys: JSONWebKeySet) {
+        state.withLock {
+            $0.keys = keys
+            $0.lastFailure = nil
+        }
+    }
+
+    /// A failed read keeps the set in hand: a gateway's JWKS endpoint being down for a while
+    /// must not refuse every token it signed before.
+    func failed(_ reason: String) {
+        state.withLock { $0.lastFailure = reason }
+    }
+
+    /// Asks the refresher to read the set again; never blocks the request path.
+    func keyMissed() {
+        _ = state.withLock { $0.wakeRefresher }?.yield()
+    }
+
+    func attach(_ wake: AsyncStream<Void>.Continuation?) {
+        state.withLock { $0.wakeRefresher = wake }
+    }
+}
