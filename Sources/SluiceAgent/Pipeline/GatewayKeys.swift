@@ -43,3 +43,23 @@ final class GatewayKeys: Sendable {
         state.withLock { $0.wakeRefresher = wake }
     }
 }
+
+extension GatewayKeys {
+    /// The usable keys of the JWKS file at `path`, or why there are none.
+    static func read(file path: String) throws(ConfigError) -> JSONWebKeySet {
+        guard let bytes = readWholeFile(path) else { throw ConfigError("\(path) cannot be read") }
+        return try parse(bytes, from: path)
+    }
+
+    /// The usable keys of a JWKS document read from `source`, or why there are none.
+    static func parse(_ bytes: [UInt8], from source: String) throws(ConfigError) -> JSONWebKeySet {
+        let keys: JSONWebKeySet
+        do {
+            keys = try JSONWebKeySet.parse(bytes)
+        } catch {
+            throw ConfigError("\(source) is not a JWKS document: \(error.message)")
+        }
+        guard !keys.keys.isEmpty else { throw ConfigError("\(source) holds no RS256 or ES256 key") }
+        return keys
+    }
+}

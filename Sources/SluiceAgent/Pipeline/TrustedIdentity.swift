@@ -36,18 +36,11 @@ public final class TrustedIdentity: Sendable {
             gatewayKeys = GatewayKeys(initial: nil)
             return
         }
-        let at = "sluice_settings.trusted_identity.jwt.jwks_file"
-        guard let bytes = readWholeFile(file) else {
-            throw ConfigError("\(at): \(file) cannot be read")
-        }
         let keys: JSONWebKeySet
         do {
-            keys = try JSONWebKeySet.parse(bytes)
+            keys = try GatewayKeys.read(file: file)
         } catch {
-            throw ConfigError("\(at): \(file) is not a JWKS document: \(error)")
-        }
-        guard !keys.keys.isEmpty else {
-            throw ConfigError("\(at): \(file) holds no RS256 or ES256 key")
+            throw ConfigError("sluice_settings.trusted_identity.jwt.jwks_file: \(error.message)")
         }
         gatewayKeys = GatewayKeys(initial: keys)
     }

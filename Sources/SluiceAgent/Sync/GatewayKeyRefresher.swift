@@ -88,27 +88,25 @@ final class GatewayKeyRefresher: Service, Sendable {
     /// One read; true when a usable set is now in hand.
     private func read() async -> Bool {
         let source: String
-        let bytes: [UInt8]
-        switch location {
-        case .file(let path):
-            source = path
-            guard let read = readWholeFile(path) else { return failed("\(path) cannot be read") }
-            bytes = read
-        case .url(let url, let caFile):
-            source = url
-            do throws(FetchFailure) {
-                bytes = try await fetch(url, caFile: caFile)
-            } catch {
-                return failed("\(url): \(error.message)")
-            }
-        }
         let parsed: JSONWebKeySet
-        do {
-            parsed = try JSONWebKeySet.parse(bytes)
+        do throws(ConfigError) {
+            switch location {
+            case .file(let path):
+                source = path
+                parsed = try GatewayKeys.read(file: path)
+            case .url(let url, let caFile):
+                source = url
+                let bytes: [UInt8]
+                do throws(FetchFailure) {
+                    bytes = try await fetch(url, caFile: caFile)
+                } catch {
+                    throw ConfigError("\(url): \(error.message)")
+                }
+                parsed = try GatewayKeys.parse(bytes, from: url)
+            }
         } catch {
-            return failed("\(source) is not a JWKS document: \(error.message)")
+            return failed(error.message)
         }
-        guard !parsed.keys.isEmpty else { return failed("\(source) holds no RS256 or ES256 key") }
         let before = keys.current.keys.map(Self.keyIDs)
         keys.replace(parsed)
         if before != Self.keyIDs(parsed) {
