@@ -12,20 +12,23 @@ struct PolicyFile: Codable {
     var projects: [ProjectDocument]?
     var services: [ServiceDocument]?
     var models: [ModelDocument]?
+    var endUsers: [EndUserDocument]?
     var settings: SettingsDocument?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case teams, projects, services, models, settings
+        case endUsers = "end_users"
     }
 
     init(
         teams: [TeamDocument]? = nil, projects: [ProjectDocument]? = nil, services: [ServiceDocument]? = nil,
-        models: [ModelDocument]? = nil, settings: SettingsDocument? = nil
+        models: [ModelDocument]? = nil, endUsers: [EndUserDocument]? = nil, settings: SettingsDocument? = nil
     ) {
         self.teams = teams
         self.projects = projects
         self.services = services
         self.models = models
+        self.endUsers = endUsers
         self.settings = settings
     }
 
@@ -36,6 +39,7 @@ struct PolicyFile: Codable {
         projects = try container.decodeIfPresent([ProjectDocument].self, forKey: .projects)
         services = try container.decodeIfPresent([ServiceDocument].self, forKey: .services)
         models = try container.decodeIfPresent([ModelDocument].self, forKey: .models)
+        endUsers = try container.decodeIfPresent([EndUserDocument].self, forKey: .endUsers)
         settings = try container.decodeIfPresent(SettingsDocument.self, forKey: .settings)
     }
 
@@ -81,6 +85,7 @@ struct Apply: AsyncParsableCommand {
 struct PolicyPlan {
     enum Kind: String, CaseIterable {
         case teams, projects, services, models, settings
+        case endUsers = "end-users"
     }
 
     enum Change {
@@ -127,6 +132,7 @@ struct PolicyPlan {
         try await reconcile(.teams, desired.teams) { $0.name }
         try await reconcile(.projects, desired.projects) { $0.name }
         try await reconcile(.services, desired.services) { $0.name }
+        try await reconcile(.endUsers, desired.endUsers) { $0.name }
         if kinds.contains(.settings), let settings = desired.settings {
             let current = try await client.send("GET", "/v1/admin/settings")
             let body = try WireCoding.encoder.encode(settings)

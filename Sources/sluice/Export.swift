@@ -5,7 +5,9 @@ import Yams
 
 struct Export: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the control plane's policy as an apply file: teams, projects, services, models and settings.",
+        abstract:
+            "Print the control plane's policy as an apply file: teams, projects, services, models, end users and"
+            + " settings.",
         discussion: """
             Keys are left out (their secrets are never in files). The output round-trips: \
             sluice export > policy.yaml; sluice apply -f policy.yaml --dry-run shows no changes.
@@ -23,6 +25,7 @@ struct Export: AsyncParsableCommand {
                 projects: try await fetch("/v1/admin/projects", as: [ProjectDocument].self),
                 services: try await fetch("/v1/admin/services", as: [ServiceDocument].self),
                 models: try await fetch("/v1/admin/models", as: [ModelDocument].self),
+                endUsers: try await fetch("/v1/admin/end-users", as: [EndUserDocument].self),
                 settings: try await fetch("/v1/admin/settings", as: SettingsDocument.self))
             let encoder = YAMLEncoder()
             encoder.options.sortKeys = true

@@ -6,11 +6,12 @@ import Foundation
 struct Sluice: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sluice",
-        abstract: "Manage Sluice's control plane: teams, projects, services, models, keys, settings and usage.",
+        abstract:
+            "Manage Sluice's control plane: teams, projects, services, models, keys, end users, settings and usage.",
         discussion: "Set SLUICE_URL (default http://127.0.0.1:8080) and SLUICE_ADMIN_TOKEN.",
         subcommands: [
-            Teams.self, Projects.self, Services.self, Models.self, Keys.self, Agents.self, Settings.self, Usage.self,
-            Audit.self, Apply.self, Export.self,
+            Teams.self, Projects.self, Services.self, Models.self, Keys.self, EndUsers.self, Agents.self,
+            Settings.self, Usage.self, Audit.self, Apply.self, Export.self,
         ])
 }
 

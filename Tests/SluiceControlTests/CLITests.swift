@@ -133,6 +133,40 @@ struct CLITests {
             #expect(try await sluice(["models", "list"], port: port).output.contains("(none)"))
         }
     }
+    @Test("end users: create with limits, block and unblock, clear a limit; export and apply carry them")
+    func endUsers() async throws {
+        try await ControlHarness.with { control in
+            let port = control.port
+            let created = try await sluice(
+                ["end-users", "create", "u-123", "--rpm", "5", "--daily-budget", "2"], port: port)
+            #expect(created.status == 0 && created.output.contains("requests_per_minute=5"), "\(created.output)")
+            let blocked = try await sluice(["end-users", "update", "u-123", "--block", "--clear", "rpm"], port: port)
+            #expect(blocked.status == 0 && !blocked.output.contains("requests_per_minute"), "\(blocked.output)")
+            let shown = try await sluice(["end-users", "get", "u-123", "--output", "json"], port: port)
+            #expect(shown.output.contains(#""blocked" : true"#) && shown.output.contains(#""daily_spend_usd" : 2"#))
+            let both = try await sluice(["end-users", "update", "u-123", "--block", "--unblock"], port: port)
+            #expect(both.status != 0 && both.output.contains("not both"), "\(both.output)")
+
+            let exported = try await sluice(["export"], port: port)
+            #expect(exported.output.contains("end_users:") && exported.output.contains("name: u-123"))
+            let exportFile = control.directory.file("export.yaml")
+            try exported.output.write(toFile: exportFile, atomically: true, encoding: .utf8)
+            let replay = try await sluice(["apply", "-f", exportFile, "--dry-run"], port: port)
+            #expect(replay.output.contains("no changes"), "\(replay.output)")
+
+            let policy = control.directory.file("policy.yaml")
+            try "end_users:\n  - {name: u-9, limits: {requests_per_minute: 1}}\n".write(
+                toFile: policy, atomically: true, encoding: .utf8)
+            let applied = try await sluice(["apply", "-f", policy], port: port)
+            #expect(
+                applied.output.contains("+ end-user u-9") && applied.output.contains("- end-user u-123"),
+                "\(applied.output)")
+            #expect(try await sluice(["end-users", "list"], port: port).output.contains("u-123") == false)
+            let deleted = try await sluice(["end-users", "delete", "u-9"], port: port)
+            #expect(deleted.output.contains("deleted end user u-9"))
+        }
+    }
+
     @Test("usage by key metadata, with refusals by reason in their own column")
     func usageByMetadata() async throws {
         try await ControlHarness.with { control in
