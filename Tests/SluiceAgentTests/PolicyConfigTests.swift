@@ -43,6 +43,9 @@ struct PolicyConfigTests {
                 search: {team: ml}
               services:
                 shop/checkout: {keyless: allowed}
+              end_users:
+                vip: {requests_per_minute: 100}
+                abuser-7: {blocked: true, daily_spend_usd: 1}
               keys:
                 - {id: ci, hash: "\(hash)", team: ml, project: search, expires_at: "2027-01-31T12:00:00+01:00",
                    metadata: {owner: alice}}
@@ -52,6 +55,9 @@ struct PolicyConfigTests {
         #expect(policy.keys[0].metadata == ["owner": "alice"] && policy.keys[0].limits == Limits(requestsPerMinute: 5))
         #expect(policy.teams["ml"]?.limits == Limits(requestsPerMinute: 200, dailySpend: Cost(usd: 2.5)))
         #expect(policy.endUserLimits["user_abc"] == Limits(requestsPerMinute: 10))
+        #expect(policy.endUserLimits["vip"] == Limits(requestsPerMinute: 100))
+        #expect(policy.endUserLimits["abuser-7"] == Limits(dailySpend: Cost(usd: 1)))
+        #expect(policy.blockedEndUsers == ["abuser-7"])
         #expect(policy.defaultLimits == Limits(requestsPerMinute: 60, requestsPerDay: 1000))
         #expect(policy.timeZone.offset(at: 0) == 19_800 && policy.unpricedModels == .flag)
         #expect(policy.services["shop/checkout"]?.keylessAllowed == true)
@@ -61,6 +67,9 @@ struct PolicyConfigTests {
 
     @Test("bad policies are refused with the path to the fault, never a secret")
     func refusals() {
+        #expect(
+            refusal("sluice_policy:\n  end_users: {u: {blocked: yes please}}\n")
+                == "sluice_policy.end_users.\"u\".blocked must be true or false")
         let hash = KeyHasher(pepper: Secret("p")).hash("k").encoded
         #expect(
             refusal("sluice_policy:\n  teams: {t: {}}\n  keys:\n    - {id: x, hash: \"\(hash)\", team: t}\n")?

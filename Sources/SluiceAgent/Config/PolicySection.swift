@@ -135,11 +135,20 @@ struct PolicySection {
                 }
             case "end_users":
                 for (name, entry) in try reader.namedEntries(value, at: at) {
+                    // A limits mapping, which may also say `blocked: true`.
+                    let path = "\(at).\(Identifier.quoted(name))"
+                    var blocked = false
+                    var limitsNode = entry
+                    if let mapping = entry.mapping, let flag = mapping["blocked"] {
+                        guard let value = flag.bool else { throw ConfigError("\(path).blocked must be true or false") }
+                        blocked = value
+                        let rest = mapping.filter { $0.key.string != "blocked" }.map { ($0.key, $0.value) }
+                        limitsNode = .mapping(Node.Mapping(rest))
+                    }
                     endUsers.append(
                         EndUserDocument(
-                            name: name,
-                            limits: try reader.limits(entry, at: "\(at).\(Identifier.quoted(name))") ?? LimitsDocument()
-                        ))
+                            name: name, limits: try reader.limits(limitsNode, at: path) ?? LimitsDocument(),
+                            blocked: blocked))
                 }
             case "models":
                 for (name, entry) in try reader.namedEntries(value, at: at) {
