@@ -50,8 +50,7 @@ struct LimitOptions: ParsableArguments {
     @Option(help: "Requests per minute.") var rpm: Int?
     @Option(help: "Tokens per minute.") var tpm: Int?
     @Option(
-        name: .customLong("rpd"), help: "Requests per day, enforced by each agent on its own (not shared by the fleet)."
-    )
+        name: .customLong("rpd"), help: "Requests per day, shared by the fleet (each agent holds a leased share).")
     var requestsPerDay: Int?
     @Option(help: "Calls in flight at once, on each agent (not shared by the fleet).") var maxParallel: Int?
     @Option(help: "Daily budget in USD.") var dailyBudget: Double?
