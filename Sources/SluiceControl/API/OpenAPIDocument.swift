@@ -15,8 +15,8 @@ enum OpenAPIDocument {
                 "description":
                     "Admin API (admin token) and agent API (per-agent tokens). Keys are returned once,"
                     + " on creation and rotation, and never appear in Sluice's own URLs; LiteLLM's compatible"
-                    + " routes (/key, /team, /manage) take one where LiteLLM does, hash it on arrival and never"
-                    + " log it.",
+                    + " routes (/key, /team, /customer, /manage, /spend, /global) take one where LiteLLM does,"
+                    + " hash it on arrival and never log it.",
             ],
             "paths": paths,
             "components": [
