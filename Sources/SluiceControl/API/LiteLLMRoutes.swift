@@ -390,8 +390,8 @@ enum LiteLLMUnsupported {
         "organization_id": "Sluice has no organizations",
         "tags": "use metadata",
         "blocked": "use /key/block and /key/unblock",
-        "alias": "an end user is named by the user callers send; Sluice keeps no second name",
-        "budget_id": "an end user's limits are its own (rpm_limit, tpm_limit, max_budget), not a shared budget",
+        "alias": "Sluice keeps no second name: a team, key or end user is named by its id",
+        "budget_id": "limits belong to what they limit (rpm_limit, tpm_limit, max_budget), not to a shared budget",
         "allowed_model_region": "regions are chosen by the catalog's deployments (api_base), not per end user",
         "default_model": "callers name their model; other names for one are router_settings.model_group_alias",
     ]
