@@ -163,6 +163,8 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
         let serviceGroup: ServiceGroup
         let task: Task<Void, any Error>
         let port: Int
+        /// The admin port serving `/metrics`, when the agent was started with one.
+        var metricsPort: Int?
         let stateDirectory: String
         let group: any EventLoopGroup
         /// What the callers saw: calls answered 200 and the usage their answers carried.
@@ -226,7 +228,8 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
         id: String, token: String? = nil, stateDirectory: String? = nil, clock: TestClock = TestClock(),
         maxPolicyAgeSeconds: Double = 3600, flushInterval: Duration = .milliseconds(100), publicKey: String? = nil,
         service: String = "checkout", boundToService: Bool = false,
-        environment: [String: String] = [:], publicKeyInEnvironment: Bool = false, trustControlPlaneCA: Bool = true
+        environment: [String: String] = [:], publicKeyInEnvironment: Bool = false, trustControlPlaneCA: Bool = true,
+        servesMetrics: Bool = false
     ) async throws -> Agent {
         let agentToken: String
         if let token {
@@ -265,7 +268,7 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
         link.shutdownFlushDeadline = .seconds(1)
         options.controlPlane = link
         options.listen = ListenAddress(host: "127.0.0.1", port: 0)
-        options.metricsListen = nil
+        options.metricsListen = servesMetrics ? ListenAddress(host: "127.0.0.1", port: 0) : nil
         options.handlesSignals = false
         options.connectTimeout = .seconds(2)
         options.clock = clock.now
@@ -276,6 +279,7 @@ final class SyncHarness: ScopedHarness, @unchecked Sendable {
         let agent = Agent(
             mode: mode, server: built.server, serviceGroup: built.services, task: task, port: port,
             stateDirectory: state, group: group)
+        agent.metricsPort = try await built.metricsServer?.boundPort.get()
         startedAgents.withLock { $0.append(agent) }
         return agent
     }

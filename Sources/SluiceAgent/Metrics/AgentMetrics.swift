@@ -220,7 +220,8 @@ public final class AgentMetrics: Sendable {
             let health = spool.health
             gauge("sluice_usage_spool_held_in_memory", []).record(health.heldInMemory)
             gauge("sluice_usage_spool_disk_ok", []).record(health.lastError == nil ? 1 : 0)
-            gauge("sluice_usage_spool_records_total", []).record(health.appendedTotal)
+            // A count since start, so a counter (what `_total` promises), brought up to date here.
+            catchUp("sluice_usage_spool_records_total", [], to: health.appendedTotal)
             gauge("sluice_usage_spool_quarantined_files", []).record(health.quarantined)
         }
         for (key, state) in runtime.router.states {
