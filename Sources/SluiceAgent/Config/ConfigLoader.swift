@@ -38,18 +38,6 @@ public struct ConfigLoader {
         "first_byte_timeout_seconds", "idle_timeout_seconds", "drain_timeout_seconds",
         "request_read_timeout_seconds", "max_connections", "key_headers", "trusted_identity",
     ]
-    /// Fields of LiteLLM's own sections the agent honours; the rest are named as ignored.
-    static let liteLLMFieldsRead: [String: Set<String>] = [
-        "litellm_settings": [
-            "num_retries", "fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "max_budget",
-            "budget_duration",
-        ],
-        "general_settings": ["master_key"],
-    ]
-    static let routerFields: Set<String> = [
-        "routing_strategy", "num_retries", "retry_after", "max_retry_backoff", "allowed_fails", "cooldown_time",
-        "fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "model_group_alias",
-    ]
     static let knownParams: Set<String> = [
         "model", "api_base", "api_key", "rpm", "tpm", "ssl_verify", "weight", "timeout", "stream_timeout",
         "api_version",
@@ -112,16 +100,19 @@ public struct ConfigLoader {
                 }
                 // Named field by field, so nobody believes a LiteLLM setting took effect here.
                 if let fields = value.mapping, !fields.isEmpty {
-                    for (field, unresolved) in fields {
+                    for (field, entry) in fields {
                         let name = field.string ?? "?"
-                        let read = Self.liteLLMFieldsRead[key]?.contains(name) ?? false
-                        let entry = read ? try references.resolve(unresolved, at: "\(key).\(name)") : unresolved
+                        // Read only by a reader that takes the field: an unused one's reference
+                        // is never looked up.
+                        let value = { () throws(ConfigError) -> Node in
+                            try references.resolve(entry, at: "\(key).\(name)")
+                        }
                         if key == "litellm_settings",
-                            try liteLLMRouterSetting(name, entry, into: &liteLLMRouter, warnings: &warnings)
+                            try liteLLMRouterSetting(name, value, into: &liteLLMRouter, warnings: &warnings)
                         {
                             continue
                         }
-                        if try proxySettings.read(name, in: key, entry, warnings: &warnings) { continue }
+                        if try proxySettings.read(name, in: key, value, warnings: &warnings) { continue }
                         warnings.append("\(key).\(name) is not supported by the agent; ignored")
                     }
                 } else {
@@ -325,16 +316,17 @@ public struct ConfigLoader {
     /// The `litellm_settings` fields that mean the same here as in `router_settings`
     /// (`num_retries` and the fallback tables); false for any other field.
     private func liteLLMRouterSetting(
-        _ name: String, _ value: Node, into router: inout RouterDocument, warnings: inout [String]
+        _ name: String, _ value: () throws(ConfigError) -> Node, into router: inout RouterDocument,
+        warnings: inout [String]
     ) throws(ConfigError) -> Bool {
         let at = "litellm_settings.\(name)"
         switch name {
         case "num_retries":
-            guard let count = value.int else { throw ConfigError("\(at) must be a whole number") }
+            guard let count = try value().int else { throw ConfigError("\(at) must be a whole number") }
             router.numRetries = count
-        case "fallbacks": router.fallbacks = try fallbackTable(value, at: at)
-        case "context_window_fallbacks": router.contextWindowFallbacks = try fallbackTable(value, at: at)
-        case "content_policy_fallbacks": router.contentPolicyFallbacks = try fallbackTable(value, at: at)
+        case "fallbacks": router.fallbacks = try fallbackTable(try value(), at: at)
+        case "context_window_fallbacks": router.contextWindowFallbacks = try fallbackTable(try value(), at: at)
+        case "content_policy_fallbacks": router.contentPolicyFallbacks = try fallbackTable(try value(), at: at)
         default: return false
         }
         return true
@@ -346,25 +338,28 @@ public struct ConfigLoader {
     /// `content_policy_fallbacks` as lists of one-entry mappings (`- gpt-4o: [claude-sonnet]`).
     /// Read into the wire's `RouterDocument`; ranges are the compiler's.
     private func parseRouter(_ node: Node, warnings: inout [String]) throws(ConfigError) -> RouterDocument {
-        guard let unresolved = node.mapping else { throw ConfigError("router_settings must be a mapping") }
-        let mapping = try EnvironmentReferences(environment: environment)
-            .resolve(unresolved, used: Self.routerFields, at: "router_settings")
+        guard let mapping = node.mapping else { throw ConfigError("router_settings must be a mapping") }
+        let references = EnvironmentReferences(environment: environment)
         var router = RouterDocument()
-        for (keyNode, value) in mapping {
+        for (keyNode, entry) in mapping {
             let key = keyNode.string ?? ""
+            /// The field with its `os.environ/NAME` read: only the cases that use it ask.
+            func value() throws(ConfigError) -> Node { try references.resolve(entry, at: "router_settings.\(key)") }
             func number() throws(ConfigError) -> Double {
-                guard let number = value.float else {
+                guard let number = try value().float else {
                     throw ConfigError("router_settings.\(key) must be a number of seconds")
                 }
                 return number
             }
             func count() throws(ConfigError) -> Int {
-                guard let count = value.int else { throw ConfigError("router_settings.\(key) must be a whole number") }
+                guard let count = try value().int else {
+                    throw ConfigError("router_settings.\(key) must be a whole number")
+                }
                 return count
             }
             switch key {
             case "routing_strategy":
-                guard let name = value.string else {
+                guard let name = try value().string else {
                     throw ConfigError("router_settings.routing_strategy must be a string")
                 }
                 router.routingStrategy = name
@@ -373,13 +368,15 @@ public struct ConfigLoader {
             case "max_retry_backoff": router.maxRetryBackoff = try number()
             case "allowed_fails": router.allowedFails = try count()
             case "cooldown_time": router.cooldownTime = try number()
-            case "fallbacks": router.fallbacks = try fallbackTable(value, at: "router_settings.fallbacks")
+            case "fallbacks": router.fallbacks = try fallbackTable(try value(), at: "router_settings.fallbacks")
             case "context_window_fallbacks":
-                router.contextWindowFallbacks = try fallbackTable(value, at: "router_settings.context_window_fallbacks")
+                router.contextWindowFallbacks = try fallbackTable(
+                    try value(), at: "router_settings.context_window_fallbacks")
             case "content_policy_fallbacks":
-                router.contentPolicyFallbacks = try fallbackTable(value, at: "router_settings.content_policy_fallbacks")
+                router.contentPolicyFallbacks = try fallbackTable(
+                    try value(), at: "router_settings.content_policy_fallbacks")
             case "model_group_alias":
-                (router.modelGroupAlias, router.hiddenGroupAliases) = try groupAliases(value)
+                (router.modelGroupAlias, router.hiddenGroupAliases) = try groupAliases(try value())
             default: warnings.append("router_settings.\(key) is not used by the agent; ignored")
             }
         }

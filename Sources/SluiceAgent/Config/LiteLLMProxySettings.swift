@@ -20,12 +20,12 @@ struct LiteLLMProxySettings {
     /// Takes `section.name` when it is a field read here; false leaves it to the caller,
     /// which names it as not supported.
     mutating func read(
-        _ name: String, in section: String, _ value: Node, warnings: inout [String]
+        _ name: String, in section: String, _ value: () throws(ConfigError) -> Node, warnings: inout [String]
     ) throws(ConfigError) -> Bool {
         let at = "\(section).\(name)"
         switch (section, name) {
         case ("general_settings", "master_key"):
-            let key = try text(value, at: at)
+            let key = try text(try value(), at: at)
             // LiteLLM's own examples use `sk-1234`: honoured, since ignoring it would serve
             // every caller without a key, but named as guessable.
             if key.utf8.count < StaticKeys.shortestToken {
@@ -35,13 +35,13 @@ struct LiteLLMProxySettings {
             }
             masterKey = Secret(key)
         case ("litellm_settings", "max_budget"):
-            let text = try text(value, at: at)
+            let text = try text(try value(), at: at)
             guard let budget = Double(text), budget.isFinite, budget >= 0 else {
                 throw ConfigError("\(at) must be a number of US dollars, 0 or more")
             }
             maxBudget = budget
         case ("litellm_settings", "budget_duration"):
-            budgetDuration = try text(value, at: at)
+            budgetDuration = try text(try value(), at: at)
         default:
             return false
         }
