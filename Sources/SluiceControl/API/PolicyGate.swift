@@ -36,14 +36,7 @@ struct PolicyGate: Sendable {
         _ kind: EntityKind, _ name: String, in store: any Store,
         _ edit: @escaping @Sendable (Entity) throws -> Entity
     ) async throws -> Entity {
-        let change = try await write(in: store) { snapshot in
-            guard let current = snapshot.entities.first(where: { $0.kind == kind && $0.name == name }) else {
-                throw APIError(404, "no \(kind.rawValue) \(Identifier.quoted(name))", code: "not_found")
-            }
-            return .put(try edit(current), .update)
-        }
-        guard case .put(let entity, _) = change else { preconditionFailure("an edit stores an entity") }
-        return entity
+        try await stored(kind, name, absent: nil, in: store, edit)
     }
 
     /// ``edit(_:_:in:_:)`` that starts from `absent` when nothing of that name is stored,
@@ -52,9 +45,20 @@ struct PolicyGate: Sendable {
         _ kind: EntityKind, _ name: String, absent: Entity, in store: any Store,
         _ edit: @escaping @Sendable (Entity) throws -> Entity
     ) async throws -> Entity {
+        try await stored(kind, name, absent: absent, in: store, edit)
+    }
+
+    /// The entity `edit` makes of the stored one (or of `absent`; 404 without either).
+    private func stored(
+        _ kind: EntityKind, _ name: String, absent: Entity?, in store: any Store,
+        _ edit: @escaping @Sendable (Entity) throws -> Entity
+    ) async throws -> Entity {
         let change = try await write(in: store) { snapshot in
             let current = snapshot.entities.first(where: { $0.kind == kind && $0.name == name })
-            return .put(try edit(current ?? absent), current == nil ? .create : .update)
+            guard let base = current ?? absent else {
+                throw APIError(404, "no \(kind.rawValue) \(Identifier.quoted(name))", code: "not_found")
+            }
+            return .put(try edit(base), current == nil ? .create : .update)
         }
         guard case .put(let entity, _) = change else { preconditionFailure("an edit stores an entity") }
         return entity

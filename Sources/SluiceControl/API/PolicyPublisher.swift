@@ -117,7 +117,10 @@ public final class PolicyPublisher: Service, Sendable {
                 key.prefix = nil
                 key.createdAt = nil
                 document.keys.append(key)
-            case .endUser(let endUser): document.endUsers = (document.endUsers ?? []) + [endUser]
+            case .endUser(let endUser):
+                // Appended in place: rebuilding the list per end user is quadratic in them.
+                if document.endUsers == nil { document.endUsers = [] }
+                document.endUsers?.append(endUser)
             }
         }
         return document
