@@ -39,6 +39,10 @@ public struct ControlOptions: Sendable {
     public var agentKeySet: JSONWebKeySet?
     /// How long rollups and usage marks are kept.
     public var usageRetention = UsageRetention()
+    /// Where alert notices are posted (`--alert-webhooks`).
+    public var alertWebhooks = AlertWebhooks()
+    /// The wait after a failed alert post, doubled after each next failure (six posts in all).
+    public var alertRetryBackoff: Duration = .seconds(2)
     /// Called with the bound port once the server listens.
     public var onListening: @Sendable (Int) async -> Void = { _ in }
 
@@ -115,6 +119,7 @@ public final class ControlPlane: Service, Sendable {
     private let options: ControlOptions
     private let logger: Logger
     private let budgets: BudgetWatcher
+    private let alerts: AlertSender
     private let tls: TLSServerContext?
     /// Serves signed bundles and wakes agents' long-polls when the policy changes.
     public let publisher: PolicyPublisher
@@ -158,7 +163,10 @@ public final class ControlPlane: Service, Sendable {
                 throw ControlStartError(
                     "--db must be sqlite:PATH or postgres://user@host/database, not \(value.prefix(12))…")
             }
-            budgets = BudgetWatcher(store: store, logger: logger, interval: options.budgetCheckInterval)
+            alerts = AlertSender(
+                webhooks: options.alertWebhooks.webhooks, logger: logger, firstBackoff: options.alertRetryBackoff)
+            budgets = BudgetWatcher(
+                store: store, logger: logger, interval: options.budgetCheckInterval, sender: alerts)
             publisher = PolicyPublisher(
                 store: store, signingKey: signingKey.key, keyPepper: pepper, pollInterval: options.policyPollInterval,
                 budgets: budgets)
@@ -200,7 +208,7 @@ public final class ControlPlane: Service, Sendable {
             // The server first: a service group stops in reverse order, so the publisher
             // ends waiting long-polls before the server drains.
             var services: [any Service] = [
-                application, budgets, publisher,
+                application, alerts, budgets, publisher,
                 UsageRetentionJob(store: store, retention: options.usageRetention, logger: logger),
             ]
             if let postgres { services.append(LeaseCoordinator(store: postgres, book: api.leases, logger: logger)) }

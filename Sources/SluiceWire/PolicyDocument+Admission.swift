@@ -198,17 +198,18 @@ extension PolicyDocument {
     public static func grammarProblems(team: TeamDocument) -> [AdmissionProblem] {
         var problems = name(team.name, .team, at: "name")
         problems += filterNames(team.promptFilters, at: "prompt_filters")
-        return problems
+        return problems + LimitsDocument.alertProblems(team.limits)
     }
 
     /// The project's own name and its team's name checked against the identifier grammar.
     public static func grammarProblems(project: ProjectDocument) -> [AdmissionProblem] {
         name(project.name, .project, at: "name") + name(project.team, .team, at: "team")
+            + LimitsDocument.alertProblems(project.limits)
     }
 
     /// The service's name checked against the identifier grammar (`namespace/service`).
     public static func grammarProblems(service: ServiceDocument) -> [AdmissionProblem] {
-        name(service.name, .service, at: "name")
+        name(service.name, .service, at: "name") + LimitsDocument.alertProblems(service.limits)
     }
 
     /// The alias's grammar, between 1 and 100 deployments, and a known provider for each.
@@ -234,7 +235,8 @@ extension PolicyDocument {
     /// The key's id, team and project names, and its metadata (at most 64 entries, keys in the
     /// metadata-key grammar, values at most 256 bytes on one line).
     public static func grammarProblems(key: KeyDocument) -> [AdmissionProblem] {
-        var problems = name(key.id, .key, at: "id") + name(key.team, .team, at: "team")
+        var problems =
+            name(key.id, .key, at: "id") + name(key.team, .team, at: "team") + LimitsDocument.alertProblems(key.limits)
         if let project = key.project { problems += name(project, .project, at: "project") }
         if key.metadata.count > 64 {
             problems.append(AdmissionProblem(path: "metadata", message: "at most 64 entries"))

@@ -147,7 +147,7 @@ private struct Compiler {
                 let filters = try team.promptFilters.map { filter throws(WireError) in try compile(filter, at: path) }
                 policy.teams[team.name] = TeamPolicy(
                     name: team.name, models: rules(team.allowedModels, team.deniedModels),
-                    limits: try team.limits?.limits(at: "\(path).limits") ?? .none,
+                    limits: try team.limits?.limits(at: "\(path).limits", alerting: true) ?? .none,
                     promptFilters: filters)
             } catch {
                 disabled.append(.init(error.message, consequence: "the team's keys and projects are disabled with it"))
@@ -163,7 +163,7 @@ private struct Compiler {
                 policy.projects[project.name] = ProjectPolicy(
                     name: project.name, team: project.team,
                     models: rules(project.allowedModels, project.deniedModels),
-                    limits: try project.limits?.limits(at: "\(path).limits") ?? .none)
+                    limits: try project.limits?.limits(at: "\(path).limits", alerting: true) ?? .none)
             } catch {
                 disabled.append(.init(error.message, consequence: "the project's keys are disabled with it"))
             }
@@ -180,7 +180,7 @@ private struct Compiler {
                 policy.services[service.name] = ServicePolicy(
                     name: service.name, keylessAllowed: service.keyless,
                     models: rules(service.allowedModels, service.deniedModels),
-                    limits: try service.limits?.limits(at: "\(path).limits") ?? .none)
+                    limits: try service.limits?.limits(at: "\(path).limits", alerting: true) ?? .none)
             } catch {
                 disabled.append(.init(error.message, consequence: "the service refuses every call until this is fixed"))
                 policy.services[service.name] = ServicePolicy(
@@ -443,7 +443,7 @@ private struct Compiler {
                         previousHashValidUntil: key.previousHashExpiresAt,
                         team: key.team, project: key.project, metadata: key.metadata, expiresAt: key.expiresAt,
                         revoked: key.revoked, models: rules(key.allowedModels, key.deniedModels),
-                        limits: try key.limits?.limits(at: "\(path).limits") ?? .none))
+                        limits: try key.limits?.limits(at: "\(path).limits", alerting: true) ?? .none))
             } catch {
                 disabled.append(.init(error.message))
             }

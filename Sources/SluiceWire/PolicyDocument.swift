@@ -97,10 +97,19 @@ public struct LimitsDocument: Codable, Sendable, Equatable {
     public var maxParallelRequests: Int?
     public var dailySpendUSD: Double?
     public var monthlySpendUSD: Double?
+    /// `enforce` (the default when nil) or `alert`: the scope's budgets and daily quota are
+    /// observed by the control plane and alerted on, never enforced by agents.
+    public var mode: String?
+    /// This scope's soft-budget notice threshold, overriding `settings.soft_budget_percent`.
+    /// Read by the control plane only; bundles leave it out.
+    public var softBudgetPercent: Int?
+    /// A spike alert on this scope. Read by the control plane only; bundles leave it out.
+    public var spike: SpikeRuleDocument?
 
     public init(
         requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, requestsPerDay: Int? = nil,
-        maxParallelRequests: Int? = nil, dailySpendUSD: Double? = nil, monthlySpendUSD: Double? = nil
+        maxParallelRequests: Int? = nil, dailySpendUSD: Double? = nil, monthlySpendUSD: Double? = nil,
+        mode: String? = nil, softBudgetPercent: Int? = nil, spike: SpikeRuleDocument? = nil
     ) {
         self.requestsPerMinute = requestsPerMinute
         self.tokensPerMinute = tokensPerMinute
@@ -108,6 +117,9 @@ public struct LimitsDocument: Codable, Sendable, Equatable {
         self.maxParallelRequests = maxParallelRequests
         self.dailySpendUSD = dailySpendUSD
         self.monthlySpendUSD = monthlySpendUSD
+        self.mode = mode
+        self.softBudgetPercent = softBudgetPercent
+        self.spike = spike
     }
 
     /// The wire names of the limit fields; every other field is refused.
@@ -119,6 +131,21 @@ public struct LimitsDocument: Codable, Sendable, Equatable {
             maxParallelRequests = "max_parallel_requests"
         case dailySpendUSD = "daily_spend_usd"
         case monthlySpendUSD = "monthly_spend_usd"
+        case mode
+        case softBudgetPercent = "soft_budget_percent"
+        case spike
+    }
+
+    /// Whether the scope's limits are observed only (`mode: alert`).
+    public var isAlertOnly: Bool { mode == LimitMode.alert.rawValue }
+
+    /// What agents are sent: the control plane's own alert settings left out, so a bundle
+    /// reads the same to agents that predate them.
+    public var forAgents: LimitsDocument {
+        var limits = self
+        limits.softBudgetPercent = nil
+        limits.spike = nil
+        return limits
     }
 
     /// These limits with any left unset taken from `base`.
@@ -130,11 +157,18 @@ public struct LimitsDocument: Codable, Sendable, Equatable {
             requestsPerDay: requestsPerDay ?? base.requestsPerDay,
             maxParallelRequests: maxParallelRequests ?? base.maxParallelRequests,
             dailySpendUSD: dailySpendUSD ?? base.dailySpendUSD,
-            monthlySpendUSD: monthlySpendUSD ?? base.monthlySpendUSD)
+            monthlySpendUSD: monthlySpendUSD ?? base.monthlySpendUSD,
+            mode: mode ?? base.mode, softBudgetPercent: softBudgetPercent ?? base.softBudgetPercent,
+            spike: spike ?? base.spike)
     }
 
     /// The engine's limits, every value checked: part of the one compiler.
-    public func limits(at path: String) throws(WireError) -> Limits {
+    ///
+    /// - Parameter alerting: whether the scope is one the control plane alerts on (a team,
+    ///   project, key or service); elsewhere `mode`, `soft_budget_percent` and `spike` are
+    ///   refused, since nothing would ever read them.
+    public func limits(at path: String, alerting: Bool = false) throws(WireError) -> Limits {
+        try checkAlerting(at: path, alerting: alerting)
         func count(_ value: Int?, _ name: String) throws(WireError) -> Int? {
             guard let value else { return nil }
             guard value > 0, value <= 1_000_000_000 else {
@@ -149,13 +183,14 @@ public struct LimitsDocument: Codable, Sendable, Equatable {
             }
             return cost
         }
-        return Limits(
+        let limits = Limits(
             requestsPerMinute: try count(requestsPerMinute, "requests_per_minute"),
             tokensPerMinute: try count(tokensPerMinute, "tokens_per_minute"),
             requestsPerDay: try count(requestsPerDay, "requests_per_day"),
             maxParallelRequests: try count(maxParallelRequests, "max_parallel_requests"),
             dailySpend: try usd(dailySpendUSD, "daily_spend_usd"),
             monthlySpend: try usd(monthlySpendUSD, "monthly_spend_usd"))
+        return isAlertOnly ? Limits(alertOnly: true) : limits
     }
 }
 
@@ -616,7 +651,10 @@ extension LimitsDocument {
             requestsPerDay: try container.decodeIfPresent(Int.self, forKey: .requestsPerDay),
             maxParallelRequests: try container.decodeIfPresent(Int.self, forKey: .maxParallelRequests),
             dailySpendUSD: try container.decodeIfPresent(Double.self, forKey: .dailySpendUSD),
-            monthlySpendUSD: try container.decodeIfPresent(Double.self, forKey: .monthlySpendUSD))
+            monthlySpendUSD: try container.decodeIfPresent(Double.self, forKey: .monthlySpendUSD),
+            mode: try container.decodeIfPresent(String.self, forKey: .mode),
+            softBudgetPercent: try container.decodeIfPresent(Int.self, forKey: .softBudgetPercent),
+            spike: try container.decodeIfPresent(SpikeRuleDocument.self, forKey: .spike))
     }
 }
 

@@ -69,6 +69,13 @@ struct SluiceControlCommand: AsyncParsableCommand {
             """)
     var usageMarkRetentionDays = UsageRetention().markDays
 
+    @Option(
+        help: """
+            Post alert notices (budgets, alert-only limits, spikes) to the webhooks this file names \
+            (JSON; each signed with its own secret, see docs/alerts.md).
+            """)
+    var alertWebhooks: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -132,6 +139,7 @@ struct SluiceControlCommand: AsyncParsableCommand {
             }
             if let injectionConfig { try options.loadInjection(from: injectionConfig) }
             if let agentIdentityConfig { try options.loadAgentIdentity(from: agentIdentityConfig) }
+            if let alertWebhooks { options.alertWebhooks = try AlertWebhooks.load(from: alertWebhooks) }
             controlPlane = try ControlPlane(options, logger: logger)
         } catch let error as ControlStartError {
             FileHandle.standardError.write(Data("sluice-control: \(error.message)\n".utf8))

@@ -55,6 +55,15 @@ struct LimitOptions: ParsableArguments {
     @Option(help: "Calls in flight at once, on each agent (not shared by the fleet).") var maxParallel: Int?
     @Option(help: "Daily budget in USD.") var dailyBudget: Double?
     @Option(help: "Monthly budget in USD.") var monthlyBudget: Double?
+    @Option(help: "enforce, or alert: budgets and the daily quota are alerted on, never enforced (docs/alerts.md).")
+    var mode: String?
+    @Option(help: "Post a notice when spend crosses this percentage of a budget (1 to 100).")
+    var softBudgetPercent: Int?
+    @Option(
+        help: ArgumentHelp(
+            "A spike alert, as metric=spend|requests,factor=N[,window_hours=H][,baseline_hours=H][,minimum=X].",
+            valueName: "fields"))
+    var spike: String?
 
     var json: [String: Any]? {
         var limits: [String: Any] = [:]
@@ -64,7 +73,22 @@ struct LimitOptions: ParsableArguments {
         if let maxParallel { limits["max_parallel_requests"] = maxParallel }
         if let dailyBudget { limits["daily_spend_usd"] = dailyBudget }
         if let monthlyBudget { limits["monthly_spend_usd"] = monthlyBudget }
+        if let mode { limits["mode"] = mode }
+        if let softBudgetPercent { limits["soft_budget_percent"] = softBudgetPercent }
+        if let spike { limits["spike"] = Self.fields(spike) }
         return limits.isEmpty ? nil : limits
+    }
+
+    /// `name=value,…` as a JSON object: numbers as numbers, the rest as strings. The
+    /// control plane checks the names and values, and names the field it refuses.
+    static func fields(_ text: String) -> [String: Any] {
+        var object: [String: Any] = [:]
+        for part in text.split(separator: ",") {
+            let pair = part.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            let value = pair.count == 2 ? pair[1] : ""
+            object[pair[0]] = Double(value).map { $0 == $0.rounded() && abs($0) < 1e15 ? Int($0) as Any : $0 } ?? value
+        }
+        return object
     }
 }
 
@@ -83,7 +107,8 @@ struct ClearOptions: ParsableArguments {
         "rpm": "limits.requests_per_minute", "tpm": "limits.tokens_per_minute", "rpd": "limits.requests_per_day",
         "max-parallel": "limits.max_parallel_requests", "daily-budget": "limits.daily_spend_usd",
         "monthly-budget": "limits.monthly_spend_usd", "limits": "limits", "models": "allowed_models",
-        "deny": "denied_models",
+        "deny": "denied_models", "mode": "limits.mode", "soft-budget-percent": "limits.soft_budget_percent",
+        "spike": "limits.spike",
     ]
 
     /// Sets every cleared field of `body` to null; an unknown name is an error listing the known ones.

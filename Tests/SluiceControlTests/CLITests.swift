@@ -300,6 +300,21 @@ struct CLITests {
             #expect(
                 !cleared.output.contains("requests_per_minute") && !cleared.output.contains("allowed_models")
                     && cleared.output.contains("daily_spend_usd"), "\(cleared.output)")
+            // Alerts: the budget observed only, a soft threshold and a spike rule; a typo in the
+            // spike's fields is refused by the control plane, naming the field.
+            let alerting = try await sluice(
+                [
+                    "teams", "update", "ops", "--mode", "alert", "--soft-budget-percent", "80", "--spike",
+                    "metric=spend,factor=3,baseline_hours=48", "--output", "json",
+                ], port: port)
+            #expect(
+                alerting.status == 0 && alerting.output.contains(#""mode" : "alert""#)
+                    && alerting.output.contains(#""baseline_hours" : 48"#), "\(alerting.output)")
+            let typoSpike = try await sluice(["teams", "update", "ops", "--spike", "metric=spend,factr=3"], port: port)
+            #expect(typoSpike.status == 1 && typoSpike.output.contains("limits.spike.factr"), "\(typoSpike.output)")
+            let unalerted = try await sluice(
+                ["teams", "update", "ops", "--clear", "mode", "--clear", "spike", "--output", "json"], port: port)
+            #expect(!unalerted.output.contains("spike") && !unalerted.output.contains(#""mode""#))
             #expect(try await sluice(["projects", "update", "infra", "--deny", "kept"], port: port).status == 0)
             #expect(try await sluice(["projects", "get", "infra"], port: port).output.contains("kept"))
             #expect(

@@ -5,66 +5,43 @@ import SluicePolicy
 import SluiceWire
 import Synchronization
 
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
-/// Fleet-wide budgets. Every agent enforces its own counters; this is the fleet's view:
-/// when the spend of a team, project, key or service over its day or month (in the
-/// settings' time zone) reaches its budget, the next bundle marks the scope exhausted, and
-/// the policy version rises so long-polling agents fetch it at once. When spend crosses the
-/// soft-budget percentage (and again at exhaustion) a webhook is posted, once per scope,
-/// limit and window across all replicas.
+/// Fleet-wide budgets and alerts. Every agent enforces its own counters; this is the
+/// fleet's view: when the spend of a team, project, key or service over its day or month
+/// (in the settings' time zone) reaches its budget, the next bundle marks the scope
+/// exhausted, and the policy version rises so long-polling agents fetch it at once.
+///
+/// Notices go to the alert webhooks (and `settings.budget_webhook_url`), once per scope,
+/// rule and window across all replicas: spend crossing the soft-budget percentage, a budget
+/// running out, an alert-only budget or daily quota crossed (`mode: alert`: never
+/// enforced), and a spike (`spike`: the last hours against their trailing baseline).
 ///
 /// Spend comes from the hourly rollups, summed from the hour containing the window's start:
 /// with a zone whose offset is not whole hours, up to one hour before the window counts.
 public final class BudgetWatcher: Service {
+    public typealias Notice = AlertNotice
+
     private let store: any Store
     private let logger: Logger
     private let clock: @Sendable () -> Int64
     private let interval: Int64
-    private let send: @Sendable (URL, Data) async throws -> Void
+    private let sender: AlertSender
     private let state = Mutex<(lastCheck: Int64, exhausted: [ExhaustedScope])>((0, []))
 
     /// - Parameters:
     ///   - clock: Unix seconds.
     ///   - interval: least seconds between two checks triggered by usage.
-    ///   - send: posts a webhook body (URLSession by default; injectable for tests).
+    ///   - sender: posts the notices; run it as a service beside this one.
     public init(
         store: any Store, logger: Logger,
         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) },
-        interval: Int64 = 1, send: (@Sendable (URL, Data) async throws -> Void)? = nil
+        interval: Int64 = 1, sender: AlertSender
     ) {
         self.store = store
         self.logger = logger
         self.clock = clock
         self.interval = interval
-        self.send = send ?? Self.post
-    }
-
-    /// A webhook payload: which budget, how much of it is spent, in which window.
-    public struct Notice: Codable, Sendable, Equatable {
-        public var event: String
-        public var scopeKind: String
-        public var scope: String
-        public var limit: String
-        public var budgetUSD: Double
-        public var spentUSD: Double
-        public var percent: Int
-        public var windowStart: Int64
-        public var windowEnd: Int64
-
-        enum CodingKeys: String, CodingKey {
-            case event
-            case scopeKind = "scope_kind"
-            case scope, limit
-            case budgetUSD = "budget_usd"
-            case spentUSD = "spent_usd"
-            case percent
-            case
-                windowStart = "window_start"
-            case windowEnd = "window_end"
-        }
+        self.sender = sender
     }
 
     /// The scopes exhausted now, for a bundle being built.
@@ -104,24 +81,16 @@ public final class BudgetWatcher: Service {
     public func check(now: Int64? = nil) async -> Bool {
         let now = now ?? clock()
         do {
-            let (exhausted, notices, webhook) = try await evaluate(now: now)
+            let (exhausted, notices, legacyURL) = try await evaluate(now: now)
             let changed = state.withLock { state -> Bool in
                 defer { state.exhausted = exhausted }
                 return state.exhausted != exhausted
             }
             if changed { try await store.bumpPolicyVersion() }
-            if let webhook {
+            if sender.hasWebhooks || legacyURL != nil {
                 for notice in notices {
-                    let key =
-                        "\(notice.event):\(notice.scopeKind):\(notice.scope):\(notice.limit):\(notice.windowStart)"
-                    guard try await store.recordNotice(key) else { continue }
-                    do {
-                        try await send(webhook, try WireCoding.encoder.encode(notice))
-                    } catch {
-                        logger.error(
-                            "budget webhook failed; the notice is not retried",
-                            metadata: ["scope": "\(notice.scope)", "error": "\(error)"])
-                    }
+                    guard try await store.recordNotice(notice.key) else { continue }
+                    sender.send(notice, legacyURL: legacyURL)
                 }
             }
             return changed
@@ -131,73 +100,161 @@ public final class BudgetWatcher: Service {
         }
     }
 
-    private func evaluate(now: Int64) async throws -> (exhausted: [ExhaustedScope], notices: [Notice], webhook: URL?) {
+    /// A scope the watcher reads: its rollup dimension, kind, name and limits.
+    private struct Watched {
+        var dimension: UsageQuery.Dimension
+        var kind: String
+        var name: String
+        var limits: LimitsDocument
+        var mode: LimitMode { limits.isAlertOnly ? .alert : .enforce }
+    }
+
+    private func evaluate(
+        now: Int64
+    ) async throws -> (exhausted: [ExhaustedScope], notices: [Notice], legacyURL: URL?) {
         let snapshot = try await store.snapshot()
         let zone = TimeZones.rules(named: snapshot.settings.timeZone) ?? .utc
-        var budgets: [(kind: UsageQuery.Dimension, scopeKind: String, name: String, limits: LimitsDocument)] = []
+        var watched: [Watched] = []
         for entity in snapshot.entities {
             switch entity {
-            case .team(let team): if let limits = team.limits { budgets.append((.team, "team", team.name, limits)) }
+            case .team(let team):
+                if let limits = team.limits {
+                    watched.append(.init(dimension: .team, kind: "team", name: team.name, limits: limits))
+                }
             case .project(let project):
-                if let limits = project.limits { budgets.append((.project, "project", project.name, limits)) }
-            case .key(let key): if let limits = key.limits { budgets.append((.key, "key", key.id, limits)) }
+                if let limits = project.limits {
+                    watched.append(.init(dimension: .project, kind: "project", name: project.name, limits: limits))
+                }
+            case .key(let key):
+                if let limits = key.limits {
+                    watched.append(.init(dimension: .key, kind: "key", name: key.id, limits: limits))
+                }
             case .service(let service):
-                if let limits = service.limits { budgets.append((.service, "service", service.name, limits)) }
+                if let limits = service.limits {
+                    watched.append(.init(dimension: .service, kind: "service", name: service.name, limits: limits))
+                }
             // End users' spend is not rolled up fleet-wide: their budgets hold per agent.
             case .model, .endUser: break
             }
         }
         var exhausted: [ExhaustedScope] = []
         var notices: [Notice] = []
-        let soft = snapshot.settings.softBudgetPercent
+        let today = (zone.startOfDay(containing: now), zone.startOfNextDay(after: now))
         let windows: [(LimitKind, Int64, Int64, KeyPath<LimitsDocument, Double?>)] = [
-            (.dailySpend, zone.startOfDay(containing: now), zone.startOfNextDay(after: now), \.dailySpendUSD),
+            (.dailySpend, today.0, today.1, \.dailySpendUSD),
             (.monthlySpend, zone.startOfMonth(containing: now), zone.startOfNextMonth(after: now), \.monthlySpendUSD),
         ]
         for (limit, start, end, field) in windows {
-            let relevant = budgets.filter { $0.limits[keyPath: field] != nil }
+            let relevant = watched.filter { $0.limits[keyPath: field] != nil }
             guard !relevant.isEmpty else { continue }
-            var spend: [UsageQuery.Dimension: [String: Int64]] = [:]
-            for dimension in Set(relevant.map(\.kind)) {
-                let rows = try await store.usage(UsageQuery(groupBy: [dimension], from: start - start % 3600, to: end))
-                spend[dimension] = Dictionary(
-                    rows.map { ($0.group[dimension.rawValue] ?? "", $0.costPicoUSD) }, uniquingKeysWith: +)
-            }
-            for budget in relevant {
-                guard let usd = budget.limits[keyPath: field], let cap = Cost(usd: usd) else { continue }
-                let spent = spend[budget.kind]?[budget.name] ?? 0
+            let spend = try await totals(of: relevant, from: start - start % 3600, to: end)
+            for scope in relevant {
+                guard let usd = scope.limits[keyPath: field], let cap = Cost(usd: usd) else { continue }
+                let spent = spend[scope.dimension]?[scope.name]?.costPicoUSD ?? 0
                 let percent =
                     cap.picoUSD > 0
                     ? Int(min(Double(spent) / Double(cap.picoUSD) * 100, 10_000)) : (spent > 0 ? 100 : 0)
                 func notice(_ event: String) -> Notice {
-                    Notice(
-                        event: event, scopeKind: budget.scopeKind, scope: budget.name, limit: limit.rawValue,
-                        budgetUSD: usd,
-                        spentUSD: Double(spent) / 1e12, percent: percent, windowStart: start, windowEnd: end)
+                    var notice = Notice(
+                        event: event, scopeKind: scope.kind, scope: scope.name, limit: limit.rawValue,
+                        mode: scope.mode, windowStart: start, windowEnd: end)
+                    notice.budgetUSD = usd
+                    notice.spentUSD = Double(spent) / 1e12
+                    notice.percent = percent
+                    return notice
                 }
+                let soft = scope.limits.softBudgetPercent ?? snapshot.settings.softBudgetPercent
                 if spent >= cap.picoUSD {
-                    exhausted.append(
-                        ExhaustedScope(kind: budget.scopeKind, name: budget.name, limit: limit.rawValue, until: end))
-                    notices.append(notice("budget_exhausted"))
+                    if scope.mode == .alert {
+                        notices.append(notice("budget_exceeded"))
+                    } else {
+                        exhausted.append(
+                            ExhaustedScope(kind: scope.kind, name: scope.name, limit: limit.rawValue, until: end))
+                        notices.append(notice("budget_exhausted"))
+                    }
                 } else if let soft, percent >= soft {
                     notices.append(notice("soft_budget_reached"))
                 }
             }
         }
+        notices += try await quotaNotices(
+            watched.filter { $0.mode == .alert && $0.limits.requestsPerDay != nil }, today: today)
+        notices += try await spikeNotices(watched.filter { $0.limits.spike != nil }, now: now)
         exhausted.sort { ($0.kind, $0.name, $0.limit) < ($1.kind, $1.name, $1.limit) }
-        let webhook = snapshot.settings.budgetWebhookURL.flatMap(URL.init(string:))
-        return (exhausted, notices, webhook)
+        let legacyURL = snapshot.settings.budgetWebhookURL.flatMap(URL.init(string:))
+        return (exhausted, notices, legacyURL)
     }
 
-    private static func post(_ url: URL, _ body: Data) async throws {
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.httpBody = body
-        request.timeoutInterval = 10
-        let (_, response) = try await URLSession.shared.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard (200..<300).contains(status) else { throw StoreError(.invalid, "the webhook answered \(status)") }
+    /// Alert-only daily request quotas crossed today. (Enforced ones are leased to agents,
+    /// which refuse past them.)
+    private func quotaNotices(_ scopes: [Watched], today: (Int64, Int64)) async throws -> [Notice] {
+        guard !scopes.isEmpty else { return [] }
+        let counts = try await totals(of: scopes, from: today.0 - today.0 % 3600, to: today.1)
+        return scopes.compactMap { scope in
+            guard let quota = scope.limits.requestsPerDay else { return nil }
+            let requests = counts[scope.dimension]?[scope.name]?.requests ?? 0
+            guard requests > Int64(quota) else { return nil }
+            var notice = Notice(
+                event: "quota_exceeded", scopeKind: scope.kind, scope: scope.name,
+                limit: LimitKind.requestsPerDay.rawValue, mode: .alert, windowStart: today.0, windowEnd: today.1)
+            notice.quota = Int64(quota)
+            notice.requests = requests
+            return notice
+        }
+    }
+
+    /// Spikes: the window's spend or requests (the current hour included) against the
+    /// average per window of the baseline hours before it.
+    private func spikeNotices(_ scopes: [Watched], now: Int64) async throws -> [Notice] {
+        var notices: [Notice] = []
+        let hour = now - now % 3600
+        let shapes = Set(scopes.compactMap { $0.limits.spike.map { [$0.windowHours, $0.baselineHours] } })
+        for shape in shapes.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            let (windowHours, baselineHours) = (Int64(shape[0]), Int64(shape[1]))
+            let group = scopes.filter { $0.limits.spike.map { [$0.windowHours, $0.baselineHours] } == shape }
+            let windowStart = hour - (windowHours - 1) * 3600
+            let windowEnd = hour + 3600
+            let recent = try await totals(of: group, from: windowStart, to: windowEnd)
+            let before = try await totals(of: group, from: windowStart - baselineHours * 3600, to: windowStart)
+            for scope in group {
+                guard let rule = scope.limits.spike else { continue }
+                func measure(_ row: UsageRow?) -> Double {
+                    rule.metric == "spend" ? Double(row?.costPicoUSD ?? 0) / 1e12 : Double(row?.requests ?? 0)
+                }
+                let value = measure(recent[scope.dimension]?[scope.name])
+                let baseline =
+                    measure(before[scope.dimension]?[scope.name]) * Double(windowHours) / Double(baselineHours)
+                guard value >= (rule.minimum ?? rule.defaultMinimum), value > rule.factor * baseline else { continue }
+                var notice = Notice(
+                    event: "spike", scopeKind: scope.kind, scope: scope.name, limit: "spike", mode: scope.mode,
+                    windowStart: windowStart, windowEnd: windowEnd)
+                notice.metric = rule.metric
+                notice.value = value
+                notice.baseline = baseline
+                notice.factor = rule.factor
+                notices.append(notice)
+            }
+        }
+        return notices
+    }
+
+    /// Usage between `from` and `to`, per dimension the scopes use and per scope name.
+    private func totals(
+        of scopes: [Watched], from: Int64, to: Int64
+    ) async throws -> [UsageQuery.Dimension: [String: UsageRow]] {
+        var totals: [UsageQuery.Dimension: [String: UsageRow]] = [:]
+        for dimension in Set(scopes.map(\.dimension)) {
+            let rows = try await store.usage(UsageQuery(groupBy: [dimension], from: from, to: to))
+            totals[dimension] = Dictionary(
+                rows.map { ($0.group[dimension.rawValue] ?? "", $0) },
+                uniquingKeysWith: { first, second in
+                    var sum = first
+                    sum.requests += second.requests
+                    sum.costPicoUSD += second.costPicoUSD
+                    return sum
+                })
+        }
+        return totals
     }
 }
 

@@ -76,6 +76,9 @@ struct LimitsPatch: Decodable, Sendable {
     var maxParallelRequests: Patch<Int> = .absent
     var dailySpendUSD: Patch<Double> = .absent
     var monthlySpendUSD: Patch<Double> = .absent
+    var mode: Patch<String> = .absent
+    var softBudgetPercent: Patch<Int> = .absent
+    var spike: Patch<SpikeRuleDocument> = .absent
 
     typealias CodingKeys = LimitsDocument.CodingKeys
 
@@ -88,6 +91,9 @@ struct LimitsPatch: Decodable, Sendable {
         maxParallelRequests = try .decode(container, .maxParallelRequests)
         dailySpendUSD = try .decode(container, .dailySpendUSD)
         monthlySpendUSD = try .decode(container, .monthlySpendUSD)
+        mode = try .decode(container, .mode)
+        softBudgetPercent = try .decode(container, .softBudgetPercent)
+        spike = try .decode(container, .spike)
     }
 
     /// The limits after the patch; nil when none is left.
@@ -99,7 +105,9 @@ struct LimitsPatch: Decodable, Sendable {
             requestsPerDay: requestsPerDay.applied(to: base.requestsPerDay),
             maxParallelRequests: maxParallelRequests.applied(to: base.maxParallelRequests),
             dailySpendUSD: dailySpendUSD.applied(to: base.dailySpendUSD),
-            monthlySpendUSD: monthlySpendUSD.applied(to: base.monthlySpendUSD))
+            monthlySpendUSD: monthlySpendUSD.applied(to: base.monthlySpendUSD), mode: mode.applied(to: base.mode),
+            softBudgetPercent: softBudgetPercent.applied(to: base.softBudgetPercent),
+            spike: spike.applied(to: base.spike))
         return result == LimitsDocument() ? nil : result
     }
 }

@@ -375,7 +375,7 @@ struct LiteLLMBody: Sendable {
 /// What LiteLLM fields have no equivalent here, and why.
 enum LiteLLMUnsupported {
     static let fields: [String: String] = [
-        "soft_budget": "soft budget alerts are fleet-wide (settings.soft_budget_percent)",
+        "soft_budget": "a soft budget is a percentage of a budget here (limits.soft_budget_percent)",
         "aliases": "model aliases are the catalog's (model_group_alias)",
         "config": "per-key provider config would let a key change where calls go",
         "permissions": "a key's permissions are its team's and its own model lists and limits",

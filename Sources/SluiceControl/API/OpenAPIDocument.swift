@@ -144,7 +144,14 @@ enum OpenAPIDocument {
             "Limits": object([
                 "requests_per_minute": integer, "tokens_per_minute": integer, "requests_per_day": integer,
                 "max_parallel_requests": integer, "daily_spend_usd": number, "monthly_spend_usd": number,
+                "mode": ["type": "string", "enum": ["enforce", "alert"]], "soft_budget_percent": integer,
+                "spike": ["$ref": "#/components/schemas/SpikeRule"],
             ]),
+            "SpikeRule": object(
+                [
+                    "metric": ["type": "string", "enum": ["spend", "requests"]], "factor": number,
+                    "window_hours": integer, "baseline_hours": integer, "minimum": number,
+                ], required: ["metric", "factor"]),
             "PromptFilter": object(["name": string, "pattern": string], required: ["name", "pattern"]),
             "Team": object(
                 [

@@ -99,7 +99,7 @@ public final class PolicyPublisher: Service, Sendable {
         // version because a budget ran out.
         document.exhausted = try await budgets?.exhaustedScopes() ?? []
         if let service { document = document.scoped(toService: service) }
-        let signed = try SignedBundle.sign(document, with: signingKey.key)
+        let signed = try SignedBundle.sign(document.forAgents(), with: signingKey.key)
         return (snapshot.version, Array(try WireCoding.encoder.encode(signed)))
     }
 

@@ -15,11 +15,16 @@ public struct Limits: Sendable, Hashable {
     public var requestBurst: Int?
     /// The same for `tokensPerMinute`.
     public var tokenBurst: Int?
+    /// The scope's limits are observed and alerted on by the control plane, never enforced
+    /// (`mode: alert`): no value above is set, yet the scope counts as limited, so a key's
+    /// defaults do not step in for what its administrator chose to leave unenforced.
+    public var alertOnly: Bool
 
     public init(
         requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, requestsPerDay: Int? = nil,
-        maxParallelRequests: Int? = nil, dailySpend: Cost? = nil, monthlySpend: Cost? = nil
+        maxParallelRequests: Int? = nil, dailySpend: Cost? = nil, monthlySpend: Cost? = nil, alertOnly: Bool = false
     ) {
+        self.alertOnly = alertOnly
         self.requestsPerMinute = requestsPerMinute
         self.tokensPerMinute = tokensPerMinute
         self.requestsPerDay = requestsPerDay

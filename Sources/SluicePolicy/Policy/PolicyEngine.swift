@@ -77,7 +77,7 @@ public final class PolicyEngine: Sendable {
         var spendLimited: Set<Int32> = []
         var bound: [Scope: Limits] = [:]
         func bind(_ scope: Scope, _ limits: Limits) -> Int32? {
-            guard !limits.isEmpty else { return nil }
+            guard !limits.isEmpty, !limits.alertOnly else { return nil }
             bound[scope] = limits
             let slot = limiter.bind(scope, limits: localLimits(scope, limits), fleet: limits)
             if limits.hasSpendLimit { spendLimited.insert(slot) }

@@ -1,0 +1,167 @@
+import Crypto
+import Foundation
+import Logging
+import ServiceLifecycle
+import SluicePolicy
+import Synchronization
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// Posts alert notices to every webhook, each delivery retried with backoff, off the path
+/// of whoever raised the notice. A bounded queue: past `capacity` deliveries waiting, new
+/// ones are dropped and counted, so a dead receiver cannot grow the control plane's memory.
+///
+/// Deliveries in flight at shutdown are given up (logged): a notice is claimed in the store
+/// before it is queued, so no other replica will send it either.
+public final class AlertSender: Service {
+    /// One post of one notice to one webhook.
+    struct Delivery: Sendable {
+        var notice: AlertNotice
+        var webhook: AlertWebhook
+    }
+
+    /// What becomes of deliveries, for tests and logs.
+    public struct Counts: Sendable, Equatable {
+        public var delivered = 0
+        public var failed = 0
+        public var dropped = 0
+    }
+
+    private let webhooks: [AlertWebhook]
+    private let logger: Logger
+    private let capacity: Int
+    private let attempts: Int
+    private let firstBackoff: Duration
+    private let clock: @Sendable () -> Int64
+    private let queue: AsyncStream<Delivery>
+    private let continuation: AsyncStream<Delivery>.Continuation
+    private let state = Mutex<(waiting: Int, counts: Counts)>((0, Counts()))
+
+    /// - Parameters:
+    ///   - webhooks: the `--alert-webhooks` destinations.
+    ///   - attempts: posts per delivery before it is given up.
+    ///   - firstBackoff: the wait after the first failure, doubled after each next one.
+    public init(
+        webhooks: [AlertWebhook], logger: Logger, capacity: Int = 1_000, attempts: Int = 6,
+        firstBackoff: Duration = .seconds(2),
+        clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
+    ) {
+        self.webhooks = webhooks
+        self.logger = logger
+        self.capacity = capacity
+        self.attempts = attempts
+        self.firstBackoff = firstBackoff
+        self.clock = clock
+        (queue, continuation) = AsyncStream.makeStream(of: Delivery.self)
+    }
+
+    public var counts: Counts { state.withLock { $0.counts } }
+
+    /// Whether `--alert-webhooks` named any destination.
+    public var hasWebhooks: Bool { !webhooks.isEmpty }
+
+    /// Queues `notice` for every configured webhook and for `legacyURL` (the unsigned
+    /// `settings.budget_webhook_url`, when set).
+    public func send(_ notice: AlertNotice, legacyURL: URL?) {
+        var targets = webhooks
+        if let legacyURL { targets.append(AlertWebhook(name: "budget_webhook_url", url: legacyURL, secret: nil)) }
+        for webhook in targets {
+            let admitted = state.withLock { state -> Bool in
+                guard state.waiting < capacity else {
+                    state.counts.dropped += 1
+                    return false
+                }
+                state.waiting += 1
+                return true
+            }
+            guard admitted else {
+                logger.error(
+                    "alert queue full: notice dropped",
+                    metadata: ["webhook": "\(webhook.name)", "notice": "\(notice.key)"])
+                continue
+            }
+            continuation.yield(Delivery(notice: notice, webhook: webhook))
+        }
+    }
+
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            await withGracefulShutdownHandler {
+                // Ends when the queue is finished at shutdown, or when this task is cancelled.
+                for await delivery in queue {
+                    group.addTask { await self.deliver(delivery) }
+                }
+            } onGracefulShutdown: { [continuation] in
+                continuation.finish()
+            }
+            group.cancelAll()
+        }
+    }
+
+    private func deliver(_ delivery: Delivery) async {
+        defer { state.withLock { $0.waiting -= 1 } }
+        var backoff = firstBackoff
+        let metadata: Logger.Metadata = ["webhook": "\(delivery.webhook.name)", "notice": "\(delivery.notice.key)"]
+        for attempt in 1...attempts {
+            do {
+                try await post(delivery)
+                state.withLock { $0.counts.delivered += 1 }
+                return
+            } catch {
+                guard attempt < attempts, !Task.isCancelled else {
+                    state.withLock { $0.counts.failed += 1 }
+                    logger.error(
+                        "alert webhook failed; the notice is given up",
+                        metadata: metadata.merging(["attempts": "\(attempt)", "error": "\(error)"]) { $1 })
+                    return
+                }
+                logger.warning(
+                    "alert webhook failed; retrying",
+                    metadata: metadata.merging(["attempt": "\(attempt)", "error": "\(error)"]) { $1 })
+                do { try await Task.sleep(for: backoff) } catch { continue }
+                backoff *= 2
+            }
+        }
+    }
+
+    private func post(_ delivery: Delivery) async throws {
+        let body = try Self.body(delivery.notice, format: delivery.webhook.format)
+        var request = URLRequest(url: delivery.webhook.url)
+        request.httpMethod = "POST"
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        request.setValue(delivery.notice.key, forHTTPHeaderField: "Sluice-Notice-Id")
+        if let secret = delivery.webhook.secret {
+            request.setValue(Self.signature(body, secret: secret, at: clock()), forHTTPHeaderField: "Sluice-Signature")
+        }
+        request.httpBody = body
+        request.timeoutInterval = 10
+        let (_, response) = try await URLSession.shared.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard (200..<300).contains(status) else { throw AlertDeliveryError(status: status) }
+    }
+
+    /// The body a webhook of `format` receives.
+    static func body(_ notice: AlertNotice, format: AlertWebhook.Format) throws -> Data {
+        switch format {
+        case .json: try JSONEncoder().encode(notice)
+        case .slack: try JSONEncoder().encode(["text": notice.text])
+        }
+    }
+
+    /// `t=<unix seconds>,v1=<hex HMAC-SHA256 over "t.body">`: a receiver recomputes it with
+    /// the shared secret, and refuses old `t` values to stop replays.
+    public static func signature(_ body: Data, secret: Secret, at time: Int64) -> String {
+        var signed = Data("\(time).".utf8)
+        signed.append(body)
+        let mac = HMAC<SHA256>.authenticationCode(for: signed, using: SymmetricKey(data: Data(secret.reveal().utf8)))
+        return "t=\(time),v1=" + mac.map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// A webhook answered outside 2xx.
+struct AlertDeliveryError: Error, CustomStringConvertible {
+    var status: Int
+    var description: String { "the webhook answered \(status)" }
+}
