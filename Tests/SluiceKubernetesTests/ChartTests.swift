@@ -108,7 +108,9 @@ struct ChartTests {
         #expect(deployment["spec"]?["replicas"]?.intValue == 1)
         #expect(deployment["spec"]?["strategy"]?["type"]?.stringValue == "Recreate")
         let arguments = Self.arguments(documents)
-        #expect(arguments.contains("sqlite:/var/lib/sluice/data/sluice.db") && !arguments.contains("--tls-cert"))
+        #expect(
+            arguments.contains("sqlite:/var/lib/sluice/data/sluice.db") && !arguments.contains("--tls-cert")
+                && !arguments.contains("--alert-webhooks"))
         // Usage retention reaches the binary as its own flags, each followed by its days.
         for (flag, days) in [
             ("--hourly-usage-retention-days", "40"), ("--daily-usage-retention-days", "800"),
@@ -147,7 +149,18 @@ struct ChartTests {
         let deployment = try #require(Self.object(documents, kind: "Deployment"))
         #expect(deployment["spec"]?["replicas"]?.intValue == 3)
         #expect(deployment["spec"]?["strategy"] == nil)
-        #expect(Self.arguments(documents).contains("$(SLUICE_DATABASE_URL)"))
+        let arguments = Self.arguments(documents)
+        #expect(arguments.contains("$(SLUICE_DATABASE_URL)"))
+        // Alert webhooks: the operator's Secret, mounted read-only, its file passed by path.
+        let alerts = try #require(arguments.firstIndex(of: "--alert-webhooks"))
+        #expect(arguments[alerts + 1] == "/etc/sluice/alerts/alerts.json")
+        let pod = deployment["spec"]?["template"]?["spec"]
+        let volume = pod?["volumes"]?.arrayValue?.first { $0["name"]?.stringValue == "alerts" }
+        #expect(volume?["secret"]?["secretName"]?.stringValue == "sluice-alerts")
+        let mount = pod?["containers"]?.arrayValue?.first?["volumeMounts"]?.arrayValue?.first {
+            $0["name"]?.stringValue == "alerts"
+        }
+        #expect(mount?["mountPath"]?.stringValue == "/etc/sluice/alerts" && mount?["readOnly"]?.boolValue == true)
         let environment = deployment["spec"]?["template"]?["spec"]?["containers"]?.arrayValue?.first?["env"]
         #expect(
             environment?.arrayValue?.first?["valueFrom"]?["secretKeyRef"]?["name"]?.stringValue == "sluice-database")
