@@ -38,6 +38,9 @@ public struct AgentOptions: Sendable {
     public var clock: @Sendable () -> Int64 = { Clocks.wallNanoseconds() }
     /// Shared gateway mode: set, the agent serves callers that are not in its pod.
     public var gateway: GatewayOptions?
+    /// Where audit lines are exported besides ``audit`` (at most one of each format).
+    public var auditExport: [AuditExportDestination] = []
+    public var auditExportSettings = AuditExportSettings()
 
     public init(
         environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -119,6 +122,10 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
             "refusing to serve as a gateway on \(options.listen) without TLS: give --tls-cert and --tls-key, so keys"
                 + " and prompts never cross the network in the clear")
     }
+    for format in AuditExportDestination.Format.allCases
+    where options.auditExport.filter({ $0.format == format }).count > 1 {
+        throw ConfigError("--export-audit-\(format.rawValue) may be given once")
+    }
     guard options.listen.isLoopback || options.allowNonLoopback || options.gateway != nil else {
         throw ConfigError(
             "refusing to listen on \(options.listen): the agent serves only its own pod over loopback, and anyone"
@@ -142,6 +149,13 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
     let upstream = UpstreamClient(group: group, configuration: upstreamSettings)
     let identity = ServiceIdentity.fromEnvironment(options.environment, overrides: configuration.identity)
 
+    let exporters = options.auditExport.map { destination in
+        AuditExporter(
+            destination: destination, settings: options.auditExportSettings, identity: identity, upstream: upstream,
+            group: group, logger: logger)
+    }
+    let audit = exporters.isEmpty ? options.audit : ExportingAuditSink(inner: options.audit, exporters: exporters)
+
     let runtime: AgentRuntime
     let reloader: ConfigReloader?
     let link: ControlPlaneMode?
@@ -161,7 +175,7 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
                 maxPolicyAgeSeconds: controlPlane.maxPolicyAgeSeconds, flushInterval: controlPlane.flushInterval,
                 shutdownFlushDeadline: controlPlane.shutdownFlushDeadline,
                 pepper: options.environment[controlPlane.pepperVariable].flatMap { $0.isEmpty ? nil : Secret($0) },
-                logger: logger, environment: options.environment, audit: options.audit,
+                logger: logger, environment: options.environment, audit: audit,
                 trustedIdentity: trustedIdentity, clock: options.clock)
         } catch let error as ConfigError {
             throw error
@@ -175,7 +189,7 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
     } else {
         do {
             runtime = try AgentRuntime(
-                configuration: configuration, identity: identity, upstream: upstream, audit: options.audit,
+                configuration: configuration, identity: identity, upstream: upstream, audit: audit,
                 trustedIdentity: trustedIdentity, clock: options.clock)
         } catch {
             throw ConfigError(error.message)
@@ -197,6 +211,8 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
     if let refresher = trustedIdentity?.keyRefresher(upstream: upstream, group: group, logger: logger) {
         services.insert(.init(service: refresher), at: 0)
     }
+    // First, so they stop last: the drained server's final lines are exported too.
+    services.insert(contentsOf: exporters.map { .init(service: $0) }, at: 0)
     let server: AgentServer
     do {
         server = try AgentServer(

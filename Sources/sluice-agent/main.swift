@@ -81,6 +81,24 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "How often to check the configuration file for changes, in seconds; 0 reloads on SIGHUP only.")
     var reloadPollSeconds = 2.0
 
+    @Option(help: "Export every audit line to this URL in JSON batches (docs/audit-export.md).")
+    var exportAuditWebhook: String?
+
+    @Option(help: "A header for --export-audit-webhook, NAME=ENV_VAR (the value is read from the environment).")
+    var exportAuditWebhookHeader: [String] = []
+
+    @Option(help: "Export every audit line as OTLP/HTTP JSON logs to this URL (a collector's /v1/logs).")
+    var exportAuditOtlp: String?
+
+    @Option(help: "A header for --export-audit-otlp, NAME=ENV_VAR (the value is read from the environment).")
+    var exportAuditOtlpHeader: [String] = []
+
+    @Option(help: "PEM file of CAs to trust for https export destinations (default: the system store).")
+    var exportAuditCaFile: String?
+
+    @Option(help: "Audit lines held for export at most; past it new lines are dropped and counted.")
+    var exportAuditQueue = AuditExportSettings().queueRecords
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -127,6 +145,23 @@ struct Serve: AsyncParsableCommand {
             throw ConfigError("--tls-cert serves TLS only as a shared gateway: add --gateway")
         }
         if gateway { options.gateway = GatewayOptions(certificateFile: tlsCert, privateKeyFile: tlsKey) }
+        let environment = options.environment
+        for (format, url, headers) in [
+            (AuditExportDestination.Format.webhook, exportAuditWebhook, exportAuditWebhookHeader),
+            (.otlp, exportAuditOtlp, exportAuditOtlpHeader),
+        ] {
+            guard let url else {
+                if !headers.isEmpty { throw ConfigError("--export-audit-\(format.rawValue)-header needs its URL flag") }
+                continue
+            }
+            options.auditExport.append(
+                try AuditExportDestination.parse(
+                    format: format, url: url, headers: headers, caFile: exportAuditCaFile, environment: environment))
+        }
+        guard (1...10_000_000).contains(exportAuditQueue) else {
+            throw ConfigError("--export-audit-queue must be 1 to 10000000")
+        }
+        options.auditExportSettings.queueRecords = exportAuditQueue
         if let controlPlane {
             var link = ControlPlaneOptions(url: controlPlane)
             link.tokenFile = agentTokenFile

@@ -224,6 +224,17 @@ public final class AgentMetrics: Sendable {
             catchUp("sluice_usage_spool_records_total", [], to: health.appendedTotal)
             gauge("sluice_usage_spool_quarantined_files", []).record(health.quarantined)
         }
+        if let export = runtime.audit as? ExportingAuditSink {
+            for exporter in export.exporters {
+                let counts = exporter.counts
+                let destination = ("destination", exporter.destination.format.rawValue)
+                let outcomes = [("sent", counts.sent), ("dropped", counts.dropped), ("failed", counts.failed)]
+                for (outcome, total) in outcomes {
+                    catchUp("sluice_audit_export_records_total", [destination, ("outcome", outcome)], to: total)
+                }
+                gauge("sluice_audit_export_queued_records", [destination]).record(counts.queued)
+            }
+        }
         for (key, state) in runtime.router.states {
             let labels = [("alias", key.alias), ("deployment", key.description)]
             gauge("sluice_deployment_in_flight", labels).record(state.inFlight)
