@@ -57,6 +57,14 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Records (audit lines, usage) to webhooks and OTLP collectors, batched and retried.
+        .target(
+            name: "SluiceExport",
+            dependencies: [
+                "SluiceHTTP2", "SluiceAPI", "SluicePolicy", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         // Pure: JSON scanning, OpenAI request/response handling, SSE, usage. No I/O.
         .target(
             name: "SluiceAPI",
@@ -80,7 +88,7 @@ let package = Package(
         .target(
             name: "SluiceControl",
             dependencies: [
-                "SluiceWire", "SluicePolicy", "SluiceKubernetes", "SluiceHTTP2", "SluiceAPI",
+                "SluiceWire", "SluicePolicy", "SluiceKubernetes", "SluiceHTTP2", "SluiceAPI", "SluiceExport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -94,7 +102,7 @@ let package = Package(
         .target(
             name: "SluiceAgent",
             dependencies: [
-                "SluiceHTTP2", "SluiceAPI", "SluicePolicy", "SluiceWire", "SluiceKubernetes",
+                "SluiceHTTP2", "SluiceAPI", "SluicePolicy", "SluiceWire", "SluiceKubernetes", "SluiceExport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -124,7 +132,7 @@ let package = Package(
         .executableTarget(
             name: "sluice-agent",
             dependencies: [
-                "SluiceAgent", "SluicePolicy",
+                "SluiceAgent", "SluicePolicy", "SluiceExport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -133,7 +141,7 @@ let package = Package(
         .executableTarget(
             name: "sluice-control",
             dependencies: [
-                "SluiceControl", "SluicePolicy", "SluiceHTTP2",
+                "SluiceControl", "SluicePolicy", "SluiceHTTP2", "SluiceExport",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -165,7 +173,7 @@ let package = Package(
         .testTarget(
             name: "SluiceControlTests",
             dependencies: [
-                "SluiceControl", "SluiceWire", "SluiceTestSupport",
+                "SluiceControl", "SluiceWire", "SluiceTestSupport", "SluiceExport",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -187,7 +195,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SluiceAgentTests",
-            dependencies: ["SluiceAgent", "SluiceTestSupport", "SluiceAPI", "SluicePolicy"]
+            dependencies: ["SluiceAgent", "SluiceTestSupport", "SluiceAPI", "SluicePolicy", "SluiceExport"]
         ),
     ],
     swiftLanguageModes: [.v6]

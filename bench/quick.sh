@@ -6,6 +6,8 @@
 #                            limits on key, team, service and model, and a prompt filter
 #   BENCH_ANTHROPIC=1 bench/quick.sh LABEL  the same calls to an anthropic/ deployment:
 #                            every request and answer translated (BENCH_STREAM=1 streams)
+#   BENCH_EXPORT=1 bench/quick.sh LABEL   exports every audit line to a loopback webhook
+#                            sink (bench/export-sink.py), as --export-audit-webhook does
 #   BENCH_CONTROL=1 bench/quick.sh LABEL  runs the agent on a control plane instead of a
 #                            file: policy from a signed bundle, every call's usage spooled
 #                            to disk and flushed every 5 s
@@ -58,9 +60,16 @@ if [[ "${BENCH_CONTROL:-0}" == "1" ]]; then
     --agent-token-file "$state/control/agent-token" --policy-public-key "$state/control/signing-key.pub" \
     --state-dir "$state/agent-state" --listen 127.0.0.1:14000 --metrics-listen off >/dev/null 2>&1 & agent=$!
 else
-  "$bin/sluice-agent" --config "$config" --listen 127.0.0.1:14000 --metrics-listen off >/dev/null 2>&1 & agent=$!
+  export_flags=()
+  if [[ "${BENCH_EXPORT:-0}" == "1" ]]; then
+    python3 bench/export-sink.py 18999 & sink=$!
+    export_flags=(--export-audit-webhook http://127.0.0.1:18999/audit)
+  fi
+  "$bin/sluice-agent" --config "$config" --listen 127.0.0.1:14000 --metrics-listen off "${export_flags[@]}" \
+    >/dev/null 2>&1 & agent=$!
 fi
-trap 'kill -9 $agent $mock $control 2>/dev/null || true' EXIT
+sink="${sink:-}"
+trap 'kill -9 $agent $mock $control 2>/dev/null || true; [[ -n "$sink" ]] && kill $sink 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/14000) 2>/dev/null && break; sleep 0.05; done
 if [[ -n "$control" ]]; then
   for _ in $(seq 1 100); do curl -sf http://127.0.0.1:14000/readyz >/dev/null && break; sleep 0.05; done

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
+import SluiceExport
 import SluiceHTTP2
 import SluicePolicy
 import UnixSignals
@@ -39,8 +40,8 @@ public struct AgentOptions: Sendable {
     /// Shared gateway mode: set, the agent serves callers that are not in its pod.
     public var gateway: GatewayOptions?
     /// Where audit lines are exported besides ``audit`` (at most one of each format).
-    public var auditExport: [AuditExportDestination] = []
-    public var auditExportSettings = AuditExportSettings()
+    public var auditExport: [ExportDestination] = []
+    public var auditExportSettings = ExportSettings()
 
     public init(
         environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -122,7 +123,7 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
             "refusing to serve as a gateway on \(options.listen) without TLS: give --tls-cert and --tls-key, so keys"
                 + " and prompts never cross the network in the clear")
     }
-    for format in AuditExportDestination.Format.allCases
+    for format in ExportDestination.Format.allCases
     where options.auditExport.filter({ $0.format == format }).count > 1 {
         throw ConfigError("--export-audit-\(format.rawValue) may be given once")
     }
@@ -150,9 +151,9 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
     let identity = ServiceIdentity.fromEnvironment(options.environment, overrides: configuration.identity)
 
     let exporters = options.auditExport.map { destination in
-        AuditExporter(
-            destination: destination, settings: options.auditExportSettings, identity: identity, upstream: upstream,
-            group: group, logger: logger)
+        AuditExport.exporter(
+            destination, settings: options.auditExportSettings, identity: identity, upstream: upstream, group: group,
+            logger: logger)
     }
     let audit = exporters.isEmpty ? options.audit : ExportingAuditSink(inner: options.audit, exporters: exporters)
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOPosix
 import ServiceLifecycle
+import SluiceExport
 import SluiceHTTP2
 import SluiceKubernetes
 import SluicePolicy
@@ -43,6 +44,9 @@ public struct ControlOptions: Sendable {
     public var alertWebhooks = AlertWebhooks()
     /// The wait after a failed alert post, doubled after each next failure (six posts in all).
     public var alertRetryBackoff: Duration = .seconds(2)
+    /// Where applied usage is exported (`--export-usage-*`), at most one of each format.
+    public var usageExport: [ExportDestination] = []
+    public var usageExportSettings = ExportSettings()
     /// Called with the bound port once the server listens.
     public var onListening: @Sendable (Int) async -> Void = { _ in }
 
@@ -189,9 +193,14 @@ public final class ControlPlane: Service, Sendable {
             var injection = options.injection
             injection?.policyPublicKey = signingKey.key.publicKey.rawRepresentation.base64EncodedString()
             let (authenticators, counters) = try makeAgentAuthenticators()
+            let eventLoops = MultiThreadedEventLoopGroup.singleton
+            let usageExport = UsageExport(
+                destinations: options.usageExport, settings: options.usageExportSettings,
+                upstream: UpstreamClient(group: eventLoops), group: eventLoops, logger: logger)
             let api = ControlAPI(
                 store: store, publisher: publisher, adminToken: options.adminToken, keyPepper: pepper, budgets: budgets,
-                agentAuthenticators: authenticators, agentAuthCounters: counters, injection: injection)
+                agentAuthenticators: authenticators, agentAuthCounters: counters, injection: injection,
+                usageExport: usageExport)
             let (host, database, directory, logger) = (options.host, databaseDescription, options.dataDirectory, logger)
             let (budgets, publisher) = (self.budgets, self.publisher)
             let onListening = options.onListening
@@ -206,9 +215,11 @@ public final class ControlPlane: Service, Sendable {
                 await onListening(port)
             }
             // The server first: a service group stops in reverse order, so the publisher
-            // ends waiting long-polls before the server drains.
-            var services: [any Service] = [
-                application, alerts, budgets, publisher,
+            // ends waiting long-polls before the server drains. Before it, what sends on
+            // what the server took in, so it stops after the server has drained.
+            var services: [any Service] = usageExport.exporters + [alerts]
+            services += [
+                application, budgets, publisher,
                 UsageRetentionJob(store: store, retention: options.usageRetention, logger: logger),
             ]
             if let postgres { services.append(LeaseCoordinator(store: postgres, book: api.leases, logger: logger)) }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOPosix
 import SluiceAgent
+import SluiceExport
 import SluicePolicy
 
 @main
@@ -97,7 +98,7 @@ struct Serve: AsyncParsableCommand {
     var exportAuditCaFile: String?
 
     @Option(help: "Audit lines held for export at most; past it new lines are dropped and counted.")
-    var exportAuditQueue = AuditExportSettings().queueRecords
+    var exportAuditQueue = ExportSettings().queueRecords
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
@@ -147,16 +148,21 @@ struct Serve: AsyncParsableCommand {
         if gateway { options.gateway = GatewayOptions(certificateFile: tlsCert, privateKeyFile: tlsKey) }
         let environment = options.environment
         for (format, url, headers) in [
-            (AuditExportDestination.Format.webhook, exportAuditWebhook, exportAuditWebhookHeader),
+            (ExportDestination.Format.webhook, exportAuditWebhook, exportAuditWebhookHeader),
             (.otlp, exportAuditOtlp, exportAuditOtlpHeader),
         ] {
             guard let url else {
                 if !headers.isEmpty { throw ConfigError("--export-audit-\(format.rawValue)-header needs its URL flag") }
                 continue
             }
-            options.auditExport.append(
-                try AuditExportDestination.parse(
-                    format: format, url: url, headers: headers, caFile: exportAuditCaFile, environment: environment))
+            do {
+                options.auditExport.append(
+                    try ExportDestination.parse(
+                        flag: "--export-audit-\(format.rawValue)", format: format, url: url, headers: headers,
+                        caFile: exportAuditCaFile, environment: environment))
+            } catch {
+                throw ConfigError(error.message)
+            }
         }
         guard (1...10_000_000).contains(exportAuditQueue) else {
             throw ConfigError("--export-audit-queue must be 1 to 10000000")

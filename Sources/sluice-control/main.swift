@@ -4,6 +4,7 @@ import Logging
 import NIOPosix
 import ServiceLifecycle
 import SluiceControl
+import SluiceExport
 import SluiceHTTP2
 import SluicePolicy
 
@@ -76,6 +77,21 @@ struct SluiceControlCommand: AsyncParsableCommand {
             """)
     var alertWebhooks: String?
 
+    @Option(help: "Export every applied usage batch, a record per delta, to this URL in JSON batches.")
+    var exportUsageWebhook: String?
+
+    @Option(help: "A header for --export-usage-webhook, NAME=ENV_VAR (the value is read from the environment).")
+    var exportUsageWebhookHeader: [String] = []
+
+    @Option(help: "Export every applied usage batch as OTLP/HTTP JSON logs to this URL (a collector's /v1/logs).")
+    var exportUsageOtlp: String?
+
+    @Option(help: "A header for --export-usage-otlp, NAME=ENV_VAR (the value is read from the environment).")
+    var exportUsageOtlpHeader: [String] = []
+
+    @Option(help: "PEM file of CAs to trust for https usage export destinations (default: the system store).")
+    var exportUsageCaFile: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -140,6 +156,24 @@ struct SluiceControlCommand: AsyncParsableCommand {
             if let injectionConfig { try options.loadInjection(from: injectionConfig) }
             if let agentIdentityConfig { try options.loadAgentIdentity(from: agentIdentityConfig) }
             if let alertWebhooks { options.alertWebhooks = try AlertWebhooks.load(from: alertWebhooks) }
+            for (format, url, headers) in [
+                (ExportDestination.Format.webhook, exportUsageWebhook, exportUsageWebhookHeader),
+                (.otlp, exportUsageOtlp, exportUsageOtlpHeader),
+            ] {
+                let flag = "--export-usage-\(format.rawValue)"
+                guard let url else {
+                    if !headers.isEmpty { throw ControlStartError("\(flag)-header needs \(flag)") }
+                    continue
+                }
+                do {
+                    options.usageExport.append(
+                        try ExportDestination.parse(
+                            flag: flag, format: format, url: url, headers: headers, caFile: exportUsageCaFile,
+                            environment: environment))
+                } catch {
+                    throw ControlStartError(error.message)
+                }
+            }
             controlPlane = try ControlPlane(options, logger: logger)
         } catch let error as ControlStartError {
             FileHandle.standardError.write(Data("sluice-control: \(error.message)\n".utf8))

@@ -1,6 +1,7 @@
 import Foundation
 import SluiceAPI
 import SluiceAgent
+import SluiceExport
 import SluicePolicy
 import SluiceTestSupport
 import Synchronization
@@ -61,11 +62,12 @@ struct AuditExportTests {
             harness.configureOptions = { options in
                 options.environment["EXPORT_TOKEN"] = "export-token-0123456789"
                 options.auditExport = [
-                    try! AuditExportDestination.parse(
-                        format: .webhook, url: "http://127.0.0.1:\(webhook.port)/audit",
+                    try! ExportDestination.parse(
+                        flag: "--export-audit-webhook", format: .webhook, url: "http://127.0.0.1:\(webhook.port)/audit",
                         headers: ["Authorization=EXPORT_TOKEN"], caFile: nil, environment: options.environment),
-                    try! AuditExportDestination.parse(
-                        format: .otlp, url: "http://127.0.0.1:\(collector.port)/v1/logs", headers: [], caFile: nil,
+                    try! ExportDestination.parse(
+                        flag: "--export-audit-otlp", format: .otlp, url: "http://127.0.0.1:\(collector.port)/v1/logs",
+                        headers: [], caFile: nil,
                         environment: options.environment),
                 ]
                 options.auditExportSettings.interval = .milliseconds(50)
@@ -109,8 +111,9 @@ struct AuditExportTests {
         try await AgentHarness.with { harness in
             harness.configureOptions = { options in
                 options.auditExport = [
-                    try! AuditExportDestination.parse(
-                        format: .webhook, url: "http://127.0.0.1:\(closedPort)/audit", headers: [], caFile: nil,
+                    try! ExportDestination.parse(
+                        flag: "--export-audit-webhook", format: .webhook, url: "http://127.0.0.1:\(closedPort)/audit",
+                        headers: [], caFile: nil,
                         environment: [:])
                 ]
                 // No batch is due within the test: the queue only fills.
@@ -140,8 +143,9 @@ struct AuditExportTests {
         ]
         for (url, headers, says) in cases {
             #expect {
-                _ = try AuditExportDestination.parse(
-                    format: .otlp, url: url, headers: headers, caFile: nil, environment: ["X": "secret-value"])
+                _ = try ExportDestination.parse(
+                    flag: "--export-audit-otlp", format: .otlp, url: url, headers: headers, caFile: nil,
+                    environment: ["X": "secret-value"])
             } throws: { error in
                 "\(error)".contains(says) && !"\(error)".contains("secret-value")
             }

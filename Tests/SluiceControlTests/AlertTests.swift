@@ -50,7 +50,7 @@ func usageBatch(
     deltas: [(hour: Int64, requests: Int, cost: Int64)]
 ) -> String {
     let rows = deltas.map { delta in
-        let keyField = key.map { #""key":"\#($0)","# } ?? ""
+        let keyField = key.map { #""key_id":"\#($0)","# } ?? ""
         return
             #"{"hour":\#(delta.hour),"team":"\#(team)",\#(keyField)"service":"shop/checkout","model":"m","#
             + #""requests":\#(delta.requests),"prompt_tokens":1,"completion_tokens":1,"#

@@ -40,11 +40,17 @@ struct PolicySyncTests {
                 json: """
                     {"alias":"another","deployments":[{"api_base":"http://127.0.0.1:1/v1","upstream_model":"mock"}]}
                     """)
+            // The model write's version must be in force first: the next change is the block.
+            #expect(await eventually { (try? await agent.chat(model: "another").status) != 404 })
+            let before = agent.runtime.activePolicy.version
             _ = try await harness.adminJSON("PUT", "/v1/admin/settings", json: #"{"only_allow_models":["another"]}"#)
             let blockedAt = ContinuousClock.now
-            #expect(await eventually(timeout: .seconds(2)) { (try? await agent.chat().status) == 403 })
+            // Timed in process, as the revocation is: the policy reaching the agent, not a
+            // call's time on a loaded machine.
+            #expect(await eventually(timeout: .seconds(2)) { agent.runtime.activePolicy.version != before })
             #expect(ContinuousClock.now - blockedAt < .seconds(2))
             let refused = try await agent.chat()
+            #expect(refused.status == 403)
             #expect(refused.text.contains("model_not_allowed"))
             try await agent.stop()
         }

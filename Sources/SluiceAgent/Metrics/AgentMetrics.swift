@@ -1,6 +1,7 @@
 import CoreMetrics
 import Prometheus
 import SluiceAPI
+import SluiceExport
 import SluicePolicy
 import Synchronization
 

@@ -29,6 +29,8 @@ public struct ControlAPI: Sendable {
     let audit: AdminAudit
     /// What the sidecar injection webhook adds to pods; nil serves no webhook.
     let injection: InjectionSettings?
+    /// Applied usage batches go here too.
+    let usageExport: UsageExport
     let webhookLogger: Logger
     /// Largest request body read (bytes).
     static let maxBody = 4 << 20
@@ -37,9 +39,10 @@ public struct ControlAPI: Sendable {
         store: any Store, publisher: PolicyPublisher, adminToken: Secret, keyPepper: Secret,
         budgets: BudgetWatcher? = nil,
         agentAuthenticators: [any AgentAuthenticator] = [], agentAuthCounters: AgentAuthCounters? = nil,
-        injection: InjectionSettings? = nil,
+        injection: InjectionSettings? = nil, usageExport: UsageExport = UsageExport(),
         logger: Logger = Logger(label: "sluice.control.admin")
     ) {
+        self.usageExport = usageExport
         extraAgentAuthenticators = agentAuthenticators
         self.agentAuthCounters = agentAuthCounters
         self.injection = injection
@@ -198,6 +201,7 @@ public struct ControlAPI: Sendable {
     /// `/v1/agent`, for agent tokens only: the signed policy bundle, usage batches, leases.
     func agentRoutes() -> RouteCollection<ControlContext> {
         let (store, leases, budgets, publisher) = (self.store, self.leases, self.budgets, self.publisher)
+        let usageExport = self.usageExport
         let agent = RouteCollection(context: ControlContext.self).add(
             middleware: AgentAuthMiddleware(
                 authenticators: [IssuedTokenAuthenticator(store: store, hasher: keyHasher, cache: agentTokens)]
@@ -225,6 +229,7 @@ public struct ControlAPI: Sendable {
             let renewal = batch.leases
             batch.leases = nil
             var ack = try await store.apply(batch)
+            if !ack.duplicate { usageExport.export(batch) }
             if !ack.duplicate { leases.usageArrived() }
             if !ack.duplicate, let budgets, await budgets.usageArrived() { publisher.policyChanged() }
             if let renewal {

@@ -1,20 +1,26 @@
 import Logging
 import NIOCore
 import ServiceLifecycle
-import SluiceAPI
 import SluiceHTTP2
 import SluicePolicy
 import Synchronization
 
-/// Sends audit lines to one destination in batches, off the request path: a bounded queue
-/// (past it, lines are dropped and counted, never waited for), one post per batch, retried
-/// with backoff. At shutdown it runs after the server has drained, so the last calls'
-/// lines go out too, within a deadline.
+/// One record to export: a JSON object's bytes (a trailing newline is ignored) and when it
+/// was handed over.
+public struct ExportRecord: Sendable {
+    public var line: [UInt8]
+    public var nanoseconds: Int64
+}
+
+/// Sends records to one destination in batches, off the path that makes them: a bounded
+/// queue (past it, records are dropped and counted, never waited for), one post per batch,
+/// retried with backoff. Run as a service, it sends what is left at shutdown, once each,
+/// within a deadline; list it before the services that make records, so it stops after them.
 ///
 /// Delivery is at least once: a post whose answer is lost is sent again, so receivers
-/// should drop repeats by `request_id`.
-public final class AuditExporter: Service, Sendable {
-    /// What became of the lines handed over so far.
+/// should drop repeats by the records' own ids.
+public final class BatchExporter: Service, Sendable {
+    /// What became of the records handed over so far.
     public struct Counts: Sendable, Equatable {
         public var sent = 0
         /// Refused at the door: the queue was full.
@@ -24,21 +30,18 @@ public final class AuditExporter: Service, Sendable {
         public var queued = 0
     }
 
-    private struct Entry {
-        var line: [UInt8]
-        var nanoseconds: Int64
-    }
-
     private struct State {
-        var queue: [Entry] = []
+        var queue: [ExportRecord] = []
         var counts = Counts()
         var waiter: CheckedContinuation<Void, Never>?
         var closing = false
     }
 
-    public let destination: AuditExportDestination
-    private let settings: AuditExportSettings
-    private let identity: ServiceIdentity
+    public let destination: ExportDestination
+    private let settings: ExportSettings
+    /// What is exported, for logs (`audit`, `usage`).
+    private let subject: String
+    private let encode: @Sendable ([ExportRecord]) -> [UInt8]
     private let upstream: UpstreamClient
     private let group: any EventLoopGroup
     private let logger: Logger
@@ -46,14 +49,18 @@ public final class AuditExporter: Service, Sendable {
     private let origin: UpstreamOrigin
     private let state = Mutex(State())
 
+    /// - Parameters:
+    ///   - encode: a batch's body for this destination's format.
+    ///   - clock: wall-clock nanoseconds, stamped on each record handed over.
     public init(
-        destination: AuditExportDestination, settings: AuditExportSettings, identity: ServiceIdentity,
-        upstream: UpstreamClient, group: any EventLoopGroup, logger: Logger,
-        clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }
+        destination: ExportDestination, settings: ExportSettings, subject: String, upstream: UpstreamClient,
+        group: any EventLoopGroup, logger: Logger, clock: @escaping @Sendable () -> Int64,
+        encode: @escaping @Sendable ([ExportRecord]) -> [UInt8]
     ) {
         self.destination = destination
         self.settings = settings
-        self.identity = identity
+        self.subject = subject
+        self.encode = encode
         self.upstream = upstream
         self.group = group
         self.logger = logger
@@ -72,15 +79,15 @@ public final class AuditExporter: Service, Sendable {
         }
     }
 
-    /// Takes one audit line (with its newline). Never blocks: a full queue drops it.
-    func enqueue(_ line: [UInt8]) {
+    /// Takes one record. Never blocks: a full queue drops it.
+    public func enqueue(_ line: [UInt8]) {
         let now = clock()
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             guard state.queue.count < settings.queueRecords else {
                 state.counts.dropped += 1
                 return nil
             }
-            state.queue.append(Entry(line: line, nanoseconds: now))
+            state.queue.append(ExportRecord(line: line, nanoseconds: now))
             guard state.queue.count >= settings.batchRecords else { return nil }
             defer { state.waiter = nil }
             return state.waiter
@@ -96,7 +103,7 @@ public final class AuditExporter: Service, Sendable {
         } onGracefulShutdown: {
             self.close()
         }
-        // The server has drained: what is left goes out now, once each, within the deadline.
+        // Whatever made records has stopped: what is left goes out now, once each, within the deadline.
         let deadline = ContinuousClock.now + settings.shutdownDeadline
         while ContinuousClock.now < deadline {
             let batch = take()
@@ -109,7 +116,7 @@ public final class AuditExporter: Service, Sendable {
             return state.queue.count
         }
         if left > 0 {
-            logger.warning("audit export: lines left unsent at shutdown", metadata: metadata(["lines": "\(left)"]))
+            logger.warning("export: records left unsent at shutdown", metadata: metadata(["records": "\(left)"]))
         }
     }
 
@@ -146,7 +153,7 @@ public final class AuditExporter: Service, Sendable {
         return !state.withLock { $0.closing }
     }
 
-    private func take() -> [Entry] {
+    private func take() -> [ExportRecord] {
         state.withLock { state in
             let count = min(state.queue.count, settings.batchRecords)
             defer { state.queue.removeFirst(count) }
@@ -154,7 +161,7 @@ public final class AuditExporter: Service, Sendable {
         }
     }
 
-    private func send(_ batch: [Entry], retrying: Bool) async {
+    private func send(_ batch: [ExportRecord], retrying: Bool) async {
         guard !batch.isEmpty else { return }
         let body = encode(batch)
         var backoff = settings.firstBackoff
@@ -174,8 +181,10 @@ public final class AuditExporter: Service, Sendable {
                 guard attempt < attempts else {
                     state.withLock { $0.counts.failed += batch.count }
                     logger.warning(
-                        "audit export: batch given up",
-                        metadata: metadata(["lines": "\(batch.count)", "attempts": "\(attempt)", "error": "\(error)"]))
+                        "export: batch given up",
+                        metadata: metadata([
+                            "records": "\(batch.count)", "attempts": "\(attempt)", "error": "\(error)",
+                        ]))
                     return
                 }
                 try? await Task.sleep(for: backoff)
@@ -194,94 +203,17 @@ public final class AuditExporter: Service, Sendable {
             headers: headers, body: ByteBuffer(bytes: body), firstByteTimeout: .seconds(10),
             idleTimeout: .seconds(10))
         let response = try await upstream.fetch(
-            request, to: origin, on: group.next(), limit: 64 << 10, subject: "the audit export destination")
+            request, to: origin, on: group.next(), limit: 64 << 10, subject: "the \(subject) export destination")
         guard (200..<300).contains(response.status) else {
-            throw FetchFailure(message: "the audit export destination answered \(response.status)")
+            throw FetchFailure(message: "the \(subject) export destination answered \(response.status)")
         }
     }
 
     /// Names the destination by format and host only: a URL path or header may hold a token.
     private func metadata(_ extra: Logger.Metadata) -> Logger.Metadata {
-        extra.merging(["destination": "\(destination.format.rawValue) \(destination.endpoint.host)"]) { $1 }
-    }
-
-    private func encode(_ batch: [Entry]) -> [UInt8] {
-        switch destination.format {
-        case .webhook: AuditExportEncoding.webhook(batch.map(\.line), identity: identity)
-        case .otlp: AuditExportEncoding.otlpLogs(batch.map { ($0.line, $0.nanoseconds) }, identity: identity)
-        }
+        extra.merging([
+            "export": "\(subject)", "destination": "\(destination.format.rawValue) \(destination.endpoint.host)",
+        ]) { $1 }
     }
 }
 
-/// The bodies the exporters post: built from the audit lines' bytes, each line exactly as
-/// the audit log holds it.
-enum AuditExportEncoding {
-    static func webhook(_ lines: [[UInt8]], identity: ServiceIdentity) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(lines.reduce(64) { $0 + $1.count + 1 })
-        out += #"{"service":"#.utf8
-        appendJSONString(identity.qualifiedName, to: &out)
-        out += #","pod":"#.utf8
-        appendJSONString(identity.pod, to: &out)
-        out += #","records":["#.utf8
-        for (index, line) in lines.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            out += trimmed(line)
-        }
-        out += "]}".utf8
-        return out
-    }
-
-    /// OTLP/HTTP JSON (`ExportLogsServiceRequest`): the line as the body, the fields a log
-    /// search filters on as attributes.
-    static func otlpLogs(_ lines: [(line: [UInt8], nanoseconds: Int64)], identity: ServiceIdentity) -> [UInt8] {
-        var out: [UInt8] = []
-        out += #"{"resourceLogs":[{"resource":{"attributes":["#.utf8
-        attribute("service.name", "sluice-agent", to: &out)
-        out.append(UInt8(ascii: ","))
-        attribute("service.namespace", identity.namespace, to: &out)
-        out.append(UInt8(ascii: ","))
-        attribute("sluice.service", identity.qualifiedName, to: &out)
-        out.append(UInt8(ascii: ","))
-        attribute("k8s.pod.name", identity.pod, to: &out)
-        out += #"]},"scopeLogs":[{"scope":{"name":"sluice.audit"},"logRecords":["#.utf8
-        for (index, entry) in lines.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            let line = trimmed(entry.line)
-            let fields = try? JSONValue.parseObject(Array(line))
-            let status = fields?["status"]?.intValue ?? 0
-            // 5xx is an error, a refusal a warning, the rest information (OTLP severity numbers).
-            let severity = status >= 500 ? (17, "ERROR") : status >= 400 ? (13, "WARN") : (9, "INFO")
-            out += #"{"timeUnixNano":""#.utf8
-            out += String(entry.nanoseconds).utf8
-            out += #"","observedTimeUnixNano":""#.utf8
-            out += String(entry.nanoseconds).utf8
-            out += #"","severityNumber":\#(severity.0),"severityText":"\#(severity.1)","body":{"stringValue":"#.utf8
-            appendJSONString(String(decoding: line, as: UTF8.self), to: &out)
-            out += #"},"attributes":["#.utf8
-            var first = true
-            for name in ["request_id", "team", "project", "key_id", "alias", "upstream_model", "error", "rule"] {
-                guard let value = fields?[name]?.stringValue else { continue }
-                if !first { out.append(UInt8(ascii: ",")) }
-                first = false
-                attribute("sluice.\(name)", value, to: &out)
-            }
-            if !first { out.append(UInt8(ascii: ",")) }
-            out += #"{"key":"http.response.status_code","value":{"intValue":"\#(status)"}}]}"#.utf8
-        }
-        out += "]}]}]}".utf8
-        return out
-    }
-
-    private static func attribute(_ key: String, _ value: String, to out: inout [UInt8]) {
-        out += #"{"key":"#.utf8
-        appendJSONString(key, to: &out)
-        out += #","value":{"stringValue":"#.utf8
-        appendJSONString(value, to: &out)
-        out += "}}".utf8
-    }
-
-    private static func trimmed(_ line: [UInt8]) -> ArraySlice<UInt8> {
-        line.last == UInt8(ascii: "\n") ? line.dropLast() : line[...]
-    }
-}
