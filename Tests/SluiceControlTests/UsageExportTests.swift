@@ -72,6 +72,10 @@ struct UsageExportTests {
             let rows = try #require(try JSONSerialization.jsonObject(with: Data(usage.body)) as? [[String: Any]])
             let total = rows.compactMap { ($0["cost_pico_usd"] as? NSNumber)?.int64Value }.reduce(0, +)
             #expect(total == exportedCost, "\(usage.text)")
+            let status = try await control.request("GET", "/v1/admin/usage/export")
+            #expect(
+                status.text.contains(#"{"destination":"webhook","dropped":0,"failed":0,"queued":0,"sent":3}"#),
+                "\(status.text)")
         }
         try await webhook.stop()
         try await collector.stop()

@@ -161,7 +161,17 @@ struct ChartTests {
             $0["name"]?.stringValue == "alerts"
         }
         #expect(mount?["mountPath"]?.stringValue == "/etc/sluice/alerts" && mount?["readOnly"]?.boolValue == true)
+        // Usage export: the URL as a flag, each header's value from its Secret by name only.
+        let otlp = try #require(arguments.firstIndex(of: "--export-usage-otlp"))
+        #expect(arguments[otlp + 1] == "http://otel-collector.observability:4318/v1/logs")
+        let header = try #require(arguments.firstIndex(of: "--export-usage-otlp-header"))
+        #expect(arguments[header + 1] == "Authorization=SLUICE_USAGE_OTLP_HEADER_0")
+        #expect(!arguments.contains("--export-usage-webhook"))
         let environment = deployment["spec"]?["template"]?["spec"]?["containers"]?.arrayValue?.first?["env"]
+        let headerVariable = environment?.arrayValue?.first {
+            $0["name"]?.stringValue == "SLUICE_USAGE_OTLP_HEADER_0"
+        }
+        #expect(headerVariable?["valueFrom"]?["secretKeyRef"]?["name"]?.stringValue == "sluice-usage-export")
         #expect(
             environment?.arrayValue?.first?["valueFrom"]?["secretKeyRef"]?["name"]?.stringValue == "sluice-database")
         #expect(Self.object(documents, kind: "PersistentVolumeClaim") == nil)
@@ -326,6 +336,11 @@ struct ChartTests {
             ("controlPlane.usageRetention.hourlyDays=7", "controlPlane.usageRetention.hourlyDays: 7 is not 32"),
             ("controlPlane.usageRetention.dailyDays=35", "controlPlane.usageRetention.dailyDays: 35"),
             ("controlPlane.usageRetention.markDays=0", "controlPlane.usageRetention.markDays: 0"),
+            (
+                "controlPlane.usageExport.otlp.url=http://c:4318/v1/logs,"
+                    + "controlPlane.usageExport.otlp.headers[0].name=Bad Header",
+                "controlPlane.usageExport.otlp.headers[0].name"
+            ),
             ("gateway.enabled=true", "gateway.tls.secretName: required"),
         ] {
             let outcome = try await Self.helm(

@@ -155,6 +155,10 @@ public struct ControlAPI: Sendable {
     private func fleetRoutes(_ admin: RouteCollection<ControlContext>) {
         let (store, audit, keyHasher, agentTokens) = (self.store, self.audit, self.keyHasher, self.agentTokens)
         admin.get("usage") { request, _ in try jsonResponse(try await UsageParameters.answer(request, store: store)) }
+        // What this replica's usage exporters have sent, dropped and given up (no other
+        // metrics endpoint exists on the control plane).
+        let usageExport = self.usageExport
+        admin.get("usage/export") { _, _ in try jsonResponse(usageExport.status) }
         admin.post("agents") { request, context in
             let body = try await decode(AgentRegistration.self, request, context)
             if let problem = body.problem { throw APIError(400, problem, code: "invalid_name") }

@@ -36,6 +36,24 @@ public struct UsageExport: Sendable {
         }
     }
 
+    /// What each destination's exporter has done with the records handed to it.
+    public struct Status: Encodable, Sendable {
+        public var destination: String
+        public var sent: Int
+        public var dropped: Int
+        public var failed: Int
+        public var queued: Int
+    }
+
+    public var status: [Status] {
+        exporters.map { exporter in
+            let counts = exporter.counts
+            return Status(
+                destination: exporter.destination.format.rawValue, sent: counts.sent, dropped: counts.dropped,
+                failed: counts.failed, queued: counts.queued)
+        }
+    }
+
     /// Hands an applied batch's deltas to every exporter.
     func export(_ batch: UsageBatch) {
         guard !exporters.isEmpty else { return }
