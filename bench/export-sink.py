@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""A loopback sink for bench/quick.sh's BENCH_EXPORT=1: takes audit export posts (HTTP/1.1),
-answers 204, and on SIGTERM prints how many posts and records it took."""
+"""A loopback sink for bench/quick.sh's BENCH_EXPORT=1 and BENCH_TRACE=1: takes audit export
+and OTLP trace posts (HTTP/1.1), answers 204, and on SIGTERM prints how many posts, records
+and spans it took."""
 import json
 import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-counts = {"posts": 0, "records": 0}
+counts = {"posts": 0, "records": 0, "spans": 0}
 
 
 class Sink(BaseHTTPRequestHandler):
@@ -15,7 +16,11 @@ class Sink(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         counts["posts"] += 1
-        counts["records"] += len(json.loads(body).get("records", []))
+        document = json.loads(body)
+        counts["records"] += len(document.get("records", []))
+        for resource in document.get("resourceSpans", []):
+            for scope in resource.get("scopeSpans", []):
+                counts["spans"] += len(scope.get("spans", []))
         self.send_response(204)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -25,7 +30,7 @@ class Sink(BaseHTTPRequestHandler):
 
 
 def stop(*_):
-    print(f"export sink: {counts['posts']} posts, {counts['records']} records", flush=True)
+    print(f"export sink: {counts['posts']} posts, {counts['records']} records, {counts['spans']} spans", flush=True)
     sys.exit(0)
 
 

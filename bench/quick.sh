@@ -8,6 +8,8 @@
 #                            every request and answer translated (BENCH_STREAM=1 streams)
 #   BENCH_EXPORT=1 bench/quick.sh LABEL   exports every audit line to a loopback webhook
 #                            sink (bench/export-sink.py), as --export-audit-webhook does
+#   BENCH_TRACE=1 bench/quick.sh LABEL    sends every call's spans (--otlp-traces, all sampled)
+#                            to the same sink
 #   BENCH_CONTROL=1 bench/quick.sh LABEL  runs the agent on a control plane instead of a
 #                            file: policy from a signed bundle, every call's usage spooled
 #                            to disk and flushed every 5 s
@@ -61,10 +63,11 @@ if [[ "${BENCH_CONTROL:-0}" == "1" ]]; then
     --state-dir "$state/agent-state" --listen 127.0.0.1:14000 --metrics-listen off >/dev/null 2>&1 & agent=$!
 else
   export_flags=()
-  if [[ "${BENCH_EXPORT:-0}" == "1" ]]; then
+  if [[ "${BENCH_EXPORT:-0}" == "1" || "${BENCH_TRACE:-0}" == "1" ]]; then
     python3 bench/export-sink.py 18999 & sink=$!
-    export_flags=(--export-audit-webhook http://127.0.0.1:18999/audit)
   fi
+  [[ "${BENCH_EXPORT:-0}" == "1" ]] && export_flags+=(--export-audit-webhook http://127.0.0.1:18999/audit)
+  [[ "${BENCH_TRACE:-0}" == "1" ]] && export_flags+=(--otlp-traces http://127.0.0.1:18999/v1/traces)
   "$bin/sluice-agent" --config "$config" --listen 127.0.0.1:14000 --metrics-listen off "${export_flags[@]}" \
     >/dev/null 2>&1 & agent=$!
 fi

@@ -42,6 +42,10 @@ public struct AgentOptions: Sendable {
     /// Where audit lines are exported besides ``audit`` (at most one of each format).
     public var auditExport: [ExportDestination] = []
     public var auditExportSettings = ExportSettings()
+    /// Where call spans go (OTLP/HTTP JSON traces); nil emits none.
+    public var traces: ExportDestination?
+    /// The share of calls traced when the caller sends no `traceparent` (0 to 1).
+    public var traceSampleRatio = 1.0
 
     public init(
         environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -127,6 +131,7 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
     where options.auditExport.filter({ $0.format == format }).count > 1 {
         throw ConfigError("--export-audit-\(format.rawValue) may be given once")
     }
+    guard (0...1).contains(options.traceSampleRatio) else { throw ConfigError("--trace-sample-ratio must be 0 to 1") }
     guard options.listen.isLoopback || options.allowNonLoopback || options.gateway != nil else {
         throw ConfigError(
             "refusing to listen on \(options.listen): the agent serves only its own pod over loopback, and anyone"
@@ -156,6 +161,11 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
             logger: logger)
     }
     let audit = exporters.isEmpty ? options.audit : ExportingAuditSink(inner: options.audit, exporters: exporters)
+    let tracer = options.traces.map { destination in
+        CallTracer(
+            destination: destination, sampleRatio: options.traceSampleRatio, settings: options.auditExportSettings,
+            identity: identity, upstream: upstream, group: group, logger: logger)
+    }
 
     let runtime: AgentRuntime
     let reloader: ConfigReloader?
@@ -177,7 +187,7 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
                 shutdownFlushDeadline: controlPlane.shutdownFlushDeadline,
                 pepper: options.environment[controlPlane.pepperVariable].flatMap { $0.isEmpty ? nil : Secret($0) },
                 logger: logger, environment: options.environment, audit: audit,
-                trustedIdentity: trustedIdentity, clock: options.clock)
+                trustedIdentity: trustedIdentity, tracer: tracer, clock: options.clock)
         } catch let error as ConfigError {
             throw error
         } catch {
@@ -191,7 +201,7 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
         do {
             runtime = try AgentRuntime(
                 configuration: configuration, identity: identity, upstream: upstream, audit: audit,
-                trustedIdentity: trustedIdentity, clock: options.clock)
+                trustedIdentity: trustedIdentity, tracer: tracer, clock: options.clock)
         } catch {
             throw ConfigError(error.message)
         }
@@ -213,7 +223,7 @@ public func buildAgent(_ options: AgentOptions, group: any EventLoopGroup, logge
         services.insert(.init(service: refresher), at: 0)
     }
     // First, so they stop last: the drained server's final lines are exported too.
-    services.insert(contentsOf: exporters.map { .init(service: $0) }, at: 0)
+    services.insert(contentsOf: (exporters + (tracer.map { [$0.exporter] } ?? [])).map { .init(service: $0) }, at: 0)
     let server: AgentServer
     do {
         server = try AgentServer(

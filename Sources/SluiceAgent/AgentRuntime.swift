@@ -37,6 +37,8 @@ public final class AgentRuntime: Sendable {
     public let leases: LeaseTable?
     /// Identity a mesh or gateway in front of the agent vouches for, when configured.
     let trustedIdentity: TrustedIdentity?
+    /// Spans for sampled calls, when `--otlp-traces` is set.
+    let tracer: CallTracer?
     /// Wall-clock nanoseconds. Injected so that tests can stand an hour in for a second;
     /// limits, budgets, usage hours and policy age all read this one clock.
     let now: @Sendable () -> Int64
@@ -44,10 +46,11 @@ public final class AgentRuntime: Sendable {
     public init(
         configuration: AgentConfiguration, identity: ServiceIdentity, upstream: UpstreamClient, audit: any AuditSink,
         sync: SyncStatus? = nil, spool: UsageSpool? = nil, leases: LeaseTable? = nil,
-        trustedIdentity: TrustedIdentity? = nil,
+        trustedIdentity: TrustedIdentity? = nil, tracer: CallTracer? = nil,
         clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }
     ) throws(PolicyError) {
         settings = configuration.settings
+        self.tracer = tracer
         self.trustedIdentity = trustedIdentity
         self.identity = identity
         self.upstream = upstream

@@ -92,3 +92,28 @@ public enum ExportEncoding {
         line.last == UInt8(ascii: "\n") ? line.dropLast() : line[...]
     }
 }
+
+extension ExportEncoding {
+    /// OTLP/HTTP JSON (`ExportTraceServiceRequest`): one resource, one scope, the records as
+    /// its spans (each record one OTLP/JSON span object).
+    public static func otlpSpans(
+        _ records: [ExportRecord], resource: [(key: String, value: String)], scope: String
+    ) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(records.reduce(256) { $0 + $1.line.count + 1 })
+        out += #"{"resourceSpans":[{"resource":{"attributes":["#.utf8
+        for (index, (key, value)) in resource.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            attribute(key, value, to: &out)
+        }
+        out += #"]},"scopeSpans":[{"scope":{"name":"#.utf8
+        appendJSONString(scope, to: &out)
+        out += #"},"spans":["#.utf8
+        for (index, record) in records.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            out += record.line
+        }
+        out += "]}]}]}".utf8
+        return out
+    }
+}

@@ -100,6 +100,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Audit lines held for export at most; past it new lines are dropped and counted.")
     var exportAuditQueue = ExportSettings().queueRecords
 
+    @Option(help: "Send a span per call (and per upstream attempt) as OTLP/HTTP JSON to this URL (/v1/traces).")
+    var otlpTraces: String?
+
+    @Option(help: "A header for --otlp-traces, NAME=ENV_VAR (the value is read from the environment).")
+    var otlpTracesHeader: [String] = []
+
+    @Option(help: "Share of calls traced when the caller sends no traceparent, 0 to 1.")
+    var traceSampleRatio = 1.0
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
@@ -168,6 +177,18 @@ struct Serve: AsyncParsableCommand {
             throw ConfigError("--export-audit-queue must be 1 to 10000000")
         }
         options.auditExportSettings.queueRecords = exportAuditQueue
+        if let otlpTraces {
+            do {
+                options.traces = try ExportDestination.parse(
+                    flag: "--otlp-traces", format: .otlp, url: otlpTraces, headers: otlpTracesHeader,
+                    caFile: exportAuditCaFile, environment: environment)
+            } catch {
+                throw ConfigError(error.message)
+            }
+        } else if !otlpTracesHeader.isEmpty {
+            throw ConfigError("--otlp-traces-header needs --otlp-traces")
+        }
+        options.traceSampleRatio = traceSampleRatio
         if let controlPlane {
             var link = ControlPlaneOptions(url: controlPlane)
             link.tokenFile = agentTokenFile

@@ -33,14 +33,17 @@ final class Account: Sendable {
     let path: String
     let startedAt: NIODeadline
     let startedAtWall: Int64
+    /// Set when the call is traced: its spans go out when it settles.
+    let trace: CallTrace?
     private let state = Mutex<(permit: AdmittedCall?, settled: Bool)>((nil, false))
     /// What the guardrails decided, for the audit line (empty when none were asked).
     private let guardrails = Mutex<[GuardrailDecision]>([])
 
     init(
         runtime: AgentRuntime, requestID: String, method: String, path: String, startedAt: NIODeadline,
-        startedAtWall: Int64
+        startedAtWall: Int64, trace: CallTrace? = nil
     ) {
+        self.trace = trace
         self.runtime = runtime
         self.requestID = requestID
         self.method = method
@@ -162,6 +165,11 @@ final class Account: Sendable {
         record.errorCode = outcome.errorCode
         record.guardrails = guardrails.withLock { $0 }
         runtime.audit.write(record.jsonLine)
+        if let trace, let tracer = runtime.tracer {
+            tracer.finish(
+                trace, record: record, deployment: outcome.deployment, admitted: permit != nil,
+                endNanoseconds: startedAtWall + latency.nanoseconds)
+        }
 
         if let permit {
             runtime.metrics.completed(

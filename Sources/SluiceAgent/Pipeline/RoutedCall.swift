@@ -74,7 +74,7 @@ final class RoutedCall: AttemptOwner {
                 return giveUp(unavailable: why)
             }
         }
-        let upstreamRequest: UpstreamRequest
+        var upstreamRequest: UpstreamRequest
         do throws(RequestBodyError) {
             upstreamRequest = try Forward.request(
                 for: permit, alias: alias, deployment: deployment, settings: runtime.settings,
@@ -95,6 +95,9 @@ final class RoutedCall: AttemptOwner {
             onComplete(.complete)
             return
         }
+        if let trace = account.trace {
+            upstreamRequest.headers.append(("traceparent", trace.attemptStarted(deployment, at: runtime.now())))
+        }
         attempts += 1
         tried.insert(DeploymentKey(deployment))
         current = (deployment, alias)
@@ -110,6 +113,7 @@ final class RoutedCall: AttemptOwner {
 
     func attemptFailed(_ failure: AttemptFailure) -> Bool {
         guard let (deployment, alias) = current, !callerGone else { return false }
+        account.trace?.attemptEnded(outcome: failure.label, at: runtime.now())
         let step = plan.next(after: failure, roll: Double.random(in: 0..<1))
         if case .giveUp = step { return false }
         finishRouting(deployment, ttfb: nil, usage: nil, failure: failure)
@@ -136,6 +140,7 @@ final class RoutedCall: AttemptOwner {
         _ ending: ResponseEnding, timeToFirstByte: TimeAmount?, usage: TokenUsage?, failure: AttemptFailure?
     ) {
         guard let (deployment, _) = current else { return }
+        account.trace?.attemptEnded(outcome: failure?.label ?? "ok", at: runtime.now())
         finishRouting(deployment, ttfb: timeToFirstByte, usage: usage, failure: failure)
         current = nil
         relay = nil

@@ -55,7 +55,8 @@ final class AgentConnectionHandler: ChannelInboundHandler {
             keepAlive = head.isKeepAlive
             let account = Account(
                 runtime: runtime, requestID: runtime.requestIDs.next(), method: head.method.rawValue,
-                path: String(head.uri.prefix(256)), startedAt: .now(), startedAtWall: runtime.now())
+                path: String(head.uri.prefix(256)), startedAt: .now(), startedAtWall: runtime.now(),
+                trace: runtime.tracer?.begin(traceparent: head.headers.first(name: "traceparent")))
             let request = Request(
                 head: head,
                 route: AgentRoute(

@@ -34,7 +34,7 @@ public struct ControlPlaneMode: Sendable {
         pepper: Secret?, logger: Logger,
         environment: [String: String] = ProcessInfo.processInfo.environment,
         audit: any AuditSink = FileDescriptorAuditSink(), trustedIdentity: TrustedIdentity? = nil,
-        clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }
+        tracer: CallTracer? = nil, clock: @escaping @Sendable () -> Int64 = { Clocks.wallNanoseconds() }
     ) throws -> ControlPlaneMode {
         guard let tokenFile else { throw ConfigError("--control-plane needs --agent-token-file") }
         let inlineKey = environment[Self.publicKeyVariable].flatMap { $0.isEmpty ? nil : $0 }
@@ -90,7 +90,8 @@ public struct ControlPlaneMode: Sendable {
         }
         let runtime = try AgentRuntime(
             configuration: configuration, identity: identity, upstream: upstream, audit: audit,
-            sync: status, spool: spool, leases: leases, trustedIdentity: trustedIdentity, clock: clock)
+            sync: status, spool: spool, leases: leases, trustedIdentity: trustedIdentity, tracer: tracer,
+            clock: clock)
         if let cached {
             status.policyLoadedFromCache(version: cached.accepted.version, confirmedAt: cached.confirmedAt)
             spool.setFailureMode(cached.accepted.spoolFailure, memoryCap: cached.accepted.spoolMemoryCap)
