@@ -54,6 +54,26 @@ public struct ExportDestination: Sendable {
         return ExportDestination(format: format, endpoint: endpoint, headers: parsed, caFile: caFile)
     }
 
+    /// The destinations a binary's `--export-<what>-webhook` and `--export-<what>-otlp` flags
+    /// (with their `-header` lists) name, in that order.
+    public static func fromFlags(
+        prefix: String, webhook: String?, webhookHeaders: [String], otlp: String?, otlpHeaders: [String],
+        caFile: String?, environment: [String: String]
+    ) throws(ExportConfigError) -> [ExportDestination] {
+        var destinations: [ExportDestination] = []
+        for (format, url, headers) in [(Format.webhook, webhook, webhookHeaders), (.otlp, otlp, otlpHeaders)] {
+            let flag = "\(prefix)-\(format.rawValue)"
+            guard let url else {
+                if !headers.isEmpty { throw ExportConfigError("\(flag)-header needs \(flag)") }
+                continue
+            }
+            destinations.append(
+                try parse(
+                    flag: flag, format: format, url: url, headers: headers, caFile: caFile, environment: environment))
+        }
+        return destinations
+    }
+
     private static func isHeaderName(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 64
             && name.utf8.allSatisfy {

@@ -40,14 +40,7 @@ public enum ExportEncoding {
         describe: (JSONValue?) -> LogFields
     ) -> [UInt8] {
         var out: [UInt8] = []
-        out += #"{"resourceLogs":[{"resource":{"attributes":["#.utf8
-        for (index, (key, value)) in resource.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            attribute(key, value, to: &out)
-        }
-        out += #"]},"scopeLogs":[{"scope":{"name":"#.utf8
-        appendJSONString(scope, to: &out)
-        out += #"},"logRecords":["#.utf8
+        openOTLP(signal: "Logs", items: "logRecords", resource: resource, scope: scope, into: &out)
         for (index, record) in records.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             let line = trimmed(record.line)
@@ -80,6 +73,22 @@ public enum ExportEncoding {
         return out
     }
 
+    /// An OTLP/JSON export request up to its list of items: one resource with `resource` as
+    /// string attributes, one scope named `scope`. The caller adds the items and `]}]}]}`.
+    private static func openOTLP(
+        signal: String, items: String, resource: [(key: String, value: String)], scope: String,
+        into out: inout [UInt8]
+    ) {
+        out += #"{"resource\#(signal)":[{"resource":{"attributes":["#.utf8
+        for (index, (key, value)) in resource.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            attribute(key, value, to: &out)
+        }
+        out += #"]},"scope\#(signal)":[{"scope":{"name":"#.utf8
+        appendJSONString(scope, to: &out)
+        out += #"},"\#(items)":["#.utf8
+    }
+
     private static func attribute(_ key: String, _ value: String, to out: inout [UInt8]) {
         out += #"{"key":"#.utf8
         appendJSONString(key, to: &out)
@@ -101,14 +110,7 @@ extension ExportEncoding {
     ) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(records.reduce(256) { $0 + $1.line.count + 1 })
-        out += #"{"resourceSpans":[{"resource":{"attributes":["#.utf8
-        for (index, (key, value)) in resource.enumerated() {
-            if index > 0 { out.append(UInt8(ascii: ",")) }
-            attribute(key, value, to: &out)
-        }
-        out += #"]},"scopeSpans":[{"scope":{"name":"#.utf8
-        appendJSONString(scope, to: &out)
-        out += #"},"spans":["#.utf8
+        openOTLP(signal: "Spans", items: "spans", resource: resource, scope: scope, into: &out)
         for (index, record) in records.enumerated() {
             if index > 0 { out.append(UInt8(ascii: ",")) }
             out += record.line

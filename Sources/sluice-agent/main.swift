@@ -156,22 +156,13 @@ struct Serve: AsyncParsableCommand {
         }
         if gateway { options.gateway = GatewayOptions(certificateFile: tlsCert, privateKeyFile: tlsKey) }
         let environment = options.environment
-        for (format, url, headers) in [
-            (ExportDestination.Format.webhook, exportAuditWebhook, exportAuditWebhookHeader),
-            (.otlp, exportAuditOtlp, exportAuditOtlpHeader),
-        ] {
-            guard let url else {
-                if !headers.isEmpty { throw ConfigError("--export-audit-\(format.rawValue)-header needs its URL flag") }
-                continue
-            }
-            do {
-                options.auditExport.append(
-                    try ExportDestination.parse(
-                        flag: "--export-audit-\(format.rawValue)", format: format, url: url, headers: headers,
-                        caFile: exportAuditCaFile, environment: environment))
-            } catch {
-                throw ConfigError(error.message)
-            }
+        do {
+            options.auditExport = try ExportDestination.fromFlags(
+                prefix: "--export-audit", webhook: exportAuditWebhook, webhookHeaders: exportAuditWebhookHeader,
+                otlp: exportAuditOtlp, otlpHeaders: exportAuditOtlpHeader, caFile: exportAuditCaFile,
+                environment: environment)
+        } catch {
+            throw ConfigError(error.message)
         }
         guard (1...10_000_000).contains(exportAuditQueue) else {
             throw ConfigError("--export-audit-queue must be 1 to 10000000")

@@ -156,23 +156,13 @@ struct SluiceControlCommand: AsyncParsableCommand {
             if let injectionConfig { try options.loadInjection(from: injectionConfig) }
             if let agentIdentityConfig { try options.loadAgentIdentity(from: agentIdentityConfig) }
             if let alertWebhooks { options.alertWebhooks = try AlertWebhooks.load(from: alertWebhooks) }
-            for (format, url, headers) in [
-                (ExportDestination.Format.webhook, exportUsageWebhook, exportUsageWebhookHeader),
-                (.otlp, exportUsageOtlp, exportUsageOtlpHeader),
-            ] {
-                let flag = "--export-usage-\(format.rawValue)"
-                guard let url else {
-                    if !headers.isEmpty { throw ControlStartError("\(flag)-header needs \(flag)") }
-                    continue
-                }
-                do {
-                    options.usageExport.append(
-                        try ExportDestination.parse(
-                            flag: flag, format: format, url: url, headers: headers, caFile: exportUsageCaFile,
-                            environment: environment))
-                } catch {
-                    throw ControlStartError(error.message)
-                }
+            do {
+                options.usageExport = try ExportDestination.fromFlags(
+                    prefix: "--export-usage", webhook: exportUsageWebhook, webhookHeaders: exportUsageWebhookHeader,
+                    otlp: exportUsageOtlp, otlpHeaders: exportUsageOtlpHeader, caFile: exportUsageCaFile,
+                    environment: environment)
+            } catch {
+                throw ControlStartError(error.message)
             }
             controlPlane = try ControlPlane(options, logger: logger)
         } catch let error as ControlStartError {

@@ -141,6 +141,18 @@ struct AuditExportTests {
             ("http://collector:4318/v1/logs", ["DD-API-KEY=MISSING_VARIABLE"], "MISSING_VARIABLE is not set"),
             ("http://collector:4318/v1/logs", ["Bad Header=X"], "takes NAME=ENV_VAR"),
         ]
+        #expect {
+            _ = try ExportDestination.fromFlags(
+                prefix: "--export-audit", webhook: nil, webhookHeaders: [], otlp: nil, otlpHeaders: ["A=X"],
+                caFile: nil, environment: ["X": "secret-value"])
+        } throws: { error in
+            "\(error)" == "--export-audit-otlp-header needs --export-audit-otlp"
+        }
+        let both = try ExportDestination.fromFlags(
+            prefix: "--export-audit", webhook: "https://hooks.example/a", webhookHeaders: [],
+            otlp: "http://collector:4318/v1/logs", otlpHeaders: ["Authorization=X"], caFile: nil,
+            environment: ["X": "secret-value"])
+        #expect(both.map(\.format) == [.webhook, .otlp] && both[1].headers.map(\.name) == ["authorization"])
         for (url, headers, says) in cases {
             #expect {
                 _ = try ExportDestination.parse(

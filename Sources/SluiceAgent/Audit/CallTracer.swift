@@ -60,16 +60,15 @@ public final class CallTracer: Sendable {
             attributes.int("gen_ai.usage.cache_read.input_tokens", usage.cachedPromptTokens)
             attributes.int("gen_ai.usage.cache_creation.input_tokens", usage.cacheCreationTokens)
         }
-        attributes.string("http.request.method", record.method)
-        attributes.string("url.path", record.path)
         attributes.int("http.response.status_code", record.status)
-        attributes.string("error.type", record.errorCode)
-        attributes.string("sluice.request_id", record.requestID)
-        attributes.string("sluice.team", record.team)
-        attributes.string("sluice.project", record.project)
-        attributes.string("sluice.key_id", record.keyID)
-        attributes.string("sluice.decision", admitted ? "allow" : "deny")
-        attributes.string("sluice.rule", record.rule)
+        for (key, value) in [
+            ("http.request.method", record.method), ("url.path", record.path), ("error.type", record.errorCode),
+            ("sluice.request_id", record.requestID), ("sluice.team", record.team), ("sluice.project", record.project),
+            ("sluice.key_id", record.keyID), ("sluice.decision", admitted ? "allow" : "deny"),
+            ("sluice.rule", record.rule),
+        ] {
+            attributes.string(key, value)
+        }
         if let cost = record.costUSD { attributes.double("sluice.cost_usd", cost) }
         exporter.enqueue(
             Self.span(
