@@ -80,13 +80,68 @@ extension InjectionSettings {
                 settings.podAnnotations[name] = text
             }
         }
+        if let exports = fields.value("exports") {
+            let destinations = try StrictFields(
+                exports, at: "exports.", known: ["audit_webhook", "audit_otlp", "traces"])
+            settings.auditWebhook = try export(destinations.value("audit_webhook"), at: "exports.audit_webhook.")
+            settings.auditOTLP = try export(destinations.value("audit_otlp"), at: "exports.audit_otlp.")
+            settings.traces = try export(destinations.value("traces"), at: "exports.traces.", traces: true)
+            if let ratio = destinations.value("traces")?["sample_ratio"] {
+                guard case .number(let text) = ratio, let number = Double(text), (0...1).contains(number) else {
+                    throw KubernetesConfigError("exports.traces.sample_ratio: expected a number from 0 to 1")
+                }
+                settings.traceSampleRatio = number
+            }
+        }
         return (settings, try fields.string("control_plane_ca_file"))
+    }
+
+    /// One export destination: `url` (http or https, no query) and `headers` (`NAME=ENV_VAR`).
+    private static func export(
+        _ value: JSONValue?, at path: String, traces: Bool = false
+    ) throws(KubernetesConfigError) -> AgentExport? {
+        guard let value, value != .null else { return nil }
+        let fields = try StrictFields(
+            value, at: path, known: ["url", "headers"] + (traces ? ["sample_ratio"] : []))
+        guard let url = try fields.string("url") else { throw KubernetesConfigError("\(path)url: missing field") }
+        do {
+            _ = try Endpoint(parsing: url, field: "\(path)url")
+        } catch {
+            throw KubernetesConfigError(error.message)
+        }
+        var headers: [String] = []
+        if let list = fields.value("headers") {
+            guard let items = list.arrayValue else { throw KubernetesConfigError("\(path)headers: not a list") }
+            for item in items {
+                let parts = item.stringValue?.split(separator: "=", maxSplits: 1) ?? []
+                guard parts.count == 2, isHeaderName(parts[0]), isVariableName(parts[1]) else {
+                    throw KubernetesConfigError(
+                        "\(path)headers: each entry is NAME=ENV_VAR, the variable a key of credentials_secret")
+                }
+                headers.append(item.stringValue ?? "")
+            }
+        }
+        return AgentExport(url: url, headers: headers)
+    }
+
+    private static func isHeaderName(_ name: Substring) -> Bool {
+        (1...64).contains(name.utf8.count)
+            && name.utf8.allSatisfy {
+                (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x2D
+            }
+    }
+
+    private static func isVariableName(_ name: Substring) -> Bool {
+        guard let first = name.utf8.first, !(0x30...0x39).contains(first), name.utf8.count <= 128 else { return false }
+        return name.utf8.allSatisfy {
+            (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x5F
+        }
     }
 
     static let topLevelFields = [
         "image", "image_pull_policy", "control_plane_url", "control_plane_ca_file", "namespace", "agent_port",
         "admin_port", "policy_max_age_seconds", "flush_interval_seconds", "native_sidecar", "token_audience",
-        "token_expiration_seconds", "resources", "pod_annotations", "credentials_secret",
+        "token_expiration_seconds", "resources", "pod_annotations", "credentials_secret", "exports",
     ]
 
     /// `prefix/name`: a DNS subdomain, then 1 to 63 of letters, digits, `-`, `_`, `.`.

@@ -45,6 +45,14 @@ public struct InjectionSettings: Sendable, Equatable {
     /// credentials such as `OPENAI_API_KEY`, named by deployments' `credential_ref`); nil
     /// gives the agent none.
     public var credentialsSecret: String?
+    /// Where injected agents export audit lines and send spans: each becomes the agent's
+    /// `--export-audit-webhook`, `--export-audit-otlp` or `--otlp-traces` flag, with its
+    /// headers (`NAME=ENV_VAR`, the variable a key of ``credentialsSecret``).
+    public var auditWebhook: AgentExport?
+    public var auditOTLP: AgentExport?
+    public var traces: AgentExport?
+    /// The share of calls traced when a caller sends no `traceparent`.
+    public var traceSampleRatio: Double?
 
     /// Settings with the defaults above for everything but what has none.
     public init(image: String, controlPlaneURL: String, policyPublicKey: String, controlPlaneNamespace: String) {
@@ -102,4 +110,15 @@ public enum PodAnnotation {
     public static let policyMaxAge = "sluice.dev/policy-max-age-seconds"
     /// Overrides ``InjectionSettings/flushIntervalSeconds`` (1 to 300).
     public static let flushInterval = "sluice.dev/flush-interval-seconds"
+}
+
+/// One export destination of injected agents: a URL and headers as `NAME=ENV_VAR`.
+public struct AgentExport: Sendable, Equatable {
+    public var url: String
+    public var headers: [String]
+
+    public init(url: String, headers: [String] = []) {
+        self.url = url
+        self.headers = headers
+    }
 }

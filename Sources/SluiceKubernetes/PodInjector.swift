@@ -231,7 +231,7 @@ public enum PodInjector {
             env("SLUICE_POLICY_PUBLIC_KEY", .string(settings.policyPublicKey)),
         ]
         if let ca = settings.controlPlaneCA { environment.append(env("SLUICE_CONTROL_PLANE_CA", .string(ca))) }
-        let arguments = [
+        var arguments = [
             "serve", "--control-plane", settings.controlPlaneURL,
             "--agent-token-file", tokenMount + "/token",
             "--state-dir", stateMount + "/state",
@@ -240,6 +240,17 @@ public enum PodInjector {
             "--policy-max-age-seconds", String(overrides.policyMaxAgeSeconds),
             "--flush-interval-seconds", String(overrides.flushIntervalSeconds),
         ]
+        for (flag, export) in [
+            ("--export-audit-webhook", settings.auditWebhook), ("--export-audit-otlp", settings.auditOTLP),
+            ("--otlp-traces", settings.traces),
+        ] {
+            guard let export else { continue }
+            arguments += [flag, export.url]
+            for header in export.headers { arguments += ["\(flag)-header", header] }
+        }
+        if settings.traces != nil, let ratio = settings.traceSampleRatio {
+            arguments += ["--trace-sample-ratio", String(ratio)]
+        }
         func probe(_ path: String, period: Int, failures: Int) -> JSONValue {
             .object([
                 (

@@ -226,6 +226,10 @@ struct ChartTests {
         #expect(injection.policyMaxAgeSeconds == 3600 && injection.flushIntervalSeconds == 2)
         #expect(!injection.nativeSidecar && injection.tokenAudience == "sluice-prod")
         #expect(injection.credentialsSecret == "llm-keys")
+        let collector = "http://otel-collector.observability:4318"
+        #expect(injection.auditOTLP == AgentExport(url: collector + "/v1/logs", headers: ["DD-API-KEY=DD_API_KEY"]))
+        #expect(injection.traces?.url == collector + "/v1/traces")
+        #expect(injection.traceSampleRatio == 0.1 && injection.auditWebhook == nil)
         #expect(injection.resources.cpuLimit == "500m" && injection.resources.memoryLimit == "128Mi")
         #expect(
             injection.podAnnotations == [

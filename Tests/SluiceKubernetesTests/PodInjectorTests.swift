@@ -230,6 +230,47 @@ struct PodInjectorTests {
         #expect(plain["spec"]?["initContainers"]?.arrayValue?.first?["envFrom"] == nil)
     }
 
+    @Test("exports: the injection file's destinations become the agent's flags; each mistake names its field")
+    func exports() async throws {
+        func file(_ exports: String) -> [UInt8] {
+            Array(
+                #"{"image":"sluice-agent:1","control_plane_url":"https://sluice-control.sluice.svc:8443","#
+                    .utf8) + Array(#""namespace":"sluice","exports":\#(exports)}"#.utf8)
+        }
+        var (settings, _) = try InjectionSettings.parse(
+            file(
+                #"{"audit_otlp":{"url":"http://otel.observability:4318/v1/logs","headers":["DD-API-KEY=DD_API_KEY"]},"#
+                    + #""traces":{"url":"http://otel.observability:4318/v1/traces","sample_ratio":0.25}}"#))
+        settings.policyPublicKey = Self.settings.policyPublicKey
+        let (pod, _) = try webhook(Self.deploymentPod, optedIn: true, settings: settings)
+        let agent = pod["spec"]?["initContainers"]?.arrayValue?.first
+        let arguments = agent?["args"]?.arrayValue?.compactMap(\.stringValue)
+        let expected = [
+            "--export-audit-otlp", "http://otel.observability:4318/v1/logs", "--export-audit-otlp-header",
+            "DD-API-KEY=DD_API_KEY", "--otlp-traces", "http://otel.observability:4318/v1/traces",
+            "--trace-sample-ratio", "0.25",
+        ]
+        #expect(Array((arguments ?? []).suffix(expected.count)) == expected, "\(arguments ?? [])")
+        #expect(arguments?.contains("--export-audit-webhook") == false)
+        try await validate(pod)
+        for (exports, says) in [
+            (#"{"audit_webhok":{"url":"https://h.example/a"}}"#, "exports.\"audit_webhok\": unknown field"),
+            (#"{"audit_webhook":{"url":"ftp://h.example/a"}}"#, "exports.audit_webhook.url"),
+            (#"{"audit_webhook":{"url":"https://h.example/a?token=1"}}"#, "exports.audit_webhook.url"),
+            (#"{"audit_webhook":{"url":"https://h.example/a","headers":["Authorization"]}}"#, "NAME=ENV_VAR"),
+            (#"{"audit_webhook":{"url":"https://h.example/a","sample_ratio":1}}"#, "sample_ratio"),
+            (#"{"traces":{"url":"https://h.example/v1/traces","sample_ratio":2}}"#, "from 0 to 1"),
+            (#"{"traces":{"headers":[]}}"#, "exports.traces.url: missing field"),
+        ] {
+            #expect(throws: KubernetesConfigError.self, "\(exports)") { try InjectionSettings.parse(file(exports)) }
+            do {
+                _ = try InjectionSettings.parse(file(exports))
+            } catch {
+                #expect(error.message.contains(says), "\(exports): \(error.message)")
+            }
+        }
+    }
+
     @Test("pods left alone: opted out, already injected, not asked, another kind, a kube-system pod")
     func leftAlone() throws {
         let optOut = Self.deploymentPod.replacingOccurrences(
