@@ -124,6 +124,8 @@ public final class ControlPlane: Service, Sendable {
     private let logger: Logger
     private let budgets: BudgetWatcher
     private let alerts: AlertSender
+    /// The client alert webhooks and usage export post through.
+    private let outbound = UpstreamClient(group: MultiThreadedEventLoopGroup.singleton)
     private let tls: TLSServerContext?
     /// Serves signed bundles and wakes agents' long-polls when the policy changes.
     public let publisher: PolicyPublisher
@@ -168,7 +170,8 @@ public final class ControlPlane: Service, Sendable {
                     "--db must be sqlite:PATH or postgres://user@host/database, not \(value.prefix(12))…")
             }
             alerts = AlertSender(
-                webhooks: options.alertWebhooks.webhooks, logger: logger, firstBackoff: options.alertRetryBackoff)
+                webhooks: options.alertWebhooks.webhooks, logger: logger, upstream: outbound,
+                group: MultiThreadedEventLoopGroup.singleton, firstBackoff: options.alertRetryBackoff)
             budgets = BudgetWatcher(
                 store: store, logger: logger, interval: options.budgetCheckInterval, sender: alerts)
             publisher = PolicyPublisher(
@@ -193,10 +196,9 @@ public final class ControlPlane: Service, Sendable {
             var injection = options.injection
             injection?.policyPublicKey = signingKey.key.publicKey.rawRepresentation.base64EncodedString()
             let (authenticators, counters) = try makeAgentAuthenticators()
-            let eventLoops = MultiThreadedEventLoopGroup.singleton
             let usageExport = UsageExport(
-                destinations: options.usageExport, settings: options.usageExportSettings,
-                upstream: UpstreamClient(group: eventLoops), group: eventLoops, logger: logger)
+                destinations: options.usageExport, settings: options.usageExportSettings, upstream: outbound,
+                group: MultiThreadedEventLoopGroup.singleton, logger: logger)
             let api = ControlAPI(
                 store: store, publisher: publisher, adminToken: options.adminToken, keyPepper: pepper, budgets: budgets,
                 agentAuthenticators: authenticators, agentAuthCounters: counters, injection: injection,

@@ -34,6 +34,8 @@ public final class BatchExporter: Service, Sendable {
         var queue: [ExportRecord] = []
         var counts = Counts()
         var waiter: CheckedContinuation<Void, Never>?
+        /// The interval passed (or the wait was cancelled) before the wait could see it.
+        var due = false
         var closing = false
     }
 
@@ -129,28 +131,44 @@ public final class BatchExporter: Service, Sendable {
         waiter?.resume()
     }
 
-    /// Waits until a batch is full or the interval has passed; false once closing.
+    /// Ends the current wait: the interval passed, or the task was cancelled. `due` stays set
+    /// until the wait has seen it, so a timer that fires before the wait begins is not lost.
+    private func wake() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.due = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Waits until a batch is full or the interval has passed; false once closing or cancelled.
     private func nextBatchDue() async -> Bool {
+        guard !Task.isCancelled else { return false }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 try? await Task.sleep(for: self.settings.interval)
-                let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-                    defer { state.waiter = nil }
-                    return state.waiter
-                }
-                waiter?.resume()
+                self.wake()
             }
-            await withCheckedContinuation { continuation in
-                let ready = state.withLock { state -> Bool in
-                    if state.closing || state.queue.count >= settings.batchRecords { return true }
-                    state.waiter = continuation
-                    return false
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let ready = state.withLock { state -> Bool in
+                        if state.closing || state.due || state.queue.count >= settings.batchRecords { return true }
+                        state.waiter = continuation
+                        return false
+                    }
+                    if ready { continuation.resume() }
                 }
-                if ready { continuation.resume() }
+            } onCancel: {
+                self.wake()
             }
             group.cancelAll()
         }
-        return !state.withLock { $0.closing }
+        // The timer child has finished by now, so clearing `due` cannot race it.
+        return !state.withLock { state in
+            state.due = false
+            return state.closing
+        } && !Task.isCancelled
     }
 
     private func take() -> [ExportRecord] {

@@ -105,7 +105,9 @@ struct AuditExportTests {
         try await collector.stop()
     }
 
-    @Test("a destination that never answers costs calls nothing: lines past the queue are dropped and counted")
+    @Test(
+        "a destination that never answers costs calls nothing: lines past the queue are dropped and counted",
+        .timeLimit(.minutes(1)))
     func boundedQueue() async throws {
         let closedPort = try await ExternalProcess.freePort(group: .singletonMultiThreadedEventLoopGroup)
         try await AgentHarness.with { harness in

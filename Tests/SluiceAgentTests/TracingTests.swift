@@ -84,7 +84,9 @@ struct TracingTests {
         try await collector.stop()
     }
 
-    @Test("unsampled calls cost no span and send no context upstream; the caller's sampled flag wins over the ratio")
+    @Test(
+        "unsampled calls cost no span and send no context upstream; the caller's sampled flag wins over the ratio",
+        .timeLimit(.minutes(1)))
     func sampling() async throws {
         let collector = try await WebhookReceiver()
         try await AgentHarness.with { harness in

@@ -63,8 +63,8 @@ func usageBatch(
 @Suite("Alerts: alert-only limits, spikes, signed webhooks")
 struct AlertTests {
     @Test(
-        "an alert-only budget is never exhausted; its notices are signed, retried, and sent as JSON and for Slack"
-    )
+        "an alert-only budget is never exhausted; its notices are signed, retried, and sent as JSON and for Slack",
+        .timeLimit(.minutes(1)))
     func alertOnlyBudget() async throws {
         let ops = try await WebhookReceiver(failFirst: 2)
         let chat = try await WebhookReceiver()
@@ -128,7 +128,7 @@ struct AlertTests {
         }
     }
 
-    @Test("a spike in requests against the trailing day's baseline posts one notice")
+    @Test("a spike in requests against the trailing day's baseline posts one notice", .timeLimit(.minutes(1)))
     func requestSpike() async throws {
         let ops = try await WebhookReceiver()
         let fixture = try AlertFixture([("ops", ops, "json")])

@@ -10,8 +10,8 @@ import Testing
 @Suite("Fleet budgets")
 struct BudgetTests {
     @Test(
-        "a team's spent budget is exhausted in the next bundle; soft and hard notices reach the webhook once"
-    )
+        "a team's spent budget is exhausted in the next bundle; soft and hard notices reach the webhook once",
+        .timeLimit(.minutes(1)))
     func exhaustion() async throws {
         try await ControlHarness.with { control in
             let receiver = try await WebhookReceiver()

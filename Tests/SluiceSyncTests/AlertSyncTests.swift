@@ -9,8 +9,8 @@ import Testing
 @Suite("agent ↔ control plane: alert-only limits")
 struct AlertSyncTests {
     @Test(
-        "Engineering's unlimited dev key with high-usage alerts: never refused, defaults held elsewhere, alerts posted"
-    )
+        "Engineering's unlimited dev key with high-usage alerts: never refused, defaults held elsewhere, alerts posted",
+        .timeLimit(.minutes(1)))
     func engineeringDevKey() async throws {
         let hooks = try await WebhookReceiver()
         let url = try #require(URL(string: "http://127.0.0.1:\(hooks.port)/hook"))

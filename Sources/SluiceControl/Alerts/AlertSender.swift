@@ -1,13 +1,11 @@
 import Crypto
 import Foundation
 import Logging
+import NIOCore
 import ServiceLifecycle
+import SluiceHTTP2
 import SluicePolicy
 import Synchronization
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// Posts alert notices to every webhook, each delivery retried with backoff, off the path
 /// of whoever raised the notice. A bounded queue: past `capacity` deliveries waiting, new
@@ -30,6 +28,8 @@ public final class AlertSender: Service {
     }
 
     private let webhooks: [AlertWebhook]
+    private let upstream: UpstreamClient
+    private let group: any EventLoopGroup
     private let logger: Logger
     private let capacity: Int
     private let attempts: Int
@@ -43,12 +43,15 @@ public final class AlertSender: Service {
     ///   - webhooks: the `--alert-webhooks` destinations.
     ///   - attempts: posts per delivery before it is given up.
     ///   - firstBackoff: the wait after the first failure, doubled after each next one.
+    ///   - upstream: the HTTP client posts go through (the agent's own, HTTP/2 or HTTP/1.1).
     public init(
-        webhooks: [AlertWebhook], logger: Logger, capacity: Int = 1_000, attempts: Int = 6,
-        firstBackoff: Duration = .seconds(2),
+        webhooks: [AlertWebhook], logger: Logger, upstream: UpstreamClient, group: any EventLoopGroup,
+        capacity: Int = 1_000, attempts: Int = 6, firstBackoff: Duration = .seconds(2),
         clock: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970) }
     ) {
         self.webhooks = webhooks
+        self.upstream = upstream
+        self.group = group
         self.logger = logger
         self.capacity = capacity
         self.attempts = attempts
@@ -128,18 +131,28 @@ public final class AlertSender: Service {
 
     private func post(_ delivery: Delivery) async throws {
         let body = try Self.body(delivery.notice, format: delivery.webhook.format)
-        var request = URLRequest(url: delivery.webhook.url)
-        request.httpMethod = "POST"
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue(delivery.notice.key, forHTTPHeaderField: "Sluice-Notice-Id")
+        let url = delivery.webhook.url
+        guard let components = URLComponents(url: url, resolvingAgainstBaseURL: false), let host = url.host,
+            let scheme = url.scheme?.lowercased(), scheme == "https" || scheme == "http"
+        else { throw AlertDeliveryError(status: 0) }
+        let origin = UpstreamOrigin(
+            scheme: scheme == "https" ? .https : .http, host: host, port: url.port ?? (scheme == "https" ? 443 : 80))
+        var path = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
+        if let query = components.percentEncodedQuery { path += "?" + query }
+        var headers: [(name: String, value: String)] = [
+            ("content-type", "application/json"), ("user-agent", "sluice-control/0.1"),
+            ("sluice-notice-id", delivery.notice.key),
+        ]
         if let secret = delivery.webhook.secret {
-            request.setValue(Self.signature(body, secret: secret, at: clock()), forHTTPHeaderField: "Sluice-Signature")
+            headers.append(("sluice-signature", Self.signature(body, secret: secret, at: clock())))
         }
-        request.httpBody = body
-        request.timeoutInterval = 10
-        let (_, response) = try await URLSession.shared.data(for: request)
-        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-        guard (200..<300).contains(status) else { throw AlertDeliveryError(status: status) }
+        let request = UpstreamRequest(
+            method: "POST", path: path, headers: headers, body: ByteBuffer(bytes: body),
+            firstByteTimeout: .seconds(10), idleTimeout: .seconds(10))
+        let response = try await upstream.fetch(
+            request, to: origin, on: group.next(), limit: 64 << 10, subject: "the alert webhook",
+            deadline: .seconds(15))
+        guard (200..<300).contains(response.status) else { throw AlertDeliveryError(status: response.status) }
     }
 
     /// The body a webhook of `format` receives.
