@@ -45,9 +45,8 @@ if [[ "${BENCH_ANTHROPIC:-0}" == "1" ]]; then
 fi
 control=""
 if [[ "${BENCH_CONTROL:-0}" == "1" ]]; then
-  # Dynamically linked: the control plane's webhook client needs libcurl, which has no static archive here.
-  swift build -c release --product sluice-control >/dev/null 2>&1
-  control_bin="$(swift build -c release --show-bin-path)"
+  swift build -c release --static-swift-stdlib --product sluice-control >/dev/null 2>&1
+  control_bin="$bin"
   rm -rf "$state/control" "$state/agent-state" && mkdir -p "$state/control"
   export SLUICE_ADMIN_TOKEN=bench-admin-token-0123456789
   "$control_bin/sluice-control" --listen 127.0.0.1:18080 --data-dir "$state/control" --db "sqlite:$state/control/control.db" \
