@@ -44,9 +44,10 @@ public final class BudgetWatcher: Service {
         self.sender = sender
     }
 
-    /// The scopes exhausted now, for a bundle being built.
+    /// The scopes exhausted now, for a bundle being built: the budgets alone, without the
+    /// quota and spike queries whose notices only ``check(now:)`` sends.
     public func exhaustedScopes() async throws -> [ExhaustedScope] {
-        try await evaluate(now: clock()).exhausted
+        try await BudgetLedger.read(store, now: clock()).exhausted
     }
 
     /// Called after usage arrives: at most once per interval, re-evaluates; a change in the
@@ -100,96 +101,44 @@ public final class BudgetWatcher: Service {
         }
     }
 
-    /// A scope the watcher reads: its rollup dimension, kind, name and limits.
-    private struct Watched {
-        var dimension: UsageQuery.Dimension
-        var kind: String
-        var name: String
-        var limits: LimitsDocument
-        var mode: LimitMode { limits.isAlertOnly ? .alert : .enforce }
-    }
+    private typealias Watched = BudgetLedger.Scope
 
     private func evaluate(
         now: Int64
     ) async throws -> (exhausted: [ExhaustedScope], notices: [Notice], legacyURL: URL?) {
-        let snapshot = try await store.snapshot()
-        let zone = TimeZones.rules(named: snapshot.settings.timeZone) ?? .utc
-        var watched: [Watched] = []
-        for entity in snapshot.entities {
-            switch entity {
-            case .team(let team):
-                if let limits = team.limits {
-                    watched.append(.init(dimension: .team, kind: "team", name: team.name, limits: limits))
-                }
-            case .project(let project):
-                if let limits = project.limits {
-                    watched.append(.init(dimension: .project, kind: "project", name: project.name, limits: limits))
-                }
-            case .key(let key):
-                if let limits = key.limits {
-                    watched.append(.init(dimension: .key, kind: "key", name: key.id, limits: limits))
-                }
-            case .service(let service):
-                if let limits = service.limits {
-                    watched.append(.init(dimension: .service, kind: "service", name: service.name, limits: limits))
-                }
-            // End users' spend is not rolled up fleet-wide: their budgets hold per agent.
-            case .model, .endUser: break
-            }
-        }
-        var exhausted: [ExhaustedScope] = []
+        let ledger = try await BudgetLedger.read(store, now: now)
         var notices: [Notice] = []
-        let today = (zone.startOfDay(containing: now), zone.startOfNextDay(after: now))
-        let windows: [(LimitKind, Int64, Int64, KeyPath<LimitsDocument, Double?>)] = [
-            (.dailySpend, today.0, today.1, \.dailySpendUSD),
-            (.monthlySpend, zone.startOfMonth(containing: now), zone.startOfNextMonth(after: now), \.monthlySpendUSD),
-        ]
-        for (limit, start, end, field) in windows {
-            let relevant = watched.filter { $0.limits[keyPath: field] != nil }
-            guard !relevant.isEmpty else { continue }
-            let spend = try await totals(of: relevant, from: start - start % 3600, to: end)
-            for scope in relevant {
-                guard let usd = scope.limits[keyPath: field], let cap = Cost(usd: usd) else { continue }
-                let spent = spend[scope.dimension]?[scope.name]?.costPicoUSD ?? 0
-                let percent =
-                    cap.picoUSD > 0
-                    ? Int(min(Double(spent) / Double(cap.picoUSD) * 100, 10_000)) : (spent > 0 ? 100 : 0)
-                func notice(_ event: String) -> Notice {
-                    var notice = Notice(
-                        event: event, scopeKind: scope.kind, scope: scope.name, limit: limit.rawValue,
-                        mode: scope.mode, windowStart: start, windowEnd: end)
-                    notice.budgetUSD = usd
-                    notice.spentUSD = Double(spent) / 1e12
-                    notice.percent = percent
-                    return notice
-                }
-                let soft = scope.limits.softBudgetPercent ?? snapshot.settings.softBudgetPercent
-                if spent >= cap.picoUSD {
-                    if scope.mode == .alert {
-                        notices.append(notice("budget_exceeded"))
-                    } else {
-                        exhausted.append(
-                            ExhaustedScope(kind: scope.kind, name: scope.name, limit: limit.rawValue, until: end))
-                        notices.append(notice("budget_exhausted"))
-                    }
-                } else if let soft, percent >= soft {
-                    notices.append(notice("soft_budget_reached"))
-                }
+        for standing in ledger.standings {
+            let scope = standing.scope
+            func notice(_ event: String) -> Notice {
+                var notice = Notice(
+                    event: event, scopeKind: scope.kind, scope: scope.name, limit: standing.limit.rawValue,
+                    mode: scope.mode, windowStart: standing.windowStart, windowEnd: standing.windowEnd)
+                notice.budgetUSD = standing.budgetUSD
+                notice.spentUSD = Double(standing.spentPicoUSD) / 1e12
+                notice.percent = standing.percent
+                return notice
+            }
+            if standing.isSpent {
+                notices.append(notice(scope.mode == .alert ? "budget_exceeded" : "budget_exhausted"))
+            } else if let soft = standing.softPercent, standing.percent >= soft {
+                notices.append(notice("soft_budget_reached"))
             }
         }
+        let zone = TimeZones.rules(named: ledger.settings.timeZone) ?? .utc
+        let today = (zone.startOfDay(containing: now), zone.startOfNextDay(after: now))
         notices += try await quotaNotices(
-            watched.filter { $0.mode == .alert && $0.limits.requestsPerDay != nil }, today: today)
-        notices += try await spikeNotices(watched.filter { $0.limits.spike != nil }, now: now)
-        exhausted.sort { ($0.kind, $0.name, $0.limit) < ($1.kind, $1.name, $1.limit) }
-        let legacyURL = snapshot.settings.budgetWebhookURL.flatMap(URL.init(string:))
-        return (exhausted, notices, legacyURL)
+            ledger.scopes.filter { $0.mode == .alert && $0.limits.requestsPerDay != nil }, today: today)
+        notices += try await spikeNotices(ledger.scopes.filter { $0.limits.spike != nil }, now: now)
+        let legacyURL = ledger.settings.budgetWebhookURL.flatMap(URL.init(string:))
+        return (ledger.exhausted, notices, legacyURL)
     }
 
     /// Alert-only daily request quotas crossed today. (Enforced ones are leased to agents,
     /// which refuse past them.)
     private func quotaNotices(_ scopes: [Watched], today: (Int64, Int64)) async throws -> [Notice] {
         guard !scopes.isEmpty else { return [] }
-        let counts = try await totals(of: scopes, from: today.0 - today.0 % 3600, to: today.1)
+        let counts = try await BudgetLedger.totals(store, of: scopes, from: today.0 - today.0 % 3600, to: today.1)
         return scopes.compactMap { scope in
             guard let quota = scope.limits.requestsPerDay else { return nil }
             let requests = counts[scope.dimension]?[scope.name]?.requests ?? 0
@@ -214,8 +163,9 @@ public final class BudgetWatcher: Service {
             let group = scopes.filter { $0.limits.spike.map { [$0.windowHours, $0.baselineHours] } == shape }
             let windowStart = hour - (windowHours - 1) * 3600
             let windowEnd = hour + 3600
-            let recent = try await totals(of: group, from: windowStart, to: windowEnd)
-            let before = try await totals(of: group, from: windowStart - baselineHours * 3600, to: windowStart)
+            let recent = try await BudgetLedger.totals(store, of: group, from: windowStart, to: windowEnd)
+            let before = try await BudgetLedger.totals(
+                store, of: group, from: windowStart - baselineHours * 3600, to: windowStart)
             for scope in group {
                 guard let rule = scope.limits.spike else { continue }
                 func measure(_ row: UsageRow?) -> Double {
@@ -236,25 +186,6 @@ public final class BudgetWatcher: Service {
             }
         }
         return notices
-    }
-
-    /// Usage between `from` and `to`, per dimension the scopes use and per scope name.
-    private func totals(
-        of scopes: [Watched], from: Int64, to: Int64
-    ) async throws -> [UsageQuery.Dimension: [String: UsageRow]] {
-        var totals: [UsageQuery.Dimension: [String: UsageRow]] = [:]
-        for dimension in Set(scopes.map(\.dimension)) {
-            let rows = try await store.usage(UsageQuery(groupBy: [dimension], from: from, to: to))
-            totals[dimension] = Dictionary(
-                rows.map { ($0.group[dimension.rawValue] ?? "", $0) },
-                uniquingKeysWith: { first, second in
-                    var sum = first
-                    sum.requests += second.requests
-                    sum.costPicoUSD += second.costPicoUSD
-                    return sum
-                })
-        }
-        return totals
     }
 }
 
