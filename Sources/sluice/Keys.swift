@@ -262,7 +262,8 @@ struct Keys: AsyncParsableCommand {
 struct Usage: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "usage", abstract: "Spend and tokens, grouped, from the control plane's rollups.")
-    @Option(help: "Comma-separated: team, project, service, key, model, day, or meta.NAME (a key metadata field).")
+    @Option(
+        help: "Comma-separated: team, project, service, key, model, day, hour, or meta.NAME (a key metadata field).")
     var by: String = "team"
     @Option(help: "How far back: 30m, 12h, 7d, or a UTC date such as 2026-11-01.") var since: String = "30d"
     @Option(help: "Only the top N groups by spend.") var top: Int?

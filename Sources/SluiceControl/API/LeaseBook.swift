@@ -92,7 +92,7 @@ public final class LeaseBook: Sendable {
         var fleetSpent: [String: Int] = [:]
         for demand in request.demands {
             guard let limit = LeaseLimit(rawValue: demand.limit), limit.isQuota,
-                let dimension = UsageQuery.Dimension(rawValue: demand.scopeKind), dimension != .day
+                let dimension = UsageQuery.Dimension(rawValue: demand.scopeKind), !dimension.isTime
             else { continue }
             let used = try await fleetUse(dimension, daily: limit.isDaily, zone: zone, now: now)[demand.scope]
             fleetSpent["\(demand.scopeKind)/\(demand.scope)/\(demand.limit)"] =
@@ -197,7 +197,7 @@ public final class LeaseBook: Sendable {
                     delivered: $0.delivered.map(Int.init))
             }
             if limit.isQuota {
-                guard let dimension = UsageQuery.Dimension(rawValue: kind), dimension != .day else { continue }
+                guard let dimension = UsageQuery.Dimension(rawValue: kind), !dimension.isTime else { continue }
                 let use = try await fleetUse(dimension, daily: limit.isDaily, zone: zone, now: now)[scope]
                 let used = Int(limit.isSpend ? use?.costPicoUSD ?? 0 : use?.requests ?? 0)
                 let caps = LeaseAllocation.quotas(

@@ -74,7 +74,7 @@ enum UsageParameters {
                         400,
                         "group_by: \(Identifier.quoted(String(part.prefix(32))))"
                             + " is not one of team, project, service, key,"
-                            + " model, day or meta.NAME",
+                            + " model, day, hour or meta.NAME",
                         code: "invalid_group_by")
                 }
                 groupBy.append(dimension)

@@ -390,7 +390,7 @@ public final class PostgresStore: Store {
                 var group: [String: String] = [:]
                 for (index, dimension) in query.groupBy.enumerated() {
                     group[dimension.rawValue] =
-                        dimension == .day
+                        dimension.isTime
                         ? String(try columns[index].decode(Int64.self)) : try columns[index].decode(String.self)
                 }
                 result.append((group, try decode(columns, query.groupBy.count)))

@@ -299,7 +299,8 @@ public final class SQLiteStore: Store {
                 var group: [String: String] = [:]
                 for dimension in query.groupBy {
                     group[dimension.rawValue] =
-                        dimension == .day ? String(row["g_day"] as Int64) : (row["g_\(dimension.rawValue)"] as String)
+                        dimension.isTime
+                        ? String(row["g_\(dimension.rawValue)"] as Int64) : (row["g_\(dimension.rawValue)"] as String)
                 }
                 return group
             }

@@ -262,6 +262,10 @@ public struct UsageQuery: Sendable, Equatable {
     /// What a usage row can be grouped by.
     public enum Dimension: String, Sendable, CaseIterable {
         case team, project, service, key, model, day
+        /// The hour's start (Unix seconds); always read from the hourly cells.
+        case hour
+        /// Grouped by time rather than by a name: the value is a Unix second, not text.
+        public var isTime: Bool { self == .day || self == .hour }
     }
     public var groupBy: [Dimension]
     /// Unix seconds, inclusive start and exclusive end (whole hours are summed).

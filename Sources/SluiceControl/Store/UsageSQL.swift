@@ -80,13 +80,15 @@ enum UsageSQL {
             case .key: (dimension, "key_id")
             case .model: (dimension, "model")
             case .day: (dimension, "(start - start % 86400)")
+            case .hour: (dimension, "start")
             }
         }
     }
 
-    /// Day grouping reads the daily cells when the range is whole days; otherwise hourly.
+    /// Day grouping reads the daily cells when the range is whole days; otherwise hourly, as
+    /// hour grouping always does.
     private static func granularity(_ query: UsageQuery) -> String {
-        query.from % 86_400 == 0 && query.to % 86_400 == 0 ? "day" : "hour"
+        !query.groupBy.contains(.hour) && query.from % 86_400 == 0 && query.to % 86_400 == 0 ? "day" : "hour"
     }
 }
 
