@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(libnghttp2-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev pkg-config curl tzdata ca-certificates)
 if [[ "${1:-}" == "--test" ]]; then
-  packages+=(nghttp2-server nghttp2-client nghttp2-proxy wrk postgresql python3-venv)
+  packages+=(nghttp2-server nghttp2-client nghttp2-proxy wrk postgresql python3-venv chromium chromium-driver)
 fi
 
 missing=()

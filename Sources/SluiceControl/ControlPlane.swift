@@ -21,6 +21,8 @@ public struct ControlOptions: Sendable {
     /// default database live here.
     public var dataDirectory = ".state/control"
     public var adminToken: Secret
+    /// Opens the dashboard (`/ui`) read-only; nil: only the admin token logs in.
+    public var viewerToken: Secret?
     /// Where `SLUICE_KEY_PEPPER` is read from.
     public var environment: [String: String]
     /// How often a long-poll re-reads the policy version, to see another replica's writes.
@@ -147,6 +149,14 @@ public final class ControlPlane: Service, Sendable {
         guard options.adminToken.reveal().utf8.count >= 16 else {
             throw ControlStartError("the admin token must be at least 16 characters")
         }
+        if let viewer = options.viewerToken {
+            guard viewer.reveal().utf8.count >= 16 else {
+                throw ControlStartError("the viewer token must be at least 16 characters")
+            }
+            guard viewer != options.adminToken else {
+                throw ControlStartError("the viewer token must differ from the admin token")
+            }
+        }
         do {
             let directory = try ControlDataDirectory(path: options.dataDirectory)
             signingKey = PolicyPublisher.SigningKey(key: try directory.signingKey())
@@ -202,7 +212,7 @@ public final class ControlPlane: Service, Sendable {
             let api = ControlAPI(
                 store: store, publisher: publisher, adminToken: options.adminToken, keyPepper: pepper, budgets: budgets,
                 agentAuthenticators: authenticators, agentAuthCounters: counters, injection: injection,
-                usageExport: usageExport)
+                usageExport: usageExport, viewerToken: options.viewerToken, secureCookies: tls != nil)
             let (host, database, directory, logger) = (options.host, databaseDescription, options.dataDirectory, logger)
             let (budgets, publisher) = (self.budgets, self.publisher)
             let onListening = options.onListening

@@ -34,6 +34,11 @@ struct SluiceControlCommand: AsyncParsableCommand {
     @Option(help: "File holding the admin token (otherwise SLUICE_ADMIN_TOKEN).")
     var adminTokenFile: String?
 
+    @Option(
+        help: "File holding a viewer token: it logs in to the dashboard (/ui) read-only (else SLUICE_VIEWER_TOKEN)."
+    )
+    var viewerTokenFile: String?
+
     @Option(help: "PEM certificate chain to serve over TLS (with --tls-key); agents then use https://.")
     var tlsCert: String?
 
@@ -131,6 +136,7 @@ struct SluiceControlCommand: AsyncParsableCommand {
             var options = ControlOptions(
                 adminToken: try bootstrapped?.adminToken ?? readAdminToken(environment: environment),
                 environment: environment)
+            options.viewerToken = try readViewerToken(environment: environment)
             options.host = String(parts[0])
             options.port = port
             options.database = db
@@ -176,6 +182,16 @@ struct SluiceControlCommand: AsyncParsableCommand {
             configuration: .init(
                 services: [controlPlane] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    private func readViewerToken(environment: [String: String]) throws -> Secret? {
+        if let viewerTokenFile {
+            guard let text = try? String(contentsOfFile: viewerTokenFile, encoding: .utf8) else {
+                throw ControlStartError("cannot read --viewer-token-file \(viewerTokenFile)")
+            }
+            return Secret(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        return environment["SLUICE_VIEWER_TOKEN"].flatMap { $0.isEmpty ? nil : Secret($0) }
     }
 
     private func readAdminToken(environment: [String: String]) throws -> Secret {

@@ -388,6 +388,10 @@ struct StoreConformanceTests {
         // An hourly range reads the hourly cells.
         let firstHour = try await store.usage(UsageQuery(groupBy: [.model], from: Self.hour, to: Self.hour + 3600))
         #expect(firstHour.map(\.costPicoUSD) == [7_000, 5_000])
+        // Hour grouping reads the hourly cells even over whole days.
+        let byHour = try await store.usage(UsageQuery(groupBy: [.hour], from: day, to: day + 2 * 86_400))
+        #expect(byHour.map(\.group) == [["hour": String(Self.hour)], ["hour": String(Self.hour + 86_400)]])
+        #expect(byHour.map(\.costPicoUSD) == [12_000, 1_000])
     }
 
     @Test(

@@ -172,6 +172,10 @@ struct ChartTests {
             $0["name"]?.stringValue == "SLUICE_USAGE_OTLP_HEADER_0"
         }
         #expect(headerVariable?["valueFrom"]?["secretKeyRef"]?["name"]?.stringValue == "sluice-usage-export")
+        // The dashboard's viewer token: from the operator's Secret, by name only.
+        let viewer = environment?.arrayValue?.first { $0["name"]?.stringValue == "SLUICE_VIEWER_TOKEN" }
+        #expect(viewer?["valueFrom"]?["secretKeyRef"]?["name"]?.stringValue == "sluice-dashboard")
+        #expect(viewer?["valueFrom"]?["secretKeyRef"]?["key"]?.stringValue == "viewer-token")
         #expect(
             environment?.arrayValue?.first?["valueFrom"]?["secretKeyRef"]?["name"]?.stringValue == "sluice-database")
         #expect(Self.object(documents, kind: "PersistentVolumeClaim") == nil)

@@ -76,8 +76,11 @@ public final class ControlPlaneClient: Sendable {
     }
 
     /// `POST path` with a JSON body and the agent token, the answer read whole (bounded).
-    public func post(_ path: String, json: [UInt8], timeout: TimeAmount) async throws(Failure) -> Response {
-        try await send("POST", path, headers: [("content-type", "application/json")], body: json, timeout: timeout)
+    public func post(
+        _ path: String, json: [UInt8], headers: [(name: String, value: String)] = [], timeout: TimeAmount
+    ) async throws(Failure) -> Response {
+        try await send(
+            "POST", path, headers: [("content-type", "application/json")] + headers, body: json, timeout: timeout)
     }
 
     private func send(

@@ -98,7 +98,11 @@ public final class UsageFlusher: Service {
             }
             let response: ControlPlaneClient.Response
             do {
-                response = try await client.post("/v1/agent/usage", json: body, timeout: .seconds(30))
+                // The batches still waiting behind this one: the dashboard's spool backlog.
+                // A header, so a control plane from before it ignores it.
+                response = try await client.post(
+                    "/v1/agent/usage", json: body,
+                    headers: [("sluice-spool-backlog", String(pending.count - index - 1))], timeout: .seconds(30))
             } catch {
                 report(status, "usage flush: control plane unreachable: \(error.message)")
                 return (false, renewed)

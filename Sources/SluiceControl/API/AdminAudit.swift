@@ -12,13 +12,14 @@ struct AdminAudit: Sendable {
 
     /// Records a write that is already stored. A failure to append to the trail is logged,
     /// not returned: the change itself has happened and the admin must hear that it did.
+    /// `actor` overrides the `Sluice-Actor` header (the dashboard names itself).
     func changed(
         _ request: Request, _ action: String, _ kind: String, _ name: String, fields: [String] = [],
-        policy: Bool = true
+        policy: Bool = true, actor: String? = nil
     ) async {
         if policy { publisher.policyChanged() }
         let change = AdminChange(
-            at: Int64(Date().timeIntervalSince1970), actor: Self.actor(request), action: action, kind: kind,
+            at: Int64(Date().timeIntervalSince1970), actor: actor ?? Self.actor(request), action: action, kind: kind,
             name: name, fields: fields)
         logger.info(
             "admin change",

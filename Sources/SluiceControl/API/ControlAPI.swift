@@ -31,6 +31,12 @@ public struct ControlAPI: Sendable {
     let injection: InjectionSettings?
     /// Applied usage batches go here too.
     let usageExport: UsageExport
+    /// What each agent last told this replica (the dashboard's agents page).
+    public let activity = AgentActivity()
+    /// The dashboard's sessions: logins with the admin or the viewer token.
+    let sessions: DashboardSessions
+    /// Session cookies are marked Secure (the control plane serves TLS).
+    let secureCookies: Bool
     let webhookLogger: Logger
     /// Largest request body read (bytes).
     static let maxBody = 4 << 20
@@ -40,8 +46,11 @@ public struct ControlAPI: Sendable {
         budgets: BudgetWatcher? = nil,
         agentAuthenticators: [any AgentAuthenticator] = [], agentAuthCounters: AgentAuthCounters? = nil,
         injection: InjectionSettings? = nil, usageExport: UsageExport = UsageExport(),
+        viewerToken: Secret? = nil, secureCookies: Bool = false,
         logger: Logger = Logger(label: "sluice.control.admin")
     ) {
+        sessions = DashboardSessions(adminToken: adminToken, viewerToken: viewerToken)
+        self.secureCookies = secureCookies
         self.usageExport = usageExport
         extraAgentAuthenticators = agentAuthenticators
         self.agentAuthCounters = agentAuthCounters
@@ -89,6 +98,8 @@ public struct ControlAPI: Sendable {
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: document)))
         }
+        // After the document: the dashboard's HTML pages are no part of the API.
+        addDashboardRoutes(to: router)
         return router
     }
 
@@ -205,7 +216,7 @@ public struct ControlAPI: Sendable {
     /// `/v1/agent`, for agent tokens only: the signed policy bundle, usage batches, leases.
     func agentRoutes() -> RouteCollection<ControlContext> {
         let (store, leases, budgets, publisher) = (self.store, self.leases, self.budgets, self.publisher)
-        let usageExport = self.usageExport
+        let (usageExport, activity) = (self.usageExport, self.activity)
         let agent = RouteCollection(context: ControlContext.self).add(
             middleware: AgentAuthMiddleware(
                 authenticators: [IssuedTokenAuthenticator(store: store, hasher: keyHasher, cache: agentTokens)]
@@ -213,7 +224,13 @@ public struct ControlAPI: Sendable {
         agent.get("policy") { request, context in
             var response = try await policy(request, scopedTo: context.agentService)
             // The agent learns the id to tag its usage batches with from here.
-            if let id = context.agentID { response.headers[.init("sluice-agent-id")!] = id }
+            if let id = context.agentID {
+                response.headers[.init("sluice-agent-id")!] = id
+                if let version = response.headers[.eTag].flatMap(Self.version(fromTag:)) {
+                    activity.policyRequested(
+                        agentID: id, service: context.agentService, version: version, now: unixNow())
+                }
+            }
             return response
         }
         agent.post("usage") { request, context in
@@ -233,12 +250,17 @@ public struct ControlAPI: Sendable {
             let renewal = batch.leases
             batch.leases = nil
             var ack = try await store.apply(batch)
+            activity.usageArrived(
+                agentID: agentID, sequence: batch.sequence,
+                backlog: request.headers[.init("sluice-spool-backlog")!].flatMap { Int($0) }, now: unixNow())
             if !ack.duplicate { usageExport.export(batch) }
             if !ack.duplicate { leases.usageArrived() }
             if !ack.duplicate, let budgets, await budgets.usageArrived() { publisher.policyChanged() }
             if let renewal {
                 do {
-                    ack.leases = try await leases.renew(agentID: agentID, request: renewal)
+                    let answer = try await leases.renew(agentID: agentID, request: renewal)
+                    activity.leased(agentID: agentID, grants: answer.grants, now: unixNow())
+                    ack.leases = answer
                 } catch {
                     context.logger.warning(
                         "lease renewal with a usage batch failed",
@@ -253,7 +275,9 @@ public struct ControlAPI: Sendable {
                 throw APIError(403, "no agent identity", code: "agent_mismatch")
             }
             do {
-                return try jsonResponse(try await leases.renew(agentID: agentID, request: renewal))
+                let answer = try await leases.renew(agentID: agentID, request: renewal)
+                activity.leased(agentID: agentID, grants: answer.grants, now: unixNow())
+                return try jsonResponse(answer)
             } catch let error as WireError {
                 throw APIError(400, error.message, code: "invalid_body")
             }
@@ -466,3 +490,6 @@ func jsonResponse<Value: Encodable>(_ value: Value, status: HTTPResponse.Status 
     return Response(
         status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
 }
+
+/// Unix seconds now.
+func unixNow() -> Int64 { Int64(Date().timeIntervalSince1970) }

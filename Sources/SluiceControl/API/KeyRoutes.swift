@@ -300,11 +300,7 @@ extension ControlAPI {
         }
         group.post("keys/:id/revoke") { request, context in
             let id = try context.pathParameter("id")
-            let key = try await Self.changeKey(id, in: store) { key in
-                key.revoked = true
-                key.previousHash = nil
-                key.previousHashExpiresAt = nil
-            }
+            let key = try await Self.revokeKey(id, in: store)
             await audit.changed(request, "revoke", "key", id)
             return try jsonResponse(KeyView(key))
         }
@@ -342,6 +338,15 @@ extension ControlAPI {
 
     /// Reads a key, changes it with `edit` and stores it, with no other policy write in
     /// between. Returns what was stored; 404 when there is no such key.
+    /// Revokes a key and drops its rotation grace: neither secret works any more.
+    static func revokeKey(_ id: String, in store: any Store) async throws -> KeyDocument {
+        try await changeKey(id, in: store) { key in
+            key.revoked = true
+            key.previousHash = nil
+            key.previousHashExpiresAt = nil
+        }
+    }
+
     static func changeKey(
         _ id: String, in store: any Store, _ edit: @escaping @Sendable (inout KeyDocument) throws -> Void
     ) async throws -> KeyDocument {
