@@ -122,8 +122,22 @@ public final class WebDriver: Sendable {
             _ = try await driver.call("POST", "element/\(id)/value", ["text": text])
         }
 
-        /// Clicks it and, when that submits a form, waits for the next page to load.
         public func click() async throws { _ = try await driver.call("POST", "element/\(id)/click", [:]) }
+
+        /// Clicks a button that submits its form, and returns once the page it was on is gone
+        /// (this element has gone stale): the browser then answers for the next page, which
+        /// chromedriver waits to finish loading before its next command.
+        public func submit(timeout: Duration = .seconds(10)) async throws {
+            try await click()
+            let deadline = ContinuousClock.now + timeout
+            while (try? await driver.call("GET", "element/\(id)/name")) != nil {
+                guard ContinuousClock.now < deadline else {
+                    throw TestClientError(message: "the page did not change within \(timeout) of the click")
+                }
+                // Each check is a round trip to the browser: no sleep stands in for the signal.
+                await Task.yield()
+            }
+        }
 
         /// Every element inside it matching a CSS selector.
         public func elements(_ selector: String) async throws -> [Element] {

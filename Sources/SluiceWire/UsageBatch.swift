@@ -57,11 +57,16 @@ public struct UsageDelta: Codable, Sendable, Equatable {
     public var costPicoUSD: Int64
     /// Refusals by reason code.
     public var denials: [String: Int64]
+    /// Refusals by the rule that refused them (names only: `team "ml" tokens_per_minute`).
+    /// Absent from agents before it and left out when empty; control planes before it
+    /// ignore it.
+    public var denialRules: [String: Int64]
 
     public init(
         hour: Int64, team: String? = nil, project: String? = nil, service: String, keyID: String? = nil, model: String,
         requests: Int64 = 0, promptTokens: Int64 = 0, completionTokens: Int64 = 0, cachedPromptTokens: Int64 = 0,
-        cacheCreationTokens: Int64 = 0, costPicoUSD: Int64 = 0, denials: [String: Int64] = [:]
+        cacheCreationTokens: Int64 = 0, costPicoUSD: Int64 = 0, denials: [String: Int64] = [:],
+        denialRules: [String: Int64] = [:]
     ) {
         self.hour = hour
         self.team = team
@@ -76,6 +81,7 @@ public struct UsageDelta: Codable, Sendable, Equatable {
         self.cacheCreationTokens = cacheCreationTokens
         self.costPicoUSD = costPicoUSD
         self.denials = denials
+        self.denialRules = denialRules
     }
 
     /// The cache figures may be absent: agents from before they existed send none.
@@ -94,6 +100,25 @@ public struct UsageDelta: Codable, Sendable, Equatable {
         cacheCreationTokens = try container.decodeIfPresent(Int64.self, forKey: .cacheCreationTokens) ?? 0
         costPicoUSD = try container.decode(Int64.self, forKey: .costPicoUSD)
         denials = try container.decode([String: Int64].self, forKey: .denials)
+        denialRules = try container.decodeIfPresent([String: Int64].self, forKey: .denialRules) ?? [:]
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(hour, forKey: .hour)
+        try container.encodeIfPresent(team, forKey: .team)
+        try container.encodeIfPresent(project, forKey: .project)
+        try container.encode(service, forKey: .service)
+        try container.encodeIfPresent(keyID, forKey: .keyID)
+        try container.encode(model, forKey: .model)
+        try container.encode(requests, forKey: .requests)
+        try container.encode(promptTokens, forKey: .promptTokens)
+        try container.encode(completionTokens, forKey: .completionTokens)
+        try container.encode(cachedPromptTokens, forKey: .cachedPromptTokens)
+        try container.encode(cacheCreationTokens, forKey: .cacheCreationTokens)
+        try container.encode(costPicoUSD, forKey: .costPicoUSD)
+        try container.encode(denials, forKey: .denials)
+        if !denialRules.isEmpty { try container.encode(denialRules, forKey: .denialRules) }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -107,6 +132,7 @@ public struct UsageDelta: Codable, Sendable, Equatable {
         case cacheCreationTokens = "cache_creation_tokens"
         case costPicoUSD = "cost_pico_usd"
         case denials
+        case denialRules = "denial_rules"
     }
 
     /// Bounds on one delta: one agent's calls on one key and model in one hour. They are far
@@ -116,6 +142,9 @@ public struct UsageDelta: Codable, Sendable, Equatable {
     public static let maxTokens: Int64 = 1_000_000_000_000
     /// 10^17 pico-USD: $100,000.
     public static let maxCostPicoUSD: Int64 = 100_000_000_000_000_000
+    /// At most this many rules per delta, each 1 to `maxRuleBytes` bytes.
+    public static let maxRules = 64
+    public static let maxRuleBytes = 200
 
     func validate(at path: String) throws(WireError) {
         guard hour >= 0, hour % 3600 == 0 else {
@@ -130,11 +159,21 @@ public struct UsageDelta: Codable, Sendable, Equatable {
         ] where !(0...bound).contains(value) {
             throw WireError("\(path).\(name) must be 0 to \(bound)")
         }
+        // `rule:` is how the rollups keep refusals by rule beside those by reason.
         guard denials.values.allSatisfy({ (0...Self.maxRequests).contains($0) }), denials.count <= 64,
-            denials.keys.allSatisfy({ (1...64).contains($0.utf8.count) })
+            denials.keys.allSatisfy({ (1...64).contains($0.utf8.count) && !$0.hasPrefix("rule:") })
         else {
             throw WireError(
-                "\(path).denials must hold at most 64 counts of 0 to \(Self.maxRequests), by reasons of 1 to 64 bytes")
+                "\(path).denials must hold at most 64 counts of 0 to \(Self.maxRequests), by reasons of 1 to 64 bytes"
+                    + " (not starting with rule:)")
+        }
+        guard denialRules.values.allSatisfy({ (0...Self.maxRequests).contains($0) }),
+            denialRules.count <= Self.maxRules,
+            denialRules.keys.allSatisfy({ (1...Self.maxRuleBytes).contains($0.utf8.count) })
+        else {
+            throw WireError(
+                "\(path).denial_rules must hold at most \(Self.maxRules) counts of 0 to \(Self.maxRequests), by rules"
+                    + " of 1 to \(Self.maxRuleBytes) bytes")
         }
         for text in [team, project, keyID, Optional(service), Optional(model)].compactMap({ $0 })
         where text.utf8.count > 200 {

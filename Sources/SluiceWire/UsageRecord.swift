@@ -20,11 +20,14 @@ public struct UsageRecord: Codable, Sendable, Equatable {
     public var costPicoUSD: Int64
     /// The refusal's reason code, for calls refused by policy.
     public var denial: String?
+    /// The rule that refused it (`team "ml" tokens_per_minute`): names only, as the audit
+    /// line has it.
+    public var denialRule: String?
 
     public init(
         hour: Int64, team: String? = nil, project: String? = nil, service: String, keyID: String? = nil, model: String,
         requests: Int64, promptTokens: Int64 = 0, completionTokens: Int64 = 0, cachedPromptTokens: Int64 = 0,
-        cacheCreationTokens: Int64 = 0, costPicoUSD: Int64 = 0, denial: String? = nil
+        cacheCreationTokens: Int64 = 0, costPicoUSD: Int64 = 0, denial: String? = nil, denialRule: String? = nil
     ) {
         self.hour = hour
         self.team = team
@@ -39,6 +42,7 @@ public struct UsageRecord: Codable, Sendable, Equatable {
         self.cacheCreationTokens = cacheCreationTokens
         self.costPicoUSD = costPicoUSD
         self.denial = denial
+        self.denialRule = denialRule
     }
 
     /// Short keys: the spool holds one of these per call.
@@ -57,6 +61,7 @@ public struct UsageRecord: Codable, Sendable, Equatable {
         case cacheCreationTokens = "pw"
         case costPicoUSD = "c"
         case denial = "d"
+        case denialRule = "dr"
     }
 
     /// The record as one line of JSON with its newline, written by hand because it is
@@ -73,6 +78,7 @@ public struct UsageRecord: Codable, Sendable, Equatable {
         Self.appendField(#","k":"#, keyID, to: &line)
         Self.appendField(#","m":"#, model, to: &line)
         Self.appendField(#","d":"#, denial, to: &line)
+        Self.appendField(#","dr":"#, denialRule, to: &line)
         line.append(contentsOf: #","r":"#.utf8)
         Self.appendNumber(requests, to: &line)
         // Zero counts are left out: most lines are refusals or calls without cache figures.
@@ -132,6 +138,7 @@ public struct UsageRecord: Codable, Sendable, Equatable {
         cacheCreationTokens = try container.decodeIfPresent(Int64.self, forKey: .cacheCreationTokens) ?? 0
         costPicoUSD = try container.decodeIfPresent(Int64.self, forKey: .costPicoUSD) ?? 0
         denial = try container.decodeIfPresent(String.self, forKey: .denial)
+        denialRule = try container.decodeIfPresent(String.self, forKey: .denialRule)
     }
 
     private static func appendQuoted(_ text: String, to line: inout [UInt8]) {
@@ -173,6 +180,13 @@ extension UsageRecord {
             delta.cacheCreationTokens += record.cacheCreationTokens
             delta.costPicoUSD += record.costPicoUSD
             if let denial = record.denial { delta.denials[denial, default: 0] += 1 }
+            // Past the bound a cell's further rules go uncounted by rule; their reasons
+            // are still counted above.
+            if let rule = record.denialRule, (1...UsageDelta.maxRuleBytes).contains(rule.utf8.count),
+                delta.denialRules[rule] != nil || delta.denialRules.count < UsageDelta.maxRules
+            {
+                delta.denialRules[rule, default: 0] += 1
+            }
             cells[cell] = delta
         }
         return cells.values.sorted { left, right in

@@ -49,7 +49,9 @@ private func seed(_ control: ControlHarness) async throws {
     }
     let deltas = [
         delta("eng", key: nil, requests: 5, cost: 250_000_000_000),
-        delta("ml", key: "ci", requests: 2, cost: 100_000_000_000, denials: #"{"budget_exceeded":2}"#),
+        delta(
+            "ml", key: "ci", requests: 2, cost: 100_000_000_000,
+            denials: #"{"budget_exceeded":2},"denial_rules":{"team \"ml\" daily_spend_usd":2}"#),
         delta(scriptTeam, key: nil, requests: 1, cost: 10_000_000_000),
     ]
     let batch = #"{"agent_id":"agent-1","epoch":"e1","sequence":1,"deltas":[\#(deltas.joined(separator: ","))]}"#
@@ -63,7 +65,7 @@ private func seed(_ control: ControlHarness) async throws {
 private func logIn(_ browser: WebDriver, port: Int, token: String) async throws {
     try await browser.open("http://127.0.0.1:\(port)/ui/login")
     try await browser.element("#token").type(token)
-    try await browser.element("#login").click()
+    try await browser.element("#login").submit()
 }
 
 @Suite("Dashboard: pages in a real browser, sessions, CSRF, escaping")
@@ -142,6 +144,10 @@ struct DashboardTests {
                 #expect(try await browser.element("#denied").text() == "2")
                 #expect(try await browser.element("#by-reason .reason").text() == "budget_exceeded")
                 #expect(try await browser.element("#by-team .group").text() == "ml")
+                #expect(try await browser.element("#by-rule .rule").text() == #"team "ml" daily_spend_usd"#)
+                try await browser.open(base + "/ui/denials?by=rule")
+                let legend = try await browser.element("svg.chart text[font-size='12']").text()
+                #expect(legend == #"team "ml" daily_spend_usd"#)
                 try await browser.screenshot(to: artifacts + "/denials.png")
 
                 try await browser.open(base + "/ui/agents")
@@ -162,7 +168,7 @@ struct DashboardTests {
                 #expect(try await browser.elements("img").isEmpty)
                 #expect(try await browser.element("#keys .used").text().hasPrefix("hour of "))
                 try await browser.screenshot(to: artifacts + "/keys.png")
-                try await browser.element("#keys button.revoke").click()
+                try await browser.element("#keys button.revoke").submit()
                 #expect(try await browser.currentURL() == base + "/ui/keys")
                 #expect(try await browser.element("#keys td.state").text() == "revoked")
                 #expect(try await control.request("GET", "/v1/admin/keys/ci").text.contains(#""revoked":true"#))
@@ -173,7 +179,7 @@ struct DashboardTests {
                 try await browser.screenshot(to: artifacts + "/changes.png")
 
                 // Log out: the session is over, here and in the browser.
-                try await browser.element("header button").click()
+                try await browser.element("header button").submit()
                 #expect(try await browser.currentURL() == base + "/ui/login")
                 try await browser.open(base + "/ui/keys")
                 #expect(try await browser.currentURL() == base + "/ui/login")

@@ -388,6 +388,13 @@ struct StoreConformanceTests {
         // An hourly range reads the hourly cells.
         let firstHour = try await store.usage(UsageQuery(groupBy: [.model], from: Self.hour, to: Self.hour + 3600))
         #expect(firstHour.map(\.costPicoUSD) == [7_000, 5_000])
+        // Refusals by rule come back beside those by reason, in the same groups.
+        var refused = Self.batch(4, cost: 0, team: "ml", model: "a")
+        refused.deltas[0].denialRules = [#"team "ml" requests_per_minute"#: 2]
+        _ = try await store.apply(refused)
+        let ml = try await store.usage(UsageQuery(groupBy: [.team], from: day, to: day + 2 * 86_400)).first
+        #expect(ml?.denials == ["rate_limit_exceeded": 3])
+        #expect(ml?.denialRules == [#"team "ml" requests_per_minute"#: 2])
         // Hour grouping reads the hourly cells even over whole days.
         let byHour = try await store.usage(UsageQuery(groupBy: [.hour], from: day, to: day + 2 * 86_400))
         #expect(byHour.map(\.group) == [["hour": String(Self.hour)], ["hour": String(Self.hour + 86_400)]])

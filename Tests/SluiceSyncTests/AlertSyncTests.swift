@@ -63,6 +63,20 @@ struct AlertSyncTests {
             #expect(posted)
             let notices = events.withLock { $0 }
             #expect(notices.allSatisfy { $0.scopeKind == "key" && $0.scope == "eng-dev" && $0.mode == "alert" })
+            // The ci key's refusals reach the rollups by reason and by the rule that refused
+            // them, one for one.
+            var ciRow: [String: Any]?
+            let counted = await eventually(timeout: .seconds(10)) {
+                let answer = try? await harness.adminJSON("GET", "/v1/admin/usage?group_by=key&since=1d")
+                let rows = answer as? [[String: Any]]
+                ciRow = rows?.first { ($0["group"] as? [String: String])?["key"] == "eng-ci" }
+                return ((ciRow?["denials"] as? [String: Int])?["rate_limit_exceeded"] ?? 0) > 0
+            }
+            #expect(counted)
+            let refusals = (ciRow?["denials"] as? [String: Int])?["rate_limit_exceeded"] ?? -1
+            let byRule = ciRow?["denial_rules"] as? [String: Int] ?? [:]
+            #expect(byRule.values.reduce(0, +) == refusals)
+            #expect(!byRule.isEmpty && byRule.keys.allSatisfy { $0.contains("requests_per_minute") }, "\(byRule)")
             // Over its budget and reported, still served.
             #expect(try await agent.chat(key: dev).status == 200)
             try await agent.stop()

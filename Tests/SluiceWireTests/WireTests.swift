@@ -289,6 +289,39 @@ struct WireTests {
         #expect(throws: WireError.self) { try batch.validate() }
     }
 
+    @Test("refusals carry their rule from spool line to batch, bounded per cell; reasons cannot pose as rules")
+    func denialRules() throws {
+        let rule = #"team "ml" requests_per_minute"#
+        let refused = UsageRecord(
+            hour: 1_795_435_200, team: "ml", service: "shop/checkout", model: "m", requests: 0,
+            denial: "rate_limit_exceeded", denialRule: rule)
+        let line = refused.jsonLine
+        #expect(String(decoding: line, as: UTF8.self).contains(#""dr":"team \"ml\" requests_per_minute""#))
+        #expect(try WireCoding.decoder.decode(UsageRecord.self, from: Data(line.dropLast())) == refused)
+        // 70 distinct rules in one cell: 64 are kept by rule; every refusal keeps its reason.
+        var records = [refused, refused]
+        for index in 0..<70 {
+            var other = refused
+            other.denialRule = "key \"k\(index)\" requests_per_minute"
+            records.append(other)
+        }
+        let delta = try #require(UsageRecord.deltas(records).first)
+        #expect(delta.denials == ["rate_limit_exceeded": 72])
+        #expect(delta.denialRules.count == 64 && delta.denialRules[rule] == 2)
+        // A delta without rules is written as before; one with them round-trips.
+        var plain = delta
+        plain.denialRules = [:]
+        #expect(!String(decoding: try WireCoding.encoder.encode(plain), as: UTF8.self).contains("denial_rules"))
+        #expect(try WireCoding.decoder.decode(UsageDelta.self, from: WireCoding.encoder.encode(delta)) == delta)
+        var batch = UsageBatch(agentID: "a", epoch: "e", sequence: 1, deltas: [delta])
+        try batch.validate()
+        batch.deltas[0].denials["rule:team \"ml\" requests_per_minute"] = 1
+        #expect(throws: WireError.self) { try batch.validate() }
+        batch.deltas[0] = delta
+        batch.deltas[0].denialRules[String(repeating: "r", count: 201)] = 1
+        #expect(throws: WireError.self) { try batch.validate() }
+    }
+
     @Test("cache and reasoning prices compile; alone, or mis-entered per 1M, they disable only their alias")
     func cachePrices() throws {
         var document = Self.document()

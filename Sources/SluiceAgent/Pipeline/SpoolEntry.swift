@@ -22,6 +22,6 @@ enum SpoolEntry {
             completionTokens: Int64(usage?.completionTokens ?? 0),
             cachedPromptTokens: Int64(usage?.cachedPromptTokens ?? 0),
             cacheCreationTokens: Int64(usage?.cacheCreationTokens ?? 0), costPicoUSD: cost?.picoUSD ?? 0,
-            denial: denial)
+            denial: denial, denialRule: refusal?.denial?.rule)
     }
 }

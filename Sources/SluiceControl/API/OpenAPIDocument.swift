@@ -243,6 +243,7 @@ enum OpenAPIDocument {
                     "requests": integer, "prompt_tokens": integer, "completion_tokens": integer,
                     "cached_tokens": integer, "cache_creation_tokens": integer, "cost_pico_usd": integer,
                     "denials": ["type": "object", "additionalProperties": integer],
+                    "denial_rules": ["type": "object", "additionalProperties": integer],
                 ], required: ["hour", "service", "model"]),
             "UsageBatch": object(
                 [

@@ -42,6 +42,7 @@ enum UsageParameters {
             sum.cacheCreationTokens += row.cacheCreationTokens
             sum.costPicoUSD += row.costPicoUSD
             sum.denials.merge(row.denials, uniquingKeysWith: +)
+            sum.denialRules.merge(row.denialRules, uniquingKeysWith: +)
             folded[group] = sum
         }
         let sorted = folded.values.sorted { left, right in

@@ -165,25 +165,37 @@ struct DashboardPages: Sendable {
 
     struct DenialsPage: Sendable {
         var chart: String
+        var dimensions: [Choice]
         var byReason: [DenialLine]
+        var byRule: [DenialLine]
         var byTeam: [DenialLine]
         var byService: [DenialLine]
         var total: Int64
     }
 
-    /// Refused calls over time by reason, and by team and by service.
-    func denials(range: DashboardRange) async throws -> DenialsPage {
+    /// Refused calls over time by reason or by rule, and by team and by service.
+    func denials(_ parameters: [String: String], range: DashboardRange) async throws -> DenialsPage {
+        let by = parameters["by"] ?? "reason"
+        guard by == "reason" || by == "rule" else { throw DashboardError(400, "by must be reason or rule") }
         let overTime = try await store.usage(UsageQuery(groupBy: [range.step], from: range.from, to: range.to))
+        func counts(_ row: UsageRow) -> [String: Int64] { by == "rule" ? row.denialRules : row.denials }
         var reasons: [String: Int64] = [:]
-        for row in overTime { for (reason, count) in row.denials { reasons[reason, default: 0] += count } }
-        let ranked = reasons.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
+        var rules: [String: Int64] = [:]
+        for row in overTime {
+            for (reason, count) in row.denials { reasons[reason, default: 0] += count }
+            for (rule, count) in row.denialRules { rules[rule, default: 0] += count }
+        }
+        func rank(_ counts: [String: Int64]) -> [(key: String, value: Int64)] {
+            counts.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
+        }
+        let ranked = rank(by == "rule" ? rules : reasons)
         let starts = range.bucketStarts
         let index = Dictionary(uniqueKeysWithValues: starts.enumerated().map { ($1, $0) })
         var series = ranked.map { SVGChart.Series(name: $0.key, values: Array(repeating: 0, count: starts.count)) }
         let layer = Dictionary(uniqueKeysWithValues: ranked.enumerated().map { ($1.key, $0) })
         for row in overTime {
             guard let at = row.group[range.step.rawValue].flatMap({ Int64($0) }), let slot = index[at] else { continue }
-            for (reason, count) in row.denials { series[layer[reason]!].values[slot] += Double(count) }
+            for (name, count) in counts(row) { series[layer[name]!].values[slot] += Double(count) }
         }
         func grouped(_ dimension: UsageQuery.Dimension) async throws -> [DenialLine] {
             try await store.usage(UsageQuery(groupBy: [dimension], from: range.from, to: range.to))
@@ -198,10 +210,12 @@ struct DashboardPages: Sendable {
         return DenialsPage(
             chart: SVGChart.stackedBars(
                 buckets: starts.map(range.label), series: series, format: { String(Int($0)) },
-                title: "Refused calls by reason"),
-            byReason: ranked.map { DenialLine(group: "", reason: $0.key, count: $0.value) },
+                title: "Refused calls by \(by)"),
+            dimensions: ["reason", "rule"].map { Choice(value: $0, selected: $0 == by) },
+            byReason: rank(reasons).map { DenialLine(group: "", reason: $0.key, count: $0.value) },
+            byRule: rank(rules).map { DenialLine(group: "", reason: $0.key, count: $0.value) },
             byTeam: try await grouped(.team), byService: try await grouped(.service),
-            total: ranked.reduce(0) { $0 + $1.value })
+            total: reasons.values.reduce(0, +))
     }
 
     struct AgentLine: Sendable {

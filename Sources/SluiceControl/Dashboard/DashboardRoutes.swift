@@ -66,8 +66,12 @@ extension ControlAPI {
         }
         dashboard.page(router, "budgets", title: "Budgets") { _, _ in (try await pages.budgets(now: unixNow()), nil) }
         dashboard.page(router, "denials", title: "Denials") { request, _ in
-            let range = try DashboardRange.parse(Dashboard.parameters(request), now: unixNow())
-            return (try await pages.denials(range: range), Dashboard.rangeModel(range))
+            let parameters = Dashboard.parameters(request)
+            let range = try DashboardRange.parse(parameters, now: unixNow())
+            return (
+                try await pages.denials(parameters, range: range),
+                Dashboard.rangeModel(range, extra: [("by", parameters["by"] ?? "reason")])
+            )
         }
         dashboard.page(router, "agents", title: "Agents") { _, _ in (try await pages.agents(now: unixNow()), nil) }
         dashboard.page(router, "keys", title: "Keys") { _, _ in (try await pages.keys(now: unixNow()), nil) }

@@ -113,11 +113,18 @@ enum DashboardTemplates {
 
     static let denials = """
         {{> header}}{{> range}}
-        <p>Refused calls in range: <strong id="denied">{{page.total}}</strong>. Which limit refused each call, by name,
-        is in the agents' audit log (and its export).</p>
+        <p>Refused calls in range: <strong id="denied">{{page.total}}</strong>.</p>
+        <form method="get" class="range"><label>Chart by <select name="by">{{#page.dimensions}}<option value="{{value}}"\
+        {{#selected}} selected{{/selected}}>{{value}}</option>{{/page.dimensions}}</select></label>
+        <input type="hidden" name="range" value="{{range.name}}"><input type="hidden" name="step" value="{{range.step}}">
+        <button type="submit">Show</button></form>
         <figure>{{{page.chart}}}</figure>
         <h2>By reason</h2><table id="by-reason"><thead><tr><th>Reason</th><th>Refused</th></tr></thead><tbody>
         {{#page.byReason}}<tr><td class="reason">{{reason}}</td><td>{{count}}</td></tr>{{/page.byReason}}</tbody></table>
+        <h2>By rule</h2><table id="by-rule"><thead><tr><th>Rule</th><th>Refused</th></tr></thead><tbody>
+        {{#page.byRule}}<tr><td class="rule">{{reason}}</td><td>{{count}}</td></tr>{{/page.byRule}}\
+        {{^page.byRule}}<tr><td colspan="2">No refusal reported by rule in this range (older agents report reasons only).</td></tr>\
+        {{/page.byRule}}</tbody></table>
         <h2>By team</h2><table id="by-team"><thead><tr><th>Team</th><th>Reason</th><th>Refused</th></tr></thead><tbody>
         {{#page.byTeam}}<tr><td class="group">{{group}}</td><td>{{reason}}</td><td>{{count}}</td></tr>{{/page.byTeam}}\
         </tbody></table>

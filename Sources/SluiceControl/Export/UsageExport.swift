@@ -97,6 +97,7 @@ struct UsageExportRecord: Encodable {
     var costUSD: Double
     var costPicoUSD: Int64
     var denials: [String: Int64]
+    var denialRules: [String: Int64]?
 
     init(batch: UsageBatch, index: Int, delta: UsageDelta) {
         recordID = "\(batch.agentID):\(batch.epoch):\(batch.sequence):\(index)"
@@ -116,6 +117,7 @@ struct UsageExportRecord: Encodable {
         costUSD = Double(delta.costPicoUSD) / 1e12
         costPicoUSD = delta.costPicoUSD
         denials = delta.denials
+        denialRules = delta.denialRules.isEmpty ? nil : delta.denialRules
     }
 
     enum CodingKeys: String, CodingKey {
@@ -133,5 +135,6 @@ struct UsageExportRecord: Encodable {
         case costUSD = "cost_usd"
         case costPicoUSD = "cost_pico_usd"
         case denials
+        case denialRules = "denial_rules"
     }
 }

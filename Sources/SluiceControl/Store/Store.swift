@@ -295,12 +295,16 @@ public struct UsageRow: Sendable, Equatable, Codable {
     public var costPicoUSD: Int64
     /// Calls refused, by the reason's code (`budget_exceeded`, `rate_limited`, …).
     public var denials: [String: Int64]
+    /// Calls refused, by the rule that refused them (`team "ml" tokens_per_minute`), as
+    /// far as agents reported it (agents before it report reasons only).
+    public var denialRules: [String: Int64]
 
     public init(
         group: [String: String], requests: Int64, promptTokens: Int64, completionTokens: Int64,
         cachedPromptTokens: Int64 = 0, cacheCreationTokens: Int64 = 0, costPicoUSD: Int64,
-        denials: [String: Int64] = [:]
+        denials: [String: Int64] = [:], denialRules: [String: Int64] = [:]
     ) {
+        self.denialRules = denialRules
         self.group = group
         self.requests = requests
         self.promptTokens = promptTokens
@@ -320,5 +324,6 @@ public struct UsageRow: Sendable, Equatable, Codable {
         case
             costPicoUSD = "cost_pico_usd"
         case denials
+        case denialRules = "denial_rules"
     }
 }

@@ -48,8 +48,9 @@ enum UsageSQL {
         return (sql, [query.from, query.to])
     }
 
-    /// Adds refusals to the usage rows of their groups. A group refused every call has no
-    /// usage row: it gets one of its own (zero usage), after the others, within the limit.
+    /// Adds refusals to the usage rows of their groups: by reason, and by rule from the cells
+    /// kept as `rule:RULE`. A group refused every call has no usage row: it gets one of its
+    /// own (zero usage), after the others, within the limit.
     static func attach(
         _ denials: [(group: [String: String], reason: String, count: Int64)], to rows: [UsageRow],
         limit: Int?
@@ -57,14 +58,21 @@ enum UsageSQL {
         var rows = rows
         var index = Dictionary(rows.enumerated().map { ($1.group, $0) }, uniquingKeysWith: { first, _ in first })
         for denial in denials.sorted(by: { $0.group.description < $1.group.description }) {
-            if let position = index[denial.group] {
-                rows[position].denials[denial.reason, default: 0] += denial.count
+            let position: Int
+            if let found = index[denial.group] {
+                position = found
             } else if limit.map({ rows.count < $0 }) ?? true {
-                index[denial.group] = rows.count
+                position = rows.count
+                index[denial.group] = position
                 rows.append(
-                    UsageRow(
-                        group: denial.group, requests: 0, promptTokens: 0, completionTokens: 0, costPicoUSD: 0,
-                        denials: [denial.reason: denial.count]))
+                    UsageRow(group: denial.group, requests: 0, promptTokens: 0, completionTokens: 0, costPicoUSD: 0))
+            } else {
+                continue
+            }
+            if denial.reason.hasPrefix(ruleMark) {
+                rows[position].denialRules[String(denial.reason.dropFirst(ruleMark.count)), default: 0] += denial.count
+            } else {
+                rows[position].denials[denial.reason, default: 0] += denial.count
             }
         }
         return rows
@@ -91,6 +99,10 @@ enum UsageSQL {
         !query.groupBy.contains(.hour) && query.from % 86_400 == 0 && query.to % 86_400 == 0 ? "day" : "hour"
     }
 }
+
+/// How a refusal by rule is kept in the denial rollups' reason column, beside the reason
+/// codes (which may not start with it): one table, one retention, one query for both.
+let ruleMark = "rule:"
 
 /// A batch's deltas summed into the rollup cells they add to (hourly and daily), in one
 /// order: a store can write each cell once, and concurrent batches lock shared cells in the
@@ -148,6 +160,9 @@ struct RollupCells {
                 }
                 for (reason, count) in delta.denials where count > 0 {
                     denials[DenialCell(cell: cell, reason: reason), default: 0] += count
+                }
+                for (rule, count) in delta.denialRules where count > 0 {
+                    denials[DenialCell(cell: cell, reason: ruleMark + rule), default: 0] += count
                 }
             }
         }
