@@ -6,10 +6,40 @@ import SluicePolicy
 import Synchronization
 
 /// One record to export: a JSON object's bytes (a trailing newline is ignored) and when it
-/// was handed over.
+/// was handed over. A record may be handed over unbuilt, as a closure the exporter runs
+/// when it encodes the batch, so what makes records pays only for handing one over.
 public struct ExportRecord: Sendable {
-    public var line: [UInt8]
+    private enum Content: Sendable {
+        case bytes([UInt8])
+        case deferred(@Sendable () -> [UInt8])
+    }
+
+    private var content: Content
     public var nanoseconds: Int64
+
+    public init(line: [UInt8], nanoseconds: Int64) {
+        content = .bytes(line)
+        self.nanoseconds = nanoseconds
+    }
+
+    init(building: @escaping @Sendable () -> [UInt8], nanoseconds: Int64) {
+        content = .deferred(building)
+        self.nanoseconds = nanoseconds
+    }
+
+    /// The record's bytes (built now when it was handed over unbuilt).
+    public var line: [UInt8] {
+        switch content {
+        case .bytes(let bytes): bytes
+        case .deferred(let build): build()
+        }
+    }
+
+    /// The record with its bytes built, so encoding reads them as often as it likes.
+    func built() -> ExportRecord {
+        guard case .deferred = content else { return self }
+        return ExportRecord(line: line, nanoseconds: nanoseconds)
+    }
 }
 
 /// Sends records to one destination in batches, off the path that makes them: a bounded
@@ -83,13 +113,22 @@ public final class BatchExporter: Service, Sendable {
 
     /// Takes one record. Never blocks: a full queue drops it.
     public func enqueue(_ line: [UInt8]) {
-        let now = clock()
+        enqueue(record: ExportRecord(line: line, nanoseconds: clock()))
+    }
+
+    /// Takes one record to be built by `building` when its batch is encoded, off the
+    /// caller's thread. Never blocks: a full queue drops it unbuilt.
+    public func enqueue(building: @escaping @Sendable () -> [UInt8]) {
+        enqueue(record: ExportRecord(building: building, nanoseconds: clock()))
+    }
+
+    private func enqueue(record: ExportRecord) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             guard state.queue.count < settings.queueRecords else {
                 state.counts.dropped += 1
                 return nil
             }
-            state.queue.append(ExportRecord(line: line, nanoseconds: now))
+            state.queue.append(record)
             guard state.queue.count >= settings.batchRecords else { return nil }
             defer { state.waiter = nil }
             return state.waiter
@@ -181,7 +220,7 @@ public final class BatchExporter: Service, Sendable {
 
     private func send(_ batch: [ExportRecord], retrying: Bool) async {
         guard !batch.isEmpty else { return }
-        let body = encode(batch)
+        let body = encode(batch.map { $0.built() })
         var backoff = settings.firstBackoff
         let attempts = retrying ? settings.attempts : 1
         for attempt in 1...attempts {

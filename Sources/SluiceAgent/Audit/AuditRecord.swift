@@ -3,7 +3,7 @@ import SluicePolicy
 
 /// One line of the audit log: what a single request was, who made it, and what it cost.
 /// It holds identifiers, counts and rule names only: never a prompt, a completion or a key.
-struct AuditRecord {
+struct AuditRecord: Sendable {
     var timestampNanoseconds: Int64
     var requestID: String
     var identity: ServiceIdentity

@@ -12,7 +12,8 @@ import Synchronization
 ///
 /// Off unless configured, and then the request path pays only for sampled calls: the
 /// caller's `traceparent` decides when it has one (its sampled flag), the ratio otherwise.
-/// Spans are built when the call settles, from what its audit line holds.
+/// When the call settles, its audit record is handed to the exporter, which builds the
+/// spans from it with the rest of the batch, off the event loop.
 public final class CallTracer: Sendable {
     public let exporter: BatchExporter
     let sampleRatio: Double
@@ -44,10 +45,26 @@ public final class CallTracer: Sendable {
         return CallTrace(traceID: Hex.id(bytes: 16), parentSpanID: nil)
     }
 
-    /// Sends the call's spans, built from its audit record.
+    /// Hands the call's spans over, to be built from its audit record when they are sent.
     func finish(
         _ trace: CallTrace, record: AuditRecord, deployment: Deployment?, admitted: Bool, endNanoseconds: Int64
     ) {
+        exporter.enqueue {
+            Self.serverSpan(
+                trace, record: record, deployment: deployment, admitted: admitted, endNanoseconds: endNanoseconds)
+        }
+        let operation = Self.operation(path: record.path)
+        for attempt in trace.finishedAttempts(at: endNanoseconds) {
+            exporter.enqueue {
+                Self.attemptSpan(trace, attempt, operation: operation, endNanoseconds: endNanoseconds)
+            }
+        }
+    }
+
+    /// The call's own span (kind server).
+    static func serverSpan(
+        _ trace: CallTrace, record: AuditRecord, deployment: Deployment?, admitted: Bool, endNanoseconds: Int64
+    ) -> [UInt8] {
         let operation = Self.operation(path: record.path)
         var attributes = SpanAttributes()
         attributes.string("gen_ai.operation.name", operation)
@@ -70,27 +87,29 @@ public final class CallTracer: Sendable {
             attributes.string(key, value)
         }
         if let cost = record.costUSD { attributes.double("sluice.cost_usd", cost) }
-        exporter.enqueue(
-            Self.span(
-                traceID: trace.traceID, spanID: trace.spanID, parent: trace.parentSpanID,
-                name: "\(operation) \(record.alias ?? "unknown")", kind: 2, start: record.timestampNanoseconds,
-                end: endNanoseconds, attributes: attributes, error: record.status >= 500 ? record.errorCode : nil))
-        for attempt in trace.finishedAttempts(at: endNanoseconds) {
-            var attributes = SpanAttributes()
-            attributes.string("gen_ai.operation.name", operation)
-            attributes.string("gen_ai.provider.name", Self.provider(attempt.deployment.dialect))
-            attributes.string("gen_ai.request.model", attempt.deployment.upstreamModel)
-            attributes.string("server.address", attempt.deployment.endpoint.host)
-            attributes.int("server.port", attempt.deployment.endpoint.port)
-            attributes.string("sluice.deployment", attempt.deployment.endpoint.description)
-            attributes.string("sluice.outcome", attempt.outcome)
-            exporter.enqueue(
-                Self.span(
-                    traceID: trace.traceID, spanID: attempt.spanID, parent: trace.spanID,
-                    name: "\(operation) \(attempt.deployment.upstreamModel)", kind: 3, start: attempt.start,
-                    end: attempt.end ?? endNanoseconds, attributes: attributes,
-                    error: attempt.outcome == "ok" ? nil : attempt.outcome))
-        }
+        return Self.span(
+            traceID: trace.traceID, spanID: trace.spanID, parent: trace.parentSpanID,
+            name: "\(operation) \(record.alias ?? "unknown")", kind: 2, start: record.timestampNanoseconds,
+            end: endNanoseconds, attributes: attributes, error: record.status >= 500 ? record.errorCode : nil)
+    }
+
+    /// One upstream attempt's span (kind client), a child of the call's.
+    static func attemptSpan(
+        _ trace: CallTrace, _ attempt: CallTrace.Attempt, operation: String, endNanoseconds: Int64
+    ) -> [UInt8] {
+        var attributes = SpanAttributes()
+        attributes.string("gen_ai.operation.name", operation)
+        attributes.string("gen_ai.provider.name", Self.provider(attempt.deployment.dialect))
+        attributes.string("gen_ai.request.model", attempt.deployment.upstreamModel)
+        attributes.string("server.address", attempt.deployment.endpoint.host)
+        attributes.int("server.port", attempt.deployment.endpoint.port)
+        attributes.string("sluice.deployment", attempt.deployment.endpoint.description)
+        attributes.string("sluice.outcome", attempt.outcome)
+        return Self.span(
+            traceID: trace.traceID, spanID: attempt.spanID, parent: trace.spanID,
+            name: "\(operation) \(attempt.deployment.upstreamModel)", kind: 3, start: attempt.start,
+            end: attempt.end ?? endNanoseconds, attributes: attributes,
+            error: attempt.outcome == "ok" ? nil : attempt.outcome)
     }
 
     /// The GenAI operation a path is: `chat`, `embeddings` or `text_completion`.
