@@ -221,32 +221,24 @@ public final class BatchExporter: Service, Sendable {
     private func send(_ batch: [ExportRecord], retrying: Bool) async {
         guard !batch.isEmpty else { return }
         let body = encode(batch.map { $0.built() })
-        var backoff = settings.firstBackoff
-        let attempts = retrying ? settings.attempts : 1
-        for attempt in 1...attempts {
-            do {
-                try await post(body)
-                state.withLock { $0.counts.sent += batch.count }
-                return
-            } catch {
-                if retrying, state.withLock({ $0.closing }) {
-                    // Shutdown began during the retries: the batch goes back to the front of
-                    // the queue, for the final posts.
-                    state.withLock { $0.queue.insert(contentsOf: batch, at: 0) }
-                    return
-                }
-                guard attempt < attempts else {
-                    state.withLock { $0.counts.failed += batch.count }
-                    logger.warning(
-                        "export: batch given up",
-                        metadata: metadata([
-                            "records": "\(batch.count)", "attempts": "\(attempt)", "error": "\(error)",
-                        ]))
-                    return
-                }
-                try? await Task.sleep(for: backoff)
-                backoff *= 2
-            }
+        let outcome = await retryWithBackoff(
+            attempts: retrying ? settings.attempts : 1, firstBackoff: settings.firstBackoff,
+            stop: { retrying && state.withLock { $0.closing } }
+        ) {
+            try await post(body)
+        }
+        switch outcome {
+        case .succeeded:
+            state.withLock { $0.counts.sent += batch.count }
+        case .stopped:
+            // Shutdown began during the retries: the batch goes back to the front of the
+            // queue, for the final posts.
+            state.withLock { $0.queue.insert(contentsOf: batch, at: 0) }
+        case .gaveUp(let attempts, let error):
+            state.withLock { $0.counts.failed += batch.count }
+            logger.warning(
+                "export: batch given up",
+                metadata: metadata(["records": "\(batch.count)", "attempts": "\(attempts)", "error": "\(error)"]))
         }
     }
 

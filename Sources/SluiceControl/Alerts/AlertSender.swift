@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import ServiceLifecycle
+import SluiceExport
 import SluiceHTTP2
 import SluicePolicy
 import Synchronization
@@ -105,27 +106,29 @@ public final class AlertSender: Service {
 
     private func deliver(_ delivery: Delivery) async {
         defer { state.withLock { $0.waiting -= 1 } }
-        var backoff = firstBackoff
         let metadata: Logger.Metadata = ["webhook": "\(delivery.webhook.name)", "notice": "\(delivery.notice.key)"]
-        for attempt in 1...attempts {
-            do {
-                try await post(delivery)
-                state.withLock { $0.counts.delivered += 1 }
-                return
-            } catch {
-                guard attempt < attempts, !Task.isCancelled else {
-                    state.withLock { $0.counts.failed += 1 }
-                    logger.error(
-                        "alert webhook failed; the notice is given up",
-                        metadata: metadata.merging(["attempts": "\(attempt)", "error": "\(error)"]) { $1 })
-                    return
-                }
+        let outcome = await retryWithBackoff(
+            attempts: attempts, firstBackoff: firstBackoff, stop: { Task.isCancelled },
+            retrying: { attempt, error in
                 logger.warning(
                     "alert webhook failed; retrying",
                     metadata: metadata.merging(["attempt": "\(attempt)", "error": "\(error)"]) { $1 })
-                do { try await Task.sleep(for: backoff) } catch { continue }
-                backoff *= 2
             }
+        ) {
+            try await post(delivery)
+        }
+        switch outcome {
+        case .succeeded:
+            state.withLock { $0.counts.delivered += 1 }
+        case .gaveUp(let attempts, let error):
+            state.withLock { $0.counts.failed += 1 }
+            logger.error(
+                "alert webhook failed; the notice is given up",
+                metadata: metadata.merging(["attempts": "\(attempts)", "error": "\(error)"]) { $1 })
+        case .stopped:
+            // Shutdown: the notice was claimed in the store, so no replica sends it now.
+            state.withLock { $0.counts.failed += 1 }
+            logger.error("alert webhook delivery given up at shutdown", metadata: metadata)
         }
     }
 
