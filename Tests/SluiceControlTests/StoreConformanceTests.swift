@@ -133,6 +133,64 @@ struct StoreConformanceTests {
     }
 
     @Test(
+        "a group of batches applies like the same batches one by one: repeats in it and before it count once",
+        arguments: StoreFixture.kinds)
+    func groupCommit(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let store = fixture.store
+        _ = try await store.apply(Self.batch(1, agent: "a1"))
+        // a1's 1 again (a retry), its 2, then 2 again in the same group; a2's first; a3's 5
+        // then its 4 (below the mark the group just set).
+        let acks = try await store.apply(group: [
+            Self.batch(1, agent: "a1"), Self.batch(2, agent: "a1", cost: 7), Self.batch(2, agent: "a1", cost: 7),
+            Self.batch(1, agent: "a2", team: "web"), Self.batch(5, agent: "a3"), Self.batch(4, agent: "a3"),
+        ])
+        #expect(acks.map(\.agentID) == ["a1", "a1", "a1", "a2", "a3", "a3"])
+        #expect(acks.map(\.acknowledgedSequence) == [1, 2, 2, 1, 5, 5])
+        #expect(acks.map(\.duplicate) == [true, false, true, false, false, true])
+        #expect(try await store.apply(group: []).isEmpty)
+        // Exactly what one-by-one application gives: a1's 1 and 2, a2's 1, a3's 5.
+        let byTeam = try await store.usage(UsageQuery(groupBy: [.team], from: Self.hour, to: Self.hour + 3600))
+        #expect(byTeam.map(\.group) == [["team": "ml"], ["team": "web"]])
+        #expect(byTeam.map(\.requests) == [6, 2] && byTeam.map(\.costPicoUSD) == [2_007, 1_000])
+        #expect(byTeam.map { $0.denials["rate_limit_exceeded"] } == [3, 1])
+        // The marks moved: the next group repeats nothing it should not.
+        let next = try await store.apply(group: [Self.batch(2, agent: "a1"), Self.batch(6, agent: "a3")])
+        #expect(next.map(\.duplicate) == [true, false])
+    }
+
+    @Test(
+        "concurrent batches through the committer: grouped into fewer transactions, each counted once",
+        arguments: StoreFixture.kinds)
+    func committer(kind: StoreFixture.Kind) async throws {
+        let fixture = try await StoreFixture(kind)
+        defer { fixture.remove() }
+        let committer = UsageCommitter(store: fixture.store)
+        let acks = try await withThrowingTaskGroup(of: UsageAck.self) { group in
+            for agent in 0..<40 {
+                for sequence in 1...3 {
+                    group.addTask {
+                        try await committer.apply(Self.batch(Int64(sequence), agent: "agent-\(agent)"))
+                    }
+                }
+            }
+            return try await group.reduce(into: [UsageAck]()) { $0.append($1) }
+        }
+        // Batches of one agent raced each other: each sequence was applied once or answered
+        // as a repeat of a higher mark, never both lost.
+        #expect(acks.count == 120)
+        let total = try await fixture.store.usage(UsageQuery(groupBy: [], from: Self.hour, to: Self.hour + 3600))
+        let applied = acks.filter { !$0.duplicate }.count
+        #expect(total.first?.requests == Int64(applied * 2) && applied >= 40)
+        #expect(committer.groupsWritten < 120, "\(committer.groupsWritten) transactions for 120 batches")
+        // A batch the store refuses fails alone, before it can join a group.
+        var bad = Self.batch(9, agent: "agent-0")
+        bad.deltas[0].hour += 1
+        await #expect(throws: StoreError.self) { try await committer.apply(bad) }
+    }
+
+    @Test(
         "20 agents at once add to the same hourly and daily cells, in opposite orders: every call counted once",
         arguments: StoreFixture.kinds)
     func concurrentBatchesShareCells(kind: StoreFixture.Kind) async throws {

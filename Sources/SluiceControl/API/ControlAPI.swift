@@ -31,6 +31,8 @@ public struct ControlAPI: Sendable {
     let injection: InjectionSettings?
     /// Applied usage batches go here too.
     let usageExport: UsageExport
+    /// Usage batches arriving together are committed together.
+    let usageCommitter: UsageCommitter
     /// What each agent last told this replica (the dashboard's agents page).
     public let activity = AgentActivity()
     /// The dashboard's sessions: logins with the admin or the viewer token.
@@ -62,6 +64,7 @@ public struct ControlAPI: Sendable {
         self.publisher = publisher
         self.budgets = budgets
         leases = LeaseBook(store: store)
+        usageCommitter = UsageCommitter(store: store)
         publisher.countActiveAgents { [leases] in leases.activeAgents() }
         self.adminToken = adminToken
         keyHasher = KeyHasher(pepper: keyPepper)
@@ -216,7 +219,7 @@ public struct ControlAPI: Sendable {
     /// `/v1/agent`, for agent tokens only: the signed policy bundle, usage batches, leases.
     func agentRoutes() -> RouteCollection<ControlContext> {
         let (store, leases, budgets, publisher) = (self.store, self.leases, self.budgets, self.publisher)
-        let (usageExport, activity) = (self.usageExport, self.activity)
+        let (usageExport, activity, usageCommitter) = (self.usageExport, self.activity, self.usageCommitter)
         let agent = RouteCollection(context: ControlContext.self).add(
             middleware: AgentAuthMiddleware(
                 authenticators: [IssuedTokenAuthenticator(store: store, hasher: keyHasher, cache: agentTokens)]
@@ -249,7 +252,7 @@ public struct ControlAPI: Sendable {
             // (`POST /v1/agent/leases`), which says why.
             let renewal = batch.leases
             batch.leases = nil
-            var ack = try await store.apply(batch)
+            var ack = try await usageCommitter.apply(batch)
             activity.usageArrived(
                 agentID: agentID, sequence: batch.sequence,
                 backlog: request.headers[.init("sluice-spool-backlog")!].flatMap { Int($0) }, now: unixNow())

@@ -303,35 +303,50 @@ public final class PostgresStore: Store {
 
     public func apply(_ batch: UsageBatch) async throws -> UsageAck {
         try batch.validateForStore()
+        return try await apply(group: [batch])[0]
+    }
+
+    /// Eight of the pool's twenty connections: groups form only when that many are busy.
+    public var usageWriters: Int { 8 }
+
+    public func apply(group batches: [UsageBatch]) async throws -> [UsageAck] {
+        guard !batches.isEmpty else { return [] }
         let now = clock()
+        let keys = GroupMarks.keys(batches)
         return try await transaction { connection in
-            // The mark row exists before it is locked, so two first batches cannot both pass.
+            // The mark rows exist before they are locked, so two first batches cannot both
+            // pass; they are locked in one order, so two groups queue instead of deadlocking.
             try await connection.query(
                 """
-                INSERT INTO usage_marks (agent_id, epoch, sequence, updated_at) VALUES (\(batch.agentID),
-                    \(batch.epoch), 0, \(now))
+                INSERT INTO usage_marks (agent_id, epoch, sequence, updated_at)
+                SELECT agent, epoch, 0, \(now) FROM UNNEST(\(keys.map(\.agentID))::text[], \(keys.map(\.epoch))::text[])
+                    AS k(agent, epoch)
                 ON CONFLICT (agent_id, epoch) DO NOTHING
                 """, logger: self.logger)
-            var mark: Int64 = 0
-            for try await value in try await connection.query(
+            var stored: [GroupMarks.Key: Int64] = [:]
+            for try await (agent, epoch, sequence) in try await connection.query(
                 """
-                SELECT sequence FROM usage_marks WHERE agent_id = \(batch.agentID) AND epoch = \(batch.epoch)
-                FOR UPDATE
+                SELECT m.agent_id, m.epoch, m.sequence FROM usage_marks m
+                JOIN UNNEST(\(keys.map(\.agentID))::text[], \(keys.map(\.epoch))::text[]) AS k(agent, epoch)
+                    ON m.agent_id = k.agent AND m.epoch = k.epoch
+                ORDER BY m.agent_id, m.epoch FOR UPDATE OF m
                 """,
                 logger: self.logger
-            ).decode(Int64.self) { mark = value }
-            if batch.sequence <= mark {
-                return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: mark, duplicate: true)
-            }
-            // The agent's own mark first: the shared cells below stay locked until commit.
+            ).decode((String, String, Int64).self) { stored[GroupMarks.Key(agentID: agent, epoch: epoch)] = sequence }
+            let marks = GroupMarks(stored: stored, batches: batches)
+            guard !marks.fresh.isEmpty else { return marks.acks }
+            // The agents' own marks first: the shared cells below stay locked until commit.
+            let raised = marks.raisedInOrder
             try await connection.query(
                 """
-                UPDATE usage_marks SET sequence = \(batch.sequence), updated_at = \(now)
-                WHERE agent_id = \(batch.agentID) AND epoch = \(batch.epoch)
+                UPDATE usage_marks m SET sequence = r.sequence, updated_at = \(now)
+                FROM UNNEST(\(raised.map(\.key.agentID))::text[], \(raised.map(\.key.epoch))::text[],
+                    \(raised.map(\.sequence))::int8[]) AS r(agent, epoch, sequence)
+                WHERE m.agent_id = r.agent AND m.epoch = r.epoch
                 """, logger: self.logger)
-            // Each cell once, in one statement per table, in a fixed order: a batch holds
+            // Each cell once, in one statement per table, in a fixed order: a group holds
             // the rows many agents add to (one service's hour) for as short a time as it can.
-            let cells = RollupCells(batch)
+            let cells = RollupCells(deltas: marks.fresh.lazy.flatMap(\.deltas))
             if !cells.usage.isEmpty {
                 let rows = cells.usage
                 try await connection.query(
@@ -369,8 +384,7 @@ public final class PostgresStore: Store {
                         count = denial_rollups.count + excluded.count
                     """, logger: self.logger)
             }
-            return UsageAck(
-                agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: batch.sequence, duplicate: false)
+            return marks.acks
         }
     }
 

@@ -235,16 +235,25 @@ public final class SQLiteStore: Store {
 
     public func apply(_ batch: UsageBatch) async throws -> UsageAck {
         try batch.validateForStore()
+        return try await apply(group: [batch])[0]
+    }
+
+    /// One: SQLite has a single writer, so concurrent batches are best written together.
+    public var usageWriters: Int { 1 }
+
+    public func apply(group batches: [UsageBatch]) async throws -> [UsageAck] {
+        guard !batches.isEmpty else { return [] }
         let now = clock()
         return try await write { db in
-            let mark =
-                try Int64.fetchOne(
-                    db, sql: "SELECT sequence FROM usage_marks WHERE agent_id = ? AND epoch = ?",
-                    arguments: [batch.agentID, batch.epoch]) ?? 0
-            if batch.sequence <= mark {
-                return UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: mark, duplicate: true)
+            var stored: [GroupMarks.Key: Int64] = [:]
+            for key in GroupMarks.keys(batches) {
+                stored[key] =
+                    try Int64.fetchOne(
+                        db, sql: "SELECT sequence FROM usage_marks WHERE agent_id = ? AND epoch = ?",
+                        arguments: [key.agentID, key.epoch]) ?? 0
             }
-            let cells = RollupCells(batch)
+            let marks = GroupMarks(stored: stored, batches: batches)
+            let cells = RollupCells(deltas: marks.fresh.lazy.flatMap(\.deltas))
             for (cell, totals) in cells.usage {
                 try db.execute(
                     sql: """
@@ -280,14 +289,15 @@ public final class SQLiteStore: Store {
                         reason, count,
                     ])
             }
-            try db.execute(
-                sql: """
-                    INSERT INTO usage_marks (agent_id, epoch, sequence, updated_at) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (agent_id, epoch) DO UPDATE SET sequence = excluded.sequence, updated_at =
-                        excluded.updated_at
-                    """, arguments: [batch.agentID, batch.epoch, batch.sequence, now])
-            return UsageAck(
-                agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: batch.sequence, duplicate: false)
+            for (key, sequence) in marks.raisedInOrder {
+                try db.execute(
+                    sql: """
+                        INSERT INTO usage_marks (agent_id, epoch, sequence, updated_at) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (agent_id, epoch) DO UPDATE SET sequence = excluded.sequence, updated_at =
+                            excluded.updated_at
+                        """, arguments: [key.agentID, key.epoch, sequence, now])
+            }
+            return marks.acks
         }
     }
 

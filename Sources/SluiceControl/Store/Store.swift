@@ -37,6 +37,14 @@ public protocol Store: Sendable {
     /// database was restored from a backup older than the agent's last acknowledgement) is
     /// accepted rather than leaving the agent stuck behind usage the store forgot.
     func apply(_ batch: UsageBatch) async throws -> UsageAck
+    /// Applies batches in one transaction, in order, each exactly once as ``apply(_:)``
+    /// would: one answer per batch, in the same order. Batches that arrive together from
+    /// many agents are committed this way (see ``UsageCommitter``): one transaction, and each
+    /// rollup cell they share written once. Every batch must have passed validation.
+    func apply(group batches: [UsageBatch]) async throws -> [UsageAck]
+    /// How many usage groups are worth writing at once: SQLite has one writer, PostgreSQL
+    /// runs several transactions side by side (their shared cells locked in one order).
+    var usageWriters: Int { get }
     /// Spend and tokens from the rollups, grouped as asked.
     func usage(_ query: UsageQuery) async throws -> [UsageRow]
 

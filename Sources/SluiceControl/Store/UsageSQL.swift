@@ -142,10 +142,13 @@ struct RollupCells {
     /// Cells with refusals to add, by reason, sorted.
     var denials: [(cell: Cell, reason: String, count: Int64)]
 
-    init(_ batch: UsageBatch) {
+    init(_ batch: UsageBatch) { self.init(deltas: batch.deltas) }
+
+    /// The cells of several batches' deltas together: each cell once, their sums.
+    init(deltas: some Sequence<UsageDelta>) {
         var usage: [Cell: Totals] = [:]
         var denials: [DenialCell: Int64] = [:]
-        for delta in batch.deltas {
+        for delta in deltas {
             for (granularity, start) in [("hour", delta.hour), ("day", delta.hour - delta.hour % 86_400)] {
                 let cell = Cell(
                     granularity: granularity, start: start, team: delta.team ?? "", project: delta.project ?? "",
@@ -174,5 +177,54 @@ struct RollupCells {
     private struct DenialCell: Hashable {
         var cell: Cell
         var reason: String
+    }
+}
+
+/// Which batches of a group are new, decided against each agent's mark as it stands and as
+/// the batches before it in the group move it (an agent's retry may share a group with the
+/// batch it repeats).
+struct GroupMarks {
+    struct Key: Hashable {
+        var agentID: String
+        var epoch: String
+    }
+
+    /// Each key's mark before the group.
+    var stored: [Key: Int64]
+    /// The answers, in the batches' order.
+    private(set) var acks: [UsageAck] = []
+    /// The batches to add to the rollups.
+    private(set) var fresh: [UsageBatch] = []
+    /// The keys whose mark rose, and to what.
+    private(set) var raised: [Key: Int64] = [:]
+
+    init(stored: [Key: Int64], batches: [UsageBatch]) {
+        self.stored = stored
+        for batch in batches {
+            let key = Key(agentID: batch.agentID, epoch: batch.epoch)
+            let mark = raised[key] ?? stored[key] ?? 0
+            if batch.sequence <= mark {
+                acks.append(
+                    UsageAck(agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: mark, duplicate: true))
+                continue
+            }
+            raised[key] = batch.sequence
+            fresh.append(batch)
+            acks.append(
+                UsageAck(
+                    agentID: batch.agentID, epoch: batch.epoch, acknowledgedSequence: batch.sequence, duplicate: false))
+        }
+    }
+
+    /// The raised marks in the keys' fixed order.
+    var raisedInOrder: [(key: Key, sequence: Int64)] {
+        raised.sorted { ($0.key.agentID, $0.key.epoch) < ($1.key.agentID, $1.key.epoch) }.map { ($0.key, $0.value) }
+    }
+
+    /// The distinct keys of `batches`, in a fixed order (locks are taken in it).
+    static func keys(_ batches: [UsageBatch]) -> [Key] {
+        Set(batches.map { Key(agentID: $0.agentID, epoch: $0.epoch) }).sorted {
+            ($0.agentID, $0.epoch) < ($1.agentID, $1.epoch)
+        }
     }
 }
