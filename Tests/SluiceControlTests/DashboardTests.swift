@@ -289,5 +289,6 @@ struct DashboardTests {
         }
         #expect(throws: DashboardError.self) { try DashboardRange.parse(["range": "1y"], now: now) }
         #expect(dashboardUSD(1_234_567_890_123) == "$1.234567" && dashboardUSD(0) == "$0.000000")
+        #expect([0, 0.5, 1.5, 2, 40].map(DashboardPages.count) == ["0", "0.5", "1.5", "2", "40"])
     }
 }

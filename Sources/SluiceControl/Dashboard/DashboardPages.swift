@@ -209,7 +209,7 @@ struct DashboardPages: Sendable {
         }
         return DenialsPage(
             chart: SVGChart.stackedBars(
-                buckets: starts.map(range.label), series: series, format: { String(Int($0)) },
+                buckets: starts.map(range.label), series: series, format: Self.count,
                 title: "Refused calls by \(by)"),
             dimensions: ["reason", "rule"].map { Choice(value: $0, selected: $0 == by) },
             byReason: rank(reasons).map { DenialLine(group: "", reason: $0.key, count: $0.value) },
@@ -359,7 +359,13 @@ struct DashboardPages: Sendable {
         }
         return SVGChart.stackedBars(
             buckets: starts.map(range.label), series: series,
-            format: metric == "spend" ? { String(format: "$%.2f", $0) } : { String(Int($0)) }, title: title)
+            format: metric == "spend" ? { String(format: "$%.2f", $0) } : Self.count, title: title)
+    }
+
+    /// A count for an axis or a tooltip: whole numbers as they are, an axis step between
+    /// them (a peak of 2 has ticks at 0.5) with one decimal.
+    static func count(_ value: Double) -> String {
+        value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
     }
 
     static func share(_ grant: LeaseGrant) -> String {

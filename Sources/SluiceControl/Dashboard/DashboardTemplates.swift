@@ -23,20 +23,23 @@ enum DashboardTemplates {
         <meta name="viewport" content="width=device-width, initial-scale=1">
         <link rel="stylesheet" href="/ui/style.css"></head>
         <body><header><strong>Sluice</strong>
-        <nav>{{#chrome.nav}}<a href="{{href}}"{{#current}} aria-current="page"{{/current}}>{{label}}</a>{{/chrome.nav}}</nav>
+        <nav>{{#chrome.nav}}<a href="{{href}}"{{#current}} aria-current="page"{{/current}}>{{label}}\
+        </a>{{/chrome.nav}}</nav>
         <form method="post" action="/ui/logout" class="logout"><input type="hidden" name="csrf" value="{{chrome.csrf}}">
         <span class="role" id="role">{{chrome.role}}</span> <button type="submit">Log out</button></form></header>
         <main><h1>{{chrome.title}}</h1>
         """
 
     static let footer = """
-        </main><footer>All times UTC. Figures from the usage rollups, as <code>GET /v1/admin/usage</code> answers.</footer>
+        </main><footer>All times UTC. Figures from the usage rollups, as <code>GET /v1/admin/usage</code> answers.\
+        </footer>
         </body></html>
         """
 
     static let range = """
         <form method="get" class="range">{{#extra}}<input type="hidden" name="{{name}}" value="{{value}}">{{/extra}}
-        <label>Range <select name="range">{{#range.choices}}<option value="{{value}}"{{#selected}} selected{{/selected}}>\
+        <label>Range <select name="range">{{#range.choices}}\
+        <option value="{{value}}"{{#selected}} selected{{/selected}}>\
         {{value}}</option>{{/range.choices}}</select></label>
         <label>From <input type="date" name="from" value="{{range.fromDate}}"></label>
         <label>To <input type="date" name="to" value="{{range.toDate}}"></label>
@@ -64,9 +67,11 @@ enum DashboardTemplates {
         {{> header}}
         <form method="get" class="range"><label>By <select name="by">{{#page.dimensions}}<option value="{{value}}"\
         {{#selected}} selected{{/selected}}>{{value}}</option>{{/page.dimensions}}</select></label>
-        <label>Show <select name="metric">{{#page.metrics}}<option value="{{value}}"{{#selected}} selected{{/selected}}>\
+        <label>Show <select name="metric">{{#page.metrics}}\
+        <option value="{{value}}"{{#selected}} selected{{/selected}}>\
         {{value}}</option>{{/page.metrics}}</select></label>
-        <input type="hidden" name="range" value="{{range.name}}"><input type="hidden" name="step" value="{{range.step}}">
+        <input type="hidden" name="range" value="{{range.name}}">\
+        <input type="hidden" name="step" value="{{range.step}}">
         <button type="submit">Show</button></form>
         {{> range}}
         <figure>{{{page.chart}}}</figure>
@@ -102,7 +107,8 @@ enum DashboardTemplates {
         {{> header}}
         <table id="budgets"><thead><tr><th>Scope</th><th>Window</th><th>Mode</th><th>Budget</th><th>Spent</th>\
         <th>Used</th><th>State</th><th>Burn-down</th><th>Projection</th></tr></thead><tbody>
-        {{#page}}<tr><td class="scope">{{kind}} <span class="name">{{name}}</span></td><td>{{window}}</td><td>{{mode}}</td>\
+        {{#page}}<tr><td class="scope">{{kind}} <span class="name">{{name}}</span></td><td>{{window}}</td><td>{{mode}}\
+        </td>\
         <td>{{budget}}</td><td class="spend" data-pico="{{pico}}">{{spent}}</td>\
         <td><meter min="0" max="100" value="{{barWidth}}"></meter> {{percent}}%</td>\
         <td class="state">{{state}}</td><td>{{{burnDown}}}</td><td class="projection">{{projection}}</td></tr>
@@ -114,22 +120,27 @@ enum DashboardTemplates {
     static let denials = """
         {{> header}}{{> range}}
         <p>Refused calls in range: <strong id="denied">{{page.total}}</strong>.</p>
-        <form method="get" class="range"><label>Chart by <select name="by">{{#page.dimensions}}<option value="{{value}}"\
+        <form method="get" class="range"><label>Chart by <select name="by">{{#page.dimensions}}\
+        <option value="{{value}}"\
         {{#selected}} selected{{/selected}}>{{value}}</option>{{/page.dimensions}}</select></label>
-        <input type="hidden" name="range" value="{{range.name}}"><input type="hidden" name="step" value="{{range.step}}">
+        <input type="hidden" name="range" value="{{range.name}}">\
+        <input type="hidden" name="step" value="{{range.step}}">
         <button type="submit">Show</button></form>
         <figure>{{{page.chart}}}</figure>
         <h2>By reason</h2><table id="by-reason"><thead><tr><th>Reason</th><th>Refused</th></tr></thead><tbody>
-        {{#page.byReason}}<tr><td class="reason">{{reason}}</td><td>{{count}}</td></tr>{{/page.byReason}}</tbody></table>
+        {{#page.byReason}}<tr><td class="reason">{{reason}}</td><td>{{count}}</td></tr>{{/page.byReason}}</tbody>\
+        </table>
         <h2>By rule</h2><table id="by-rule"><thead><tr><th>Rule</th><th>Refused</th></tr></thead><tbody>
         {{#page.byRule}}<tr><td class="rule">{{reason}}</td><td>{{count}}</td></tr>{{/page.byRule}}\
-        {{^page.byRule}}<tr><td colspan="2">No refusal reported by rule in this range (older agents report reasons only).</td></tr>\
+        {{^page.byRule}}<tr>\
+        <td colspan="2">No refusal reported by rule in this range (older agents report reasons only).</td></tr>\
         {{/page.byRule}}</tbody></table>
         <h2>By team</h2><table id="by-team"><thead><tr><th>Team</th><th>Reason</th><th>Refused</th></tr></thead><tbody>
         {{#page.byTeam}}<tr><td class="group">{{group}}</td><td>{{reason}}</td><td>{{count}}</td></tr>{{/page.byTeam}}\
         </tbody></table>
         <h2>By service</h2><table id="by-service"><thead><tr><th>Service</th><th>Reason</th><th>Refused</th></tr>\
-        </thead><tbody>{{#page.byService}}<tr><td class="group">{{group}}</td><td>{{reason}}</td><td>{{count}}</td></tr>\
+        </thead><tbody>{{#page.byService}}<tr><td class="group">{{group}}</td><td>{{reason}}</td><td>{{count}}</td>\
+        </tr>\
         {{/page.byService}}</tbody></table>
         {{> footer}}
         """
@@ -141,8 +152,10 @@ enum DashboardTemplates {
         <table id="agents"><thead><tr><th>Agent</th><th>Service</th><th>Registered</th><th>Policy</th>\
         <th>Policy checked</th><th>Last flush</th><th>Spool backlog</th><th>Lease shares</th></tr></thead><tbody>
         {{#page.agents}}<tr><td class="id">{{id}}</td><td>{{service}}</td><td>{{registered}}</td>\
-        <td class="policy{{#behind}} behind{{/behind}}">{{policy}}</td><td>{{policyAge}}</td><td class="flush">{{lastFlush}}\
-        </td><td class="backlog">{{backlog}}</td><td><ul class="shares">{{#shares}}<li>{{.}}</li>{{/shares}}</ul></td></tr>
+        <td class="policy{{#behind}} behind{{/behind}}">{{policy}}</td><td>{{policyAge}}</td>\
+        <td class="flush">{{lastFlush}}\
+        </td><td class="backlog">{{backlog}}</td><td><ul class="shares">{{#shares}}<li>{{.}}</li>{{/shares}}</ul></td>\
+        </tr>
         {{/page.agents}}{{^page.agents}}<tr><td colspan="8">No agent yet.</td></tr>{{/page.agents}}</tbody></table>
         {{> footer}}
         """
@@ -151,10 +164,12 @@ enum DashboardTemplates {
         {{> header}}
         <table id="keys"><thead><tr><th>Id</th><th>Prefix</th><th>Team</th><th>Project</th><th>Metadata</th>\
         <th>Limits</th><th>Expires</th><th>Last used</th><th>State</th></tr></thead><tbody>
-        {{#page}}<tr data-key="{{id}}"><td class="id">{{id}}</td><td><code>{{prefix}}</code></td><td class="team">{{team}}\
+        {{#page}}<tr data-key="{{id}}"><td class="id">{{id}}</td><td><code>{{prefix}}</code></td>\
+        <td class="team">{{team}}\
         </td><td>{{project}}</td><td><dl>{{#metadata}}<dt>{{name}}</dt><dd>{{value}}</dd>{{/metadata}}</dl></td>\
         <td>{{limits}}</td><td>{{expires}}</td><td class="used">{{lastUsed}}</td><td class="state">\
-        {{#revoked}}revoked{{/revoked}}{{^revoked}}active{{#chrome.isAdmin}}<form method="post" action="/ui/keys/revoke">\
+        {{#revoked}}revoked{{/revoked}}{{^revoked}}active{{#chrome.isAdmin}}\
+        <form method="post" action="/ui/keys/revoke">\
         <input type="hidden" name="csrf" value="{{chrome.csrf}}"><input type="hidden" name="id" value="{{id}}">\
         <button type="submit" class="revoke">Revoke</button></form>{{/chrome.isAdmin}}{{/revoked}}</td></tr>
         {{/page}}{{^page}}<tr><td colspan="9">No keys.</td></tr>{{/page}}</tbody></table>

@@ -29,7 +29,8 @@ enum SVGChart {
         let barWidth = max(1, slot * 0.8)
         var svg = """
             <svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="\(width)" \
-            height="\(Int(Double(height) + legendHeight))" viewBox="0 0 \(width) \(Int(Double(height) + legendHeight))">\
+            height="\(Int(Double(height) + legendHeight))" \
+            viewBox="0 0 \(width) \(Int(Double(height) + legendHeight))">\
             <title>\(escape(title))</title>
             """
         for step in 0...4 {
@@ -84,7 +85,8 @@ enum SVGChart {
         var points = "0,\(f(y(budget)))"
         for (index, value) in remaining.enumerated() { points += " \(f(slot * Double(index + 1))),\(f(y(value)))" }
         return """
-            <svg xmlns="http://www.w3.org/2000/svg" class="burn" role="img" width="\(Int(width))" height="\(Int(height))" \
+            <svg xmlns="http://www.w3.org/2000/svg" class="burn" role="img" \
+            width="\(Int(width))" height="\(Int(height))" \
             viewBox="0 0 \(Int(width)) \(Int(height))"><title>\(escape(title))</title>\
             <line x1="0" y1="0" x2="\(f(width))" y2="\(f(height))" stroke="#bbb" stroke-dasharray="3,3"/>\
             <polyline points="\(points)" fill="none" stroke="#e15759" stroke-width="2"/></svg>
