@@ -241,6 +241,13 @@ struct DashboardTests {
             #expect(page.status == 200)
             #expect(page.header("content-security-policy")?.contains("default-src 'none'") == true)
             #expect(!page.text.contains(scriptTeam) && page.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+            // A custom range survives the page's other forms (by, metric).
+            let custom = try await control.request(
+                "GET", "/ui/spend?range=custom&from=2026-11-01&to=2026-11-30&by=model", token: nil,
+                headers: [("Cookie", "sluice_session=" + admin)])
+            #expect(custom.status == 200)
+            #expect(custom.text.components(separatedBy: #"name="from" value="2026-11-01""#).count - 1 == 2)
+            #expect(custom.text.components(separatedBy: #"name="to" value="2026-11-30""#).count - 1 == 2)
         }
     }
 

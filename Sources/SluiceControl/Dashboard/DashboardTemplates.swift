@@ -12,7 +12,8 @@ enum DashboardTemplates {
     }
 
     static let templates: [(String, String)] = [
-        ("header", header), ("footer", footer), ("range", range), ("login", login), ("error", error),
+        ("header", header), ("footer", footer), ("range", range), ("keepRange", keepRange), ("login", login),
+        ("error", error),
         ("spend", spend), ("top", top), ("budgets", budgets), ("denials", denials), ("agents", agents),
         ("keys", keys), ("changes", changes),
     ]
@@ -48,6 +49,14 @@ enum DashboardTemplates {
         <button type="submit">Show</button></form>
         """
 
+    /// A form's hidden copy of the range it was shown with, custom dates included.
+    static let keepRange = """
+        <input type="hidden" name="range" value="{{range.name}}">\
+        <input type="hidden" name="step" value="{{range.step}}">\
+        <input type="hidden" name="from" value="{{range.fromDate}}">\
+        <input type="hidden" name="to" value="{{range.toDate}}">
+        """
+
     static let login = """
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><title>Log in · Sluice</title>
@@ -70,8 +79,7 @@ enum DashboardTemplates {
         <label>Show <select name="metric">{{#page.metrics}}\
         <option value="{{value}}"{{#selected}} selected{{/selected}}>\
         {{value}}</option>{{/page.metrics}}</select></label>
-        <input type="hidden" name="range" value="{{range.name}}">\
-        <input type="hidden" name="step" value="{{range.step}}">
+        {{> keepRange}}
         <button type="submit">Show</button></form>
         {{> range}}
         <figure>{{{page.chart}}}</figure>
@@ -123,8 +131,7 @@ enum DashboardTemplates {
         <form method="get" class="range"><label>Chart by <select name="by">{{#page.dimensions}}\
         <option value="{{value}}"\
         {{#selected}} selected{{/selected}}>{{value}}</option>{{/page.dimensions}}</select></label>
-        <input type="hidden" name="range" value="{{range.name}}">\
-        <input type="hidden" name="step" value="{{range.step}}">
+        {{> keepRange}}
         <button type="submit">Show</button></form>
         <figure>{{{page.chart}}}</figure>
         <h2>By reason</h2><table id="by-reason"><thead><tr><th>Reason</th><th>Refused</th></tr></thead><tbody>
