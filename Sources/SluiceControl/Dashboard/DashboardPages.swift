@@ -55,8 +55,12 @@ struct DashboardPages: Sendable {
         }
         let ranked = totals.sorted { ($1.value.costPicoUSD, $0.key) < ($0.value.costPicoUSD, $1.key) }
         let chart = Self.stacked(
-            rows, by: by.rawValue, ranked: ranked.map(\.key), range: range, metric: metric,
-            title: "\(metric == "spend" ? "Spend" : "Requests") by \(by.rawValue)")
+            rows, ranked: ranked.map(\.key), range: range,
+            format: metric == "spend" ? { String(format: "$%.2f", $0) } : Self.count,
+            title: "\(metric == "spend" ? "Spend" : "Requests") by \(by.rawValue)"
+        ) { row in
+            [(row.group[by.rawValue] ?? "", metric == "spend" ? Double(row.costPicoUSD) / 1e12 : Double(row.requests))]
+        }
         let total = ranked.reduce(Int64(0)) { $0 + $1.value.costPicoUSD }
         return SpendPage(
             by: by.rawValue, dimensions: Self.spendDimensions.map { Choice(value: $0.rawValue, selected: $0 == by) },
@@ -188,15 +192,6 @@ struct DashboardPages: Sendable {
         func rank(_ counts: [String: Int64]) -> [(key: String, value: Int64)] {
             counts.sorted { ($1.value, $0.key) < ($0.value, $1.key) }
         }
-        let ranked = rank(by == "rule" ? rules : reasons)
-        let starts = range.bucketStarts
-        let index = Dictionary(uniqueKeysWithValues: starts.enumerated().map { ($1, $0) })
-        var series = ranked.map { SVGChart.Series(name: $0.key, values: Array(repeating: 0, count: starts.count)) }
-        let layer = Dictionary(uniqueKeysWithValues: ranked.enumerated().map { ($1.key, $0) })
-        for row in overTime {
-            guard let at = row.group[range.step.rawValue].flatMap({ Int64($0) }), let slot = index[at] else { continue }
-            for (name, count) in counts(row) { series[layer[name]!].values[slot] += Double(count) }
-        }
         func grouped(_ dimension: UsageQuery.Dimension) async throws -> [DenialLine] {
             try await store.usage(UsageQuery(groupBy: [dimension], from: range.from, to: range.to))
                 .flatMap { row in
@@ -208,9 +203,10 @@ struct DashboardPages: Sendable {
                 .sorted { ($1.count, $0.group, $0.reason) < ($0.count, $1.group, $1.reason) }
         }
         return DenialsPage(
-            chart: SVGChart.stackedBars(
-                buckets: starts.map(range.label), series: series, format: Self.count,
-                title: "Refused calls by \(by)"),
+            chart: Self.stacked(
+                overTime, ranked: rank(by == "rule" ? rules : reasons).map(\.key), range: range, format: Self.count,
+                title: "Refused calls by \(by)"
+            ) { row in counts(row).map { ($0.key, Double($0.value)) } },
             dimensions: ["reason", "rule"].map { Choice(value: $0, selected: $0 == by) },
             byReason: rank(reasons).map { DenialLine(group: "", reason: $0.key, count: $0.value) },
             byRule: rank(rules).map { DenialLine(group: "", reason: $0.key, count: $0.value) },
@@ -337,11 +333,12 @@ struct DashboardPages: Sendable {
     /// A group with no value (keyless calls, keys without a project) is shown as `(none)`.
     static func display(_ group: String) -> String { group.isEmpty ? "(none)" : group }
 
-    /// The chart of `rows` grouped by `dimension` and time: the eight groups first in `ranked`
-    /// each a layer, the rest summed as "other".
+    /// The chart of `rows` grouped by time: what `values` reads from each row is added to its
+    /// bucket under its name; the eight names first in `ranked` are each a layer, the rest
+    /// summed as "other".
     static func stacked(
-        _ rows: [UsageRow], by dimension: String, ranked: [String], range: DashboardRange, metric: String,
-        title: String
+        _ rows: [UsageRow], ranked: [String], range: DashboardRange, format: (Double) -> String, title: String,
+        values: (UsageRow) -> [(name: String, value: Double)]
     ) -> String {
         let starts = range.bucketStarts
         let index = Dictionary(uniqueKeysWithValues: starts.enumerated().map { ($1, $0) })
@@ -354,12 +351,11 @@ struct DashboardPages: Sendable {
         }
         for row in rows {
             guard let at = row.group[range.step.rawValue].flatMap({ Int64($0) }), let slot = index[at] else { continue }
-            let layer = layers[row.group[dimension] ?? ""] ?? layers["\u{0}other"] ?? 0
-            series[layer].values[slot] += metric == "spend" ? Double(row.costPicoUSD) / 1e12 : Double(row.requests)
+            for (name, value) in values(row) {
+                series[layers[name] ?? layers["\u{0}other"] ?? 0].values[slot] += value
+            }
         }
-        return SVGChart.stackedBars(
-            buckets: starts.map(range.label), series: series,
-            format: metric == "spend" ? { String(format: "$%.2f", $0) } : Self.count, title: title)
+        return SVGChart.stackedBars(buckets: starts.map(range.label), series: series, format: format, title: title)
     }
 
     /// A count for an axis or a tooltip: whole numbers as they are, an axis step between
