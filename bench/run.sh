@@ -4,20 +4,33 @@
 #   bench/run.sh                 15 s per load point (the default)
 #   BENCH_DURATION=5 bench/run.sh
 #
-# Upstream: sluice-mock-provider over HTTP/2 + TLS on loopback (it answers in microseconds).
-# Paths compared, with wrk (HTTP/1.1 keep-alive) as the client:
-#   direct  wrk → mock (HTTPS/1.1)
-#   sluice  wrk → sluice-agent → mock (h2 over TLS)
-#   nghttpx wrk → nghttpx (HTTP/1.1 in) → mock (h2 over TLS): the C reverse-proxy reference
+# Upstreams, both HTTP/2 + TLS on loopback, each answering in microseconds:
+#   mock   sluice-mock-provider (ours)
+#   nginx  nginx 1.22 returning a fixed 675-byte chat completion (bench/nginx-completion.json):
+#          a server we did not write
+# Paths compared for each upstream, with wrk (HTTP/1.1 keep-alive) as the client:
+#   direct  wrk → upstream (HTTPS/1.1)
+#   sluice  wrk → sluice-agent → upstream (h2 over TLS)
+#   nghttpx wrk → nghttpx (HTTP/1.1 in) → upstream (h2 over TLS): the C reverse-proxy reference
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh --test
+if ! command -v nginx >/dev/null 2>&1; then
+  # Debian starts a packaged daemon (on port 80) after install unless policy-rc.d forbids it;
+  # the benchmark runs its own nginx on loopback only.
+  sudo_cmd=""; [[ $(id -u) -ne 0 ]] && sudo_cmd="sudo"
+  guard=""; [[ -e /usr/sbin/policy-rc.d ]] || { guard=1; printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee /usr/sbin/policy-rc.d >/dev/null; $sudo_cmd chmod +x /usr/sbin/policy-rc.d; }
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq nginx-light >/dev/null
+  [[ -n "$guard" ]] && $sudo_cmd rm -f /usr/sbin/policy-rc.d
+fi
 command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
 
 duration="${BENCH_DURATION:-15}"
 mock_port="${BENCH_MOCK_PORT:-18443}"
 agent_port="${BENCH_AGENT_PORT:-14000}"
 nghttpx_port="${BENCH_NGHTTPX_PORT:-13000}"
+nginx_port="${BENCH_NGINX_PORT:-18444}"
+nginx_nghttpx_port="${BENCH_NGINX_NGHTTPX_PORT:-13001}"
 state=".state/bench"
 mkdir -p "$state"
 
@@ -36,6 +49,36 @@ pids+=($!)
 wait_port "$mock_port"
 cert="$state/cert/cert.pem"
 
+# nginx: one process (no master), HTTP/2 and HTTP/1.1 over TLS with the mock's certificate,
+# keep-alive without a request limit, the same fixed answer to every request.
+mkdir -p "$state/nginx"
+cat > "$state/nginx/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $PWD/$state/nginx/nginx.pid;
+error_log $PWD/$state/nginx/error.log error;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $PWD/$state/nginx/body;
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  server {
+    listen 127.0.0.1:$nginx_port ssl http2;
+    ssl_certificate $PWD/$state/cert/cert.pem;
+    ssl_certificate_key $PWD/$state/cert/key.pem;
+    location / {
+      default_type application/json;
+      return 200 '$(cat bench/nginx-completion.json)';
+    }
+  }
+}
+NGINX
+nginx -e "$PWD/$state/nginx/error.log" -c "$PWD/$state/nginx/nginx.conf" &
+pids+=($!)
+wait_port "$nginx_port"
+
 cat > "$state/agent.yaml" <<YAML
 model_list:
   - model_name: bench
@@ -49,6 +92,9 @@ model_list:
     model_info: {input_cost_per_token: 0.0000003, output_cost_per_token: 0.0000025}
   - model_name: bench-stream
     litellm_params: {model: "openai/mock+chunks=50+chunk_delay_ms=20", api_base: "https://127.0.0.1:$mock_port/v1", api_key: sk-bench-not-a-key, ssl_verify: "$cert"}
+    model_info: {input_cost_per_token: 0.00000015, output_cost_per_token: 0.0000006}
+  - model_name: bench-nginx
+    litellm_params: {model: openai/gpt-4o-mini, api_base: "https://127.0.0.1:$nginx_port/v1", api_key: sk-bench-not-a-key, ssl_verify: "$cert"}
     model_info: {input_cost_per_token: 0.00000015, output_cost_per_token: 0.0000006}
 YAML
 # Audit lines go to a file, as a container runtime would collect them.
@@ -67,6 +113,17 @@ wait_port "$nghttpx_port"
 # nghttpx forks a worker that does the proxying; its CPU is what compares with the agent's.
 nghttpx_pid=$(pgrep -P "${pids[-1]}" | head -1)
 pids+=($nghttpx_pid)
+nghttpx --conf=/dev/null --frontend="127.0.0.1,$nginx_nghttpx_port;no-tls" --backend="127.0.0.1,$nginx_port;;tls;sni=localhost;proto=h2" \
+  --cacert="$cert" --workers=1 --no-ocsp --log-level=ERROR --accesslog-file=/dev/null \
+  --errorlog-file="$state/nghttpx-nginx.log" >/dev/null 2>&1 &
+pids+=($!)
+wait_port "$nginx_nghttpx_port"
+nginx_nghttpx_pid=$(pgrep -P "${pids[-1]}" | head -1)
+pids+=($nginx_nghttpx_pid)
+curl -sf -o /dev/null "http://127.0.0.1:$nginx_nghttpx_port/v1/chat/completions" -d '{"model":"bench"}' \
+  || { echo "nghttpx cannot reach nginx: see $state/nghttpx-nginx.log"; exit 1; }
+curl -sf -o /dev/null "http://127.0.0.1:$agent_port/v1/chat/completions" -d '{"model":"bench-nginx"}' \
+  || { echo "the agent cannot reach nginx: see $state/agent.log and $state/nginx/error.log"; exit 1; }
 curl -sf -o /dev/null "http://127.0.0.1:$nghttpx_port/v1/chat/completions" -d '{"model":"bench"}' \
   || { echo "nghttpx cannot reach the mock: see $state/nghttpx.log"; exit 1; }
 curl -sf -o /dev/null "http://127.0.0.1:$agent_port/v1/chat/completions" -d '{"model":"bench"}' \
@@ -78,18 +135,20 @@ start_rss=$(rss_kb "$agent_pid" VmRSS)
 ticks_per_second=$(getconf CLK_TCK)
 
 # Warm up every path (connections, TLS sessions, page cache).
-for url in "https://127.0.0.1:$mock_port" "http://127.0.0.1:$agent_port" "http://127.0.0.1:$nghttpx_port"; do
+for url in "https://127.0.0.1:$mock_port" "http://127.0.0.1:$agent_port" "http://127.0.0.1:$nghttpx_port" \
+  "https://127.0.0.1:$nginx_port" "http://127.0.0.1:$nginx_nghttpx_port"; do
   wrk -t1 -c4 -d2s -s bench/post.lua "$url/v1/chat/completions" >/dev/null
 done
+BENCH_MODEL=bench-nginx wrk -t1 -c4 -d2s -s bench/post.lua "http://127.0.0.1:$agent_port/v1/chat/completions" >/dev/null
 idle_rss=$(rss_kb "$agent_pid" VmRSS)
 
 declare -A rps p50 p99 errs cpu_us
-run_point() {  # name url connections pid-to-measure
-  local name=$1 url=$2 connections=$3 pid=${4:-}
+run_point() {  # name url connections [pid-to-measure] [model]
+  local name=$1 url=$2 connections=$3 pid=${4:-} model=${5:-bench}
   local threads=2; [[ $connections -lt 2 ]] && threads=1
   local before=0; [[ -n "$pid" ]] && before=$(cpu_ticks "$pid")
   local line
-  line=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --timeout 10s -s bench/post.lua "$url/v1/chat/completions" | grep '^RESULT')
+  line=$(BENCH_MODEL="$model" wrk -t"$threads" -c"$connections" -d"${duration}s" --timeout 10s -s bench/post.lua "$url/v1/chat/completions" | grep '^RESULT')
   local requests duration_us errors p50_us p99_us
   eval "$(echo "$line" | sed 's/^RESULT //')"
   local key="$name/$connections"
@@ -109,6 +168,9 @@ for connections in 1 16 64; do
   run_point direct "https://127.0.0.1:$mock_port" "$connections"
   run_point sluice "http://127.0.0.1:$agent_port" "$connections" "$agent_pid"
   run_point nghttpx "http://127.0.0.1:$nghttpx_port" "$connections" "$nghttpx_pid"
+  run_point nginx-direct "https://127.0.0.1:$nginx_port" "$connections"
+  run_point nginx-sluice "http://127.0.0.1:$agent_port" "$connections" "$agent_pid" bench-nginx
+  run_point nginx-nghttpx "http://127.0.0.1:$nginx_nghttpx_port" "$connections" "$nginx_nghttpx_pid"
 done
 busy_hwm=$(rss_kb "$agent_pid" VmHWM)
 
@@ -140,25 +202,31 @@ added() { python3 -c "print(f'{$1 - $2:.3f}')"; }
 {
   echo "## Data-path benchmark ($(date -u +%Y-%m-%d), ${duration}s per point, $(nproc) cores)"
   echo
-  echo "| path | conns | req/s | p50 ms | p99 ms | errors | CPU µs/req |"
-  echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-  for connections in 1 16 64; do
-    for name in direct sluice nghttpx; do
-      key="$name/$connections"
-      echo "| $name | $connections | ${rps[$key]} | ${p50[$key]} | ${p99[$key]} | ${errs[$key]} | ${cpu_us[$key]} |"
+  echo "| upstream | path | conns | req/s | p50 ms | p99 ms | errors | CPU µs/req |"
+  echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+  for upstream in mock nginx; do
+    prefix=""; [[ $upstream == nginx ]] && prefix="nginx-"
+    for connections in 1 16 64; do
+      for name in direct sluice nghttpx; do
+        key="$prefix$name/$connections"
+        echo "| $upstream | $name | $connections | ${rps[$key]} | ${p50[$key]} | ${p99[$key]} | ${errs[$key]} | ${cpu_us[$key]} |"
+      done
     done
   done
   echo
-  sluice_added_p99_c1=$(added "${p99[sluice/1]}" "${p99[direct/1]}")
-  nghttpx_added_p99_c1=$(added "${p99[nghttpx/1]}" "${p99[direct/1]}")
-  sluice_added_p99=$(added "${p99[sluice/16]}" "${p99[direct/16]}")
-  nghttpx_added_p99=$(added "${p99[nghttpx/16]}" "${p99[direct/16]}")
-  echo "| target | sluice | nghttpx | ratio | goal |"
-  echo "| --- | ---: | ---: | ---: | --- |"
-  echo "| throughput at c=64 (req/s) | ${rps[sluice/64]} | ${rps[nghttpx/64]} | $(ratio "${rps[sluice/64]}" "${rps[nghttpx/64]}") | ≥ 0.8 |"
-  echo "| added p99 at c=16 (ms) | $sluice_added_p99 | $nghttpx_added_p99 | $(ratio "$sluice_added_p99" "$nghttpx_added_p99") | ≤ 1.5 |"
-  echo "| added p99 at c=1 (ms) | $sluice_added_p99_c1 | $nghttpx_added_p99_c1 | $(ratio "$sluice_added_p99_c1" "$nghttpx_added_p99_c1") | (no queueing) |"
-  echo "| CPU per request at c=64 (µs) | ${cpu_us[sluice/64]} | ${cpu_us[nghttpx/64]} | $(ratio "${cpu_us[sluice/64]}" "${cpu_us[nghttpx/64]}") | ≤ 1.25 |"
+  echo "| upstream | target | sluice | nghttpx | ratio | goal |"
+  echo "| --- | --- | ---: | ---: | ---: | --- |"
+  for upstream in mock nginx; do
+    p=""; [[ $upstream == nginx ]] && p="nginx-"
+    sluice_added_p99_c1=$(added "${p99[${p}sluice/1]}" "${p99[${p}direct/1]}")
+    nghttpx_added_p99_c1=$(added "${p99[${p}nghttpx/1]}" "${p99[${p}direct/1]}")
+    sluice_added_p99=$(added "${p99[${p}sluice/16]}" "${p99[${p}direct/16]}")
+    nghttpx_added_p99=$(added "${p99[${p}nghttpx/16]}" "${p99[${p}direct/16]}")
+    echo "| $upstream | throughput at c=64 (req/s) | ${rps[${p}sluice/64]} | ${rps[${p}nghttpx/64]} | $(ratio "${rps[${p}sluice/64]}" "${rps[${p}nghttpx/64]}") | ≥ 0.8 |"
+    echo "| $upstream | CPU per request at c=64 (µs) | ${cpu_us[${p}sluice/64]} | ${cpu_us[${p}nghttpx/64]} | $(ratio "${cpu_us[${p}sluice/64]}" "${cpu_us[${p}nghttpx/64]}") | ≤ 1.5 |"
+    echo "| $upstream | added p99 at c=1 (ms) | $sluice_added_p99_c1 | $nghttpx_added_p99_c1 | $(ratio "$sluice_added_p99_c1" "$nghttpx_added_p99_c1") | ≤ 1.5 |"
+    echo "| $upstream | added p99 at c=16 (ms) | $sluice_added_p99 | $nghttpx_added_p99 | $(ratio "$sluice_added_p99" "$nghttpx_added_p99") | (queueing) |"
+  done
   echo
   echo "| agent memory | value | goal |"
   echo "| --- | ---: | --- |"
