@@ -14,6 +14,17 @@ public struct JSONMember: Sendable, Equatable {
     public var kind: JSONValueKind
 }
 
+/// A value found by its member's name: its bytes (quotes included for strings) and kind.
+public struct JSONNamedValue: Sendable, Equatable {
+    public var range: Range<Int>
+    public var kind: JSONValueKind
+
+    public init(range: Range<Int>, kind: JSONValueKind) {
+        self.range = range
+        self.kind = kind
+    }
+}
+
 /// Why a document was rejected. Offsets are byte positions; no input bytes are echoed.
 public struct JSONScanError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What was wrong with the document.
@@ -45,6 +56,23 @@ public struct JSONScanner {
     private let bytes: UnsafeRawBufferPointer
     private var position = 0
     private let maxDepth: Int
+    /// The keys of every object being scanned, innermost last, as raw (still escaped) byte
+    /// ranges: one array for the whole document instead of one set of strings per object.
+    private var openKeys: [KeyBytes] = []
+    /// Top-level member names whose values are looked for, and what was found for each.
+    private var wanted: [StaticString] = []
+    private var found: [JSONNamedValue?] = []
+
+    /// A key's bytes between its quotes, and whether it holds an escape (then its bytes are
+    /// not its text, and it is compared decoded).
+    private struct KeyBytes {
+        var range: Range<Int>
+        var escaped: Bool
+    }
+
+    /// Past this many keys in one object, duplicates are found through a set of decoded keys
+    /// instead of by comparing with each earlier key, so a huge object stays linear.
+    private static let linearKeyLimit = 16
 
     /// Validates `bytes` as one JSON object and returns its top-level members in order.
     public static func scanObject(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64) throws(JSONScanError)
@@ -56,26 +84,60 @@ public struct JSONScanner {
             throw JSONScanError(reason: .notAnObject, offset: scanner.position)
         }
         var members: [JSONMember] = []
+        members.reserveCapacity(16)
         try scanner.scanObjectBody(depth: 1, collect: &members)
         scanner.skipWhitespace()
         guard scanner.position == bytes.count else { throw scanner.error("trailing bytes after the document") }
         return members
     }
 
+    /// Validates `bytes` exactly as ``scanObject(_:maxDepth:)`` does and returns the values of
+    /// the top-level members named `names`, in that order (nil where absent). No key is
+    /// decoded into a string, so reading a few fields of a large answer allocates nothing
+    /// per member.
+    public static func scanObject(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64, values names: [StaticString])
+        throws(JSONScanError) -> [JSONNamedValue?]
+    {
+        var scanner = JSONScanner(bytes: bytes, maxDepth: maxDepth)
+        scanner.wanted = names
+        scanner.found = Array(repeating: nil, count: names.count)
+        scanner.skipWhitespace()
+        guard scanner.peek() == UInt8(ascii: "{") else {
+            throw JSONScanError(reason: .notAnObject, offset: scanner.position)
+        }
+        var none: [JSONMember] = []
+        try scanner.scanObjectBody(depth: 1, collect: &none, collectAll: false)
+        scanner.skipWhitespace()
+        guard scanner.position == bytes.count else { throw scanner.error("trailing bytes after the document") }
+        return scanner.found
+    }
+
+    /// The values of the members named `names` in the object at `range` (a range previously
+    /// returned for an object value), in that order, nil where absent.
+    public static func values(_ names: [StaticString], ofObjectAt range: Range<Int>, in bytes: UnsafeRawBufferPointer)
+        -> [JSONNamedValue?]
+    {
+        let upToObjectEnd = UnsafeRawBufferPointer(rebasing: bytes[..<range.upperBound])
+        var scanner = JSONScanner(bytes: upToObjectEnd, maxDepth: Int.max)
+        scanner.position = range.lowerBound
+        scanner.wanted = names
+        scanner.found = Array(repeating: nil, count: names.count)
+        var none: [JSONMember] = []
+        guard (try? scanner.scanObjectBody(depth: 1, collect: &none, collectAll: false)) != nil else {
+            return Array(repeating: nil, count: names.count)
+        }
+        return scanner.found
+    }
+
     /// Members of the object at `range` (a range previously returned for an object value).
     public static func members(ofObjectAt range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> [JSONMember] {
         // The range was validated by scanObject, so this cannot fail; depth was already checked.
-        let slice = UnsafeRawBufferPointer(rebasing: bytes[range])
-        guard let inner = try? scanObject(slice, maxDepth: Int.max) else { return [] }
-        return inner.map { member in
-            JSONMember(
-                key: member.key,
-                memberRange: (member.memberRange.lowerBound + range.lowerBound)..<(member.memberRange.upperBound
-                    + range.lowerBound),
-                valueRange: (member.valueRange.lowerBound + range.lowerBound)..<(member.valueRange.upperBound
-                    + range.lowerBound),
-                kind: member.kind)
-        }
+        let upToObjectEnd = UnsafeRawBufferPointer(rebasing: bytes[..<range.upperBound])
+        var scanner = JSONScanner(bytes: upToObjectEnd, maxDepth: Int.max)
+        scanner.position = range.lowerBound
+        var members: [JSONMember] = []
+        guard (try? scanner.scanObjectBody(depth: 1, collect: &members)) != nil else { return [] }
+        return members
     }
 
     /// The elements of the array at `range` (a range previously returned for an array value),
@@ -107,7 +169,8 @@ public struct JSONScanner {
     public static func decodeString(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> String? {
         var scanner = JSONScanner(bytes: bytes, maxDepth: 1)
         scanner.position = range.lowerBound
-        return try? scanner.scanString(decode: true)
+        guard let escaped = try? scanner.skipString() else { return nil }
+        return scanner.text(of: (range.lowerBound + 1)..<(scanner.position - 1), escaped: escaped)
     }
 
     /// Reads the integer at `range`, if it is one that fits in Int64 (no fraction or exponent).
@@ -135,6 +198,8 @@ public struct JSONScanner {
     private init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        // One allocation up front instead of regrowing through 1, 2, 4, 8 and 16 keys.
+        openKeys.reserveCapacity(32)
     }
 
     private func peek() -> UInt8? { position < bytes.count ? bytes[position] : nil }
@@ -156,7 +221,9 @@ public struct JSONScanner {
     }
 
     /// Scans `{ ... }` starting at the opening brace; members are collected only when asked.
-    private mutating func scanObjectBody(depth: Int, collect: inout [JSONMember]) throws(JSONScanError) {
+    private mutating func scanObjectBody(depth: Int, collect: inout [JSONMember], collectAll: Bool = true)
+        throws(JSONScanError)
+    {
         guard depth <= maxDepth else { throw JSONScanError(reason: .tooDeep(limit: maxDepth), offset: position) }
         try expect(UInt8(ascii: "{"), "{")
         skipWhitespace()
@@ -164,25 +231,34 @@ public struct JSONScanner {
             position += 1
             return
         }
-        var keys: [String] = []
+        let firstKey = openKeys.count
+        defer { openKeys.removeSubrange(firstKey...) }
+        var manyKeys: Set<String>?
         while true {
             skipWhitespace()
             let memberStart = position
             guard peek() == UInt8(ascii: "\"") else { throw error("expected a string key") }
-            let key = try scanString(decode: true) ?? ""
-            if keys.contains(key) {
-                throw JSONScanError(reason: .duplicateKey(key), offset: memberStart)
+            let escaped = try skipString()
+            let key = KeyBytes(range: (memberStart + 1)..<(position - 1), escaped: escaped)
+            if isDuplicate(key, since: firstKey, manyKeys: &manyKeys) {
+                throw JSONScanError(reason: .duplicateKey(text(of: key.range, escaped: escaped)), offset: memberStart)
             }
-            keys.append(key)
+            openKeys.append(key)
             skipWhitespace()
             try expect(UInt8(ascii: ":"), ":")
             skipWhitespace()
             let valueStart = position
             let kind = try scanValue(depth: depth)
-            if depth == 1 {
+            if depth == 1, !wanted.isEmpty {
+                for (index, name) in wanted.enumerated() where keyEquals(key, name) {
+                    found[index] = JSONNamedValue(range: valueStart..<position, kind: kind)
+                }
+            }
+            if depth == 1, collectAll {
                 collect.append(
                     JSONMember(
-                        key: key, memberRange: memberStart..<position, valueRange: valueStart..<position, kind: kind))
+                        key: text(of: key.range, escaped: escaped), memberRange: memberStart..<position,
+                        valueRange: valueStart..<position, kind: kind))
             }
             skipWhitespace()
             switch peek() {
@@ -193,6 +269,50 @@ public struct JSONScanner {
             default: throw error("expected , or }")
             }
         }
+    }
+
+    /// Whether `key` repeats a key of the current object (those in `openKeys` from `first`).
+    /// Keys compare by their decoded text, so `"a"` and `"\u0061"` are the same key.
+    private func isDuplicate(_ key: KeyBytes, since first: Int, manyKeys: inout Set<String>?) -> Bool {
+        let earlier = openKeys.count - first
+        if earlier < Self.linearKeyLimit {
+            for index in first..<openKeys.count where sameKey(openKeys[index], key) { return true }
+            return false
+        }
+        if manyKeys == nil {
+            manyKeys = Set(openKeys[first...].map { text(of: $0.range, escaped: $0.escaped) })
+        }
+        return !manyKeys!.insert(text(of: key.range, escaped: key.escaped)).inserted
+    }
+
+    private func sameKey(_ left: KeyBytes, _ right: KeyBytes) -> Bool {
+        if left.escaped || right.escaped {
+            return text(of: left.range, escaped: left.escaped) == text(of: right.range, escaped: right.escaped)
+        }
+        guard left.range.count == right.range.count else { return false }
+        for offset in 0..<left.range.count
+        where bytes[left.range.lowerBound + offset] != bytes[right.range.lowerBound + offset] {
+            return false
+        }
+        return true
+    }
+
+    private func keyEquals(_ key: KeyBytes, _ name: StaticString) -> Bool {
+        if key.escaped { return text(of: key.range, escaped: true) == name.description }
+        guard key.range.count == name.utf8CodeUnitCount else { return false }
+        for offset in 0..<key.range.count where bytes[key.range.lowerBound + offset] != name.utf8Start[offset] {
+            return false
+        }
+        return true
+    }
+
+    /// The text of a string whose bytes between the quotes are `range` (already validated).
+    private func text(of range: Range<Int>, escaped: Bool) -> String {
+        let raw = UnsafeRawBufferPointer(rebasing: bytes[range])
+        guard escaped else { return String(decoding: raw, as: UTF8.self) }
+        var decoder = JSONScanner(bytes: bytes, maxDepth: 1)
+        decoder.position = range.lowerBound - 1
+        return (try? decoder.scanString(decode: true)) ?? ""
     }
 
     private mutating func scanValue(depth: Int) throws(JSONScanError) -> JSONValueKind {
@@ -206,7 +326,7 @@ public struct JSONScanner {
             try scanArray(depth: depth + 1)
             return .array
         case UInt8(ascii: "\""):
-            _ = try scanString(decode: false)
+            _ = try skipString()
             return .string
         case UInt8(ascii: "t"):
             try scanLiteral("true")
@@ -275,6 +395,45 @@ public struct JSONScanner {
 
     private mutating func skipDigits() {
         while let byte = peek(), byte >= 0x30, byte <= 0x39 { position += 1 }
+    }
+
+    /// Scans a string starting at its opening quote, validating escapes and UTF-8, without
+    /// decoding it. Returns whether it held an escape.
+    private mutating func skipString() throws(JSONScanError) -> Bool {
+        try expect(UInt8(ascii: "\""), "\"")
+        var escaped = false
+        while true {
+            skipPlainASCII()
+            guard position < bytes.count else { throw error("unterminated string") }
+            let byte = bytes[position]
+            switch byte {
+            case UInt8(ascii: "\""):
+                position += 1
+                return escaped
+            case UInt8(ascii: "\\"):
+                escaped = true
+                position += 1
+                var ignored: [UInt8] = []
+                try scanEscape(into: &ignored, decode: false)
+            case 0x00..<0x20:
+                throw error("control character in string")
+            default:
+                try skipUTF8Sequence(lead: byte)
+            }
+        }
+    }
+
+    /// Steps over printable ASCII other than `"` and `\\`: nearly every byte of a string, in
+    /// a loop that keeps the position in a register.
+    private mutating func skipPlainASCII() {
+        var index = position
+        let end = bytes.count
+        while index < end {
+            let byte = bytes[index]
+            guard byte >= 0x20, byte < 0x80, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") else { break }
+            index += 1
+        }
+        position = index
     }
 
     /// Scans a string starting at its opening quote, validating escapes and UTF-8.

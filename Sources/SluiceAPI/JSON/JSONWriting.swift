@@ -1,20 +1,89 @@
 /// Appends `text` as a JSON string literal (quotes included), escaping what RFC 8259 requires.
 public func appendJSONString(_ text: String, to output: inout [UInt8]) {
     output.append(UInt8(ascii: "\""))
-    for byte in text.utf8 {
+    var text = text
+    text.withUTF8 { appendJSONStringContent($0, to: &output) }
+    output.append(UInt8(ascii: "\""))
+}
+
+/// Appends UTF-8 `bytes` escaped for the inside of a JSON string: runs that need no escape
+/// are copied whole, since almost every byte of an identifier or a log line is one of those.
+public func appendJSONStringContent(_ bytes: UnsafeBufferPointer<UInt8>, to output: inout [UInt8]) {
+    var runStart = 0
+    for index in 0..<bytes.count {
+        let byte = bytes[index]
+        guard byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") else { continue }
+        output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<index]))
+        runStart = index + 1
+        output.append(0x5C)
         switch byte {
-        case UInt8(ascii: "\""): output.append(contentsOf: [0x5C, 0x22])
-        case UInt8(ascii: "\\"): output.append(contentsOf: [0x5C, 0x5C])
-        case 0x0A: output.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-        case 0x0D: output.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-        case 0x09: output.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-        case 0x00..<0x20:
-            let hex = Array("0123456789abcdef".utf8)
-            output.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
-        default: output.append(byte)
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"): output.append(byte)
+        case 0x0A: output.append(UInt8(ascii: "n"))
+        case 0x0D: output.append(UInt8(ascii: "r"))
+        case 0x09: output.append(UInt8(ascii: "t"))
+        default:
+            output.append(UInt8(ascii: "u"))
+            output.append(0x30)
+            output.append(0x30)
+            output.append(hexDigit(byte >> 4))
+            output.append(hexDigit(byte & 0xF))
         }
     }
-    output.append(UInt8(ascii: "\""))
+    output.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[runStart..<bytes.count]))
+}
+
+private func hexDigit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : UInt8(ascii: "a") + nibble - 10 }
+
+/// Appends `value` in decimal, with no intermediate string.
+public func appendDecimalInteger(_ value: Int64, to output: inout [UInt8]) {
+    appendDecimalInteger(value, minimumDigits: 1, to: &output)
+}
+
+/// Appends `value` in decimal, zero-padded to at least `minimumDigits` digits (after a sign).
+public func appendDecimalInteger(_ value: Int64, minimumDigits: Int, to output: inout [UInt8]) {
+    if value < 0 { output.append(UInt8(ascii: "-")) }
+    var magnitude = value.magnitude
+    // 20 digits hold any UInt64; they are written backwards into a fixed buffer.
+    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+        var start = 20
+        repeat {
+            start -= 1
+            digits[start] = 0x30 + UInt8(magnitude % 10)
+            magnitude /= 10
+        } while magnitude > 0
+        for _ in 0..<max(0, minimumDigits - (20 - start)) { output.append(0x30) }
+        output.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start..<20]))
+    }
+}
+
+/// Appends `value` as a fixed-point JSON number with at most `places` decimals, trailing
+/// zeros dropped and no exponent (which some log pipelines parse badly). A value that is
+/// not finite is written as 0; one too large for fixed point as its whole part, held
+/// within ±9e18 so that no figure can trap the conversion to an integer.
+public func appendFixedPoint(_ value: Double, places: Int, to output: inout [UInt8]) {
+    guard value.isFinite else {
+        output.append(0x30)
+        return
+    }
+    var scale: Int64 = 1
+    for _ in 0..<places { scale *= 10 }
+    let scaled = (abs(value) * Double(scale)).rounded()
+    guard scaled < 9.0e18 else {
+        appendDecimalInteger(Int64(min(max(value, -9.0e18), 9.0e18)), to: &output)
+        return
+    }
+    let units = Int64(scaled)
+    if value < 0 && units > 0 { output.append(UInt8(ascii: "-")) }
+    appendDecimalInteger(units / scale, to: &output)
+    var fraction = units % scale
+    guard fraction > 0 else { return }
+    var digits = places
+    while fraction % 10 == 0 {
+        fraction /= 10
+        digits -= 1
+    }
+    output.append(UInt8(ascii: "."))
+    appendDecimalInteger(fraction, minimumDigits: digits, to: &output)
 }
 
 /// `text` as a JSON string literal.

@@ -43,40 +43,38 @@ public struct TokenUsage: Sendable, Equatable {
     /// `completion_tokens`, their `_details`) or the Responses API's (`input_tokens`,
     /// `output_tokens`, their `_details`).
     public static func openAI(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> TokenUsage? {
-        let members = JSONScanner.members(ofObjectAt: range, in: bytes)
-        func count(_ key: String) -> Int? {
-            guard let member = members.first(where: { $0.key == key }), member.kind == .number,
-                let value = JSONScanner.integer(at: member.valueRange, in: bytes), value >= 0, value < Int64(Int32.max)
+        let fields = JSONScanner.values(
+            [
+                "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details",
+                "input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details",
+            ], ofObjectAt: range, in: bytes)
+        func count(_ field: JSONNamedValue?) -> Int? {
+            guard let field, field.kind == .number, let value = JSONScanner.integer(at: field.range, in: bytes),
+                value >= 0, value < Int64(Int32.max)
             else { return nil }
             return Int(value)
         }
-        let chatPrompt = count("prompt_tokens")
+        let chatPrompt = count(fields[0])
         let responses = chatPrompt == nil
-        guard let prompt = chatPrompt ?? count("input_tokens") else { return nil }
-        func detail(_ object: String, _ key: String) -> Int {
-            guard let member = members.first(where: { $0.key == object }), member.kind == .object,
-                let found = JSONScanner.members(ofObjectAt: member.valueRange, in: bytes).first(where: {
-                    $0.key == key
-                }),
-                found.kind == .number, let value = JSONScanner.integer(at: found.valueRange, in: bytes), value >= 0,
-                value < Int64(Int32.max)
-            else { return 0 }
-            return Int(value)
+        guard let prompt = chatPrompt ?? count(fields[4]) else { return nil }
+        func detail(_ object: JSONNamedValue?, _ key: StaticString) -> Int {
+            guard let object, object.kind == .object else { return 0 }
+            return count(JSONScanner.values([key], ofObjectAt: object.range, in: bytes)[0]) ?? 0
         }
         // Embeddings report only prompt tokens.
         return TokenUsage(
-            promptTokens: prompt, completionTokens: count(responses ? "output_tokens" : "completion_tokens") ?? 0,
-            cachedPromptTokens: detail(responses ? "input_tokens_details" : "prompt_tokens_details", "cached_tokens"),
-            reasoningTokens: detail(
-                responses ? "output_tokens_details" : "completion_tokens_details", "reasoning_tokens"))
+            promptTokens: prompt, completionTokens: count(fields[responses ? 5 : 1]) ?? 0,
+            cachedPromptTokens: detail(fields[responses ? 6 : 2], "cached_tokens"),
+            reasoningTokens: detail(fields[responses ? 7 : 3], "reasoning_tokens"))
     }
 
-    /// The usage block of a complete, non-streamed OpenAI response body.
+    /// The usage block of a complete, non-streamed OpenAI response body. The whole body is
+    /// validated (as the caller receives it); only the `usage` member is read.
     public static func fromOpenAIResponse(_ body: UnsafeRawBufferPointer) -> TokenUsage? {
-        guard let members = try? JSONScanner.scanObject(body, maxDepth: 256),
-            let usage = members.first(where: { $0.key == "usage" }), usage.kind == .object
+        guard let found = try? JSONScanner.scanObject(body, maxDepth: 256, values: ["usage"]), let usage = found[0],
+            usage.kind == .object
         else { return nil }
-        return openAI(at: usage.valueRange, in: body)
+        return openAI(at: usage.range, in: body)
     }
 }
 

@@ -39,102 +39,132 @@ struct AuditRecord: Sendable {
     var guardrails: [GuardrailDecision] = []
 
     var jsonLine: [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(512)
-        func key(_ name: StaticString) {
-            out.append(out.count == 0 ? UInt8(ascii: "{") : UInt8(ascii: ","))
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
-            out.append(contentsOf: "\":".utf8)
-        }
-        func string(_ name: StaticString, _ value: String?) {
-            key(name)
-            if let value { appendJSONString(value, to: &out) } else { out.append(contentsOf: "null".utf8) }
-        }
-        func number(_ name: StaticString, _ value: String?) {
-            key(name)
-            out.append(contentsOf: (value ?? "null").utf8)
-        }
-        string("ts", formatRFC3339(nanoseconds: timestampNanoseconds))
-        string("request_id", requestID)
-        string("service", identity.service)
-        string("namespace", identity.namespace)
-        string("pod", identity.pod)
-        string("service_account", identity.serviceAccount.isEmpty ? nil : identity.serviceAccount)
-        string("key_id", keyID)
-        string("team", team)
-        string("project", project)
-        string("end_user", endUser.map { String($0.prefix(128)) })
-        string("method", method)
-        string("path", path)
-        string("alias", alias)
-        string("served_alias", servedAlias)
-        number("attempts", attempts.map { String($0) })
-        string("upstream_model", upstreamModel)
-        string("deployment", deployment)
-        string("http_version", httpVersion)
-        number("status", String(status))
-        number("stream", String(stream))
-        number("stream_completed", streamCompleted.map { String($0) })
-        number("prompt_tokens", usage.map { String($0.promptTokens) })
-        number("completion_tokens", usage.map { String($0.completionTokens) })
-        number("cached_tokens", usage.map { String($0.cachedPromptTokens) })
-        number("cache_creation_tokens", usage.map { String($0.cacheCreationTokens) })
-        number("reasoning_tokens", usage.map { String($0.reasoningTokens) })
-        number("usage_estimated", usage.map { String($0.estimated) })
-        number("cost_usd", costUSD.map { formatDecimal($0, places: 9) })
-        number("price_missing", String(priceMissing))
-        number("latency_ms", formatDecimal(latencySeconds * 1000, places: 3))
-        number("ttfb_ms", timeToFirstByteSeconds.map { formatDecimal($0 * 1000, places: 3) })
-        string("error", errorCode)
-        string("rule", rule)
+        var line = AuditLineWriter()
+        line.string("ts") { appendRFC3339(nanoseconds: timestampNanoseconds, to: &$0) }
+        line.string("request_id", requestID)
+        line.string("service", identity.service)
+        line.string("namespace", identity.namespace)
+        line.string("pod", identity.pod)
+        line.string("service_account", identity.serviceAccount.isEmpty ? nil : identity.serviceAccount)
+        line.string("key_id", keyID)
+        line.string("team", team)
+        line.string("project", project)
+        line.string("end_user", endUser.map { String($0.prefix(128)) })
+        line.string("method", method)
+        line.string("path", path)
+        line.string("alias", alias)
+        line.string("served_alias", servedAlias)
+        line.integer("attempts", attempts)
+        line.string("upstream_model", upstreamModel)
+        line.string("deployment", deployment)
+        line.string("http_version", httpVersion)
+        line.integer("status", status)
+        line.bool("stream", stream)
+        line.bool("stream_completed", streamCompleted)
+        line.integer("prompt_tokens", usage?.promptTokens)
+        line.integer("completion_tokens", usage?.completionTokens)
+        line.integer("cached_tokens", usage?.cachedPromptTokens)
+        line.integer("cache_creation_tokens", usage?.cacheCreationTokens)
+        line.integer("reasoning_tokens", usage?.reasoningTokens)
+        line.bool("usage_estimated", usage?.estimated)
+        line.fixedPoint("cost_usd", costUSD, places: 9)
+        line.bool("price_missing", priceMissing)
+        line.fixedPoint("latency_ms", latencySeconds * 1000, places: 3)
+        line.fixedPoint("ttfb_ms", timeToFirstByteSeconds.map { $0 * 1000 }, places: 3)
+        line.string("error", errorCode)
+        line.string("rule", rule)
         if !guardrails.isEmpty {
-            key("guardrails")
-            out.append(UInt8(ascii: "["))
+            line.key("guardrails")
+            line.out.append(UInt8(ascii: "["))
             for (index, decision) in guardrails.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(contentsOf: #"{"name":"#.utf8)
-                appendJSONString(decision.guardrail, to: &out)
-                out.append(contentsOf: #","stage":""#.utf8)
-                out.append(contentsOf: decision.stage.rawValue.utf8)
-                out.append(UInt8(ascii: "\""))
-                out.append(contentsOf: #","verdict":""#.utf8)
-                out.append(contentsOf: decision.verdict.rawValue.utf8)
-                out.append(contentsOf: #"","ms":"#.utf8)
-                out.append(contentsOf: (decision.milliseconds.map { formatDecimal($0, places: 3) } ?? "null").utf8)
-                out.append(contentsOf: #","reason":"#.utf8)
-                if let reason = decision.reason {
-                    appendJSONString(reason, to: &out)
-                } else {
-                    out.append(contentsOf: "null".utf8)
+                if index > 0 { line.out.append(UInt8(ascii: ",")) }
+                line.object { entry in
+                    entry.string("name", decision.guardrail)
+                    entry.string("stage", decision.stage.rawValue)
+                    entry.string("verdict", decision.verdict.rawValue)
+                    entry.fixedPoint("ms", decision.milliseconds, places: 3)
+                    entry.string("reason", decision.reason)
                 }
-                out.append(UInt8(ascii: "}"))
             }
-            out.append(UInt8(ascii: "]"))
+            line.out.append(UInt8(ascii: "]"))
         }
-        out.append(contentsOf: "}\n".utf8)
-        return out
+        line.close()
+        line.out.append(UInt8(ascii: "\n"))
+        return line.out
     }
 }
 
-/// Fixed-point formatting without Foundation (and without exponents, which some log
-/// pipelines parse badly).
-func formatDecimal(_ value: Double, places: Int) -> String {
-    guard value.isFinite else { return "0" }
-    var scale = 1.0
-    for _ in 0..<places { scale *= 10 }
-    let scaled = (abs(value) * scale).rounded()
-    guard scaled < 9.0e18 else { return String(Int64(value)) }
-    let whole = Int64(scaled) / Int64(scale)
-    var fraction = String(Int64(scaled) % Int64(scale))
-    while fraction.count < places { fraction = "0" + fraction }
-    while fraction.hasSuffix("0") { fraction.removeLast() }
-    let sign = value < 0 && scaled > 0 ? "-" : ""
-    return fraction.isEmpty ? "\(sign)\(whole)" : "\(sign)\(whole).\(fraction)"
+/// Writes one flat JSON object field by field straight into bytes: no intermediate strings
+/// for numbers or times, since an audit line is built for every call.
+struct AuditLineWriter {
+    var out: [UInt8]
+    private var empty = true
+
+    init() {
+        out = []
+        out.reserveCapacity(640)
+    }
+
+    mutating func key(_ name: StaticString) {
+        out.append(empty ? UInt8(ascii: "{") : UInt8(ascii: ","))
+        empty = false
+        out.append(UInt8(ascii: "\""))
+        literal(name)
+        out.append(UInt8(ascii: "\""))
+        out.append(UInt8(ascii: ":"))
+    }
+
+    private mutating func literal(_ text: StaticString) {
+        out.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    private mutating func null() { literal("null") }
+
+    mutating func string(_ name: StaticString, _ value: String?) {
+        key(name)
+        if let value { appendJSONString(value, to: &out) } else { null() }
+    }
+
+    /// A string written by `body`, which must not need escaping (timestamps).
+    mutating func string(_ name: StaticString, _ body: (inout [UInt8]) -> Void) {
+        key(name)
+        out.append(UInt8(ascii: "\""))
+        body(&out)
+        out.append(UInt8(ascii: "\""))
+    }
+
+    mutating func integer(_ name: StaticString, _ value: Int?) {
+        key(name)
+        if let value { appendDecimalInteger(Int64(value), to: &out) } else { null() }
+    }
+
+    mutating func bool(_ name: StaticString, _ value: Bool?) {
+        key(name)
+        guard let value else { return null() }
+        literal(value ? "true" : "false")
+    }
+
+    mutating func fixedPoint(_ name: StaticString, _ value: Double?, places: Int) {
+        key(name)
+        if let value { appendFixedPoint(value, places: places, to: &out) } else { null() }
+    }
+
+    /// Ends the object being written.
+    mutating func close() {
+        literal(empty ? "{}" : "}")
+        empty = false
+    }
+
+    /// Writes a nested object (an array element) whose fields `body` adds.
+    mutating func object(_ body: (inout AuditLineWriter) -> Void) {
+        empty = true
+        body(&self)
+        close()
+    }
 }
 
-/// `2026-11-23T19:40:00.123Z` from nanoseconds since the Unix epoch (civil-from-days).
-func formatRFC3339(nanoseconds: Int64) -> String {
+/// Appends `2026-11-23T19:40:00.123Z` for nanoseconds since the Unix epoch (civil-from-days).
+func appendRFC3339(nanoseconds: Int64, to out: inout [UInt8]) {
     let seconds = nanoseconds / 1_000_000_000
     let millis = (nanoseconds / 1_000_000) % 1000
     let days = seconds / 86_400
@@ -148,11 +178,16 @@ func formatRFC3339(nanoseconds: Int64) -> String {
     let day = dayOfYear - (153 * monthPrime + 2) / 5 + 1
     let month = monthPrime < 10 ? monthPrime + 3 : monthPrime - 9
     let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-    func pad(_ value: Int64, _ width: Int) -> String {
-        let text = String(value)
-        return String(repeating: "0", count: max(0, width - text.count)) + text
+    func field(_ separator: Unicode.Scalar, _ value: Int64, width: Int) {
+        out.append(UInt8(ascii: separator))
+        appendDecimalInteger(value, minimumDigits: width, to: &out)
     }
-    return
-        "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):"
-        + "\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(millis, 3))Z"
+    appendDecimalInteger(year, minimumDigits: 4, to: &out)
+    field("-", month, width: 2)
+    field("-", day, width: 2)
+    field("T", secondOfDay / 3600, width: 2)
+    field(":", secondOfDay / 60 % 60, width: 2)
+    field(":", secondOfDay % 60, width: 2)
+    field(".", millis, width: 3)
+    out.append(UInt8(ascii: "Z"))
 }
