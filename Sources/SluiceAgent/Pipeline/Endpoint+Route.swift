@@ -40,7 +40,9 @@ enum AgentRoute: Equatable {
 
     /// The URI's path, without its query.
     static func path(of uri: String) -> String {
-        uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? uri
+        // A byte search, not a split: this runs on every request.
+        guard let query = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return uri }
+        return String(uri[..<query])
     }
 
     /// The dialect errors for `uri` are given in: Anthropic's SDKs read their own shape,
