@@ -103,23 +103,23 @@ agent_pid=$!
 pids+=($agent_pid)
 wait_port "$agent_port"
 
-# sni=localhost: nghttpx checks DNS names only, and the mock's certificate names localhost.
-# --conf=/dev/null: ignore the packaged /etc/nghttpx/nghttpx.conf.
-nghttpx --conf=/dev/null --frontend="127.0.0.1,$nghttpx_port;no-tls" --backend="127.0.0.1,$mock_port;;tls;sni=localhost;proto=h2" \
-  --cacert="$cert" --workers=1 --no-ocsp --log-level=ERROR --accesslog-file=/dev/null \
-  --errorlog-file="$state/nghttpx.log" >/dev/null 2>&1 &
-pids+=($!)
-wait_port "$nghttpx_port"
-# nghttpx forks a worker that does the proxying; its CPU is what compares with the agent's.
-nghttpx_pid=$(pgrep -P "${pids[-1]}" | head -1)
-pids+=($nghttpx_pid)
-nghttpx --conf=/dev/null --frontend="127.0.0.1,$nginx_nghttpx_port;no-tls" --backend="127.0.0.1,$nginx_port;;tls;sni=localhost;proto=h2" \
-  --cacert="$cert" --workers=1 --no-ocsp --log-level=ERROR --accesslog-file=/dev/null \
-  --errorlog-file="$state/nghttpx-nginx.log" >/dev/null 2>&1 &
-pids+=($!)
-wait_port "$nginx_nghttpx_port"
-nginx_nghttpx_pid=$(pgrep -P "${pids[-1]}" | head -1)
-pids+=($nginx_nghttpx_pid)
+# One nghttpx per upstream. sni=localhost: nghttpx checks DNS names only, and the
+# certificate names localhost. --conf=/dev/null: ignore the packaged /etc/nghttpx/nghttpx.conf.
+# nghttpx forks a worker that does the proxying; its CPU is what compares with the agent's,
+# so the worker's pid is what start_nghttpx leaves in started_worker.
+start_nghttpx() {  # frontend-port backend-port log-name
+  nghttpx --conf=/dev/null --frontend="127.0.0.1,$1;no-tls" --backend="127.0.0.1,$2;;tls;sni=localhost;proto=h2" \
+    --cacert="$cert" --workers=1 --no-ocsp --log-level=ERROR --accesslog-file=/dev/null \
+    --errorlog-file="$state/$3" >/dev/null 2>&1 &
+  pids+=($!)
+  wait_port "$1"
+  started_worker=$(pgrep -P "${pids[-1]}" | head -1)
+  pids+=($started_worker)
+}
+start_nghttpx "$nghttpx_port" "$mock_port" nghttpx.log
+nghttpx_pid=$started_worker
+start_nghttpx "$nginx_nghttpx_port" "$nginx_port" nghttpx-nginx.log
+nginx_nghttpx_pid=$started_worker
 curl -sf -o /dev/null "http://127.0.0.1:$nginx_nghttpx_port/v1/chat/completions" -d '{"model":"bench"}' \
   || { echo "nghttpx cannot reach nginx: see $state/nghttpx-nginx.log"; exit 1; }
 curl -sf -o /dev/null "http://127.0.0.1:$agent_port/v1/chat/completions" -d '{"model":"bench-nginx"}' \
