@@ -10,7 +10,8 @@ struct FastPathTests {
     /// keys, duplicates, objects past the linear duplicate check, and malformed input.
     static let documents: [String] = [
         #"{}"#, #"{"a":[]}"#, #"{"a":-0.5e+10}"#, #"{"a":"\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"}"#,
-        #"{"a":"héllo ✓ 😀"}"#, "{\"a\":\n[ 1 , 2 ]\t}", #" {"model" : "gpt", "n":2,"mod\u0065l2":[1,{"a":null}]} "#,
+        #"{"a":"héllo ✓ 😀"}"#, "{\"a\":\n[ 1 , 2 ]\t}",
+        #" {"model" : "gpt", "n":2,"mod\u0065l2":[1,{"a":null}]} "#,
         "{", #"{"a"}"#, #"{"a":}"#, #"{"a":1,}"#, #"{"a":01}"#, #"{"a":"\x"}"#, #"{"a":"\u12"}"#,
         "{\"a\":\"\u{01}\"}", #"{"a":1} x"#, #"{a:1}"#, #"{"a":"unterminated}"#, #"{"a":[1 2]}"#, "[]", "null",
         #"{"a":1,"\u0061":2}"#, #"{"a":{"b":1,"b":2}}"#, #"{"usage":1,"usage":2}"#,
