@@ -198,8 +198,6 @@ public struct JSONScanner {
     private init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
-        // One allocation up front instead of regrowing through 1, 2, 4, 8 and 16 keys.
-        openKeys.reserveCapacity(32)
     }
 
     private func peek() -> UInt8? { position < bytes.count ? bytes[position] : nil }
@@ -231,6 +229,9 @@ public struct JSONScanner {
             position += 1
             return
         }
+        // One allocation at the first object instead of regrowing through 1, 2, 4, 8 and 16
+        // keys; a scanner that only decodes a string never makes it.
+        if openKeys.capacity == 0 { openKeys.reserveCapacity(32) }
         let firstKey = openKeys.count
         defer { openKeys.removeSubrange(firstKey...) }
         var manyKeys: Set<String>?

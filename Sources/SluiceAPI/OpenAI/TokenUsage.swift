@@ -43,6 +43,7 @@ public struct TokenUsage: Sendable, Equatable {
     /// `completion_tokens`, their `_details`) or the Responses API's (`input_tokens`,
     /// `output_tokens`, their `_details`).
     public static func openAI(at range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> TokenUsage? {
+        // Chat's names first, then the Responses API's, in the same order.
         let fields = JSONScanner.values(
             [
                 "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details",
@@ -54,18 +55,18 @@ public struct TokenUsage: Sendable, Equatable {
             else { return nil }
             return Int(value)
         }
-        let chatPrompt = count(fields[0])
-        let responses = chatPrompt == nil
-        guard let prompt = chatPrompt ?? count(fields[4]) else { return nil }
         func detail(_ object: JSONNamedValue?, _ key: StaticString) -> Int {
             guard let object, object.kind == .object else { return 0 }
             return count(JSONScanner.values([key], ofObjectAt: object.range, in: bytes)[0]) ?? 0
         }
+        // Chat's four names when it has prompt_tokens, else the Responses API's.
+        let shape = count(fields[0]) != nil ? 0 : 4
+        guard let prompt = count(fields[shape]) else { return nil }
         // Embeddings report only prompt tokens.
         return TokenUsage(
-            promptTokens: prompt, completionTokens: count(fields[responses ? 5 : 1]) ?? 0,
-            cachedPromptTokens: detail(fields[responses ? 6 : 2], "cached_tokens"),
-            reasoningTokens: detail(fields[responses ? 7 : 3], "reasoning_tokens"))
+            promptTokens: prompt, completionTokens: count(fields[shape + 1]) ?? 0,
+            cachedPromptTokens: detail(fields[shape + 2], "cached_tokens"),
+            reasoningTokens: detail(fields[shape + 3], "reasoning_tokens"))
     }
 
     /// The usage block of a complete, non-streamed OpenAI response body. The whole body is
