@@ -79,15 +79,9 @@ public struct JSONScanner {
         -> [JSONMember]
     {
         var scanner = JSONScanner(bytes: bytes, maxDepth: maxDepth)
-        scanner.skipWhitespace()
-        guard scanner.peek() == UInt8(ascii: "{") else {
-            throw JSONScanError(reason: .notAnObject, offset: scanner.position)
-        }
         var members: [JSONMember] = []
         members.reserveCapacity(16)
-        try scanner.scanObjectBody(depth: 1, collect: &members)
-        scanner.skipWhitespace()
-        guard scanner.position == bytes.count else { throw scanner.error("trailing bytes after the document") }
+        try scanner.scanDocument(collect: &members)
         return members
     }
 
@@ -98,17 +92,9 @@ public struct JSONScanner {
     public static func scanObject(_ bytes: UnsafeRawBufferPointer, maxDepth: Int = 64, values names: [StaticString])
         throws(JSONScanError) -> [JSONNamedValue?]
     {
-        var scanner = JSONScanner(bytes: bytes, maxDepth: maxDepth)
-        scanner.wanted = names
-        scanner.found = Array(repeating: nil, count: names.count)
-        scanner.skipWhitespace()
-        guard scanner.peek() == UInt8(ascii: "{") else {
-            throw JSONScanError(reason: .notAnObject, offset: scanner.position)
-        }
+        var scanner = JSONScanner(bytes: bytes, maxDepth: maxDepth, wanted: names)
         var none: [JSONMember] = []
-        try scanner.scanObjectBody(depth: 1, collect: &none, collectAll: false)
-        scanner.skipWhitespace()
-        guard scanner.position == bytes.count else { throw scanner.error("trailing bytes after the document") }
+        try scanner.scanDocument(collect: &none)
         return scanner.found
     }
 
@@ -117,13 +103,9 @@ public struct JSONScanner {
     public static func values(_ names: [StaticString], ofObjectAt range: Range<Int>, in bytes: UnsafeRawBufferPointer)
         -> [JSONNamedValue?]
     {
-        let upToObjectEnd = UnsafeRawBufferPointer(rebasing: bytes[..<range.upperBound])
-        var scanner = JSONScanner(bytes: upToObjectEnd, maxDepth: Int.max)
-        scanner.position = range.lowerBound
-        scanner.wanted = names
-        scanner.found = Array(repeating: nil, count: names.count)
+        var scanner = JSONScanner(objectAt: range, in: bytes, wanted: names)
         var none: [JSONMember] = []
-        guard (try? scanner.scanObjectBody(depth: 1, collect: &none, collectAll: false)) != nil else {
+        guard (try? scanner.scanObjectBody(depth: 1, collect: &none)) != nil else {
             return Array(repeating: nil, count: names.count)
         }
         return scanner.found
@@ -132,9 +114,7 @@ public struct JSONScanner {
     /// Members of the object at `range` (a range previously returned for an object value).
     public static func members(ofObjectAt range: Range<Int>, in bytes: UnsafeRawBufferPointer) -> [JSONMember] {
         // The range was validated by scanObject, so this cannot fail; depth was already checked.
-        let upToObjectEnd = UnsafeRawBufferPointer(rebasing: bytes[..<range.upperBound])
-        var scanner = JSONScanner(bytes: upToObjectEnd, maxDepth: Int.max)
-        scanner.position = range.lowerBound
+        var scanner = JSONScanner(objectAt: range, in: bytes)
         var members: [JSONMember] = []
         guard (try? scanner.scanObjectBody(depth: 1, collect: &members)) != nil else { return [] }
         return members
@@ -195,9 +175,30 @@ public struct JSONScanner {
         return negative ? -value : value
     }
 
-    private init(bytes: UnsafeRawBufferPointer, maxDepth: Int) {
+    /// A scanner that, when `wanted` names members, looks for those at the top level instead
+    /// of collecting every member.
+    private init(bytes: UnsafeRawBufferPointer, maxDepth: Int, wanted: [StaticString] = []) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.wanted = wanted
+        self.found = Array(repeating: nil, count: wanted.count)
+    }
+
+    /// A scanner placed at an object already validated as part of `bytes`: no depth limit,
+    /// and offsets stay those of the whole document.
+    private init(objectAt range: Range<Int>, in bytes: UnsafeRawBufferPointer, wanted: [StaticString] = []) {
+        let upToObjectEnd = UnsafeRawBufferPointer(rebasing: bytes[..<range.upperBound])
+        self.init(bytes: upToObjectEnd, maxDepth: Int.max, wanted: wanted)
+        position = range.lowerBound
+    }
+
+    /// Validates the whole buffer as one object (nothing but whitespace around it).
+    private mutating func scanDocument(collect members: inout [JSONMember]) throws(JSONScanError) {
+        skipWhitespace()
+        guard peek() == UInt8(ascii: "{") else { throw JSONScanError(reason: .notAnObject, offset: position) }
+        try scanObjectBody(depth: 1, collect: &members)
+        skipWhitespace()
+        guard position == bytes.count else { throw error("trailing bytes after the document") }
     }
 
     private func peek() -> UInt8? { position < bytes.count ? bytes[position] : nil }
@@ -218,10 +219,9 @@ public struct JSONScanner {
         position += 1
     }
 
-    /// Scans `{ ... }` starting at the opening brace; members are collected only when asked.
-    private mutating func scanObjectBody(depth: Int, collect: inout [JSONMember], collectAll: Bool = true)
-        throws(JSONScanError)
-    {
+    /// Scans `{ ... }` starting at the opening brace. Its members are collected (or, when
+    /// members are wanted by name, looked for) only at depth 1.
+    private mutating func scanObjectBody(depth: Int, collect: inout [JSONMember]) throws(JSONScanError) {
         guard depth <= maxDepth else { throw JSONScanError(reason: .tooDeep(limit: maxDepth), offset: position) }
         try expect(UInt8(ascii: "{"), "{")
         skipWhitespace()
@@ -254,8 +254,7 @@ public struct JSONScanner {
                 for (index, name) in wanted.enumerated() where keyEquals(key, name) {
                     found[index] = JSONNamedValue(range: valueStart..<position, kind: kind)
                 }
-            }
-            if depth == 1, collectAll {
+            } else if depth == 1 {
                 collect.append(
                     JSONMember(
                         key: text(of: key.range, escaped: escaped), memberRange: memberStart..<position,
