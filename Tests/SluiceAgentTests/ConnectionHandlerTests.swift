@@ -33,9 +33,7 @@ struct ConnectionHandlerTests {
                 configuration: configuration,
                 identity: ServiceIdentity(service: "checkout", namespace: "shop", pod: "p"),
                 upstream: UpstreamClient(group: group), audit: audit)
-            try channel.pipeline.syncOperations.configureHTTPServerPipeline(
-                withPipeliningAssistance: true, withErrorHandling: false)
-            try channel.pipeline.syncOperations.addHandler(AgentConnectionHandler(runtime: runtime))
+            try AgentServer.addCallerHandlers(to: channel.pipeline.syncOperations, runtime: runtime)
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         }
 

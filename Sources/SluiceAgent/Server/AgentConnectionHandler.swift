@@ -3,9 +3,9 @@ import NIOHTTP1
 import SluiceAPI
 import SluiceHTTP2
 
-/// One caller connection (HTTP/1.1, keep-alive). `HTTPServerPipelineHandler` sits in front,
-/// so pipelined requests reach this handler one at a time, each after the previous
-/// response ended.
+/// One caller connection (HTTP/1.1, keep-alive). ``CallerRequestGate`` sits in front, so
+/// pipelined requests reach this handler one at a time, each after the previous response
+/// ended.
 ///
 /// Bodies are collected up to the configured cap; a larger body is refused with 413 as soon
 /// as its size is known (from `Content-Length`, or once the bytes cross the cap), and the

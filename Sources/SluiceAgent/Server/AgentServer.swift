@@ -87,9 +87,7 @@ public final class AgentServer: Service {
                     return channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
                         try context?.addHandler(to: pipeline)
-                        try pipeline.configureHTTPServerPipeline(
-                            withPipeliningAssistance: true, withErrorHandling: false)
-                        try pipeline.addHandler(AgentConnectionHandler(runtime: runtime))
+                        try AgentServer.addCallerHandlers(to: pipeline, runtime: runtime)
                     }
                 }
                 .bind(host: address.host, port: address.port).get()
@@ -144,6 +142,17 @@ public final class AgentServer: Service {
         runtime.upstream.shutdown()
         runtime.audit.flush()
         logger.info("sluice-agent stopped")
+    }
+}
+
+extension AgentServer {
+    /// The HTTP/1.1 handlers that serve a caller connection, after TLS if any: NIO's parser
+    /// and encoder, ``CallerRequestGate`` in place of NIO's pipelining handler, then
+    /// ``AgentConnectionHandler``.
+    static func addCallerHandlers(to pipeline: ChannelPipeline.SynchronousOperations, runtime: AgentRuntime) throws {
+        try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
+        try pipeline.addHandler(CallerRequestGate())
+        try pipeline.addHandler(AgentConnectionHandler(runtime: runtime))
     }
 }
 
