@@ -5,6 +5,17 @@ import PackageDescription
 // The agent's data path needs NIO only; NIOHTTP2 is used solely by the mock
 // provider, so the agent's HTTP/2 client is always tested against a peer we
 // did not write.
+
+// Executables link with lld so that their relative relocations are packed (DT_RELR: 40 KB
+// where the default linker wrote 2.5 MB, read and kept resident at every start) and export
+// no symbols (the static standard library's link arguments ask for --export-dynamic, which
+// made the dynamic linker map 1 MB of symbol tables nothing looks up). See bench/README.md.
+let leanExecutable: [LinkerSetting] = [
+    .unsafeFlags(
+        ["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--no-export-dynamic"],
+        .when(platforms: [.linux]))
+]
+
 let package = Package(
     name: "sluice",
     platforms: [.macOS(.v15)],
@@ -139,7 +150,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            linkerSettings: leanExecutable
         ),
         .executableTarget(
             name: "sluice-control",
@@ -149,7 +161,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            linkerSettings: leanExecutable
         ),
         .executableTarget(
             name: "sluice",
@@ -157,14 +170,16 @@ let package = Package(
                 "SluiceWire", "SluicePolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
-            ]
+            ],
+            linkerSettings: leanExecutable
         ),
         .executableTarget(
             name: "sluice-mock-provider",
             dependencies: [
                 "SluiceTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            linkerSettings: leanExecutable
         ),
         .testTarget(name: "SluiceAPITests", dependencies: ["SluiceAPI"]),
         .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy"]),

@@ -82,7 +82,7 @@ func startAgent(_ id: String, flushInterval: Duration) async throws -> Agent {
         upstream: UpstreamClient(group: group), group: group,
         maxPolicyAgeSeconds: 3600, flushInterval: flushInterval, pepper: Secret(pepper), logger: logger,
         audit: MemoryAuditSink())
-    let server = AgentServer(
+    let server = try AgentServer(
         runtime: mode.runtime, group: group, address: ListenAddress(host: "127.0.0.1", port: 0), logger: logger)
     let serviceGroup = ServiceGroup(
         configuration: .init(services: mode.services + [.init(service: server)], logger: logger))
