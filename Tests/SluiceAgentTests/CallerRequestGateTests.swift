@@ -35,7 +35,8 @@ struct CallerRequestGateTests {
             case .end:
                 seen.append("end")
                 if answerAtOnce {
-                    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok))), promise: nil)
+                    let head = HTTPResponseHead(version: .http1_1, status: .ok)
+                    context.write(wrapOutboundOut(.head(head)), promise: nil)
                     context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
                 }
             }
@@ -55,9 +56,13 @@ struct CallerRequestGateTests {
     }
 
     func request(_ uri: String, body: String? = nil) throws {
-        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: uri)))
+        try channel.writeInbound(HTTPServerRequestPart.head(Self.head(uri)))
         if let body { try channel.writeInbound(HTTPServerRequestPart.body(channel.allocator.buffer(string: body))) }
         try channel.writeInbound(HTTPServerRequestPart.end(nil))
+    }
+
+    static func head(_ uri: String) -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: .POST, uri: uri)
     }
 
     func answer() throws {
@@ -120,7 +125,7 @@ struct CallerRequestGateTests {
 
     @Test("an answer given before its request ended lets the rest of that request through")
     func earlyAnswer() throws {
-        try channel.writeInbound(HTTPServerRequestPart.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/a")))
+        try channel.writeInbound(HTTPServerRequestPart.head(Self.head("/a")))
         try answer()
         try channel.writeInbound(HTTPServerRequestPart.body(channel.allocator.buffer(string: "late")))
         try channel.writeInbound(HTTPServerRequestPart.end(nil))
