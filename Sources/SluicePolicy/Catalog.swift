@@ -105,11 +105,14 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
 
 /// One concrete place an alias can be served from.
 public struct Deployment: Sendable, Hashable {
-    public var alias: String
-    public var dialect: ProviderDialect
+    public var alias: String { didSet { rekey() } }
+    public var dialect: ProviderDialect { didSet { rekey() } }
     /// The model name the provider knows.
-    public var upstreamModel: String
-    public var endpoint: Endpoint
+    public var upstreamModel: String { didSet { rekey() } }
+    public var endpoint: Endpoint { didSet { rekey() } }
+    /// Names this deployment's routing state; kept in step with the four fields it is made
+    /// of, so that a call does not rebuild it.
+    public private(set) var key: DeploymentKey
     public var credential: Secret
     /// A PEM CA bundle to trust instead of the system store (LiteLLM's `ssl_verify: <path>`).
     public var caFile: String?
@@ -137,6 +140,11 @@ public struct Deployment: Sendable, Hashable {
         self.requestsPerMinute = requestsPerMinute
         self.tokensPerMinute = tokensPerMinute
         self.timeoutSeconds = timeoutSeconds
+        key = DeploymentKey(alias: alias, dialect: dialect, endpoint: endpoint, upstreamModel: upstreamModel)
+    }
+
+    private mutating func rekey() {
+        key = DeploymentKey(alias: alias, dialect: dialect, endpoint: endpoint, upstreamModel: upstreamModel)
     }
 }
 

@@ -54,6 +54,33 @@ struct RoutingTests {
             chosen(board.choose(from: alias, strategy: .simpleShuffle, estimatedTokens: 10, now: 0, roll: 0.99)) == "b")
     }
 
+    @Test("a deployment's key follows its alias, provider, address and model, and nothing else")
+    func deploymentKey() {
+        let a = Self.deployment("a")
+        var moved = a
+        #expect(moved.key == a.key && moved.key.hashValue == a.key.hashValue)
+        moved.weight = 7
+        moved.credential = Secret("sk-other")
+        #expect(moved.key == a.key)  // health and load carry over a change of weight or key
+        let changes: [(inout Deployment) -> Void] = [
+            { $0.alias = "other" }, { $0.dialect = .anthropic }, { $0.upstreamModel = "b" },
+            { $0.endpoint = Endpoint(scheme: .https, host: "a.example", port: 8443, basePath: "/v1") },
+        ]
+        for change in changes.indices {
+            var changed = a
+            changes[change](&changed)
+            #expect(changed.key != a.key)
+            // The same fields set afresh make the same key as the one kept in step.
+            let fresh = Deployment(
+                alias: changed.alias, dialect: changed.dialect, upstreamModel: changed.upstreamModel,
+                endpoint: changed.endpoint, credential: Secret(""))
+            #expect(fresh.key == changed.key && fresh.key.hashValue == changed.key.hashValue)
+        }
+        var board = DeploymentBoard()
+        _ = board.choose(from: Self.alias([a]), strategy: .simpleShuffle, estimatedTokens: 1, now: 0, roll: 0)
+        #expect(board.states[moved.key]?.inFlight == 1)
+    }
+
     @Test("least-busy picks the deployment with the fewest calls in flight")
     func leastBusy() {
         var board = DeploymentBoard()

@@ -99,7 +99,7 @@ final class RoutedCall: AttemptOwner {
             upstreamRequest.headers.append(("traceparent", trace.attemptStarted(deployment, at: runtime.now())))
         }
         attempts += 1
-        tried.insert(DeploymentKey(deployment))
+        tried.insert(deployment.key)
         current = (deployment, alias)
         let relay = ResponseRelay(
             channel: channel, permit: permit, alias: alias, deployment: deployment, attempt: attempts,

@@ -1,16 +1,39 @@
 /// Names one deployment across policy reloads: its health and load carry over as long as
 /// the alias, provider, address and upstream model stay the same.
+///
+/// Every call looks its deployment up by this key several times, so the key is made once,
+/// with the deployment (``Deployment/key``), and hashes as one precomputed number.
 public struct DeploymentKey: Sendable, Hashable, CustomStringConvertible {
     public let alias: String
     public let dialect: ProviderDialect
     public let endpoint: String
     public let upstreamModel: String
+    private let hashCode: Int
 
     public init(_ deployment: Deployment) {
-        alias = deployment.alias
-        dialect = deployment.dialect
-        endpoint = deployment.endpoint.description
-        upstreamModel = deployment.upstreamModel
+        self = deployment.key
+    }
+
+    init(alias: String, dialect: ProviderDialect, endpoint: Endpoint, upstreamModel: String) {
+        self.alias = alias
+        self.dialect = dialect
+        self.endpoint = endpoint.description
+        self.upstreamModel = upstreamModel
+        var hasher = Hasher()
+        hasher.combine(alias)
+        hasher.combine(dialect)
+        hasher.combine(self.endpoint)
+        hasher.combine(upstreamModel)
+        hashCode = hasher.finalize()
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(hashCode)
+    }
+
+    public static func == (a: DeploymentKey, b: DeploymentKey) -> Bool {
+        a.hashCode == b.hashCode && a.alias == b.alias && a.dialect == b.dialect && a.endpoint == b.endpoint
+            && a.upstreamModel == b.upstreamModel
     }
 
     /// `anthropic/claude-x@https://api.anthropic.com/v1`: how metrics and logs name it.
@@ -89,7 +112,7 @@ public struct DeploymentBoard: Sendable {
             // The common case, kept to one lookup: nothing to choose between, and the only
             // deployment is never left out for a cooldown; only its caps can refuse.
             let deployment = alias.deployments[0]
-            let key = DeploymentKey(deployment)
+            let key = deployment.key
             return Self.update(&states[key, default: State()]) { state in
                 Self.refill(&state, deployment, now: now)
                 if let wait = Self.capWait(state, deployment, estimatedTokens: estimatedTokens) {
@@ -105,7 +128,7 @@ public struct DeploymentBoard: Sendable {
         var capped = 0
         var soonest = Int64.max
         for deployment in alias.deployments {
-            let key = DeploymentKey(deployment)
+            let key = deployment.key
             var state = states[key] ?? State()
             Self.refill(&state, deployment, now: now)
             states[key] = state
@@ -172,7 +195,7 @@ public struct DeploymentBoard: Sendable {
         _ deployment: Deployment, timeToFirstByteSeconds: Double?, tokensUsed: Int?, estimatedTokens: Int,
         failure: AttemptFailure?, settings: RouterSettings, now: Int64
     ) {
-        Self.update(&states[DeploymentKey(deployment), default: State()]) { state in
+        Self.update(&states[deployment.key, default: State()]) { state in
             Self.record(
                 &state, deployment, timeToFirstByteSeconds: timeToFirstByteSeconds, tokensUsed: tokensUsed,
                 estimatedTokens: estimatedTokens, failure: failure, settings: settings, now: now)
@@ -212,7 +235,7 @@ public struct DeploymentBoard: Sendable {
 
     /// Whether `deployment` is cooling down at `now`.
     public func isCoolingDown(_ deployment: Deployment, now: Int64) -> Bool {
-        (states[DeploymentKey(deployment)]?.cooldownUntil ?? 0) > now
+        (states[deployment.key]?.cooldownUntil ?? 0) > now
     }
 
     private static func refill(_ state: inout State, _ deployment: Deployment, now: Int64) {
