@@ -272,9 +272,7 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
                 return count
             }
             let userData = Unmanaged.passUnretained(stream).toOpaque()
-            return pairs.withUnsafeBufferPointer { nva in
-                nghttp2_submit_request(session, nil, nva.baseAddress, nva.count, &provider, userData)
-            }
+            return nghttp2_submit_request(session, nil, pairs.baseAddress, pairs.count, &provider, userData)
         }
         guard streamID > 0 else {
             let reason = String(cString: nghttp2_strerror(streamID))
@@ -490,33 +488,43 @@ final class HTTP2ClientHandler: ChannelInboundHandler {
 @available(*, unavailable)
 extension HTTP2ClientHandler: Sendable {}
 
-/// Lays out header names and values in one allocation and passes nghttp2 views of them.
-/// nghttp2 copies them during the call (no NO_COPY flags), so the storage is scoped.
-private func withNameValuePairs<Result>(_ headers: [(String, String)], _ body: ([nghttp2_nv]) -> Result) -> Result {
-    var storage: [UInt8] = []
-    storage.reserveCapacity(headers.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
-    var ranges: [(Int, Int, Int, Int)] = []
-    ranges.reserveCapacity(headers.count)
-    // Through each string's contiguous UTF-8, which copies in one go where a UTF8View
-    // append goes byte by byte.
-    func append(_ text: String) {
-        var text = text
-        text.withUTF8 { storage.append(contentsOf: $0) }
-    }
-    for (name, value) in headers {
-        let nameStart = storage.count
-        append(name)
-        let valueStart = storage.count
-        append(value)
-        ranges.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
-    }
-    return storage.withUnsafeMutableBufferPointer { bytes in
-        let base = bytes.baseAddress!  // never empty: the pseudo-headers are always there
-        let pairs = ranges.map { range in
-            nghttp2_nv(
-                name: base + range.0, value: base + range.2, namelen: range.1, valuelen: range.3,
-                flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+/// Lays out header names and values in scoped stack space and passes nghttp2 views of them.
+/// nghttp2 copies them during the call (no NO_COPY flags), so nothing outlives it and
+/// nothing is allocated on the heap.
+private func withNameValuePairs<Result>(
+    _ headers: [(String, String)], _ body: (UnsafeBufferPointer<nghttp2_nv>) -> Result
+) -> Result {
+    var total = 0
+    for (name, value) in headers { total += name.utf8.count + value.utf8.count }
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(total, 1)) { storage in
+        withUnsafeTemporaryAllocation(of: nghttp2_nv.self, capacity: headers.count) { pairs in
+            let base = storage.baseAddress!
+            var offset = 0
+            for (index, (name, value)) in headers.enumerated() {
+                let namePointer = base + offset
+                let nameLength = copyUTF8(of: name, to: namePointer)
+                let valuePointer = namePointer + nameLength
+                let valueLength = copyUTF8(of: value, to: valuePointer)
+                offset += nameLength + valueLength
+                pairs.initializeElement(
+                    at: index,
+                    to: nghttp2_nv(
+                        name: namePointer, value: valuePointer, namelen: nameLength, valuelen: valueLength,
+                        flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
+            }
+            return body(UnsafeBufferPointer(pairs))
         }
-        return body(pairs)
+    }
+}
+
+/// Copies a string's contiguous UTF-8 in one go (a UTF8View goes byte by byte) and returns
+/// how many bytes it wrote.
+private func copyUTF8(of text: String, to start: UnsafeMutablePointer<UInt8>) -> Int {
+    var text = text
+    return text.withUTF8 { bytes in
+        if let source = bytes.baseAddress, bytes.count > 0 {
+            start.initialize(from: source, count: bytes.count)
+        }
+        return bytes.count
     }
 }
