@@ -146,11 +146,13 @@ public final class AgentServer: Service {
 }
 
 extension AgentServer {
-    /// The HTTP/1.1 handlers that serve a caller connection, after TLS if any: NIO's parser
-    /// and encoder, ``CallerRequestGate`` in place of NIO's pipelining handler, then
+    /// The HTTP/1.1 handlers that serve a caller connection, after TLS if any: NIO's request
+    /// parser, ``CallerResponseEncoder`` in place of NIO's header validator and response
+    /// encoder, ``CallerRequestGate`` in place of its pipelining handler, then
     /// ``AgentConnectionHandler``.
     static func addCallerHandlers(to pipeline: ChannelPipeline.SynchronousOperations, runtime: AgentRuntime) throws {
-        try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: false, withErrorHandling: false)
+        try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try pipeline.addHandler(CallerResponseEncoder())
         try pipeline.addHandler(CallerRequestGate())
         try pipeline.addHandler(AgentConnectionHandler(runtime: runtime))
     }

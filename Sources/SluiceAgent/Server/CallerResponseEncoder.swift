@@ -1,0 +1,202 @@
+import NIOCore
+import NIOHTTP1
+
+/// Writes responses to the caller as HTTP/1.1 bytes, in place of NIO's header validator and
+/// response encoder: one handler and one pass over each header instead of two handlers, a
+/// validation pass and a copy, and no promises made to cascade a chunk's three writes.
+///
+/// What goes on the wire is what NIO's `HTTPResponseEncoder` behind its
+/// `NIOHTTPResponseHeadersValidator` writes (`CallerResponseEncoderTests` compares the two
+/// byte for byte):
+/// - a header whose name is not a token, or whose value (or the status's reason phrase)
+///   holds a control character other than HTAB, fails the head's write with
+///   `HTTPParserError.invalidHeaderToken`, reported to the connection as an error; nothing
+///   is written, and every later write on the connection fails the same way;
+/// - framing follows the status: no body for 1xx, 204 and 304 (`content-length` and
+///   `transfer-encoding` are removed); otherwise `content-length` when the head has one,
+///   else chunked (HTTP/1.1) or until close (HTTP/1.0);
+/// - the answer to a `HEAD` or `CONNECT` request keeps its framing headers but carries no
+///   body: a body write fails with `NIOHTTPResponseEncoderError.responseBodyNotAllowed`.
+///
+/// It sits after the request decoder, so it sees each decoded request head go by and knows
+/// which method each response answers.
+final class CallerResponseEncoder: ChannelDuplexHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = IOData
+
+    /// Methods of requests not yet answered, oldest first (pipelined callers can have several).
+    private var pendingMethods = CircularBuffer<HTTPMethod>(initialCapacity: 2)
+    private var chunked = false
+    /// The response answers a HEAD or CONNECT request: no body goes out.
+    private var bodySuppressed = false
+    /// A header was refused: the response cannot be completed, so every later write fails.
+    private var refused = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .head(let head) = unwrapInboundIn(data) { pendingMethods.append(head.method) }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        guard !refused else {
+            promise?.fail(HTTPParserError.invalidHeaderToken)
+            return
+        }
+        switch unwrapOutboundIn(data) {
+        case .head(let head):
+            writeHead(head, context: context, promise: promise)
+        case .body(let body):
+            guard !bodySuppressed else {
+                promise?.fail(NIOHTTPResponseEncoderError.responseBodyNotAllowed)
+                return
+            }
+            guard chunked, body.readableBytes > 0 else {
+                // An empty chunk would end a chunked body; it still goes down so that its
+                // promise completes in order.
+                context.write(wrapOutboundOut(body), promise: promise)
+                return
+            }
+            var size = context.channel.allocator.buffer(capacity: 18)
+            size.writeString(String(body.readableBytes, radix: 16))
+            size.writeStaticString("\r\n")
+            context.write(wrapOutboundOut(.byteBuffer(size)), promise: nil)
+            context.write(wrapOutboundOut(body), promise: nil)
+            // Writes complete in order, so the last one's promise stands for all three.
+            context.write(wrapOutboundOut(.byteBuffer(Self.crlf(context))), promise: promise)
+        case .end(let trailers):
+            if let trailers, !trailers.allSatisfy({ Self.isValidName($0.name) && Self.isValidValue($0.value) }) {
+                refuse(context: context, promise: promise)
+                return
+            }
+            bodySuppressed = false
+            if chunked {
+                chunked = false
+                var last = context.channel.allocator.buffer(capacity: trailers == nil ? 5 : 256)
+                last.writeStaticString("0\r\n")
+                for (name, value) in trailers ?? [:] {
+                    last.writeString(name)
+                    last.writeStaticString(": ")
+                    last.writeString(value)
+                    last.writeStaticString("\r\n")
+                }
+                last.writeStaticString("\r\n")
+                context.write(wrapOutboundOut(.byteBuffer(last)), promise: promise)
+            } else if let promise {
+                // Nothing to write, but the promise must not complete before earlier writes.
+                let nothing = context.channel.allocator.buffer(capacity: 0)
+                context.write(wrapOutboundOut(.byteBuffer(nothing)), promise: promise)
+            }
+        }
+    }
+
+    private func writeHead(_ head: HTTPResponseHead, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        guard Self.isValidValue(head.status.reasonPhrase) else {
+            refuse(context: context, promise: promise)
+            return
+        }
+        var hasLength = false
+        var hasTransferEncoding = false
+        for (name, value) in head.headers {
+            guard Self.isValidName(name), Self.isValidValue(value) else {
+                refuse(context: context, promise: promise)
+                return
+            }
+            if Self.equalsIgnoringCase(name, "content-length") {
+                hasLength = true
+            } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
+                hasTransferEncoding = true
+            }
+        }
+        let code = head.status.code
+        // A 1xx other than 101 is followed by the final answer to the same request.
+        let interim = (100..<200).contains(code) && code != 101
+        var answersConnect = false
+        if !interim, let method = pendingMethods.popFirst() {
+            bodySuppressed = method == .HEAD || method == .CONNECT
+            answersConnect = method == .CONNECT
+        }
+        // NIO's framing: no body for 1xx, 204, 304 and CONNECT, and then neither length nor
+        // transfer coding; a length wins over a transfer coding; with neither, HTTP/1.1 is
+        // chunked (any transfer-encoding replaced by `chunked`, last) and HTTP/1.0 runs to close.
+        let mayHaveBody = !answersConnect && head.status.mayHaveResponseBody
+        let http11 = head.version.major == 1 && head.version.minor >= 1
+        let addChunked = mayHaveBody && !hasLength && http11
+        let dropLength = !mayHaveBody
+        let dropTransferEncoding = hasTransferEncoding && (!mayHaveBody || hasLength || addChunked)
+        chunked = addChunked && !bodySuppressed
+
+        var buffer = context.channel.allocator.buffer(capacity: 256)
+        buffer.writeStaticString("HTTP/")
+        buffer.writeString(String(head.version.major))
+        buffer.writeStaticString(".")
+        buffer.writeString(String(head.version.minor))
+        buffer.writeStaticString(" ")
+        buffer.writeString(String(code))
+        buffer.writeStaticString(" ")
+        buffer.writeString(head.status.reasonPhrase)
+        buffer.writeStaticString("\r\n")
+        for (name, value) in head.headers {
+            if dropLength && Self.equalsIgnoringCase(name, "content-length") { continue }
+            if dropTransferEncoding && Self.equalsIgnoringCase(name, "transfer-encoding") { continue }
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        if addChunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
+        buffer.writeStaticString("\r\n")
+        context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
+    }
+
+    /// A header that could split the response: the write fails and the connection hears of it,
+    /// as NIO's validator does.
+    private func refuse(context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        refused = true
+        promise?.fail(HTTPParserError.invalidHeaderToken)
+        context.fireErrorCaught(HTTPParserError.invalidHeaderToken)
+    }
+
+    private static func crlf(_ context: ChannelHandlerContext) -> ByteBuffer {
+        var buffer = context.channel.allocator.buffer(capacity: 2)
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+
+    private static func equalsIgnoringCase(_ name: String, _ lowercase: StaticString) -> Bool {
+        guard name.utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        var index = 0
+        for byte in name.utf8 {
+            let folded = (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte
+            guard folded == lowercase.utf8Start[index] else { return false }
+            index += 1
+        }
+        return true
+    }
+
+    /// RFC 9110 token characters.
+    private static func isValidName(_ name: String) -> Bool {
+        name.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"),
+                UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"),
+                UInt8(ascii: "|"), UInt8(ascii: "~"):
+                return true
+            default:
+                return false
+            }
+        }
+    }
+
+    /// Any byte but the ASCII controls (HTAB allowed): CR, LF or NUL would split the response.
+    /// The same set is what a reason phrase may hold.
+    private static func isValidValue(_ value: String) -> Bool {
+        value.utf8.allSatisfy { byte in byte == 0x09 || (byte >= 0x20 && byte != 0x7F) }
+    }
+}
+
+@available(*, unavailable)
+extension CallerResponseEncoder: Sendable {}
