@@ -7,7 +7,7 @@ import NIOHTTP1
 ///
 /// What goes on the wire is what NIO's `HTTPResponseEncoder` behind its
 /// `NIOHTTPResponseHeadersValidator` writes (`CallerResponseEncoderTests` compares the two
-/// byte for byte):
+/// byte for byte), except that an empty header name is refused where NIO writes it:
 /// - a header whose name is not a token, or whose value (or the status's reason phrase)
 ///   holds a control character other than HTAB, fails the head's write with
 ///   `HTTPParserError.invalidHeaderToken`, reported to the connection as an error; nothing
@@ -92,30 +92,37 @@ final class CallerResponseEncoder: ChannelDuplexHandler {
     }
 
     private func writeHead(_ head: HTTPResponseHead, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
-        guard Self.isValidValue(head.status.reasonPhrase) else {
+        let reason = head.status.reasonPhrase
+        guard Self.isValidValue(reason) else {
             refuse(context: context, promise: promise)
             return
         }
         var hasLength = false
         var hasTransferEncoding = false
+        var headerBytes = 0
         for (name, value) in head.headers {
             guard Self.isValidName(name), Self.isValidValue(value) else {
                 refuse(context: context, promise: promise)
                 return
             }
-            if Self.equalsIgnoringCase(name, "content-length") {
-                hasLength = true
-            } else if Self.equalsIgnoringCase(name, "transfer-encoding") {
-                hasTransferEncoding = true
+            switch Self.framing(name) {
+            case .contentLength: hasLength = true
+            case .transferEncoding: hasTransferEncoding = true
+            case nil: break
             }
+            headerBytes += name.utf8.count + value.utf8.count + 4
         }
         let code = head.status.code
         // A 1xx other than 101 is followed by the final answer to the same request.
         let interim = (100..<200).contains(code) && code != 101
         var answersConnect = false
         if !interim, let method = pendingMethods.popFirst() {
-            bodySuppressed = method == .HEAD || method == .CONNECT
-            answersConnect = method == .CONNECT
+            // Matched by case: HTTPMethod's == compares the methods' names as strings.
+            switch method {
+            case .HEAD: bodySuppressed = true
+            case .CONNECT: (bodySuppressed, answersConnect) = (true, true)
+            default: bodySuppressed = false
+            }
         }
         // NIO's framing: no body for 1xx, 204, 304 and CONNECT, and then neither length nor
         // transfer coding; a length wins over a transfer coding; with neither, HTTP/1.1 is
@@ -127,26 +134,40 @@ final class CallerResponseEncoder: ChannelDuplexHandler {
         let dropTransferEncoding = hasTransferEncoding && (!mayHaveBody || hasLength || addChunked)
         chunked = addChunked && !bodySuppressed
 
-        var buffer = context.channel.allocator.buffer(capacity: 256)
-        buffer.writeStaticString("HTTP/")
-        buffer.writeString(String(head.version.major))
-        buffer.writeStaticString(".")
-        buffer.writeString(String(head.version.minor))
-        buffer.writeStaticString(" ")
-        buffer.writeString(String(code))
-        buffer.writeStaticString(" ")
-        buffer.writeString(head.status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
-        for (name, value) in head.headers {
-            if dropLength && Self.equalsIgnoringCase(name, "content-length") { continue }
-            if dropTransferEncoding && Self.equalsIgnoringCase(name, "transfer-encoding") { continue }
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
+        // Sized once and filled by copies: the status line, the headers, the blank line.
+        let chunkedHeader: StaticString = "transfer-encoding: chunked\r\n"
+        // The status line's fixed part is at most 70 bytes (three numbers of up to 20 digits).
+        let capacity = 72 + reason.utf8.count + headerBytes + chunkedHeader.utf8CodeUnitCount
+        var buffer = context.channel.allocator.buffer(capacity: capacity)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { space in
+            var out = HeadWriter(space: space)
+            if head.version == .http1_1 {
+                out.put("HTTP/1.1 ")
+            } else {
+                out.put("HTTP/")
+                out.put(decimal: UInt(clamping: head.version.major))
+                out.put(".")
+                out.put(decimal: UInt(clamping: head.version.minor))
+                out.put(" ")
+            }
+            out.put(decimal: UInt(code))
+            out.put(" ")
+            out.put(reason)
+            out.put("\r\n")
+            for (name, value) in head.headers {
+                switch Self.framing(name) {
+                case .contentLength where dropLength, .transferEncoding where dropTransferEncoding: continue
+                default: break
+                }
+                out.put(name)
+                out.put(": ")
+                out.put(value)
+                out.put("\r\n")
+            }
+            if addChunked { out.put(chunkedHeader) }
+            out.put("\r\n")
+            return out.written
         }
-        if addChunked { buffer.writeStaticString("transfer-encoding: chunked\r\n") }
-        buffer.writeStaticString("\r\n")
         context.write(wrapOutboundOut(.byteBuffer(buffer)), promise: promise)
     }
 
@@ -164,37 +185,103 @@ final class CallerResponseEncoder: ChannelDuplexHandler {
         return buffer
     }
 
-    private static func equalsIgnoringCase(_ name: String, _ lowercase: StaticString) -> Bool {
-        guard name.utf8.count == lowercase.utf8CodeUnitCount else { return false }
-        var index = 0
-        for byte in name.utf8 {
-            let folded = (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte
-            guard folded == lowercase.utf8Start[index] else { return false }
-            index += 1
-        }
-        return true
+    private enum FramingHeader {
+        case contentLength
+        case transferEncoding
     }
 
-    /// RFC 9110 token characters.
-    private static func isValidName(_ name: String) -> Bool {
-        name.utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"),
-                UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"),
-                UInt8(ascii: "|"), UInt8(ascii: "~"):
-                return true
-            default:
-                return false
+    /// Which framing header `name` is, compared without regard to case; nil for the others,
+    /// which mostly differ in length and are told apart without reading a byte.
+    private static func framing(_ name: String) -> FramingHeader? {
+        switch name.utf8.count {
+        case 14: equalsIgnoringCase(name, "content-length") ? .contentLength : nil
+        case 17: equalsIgnoringCase(name, "transfer-encoding") ? .transferEncoding : nil
+        default: nil
+        }
+    }
+
+    private static func equalsIgnoringCase(_ name: String, _ lowercase: StaticString) -> Bool {
+        var name = name
+        return name.withUTF8 { bytes in
+            guard bytes.count == lowercase.utf8CodeUnitCount else { return false }
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                let folded = (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")) ? byte | 0x20 : byte
+                guard folded == lowercase.utf8Start[index] else { return false }
             }
+            return true
+        }
+    }
+
+    /// RFC 9110 token characters, at least one.
+    private static func isValidName(_ name: String) -> Bool {
+        var name = name
+        return name.withUTF8 { bytes in
+            guard !bytes.isEmpty else { return false }
+            for byte in bytes {
+                switch byte {
+                case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                    UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"),
+                    UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
+                    UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"),
+                    UInt8(ascii: "|"), UInt8(ascii: "~"):
+                    continue
+                default:
+                    return false
+                }
+            }
+            return true
         }
     }
 
     /// Any byte but the ASCII controls (HTAB allowed): CR, LF or NUL would split the response.
     /// The same set is what a reason phrase may hold.
     private static func isValidValue(_ value: String) -> Bool {
-        value.utf8.allSatisfy { byte in byte == 0x09 || (byte >= 0x20 && byte != 0x7F) }
+        var value = value
+        return value.withUTF8 { bytes in
+            for byte in bytes where byte != 0x09 && (byte < 0x20 || byte == 0x7F) { return false }
+            return true
+        }
+    }
+}
+
+/// Copies into space sized beforehand (the caller counts every byte it will put).
+private struct HeadWriter {
+    let space: UnsafeMutableRawBufferPointer
+    private(set) var written = 0
+
+    init(space: UnsafeMutableRawBufferPointer) {
+        self.space = space
+    }
+
+    mutating func put(_ text: StaticString) {
+        put(UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    mutating func put(_ text: String) {
+        var text = text
+        text.withUTF8 { put(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// A number in decimal (a status code, a version digit): at most 20 digits.
+    mutating func put(decimal value: UInt) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var remaining = value
+            var start = 20
+            repeat {
+                start -= 1
+                digits[start] = 0x30 + UInt8(remaining % 10)
+                remaining /= 10
+            } while remaining > 0
+            put(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: digits[start..<20])))
+        }
+    }
+
+    private mutating func put(_ bytes: UnsafeRawBufferPointer) {
+        precondition(written + bytes.count <= space.count, "response head larger than counted")
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        (space.baseAddress! + written).copyMemory(from: source, byteCount: bytes.count)
+        written += bytes.count
     }
 }
 
