@@ -42,17 +42,24 @@ public func appendDecimalInteger(_ value: Int64, to output: inout [UInt8]) {
 /// Appends `value` in decimal, zero-padded to at least `minimumDigits` digits (after a sign).
 public func appendDecimalInteger(_ value: Int64, minimumDigits: Int, to output: inout [UInt8]) {
     if value < 0 { output.append(UInt8(ascii: "-")) }
-    var magnitude = value.magnitude
-    // 20 digits hold any UInt64; they are written backwards into a fixed buffer.
+    withDecimalDigits(of: value.magnitude) { digits in
+        for _ in 0..<max(0, minimumDigits - digits.count) { output.append(0x30) }
+        output.append(contentsOf: digits)
+    }
+}
+
+/// Hands `body` the ASCII decimal digits of `value`, with no intermediate string: 20 digits
+/// hold any UInt64, written backwards into scoped stack space.
+public func withDecimalDigits<Result>(of value: UInt64, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
     withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+        var remaining = value
         var start = 20
         repeat {
             start -= 1
-            digits[start] = 0x30 + UInt8(magnitude % 10)
-            magnitude /= 10
-        } while magnitude > 0
-        for _ in 0..<max(0, minimumDigits - (20 - start)) { output.append(0x30) }
-        output.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start..<20]))
+            digits[start] = 0x30 + UInt8(remaining % 10)
+            remaining /= 10
+        } while remaining > 0
+        return body(UnsafeBufferPointer(rebasing: digits[start..<20]))
     }
 }
 

@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import SluiceAPI
 
 /// Writes responses to the caller as HTTP/1.1 bytes, in place of NIO's header validator and
 /// response encoder: one handler and one pass over each header instead of two handlers, a
@@ -265,16 +266,7 @@ private struct HeadWriter {
 
     /// A number in decimal (a status code, a version digit): at most 20 digits.
     mutating func put(decimal value: UInt) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var remaining = value
-            var start = 20
-            repeat {
-                start -= 1
-                digits[start] = 0x30 + UInt8(remaining % 10)
-                remaining /= 10
-            } while remaining > 0
-            put(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: digits[start..<20])))
-        }
+        withDecimalDigits(of: UInt64(value)) { put(UnsafeRawBufferPointer($0)) }
     }
 
     private mutating func put(_ bytes: UnsafeRawBufferPointer) {
