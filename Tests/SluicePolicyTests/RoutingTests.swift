@@ -91,7 +91,7 @@ struct RoutingTests {
         #expect(chosen(board.choose(from: alias, strategy: .leastBusy, estimatedTokens: 1, now: 0, roll: 0)) == "a")
         #expect(chosen(board.choose(from: alias, strategy: .leastBusy, estimatedTokens: 1, now: 0, roll: 0)) == "b")
         #expect(chosen(board.choose(from: alias, strategy: .leastBusy, estimatedTokens: 1, now: 0, roll: 0.9)) == "b")
-        #expect(board.states[DeploymentKey(b)]?.inFlight == 2)
+        #expect(board.states[b.key]?.inFlight == 2)
         board.succeeded(b, timeToFirstByteSeconds: 0.1)
         board.succeeded(b, timeToFirstByteSeconds: 0.1)
         #expect(chosen(board.choose(from: alias, strategy: .leastBusy, estimatedTokens: 1, now: 0, roll: 0.9)) == "b")
@@ -245,12 +245,12 @@ struct RoutingTests {
         #expect(
             chosen(
                 board.choose(
-                    from: alias, strategy: .simpleShuffle, tried: [DeploymentKey(a)], estimatedTokens: 1, now: 0,
+                    from: alias, strategy: .simpleShuffle, tried: [a.key], estimatedTokens: 1, now: 0,
                     roll: 0)) == "b")
         #expect(
             chosen(
                 board.choose(
-                    from: Self.alias([a]), strategy: .simpleShuffle, tried: [DeploymentKey(a)], estimatedTokens: 1,
+                    from: Self.alias([a]), strategy: .simpleShuffle, tried: [a.key], estimatedTokens: 1,
                     now: 0, roll: 0)) == "a")
     }
 

@@ -10,10 +10,6 @@ public struct DeploymentKey: Sendable, Hashable, CustomStringConvertible {
     public let upstreamModel: String
     private let hashCode: Int
 
-    public init(_ deployment: Deployment) {
-        self = deployment.key
-    }
-
     init(alias: String, dialect: ProviderDialect, endpoint: Endpoint, upstreamModel: String) {
         self.alias = alias
         self.dialect = dialect
