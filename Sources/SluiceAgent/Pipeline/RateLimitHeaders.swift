@@ -6,6 +6,7 @@ enum RateLimitHeaders {
     static func fields(for status: RateLimitStatus?) -> [(String, String)] {
         guard let status else { return [] }
         var fields: [(String, String)] = []
+        fields.reserveCapacity(6)
         if let requests = status.requests {
             fields.append(("x-ratelimit-limit-requests", String(requests.limit)))
             fields.append(("x-ratelimit-remaining-requests", String(requests.remaining)))

@@ -525,23 +525,27 @@ struct RelayStateMachine {
     /// cookies and the provider's rate-limit headers: the caller's limits are Sluice's, so
     /// those headers carry the caller's own tightest limit instead.
     private func relayedHeaders(_ upstream: [(name: String, value: String)], keepLength: Bool) -> HTTPHeaders {
-        var headers = HTTPHeaders()
+        // Built as one array sized up front and handed over whole: `HTTPHeaders.add` scans
+        // each name again for ASCII, which upstream names (checked by nghttp2) and ours
+        // need not pay, and the caller's encoder checks every name it writes anyway.
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(upstream.count + 1 + context.rateLimitFields.count)
         for header in upstream {
             switch header.name {
             case "connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer", "proxy-connection",
                 "set-cookie", "alt-svc", "server":
                 continue
             case "content-length":
-                if keepLength { headers.add(name: header.name, value: header.value) }
+                if keepLength { fields.append((header.name, header.value)) }
             case _ where header.name.hasPrefix("x-ratelimit-"):
                 continue
             default:
-                headers.add(name: header.name, value: header.value)
+                fields.append((header.name, header.value))
             }
         }
-        headers.add(name: "x-sluice-request-id", value: context.requestID)
-        for (name, value) in context.rateLimitFields { headers.add(name: name, value: value) }
-        return headers
+        fields.append(("x-sluice-request-id", context.requestID))
+        fields.append(contentsOf: context.rateLimitFields)
+        return HTTPHeaders(fields)
     }
 
     private func estimatedUsage(completionBytes: Int) -> TokenUsage {
