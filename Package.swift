@@ -84,7 +84,7 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
         // Pure: policy model, decisions, limits, catalog, prices and cost. No I/O, no clock of its own.
-        .target(name: "SluicePolicy", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "SluicePolicy"),
         // Pure: sidecar injection (admission review to JSON patch), service-account token checks.
         .target(
             name: "SluiceKubernetes",
@@ -182,7 +182,9 @@ let package = Package(
             linkerSettings: leanExecutable
         ),
         .testTarget(name: "SluiceAPITests", dependencies: ["SluiceAPI"]),
-        .testTarget(name: "SluicePolicyTests", dependencies: ["SluicePolicy"]),
+        .testTarget(
+            name: "SluicePolicyTests",
+            dependencies: ["SluicePolicy", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "SluiceKubernetesTests",
             dependencies: [

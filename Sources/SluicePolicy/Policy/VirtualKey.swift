@@ -1,5 +1,3 @@
-import Crypto
-
 /// Virtual keys: the bearer tokens callers present to the agent instead of provider keys.
 ///
 /// A key is `sk-sluice-` followed by 32 base62 characters (about 190 bits from the system
@@ -98,28 +96,17 @@ private func hexValue(_ byte: UInt8) -> UInt8? {
 
 /// Hashes presented keys with the policy's pepper.
 public struct KeyHasher: Sendable {
-    private let keyed: Keyed
-
-    /// An HMAC already keyed with the pepper: each hash copies it and feeds only the
-    /// presented key, so the pepper's two padded blocks are not hashed again per call.
-    /// The stored value is never mutated (copies are), so sharing it across threads is
-    /// safe although this version of swift-crypto does not mark it Sendable.
-    private struct Keyed: @unchecked Sendable {
-        let hmac: HMAC<SHA256>
-    }
+    /// Keyed with the pepper once: each hash feeds only the presented key.
+    private let keyed: KeyedSHA256
 
     /// - Parameter pepper: at least 16 bytes of secret material from configuration.
     public init(pepper: Secret) {
-        keyed = Keyed(hmac: HMAC<SHA256>(key: SymmetricKey(data: Array(pepper.reveal().utf8))))
+        keyed = KeyedSHA256(key: Array(pepper.reveal().utf8))
     }
 
     /// The keyed hash of a presented key, compared in constant time with stored hashes.
     public func hash(_ presented: String) -> KeyHash {
         var presented = presented
-        return presented.withUTF8 { bytes in
-            var hmac = keyed.hmac
-            hmac.update(data: UnsafeRawBufferPointer(bytes))
-            return hmac.finalize().withUnsafeBytes { KeyHash(raw: $0) }
-        }
+        return presented.withUTF8 { KeyHash(words: keyed.code(UnsafeRawBufferPointer($0))) }
     }
 }
