@@ -235,4 +235,56 @@ struct FastPathTests {
         output.append(UInt8(ascii: "\""))
         return output
     }
+
+    @Test("walking validated JSON finds what the validating scanner finds", arguments: documents)
+    func validatedWalk(text: String) {
+        let bytes = Array(text.utf8)
+        let names: [StaticString] = ["a", "b", "model", "usage", "k3", "outer", "choices", "message", "content"]
+        bytes.withUnsafeBytes { raw in
+            guard (try? JSONScanner.scanObject(raw, maxDepth: 256)) != nil else {
+                // Not valid JSON: the walk may end anywhere, but inside the bytes.
+                var ends: [Int] = []
+                ValidatedJSON.forEachElement(ofArrayAt: 0..<raw.count, in: raw) { range, _ in
+                    ends.append(range.upperBound)
+                    return true
+                }
+                for name in names {
+                    if let value = ValidatedJSON.value(named: name, inObjectAt: 0..<raw.count, in: raw) {
+                        ends.append(value.range.upperBound)
+                    }
+                }
+                #expect(ends.allSatisfy { $0 <= raw.count })
+                return
+            }
+            func compare(_ range: Range<Int>, _ kind: JSONValueKind) {
+                switch kind {
+                case .object:
+                    let members = JSONScanner.members(ofObjectAt: range, in: raw)
+                    for name in names {
+                        let general = members.first { $0.key == name.description }
+                        let walked = ValidatedJSON.value(named: name, inObjectAt: range, in: raw)
+                        #expect(walked?.range == general?.valueRange && walked?.kind == general?.kind)
+                    }
+                    for member in members { compare(member.valueRange, member.kind) }
+                case .array:
+                    let general = JSONScanner.elements(ofArrayAt: range, in: raw)
+                    var walked: [(range: Range<Int>, kind: JSONValueKind)] = []
+                    ValidatedJSON.forEachElement(ofArrayAt: range, in: raw) { range, kind in
+                        walked.append((range, kind))
+                        return true
+                    }
+                    #expect(walked.map(\.range) == general.map(\.range) && walked.map(\.kind) == general.map(\.kind))
+                    for element in general { compare(element.range, element.kind) }
+                case .string:
+                    let walked = ValidatedJSON.withStringBytes(at: range, in: raw) {
+                        String(decoding: $0, as: UTF8.self)
+                    }
+                    #expect(walked != nil && walked == JSONScanner.decodeString(at: range, in: raw))
+                default:
+                    break
+                }
+            }
+            compare(raw.firstIndex(of: UInt8(ascii: "{"))!..<raw.count, .object)
+        }
+    }
 }

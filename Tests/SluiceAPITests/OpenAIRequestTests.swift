@@ -101,3 +101,51 @@ struct OpenAIRequestTests {
         #expect(try request(#"{"model":"a"}"#).user == nil)
     }
 }
+
+@Suite("OpenAIRequest prompt texts")
+struct PromptTextTests {
+    static func texts(_ body: String, endpoint: OpenAIEndpoint = .chatCompletions, stopAfter: Int = .max) throws
+        -> [String]
+    {
+        let request = try OpenAIRequest(endpoint: endpoint, body: Array(body.utf8))
+        var texts: [String] = []
+        request.visitPromptTexts { text in
+            texts.append(String(decoding: text, as: UTF8.self))
+            return texts.count < stopAfter
+        }
+        return texts
+    }
+
+    @Test("chat: string contents and the text of content parts, escapes decoded, escaped keys found")
+    func chat() throws {
+        let body = #"""
+            {"model":"m","messages":[
+              {"role":"system","content":"line one\nline \"two\" \u00e9"},
+              {"role":"user","content":[{"type":"text","text":"part"},{"type":"image_url","image_url":{"url":"x"}}]},
+              {"role":"assistant","content":null},
+              {"role":"user","cont\u0065nt":"escaped key"},
+              {"role":"user","name":"no content"}
+            ]}
+            """#
+        #expect(try Self.texts(body) == ["line one\nline \"two\" é", "part", "escaped key"])
+    }
+
+    @Test("completions, embeddings and Responses read their own fields; token arrays have no text")
+    func otherEndpoints() throws {
+        #expect(try Self.texts(#"{"model":"m","prompt":["a","b",[1,2]]}"#, endpoint: .completions) == ["a", "b"])
+        #expect(try Self.texts(#"{"model":"m","input":[101,102]}"#, endpoint: .embeddings).isEmpty)
+        let responses = #"""
+            {"model":"m","instructions":"be brief","input":[
+              {"role":"user","content":[{"type":"input_text","text":"deep"}]},"plain"]}
+            """#
+        #expect(try Self.texts(responses, endpoint: .responses) == ["be brief", "deep", "plain"])
+    }
+
+    @Test("visiting stops when the visitor says so")
+    func stops() throws {
+        let body = #"{"model":"m","messages":[{"role":"user","content":"a"},{"role":"user","content":["b","c"]}]}"#
+        #expect(try Self.texts(body) == ["a", "b", "c"])
+        #expect(try Self.texts(body, stopAfter: 1) == ["a"])
+        #expect(try Self.texts(body, stopAfter: 2) == ["a", "b"])
+    }
+}

@@ -158,6 +158,10 @@ struct PolicyEngineTests {
         #expect(global.status == 403 && global.rule == "filter \"ssn\"" && !global.message.contains("123"))
         let team = try #require(engine.screen(caller, texts: ["tell me about PROJECT  Nightingale"]))
         #expect(team.message.contains("team \"ml\"") && team.message.contains("secret-word"))
+        // Filters are named in policy order (global first), whichever text each matched.
+        let both = try #require(
+            engine.screen(caller, texts: ["tell me about PROJECT  Nightingale", "my ssn is 123-45-6789"]))
+        #expect(both.rule == "filter \"ssn\"")
         #expect(throws: PolicyError.self) { try PromptFilter(name: "bad", pattern: "(unclosed") }
     }
 

@@ -154,35 +154,42 @@ public struct OpenAIRequest: Sendable {
     /// parts) for chat, `prompt` for completions, `input` for embeddings, `instructions` and
     /// `input` (a string, or items whose content parts have `text`) for the Responses API.
     /// Token arrays and images have no text and are skipped.
-    public func promptTexts() -> [String] {
+    ///
+    /// Each text is handed to `visit` as UTF-8, until it returns false. An unescaped text is
+    /// the body's own bytes, so screening a prompt copies nothing but texts with escapes.
+    public func visitPromptTexts(_ visit: (UnsafeRawBufferPointer) -> Bool) {
         body.withUnsafeBytes { bytes in
-            var texts: [String] = []
+            var going = true
             func collect(_ range: Range<Int>, _ kind: JSONValueKind, depth: Int) {
                 switch kind {
                 case .string:
-                    if let text = JSONScanner.decodeString(at: range, in: bytes) { texts.append(text) }
+                    going = ValidatedJSON.withStringBytes(at: range, in: bytes, visit) ?? true
                 case .array where depth < 3:
-                    for element in JSONScanner.elements(ofArrayAt: range, in: bytes) {
-                        collect(element.range, element.kind, depth: depth + 1)
+                    ValidatedJSON.forEachElement(ofArrayAt: range, in: bytes) { element, kind in
+                        collect(element, kind, depth: depth + 1)
+                        return going
                     }
                 case .object where depth < 3:
-                    for member in JSONScanner.members(ofObjectAt: range, in: bytes)
-                    where member.key == "text" || member.key == "content" {
-                        collect(member.valueRange, member.kind, depth: depth + 1)
+                    if let text = ValidatedJSON.value(named: "text", inObjectAt: range, in: bytes) {
+                        collect(text.range, text.kind, depth: depth + 1)
+                    }
+                    if going, let content = ValidatedJSON.value(named: "content", inObjectAt: range, in: bytes) {
+                        collect(content.range, content.kind, depth: depth + 1)
                     }
                 default:
                     break
                 }
             }
-            for member in members {
+            for member in members where going {
                 switch (endpoint, member.key) {
                 case (.chatCompletions, "messages"):
-                    for message in JSONScanner.elements(ofArrayAt: member.valueRange, in: bytes)
-                    where message.kind == .object {
-                        for field in JSONScanner.members(ofObjectAt: message.range, in: bytes)
-                        where field.key == "content" {
-                            collect(field.valueRange, field.kind, depth: 1)
+                    ValidatedJSON.forEachElement(ofArrayAt: member.valueRange, in: bytes) { message, kind in
+                        if kind == .object,
+                            let content = ValidatedJSON.value(named: "content", inObjectAt: message, in: bytes)
+                        {
+                            collect(content.range, content.kind, depth: 1)
                         }
+                        return going
                     }
                 case (.completions, "prompt"), (.embeddings, "input"), (.responses, "instructions"):
                     collect(member.valueRange, member.kind, depth: 1)
@@ -193,7 +200,6 @@ public struct OpenAIRequest: Sendable {
                     break
                 }
             }
-            return texts
         }
     }
 

@@ -114,7 +114,9 @@ enum Authorize {
         case .success(let found): alias = found
         case .failure(let denial): return .failure(refusal(denial, caller: caller, param: "model"))
         }
-        if engine.hasPromptFilters(for: caller), let denial = engine.screen(caller, texts: request.promptTexts()) {
+        if engine.hasPromptFilters(for: caller),
+            let denial = engine.screen(caller, visitingTexts: { request.visitPromptTexts($0) })
+        {
             return .failure(refusal(denial, caller: caller, alias: alias.name, param: "messages"))
         }
         return .success(

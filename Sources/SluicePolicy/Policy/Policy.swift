@@ -53,6 +53,11 @@ public struct PromptFilter: Sendable {
     public func matches(_ text: String) -> Bool {
         compiled.matches(text)
     }
+
+    /// Whether the filter's pattern occurs anywhere in `text`, as UTF-8.
+    public func matches(_ text: UnsafeRawBufferPointer) -> Bool {
+        compiled.matches(text)
+    }
 }
 
 /// A team as the engine checks it: allowed models, limits and budgets, prompt filters.

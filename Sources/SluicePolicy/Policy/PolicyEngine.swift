@@ -199,20 +199,24 @@ public final class PolicyEngine: Sendable {
                     .unknownModel, "the model `\(name.prefix(128))` does not exist or is not configured",
                     rule: "catalog"))
         }
-        let key = caller.keyIndex >= 0 ? policy.keys[caller.keyIndex] : nil
-        let team = caller.team.flatMap { policy.teams[$0] }
-        let project = caller.project.flatMap { policy.projects[$0] }
+        // Only each scope's model rules are read: copying whole key, team and service
+        // entries for them cost more than the checks. Names are looked up again on a denial.
+        let keyRules = caller.keyIndex >= 0 ? policy.keys[caller.keyIndex].models : nil
+        let teamRules = caller.team.flatMap { policy.teams[$0]?.models }
+        let projectRules = caller.project.flatMap { policy.projects[$0]?.models }
+        let serviceRules = service?.models
+        func keyID() -> String { policy.keys[caller.keyIndex].id }
         // Deny lists first, in every scope, then allow lists.
-        if let key, key.models.denies(name) {
-            return .failure(notAllowed(name, "key \"\(key.id)\" denied_models"))
+        if let keyRules, keyRules.denies(name) {
+            return .failure(notAllowed(name, "key \"\(keyID())\" denied_models"))
         }
-        if let project, project.models.denies(name) {
-            return .failure(notAllowed(name, "project \"\(project.name)\" denied_models"))
+        if let projectRules, projectRules.denies(name) {
+            return .failure(notAllowed(name, "project \"\(caller.project ?? "")\" denied_models"))
         }
-        if let team, team.models.denies(name) {
-            return .failure(notAllowed(name, "team \"\(team.name)\" denied_models"))
+        if let teamRules, teamRules.denies(name) {
+            return .failure(notAllowed(name, "team \"\(caller.team ?? "")\" denied_models"))
         }
-        if let service, service.models.denies(name) {
+        if let serviceRules, serviceRules.denies(name) {
             return .failure(notAllowed(name, "service \"\(serviceName)\" denied_models"))
         }
         if let only = policy.onlyAllowModels, !only.contains(name),
@@ -220,17 +224,17 @@ public final class PolicyEngine: Sendable {
         {
             return .failure(notAllowed(name, "only_allow_models"))
         }
-        if let service, !service.models.allows(name) {
+        if let serviceRules, !serviceRules.allows(name) {
             return .failure(notAllowed(name, "service \"\(serviceName)\" allowed_models"))
         }
-        if let team, !team.models.allows(name) {
-            return .failure(notAllowed(name, "team \"\(team.name)\" allowed_models"))
+        if let teamRules, !teamRules.allows(name) {
+            return .failure(notAllowed(name, "team \"\(caller.team ?? "")\" allowed_models"))
         }
-        if let project, !project.models.allows(name) {
-            return .failure(notAllowed(name, "project \"\(project.name)\" allowed_models"))
+        if let projectRules, !projectRules.allows(name) {
+            return .failure(notAllowed(name, "project \"\(caller.project ?? "")\" allowed_models"))
         }
-        if let key, !key.models.allows(name) {
-            return .failure(notAllowed(name, "key \"\(key.id)\" allowed_models"))
+        if let keyRules, !keyRules.allows(name) {
+            return .failure(notAllowed(name, "key \"\(keyID())\" allowed_models"))
         }
         // Only a caller the rules admit learns that this agent lacks the alias's credential.
         guard let alias else {
@@ -260,16 +264,37 @@ public final class PolicyEngine: Sendable {
 
     /// The first filter that matches any of `texts`, as a denial naming the filter only.
     public func screen(_ caller: Caller, texts: [String]) -> Denial? {
-        let teamFilters = caller.team.flatMap { policy.teams[$0]?.promptFilters } ?? []
-        for filter in policy.promptFilters + teamFilters where texts.contains(where: filter.matches) {
-            let scope =
-                policy.promptFilters.contains(where: { $0.name == filter.name })
-                ? "global" : "team \"\(caller.team ?? "")\""
-            return Denial(
-                .promptBlocked, "the prompt was blocked by the \(scope) prompt filter \"\(filter.name)\"",
-                rule: "filter \"\(filter.name)\"")
+        screen(caller) { visit in
+            for text in texts {
+                var text = text
+                guard text.withUTF8({ visit(UnsafeRawBufferPointer($0)) }) else { return }
+            }
         }
-        return nil
+    }
+
+    /// The first filter, in policy order (global ones, then the caller's team's), that
+    /// matches any text `visitTexts` hands over (as UTF-8, until told to stop), as a denial
+    /// naming the filter only. Every filter is asked about every text until the first
+    /// filter matches, so which one is named does not depend on the order of the texts.
+    public func screen(_ caller: Caller, visitingTexts visitTexts: ((UnsafeRawBufferPointer) -> Bool) -> Void)
+        -> Denial?
+    {
+        let global = policy.promptFilters
+        let team = caller.team.flatMap { policy.teams[$0]?.promptFilters } ?? []
+        let count = global.count + team.count
+        guard count > 0 else { return nil }
+        func filter(_ index: Int) -> PromptFilter { index < global.count ? global[index] : team[index - global.count] }
+        var first = count  // the earliest filter matched so far; `count` while none has
+        visitTexts { text in
+            if let index = (0..<first).first(where: { filter($0).matches(text) }) { first = index }
+            return first > 0
+        }
+        guard first < count else { return nil }
+        let matched = filter(first)
+        let scope = first < global.count ? "global" : "team \"\(caller.team ?? "")\""
+        return Denial(
+            .promptBlocked, "the prompt was blocked by the \(scope) prompt filter \"\(matched.name)\"",
+            rule: "filter \"\(matched.name)\"")
     }
 
     // MARK: - Guardrails

@@ -42,13 +42,14 @@ final class PromptPattern: @unchecked Sendable {
 
     func matches(_ text: String) -> Bool {
         var text = text
-        return text.withUTF8 { bytes in
-            guard let base = bytes.baseAddress else { return regexec(&compiled, "", 0, nil, 0) == 0 }
-            return base.withMemoryRebound(to: CChar.self, capacity: bytes.count) { pointer in
-                var range = regmatch_t(rm_so: 0, rm_eo: regoff_t(bytes.count))
-                return regexec(&compiled, pointer, 1, &range, REG_STARTEND) == 0
-            }
-        }
+        return text.withUTF8 { matches(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Whether the pattern occurs anywhere in `text`, UTF-8 bytes that need no terminator.
+    func matches(_ text: UnsafeRawBufferPointer) -> Bool {
+        guard let base = text.baseAddress, !text.isEmpty else { return regexec(&compiled, "", 0, nil, 0) == 0 }
+        var range = regmatch_t(rm_so: 0, rm_eo: regoff_t(text.count))
+        return regexec(&compiled, base.assumingMemoryBound(to: CChar.self), 1, &range, REG_STARTEND) == 0
     }
 
     /// PCRE-style pattern → POSIX ERE (GNU flavour, which keeps `\b \B \w \W \s \S`).
