@@ -66,7 +66,7 @@ public struct UsageRecord: Codable, Sendable, Equatable {
 
     /// The record as one line of JSON with its newline, written by hand because it is
     /// built once per call on the event loop (no interpolation, no intermediate
-    /// collections); ``JSONDecoder`` reads it back.
+    /// collections); the agent's spool reads it back with its own reader, held to `JSONDecoder`.
     public var jsonLine: [UInt8] {
         var line: [UInt8] = []
         line.reserveCapacity(192)

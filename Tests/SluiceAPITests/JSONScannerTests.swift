@@ -108,5 +108,13 @@ struct JSONScannerTests {
             #expect(JSONScanner.integer(at: 9..<29, in: raw) == nil)
             #expect(JSONScanner.integer(at: 30..<33, in: raw) == nil)
         }
+        // The ends of Int64 are read; one past either is overflow.
+        let ends = Array("-9223372036854775808 9223372036854775807 -9223372036854775809 9223372036854775808".utf8)
+        ends.withUnsafeBytes { raw in
+            #expect(JSONScanner.integer(at: 0..<20, in: raw) == Int64.min)
+            #expect(JSONScanner.integer(at: 21..<40, in: raw) == Int64.max)
+            #expect(JSONScanner.integer(at: 41..<61, in: raw) == nil)
+            #expect(JSONScanner.integer(at: 62..<81, in: raw) == nil)
+        }
     }
 }

@@ -166,13 +166,16 @@ public struct JSONScanner {
         while index < range.upperBound {
             let byte = bytes[index]
             guard byte >= 0x30, byte <= 0x39 else { return nil }
+            // A negative number is built downwards, so Int64.min is read like any other.
+            let digit = Int64(byte - 0x30)
             let (times, overflow1) = value.multipliedReportingOverflow(by: 10)
-            let (plus, overflow2) = times.addingReportingOverflow(Int64(byte - 0x30))
+            let (next, overflow2) =
+                negative ? times.subtractingReportingOverflow(digit) : times.addingReportingOverflow(digit)
             guard !overflow1, !overflow2 else { return nil }
-            value = plus
+            value = next
             index += 1
         }
-        return negative ? -value : value
+        return value
     }
 
     /// A scanner that, when `wanted` names members, looks for those at the top level instead

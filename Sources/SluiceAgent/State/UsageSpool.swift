@@ -323,12 +323,11 @@ public final class UsageSpool: Sendable {
 
     static func readJournal(_ path: String) throws(StateFileError) -> [UsageRecord] {
         guard let bytes = try DurableFiles.read(path, limit: 1 << 30) else { return [] }
-        let decoder = JSONDecoder()
         var records: [UsageRecord] = []
         // Only whole lines: a torn last line (the process died mid-write) is not a record.
         for line in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: true)
         where line.endIndex < bytes.endIndex || bytes.last == UInt8(ascii: "\n") {
-            if let record = try? decoder.decode(UsageRecord.self, from: Data(line)) { records.append(record) }
+            if let record = line.withUnsafeBytes({ UsageJournalLine.record($0) }) { records.append(record) }
         }
         return records
     }
