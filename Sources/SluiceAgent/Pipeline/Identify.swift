@@ -32,30 +32,39 @@ enum Identify {
 
     static func presentedKey(in headers: HTTPHeaders, from names: [String] = AgentSettings().keyHeaders) -> String? {
         for name in names {
-            guard let value = headers.first(name: name) else { continue }
+            guard var value = headers.first(name: name) else { continue }
             // Read as bytes: the scheme and the spaces are ASCII, and Character-wise
             // trimming cost more than the rest of identifying the caller.
-            let token = Self.token(in: value[...].utf8, isAuthorization: name == "authorization")
-            if !token.isEmpty { return String(Substring(token)) }
+            let isAuthorization = name == "authorization"
+            let token = value.withUTF8 { bytes in
+                keyRange(in: bytes, isAuthorization: isAuthorization).map {
+                    String(decoding: UnsafeBufferPointer(rebasing: bytes[$0]), as: UTF8.self)
+                }
+            }
+            if let token { return token }
         }
         return nil
     }
 
-    /// The key in one header's value: after `Bearer ` (any case) when there is one, without
-    /// surrounding spaces. Authorization carries a scheme, so there it must have one; other
-    /// headers carry the key, perhaps with one. Empty when there is no key.
-    private static func token(in value: Substring.UTF8View, isAuthorization: Bool) -> Substring.UTF8View {
+    /// Where the key is in one header's value: after `Bearer ` (any case) when there is one,
+    /// without surrounding spaces. Authorization carries a scheme, so there it must have one;
+    /// other headers carry the key, perhaps with one. Nil when there is no key.
+    private static func keyRange(in value: UnsafeBufferPointer<UInt8>, isAuthorization: Bool) -> Range<Int>? {
         let space = UInt8(ascii: " ")
-        var rest = value.drop(while: { $0 == space })
-        let hasBearer =
-            rest.count > 7
-            && rest.prefix(7).elementsEqual("bearer ".utf8) { byte, lower in
-                (UInt8(ascii: "A")...UInt8(ascii: "Z") ~= byte ? byte | 0x20 : byte) == lower
-            }
-        if isAuthorization, !hasBearer { return rest.prefix(0) }
-        if hasBearer { rest = rest.dropFirst(7) }
-        rest = rest.drop(while: { $0 == space })
-        while rest.last == space { rest = rest.dropLast() }
-        return rest
+        var start = 0
+        var end = value.count
+        while start < end, value[start] == space { start += 1 }
+        let scheme: StaticString = "bearer "
+        var hasBearer = end - start > scheme.utf8CodeUnitCount
+        for offset in 0..<scheme.utf8CodeUnitCount where hasBearer {
+            let byte = value[start + offset]
+            let lower = UInt8(ascii: "A")...UInt8(ascii: "Z") ~= byte ? byte | 0x20 : byte
+            hasBearer = lower == scheme.utf8Start[offset]
+        }
+        if isAuthorization, !hasBearer { return nil }
+        if hasBearer { start += scheme.utf8CodeUnitCount }
+        while start < end, value[start] == space { start += 1 }
+        while end > start, value[end - 1] == space { end -= 1 }
+        return start < end ? start..<end : nil
     }
 }
