@@ -21,14 +21,17 @@ enum RateLimitHeaders {
     }
 
     /// OpenAI's duration style: `20ms`, `6s`, `1m30s`, `11h59m0s`.
+    /// Built by concatenating short strings, which stay inline, where interpolation went
+    /// through a growing buffer: two of these go out with every limited call.
     static func duration(_ nanoseconds: Int64) -> String {
         guard nanoseconds > 0 else { return "0s" }
-        if nanoseconds < 1_000_000_000 { return "\((nanoseconds + 999_999) / 1_000_000)ms" }
+        if nanoseconds < 1_000_000_000 { return String((nanoseconds + 999_999) / 1_000_000) + "ms" }
         let seconds = (nanoseconds + 999_999_999) / 1_000_000_000
         let hours = seconds / 3600
         let minutes = seconds / 60 % 60
-        if hours > 0 { return "\(hours)h\(minutes)m\(seconds % 60)s" }
-        if minutes > 0 { return "\(minutes)m\(seconds % 60)s" }
-        return "\(seconds)s"
+        let rest = String(seconds % 60) + "s"
+        if hours > 0 { return String(hours) + "h" + String(minutes) + "m" + rest }
+        if minutes > 0 { return String(minutes) + "m" + rest }
+        return rest
     }
 }
