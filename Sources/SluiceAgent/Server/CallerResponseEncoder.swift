@@ -161,9 +161,9 @@ final class CallerResponseEncoder: ChannelDuplexHandler {
                 default: break
                 }
                 out.put(name)
-                out.put(": ")
+                out.put(twoBytes: ": ")
                 out.put(value)
-                out.put("\r\n")
+                out.put(twoBytes: "\r\n")
             }
             if addChunked { out.put(chunkedHeader) }
             out.put("\r\n")
@@ -219,21 +219,34 @@ final class CallerResponseEncoder: ChannelDuplexHandler {
         var name = name
         return name.withUTF8 { bytes in
             guard !bytes.isEmpty else { return false }
+            // One bit per ASCII byte: a shift and a test where a chain of range checks was.
+            let (low, high) = tokenBytes
             for byte in bytes {
-                switch byte {
-                case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                    UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"),
-                    UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
-                    UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"),
-                    UInt8(ascii: "|"), UInt8(ascii: "~"):
-                    continue
-                default:
-                    return false
-                }
+                guard byte < 128 else { return false }
+                let word = byte < 64 ? low : high
+                guard word &>> UInt64(byte & 63) & 1 == 1 else { return false }
             }
             return true
         }
     }
+
+    /// The token bytes as bits: bytes 0–63 in the first word, 64–127 in the second.
+    private static let tokenBytes: (UInt64, UInt64) = {
+        var words: (UInt64, UInt64) = (0, 0)
+        for byte in UInt8(0)..<128 {
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"),
+                UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"),
+                UInt8(ascii: "|"), UInt8(ascii: "~"):
+                if byte < 64 { words.0 |= 1 << byte } else { words.1 |= 1 << (byte - 64) }
+            default:
+                break
+            }
+        }
+        return words
+    }()
 
     /// Any byte but the ASCII controls (HTAB allowed): CR, LF or NUL would split the response.
     /// The same set is what a reason phrase may hold.
@@ -262,6 +275,15 @@ private struct HeadWriter {
     mutating func put(_ text: String) {
         var text = text
         text.withUTF8 { put(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Two bytes stored in place: the separators around every header, too short to be worth
+    /// a call to `memmove`.
+    mutating func put(twoBytes text: StaticString) {
+        precondition(text.utf8CodeUnitCount == 2 && written + 2 <= space.count, "response head larger than counted")
+        space[written] = text.utf8Start[0]
+        space[written + 1] = text.utf8Start[1]
+        written += 2
     }
 
     /// A number in decimal (a status code, a version digit): at most 20 digits.
