@@ -54,7 +54,11 @@ public struct ConfigLoader {
     public func load(yaml: String) throws(ConfigError) -> AgentConfiguration {
         let composed: Node?
         do {
-            composed = try Yams.compose(yaml: yaml)
+            // No tag resolver: every value here is read through `.string`, `.int`, `.float` or
+            // `.bool`, which parse the scalar's text whatever its tag, and keys are matched as
+            // text. Yams's default resolver compiles seven ICU regular expressions on first
+            // use, which was what kept ICU's pages resident in an idle agent.
+            composed = try Yams.compose(yaml: yaml, .basic)
         } catch {
             throw ConfigError("the file is not valid YAML: \(error)")
         }
