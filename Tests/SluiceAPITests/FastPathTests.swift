@@ -200,6 +200,13 @@ struct FastPathTests {
                 #expect(String(decoding: bytes, as: UTF8.self) == (value < 0 ? "-" : "") + padded)
             }
         }
+        // Other radixes (hexadecimal for chunk sizes) equal String(_:radix:), lowercase.
+        for value: UInt64 in [0, 1, 9, 10, 15, 16, 255, 4096, 0xdead_beef, .max] {
+            for radix: UInt64 in [2, 8, 10, 16] {
+                let digits = withDigits(of: value, radix: radix) { String(decoding: $0, as: UTF8.self) }
+                #expect(digits == String(value, radix: Int(radix)))
+            }
+        }
     }
 
     @Test("escaped strings equal the byte-by-byte escaping and parse back to the same text")

@@ -42,24 +42,29 @@ public func appendDecimalInteger(_ value: Int64, to output: inout [UInt8]) {
 /// Appends `value` in decimal, zero-padded to at least `minimumDigits` digits (after a sign).
 public func appendDecimalInteger(_ value: Int64, minimumDigits: Int, to output: inout [UInt8]) {
     if value < 0 { output.append(UInt8(ascii: "-")) }
-    withDecimalDigits(of: value.magnitude) { digits in
+    withDigits(of: value.magnitude) { digits in
         for _ in 0..<max(0, minimumDigits - digits.count) { output.append(0x30) }
         output.append(contentsOf: digits)
     }
 }
 
-/// Hands `body` the ASCII decimal digits of `value`, with no intermediate string: 20 digits
-/// hold any UInt64, written backwards into scoped stack space.
-public func withDecimalDigits<Result>(of value: UInt64, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
-    withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+/// Hands `body` the ASCII digits of `value` in `radix` (2 to 16, lowercase letters), with
+/// no intermediate string: 64 digits hold any UInt64 in any of them, written backwards into
+/// scoped stack space. Decimal for JSON numbers and response heads, hexadecimal for chunk sizes.
+public func withDigits<Result>(of value: UInt64, radix: UInt64 = 10, _ body: (UnsafeBufferPointer<UInt8>) -> Result)
+    -> Result
+{
+    precondition((2...16).contains(radix), "radix out of range")
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { digits in
         var remaining = value
-        var start = 20
+        var start = 64
         repeat {
             start -= 1
-            digits[start] = 0x30 + UInt8(remaining % 10)
-            remaining /= 10
+            let digit = UInt8(remaining % radix)
+            digits[start] = digit < 10 ? 0x30 + digit : 0x61 + digit - 10
+            remaining /= radix
         } while remaining > 0
-        return body(UnsafeBufferPointer(rebasing: digits[start..<20]))
+        return body(UnsafeBufferPointer(rebasing: digits[start..<64]))
     }
 }
 

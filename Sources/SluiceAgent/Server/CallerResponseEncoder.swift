@@ -60,7 +60,7 @@ final class CallerResponseEncoder: ChannelDuplexHandler {
                 return
             }
             var size = context.channel.allocator.buffer(capacity: 18)
-            size.writeString(String(body.readableBytes, radix: 16))
+            withDigits(of: UInt64(body.readableBytes), radix: 16) { _ = size.writeBytes($0) }
             size.writeStaticString("\r\n")
             context.write(wrapOutboundOut(.byteBuffer(size)), promise: nil)
             context.write(wrapOutboundOut(body), promise: nil)
@@ -288,7 +288,7 @@ private struct HeadWriter {
 
     /// A number in decimal (a status code, a version digit): at most 20 digits.
     mutating func put(decimal value: UInt) {
-        withDecimalDigits(of: UInt64(value)) { put(UnsafeRawBufferPointer($0)) }
+        withDigits(of: UInt64(value)) { put(UnsafeRawBufferPointer($0)) }
     }
 
     private mutating func put(_ bytes: UnsafeRawBufferPointer) {
